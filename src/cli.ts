@@ -1,0 +1,385 @@
+#!/usr/bin/env node
+// The command line. Reading commands work from the files and SQLite alone; acting commands talk to
+// the daemon over its socket. Exit codes: 0 ok, 1 unhealthy/failed, 2 usage or invalid config,
+// 3 daemon not reachable.
+import { existsSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { callDaemon, daemonListening, DaemonUnreachable } from './control.js';
+import { Daemon, VERSION } from './daemon.js';
+import { homePaths, loadHome, type HomePaths, type LoadedHome } from './home.js';
+import { LockHeld } from './lock.js';
+import { createLogger } from './log.js';
+import { NAME_PATTERN } from './names.js';
+import { formatInstant, nextInstants } from './schedule.js';
+import { formatProblem } from './specfile.js';
+import { buildStatus, renderRuns, renderStatus, type LiveInfo } from './status.js';
+import { Store, StoreError, type RunRow } from './store.js';
+
+export const EXIT = { ok: 0, unhealthy: 1, usage: 2, unreachable: 3 } as const;
+
+class UsageError extends Error {}
+
+interface Out {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const GLOBAL_OPTIONS = {
+  home: { type: 'string' },
+  state: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+interface Command {
+  summary: string;
+  usage: string;
+  help: string;
+  options: ParseArgsConfig['options'];
+  run: (ctx: Ctx) => Promise<number>;
+}
+
+interface Ctx {
+  paths: HomePaths;
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+  io: Out;
+}
+
+const json = (v: unknown): string => JSON.stringify(v, null, 2);
+
+function loadHomeOrFail(ctx: Ctx): LoadedHome {
+  if (!existsSync(ctx.paths.home)) throw new UsageError(`the home folder ${ctx.paths.home} does not exist (use --home DIR)`);
+  return loadHome(ctx.paths);
+}
+
+function openStore(ctx: Ctx): Store | null {
+  return Store.openForReading(ctx.paths.db);
+}
+
+async function liveInfo(ctx: Ctx): Promise<LiveInfo | null> {
+  if (!(await daemonListening(ctx.paths.socket))) return null;
+  try {
+    const r = await callDaemon(ctx.paths.socket, 'GET', '/status');
+    return r.status === 200 ? (r.body as LiveInfo) : null;
+  } catch {
+    return null;
+  }
+}
+
+function positiveInt(v: string | boolean | undefined, what: string, dflt: number, max = 100_000): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`${what} must be a whole number from 1 to ${max}, got "${String(v)}"`);
+  return n;
+}
+
+function jobName(ctx: Ctx, required = true): string | undefined {
+  const name = ctx.positionals[0];
+  if (name === undefined) {
+    if (required) throw new UsageError('which job? give its name (the file name in jobs/ without .yaml)');
+    return undefined;
+  }
+  if (!NAME_PATTERN.test(name)) throw new UsageError(`"${name}" is not a valid job name (lower-case letters, digits, "-" and "_")`);
+  if (ctx.positionals.length > 1) throw new UsageError(`unexpected argument "${ctx.positionals[1]}"`);
+  return name;
+}
+
+async function act(ctx: Ctx, method: 'GET' | 'POST', path: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await callDaemon(ctx.paths.socket, method, path);
+  return { status: r.status, body: (typeof r.body === 'object' && r.body !== null ? r.body : { error: String(r.body) }) as Record<string, unknown> };
+}
+
+const COMMANDS: Record<string, Command> = {
+  start: {
+    summary: 'run the daemon in the foreground (for systemd; logs JSON to stdout)',
+    usage: 'nightshift [--home DIR] [--state DIR] start',
+    help: 'Loads every job in DIR/jobs, schedules them, and runs until SIGTERM. A second daemon on the same\nstate folder is refused. SIGTERM stops scheduling, stops running jobs (SIGTERM, then SIGKILL after\ntheir killGrace), records everything and exits 0; a second SIGTERM kills the jobs at once.',
+    options: {},
+    run: async (ctx) => {
+      if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
+      if (!existsSync(ctx.paths.home)) throw new UsageError(`the home folder ${ctx.paths.home} does not exist (use --home DIR)`);
+      const log = createLogger();
+      const daemon = new Daemon({ paths: ctx.paths, log });
+      try {
+        await daemon.start();
+      } catch (err) {
+        if (err instanceof LockHeld) {
+          ctx.io.err(`nightshift: ${err.message}`);
+          return EXIT.usage;
+        }
+        log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'nightshift could not start');
+        ctx.io.err(`nightshift: could not start: ${err instanceof Error ? err.message : String(err)}`);
+        return EXIT.unhealthy;
+      }
+      return await new Promise<number>((resolve) => {
+        let signals = 0;
+        const onSignal = (sig: NodeJS.Signals): void => {
+          signals++;
+          if (signals === 1) {
+            log.info({ signal: sig }, 'stop requested');
+            daemon.stop().then(
+              () => resolve(EXIT.ok),
+              (err: unknown) => {
+                log.error({ err: String(err) }, 'stopping failed');
+                resolve(EXIT.unhealthy);
+              },
+            );
+          } else {
+            log.warn({ signal: sig }, 'second stop signal: killing running jobs now');
+            daemon.forceStop();
+          }
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+        process.on('uncaughtException', (err) => {
+          log.fatal({ err: err.message, stack: err.stack }, 'nightshift crashed; systemd will restart it and open runs become "interrupted"');
+          process.exit(EXIT.unhealthy);
+        });
+        process.on('unhandledRejection', (err) => log.error({ err: String(err) }, 'unhandled rejection (ignored)'));
+      });
+    },
+  },
+
+  validate: {
+    summary: 'check every job, rule and the policy; errors as FILE:LINE: field: message',
+    usage: 'nightshift [--home DIR] validate [--json]',
+    help: 'Exit 0 when everything is valid, 2 on any error. Warnings do not fail.',
+    options: { json: { type: 'boolean' } },
+    run: async (ctx) => {
+      const home = loadHomeOrFail(ctx);
+      const problems = home.problems.map(formatProblem);
+      const warnings = home.warnings.map(formatProblem);
+      if (ctx.values.json) {
+        ctx.io.out(json({ ok: problems.length === 0, jobs: home.jobs.size, rules: home.rules.size, problems: home.problems, warnings: home.warnings }));
+      } else {
+        for (const p of problems) ctx.io.out(p);
+        for (const w of warnings) ctx.io.out(`warning: ${w}`);
+        ctx.io.out(
+          problems.length === 0
+            ? `ok: ${home.jobs.size} job(s), ${home.rules.size} rule(s), policy ${home.policyMissing ? 'not present (defaults)' : 'valid'}`
+            : `${problems.length} problem(s); fix them — the daemon keeps the last good version of each file meanwhile`,
+        );
+      }
+      return problems.length ? EXIT.usage : EXIT.ok;
+    },
+  },
+
+  status: {
+    summary: 'one line per job: state, last run, next run, last success; problems',
+    usage: 'nightshift [--home DIR] status [--json]',
+    help: 'Works with or without a running daemon. Exit 1 when a job is failing or the configuration has problems.',
+    options: { json: { type: 'boolean' } },
+    run: async (ctx) => {
+      const home = loadHomeOrFail(ctx);
+      const store = openStore(ctx);
+      try {
+        const report = buildStatus(home, store, await liveInfo(ctx), Date.now());
+        ctx.io.out(ctx.values.json ? json(report) : renderStatus(report));
+        return report.healthy ? EXIT.ok : EXIT.unhealthy;
+      } finally {
+        store?.close();
+      }
+    },
+  },
+
+  next: {
+    summary: 'the next N scheduled instants of a job',
+    usage: 'nightshift [--home DIR] next JOB [--from ISO] [--count N] [--json]',
+    help: 'Prints instants as ISO 8601 with the offset of the job\'s time zone, daylight-saving changes included.',
+    options: { from: { type: 'string' }, count: { type: 'string' }, json: { type: 'boolean' } },
+    run: async (ctx) => {
+      const name = jobName(ctx)!;
+      const home = loadHomeOrFail(ctx);
+      const job = home.jobs.get(name);
+      if (!job) throw new UsageError(`no valid job named "${name}"${home.problems.some((p) => p.file.includes(`/${name}.`)) ? ' (its spec has errors: run nightshift validate)' : ''}`);
+      let from = Date.now();
+      if (typeof ctx.values.from === 'string') {
+        from = Date.parse(ctx.values.from);
+        if (Number.isNaN(from)) throw new UsageError(`--from "${ctx.values.from}" is not an ISO date-time, e.g. 2026-03-29T00:00:00+01:00`);
+      }
+      const count = positiveInt(ctx.values.count, '--count', 5, 10_000);
+      const instants = job.schedule ? nextInstants(job.schedule, from, count) : [];
+      if (ctx.values.json) {
+        ctx.io.out(json({ job: name, timezone: job.timezone, instants: instants.map((i) => formatInstant(i, job.timezone)) }));
+      } else if (!job.schedule) {
+        ctx.io.out(`${name} has no schedule: it runs only when asked (nightshift run ${name})${job.managed ? '' : ' or when something pings it'}`);
+      } else {
+        for (const i of instants) ctx.io.out(formatInstant(i, job.timezone));
+      }
+      return EXIT.ok;
+    },
+  },
+
+  run: {
+    summary: 'run a job now (trigger manual), wait, print the outcome',
+    usage: 'nightshift [--home DIR] run JOB [--json]',
+    help: 'Needs the daemon. Exit 0 when the run is ok, 1 otherwise, 3 when the daemon is not running.',
+    options: { json: { type: 'boolean' } },
+    run: async (ctx) => {
+      const name = jobName(ctx)!;
+      const r = await act(ctx, 'POST', `/run/${name}`);
+      if (r.status !== 200) {
+        ctx.io.err(`nightshift: ${String(r.body.error)}`);
+        return r.status === 404 || r.status === 400 ? EXIT.usage : EXIT.unhealthy;
+      }
+      const row = r.body.run as RunRow;
+      if (ctx.values.json) ctx.io.out(json(row));
+      else {
+        ctx.io.out(`run #${row.id} of ${row.job}: ${row.outcome} — ${row.reason ?? ''}`);
+        if (row.output_tail) ctx.io.out(`--- last output ---\n${row.output_tail.trimEnd()}`);
+        if (row.log_path) ctx.io.out(`(full log: ${row.log_path})`);
+      }
+      return row.outcome === 'ok' ? EXIT.ok : EXIT.unhealthy;
+    },
+  },
+
+  history: {
+    summary: 'recent runs, newest first',
+    usage: 'nightshift [--home DIR] history [JOB] [--limit N] [--json]',
+    help: 'Reads SQLite directly; works with the daemon down.',
+    options: { limit: { type: 'string' }, json: { type: 'boolean' } },
+    run: async (ctx) => {
+      const name = jobName(ctx, false);
+      const limit = positiveInt(ctx.values.limit, '--limit', 20);
+      const store = openStore(ctx);
+      const rows = store ? store.history(name ?? null, limit) : [];
+      store?.close();
+      if (ctx.values.json) ctx.io.out(json(rows));
+      else {
+        const home = existsSync(ctx.paths.home) ? loadHome(ctx.paths) : null;
+        ctx.io.out(renderRuns(rows, (j) => home?.jobs.get(j)?.timezone ?? 'UTC'));
+      }
+      return EXIT.ok;
+    },
+  },
+
+  pause: {
+    summary: 'stop scheduling a job (or --all); its instants are recorded as skipped-paused',
+    usage: 'nightshift [--home DIR] pause JOB|--all',
+    help: 'Needs the daemon. A running process is not stopped. Pending retries are dropped.',
+    options: { all: { type: 'boolean' } },
+    run: async (ctx) => pauseResume(ctx, 'pause'),
+  },
+
+  resume: {
+    summary: 'restart scheduling a paused job (or --all); its clock starts afresh',
+    usage: 'nightshift [--home DIR] resume JOB|--all',
+    help: 'Needs the daemon. Instants that passed while paused are not caught up.',
+    options: { all: { type: 'boolean' } },
+    run: async (ctx) => pauseResume(ctx, 'resume'),
+  },
+};
+
+async function pauseResume(ctx: Ctx, verb: 'pause' | 'resume'): Promise<number> {
+  let path: string;
+  if (ctx.values.all) {
+    if (ctx.positionals.length) throw new UsageError('give either a job name or --all, not both');
+    path = `/${verb}-all`;
+  } else path = `/${verb}/${jobName(ctx)!}`;
+  const r = await act(ctx, 'POST', path);
+  if (r.status !== 200) {
+    ctx.io.err(`nightshift: ${String(r.body.error)}`);
+    return r.status === 404 ? EXIT.usage : EXIT.unhealthy;
+  }
+  const changed = (r.body.changed as string[]) ?? [];
+  ctx.io.out(changed.length ? `${verb}d: ${changed.join(', ')}` : `nothing to ${verb}: already ${verb}d`);
+  return EXIT.ok;
+}
+
+function mainHelp(): string {
+  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length)) + 2;
+  return [
+    `nightshift ${VERSION} — a self-healing job supervisor for one server`,
+    '',
+    'usage: nightshift [--home DIR] [--state DIR] COMMAND [options]',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(w)}${c.summary}`),
+    '',
+    'options:',
+    '  --home DIR    the home folder with jobs/, rules/, protected/ (default: $NIGHTSHIFT_HOME or the current folder)',
+    '  --state DIR   where runtime data lives (default: HOME/state)',
+    '  --help        help for a command: nightshift COMMAND --help',
+    '',
+    'exit codes: 0 ok, 1 unhealthy/failed, 2 usage or invalid config, 3 daemon not reachable',
+  ].join('\n');
+}
+
+export async function main(argv: string[], io: Out = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) }): Promise<number> {
+  // Global options may stand before the command; the command word is the first positional.
+  const cmdIndex = argv.findIndex((a, i) => !a.startsWith('-') && !(i > 0 && (argv[i - 1] === '--home' || argv[i - 1] === '--state')));
+  const cmdName = cmdIndex >= 0 ? argv[cmdIndex]! : undefined;
+  if (cmdName === undefined) {
+    if (argv.includes('--version')) {
+      io.out(VERSION);
+      return EXIT.ok;
+    }
+    if (argv.includes('--help') || argv.includes('-h') || argv.length === 0) {
+      io.out(mainHelp());
+      return argv.length === 0 ? EXIT.usage : EXIT.ok;
+    }
+    io.err(`nightshift: no command given\n\n${mainHelp()}`);
+    return EXIT.usage;
+  }
+  if (cmdName === 'help') {
+    const topic = argv[cmdIndex + 1];
+    const c = topic ? COMMANDS[topic] : undefined;
+    io.out(c ? `usage: ${c.usage}\n\n${c.summary}\n\n${c.help}` : mainHelp());
+    return EXIT.ok;
+  }
+  const cmd = COMMANDS[cmdName];
+  if (!cmd) {
+    const unbuilt = ['ping', 'alerts', 'heals', 'approve', 'deny', 'kill', 'digest'].includes(cmdName);
+    io.err(`nightshift: ${unbuilt ? `"${cmdName}" is not available in this version yet` : `unknown command "${cmdName}"`}\n\n${mainHelp()}`);
+    return EXIT.usage;
+  }
+  const rest = [...argv.slice(0, cmdIndex), ...argv.slice(cmdIndex + 1)];
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...cmd.options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    io.err(`nightshift ${cmdName}: ${(err as Error).message.split('\n')[0]}\nusage: ${cmd.usage}`);
+    return EXIT.usage;
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values.help) {
+    io.out(`usage: ${cmd.usage}\n\n${cmd.summary}\n\n${cmd.help}`);
+    return EXIT.ok;
+  }
+  const home = (values.home as string | undefined) ?? process.env.NIGHTSHIFT_HOME ?? process.cwd();
+  const ctx: Ctx = { paths: homePaths(home, values.state as string | undefined), values, positionals: parsed.positionals, io };
+  try {
+    return await cmd.run(ctx);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`nightshift ${cmdName}: ${err.message}\nusage: ${cmd.usage}`);
+      return EXIT.usage;
+    }
+    if (err instanceof DaemonUnreachable) {
+      io.err(`nightshift ${cmdName}: ${err.message}. Start it with: systemctl start nightshift (or nightshift start)`);
+      return EXIT.unreachable;
+    }
+    if (err instanceof StoreError) {
+      io.err(`nightshift ${cmdName}: ${err.message}`);
+      return EXIT.usage;
+    }
+    io.err(`nightshift ${cmdName}: ${err instanceof Error ? err.message : String(err)}`);
+    return EXIT.unhealthy;
+  }
+}
+
+// Run only when executed, not when imported by tests.
+const invoked = process.argv[1] ?? '';
+if (invoked.endsWith('/cli.js') || invoked.endsWith('/nightshift')) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      // The daemon keeps handles open until its stop completes; commands end here.
+      if (process.argv.slice(2).includes('start')) process.exit(code);
+    },
+    (err: unknown) => {
+      process.stderr.write(`nightshift: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(EXIT.unhealthy);
+    },
+  );
+}

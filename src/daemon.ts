@@ -1,0 +1,377 @@
+// The daemon's wiring, in one place: lock, store, home, scheduler, supervisor, watcher, control
+// socket and systemd notifications. Each piece has start()/stop(); this file decides the order.
+import { mkdirSync } from 'node:fs';
+import { basename, dirname, extname, resolve } from 'node:path';
+import { ControlError, ControlServer, type Route } from './control.js';
+import {
+  checkDependencies,
+  compileJob,
+  loadHome,
+  loadJobFile,
+  loadPolicyFile,
+  loadRuleFile,
+  type HomePaths,
+  type Job,
+  type LoadedRule,
+} from './home.js';
+import { StateLock } from './lock.js';
+import type { Logger } from './log.js';
+import { createNotifier, type Notifier } from './notify.js';
+import { Scheduler } from './scheduler.js';
+import type { Policy } from './spec.js';
+import { formatProblem, type SpecProblem } from './specfile.js';
+import { Store, type RunRow } from './store.js';
+import { Supervisor } from './supervisor.js';
+import { systemClock, type Clock } from './timer.js';
+import { ConfigWatcher } from './watch.js';
+
+export const VERSION = '0.1.0';
+
+export interface DaemonOptions {
+  paths: HomePaths;
+  log: Logger;
+  clock?: Clock;
+  env?: NodeJS.ProcessEnv;
+  logCap?: number;
+  reloadDebounceMs?: number;
+}
+
+export interface LiveJob {
+  name: string;
+  running: number[];
+  nextRun: number | null;
+}
+
+export class Daemon {
+  readonly paths: HomePaths;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private lock: StateLock | null = null;
+  private store!: Store;
+  private scheduler!: Scheduler;
+  private supervisor!: Supervisor;
+  private watcher: ConfigWatcher | null = null;
+  private control: ControlServer | null = null;
+  private notifier: Notifier;
+  private watchdogTimer: NodeJS.Timeout | null = null;
+  private jobs = new Map<string, Job>();
+  private rules = new Map<string, LoadedRule>();
+  private policy!: Policy;
+  private policyOk = true;
+  /** Problems of files as they are now on disk, by file; the last good version keeps running. */
+  private readonly problems = new Map<string, SpecProblem[]>();
+  private startedAt = 0;
+  private stopPromise: Promise<void> | null = null;
+  private readonly finishedListeners: Array<(row: RunRow) => void> = [];
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.paths = opts.paths;
+    this.log = opts.log;
+    this.clock = opts.clock ?? systemClock;
+    this.notifier = createNotifier(opts.env ?? process.env, (err) => this.log.error({ err: err.message }, 'systemd notification failed'));
+  }
+
+  onRunFinished(fn: (row: RunRow) => void): void {
+    this.finishedListeners.push(fn);
+  }
+
+  async start(): Promise<void> {
+    const { paths, log } = this;
+    this.startedAt = this.clock.now();
+    mkdirSync(paths.state, { recursive: true, mode: 0o750 });
+    mkdirSync(paths.logs, { recursive: true });
+    this.lock = StateLock.acquire(paths.lock);
+    try {
+      this.store = Store.open(paths.db);
+      this.supervisor = new Supervisor({
+        store: this.store,
+        logsDir: paths.logs,
+        stateDir: paths.state,
+        clock: this.clock,
+        log,
+        logCap: this.opts.logCap,
+        lookup: (name) => this.jobs.get(name),
+        onFinished: (row) => {
+          for (const fn of this.finishedListeners) {
+            try {
+              fn(row);
+            } catch (err) {
+              log.error({ err: String(err) }, 'run listener failed');
+            }
+          }
+        },
+      });
+      const interrupted = await this.supervisor.recoverInterrupted();
+      if (interrupted.length) this.store.recordEvent(this.clock.now(), 'recovered', null, `${interrupted.length} run(s) were interrupted by the previous stop`);
+
+      const home = loadHome(paths);
+      this.policy = home.policy;
+      this.policyOk = home.policyOk;
+      this.jobs = home.jobs;
+      this.rules = home.rules;
+      for (const p of home.problems) this.addProblem(p);
+      for (const p of home.problems) log.error({ file: p.file, line: p.line, field: p.field }, `invalid spec: ${formatProblem(p)}`);
+      for (const w of home.warnings) log.warn({ file: w.file }, formatProblem(w));
+
+      this.scheduler = new Scheduler({
+        store: this.store,
+        clock: this.clock,
+        onDue: (job, instant, trigger) => this.supervisor.dispatchScheduled(job, instant, trigger),
+        onMissed: (job, first, count, catchUp) => {
+          const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were missed while nightshift was down${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
+          log.warn({ job: job.name, missed: count }, msg);
+          this.store.recordEvent(this.clock.now(), 'missed-while-down', job.name, msg, { first, count });
+        },
+        onError: (err, name) => log.error({ job: name, err: String(err) }, 'scheduling failed'),
+      });
+      this.scheduler.start(this.jobs.values());
+      this.supervisor.armPendingRetries();
+
+      this.watcher = new ConfigWatcher({
+        paths: [paths.jobsDir, paths.rulesDir, paths.protectedDir],
+        debounceMs: this.opts.reloadDebounceMs,
+        onChange: (file, removed) => this.reloadFile(file, removed),
+        onError: (err) => log.error({ err: err.message }, 'watching the spec folders failed'),
+      });
+      mkdirSync(paths.jobsDir, { recursive: true });
+      await this.watcher.start();
+
+      this.control = new ControlServer(paths.socket, this.routes(), (err) => log.error({ err: String(err) }, 'control request failed'));
+      await this.control.start();
+
+      this.store.recordEvent(this.clock.now(), 'daemon-start', null, `nightshift ${VERSION} started (pid ${process.pid})`);
+      log.info(
+        { jobs: this.jobs.size, rules: this.rules.size, problems: this.problemList().length, state: paths.state, version: VERSION },
+        'nightshift started',
+      );
+      this.notifier.ready(`${this.jobs.size} jobs`);
+      this.startWatchdog();
+    } catch (err) {
+      await this.teardown();
+      throw err;
+    }
+  }
+
+  /** systemd's watchdog: petted from the event loop, and only while the scheduler is keeping up. */
+  private startWatchdog(): void {
+    const interval = this.notifier.watchdogIntervalMs;
+    if (!interval) return;
+    this.watchdogTimer = setInterval(() => {
+      if (this.scheduler.healthy(Math.max(5000, interval))) this.notifier.watchdog();
+      else this.log.error('the scheduler is behind its deadlines; not petting the systemd watchdog');
+    }, interval);
+  }
+
+  /** Graceful stop: no new runs, running jobs get SIGTERM (SIGKILL after their killGrace), everything recorded. */
+  stop(): Promise<void> {
+    if (!this.stopPromise) this.stopPromise = this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
+    this.log.info({ running: this.supervisor?.runningCount() ?? 0 }, 'nightshift stopping');
+    this.notifier.stopping();
+    if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+    this.scheduler?.stop();
+    await this.watcher?.stop();
+    await this.supervisor?.shutdown('shutdown');
+    try {
+      this.store?.recordEvent(this.clock.now(), 'daemon-stop', null, 'nightshift stopped');
+    } catch {
+      // the store may be the reason we stop
+    }
+    await this.teardown();
+    this.log.info('nightshift stopped');
+  }
+
+  /** Second signal: kill every job group at once. */
+  forceStop(): void {
+    this.supervisor?.killAllNow();
+  }
+
+  private async teardown(): Promise<void> {
+    if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+    this.scheduler?.stop();
+    await this.watcher?.stop().catch(() => {});
+    await this.control?.stop().catch(() => {});
+    try {
+      this.store?.close();
+    } catch {
+      // closing twice is harmless
+    }
+    this.lock?.release();
+    this.lock = null;
+    this.notifier.close();
+  }
+
+  // ---- configuration ----
+
+  private addProblem(p: SpecProblem): void {
+    const list = this.problems.get(p.file) ?? [];
+    list.push(p);
+    this.problems.set(p.file, list);
+  }
+
+  problemList(): SpecProblem[] {
+    return [...this.problems.values()].flat();
+  }
+
+  /** Applies one changed file. An invalid file is reported and the last good version stays in force. */
+  reloadFile(file: string, removed: boolean): void {
+    const { paths, log } = this;
+    const dir = dirname(resolve(file));
+    try {
+      if (resolve(file) === paths.policyFile) return this.reloadPolicy();
+      if (dir === paths.rulesDir) return this.reloadRule(file, removed);
+      if (dir !== paths.jobsDir) return;
+      this.problems.delete(file);
+      const name = basename(file, extname(file));
+      if (removed) {
+        const job = this.jobs.get(name);
+        if (job && job.file === file) {
+          this.jobs.delete(name);
+          this.scheduler.remove(name);
+          log.info({ job: name, file }, 'job removed (a running process of it is left to finish)');
+          this.store.recordEvent(this.clock.now(), 'job-removed', name, `job ${name} removed (${file} deleted)`);
+        }
+        return;
+      }
+      const r = loadJobFile(file, paths.home, this.policy);
+      if (!r.ok) {
+        for (const p of r.problems) this.addProblem(p);
+        const kept = this.jobs.has(name) ? '; the last good version keeps running' : '';
+        for (const p of r.problems) log.error({ job: name, file, line: p.line, field: p.field }, `invalid spec: ${formatProblem(p)}${kept}`);
+        return;
+      }
+      const job = r.value;
+      const prev = this.jobs.get(name);
+      if (prev && prev.file !== file) {
+        const p: SpecProblem = { file, line: 1, field: 'name', message: `duplicate job name "${name}": ${prev.file} already defines it` };
+        this.addProblem(p);
+        log.error({ job: name, file }, formatProblem(p));
+        return;
+      }
+      const next = new Map(this.jobs);
+      next.set(name, job);
+      const depProblems = checkDependencies(next).filter((p) => p.file === file);
+      if (depProblems.length) {
+        for (const p of depProblems) {
+          this.addProblem(p);
+          log.error({ job: name, file }, `invalid spec: ${formatProblem(p)}`);
+        }
+        return;
+      }
+      if (prev && prev.hash === job.hash) return;
+      this.jobs.set(name, job);
+      this.scheduler.upsert(job);
+      const nextRun = this.scheduler.nextRun(name);
+      log.info({ job: name, file, nextRun: nextRun ? new Date(nextRun).toISOString() : null }, prev ? 'job changed' : 'job added');
+      this.store.recordEvent(this.clock.now(), prev ? 'job-changed' : 'job-added', name, `job ${name} ${prev ? 'changed' : 'added'}`);
+    } catch (err) {
+      log.error({ file, err: err instanceof Error ? err.message : String(err) }, 'reloading a spec failed; the previous version stays in force');
+    }
+  }
+
+  private reloadPolicy(): void {
+    const { paths, log } = this;
+    this.problems.delete(paths.policyFile);
+    const r = loadPolicyFile(paths.policyFile);
+    if (!r.ok) {
+      this.policyOk = false;
+      for (const p of r.problems) this.addProblem(p);
+      for (const p of r.problems) log.error({ file: p.file, line: p.line }, `invalid policy: ${formatProblem(p)}; the previous policy stays in force`);
+      return;
+    }
+    this.policyOk = true;
+    this.policy = r.value;
+    // Time zones of jobs without their own follow the policy: recompile them.
+    for (const [name, job] of this.jobs) {
+      const again = compileJob(name, job.file, job.home, job.spec, this.policy, job.hash);
+      if (again.timezone !== job.timezone) {
+        this.jobs.set(name, again);
+        this.scheduler.upsert(again);
+      }
+    }
+    log.info({ file: paths.policyFile }, 'policy reloaded');
+    this.store.recordEvent(this.clock.now(), 'policy-changed', null, 'policy reloaded');
+  }
+
+  private reloadRule(file: string, removed: boolean): void {
+    this.problems.delete(file);
+    const name = basename(file, extname(file));
+    if (removed) {
+      if (this.rules.get(name)?.file === file) this.rules.delete(name);
+      return;
+    }
+    const r = loadRuleFile(file);
+    if (!r.ok) {
+      for (const p of r.problems) this.addProblem(p);
+      for (const p of r.problems) this.log.error({ file, line: p.line }, `invalid rule: ${formatProblem(p)}`);
+      return;
+    }
+    this.rules.set(name, r.value);
+    this.log.info({ rule: name, file }, 'rule loaded');
+  }
+
+  // ---- control API ----
+
+  private jobOr404(name: string | undefined): Job {
+    const job = name ? this.jobs.get(name) : undefined;
+    if (!job) throw new ControlError(`no job named "${name}" (known: ${[...this.jobs.keys()].slice(0, 20).join(', ') || 'none'})`, 404);
+    return job;
+  }
+
+  live(): { pid: number; startedAt: number; version: string; jobs: LiveJob[]; problems: string[]; policyOk: boolean } {
+    const running = new Map<string, number[]>();
+    for (const r of this.supervisor.running()) running.set(r.job, [...(running.get(r.job) ?? []), r.runId]);
+    return {
+      pid: process.pid,
+      startedAt: this.startedAt,
+      version: VERSION,
+      policyOk: this.policyOk,
+      problems: this.problemList().map(formatProblem),
+      jobs: [...this.jobs.values()].map((j) => ({ name: j.name, running: running.get(j.name) ?? [], nextRun: this.scheduler.nextRun(j.name) ?? null })),
+    };
+  }
+
+  private routes(): Route[] {
+    return [
+      { method: 'GET', path: '/health', handler: () => ({ ok: true, pid: process.pid, version: VERSION }) },
+      { method: 'GET', path: '/status', handler: () => this.live() },
+      {
+        method: 'POST',
+        path: '/run/:name',
+        handler: async ({ name }) => {
+          const job = this.jobOr404(name);
+          if (!job.managed) throw new ControlError(`job "${job.name}" is external (no command): something else runs it; nightshift only watches it`, 400);
+          return { run: await this.supervisor.runManual(job) };
+        },
+      },
+      { method: 'POST', path: '/pause/:name', handler: ({ name }) => this.setPaused([this.jobOr404(name)], true) },
+      { method: 'POST', path: '/resume/:name', handler: ({ name }) => this.setPaused([this.jobOr404(name)], false) },
+      { method: 'POST', path: '/pause-all', handler: () => this.setPaused([...this.jobs.values()], true) },
+      { method: 'POST', path: '/resume-all', handler: () => this.setPaused([...this.jobs.values()], false) },
+    ];
+  }
+
+  private setPaused(jobs: Job[], paused: boolean): { changed: string[] } {
+    const now = this.clock.now();
+    const changed: string[] = [];
+    for (const job of jobs) {
+      const was = this.store.jobState(job.name)?.paused === 1;
+      if (was === paused) continue;
+      this.store.setPaused(job.name, paused, now);
+      if (paused) this.store.cancelRetries(job.name);
+      this.scheduler.rearm(job.name);
+      changed.push(job.name);
+      this.store.recordEvent(now, paused ? 'paused' : 'resumed', job.name, `job ${job.name} ${paused ? 'paused' : 'resumed'} by an operator`);
+      this.log.info({ job: job.name }, paused ? 'job paused' : 'job resumed');
+    }
+    return { changed };
+  }
+
+  /** For tests and the in-process API. */
+  get internals(): { store: Store; scheduler: Scheduler; supervisor: Supervisor; jobs: Map<string, Job> } {
+    return { store: this.store, scheduler: this.scheduler, supervisor: this.supervisor, jobs: this.jobs };
+  }
+}

@@ -1,0 +1,255 @@
+// A home is a folder of job specs, rules and a policy. This module turns its files into checked,
+// compiled objects — or into FILE:LINE problems — and never half of each.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, extname, isAbsolute, join, resolve } from 'node:path';
+import { nameProblem } from './names.js';
+import type { Schedule } from './schedule.js';
+import { JobSpecSchema, PolicySchema, RuleSchema, type JobSpec, type Policy, type Rule } from './spec.js';
+import { parseSpecText, type SpecProblem } from './specfile.js';
+import { systemTimeZone } from './timezone.js';
+
+export interface HomePaths {
+  home: string;
+  jobsDir: string;
+  rulesDir: string;
+  protectedDir: string;
+  policyFile: string;
+  state: string;
+  db: string;
+  logs: string;
+  socket: string;
+  lock: string;
+  defaultKill: string;
+}
+
+export function homePaths(home: string, state?: string): HomePaths {
+  const h = resolve(home);
+  const s = resolve(state ?? join(h, 'state'));
+  return {
+    home: h,
+    jobsDir: join(h, 'jobs'),
+    rulesDir: join(h, 'rules'),
+    protectedDir: join(h, 'protected'),
+    policyFile: join(h, 'protected', 'policy.yaml'),
+    state: s,
+    db: join(s, 'nightshift.db'),
+    logs: join(s, 'logs'),
+    socket: join(s, 'nightshift.sock'),
+    lock: join(s, 'daemon.lock'),
+    defaultKill: join(s, 'KILL'),
+  };
+}
+
+export interface Job {
+  name: string;
+  file: string;
+  home: string;
+  spec: JobSpec;
+  /** null: runs only when asked (`nightshift run`) or, for external jobs, only pings. */
+  schedule: Schedule | null;
+  timezone: string;
+  /** Absolute working directory, if the spec sets one. */
+  cwd: string | undefined;
+  /** nightshift starts it itself (command or shell); otherwise something else runs it and pings. */
+  managed: boolean;
+  /** sha256 of the spec text: a changed file with the same content is not a change. */
+  hash: string;
+}
+
+export interface LoadedRule {
+  name: string;
+  file: string;
+  rule: Rule;
+  hash: string;
+}
+
+export const SPEC_EXTENSIONS = ['.yaml', '.yml'];
+
+export function isSpecFile(path: string): boolean {
+  const b = basename(path);
+  return !b.startsWith('.') && SPEC_EXTENSIONS.includes(extname(b));
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function effectiveTimeZone(spec: JobSpec, policy: Policy): string {
+  return spec.timezone ?? policy.timezone ?? systemTimeZone();
+}
+
+export function compileJob(name: string, file: string, home: string, spec: JobSpec, policy: Policy, hash: string): Job {
+  const timezone = effectiveTimeZone(spec, policy);
+  let schedule: Schedule | null = null;
+  if (spec.schedule) schedule = { kind: 'cron', expr: spec.schedule, tz: timezone };
+  else if (spec.every !== undefined) schedule = { kind: 'every', ms: spec.every };
+  return {
+    name,
+    file,
+    home,
+    spec,
+    schedule,
+    timezone,
+    cwd: spec.cwd === undefined ? undefined : isAbsolute(spec.cwd) ? spec.cwd : resolve(home, spec.cwd),
+    managed: spec.command !== undefined || spec.shell !== undefined,
+    hash,
+  };
+}
+
+export type FileResult<T> = { ok: true; value: T; text: string } | { ok: false; problems: SpecProblem[] };
+
+function readText(file: string): { text: string } | { problem: SpecProblem } {
+  try {
+    return { text: readFileSync(file, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { problem: { file, line: 1, field: '', message: `cannot read the file (${code ?? (err as Error).message})` } };
+  }
+}
+
+function nameFromFile(file: string): { name: string } | { problem: SpecProblem } {
+  const name = basename(file, extname(file));
+  const bad = nameProblem(name);
+  if (bad) return { problem: { file, line: 1, field: 'name', message: `${bad} (the name is the file name without .yaml)` } };
+  return { name };
+}
+
+export function loadJobFile(file: string, home: string, policy: Policy): FileResult<Job> {
+  const n = nameFromFile(file);
+  if ('problem' in n) return { ok: false, problems: [n.problem] };
+  const r = readText(file);
+  if ('problem' in r) return { ok: false, problems: [r.problem] };
+  const parsed = parseSpecText(file, r.text, JobSpecSchema);
+  if (!parsed.ok) return parsed;
+  return { ok: true, value: compileJob(n.name, file, home, parsed.value, policy, sha256(r.text)), text: r.text };
+}
+
+export function loadRuleFile(file: string): FileResult<LoadedRule> {
+  const n = nameFromFile(file);
+  if ('problem' in n) return { ok: false, problems: [n.problem] };
+  const r = readText(file);
+  if ('problem' in r) return { ok: false, problems: [r.problem] };
+  const parsed = parseSpecText(file, r.text, RuleSchema);
+  if (!parsed.ok) return parsed;
+  return { ok: true, value: { name: n.name, file, rule: parsed.value, hash: sha256(r.text) }, text: r.text };
+}
+
+export const DEFAULT_POLICY: Policy = PolicySchema.parse({});
+
+/** A missing policy file means defaults; an unreadable or invalid one is a problem (and fails closed for actions). */
+export function loadPolicyFile(file: string): FileResult<Policy> & { missing?: boolean } {
+  if (!existsSync(file)) return { ok: true, value: DEFAULT_POLICY, text: '', missing: true };
+  const r = readText(file);
+  if ('problem' in r) return { ok: false, problems: [r.problem] };
+  const parsed = parseSpecText(file, r.text, PolicySchema);
+  if (!parsed.ok) return parsed;
+  return { ok: true, value: parsed.value, text: r.text };
+}
+
+export function listSpecFiles(dir: string): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return entries
+    .filter(isSpecFile)
+    .sort()
+    .map((e) => join(dir, e));
+}
+
+export interface LoadedHome {
+  paths: HomePaths;
+  policy: Policy;
+  policyOk: boolean;
+  policyMissing: boolean;
+  jobs: Map<string, Job>;
+  rules: Map<string, LoadedRule>;
+  problems: SpecProblem[];
+  warnings: SpecProblem[];
+}
+
+/** Loads every file of a home; a bad file is reported and left out, the rest loads. */
+export function loadHome(paths: HomePaths): LoadedHome {
+  const problems: SpecProblem[] = [];
+  const warnings: SpecProblem[] = [];
+  const pol = loadPolicyFile(paths.policyFile);
+  const policy = pol.ok ? pol.value : DEFAULT_POLICY;
+  if (!pol.ok) problems.push(...pol.problems);
+  if (!existsSync(paths.jobsDir)) warnings.push({ file: paths.jobsDir, line: 1, field: '', message: 'the jobs folder does not exist; no jobs loaded' });
+
+  const jobs = new Map<string, Job>();
+  const texts = new Map<string, string>();
+  for (const file of listSpecFiles(paths.jobsDir)) {
+    const r = loadJobFile(file, paths.home, policy);
+    if (!r.ok) {
+      problems.push(...r.problems);
+      continue;
+    }
+    const other = jobs.get(r.value.name);
+    if (other) {
+      problems.push({ file, line: 1, field: 'name', message: `duplicate job name "${r.value.name}": ${other.file} already defines it` });
+      continue;
+    }
+    jobs.set(r.value.name, r.value);
+    texts.set(r.value.name, r.text);
+  }
+  problems.push(...checkDependencies(jobs, texts));
+
+  const rules = new Map<string, LoadedRule>();
+  for (const file of listSpecFiles(paths.rulesDir)) {
+    const r = loadRuleFile(file);
+    if (!r.ok) {
+      problems.push(...r.problems);
+      continue;
+    }
+    const other = rules.get(r.value.name);
+    if (other) {
+      problems.push({ file, line: 1, field: 'name', message: `duplicate rule name "${r.value.name}": ${other.file} already defines it` });
+      continue;
+    }
+    rules.set(r.value.name, r.value);
+  }
+  problems.sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));
+  return { paths, policy, policyOk: pol.ok, policyMissing: pol.ok && pol.missing === true, jobs, rules, problems, warnings };
+}
+
+function lineOf(text: string | undefined, pattern: RegExp): number {
+  if (!text) return 1;
+  const lines = text.split('\n');
+  const i = lines.findIndex((l) => pattern.test(l));
+  return i < 0 ? 1 : i + 1;
+}
+
+/** dependsOn must name existing jobs, not the job itself, and form no cycle. */
+export function checkDependencies(jobs: Map<string, Job>, texts?: Map<string, string>): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  for (const job of jobs.values()) {
+    (job.spec.dependsOn ?? []).forEach((dep, i) => {
+      const line = lineOf(texts?.get(job.name), new RegExp(`\\b${dep}\\b`));
+      if (dep === job.name) problems.push({ file: job.file, line, field: `dependsOn[${i}]`, message: 'a job cannot depend on itself' });
+      else if (!jobs.has(dep)) problems.push({ file: job.file, line, field: `dependsOn[${i}]`, message: `no job named "${dep}" (jobs/${dep}.yaml does not exist)` });
+    });
+  }
+  // cycles: depth-first search with colours
+  const colour = new Map<string, 1 | 2>();
+  const stack: string[] = [];
+  const visit = (name: string): void => {
+    colour.set(name, 1);
+    stack.push(name);
+    for (const dep of jobs.get(name)?.spec.dependsOn ?? []) {
+      if (!jobs.has(dep) || dep === name) continue;
+      if (colour.get(dep) === 1) {
+        const cycle = [...stack.slice(stack.indexOf(dep)), dep].join(' -> ');
+        const job = jobs.get(name)!;
+        problems.push({ file: job.file, line: lineOf(texts?.get(name), /dependsOn/), field: 'dependsOn', message: `dependency cycle: ${cycle}` });
+      } else if (!colour.has(dep)) visit(dep);
+    }
+    stack.pop();
+    colour.set(name, 2);
+  };
+  for (const name of [...jobs.keys()].sort()) if (!colour.has(name)) visit(name);
+  return problems;
+}

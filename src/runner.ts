@@ -1,0 +1,314 @@
+// Runs one job process: argv (or an explicit /bin/sh -c), its own process group so that timeouts
+// and shutdown reach grandchildren, output into a capped log, and a plain-words reason for
+// whatever happened. It decides nothing about scheduling; it reports.
+import { execa, type ResultPromise } from 'execa';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatDuration } from './duration.js';
+import type { Job } from './home.js';
+import { CappedLog, DEFAULT_LOG_CAP } from './logcap.js';
+import { SYSTEMD_NOTIFY_ENV } from './notify.js';
+import type { RunOutcome } from './store.js';
+
+export type StopReason = 'timeout' | 'replace' | 'shutdown' | 'manual' | 'halt';
+
+export interface RunResult {
+  outcome: RunOutcome;
+  exitCode: number | null;
+  signal: string | null;
+  startedAt: number;
+  endedAt: number;
+  durationMs: number;
+  outputBytes: number;
+  outputTail: string;
+  reason: string;
+}
+
+export interface StartOptions {
+  job: Job;
+  runId: number;
+  trigger: string;
+  logPath: string;
+  logCap?: number;
+  now?: () => number;
+  extraEnv?: Record<string, string>;
+  /** Called synchronously once the child exists, so its process group is on record before it can outlive us. */
+  onSpawn?: (pgid: number) => void;
+}
+
+export function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    if ((err as NodeJS.ErrnoException).code === 'EPERM') return true; // a member changed owner; it is still there
+    throw err;
+  }
+}
+
+function groupAlive(pgid: number): boolean {
+  return killGroup(pgid, 0);
+}
+
+/** SIGTERM the whole group, SIGKILL after the grace, and wait (bounded) until it is gone. */
+export async function terminateGroup(pgid: number, graceMs: number): Promise<'gone' | 'term' | 'kill'> {
+  if (!killGroup(pgid, 'SIGTERM')) return 'gone';
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    await sleep(Math.min(25, Math.max(1, deadline - Date.now())));
+    if (!groupAlive(pgid)) return 'term';
+  }
+  killGroup(pgid, 'SIGKILL');
+  for (let i = 0; i < 100 && groupAlive(pgid); i++) await sleep(10);
+  return 'kill';
+}
+
+// systemd's notification variables belong to the daemon: a job that inherited them could pet the
+// watchdog or claim readiness on nightshift's behalf.
+const PRIVATE_ENV = new Set<string>(SYSTEMD_NOTIFY_ENV);
+
+export function jobEnv(job: Job, extra: Record<string, string>): Record<string, string> {
+  const base: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !PRIVATE_ENV.has(k)) base[k] = v;
+  return { ...base, ...(job.spec.env ?? {}), NIGHTSHIFT_JOB: job.name, ...extra };
+}
+
+function argvOf(job: Job): [string, string[]] {
+  if (job.spec.shell !== undefined) return ['/bin/sh', ['-c', job.spec.shell]];
+  const [file, ...args] = job.spec.command ?? [];
+  if (file === undefined) throw new Error(`job ${job.name} has no command`);
+  return [file, args];
+}
+
+export class RunningProcess {
+  readonly done: Promise<RunResult>;
+  private stopReason: StopReason | null = null;
+  private pgidValue: number | null = null;
+  private exited = false;
+  private stopWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: StartOptions) {
+    this.done = this.execute();
+  }
+
+  get pgid(): number | null {
+    return this.pgidValue;
+  }
+
+  /** Stops the run (whole process group): SIGTERM, then SIGKILL after the job's killGrace. */
+  stop(reason: StopReason): Promise<RunResult> {
+    if (this.stopReason === null) this.stopReason = reason;
+    for (const w of this.stopWaiters.splice(0)) w();
+    return this.done;
+  }
+
+  private async execute(): Promise<RunResult> {
+    const { job, logPath } = this.opts;
+    const now = this.opts.now ?? Date.now;
+    const log = new CappedLog(logPath, this.opts.logCap ?? DEFAULT_LOG_CAP);
+    const startedAt = now();
+    const finish = (outcome: RunOutcome, reason: string, exitCode: number | null = null, signal: string | null = null): RunResult => {
+      const endedAt = now();
+      const { bytes, tail } = log.close();
+      const logNote = log.error ? ` (the log could not be written: ${log.error.message})` : '';
+      return {
+        outcome,
+        exitCode,
+        signal,
+        startedAt,
+        endedAt,
+        durationMs: endedAt - startedAt,
+        outputBytes: bytes,
+        outputTail: tail,
+        reason: reason + logNote,
+      };
+    };
+
+    if (job.cwd !== undefined && !existsSync(job.cwd)) {
+      log.write(Buffer.from(`nightshift: working directory ${job.cwd} does not exist\n`));
+      return finish('failed', `could not start: the working directory ${job.cwd} does not exist`);
+    }
+
+    const [file, args] = argvOf(job);
+    let sub: ResultPromise;
+    try {
+      sub = execa(file, args, {
+        cwd: job.cwd,
+        env: jobEnv(job, { ...this.opts.extraEnv, NIGHTSHIFT_RUN_ID: String(this.opts.runId), NIGHTSHIFT_TRIGGER: this.opts.trigger }),
+        extendEnv: false,
+        detached: true, // its own process group: timeouts and shutdown reach grandchildren
+        cleanup: false, // we kill the group ourselves, also after a crash (pgid is in the run row)
+        reject: false,
+        buffer: false,
+        stdin: 'ignore',
+        stdout: 'pipe',
+        stderr: 'pipe',
+        windowsHide: true,
+      });
+    } catch (err) {
+      return finish('failed', `could not start ${file}: ${(err as Error).message}`);
+    }
+    const onData = (chunk: Buffer): void => log.write(chunk);
+    sub.stdout?.on('data', onData);
+    sub.stderr?.on('data', onData);
+
+    const exitEvent = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+      sub.once('exit', (code, signal) => res({ code, signal })),
+    );
+    const settled = Promise.resolve(sub).then(
+      (r) => r,
+      (e: unknown) => e as Record<string, unknown>,
+    );
+
+    const pid = sub.pid;
+    if (pid === undefined) {
+      const r = (await settled) as { code?: string; shortMessage?: string; message?: string };
+      const why = r.code === 'ENOENT' ? `command not found: ${file}` : r.code === 'EACCES' ? `permission denied: ${file}` : (r.shortMessage ?? r.message ?? 'unknown error');
+      log.write(Buffer.from(`nightshift: could not start: ${why}\n`));
+      return finish('failed', `could not start: ${why}`);
+    }
+    this.pgidValue = pid;
+    this.opts.onSpawn?.(pid);
+
+    // The timeout and external stops race the process's own exit.
+    const timeoutMs = job.spec.timeout;
+    let timer: NodeJS.Timeout | undefined;
+    const stopRequested = new Promise<void>((res) => {
+      this.stopWaiters.push(res);
+      if (this.stopReason !== null) res();
+      timer = setTimeout(() => {
+        if (this.stopReason === null) this.stopReason = 'timeout';
+        res();
+      }, timeoutMs);
+    });
+
+    let killedBy: 'term' | 'kill' | 'gone' | null = null;
+    const first = await Promise.race([exitEvent.then(() => 'exit' as const), stopRequested.then(() => 'stop' as const)]);
+    clearTimeout(timer);
+    if (first === 'stop') {
+      killedBy = await terminateGroup(pid, job.spec.killGrace);
+    }
+    const exit = await exitEvent;
+    this.exited = true;
+    // A job's leftover children (it exited before them) would be orphans nobody watches: a run
+    // owns its whole process group, like systemd's control group.
+    let leftovers: 'term' | 'kill' | 'gone' = 'gone';
+    if (groupAlive(pid)) leftovers = await terminateGroup(pid, Math.min(job.spec.killGrace, 5000));
+    // Output may still be held open by a process that escaped the group; do not wait forever.
+    await Promise.race([settled, sleep(2000)]);
+    sub.stdout?.destroy();
+    sub.stderr?.destroy();
+    const leftoverNote = leftovers === 'gone' ? '' : ` Processes it left behind were stopped (${leftovers === 'kill' ? 'SIGKILL' : 'SIGTERM'}).`;
+
+    const sig = exit.signal;
+    const code = exit.code;
+    if (this.stopReason !== null && first === 'stop') {
+      const how = killedBy === 'kill' ? `SIGTERM, then SIGKILL after ${formatDuration(job.spec.killGrace)}` : 'SIGTERM';
+      if (this.stopReason === 'timeout') {
+        return finish('timeout', `ran longer than its timeout of ${formatDuration(timeoutMs)}; stopped with ${how}.${leftoverNote}`, code, sig);
+      }
+      const why: Record<Exclude<StopReason, 'timeout'>, string> = {
+        replace: 'a new run replaced it (concurrency: replace)',
+        shutdown: 'nightshift was shutting down',
+        manual: 'an operator stopped it',
+        halt: 'the kill switch is on',
+      };
+      const outcome: RunOutcome = this.stopReason === 'halt' ? 'skipped-halted' : 'killed';
+      return finish(outcome, `stopped because ${why[this.stopReason]}; stopped with ${how}.${leftoverNote}`, code, sig);
+    }
+    if (sig !== null) return finish('failed', `killed by signal ${sig}.${leftoverNote}`, code, sig);
+    if (code !== 0) return finish('failed', `exited with code ${String(code)}.${leftoverNote}`, code, sig);
+
+    const result = finish('ok', `exited with code 0.${leftoverNote}`, 0, null);
+    const wrong = checkExpectations(job, result, logPath, now());
+    if (wrong) return { ...result, outcome: 'wrong', reason: `exited with code 0 but ${wrong}` };
+    return result;
+  }
+
+  get hasExited(): boolean {
+    return this.exited;
+  }
+}
+
+/** exit 0 is not enough: "valid but wrong" is caught here. Returns what is wrong, or null. */
+export function checkExpectations(job: Job, r: Pick<RunResult, 'durationMs'>, logPath: string, now: number): string | null {
+  const ex = job.spec.expect;
+  if (!ex) return null;
+  const problems: string[] = [];
+  if (ex.minDuration !== undefined && r.durationMs < ex.minDuration) {
+    problems.push(`it finished in ${formatDuration(r.durationMs)}, faster than the expected minimum of ${formatDuration(ex.minDuration)}`);
+  }
+  for (const f of ex.files ?? []) {
+    const path = isAbsolute(f.path) ? f.path : resolve(job.cwd ?? job.home, f.path);
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      problems.push(`the expected file ${path} does not exist`);
+      continue;
+    }
+    if (f.maxAge !== undefined && now - st.mtimeMs > f.maxAge) {
+      problems.push(`the expected file ${path} is ${formatDuration(now - st.mtimeMs)} old (at most ${formatDuration(f.maxAge)} expected)`);
+    }
+    if (f.minBytes !== undefined && st.size < f.minBytes) {
+      problems.push(`the expected file ${path} has ${st.size} bytes (at least ${f.minBytes} expected)`);
+    }
+  }
+  if (ex.outputMatches !== undefined) {
+    let out = '';
+    try {
+      out = readFileSync(logPath, 'utf8');
+    } catch {
+      // an unreadable log cannot show the expected text: reported below
+    }
+    if (!new RegExp(ex.outputMatches).test(out)) problems.push(`its output did not match /${ex.outputMatches}/`);
+  }
+  return problems.length ? problems.join('; ') : null;
+}
+
+export interface PrecheckVerdict {
+  idle: boolean;
+  reason: string;
+}
+
+/**
+ * The LLM-free gate. Only a first stdout line of exactly "IDLE" skips the run; any error,
+ * timeout or other output means "run" (fail open to work).
+ */
+export async function runPrecheck(job: Job, timeoutMs = 60_000): Promise<PrecheckVerdict> {
+  const argv = job.spec.precheck;
+  if (!argv || argv.length === 0) return { idle: false, reason: 'no pre-check' };
+  const [file, ...args] = argv as [string, ...string[]];
+  try {
+    const sub = execa(file, args, {
+      cwd: job.cwd !== undefined && existsSync(job.cwd) ? job.cwd : undefined,
+      env: jobEnv(job, { NIGHTSHIFT_PRECHECK: '1' }),
+      extendEnv: false,
+      detached: true,
+      cleanup: false,
+      reject: false,
+      stdin: 'ignore',
+      stderr: 'ignore',
+      maxBuffer: 64 * 1024,
+    });
+    // execa's own timeout would kill only the direct child; a grandchild holding stdout would hang us.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (sub.pid !== undefined) killGroup(sub.pid, 'SIGKILL');
+    }, timeoutMs);
+    const r = await sub;
+    clearTimeout(timer);
+    if (sub.pid !== undefined && groupAlive(sub.pid)) killGroup(sub.pid, 'SIGKILL');
+    if (timedOut) return { idle: false, reason: `pre-check timed out after ${formatDuration(timeoutMs)}; running the job anyway` };
+    if (r.failed && r.exitCode === undefined) return { idle: false, reason: `pre-check could not run (${r.shortMessage}); running the job anyway` };
+    const firstLine = String(r.stdout ?? '').split('\n')[0]?.trim();
+    if (firstLine === 'IDLE') return { idle: true, reason: 'pre-check said IDLE: nothing to do' };
+    if (r.exitCode !== 0) return { idle: false, reason: `pre-check exited with code ${String(r.exitCode)}; running the job anyway` };
+    return { idle: false, reason: 'pre-check found work' };
+  } catch (err) {
+    return { idle: false, reason: `pre-check failed (${(err as Error).message}); running the job anyway` };
+  }
+}

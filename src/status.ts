@@ -1,0 +1,178 @@
+// What `nightshift status` shows: a dashboard that a person who does not read code can follow.
+// Built from the files and SQLite alone, so it works with the daemon down too.
+import { formatDuration } from './duration.js';
+import type { LoadedHome } from './home.js';
+import { formatInstant, nextAfter } from './schedule.js';
+import { formatProblem } from './specfile.js';
+import type { RunRow, Store } from './store.js';
+
+export type JobHealth = 'ok' | 'running' | 'failing' | 'paused' | 'disabled' | 'never-run' | 'external' | 'manual-only';
+
+export interface JobStatus {
+  name: string;
+  description: string | null;
+  health: JobHealth;
+  schedule: string;
+  timezone: string;
+  lastRun: null | { id: number; outcome: string | null; trigger: string; endedAt: number | null; durationMs: number | null; reason: string | null };
+  running: number[];
+  nextRun: number | null;
+  lastSuccessAt: number | null;
+  paused: boolean;
+  alert: null;
+}
+
+export interface StatusReport {
+  home: string;
+  state: string;
+  daemon: { running: boolean; pid?: number; startedAt?: number; version?: string };
+  generatedAt: number;
+  jobs: JobStatus[];
+  problems: string[];
+  warnings: string[];
+  killSwitch: 'not built yet';
+  pendingApprovals: number;
+  healthy: boolean;
+}
+
+export interface LiveInfo {
+  pid: number;
+  startedAt: number;
+  version: string;
+  jobs: Array<{ name: string; running: number[]; nextRun: number | null }>;
+  problems: string[];
+}
+
+const BAD = new Set(['failed', 'timeout', 'wrong', 'interrupted']);
+
+export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInfo | null, now: number): StatusReport {
+  const last = store?.lastFinishedRuns() ?? new Map<string, RunRow>();
+  const successes = store?.lastSuccesses() ?? new Map<string, number>();
+  const states = store?.allJobStates() ?? new Map();
+  const liveJobs = new Map((live?.jobs ?? []).map((j) => [j.name, j]));
+  const openRuns = live ? [] : (store?.openRuns() ?? []);
+
+  const jobs: JobStatus[] = [];
+  for (const job of [...home.jobs.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+    const lr = last.get(job.name);
+    const st = states.get(job.name);
+    const paused = st?.paused === 1;
+    const lj = liveJobs.get(job.name);
+    const running = lj ? lj.running : [];
+    let nextRun: number | null = lj ? lj.nextRun : null;
+    if (!live && job.schedule && job.managed && job.spec.enabled) nextRun = nextAfter(job.schedule, Math.max(now, st?.cursor ?? now));
+    let health: JobHealth;
+    if (!job.spec.enabled) health = 'disabled';
+    else if (paused) health = 'paused';
+    else if (running.length > 0) health = 'running';
+    else if (!job.managed) health = 'external';
+    else if (!lr) health = job.schedule ? 'never-run' : 'manual-only';
+    else if (lr.outcome && BAD.has(lr.outcome)) health = 'failing';
+    else health = 'ok';
+    jobs.push({
+      name: job.name,
+      description: job.spec.description ?? null,
+      health,
+      schedule: job.spec.schedule ? job.spec.schedule.source : job.spec.every !== undefined ? `every ${formatDuration(job.spec.every)}` : 'on demand',
+      timezone: job.timezone,
+      lastRun: lr ? { id: lr.id, outcome: lr.outcome, trigger: lr.trigger, endedAt: lr.ended_at, durationMs: lr.duration_ms, reason: lr.reason } : null,
+      running,
+      nextRun,
+      lastSuccessAt: successes.get(job.name) ?? null,
+      paused,
+      alert: null,
+    });
+  }
+  const problems = live ? live.problems : home.problems.map(formatProblem);
+  void openRuns;
+  return {
+    home: home.paths.home,
+    state: home.paths.state,
+    daemon: live ? { running: true, pid: live.pid, startedAt: live.startedAt, version: live.version } : { running: false },
+    generatedAt: now,
+    jobs,
+    problems,
+    warnings: home.warnings.map(formatProblem),
+    killSwitch: 'not built yet',
+    pendingApprovals: 0,
+    healthy: problems.length === 0 && jobs.every((j) => j.health !== 'failing'),
+  };
+}
+
+export function ago(ms: number): string {
+  if (ms < 0) return `in ${formatDuration(-ms)}`;
+  if (ms < 1000) return 'just now';
+  return `${formatDuration(ms)} ago`;
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+const HEALTH_WORDS: Record<JobHealth, string> = {
+  ok: 'OK',
+  running: 'RUNNING',
+  failing: 'FAILING',
+  paused: 'PAUSED',
+  disabled: 'disabled',
+  'never-run': 'waiting',
+  external: 'external',
+  'manual-only': 'on demand',
+};
+
+export function renderStatus(r: StatusReport): string {
+  const now = r.generatedAt;
+  const lines: string[] = [];
+  const failing = r.jobs.filter((j) => j.health === 'failing');
+  const verdict =
+    failing.length === 0 && r.problems.length === 0
+      ? `All ${r.jobs.length} job(s) healthy.`
+      : [failing.length ? `${failing.length} job(s) failing: ${failing.map((j) => j.name).join(', ')}.` : '', r.problems.length ? `${r.problems.length} problem(s) in the configuration (below).` : '']
+          .filter(Boolean)
+          .join(' ');
+  lines.push(`nightshift — ${verdict}`);
+  lines.push(
+    r.daemon.running
+      ? `Daemon: running (pid ${r.daemon.pid}, up ${formatDuration(now - (r.daemon.startedAt ?? now))}).  Home: ${r.home}`
+      : `Daemon: NOT RUNNING — nothing is being scheduled. Start it with: systemctl start nightshift  (Home: ${r.home})`,
+  );
+  lines.push(`Kill switch: ${r.killSwitch}.  Approvals waiting: ${r.pendingApprovals}.`);
+  lines.push('');
+  const w = Math.max(4, ...r.jobs.map((j) => j.name.length)) + 2;
+  lines.push(`${pad('JOB', w)}${pad('STATE', 11)}${pad('LAST RUN', 36)}${pad('NEXT RUN', 34)}LAST SUCCESS`);
+  for (const j of r.jobs) {
+    let lastRun = '—';
+    if (j.running.length) lastRun = `running now (run #${j.running.join(', #')})`;
+    else if (j.lastRun) lastRun = `${j.lastRun.outcome} ${j.lastRun.endedAt ? ago(now - j.lastRun.endedAt) : ''}${j.lastRun.durationMs != null ? ` (took ${formatDuration(j.lastRun.durationMs)})` : ''}`;
+    const next = j.nextRun ? `${formatInstant(j.nextRun, j.timezone).replace('T', ' ').slice(0, 16)} (${ago(now - j.nextRun)})` : j.health === 'disabled' ? '— disabled' : `— ${j.schedule}`;
+    const succ = j.lastSuccessAt ? ago(now - j.lastSuccessAt) : 'never';
+    lines.push(`${pad(j.name, w)}${pad(HEALTH_WORDS[j.health], 11)}${pad(lastRun, 36)}${pad(next, 34)}${succ}`);
+  }
+  if (r.jobs.length === 0) lines.push('(no jobs: add a file to the jobs/ folder)');
+  const why = failing.filter((j) => j.lastRun?.reason);
+  if (why.length) {
+    lines.push('', 'Why jobs are failing:');
+    for (const j of why) lines.push(`  ${j.name}: run #${j.lastRun!.id} ${j.lastRun!.reason}`);
+  }
+  if (r.problems.length) {
+    lines.push('', 'Configuration problems (the last good version of each file keeps running):');
+    for (const p of r.problems) lines.push(`  ${p}`);
+  }
+  if (r.warnings.length) {
+    lines.push('', 'Warnings:');
+    for (const p of r.warnings) lines.push(`  ${p}`);
+  }
+  return lines.join('\n');
+}
+
+export function renderRuns(rows: RunRow[], tzOf: (job: string) => string): string {
+  if (rows.length === 0) return 'No runs recorded yet.';
+  const lines = [`${pad('RUN', 8)}${pad('JOB', 22)}${pad('TRIGGER', 10)}${pad('STARTED', 27)}${pad('TOOK', 9)}${pad('OUTCOME', 18)}WHY`];
+  for (const r of rows) {
+    const at = r.started_at ?? r.created_at;
+    lines.push(
+      `${pad(`#${r.id}`, 8)}${pad(r.job, 22)}${pad(r.trigger, 10)}${pad(formatInstant(at, tzOf(r.job)), 27)}${pad(r.duration_ms != null ? formatDuration(r.duration_ms) : '—', 9)}${pad(r.outcome ?? 'running', 18)}${r.reason ?? ''}`,
+    );
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,368 @@
+// SQLite is the single source of truth. Every write that matters (a run about to start, a run
+// finished, a schedule cursor) is one transaction, so a kill -9 at any moment leaves either the
+// state before or the state after — never half of both.
+import Database from 'better-sqlite3';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export const RUN_OUTCOMES = [
+  'ok',
+  'failed',
+  'timeout',
+  'killed',
+  'wrong',
+  'skipped-precheck',
+  'skipped-overlap',
+  'skipped-paused',
+  'skipped-halted',
+  'interrupted',
+] as const;
+export type RunOutcome = (typeof RUN_OUTCOMES)[number];
+export const RUN_TRIGGERS = ['schedule', 'catch-up', 'manual', 'retry', 'heal', 'probe'] as const;
+export type RunTrigger = (typeof RUN_TRIGGERS)[number];
+
+export interface RunRow {
+  id: number;
+  job: string;
+  trigger: RunTrigger;
+  scheduled_for: number | null;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  outcome: RunOutcome | null;
+  exit_code: number | null;
+  signal: string | null;
+  duration_ms: number | null;
+  pgid: number | null;
+  log_path: string | null;
+  output_tail: string | null;
+  output_bytes: number | null;
+  reason: string | null;
+  attempt: number;
+  parent_id: number | null;
+  retry_at: number | null;
+  spec_hash: string | null;
+}
+
+export interface JobStateRow {
+  job: string;
+  cursor: number;
+  paused: number;
+  paused_at: number | null;
+  first_seen: number;
+}
+
+export interface EventRow {
+  id: number;
+  at: number;
+  kind: string;
+  job: string | null;
+  message: string;
+  data: string | null;
+}
+
+const MIGRATIONS: string[] = [
+  // v1: runs, per-job schedule state, and a journal of daemon events.
+  `
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    scheduled_for INTEGER,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    ended_at INTEGER,
+    outcome TEXT,
+    exit_code INTEGER,
+    signal TEXT,
+    duration_ms INTEGER,
+    pgid INTEGER,
+    log_path TEXT,
+    output_tail TEXT,
+    output_bytes INTEGER,
+    reason TEXT,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    parent_id INTEGER REFERENCES runs(id),
+    retry_at INTEGER,
+    spec_hash TEXT
+  );
+  -- One row per scheduled instant, whatever became of it: the guarantee that an instant never runs twice.
+  CREATE UNIQUE INDEX runs_instant ON runs(job, scheduled_for) WHERE trigger IN ('schedule', 'catch-up');
+  CREATE INDEX runs_job ON runs(job, id);
+  CREATE INDEX runs_open ON runs(id) WHERE ended_at IS NULL;
+  CREATE INDEX runs_retry ON runs(retry_at) WHERE retry_at IS NOT NULL;
+  CREATE TABLE job_state (
+    job TEXT PRIMARY KEY,
+    cursor INTEGER NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    paused_at INTEGER,
+    first_seen INTEGER NOT NULL
+  );
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    job TEXT,
+    message TEXT NOT NULL,
+    data TEXT
+  );
+  CREATE INDEX events_at ON events(at);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class StoreError extends Error {}
+
+export interface NewRun {
+  job: string;
+  trigger: RunTrigger;
+  scheduledFor?: number | null;
+  now: number;
+  attempt?: number;
+  parentId?: number | null;
+  specHash?: string | null;
+  /** For runs that are decided without a process (skipped-*): recorded complete at once. */
+  outcome?: RunOutcome;
+  reason?: string;
+}
+
+export class Store {
+  readonly db: Database.Database;
+  private closed = false;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+  }
+
+  /** Opens (creating if needed) the daemon's database and brings its schema up to date. */
+  static open(path: string): Store {
+    mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path, { timeout: 5000 });
+    db.pragma('journal_mode = WAL');
+    // FULL: a committed run row survives a power cut too, not only a kill of the process.
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    const store = new Store(db);
+    store.migrate();
+    return store;
+  }
+
+  /** Opens an existing database for the reading commands; never creates or migrates it. */
+  static openForReading(path: string): Store | null {
+    if (!existsSync(path)) return null;
+    const db = new Database(path, { timeout: 5000, fileMustExist: true });
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new StoreError(`${path} was written by a newer nightshift (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade nightshift`);
+    }
+    if (version < 1) {
+      db.close();
+      return null;
+    }
+    return new Store(db);
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(
+        `the database was written by a newer nightshift (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade nightshift or use another --state folder`,
+      );
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  // ---- runs ----
+
+  /**
+   * Records a run before anything happens. For a scheduled instant, returns null when that
+   * instant was already dispatched (the unique index makes "never twice" a database fact), and
+   * advances the job's schedule cursor in the same transaction.
+   */
+  insertRun(r: NewRun): number | null {
+    const tx = this.db.transaction((): number | null => {
+      const info = this.db
+        .prepare(
+          `INSERT INTO runs (job, trigger, scheduled_for, created_at, attempt, parent_id, spec_hash, outcome, reason, ended_at, started_at, duration_ms)
+           VALUES (@job, @trigger, @scheduledFor, @now, @attempt, @parentId, @specHash, @outcome, @reason, @endedAt, @endedAt, @duration)
+           ON CONFLICT DO NOTHING`,
+        )
+        .run({
+          job: r.job,
+          trigger: r.trigger,
+          scheduledFor: r.scheduledFor ?? null,
+          now: r.now,
+          attempt: r.attempt ?? 1,
+          parentId: r.parentId ?? null,
+          specHash: r.specHash ?? null,
+          outcome: r.outcome ?? null,
+          reason: r.reason ?? null,
+          endedAt: r.outcome ? r.now : null,
+          duration: r.outcome ? 0 : null,
+        });
+      if (info.changes === 0) return null;
+      if ((r.trigger === 'schedule' || r.trigger === 'catch-up') && r.scheduledFor != null) {
+        this.advanceCursor(r.job, Math.max(r.scheduledFor, r.trigger === 'catch-up' ? r.now : r.scheduledFor), r.now);
+      }
+      return Number(info.lastInsertRowid);
+    });
+    return tx();
+  }
+
+  markStarted(id: number, pgid: number | null, logPath: string, startedAt: number): void {
+    this.db.prepare('UPDATE runs SET started_at = ?, pgid = ?, log_path = ? WHERE id = ?').run(startedAt, pgid, logPath, id);
+  }
+
+  finishRun(
+    id: number,
+    f: {
+      outcome: RunOutcome;
+      endedAt: number;
+      exitCode?: number | null;
+      signal?: string | null;
+      durationMs?: number | null;
+      outputTail?: string | null;
+      outputBytes?: number | null;
+      reason?: string | null;
+      retryAt?: number | null;
+    },
+  ): void {
+    this.db
+      .prepare(
+        `UPDATE runs SET outcome = @outcome, ended_at = @endedAt, exit_code = @exitCode, signal = @signal,
+           duration_ms = @durationMs, output_tail = @outputTail, output_bytes = @outputBytes, reason = @reason, retry_at = @retryAt
+         WHERE id = @id`,
+      )
+      .run({
+        id,
+        outcome: f.outcome,
+        endedAt: f.endedAt,
+        exitCode: f.exitCode ?? null,
+        signal: f.signal ?? null,
+        durationMs: f.durationMs ?? null,
+        outputTail: f.outputTail ?? null,
+        outputBytes: f.outputBytes ?? null,
+        reason: f.reason ?? null,
+        retryAt: f.retryAt ?? null,
+      });
+  }
+
+  /** Hands a planned retry over to the retry run, atomically, so a crash cannot run it twice. */
+  takeRetry(parentId: number, child: NewRun): number | null {
+    return this.db.transaction((): number | null => {
+      const cleared = this.db.prepare('UPDATE runs SET retry_at = NULL WHERE id = ? AND retry_at IS NOT NULL').run(parentId);
+      if (cleared.changes === 0) return null;
+      return this.insertRun(child);
+    })();
+  }
+
+  cancelRetries(job: string): void {
+    this.db.prepare('UPDATE runs SET retry_at = NULL WHERE job = ? AND retry_at IS NOT NULL').run(job);
+  }
+
+  pendingRetries(): RunRow[] {
+    return this.db.prepare('SELECT * FROM runs WHERE retry_at IS NOT NULL ORDER BY retry_at').all() as RunRow[];
+  }
+
+  openRuns(): RunRow[] {
+    return this.db.prepare('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[];
+  }
+
+  getRun(id: number): RunRow | undefined {
+    return this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
+  }
+
+  history(job: string | null, limit: number): RunRow[] {
+    if (job) return this.db.prepare('SELECT * FROM runs WHERE job = ? ORDER BY id DESC LIMIT ?').all(job, limit) as RunRow[];
+    return this.db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit) as RunRow[];
+  }
+
+  /** The newest finished run of every job. */
+  lastFinishedRuns(): Map<string, RunRow> {
+    const rows = this.db
+      .prepare('SELECT r.* FROM runs r JOIN (SELECT job, max(id) AS id FROM runs WHERE ended_at IS NOT NULL GROUP BY job) m ON r.id = m.id')
+      .all() as RunRow[];
+    return new Map(rows.map((r) => [r.job, r]));
+  }
+
+  lastSuccesses(): Map<string, number> {
+    const rows = this.db.prepare("SELECT job, max(ended_at) AS at FROM runs WHERE outcome = 'ok' GROUP BY job").all() as {
+      job: string;
+      at: number;
+    }[];
+    return new Map(rows.map((r) => [r.job, r.at]));
+  }
+
+  countRuns(job?: string): number {
+    const row = (job
+      ? this.db.prepare('SELECT count(*) AS n FROM runs WHERE job = ?').get(job)
+      : this.db.prepare('SELECT count(*) AS n FROM runs').get()) as { n: number };
+    return row.n;
+  }
+
+  // ---- per-job schedule state ----
+
+  jobState(job: string): JobStateRow | undefined {
+    return this.db.prepare('SELECT * FROM job_state WHERE job = ?').get(job) as JobStateRow | undefined;
+  }
+
+  allJobStates(): Map<string, JobStateRow> {
+    const rows = this.db.prepare('SELECT * FROM job_state').all() as JobStateRow[];
+    return new Map(rows.map((r) => [r.job, r]));
+  }
+
+  /** First sight of a job: its schedule starts counting now (no catch-up for the time before it existed). */
+  ensureJobState(job: string, now: number): JobStateRow {
+    this.db.prepare('INSERT INTO job_state (job, cursor, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(job, now, now);
+    return this.jobState(job)!;
+  }
+
+  private advanceCursor(job: string, to: number, now: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO job_state (job, cursor, first_seen) VALUES (@job, @to, @now)
+         ON CONFLICT(job) DO UPDATE SET cursor = max(cursor, @to)`,
+      )
+      .run({ job, to, now });
+  }
+
+  setCursor(job: string, to: number): void {
+    this.db.prepare('UPDATE job_state SET cursor = max(cursor, ?) WHERE job = ?').run(to, job);
+  }
+
+  setPaused(job: string, paused: boolean, now: number): void {
+    this.ensureJobState(job, now);
+    if (paused) {
+      this.db.prepare('UPDATE job_state SET paused = 1, paused_at = ? WHERE job = ?').run(now, job);
+    } else {
+      // Resuming starts the clock afresh: the time spent paused is not "missed".
+      this.db.prepare('UPDATE job_state SET paused = 0, paused_at = NULL, cursor = max(cursor, ?) WHERE job = ?').run(now, job);
+    }
+  }
+
+  // ---- events ----
+
+  recordEvent(at: number, kind: string, job: string | null, message: string, data?: unknown): void {
+    this.db
+      .prepare('INSERT INTO events (at, kind, job, message, data) VALUES (?, ?, ?, ?, ?)')
+      .run(at, kind, job, message, data === undefined ? null : JSON.stringify(data));
+  }
+
+  events(limit: number, kind?: string): EventRow[] {
+    if (kind) return this.db.prepare('SELECT * FROM events WHERE kind = ? ORDER BY id DESC LIMIT ?').all(kind, limit) as EventRow[];
+    return this.db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(limit) as EventRow[];
+  }
+}

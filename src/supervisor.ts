@@ -1,0 +1,369 @@
+// Decides what becomes of a due instant or a manual request — paused, overlap, pre-check, run,
+// retry — and writes every decision to the store before acting on it.
+import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatDuration } from './duration.js';
+import type { Job } from './home.js';
+import type { Logger } from './log.js';
+import { killGroup, RunningProcess, runPrecheck, type StopReason } from './runner.js';
+import type { RunRow, RunTrigger, Store } from './store.js';
+import type { Clock } from './timer.js';
+
+export const LOGS_KEPT_PER_JOB = 100;
+
+export interface SupervisorDeps {
+  store: Store;
+  logsDir: string;
+  stateDir: string;
+  clock: Clock;
+  log: Logger;
+  /** Looks the job up again when a retry comes due: the spec may have changed or gone. */
+  lookup: (name: string) => Job | undefined;
+  onFinished?: (row: RunRow) => void;
+  logCap?: number;
+}
+
+interface Active {
+  runId: number;
+  proc: RunningProcess | null;
+  done: Promise<RunRow>;
+}
+
+const RETRYABLE = new Set(['failed', 'timeout']);
+
+export class Supervisor {
+  private readonly active = new Map<string, Map<number, Active>>();
+  private readonly retryTimers = new Map<number, NodeJS.Timeout>();
+  private stopping = false;
+
+  constructor(private readonly deps: SupervisorDeps) {
+    mkdirSync(deps.logsDir, { recursive: true });
+  }
+
+  runningCount(job?: string): number {
+    if (job) return this.active.get(job)?.size ?? 0;
+    let n = 0;
+    for (const m of this.active.values()) n += m.size;
+    return n;
+  }
+
+  running(): Array<{ job: string; runId: number; pgid: number | null }> {
+    const out: Array<{ job: string; runId: number; pgid: number | null }> = [];
+    for (const [job, m] of this.active) for (const a of m.values()) out.push({ job, runId: a.runId, pgid: a.proc?.pgid ?? null });
+    return out;
+  }
+
+  /**
+   * A scheduled instant (or catch-up) is due. Synchronously claims the instant in the store —
+   * so the scheduler's cursor has moved before this returns — then runs asynchronously.
+   */
+  dispatchScheduled(job: Job, instant: number, trigger: 'schedule' | 'catch-up'): void {
+    if (this.stopping) return;
+    const started = this.begin(job, trigger, { scheduledFor: instant, precheck: true });
+    if (started === 'duplicate') this.deps.log.warn({ job: job.name, instant }, 'instant already dispatched; not running it twice');
+  }
+
+  /** `nightshift run JOB`: runs now whatever the schedule says, and resolves with the finished row. */
+  async runManual(job: Job): Promise<RunRow> {
+    const r = this.begin(job, 'manual', { precheck: false });
+    if (r === 'duplicate') throw new Error('unexpected duplicate for a manual run');
+    return r;
+  }
+
+  private begin(
+    job: Job,
+    trigger: RunTrigger,
+    o: { scheduledFor?: number; precheck: boolean; attempt?: number; parentId?: number; claimed?: number },
+  ): Promise<RunRow> | 'duplicate' {
+    const { store, clock } = this.deps;
+    const now = clock.now();
+    const base = { job: job.name, trigger, scheduledFor: o.scheduledFor ?? null, now, specHash: job.hash, attempt: o.attempt ?? 1, parentId: o.parentId ?? null };
+
+    const skip = (outcome: 'skipped-paused' | 'skipped-overlap', reason: string): Promise<RunRow> | 'duplicate' => {
+      let id: number | null;
+      if (o.claimed !== undefined) {
+        store.finishRun(o.claimed, { outcome, endedAt: now, durationMs: 0, reason });
+        id = o.claimed;
+      } else {
+        id = store.insertRun({ ...base, outcome, reason });
+      }
+      if (id === null) return 'duplicate';
+      const row = store.getRun(id)!;
+      this.deps.log.info({ job: job.name, run: id, trigger, outcome }, reason);
+      this.deps.onFinished?.(row);
+      return Promise.resolve(row);
+    };
+
+    const state = store.jobState(job.name);
+    if (state?.paused && trigger !== 'manual') return skip('skipped-paused', 'the job is paused (nightshift resume to restart it)');
+
+    const running = this.active.get(job.name);
+    const toReplace: Active[] = [];
+    if (running && running.size > 0) {
+      const ids = [...running.keys()].map((i) => `#${i}`).join(', ');
+      if (job.spec.concurrency === 'forbid') return skip('skipped-overlap', `the previous run (${ids}) is still running (concurrency: forbid)`);
+      if (job.spec.concurrency === 'replace') toReplace.push(...running.values());
+    }
+
+    const id = o.claimed ?? store.insertRun(base);
+    if (id === null) return 'duplicate';
+    const entry: Active = { runId: id, proc: null, done: Promise.resolve(null as unknown as RunRow) };
+    let map = this.active.get(job.name);
+    if (!map) this.active.set(job.name, (map = new Map()));
+    map.set(id, entry);
+    entry.done = this.execute(job, id, trigger, o.precheck, toReplace, entry).finally(() => {
+      map.delete(id);
+      if (map.size === 0 && this.active.get(job.name) === map) this.active.delete(job.name);
+    });
+    return entry.done;
+  }
+
+  private async execute(job: Job, id: number, trigger: RunTrigger, precheck: boolean, toReplace: Active[], entry: Active): Promise<RunRow> {
+    const { store, clock, log } = this.deps;
+    try {
+      if (toReplace.length > 0) {
+        log.info({ job: job.name, run: id, replacing: toReplace.map((a) => a.runId) }, 'replacing the running run (concurrency: replace)');
+        await Promise.all(toReplace.map((a) => (a.proc ? a.proc.stop('replace') : a.done)));
+      }
+      if (precheck && job.spec.precheck) {
+        const verdict = await runPrecheck(job);
+        if (verdict.idle) {
+          store.finishRun(id, { outcome: 'skipped-precheck', endedAt: clock.now(), durationMs: 0, reason: verdict.reason });
+          log.info({ job: job.name, run: id, outcome: 'skipped-precheck' }, verdict.reason);
+          return this.finished(id);
+        }
+        if (verdict.reason !== 'pre-check found work') log.warn({ job: job.name, run: id }, verdict.reason);
+      }
+      if (this.stopping) {
+        store.finishRun(id, { outcome: 'killed', endedAt: clock.now(), durationMs: 0, reason: 'not started: nightshift was shutting down' });
+        return this.finished(id);
+      }
+      const dir = join(this.deps.logsDir, job.name);
+      mkdirSync(dir, { recursive: true });
+      const logPath = join(dir, `${id}.log`);
+      const startedAt = clock.now();
+      const proc = new RunningProcess({
+        job,
+        runId: id,
+        trigger,
+        logPath,
+        logCap: this.deps.logCap,
+        now: () => clock.now(),
+        extraEnv: { NIGHTSHIFT_STATE: this.deps.stateDir },
+        onSpawn: (pgid) => store.markStarted(id, pgid, logPath, startedAt),
+      });
+      entry.proc = proc;
+      log.info({ job: job.name, run: id, trigger }, 'run started');
+      const r = await proc.done;
+      if (proc.pgid === null) store.markStarted(id, null, logPath, r.startedAt);
+
+      const row = store.getRun(id)!;
+      let retryAt: number | null = null;
+      const retries = job.spec.retries;
+      if (RETRYABLE.has(r.outcome) && retries && row.attempt <= retries.count && !this.stopping) {
+        retryAt = r.endedAt + retries.delay;
+      }
+      const reason = retryAt !== null ? `${r.reason} Retry ${row.attempt} of ${retries!.count} in ${formatDuration(retries!.delay)}.` : r.reason;
+      store.finishRun(id, {
+        outcome: r.outcome,
+        endedAt: r.endedAt,
+        exitCode: r.exitCode,
+        signal: r.signal,
+        durationMs: r.durationMs,
+        outputTail: r.outputTail,
+        outputBytes: r.outputBytes,
+        reason,
+        retryAt,
+      });
+      log[r.outcome === 'ok' ? 'info' : 'warn'](
+        { job: job.name, run: id, trigger, outcome: r.outcome, exitCode: r.exitCode, durationMs: r.durationMs },
+        `run finished: ${reason}`,
+      );
+      if (retryAt !== null) this.armRetry(id, retryAt);
+      this.pruneLogs(job.name);
+      return this.finished(id);
+    } catch (err) {
+      // Never leave a row open because of our own bug: record it and say so.
+      const message = err instanceof Error ? err.message : String(err);
+      log.error({ job: job.name, run: id, err: message }, 'run failed inside nightshift');
+      store.finishRun(id, { outcome: 'failed', endedAt: clock.now(), reason: `nightshift could not run it: ${message}` });
+      return this.finished(id);
+    }
+  }
+
+  private finished(id: number): RunRow {
+    const row = this.deps.store.getRun(id)!;
+    try {
+      this.deps.onFinished?.(row);
+    } catch (err) {
+      this.deps.log.error({ err: String(err) }, 'a run-finished listener failed');
+    }
+    return row;
+  }
+
+  // ---- retries: planned in the run row, so a restart picks them up ----
+
+  armPendingRetries(): void {
+    for (const row of this.deps.store.pendingRetries()) this.armRetry(row.id, row.retry_at!);
+  }
+
+  private armRetry(parentId: number, at: number): void {
+    const existing = this.retryTimers.get(parentId);
+    if (existing) clearTimeout(existing);
+    const delay = Math.max(0, at - this.deps.clock.now());
+    this.retryTimers.set(
+      parentId,
+      setTimeout(() => {
+        this.retryTimers.delete(parentId);
+        this.fireRetry(parentId);
+      }, Math.min(delay, 2 ** 31 - 1)),
+    );
+  }
+
+  private fireRetry(parentId: number): void {
+    if (this.stopping) return;
+    const { store, log } = this.deps;
+    const parent = store.getRun(parentId);
+    if (!parent || parent.retry_at === null) return;
+    const job = this.deps.lookup(parent.job);
+    if (!job || !job.managed) {
+      store.finishRun(parentId, { ...rowFinish(parent), retryAt: null });
+      log.info({ job: parent.job, run: parentId }, 'retry dropped: the job no longer exists');
+      return;
+    }
+    const childId = store.takeRetry(parentId, {
+      job: job.name,
+      trigger: 'retry',
+      now: this.deps.clock.now(),
+      attempt: parent.attempt + 1,
+      parentId,
+      specHash: job.hash,
+    });
+    if (childId === null) return;
+    void this.begin(job, 'retry', { precheck: false, attempt: parent.attempt + 1, parentId, claimed: childId });
+  }
+
+  // ---- crash recovery ----
+
+  /**
+   * Runs left open by a daemon that died are marked `interrupted`, and whatever is left of their
+   * processes (found by the run id in their environment, so a recycled pid is never hit) is killed.
+   */
+  async recoverInterrupted(): Promise<RunRow[]> {
+    const { store, clock, log } = this.deps;
+    const open = store.openRuns();
+    if (open.length === 0) return [];
+    const byRun = findRunProcesses(new Set(open.map((r) => r.id)), this.deps.stateDir);
+    const killed: number[] = [];
+    for (const row of open) {
+      const pids = byRun.get(row.id) ?? [];
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          killed.push(pid);
+        } catch {
+          // already gone
+        }
+      }
+      if (row.pgid !== null && pids.length > 0) killGroup(row.pgid, 'SIGKILL');
+      const reason =
+        `nightshift stopped while this run was in progress` +
+        (pids.length ? `; ${pids.length} leftover process(es) were killed at restart` : '') +
+        '.';
+      store.finishRun(row.id, {
+        outcome: 'interrupted',
+        endedAt: clock.now(),
+        durationMs: row.started_at ? clock.now() - row.started_at : null,
+        reason,
+        exitCode: null,
+      });
+      log.warn({ job: row.job, run: row.id, killed: pids }, reason);
+    }
+    if (killed.length) await sleep(50);
+    return open.map((r) => store.getRun(r.id)!);
+  }
+
+  // ---- shutdown ----
+
+  /** Stops every running job (SIGTERM, SIGKILL after its killGrace) and waits until all are recorded. */
+  async shutdown(reason: StopReason = 'shutdown'): Promise<void> {
+    this.stopping = true;
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    this.retryTimers.clear();
+    const all: Promise<unknown>[] = [];
+    for (const m of this.active.values()) for (const a of m.values()) all.push(a.proc ? a.proc.stop(reason) : a.done);
+    await Promise.allSettled(all);
+  }
+
+  /** Forceful: SIGKILL every group now (a second signal during shutdown). */
+  killAllNow(): void {
+    for (const m of this.active.values()) for (const a of m.values()) if (a.proc?.pgid) killGroup(a.proc.pgid, 'SIGKILL');
+  }
+
+  async stopJob(name: string, reason: StopReason): Promise<void> {
+    const m = this.active.get(name);
+    if (!m) return;
+    await Promise.allSettled([...m.values()].map((a) => (a.proc ? a.proc.stop(reason) : a.done)));
+  }
+
+  private pruneLogs(job: string): void {
+    const rows = this.deps.store.db
+      .prepare('SELECT id, log_path FROM runs WHERE job = ? AND log_path IS NOT NULL ORDER BY id DESC LIMIT -1 OFFSET ?')
+      .all(job, LOGS_KEPT_PER_JOB) as Array<{ id: number; log_path: string }>;
+    for (const r of rows) {
+      try {
+        unlinkSync(r.log_path);
+      } catch {
+        // already gone
+      }
+      this.deps.store.db.prepare('UPDATE runs SET log_path = NULL WHERE id = ?').run(r.id);
+    }
+  }
+}
+
+function rowFinish(row: RunRow) {
+  return {
+    outcome: row.outcome ?? 'failed',
+    endedAt: row.ended_at ?? Date.now(),
+    exitCode: row.exit_code,
+    signal: row.signal,
+    durationMs: row.duration_ms,
+    outputTail: row.output_tail,
+    outputBytes: row.output_bytes,
+    reason: row.reason,
+  } as const;
+}
+
+/** Scans /proc for processes whose environment carries one of our run ids (Linux). */
+export function findRunProcesses(runIds: Set<number>, stateDir: string): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (pid === process.pid) continue;
+    let env: string;
+    try {
+      env = readFileSync(`/proc/${e}/environ`, 'latin1');
+    } catch {
+      continue;
+    }
+    if (!env.includes('NIGHTSHIFT_RUN_ID=')) continue;
+    const vars = env.split('\0');
+    if (!vars.includes(`NIGHTSHIFT_STATE=${stateDir}`)) continue;
+    const idVar = vars.find((v) => v.startsWith('NIGHTSHIFT_RUN_ID='));
+    const id = Number(idVar?.slice('NIGHTSHIFT_RUN_ID='.length));
+    if (runIds.has(id)) {
+      const list = out.get(id) ?? [];
+      list.push(pid);
+      out.set(id, list);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,140 @@
+// The systemd unit is shipped code: systemd-analyze checks that it parses, and the settings the
+// daemon's design depends on are pinned here so that a "harmless" edit cannot drop them.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '..');
+const unitPath = join(root, 'deploy', 'nightshift.service');
+const verifyScript = join(root, 'deploy', 'verify.sh');
+const unitText = readFileSync(unitPath, 'utf8');
+
+function requireSystemdAnalyze(): void {
+  const probe = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    // Deliberately a failure, not a skip: a skipped check looks green in CI while the unit
+    // goes unverified. CI has systemd-analyze; locally, install it.
+    throw new Error(
+      'systemd-analyze is not available, so deploy/nightshift.service cannot be verified. ' +
+        'Install systemd (Debian/Ubuntu: apt-get install systemd) and run again. ' +
+        `(${probe.error?.message ?? `exit ${probe.status}: ${probe.stderr}`})`,
+    );
+  }
+}
+
+function runVerify(...args: string[]): { status: number | null; output: string } {
+  const r = spawnSync('bash', [verifyScript, ...args], { encoding: 'utf8', timeout: 60_000 });
+  if (r.error) throw r.error;
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+const tmpDirs: string[] = [];
+afterEach(() => {
+  for (const d of tmpDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function mutatedUnit(edit: (text: string) => string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ns-deploy-'));
+  tmpDirs.push(dir);
+  const path = join(dir, 'nightshift.service');
+  const edited = edit(unitText);
+  expect(edited).not.toBe(unitText);
+  writeFileSync(path, edited);
+  return path;
+}
+
+describe('deploy/verify.sh', () => {
+  it('passes systemd-analyze verify for deploy/nightshift.service', () => {
+    requireSystemdAnalyze();
+    const { status, output } = runVerify();
+    expect(status, output).toBe(0);
+    expect(output).toContain('nightshift.service OK');
+  });
+
+  it('fails on mistakes that systemd-analyze only warns about', () => {
+    requireSystemdAnalyze();
+    const typo = runVerify(mutatedUnit((t) => t.replace(/^KillMode=mixed$/m, 'KillMode=mixed\nKilMode=mixed')));
+    expect(typo.status, typo.output).toBe(1);
+    expect(typo.output).toContain("Unknown key 'KilMode'");
+
+    const badValue = runVerify(mutatedUnit((t) => t.replace(/^WatchdogSec=30s$/m, 'WatchdogSec=thirty')));
+    expect(badValue.status, badValue.output).toBe(1);
+    expect(badValue.output).toContain('thirty');
+  });
+
+  it('refuses a unit whose ExecStart no longer runs the package entry point', () => {
+    requireSystemdAnalyze();
+    const r = runVerify(mutatedUnit((t) => t.replace('/opt/nightshift/dist/cli.js', '/opt/nightshift/dist/main.js')));
+    expect(r.status, r.output).toBe(1);
+    expect(r.output).toContain('package.json bin');
+  });
+});
+
+/** [section] -> key -> values, active lines only (later assignments appended, as systemd does). */
+function parseUnit(text: string): Map<string, Map<string, string[]>> {
+  const sections = new Map<string, Map<string, string[]>>();
+  let current: Map<string, string[]> | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header?.[1]) {
+      current = new Map();
+      sections.set(header[1], current);
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (!current || eq < 0) throw new Error(`unparseable unit line: ${raw}`);
+    const key = line.slice(0, eq).trim();
+    current.set(key, [...(current.get(key) ?? []), line.slice(eq + 1).trim()]);
+  }
+  return sections;
+}
+
+describe('deploy/nightshift.service contract', () => {
+  const unit = parseUnit(unitText);
+  const get = (section: string, key: string): string | undefined => unit.get(section)?.get(key)?.at(-1);
+
+  it('runs the installed entry point as a notify service that only the daemon may notify', () => {
+    expect(get('Service', 'ExecStart')).toBe(
+      '/usr/bin/node /opt/nightshift/dist/cli.js --home /etc/nightshift --state /var/lib/nightshift start',
+    );
+    expect(get('Service', 'Type')).toBe('notify');
+    expect(get('Service', 'NotifyAccess')).toBe('main');
+    expect(get('Service', 'WatchdogSec')).toBe('30s');
+    expect(get('Service', 'Restart')).toBe('on-failure');
+    expect(get('Service', 'RestartSec')).toBe('2s');
+    expect(get('Unit', 'StartLimitIntervalSec')).toBeDefined();
+    expect(get('Unit', 'StartLimitBurst')).toBeDefined();
+    expect(get('Install', 'WantedBy')).toBe('multi-user.target');
+  });
+
+  it('lets the daemon stop its own jobs, with time for their kill grace', () => {
+    expect(get('Service', 'KillMode')).toBe('mixed');
+    const stop = /^(\d+)(s|min)$/.exec(get('Service', 'TimeoutStopSec') ?? '');
+    expect(stop, 'TimeoutStopSec in s or min').not.toBeNull();
+    const seconds = Number(stop?.[1]) * (stop?.[2] === 'min' ? 60 : 1);
+    expect(seconds).toBeGreaterThanOrEqual(30); // default killGrace 10 s + records + margin
+  });
+
+  it('runs as a dedicated user inside the sandbox, with only the state folder writable', () => {
+    expect(get('Service', 'User')).toBe('nightshift');
+    expect(get('Service', 'Group')).toBe('nightshift');
+    expect(get('Service', 'StateDirectory')).toBe('nightshift');
+    expect(get('Service', 'StateDirectoryMode')).toBe('0750');
+    expect(get('Service', 'ProtectSystem')).toBe('strict');
+    expect(get('Service', 'ReadWritePaths')).toBe('');
+    expect(unitText).toMatch(/^#\s*ReadWritePaths=\/\S+/m); // the example for operators
+    for (const key of ['NoNewPrivileges', 'PrivateTmp', 'ProtectHome', 'ProtectKernelTunables', 'ProtectControlGroups']) {
+      expect(get('Service', key), key).toBe('yes');
+    }
+    // sd_notify and the control socket are AF_UNIX.
+    expect(get('Service', 'RestrictAddressFamilies')?.split(/\s+/).sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_UNIX']);
+  });
+
+  it('does not set MemoryDenyWriteExecute, which kills V8 at start', () => {
+    expect(get('Service', 'MemoryDenyWriteExecute')).toBeUndefined();
+  });
+});
