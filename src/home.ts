@@ -6,7 +6,7 @@ import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { nameProblem } from './names.js';
 import type { Schedule } from './schedule.js';
 import { JobSpecSchema, PolicySchema, RuleSchema, type JobSpec, type Policy, type Rule } from './spec.js';
-import { parseSpecText, type SpecProblem } from './specfile.js';
+import { lineOfPath, parseSpecText, type SpecProblem } from './specfile.js';
 import { systemTimeZone } from './timezone.js';
 
 export interface HomePaths {
@@ -216,11 +216,17 @@ export function loadHome(paths: HomePaths): LoadedHome {
   return { paths, policy, policyOk: pol.ok, policyMissing: pol.ok && pol.missing === true, jobs, rules, problems, warnings };
 }
 
-function lineOf(text: string | undefined, pattern: RegExp): number {
-  if (!text) return 1;
-  const lines = text.split('\n');
-  const i = lines.findIndex((l) => pattern.test(l));
-  return i < 0 ? 1 : i + 1;
+/** The line of a field in a job's spec (read from disk when the caller has no text at hand). */
+function lineOf(job: Job, texts: Map<string, string> | undefined, path: Array<string | number>): number {
+  let text = texts?.get(job.name);
+  if (text === undefined) {
+    try {
+      text = readFileSync(job.file, 'utf8');
+    } catch {
+      return 1;
+    }
+  }
+  return lineOfPath(text, path);
 }
 
 /** dependsOn must name existing jobs, not the job itself, and form no cycle. */
@@ -228,7 +234,7 @@ export function checkDependencies(jobs: Map<string, Job>, texts?: Map<string, st
   const problems: SpecProblem[] = [];
   for (const job of jobs.values()) {
     (job.spec.dependsOn ?? []).forEach((dep, i) => {
-      const line = lineOf(texts?.get(job.name), new RegExp(`\\b${dep}\\b`));
+      const line = lineOf(job, texts, ['dependsOn', i]);
       if (dep === job.name) problems.push({ file: job.file, line, field: `dependsOn[${i}]`, message: 'a job cannot depend on itself' });
       else if (!jobs.has(dep)) problems.push({ file: job.file, line, field: `dependsOn[${i}]`, message: `no job named "${dep}" (jobs/${dep}.yaml does not exist)` });
     });
@@ -244,7 +250,7 @@ export function checkDependencies(jobs: Map<string, Job>, texts?: Map<string, st
       if (colour.get(dep) === 1) {
         const cycle = [...stack.slice(stack.indexOf(dep)), dep].join(' -> ');
         const job = jobs.get(name)!;
-        problems.push({ file: job.file, line: lineOf(texts?.get(name), /dependsOn/), field: 'dependsOn', message: `dependency cycle: ${cycle}` });
+        problems.push({ file: job.file, line: lineOf(job, texts, ['dependsOn']), field: 'dependsOn', message: `dependency cycle: ${cycle}` });
       } else if (!colour.has(dep)) visit(dep);
     }
     stack.pop();

@@ -2,7 +2,7 @@
 // and shutdown reach grandchildren, output into a capped log, and a plain-words reason for
 // whatever happened. It decides nothing about scheduling; it reports.
 import { execa, type ResultPromise } from 'execa';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatDuration } from './duration.js';
@@ -48,8 +48,32 @@ export function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-function groupAlive(pgid: number): boolean {
-  return killGroup(pgid, 0);
+/**
+ * True while a member of the group is alive. kill(-pgid, 0) also answers for zombies, which wait
+ * for their reaper (an init that reaps lazily keeps them for a while): those are dead to us.
+ */
+export function groupAlive(pgid: number): boolean {
+  if (!killGroup(pgid, 0)) return false;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return true; // no /proc: trust kill(0)
+  }
+  for (const e of entries) {
+    const c = e.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    // fields after the command name (which may contain spaces): state ppid pgrp ...
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(rest[2]) === pgid && rest[0] !== 'Z') return true;
+  }
+  return false;
 }
 
 /** SIGTERM the whole group, SIGKILL after the grace, and wait (bounded) until it is gone. */

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { parseCron, CronError } from './cron.js';
 import { parseDuration } from './duration.js';
-import { NAME_PATTERN } from './names.js';
+import { nameProblem } from './names.js';
 import { isValidTimeZone } from './timezone.js';
 
 const duration = z
@@ -13,7 +13,9 @@ const duration = z
     if (ms === null) {
       ctx.addIssue({
         code: 'custom',
-        message: `"${text}" is not a duration; write a number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`,
+        message: text.trim().startsWith('-')
+          ? `"${text}" is negative; a duration is a positive number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`
+          : `"${text}" is not a duration; write a number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`,
       });
       return z.NEVER;
     }
@@ -23,7 +25,7 @@ const duration = z
 const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be longer than 0' });
 
 const argv = z
-  .array(z.string({ error: 'each argument must be a string (quote numbers)' }).min(1, 'an argument is empty'), {
+  .array(z.string({ error: 'each argument must be text (put numbers in quotes, e.g. "5")' }).min(1, 'an argument is empty'), {
     error: 'expected a list: the program and its arguments, e.g. ["python3", "export.py"]',
   })
   .min(1, 'must name at least the program to run, e.g. ["python3", "export.py"]');
@@ -32,11 +34,16 @@ const regex = z.string().superRefine((text, ctx) => {
   try {
     new RegExp(text);
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `not a valid regular expression: ${(err as Error).message}` });
+    // V8 says "Invalid regular expression: /PATTERN/: REASON"; the field and line already show the pattern.
+    const reason = (err as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a valid regular expression: ${reason}` });
   }
 });
 
-const name = z.string().regex(NAME_PATTERN, 'names use 1-63 lower-case letters, digits, "-" or "_"');
+const name = z.string().superRefine((text, ctx) => {
+  const bad = nameProblem(text);
+  if (bad) ctx.addIssue({ code: 'custom', message: bad });
+});
 
 const timezone = z.string().refine(isValidTimeZone, {
   error: (iss) => `unknown time zone "${String(iss.input)}"; use an IANA name such as Europe/Zurich or UTC`,
@@ -67,8 +74,10 @@ export const JobSpecSchema = z
     cwd: z.string().min(1).optional(),
     env: z
       .record(
-        z.string().regex(ENV_NAME, 'environment variable names use letters, digits and "_"'),
-        z.union([z.string(), z.number(), z.boolean()], { error: 'environment values must be strings' }).transform(String),
+        z.string().regex(ENV_NAME, 'environment variable names use letters, digits and "_", and do not start with a digit'),
+        z
+          .union([z.string(), z.number(), z.boolean()], { error: 'an environment value must be a single text value, e.g. EXPORT_DIR: /srv/share' })
+          .transform(String),
       )
       .optional(),
     timeout: positiveDuration.default(3_600_000),
@@ -134,7 +143,7 @@ export const PolicySchema = z.strictObject({
   timezone: timezone.optional(),
   killSwitch: z.string().min(1).optional(),
   autonomy: autonomy.default('auto'),
-  maxAttempts: z.int().min(1).max(2, 'is a hard cap of at most 2 attempts per incident').default(2),
+  maxAttempts: z.int().min(1).max(2, 'must be 1 or 2: at most 2 attempts per incident is a hard cap, then a human decides').default(2),
   protect: z.array(z.string().min(1)).default([]),
   brain: z
     .strictObject({ maxRunsPerDay: z.int().min(0).default(12), wallclock: positiveDuration.default(20 * 60_000) })
@@ -186,7 +195,7 @@ export const RuleSchema = z
     }),
     autonomy: z.enum(['shadow', 'gated', 'auto', 'pilot']).default('shadow'),
     jobs: z.string().min(1).optional(),
-    maxAttempts: z.int().min(1).max(2, 'is a hard cap of at most 2 attempts per incident').optional(),
+    maxAttempts: z.int().min(1).max(2, 'must be 1 or 2: at most 2 attempts per incident is a hard cap, then a human decides').optional(),
     action: z
       .strictObject({
         command: argv.optional(),
@@ -196,9 +205,18 @@ export const RuleSchema = z
         timeout: positiveDuration.default(120_000),
       })
       .superRefine((a, ctx) => {
-        const kinds = [a.command, a.rerun ? true : undefined, a.brain].filter((x) => x !== undefined).length;
-        if (kinds !== 1) {
-          ctx.addIssue({ code: 'custom', message: 'needs exactly one of "command", "rerun: true" or "brain"' });
+        const kinds = [
+          a.command !== undefined ? '"command"' : undefined,
+          a.rerun ? '"rerun: true"' : undefined,
+          a.brain !== undefined ? '"brain"' : undefined,
+        ].filter((x) => x !== undefined);
+        if (kinds.length === 0) {
+          ctx.addIssue({ code: 'custom', message: 'has no action; give exactly one of "command", "rerun: true" or "brain"' });
+        } else if (kinds.length > 1) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `has ${kinds.length} actions (${kinds.join(' and ')}); a rule takes exactly one of "command", "rerun: true" or "brain"`,
+          });
         }
       }),
     probe: z
@@ -211,7 +229,11 @@ export const RuleSchema = z
   })
   .superRefine((rule, ctx) => {
     if (rule.autonomy === 'pilot' && rule.jobs === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['jobs'], message: 'a "pilot" rule must limit itself with a "jobs" glob' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['autonomy'],
+        message: '"pilot" must be limited to some jobs: add a "jobs" glob, e.g. jobs: "export-*"',
+      });
     }
     if (rule.probe.command && rule.probe.rerun) {
       ctx.addIssue({ code: 'custom', path: ['probe'], message: 'use either "rerun: true" or "command", not both' });

@@ -1,6 +1,6 @@
 // Reads one YAML spec file and validates it with a zod schema, turning every problem into
 // `FILE:LINE: field: message` so that an operator can go straight to the line.
-import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 
 export interface SpecProblem {
@@ -22,10 +22,12 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
   const lineAt = (offset: number | undefined): number => (offset === undefined ? 1 : lineCounter.linePos(offset).line);
 
   if (doc.errors.length > 0) {
-    return {
-      ok: false,
-      problems: doc.errors.map((e) => ({ file, line: lineAt(e.pos[0]), field: 'yaml', message: yamlMessage(e.message) })),
-    };
+    const problems: SpecProblem[] = [];
+    for (const e of doc.errors) {
+      const p = yamlProblem(file, text, doc, e, lineAt);
+      if (!problems.some((q) => q.line === p.line && q.message === p.message)) problems.push(p);
+    }
+    return { ok: false, problems };
   }
   let data: unknown;
   try {
@@ -55,14 +57,14 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
           file,
           line: lineAt(keyNode(doc, keyPath)?.range?.[0] ?? nearestNode(doc, path)?.range?.[0]),
           field: fieldName(keyPath),
-          message: `unknown field${suggest(key, knownKeysAt(schema, path))}`,
+          message: `unknown field${suggest(key, knownKeysAt(schema, path)) || belongsUnder(schema, path, key)}`,
         });
       }
       continue;
     }
     problems.push({
       file,
-      line: lineAt(nearestNode(doc, path)?.range?.[0]),
+      line: lineAt(nodeForPath(doc, path)?.range?.[0]),
       field: fieldName(path),
       message: friendly(issue, valueAt(data, path)),
     });
@@ -74,6 +76,64 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
 function yamlMessage(message: string): string {
   // The yaml package appends a position and a code excerpt in some messages; our line prefix already says where.
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+/** A YAML syntax error in words an operator can act on, on the line where the mistake is. */
+function yamlProblem(file: string, text: string, doc: Document, e: YAMLError, lineAt: (offset: number | undefined) => number): SpecProblem {
+  const at = e.pos[0];
+  let line = lineAt(at);
+  let message = yamlMessage(e.message);
+  if (e.code === 'DUPLICATE_KEY') {
+    const key = /^[^\s:#]+|^"[^"]*"|^'[^']*'/.exec(text.slice(at))?.[0];
+    message = `${key ? `"${key.replace(/^["']|["']$/g, '')}"` : 'a field'} appears twice in the same mapping; keep only one`;
+  } else if (e.code === 'MISSING_CHAR' && /quote/.test(e.message)) {
+    // The parser notices the missing quote at the end of the file; the mistake is where the quote opens.
+    let start: number | undefined;
+    visit(doc, {
+      Scalar(_key, node) {
+        if ((node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') && node.range && node.range[0] <= at && at <= node.range[2]) {
+          start = node.range[0];
+        }
+      },
+    });
+    if (start !== undefined) line = lineAt(start);
+    const q = /'/.test(e.message) ? "'" : '"';
+    message = `the quote (${q}) that starts on this line is never closed; add the closing ${q}`;
+  } else if (e.code === 'TAB_AS_INDENT') {
+    message = 'a tab is used for indentation; YAML only allows spaces';
+  } else if (e.code === 'BAD_INDENT' && /^Flow (sequence|map)/.test(e.message)) {
+    // Noticed where the text goes on without the closing bracket; point at the opening one.
+    let start: number | undefined;
+    const onCollection = (node: { flow?: boolean; range?: [number, number, number] | null }): void => {
+      if (node.flow && node.range && node.range[0] < at && at <= node.range[2] && (start === undefined || node.range[0] > start)) {
+        start = node.range[0];
+      }
+    };
+    visit(doc, { Seq: (_k, n) => onCollection(n), Map: (_k, n) => onCollection(n) });
+    if (start !== undefined) line = lineAt(start);
+    const [open, close] = /^Flow sequence/.test(e.message) ? ['[', ']'] : ['{', '}'];
+    message = `the "${open}" that starts on this line is never closed with "${close}" (or a line inside it is not indented enough)`;
+  } else if (e.code === 'BAD_INDENT') {
+    message = `bad indentation: ${message.charAt(0).toLowerCase()}${message.slice(1)}`;
+  }
+  return { file, line, field: 'yaml', message };
+}
+
+/** The line of the value at `path` in a spec's text (for checks made after parsing, such as dependsOn). */
+export function lineOfPath(text: string, path: ReadonlyArray<string | number>): number {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const offset = nodeForPath(doc, path)?.range?.[0];
+  return offset === undefined ? 1 : lineCounter.linePos(offset).line;
+}
+
+/** For a field of a mapping, its key (the line an operator looks for); else the closest existing node. */
+function nodeForPath(doc: Document, path: ReadonlyArray<string | number>): Node | undefined {
+  if (path.length > 0 && typeof path[path.length - 1] === 'string') {
+    const key = keyNode(doc, path);
+    if (key) return key;
+  }
+  return nearestNode(doc, path);
 }
 
 export function fieldName(path: ReadonlyArray<string | number>): string {
@@ -115,25 +175,46 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
   if (typeof value === 'string') return `the text "${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`;
-  return `${typeof value} ${String(value)}`;
+  if (typeof value === 'boolean') return `${String(value)}`;
+  return `the ${typeof value} ${String(value)}`;
 }
+
+// zod's type names, as an operator would say them.
+const EXPECTED: Record<string, string> = {
+  string: 'text',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  object: 'a mapping ("field: value" lines)',
+  array: 'a list',
+  record: 'a mapping ("name: value" lines)',
+};
 
 function friendly(issue: z.core.$ZodIssue, value: unknown): string {
   switch (issue.code) {
     case 'invalid_type':
       if (value === undefined) return 'is required';
       if (issue.message && !issue.message.startsWith('Invalid input')) return `${issue.message} (got ${describe(value)})`;
-      return `expected ${issue.expected === 'int' ? 'a whole number' : `a ${issue.expected}`}, got ${describe(value)}`;
+      return `expected ${EXPECTED[issue.expected] ?? `a ${issue.expected}`}, got ${describe(value)}`;
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')} (got ${describe(value)})`;
     case 'too_small':
       if (issue.message && !issue.message.startsWith('Too small')) return issue.message;
       return issue.origin === 'array' ? `needs at least ${String(issue.minimum)} item(s)` : `must be at least ${String(issue.minimum)}`;
     case 'too_big':
-      if (issue.message && !issue.message.startsWith('Too big')) return issue.message;
+      if (issue.message && !issue.message.startsWith('Too big')) return `${issue.message}${typeof value === 'number' ? ` (got ${value})` : ''}`;
       return `must be at most ${String(issue.maximum)}`;
     case 'invalid_union':
+      if (issue.message && !issue.message.startsWith('Invalid input')) return `${issue.message} (got ${describe(value)})`;
       return `has the wrong type (got ${describe(value)})`;
+    case 'invalid_key': {
+      // A bad key of a record (env): zod only says "Invalid key in record"; the inner issue has our words.
+      const inner = issue.issues[0]?.message;
+      return `${inner && !inner.startsWith('Invalid') ? inner : 'is not a valid name'} (got "${String(issue.path[issue.path.length - 1] ?? '')}")`;
+    }
+    case 'invalid_format':
+      if (issue.message && !issue.message.startsWith('Invalid')) return `${issue.message} (got ${describe(value)})`;
+      return `has the wrong format (got ${describe(value)})`;
     default:
       return issue.message;
   }
@@ -164,6 +245,16 @@ function knownKeysAt(schema: z.ZodType, path: ReadonlyArray<string | number>): s
   }
   const def = (unwrap(cur) as { _zod?: { def?: Record<string, unknown> } })?._zod?.def;
   return def?.type === 'object' ? Object.keys(def.shape as Record<string, unknown>) : [];
+}
+
+/** A known field one level further down ("kind" at the top of a rule belongs under "match:"). */
+function belongsUnder(schema: z.ZodType, path: ReadonlyArray<string | number>, key: string): string {
+  for (const parent of knownKeysAt(schema, path)) {
+    if (knownKeysAt(schema, [...path, parent]).includes(key) || knownKeysAt(schema, [...path, parent, 0]).includes(key)) {
+      return ` ("${key}" belongs under "${parent}:")`;
+    }
+  }
+  return '';
 }
 
 function suggest(key: string, known: string[]): string {

@@ -1,0 +1,124 @@
+// Shared test plumbing: temp homes, a real daemon process, and polling helpers.
+import Database from 'better-sqlite3';
+import { execa, type ResultPromise } from 'execa';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { compileJob, DEFAULT_POLICY, type Job } from '../src/home.js';
+import { JobSpecSchema } from '../src/spec.js';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+export const CLI = join(ROOT, 'dist', 'cli.js');
+export const FIXTURES = join(ROOT, 'tests', 'fixtures');
+
+export function tempDir(prefix = 'ns-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function makeHome(jobs: Record<string, string> = {}, policy?: string): string {
+  const home = tempDir('ns-home-');
+  mkdirSync(join(home, 'jobs'));
+  mkdirSync(join(home, 'rules'));
+  mkdirSync(join(home, 'protected'));
+  if (policy !== undefined) writeFileSync(join(home, 'protected', 'policy.yaml'), policy);
+  for (const [name, text] of Object.entries(jobs)) writeFileSync(join(home, 'jobs', `${name}.yaml`), text);
+  return home;
+}
+
+export function writeJob(home: string, name: string, text: string): void {
+  writeFileSync(join(home, 'jobs', `${name}.yaml`), text);
+}
+
+/** A compiled job for unit tests of the runner, from the same schema the daemon uses. */
+export function job(name: string, spec: Record<string, unknown>, home = tmpdir()): Job {
+  return compileJob(name, join(home, 'jobs', `${name}.yaml`), home, JobSpecSchema.parse(spec), DEFAULT_POLICY, 'test');
+}
+
+export async function waitFor<T>(fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie still answers kill(0); it is dead for our purposes.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+export function query<T = Record<string, unknown>>(state: string, sql: string, ...params: unknown[]): T[] {
+  const db = new Database(join(state, 'nightshift.db'), { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare(sql).all(...params) as T[];
+  } finally {
+    db.close();
+  }
+}
+
+export interface DaemonProc {
+  home: string;
+  state: string;
+  proc: ResultPromise;
+  lines: () => Array<Record<string, unknown>>;
+  waitLog: (pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number, what?: string) => Promise<Record<string, unknown>>;
+  stop: () => Promise<void>;
+}
+
+export async function startDaemon(home: string, opts: { state?: string; env?: Record<string, string> } = {}): Promise<DaemonProc> {
+  const state = opts.state ?? join(home, 'state');
+  const proc = execa('node', [CLI, '--home', home, '--state', state, 'start'], { reject: false, env: opts.env, buffer: false, stdin: 'ignore' });
+  const lines: Array<Record<string, unknown>> = [];
+  let partial = '';
+  proc.stdout?.on('data', (c: Buffer) => {
+    partial += c.toString();
+    let i;
+    while ((i = partial.indexOf('\n')) >= 0) {
+      const line = partial.slice(0, i);
+      partial = partial.slice(i + 1);
+      try {
+        lines.push(JSON.parse(line));
+      } catch {
+        lines.push({ msg: line, raw: true });
+      }
+    }
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const d: DaemonProc = {
+    home,
+    state,
+    proc,
+    lines: () => lines,
+    waitLog: (pred, timeoutMs = 10_000, what = 'log line') => waitFor(() => lines.find(pred), timeoutMs, `${what}; stderr: ${stderr}`),
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        await Promise.race([proc, sleep(15_000)]);
+      }
+    },
+  };
+  await d.waitLog((l) => l.msg === 'nightshift started', 15_000, 'daemon start');
+  return d;
+}
+
+export function cleanup(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export async function cli(args: string[], opts: { env?: Record<string, string> } = {}) {
+  return execa('node', [CLI, ...args], { reject: false, env: opts.env, stdin: 'ignore' });
+}
