@@ -44,7 +44,7 @@ export class CappedLog {
       rest = rest.subarray(n);
       if (rest.length === 0) return;
     }
-    this.tail.push(Buffer.from(rest));
+    this.tail.push(rest);
     this.tailBytes += rest.length;
     while (this.tail.length > 1 && this.tailBytes - this.tail[0]!.length >= this.tailCap) {
       this.tailBytes -= this.tail.shift()!.length;

@@ -37,7 +37,9 @@ export class Scheduler {
     for (const job of jobs) {
       this.jobs.set(job.name, job);
       const state = this.deps.store.ensureJobState(job.name, now);
-      if (!job.schedule || !job.spec.enabled || !job.managed) {
+      if (!job.schedule || !job.spec.enabled || !job.managed || state.paused) {
+        // Nothing of these is "missed": their clock starts afresh when they become due again.
+        this.deps.store.setCursor(job.name, now);
         this.arm(job);
         continue;
       }
@@ -49,7 +51,7 @@ export class Scheduler {
           last = n;
           count++;
         }
-        const catchUp = job.spec.catchUp && state.paused === 0;
+        const catchUp = job.spec.catchUp;
         this.deps.onMissed?.(job, first, count, catchUp);
         if (catchUp) {
           this.deps.onDue(job, last, 'catch-up');

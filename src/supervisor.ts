@@ -142,7 +142,6 @@ export class Supervisor {
       const dir = join(this.deps.logsDir, job.name);
       mkdirSync(dir, { recursive: true });
       const logPath = join(dir, `${id}.log`);
-      const startedAt = clock.now();
       const proc = new RunningProcess({
         job,
         runId: id,
@@ -151,7 +150,7 @@ export class Supervisor {
         logCap: this.deps.logCap,
         now: () => clock.now(),
         extraEnv: { NIGHTSHIFT_STATE: this.deps.stateDir },
-        onSpawn: (pgid) => store.markStarted(id, pgid, logPath, startedAt),
+        onSpawn: (pgid) => store.markStarted(id, pgid, logPath, clock.now()),
       });
       entry.proc = proc;
       log.info({ job: job.name, run: id, trigger }, 'run started');
