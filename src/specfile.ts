@@ -36,7 +36,7 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
     return { ok: false, problems: [{ file, line: 1, field: 'yaml', message: (err as Error).message }] };
   }
   if (data === null || data === undefined) {
-    return { ok: false, problems: [{ file, line: 1, field: '', message: 'the file is empty; it must be a mapping of fields (see DESIGN.md)' }] };
+    return { ok: false, problems: [{ file, line: 1, field: '', message: 'the file has no fields (empty, or only comments); it must hold "field: value" lines, e.g. command: ["echo", "hello"]' }] };
   }
   if (typeof data !== 'object' || Array.isArray(data)) {
     return {
