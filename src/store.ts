@@ -52,6 +52,56 @@ export interface JobStateRow {
   first_seen: number;
 }
 
+export const ALERT_KINDS = ['missed', 'failed', 'hung', 'wrong'] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
+export interface AlertRow {
+  id: number;
+  fingerprint: string;
+  job: string;
+  kind: AlertKind;
+  opened_at: number;
+  last_seen_at: number;
+  count: number;
+  message: string;
+  run_id: number | null;
+  exit_code: number | null;
+  output_tail: string | null;
+  folded_under: string | null;
+  resolved_at: number | null;
+  resolution: string | null;
+}
+
+export interface HeartbeatRow {
+  id: number;
+  job: string;
+  kind: 'start' | 'success' | 'fail';
+  at: number;
+  source: string;
+  duration_ms: number | null;
+}
+
+export interface DigestRow {
+  date: string;
+  created_at: number;
+  verdict: string;
+  body_text: string;
+  body_html: string;
+  sent_at: number | null;
+  attempts: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+}
+
+export interface PageRow {
+  id: number;
+  fingerprint: string;
+  event: string;
+  at: number;
+  outcome: string | null;
+  detail: string | null;
+}
+
 export interface EventRow {
   id: number;
   at: number;
@@ -107,6 +157,57 @@ const MIGRATIONS: string[] = [
     data TEXT
   );
   CREATE INDEX events_at ON events(at);
+  `,
+  // v2: alerts, heartbeats of external jobs, digests, pages.
+  `
+  CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    job TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    opened_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    count INTEGER NOT NULL DEFAULT 1,
+    message TEXT NOT NULL,
+    run_id INTEGER,
+    exit_code INTEGER,
+    output_tail TEXT,
+    folded_under TEXT,
+    resolved_at INTEGER,
+    resolution TEXT
+  );
+  -- At most one open alert per fingerprint (JOB:KIND): occurrences are counted on it.
+  CREATE UNIQUE INDEX alerts_open ON alerts(fingerprint) WHERE resolved_at IS NULL;
+  CREATE INDEX alerts_job ON alerts(job, id);
+  CREATE TABLE heartbeats (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    duration_ms INTEGER
+  );
+  CREATE INDEX heartbeats_job ON heartbeats(job, id);
+  CREATE TABLE digests (
+    date TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    verdict TEXT NOT NULL,
+    body_text TEXT NOT NULL,
+    body_html TEXT NOT NULL,
+    sent_at INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    last_error TEXT
+  );
+  CREATE TABLE pages (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    event TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    outcome TEXT,
+    detail TEXT
+  );
+  CREATE INDEX pages_fp ON pages(fingerprint, at);
   `,
 ];
 
@@ -353,12 +454,164 @@ export class Store {
     }
   }
 
+  // ---- alerts ----
+
+  /**
+   * Raises an alert or counts another occurrence on the open one with the same fingerprint.
+   * Returns the row and whether it is new (a new alert is what may page; an occurrence is not).
+   */
+  raiseAlert(a: {
+    job: string;
+    kind: AlertKind;
+    at: number;
+    message: string;
+    runId?: number | null;
+    exitCode?: number | null;
+    outputTail?: string | null;
+    foldedUnder?: string | null;
+  }): { alert: AlertRow; isNew: boolean } {
+    const fingerprint = `${a.job}:${a.kind}`;
+    return this.db.transaction(() => {
+      const open = this.openAlert(fingerprint);
+      if (open) {
+        this.db
+          .prepare(
+            `UPDATE alerts SET count = count + 1, last_seen_at = @at, message = @message, run_id = coalesce(@runId, run_id),
+               exit_code = coalesce(@exitCode, exit_code), output_tail = coalesce(@outputTail, output_tail), folded_under = @foldedUnder
+             WHERE id = @id`,
+          )
+          .run({ id: open.id, at: a.at, message: a.message, runId: a.runId ?? null, exitCode: a.exitCode ?? null, outputTail: a.outputTail ?? null, foldedUnder: a.foldedUnder ?? null });
+        return { alert: this.getAlert(open.id)!, isNew: false };
+      }
+      const info = this.db
+        .prepare(
+          `INSERT INTO alerts (fingerprint, job, kind, opened_at, last_seen_at, message, run_id, exit_code, output_tail, folded_under)
+           VALUES (@fingerprint, @job, @kind, @at, @at, @message, @runId, @exitCode, @outputTail, @foldedUnder)`,
+        )
+        .run({ fingerprint, job: a.job, kind: a.kind, at: a.at, message: a.message, runId: a.runId ?? null, exitCode: a.exitCode ?? null, outputTail: a.outputTail ?? null, foldedUnder: a.foldedUnder ?? null });
+      return { alert: this.getAlert(Number(info.lastInsertRowid))!, isNew: true };
+    })();
+  }
+
+  openAlert(fingerprint: string): AlertRow | undefined {
+    return this.db.prepare('SELECT * FROM alerts WHERE fingerprint = ? AND resolved_at IS NULL').get(fingerprint) as AlertRow | undefined;
+  }
+
+  getAlert(id: number): AlertRow | undefined {
+    return this.db.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as AlertRow | undefined;
+  }
+
+  openAlerts(job?: string): AlertRow[] {
+    if (job) return this.db.prepare('SELECT * FROM alerts WHERE resolved_at IS NULL AND job = ? ORDER BY id').all(job) as AlertRow[];
+    return this.db.prepare('SELECT * FROM alerts WHERE resolved_at IS NULL ORDER BY id').all() as AlertRow[];
+  }
+
+  alerts(limit: number): AlertRow[] {
+    return this.db.prepare('SELECT * FROM alerts ORDER BY id DESC LIMIT ?').all(limit) as AlertRow[];
+  }
+
+  alertsBetween(from: number, to: number): AlertRow[] {
+    return this.db
+      .prepare('SELECT * FROM alerts WHERE (opened_at >= ? AND opened_at < ?) OR (resolved_at >= ? AND resolved_at < ?) ORDER BY id')
+      .all(from, to, from, to) as AlertRow[];
+  }
+
+  /** Resolves open alerts of a job (all kinds, or the given ones); returns the resolved rows. */
+  resolveAlerts(job: string, at: number, resolution: string, kinds?: AlertKind[]): AlertRow[] {
+    const open = this.openAlerts(job).filter((a) => !kinds || kinds.includes(a.kind));
+    const stmt = this.db.prepare('UPDATE alerts SET resolved_at = ?, resolution = ? WHERE id = ?');
+    this.db.transaction(() => {
+      for (const a of open) stmt.run(at, resolution, a.id);
+    })();
+    return open.map((a) => this.getAlert(a.id)!);
+  }
+
+  // ---- heartbeats ----
+
+  recordHeartbeat(job: string, kind: HeartbeatRow['kind'], at: number, source: string, durationMs: number | null = null): number {
+    return Number(
+      this.db.prepare('INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)').run(job, kind, at, source, durationMs)
+        .lastInsertRowid,
+    );
+  }
+
+  lastHeartbeat(job: string, kind?: HeartbeatRow['kind']): HeartbeatRow | undefined {
+    if (kind) return this.db.prepare('SELECT * FROM heartbeats WHERE job = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(job, kind) as HeartbeatRow | undefined;
+    return this.db.prepare('SELECT * FROM heartbeats WHERE job = ? ORDER BY id DESC LIMIT 1').get(job) as HeartbeatRow | undefined;
+  }
+
+  /** The last verified success of a job: an ok run or a success ping, whichever is later. */
+  lastSuccessAt(job: string): number | null {
+    const r = this.db
+      .prepare(
+        `SELECT max(at) AS at FROM (
+           SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok'
+           UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success')`,
+      )
+      .get({ job }) as { at: number | null };
+    return r.at;
+  }
+
+  // ---- digests ----
+
+  getDigest(date: string): DigestRow | undefined {
+    return this.db.prepare('SELECT * FROM digests WHERE date = ?').get(date) as DigestRow | undefined;
+  }
+
+  saveDigest(d: { date: string; createdAt: number; verdict: string; text: string; html: string }): void {
+    this.db
+      .prepare(
+        `INSERT INTO digests (date, created_at, verdict, body_text, body_html) VALUES (@date, @createdAt, @verdict, @text, @html)
+         ON CONFLICT(date) DO UPDATE SET created_at = @createdAt, verdict = @verdict, body_text = @text, body_html = @html`,
+      )
+      .run(d);
+  }
+
+  markDigestSent(date: string, at: number): void {
+    this.db.prepare('UPDATE digests SET sent_at = ?, attempts = attempts + 1, next_attempt_at = NULL, last_error = NULL WHERE date = ?').run(at, date);
+  }
+
+  markDigestFailed(date: string, error: string, nextAttemptAt: number | null): void {
+    this.db.prepare('UPDATE digests SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE date = ?').run(error, nextAttemptAt, date);
+  }
+
+  unsentDigests(): DigestRow[] {
+    return this.db.prepare('SELECT * FROM digests WHERE sent_at IS NULL ORDER BY date').all() as DigestRow[];
+  }
+
+  // ---- pages ----
+
+  recordPage(fingerprint: string, event: string, at: number): number {
+    return Number(this.db.prepare('INSERT INTO pages (fingerprint, event, at) VALUES (?, ?, ?)').run(fingerprint, event, at).lastInsertRowid);
+  }
+
+  finishPage(id: number, outcome: string, detail: string | null): void {
+    this.db.prepare('UPDATE pages SET outcome = ?, detail = ? WHERE id = ?').run(outcome, detail, id);
+  }
+
+  lastPage(fingerprint: string): PageRow | undefined {
+    return this.db.prepare('SELECT * FROM pages WHERE fingerprint = ? ORDER BY id DESC LIMIT 1').get(fingerprint) as PageRow | undefined;
+  }
+
+  pagesBetween(from: number, to: number): PageRow[] {
+    return this.db.prepare('SELECT * FROM pages WHERE at >= ? AND at < ? ORDER BY id').all(from, to) as PageRow[];
+  }
+
   // ---- events ----
 
   recordEvent(at: number, kind: string, job: string | null, message: string, data?: unknown): void {
     this.db
       .prepare('INSERT INTO events (at, kind, job, message, data) VALUES (?, ?, ?, ?, ?)')
       .run(at, kind, job, message, data === undefined ? null : JSON.stringify(data));
+  }
+
+  eventsBetween(from: number, to: number, kind?: string): EventRow[] {
+    if (kind) return this.db.prepare('SELECT * FROM events WHERE at >= ? AND at < ? AND kind = ? ORDER BY id').all(from, to, kind) as EventRow[];
+    return this.db.prepare('SELECT * FROM events WHERE at >= ? AND at < ? ORDER BY id').all(from, to) as EventRow[];
+  }
+
+  runsBetween(from: number, to: number): RunRow[] {
+    return this.db.prepare('SELECT * FROM runs WHERE created_at >= ? AND created_at < ? ORDER BY id').all(from, to) as RunRow[];
   }
 
   events(limit: number, kind?: string): EventRow[] {
