@@ -2,7 +2,9 @@
 // The command line. Reading commands work from the files and SQLite alone; acting commands talk to
 // the daemon over its socket. Exit codes: 0 ok, 1 unhealthy/failed, 2 usage or invalid config,
 // 3 daemon not reachable.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { dirname } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { callDaemon, daemonListening, DaemonUnreachable } from './control.js';
 import { Daemon, VERSION } from './daemon.js';
@@ -12,7 +14,8 @@ import { createLogger } from './log.js';
 import { NAME_PATTERN } from './names.js';
 import { formatInstant, nextInstants } from './schedule.js';
 import { formatProblem } from './specfile.js';
-import { buildStatus, renderRuns, renderStatus, type LiveInfo } from './status.js';
+import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js';
+import { buildStatus, renderAlerts, renderRuns, renderStatus, type LiveInfo } from './status.js';
 import { Store, StoreError, type RunRow } from './store.js';
 
 export const EXIT = { ok: 0, unhealthy: 1, usage: 2, unreachable: 3 } as const;
@@ -173,7 +176,7 @@ const COMMANDS: Record<string, Command> = {
       const home = loadHomeOrFail(ctx);
       const store = openStore(ctx);
       try {
-        const report = buildStatus(home, store, await liveInfo(ctx), Date.now());
+        const report = buildStatus(home, store, await liveInfo(ctx), Date.now(), killOf(home));
         ctx.io.out(ctx.values.json ? json(report) : renderStatus(report));
         return report.healthy ? EXIT.ok : EXIT.unhealthy;
       } finally {
@@ -253,6 +256,73 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  ping: {
+    summary: 'heartbeat for an external job: success (default), --start or --fail',
+    usage: 'nightshift [--home DIR] ping JOB [--start|--fail] [--json]',
+    help:
+      'Needs the daemon. --start then a later ping records the duration; a start with no end within the\n' +
+      "job's timeout raises a hung alert. The same works with curl:\n" +
+      '  curl --unix-socket STATE/nightshift.sock http://x/ping/JOB[/start|/fail]\n' +
+      'An unknown job is refused (exit 2) and nothing is recorded.',
+    options: { start: { type: 'boolean' }, fail: { type: 'boolean' }, json: { type: 'boolean' } },
+    run: async (ctx) => {
+      const name = jobName(ctx)!;
+      if (ctx.values.start && ctx.values.fail) throw new UsageError('give --start or --fail, not both');
+      const suffix = ctx.values.start ? '/start' : ctx.values.fail ? '/fail' : '';
+      const r = await act(ctx, 'POST', `/ping/${name}${suffix}`);
+      if (r.status !== 200) {
+        ctx.io.err(`nightshift ping: ${String(r.body.error)}`);
+        return r.status === 404 || r.status === 400 ? EXIT.usage : EXIT.unhealthy;
+      }
+      if (ctx.values.json) ctx.io.out(json(r.body));
+      else ctx.io.out(`${name}: ${String(r.body.kind)} recorded${typeof r.body.durationMs === 'number' ? ` (ran ${r.body.durationMs} ms since its start ping)` : ''}`);
+      return EXIT.ok;
+    },
+  },
+
+  alerts: {
+    summary: 'open alerts (or --all), with what happened in plain words',
+    usage: 'nightshift [--home DIR] alerts [--all] [--limit N] [--json]',
+    help: 'Reads SQLite directly; works with the daemon down. Exit 1 when an alert is open.',
+    options: { all: { type: 'boolean' }, limit: { type: 'string' }, json: { type: 'boolean' } },
+    run: async (ctx) => {
+      if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
+      const limit = positiveInt(ctx.values.limit, '--limit', 100);
+      const store = openStore(ctx);
+      const rows = store ? (ctx.values.all ? store.alerts(limit) : store.openAlerts().slice(0, limit)) : [];
+      const open = store ? store.openAlerts().length : 0;
+      store?.close();
+      ctx.io.out(ctx.values.json ? json(rows) : rows.length ? renderAlerts(rows, Date.now()) : ctx.values.all ? 'No alerts yet.' : 'No open alerts.');
+      return open > 0 ? EXIT.unhealthy : EXIT.ok;
+    },
+  },
+
+  kill: {
+    summary: 'the kill switch: on | off | status (works without the daemon)',
+    usage: 'nightshift [--home DIR] kill on|off|status [--json]',
+    help:
+      'On creates the kill-switch file (policy.killSwitch, default STATE/KILL); off removes it. Plain touch/rm\n' +
+      'do the same. While it is on, agent jobs and every autonomous action are halted. status exits 1 when on.',
+    options: { json: { type: 'boolean' } },
+    run: async (ctx) => {
+      const verb = ctx.positionals[0];
+      if (!verb || !['on', 'off', 'status'].includes(verb) || ctx.positionals.length > 1) throw new UsageError('say "kill on", "kill off" or "kill status"');
+      const home = loadHomeOrFail(ctx);
+      const path = killSwitchPath(ctx.paths, home.policyOk ? home.policy : null);
+      if (verb === 'on') {
+        mkdirSync(dirname(path), { recursive: true });
+        writeFileSync(path, `kill switch turned on by ${userInfoName()} at ${new Date().toISOString()}\n`);
+      } else if (verb === 'off') {
+        rmSync(path, { force: true });
+      }
+      const k = killOf(home);
+      if (ctx.values.json) ctx.io.out(json({ on: k.halted, reason: k.reason, path: k.path }));
+      else ctx.io.out(k.halted ? `kill switch ON: ${k.reason}` : `kill switch off (${k.path} absent)`);
+      if (verb === 'off' && k.halted) ctx.io.err('nightshift kill: still halted — fix the policy file (nightshift validate) to turn it off');
+      return k.halted ? (verb === 'on' ? EXIT.ok : EXIT.unhealthy) : EXIT.ok;
+    },
+  },
+
   pause: {
     summary: 'stop scheduling a job (or --all); its instants are recorded as skipped-paused',
     usage: 'nightshift [--home DIR] pause JOB|--all',
@@ -284,6 +354,18 @@ async function pauseResume(ctx: Ctx, verb: 'pause' | 'resume'): Promise<number> 
   const changed = (r.body.changed as string[]) ?? [];
   ctx.io.out(changed.length ? `${verb}d: ${changed.join(', ')}` : `nothing to ${verb}: already ${verb}d`);
   return EXIT.ok;
+}
+
+function killOf(home: LoadedHome): KillState {
+  return checkKillSwitch(killSwitchPath(home.paths, home.policyOk ? home.policy : null), home.policyOk);
+}
+
+function userInfoName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
 }
 
 function mainHelp(): string {
@@ -329,7 +411,7 @@ export async function main(argv: string[], io: Out = { out: (s) => process.stdou
   }
   const cmd = COMMANDS[cmdName];
   if (!cmd) {
-    const unbuilt = ['ping', 'alerts', 'heals', 'approve', 'deny', 'kill', 'digest'].includes(cmdName);
+    const unbuilt = ['heals', 'approve', 'deny', 'digest'].includes(cmdName);
     io.err(`nightshift: ${unbuilt ? `"${cmdName}" is not available in this version yet` : `unknown command "${cmdName}"`}\n\n${mainHelp()}`);
     return EXIT.usage;
   }

@@ -1,6 +1,6 @@
 // The daemon's wiring, in one place: lock, store, home, scheduler, supervisor, watcher, control
 // socket and systemd notifications. Each piece has start()/stop(); this file decides the order.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { ControlError, ControlServer, type Route } from './control.js';
 import {
@@ -23,7 +23,9 @@ import { formatProblem, type SpecProblem } from './specfile.js';
 import { Store, type RunRow } from './store.js';
 import { Supervisor } from './supervisor.js';
 import { systemClock, type Clock } from './timer.js';
-import { ConfigWatcher } from './watch.js';
+import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js';
+import { ConfigWatcher, FileWatcher } from './watch.js';
+import { Watchdog } from './watchdog.js';
 
 export const VERSION = '0.1.0';
 
@@ -51,6 +53,10 @@ export class Daemon {
   private scheduler!: Scheduler;
   private supervisor!: Supervisor;
   private watcher: ConfigWatcher | null = null;
+  private watchdog: Watchdog | null = null;
+  private killWatcher: FileWatcher | null = null;
+  private heartbeatWatcher: FileWatcher | null = null;
+  private lastKill: KillState | null = null;
   private control: ControlServer | null = null;
   private notifier: Notifier;
   private watchdogTimer: NodeJS.Timeout | null = null;
@@ -91,7 +97,10 @@ export class Daemon {
         log,
         logCap: this.opts.logCap,
         lookup: (name) => this.jobs.get(name),
+        onTimeout: (job, runId) => this.watchdog?.runTimedOut(job, runId),
+        killSwitch: () => this.killState(),
         onFinished: (row) => {
+          this.watchdog?.runFinished(row);
           for (const fn of this.finishedListeners) {
             try {
               fn(row);
@@ -124,8 +133,34 @@ export class Daemon {
         },
         onError: (err, name) => log.error({ job: name, err: String(err) }, 'scheduling failed'),
       });
+      this.watchdog = new Watchdog({
+        store: this.store,
+        clock: this.clock,
+        log,
+        getJob: (name) => this.jobs.get(name),
+      });
+      this.watchdog.start(this.jobs.values());
       this.scheduler.start(this.jobs.values());
       this.supervisor.armPendingRetries();
+
+      this.lastKill = this.killState();
+      if (this.lastKill.halted) {
+        log.warn({ path: this.lastKill.path }, `starting halted: ${this.lastKill.reason}`);
+        this.store.recordEvent(this.clock.now(), 'kill-switch', null, `kill switch on at start: ${this.lastKill.reason}`, { on: true });
+      }
+      this.killWatcher = new FileWatcher(
+        () => this.killSwitchChanged(),
+        (err) => log.error({ err: err.message }, 'watching the kill switch failed; it is still checked before every action'),
+      );
+      await this.killWatcher.start([this.lastKill.path]);
+      this.heartbeatWatcher = new FileWatcher(
+        (file, kind) => {
+          if (kind !== 'unlink') this.heartbeatFileTouched(file);
+        },
+        (err) => log.error({ err: err.message }, 'watching heartbeat files failed'),
+      );
+      await this.heartbeatWatcher.start(this.heartbeatFiles().keys());
+      this.catchUpHeartbeatFiles();
 
       this.watcher = new ConfigWatcher({
         paths: [paths.jobsDir, paths.rulesDir, paths.protectedDir],
@@ -173,6 +208,7 @@ export class Daemon {
     this.notifier.stopping();
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
     this.scheduler?.stop();
+    this.watchdog?.stop();
     await this.watcher?.stop();
     await this.supervisor?.shutdown('shutdown');
     try {
@@ -192,7 +228,10 @@ export class Daemon {
   private async teardown(): Promise<void> {
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
     this.scheduler?.stop();
+    this.watchdog?.stop();
     await this.watcher?.stop().catch(() => {});
+    await this.killWatcher?.stop().catch(() => {});
+    await this.heartbeatWatcher?.stop().catch(() => {});
     await this.control?.stop().catch(() => {});
     try {
       this.store?.close();
@@ -231,6 +270,8 @@ export class Daemon {
         if (job && job.file === file) {
           this.jobs.delete(name);
           this.scheduler.remove(name);
+          this.watchdog?.jobRemoved(name);
+          this.heartbeatWatcher?.setFiles(this.heartbeatFiles().keys());
           log.info({ job: name, file }, 'job removed (a running process of it is left to finish)');
           this.store.recordEvent(this.clock.now(), 'job-removed', name, `job ${name} removed (${file} deleted)`);
         }
@@ -264,6 +305,8 @@ export class Daemon {
       if (prev && prev.hash === job.hash) return;
       this.jobs.set(name, job);
       this.scheduler.upsert(job);
+      this.watchdog?.jobChanged(job, !prev);
+      this.heartbeatWatcher?.setFiles(this.heartbeatFiles().keys());
       const nextRun = this.scheduler.nextRun(name);
       log.info({ job: name, file, nextRun: nextRun ? new Date(nextRun).toISOString() : null }, prev ? 'job changed' : 'job added');
       this.store.recordEvent(this.clock.now(), prev ? 'job-changed' : 'job-added', name, `job ${name} ${prev ? 'changed' : 'added'}`);
@@ -278,6 +321,7 @@ export class Daemon {
     const r = loadPolicyFile(paths.policyFile);
     if (!r.ok) {
       this.policyOk = false;
+      this.killSwitchChanged();
       for (const p of r.problems) this.addProblem(p);
       for (const p of r.problems) log.error({ file: p.file, line: p.line }, `invalid policy: ${formatProblem(p)}; the previous policy stays in force`);
       return;
@@ -292,6 +336,8 @@ export class Daemon {
         this.scheduler.upsert(again);
       }
     }
+    this.killWatcher?.setFiles([killSwitchPath(paths, this.policy)]);
+    this.killSwitchChanged();
     log.info({ file: paths.policyFile }, 'policy reloaded');
     this.store.recordEvent(this.clock.now(), 'policy-changed', null, 'policy reloaded');
   }
@@ -311,6 +357,57 @@ export class Daemon {
     }
     this.rules.set(name, r.value);
     this.log.info({ rule: name, file }, 'rule loaded');
+  }
+
+  // ---- kill switch and heartbeats ----
+
+  /** The one check every autonomous action goes through (fail closed). */
+  killState(): KillState {
+    return checkKillSwitch(killSwitchPath(this.paths, this.policyOk ? this.policy : null), this.policyOk);
+  }
+
+  private killSwitchChanged(): void {
+    const now = this.killState();
+    const before = this.lastKill;
+    this.lastKill = now;
+    if (before && before.halted === now.halted) return;
+    this.log.warn({ path: now.path, halted: now.halted }, now.halted ? `kill switch ON: ${now.reason}` : 'kill switch off: autonomous actions may run again');
+    this.store.recordEvent(this.clock.now(), 'kill-switch', null, now.halted ? `kill switch turned on: ${now.reason}` : 'kill switch turned off', { on: now.halted });
+    if (now.halted) {
+      void this.supervisor.haltAgents().then((n) => {
+        if (n > 0) this.log.warn({ stopped: n }, 'running agent jobs stopped by the kill switch');
+      });
+    }
+  }
+
+  /** heartbeat.file of external jobs, resolved against the home. */
+  private heartbeatFiles(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const job of this.jobs.values()) {
+      const f = job.spec.heartbeat?.file;
+      if (f && !job.managed) out.set(resolve(this.paths.home, f), job.name);
+    }
+    return out;
+  }
+
+  private heartbeatFileTouched(file: string): void {
+    const name = this.heartbeatFiles().get(file);
+    const job = name ? this.jobs.get(name) : undefined;
+    if (job) this.watchdog?.heartbeat(job, 'success', 'file');
+  }
+
+  /** A heartbeat file touched while the daemon was down counts once at start. */
+  private catchUpHeartbeatFiles(): void {
+    for (const [file, name] of this.heartbeatFiles()) {
+      try {
+        const mtime = statSync(file).mtimeMs;
+        const last = this.store.lastHeartbeat(name, 'success')?.at ?? 0;
+        const job = this.jobs.get(name);
+        if (job && mtime > last) this.watchdog?.heartbeat(job, 'success', 'file');
+      } catch {
+        // not there yet
+      }
+    }
   }
 
   // ---- control API ----
@@ -347,11 +444,25 @@ export class Daemon {
           return { run: await this.supervisor.runManual(job) };
         },
       },
+      ...(['GET', 'POST'] as const).flatMap((method) => [
+        { method, path: '/ping/:name', handler: ({ name }: { name?: string }) => this.ping(name, 'success') },
+        { method, path: '/ping/:name/start', handler: ({ name }: { name?: string }) => this.ping(name, 'start') },
+        { method, path: '/ping/:name/fail', handler: ({ name }: { name?: string }) => this.ping(name, 'fail') },
+      ]),
       { method: 'POST', path: '/pause/:name', handler: ({ name }) => this.setPaused([this.jobOr404(name)], true) },
       { method: 'POST', path: '/resume/:name', handler: ({ name }) => this.setPaused([this.jobOr404(name)], false) },
       { method: 'POST', path: '/pause-all', handler: () => this.setPaused([...this.jobs.values()], true) },
       { method: 'POST', path: '/resume-all', handler: () => this.setPaused([...this.jobs.values()], false) },
     ];
+  }
+
+  private ping(name: string | undefined, kind: 'start' | 'success' | 'fail'): { job: string; kind: string; durationMs: number | null } {
+    const job = this.jobOr404(name);
+    if (job.managed) {
+      throw new ControlError(`job "${job.name}" is run by nightshift itself; its successful runs are its heartbeats (pings are for external jobs)`, 400);
+    }
+    const { durationMs } = this.watchdog!.heartbeat(job, kind, 'ping');
+    return { job: job.name, kind, durationMs };
   }
 
   private setPaused(jobs: Job[], paused: boolean): { changed: string[] } {
@@ -363,6 +474,7 @@ export class Daemon {
       this.store.setPaused(job.name, paused, now);
       if (paused) this.store.cancelRetries(job.name);
       this.scheduler.rearm(job.name);
+      this.watchdog?.pausedChanged(job, paused);
       changed.push(job.name);
       this.store.recordEvent(now, paused ? 'paused' : 'resumed', job.name, `job ${job.name} ${paused ? 'paused' : 'resumed'} by an operator`);
       this.log.info({ job: job.name }, paused ? 'job paused' : 'job resumed');
@@ -371,7 +483,7 @@ export class Daemon {
   }
 
   /** For tests and the in-process API. */
-  get internals(): { store: Store; scheduler: Scheduler; supervisor: Supervisor; jobs: Map<string, Job> } {
-    return { store: this.store, scheduler: this.scheduler, supervisor: this.supervisor, jobs: this.jobs };
+  get internals(): { store: Store; scheduler: Scheduler; supervisor: Supervisor; watchdog: Watchdog | null; jobs: Map<string, Job> } {
+    return { store: this.store, scheduler: this.scheduler, supervisor: this.supervisor, watchdog: this.watchdog, jobs: this.jobs };
   }
 }

@@ -33,6 +33,8 @@ export interface StartOptions {
   logCap?: number;
   now?: () => number;
   extraEnv?: Record<string, string>;
+  /** The timeout fired (before the kill grace runs): the watchdog raises `hung` at once. */
+  onTimeout?: () => void;
   /** Called synchronously once the child exists, so its process group is on record before it can outlive us. */
   onSpawn?: (pgid: number) => void;
 }
@@ -203,7 +205,14 @@ export class RunningProcess {
       this.stopWaiters.push(res);
       if (this.stopReason !== null) res();
       timer = setTimeout(() => {
-        if (this.stopReason === null) this.stopReason = 'timeout';
+        if (this.stopReason === null) {
+          this.stopReason = 'timeout';
+          try {
+            this.opts.onTimeout?.();
+          } catch {
+            // a listener's failure must not keep the job from being stopped
+          }
+        }
         res();
       }, timeoutMs);
     });
@@ -239,8 +248,7 @@ export class RunningProcess {
         manual: 'an operator stopped it',
         halt: 'the kill switch is on',
       };
-      const outcome: RunOutcome = this.stopReason === 'halt' ? 'skipped-halted' : 'killed';
-      return finish(outcome, `stopped because ${why[this.stopReason]}; stopped with ${how}.${leftoverNote}`, code, sig);
+      return finish('killed', `stopped because ${why[this.stopReason]}; stopped with ${how}.${leftoverNote}`, code, sig);
     }
     if (sig !== null) return finish('failed', `killed by signal ${sig}.${leftoverNote}`, code, sig);
     if (code !== 0) return finish('failed', `exited with code ${String(code)}.${leftoverNote}`, code, sig);

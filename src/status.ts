@@ -4,7 +4,8 @@ import { formatDuration } from './duration.js';
 import type { LoadedHome } from './home.js';
 import { formatInstant, nextAfter } from './schedule.js';
 import { formatProblem } from './specfile.js';
-import type { RunRow, Store } from './store.js';
+import type { KillState } from './killswitch.js';
+import type { AlertRow, RunRow, Store } from './store.js';
 
 export type JobHealth = 'ok' | 'running' | 'failing' | 'paused' | 'disabled' | 'never-run' | 'external' | 'manual-only';
 
@@ -19,7 +20,7 @@ export interface JobStatus {
   nextRun: number | null;
   lastSuccessAt: number | null;
   paused: boolean;
-  alert: null;
+  alerts: Array<{ id: number; kind: string; since: number; count: number; message: string; foldedUnder: string | null }>;
 }
 
 export interface StatusReport {
@@ -30,7 +31,7 @@ export interface StatusReport {
   jobs: JobStatus[];
   problems: string[];
   warnings: string[];
-  killSwitch: 'not built yet';
+  killSwitch: { on: boolean; reason: string; path: string; lastFlip: { at: number; message: string } | null };
   pendingApprovals: number;
   healthy: boolean;
 }
@@ -45,7 +46,10 @@ export interface LiveInfo {
 
 const BAD = new Set(['failed', 'timeout', 'wrong', 'interrupted']);
 
-export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInfo | null, now: number): StatusReport {
+export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInfo | null, now: number, kill: KillState): StatusReport {
+  const openAlerts = new Map<string, AlertRow[]>();
+  for (const a of store?.openAlerts() ?? []) openAlerts.set(a.job, [...(openAlerts.get(a.job) ?? []), a]);
+  const flip = store?.events(1, 'kill-switch')[0];
   const last = store?.lastFinishedRuns() ?? new Map<string, RunRow>();
   const successes = store?.lastSuccesses() ?? new Map<string, number>();
   const states = store?.allJobStates() ?? new Map();
@@ -80,7 +84,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
       nextRun,
       lastSuccessAt: successes.get(job.name) ?? null,
       paused,
-      alert: null,
+      alerts: (openAlerts.get(job.name) ?? []).map((a) => ({ id: a.id, kind: a.kind, since: a.opened_at, count: a.count, message: a.message, foldedUnder: a.folded_under })),
     });
   }
   const problems = live ? live.problems : home.problems.map(formatProblem);
@@ -93,9 +97,9 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
     jobs,
     problems,
     warnings: home.warnings.map(formatProblem),
-    killSwitch: 'not built yet',
+    killSwitch: { on: kill.halted, reason: kill.reason, path: kill.path, lastFlip: flip ? { at: flip.at, message: flip.message } : null },
     pendingApprovals: 0,
-    healthy: problems.length === 0 && jobs.every((j) => j.health !== 'failing'),
+    healthy: problems.length === 0 && jobs.every((j) => j.health !== 'failing' && j.alerts.every((a) => a.foldedUnder !== null)),
   };
 }
 
@@ -123,7 +127,7 @@ const HEALTH_WORDS: Record<JobHealth, string> = {
 export function renderStatus(r: StatusReport): string {
   const now = r.generatedAt;
   const lines: string[] = [];
-  const failing = r.jobs.filter((j) => j.health === 'failing');
+  const failing = r.jobs.filter((j) => j.health === 'failing' || j.alerts.some((a) => a.foldedUnder === null));
   const verdict =
     failing.length === 0 && r.problems.length === 0
       ? `All ${r.jobs.length} job(s) healthy.`
@@ -136,20 +140,32 @@ export function renderStatus(r: StatusReport): string {
       ? `Daemon: running (pid ${r.daemon.pid}, up ${formatDuration(now - (r.daemon.startedAt ?? now))}).  Home: ${r.home}`
       : `Daemon: NOT RUNNING — nothing is being scheduled. Start it with: systemctl start nightshift  (Home: ${r.home})`,
   );
-  lines.push(`Kill switch: ${r.killSwitch}.  Approvals waiting: ${r.pendingApprovals}.`);
+  const ks = r.killSwitch;
+  lines.push(
+    `Kill switch: ${ks.on ? `ON — ${ks.reason}; autonomous actions and agent jobs are halted (nightshift kill off)` : 'off'}` +
+      `${ks.lastFlip ? ` (last change ${ago(now - ks.lastFlip.at)}: ${ks.lastFlip.message})` : ''}.  Approvals waiting: ${r.pendingApprovals}.`,
+  );
   lines.push('');
   const w = Math.max(4, ...r.jobs.map((j) => j.name.length)) + 2;
-  lines.push(`${pad('JOB', w)}${pad('STATE', 11)}${pad('LAST RUN', 36)}${pad('NEXT RUN', 34)}LAST SUCCESS`);
+  lines.push(`${pad('JOB', w)}${pad('STATE', 11)}${pad('LAST RUN', 36)}${pad('NEXT RUN', 34)}${pad('LAST SUCCESS', 16)}ALERT`);
   for (const j of r.jobs) {
     let lastRun = '—';
     if (j.running.length) lastRun = `running now (run #${j.running.join(', #')})`;
     else if (j.lastRun) lastRun = `${j.lastRun.outcome} ${j.lastRun.endedAt ? ago(now - j.lastRun.endedAt) : ''}${j.lastRun.durationMs != null ? ` (took ${formatDuration(j.lastRun.durationMs)})` : ''}`;
     const next = j.nextRun ? `${formatInstant(j.nextRun, j.timezone).replace('T', ' ').slice(0, 16)} (${ago(now - j.nextRun)})` : j.health === 'disabled' ? '— disabled' : `— ${j.schedule}`;
     const succ = j.lastSuccessAt ? ago(now - j.lastSuccessAt) : 'never';
-    lines.push(`${pad(j.name, w)}${pad(HEALTH_WORDS[j.health], 11)}${pad(lastRun, 36)}${pad(next, 34)}${succ}`);
+    const alert = j.alerts.length
+      ? j.alerts.map((a) => `${a.kind}${a.count > 1 ? ` x${a.count}` : ''} since ${ago(now - a.since)}${a.foldedUnder ? ` (blocked by ${a.foldedUnder.split(':')[0]})` : ''}`).join('; ')
+      : '—';
+    lines.push(`${pad(j.name, w)}${pad(HEALTH_WORDS[j.health], 11)}${pad(lastRun, 36)}${pad(next, 34)}${pad(succ, 16)}${alert}`);
   }
   if (r.jobs.length === 0) lines.push('(no jobs: add a file to the jobs/ folder)');
-  const why = failing.filter((j) => j.lastRun?.reason);
+  const withAlerts = r.jobs.filter((j) => j.alerts.length > 0);
+  if (withAlerts.length) {
+    lines.push('', 'Open alerts (nightshift alerts for details):');
+    for (const j of withAlerts) for (const a of j.alerts) lines.push(`  #${a.id} ${j.name} ${a.kind}: ${oneLine(a.message)}`);
+  }
+  const why = r.jobs.filter((j) => j.health === 'failing' && j.alerts.length === 0 && j.lastRun?.reason);
   if (why.length) {
     lines.push('', 'Why jobs are failing:');
     for (const j of why) lines.push(`  ${j.name}: run #${j.lastRun!.id} ${j.lastRun!.reason}`);
@@ -173,6 +189,22 @@ export function renderRuns(rows: RunRow[], tzOf: (job: string) => string): strin
     lines.push(
       `${pad(`#${r.id}`, 8)}${pad(r.job, 22)}${pad(r.trigger, 10)}${pad(formatInstant(at, tzOf(r.job)), 27)}${pad(r.duration_ms != null ? formatDuration(r.duration_ms) : '—', 9)}${pad(r.outcome ?? 'running', 18)}${r.reason ?? ''}`,
     );
+  }
+  return lines.join('\n');
+}
+
+/** Alert text is data: shown on one line, capped, never interpreted. */
+export function oneLine(text: string, max = 300): string {
+  const flat = text.replace(/[\r\n\t]+/g, ' ').replace(/[\x00-\x1f\x7f]/g, '?');
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+}
+
+export function renderAlerts(rows: AlertRow[], now: number): string {
+  if (rows.length === 0) return 'No alerts.';
+  const lines = [`${pad('ALERT', 8)}${pad('JOB', 22)}${pad('KIND', 8)}${pad('COUNT', 7)}${pad('OPENED', 14)}${pad('STATE', 26)}WHAT HAPPENED`];
+  for (const a of rows) {
+    const state = a.resolved_at ? `${a.resolution ?? 'resolved'} ${ago(now - a.resolved_at)}` : a.folded_under ? `open, blocked by ${a.folded_under.split(':')[0]}` : 'OPEN';
+    lines.push(`${pad(`#${a.id}`, 8)}${pad(a.job, 22)}${pad(a.kind, 8)}${pad(String(a.count), 7)}${pad(ago(now - a.opened_at), 14)}${pad(state, 26)}${oneLine(a.message)}`);
   }
   return lines.join('\n');
 }

@@ -208,6 +208,9 @@ const MIGRATIONS: string[] = [
     detail TEXT
   );
   CREATE INDEX pages_fp ON pages(fingerprint, at);
+  -- "last success" and "last sign of life" are asked on every finished run.
+  CREATE INDEX runs_job_outcome ON runs(job, outcome, ended_at);
+  CREATE INDEX runs_created ON runs(created_at);
   `,
 ];
 
@@ -546,6 +549,18 @@ export class Store {
       .prepare(
         `SELECT max(at) AS at FROM (
            SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok'
+           UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success')`,
+      )
+      .get({ job }) as { at: number | null };
+    return r.at;
+  }
+
+  /** The last sign that a job is fine: an ok run, a pre-check that found nothing to do, a halt, or a success ping. */
+  lastLifeAt(job: string): number | null {
+    const r = this.db
+      .prepare(
+        `SELECT max(at) AS at FROM (
+           SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome IN ('ok', 'skipped-precheck', 'skipped-halted')
            UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success')`,
       )
       .get({ job }) as { at: number | null };

@@ -21,6 +21,9 @@ export interface SupervisorDeps {
   /** Looks the job up again when a retry comes due: the spec may have changed or gone. */
   lookup: (name: string) => Job | undefined;
   onFinished?: (row: RunRow) => void;
+  onTimeout?: (job: Job, runId: number) => void;
+  /** The kill switch, checked synchronously right before an agent job would start. */
+  killSwitch?: () => { halted: boolean; reason: string };
   logCap?: number;
 }
 
@@ -80,7 +83,7 @@ export class Supervisor {
     const now = clock.now();
     const base = { job: job.name, trigger, scheduledFor: o.scheduledFor ?? null, now, specHash: job.hash, attempt: o.attempt ?? 1, parentId: o.parentId ?? null };
 
-    const skip = (outcome: 'skipped-paused' | 'skipped-overlap', reason: string): Promise<RunRow> | 'duplicate' => {
+    const skip = (outcome: 'skipped-paused' | 'skipped-overlap' | 'skipped-halted', reason: string): Promise<RunRow> | 'duplicate' => {
       let id: number | null;
       if (o.claimed !== undefined) {
         store.finishRun(o.claimed, { outcome, endedAt: now, durationMs: 0, reason });
@@ -97,6 +100,10 @@ export class Supervisor {
 
     const state = store.jobState(job.name);
     if (state?.paused && trigger !== 'manual') return skip('skipped-paused', 'the job is paused (nightshift resume to restart it)');
+    if (job.spec.agent && this.deps.killSwitch) {
+      const k = this.deps.killSwitch();
+      if (k.halted) return skip('skipped-halted', `not started: ${k.reason} (agent jobs halt with the kill switch)`);
+    }
 
     const running = this.active.get(job.name);
     const toReplace: Active[] = [];
@@ -151,6 +158,7 @@ export class Supervisor {
         now: () => clock.now(),
         extraEnv: { NIGHTSHIFT_STATE: this.deps.stateDir },
         onSpawn: (pgid) => store.markStarted(id, pgid, logPath, clock.now()),
+        onTimeout: () => this.deps.onTimeout?.(job, id),
       });
       entry.proc = proc;
       log.info({ job: job.name, run: id, trigger }, 'run started');
@@ -298,6 +306,24 @@ export class Supervisor {
   /** Forceful: SIGKILL every group now (a second signal during shutdown). */
   killAllNow(): void {
     for (const m of this.active.values()) for (const a of m.values()) if (a.proc?.pgid) killGroup(a.proc.pgid, 'SIGKILL');
+  }
+
+  /** The kill switch went on: running agent jobs are stopped like a timeout and recorded. */
+  async haltAgents(): Promise<number> {
+    const stops: Promise<unknown>[] = [];
+    for (const m of this.active.values()) {
+      for (const a of m.values()) {
+        const job = this.deps.lookup(this.jobOf(a.runId) ?? '');
+        if (job?.spec.agent && a.proc) stops.push(a.proc.stop('halt'));
+      }
+    }
+    await Promise.allSettled(stops);
+    return stops.length;
+  }
+
+  private jobOf(runId: number): string | undefined {
+    for (const [job, m] of this.active) if (m.has(runId)) return job;
+    return undefined;
   }
 
   async stopJob(name: string, reason: StopReason): Promise<void> {

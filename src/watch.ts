@@ -1,6 +1,8 @@
 // Watches the spec folders and the policy file. Events are debounced per file (editors write in
 // several steps) and handed on as "this file may have changed"; the reload logic re-reads it.
 import { watch, type FSWatcher } from 'chokidar';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isSpecFile } from './home.js';
 
 export interface ConfigWatcherOptions {
@@ -53,6 +55,67 @@ export class ConfigWatcher {
   async stop(): Promise<void> {
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
+    const w = this.watcher;
+    this.watcher = null;
+    if (w) await w.close();
+  }
+}
+
+/**
+ * Watches individual files (the kill switch, heartbeat files) by watching their folders: a file
+ * that does not exist yet still gets an event when it appears. The set of files can change.
+ */
+export class FileWatcher {
+  private watcher: FSWatcher | null = null;
+  private files = new Set<string>();
+  private dirs = new Set<string>();
+
+  constructor(
+    private readonly onEvent: (file: string, kind: 'add' | 'change' | 'unlink') => void,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  async start(files: Iterable<string>): Promise<void> {
+    this.files = new Set(files);
+    this.dirs = new Set([...this.files].map((f) => dirname(f)));
+    const dirs = [...this.dirs].filter((d) => existsSync(d));
+    // chokidar never reports "ready" for an empty list: with nothing to watch, wait for setFiles().
+    if (dirs.length > 0) await this.open(dirs);
+  }
+
+  private async open(dirs: string[]): Promise<void> {
+    const w = watch(dirs, {
+      ignoreInitial: true,
+      depth: 0,
+      // Only our files matter; folders (stats undefined for the roots) must stay watched.
+      ignored: (p, stats) => stats?.isFile() === true && !this.files.has(p),
+    });
+    for (const kind of ['add', 'change', 'unlink'] as const) {
+      w.on(kind, (p: string) => {
+        if (this.files.has(p)) this.onEvent(p, kind);
+      });
+    }
+    w.on('error', (err) => this.onError(err as Error));
+    this.watcher = w;
+    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+  }
+
+  /** Replaces the set of watched files (heartbeat files change with job specs). */
+  setFiles(files: Iterable<string>): void {
+    this.files = new Set(files);
+    const dirs = new Set([...this.files].map((f) => dirname(f)));
+    const added = [...dirs].filter((d) => !this.dirs.has(d) && existsSync(d));
+    const removed = [...this.dirs].filter((d) => !dirs.has(d));
+    this.dirs = dirs;
+    if (!this.watcher) {
+      if (added.length) void this.open(added).catch((err: unknown) => this.onError(err as Error));
+      return;
+    }
+    if (added.length) this.watcher.add(added);
+    if (removed.length) this.watcher.unwatch(removed);
+  }
+
+  async stop(): Promise<void> {
     const w = this.watcher;
     this.watcher = null;
     if (w) await w.close();

@@ -1,0 +1,374 @@
+// The only things allowed to interrupt a person at once (Law 6: heal first, page never): events
+// on policy.page.allow, at most once per fingerprint per hour. The event goes to the page command
+// as JSON on stdin — never into argv, env or a shell (Law 8: alert text is data). The deadman
+// lives here too: it is the other command that exists only to reach the outside world.
+import { execa } from 'execa';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatDuration } from './duration.js';
+import type { Logger } from './log.js';
+import { SYSTEMD_NOTIFY_ENV } from './notify.js';
+import { groupAlive, killGroup, terminateGroup } from './runner.js';
+import type { Policy } from './spec.js';
+import type { Store } from './store.js';
+import { DeadlineTimer, type Clock } from './timer.js';
+
+export const COMMAND_TIMEOUT_MS = 10_000;
+export const PAGE_INTERVAL_MS = 3_600_000;
+export const DEADMAN_INTERVAL_MS = 3_600_000;
+const KILL_GRACE_MS = 1000;
+const CAPTURE_CAP = 4096;
+
+// ---- bounded commands ----
+
+export interface BoundedResult {
+  ok: boolean;
+  exitCode: number | null;
+  signal: string | null;
+  /** It did not finish in time; its whole process group was killed. */
+  timedOut: boolean;
+  durationMs: number;
+  stdout: string;
+  stderr: string;
+  /** It could not be started at all. */
+  startError: string | null;
+}
+
+/** The daemon's environment minus what belongs to the daemon alone (systemd's notify socket). */
+function commandEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  const privateNames = new Set<string>(SYSTEMD_NOTIFY_ENV);
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !privateNames.has(k)) env[k] = v;
+  return env;
+}
+
+class Capture {
+  private text = '';
+  add(chunk: Buffer): void {
+    if (this.text.length < CAPTURE_CAP) this.text += chunk.toString('utf8').slice(0, CAPTURE_CAP - this.text.length);
+  }
+  get value(): string {
+    return this.text.trim();
+  }
+}
+
+/**
+ * Runs an argv in its own process group with `input` on stdin and a hard time limit, after which
+ * the whole group is killed. Never throws. Leftovers that outlive the command (a background
+ * notifier it forked) are killed at the same deadline.
+ */
+export async function runBounded(argv: readonly string[], opts: { input?: string | Buffer; timeoutMs: number }): Promise<BoundedResult> {
+  const started = Date.now();
+  const [file, ...args] = argv;
+  const result = (r: Partial<BoundedResult>): BoundedResult => ({
+    ok: false,
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    durationMs: Date.now() - started,
+    stdout: '',
+    stderr: '',
+    startError: null,
+    ...r,
+  });
+  if (file === undefined) return result({ startError: 'no command given' });
+
+  let sub;
+  try {
+    sub = execa(file, args, {
+      input: opts.input ?? '',
+      env: commandEnv(),
+      extendEnv: false,
+      detached: true, // its own group, so a hang is killed with everything it started
+      cleanup: false,
+      reject: false,
+      buffer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      windowsHide: true,
+    });
+  } catch (err) {
+    return result({ startError: (err as Error).message });
+  }
+  const settled = Promise.resolve(sub).then(
+    (r) => r as unknown as Record<string, unknown>,
+    (e: unknown) => e as Record<string, unknown>,
+  );
+  const pid = sub.pid;
+  if (pid === undefined) {
+    const r = (await settled) as { code?: string; shortMessage?: string; message?: string };
+    const why = r.code === 'ENOENT' ? `command not found: ${file}` : r.code === 'EACCES' ? `permission denied: ${file}` : (r.shortMessage ?? r.message ?? 'unknown error');
+    return result({ startError: why });
+  }
+
+  const out = new Capture();
+  const err = new Capture();
+  sub.stdout?.on('data', (c: Buffer) => out.add(c));
+  sub.stderr?.on('data', (c: Buffer) => err.add(c));
+  // A command that ignores its input and exits makes our stdin write fail: that is not an error of ours.
+  sub.stdin?.on('error', () => {});
+
+  let timedOut = false;
+  let exited = false;
+  const kill = (): void => {
+    if (!exited) timedOut = true;
+    void terminateGroup(pid, KILL_GRACE_MS).catch(() => {});
+  };
+  const deadline = setTimeout(kill, opts.timeoutMs);
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => sub.once('exit', (code, signal) => res({ code, signal })));
+  exited = true;
+  // Let the last bytes of stderr arrive; a grandchild holding the pipe must not hold us.
+  await Promise.race([settled, sleep(100)]);
+  if (groupAlive(pid)) deadline.unref();
+  else clearTimeout(deadline);
+  if (timedOut) {
+    // terminateGroup already runs; make sure nothing of the group is left when we report.
+    for (let i = 0; i < 50 && groupAlive(pid); i++) await sleep(40);
+    killGroup(pid, 'SIGKILL');
+  }
+  return result({
+    ok: !timedOut && exit.code === 0,
+    exitCode: exit.code,
+    signal: exit.signal,
+    timedOut,
+    stdout: out.value,
+    stderr: err.value,
+  });
+}
+
+/** What happened, in plain words, with the command's own last words when it failed. */
+export function describeResult(r: BoundedResult, timeoutMs: number): string {
+  if (r.startError) return `could not start: ${r.startError}`;
+  if (r.timedOut) return `did not finish within ${formatDuration(timeoutMs)} and was killed`;
+  const said = r.stderr || r.stdout;
+  const tail = said ? `: ${said.replace(/\s+/g, ' ').slice(-500)}` : '';
+  if (r.ok) return `done in ${formatDuration(r.durationMs)}`;
+  if (r.signal) return `was killed by ${r.signal}${tail}`;
+  return `exited with code ${r.exitCode}${tail}`;
+}
+
+// ---- paging ----
+
+export interface PageEvent {
+  /** What happened, e.g. protected-zone, heal-blocked, daemon-restart-loop, alert. */
+  event: string;
+  /** What is "the same page": at most one per fingerprint per hour, e.g. db-backup:failed. */
+  fingerprint: string;
+  job?: string;
+  message: string;
+  [k: string]: unknown;
+}
+
+/** What page() decided at once; the command itself runs in the background. */
+export type PageDecision = 'paging' | 'not-allowed' | 'suppressed' | 'not-configured';
+
+/** An event pages when its name, its alert kind or its fingerprint is on policy.page.allow. */
+export function pageAllowed(policy: Policy, ev: PageEvent): boolean {
+  const allow = policy.page.allow;
+  return allow.includes(ev.event) || (typeof ev.kind === 'string' && allow.includes(ev.kind)) || allow.includes(ev.fingerprint);
+}
+
+export interface PagerDeps {
+  store: Store;
+  getPolicy(): Policy;
+  clock: Clock;
+  log: Logger;
+  /** How long a page command may take before its group is killed (default 10 s). */
+  timeoutMs?: number;
+  /** The least time between two pages with the same fingerprint (default 1 h). */
+  intervalMs?: number;
+}
+
+export class Pager {
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly timeoutMs: number;
+  private readonly intervalMs: number;
+
+  constructor(private readonly deps: PagerDeps) {
+    this.timeoutMs = deps.timeoutMs ?? COMMAND_TIMEOUT_MS;
+    this.intervalMs = deps.intervalMs ?? PAGE_INTERVAL_MS;
+  }
+
+  /**
+   * Decides at once and returns; the page command runs in the background and never throws.
+   * A repeat within the interval is not run and not put in the pages table (which holds only
+   * pages that went out, or tried to): it is logged and journaled as a 'page-suppressed' event.
+   */
+  page(ev: PageEvent): PageDecision {
+    const { store, log } = this.deps;
+    try {
+      const policy = this.deps.getPolicy();
+      if (!pageAllowed(policy, ev)) {
+        log.info({ event: ev.event, fingerprint: ev.fingerprint }, 'not paging: the event is not on policy.page.allow (it goes to the digest)');
+        return 'not-allowed';
+      }
+      const now = this.deps.clock.now();
+      const last = store.lastPage(ev.fingerprint);
+      if (last && now - last.at < this.intervalMs) {
+        const msg = `not paging again for ${ev.fingerprint}: last page ${formatDuration(now - last.at)} ago (at most one per ${formatDuration(this.intervalMs)})`;
+        log.info({ event: ev.event, fingerprint: ev.fingerprint, lastPageId: last.id }, msg);
+        store.recordEvent(now, 'page-suppressed', ev.job ?? null, msg, { event: ev.event, fingerprint: ev.fingerprint, lastPageId: last.id });
+        return 'suppressed';
+      }
+      // Recorded before anything runs: a second call right now sees it, and so does a restart.
+      const id = store.recordPage(ev.fingerprint, ev.event, now);
+      const command = policy.page.command;
+      if (!command) {
+        const detail = 'policy.page.command is not set: nobody could be paged; add page: { command: [...] } to protected/policy.yaml';
+        store.finishPage(id, 'not-configured', detail);
+        log.error({ event: ev.event, fingerprint: ev.fingerprint }, detail);
+        return 'not-configured';
+      }
+      this.track(this.run(id, command, ev, now));
+      return 'paging';
+    } catch (err) {
+      log.error({ err: String(err), event: ev.event, fingerprint: ev.fingerprint }, 'paging failed before the page command could run');
+      return 'not-configured';
+    }
+  }
+
+  private async run(id: number, command: string[], ev: PageEvent, now: number): Promise<void> {
+    const { store, log } = this.deps;
+    const payload = `${JSON.stringify({ ...ev, at: new Date(now).toISOString() })}\n`;
+    const r = await runBounded(command, { input: payload, timeoutMs: this.timeoutMs });
+    const outcome = r.ok ? 'sent' : r.timedOut ? 'timeout' : 'failed';
+    const detail = describeResult(r, this.timeoutMs);
+    try {
+      store.finishPage(id, outcome, detail);
+    } catch (err) {
+      log.error({ err: String(err), pageId: id }, 'could not record the page outcome');
+    }
+    if (r.ok) log.warn({ event: ev.event, fingerprint: ev.fingerprint, pageId: id }, `paged: ${oneLineOf(ev.message)}`);
+    else log.error({ event: ev.event, fingerprint: ev.fingerprint, pageId: id, command: command[0] }, `the page command ${detail}; nobody may have been paged — check policy.page.command`);
+  }
+
+  /** Runs the deadman with this pager's policy, store and limit. */
+  runDeadman(reason: DeadmanReason = 'manual'): Promise<DeadmanResult> {
+    const p = runDeadman({ ...this.deps, reason, timeoutMs: this.timeoutMs });
+    this.track(p.then(() => {}));
+    return p;
+  }
+
+  private track(p: Promise<void>): void {
+    const q = p.catch((err: unknown) => this.deps.log.error({ err: String(err) }, 'paging failed'));
+    this.inFlight.add(q);
+    void q.finally(() => this.inFlight.delete(q));
+  }
+
+  /** Resolves when every page command started so far has finished (or been killed). */
+  async idle(): Promise<void> {
+    while (this.inFlight.size) await Promise.all([...this.inFlight]);
+  }
+
+  async stop(): Promise<void> {
+    await this.idle();
+  }
+}
+
+function oneLineOf(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}
+
+// ---- the deadman: something outside watches the watcher ----
+
+export type DeadmanReason = 'start' | 'hourly' | 'digest' | 'manual';
+
+export interface DeadmanResult {
+  ran: boolean;
+  ok: boolean;
+  detail: string;
+}
+
+/**
+ * Runs policy.deadman once and journals it as an event of kind 'deadman' (data.ok). Not
+ * configured: nothing runs and nothing is recorded. Never throws.
+ */
+export async function runDeadman(deps: {
+  store: Store;
+  getPolicy(): Policy;
+  clock: Clock;
+  log: Logger;
+  reason: DeadmanReason;
+  timeoutMs?: number;
+}): Promise<DeadmanResult> {
+  const { store, log } = deps;
+  const timeoutMs = deps.timeoutMs ?? COMMAND_TIMEOUT_MS;
+  let argv: string[] | undefined;
+  try {
+    argv = deps.getPolicy().deadman;
+  } catch (err) {
+    log.error({ err: String(err) }, 'deadman not run: the policy could not be read');
+    return { ran: false, ok: false, detail: 'the policy could not be read' };
+  }
+  if (!argv) return { ran: false, ok: false, detail: 'policy.deadman is not set' };
+  const r = await runBounded(argv, { timeoutMs });
+  const detail = describeResult(r, timeoutMs);
+  const message = r.ok ? `deadman ping ok (${deps.reason})` : `deadman ping failed (${deps.reason}): ${argv[0]} ${detail}`;
+  try {
+    store.recordEvent(deps.clock.now(), 'deadman', null, message, { ok: r.ok, reason: deps.reason, exitCode: r.exitCode, timedOut: r.timedOut, durationMs: r.durationMs });
+  } catch (err) {
+    log.error({ err: String(err) }, 'could not record the deadman ping');
+  }
+  if (r.ok) log.info({ reason: deps.reason, durationMs: r.durationMs }, 'deadman ping ok');
+  else log.error({ reason: deps.reason, command: argv[0] }, `${message}; the outside monitor will think nightshift is down — check policy.deadman`);
+  return { ran: true, ok: r.ok, detail };
+}
+
+export interface DeadmanDeps {
+  store: Store;
+  getPolicy(): Policy;
+  clock: Clock;
+  log: Logger;
+  timeoutMs?: number;
+  /** Between two pings (default 1 h). */
+  intervalMs?: number;
+}
+
+/** Pings at start, every hour, and after each digest (kick), on one DeadlineTimer. */
+export class Deadman {
+  private readonly timer: DeadlineTimer<'ping'>;
+  private readonly intervalMs: number;
+  private running: Promise<DeadmanResult> | null = null;
+  private stopped = true;
+  private stopping: Promise<void> | null = null;
+
+  constructor(private readonly deps: DeadmanDeps) {
+    this.intervalMs = deps.intervalMs ?? DEADMAN_INTERVAL_MS;
+    this.timer = new DeadlineTimer<'ping'>(() => void this.run('hourly'), deps.clock, (err) =>
+      deps.log.error({ err: String(err) }, 'deadman timer failed'),
+    );
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.stopping = null;
+    this.timer.start();
+    void this.run('start');
+  }
+
+  /** After each digest: "the daily digest happened" is what the outside monitor is told. */
+  kick(): void {
+    if (!this.stopped) void this.run('digest');
+  }
+
+  /** One ping now; the hourly one is counted from here. A ping already under way is not doubled. */
+  run(reason: DeadmanReason): Promise<DeadmanResult> {
+    if (this.running) return this.running;
+    this.timer.set('ping', this.deps.clock.now() + this.intervalMs);
+    const p = runDeadman({ ...this.deps, reason }).finally(() => {
+      this.running = null;
+    });
+    this.running = p;
+    return p;
+  }
+
+  stop(): Promise<void> {
+    if (!this.stopping) {
+      this.stopped = true;
+      this.timer.stop();
+      const r = this.running;
+      this.stopping = r ? r.then(() => {}) : Promise.resolve();
+    }
+    return this.stopping;
+  }
+}
