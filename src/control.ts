@@ -97,7 +97,13 @@ export class ControlServer {
         let name: string | undefined;
         let ok = true;
         for (let i = 0; i < parts.length; i++) {
-          if (parts[i] === ':name') name = decodeURIComponent(segments[i]!);
+          if (parts[i] === ':name') {
+            try {
+              name = decodeURIComponent(segments[i]!);
+            } catch {
+              throw new ControlError('the job name in the URL is not valid percent-encoding', 400);
+            }
+          }
           else if (parts[i] !== segments[i]) ok = false;
         }
         if (!ok) continue;

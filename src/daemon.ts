@@ -6,6 +6,7 @@ import { ControlError, ControlServer, type Route } from './control.js';
 import {
   checkDependencies,
   compileJob,
+  jobFromText,
   loadHome,
   loadJobFile,
   loadPolicyFile,
@@ -21,7 +22,7 @@ import { Scheduler } from './scheduler.js';
 import type { Policy } from './spec.js';
 import { formatProblem, type SpecProblem } from './specfile.js';
 import { Store, type RunRow } from './store.js';
-import { Supervisor } from './supervisor.js';
+import { ShuttingDown, Supervisor } from './supervisor.js';
 import { systemClock, type Clock } from './timer.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js';
 import { ConfigWatcher, FileWatcher } from './watch.js';
@@ -116,10 +117,15 @@ export class Daemon {
       const home = loadHome(paths);
       this.policy = home.policy;
       this.policyOk = home.policyOk;
-      this.jobs = home.jobs;
+      this.jobs = new Map(home.jobs);
       this.rules = home.rules;
       for (const p of home.problems) this.addProblem(p);
       for (const p of home.problems) log.error({ file: p.file, line: p.line, field: p.field }, `invalid spec: ${formatProblem(p)}`);
+      this.restoreLastGoodJobs(home.problems);
+      this.store.saveSpecs(
+        [...home.jobs.values()].map((j) => ({ file: j.file, name: j.name, text: home.jobTexts.get(j.file)!, hash: j.hash })),
+        this.clock.now(),
+      );
       for (const w of home.warnings) log.warn({ file: w.file }, formatProblem(w));
 
       this.scheduler = new Scheduler({
@@ -140,8 +146,6 @@ export class Daemon {
         getJob: (name) => this.jobs.get(name),
       });
       this.watchdog.start(this.jobs.values());
-      this.scheduler.start(this.jobs.values());
-      this.supervisor.armPendingRetries();
 
       this.lastKill = this.killState();
       if (this.lastKill.halted) {
@@ -174,6 +178,10 @@ export class Daemon {
       this.control = new ControlServer(paths.socket, this.routes(), (err) => log.error({ err: String(err) }, 'control request failed'));
       await this.control.start();
 
+      // Last: only now can a run start, so a failed start-up never leaves a job behind.
+      this.scheduler.start(this.jobs.values());
+      this.supervisor.armPendingRetries();
+
       this.store.recordEvent(this.clock.now(), 'daemon-start', null, `nightshift ${VERSION} started (pid ${process.pid})`);
       log.info(
         { jobs: this.jobs.size, rules: this.rules.size, problems: this.problemList().length, state: paths.state, version: VERSION },
@@ -182,6 +190,8 @@ export class Daemon {
       this.notifier.ready(`${this.jobs.size} jobs`);
       this.startWatchdog();
     } catch (err) {
+      this.scheduler?.stop();
+      await this.supervisor?.shutdown('shutdown').catch(() => {});
       await this.teardown();
       throw err;
     }
@@ -245,6 +255,22 @@ export class Daemon {
 
   // ---- configuration ----
 
+  /** A job file that is invalid at start keeps running as its last valid version, kept in SQLite. */
+  private restoreLastGoodJobs(problems: SpecProblem[]): void {
+    const files = new Set(problems.map((p) => p.file).filter((f) => dirname(f) === this.paths.jobsDir));
+    for (const file of files) {
+      const cached = this.store.cachedSpec(file);
+      if (!cached) continue;
+      const r = jobFromText(file, cached.text, this.paths.home, this.policy);
+      if (!r.ok || this.jobs.has(r.value.name)) continue;
+      this.jobs.set(r.value.name, r.value);
+      this.log.warn(
+        { job: r.value.name, file, savedAt: new Date(cached.saved_at).toISOString() },
+        `${file} is invalid; running its last good version (from ${new Date(cached.saved_at).toISOString()}) until it is fixed`,
+      );
+    }
+  }
+
   private addProblem(p: SpecProblem): void {
     const list = this.problems.get(p.file) ?? [];
     list.push(p);
@@ -269,6 +295,7 @@ export class Daemon {
         const job = this.jobs.get(name);
         if (job && job.file === file) {
           this.jobs.delete(name);
+          this.store.forgetSpec(file);
           this.scheduler.remove(name);
           this.watchdog?.jobRemoved(name);
           this.heartbeatWatcher?.setFiles(this.heartbeatFiles().keys());
@@ -304,6 +331,7 @@ export class Daemon {
       }
       if (prev && prev.hash === job.hash) return;
       this.jobs.set(name, job);
+      this.store.saveSpecs([{ file, name, text: r.text, hash: job.hash }], this.clock.now());
       this.scheduler.upsert(job);
       this.watchdog?.jobChanged(job, !prev);
       this.heartbeatWatcher?.setFiles(this.heartbeatFiles().keys());
@@ -441,7 +469,12 @@ export class Daemon {
         handler: async ({ name }) => {
           const job = this.jobOr404(name);
           if (!job.managed) throw new ControlError(`job "${job.name}" is external (no command): something else runs it; nightshift only watches it`, 400);
-          return { run: await this.supervisor.runManual(job) };
+          try {
+            return { run: await this.supervisor.runManual(job) };
+          } catch (err) {
+            if (err instanceof ShuttingDown) throw new ControlError(err.message, 503);
+            throw err;
+          }
         },
       },
       ...(['GET', 'POST'] as const).flatMap((method) => [

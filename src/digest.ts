@@ -193,11 +193,12 @@ export function composeDigest(input: DigestInput): ComposedDigest {
   const needsYou = new Set(unfolded.map((a) => a.job)).size;
   const verdict = verdictFor(jobs.size, needsYou, kill);
 
+  const runs = store.runsBetween(window.from, window.to);
   const sections: Section[] = [
     needsYouSection(open, unfolded, heals, t),
     healSection(heals, t),
-    runsSection(store.runsBetween(window.from, window.to), t),
-    precheckSection(store.runsBetween(window.from, window.to)),
+    runsSection(runs, t),
+    precheckSection(runs),
     pausedSection(store, jobs, t),
     alertsSection(store.alertsBetween(window.from, window.to), window, t),
     killSection(store, kill, window, t),
@@ -224,7 +225,7 @@ function needsYouSection(open: AlertRow[], unfolded: AlertRow[], heals: HealLine
     folded.set(a.folded_under, list);
   }
   const shownUnder = new Set<string>();
-  if (unfolded.length === 0) s.add('no open alerts');
+  if (open.length === 0) s.add('no open alerts');
   for (const a of unfolded.slice(0, LIST_CAP)) {
     s.add(alertLine(a, t));
     if (shownUnder.has(a.job)) continue;
@@ -384,7 +385,7 @@ function watcherSection(store: Store, policy: Policy, w: DigestWindow, t: (ms: n
   if (pages.length === 0) s.add('nobody was paged');
   else {
     s.add(`${plural(pages.length, 'page')}: ${outcomeWords(countBy(pages.map((p) => p.outcome ?? 'running')))}`);
-    s.addList(pages.map((p) => `${t(p.at)} ${p.event} (${p.fingerprint}): ${p.outcome ?? 'running'}${p.detail ? `: ${quote(p.detail)}` : ''}`), 1);
+    s.addList(pages.map((p) => `${t(p.at)} ${oneLine(p.event, 100)} (${oneLine(p.fingerprint, 100)}): ${p.outcome ?? 'running'}${p.detail ? `: ${quote(p.detail)}` : ''}`), 1);
   }
   const pings = store.eventsBetween(w.from, w.to, 'deadman');
   const failed = pings.filter((e) => !isOkEvent(e.data));

@@ -85,6 +85,8 @@ export class DigestService {
     this.timer = new DeadlineTimer<Key>((key, at) => this.due(key, at), deps.clock, (err, key) =>
       deps.log.error({ err: String(err), key }, 'digest timer callback failed'),
     );
+    // Nothing is armed before start(): a CLI that only calls runFor must be able to exit.
+    this.timer.stop();
   }
 
   start(): void {
@@ -112,11 +114,15 @@ export class DigestService {
     const key = this.digestConfigKey();
     if (key === this.lastDigestConfig) return;
     this.lastDigestConfig = key;
-    // New mail settings are worth trying at once rather than at the next backoff step.
+    // New mail settings are worth trying at once, also for a digest that had no way to be sent:
+    // every failed digest whose day is not over yet (the next digest reports the older ones).
     try {
+      const policy = this.deps.getPolicy();
       const now = this.deps.clock.now();
       for (const d of this.deps.store.unsentDigests()) {
-        if (d.last_error !== null && d.next_attempt_at !== null) this.timer.set(`retry:${d.date}`, now);
+        if (d.last_error !== null && (d.next_attempt_at !== null || digestInstant(policy, addDays(d.date, 1)) > now)) {
+          this.timer.set(`retry:${d.date}`, now);
+        }
       }
     } catch (err) {
       this.deps.log.error({ err: String(err) }, 'could not read unsent digests');
@@ -144,7 +150,9 @@ export class DigestService {
 
   /**
    * Composes the digest of `date`, writes the .md file, stores the row and, when asked, sends
-   * it (an explicit send goes out even if this date was sent before). Never throws.
+   * it (an explicit send goes out even if this date was sent before). A failed send resolves
+   * with the error (and a stored next attempt, which a started service or the next start takes
+   * up); it rejects only when the digest cannot be composed or stored.
    */
   runFor(date: string, opts: { send: boolean }): Promise<DigestRunResult> {
     return this.track(this.serial(date, () => this.produce(date, opts.send)));
@@ -210,7 +218,13 @@ export class DigestService {
   private scheduled(date: string): void {
     void this.track(
       this.serial(date, async () => {
-        const r = await this.produce(date, true);
+        let r: DigestRunResult;
+        try {
+          r = await this.produce(date, true);
+        } catch (err) {
+          this.deps.log.error({ err: String(err), date }, `the digest of ${date} could not be composed or stored; once the cause is fixed, run: nightshift digest --date ${date} --send`);
+          return;
+        }
         try {
           this.deps.onSent?.(r);
         } catch (err) {
@@ -306,7 +320,7 @@ export class DigestService {
     // A missing transport will not fix itself; a policy change retries at once (policyChanged).
     const next = r.notConfigured ? null : this.nextAttempt(policy, date, attempts, now);
     store.markDigestFailed(date, r.error, next);
-    if (next !== null) this.timer.set(`retry:${date}`, next);
+    if (next !== null && this.running) this.timer.set(`retry:${date}`, next);
     else this.timer.delete(`retry:${date}`);
     const tz = digestZone(policy);
     const then = next !== null ? `trying again at ${formatInstant(next, tz)}` : 'no more attempts; the next digest reports it';

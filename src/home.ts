@@ -116,13 +116,18 @@ function nameFromFile(file: string): { name: string } | { problem: SpecProblem }
 }
 
 export function loadJobFile(file: string, home: string, policy: Policy): FileResult<Job> {
-  const n = nameFromFile(file);
-  if ('problem' in n) return { ok: false, problems: [n.problem] };
   const r = readText(file);
   if ('problem' in r) return { ok: false, problems: [r.problem] };
-  const parsed = parseSpecText(file, r.text, JobSpecSchema);
+  return jobFromText(file, r.text, home, policy);
+}
+
+/** A job from the text of its spec (a file just read, or the last good version kept in SQLite). */
+export function jobFromText(file: string, text: string, home: string, policy: Policy): FileResult<Job> {
+  const n = nameFromFile(file);
+  if ('problem' in n) return { ok: false, problems: [n.problem] };
+  const parsed = parseSpecText(file, text, JobSpecSchema);
   if (!parsed.ok) return parsed;
-  return { ok: true, value: compileJob(n.name, file, home, parsed.value, policy, sha256(r.text)), text: r.text };
+  return { ok: true, value: compileJob(n.name, file, home, parsed.value, policy, sha256(text)), text };
 }
 
 export function loadRuleFile(file: string): FileResult<LoadedRule> {
@@ -166,6 +171,8 @@ export interface LoadedHome {
   policyOk: boolean;
   policyMissing: boolean;
   jobs: Map<string, Job>;
+  /** The text of each valid job file, by file. */
+  jobTexts: Map<string, string>;
   rules: Map<string, LoadedRule>;
   problems: SpecProblem[];
   warnings: SpecProblem[];
@@ -213,7 +220,8 @@ export function loadHome(paths: HomePaths): LoadedHome {
     rules.set(r.value.name, r.value);
   }
   problems.sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));
-  return { paths, policy, policyOk: pol.ok, policyMissing: pol.ok && pol.missing === true, jobs, rules, problems, warnings };
+  const jobTexts = new Map([...jobs.values()].map((j) => [j.file, texts.get(j.name)!]));
+  return { paths, policy, policyOk: pol.ok, policyMissing: pol.ok && pol.missing === true, jobs, jobTexts, rules, problems, warnings };
 }
 
 /** The line of a field in a job's spec (read from disk when the caller has no text at hand). */

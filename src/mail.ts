@@ -121,6 +121,9 @@ async function viaSendmail(path: string, message: Message, via: string, timeoutM
 
 const HINTS: Record<string, string> = {
   ECONNREFUSED: 'the connection was refused: is the mail server running, and are digest.smtp host and port right?',
+  EHOSTUNREACH: 'the mail server cannot be reached: check digest.smtp.host and the network',
+  ENETUNREACH: 'the mail server cannot be reached: check digest.smtp.host and the network',
+  ECONNRESET: 'the mail server closed the connection: check digest.smtp port and secure (465 is TLS, 25 and 587 are not)',
   ETIMEDOUT: 'the mail server did not answer in time: check digest.smtp host, port and the firewall',
   ENOTFOUND: 'the mail server name does not resolve: check digest.smtp.host',
   EDNS: 'the mail server name does not resolve: check digest.smtp.host',
@@ -135,6 +138,8 @@ const HINTS: Record<string, string> = {
 export function describeMailError(err: unknown): string {
   const e = err as { code?: string; message?: string; response?: string };
   const what = (e.response ?? e.message ?? String(err)).replace(/\s+/g, ' ').trim();
-  const hint = e.code ? HINTS[e.code] : undefined;
+  // nodemailer wraps socket errors as ESOCKET; the system's own code in the message says more.
+  const inner = /\b(E[A-Z]{4,})\b/.exec(what)?.[1];
+  const hint = (inner ? HINTS[inner] : undefined) ?? (e.code ? HINTS[e.code] : undefined);
   return hint ? `${hint} (${e.code}: ${what})` : e.code ? `${what} (${e.code})` : what;
 }

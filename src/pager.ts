@@ -123,7 +123,11 @@ export async function runBounded(argv: readonly string[], opts: { input?: string
   if (timedOut) {
     // terminateGroup already runs; make sure nothing of the group is left when we report.
     for (let i = 0; i < 50 && groupAlive(pid); i++) await sleep(40);
-    killGroup(pid, 'SIGKILL');
+    try {
+      killGroup(pid, 'SIGKILL');
+    } catch {
+      // gone or not ours any more: nothing left to kill
+    }
   }
   return result({
     ok: !timedOut && exit.code === 0,
@@ -329,6 +333,7 @@ export class Deadman {
   private readonly timer: DeadlineTimer<'ping'>;
   private readonly intervalMs: number;
   private running: Promise<DeadmanResult> | null = null;
+  private queued: Promise<DeadmanResult> | null = null;
   private stopped = true;
   private stopping: Promise<void> | null = null;
 
@@ -351,9 +356,16 @@ export class Deadman {
     if (!this.stopped) void this.run('digest');
   }
 
-  /** One ping now; the hourly one is counted from here. A ping already under way is not doubled. */
+  /** One ping now; the hourly one is counted from here. */
   run(reason: DeadmanReason): Promise<DeadmanResult> {
-    if (this.running) return this.running;
+    if (this.running) {
+      // The ping under way began before this reason arose: one more after it, however many callers.
+      this.queued ??= this.running.then((prev) => {
+        this.queued = null;
+        return this.stopped ? prev : this.run(reason);
+      });
+      return this.queued;
+    }
     this.timer.set('ping', this.deps.clock.now() + this.intervalMs);
     const p = runDeadman({ ...this.deps, reason }).finally(() => {
       this.running = null;
@@ -366,7 +378,7 @@ export class Deadman {
     if (!this.stopping) {
       this.stopped = true;
       this.timer.stop();
-      const r = this.running;
+      const r = this.queued ?? this.running;
       this.stopping = r ? r.then(() => {}) : Promise.resolve();
     }
     return this.stopping;

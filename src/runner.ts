@@ -5,6 +5,7 @@ import { execa, type ResultPromise } from 'execa';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import vm from 'node:vm';
 import { formatDuration } from './duration.js';
 import type { Job } from './home.js';
 import { CappedLog, DEFAULT_LOG_CAP } from './logcap.js';
@@ -264,6 +265,23 @@ export class RunningProcess {
   }
 }
 
+const REGEX_LIMIT_MS = 1000;
+const regexContext = vm.createContext({ re: /x/, text: '' });
+
+/** A pattern from a spec runs over up to 1 MiB of job output: bounded in time so it cannot freeze the daemon. */
+function regexTest(pattern: string, text: string): boolean | 'timeout' {
+  regexContext.re = new RegExp(pattern);
+  regexContext.text = text;
+  try {
+    return vm.runInContext('re.test(text)', regexContext, { timeout: REGEX_LIMIT_MS }) as boolean;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') return 'timeout';
+    throw err;
+  } finally {
+    regexContext.text = '';
+  }
+}
+
 /** exit 0 is not enough: "valid but wrong" is caught here. Returns what is wrong, or null. */
 export function checkExpectations(job: Job, r: Pick<RunResult, 'durationMs'>, logPath: string, now: number): string | null {
   const ex = job.spec.expect;
@@ -295,7 +313,9 @@ export function checkExpectations(job: Job, r: Pick<RunResult, 'durationMs'>, lo
     } catch {
       // an unreadable log cannot show the expected text: reported below
     }
-    if (!new RegExp(ex.outputMatches).test(out)) problems.push(`its output did not match /${ex.outputMatches}/`);
+    const m = regexTest(ex.outputMatches, out);
+    if (m === 'timeout') problems.push(`checking its output against /${ex.outputMatches}/ took over ${REGEX_LIMIT_MS} ms (the pattern backtracks badly); treated as not matched`);
+    else if (!m) problems.push(`its output did not match /${ex.outputMatches}/`);
   }
   return problems.length ? problems.join('; ') : null;
 }
@@ -309,14 +329,23 @@ export interface PrecheckVerdict {
  * The LLM-free gate. Only a first stdout line of exactly "IDLE" skips the run; any error,
  * timeout or other output means "run" (fail open to work).
  */
-export async function runPrecheck(job: Job, timeoutMs = 60_000): Promise<PrecheckVerdict> {
+export interface PrecheckOptions {
+  timeoutMs?: number;
+  /** Run id and state folder, so that a crash-restart can find and kill a pre-check left behind. */
+  extraEnv?: Record<string, string>;
+  /** The pre-check's process group, so shutdown and replace can stop it. */
+  onSpawn?: (pgid: number) => void;
+}
+
+export async function runPrecheck(job: Job, opts: PrecheckOptions = {}): Promise<PrecheckVerdict> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
   const argv = job.spec.precheck;
   if (!argv || argv.length === 0) return { idle: false, reason: 'no pre-check' };
   const [file, ...args] = argv as [string, ...string[]];
   try {
     const sub = execa(file, args, {
       cwd: job.cwd !== undefined && existsSync(job.cwd) ? job.cwd : undefined,
-      env: jobEnv(job, { NIGHTSHIFT_PRECHECK: '1' }),
+      env: jobEnv(job, { ...opts.extraEnv, NIGHTSHIFT_PRECHECK: '1' }),
       extendEnv: false,
       detached: true,
       cleanup: false,
@@ -325,6 +354,7 @@ export async function runPrecheck(job: Job, timeoutMs = 60_000): Promise<Prechec
       stderr: 'ignore',
       maxBuffer: 64 * 1024,
     });
+    if (sub.pid !== undefined) opts.onSpawn?.(sub.pid);
     // execa's own timeout would kill only the direct child; a grandchild holding stdout would hang us.
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -336,9 +366,10 @@ export async function runPrecheck(job: Job, timeoutMs = 60_000): Promise<Prechec
     if (sub.pid !== undefined && groupAlive(sub.pid)) killGroup(sub.pid, 'SIGKILL');
     if (timedOut) return { idle: false, reason: `pre-check timed out after ${formatDuration(timeoutMs)}; running the job anyway` };
     if (r.failed && r.exitCode === undefined) return { idle: false, reason: `pre-check could not run (${r.shortMessage}); running the job anyway` };
+    // Fail open: IDLE counts only from a pre-check that itself succeeded.
+    if (r.exitCode !== 0) return { idle: false, reason: `pre-check exited with code ${String(r.exitCode)}; running the job anyway` };
     const firstLine = String(r.stdout ?? '').split('\n')[0]?.trim();
     if (firstLine === 'IDLE') return { idle: true, reason: 'pre-check said IDLE: nothing to do' };
-    if (r.exitCode !== 0) return { idle: false, reason: `pre-check exited with code ${String(r.exitCode)}; running the job anyway` };
     return { idle: false, reason: 'pre-check found work' };
   } catch (err) {
     return { idle: false, reason: `pre-check failed (${(err as Error).message}); running the job anyway` };

@@ -2,7 +2,7 @@
 // the TypeScript types are inferred from them, never written twice.
 import { z } from 'zod';
 import { parseCron, CronError } from './cron.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 import { nameProblem } from './names.js';
 import { isValidTimeZone } from './timezone.js';
 
@@ -23,6 +23,10 @@ const duration = z
   });
 
 const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be longer than 0' });
+
+/** A duration with an upper bound, said in the operator's units (timers cannot wait forever). */
+const atMost = (base: typeof duration, maxMs: number, maxText: string) =>
+  base.refine((ms) => ms <= maxMs, { error: (iss) => `must be at most ${maxText} (got ${formatDuration(Number(iss.input))})` });
 
 const argv = z
   .array(z.string({ error: 'each argument must be text (put numbers in quotes, e.g. "5")' }).min(1, 'an argument is empty'), {
@@ -67,7 +71,7 @@ export const JobSpecSchema = z
   .strictObject({
     description: z.string().optional(),
     schedule: cron.optional(),
-    every: positiveDuration.optional(),
+    every: duration.refine((ms) => ms >= 1000, { message: 'must be at least 1s (a run every few milliseconds would bury the history)' }).optional(),
     timezone: timezone.optional(),
     command: argv.optional(),
     shell: z.string().min(1, 'is empty').optional(),
@@ -80,14 +84,14 @@ export const JobSpecSchema = z
           .transform(String),
       )
       .optional(),
-    timeout: positiveDuration.default(3_600_000),
-    killGrace: duration.default(10_000),
+    timeout: atMost(positiveDuration, 7 * 86_400_000, '7d').default(3_600_000),
+    killGrace: atMost(duration, 3_600_000, '1h').default(10_000),
     concurrency: z.enum(['forbid', 'allow', 'replace']).default('forbid'),
     catchUp: z.boolean().default(false),
     retries: z
       .strictObject({
         count: z.int().min(0).max(10, 'at most 10 retries'),
-        delay: duration.default(30_000),
+        delay: atMost(duration, 86_400_000, '1d').default(30_000),
       })
       .optional(),
     precheck: argv.optional(),

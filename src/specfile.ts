@@ -74,6 +74,9 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
 }
 
 function yamlMessage(message: string): string {
+  if (message.startsWith('Source contains multiple documents')) {
+    return 'the file holds more than one YAML document (a "---" line starts another); a spec is one document';
+  }
   // The yaml package appends a position and a code excerpt in some messages; our line prefix already says where.
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
 }

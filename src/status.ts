@@ -99,7 +99,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
     warnings: home.warnings.map(formatProblem),
     killSwitch: { on: kill.halted, reason: kill.reason, path: kill.path, lastFlip: flip ? { at: flip.at, message: flip.message } : null },
     pendingApprovals: 0,
-    healthy: problems.length === 0 && jobs.every((j) => j.health !== 'failing' && j.alerts.every((a) => a.foldedUnder !== null)),
+    healthy: live !== null && problems.length === 0 && jobs.every((j) => j.health !== 'failing' && j.alerts.every((a) => a.foldedUnder !== null)),
   };
 }
 
@@ -134,7 +134,7 @@ export function renderStatus(r: StatusReport): string {
       : [failing.length ? `${failing.length} job(s) failing: ${failing.map((j) => j.name).join(', ')}.` : '', r.problems.length ? `${r.problems.length} problem(s) in the configuration (below).` : '']
           .filter(Boolean)
           .join(' ');
-  lines.push(`nightshift — ${verdict}`);
+  lines.push(r.daemon.running ? `nightshift — ${verdict}` : `nightshift is NOT RUNNING — nothing is being scheduled or watched. As last recorded: ${verdict}`);
   lines.push(
     r.daemon.running
       ? `Daemon: running (pid ${r.daemon.pid}, up ${formatDuration(now - (r.daemon.startedAt ?? now))}).  Home: ${r.home}`

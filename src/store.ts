@@ -208,6 +208,15 @@ const MIGRATIONS: string[] = [
     detail TEXT
   );
   CREATE INDEX pages_fp ON pages(fingerprint, at);
+  -- The last version of each job file that was valid: after a restart, a file that has since
+  -- become invalid keeps running as it was, instead of vanishing from the schedule.
+  CREATE TABLE spec_cache (
+    file TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    text TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    saved_at INTEGER NOT NULL
+  );
   -- "last success" and "last sign of life" are asked on every finished run.
   CREATE INDEX runs_job_outcome ON runs(job, outcome, ended_at);
   CREATE INDEX runs_created ON runs(created_at);
@@ -328,6 +337,10 @@ export class Store {
 
   markStarted(id: number, pgid: number | null, logPath: string, startedAt: number): void {
     this.db.prepare('UPDATE runs SET started_at = ?, pgid = ?, log_path = ? WHERE id = ?').run(startedAt, pgid, logPath, id);
+  }
+
+  setPgid(id: number, pgid: number): void {
+    this.db.prepare('UPDATE runs SET pgid = ? WHERE id = ?').run(pgid, id);
   }
 
   finishRun(
@@ -610,6 +623,28 @@ export class Store {
 
   pagesBetween(from: number, to: number): PageRow[] {
     return this.db.prepare('SELECT * FROM pages WHERE at >= ? AND at < ? ORDER BY id').all(from, to) as PageRow[];
+  }
+
+  // ---- last good specs ----
+
+  saveSpecs(specs: Array<{ file: string; name: string; text: string; hash: string }>, at: number): void {
+    const stmt = this.db.prepare(
+      `INSERT INTO spec_cache (file, name, text, hash, saved_at) VALUES (@file, @name, @text, @hash, @at)
+       ON CONFLICT(file) DO UPDATE SET name = @name, text = @text, hash = @hash, saved_at = @at WHERE hash <> @hash`,
+    );
+    this.db.transaction(() => {
+      for (const s of specs) stmt.run({ ...s, at });
+    })();
+  }
+
+  cachedSpec(file: string): { file: string; name: string; text: string; hash: string; saved_at: number } | undefined {
+    return this.db.prepare('SELECT * FROM spec_cache WHERE file = ?').get(file) as
+      | { file: string; name: string; text: string; hash: string; saved_at: number }
+      | undefined;
+  }
+
+  forgetSpec(file: string): void {
+    this.db.prepare('DELETE FROM spec_cache WHERE file = ?').run(file);
   }
 
   // ---- events ----

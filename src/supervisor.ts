@@ -30,8 +30,13 @@ export interface SupervisorDeps {
 interface Active {
   runId: number;
   proc: RunningProcess | null;
+  /** Set when the run is stopped before its process exists (replaced, shut down): it never starts. */
+  cancelled: StopReason | null;
+  precheckPgid: number | null;
   done: Promise<RunRow>;
 }
+
+export class ShuttingDown extends Error {}
 
 const RETRYABLE = new Set(['failed', 'timeout']);
 
@@ -69,6 +74,7 @@ export class Supervisor {
 
   /** `nightshift run JOB`: runs now whatever the schedule says, and resolves with the finished row. */
   async runManual(job: Job): Promise<RunRow> {
+    if (this.stopping) throw new ShuttingDown('nightshift is shutting down; the run was not started');
     const r = this.begin(job, 'manual', { precheck: false });
     if (r === 'duplicate') throw new Error('unexpected duplicate for a manual run');
     return r;
@@ -115,7 +121,7 @@ export class Supervisor {
 
     const id = o.claimed ?? store.insertRun(base);
     if (id === null) return 'duplicate';
-    const entry: Active = { runId: id, proc: null, done: Promise.resolve(null as unknown as RunRow) };
+    const entry: Active = { runId: id, proc: null, cancelled: null, precheckPgid: null, done: Promise.resolve(null as unknown as RunRow) };
     let map = this.active.get(job.name);
     if (!map) this.active.set(job.name, (map = new Map()));
     map.set(id, entry);
@@ -131,10 +137,17 @@ export class Supervisor {
     try {
       if (toReplace.length > 0) {
         log.info({ job: job.name, run: id, replacing: toReplace.map((a) => a.runId) }, 'replacing the running run (concurrency: replace)');
-        await Promise.all(toReplace.map((a) => (a.proc ? a.proc.stop('replace') : a.done)));
+        await Promise.all(toReplace.map((a) => this.stopEntry(a, 'replace')));
       }
-      if (precheck && job.spec.precheck) {
-        const verdict = await runPrecheck(job);
+      if (precheck && job.spec.precheck && !entry.cancelled) {
+        const verdict = await runPrecheck(job, {
+          extraEnv: { NIGHTSHIFT_RUN_ID: String(id), NIGHTSHIFT_STATE: this.deps.stateDir },
+          onSpawn: (pgid) => {
+            entry.precheckPgid = pgid;
+            store.setPgid(id, pgid);
+          },
+        });
+        entry.precheckPgid = null;
         if (verdict.idle) {
           store.finishRun(id, { outcome: 'skipped-precheck', endedAt: clock.now(), durationMs: 0, reason: verdict.reason });
           log.info({ job: job.name, run: id, outcome: 'skipped-precheck' }, verdict.reason);
@@ -142,8 +155,9 @@ export class Supervisor {
         }
         if (verdict.reason !== 'pre-check found work') log.warn({ job: job.name, run: id }, verdict.reason);
       }
-      if (this.stopping) {
-        store.finishRun(id, { outcome: 'killed', endedAt: clock.now(), durationMs: 0, reason: 'not started: nightshift was shutting down' });
+      if (entry.cancelled || this.stopping) {
+        const why = entry.cancelled === 'replace' ? 'a newer run replaced it before it started (concurrency: replace)' : 'nightshift was shutting down';
+        store.finishRun(id, { outcome: 'killed', endedAt: clock.now(), durationMs: 0, reason: `not started: ${why}` });
         return this.finished(id);
       }
       const dir = join(this.deps.logsDir, job.name);
@@ -223,7 +237,9 @@ export class Supervisor {
       parentId,
       setTimeout(() => {
         this.retryTimers.delete(parentId);
-        this.fireRetry(parentId);
+        // A clamped or early timer re-arms instead of retrying before its time.
+        if (this.deps.clock.now() < at - 5) this.armRetry(parentId, at);
+        else this.fireRetry(parentId);
       }, Math.min(delay, 2 ** 31 - 1)),
     );
   }
@@ -234,9 +250,11 @@ export class Supervisor {
     const parent = store.getRun(parentId);
     if (!parent || parent.retry_at === null) return;
     const job = this.deps.lookup(parent.job);
-    if (!job || !job.managed) {
-      store.finishRun(parentId, { ...rowFinish(parent), retryAt: null });
-      log.info({ job: parent.job, run: parentId }, 'retry dropped: the job no longer exists');
+    if (!job || !job.managed || !job.spec.enabled) {
+      const why = !job ? 'the job no longer exists' : !job.managed ? 'the job is now external' : 'the job is disabled';
+      store.finishRun(parentId, { ...rowFinish(parent), reason: `${parent.reason ?? ''} The retry was dropped: ${why}.`.trim(), retryAt: null });
+      store.recordEvent(this.deps.clock.now(), 'retry-dropped', parent.job, `retry of run #${parentId} dropped: ${why}`);
+      log.info({ job: parent.job, run: parentId }, `retry dropped: ${why}`);
       return;
     }
     const childId = store.takeRetry(parentId, {
@@ -263,8 +281,15 @@ export class Supervisor {
     if (open.length === 0) return [];
     const byRun = findRunProcesses(new Set(open.map((r) => r.id)), this.deps.stateDir);
     const killed: number[] = [];
+    const boot = bootTimeMs();
     for (const row of open) {
-      const pids = byRun.get(row.id) ?? [];
+      const pids = new Set(byRun.get(row.id) ?? []);
+      // Processes that dropped their environment (env -i) are still in the run's process group. The
+      // group id cannot be taken by anyone else while a member lives, but only within this boot, and
+      // only members started after the run began can be ours.
+      if (row.pgid !== null && boot !== null && boot < row.created_at) {
+        for (const p of groupMembers(row.pgid, boot)) if (p.startedAt >= row.created_at - 1000) pids.add(p.pid);
+      }
       for (const pid of pids) {
         try {
           process.kill(pid, 'SIGKILL');
@@ -273,10 +298,9 @@ export class Supervisor {
           // already gone
         }
       }
-      if (row.pgid !== null && pids.length > 0) killGroup(row.pgid, 'SIGKILL');
       const reason =
         `nightshift stopped while this run was in progress` +
-        (pids.length ? `; ${pids.length} leftover process(es) were killed at restart` : '') +
+        (pids.size ? `; ${pids.size} leftover process(es) were killed at restart` : '') +
         '.';
       store.finishRun(row.id, {
         outcome: 'interrupted',
@@ -285,7 +309,7 @@ export class Supervisor {
         reason,
         exitCode: null,
       });
-      log.warn({ job: row.job, run: row.id, killed: pids }, reason);
+      log.warn({ job: row.job, run: row.id, killed: [...pids] }, reason);
     }
     if (killed.length) await sleep(50);
     return open.map((r) => store.getRun(r.id)!);
@@ -298,14 +322,29 @@ export class Supervisor {
     this.stopping = true;
     for (const t of this.retryTimers.values()) clearTimeout(t);
     this.retryTimers.clear();
-    const all: Promise<unknown>[] = [];
-    for (const m of this.active.values()) for (const a of m.values()) all.push(a.proc ? a.proc.stop(reason) : a.done);
-    await Promise.allSettled(all);
+    // Runs still starting are waited for too: each notices `stopping` and records itself.
+    for (let round = 0; round < 3 && this.runningCount() > 0; round++) {
+      const all: Promise<unknown>[] = [];
+      for (const m of this.active.values()) for (const a of m.values()) all.push(this.stopEntry(a, reason));
+      await Promise.allSettled(all);
+    }
+  }
+
+  private stopEntry(a: Active, reason: StopReason): Promise<unknown> {
+    if (a.proc) return a.proc.stop(reason);
+    a.cancelled ??= reason;
+    if (a.precheckPgid !== null) killGroup(a.precheckPgid, 'SIGKILL');
+    return a.done;
   }
 
   /** Forceful: SIGKILL every group now (a second signal during shutdown). */
   killAllNow(): void {
-    for (const m of this.active.values()) for (const a of m.values()) if (a.proc?.pgid) killGroup(a.proc.pgid, 'SIGKILL');
+    for (const m of this.active.values()) {
+      for (const a of m.values()) {
+        if (a.proc?.pgid) killGroup(a.proc.pgid, 'SIGKILL');
+        if (a.precheckPgid !== null) killGroup(a.precheckPgid, 'SIGKILL');
+      }
+    }
   }
 
   /** The kill switch went on: running agent jobs are stopped like a timeout and recorded. */
@@ -329,7 +368,7 @@ export class Supervisor {
   async stopJob(name: string, reason: StopReason): Promise<void> {
     const m = this.active.get(name);
     if (!m) return;
-    await Promise.allSettled([...m.values()].map((a) => (a.proc ? a.proc.stop(reason) : a.done)));
+    await Promise.allSettled([...m.values()].map((a) => this.stopEntry(a, reason)));
   }
 
   private pruneLogs(job: string): void {
@@ -389,6 +428,43 @@ export function findRunProcesses(runIds: Set<number>, stateDir: string): Map<num
       list.push(pid);
       out.set(id, list);
     }
+  }
+  return out;
+}
+
+/** When this machine booted (ms since the epoch), from /proc/stat; null when unknown. */
+export function bootTimeMs(): number | null {
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return m ? Number(m[1]) * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+// Linux reports process start times in clock ticks; USER_HZ is 100 on every architecture we run on.
+const TICK_MS = 10;
+
+/** Live (non-zombie) members of a process group, with their start time in ms since the epoch. */
+export function groupMembers(pgid: number, bootMs: number): Array<{ pid: number; startedAt: number }> {
+  const out: Array<{ pid: number; startedAt: number }> = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(rest[2]) !== pgid || rest[0] === 'Z') continue;
+    out.push({ pid: Number(e), startedAt: bootMs + Number(rest[19]) * TICK_MS });
   }
   return out;
 }

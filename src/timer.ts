@@ -23,6 +23,8 @@ export class DeadlineTimer<K> {
   private seq = 0;
   private handle: NodeJS.Timeout | null = null;
   private armedFor: number | null = null;
+  private armedMono: number | null = null;
+  private armedDelay = 0;
   private stopped = false;
   /** Deadline of the most recent fire that found nothing late, for the liveness check. */
   private lastFireAt: number | null = null;
@@ -62,10 +64,13 @@ export class DeadlineTimer<K> {
     return top ? { key: top.key, at: top.at } : undefined;
   }
 
-  /** True unless the earliest deadline is overdue by more than `slackMs` (the event loop or the timer is stuck). */
+  /**
+   * True unless the armed timer is overdue by more than `slackMs` (the event loop is stuck).
+   * Measured on the monotonic clock: a wall-clock step is not a stall.
+   */
   healthy(slackMs: number): boolean {
-    const top = this.peek();
-    return !top || this.clock.now() - top.at <= slackMs;
+    if (!this.handle || this.armedMono === null) return true;
+    return performance.now() - this.armedMono <= this.armedDelay + slackMs;
   }
 
   stop(): void {
@@ -93,6 +98,8 @@ export class DeadlineTimer<K> {
     if (this.handle) clearTimeout(this.handle);
     this.armedFor = top.at;
     const delay = Math.min(Math.max(0, top.at - this.clock.now()), MAX_DELAY);
+    this.armedMono = performance.now();
+    this.armedDelay = delay;
     this.handle = setTimeout(() => this.fire(), delay);
   }
 

@@ -1,6 +1,6 @@
 // The daemon as users run it: a real `nightshift start` process, real jobs, a real SQLite file.
 import { execa } from 'execa';
-import { existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -91,10 +91,15 @@ describe('hot reload', () => {
     const after = query<{ output_tail: string }>(d.state, "SELECT output_tail FROM runs WHERE job='steady' AND outcome='ok' ORDER BY id DESC LIMIT 1");
     expect(runs(d, 'steady').length).toBeGreaterThan(before);
     expect(after[0]!.output_tail).toBe('good\n');
+
     // status shows the problem to the operator
     const st = await cli(['--home', d.home, '--state', d.state, 'status']);
     expect(st.exitCode).toBe(1);
     expect(st.stdout).toContain('steady.yaml:3: timeout:');
+    // fixed again: the new version takes over and the problem is gone
+    writeJob(d.home, 'steady', 'every: 1s\ncommand: ["echo", "fixed"]\n');
+    await waitFor(() => query<{ n: number }>(d.state, "SELECT count(*) AS n FROM runs WHERE job='steady' AND output_tail = 'fixed\n'")[0]!.n > 0, 4000, 'fixed version runs');
+    expect((await cli(['--home', d.home, '--state', d.state, 'status'])).stdout).not.toContain('steady.yaml:3');
   });
 
   it('editing the spec of a running job does not disturb its process', async () => {
@@ -193,6 +198,8 @@ describe('crash safety', () => {
     expect(pids.every(pidAlive)).toBe(true);
     const open = runs(d).filter((r) => r.ended_at === null);
     expect(open.some((r) => r.job === 'hog')).toBe(true);
+    const before = runs(d);
+    const lastIdBefore = Math.max(...before.map((r) => r.id));
 
     const d2 = await startDaemon(d.home, { state: d.state });
     daemons.push(d2);
@@ -203,11 +210,13 @@ describe('crash safety', () => {
       expect(row.reason).toContain('nightshift stopped while this run was in progress');
     }
     await sleep(1500);
-    const dup = query<{ n: number }>(
-      d.state,
-      "SELECT count(*) AS n FROM (SELECT job, scheduled_for FROM runs WHERE trigger IN ('schedule','catch-up') GROUP BY job, scheduled_for HAVING count(*) > 1)",
-    );
-    expect(dup[0]!.n).toBe(0);
+    // Every instant claimed after the restart lies after every instant claimed before the kill.
+    for (const job of ['hog', 'quick']) {
+      const lastBefore = Math.max(...before.filter((r) => r.job === job).map((r) => r.scheduled_for ?? 0));
+      const after = runs(d2, job).filter((r) => r.id > lastIdBefore && r.trigger === 'schedule');
+      expect(after.length).toBeGreaterThan(0);
+      for (const r of after) expect(r.scheduled_for!).toBeGreaterThan(lastBefore);
+    }
     expect(runs(d2).filter((r) => r.ended_at === null && r.job === 'quick').length).toBeLessThanOrEqual(1);
   });
 
@@ -236,6 +245,86 @@ describe('crash safety', () => {
   });
 });
 
+describe('crash safety, continued', () => {
+  it('after kill -9, processes that dropped their environment and pre-checks left behind are killed too', async () => {
+    const d = await daemon({
+      noenv: 'command: ["env", "-i", "sleep", "301"]\n',
+      gated: 'every: 2s\nprecheck: ["sleep", "302"]\ncommand: ["true"]\n',
+    });
+    void cli(['--home', d.home, '--state', d.state, 'run', 'noenv']);
+    const findPid = (arg: string) => {
+      const r = require_ps().find((p) => p.args === `sleep ${arg}`);
+      return r?.pid;
+    };
+    const sleeper = await waitFor(() => findPid('301'), 4000, 'env -i sleep');
+    const pre = await waitFor(() => findPid('302'), 5000, 'pre-check sleep');
+    d.proc.kill('SIGKILL');
+    await d.proc;
+    expect(pidAlive(sleeper)).toBe(true);
+    expect(pidAlive(pre)).toBe(true);
+    const d2 = await startDaemon(d.home, { state: d.state });
+    daemons.push(d2);
+    await waitFor(() => !pidAlive(sleeper) && !pidAlive(pre), 3000, 'leftovers killed');
+    expect(runs(d2, 'noenv')[0]!.outcome).toBe('interrupted');
+  });
+
+  it('a spec that became invalid while the daemon was down keeps running as its last good version', async () => {
+    const d = await daemon({ keeper: 'every: 1s\ncommand: ["echo", "last-good"]\n' });
+    await waitFor(() => runs(d, 'keeper').some((r) => r.outcome === 'ok'), 3000, 'a run');
+    await d.stop();
+    writeJob(d.home, 'keeper', 'every: 1s\ncommand: ["echo", "broken"]\nconcurrency: sometimes\n');
+    const d2 = await startDaemon(d.home, { state: d.state });
+    daemons.push(d2);
+    await d2.waitLog((l) => typeof l.msg === 'string' && l.msg.includes('running its last good version'), 3000);
+    const startedAt = Date.now();
+    await waitFor(() => runs(d2, 'keeper').some((r) => r.outcome === 'ok' && r.started_at! > startedAt), 3000, 'last good version runs');
+    expect(query<{ output_tail: string }>(d.state, "SELECT output_tail FROM runs WHERE job='keeper' ORDER BY id DESC LIMIT 1")[0]!.output_tail).toBe('last-good\n');
+    const st = await cli(['--home', d.home, '--state', d.state, 'status']);
+    expect(st.stdout).toContain('keeper.yaml:3: concurrency:');
+  });
+
+  it('a start-up that fails (state path too long for a socket) starts no job', async () => {
+    const home = makeHome({ eager: 'every: 1s\ncatchUp: true\ncommand: ["sleep", "30"]\n' });
+    homes.push(home);
+    const state = join(home, 'x'.repeat(120));
+    const r = await execa('node', [CLI, '--home', home, '--state', state, 'start'], { reject: false, timeout: 15_000 });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('longer than 107 bytes');
+    expect(query<{ n: number }>(state, 'SELECT count(*) AS n FROM runs')[0]!.n).toBe(0);
+  });
+
+  it('concurrency replace: a run waiting to replace another is itself replaced before it starts', async () => {
+    const d = await daemon({ rep: 'concurrency: replace\nkillGrace: 1s\nshell: "trap \'\' TERM; sleep 20; echo done"\n' });
+    const args = ['--home', d.home, '--state', d.state, 'run', 'rep'];
+    const r1 = cli(args);
+    await waitFor(() => runs(d, 'rep')[0]?.started_at, 3000, 'first started');
+    const r2 = cli(args);
+    await waitFor(() => runs(d, 'rep').length === 2, 3000, 'second requested');
+    const r3 = cli(args);
+    await waitFor(() => runs(d, 'rep').length === 3, 3000, 'third requested');
+    const [o1, o2] = await Promise.all([r1, r2]);
+    expect(o1.stdout).toContain('killed');
+    expect(o2.stdout).toContain('not started: a newer run replaced it before it started');
+    await waitFor(() => runs(d, 'rep')[2]?.started_at, 5000, 'third started');
+    void r3;
+  });
+
+  it('SIGTERM: a job that ignores SIGTERM is SIGKILLed after its killGrace, recorded, and the daemon exits 0', async () => {
+    const d = await daemon({ stubborn: `command: ["${join(FIXTURES, 'ignore-term.sh')}"]\nkillGrace: 1s\n` });
+    void cli(['--home', d.home, '--state', d.state, 'run', 'stubborn']);
+    await waitFor(() => runs(d, 'stubborn')[0]?.started_at, 3000, 'started');
+    await sleep(200);
+    const t = Date.now();
+    d.proc.kill('SIGTERM');
+    const res = await d.proc;
+    expect(res.exitCode).toBe(0);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(1000);
+    const row = runs(d, 'stubborn')[0]!;
+    expect(row.outcome).toBe('killed');
+    expect(row.reason).toContain('SIGTERM, then SIGKILL after 1s');
+  });
+});
+
 describe('control socket and CLI', () => {
   it('the socket is 0600 and bad requests get clear errors without hurting the daemon', async () => {
     const d = await daemon({ j: 'every: 1h\ncommand: ["true"]\n' });
@@ -246,6 +335,7 @@ describe('control socket and CLI', () => {
     expect(JSON.parse((await curl('-X', 'POST', 'http://x/run/..%2F..%2Fetc')).stdout).error).toContain('is not a valid job name');
     expect(JSON.parse((await curl('-X', 'POST', 'http://x/run/ghost')).stdout).error).toContain('no job named "ghost"');
     expect(JSON.parse((await curl('http://x/run/j')).stdout).error).toContain('GET is not allowed');
+    expect(JSON.parse((await curl('-X', 'POST', 'http://x/run/%E0%A4%A')).stdout).error).toContain('not valid percent-encoding');
     expect(JSON.parse((await curl('-X', 'POST', '-d', '{not json', 'http://x/pause/j')).stdout).error).toContain('not valid JSON');
     // raw garbage on the socket
     const reply = await new Promise<string>((resolve) => {
@@ -308,7 +398,8 @@ describe('control socket and CLI', () => {
     await waitFor(() => runs(d, 'r').some((x) => x.outcome === 'ok'), 3000, 'a run');
     await d.stop();
     const st = await cli(['--home', d.home, '--state', d.state, 'status']);
-    expect(st.exitCode).toBe(0);
+    expect(st.exitCode).toBe(1);
+    expect(st.stdout.split('\n')[0]).toContain('nightshift is NOT RUNNING');
     expect(st.stdout).toContain('Daemon: NOT RUNNING');
     expect(st.stdout).toMatch(/^r\s+OK\s+ok/m);
     const h = await cli(['--home', d.home, '--state', d.state, 'history']);
@@ -333,7 +424,10 @@ describe('systemd notification', () => {
       await waitFor(() => got.filter((g) => g.msg === 'WATCHDOG=1').length >= 3, 3000, 'watchdog pings');
       const pings = got.filter((g) => g.msg === 'WATCHDOG=1').map((g) => g.at);
       const gaps = pings.slice(1).map((t, i) => t - pings[i]!);
-      for (const gap of gaps) expect(gap).toBeGreaterThan(350);
+      for (const gap of gaps) {
+        expect(gap).toBeGreaterThan(350);
+        expect(gap).toBeLessThan(800);
+      }
       // The job must not see the daemon's NOTIFY_SOCKET.
       writeJob(d.home, 'envcheck', 'command: ["sh", "-c", "echo notify=${NOTIFY_SOCKET:-unset}"]\n');
       await d.waitLog((l) => l.msg === 'job added' && l.job === 'envcheck');
@@ -348,6 +442,20 @@ describe('systemd notification', () => {
     }
   });
 });
+
+/** Processes of this machine with their full command line (from /proc). */
+function require_ps(): Array<{ pid: number; args: string }> {
+  const out: Array<{ pid: number; args: string }> = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      out.push({ pid: Number(e), args: readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') });
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
 
 function makeHomeTmp(): string {
   const h = makeHome();
