@@ -127,7 +127,8 @@ const HEALTH_WORDS: Record<JobHealth, string> = {
 export function renderStatus(r: StatusReport): string {
   const now = r.generatedAt;
   const lines: string[] = [];
-  const failing = r.jobs.filter((j) => j.health === 'failing' || j.alerts.some((a) => a.foldedUnder === null));
+  // A job needs you when something of its own is wrong; one blocked by a failing dependency is shown under it.
+  const failing = r.jobs.filter((j) => j.alerts.some((a) => a.foldedUnder === null) || (j.health === 'failing' && j.alerts.length === 0));
   const verdict =
     failing.length === 0 && r.problems.length === 0
       ? `All ${r.jobs.length} job(s) healthy.`
