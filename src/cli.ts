@@ -8,6 +8,8 @@ import { dirname } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { callDaemon, daemonListening, DaemonUnreachable } from './control.js';
 import { Daemon, VERSION } from './daemon.js';
+import { composeDigest, digestDate, digestWindow, digestZone } from './digest.js';
+import { DigestService } from './digester.js';
 import { homePaths, loadHome, type HomePaths, type LoadedHome } from './home.js';
 import { LockHeld } from './lock.js';
 import { createLogger } from './log.js';
@@ -323,6 +325,61 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  digest: {
+    summary: 'print (and --send) the daily digest for a day',
+    usage: 'nightshift [--home DIR] digest [--date YYYY-MM-DD] [--send] [--json]',
+    help:
+      'The digest covers the 24 hours that end at policy.digest.at on that day (policy time zone); the\n' +
+      'default day is today. --send also writes STATE/digests/DAY.md, stores it and e-mails it now.\n' +
+      'Exit 1 when jobs need you or the mail could not be sent.',
+    options: { date: { type: 'string' }, send: { type: 'boolean' }, json: { type: 'boolean' } },
+    run: async (ctx) => {
+      if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
+      const home = loadHomeOrFail(ctx);
+      const date = typeof ctx.values.date === 'string' ? ctx.values.date : digestDate(digestZone(home.policy), Date.now());
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) {
+        throw new UsageError(`--date "${date}" is not a day like 2026-11-22`);
+      }
+      const kill = killOf(home);
+      if (ctx.values.send) {
+        const store = Store.open(ctx.paths.db);
+        try {
+          const service = new DigestService({
+            store,
+            paths: ctx.paths,
+            getJobs: () => home.jobs,
+            getPolicy: () => home.policy,
+            getKill: () => kill,
+            clock: { now: () => Date.now() },
+            log: createLogger({ level: 'silent' }),
+          });
+          const r = await service.runFor(date, { send: true });
+          if (ctx.values.json) ctx.io.out(json(r));
+          else {
+            ctx.io.out(r.text);
+            ctx.io.out(r.sent ? `\n(sent; saved as ${r.file ?? 'a row in SQLite'})` : `\n(NOT sent: ${r.error ?? 'unknown reason'})`);
+          }
+          const needsYou = store.openAlerts().some((a) => a.folded_under === null && home.jobs.has(a.job));
+          return r.sent && !needsYou ? EXIT.ok : EXIT.unhealthy;
+        } finally {
+          store.close();
+        }
+      }
+      const store = openStore(ctx);
+      if (!store) {
+        ctx.io.out('No records yet: nightshift has not run with this state folder.');
+        return EXIT.ok;
+      }
+      try {
+        const d = composeDigest({ store, jobs: home.jobs, policy: home.policy, kill, date, window: digestWindow(home.policy, date), now: Date.now() });
+        ctx.io.out(ctx.values.json ? json({ date, ...d }) : d.text);
+        return d.needsYou > 0 ? EXIT.unhealthy : EXIT.ok;
+      } finally {
+        store.close();
+      }
+    },
+  },
+
   pause: {
     summary: 'stop scheduling a job (or --all); its instants are recorded as skipped-paused',
     usage: 'nightshift [--home DIR] pause JOB|--all',
@@ -411,7 +468,7 @@ export async function main(argv: string[], io: Out = { out: (s) => process.stdou
   }
   const cmd = COMMANDS[cmdName];
   if (!cmd) {
-    const unbuilt = ['heals', 'approve', 'deny', 'digest'].includes(cmdName);
+    const unbuilt = ['heals', 'approve', 'deny'].includes(cmdName);
     io.err(`nightshift: ${unbuilt ? `"${cmdName}" is not available in this version yet` : `unknown command "${cmdName}"`}\n\n${mainHelp()}`);
     return EXIT.usage;
   }

@@ -27,6 +27,8 @@ import { systemClock, type Clock } from './timer.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js';
 import { ConfigWatcher, FileWatcher } from './watch.js';
 import { Watchdog } from './watchdog.js';
+import { DigestService } from './digester.js';
+import { Deadman, Pager } from './pager.js';
 
 export const VERSION = '0.1.0';
 
@@ -58,6 +60,9 @@ export class Daemon {
   private killWatcher: FileWatcher | null = null;
   private heartbeatWatcher: FileWatcher | null = null;
   private lastKill: KillState | null = null;
+  private pager: Pager | null = null;
+  private deadman: Deadman | null = null;
+  private digests: DigestService | null = null;
   private control: ControlServer | null = null;
   private notifier: Notifier;
   private watchdogTimer: NodeJS.Timeout | null = null;
@@ -139,11 +144,18 @@ export class Daemon {
         },
         onError: (err, name) => log.error({ job: name, err: String(err) }, 'scheduling failed'),
       });
+      this.pager = new Pager({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log });
       this.watchdog = new Watchdog({
         store: this.store,
         clock: this.clock,
         log,
         getJob: (name) => this.jobs.get(name),
+        onAlert: (alert, isNew) => {
+          // Only a new, unfolded alert may interrupt a human, and only if the policy allows its kind.
+          if (isNew && alert.folded_under === null) {
+            this.pager?.page({ event: 'alert', kind: alert.kind, fingerprint: alert.fingerprint, job: alert.job, message: alert.message });
+          }
+        },
       });
       this.watchdog.start(this.jobs.values());
 
@@ -178,7 +190,21 @@ export class Daemon {
       this.control = new ControlServer(paths.socket, this.routes(), (err) => log.error({ err: String(err) }, 'control request failed'));
       await this.control.start();
 
+      this.deadman = new Deadman({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log });
+      this.digests = new DigestService({
+        store: this.store,
+        paths,
+        getJobs: () => this.jobs,
+        getPolicy: () => this.policy,
+        getKill: () => this.killState(),
+        clock: this.clock,
+        log,
+        onSent: () => void this.deadman?.kick(),
+      });
+
       // Last: only now can a run start, so a failed start-up never leaves a job behind.
+      this.deadman.start();
+      this.digests.start();
       this.scheduler.start(this.jobs.values());
       this.supervisor.armPendingRetries();
 
@@ -192,6 +218,7 @@ export class Daemon {
     } catch (err) {
       this.scheduler?.stop();
       await this.supervisor?.shutdown('shutdown').catch(() => {});
+      await this.stopNotifiers();
       await this.teardown();
       throw err;
     }
@@ -221,6 +248,7 @@ export class Daemon {
     this.watchdog?.stop();
     await this.watcher?.stop();
     await this.supervisor?.shutdown('shutdown');
+    await this.stopNotifiers();
     try {
       this.store?.recordEvent(this.clock.now(), 'daemon-stop', null, 'nightshift stopped');
     } catch {
@@ -228,6 +256,10 @@ export class Daemon {
     }
     await this.teardown();
     this.log.info('nightshift stopped');
+  }
+
+  private async stopNotifiers(): Promise<void> {
+    await Promise.allSettled([this.digests?.stop(), this.deadman?.stop(), this.pager?.stop()]);
   }
 
   /** Second signal: kill every job group at once. */
@@ -366,6 +398,7 @@ export class Daemon {
     }
     this.killWatcher?.setFiles([killSwitchPath(paths, this.policy)]);
     this.killSwitchChanged();
+    this.digests?.policyChanged();
     log.info({ file: paths.policyFile }, 'policy reloaded');
     this.store.recordEvent(this.clock.now(), 'policy-changed', null, 'policy reloaded');
   }
