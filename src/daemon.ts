@@ -353,7 +353,7 @@ export class Daemon {
       }
       const next = new Map(this.jobs);
       next.set(name, job);
-      const depProblems = checkDependencies(next).filter((p) => p.file === file);
+      const depProblems = checkDependencies(next, new Map([[name, r.text]]), name).filter((p) => p.file === file);
       if (depProblems.length) {
         for (const p of depProblems) {
           this.addProblem(p);

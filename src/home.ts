@@ -238,13 +238,15 @@ function lineOf(job: Job, texts: Map<string, string> | undefined, path: Array<st
 }
 
 /** dependsOn must name existing jobs, not the job itself, and form no cycle. */
-export function checkDependencies(jobs: Map<string, Job>, texts?: Map<string, string>): SpecProblem[] {
+export function checkDependencies(jobs: Map<string, Job>, texts?: Map<string, string>, only?: string): SpecProblem[] {
   const problems: SpecProblem[] = [];
-  for (const job of jobs.values()) {
+  // A reload checks the changed job alone (and cycles through it): 10,000 jobs must not be re-read.
+  const subjects = only !== undefined ? [jobs.get(only)].filter((j): j is Job => j !== undefined) : [...jobs.values()];
+  for (const job of subjects) {
     (job.spec.dependsOn ?? []).forEach((dep, i) => {
-      const line = lineOf(job, texts, ['dependsOn', i]);
-      if (dep === job.name) problems.push({ file: job.file, line, field: `dependsOn[${i}]`, message: 'a job cannot depend on itself' });
-      else if (!jobs.has(dep)) problems.push({ file: job.file, line, field: `dependsOn[${i}]`, message: `no job named "${dep}" (jobs/${dep}.yaml does not exist)` });
+      // The line is looked up only for a problem: it may mean re-reading the file.
+      if (dep === job.name) problems.push({ file: job.file, line: lineOf(job, texts, ['dependsOn', i]), field: `dependsOn[${i}]`, message: 'a job cannot depend on itself' });
+      else if (!jobs.has(dep)) problems.push({ file: job.file, line: lineOf(job, texts, ['dependsOn', i]), field: `dependsOn[${i}]`, message: `no job named "${dep}" (jobs/${dep}.yaml does not exist)` });
     });
   }
   // cycles: depth-first search with colours
@@ -264,6 +266,6 @@ export function checkDependencies(jobs: Map<string, Job>, texts?: Map<string, st
     stack.pop();
     colour.set(name, 2);
   };
-  for (const name of [...jobs.keys()].sort()) if (!colour.has(name)) visit(name);
+  for (const name of only !== undefined ? [only] : [...jobs.keys()].sort()) if (jobs.has(name) && !colour.has(name)) visit(name);
   return problems;
 }

@@ -1,7 +1,6 @@
 // E-mails the digest. Never throws and never hangs: every way of failing comes back as one
 // sentence that names the server and says what the operator can do about it.
 import { hostname } from 'node:os';
-import { createTransport } from 'nodemailer';
 import { formatDuration } from './duration.js';
 import { describeResult, runBounded } from './pager.js';
 import type { Policy } from './spec.js';
@@ -63,11 +62,17 @@ export async function sendDigestMail(cfg: DigestMailConfig, content: MailContent
 
 type Message = { from: string; to: string[]; subject: string; text: string; html: string };
 
+// Loaded on the first send (once a day): the idle daemon does not carry nodemailer in its heap.
+async function createTransport(...args: Parameters<typeof import('nodemailer').createTransport>) {
+  const { createTransport: create } = await import('nodemailer');
+  return create(...args);
+}
+
 async function viaSmtp(smtp: NonNullable<DigestMailConfig['smtp']>, message: Message, via: string, timeoutMs: number): Promise<MailResult> {
   const user = smtp.user;
   // A password never crosses a network in the clear: off loopback, authenticated mail needs TLS.
   const requireTLS = !smtp.secure && user !== undefined && !LOOPBACK.test(smtp.host);
-  const transport = createTransport({
+  const transport = await createTransport({
     host: smtp.host,
     port: smtp.port,
     secure: smtp.secure,
@@ -107,7 +112,7 @@ async function viaSendmail(path: string, message: Message, via: string, timeoutM
   const addresses = [message.from, ...message.to];
   const bad = addresses.find((a) => /^"?-/.test(a));
   if (bad) return { ok: false, via, notConfigured: false, error: `refusing to pass "${bad}" to sendmail: an address that starts with "-" would be read as an option; fix the policy` };
-  const composer = createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  const composer = await createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
   const info = await composer.sendMail(message);
   const raw = info.message;
   if (!Buffer.isBuffer(raw)) throw new Error('the message could not be composed');

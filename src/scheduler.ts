@@ -34,6 +34,15 @@ export class Scheduler {
    */
   start(jobs: Iterable<Job>): void {
     const now = this.deps.clock.now();
+    // One transaction for the bookkeeping of every job; catch-up runs start only after it has
+    // committed, so that no process ever runs before its row is on disk.
+    const catchUps: Array<[Job, number]> = [];
+    this.deps.store.batch(() => this.prepare(jobs, now, catchUps));
+    for (const [job, instant] of catchUps) this.deps.onDue(job, instant, 'catch-up');
+    this.timer.start();
+  }
+
+  private prepare(jobs: Iterable<Job>, now: number, catchUps: Array<[Job, number]>): void {
     for (const job of jobs) {
       this.jobs.set(job.name, job);
       const state = this.deps.store.ensureJobState(job.name, now);
@@ -53,15 +62,14 @@ export class Scheduler {
         }
         const catchUp = job.spec.catchUp;
         this.deps.onMissed?.(job, first, count, catchUp);
-        if (catchUp) {
-          this.deps.onDue(job, last, 'catch-up');
-        }
-        // The downtime is consumed either way: a second restart must not catch up the same gap again.
-        this.deps.store.setCursor(job.name, now);
+        // The downtime is consumed either way: a second restart must not catch up the same gap
+        // again. For a catch-up, the run's own row moves the cursor (store.insertRun), so a crash
+        // before that row exists leaves the catch-up to be found again.
+        if (catchUp) catchUps.push([job, last]);
+        else this.deps.store.setCursor(job.name, now);
       }
       this.arm(job);
     }
-    this.timer.start();
   }
 
   stop(): void {

@@ -244,8 +244,23 @@ export class Store {
   readonly db: Database.Database;
   private closed = false;
 
+  private readonly statements = new Map<string, Database.Statement>();
+
   private constructor(db: Database.Database) {
     this.db = db;
+  }
+
+  /**
+   * Each SQL text is prepared once: better-sqlite3 keeps a statement's native memory until its
+   * JS wrapper is collected, so preparing per call makes RSS balloon at 10,000 jobs.
+   */
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
   }
 
   /** Opens (creating if needed) the daemon's database and brings its schema up to date. */
@@ -292,6 +307,11 @@ export class Store {
     }
   }
 
+  /** Runs fn in one transaction: one commit (one fsync) for many writes, e.g. 10,000 jobs at start. */
+  batch<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -336,11 +356,23 @@ export class Store {
   }
 
   markStarted(id: number, pgid: number | null, logPath: string, startedAt: number): void {
-    this.db.prepare('UPDATE runs SET started_at = ?, pgid = ?, log_path = ? WHERE id = ?').run(startedAt, pgid, logPath, id);
+    this.stmt('UPDATE runs SET started_at = ?, pgid = ?, log_path = ? WHERE id = ?').run(startedAt, pgid, logPath, id);
+  }
+
+  /** Runs of a job whose log files are older than the newest `keep`. */
+  logsBeyond(job: string, keep: number): Array<{ id: number; log_path: string }> {
+    return this.stmt('SELECT id, log_path FROM runs WHERE job = ? AND log_path IS NOT NULL ORDER BY id DESC LIMIT -1 OFFSET ?').all(job, keep) as Array<{
+      id: number;
+      log_path: string;
+    }>;
+  }
+
+  clearLogPath(id: number): void {
+    this.stmt('UPDATE runs SET log_path = NULL WHERE id = ?').run(id);
   }
 
   setPgid(id: number, pgid: number): void {
-    this.db.prepare('UPDATE runs SET pgid = ? WHERE id = ?').run(pgid, id);
+    this.stmt('UPDATE runs SET pgid = ? WHERE id = ?').run(pgid, id);
   }
 
   finishRun(
@@ -380,31 +412,31 @@ export class Store {
   /** Hands a planned retry over to the retry run, atomically, so a crash cannot run it twice. */
   takeRetry(parentId: number, child: NewRun): number | null {
     return this.db.transaction((): number | null => {
-      const cleared = this.db.prepare('UPDATE runs SET retry_at = NULL WHERE id = ? AND retry_at IS NOT NULL').run(parentId);
+      const cleared = this.stmt('UPDATE runs SET retry_at = NULL WHERE id = ? AND retry_at IS NOT NULL').run(parentId);
       if (cleared.changes === 0) return null;
       return this.insertRun(child);
     })();
   }
 
   cancelRetries(job: string): void {
-    this.db.prepare('UPDATE runs SET retry_at = NULL WHERE job = ? AND retry_at IS NOT NULL').run(job);
+    this.stmt('UPDATE runs SET retry_at = NULL WHERE job = ? AND retry_at IS NOT NULL').run(job);
   }
 
   pendingRetries(): RunRow[] {
-    return this.db.prepare('SELECT * FROM runs WHERE retry_at IS NOT NULL ORDER BY retry_at').all() as RunRow[];
+    return this.stmt('SELECT * FROM runs WHERE retry_at IS NOT NULL ORDER BY retry_at').all() as RunRow[];
   }
 
   openRuns(): RunRow[] {
-    return this.db.prepare('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[];
+    return this.stmt('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[];
   }
 
   getRun(id: number): RunRow | undefined {
-    return this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
+    return this.stmt('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
   }
 
   history(job: string | null, limit: number): RunRow[] {
-    if (job) return this.db.prepare('SELECT * FROM runs WHERE job = ? ORDER BY id DESC LIMIT ?').all(job, limit) as RunRow[];
-    return this.db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit) as RunRow[];
+    if (job) return this.stmt('SELECT * FROM runs WHERE job = ? ORDER BY id DESC LIMIT ?').all(job, limit) as RunRow[];
+    return this.stmt('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit) as RunRow[];
   }
 
   /** The newest finished run of every job. */
@@ -416,7 +448,7 @@ export class Store {
   }
 
   lastSuccesses(): Map<string, number> {
-    const rows = this.db.prepare("SELECT job, max(ended_at) AS at FROM runs WHERE outcome = 'ok' GROUP BY job").all() as {
+    const rows = this.stmt("SELECT job, max(ended_at) AS at FROM runs WHERE outcome = 'ok' GROUP BY job").all() as {
       job: string;
       at: number;
     }[];
@@ -425,25 +457,25 @@ export class Store {
 
   countRuns(job?: string): number {
     const row = (job
-      ? this.db.prepare('SELECT count(*) AS n FROM runs WHERE job = ?').get(job)
-      : this.db.prepare('SELECT count(*) AS n FROM runs').get()) as { n: number };
+      ? this.stmt('SELECT count(*) AS n FROM runs WHERE job = ?').get(job)
+      : this.stmt('SELECT count(*) AS n FROM runs').get()) as { n: number };
     return row.n;
   }
 
   // ---- per-job schedule state ----
 
   jobState(job: string): JobStateRow | undefined {
-    return this.db.prepare('SELECT * FROM job_state WHERE job = ?').get(job) as JobStateRow | undefined;
+    return this.stmt('SELECT * FROM job_state WHERE job = ?').get(job) as JobStateRow | undefined;
   }
 
   allJobStates(): Map<string, JobStateRow> {
-    const rows = this.db.prepare('SELECT * FROM job_state').all() as JobStateRow[];
+    const rows = this.stmt('SELECT * FROM job_state').all() as JobStateRow[];
     return new Map(rows.map((r) => [r.job, r]));
   }
 
   /** First sight of a job: its schedule starts counting now (no catch-up for the time before it existed). */
   ensureJobState(job: string, now: number): JobStateRow {
-    this.db.prepare('INSERT INTO job_state (job, cursor, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(job, now, now);
+    this.stmt('INSERT INTO job_state (job, cursor, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(job, now, now);
     return this.jobState(job)!;
   }
 
@@ -457,16 +489,16 @@ export class Store {
   }
 
   setCursor(job: string, to: number): void {
-    this.db.prepare('UPDATE job_state SET cursor = max(cursor, ?) WHERE job = ?').run(to, job);
+    this.stmt('UPDATE job_state SET cursor = max(cursor, ?) WHERE job = ?').run(to, job);
   }
 
   setPaused(job: string, paused: boolean, now: number): void {
     this.ensureJobState(job, now);
     if (paused) {
-      this.db.prepare('UPDATE job_state SET paused = 1, paused_at = ? WHERE job = ?').run(now, job);
+      this.stmt('UPDATE job_state SET paused = 1, paused_at = ? WHERE job = ?').run(now, job);
     } else {
       // Resuming starts the clock afresh: the time spent paused is not "missed".
-      this.db.prepare('UPDATE job_state SET paused = 0, paused_at = NULL, cursor = max(cursor, ?) WHERE job = ?').run(now, job);
+      this.stmt('UPDATE job_state SET paused = 0, paused_at = NULL, cursor = max(cursor, ?) WHERE job = ?').run(now, job);
     }
   }
 
@@ -510,20 +542,20 @@ export class Store {
   }
 
   openAlert(fingerprint: string): AlertRow | undefined {
-    return this.db.prepare('SELECT * FROM alerts WHERE fingerprint = ? AND resolved_at IS NULL').get(fingerprint) as AlertRow | undefined;
+    return this.stmt('SELECT * FROM alerts WHERE fingerprint = ? AND resolved_at IS NULL').get(fingerprint) as AlertRow | undefined;
   }
 
   getAlert(id: number): AlertRow | undefined {
-    return this.db.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as AlertRow | undefined;
+    return this.stmt('SELECT * FROM alerts WHERE id = ?').get(id) as AlertRow | undefined;
   }
 
   openAlerts(job?: string): AlertRow[] {
-    if (job) return this.db.prepare('SELECT * FROM alerts WHERE resolved_at IS NULL AND job = ? ORDER BY id').all(job) as AlertRow[];
-    return this.db.prepare('SELECT * FROM alerts WHERE resolved_at IS NULL ORDER BY id').all() as AlertRow[];
+    if (job) return this.stmt('SELECT * FROM alerts WHERE resolved_at IS NULL AND job = ? ORDER BY id').all(job) as AlertRow[];
+    return this.stmt('SELECT * FROM alerts WHERE resolved_at IS NULL ORDER BY id').all() as AlertRow[];
   }
 
   alerts(limit: number): AlertRow[] {
-    return this.db.prepare('SELECT * FROM alerts ORDER BY id DESC LIMIT ?').all(limit) as AlertRow[];
+    return this.stmt('SELECT * FROM alerts ORDER BY id DESC LIMIT ?').all(limit) as AlertRow[];
   }
 
   alertsBetween(from: number, to: number): AlertRow[] {
@@ -535,7 +567,7 @@ export class Store {
   /** Resolves open alerts of a job (all kinds, or the given ones); returns the resolved rows. */
   resolveAlerts(job: string, at: number, resolution: string, kinds?: AlertKind[]): AlertRow[] {
     const open = this.openAlerts(job).filter((a) => !kinds || kinds.includes(a.kind));
-    const stmt = this.db.prepare('UPDATE alerts SET resolved_at = ?, resolution = ? WHERE id = ?');
+    const stmt = this.stmt('UPDATE alerts SET resolved_at = ?, resolution = ? WHERE id = ?');
     this.db.transaction(() => {
       for (const a of open) stmt.run(at, resolution, a.id);
     })();
@@ -546,14 +578,14 @@ export class Store {
 
   recordHeartbeat(job: string, kind: HeartbeatRow['kind'], at: number, source: string, durationMs: number | null = null): number {
     return Number(
-      this.db.prepare('INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)').run(job, kind, at, source, durationMs)
+      this.stmt('INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)').run(job, kind, at, source, durationMs)
         .lastInsertRowid,
     );
   }
 
   lastHeartbeat(job: string, kind?: HeartbeatRow['kind']): HeartbeatRow | undefined {
-    if (kind) return this.db.prepare('SELECT * FROM heartbeats WHERE job = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(job, kind) as HeartbeatRow | undefined;
-    return this.db.prepare('SELECT * FROM heartbeats WHERE job = ? ORDER BY id DESC LIMIT 1').get(job) as HeartbeatRow | undefined;
+    if (kind) return this.stmt('SELECT * FROM heartbeats WHERE job = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(job, kind) as HeartbeatRow | undefined;
+    return this.stmt('SELECT * FROM heartbeats WHERE job = ? ORDER BY id DESC LIMIT 1').get(job) as HeartbeatRow | undefined;
   }
 
   /** The last verified success of a job: an ok run or a success ping, whichever is later. */
@@ -583,7 +615,7 @@ export class Store {
   // ---- digests ----
 
   getDigest(date: string): DigestRow | undefined {
-    return this.db.prepare('SELECT * FROM digests WHERE date = ?').get(date) as DigestRow | undefined;
+    return this.stmt('SELECT * FROM digests WHERE date = ?').get(date) as DigestRow | undefined;
   }
 
   saveDigest(d: { date: string; createdAt: number; verdict: string; text: string; html: string }): void {
@@ -596,39 +628,39 @@ export class Store {
   }
 
   markDigestSent(date: string, at: number): void {
-    this.db.prepare('UPDATE digests SET sent_at = ?, attempts = attempts + 1, next_attempt_at = NULL, last_error = NULL WHERE date = ?').run(at, date);
+    this.stmt('UPDATE digests SET sent_at = ?, attempts = attempts + 1, next_attempt_at = NULL, last_error = NULL WHERE date = ?').run(at, date);
   }
 
   markDigestFailed(date: string, error: string, nextAttemptAt: number | null): void {
-    this.db.prepare('UPDATE digests SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE date = ?').run(error, nextAttemptAt, date);
+    this.stmt('UPDATE digests SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE date = ?').run(error, nextAttemptAt, date);
   }
 
   unsentDigests(): DigestRow[] {
-    return this.db.prepare('SELECT * FROM digests WHERE sent_at IS NULL ORDER BY date').all() as DigestRow[];
+    return this.stmt('SELECT * FROM digests WHERE sent_at IS NULL ORDER BY date').all() as DigestRow[];
   }
 
   // ---- pages ----
 
   recordPage(fingerprint: string, event: string, at: number): number {
-    return Number(this.db.prepare('INSERT INTO pages (fingerprint, event, at) VALUES (?, ?, ?)').run(fingerprint, event, at).lastInsertRowid);
+    return Number(this.stmt('INSERT INTO pages (fingerprint, event, at) VALUES (?, ?, ?)').run(fingerprint, event, at).lastInsertRowid);
   }
 
   finishPage(id: number, outcome: string, detail: string | null): void {
-    this.db.prepare('UPDATE pages SET outcome = ?, detail = ? WHERE id = ?').run(outcome, detail, id);
+    this.stmt('UPDATE pages SET outcome = ?, detail = ? WHERE id = ?').run(outcome, detail, id);
   }
 
   lastPage(fingerprint: string): PageRow | undefined {
-    return this.db.prepare('SELECT * FROM pages WHERE fingerprint = ? ORDER BY id DESC LIMIT 1').get(fingerprint) as PageRow | undefined;
+    return this.stmt('SELECT * FROM pages WHERE fingerprint = ? ORDER BY id DESC LIMIT 1').get(fingerprint) as PageRow | undefined;
   }
 
   pagesBetween(from: number, to: number): PageRow[] {
-    return this.db.prepare('SELECT * FROM pages WHERE at >= ? AND at < ? ORDER BY id').all(from, to) as PageRow[];
+    return this.stmt('SELECT * FROM pages WHERE at >= ? AND at < ? ORDER BY id').all(from, to) as PageRow[];
   }
 
   // ---- last good specs ----
 
   saveSpecs(specs: Array<{ file: string; name: string; text: string; hash: string }>, at: number): void {
-    const stmt = this.db.prepare(
+    const stmt = this.stmt(
       `INSERT INTO spec_cache (file, name, text, hash, saved_at) VALUES (@file, @name, @text, @hash, @at)
        ON CONFLICT(file) DO UPDATE SET name = @name, text = @text, hash = @hash, saved_at = @at WHERE hash <> @hash`,
     );
@@ -638,13 +670,13 @@ export class Store {
   }
 
   cachedSpec(file: string): { file: string; name: string; text: string; hash: string; saved_at: number } | undefined {
-    return this.db.prepare('SELECT * FROM spec_cache WHERE file = ?').get(file) as
+    return this.stmt('SELECT * FROM spec_cache WHERE file = ?').get(file) as
       | { file: string; name: string; text: string; hash: string; saved_at: number }
       | undefined;
   }
 
   forgetSpec(file: string): void {
-    this.db.prepare('DELETE FROM spec_cache WHERE file = ?').run(file);
+    this.stmt('DELETE FROM spec_cache WHERE file = ?').run(file);
   }
 
   // ---- events ----
@@ -656,16 +688,16 @@ export class Store {
   }
 
   eventsBetween(from: number, to: number, kind?: string): EventRow[] {
-    if (kind) return this.db.prepare('SELECT * FROM events WHERE at >= ? AND at < ? AND kind = ? ORDER BY id').all(from, to, kind) as EventRow[];
-    return this.db.prepare('SELECT * FROM events WHERE at >= ? AND at < ? ORDER BY id').all(from, to) as EventRow[];
+    if (kind) return this.stmt('SELECT * FROM events WHERE at >= ? AND at < ? AND kind = ? ORDER BY id').all(from, to, kind) as EventRow[];
+    return this.stmt('SELECT * FROM events WHERE at >= ? AND at < ? ORDER BY id').all(from, to) as EventRow[];
   }
 
   runsBetween(from: number, to: number): RunRow[] {
-    return this.db.prepare('SELECT * FROM runs WHERE created_at >= ? AND created_at < ? ORDER BY id').all(from, to) as RunRow[];
+    return this.stmt('SELECT * FROM runs WHERE created_at >= ? AND created_at < ? ORDER BY id').all(from, to) as RunRow[];
   }
 
   events(limit: number, kind?: string): EventRow[] {
-    if (kind) return this.db.prepare('SELECT * FROM events WHERE kind = ? ORDER BY id DESC LIMIT ?').all(kind, limit) as EventRow[];
-    return this.db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(limit) as EventRow[];
+    if (kind) return this.stmt('SELECT * FROM events WHERE kind = ? ORDER BY id DESC LIMIT ?').all(kind, limit) as EventRow[];
+    return this.stmt('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(limit) as EventRow[];
   }
 }

@@ -372,16 +372,13 @@ export class Supervisor {
   }
 
   private pruneLogs(job: string): void {
-    const rows = this.deps.store.db
-      .prepare('SELECT id, log_path FROM runs WHERE job = ? AND log_path IS NOT NULL ORDER BY id DESC LIMIT -1 OFFSET ?')
-      .all(job, LOGS_KEPT_PER_JOB) as Array<{ id: number; log_path: string }>;
-    for (const r of rows) {
+    for (const r of this.deps.store.logsBeyond(job, LOGS_KEPT_PER_JOB)) {
       try {
         unlinkSync(r.log_path);
       } catch {
         // already gone
       }
-      this.deps.store.db.prepare('UPDATE runs SET log_path = NULL WHERE id = ?').run(r.id);
+      this.deps.store.clearLogPath(r.id);
     }
   }
 }

@@ -48,7 +48,7 @@ export class ConfigWatcher {
     const timer = setTimeout(() => {
       this.pending.delete(file);
       this.opts.onChange(file, removed);
-    }, this.opts.debounceMs ?? 50);
+    }, this.opts.debounceMs ?? 25);
     this.pending.set(file, { timer, removed });
   }
 
