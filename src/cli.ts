@@ -318,6 +318,8 @@ const COMMANDS: Record<string, Command> = {
         rmSync(path, { force: true });
       }
       const k = killOf(home);
+      // A running daemon journals the flip itself when it sees the file; two writers would race.
+      if (verb !== 'status' && !(await daemonListening(ctx.paths.socket))) recordKillFlip(ctx, k);
       if (ctx.values.json) ctx.io.out(json({ on: k.halted, reason: k.reason, path: k.path }));
       else ctx.io.out(k.halted ? `kill switch ON: ${k.reason}` : `kill switch off (${k.path} absent)`);
       if (verb === 'off' && k.halted) ctx.io.err('nightshift kill: still halted — fix the policy file (nightshift validate) to turn it off');
@@ -411,6 +413,24 @@ async function pauseResume(ctx: Ctx, verb: 'pause' | 'resume'): Promise<number> 
   const changed = (r.body.changed as string[]) ?? [];
   ctx.io.out(changed.length ? `${verb}d: ${changed.join(', ')}` : `nothing to ${verb}: already ${verb}d`);
   return EXIT.ok;
+}
+
+/** A flip made while the daemon is down is journaled at once, so status and the digest show it. */
+function recordKillFlip(ctx: Ctx, k: KillState): void {
+  if (!existsSync(ctx.paths.db)) return;
+  let store: Store | null = null;
+  try {
+    store = Store.open(ctx.paths.db);
+    const last = store.events(1, 'kill-switch')[0];
+    const wasOn = last ? (JSON.parse(last.data ?? '{}') as { on?: boolean }).on === true : false;
+    if (wasOn !== k.halted) {
+      store.recordEvent(Date.now(), 'kill-switch', null, k.halted ? `kill switch turned on (nightshift kill on by ${userInfoName()})` : `kill switch turned off (nightshift kill off by ${userInfoName()})`, { on: k.halted });
+    }
+  } catch {
+    // the daemon records the flip when it sees the file; this is a convenience
+  } finally {
+    store?.close();
+  }
 }
 
 function killOf(home: LoadedHome): KillState {

@@ -70,6 +70,7 @@ export class Daemon {
   private rules = new Map<string, LoadedRule>();
   private policy!: Policy;
   private policyOk = true;
+  private policySeen = false;
   /** Problems of files as they are now on disk, by file; the last good version keeps running. */
   private readonly problems = new Map<string, SpecProblem[]>();
   private startedAt = 0;
@@ -95,6 +96,7 @@ export class Daemon {
     this.lock = StateLock.acquire(paths.lock);
     try {
       this.store = Store.open(paths.db);
+      const downSince = this.store.lastActivityAt();
       this.supervisor = new Supervisor({
         store: this.store,
         logsDir: paths.logs,
@@ -122,6 +124,7 @@ export class Daemon {
       const home = loadHome(paths);
       this.policy = home.policy;
       this.policyOk = home.policyOk;
+      this.policySeen = !home.policyMissing;
       this.jobs = new Map(home.jobs);
       this.rules = home.rules;
       for (const p of home.problems) this.addProblem(p);
@@ -157,12 +160,21 @@ export class Daemon {
           }
         },
       });
-      this.watchdog.start(this.jobs.values());
+      this.watchdog.start(this.jobs.values(), downSince);
 
       this.lastKill = this.killState();
-      if (this.lastKill.halted) {
-        log.warn({ path: this.lastKill.path }, `starting halted: ${this.lastKill.reason}`);
-        this.store.recordEvent(this.clock.now(), 'kill-switch', null, `kill switch on at start: ${this.lastKill.reason}`, { on: true });
+      // A flip made while we were down is journaled now: compare with the last recorded state.
+      const lastFlip = this.store.events(1, 'kill-switch')[0];
+      const wasOn = lastFlip ? (JSON.parse(lastFlip.data ?? '{}') as { on?: boolean }).on === true : false;
+      if (this.lastKill.halted) log.warn({ path: this.lastKill.path }, `starting halted: ${this.lastKill.reason}`);
+      if (wasOn !== this.lastKill.halted) {
+        this.store.recordEvent(
+          this.clock.now(),
+          'kill-switch',
+          null,
+          this.lastKill.halted ? `kill switch on at start: ${this.lastKill.reason}` : 'kill switch found off at start (turned off while nightshift was down)',
+          { on: this.lastKill.halted },
+        );
       }
       this.killWatcher = new FileWatcher(
         () => this.killSwitchChanged(),
@@ -378,7 +390,14 @@ export class Daemon {
   private reloadPolicy(): void {
     const { paths, log } = this;
     this.problems.delete(paths.policyFile);
-    const r = loadPolicyFile(paths.policyFile);
+    const loaded = loadPolicyFile(paths.policyFile);
+    // A policy that was there and is gone is ambiguous, not "defaults": the kill switch it named
+    // may be on. Fail closed until it is back.
+    const r: typeof loaded =
+      loaded.ok && loaded.missing && this.policySeen
+        ? { ok: false, problems: [{ file: paths.policyFile, line: 1, field: '', message: 'the policy file was deleted; autonomous actions are halted until it is restored' }] }
+        : loaded;
+    if (loaded.ok && !loaded.missing) this.policySeen = true;
     if (!r.ok) {
       this.policyOk = false;
       this.killSwitchChanged();
@@ -394,6 +413,7 @@ export class Daemon {
       if (again.timezone !== job.timezone) {
         this.jobs.set(name, again);
         this.scheduler.upsert(again);
+        this.watchdog?.jobChanged(again, false);
       }
     }
     this.killWatcher?.setFiles([killSwitchPath(paths, this.policy)]);
@@ -433,7 +453,11 @@ export class Daemon {
     this.lastKill = now;
     if (before && before.halted === now.halted) return;
     this.log.warn({ path: now.path, halted: now.halted }, now.halted ? `kill switch ON: ${now.reason}` : 'kill switch off: autonomous actions may run again');
-    this.store.recordEvent(this.clock.now(), 'kill-switch', null, now.halted ? `kill switch turned on: ${now.reason}` : 'kill switch turned off', { on: now.halted });
+    const last = this.store.events(1, 'kill-switch')[0];
+    const recordedOn = last ? (JSON.parse(last.data ?? '{}') as { on?: boolean }).on === true : false;
+    if (recordedOn !== now.halted) {
+      this.store.recordEvent(this.clock.now(), 'kill-switch', null, now.halted ? `kill switch turned on: ${now.reason}` : 'kill switch turned off', { on: now.halted });
+    }
     if (now.halted) {
       void this.supervisor.haltAgents().then((n) => {
         if (n > 0) this.log.warn({ stopped: n }, 'running agent jobs stopped by the kill switch');

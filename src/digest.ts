@@ -190,7 +190,10 @@ export function composeDigest(input: DigestInput): ComposedDigest {
 
   const open = store.openAlerts();
   const unfolded = open.filter((a) => a.folded_under === null);
-  const needsYou = new Set(unfolded.map((a) => a.job)).size;
+  // A job whose alert is folded under a dependency that no longer has an open alert needs you too.
+  const blockingJobs = new Set(unfolded.map((a) => a.job));
+  const orphaned = open.filter((a) => a.folded_under !== null && !blockingJobs.has(a.folded_under.split(':')[0]!));
+  const needsYou = new Set([...unfolded, ...orphaned].map((a) => a.job)).size;
   const verdict = verdictFor(jobs.size, needsYou, kill);
 
   const runs = store.runsBetween(window.from, window.to);
@@ -220,9 +223,11 @@ function needsYouSection(open: AlertRow[], unfolded: AlertRow[], heals: HealLine
   const folded = new Map<string, AlertRow[]>();
   for (const a of open) {
     if (a.folded_under === null) continue;
-    const list = folded.get(a.folded_under) ?? [];
+    // folded_under is the dependency's fingerprint (JOB:KIND); group by the job.
+    const dep = a.folded_under.split(':')[0]!;
+    const list = folded.get(dep) ?? [];
     list.push(a);
-    folded.set(a.folded_under, list);
+    folded.set(dep, list);
   }
   const shownUnder = new Set<string>();
   if (open.length === 0) s.add('no open alerts');

@@ -204,7 +204,12 @@ export class DigestService {
       if (next !== null) this.timer.set('digest', next);
       const date = digestDate(digestZone(policy), at);
       const row = this.deps.store.getDigest(date);
-      if (row && (row.sent_at !== null || row.next_attempt_at !== null)) {
+      // A digest composed before its time (nightshift digest --send at 06:00 for a 07:00 digest)
+      // does not cover the whole day: the scheduled one goes out anyway. A retry the daemon has no
+      // timer for (queued by the CLI) is taken over here too.
+      const early = row !== undefined && row.created_at < at;
+      const orphanRetry = row !== undefined && row.sent_at === null && row.next_attempt_at !== null && !this.timer.get(`retry:${date}` as Key);
+      if (row && !early && !orphanRetry && (row.sent_at !== null || row.next_attempt_at !== null)) {
         this.deps.log.info({ date }, row.sent_at !== null ? 'digest already sent for this date' : 'digest for this date is already being retried');
         return;
       }

@@ -128,7 +128,13 @@ export function renderStatus(r: StatusReport): string {
   const now = r.generatedAt;
   const lines: string[] = [];
   // A job needs you when something of its own is wrong; one blocked by a failing dependency is shown under it.
-  const failing = r.jobs.filter((j) => j.alerts.some((a) => a.foldedUnder === null) || (j.health === 'failing' && j.alerts.length === 0));
+  const withOpen = new Set(r.jobs.filter((j) => j.alerts.some((a) => a.foldedUnder === null)).map((j) => j.name));
+  const failing = r.jobs.filter(
+    (j) =>
+      withOpen.has(j.name) ||
+      j.alerts.some((a) => a.foldedUnder !== null && !withOpen.has(a.foldedUnder.split(':')[0]!)) ||
+      (j.health === 'failing' && j.alerts.length === 0),
+  );
   const verdict =
     failing.length === 0 && r.problems.length === 0
       ? `All ${r.jobs.length} job(s) healthy.`

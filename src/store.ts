@@ -448,7 +448,9 @@ export class Store {
   }
 
   lastSuccesses(): Map<string, number> {
-    const rows = this.stmt("SELECT job, max(ended_at) AS at FROM runs WHERE outcome = 'ok' GROUP BY job").all() as {
+    const rows = this.stmt(
+      "SELECT job, max(at) AS at FROM (SELECT job, max(ended_at) AS at FROM runs WHERE outcome = 'ok' GROUP BY job UNION ALL SELECT job, max(at) AS at FROM heartbeats WHERE kind = 'success' GROUP BY job) GROUP BY job",
+    ).all() as {
       job: string;
       at: number;
     }[];
@@ -572,6 +574,28 @@ export class Store {
       for (const a of open) stmt.run(at, resolution, a.id);
     })();
     return open.map((a) => this.getAlert(a.id)!);
+  }
+
+  /** Open alerts folded under any alert of `dependency`: unfolded and returned. */
+  unfoldAlertsUnder(dependency: string): AlertRow[] {
+    const rows = this.stmt("SELECT * FROM alerts WHERE resolved_at IS NULL AND folded_under LIKE ? ESCAPE '\\'").all(
+      `${dependency.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`,
+    ) as AlertRow[];
+    for (const a of rows) this.stmt('UPDATE alerts SET folded_under = NULL WHERE id = ?').run(a.id);
+    return rows.map((a) => ({ ...a, folded_under: null }));
+  }
+
+  foldAlert(id: number, under: string): void {
+    this.stmt('UPDATE alerts SET folded_under = ? WHERE id = ?').run(under, id);
+  }
+
+  /** The last moment anything was recorded: when the previous daemon was last known to be up. */
+  lastActivityAt(): number | null {
+    const r = this.stmt(
+      `SELECT max(at) AS at FROM (SELECT max(at) AS at FROM events UNION ALL SELECT max(coalesce(ended_at, started_at, created_at)) FROM runs
+         UNION ALL SELECT max(at) FROM heartbeats)`,
+    ).get() as { at: number | null };
+    return r.at;
   }
 
   // ---- heartbeats ----

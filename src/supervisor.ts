@@ -155,9 +155,23 @@ export class Supervisor {
         }
         if (verdict.reason !== 'pre-check found work') log.warn({ job: job.name, run: id }, verdict.reason);
       }
+      // The kill switch again, right before the process exists: it may have been turned on
+      // during the pre-check or the wait for a replaced run.
+      if (job.spec.agent && this.deps.killSwitch && !entry.cancelled && !this.stopping) {
+        const k = this.deps.killSwitch();
+        if (k.halted) {
+          store.finishRun(id, { outcome: 'skipped-halted', endedAt: clock.now(), durationMs: 0, reason: `not started: ${k.reason} (agent jobs halt with the kill switch)` });
+          return this.finished(id);
+        }
+      }
       if (entry.cancelled || this.stopping) {
-        const why = entry.cancelled === 'replace' ? 'a newer run replaced it before it started (concurrency: replace)' : 'nightshift was shutting down';
-        store.finishRun(id, { outcome: 'killed', endedAt: clock.now(), durationMs: 0, reason: `not started: ${why}` });
+        const why =
+          entry.cancelled === 'replace'
+            ? 'a newer run replaced it before it started (concurrency: replace)'
+            : entry.cancelled === 'halt'
+              ? 'the kill switch is on'
+              : 'nightshift was shutting down';
+        store.finishRun(id, { outcome: entry.cancelled === 'halt' ? 'skipped-halted' : 'killed', endedAt: clock.now(), durationMs: 0, reason: `not started: ${why}` });
         return this.finished(id);
       }
       const dir = join(this.deps.logsDir, job.name);
@@ -353,7 +367,7 @@ export class Supervisor {
     for (const m of this.active.values()) {
       for (const a of m.values()) {
         const job = this.deps.lookup(this.jobOf(a.runId) ?? '');
-        if (job?.spec.agent && a.proc) stops.push(a.proc.stop('halt'));
+        if (job?.spec.agent) stops.push(this.stopEntry(a, 'halt'));
       }
     }
     await Promise.allSettled(stops);

@@ -68,7 +68,8 @@ export class ConfigWatcher {
 export class FileWatcher {
   private watcher: FSWatcher | null = null;
   private files = new Set<string>();
-  private dirs = new Set<string>();
+  /** Folders watched; a missing folder is replaced by its nearest existing ancestor until it appears. */
+  private watched = new Set<string>();
 
   constructor(
     private readonly onEvent: (file: string, kind: 'add' | 'change' | 'unlink') => void,
@@ -77,10 +78,20 @@ export class FileWatcher {
 
   async start(files: Iterable<string>): Promise<void> {
     this.files = new Set(files);
-    this.dirs = new Set([...this.files].map((f) => dirname(f)));
-    const dirs = [...this.dirs].filter((d) => existsSync(d));
+    const targets = this.targets();
     // chokidar never reports "ready" for an empty list: with nothing to watch, wait for setFiles().
-    if (dirs.length > 0) await this.open(dirs);
+    if (targets.size > 0) await this.open([...targets]);
+  }
+
+  /** Each file's folder if it exists, else the nearest ancestor that does (e.g. /run for /run/nightshift/KILL). */
+  private targets(): Set<string> {
+    const out = new Set<string>();
+    for (const f of this.files) {
+      let d = dirname(f);
+      while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
+      out.add(d);
+    }
+    return out;
   }
 
   private async open(dirs: string[]): Promise<void> {
@@ -95,24 +106,35 @@ export class FileWatcher {
         if (this.files.has(p)) this.onEvent(p, kind);
       });
     }
+    // A missing folder appeared: watch it, and report files that are already in it.
+    w.on('addDir', () => this.refresh(true));
     w.on('error', (err) => this.onError(err as Error));
     this.watcher = w;
+    for (const d of dirs) this.watched.add(d);
     await new Promise<void>((resolve) => w.once('ready', () => resolve()));
   }
 
-  /** Replaces the set of watched files (heartbeat files change with job specs). */
-  setFiles(files: Iterable<string>): void {
-    this.files = new Set(files);
-    const dirs = new Set([...this.files].map((f) => dirname(f)));
-    const added = [...dirs].filter((d) => !this.dirs.has(d) && existsSync(d));
-    const removed = [...this.dirs].filter((d) => !dirs.has(d));
-    this.dirs = dirs;
+  private refresh(reportExisting: boolean): void {
+    const targets = this.targets();
+    const added = [...targets].filter((d) => !this.watched.has(d));
+    const removed = [...this.watched].filter((d) => !targets.has(d));
     if (!this.watcher) {
       if (added.length) void this.open(added).catch((err: unknown) => this.onError(err as Error));
       return;
     }
     if (added.length) this.watcher.add(added);
     if (removed.length) this.watcher.unwatch(removed);
+    for (const d of added) this.watched.add(d);
+    for (const d of removed) this.watched.delete(d);
+    if (reportExisting && added.length) {
+      for (const f of this.files) if (added.includes(dirname(f)) && existsSync(f)) this.onEvent(f, 'add');
+    }
+  }
+
+  /** Replaces the set of watched files (heartbeat files change with job specs). */
+  setFiles(files: Iterable<string>): void {
+    this.files = new Set(files);
+    this.refresh(false);
   }
 
   async stop(): Promise<void> {

@@ -47,12 +47,22 @@ export class Watchdog {
     );
   }
 
-  start(jobs: Iterable<Job>): void {
+  /**
+   * `downSince`: when the previous daemon was last seen doing anything (null on a first start).
+   * Deadlines of instants expected while we were down are not raised (no burst after a restart);
+   * an instant expected while the previous daemon was still up keeps its deadline if its grace
+   * runs past this start — a restart must not lose a real miss.
+   */
+  start(jobs: Iterable<Job>, downSince: number | null = null): void {
     const now = this.deps.clock.now();
     // One read transaction: one snapshot and one lock for 10,000 jobs' look-ups.
     this.deps.store.batch(() => {
       for (const job of jobs) {
         this.clockStart.set(job.name, now);
+        if (downSince !== null && job.schedule && job.spec.enabled) {
+          const expected = nextAfter(job.schedule, this.deps.store.lastLifeAt(job.name) ?? 0);
+          if (expected !== null && expected <= downSince && expected + graceOf(job) > now) this.clockStart.set(job.name, 0);
+        }
         this.armMissed(job);
         this.armHungFromStore(job, now);
       }
@@ -75,6 +85,9 @@ export class Watchdog {
   }
 
   jobRemoved(name: string): void {
+    // Nothing is left to recover: its alerts end with the job, and say so.
+    const resolved = this.deps.store.resolveAlerts(name, this.deps.clock.now(), 'job-removed');
+    if (resolved.length) this.unfoldDependents(name);
     this.timer.delete(`missed:${name}`);
     this.timer.delete(`hung:${name}`);
     this.clockStart.delete(name);
@@ -248,9 +261,31 @@ export class Watchdog {
     return null;
   }
 
+  /**
+   * A dependency's alerts ended: alerts folded under them stand on their own again (and may page),
+   * since whatever is still wrong with the dependent job is no longer explained by it.
+   */
+  private unfoldDependents(dependency: string): void {
+    for (const alert of this.deps.store.unfoldAlertsUnder(dependency)) {
+      const job = this.deps.getJob(alert.job);
+      const refold = job ? this.blockingDependency(job) : null;
+      if (refold) {
+        this.deps.store.foldAlert(alert.id, refold);
+        continue;
+      }
+      this.deps.log.warn({ job: alert.job, alert: alert.id }, `alert no longer blocked by ${dependency}: ${alert.job} ${alert.kind}`);
+      try {
+        this.deps.onAlert?.(alert, true);
+      } catch (err) {
+        this.deps.log.error({ err: String(err) }, 'alert listener failed');
+      }
+    }
+  }
+
   private resolveAll(job: Job, at: number, why: string): void {
     const resolved = this.deps.store.resolveAlerts(job.name, at, 'self-recovered');
     if (resolved.length === 0) return;
+    this.unfoldDependents(job.name);
     this.deps.log.info({ job: job.name, alerts: resolved.map((a) => a.id) }, `alerts resolved (self-recovered): ${why}`);
     try {
       this.deps.onResolved?.(resolved);

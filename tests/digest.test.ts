@@ -134,7 +134,7 @@ describe('composing the digest from SQLite rows', () => {
     store.raiseAlert({ job: 'export', kind: 'failed', at: w.from + 2 * H, message: 'first' });
     store.raiseAlert({ job: 'export', kind: 'failed', at: w.from + 5 * H, message: evil });
     store.raiseAlert({ job: 'db-backup', kind: 'failed', at: w.from + 18 * H, message: 'pg_dump: connection refused' });
-    store.raiseAlert({ job: 'report', kind: 'missed', at: w.from + 19 * H, message: 'report did not run', foldedUnder: 'db-backup' });
+    store.raiseAlert({ job: 'report', kind: 'missed', at: w.from + 19 * H, message: 'report did not run', foldedUnder: 'db-backup:failed' });
     store.raiseAlert({ job: 'cleanup', kind: 'missed', at: w.from + 3 * H, message: 'late' });
     store.resolveAlerts('cleanup', w.from + 4 * H, 'self-recovered');
     store.raiseAlert({ job: 'pinger', kind: 'missed', at: w.from - 5 * H, message: 'no ping' });
@@ -213,10 +213,11 @@ describe('composing the digest from SQLite rows', () => {
     expect(lineWith(d.text, '- export: failed since')).toMatch(/since 2026-03-28 09:00 \(2 times, last 2026-03-28 12:00\)/);
     expect(d.html).toMatch(/<li>db-backup: failed since [^<]*<ul><li>blocked by db-backup: report: missed/);
 
-    // The dependency recovered first: its folded alerts stay visible, still under its name.
+    // The dependency recovered first: its folded alerts stay visible, still under its name, and
+    // the job they belong to now needs you itself (export + report).
     store.resolveAlerts('db-backup', w.to - 1000, 'self-recovered');
     const later = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
-    expect(later.verdict).toBe('1 job needs you');
+    expect(later.verdict).toBe('2 jobs need you');
     expect(later.text).toMatch(/- blocked by db-backup \(which has no open alert now\):\n {4}- report: missed since/);
   });
 

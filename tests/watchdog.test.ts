@@ -280,3 +280,73 @@ describe('kill switch', () => {
     await waitFor(() => query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND outcome='ok'").some((r) => r.created_at >= mark2), 4000, 'agent runs again');
   });
 });
+
+describe('review cases', () => {
+  it('the kill switch turned on during an agent pre-check stops the run before it starts', async () => {
+    // a scheduled agent run whose pre-check takes 1.5 s
+    const d = await daemon({ gated: 'every: 2s\nagent: true\nprecheck: ["sh", "-c", "sleep 1.5; echo WORK"]\ncommand: ["sleep", "30"]\n' });
+    await waitFor(() => query<{ pgid: number | null }>(d.state, "SELECT pgid FROM runs WHERE job='gated' AND pgid IS NOT NULL AND ended_at IS NULL").length > 0, 5000, 'pre-check running');
+    await ns(d, 'kill', 'on');
+    await waitFor(() => query(d.state, "SELECT * FROM runs WHERE job='gated' AND outcome IS NOT NULL").length > 0, 5000, 'first gated run ended');
+    const first = query<{ outcome: string; started_at: number | null; log_path: string | null }>(d.state, "SELECT outcome, started_at, log_path FROM runs WHERE job='gated' ORDER BY id LIMIT 1")[0]!;
+    expect(first.outcome).toBe('skipped-halted');
+    expect(first.log_path).toBeNull();
+  });
+
+  it('a kill switch in a folder that does not exist yet is still watched; a deleted policy fails closed', async () => {
+    const d = await daemon({ agent: 'every: 1s\nagent: true\nconcurrency: allow\nkillGrace: 1s\ncommand: ["sleep", "30"]\n' }, 'killSwitch: run/KILL\n');
+    await waitFor(() => query(d.state, "SELECT * FROM runs WHERE job='agent' AND started_at IS NOT NULL AND ended_at IS NULL").length > 0, 3000, 'agent running');
+    await ns(d, 'kill', 'on'); // creates run/ and run/KILL
+    await waitFor(() => query(d.state, "SELECT * FROM runs WHERE job='agent' AND outcome='killed'").length > 0, 5000, 'running agent stopped');
+    await ns(d, 'kill', 'off');
+    await waitFor(() => query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND started_at IS NOT NULL AND ended_at IS NULL").length > 0, 4000, 'agent again');
+    rmSync(join(d.home, 'protected', 'policy.yaml'));
+    await d.waitLog((l) => typeof l.msg === 'string' && l.msg.includes('the policy file was deleted'), 3000);
+    const mark = Date.now();
+    await waitFor(() => query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND outcome='skipped-halted'").some((r) => r.created_at >= mark), 4000, 'halted after policy deletion');
+  });
+
+  it('when a dependency recovers, alerts folded under it stand on their own again', async () => {
+    const d = await daemon({ base: 'command: ["sh", "-c", "test -f base-ok"]\ncwd: "."\n', child: 'command: ["false"]\ndependsOn: [base]\n' });
+    await ns(d, 'run', 'base');
+    await ns(d, 'run', 'child');
+    expect(alerts(d, 'child')[0]!.folded_under).toBe('base:failed');
+    writeFileSync(join(d.home, 'base-ok'), '');
+    await ns(d, 'run', 'base');
+    await waitFor(() => alerts(d, 'child')[0]!.folded_under === null, 2000, 'unfolded');
+    const st = await ns(d, 'status');
+    expect(st.stdout.split('\n')[0]).toContain('1 job(s) failing: child');
+    const dg = await ns(d, 'digest');
+    expect(dg.stdout.split('\n')[0]).toContain('1 job needs you');
+  });
+
+  it('removing a job resolves its open alerts (job-removed)', async () => {
+    const d = await daemon({ gone: 'command: ["false"]\n' });
+    await ns(d, 'run', 'gone');
+    rmSync(join(d.home, 'jobs', 'gone.yaml'));
+    await waitFor(() => alerts(d, 'gone')[0]!.resolution === 'job-removed', 3000, 'resolved on removal');
+  });
+
+  it('a restart inside a grace window keeps that deadline', async () => {
+    const d = await daemon({ late: 'every: 4s\nheartbeat: { grace: 3s }\n' });
+    await ns(d, 'ping', 'late');
+    const ping = query<{ at: number }>(d.state, "SELECT at FROM heartbeats WHERE job='late'")[0]!.at;
+    const expected = (Math.floor(ping / 4000) + 1) * 4000;
+    // restart after the expected instant but before its deadline (expected + 3 s)
+    await sleep(Math.max(0, expected + 300 - Date.now()));
+    await d.stop();
+    const d2 = await startDaemon(d.home, { state: d.state });
+    daemons.push(d2);
+    await waitFor(() => alerts(d2, 'late').length === 1, 6000, 'missed alert after restart');
+    expect(alerts(d2, 'late')[0]!.opened_at).toBeLessThan(expected + 3000 + 1500);
+  });
+
+  it('a kill switch flipped while the daemon is down is journaled', async () => {
+    const d = await daemon({});
+    await d.stop();
+    await cli(['--home', d.home, '--state', d.state, 'kill', 'on']);
+    await cli(['--home', d.home, '--state', d.state, 'kill', 'off']);
+    const flips = query<{ message: string }>(d.state, "SELECT message FROM events WHERE kind='kill-switch' ORDER BY id");
+    expect(flips.map((f) => f.message)).toEqual([expect.stringContaining('turned on'), expect.stringContaining('turned off')]);
+  });
+});
