@@ -184,12 +184,22 @@ export class DigestService {
       const policy = this.deps.getPolicy();
       const now = this.deps.clock.now();
       const today = digestDate(digestZone(policy), now);
-      if (now < digestInstant(policy, today)) return;
-      const row = this.deps.store.getDigest(today);
-      // attempts 0 and unsent: composed (a crash before sending, or only printed), never tried.
-      if (row && (row.sent_at !== null || row.attempts > 0)) return;
-      this.deps.log.info({ date: today }, 'the digest time has passed without a digest today: composing it now');
-      this.scheduled(today);
+      // Days the daemon was down for entirely get their digest too (up to a week back), from the
+      // day after the newest digest on record; a first start only looks at today.
+      const newest = this.deps.store.newestDigestDate();
+      const days: string[] = [];
+      if (newest !== null && newest < today) {
+        for (let d = addDays(newest, 1); d < today && days.length < 7; d = addDays(d, 1)) days.push(d);
+      }
+      days.push(today);
+      for (const date of days.slice(-8)) {
+        if (now < digestInstant(policy, date)) continue;
+        const row = this.deps.store.getDigest(date);
+        // attempts 0 and unsent: composed (a crash before sending, or only printed), never tried.
+        if (row && (row.sent_at !== null || row.attempts > 0)) continue;
+        this.deps.log.info({ date }, 'the digest time has passed without a digest for this day: composing it now');
+        this.scheduled(date);
+      }
     } catch (err) {
       this.deps.log.error({ err: String(err) }, 'could not check whether today\'s digest is missing');
     }

@@ -651,6 +651,11 @@ export class Store {
       .run(d);
   }
 
+  newestDigestDate(): string | null {
+    const r = this.stmt('SELECT max(date) AS date FROM digests').get() as { date: string | null };
+    return r.date;
+  }
+
   markDigestSent(date: string, at: number): void {
     this.stmt('UPDATE digests SET sent_at = ?, attempts = attempts + 1, next_attempt_at = NULL, last_error = NULL WHERE date = ?').run(at, date);
   }

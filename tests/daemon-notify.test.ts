@@ -79,6 +79,28 @@ describe('digest from the daemon', () => {
     expect(row.verdict).toBe('1 job needs you');
   });
 
+  it('days the daemon was down for entirely get their digest when it comes back', async () => {
+    const mail = await smtp();
+    closers.push(mail.close);
+    const home = makeHome({ fine: 'command: ["true"]\n' }, `timezone: UTC\ndigest:\n  at: "00:00"\n  to: ["ops@example.com"]\n  smtp: { host: 127.0.0.1, port: ${mail.port} }\n`);
+    dirs.push(home);
+    const d1 = await startDaemon(home);
+    daemons.push(d1);
+    await waitFor(() => mail.mails.length === 1, 10_000, 'first digest');
+    await d1.stop();
+    // pretend the newest digest on record is three days old: the two days between and today are missing
+    const day = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 10);
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(join(home, 'state', 'nightshift.db'));
+    db.prepare('UPDATE digests SET date = ?').run(day(3));
+    db.close();
+    const d2 = await startDaemon(home);
+    daemons.push(d2);
+    await waitFor(() => mail.mails.length === 4, 10_000, 'three catch-up digests');
+    const subjects = mail.mails.slice(1).map((m) => /Subject: nightshift (\d{4}-\d{2}-\d{2})/.exec(m.data)![1]).sort();
+    expect(subjects).toEqual([day(2), day(1), day(0)]);
+  });
+
   it('nightshift digest prints the day; --send mails it; an unreachable server keeps the file and says so', async () => {
     const mail = await smtp();
     closers.push(mail.close);
