@@ -421,9 +421,7 @@ function recordKillFlip(ctx: Ctx, k: KillState): void {
   let store: Store | null = null;
   try {
     store = Store.open(ctx.paths.db);
-    const last = store.events(1, 'kill-switch')[0];
-    const wasOn = last ? (JSON.parse(last.data ?? '{}') as { on?: boolean }).on === true : false;
-    if (wasOn !== k.halted) {
+    if (store.killSwitchRecordedOn() !== k.halted) {
       store.recordEvent(Date.now(), 'kill-switch', null, k.halted ? `kill switch turned on (nightshift kill on by ${userInfoName()})` : `kill switch turned off (nightshift kill off by ${userInfoName()})`, { on: k.halted });
     }
   } catch {

@@ -164,8 +164,7 @@ export class Daemon {
 
       this.lastKill = this.killState();
       // A flip made while we were down is journaled now: compare with the last recorded state.
-      const lastFlip = this.store.events(1, 'kill-switch')[0];
-      const wasOn = lastFlip ? (JSON.parse(lastFlip.data ?? '{}') as { on?: boolean }).on === true : false;
+      const wasOn = this.store.killSwitchRecordedOn();
       if (this.lastKill.halted) log.warn({ path: this.lastKill.path }, `starting halted: ${this.lastKill.reason}`);
       if (wasOn !== this.lastKill.halted) {
         this.store.recordEvent(
@@ -453,9 +452,7 @@ export class Daemon {
     this.lastKill = now;
     if (before && before.halted === now.halted) return;
     this.log.warn({ path: now.path, halted: now.halted }, now.halted ? `kill switch ON: ${now.reason}` : 'kill switch off: autonomous actions may run again');
-    const last = this.store.events(1, 'kill-switch')[0];
-    const recordedOn = last ? (JSON.parse(last.data ?? '{}') as { on?: boolean }).on === true : false;
-    if (recordedOn !== now.halted) {
+    if (this.store.killSwitchRecordedOn() !== now.halted) {
       this.store.recordEvent(this.clock.now(), 'kill-switch', null, now.halted ? `kill switch turned on: ${now.reason}` : 'kill switch turned off', { on: now.halted });
     }
     if (now.halted) {

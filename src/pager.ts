@@ -318,15 +318,8 @@ export async function runDeadman(deps: {
   return { ran: true, ok: r.ok, detail };
 }
 
-export interface DeadmanDeps {
-  store: Store;
-  getPolicy(): Policy;
-  clock: Clock;
-  log: Logger;
-  timeoutMs?: number;
-  /** Between two pings (default 1 h). */
-  intervalMs?: number;
-}
+/** The same needs as the pager; intervalMs is the time between two pings (default 1 h). */
+export type DeadmanDeps = PagerDeps;
 
 /** Pings at start, every hour, and after each digest (kick), on one DeadlineTimer. */
 export class Deadman {

@@ -2,7 +2,7 @@
 // and shutdown reach grandchildren, output into a capped log, and a plain-words reason for
 // whatever happened. It decides nothing about scheduling; it reports.
 import { execa, type ResultPromise } from 'execa';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import vm from 'node:vm';
@@ -10,6 +10,7 @@ import { formatDuration } from './duration.js';
 import type { Job } from './home.js';
 import { CappedLog, DEFAULT_LOG_CAP } from './logcap.js';
 import { SYSTEMD_NOTIFY_ENV } from './notify.js';
+import { listProcesses } from './proc.js';
 import type { RunOutcome } from './store.js';
 
 export type StopReason = 'timeout' | 'replace' | 'shutdown' | 'manual' | 'halt';
@@ -57,26 +58,9 @@ export function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
  */
 export function groupAlive(pgid: number): boolean {
   if (!killGroup(pgid, 0)) return false;
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return true; // no /proc: trust kill(0)
-  }
-  for (const e of entries) {
-    const c = e.charCodeAt(0);
-    if (c < 48 || c > 57) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${e}/stat`, 'latin1');
-    } catch {
-      continue;
-    }
-    // fields after the command name (which may contain spaces): state ppid pgrp ...
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(rest[2]) === pgid && rest[0] !== 'Z') return true;
-  }
-  return false;
+  const procs = listProcesses();
+  if (procs === null) return true; // no /proc: trust kill(0)
+  return procs.some((p) => p.pgrp === pgid && p.state !== 'Z');
 }
 
 /** SIGTERM the whole group, SIGKILL after the grace, and wait (bounded) until it is gone. */

@@ -716,6 +716,12 @@ export class Store {
       .run(at, kind, job, message, data === undefined ? null : JSON.stringify(data));
   }
 
+  /** What the journal last said about the kill switch (false when it never said anything). */
+  killSwitchRecordedOn(): boolean {
+    const last = this.events(1, 'kill-switch')[0];
+    return last ? (JSON.parse(last.data ?? '{}') as { on?: boolean }).on === true : false;
+  }
+
   eventsBetween(from: number, to: number, kind?: string): EventRow[] {
     if (kind) return this.stmt('SELECT * FROM events WHERE at >= ? AND at < ? AND kind = ? ORDER BY id').all(from, to, kind) as EventRow[];
     return this.stmt('SELECT * FROM events WHERE at >= ? AND at < ? ORDER BY id').all(from, to) as EventRow[];

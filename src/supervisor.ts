@@ -1,6 +1,7 @@
 // Decides what becomes of a due instant or a manual request — paused, overlap, pre-check, run,
 // retry — and writes every decision to the store before acting on it.
-import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { listProcesses, processEnv } from './proc.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatDuration } from './duration.js';
@@ -410,35 +411,15 @@ function rowFinish(row: RunRow) {
   } as const;
 }
 
-/** Scans /proc for processes whose environment carries one of our run ids (Linux). */
+/** Processes whose environment carries one of our run ids and our state folder (Linux). */
 export function findRunProcesses(runIds: Set<number>, stateDir: string): Map<number, number[]> {
   const out = new Map<number, number[]>();
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    const pid = Number(e);
-    if (pid === process.pid) continue;
-    let env: string;
-    try {
-      env = readFileSync(`/proc/${e}/environ`, 'latin1');
-    } catch {
-      continue;
-    }
-    if (!env.includes('NIGHTSHIFT_RUN_ID=')) continue;
-    const vars = env.split('\0');
-    if (!vars.includes(`NIGHTSHIFT_STATE=${stateDir}`)) continue;
-    const idVar = vars.find((v) => v.startsWith('NIGHTSHIFT_RUN_ID='));
-    const id = Number(idVar?.slice('NIGHTSHIFT_RUN_ID='.length));
-    if (runIds.has(id)) {
-      const list = out.get(id) ?? [];
-      list.push(pid);
-      out.set(id, list);
-    }
+  for (const p of listProcesses() ?? []) {
+    if (p.pid === process.pid) continue;
+    const vars = processEnv(p.pid);
+    if (!vars || !vars.includes(`NIGHTSHIFT_STATE=${stateDir}`)) continue;
+    const id = Number(vars.find((v) => v.startsWith('NIGHTSHIFT_RUN_ID='))?.slice('NIGHTSHIFT_RUN_ID='.length));
+    if (runIds.has(id)) out.set(id, [...(out.get(id) ?? []), p.pid]);
   }
   return out;
 }
@@ -458,24 +439,7 @@ const TICK_MS = 10;
 
 /** Live (non-zombie) members of a process group, with their start time in ms since the epoch. */
 export function groupMembers(pgid: number, bootMs: number): Array<{ pid: number; startedAt: number }> {
-  const out: Array<{ pid: number; startedAt: number }> = [];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${e}/stat`, 'latin1');
-    } catch {
-      continue;
-    }
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(rest[2]) !== pgid || rest[0] === 'Z') continue;
-    out.push({ pid: Number(e), startedAt: bootMs + Number(rest[19]) * TICK_MS });
-  }
-  return out;
+  return (listProcesses() ?? [])
+    .filter((p) => p.pgrp === pgid && p.state !== 'Z')
+    .map((p) => ({ pid: p.pid, startedAt: bootMs + p.startTicks * TICK_MS }));
 }

@@ -1,0 +1,46 @@
+// What Linux's /proc says about processes: the one place that reads it, for process-group
+// liveness (zombies excluded) and for finding what a crashed daemon left behind.
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcInfo {
+  pid: number;
+  /** One-letter state; Z is a zombie waiting for its reaper. */
+  state: string;
+  pgrp: number;
+  /** Start time in clock ticks since boot. */
+  startTicks: number;
+}
+
+/** Every process /proc shows, or null when there is no /proc to read. */
+export function listProcesses(): ProcInfo[] | null {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return null;
+  }
+  const out: ProcInfo[] = [];
+  for (const e of entries) {
+    const c = e.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, 'latin1');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // Fields after the command name (which may contain spaces and parentheses): state ppid pgrp ...
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.push({ pid: Number(e), state: rest[0] ?? '?', pgrp: Number(rest[2]), startTicks: Number(rest[19]) });
+  }
+  return out;
+}
+
+/** The environment of a process as NAME=value strings, or null when it cannot be read. */
+export function processEnv(pid: number): string[] | null {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+  } catch {
+    return null;
+  }
+}
