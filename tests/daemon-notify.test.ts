@@ -155,14 +155,20 @@ describe('paging from the daemon', () => {
     expect(query(d.state, 'SELECT * FROM pages')).toHaveLength(1);
   });
 
-  it('runs the deadman command at start and records it', async () => {
+  it('runs the deadman command at start and after the digest, and records each ping', async () => {
     const dir = tempDir('ns-deadman-');
     dirs.push(dir);
-    const home = makeHome({}, `deadman: ["sh", "-c", "echo alive >> ${join(dir, 'deadman.log')}"]\n`);
+    // A digest time of 00:00 has always passed today, so a first start composes today's digest
+    // at once and the deadman pings twice: once for the start, once for the digest.
+    const home = makeHome({}, `timezone: UTC\ndigest:\n  at: "00:00"\ndeadman: ["sh", "-c", "echo alive >> ${join(dir, 'deadman.log')}"]\n`);
     dirs.push(home);
     const d = await startDaemon(home);
     daemons.push(d);
-    await waitFor(() => existsSync(join(dir, 'deadman.log')), 5000, 'deadman ran');
-    await waitFor(() => query(d.state, "SELECT * FROM events WHERE kind = 'deadman'").length === 1, 3000, 'deadman recorded');
+    const reasons = (): string[] =>
+      query<{ reason: string }>(d.state, "SELECT json_extract(data, '$.reason') AS reason FROM events WHERE kind = 'deadman' ORDER BY id").map((r) => r.reason);
+    await waitFor(() => reasons().length >= 2, 5000, 'two deadman pings recorded');
+    await sleep(300);
+    expect(reasons().sort()).toEqual(['digest', 'start']);
+    expect(readFileSync(join(dir, 'deadman.log'), 'utf8')).toBe('alive\nalive\n');
   });
 });
