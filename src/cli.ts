@@ -10,7 +10,7 @@ import { callDaemon, daemonListening, DaemonUnreachable } from './control.js';
 import { Daemon, VERSION } from './daemon.js';
 import { composeDigest, digestDate, digestWindow, digestZone } from './digest.js';
 import { DigestService } from './digester.js';
-import { homePaths, loadHome, type HomePaths, type LoadedHome } from './home.js';
+import { homePaths, loadHome, type HomePaths, type LoadedHome, type LoadedRule } from './home.js';
 import { LockHeld } from './lock.js';
 import { createLogger } from './log.js';
 import { NAME_PATTERN } from './names.js';
@@ -19,6 +19,7 @@ import { formatProblem } from './specfile.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js';
 import { buildStatus, renderAlerts, renderRuns, renderStatus, type LiveInfo } from './status.js';
 import { Store, StoreError, type RunRow } from './store.js';
+import { demotionLines, hasHeals, healLines, healStatusLines, healViews, renderHeals, ruleEvidence } from './healview.js';
 
 export const EXIT = { ok: 0, unhealthy: 1, usage: 2, unreachable: 3 } as const;
 
@@ -178,8 +179,17 @@ const COMMANDS: Record<string, Command> = {
       const home = loadHomeOrFail(ctx);
       const store = openStore(ctx);
       try {
-        const report = buildStatus(home, store, await liveInfo(ctx), Date.now(), killOf(home));
-        ctx.io.out(ctx.values.json ? json(report) : renderStatus(report));
+        const now = Date.now();
+        const report = buildStatus(home, store, await liveInfo(ctx), now, killOf(home));
+        const ruleHash = (rule: string): string | undefined => home.rules.get(rule)?.hash;
+        const approvals = store && hasHeals(store) ? store.pendingApprovals().filter((a) => (a.expires_at ?? 0) > now) : [];
+        report.pendingApprovals = approvals.length;
+        const demotedRules = store && hasHeals(store) ? store.ladderAll().filter((l) => ruleHash(l.rule) === l.rule_hash) : [];
+        if (ctx.values.json) ctx.io.out(json({ ...report, approvals, demotedRules }));
+        else {
+          const extra = store ? healStatusLines(store, now, ruleHash) : [];
+          ctx.io.out([renderStatus(report), ...(extra.length ? ['', ...extra] : [])].join('\n'));
+        }
         return report.healthy ? EXIT.ok : EXIT.unhealthy;
       } finally {
         store?.close();
@@ -299,6 +309,58 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  heals: {
+    summary: 'heal attempts, newest first, with every step, its timing and outcome',
+    usage: 'nightshift [--home DIR] heals [JOB] [--limit N] [--json]',
+    help:
+      'Reads SQLite directly; works with the daemon down. Each attempt shows the rule, the autonomy level in\n' +
+      'force, every step (kill-switch, pre-check, rule, cap, autonomy, guard, snapshot, fix, probe, verdict,\n' +
+      'rollback) with how long it took, and the outcome. Proposals and approval requests are printed in full.\n' +
+      'Exit 1 when an approval is waiting or an incident is blocked.',
+    options: { limit: { type: 'string' }, json: { type: 'boolean' } },
+    run: async (ctx) => {
+      const name = jobName(ctx, false);
+      const limit = positiveInt(ctx.values.limit, '--limit', 20);
+      const store = openStore(ctx);
+      try {
+        const rows = store ? healViews(store, limit, name) : [];
+        const evidence = store ? ruleEvidence(store) : [];
+        const waiting = store && hasHeals(store) ? store.pendingApprovals().length : 0;
+        if (ctx.values.json) ctx.io.out(json({ attempts: rows, rules: evidence }));
+        else {
+          ctx.io.out(renderHeals(rows, Date.now()));
+          const rules = existsSync(ctx.paths.home) ? loadHome(ctx.paths).rules : new Map<string, LoadedRule>();
+          const demoted = store ? demotionLines(store, (rule) => rules.get(rule)?.hash) : [];
+          if (demoted.length) ctx.io.out(`\n${demoted.join('\n')}`);
+          if (evidence.length) {
+            ctx.io.out('\nEvidence per rule (for promotion reviews):');
+            for (const e of evidence) ctx.io.out(`  ${e.rule}: ${e.cases} case(s); ${Object.entries(e.outcomes).map(([o, n]) => `${n} ${o}`).join(', ')}`);
+          }
+        }
+        const blocked = rows.some((r) => r.outcome === 'blocked' || r.outcome === 'rollback-failed');
+        return waiting > 0 || blocked ? EXIT.unhealthy : EXIT.ok;
+      } finally {
+        store?.close();
+      }
+    },
+  },
+
+  approve: {
+    summary: 'let a gated heal run its fix (ID from status or heals)',
+    usage: 'nightshift [--home DIR] approve ID [--json]',
+    help: 'Needs the daemon. The attempt continues from the guard step: snapshot, fix, probe, verdict.\nAn ID that does not exist, was answered already or has expired (after 24 h) exits 2.',
+    options: { json: { type: 'boolean' } },
+    run: async (ctx) => answerHeal(ctx, 'approve'),
+  },
+
+  deny: {
+    summary: 'refuse a gated heal (nothing runs; the alert stays open)',
+    usage: 'nightshift [--home DIR] deny ID [--json]',
+    help: 'Needs the daemon. An ID that does not exist, was answered already or has expired exits 2.',
+    options: { json: { type: 'boolean' } },
+    run: async (ctx) => answerHeal(ctx, 'deny'),
+  },
+
   kill: {
     summary: 'the kill switch: on | off | status (works without the daemon)',
     usage: 'nightshift [--home DIR] kill on|off|status [--json]',
@@ -354,6 +416,7 @@ const COMMANDS: Record<string, Command> = {
             getKill: () => kill,
             clock: { now: () => Date.now() },
             log: createLogger({ level: 'silent' }),
+            getHeals: (w) => healLines(store, w.from, w.to),
           });
           const r = await service.runFor(date, { send: true });
           if (ctx.values.json) ctx.io.out(json(r));
@@ -373,7 +436,8 @@ const COMMANDS: Record<string, Command> = {
         return EXIT.ok;
       }
       try {
-        const d = composeDigest({ store, jobs: home.jobs, policy: home.policy, kill, date, window: digestWindow(home.policy, date), now: Date.now() });
+        const window = digestWindow(home.policy, date);
+        const d = composeDigest({ store, jobs: home.jobs, policy: home.policy, kill, date, window, now: Date.now(), heals: healLines(store, window.from, window.to) });
         ctx.io.out(ctx.values.json ? json({ date, ...d }) : d.text);
         return d.needsYou > 0 ? EXIT.unhealthy : EXIT.ok;
       } finally {
@@ -398,6 +462,20 @@ const COMMANDS: Record<string, Command> = {
     run: async (ctx) => pauseResume(ctx, 'resume'),
   },
 };
+
+async function answerHeal(ctx: Ctx, verb: 'approve' | 'deny'): Promise<number> {
+  const id = ctx.positionals[0];
+  if (id === undefined) throw new UsageError(`which heal? give its ID (nightshift status lists the ones waiting): nightshift ${verb} ID`);
+  if (!/^[1-9][0-9]{0,15}$/.test(id)) throw new UsageError(`"${id}" is not a heal ID (a number, as nightshift status or heals shows it)`);
+  if (ctx.positionals.length > 1) throw new UsageError(`unexpected argument "${ctx.positionals[1]}"`);
+  const r = await act(ctx, 'POST', `/${verb}/${id}`);
+  if (r.status !== 200) {
+    ctx.io.err(`nightshift ${verb}: ${String(r.body.error)}`);
+    return r.status === 404 || r.status === 410 || r.status === 400 ? EXIT.usage : EXIT.unhealthy;
+  }
+  ctx.io.out(ctx.values.json ? json(r.body) : `heal #${String(r.body.attempt)} (${String(r.body.job)}): ${String(r.body.status)}`);
+  return EXIT.ok;
+}
 
 async function pauseResume(ctx: Ctx, verb: 'pause' | 'resume'): Promise<number> {
   let path: string;
@@ -486,8 +564,7 @@ export async function main(argv: string[], io: Out = { out: (s) => process.stdou
   }
   const cmd = COMMANDS[cmdName];
   if (!cmd) {
-    const unbuilt = ['heals', 'approve', 'deny'].includes(cmdName);
-    io.err(`nightshift: ${unbuilt ? `"${cmdName}" is not available in this version yet` : `unknown command "${cmdName}"`}\n\n${mainHelp()}`);
+    io.err(`nightshift: unknown command "${cmdName}"\n\n${mainHelp()}`);
     return EXIT.usage;
   }
   const rest = [...argv.slice(0, cmdIndex), ...argv.slice(cmdIndex + 1)];

@@ -5,6 +5,7 @@ import { basename, dirname, extname, resolve } from 'node:path';
 import { ControlError, ControlServer, type Route } from './control.js';
 import {
   checkDependencies,
+  checkRuleTouches,
   compileJob,
   jobFromText,
   loadHome,
@@ -29,6 +30,8 @@ import { ConfigWatcher, FileWatcher } from './watch.js';
 import { Watchdog } from './watchdog.js';
 import { DigestService } from './digester.js';
 import { Deadman, Pager } from './pager.js';
+import { Healer, HealError } from './heal.js';
+import { healLines } from './healview.js';
 
 export const VERSION = '0.1.0';
 
@@ -62,6 +65,7 @@ export class Daemon {
   private lastKill: KillState | null = null;
   private pager: Pager | null = null;
   private deadman: Deadman | null = null;
+  private healer: Healer | null = null;
   private digests: DigestService | null = null;
   private control: ControlServer | null = null;
   private notifier: Notifier;
@@ -105,7 +109,11 @@ export class Daemon {
         log,
         logCap: this.opts.logCap,
         lookup: (name) => this.jobs.get(name),
-        onTimeout: (job, runId) => this.watchdog?.runTimedOut(job, runId),
+        onTimeout: (job, runId, output) => {
+          // A heal's probe or rerun that hangs fails its attempt; it is not a new incident.
+          const trigger = this.store.getRun(runId)?.trigger;
+          if (trigger !== 'heal' && trigger !== 'probe') this.watchdog?.runTimedOut(job, runId, output);
+        },
         killSwitch: () => this.killState(),
         onFinished: (row) => {
           this.watchdog?.runFinished(row);
@@ -158,9 +166,29 @@ export class Daemon {
           if (isNew && alert.folded_under === null) {
             this.pager?.page({ event: 'alert', kind: alert.kind, fingerprint: alert.fingerprint, job: alert.job, message: alert.message });
           }
+          this.healer?.alertChanged(alert);
         },
+        onResolved: (alerts) => this.healer?.alertsResolved(alerts),
       });
       this.watchdog.start(this.jobs.values(), downSince);
+      this.healer = new Healer({
+        store: this.store,
+        clock: this.clock,
+        log,
+        paths,
+        getJob: (name) => this.jobs.get(name),
+        getRules: () => this.rules,
+        getPolicy: () => this.policy,
+        killState: () => this.killState(),
+        runJob: (job, trigger) => this.supervisor.runNow(job, trigger),
+        stopJob: (name) => this.supervisor.stopJob(name, 'manual'),
+        waitJobIdle: (name) => this.supervisor.waitIdle(name),
+        resolveAlert: (alert, resolution, why) => this.watchdog?.resolveAlert(alert, resolution, why),
+        page: (ev) => this.pager?.page(ev),
+      });
+      // Before anything can run: a fix a dead daemon left half-done is rolled back first.
+      const healsRecovered = await this.healer.recover();
+      if (healsRecovered.length) this.store.recordEvent(this.clock.now(), 'recovered', null, `${healsRecovered.length} heal attempt(s) were interrupted by the previous stop`);
 
       this.lastKill = this.killState();
       // A flip made while we were down is journaled now: compare with the last recorded state.
@@ -211,6 +239,7 @@ export class Daemon {
         clock: this.clock,
         log,
         onSent: () => void this.deadman?.kick(),
+        getHeals: (w) => healLines(this.store, w.from, w.to),
       });
 
       // Last: only now can a run start, so a failed start-up never leaves a job behind.
@@ -218,6 +247,7 @@ export class Daemon {
       this.digests.start();
       this.scheduler.start(this.jobs.values());
       this.supervisor.armPendingRetries();
+      this.healer.start();
 
       this.store.recordEvent(this.clock.now(), 'daemon-start', null, `nightshift ${VERSION} started (pid ${process.pid})`);
       log.info(
@@ -228,6 +258,7 @@ export class Daemon {
       this.startWatchdog();
     } catch (err) {
       this.scheduler?.stop();
+      await this.healer?.stop().catch(() => {});
       await this.supervisor?.shutdown('shutdown').catch(() => {});
       await this.stopNotifiers();
       await this.teardown();
@@ -258,6 +289,8 @@ export class Daemon {
     this.scheduler?.stop();
     this.watchdog?.stop();
     await this.watcher?.stop();
+    // Heals first: a fix in flight is rolled back while its probe's runs can still be stopped cleanly.
+    await this.healer?.stop();
     await this.supervisor?.shutdown('shutdown');
     await this.stopNotifiers();
     try {
@@ -427,16 +460,25 @@ export class Daemon {
     const name = basename(file, extname(file));
     if (removed) {
       if (this.rules.get(name)?.file === file) this.rules.delete(name);
+      this.healer?.enqueueOpen();
       return;
     }
-    const r = loadRuleFile(file);
+    const loaded = loadRuleFile(file);
+    const touchProblems = loaded.ok ? checkRuleTouches(loaded.value, loaded.text, this.paths, this.policy) : [];
+    const r: typeof loaded = loaded.ok && touchProblems.length ? { ok: false, problems: touchProblems } : loaded;
     if (!r.ok) {
       for (const p of r.problems) this.addProblem(p);
-      for (const p of r.problems) this.log.error({ file, line: p.line }, `invalid rule: ${formatProblem(p)}`);
+      const kept = this.rules.has(name) ? '; the last good version stays in force' : '';
+      for (const p of r.problems) this.log.error({ file, line: p.line }, `invalid rule: ${formatProblem(p)}${kept}`);
       return;
     }
+    const prev = this.rules.get(name);
     this.rules.set(name, r.value);
-    this.log.info({ rule: name, file }, 'rule loaded');
+    if (prev?.hash === r.value.hash) return;
+    this.log.info({ rule: name, file }, prev ? 'rule changed' : 'rule loaded');
+    // A human's edit ends a demotion (the ladder row keeps the hash it was made for), and open
+    // alerts waiting for a person may now have a rule.
+    this.healer?.enqueueOpen();
   }
 
   // ---- kill switch and heartbeats ----
@@ -455,6 +497,8 @@ export class Daemon {
     if (this.store.killSwitchRecordedOn() !== now.halted) {
       this.store.recordEvent(this.clock.now(), 'kill-switch', null, now.halted ? `kill switch turned on: ${now.reason}` : 'kill switch turned off', { on: now.halted });
     }
+    if (now.halted) this.healer?.halt();
+    else this.healer?.enqueueOpen();
     if (now.halted) {
       void this.supervisor.haltAgents().then((n) => {
         if (n > 0) this.log.warn({ stopped: n }, 'running agent jobs stopped by the kill switch');
@@ -538,9 +582,22 @@ export class Daemon {
       ]),
       { method: 'POST', path: '/pause/:name', handler: ({ name }) => this.setPaused([this.jobOr404(name)], true) },
       { method: 'POST', path: '/resume/:name', handler: ({ name }) => this.setPaused([this.jobOr404(name)], false) },
+      { method: 'POST', path: '/approve/:name', handler: ({ name }) => this.answer(name, 'approve') },
+      { method: 'POST', path: '/deny/:name', handler: ({ name }) => this.answer(name, 'deny') },
       { method: 'POST', path: '/pause-all', handler: () => this.setPaused([...this.jobs.values()], true) },
       { method: 'POST', path: '/resume-all', handler: () => this.setPaused([...this.jobs.values()], false) },
     ];
+  }
+
+  private answer(idText: string | undefined, what: 'approve' | 'deny'): { attempt: number; job: string; status: string } {
+    const id = Number(idText);
+    if (!Number.isInteger(id) || id <= 0) throw new ControlError(`"${idText}" is not a heal attempt id (a number, as nightshift status or heals shows it)`, 400);
+    try {
+      return what === 'approve' ? this.healer!.approve(id) : this.healer!.deny(id);
+    } catch (err) {
+      if (err instanceof HealError) throw new ControlError(err.message, err.status);
+      throw err;
+    }
   }
 
   private ping(name: string | undefined, kind: 'start' | 'success' | 'fail'): { job: string; kind: string; durationMs: number | null } {
@@ -570,7 +627,7 @@ export class Daemon {
   }
 
   /** For tests and the in-process API. */
-  get internals(): { store: Store; scheduler: Scheduler; supervisor: Supervisor; watchdog: Watchdog | null; jobs: Map<string, Job> } {
-    return { store: this.store, scheduler: this.scheduler, supervisor: this.supervisor, watchdog: this.watchdog, jobs: this.jobs };
+  get internals(): { store: Store; scheduler: Scheduler; supervisor: Supervisor; watchdog: Watchdog | null; healer: Healer | null; jobs: Map<string, Job> } {
+    return { store: this.store, scheduler: this.scheduler, supervisor: this.supervisor, watchdog: this.watchdog, healer: this.healer, jobs: this.jobs };
   }
 }

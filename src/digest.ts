@@ -32,7 +32,7 @@ export interface HealLine {
 
 /** Heal outcomes that leave the decision with a person. */
 const HEAL_NEEDS_APPROVAL = new Set(['awaiting-approval']);
-const HEAL_BLOCKED = new Set(['blocked', 'needs-human', 'refused']);
+const HEAL_BLOCKED = new Set(['blocked', 'needs-human', 'refused', 'rollback-failed']);
 
 export interface DigestWindow {
   from: number;

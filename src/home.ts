@@ -8,6 +8,8 @@ import type { Schedule } from './schedule.js';
 import { JobSpecSchema, PolicySchema, RuleSchema, type JobSpec, type Policy, type Rule } from './spec.js';
 import { lineOfPath, parseSpecText, type SpecProblem } from './specfile.js';
 import { systemTimeZone } from './timezone.js';
+import { globMatch } from './rules.js';
+import { guardTouches, protectedZone, type Zone } from './zone.js';
 
 export interface HomePaths {
   home: string;
@@ -217,11 +219,46 @@ export function loadHome(paths: HomePaths): LoadedHome {
       problems.push({ file, line: 1, field: 'name', message: `duplicate rule name "${r.value.name}": ${other.file} already defines it` });
       continue;
     }
+    const touchProblems = checkRuleTouches(r.value, r.text, paths, policy);
+    if (touchProblems.length) {
+      problems.push(...touchProblems);
+      continue;
+    }
     rules.set(r.value.name, r.value);
   }
+  warnings.push(...ruleWarnings(rules.values(), jobs));
   problems.sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));
   const jobTexts = new Map([...jobs.values()].map((j) => [j.file, texts.get(j.name)!]));
   return { paths, policy, policyOk: pol.ok, policyMissing: pol.ok && pol.missing === true, jobs, jobTexts, rules, problems, warnings };
+}
+
+/**
+ * A rule may not name a protected path in `touches` (law 4). Checked here so that `validate`
+ * refuses it with its line, and again by the guard right before every fix (a symlink may appear).
+ */
+export function checkRuleTouches(rule: LoadedRule, text: string, paths: HomePaths, policy: Policy, zone: Zone = protectedZone(paths, policy)): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  rule.rule.action.touches.forEach((t, i) => {
+    const g = guardTouches([t], paths.home, zone);
+    if (!g.ok) problems.push({ file: rule.file, line: lineOfPath(text, ['action', 'touches', i]), field: `action.touches[${i}]`, message: g.reason });
+  });
+  return problems;
+}
+
+/** A rule whose job glob matches no job is allowed (the job may come later), but said. */
+export function ruleWarnings(rules: Iterable<LoadedRule>, jobs: Map<string, Job>): SpecProblem[] {
+  const out: SpecProblem[] = [];
+  for (const r of rules) {
+    if ([...jobs.keys()].some((name) => globMatch(r.rule.match.job, name))) continue;
+    let line = 1;
+    try {
+      line = lineOfPath(readFileSync(r.file, 'utf8'), ['match', 'job']);
+    } catch {
+      // the line is a courtesy
+    }
+    out.push({ file: r.file, line, field: 'match.job', message: `"${r.rule.match.job}" matches no job in jobs/ (yet); the rule applies once one does` });
+  }
+  return out;
 }
 
 /** The line of a field in a job's spec (read from disk when the caller has no text at hand). */

@@ -57,6 +57,13 @@ export class CappedLog {
     return all.length > this.tailCap ? all.subarray(all.length - this.tailCap) : all;
   }
 
+  /** The last bytes of output so far (for an alert raised while the run is still being stopped). */
+  lastOutput(): string {
+    const tail = this.keptTail();
+    const last = tail.length >= ROW_TAIL_BYTES ? tail.subarray(tail.length - ROW_TAIL_BYTES) : this.lastOfHeadAndTail(tail);
+    return last.toString('utf8');
+  }
+
   /** Writes the tail and closes the file; returns the last bytes of output for the run's row. */
   close(): { bytes: number; tail: string } {
     const tail = this.keptTail();

@@ -31,6 +31,22 @@ export interface BoundedResult {
   stderr: string;
   /** It could not be started at all. */
   startError: string | null;
+  /** Stopped from outside (opts.signal), e.g. the kill switch during a fix; its group was killed. */
+  aborted: boolean;
+}
+
+export interface BoundedOptions {
+  input?: string | Buffer;
+  timeoutMs: number;
+  /** Added to the daemon's environment (minus systemd's variables). */
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Aborting kills the whole group at once (SIGTERM, SIGKILL after a second). */
+  signal?: AbortSignal;
+  /** The group id, as soon as the command exists: journal it so a restart can find leftovers. */
+  onSpawn?: (pgid: number) => void;
+  /** How long SIGTERM may take before SIGKILL (default 1 s). */
+  killGraceMs?: number;
 }
 
 /** The daemon's environment minus what belongs to the daemon alone (systemd's notify socket). */
@@ -56,7 +72,7 @@ class Capture {
  * the whole group is killed. Never throws. Leftovers that outlive the command (a background
  * notifier it forked) are killed at the same deadline.
  */
-export async function runBounded(argv: readonly string[], opts: { input?: string | Buffer; timeoutMs: number }): Promise<BoundedResult> {
+export async function runBounded(argv: readonly string[], opts: BoundedOptions): Promise<BoundedResult> {
   const started = Date.now();
   const [file, ...args] = argv;
   const result = (r: Partial<BoundedResult>): BoundedResult => ({
@@ -68,15 +84,18 @@ export async function runBounded(argv: readonly string[], opts: { input?: string
     stdout: '',
     stderr: '',
     startError: null,
+    aborted: false,
     ...r,
   });
   if (file === undefined) return result({ startError: 'no command given' });
+  if (opts.signal?.aborted) return result({ aborted: true, startError: 'stopped before it started' });
 
   let sub;
   try {
     sub = execa(file, args, {
       input: opts.input ?? '',
-      env: commandEnv(),
+      env: { ...commandEnv(), ...opts.env },
+      cwd: opts.cwd,
       extendEnv: false,
       detached: true, // its own group, so a hang is killed with everything it started
       cleanup: false,
@@ -100,6 +119,7 @@ export async function runBounded(argv: readonly string[], opts: { input?: string
     return result({ startError: why });
   }
 
+  opts.onSpawn?.(pid);
   const out = new Capture();
   const err = new Capture();
   sub.stdout?.on('data', (c: Buffer) => out.add(c));
@@ -108,19 +128,28 @@ export async function runBounded(argv: readonly string[], opts: { input?: string
   sub.stdin?.on('error', () => {});
 
   let timedOut = false;
+  let aborted = false;
   let exited = false;
+  const grace = opts.killGraceMs ?? KILL_GRACE_MS;
   const kill = (): void => {
     if (!exited) timedOut = true;
-    void terminateGroup(pid, KILL_GRACE_MS).catch(() => {});
+    void terminateGroup(pid, grace).catch(() => {});
   };
   const deadline = setTimeout(kill, opts.timeoutMs);
+  const onAbort = (): void => {
+    if (exited) return;
+    aborted = true;
+    void terminateGroup(pid, grace).catch(() => {});
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => sub.once('exit', (code, signal) => res({ code, signal })));
   exited = true;
+  opts.signal?.removeEventListener('abort', onAbort);
   // Let the last bytes of stderr arrive; a grandchild holding the pipe must not hold us.
   await Promise.race([settled, sleep(100)]);
   if (groupAlive(pid)) deadline.unref();
   else clearTimeout(deadline);
-  if (timedOut) {
+  if (timedOut || aborted) {
     // terminateGroup already runs; make sure nothing of the group is left when we report.
     for (let i = 0; i < 50 && groupAlive(pid); i++) await sleep(40);
     try {
@@ -130,10 +159,11 @@ export async function runBounded(argv: readonly string[], opts: { input?: string
     }
   }
   return result({
-    ok: !timedOut && exit.code === 0,
+    ok: !timedOut && !aborted && exit.code === 0,
     exitCode: exit.code,
     signal: exit.signal,
     timedOut,
+    aborted,
     stdout: out.value,
     stderr: err.value,
   });
@@ -141,6 +171,7 @@ export async function runBounded(argv: readonly string[], opts: { input?: string
 
 /** What happened, in plain words, with the command's own last words when it failed. */
 export function describeResult(r: BoundedResult, timeoutMs: number): string {
+  if (r.aborted) return 'was stopped (its process group was killed)';
   if (r.startError) return `could not start: ${r.startError}`;
   if (r.timedOut) return `did not finish within ${formatDuration(timeoutMs)} and was killed`;
   const said = r.stderr || r.stdout;

@@ -36,7 +36,7 @@ export interface StartOptions {
   now?: () => number;
   extraEnv?: Record<string, string>;
   /** The timeout fired (before the kill grace runs): the watchdog raises `hung` at once. */
-  onTimeout?: () => void;
+  onTimeout?: (outputSoFar: string) => void;
   /** Called synchronously once the child exists, so its process group is on record before it can outlive us. */
   onSpawn?: (pgid: number) => void;
 }
@@ -193,7 +193,7 @@ export class RunningProcess {
         if (this.stopReason === null) {
           this.stopReason = 'timeout';
           try {
-            this.opts.onTimeout?.();
+            this.opts.onTimeout?.(log.lastOutput());
           } catch {
             // a listener's failure must not keep the job from being stopped
           }

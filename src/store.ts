@@ -102,6 +102,61 @@ export interface PageRow {
   detail: string | null;
 }
 
+export const HEAL_STEPS = ['kill-switch', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'probe', 'verdict', 'rollback'] as const;
+export type HealStep = (typeof HEAL_STEPS)[number];
+
+export interface HealAttemptRow {
+  id: number;
+  alert_id: number;
+  fingerprint: string;
+  job: string;
+  rule: string | null;
+  rule_hash: string | null;
+  /** The n-th executed attempt of this incident; null until a fix is about to be run. */
+  attempt: number | null;
+  autonomy: string | null;
+  /** command | rerun | brain */
+  action_kind: string | null;
+  /** What the fix does, in plain words (e.g. "command: rm -f /srv/x.lock"). */
+  action: string | null;
+  step: HealStep;
+  /** null while in flight. */
+  outcome: string | null;
+  detail: string | null;
+  proposal: string | null;
+  snapshot_dir: string | null;
+  /** JSON {touches, zone}: the sha256 of both snapshot manifests, so a rewritten one is noticed. */
+  snapshot_digest: string | null;
+  fix_pgid: number | null;
+  created_at: number;
+  ended_at: number | null;
+  expires_at: number | null;
+  answered_at: number | null;
+  answer: string | null;
+}
+
+type HealField = 'rule' | 'rule_hash' | 'attempt' | 'autonomy' | 'action_kind' | 'action' | 'proposal' | 'snapshot_dir' | 'snapshot_digest' | 'fix_pgid' | 'expires_at' | 'answered_at' | 'answer' | 'outcome' | 'detail' | 'ended_at';
+const HEAL_FIELDS = new Set<string>(['rule', 'rule_hash', 'attempt', 'autonomy', 'action_kind', 'action', 'proposal', 'snapshot_dir', 'snapshot_digest', 'fix_pgid', 'expires_at', 'answered_at', 'answer', 'outcome', 'detail', 'ended_at', 'step']);
+
+export interface HealStepRow {
+  id: number;
+  attempt_id: number;
+  step: HealStep;
+  started_at: number;
+  ended_at: number | null;
+  result: string | null;
+  detail: string | null;
+}
+
+export interface LadderRow {
+  rule: string;
+  level: string;
+  /** The rule file's hash when it was demoted: a human's edit (another hash) ends the demotion. */
+  rule_hash: string;
+  at: number;
+  reason: string;
+}
+
 export interface EventRow {
   id: number;
   at: number;
@@ -220,6 +275,55 @@ const MIGRATIONS: string[] = [
   -- "last success" and "last sign of life" are asked on every finished run.
   CREATE INDEX runs_job_outcome ON runs(job, outcome, ended_at);
   CREATE INDEX runs_created ON runs(created_at);
+  `,
+  // v3: the heal loop. One row per attempt, one row per step journaled before the step starts
+  // (a crash mid-fix is rolled back from what these say), and the rules' demotions.
+  `
+  CREATE TABLE heal_attempts (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    job TEXT NOT NULL,
+    rule TEXT,
+    rule_hash TEXT,
+    attempt INTEGER,
+    autonomy TEXT,
+    action_kind TEXT,
+    action TEXT,
+    step TEXT NOT NULL,
+    outcome TEXT,
+    detail TEXT,
+    proposal TEXT,
+    snapshot_dir TEXT,
+    snapshot_digest TEXT,
+    fix_pgid INTEGER,
+    created_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    expires_at INTEGER,
+    answered_at INTEGER,
+    answer TEXT
+  );
+  -- At most one attempt per fingerprint in flight.
+  CREATE UNIQUE INDEX heal_inflight ON heal_attempts(fingerprint) WHERE outcome IS NULL;
+  CREATE INDEX heal_alert ON heal_attempts(alert_id, id);
+  CREATE INDEX heal_ended ON heal_attempts(ended_at);
+  CREATE TABLE heal_steps (
+    id INTEGER PRIMARY KEY,
+    attempt_id INTEGER NOT NULL REFERENCES heal_attempts(id),
+    step TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    result TEXT,
+    detail TEXT
+  );
+  CREATE INDEX heal_steps_attempt ON heal_steps(attempt_id, id);
+  CREATE TABLE rule_ladder (
+    rule TEXT PRIMARY KEY,
+    level TEXT NOT NULL,
+    rule_hash TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    reason TEXT NOT NULL
+  );
   `,
 ];
 
@@ -706,6 +810,146 @@ export class Store {
 
   forgetSpec(file: string): void {
     this.stmt('DELETE FROM spec_cache WHERE file = ?').run(file);
+  }
+
+  // ---- heal attempts ----
+
+  insertHealAttempt(a: { alertId: number; fingerprint: string; job: string; now: number }): number {
+    return this.batch(() => {
+      const id = Number(
+        this.stmt("INSERT INTO heal_attempts (alert_id, fingerprint, job, step, created_at) VALUES (?, ?, ?, 'kill-switch', ?)").run(
+          a.alertId,
+          a.fingerprint,
+          a.job,
+          a.now,
+        ).lastInsertRowid,
+      );
+      this.stmt('INSERT INTO heal_steps (attempt_id, step, started_at) VALUES (?, ?, ?)').run(id, 'kill-switch', a.now);
+      return id;
+    });
+  }
+
+  getHealAttempt(id: number): HealAttemptRow | undefined {
+    return this.stmt('SELECT * FROM heal_attempts WHERE id = ?').get(id) as HealAttemptRow | undefined;
+  }
+
+  /** Journals a step before it starts: the previous step ends, the attempt says where it is. */
+  healStep(id: number, step: HealStep, now: number, fields: Partial<Pick<HealAttemptRow, HealField>> = {}): void {
+    this.batch(() => {
+      this.stmt("UPDATE heal_steps SET ended_at = ?, result = coalesce(result, 'ok') WHERE attempt_id = ? AND ended_at IS NULL").run(now, id);
+      this.stmt('INSERT INTO heal_steps (attempt_id, step, started_at) VALUES (?, ?, ?)').run(id, step, now);
+      this.updateHeal(id, { ...fields, step });
+    });
+  }
+
+  /** Notes on the step under way (what it found), without ending it. */
+  healNote(id: number, detail: string, fields: Partial<Pick<HealAttemptRow, HealField>> = {}, result?: string): void {
+    this.batch(() => {
+      this.stmt('UPDATE heal_steps SET detail = ?, result = coalesce(?, result) WHERE id = (SELECT max(id) FROM heal_steps WHERE attempt_id = ?)').run(
+        detail,
+        result ?? null,
+        id,
+      );
+      if (Object.keys(fields).length) this.updateHeal(id, fields);
+    });
+  }
+
+  /** Ends the attempt with its outcome (and ends the step it stopped at). */
+  finishHeal(id: number, outcome: string, detail: string, now: number, fields: Partial<Pick<HealAttemptRow, HealField>> = {}): void {
+    this.batch(() => {
+      this.stmt('UPDATE heal_steps SET ended_at = ?, result = ?, detail = coalesce(detail, ?) WHERE attempt_id = ? AND ended_at IS NULL').run(
+        now,
+        outcome,
+        detail,
+        id,
+      );
+      this.updateHeal(id, { ...fields, outcome, detail, ended_at: now });
+    });
+  }
+
+  private updateHeal(id: number, fields: Partial<HealAttemptRow>): void {
+    const keys = Object.keys(fields).filter((k) => HEAL_FIELDS.has(k));
+    if (keys.length === 0) return;
+    const sql = `UPDATE heal_attempts SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`;
+    this.stmt(sql).run({ ...Object.fromEntries(keys.map((k) => [k, (fields as Record<string, unknown>)[k] ?? null])), id });
+  }
+
+  healAttemptsForAlert(alertId: number): HealAttemptRow[] {
+    return this.stmt('SELECT * FROM heal_attempts WHERE alert_id = ? ORDER BY id').all(alertId) as HealAttemptRow[];
+  }
+
+  /** Attempts that executed a fix for this incident (the cap counts these). */
+  executedAttempts(alertId: number): number {
+    return (this.stmt('SELECT count(*) AS n FROM heal_attempts WHERE alert_id = ? AND attempt IS NOT NULL').get(alertId) as { n: number }).n;
+  }
+
+  openHealAttempts(): HealAttemptRow[] {
+    return this.stmt('SELECT * FROM heal_attempts WHERE outcome IS NULL ORDER BY id').all() as HealAttemptRow[];
+  }
+
+  pendingApprovals(): HealAttemptRow[] {
+    return this.stmt("SELECT * FROM heal_attempts WHERE outcome = 'awaiting-approval' ORDER BY id").all() as HealAttemptRow[];
+  }
+
+  healAttempts(limit: number, job?: string): HealAttemptRow[] {
+    if (job) return this.stmt('SELECT * FROM heal_attempts WHERE job = ? ORDER BY id DESC LIMIT ?').all(job, limit) as HealAttemptRow[];
+    return this.stmt('SELECT * FROM heal_attempts ORDER BY id DESC LIMIT ?').all(limit) as HealAttemptRow[];
+  }
+
+  healAttemptsEndedBetween(from: number, to: number): HealAttemptRow[] {
+    return this.stmt('SELECT * FROM heal_attempts WHERE ended_at >= ? AND ended_at < ? ORDER BY id').all(from, to) as HealAttemptRow[];
+  }
+
+  healSteps(attemptId: number): HealStepRow[] {
+    return this.stmt('SELECT * FROM heal_steps WHERE attempt_id = ? ORDER BY id').all(attemptId) as HealStepRow[];
+  }
+
+  /** Brain runs since `since` (the daily budget). */
+  brainRunsSince(since: number): number {
+    return (
+      this.stmt("SELECT count(*) AS n FROM heal_steps s JOIN heal_attempts a ON a.id = s.attempt_id WHERE s.step = 'fix' AND s.started_at >= ? AND a.action_kind = 'brain'").get(
+        since,
+      ) as { n: number }
+    ).n;
+  }
+
+  /** Per rule: the evidence a promotion review needs. */
+  ruleEvidence(): Array<{ rule: string; cases: number; outcome: string; n: number }> {
+    return this.stmt(
+      `SELECT rule, (SELECT count(DISTINCT alert_id) FROM heal_attempts b WHERE b.rule = a.rule) AS cases, coalesce(outcome, 'in-progress') AS outcome, count(*) AS n
+         FROM heal_attempts a WHERE rule IS NOT NULL GROUP BY rule, coalesce(outcome, 'in-progress') ORDER BY rule`,
+    ).all() as Array<{ rule: string; cases: number; outcome: string; n: number }>;
+  }
+
+  /** A verified success of the job after `since` that was not the fix itself (the maker is not the checker). */
+  successSince(job: string, since: number): number | null {
+    const r = this.stmt(
+      `SELECT max(at) AS at FROM (
+         SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok' AND trigger <> 'heal' AND ended_at > @since
+         UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success' AND at > @since)`,
+    ).get({ job, since }) as { at: number | null };
+    return r.at;
+  }
+
+  // ---- the autonomy ladder ----
+
+  ladder(rule: string): LadderRow | undefined {
+    return this.stmt('SELECT * FROM rule_ladder WHERE rule = ?').get(rule) as LadderRow | undefined;
+  }
+
+  ladderAll(): LadderRow[] {
+    return this.stmt('SELECT * FROM rule_ladder ORDER BY rule').all() as LadderRow[];
+  }
+
+  setLadder(rule: string, level: string, ruleHash: string, at: number, reason: string): void {
+    this.stmt(
+      `INSERT INTO rule_ladder (rule, level, rule_hash, at, reason) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT(rule) DO UPDATE SET level = excluded.level, rule_hash = excluded.rule_hash, at = excluded.at, reason = excluded.reason`,
+    ).run(rule, level, ruleHash, at, reason);
+  }
+
+  clearLadder(rule: string): void {
+    this.stmt('DELETE FROM rule_ladder WHERE rule = ?').run(rule);
   }
 
   // ---- events ----

@@ -22,7 +22,7 @@ export interface SupervisorDeps {
   /** Looks the job up again when a retry comes due: the spec may have changed or gone. */
   lookup: (name: string) => Job | undefined;
   onFinished?: (row: RunRow) => void;
-  onTimeout?: (job: Job, runId: number) => void;
+  onTimeout?: (job: Job, runId: number, outputSoFar: string) => void;
   /** The kill switch, checked synchronously right before an agent job would start. */
   killSwitch?: () => { halted: boolean; reason: string };
   logCap?: number;
@@ -75,9 +75,17 @@ export class Supervisor {
 
   /** `nightshift run JOB`: runs now whatever the schedule says, and resolves with the finished row. */
   async runManual(job: Job): Promise<RunRow> {
+    return this.runNow(job, 'manual');
+  }
+
+  /**
+   * Runs now, without the pre-check, and resolves with the finished row: `manual`, a heal's
+   * `rerun` fix (`heal`) or its probe (`probe`). Overlap rules apply as for any run.
+   */
+  async runNow(job: Job, trigger: 'manual' | 'heal' | 'probe'): Promise<RunRow> {
     if (this.stopping) throw new ShuttingDown('nightshift is shutting down; the run was not started');
-    const r = this.begin(job, 'manual', { precheck: false });
-    if (r === 'duplicate') throw new Error('unexpected duplicate for a manual run');
+    const r = this.begin(job, trigger, { precheck: false });
+    if (r === 'duplicate') throw new Error(`unexpected duplicate for a ${trigger} run`);
     return r;
   }
 
@@ -106,7 +114,7 @@ export class Supervisor {
     };
 
     const state = store.jobState(job.name);
-    if (state?.paused && trigger !== 'manual') return skip('skipped-paused', 'the job is paused (nightshift resume to restart it)');
+    if (state?.paused && trigger !== 'manual' && trigger !== 'heal' && trigger !== 'probe') return skip('skipped-paused', 'the job is paused (nightshift resume to restart it)');
     if (job.spec.agent && this.deps.killSwitch) {
       const k = this.deps.killSwitch();
       if (k.halted) return skip('skipped-halted', `not started: ${k.reason} (agent jobs halt with the kill switch)`);
@@ -187,7 +195,7 @@ export class Supervisor {
         now: () => clock.now(),
         extraEnv: { NIGHTSHIFT_STATE: this.deps.stateDir },
         onSpawn: (pgid) => store.markStarted(id, pgid, logPath, clock.now()),
-        onTimeout: () => this.deps.onTimeout?.(job, id),
+        onTimeout: (output) => this.deps.onTimeout?.(job, id, output),
       });
       entry.proc = proc;
       log.info({ job: job.name, run: id, trigger }, 'run started');
@@ -197,7 +205,7 @@ export class Supervisor {
       const row = store.getRun(id)!;
       let retryAt: number | null = null;
       const retries = job.spec.retries;
-      if (RETRYABLE.has(r.outcome) && retries && row.attempt <= retries.count && !this.stopping) {
+      if (RETRYABLE.has(r.outcome) && retries && row.attempt <= retries.count && !this.stopping && trigger !== 'heal' && trigger !== 'probe') {
         retryAt = r.endedAt + retries.delay;
       }
       const reason = retryAt !== null ? `${r.reason} Retry ${row.attempt} of ${retries!.count} in ${formatDuration(retries!.delay)}.` : r.reason;
@@ -378,6 +386,13 @@ export class Supervisor {
   private jobOf(runId: number): string | undefined {
     for (const [job, m] of this.active) if (m.has(runId)) return job;
     return undefined;
+  }
+
+  /** Resolves when no run of the job is in flight (a hung one is being killed by its timeout). */
+  async waitIdle(name: string): Promise<void> {
+    for (let m = this.active.get(name); m && m.size > 0; m = this.active.get(name)) {
+      await Promise.allSettled([...m.values()].map((a) => a.done));
+    }
   }
 
   async stopJob(name: string, reason: StopReason): Promise<void> {

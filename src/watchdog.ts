@@ -107,13 +107,19 @@ export class Watchdog {
   // ---- events from the supervisor ----
 
   /** The runner's timeout fired: raise `hung` now, not after the kill grace. */
-  runTimedOut(job: Job, runId: number): void {
-    this.raise(job, 'hung', `run #${runId} passed its timeout of ${formatDuration(job.spec.timeout)}; nightshift is stopping it (SIGTERM, then SIGKILL after ${formatDuration(job.spec.killGrace)})`, { runId });
+  runTimedOut(job: Job, runId: number, outputSoFar: string | null = null): void {
+    this.raise(job, 'hung', `run #${runId} passed its timeout of ${formatDuration(job.spec.timeout)}; nightshift is stopping it (SIGTERM, then SIGKILL after ${formatDuration(job.spec.killGrace)})`, {
+      runId,
+      outputTail: outputSoFar,
+    });
   }
 
   runFinished(row: RunRow): void {
     const job = this.deps.getJob(row.job);
     if (!job || row.outcome === null) return;
+    // A heal's own runs (its rerun fix and its probe) are judged by the heal loop: their success
+    // is not a self-recovery and their failure is the attempt's, not a new incident.
+    if (row.trigger === 'heal' || row.trigger === 'probe') return;
     const now = this.deps.clock.now();
     switch (row.outcome) {
       case 'ok':
@@ -279,6 +285,21 @@ export class Watchdog {
       } catch (err) {
         this.deps.log.error({ err: String(err) }, 'alert listener failed');
       }
+    }
+  }
+
+  /** The heal loop resolved one alert (fixed-verified, or self-recovered at its pre-check). */
+  resolveAlert(alert: AlertRow, resolution: string, why: string): void {
+    const resolved = this.deps.store.resolveAlerts(alert.job, this.deps.clock.now(), resolution, [alert.kind]);
+    if (resolved.length === 0) return;
+    this.unfoldDependents(alert.job);
+    this.deps.log.info({ job: alert.job, alerts: resolved.map((a) => a.id) }, `alert resolved (${resolution}): ${why}`);
+    const job = this.deps.getJob(alert.job);
+    if (job) this.armMissed(job);
+    try {
+      this.deps.onResolved?.(resolved);
+    } catch (err) {
+      this.deps.log.error({ err: String(err) }, 'resolve listener failed');
     }
   }
 

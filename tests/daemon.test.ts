@@ -174,12 +174,15 @@ describe('overlap, retries, catch-up', () => {
     expect(runs(d2, 'plain').filter((r) => r.id > before && r.trigger === 'catch-up')).toHaveLength(0);
     const ev = query<{ job: string; message: string }>(d.state, "SELECT job, message FROM events WHERE kind = 'missed-while-down' ORDER BY id");
     expect(ev.find((e) => e.job === 'plain')!.message).toContain('catchUp is off');
-    // a second restart does not catch up the same downtime again
+    // a second restart does not catch up the same downtime again (on a loaded machine an instant
+    // may pass during this restart too: catching that one up is right, but only that one)
     await d2.stop();
     const d3 = await startDaemon(d.home, { state: d.state });
     daemons.push(d3);
     await sleep(500);
-    expect(runs(d3, 'caught').filter((r) => r.trigger === 'catch-up')).toHaveLength(1);
+    const again = runs(d3, 'caught').filter((r) => r.trigger === 'catch-up' && r.id !== catchUps[0]!.id);
+    expect(again.length).toBeLessThanOrEqual(1);
+    for (const r of again) expect(r.scheduled_for!).toBeGreaterThan(t);
   });
 });
 

@@ -1,0 +1,102 @@
+// Where a heal attempt keeps what it may need to undo: a snapshot of its `touches` and of the
+// protected zone, under state/snapshots/ATTEMPT/. The heal loop asks four questions of it — may
+// these paths be touched, take the snapshot, did the zone change, put everything back.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HomePaths } from './home.js';
+import { dropSnapshot, manifestDigest, manifestState, readManifest, restoreSnapshot, takeSnapshot, type RestoreResult } from './snapshot.js';
+import type { Policy } from './spec.js';
+import { diffZone, guardTouches, hashZone, protectedZone, zoneExclude, zoneRoots, type Guarded, type Zone } from './zone.js';
+
+const TOUCHES = 'touches';
+const ZONE = 'zone';
+
+/**
+ * The sha256 of both manifests, kept in SQLite: the snapshot folder lies in state/, which a fix
+ * could write to, so a manifest that no longer has its digest was tampered with.
+ */
+export interface SnapshotDigests {
+  touches: string;
+  zone: string;
+}
+
+export class HealVault {
+  /** The zone as it was when each snapshot was taken: a policy edit mid-fix must not move the goalposts. */
+  private readonly zones = new Map<string, Zone>();
+
+  constructor(
+    private readonly paths: HomePaths,
+    private readonly getPolicy: () => Policy,
+  ) {}
+
+  zone(): Zone {
+    return protectedZone(this.paths, this.getPolicy());
+  }
+
+  /** Every touches path resolved (realpath, no `..`) and outside the protected zone. */
+  guard(touches: readonly string[]): Guarded {
+    return guardTouches(touches, this.paths.home, this.zone());
+  }
+
+  /** Copies the touched paths and the protected zone (with their sha256 manifests). */
+  async take(dir: string, touched: readonly string[]): Promise<SnapshotDigests> {
+    const zone = this.zone();
+    this.zones.set(dir, zone);
+    await takeSnapshot(touched, join(dir, TOUCHES));
+    await takeSnapshot(zoneRoots(zone), join(dir, ZONE), { exclude: zoneExclude(zone) });
+    return { touches: manifestDigest(join(dir, TOUCHES))!, zone: manifestDigest(join(dir, ZONE))! };
+  }
+
+  /** Paths of the protected zone that differ from the snapshot (empty: untouched). */
+  async zoneChanges(dir: string, digests: SnapshotDigests | null): Promise<string[]> {
+    const zdir = join(dir, ZONE);
+    const digest = manifestDigest(zdir);
+    if (digest === null) return [];
+    if (digests && digest !== digests.zone) return [`${join(zdir, 'manifest.json')} (the zone's snapshot itself was rewritten)`];
+    const manifest = readManifest(zdir)!;
+    const zone = this.zones.get(dir) ?? this.zone();
+    return diffZone(manifestState(manifest), await hashZone(zone));
+  }
+
+  /**
+   * Puts the touched paths back byte-exact, and the zone too when it changed — each even if the
+   * other fails. Idempotent (a crash during a restore is redone at the next start). Returns what
+   * was done in plain words; throws when something could not be put back.
+   */
+  async restore(dir: string, digests: SnapshotDigests | null): Promise<string> {
+    const parts: string[] = [];
+    const errors: string[] = [];
+    try {
+      if (readManifest(join(dir, TOUCHES))) {
+        parts.push(`touched paths: ${words(await restoreSnapshot(join(dir, TOUCHES), { expectDigest: digests?.touches }))}`);
+      } else parts.push('no complete snapshot of the touched paths, so the fix had not started');
+    } catch (err) {
+      errors.push(`touched paths: ${(err as Error).message}`);
+    }
+    try {
+      const changed = await this.zoneChanges(dir, null);
+      if (changed.length) {
+        const zone = this.zones.get(dir) ?? this.zone();
+        parts.push(`protected zone: ${words(await restoreSnapshot(join(dir, ZONE), { exclude: zoneExclude(zone), expectDigest: digests?.zone }))}`);
+      }
+    } catch (err) {
+      errors.push(`protected zone: ${(err as Error).message}`);
+    }
+    if (errors.length) throw new Error(errors.join('; '));
+    return parts.join('; ');
+  }
+
+  /** Removes a snapshot, manifests first (a half-removed snapshot reads as incomplete, not damaged). */
+  async drop(dir: string): Promise<void> {
+    this.zones.delete(dir);
+    if (!existsSync(dir)) return;
+    await dropSnapshot(join(dir, TOUCHES)).catch(() => {});
+    await dropSnapshot(join(dir, ZONE)).catch(() => {});
+    await dropSnapshot(dir).catch(() => {});
+  }
+}
+
+function words(r: RestoreResult): string {
+  if (r.changed + r.removed + r.recreated === 0) return 'unchanged';
+  return `${r.changed} changed back, ${r.removed} created removed, ${r.recreated} deleted returned`;
+}
