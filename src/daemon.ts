@@ -623,6 +623,8 @@ export class Daemon {
       this.store.recordEvent(now, paused ? 'paused' : 'resumed', job.name, `job ${job.name} ${paused ? 'paused' : 'resumed'} by an operator`);
       this.log.info({ job: job.name }, paused ? 'job paused' : 'job resumed');
     }
+    // Alerts of a paused job wait for it; resuming hands them to the heal loop.
+    if (!paused && changed.length) this.healer?.enqueueOpen();
     return { changed };
   }
 

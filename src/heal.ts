@@ -2,7 +2,8 @@
 // rule, cap, autonomy, guard, snapshot, fix, probe, verdict, rollback — each journaled in SQLite
 // before it starts, so that a kill -9 at any step is rolled back from its snapshot at the next
 // start. Event-driven: an alert raised or changed enqueues its fingerprint; nothing polls.
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatDuration } from './duration.js';
 import type { HomePaths, Job, LoadedRule } from './home.js';
@@ -21,7 +22,7 @@ import {
   proposalText,
   type Level,
 } from './rules.js';
-import { runPrecheck, terminateGroup } from './runner.js';
+import { runPrecheck } from './runner.js';
 import { bootTimeMs, groupMembers } from './supervisor.js';
 import type { Policy } from './spec.js';
 import type { AlertRow, HealAttemptRow, HealStep, RunRow, Store } from './store.js';
@@ -123,13 +124,17 @@ export class Healer {
         continue;
       }
       try {
+        const zoneChanged = a.snapshot_dir ? await this.vault.zoneChanges(a.snapshot_dir, digestsOf(a)) : [];
         const restored = a.snapshot_dir ? await this.vault.restore(a.snapshot_dir, digestsOf(a)) : 'no snapshot was taken yet';
-        store.finishHeal(
-          a.id,
-          'interrupted-rolled-back',
-          `nightshift stopped during step ${a.step}; at the next start the attempt was rolled back from its snapshot (${restored}); it counts as attempt ${a.attempt ?? '?'}`,
-          clock.now(),
-        );
+        let detail = `nightshift stopped during step ${a.step}; at the next start the attempt was rolled back from its snapshot (${restored}); it counts as attempt ${a.attempt ?? '?'}`;
+        if (zoneChanged.length) {
+          detail = `EMERGENCY: the protected zone had changed (${zoneChanged.slice(0, 5).join(', ')}); restored, rule ${a.rule ?? '?'} demoted to shadow. ${detail}`;
+        }
+        store.batch(() => {
+          store.finishHeal(a.id, 'interrupted-rolled-back', detail, clock.now());
+          if (zoneChanged.length && a.rule && a.rule_hash) store.setLadder(a.rule, 'shadow', a.rule_hash, clock.now(), `heal #${a.id} changed the protected zone`);
+        });
+        if (zoneChanged.length) this.deps.page({ event: 'protected-zone', fingerprint: `${a.rule ?? a.job}:protected-zone`, job: a.job, rule: a.rule, message: detail });
         if (a.snapshot_dir) await this.vault.drop(a.snapshot_dir);
         log.warn({ heal: a.id, job: a.job, step: a.step }, 'heal attempt interrupted by a stop: rolled back from its snapshot');
       } catch (err) {
@@ -273,6 +278,8 @@ export class Healer {
       }
     }
 
+    // While the kill switch stays on, one `halted` per incident is enough (turning it off re-looks).
+    if (prev?.outcome === 'halted' && this.deps.killState().halted) return;
     const id = store.insertHealAttempt({ alertId: alert.id, fingerprint: fp, job: job.name, now: clock.now() });
     f.attemptId = id;
     const finish = (outcome: string, detail: string, fields: Parameters<Store['finishHeal']>[4] = {}): void => {
@@ -287,7 +294,9 @@ export class Healer {
 
       // 2. pre-check (fail open: only a success, an explicit IDLE or a passing probe stops here)
       store.healStep(id, 'pre-check', clock.now());
-      const recovered = await this.precheck(job, alert, matched, signal);
+      const level0 = matched ? effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder(matched.name)) : null;
+      // In shadow nothing of the rule runs, not even its probe.
+      const recovered = await this.precheck(job, alert, level0 === 'shadow' ? null : matched, signal);
       this.checkStop(signal);
       if (recovered) {
         store.batch(() => {
@@ -426,7 +435,9 @@ export class Healer {
     const { store, clock, log } = this.deps;
     store.healStep(id, 'rollback', clock.now());
     const row = store.getHealAttempt(id)!;
-    if (row.fix_pgid !== null) await terminateGroup(row.fix_pgid, FIX_KILL_GRACE_MS).catch(() => {});
+    // A halt, a stop or an error may come between the fix and the zone check: look now, so a zone
+    // change is an emergency whatever interrupted the attempt.
+    if (zoneChanged.length === 0) zoneChanged = await this.vault.zoneChanges(dir, digestsOf(row)).catch((err: unknown) => [`(the zone could not be checked: ${errText(err)})`]);
     const emergency = zoneChanged.length > 0;
     let restored: string;
     try {
@@ -435,7 +446,7 @@ export class Healer {
       this.rollbackFailed(row, err);
       return;
     }
-    await this.vault.drop(dir);
+    const alertGone = store.getAlert(row.alert_id)?.resolved_at != null;
     let outcome = 'rolled-back';
     let detail: string;
     if (stopped === 'halt') {
@@ -444,26 +455,30 @@ export class Healer {
     } else if (stopped === 'shutdown') {
       outcome = 'interrupted-rolled-back';
       detail = `nightshift stopped during the attempt: rolled back (${restored})`;
-    } else if (emergency) {
-      detail = `EMERGENCY: the protected zone changed (${zoneChanged.slice(0, 5).join(', ')}${zoneChanged.length > 5 ? ', …' : ''}); the zone and the fix were restored (${restored}) and rule ${matched.name} was demoted to shadow`;
     } else {
       detail = `${doubt}; rolled back (${restored})`;
+    }
+    if (emergency) {
+      detail = `EMERGENCY: the protected zone changed (${zoneChanged.slice(0, 5).join(', ')}${zoneChanged.length > 5 ? ', …' : ''}); the zone and the fix were restored and rule ${matched.name} was demoted to shadow. ${detail}`;
     }
     void signal;
     store.batch(() => {
       store.finishHeal(id, outcome, detail, clock.now());
       if (emergency) store.setLadder(matched.name, 'shadow', matched.hash, clock.now(), `heal #${id} changed the protected zone`);
-      else if (outcome === 'rolled-back' && level === 'auto') {
+      // An incident that ended meanwhile (a success of its own) says nothing against the rule.
+      else if (outcome === 'rolled-back' && level === 'auto' && !alertGone) {
         store.setLadder(matched.name, demoted(level), matched.hash, clock.now(), `heal #${id} was rolled back in auto: ${doubt}`);
       }
     });
+    // Dropped only once the outcome is on record: a crash in between must still find the snapshot.
+    await this.vault.drop(dir);
     log.warn({ heal: id, job: job.name, fingerprint: fp, rule: matched.name, outcome }, `heal ${outcome}: ${detail}`);
     if (emergency) {
       this.deps.page({ event: 'protected-zone', fingerprint: `${matched.name}:protected-zone`, job: job.name, rule: matched.name, message: detail });
     }
     // A rollback is one of the two attempts: the alert is looked at again (the cap and the
     // demoted level decide what happens next).
-    if (outcome === 'rolled-back' && this.running) this.again.add(fp);
+    if (outcome === 'rolled-back' && this.running && !alertGone) this.again.add(fp);
   }
 
   private rollbackFailed(row: HealAttemptRow, err: unknown): void {
@@ -525,8 +540,9 @@ export class Healer {
     }
     const argv = (a.command ?? a.brain)!;
     // Alert text is data: it goes to the fix as a JSON file, never into its argv, env values or a shell.
-    const alertFile = join(dir, 'alert.json');
-    mkdirSync(dir, { recursive: true });
+    // A private folder outside the state folder: the fix gets no path into the snapshot through it.
+    const alertDir = mkdtempSync(join(tmpdir(), `nightshift-alert-${id}-`));
+    const alertFile = join(alertDir, 'alert.json');
     writeFileSync(alertFile, JSON.stringify({ ...alert, rule: matched.name }, null, 2), { mode: 0o600 });
     const timeoutMs = a.brain ? this.deps.getPolicy().brain.wallclock : a.timeout;
     const r = await runBounded(argv, {
@@ -537,6 +553,7 @@ export class Healer {
       killGraceMs: FIX_KILL_GRACE_MS,
       onSpawn: (pgid) => this.deps.store.healNote(id, `fix started (process group ${pgid})`, { fix_pgid: pgid }),
     });
+    rmSync(alertDir, { recursive: true, force: true });
     return { ok: r.ok, detail: `${a.brain ? 'brain' : 'command'} ${argv[0]} ${describeResult(r, timeoutMs)}` };
   }
 
@@ -578,13 +595,30 @@ export class Healer {
       store.finishHeal(id, 'self-recovered', 'approved, but the alert had been resolved meanwhile; nothing was run', clock.now(), { answer: 'approved', answered_at: clock.now() });
       return { attempt: id, job: row.job, status: 'the alert was already resolved; nothing to run' };
     }
-    if (this.inflight.has(row.fingerprint)) throw new HealError(`another heal of ${row.fingerprint} is under way; answer again when it has finished`, 409);
+    if ([...this.inflight.values()].some((f) => f.job === row.job)) {
+      throw new HealError(`another heal of job ${row.job} is under way; answer again when it has finished (nightshift heals ${row.job})`, 409);
+    }
+    if (this.inflight.size >= this.maxParallel) throw new HealError(`${this.inflight.size} heals are under way (the limit); answer again in a moment`, 409);
+    if (this.deps.store.jobState(row.job)?.paused === 1) throw new HealError(`job ${row.job} is paused; resume it first (nightshift resume ${row.job})`, 409);
     const job = this.deps.getJob(row.job);
     const matched = row.rule ? this.deps.getRules().get(row.rule) : undefined;
     if (!job || !matched || matched.hash !== row.rule_hash) {
       store.finishHeal(id, 'expired', 'approved, but the job or the rule changed since the request; the alert is looked at again', clock.now(), { answer: 'approved', answered_at: clock.now() });
       this.enqueue(row.fingerprint);
       return { attempt: id, job: row.job, status: 'the job or rule changed since the request; it is looked at again under the current rule' };
+    }
+    // The level may have dropped since the request (policy, job ceiling, a demotion): shadow runs nothing.
+    const level = effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder(matched.name));
+    if (level === 'shadow') {
+      store.finishHeal(id, 'proposed', 'approved, but the level in force is now shadow (policy, job or a demotion); nothing was run', clock.now(), {
+        answer: 'approved',
+        answered_at: clock.now(),
+      });
+      return { attempt: id, job: row.job, status: 'the level in force is now shadow: nothing was run' };
+    }
+    if (alert.folded_under !== null) {
+      store.finishHeal(id, 'expired', `approved, but the alert is now blocked by ${alert.folded_under}; that one is healed first`, clock.now(), { answer: 'approved', answered_at: clock.now() });
+      return { attempt: id, job: row.job, status: `the alert is now blocked by ${alert.folded_under}; nothing was run` };
     }
     store.healNote(id, 'approved by an operator', { answer: 'approved', answered_at: clock.now(), outcome: null, detail: null, ended_at: null });
     this.deps.log.info({ heal: id, job: row.job }, 'heal approved');

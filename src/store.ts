@@ -906,10 +906,12 @@ export class Store {
 
   /** Brain runs since `since` (the daily budget). */
   brainRunsSince(since: number): number {
+    // Counted from the snapshot step (journaled synchronously right after the budget check), so
+    // two heals in parallel cannot both pass the check for the last run of the day.
     return (
-      this.stmt("SELECT count(*) AS n FROM heal_steps s JOIN heal_attempts a ON a.id = s.attempt_id WHERE s.step = 'fix' AND s.started_at >= ? AND a.action_kind = 'brain'").get(
-        since,
-      ) as { n: number }
+      this.stmt("SELECT count(*) AS n FROM heal_attempts WHERE action_kind = 'brain' AND attempt IS NOT NULL AND created_at >= ?").get(since) as {
+        n: number;
+      }
     ).n;
   }
 
@@ -925,7 +927,7 @@ export class Store {
   successSince(job: string, since: number): number | null {
     const r = this.stmt(
       `SELECT max(at) AS at FROM (
-         SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok' AND trigger <> 'heal' AND ended_at > @since
+         SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok' AND trigger NOT IN ('heal', 'probe') AND ended_at > @since
          UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success' AND at > @since)`,
     ).get({ job, since }) as { at: number | null };
     return r.at;

@@ -51,8 +51,10 @@ export class HealVault {
   async zoneChanges(dir: string, digests: SnapshotDigests | null): Promise<string[]> {
     const zdir = join(dir, ZONE);
     const digest = manifestDigest(zdir);
+    // A snapshot on record whose manifest is gone or different was tampered with: that is a write
+    // into the state folder, i.e. into the zone.
+    if (digests && digest !== digests.zone) return [`${join(zdir, 'manifest.json')} (the zone's snapshot itself was ${digest === null ? 'deleted' : 'rewritten'})`];
     if (digest === null) return [];
-    if (digests && digest !== digests.zone) return [`${join(zdir, 'manifest.json')} (the zone's snapshot itself was rewritten)`];
     const manifest = readManifest(zdir)!;
     const zone = this.zones.get(dir) ?? this.zone();
     return diffZone(manifestState(manifest), await hashZone(zone));
@@ -69,11 +71,16 @@ export class HealVault {
     try {
       if (readManifest(join(dir, TOUCHES))) {
         parts.push(`touched paths: ${words(await restoreSnapshot(join(dir, TOUCHES), { expectDigest: digests?.touches }))}`);
+      } else if (digests) {
+        throw new Error(`the snapshot in ${join(dir, TOUCHES)} was deleted after it was taken; the touched paths cannot be put back`);
       } else parts.push('no complete snapshot of the touched paths, so the fix had not started');
     } catch (err) {
       errors.push(`touched paths: ${(err as Error).message}`);
     }
     try {
+      if (digests && manifestDigest(join(dir, ZONE)) === null) {
+        throw new Error(`the zone's snapshot in ${join(dir, ZONE)} was deleted after it was taken; check jobs/, rules/ and protected/ by hand`);
+      }
       const changed = await this.zoneChanges(dir, null);
       if (changed.length) {
         const zone = this.zones.get(dir) ?? this.zone();

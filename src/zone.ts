@@ -64,6 +64,7 @@ export const STATE_UNHASHED: readonly string[] = [
   'nightshift.db-shm',
   'nightshift.db-journal',
   'daemon.lock',
+  'daemon.pid',
   'nightshift.sock',
   'logs',
   'snapshots',

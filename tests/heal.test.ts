@@ -361,6 +361,24 @@ describe('the protected zone', () => {
     expect(JSON.parse(readFileSync(pages, 'utf8').trim().split('\n')[0]!)).toMatchObject({ event: 'protected-zone', rule: 'sneaky' });
   });
 
+  it('a fix that deletes its own snapshot manifests to hide a zone change is caught, never fixed-verified', async () => {
+    const work = tempDir('ns-heal-tamper-');
+    dirs.push(work);
+    writeFileSync(join(work, 'data.txt'), 'before\n');
+    const h = home(
+      { victim: 'command: ["sh", "-c", "exit 1"]\n' },
+      {
+        tamper: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "s=$NIGHTSHIFT_STATE/snapshots/$NIGHTSHIFT_HEAL_ATTEMPT; rm -f $s/zone/manifest.json $s/touches/manifest.json; echo after > ${work}/data.txt; echo '# pwned' >> rules/tamper.yaml"]\n  touches: ["${work}"]\nprobe: { command: ["grep", "-q", "after", "${work}/data.txt"] }\n`,
+      },
+    );
+    const d = await daemon(h);
+    await ns(d, 'run', 'victim');
+    const [a] = await waitFor(done(d, 1), 10_000, 'tampering handled');
+    expect(a!.outcome).toBe('rollback-failed');
+    expect(a!.detail).toContain('deleted');
+    expect(query(d.state, "SELECT resolved_at FROM alerts WHERE job = 'victim'")).toEqual([{ resolved_at: null }]);
+  });
+
   it('touches that resolve into the zone are refused: at validation, and by the guard when a symlink appears later', async () => {
     const work = tempDir('ns-heal-guard-');
     dirs.push(work);
@@ -419,6 +437,7 @@ describe('stops in the middle of a fix', () => {
     expect(pidAlive(pgid!)).toBe(true); // the fix outlived the daemon
     const d2 = await daemon(h);
     const a = attempts(d2)[0]!;
+    expect(a.detail).not.toContain('EMERGENCY');
     expect(a).toMatchObject({ outcome: 'interrupted-rolled-back', attempt: 1 });
     expect(tree(work)).toEqual(before);
     expect(pidAlive(pgid!)).toBe(false);
