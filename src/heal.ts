@@ -302,8 +302,9 @@ export class Healer {
         store.batch(() => {
           const still = store.getAlert(alert.id);
           if (still && still.resolved_at === null) this.deps.resolveAlert(still, 'self-recovered', recovered);
-          finish('self-recovered', recovered);
+          store.finishHeal(id, 'self-recovered', recovered, clock.now());
         });
+        log.info({ heal: id, job: job.name, fingerprint: fp, outcome: 'self-recovered' }, `heal self-recovered: ${recovered}`);
         return;
       }
 
@@ -403,8 +404,10 @@ export class Healer {
         store.batch(() => {
           const still = store.getAlert(alert.id);
           if (still && still.resolved_at === null) this.deps.resolveAlert(still, 'fixed-verified', `heal #${id} by rule ${matched.name}`);
-          finish('fixed-verified', detail);
+          store.finishHeal(id, 'fixed-verified', detail, clock.now());
         });
+        // Logged once committed: a log line must never announce what a crash could still undo.
+        log.info({ heal: id, job: job.name, fingerprint: fp, rule: matched.name, outcome: 'fixed-verified' }, `heal fixed-verified: ${detail}`);
         await this.vault.drop(dir);
         return;
       }

@@ -530,6 +530,18 @@ export class Store {
     return this.stmt('SELECT * FROM runs WHERE retry_at IS NOT NULL ORDER BY retry_at').all() as RunRow[];
   }
 
+  /** The newest finished run of a job that was not a heal's own (its rerun fix or probe). */
+  lastFinishedRun(job: string): RunRow | undefined {
+    return this.stmt(
+      "SELECT * FROM runs WHERE job = ? AND ended_at IS NOT NULL AND trigger NOT IN ('heal', 'probe') ORDER BY id DESC LIMIT 1",
+    ).get(job) as RunRow | undefined;
+  }
+
+  /** Whether any alert (open or resolved) was raised or counted for this run. */
+  runAlerted(job: string, runId: number): boolean {
+    return this.stmt('SELECT 1 FROM alerts WHERE job = ? AND run_id = ? LIMIT 1').get(job, runId) !== undefined;
+  }
+
   openRuns(): RunRow[] {
     return this.stmt('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[];
   }

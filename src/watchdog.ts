@@ -65,9 +65,23 @@ export class Watchdog {
         }
         this.armMissed(job);
         this.armHungFromStore(job, now);
+        this.raiseLostAlert(job);
       }
     });
     this.timer.start();
+  }
+
+  /**
+   * A run's row is committed before its alert is raised (two transactions): a kill -9 between
+   * them would lose the alert for good. At start, a last run that failed with no alert of its own
+   * gets it now.
+   */
+  private raiseLostAlert(job: Job): void {
+    const last = this.deps.store.lastFinishedRun(job.name);
+    if (!last || !['failed', 'timeout', 'wrong'].includes(last.outcome ?? '') || last.retry_at !== null) return;
+    if (this.deps.store.runAlerted(job.name, last.id)) return;
+    this.deps.log.warn({ job: job.name, run: last.id }, 'the alert of a run that failed just before nightshift stopped is raised now');
+    this.runFinished(last);
   }
 
   stop(): void {

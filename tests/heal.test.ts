@@ -1,5 +1,6 @@
 // The heal loop as an operator meets it: a real daemon, real rules and fixes, real files, every
 // step in SQLite. Trees are compared with a hash walk written here, not with the snapshot code.
+import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -210,7 +211,6 @@ describe('rollback, the ladder, approvals and the cap', () => {
     expect(denied.exitCode).toBe(0);
     expect(attempts(d).find((r) => r.id === x!.id)!.outcome).toBe('denied');
     // make the other one expire (as 24 h passing would)
-    const Database = (await import('better-sqlite3')).default;
     const db = new Database(join(d.state, 'nightshift.db'));
     db.prepare('UPDATE heal_attempts SET expires_at = ? WHERE id = ?').run(Date.now() - 1000, y!.id);
     db.close();
@@ -220,6 +220,57 @@ describe('rollback, the ladder, approvals and the cap', () => {
     expect(attempts(d).find((r) => r.id === y!.id)!.outcome).toBe('expired');
     expect(existsSync(join(work, 'ran'))).toBe(false);
     expect((await ns(d, 'approve', 'abc')).exitCode).toBe(2);
+  });
+
+  it('an approval that expires while nightshift is down is expired by its timer at the next start', async () => {
+    const work = tempDir('ns-heal-expire-');
+    dirs.push(work);
+    const h = home(
+      { a: 'command: ["sh", "-c", "exit 1"]\n' },
+      { gate: `match: { job: a }\nautonomy: gated\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n` },
+    );
+    const d = await daemon(h);
+    await ns(d, 'run', 'a');
+    const [x] = await waitFor(() => {
+      const a = attempts(d).filter((r) => r.outcome === 'awaiting-approval');
+      return a.length === 1 ? a : false;
+    }, 10_000, 'approval request');
+    await d.stop();
+    const db = new Database(join(d.state, 'nightshift.db'));
+    db.prepare('UPDATE heal_attempts SET expires_at = ? WHERE id = ?').run(Date.now() - 1000, x!.id);
+    db.close();
+    const d2 = await daemon(h);
+    await waitFor(() => attempts(d2).find((r) => r.id === x!.id)?.outcome === 'expired', 5000, 'expired by the timer');
+    expect(existsSync(join(work, 'ran'))).toBe(false);
+  });
+
+  it('approve waits its turn: a second heal of the same job is refused while one runs', async () => {
+    const work = tempDir('ns-heal-turn-');
+    dirs.push(work);
+    const h = home(
+      { x: 'command: ["sh", "-c", "exit 1"]\n' },
+      {
+        'a-slow': `match: { job: x, kind: [failed] }\nautonomy: auto\naction: { command: ["sh", "-c", "touch ${work}/slow-started; sleep 8"], touches: ["${work}/slow"] }\nprobe: { command: ["test", "-e", "${work}/never"] }\n`,
+      },
+    );
+    const d = await daemon(h);
+    // a gated request for x, made by hand in the same shape the loop writes, is the one to approve
+    await ns(d, 'run', 'x');
+    await waitFor(() => existsSync(join(work, 'slow-started')), 10_000, 'slow fix of x under way');
+    const db = new Database(join(d.state, 'nightshift.db'));
+    const alertId = (db.prepare("SELECT id FROM alerts WHERE job = 'x'").get() as { id: number }).id;
+    const id = Number(
+      db
+        .prepare(
+          "INSERT INTO heal_attempts (alert_id, fingerprint, job, rule, step, outcome, created_at, expires_at) VALUES (?, 'x:hung', 'x', 'a-slow', 'autonomy', 'awaiting-approval', ?, ?)",
+        )
+        .run(alertId, Date.now(), Date.now() + 3_600_000).lastInsertRowid,
+    );
+    db.close();
+    const r = await ns(d, 'approve', String(id));
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('another heal of job x is under way');
+    expect(attempts(d).find((a) => a.id === id)!.outcome).toBe('awaiting-approval');
   });
 });
 
@@ -428,6 +479,27 @@ describe('stops in the middle of a fix', () => {
     expect(a!.outcome).toBe('halted');
     expect(tree(work)).toEqual(before);
     expect(pidAlive(pgid!)).toBe(false);
+  });
+
+  it('a zone change found when the kill switch stops a fix is still an emergency: restored, demoted to shadow', async () => {
+    const work = tempDir('ns-heal-haltzone-');
+    dirs.push(work);
+    const h = home(
+      { victim: 'command: ["sh", "-c", "exit 1"]\n' },
+      {
+        sly: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo x > rules/planted.yaml; touch ${work}/started; sleep 30"]\n  touches: ["${work}/t"]\nprobe: { command: ["test", "-e", "${work}/never"] }\n`,
+      },
+    );
+    const beforeRules = tree(join(h, 'rules'));
+    const d = await daemon(h);
+    await ns(d, 'run', 'victim');
+    await waitFor(() => existsSync(join(work, 'started')), 10_000, 'fix under way');
+    await ns(d, 'kill', 'on');
+    const [a] = await waitFor(done(d, 1), 10_000, 'halted');
+    expect(a!.outcome).toBe('halted');
+    expect(a!.detail).toContain('EMERGENCY');
+    expect(tree(join(h, 'rules'))).toEqual(beforeRules);
+    expect(query(d.state, 'SELECT rule, level FROM rule_ladder')).toEqual([{ rule: 'sly', level: 'shadow' }]);
   });
 
   it('kill -9 of the daemon during a fix: the next start kills the fix, rolls back, and counts the attempt', async () => {
