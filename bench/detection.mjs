@@ -8,21 +8,9 @@
 //   node bench/detection.mjs [--trials N] [--quick]
 import Database from 'better-sqlite3';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
-import { figure, flags, isMsg, machineInfo, printFigures, printMachine, runMain, sleep, startDaemon, stats, table, tempDir, writeResult } from './lib.mjs';
+import { figure, flags, isMsg, machineInfo, printFigures, printMachine, runMain, sleep, startDaemon, stats, table, tempDir, writeResult, postControl } from './lib.mjs';
 
-/** Talks to the daemon's socket directly: a CLI process per ping would load the machine we measure. */
-function call(socketPath, path) {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'POST' }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 const values = flags({ trials: { type: 'string' } });
 const trials = Number(values.trials ?? (values.quick ? 20 : 50));
@@ -42,9 +30,9 @@ await runMain(values, async () => {
 
   const sock = join(state, 'nightshift.sock');
   // missed: one ping each, then silence
-  for (let i = 0; i < trials; i++) await call(sock, `/ping/ext-${i}`);
+  for (let i = 0; i < trials; i++) await postControl(sock, `/ping/ext-${i}`);
   // hung: start them all (the replies come when the runs end)
-  const runs = Array.from({ length: trials }, (_, i) => call(sock, `/run/hang-${i}`));
+  const runs = Array.from({ length: trials }, (_, i) => postControl(sock, `/run/hang-${i}`));
   await Promise.all(runs);
   await sleep(4000);
   await daemon.stop();

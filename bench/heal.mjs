@@ -21,26 +21,14 @@
 //   node bench/heal.mjs [--trials N] [--quick] [--keep] [--dist DIR] [--shared-dist]
 import Database from 'better-sqlite3';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
-import { distDir, figure, flags, machineInfo, REPO, printFigures, printMachine, round, runMain, sleep, startDaemon, stats, table, tempDir, writeResult } from './lib.mjs';
+import { distDir, figure, flags, machineInfo, REPO, printFigures, printMachine, round, runMain, sleep, startDaemon, stats, table, tempDir, writeResult, postControl } from './lib.mjs';
 
 const values = flags({ trials: { type: 'string' }, 'shared-dist': { type: 'boolean', default: false } });
 const trials = Number(values.trials ?? (values.quick ? 5 : 20));
 const TARGET_MS = 200;
 
-/** POST to the daemon's control socket; resolves with the status code when the reply ends. */
-function call(socketPath, path) {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'POST' }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** Length of the union of [a, b] intervals (ms). */
 function unionLength(intervals) {
@@ -107,7 +95,7 @@ await runMain(values, async () => {
   for (let i = 0; i < trials; i++) {
     writeFileSync(lock, `pid ${4000 + i}\n`);
     const from = daemon.mark();
-    const reply = call(sock, '/run/export');
+    const reply = postControl(sock, '/run/export');
     const done = await daemon.waitFor((e) => typeof e.obj?.msg === 'string' && e.obj.msg.startsWith('heal ') && e.obj.heal !== undefined && e.obj.outcome !== undefined, {
       from,
       timeoutMs: 30_000,

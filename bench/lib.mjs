@@ -4,6 +4,7 @@
 //
 // Benchmarks print figures; they never assert timings. Every daemon started here is registered
 // and stopped (SIGTERM, wait for exit, SIGKILL as a last resort) even when a script fails.
+import { request } from 'node:http';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -741,3 +742,15 @@ export function printFigures(figs) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** POST to the daemon's control socket (no CLI process per call, which would load the machine we measure); resolves with the status code. */
+export function postControl(socketPath, path) {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'POST' }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
