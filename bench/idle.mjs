@@ -30,6 +30,7 @@ import {
   tempDir,
   writeHome,
   writeResult,
+  deployedNodeFlags,
 } from './lib.mjs';
 
 const values = flags({ seconds: { type: 'string' }, settle: { type: 'string' }, jobs: { type: 'string' }, 'node-args': { type: 'string' } });
@@ -37,7 +38,7 @@ const seconds = Number(values.seconds ?? (values.quick ? 15 : 60));
 const settleMs = Number(values.settle ?? 2) * 1000;
 const nJobs = Number(values.jobs ?? 101);
 // For investigations only, e.g. --node-args="--trace-gc" or --node-args="--max-semi-space-size=1"
-const nodeArgs = (values['node-args'] ?? '').split(' ').filter(Boolean);
+const nodeArgs = values['node-args'] !== undefined ? values['node-args'].split(' ').filter(Boolean) : deployedNodeFlags();
 
 function getJson(socketPath, path) {
   return new Promise((resolve, reject) => {
@@ -85,7 +86,7 @@ await runMain(values, async () => {
   // Both processes start together and are sampled at the same instants.
   const bare = new Child('bare node', process.execPath, ['-e', 'setInterval(()=>{}, 1<<30)']);
   const daemon = startDaemon(values, { home, state, nodeArgs });
-  if (nodeArgs.length) console.log(`daemon node flags: ${nodeArgs.join(' ')}`);
+  console.log(`daemon node flags: ${nodeArgs.join(' ') || '(none)'}${values['node-args'] === undefined ? ' (as in deploy/nightshift.service)' : ' (--node-args)'}`);
   const started = await daemon.waitFor(isMsg('nightshift started'), { timeoutMs: 60_000, what: '"nightshift started"' });
   const startMs = round(started.t - daemon.spawnedAt, 1);
   console.log(`daemon pid ${daemon.pid} started in ${startMs} ms: ${started.obj.jobs} jobs, ${started.obj.problems} problems; bare node pid ${bare.pid}`);

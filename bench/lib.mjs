@@ -367,9 +367,30 @@ export class Child {
   }
 }
 
-/** Starts `node dist/cli.js --home H --state S start` as a real child process. */
-export function startDaemon(values, { home, state, env = {}, nodeArgs = [], label = 'daemon' }) {
-  return new Child(label, process.execPath, [...nodeArgs, cliPath(values), '--home', home, '--state', state, 'start'], {
+/**
+ * node's own flags for the daemon as deployed: read from deploy/nightshift.service's ExecStart
+ * (the words between node and the script), so the benches measure what systemd runs.
+ */
+export function deployedNodeFlags() {
+  const unit = readFileSync(join(REPO, 'deploy', 'nightshift.service'), 'utf8');
+  const line = unit.split('\n').find((l) => l.startsWith('ExecStart='));
+  if (!line) throw new Error('deploy/nightshift.service has no ExecStart= line');
+  const words = line.slice('ExecStart='.length).trim().split(/\s+/);
+  const out = [];
+  for (const w of words.slice(1)) {
+    if (!w.startsWith('--')) break;
+    out.push(w);
+  }
+  return out;
+}
+
+/**
+ * Starts `node [flags] dist/cli.js --home H --state S start` as a real child process; the flags
+ * are those of the systemd unit unless `nodeArgs` is given (investigations: --node-args).
+ */
+export function startDaemon(values, { home, state, env = {}, nodeArgs, label = 'daemon' }) {
+  const flagsUsed = nodeArgs ?? deployedNodeFlags();
+  return new Child(label, process.execPath, [...flagsUsed, cliPath(values), '--home', home, '--state', state, 'start'], {
     env: { ...process.env, NIGHTSHIFT_LOG_LEVEL: 'info', ...env, NOTIFY_SOCKET: '', WATCHDOG_USEC: '' },
     cwd: home,
   });

@@ -29,6 +29,7 @@ import {
   safeCron,
   sleep,
   startDaemon,
+  deployedNodeFlags,
   stats,
   table,
   tempDir,
@@ -37,13 +38,15 @@ import {
   writeResult,
 } from './lib.mjs';
 
-const values = flags({ sizes: { type: 'string' }, reloads: { type: 'string' }, validations: { type: 'string' } });
+const values = flags({ sizes: { type: 'string' }, reloads: { type: 'string' }, validations: { type: 'string' }, 'node-args': { type: 'string' } });
+// Extra node flags for the daemon (e.g. those of deploy/nightshift.service), to compare.
+const nodeArgs = values['node-args'] !== undefined ? values['node-args'].split(' ').filter(Boolean) : deployedNodeFlags();
 const sizes = (values.sizes ?? '100,1000,10000').split(',').map(Number);
 const nReloads = Number(values.reloads ?? (values.quick ? 5 : 10));
 const nValidate = Number(values.validations ?? (values.quick ? 1 : 3));
 
 async function startAndMeasure(home, state, label) {
-  const daemon = startDaemon(values, { home, state, label });
+  const daemon = startDaemon(values, { home, state, label, nodeArgs });
   const started = await daemon.waitFor(isMsg('nightshift started'), { timeoutMs: 300_000, what: '"nightshift started"' });
   const startMs = started.t - daemon.spawnedAt;
   await sleep(1000);

@@ -34,11 +34,12 @@ node_bin="$(command -v node)" || cannot "node not found on PATH"
 [[ -f $unit ]] || cannot "no such unit file: $unit"
 
 bin_rel="$(node -p 'const b = require(process.argv[1]).bin; (typeof b === "string" ? b : b.nightshift).replace(/^\.\//, "")' "$repo/package.json")"
-prefix="ExecStart=$installed_node $installed_root/"
+prefix="ExecStart=$installed_node "
 mapfile -t exec_lines < <(grep -E '^[[:space:]]*ExecStart=' "$unit" || true)
 [[ ${#exec_lines[@]} -eq 1 ]] || fail "$name: expected exactly one ExecStart= line, found ${#exec_lines[@]}"
-[[ ${exec_lines[0]} == "$prefix$bin_rel "* ]] ||
-  fail "$name: ExecStart= must start with '$prefix$bin_rel ' (package.json bin); found: ${exec_lines[0]}"
+# node's own flags (--max-semi-space-size=1 ...) may stand between node and the script.
+[[ ${exec_lines[0]} =~ ^ExecStart=$installed_node((\ --[^ ]+)*)\ $installed_root/$bin_rel\  ]] ||
+  fail "$name: ExecStart= must be '$installed_node [--node-flags...] $installed_root/$bin_rel ...' (package.json bin); found: ${exec_lines[0]}"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/ns-verify.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
@@ -46,10 +47,16 @@ copy="$tmp/$name"
 while IFS= read -r line || [[ -n $line ]]; do
   if [[ $line == "$prefix"* ]]; then
     rest="${line#"$prefix"}"
+    flags=""
+    while [[ $rest == --* ]]; do
+      flags+="${rest%% *} "
+      rest="${rest#* }"
+    done
+    rest="${rest#"$installed_root/"}"
     script="${rest%% *}"
     # Quoted so that a path with spaces stays one argument; % doubled so that systemd does
     # not read it as a specifier.
-    printf 'ExecStart="%s" "%s/%s"%s\n' "${node_bin//%/%%}" "${repo//%/%%}" "$script" "${rest#"$script"}"
+    printf 'ExecStart="%s" %s"%s/%s"%s\n' "${node_bin//%/%%}" "$flags" "${repo//%/%%}" "$script" "${rest#"$script"}"
   else
     printf '%s\n' "$line"
   fi

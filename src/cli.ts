@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1 --memory-reducer-single-gc
 // The command line. Reading commands work from the files and SQLite alone; acting commands talk to
 // the daemon over its socket. Exit codes: 0 ok, 1 unhealthy/failed, 2 usage or invalid config,
 // 3 daemon not reachable.

@@ -10,6 +10,8 @@ const root = resolve(import.meta.dirname, '..');
 const unitPath = join(root, 'deploy', 'nightshift.service');
 const verifyScript = join(root, 'deploy', 'verify.sh');
 const unitText = readFileSync(unitPath, 'utf8');
+/** node's own flags for the daemon: one list, in the unit, npm start and the CLI's first line. */
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--memory-reducer-single-gc'];
 
 function requireSystemdAnalyze(): void {
   const probe = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
@@ -93,13 +95,24 @@ function parseUnit(text: string): Map<string, Map<string, string[]>> {
   return sections;
 }
 
+describe('the daemon runs with the same node flags however it is started', () => {
+  it('the unit, npm start and the CLI first line name the same flags, and node accepts them', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } };
+    expect(pkg.scripts.start).toContain(`node ${DAEMON_NODE_FLAGS.join(' ')} dist/cli.js`);
+    expect(readFileSync(join(root, 'src', 'cli.ts'), 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(' ')}`);
+    expect(unitText).toContain(`ExecStart=/usr/bin/node ${DAEMON_NODE_FLAGS.join(' ')} /opt/nightshift/dist/cli.js`);
+    const r = spawnSync(process.execPath, [...DAEMON_NODE_FLAGS, '-e', 'process.exit(7)']);
+    expect(r.status, String(r.stderr)).toBe(7);
+  });
+});
+
 describe('deploy/nightshift.service contract', () => {
   const unit = parseUnit(unitText);
   const get = (section: string, key: string): string | undefined => unit.get(section)?.get(key)?.at(-1);
 
   it('runs the installed entry point as a notify service that only the daemon may notify', () => {
     expect(get('Service', 'ExecStart')).toBe(
-      '/usr/bin/node /opt/nightshift/dist/cli.js --home /etc/nightshift --state /var/lib/nightshift start',
+      `/usr/bin/node ${DAEMON_NODE_FLAGS.join(' ')} /opt/nightshift/dist/cli.js --home /etc/nightshift --state /var/lib/nightshift start`,
     );
     expect(get('Service', 'Type')).toBe('notify');
     expect(get('Service', 'NotifyAccess')).toBe('main');
