@@ -243,7 +243,10 @@ export const RuleSchema = z
       ctx.addIssue({ code: 'custom', path: ['probe'], message: 'use either "rerun: true" or "command", not both' });
     }
     const fix = rule.action.command ?? rule.action.brain;
-    if (fix && rule.probe.command && JSON.stringify(fix) === JSON.stringify(rule.probe.command)) {
+    // The program by its name, not its path: `sh` and `/bin/sh` are the same maker.
+    const same = (a: readonly string[], b: readonly string[]): boolean =>
+      JSON.stringify([a[0]?.split('/').pop(), ...a.slice(1)]) === JSON.stringify([b[0]?.split('/').pop(), ...b.slice(1)]);
+    if (fix && rule.probe.command && same(fix, rule.probe.command)) {
       ctx.addIssue({
         code: 'custom',
         path: ['probe', 'command'],

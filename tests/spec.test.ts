@@ -572,6 +572,13 @@ const RULE_CASES: Case[] = [
     says: ['the maker is never the checker'],
   },
   {
+    name: 'the probe is the fix under another path of the same program',
+    text: yaml('match: { job: export }', 'action:', '  command: ["sh", "-c", "rm -f /tmp/x.lock"]', 'probe:', '  command: ["/bin/sh", "-c", "rm -f /tmp/x.lock"]'),
+    line: 5,
+    field: 'probe.command',
+    says: ['the probe is the same command as the fix'],
+  },
+  {
     name: 'two actions',
     text: yaml('match:', '  job: nightly-export', 'action:', '  command: ["rm", "-f", "/srv/shop/state/export.lock"]', '  rerun: true'),
     line: 3,
