@@ -16,6 +16,7 @@ import {
   type Job,
   type LoadedRule,
 } from './home.js';
+import { formatDuration } from './duration.js';
 import { StateLock } from './lock.js';
 import type { Logger } from './log.js';
 import { createNotifier, type Notifier } from './notify.js';
@@ -34,6 +35,9 @@ import { Healer, HealError } from './heal.js';
 import { healLines } from './healview.js';
 
 export const VERSION = '0.1.0';
+/** A restart loop: this many starts within this window (systemd gives up after 5 in 10 min). */
+export const RESTART_LOOP_STARTS = 5;
+export const RESTART_LOOP_WINDOW_MS = 10 * 60_000;
 
 export interface DaemonOptions {
   paths: HomePaths;
@@ -250,6 +254,7 @@ export class Daemon {
       this.healer.start();
 
       this.store.recordEvent(this.clock.now(), 'daemon-start', null, `nightshift ${VERSION} started (pid ${process.pid})`);
+      this.checkRestartLoop();
       log.info(
         { jobs: this.jobs.size, rules: this.rules.size, problems: this.problemList().length, state: paths.state, version: VERSION },
         'nightshift started',
@@ -264,6 +269,20 @@ export class Daemon {
       await this.teardown();
       throw err;
     }
+  }
+
+  /**
+   * Many starts in a short time mean a crash loop (systemd restarting a daemon that dies): the
+   * one thing about nightshift itself worth waking someone for. The pager pages a fingerprint at
+   * most once an hour, so a loop pages once.
+   */
+  private checkRestartLoop(): void {
+    const now = this.clock.now();
+    const starts = this.store.eventsBetween(now - RESTART_LOOP_WINDOW_MS, now + 1, 'daemon-start').length;
+    if (starts < RESTART_LOOP_STARTS) return;
+    const message = `nightshift started ${starts} times in the last ${formatDuration(RESTART_LOOP_WINDOW_MS)}: it keeps crashing or being restarted (journalctl -u nightshift shows why)`;
+    this.log.error({ starts }, message);
+    this.pager?.page({ event: 'daemon-restart-loop', fingerprint: 'nightshift:daemon-restart-loop', message, starts });
   }
 
   /** systemd's watchdog: petted from the event loop, and only while the scheduler is keeping up. */

@@ -155,6 +155,25 @@ describe('paging from the daemon', () => {
     expect(query(d.state, 'SELECT * FROM pages')).toHaveLength(1);
   });
 
+  it('a restart loop (5 starts within 10 minutes) pages daemon-restart-loop once', async () => {
+    const dir = tempDir('ns-loop-');
+    dirs.push(dir);
+    const capture = join(dir, 'capture.sh');
+    writeFileSync(capture, `#!/bin/sh\ncat >> ${join(dir, 'pages.jsonl')}\necho >> ${join(dir, 'pages.jsonl')}\n`);
+    chmodSync(capture, 0o755);
+    const home = makeHome({}, `page:\n  allow: [daemon-restart-loop]\n  command: ["${capture}"]\n`);
+    dirs.push(home);
+    for (let i = 0; i < 7; i++) {
+      const d = await startDaemon(home);
+      await sleep(150); // a page command started at this start gets to run
+      await d.stop();
+    }
+    const pages = readFileSync(join(dir, 'pages.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(pages).toHaveLength(1);
+    expect(pages[0]).toMatchObject({ event: 'daemon-restart-loop', fingerprint: 'nightshift:daemon-restart-loop', starts: 5 });
+    expect(query(join(home, 'state'), "SELECT * FROM events WHERE kind = 'page-suppressed'").length).toBe(2);
+  });
+
   it('runs the deadman command at start and after the digest, and records each ping', async () => {
     const dir = tempDir('ns-deadman-');
     dirs.push(dir);
