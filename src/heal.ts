@@ -380,7 +380,7 @@ export class Healer {
 
       // 8. fix
       store.healStep(id, 'fix', clock.now());
-      const fix = await this.fix(id, dir, alert, job, matched, signal);
+      const fix = await this.fix(id, alert, job, matched, signal);
       store.healNote(id, fix.detail, {}, fix.ok ? 'done' : 'failed');
       this.checkStop(signal);
       zoneChanged = await this.vault.zoneChanges(dir, digests);
@@ -416,10 +416,10 @@ export class Healer {
         if (store.getHealAttempt(id)?.step === 'snapshot') doubt = `the snapshot could not be taken (${errText(err)}); the fix was not run`;
         else doubt = `an error stopped the attempt (${errText(err)})`;
       }
-      await this.rollback(id, fp, dir, job, matched, level, signal, zoneChanged, doubt ?? '', err instanceof Stopped ? err.why : null);
+      await this.rollback(id, fp, dir, job, matched, level, zoneChanged, doubt ?? '', err instanceof Stopped ? err.why : null);
       return;
     }
-    await this.rollback(id, fp, dir, job, matched, level, signal, zoneChanged, doubt ?? 'rolled back', null);
+    await this.rollback(id, fp, dir, job, matched, level, zoneChanged, doubt ?? 'rolled back', null);
   }
 
   // 11. rollback
@@ -430,7 +430,6 @@ export class Healer {
     job: Job,
     matched: LoadedRule,
     level: Level,
-    signal: AbortSignal,
     zoneChanged: string[],
     doubt: string,
     stopped: StopWhy | null,
@@ -464,7 +463,6 @@ export class Healer {
     if (emergency) {
       detail = `EMERGENCY: the protected zone changed (${zoneChanged.slice(0, 5).join(', ')}${zoneChanged.length > 5 ? ', …' : ''}); the zone and the fix were restored and rule ${matched.name} was demoted to shadow. ${detail}`;
     }
-    void signal;
     store.batch(() => {
       store.finishHeal(id, outcome, detail, clock.now());
       if (emergency) store.setLadder(matched.name, 'shadow', matched.hash, clock.now(), `heal #${id} changed the protected zone`);
@@ -532,7 +530,7 @@ export class Healer {
     return env;
   }
 
-  private async fix(id: number, dir: string, alert: AlertRow, job: Job, matched: LoadedRule, signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+  private async fix(id: number, alert: AlertRow, job: Job, matched: LoadedRule, signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
     const a = matched.rule.action;
     if (a.rerun) {
       if (!job.managed) return { ok: false, detail: `rerun: ${job.name} is external (no command); nightshift cannot run it` };
