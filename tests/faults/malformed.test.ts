@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY, loadJobFile, loadPolicyFile, loadRuleFile } from '../../src/home.js';
 import { cleanup, cli, makeHome, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
+import { mulberry32 } from '../random-cron.js';
 
 const VALID = {
   job: [
@@ -60,17 +61,7 @@ const VALID = {
   ].join('\n'),
 };
 
-/** A small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const NOISE = [':', '{', '}', '[', ']', '"', "'", '-', '#', '\t', '\n', ' ', 'x', '9', '*', '&', '!', '%', '@', '|', '>', '\\', '\u0000', 'é'];
 const WRONG_VALUES = ['[]', '{}', '-1', '0', 'yes', 'null', '"', '1e309', '99999999999999999999', '"2h2h"', '[1, 2]', '*anchor', '!!binary x'];
