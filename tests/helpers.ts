@@ -80,7 +80,15 @@ export interface DaemonProc {
 
 export async function startDaemon(home: string, opts: { state?: string; env?: Record<string, string> } = {}): Promise<DaemonProc> {
   const state = opts.state ?? join(home, 'state');
-  const proc = execa('node', [CLI, '--home', home, '--state', state, 'start'], { reject: false, env: opts.env, buffer: false, stdin: 'ignore' });
+  // forceKillAfterDelay: false — execa would SIGKILL the daemon 5 s after our SIGTERM, before it
+  // has stopped its jobs (killGrace 10 s), and leave their process groups behind.
+  const proc = execa('node', [CLI, '--home', home, '--state', state, 'start'], {
+    reject: false,
+    env: opts.env,
+    buffer: false,
+    stdin: 'ignore',
+    forceKillAfterDelay: false,
+  });
   const lines: Array<Record<string, unknown>> = [];
   let partial = '';
   proc.stdout?.on('data', (c: Buffer) => {
