@@ -454,6 +454,34 @@ describe('the protected zone', () => {
   });
 });
 
+describe('the kill switch step', () => {
+  it('with the switch on, or the policy unreadable, an alert is halted before anything runs; turning it off lets the heal go on', async () => {
+    const work = tempDir('ns-heal-ks-');
+    dirs.push(work);
+    const h = home(
+      { victim: 'command: ["sh", "-c", "exit 1"]\n', other: 'command: ["sh", "-c", "exit 1"]\n' },
+      { fix: `match: { job: "*" }\nautonomy: auto\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n` },
+      'autonomy: auto\n',
+    );
+    const d = await daemon(h);
+    await ns(d, 'kill', 'on');
+    await ns(d, 'run', 'victim');
+    const [a] = await waitFor(done(d, 1), 10_000, 'halted');
+    expect(a).toMatchObject({ job: 'victim', outcome: 'halted' });
+    expect(steps(d, a!.id)).toEqual(['kill-switch']);
+    expect(existsSync(join(work, 'ran'))).toBe(false);
+    // an unreadable policy fails closed the same way
+    await ns(d, 'kill', 'off');
+    await waitFor(() => attempts(d).some((x) => x.job === 'victim' && x.outcome === 'fixed-verified'), 10_000, 'healed once the switch is off');
+    writeFileSync(join(h, 'protected', 'policy.yaml'), 'autonomy: [broken\n');
+    await sleep(700);
+    await ns(d, 'run', 'other');
+    const o = await waitFor(() => attempts(d).find((x) => x.job === 'other' && x.outcome !== null), 10_000, 'other decided');
+    expect(o.outcome).toBe('halted');
+    expect(o.detail).toContain('policy');
+  });
+});
+
 describe('stops in the middle of a fix', () => {
   const slowFix = (work: string) =>
     `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo changed > ${work}/file.txt; touch ${work}/created; sleep 30"]\n  touches: ["${work}"]\n  timeout: 1m\nprobe: { command: ["test", "-e", "${work}/created"] }\n`;
