@@ -34,11 +34,10 @@
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { distDir, figure, flags, machineInfo, printFigures, printMachine, REPO, rng, round, runCli, runMain, sleep, startDaemon, stats, table, tempDir, writeResult } from './lib.mjs';
+import { distDir, figure, flags, machineInfo, printFigures, printMachine, REPO, rng, round, runCli, runMain, sleep, startDaemon, stats, table, tempDir, writeResult, postControl } from './lib.mjs';
 
 const values = flags({
   trials: { type: 'string' },
@@ -60,17 +59,8 @@ const SETTLE_TIMEOUT_MS = 30_000;
 /** Outcomes after which an incident waits for a person (src/heal.ts WAITING): nothing more happens by itself. */
 const WAITING = new Set(['needs-human', 'proposed', 'awaiting-approval', 'blocked', 'denied', 'expired', 'refused', 'rollback-failed']);
 
-function call(socketPath, path) {
-  return new Promise((resolve) => {
-    const req = request({ socketPath, path, method: 'POST' }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-      res.on('error', (e) => resolve(`error ${e.code ?? e.message}`));
-    });
-    req.on('error', (e) => resolve(`error ${e.code ?? e.message}`));
-    req.end();
-  });
-}
+/** Never rejects: a daemon killed mid-request is part of the experiment. */
+const call = (socketPath, path) => postControl(socketPath, path).catch((e) => `error ${e.code ?? e.message}`);
 
 // ---------------------------------------------------------------- the tree
 

@@ -282,10 +282,8 @@ export class Healer {
     if (prev?.outcome === 'halted' && this.deps.killState().halted) return;
     const id = store.insertHealAttempt({ alertId: alert.id, fingerprint: fp, job: job.name, now: clock.now() });
     f.attemptId = id;
-    const finish = (outcome: string, detail: string, fields: Parameters<Store['finishHeal']>[4] = {}): void => {
-      store.finishHeal(id, outcome, detail, clock.now(), fields);
-      log.info({ heal: id, job: job.name, fingerprint: fp, rule: matched?.name ?? null, outcome }, `heal ${outcome}: ${detail}`);
-    };
+    const finish = (outcome: string, detail: string, fields: Parameters<Store['finishHeal']>[4] = {}): void =>
+      this.finishAttempt(id, fp, job.name, matched?.name ?? null, outcome, detail, fields);
 
     try {
       // 1. kill switch (fail closed)
@@ -347,10 +345,7 @@ export class Healer {
   private async execute(id: number, fp: string, alert: AlertRow, job: Job, matched: LoadedRule, level: Level, signal: AbortSignal): Promise<void> {
     const { store, clock, log } = this.deps;
     const rule = matched.rule;
-    const finish = (outcome: string, detail: string): void => {
-      store.finishHeal(id, outcome, detail, clock.now());
-      log.info({ heal: id, job: job.name, fingerprint: fp, rule: matched.name, outcome }, `heal ${outcome}: ${detail}`);
-    };
+    const finish = (outcome: string, detail: string): void => this.finishAttempt(id, fp, job.name, matched.name, outcome, detail);
 
     // 6. guard
     store.healStep(id, 'guard', clock.now());
@@ -500,8 +495,19 @@ export class Healer {
     this.deps.log.error({ heal: id, err: errText(err) }, 'heal attempt failed before anything was changed');
   }
 
+  /** Records an attempt's outcome, then logs it (a log line never announces what is not committed). */
+  private finishAttempt(id: number, fp: string, job: string, rule: string | null, outcome: string, detail: string, fields: Parameters<Store['finishHeal']>[4] = {}): void {
+    this.deps.store.finishHeal(id, outcome, detail, this.deps.clock.now(), fields);
+    this.deps.log.info({ heal: id, job, fingerprint: fp, rule, outcome }, `heal ${outcome}: ${detail}`);
+  }
+
+  /**
+   * Between steps: a stop, or the kill switch — read from disk now, not only when the watcher
+   * reports it (it can be late), so that nothing starts once the switch is on (fail closed).
+   */
   private checkStop(signal: AbortSignal): void {
     if (signal.aborted) throw new Stopped(signal.reason === 'halt' ? 'halt' : 'shutdown');
+    if (this.deps.killState().halted) throw new Stopped('halt');
   }
 
   // ---- the steps that run something ----

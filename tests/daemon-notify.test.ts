@@ -1,11 +1,11 @@
 // Digest, paging and deadman as the running daemon does them: real SMTP on loopback, capture scripts.
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SMTPServer } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, cli, makeHome, query, startDaemon, tempDir, waitFor, type DaemonProc } from './helpers.js';
+import { cleanup, cli, makeHome, pageCapture, query, startDaemon, tempDir, waitFor, type DaemonProc } from './helpers.js';
 
 interface Mail {
   from: string;
@@ -132,25 +132,23 @@ describe('paging from the daemon', () => {
   it('pages a new allowed alert once per fingerprint per hour, with the event as JSON on stdin', async () => {
     const dir = tempDir('ns-page-');
     dirs.push(dir);
-    const capture = join(dir, 'capture.sh');
-    writeFileSync(capture, `#!/bin/sh\ncat >> ${join(dir, 'pages.jsonl')}\necho >> ${join(dir, 'pages.jsonl')}\n`);
-    chmodSync(capture, 0o755);
+    const capture = pageCapture(dir);
     const home = makeHome(
       { paged: 'command: ["sh", "-c", "echo \'$(touch /tmp/ns-page-pwned) ; rm -rf x\'; exit 1"]\n', quiet: 'command: ["echo", "x"]\nexpect: { outputMatches: "y" }\n' },
-      `page:\n  allow: [failed]\n  command: ["${capture}"]\n`,
+      `page:\n  allow: [failed]\n  command: ["${capture.command}"]\n`,
     );
     dirs.push(home);
     const d = await startDaemon(home);
     daemons.push(d);
     await cli(['--home', home, 'run', 'paged']);
-    await waitFor(() => existsSync(join(dir, 'pages.jsonl')), 5000, 'page');
+    await waitFor(() => capture.pages().length > 0, 5000, 'page');
     await cli(['--home', home, 'run', 'quiet']); // wrong is not on the allowlist
     await cli(['--home', home, 'run', 'paged']); // same fingerprint again: counted, not paged
     await sleep(1000);
-    const pages = readFileSync(join(dir, 'pages.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const pages = capture.pages();
     expect(pages).toHaveLength(1);
     expect(pages[0]).toMatchObject({ event: 'alert', kind: 'failed', fingerprint: 'paged:failed', job: 'paged' });
-    expect(pages[0].message).toContain('exited with code 1');
+    expect(pages[0]!.message).toContain('exited with code 1');
     expect(existsSync('/tmp/ns-page-pwned')).toBe(false);
     expect(query(d.state, 'SELECT * FROM pages')).toHaveLength(1);
   });
@@ -158,17 +156,15 @@ describe('paging from the daemon', () => {
   it('a restart loop (5 starts within 10 minutes) pages daemon-restart-loop once', async () => {
     const dir = tempDir('ns-loop-');
     dirs.push(dir);
-    const capture = join(dir, 'capture.sh');
-    writeFileSync(capture, `#!/bin/sh\ncat >> ${join(dir, 'pages.jsonl')}\necho >> ${join(dir, 'pages.jsonl')}\n`);
-    chmodSync(capture, 0o755);
-    const home = makeHome({}, `page:\n  allow: [daemon-restart-loop]\n  command: ["${capture}"]\n`);
+    const capture = pageCapture(dir);
+    const home = makeHome({}, `page:\n  allow: [daemon-restart-loop]\n  command: ["${capture.command}"]\n`);
     dirs.push(home);
     for (let i = 0; i < 7; i++) {
       const d = await startDaemon(home);
       await sleep(150); // a page command started at this start gets to run
       await d.stop();
     }
-    const pages = readFileSync(join(dir, 'pages.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const pages = capture.pages();
     expect(pages).toHaveLength(1);
     expect(pages[0]).toMatchObject({ event: 'daemon-restart-loop', fingerprint: 'nightshift:daemon-restart-loop', starts: 5 });
     expect(query(join(home, 'state'), "SELECT * FROM events WHERE kind = 'page-suppressed'").length).toBe(2);

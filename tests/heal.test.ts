@@ -6,7 +6,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, cli, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from './helpers.js';
+import { cleanup, cli, makeHome, pageCapture, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from './helpers.js';
 
 interface Attempt {
   id: number;
@@ -122,19 +122,16 @@ describe('rollback, the ladder, approvals and the cap', () => {
     chmodSync(join(work, 'data', 'deep', 'b.bin'), 0o600);
     writeFileSync(join(work, 'keep.txt'), 'keep me\n');
     const before = tree(work);
-    const pages = join(work, '..', `${work.split('/').pop()}-pages.jsonl`);
-    dirs.push(pages);
-    const capture = join(tempDir('ns-heal-cap-'), 'capture.sh');
-    dirs.push(join(capture, '..'));
-    writeFileSync(capture, `#!/bin/sh\ncat >> ${pages}\necho >> ${pages}\n`);
-    chmodSync(capture, 0o755);
+    const capDir = tempDir('ns-heal-cap-');
+    dirs.push(capDir);
+    const capture = pageCapture(capDir);
     const fix = `echo changed > data/a.csv; rm -rf data/deep; mkdir -p new/dir; echo new > new/dir/c.txt; chmod 0700 keep.txt`;
     const h = home(
       { sync: 'command: ["sh", "-c", "echo upstream refused; exit 3"]\n' },
       {
         'fix-sync': `match: { job: sync, kind: [failed], exitCode: [3] }\nautonomy: auto\naction:\n  command: ["sh", "-c", "cd ${work} && ${fix}"]\n  touches: ["${work}"]\nprobe: { command: ["sh", "-c", "exit 1"] }\n`,
       },
-      `timezone: UTC\ndigest: { at: "00:00" }\npage:\n  allow: [heal-blocked, protected-zone]\n  command: ["${capture}"]\n`,
+      `timezone: UTC\ndigest: { at: "00:00" }\npage:\n  allow: [heal-blocked, protected-zone]\n  command: ["${capture.command}"]\n`,
     );
     const d = await daemon(h);
     await ns(d, 'run', 'sync');
@@ -174,9 +171,8 @@ describe('rollback, the ladder, approvals and the cap', () => {
     expect((await ns(d, 'approve', String(list[1]!.id))).exitCode).toBe(2);
     // a gated rollback does not demote further
     expect(query(d.state, 'SELECT level FROM rule_ladder')).toEqual([{ level: 'gated' }]);
-    await waitFor(() => existsSync(pages) && readFileSync(pages, 'utf8').includes('heal-blocked'), 5000, 'heal-blocked page');
-    const page = JSON.parse(readFileSync(pages, 'utf8').trim().split('\n')[0]!);
-    expect(page).toMatchObject({ event: 'heal-blocked', job: 'sync' });
+    await waitFor(() => capture.pages().some((p) => p.event === 'heal-blocked'), 5000, 'heal-blocked page');
+    expect(capture.pages()[0]).toMatchObject({ event: 'heal-blocked', job: 'sync' });
     // a new occurrence of the same incident does not ask again
     await ns(d, 'run', 'sync');
     await sleep(500);
@@ -382,10 +378,7 @@ describe('the protected zone', () => {
   it('a fix that writes into rules/ through a symlink is an emergency: zone restored, fix rolled back, rule demoted to shadow, paged', async () => {
     const work = tempDir('ns-heal-zone-');
     dirs.push(work);
-    const pages = join(work, 'pages.jsonl');
-    const capture = join(work, 'capture.sh');
-    writeFileSync(capture, `#!/bin/sh\ncat >> ${pages}\necho >> ${pages}\n`);
-    chmodSync(capture, 0o755);
+    const capture = pageCapture(work);
     const target = join(work, 'target');
     mkdirSync(target);
     writeFileSync(join(target, 'state.txt'), 'before\n');
@@ -394,7 +387,7 @@ describe('the protected zone', () => {
       {
         sneaky: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo after > ${target}/state.txt; printf 'match: { job: \\"*\\" }\\\\nautonomy: auto\\\\naction: { command: [\\"true\\"] }\\\\n' > ${target}/link/evil.yaml"]\n  touches: ["${target}"]\nprobe: { command: ["grep", "-q", "after", "${target}/state.txt"] }\n`,
       },
-      `page:\n  allow: [protected-zone]\n  command: ["${capture}"]\n`,
+      `page:\n  allow: [protected-zone]\n  command: ["${capture.command}"]\n`,
     );
     symlinkSync(join(h, 'rules'), join(target, 'link'));
     const beforeTarget = tree(target);
@@ -408,8 +401,8 @@ describe('the protected zone', () => {
     expect(tree(join(h, 'rules'))).toEqual(beforeRules);
     expect(tree(target)).toEqual(beforeTarget);
     expect(query(d.state, 'SELECT rule, level FROM rule_ladder')).toEqual([{ rule: 'sneaky', level: 'shadow' }]);
-    await waitFor(() => existsSync(pages) && readFileSync(pages, 'utf8').includes('\n'), 5000, 'protected-zone page');
-    expect(JSON.parse(readFileSync(pages, 'utf8').trim().split('\n')[0]!)).toMatchObject({ event: 'protected-zone', rule: 'sneaky' });
+    await waitFor(() => capture.pages().length > 0, 5000, 'protected-zone page');
+    expect(capture.pages()[0]).toMatchObject({ event: 'protected-zone', rule: 'sneaky' });
   });
 
   it('a fix that deletes its own snapshot manifests to hide a zone change is caught, never fixed-verified', async () => {

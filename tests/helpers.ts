@@ -1,7 +1,7 @@
 // Shared test plumbing: temp homes, a real daemon process, and polling helpers.
 import Database from 'better-sqlite3';
 import { execa, type ResultPromise } from 'execa';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -129,4 +129,26 @@ export function cleanup(dir: string): void {
 
 export async function cli(args: string[], opts: { env?: Record<string, string> } = {}) {
   return execa('node', [CLI, ...args], { reject: false, env: opts.env, stdin: 'ignore' });
+}
+
+/**
+ * A policy.page.command that appends each page it gets on stdin to DIR/pages.jsonl, one per line;
+ * `pages()` returns the pages written completely so far.
+ */
+export function pageCapture(dir: string): { command: string; pages: () => Array<Record<string, unknown>> } {
+  const file = join(dir, 'pages.jsonl');
+  const command = join(dir, 'capture.sh');
+  writeFileSync(command, `#!/bin/sh\ncat >> ${file}\necho >> ${file}\n`);
+  chmodSync(command, 0o755);
+  const pages = (): Array<Record<string, unknown>> => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return [];
+    }
+    // the last piece is a page still being written (or empty)
+    return text.split('\n').slice(0, -1).filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+  return { command, pages };
 }
