@@ -1,5 +1,6 @@
 // Reads one YAML spec file and validates it with a zod schema, turning every problem into
 // `FILE:LINE: field: message` so that an operator can go straight to the line.
+import jsyaml from 'js-yaml';
 import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 
@@ -17,6 +18,11 @@ export function formatProblem(p: SpecProblem): string {
 export type SpecResult<T> = { ok: true; value: T } | { ok: false; problems: SpecProblem[] };
 
 export function parseSpecText<S extends z.ZodType>(file: string, text: string, schema: S): SpecResult<z.output<S>> {
+  const quick = quickParse(text);
+  if (quick !== undefined) {
+    const result = schema.safeParse(quick);
+    if (result.success) return { ok: true, value: result.data };
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
   const lineAt = (offset: number | undefined): number => (offset === undefined ? 1 : lineCounter.linePos(offset).line);
@@ -71,6 +77,112 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
   }
   problems.sort((a, b) => a.line - b.line);
   return { ok: false, problems };
+}
+
+// Two YAML readers, on purpose. `yaml` keeps every node's position, which FILE:LINE messages need,
+// but builds a whole document model: 10,000 spec files cost over a second of it. js-yaml 4 reads the
+// same files about ten times faster and knows no positions. So a spec is read by js-yaml first, and
+// when that and the schema both accept it, that is the answer; anything else (a syntax error, a
+// schema problem, anything the quick reader has doubts about) is read again by `yaml`, whose
+// answer stands. The quick reader must therefore never accept a text with another meaning than
+// `yaml` gives it: its schema resolves plain scalars with exactly the YAML 1.2 core patterns of
+// `yaml` (js-yaml's own core schema also reads 0b101 and -0x1 as numbers), and a text with tags, a
+// __proto__ key or values shared through anchors goes to `yaml` (tests/specfile.test.ts compares
+// the two on thousands of generated texts).
+const scalar = (tag: string, test: RegExp, construct: (s: string) => unknown): jsyaml.Type =>
+  new jsyaml.Type(`tag:yaml.org,2002:${tag}`, { kind: 'scalar', resolve: (s: unknown) => typeof s === 'string' && test.test(s), construct });
+const QUICK_SCHEMA = jsyaml.FAILSAFE_SCHEMA.extend({
+  // The patterns and conversions of yaml/dist/schema/core (null, bool, int, float), in its order.
+  implicit: [
+  scalar('null', /^(?:~|[Nn]ull|NULL)?$/, () => null),
+  scalar('bool', /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/, (s) => s[0] === 't' || s[0] === 'T'),
+  scalar('int', /^(?:0o[0-7]+|[-+]?[0-9]+|0x[0-9a-fA-F]+)$/, (s) => (s.startsWith('0o') ? parseInt(s.slice(2), 8) : s.startsWith('0x') ? parseInt(s.slice(2), 16) : parseInt(s, 10))),
+  scalar('float', /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+|[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*))$/, (s) =>
+    /nan$/i.test(s) ? NaN : /inf$/i.test(s) ? (s[0] === '-' ? -Infinity : Infinity) : parseFloat(s),
+  ),
+  ],
+});
+
+/** The spec's data by the quick reader, or undefined when `yaml` must decide. */
+export function quickParse(text: string): unknown {
+  if (!plainLayout(text)) return undefined;
+  let data: unknown;
+  try {
+    data = jsyaml.load(text, { schema: QUICK_SCHEMA });
+  } catch {
+    return undefined;
+  }
+  return isTree(data, new Set()) ? data : undefined;
+}
+
+/**
+ * Only a text of the usual layout takes the quick path: every line a `key: value`, a `- item` or a
+ * comment, each quoted text and each [...] or {...} closed on the line it opens, block texts (| and >)
+ * indented under their key. The two readers part ways in the corners outside it (a quote or a
+ * bracket left open across lines, complex keys, tags, tabs, several documents, `a: b` inside
+ * [...]), so there `yaml` reads alone.
+ */
+function plainLayout(text: string): boolean {
+  if (text.includes('!') || text.includes('__proto__') || text.includes('\t') || text.includes('\r')) return false;
+  let blockIndent = -1; // inside a block text: lines indented deeper than its key belong to it
+  for (const line of text.split('\n')) {
+    const indent = line.length - line.trimStart().length;
+    const body = line.slice(indent);
+    if (blockIndent >= 0) {
+      if (body === '' || indent > blockIndent) continue;
+      blockIndent = -1;
+    }
+    if (body === '' || body.startsWith('#')) continue;
+    if (/^(?:---|\.\.\.|%|\?|- *\?)/.test(body)) return false;
+    const rest = scanLine(body);
+    if (rest === null) return false;
+    if (rest.block) blockIndent = indent;
+  }
+  return true;
+}
+
+// `key:` (plain or quoted key, after any `- `), or a `- item`.
+const KEY_OR_ITEM = /^(?:- +)*(?:[^\s"'[{][^:]*|"[^"]*"|'[^']*'):(?:\s|$)|^-(?:\s|$)/;
+const BLOCK_HEADER = /(?::|^-)\s+[|>][-+0-9]*$/;
+
+/** null when the line is no key or item, a quote or bracket stays open, or a flow list holds `a: b`. */
+function scanLine(body: string): { block: boolean } | null {
+  if (!KEY_OR_ITEM.test(body)) return null;
+  const flow: string[] = [];
+  let quote = '';
+  let end = body.length;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (quote) {
+      if (quote === '"' && c === '\\') i++;
+      else if (c === quote) {
+        if (quote === "'" && body[i + 1] === "'") i++;
+        else quote = '';
+      }
+      continue;
+    }
+    if (c === '#' && (i === 0 || body[i - 1] === ' ')) {
+      end = i;
+      break;
+    }
+    if ((c === '"' || c === "'") && (i === 0 || /[\s[{,:]/.test(body[i - 1]!))) quote = c;
+    else if (c === '[' || c === '{') flow.push(c);
+    else if (c === ']' || c === '}') {
+      if (flow.pop() !== (c === ']' ? '[' : '{')) return null;
+    } else if (c === ':' && flow[flow.length - 1] === '[' && /[\s,\]]/.test(body[i + 1] ?? ' ')) return null;
+    else if (c === '?' && flow.length > 0) return null;
+  }
+  if (quote || flow.length > 0) return null;
+  return { block: BLOCK_HEADER.test(body.slice(0, end).trimEnd()) };
+}
+
+/** No collection reached twice: an alias to a list or mapping is left to `yaml` and its alias limit. */
+function isTree(value: unknown, seen: Set<object>): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (seen.has(value)) return false;
+  seen.add(value);
+  for (const v of Array.isArray(value) ? value : Object.values(value)) if (!isTree(v, seen)) return false;
+  return true;
 }
 
 function yamlMessage(message: string): string {
