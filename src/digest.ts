@@ -1,6 +1,7 @@
 // The daily digest, composed from SQLite rows alone: every number in it is a count of rows the
 // operator can find again with `nightshift history`, `alerts` or `heals`. Pure: no clock, no
 // files, no network — the DigestService decides when, where and how it goes out.
+import { byName } from './names.js';
 import { parseCron } from './cron.js';
 import type { Job } from './home.js';
 import type { KillState } from './killswitch.js';
@@ -314,7 +315,7 @@ function runsSection(runs: RunRow[], t: (ms: number) => string): Section {
   }
   const troubled: string[] = [];
   let quiet = 0;
-  for (const [job, list] of [...byJob].sort((a, b) => a[0].localeCompare(b[0]))) {
+  for (const [job, list] of [...byJob].sort((a, b) => byName(a[0], b[0]))) {
     const bad = list.filter((r) => r.outcome !== null && NOT_OK.has(r.outcome));
     const flips = countFlips(list);
     if (bad.length === 0 && flips === 0) {
@@ -336,18 +337,18 @@ function precheckSection(runs: RunRow[]): Section {
   const skipped = runs.filter((r) => r.outcome === 'skipped-precheck');
   s.add(`${plural(skipped.length, 'run')} skipped by pre-check (LLM runs saved)`);
   const byJob = countBy(skipped.map((r) => r.job));
-  s.addList([...byJob].sort((a, b) => a[0].localeCompare(b[0])).map(([job, n]) => `${job}: ${n}`), 1);
+  s.addList([...byJob].sort((a, b) => byName(a[0], b[0])).map(([job, n]) => `${job}: ${n}`), 1);
   return s.build();
 }
 
 function pausedSection(store: Store, jobs: Map<string, Job>, t: (ms: number) => string): Section {
   const s = new SectionBuilder('Paused jobs');
   const items: string[] = [];
-  for (const st of [...store.allJobStates().values()].sort((a, b) => a.job.localeCompare(b.job))) {
+  for (const st of [...store.allJobStates().values()].sort((a, b) => byName(a.job, b.job))) {
     if (st.paused !== 1 || !jobs.has(st.job)) continue;
     items.push(`${st.job}: paused${st.paused_at !== null ? ` since ${t(st.paused_at)}` : ''} (resume with: nightshift resume ${st.job})`);
   }
-  for (const job of [...jobs.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const job of [...jobs.values()].sort((a, b) => byName(a.name, b.name))) {
     if (!job.spec.enabled) items.push(`${job.name}: disabled in its file (enabled: false)`);
   }
   if (items.length === 0) s.add('none');
@@ -444,7 +445,7 @@ function nextSection(store: Store, jobs: Map<string, Job>, now: number, t: (ms: 
     if (r.count === 0) idle++;
     else items.push({ name: job.name, ...r });
   }
-  items.sort((a, b) => a.first - b.first || a.name.localeCompare(b.name));
+  items.sort((a, b) => a.first - b.first || byName(a.name, b.name));
   const total = items.reduce((n, i) => n + i.count, 0);
   const capped = items.some((i) => i.capped);
   s.add(`${capped ? 'more than ' : ''}${plural(total, 'scheduled run')} of ${plural(items.length, 'job')}`);

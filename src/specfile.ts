@@ -1,7 +1,9 @@
 // Reads one YAML spec file and validates it with a zod schema, turning every problem into
 // `FILE:LINE: field: message` so that an operator can go straight to the line.
 import jsyaml from 'js-yaml';
-import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node, type YAMLError } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
+import type { Document, Node, YAMLError } from 'yaml';
 import type { z } from 'zod';
 
 export interface SpecProblem {
@@ -23,8 +25,8 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
     const result = schema.safeParse(quick);
     if (result.success) return { ok: true, value: result.data };
   }
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const lineCounter = new (yaml().LineCounter)();
+  const doc = yaml().parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
   const lineAt = (offset: number | undefined): number => (offset === undefined ? 1 : lineCounter.linePos(offset).line);
 
   if (doc.errors.length > 0) {
@@ -89,6 +91,11 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
 // `yaml` (js-yaml's own core schema also reads 0b101 and -0x1 as numbers), and a text with tags, a
 // __proto__ key or values shared through anchors goes to `yaml` (tests/specfile.test.ts compares
 // the two on thousands of generated texts).
+// yaml is needed only to place a problem on its line: loaded on first need, it stays out of an
+// idle daemon's memory (a few MB) while every spec is fine.
+let yamlLib: typeof Yaml | undefined;
+const yaml = (): typeof Yaml => (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
+
 const scalar = (tag: string, test: RegExp, construct: (s: string) => unknown): jsyaml.Type =>
   new jsyaml.Type(`tag:yaml.org,2002:${tag}`, { kind: 'scalar', resolve: (s: unknown) => typeof s === 'string' && test.test(s), construct });
 const QUICK_SCHEMA = jsyaml.FAILSAFE_SCHEMA.extend({
@@ -204,7 +211,7 @@ function yamlProblem(file: string, text: string, doc: Document, e: YAMLError, li
   } else if (e.code === 'MISSING_CHAR' && /quote/.test(e.message)) {
     // The parser notices the missing quote at the end of the file; the mistake is where the quote opens.
     let start: number | undefined;
-    visit(doc, {
+    yaml().visit(doc, {
       Scalar(_key, node) {
         if ((node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') && node.range && node.range[0] <= at && at <= node.range[2]) {
           start = node.range[0];
@@ -224,7 +231,7 @@ function yamlProblem(file: string, text: string, doc: Document, e: YAMLError, li
         start = node.range[0];
       }
     };
-    visit(doc, { Seq: (_k, n) => onCollection(n), Map: (_k, n) => onCollection(n) });
+    yaml().visit(doc, { Seq: (_k, n) => onCollection(n), Map: (_k, n) => onCollection(n) });
     if (start !== undefined) line = lineAt(start);
     const [open, close] = /^Flow sequence/.test(e.message) ? ['[', ']'] : ['{', '}'];
     message = `the "${open}" that starts on this line is never closed with "${close}" (or a line inside it is not indented enough)`;
@@ -236,8 +243,8 @@ function yamlProblem(file: string, text: string, doc: Document, e: YAMLError, li
 
 /** The line of the value at `path` in a spec's text (for checks made after parsing, such as dependsOn). */
 export function lineOfPath(text: string, path: ReadonlyArray<string | number>): number {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const lineCounter = new (yaml().LineCounter)();
+  const doc = yaml().parseDocument(text, { lineCounter, prettyErrors: false });
   const offset = nodeForPath(doc, path)?.range?.[0];
   return offset === undefined ? 1 : lineCounter.linePos(offset).line;
 }
@@ -260,17 +267,17 @@ export function fieldName(path: ReadonlyArray<string | number>): string {
 function nearestNode(doc: Document, path: ReadonlyArray<string | number>): Node | undefined {
   for (let n = path.length; n >= 0; n--) {
     const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-    if (isNode(node)) return node;
+    if (yaml().isNode(node)) return node;
   }
   return undefined;
 }
 
 function keyNode(doc: Document, path: ReadonlyArray<string | number>): Node | undefined {
   const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
-  if (!isMap(parent)) return undefined;
+  if (!yaml().isMap(parent)) return undefined;
   const key = path[path.length - 1];
   for (const item of parent.items) {
-    if (isPair(item) && isScalar(item.key) && item.key.value === key) return item.key;
+    if (yaml().isPair(item) && yaml().isScalar(item.key) && item.key.value === key) return item.key;
   }
   return undefined;
 }

@@ -1,5 +1,6 @@
 // What `nightshift status` shows: a dashboard that a person who does not read code can follow.
 // Built from the files and SQLite alone, so it works with the daemon down too.
+import { byName } from './names.js';
 import { formatDuration } from './duration.js';
 import type { LoadedHome } from './home.js';
 import { formatInstant, nextAfter } from './schedule.js';
@@ -57,7 +58,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
   const openRuns = live ? [] : (store?.openRuns() ?? []);
 
   const jobs: JobStatus[] = [];
-  for (const job of [...home.jobs.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const job of [...home.jobs.values()].sort((a, b) => byName(a.name, b.name))) {
     const lr = last.get(job.name);
     const st = states.get(job.name);
     const paused = st?.paused === 1;
