@@ -1,10 +1,10 @@
 // The daily digest, composed from SQLite rows alone: every number in it is a count of rows the
 // operator can find again with `nightshift history`, `alerts` or `heals`. Pure: no clock, no
 // files, no network — the DigestService decides when, where and how it goes out.
-import { byName } from './names.js';
 import { parseCron } from './cron.js';
 import type { Job } from './home.js';
 import type { KillState } from './killswitch.js';
+import { byName } from './names.js';
 import { formatInstant, nextAfter, type Schedule } from './schedule.js';
 import type { Policy } from './spec.js';
 import type { AlertRow, RunOutcome, RunRow, Store } from './store.js';

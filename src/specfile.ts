@@ -89,7 +89,7 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
 // answer stands. The quick reader must therefore never accept a text with another meaning than
 // `yaml` gives it: its schema resolves plain scalars with exactly the YAML 1.2 core patterns of
 // `yaml` (js-yaml's own core schema also reads 0b101 and -0x1 as numbers), and a text with tags, a
-// __proto__ key or values shared through anchors goes to `yaml` (tests/specfile.test.ts compares
+// __proto__ key or values shared through anchors goes to `yaml` (tests/quickread.test.ts compares
 // the two on thousands of generated texts).
 // yaml is needed only to place a problem on its line: loaded on first need, it stays out of an
 // idle daemon's memory (a few MB) while every spec is fine.
@@ -123,64 +123,99 @@ export function quickParse(text: string): unknown {
 }
 
 /**
- * Only a text of the usual layout takes the quick path: every line a `key: value`, a `- item` or a
- * comment, each quoted text and each [...] or {...} closed on the line it opens, block texts (| and >)
- * indented under their key. The two readers part ways in the corners outside it (a quote or a
- * bracket left open across lines, complex keys, tags, tabs, several documents, `a: b` inside
- * [...]), so there `yaml` reads alone.
+ * Only a text of the usual layout takes the quick path: every line a `key: value`, a `- item`, a
+ * `- key: value` or a comment; keys plain names; each quoted text and each [...] or {...} closed
+ * on the line it opens; block texts (`|`, `|-`, `>`, `>-`) indented under their key. The two
+ * readers part ways in the corners outside it (a quote or bracket left open across lines, null or
+ * complex keys, tags, anchors and aliases, tabs, several documents, `#` glued to a quote, `\U`
+ * escapes, block-text indicators and blank-but-spaced lines), so there `yaml` reads alone.
  */
 function plainLayout(text: string): boolean {
-  if (text.includes('!') || text.includes('__proto__') || text.includes('\t') || text.includes('\r')) return false;
+  if (/[!\t\r]|__proto__/.test(text)) return false;
   let blockIndent = -1; // inside a block text: lines indented deeper than its key belong to it
   for (const line of text.split('\n')) {
     const indent = line.length - line.trimStart().length;
     const body = line.slice(indent);
     if (blockIndent >= 0) {
-      if (body === '' || indent > blockIndent) continue;
+      if (line === '' || (body !== '' && indent > blockIndent)) continue;
+      // A line of spaces only: the readers disagree on what it adds to the text.
+      if (body === '') return false;
       blockIndent = -1;
     }
     if (body === '' || body.startsWith('#')) continue;
-    if (/^(?:---|\.\.\.|%|\?|- *\?)/.test(body)) return false;
-    const rest = scanLine(body);
-    if (rest === null) return false;
-    if (rest.block) blockIndent = indent;
+    const m = LINE.exec(body);
+    if (!m) return false;
+    const [, dash = '', key, rest = ''] = m;
+    if (key !== undefined && RESERVED_KEY.test(key)) return false;
+    // A bare `-` (an empty item) and misaligned lists after it are read differently.
+    if (key === undefined && rest.trim() === '') return false;
+    const value = scanValue(rest, key !== undefined);
+    if (value === null) return false;
+    if (value.block) blockIndent = indent + dash.length;
   }
   return true;
 }
 
-// `key:` (plain or quoted key, after any `- `), or a `- item`.
-const KEY_OR_ITEM = /^(?:- +)*(?:[^\s"'[{][^:]*|"[^"]*"|'[^']*'):(?:\s|$)|^-(?:\s|$)/;
-const BLOCK_HEADER = /(?::|^-)\s+[|>][-+0-9]*$/;
+// Optional `- ` items, then `name:` (end of line or a space after it) and the rest, or an item's value.
+const LINE = /^((?:- +)*)(?:([A-Za-z_][A-Za-z0-9_./-]{0,199}):(?=\s|$))?(.*)$/;
+// Names that YAML reads as null or true/false, not as text.
+const RESERVED_KEY = /^(?:null|Null|NULL|true|True|TRUE|false|False|FALSE)$/;
+const BLOCK_HEADER = /^[|>]-?(?:\s+#.*)?$/;
+const NOT_A_START = new Set(['&', '*', '!', '|', '>', '?', '%', '@', '`', '#']);
 
-/** null when the line is no key or item, a quote or bracket stays open, or a flow list holds `a: b`. */
-function scanLine(body: string): { block: boolean } | null {
-  if (!KEY_OR_ITEM.test(body)) return null;
+/**
+ * Checks a value (after `key:` or `- `): null when it is outside the usual layout, else whether it
+ * opens a block text. `afterKey`: the value of a `key:` (a `- item` must not be empty).
+ */
+function scanValue(rest: string, afterKey: boolean): { block: boolean } | null {
+  const text = rest.trim();
+  if (text === '' || text.startsWith('#')) return afterKey ? { block: false } : null;
+  if (text[0] === '|' || text[0] === '>') return BLOCK_HEADER.test(text) ? { block: true } : null;
   const flow: string[] = [];
   let quote = '';
-  let end = body.length;
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i]!;
+  let atStart = true; // where a value may begin: the start, after [ { , and after `: ` in a mapping
+  let keyFrom = -1; // in a {...}: where the current key began
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
     if (quote) {
-      if (quote === '"' && c === '\\') i++;
-      else if (c === quote) {
-        if (quote === "'" && body[i + 1] === "'") i++;
+      if (quote === '"' && c === '\\') {
+        if (text[i + 1] === 'U') return null;
+        i++;
+      } else if (c === quote) {
+        if (quote === "'" && text[i + 1] === "'") i++;
         else quote = '';
       }
       continue;
     }
-    if (c === '#' && (i === 0 || body[i - 1] === ' ')) {
-      end = i;
-      break;
+    if (c === ' ') continue;
+    if (c === '#') {
+      if (/[\s]/.test(text[i - 1] ?? ' ')) break; // a comment: the rest of the line
+      if (/["'\]}]/.test(text[i - 1]!)) return null; // `"b"#c`: an error to yaml, a comment to js-yaml
     }
-    if ((c === '"' || c === "'") && (i === 0 || /[\s[{,:]/.test(body[i - 1]!))) quote = c;
-    else if (c === '[' || c === '{') flow.push(c);
-    else if (c === ']' || c === '}') {
+    if (atStart) {
+      atStart = false;
+      if (NOT_A_START.has(c) || (c === '-' && /\s/.test(text[i + 1] ?? ' '))) return null;
+      if (flow.at(-1) === '{') keyFrom = i;
+    }
+    if (c === '"' || c === "'") {
+      if (i > 0 && !/[\s[{,:]/.test(text[i - 1]!)) continue; // inside a plain text, a quote is a character
+      quote = c;
+    } else if (c === '[' || c === '{') {
+      flow.push(c);
+      atStart = true;
+    } else if (c === ']' || c === '}') {
       if (flow.pop() !== (c === ']' ? '[' : '{')) return null;
-    } else if (c === ':' && flow[flow.length - 1] === '[' && /[\s,\]]/.test(body[i + 1] ?? ' ')) return null;
-    else if (c === '?' && flow.length > 0) return null;
+    } else if (c === ',' && flow.length > 0) {
+      atStart = true;
+    } else if (c === ':' && /[\s,\]}]/.test(text[i + 1] ?? ' ')) {
+      // `a: b: c`, `[a]: c` and `[a: b]` are read differently; in {...} the key must be a plain name.
+      if (flow.at(-1) !== '{') return null;
+      const key = text.slice(keyFrom, i).trim();
+      if (!/^[A-Za-z_][A-Za-z0-9_./-]{0,199}$/.test(key) || RESERVED_KEY.test(key)) return null;
+      atStart = true;
+    }
   }
-  if (quote || flow.length > 0) return null;
-  return { block: BLOCK_HEADER.test(body.slice(0, end).trimEnd()) };
+  return quote || flow.length > 0 ? null : { block: false };
 }
 
 /** No collection reached twice: an alias to a list or mapping is left to `yaml` and its alias limit. */

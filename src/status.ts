@@ -1,8 +1,8 @@
 // What `nightshift status` shows: a dashboard that a person who does not read code can follow.
 // Built from the files and SQLite alone, so it works with the daemon down too.
-import { byName } from './names.js';
 import { formatDuration } from './duration.js';
 import type { LoadedHome } from './home.js';
+import { byName } from './names.js';
 import { formatInstant, nextAfter } from './schedule.js';
 import { formatProblem } from './specfile.js';
 import type { KillState } from './killswitch.js';

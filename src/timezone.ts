@@ -1,7 +1,9 @@
 /**
  * UTC offsets and their changes for IANA zones. The source is the system's tz database
  * (/usr/share/zoneinfo, or $TZDIR: the TZif files glibc reads), so that nightshift keeps the
- * same clock as cron, systemd and the jobs themselves, updated with the OS's tzdata package. Intl
+ * same clock as cron, systemd and the jobs themselves, updated with the OS's tzdata package (read
+ * when the daemon starts). The rule in a file's footer is applied by calendar year in UTC, as
+ * glibc applies it. Intl
  * (the ICU data inside Node) is the fallback for a zone without a readable file. Not Intl alone:
  * its first use maps about 7 MB of ICU data into the daemon for good, a quarter of its idle
  * memory budget. Each zone's offset changes are worked out once per calendar year and cached;
@@ -27,36 +29,48 @@ export function isValidTimeZone(tz: string): boolean {
   const known = validZones.get(tz);
   if (known !== undefined) return known;
   let ok = tzifZone(tz) !== null;
-  if (!ok) try {
-    // Intl.supportedValuesOf('timeZone') omits "UTC", so ask the formatter instead.
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    ok = true;
-  } catch {
-    ok = false;
+  if (!ok) {
+    try {
+      // Intl.supportedValuesOf('timeZone') omits "UTC", so ask the formatter instead.
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      ok = true;
+    } catch {
+      ok = false;
+    }
   }
   if (validZones.size < 1000) validZones.set(tz, ok);
   return ok;
 }
 
-let systemZone: string | undefined;
+let systemZone: { tz: string | undefined; zone: string } | undefined;
 
-/** The machine's zone, found where glibc looks: $TZ, then the /etc/localtime link; Intl if neither names one. */
+/**
+ * The machine's zone by name: $TZ when it names a zone (`Europe/Zurich`, `:Europe/Zurich` or a
+ * path into the zoneinfo folder), else the zone /etc/localtime links to; otherwise (a POSIX
+ * string in $TZ such as JST-9, /etc/localtime a copy rather than a link) Intl's answer, which
+ * maps the ICU data after all. Worked out again when $TZ changes.
+ */
 export function systemTimeZone(): string {
-  if (systemZone !== undefined) return systemZone;
+  const tz = process.env['TZ'];
+  if (systemZone && systemZone.tz === tz) return systemZone.zone;
+  const fromPath = (p: string): string | undefined => (p.startsWith('/') ? /\/zoneinfo\/(.+)$/.exec(p)?.[1] : p);
   const candidates: Array<() => string | undefined> = [
-    () => process.env['TZ']?.replace(/^:/, ''),
-    () => /\/zoneinfo\/(.+)$/.exec(readlinkSync('/etc/localtime'))?.[1],
+    () => (tz === undefined ? undefined : fromPath(tz.replace(/^:/, ''))),
+    () => (tz === undefined ? fromPath(readlinkSync('/etc/localtime')) : undefined),
   ];
+  let zone: string | undefined;
   for (const c of candidates) {
-    let name: string | undefined;
     try {
-      name = c();
+      const name = c();
+      if (name && tzifZone(name)) zone = name;
     } catch {
-      continue;
+      // not this way
     }
-    if (name && tzifZone(name)) return (systemZone = name);
+    if (zone) break;
   }
-  return (systemZone = new Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC');
+  zone ??= new Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  systemZone = { tz, zone };
+  return zone;
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
@@ -283,18 +297,22 @@ interface TzifZone {
   fixed: number | null;
 }
 
+// Read once per zone: like Intl before, a tzdata upgrade takes effect at the next start.
+const TZDIR = process.env['TZDIR'] || '/usr/share/zoneinfo';
 const zoneFiles = new Map<string, TzifZone | null>();
 // IANA names: letters, digits and - + _ in /-separated parts; never a way out of the folder.
 const ZONE_NAME = /^[A-Za-z0-9_+-]+(?:\/[A-Za-z0-9_+-]+)*$/;
+// Files of the folder that are not zones of the IANA list (Intl refuses them too).
+const NOT_A_ZONE = /^(?:posix|right)\/|^(?:posixrules|localtime|Factory)$/;
 
 /** The zone's data from its TZif file, or null (no such zone file, unreadable, leap seconds, or malformed). */
 function tzifZone(tz: string): TzifZone | null {
   let z = zoneFiles.get(tz);
   if (z !== undefined) return z;
   z = null;
-  if (ZONE_NAME.test(tz) && tz.length < 100) {
+  if (ZONE_NAME.test(tz) && !NOT_A_ZONE.test(tz) && tz.length < 100) {
     try {
-      z = parseTzif(readFileSync(join(process.env['TZDIR'] || '/usr/share/zoneinfo', tz)));
+      z = parseTzif(readFileSync(join(TZDIR, tz)));
     } catch {
       z = null;
     }
@@ -303,7 +321,16 @@ function tzifZone(tz: string): TzifZone | null {
   return z;
 }
 
+/** A TZif file's zone, or null when the file is not one (or counts leap seconds, or is cut short). */
 export function parseTzif(buf: Buffer): TzifZone | null {
+  try {
+    return readTzif(buf);
+  } catch {
+    return null; // a read past the end: the file is cut short
+  }
+}
+
+function readTzif(buf: Buffer): TzifZone | null {
   if (buf.length < 44 || buf.toString('latin1', 0, 4) !== 'TZif') return null;
   const version = buf[4]!;
   const counts = (at: number): [number, number, number, number, number, number] =>
@@ -314,6 +341,7 @@ export function parseTzif(buf: Buffer): TzifZone | null {
   if (version >= 0x32) {
     // Skip the 32-bit block: the 64-bit one follows with its own header.
     at += timecnt * 4 + timecnt + typecnt * 6 + charcnt + leap * 8 + isstd + isut;
+    if (buf.toString('latin1', at, at + 4) !== 'TZif') return null;
     [isut, isstd, leap, timecnt, typecnt, charcnt] = counts(at);
     at += 44;
     timeSize = 8;
@@ -414,7 +442,8 @@ function seconds(text: string): number {
 }
 
 function ruleDate(text: string): RuleDate | null {
-  const [date = '', timeText] = text.split('/');
+  const [date = '', timeText, extra] = text.split('/');
+  if (extra !== undefined || (timeText !== undefined && !/^[-+]?\d{1,3}(?::\d{2}){0,2}$/.test(timeText))) return null;
   const time = timeText === undefined ? 7200 : seconds(timeText);
   let m: RegExpExecArray | null;
   if ((m = /^J(\d{1,3})$/.exec(date)) && Number(m[1]) >= 1 && Number(m[1]) <= 365) return { kind: 'J', day: Number(m[1]), time };
