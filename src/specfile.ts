@@ -123,99 +123,101 @@ export function quickParse(text: string): unknown {
 }
 
 /**
- * Only a text of the usual layout takes the quick path: every line a `key: value`, a `- item`, a
- * `- key: value` or a comment; keys plain names; each quoted text and each [...] or {...} closed
- * on the line it opens; block texts (`|`, `|-`, `>`, `>-`) indented under their key. The two
- * readers part ways in the corners outside it (a quote or bracket left open across lines, null or
- * complex keys, tags, anchors and aliases, tabs, several documents, `#` glued to a quote, `\U`
- * escapes, block-text indicators and blank-but-spaced lines), so there `yaml` reads alone.
+ * Only a text of the usual layout takes the quick path, checked line by line against a small
+ * grammar: `name: value`, `- name: value`, `- value`, `name:` opening a nested block, comments.
+ * Names are plain words; a value is a plain text without quotes, brackets, `#` or `:`, one quoted
+ * text, a [...] of such scalars or a {name: scalar, ...} of them, or a block text `|`, `|-`, `>`,
+ * `>-` under a name, all closed on their line; indentation nests in the usual way. Everything
+ * else (anchors, aliases, tags, complex or null keys, multi-line quotes and brackets, block
+ * indicators, lines of spaces in block texts, tabs, several documents) goes to `yaml` alone:
+ * those are the corners where the two readers have been seen to part ways.
  */
 function plainLayout(text: string): boolean {
-  if (/[!\t\r]|__proto__/.test(text)) return false;
-  let blockIndent = -1; // inside a block text: lines indented deeper than its key belong to it
+  if (/[\t\r]|__proto__|\\U/.test(text)) return false;
+  const levels = [0]; // indents of the open blocks, innermost last
+  let opens = false; // the previous line was `name:` with nothing after it
+  let block: { parent: number; indent: number } | null = null; // inside a block text
   for (const line of text.split('\n')) {
     const indent = line.length - line.trimStart().length;
     const body = line.slice(indent);
-    if (blockIndent >= 0) {
-      if (line === '' || (body !== '' && indent > blockIndent)) continue;
-      // A line of spaces only: the readers disagree on what it adds to the text.
-      if (body === '') return false;
-      blockIndent = -1;
+    if (block) {
+      if (line === '') continue;
+      if (body !== '' && indent > block.parent) {
+        // Every line at least as deep as the first: the readers differ on the rest.
+        if (block.indent < 0) block.indent = indent;
+        else if (indent < block.indent) return false;
+        continue;
+      }
+      if (body === '') return false; // spaces only: the readers disagree on what it adds
+      block = null;
     }
     if (body === '' || body.startsWith('#')) continue;
     const m = LINE.exec(body);
     if (!m) return false;
-    const [, dash = '', key, rest = ''] = m;
-    if (key !== undefined && RESERVED_KEY.test(key)) return false;
-    // A bare `-` (an empty item) and misaligned lists after it are read differently.
-    if (key === undefined && rest.trim() === '') return false;
-    const value = scanValue(rest, key !== undefined);
+    const dash = m[1] ?? '';
+    const key = m[2];
+    const value = withoutComment(m[3] ?? m[4] ?? '');
     if (value === null) return false;
-    if (value.block) blockIndent = indent + dash.length;
+    if (key !== undefined && RESERVED_KEY.test(key)) return false;
+    // Indentation: a sibling of an open block, or one level deeper right after `name:`.
+    while (levels.length > 1 && levels[levels.length - 1]! > indent) levels.pop();
+    const top = levels[levels.length - 1]!;
+    if (indent > top) {
+      if (!opens) return false;
+      levels.push(indent);
+    } else if (indent < top) return false;
+    else if (opens && dash === '' && key !== undefined) return false; // `name:` then a sibling: an empty value, read alike, but keep it simple
+    if (dash) levels.push(indent + dash.length);
+    opens = key !== undefined && value === '';
+    if (BLOCK_HEADER.test(value)) {
+      if (key === undefined) return false; // `- |`: measured from elsewhere by each reader
+      block = { parent: indent + dash.length, indent: -1 };
+      opens = false;
+    } else if (key === undefined && value === '') return false; // a bare `-`
   }
   return true;
 }
 
-// Optional `- ` items, then `name:` (end of line or a space after it) and the rest, or an item's value.
-const LINE = /^((?:- +)*)(?:([A-Za-z_][A-Za-z0-9_./-]{0,199}):(?=\s|$))?(.*)$/;
+const NAME = '[A-Za-z_][A-Za-z0-9_./-]{0,199}';
+// At most one `- `, then `name:` (with a value after a space, or nothing), or an item's value
+// (with any trailing comment: see withoutComment).
+const LINE = new RegExp(`^(- +)?(?:(${NAME}):(?: +(.*))?|(?<=^- +)(.*))$`);
 // Names that YAML reads as null or true/false, not as text.
 const RESERVED_KEY = /^(?:null|Null|NULL|true|True|TRUE|false|False|FALSE)$/;
-const BLOCK_HEADER = /^[|>]-?(?:\s+#.*)?$/;
-const NOT_A_START = new Set(['&', '*', '!', '|', '>', '?', '%', '@', '`', '#']);
+const BLOCK_HEADER = /^[|>]-?$/;
+// A plain text: not starting with an indicator (a lone `-` neither) or a quote; no bracket or `#`
+// in it, and a `:` only inside a word (02:30, http://x), never before a space or at the end.
+const PLAIN = `(?:-(?=[^\\s-])|[^\\s'"\\[\\]{}#&*!|>%@\`,?:-])(?:[^\\[\\]{}#:]|:(?=[^\\s\\[\\]{}#:]))*`;
+const PLAIN_IN_FLOW = `(?:-(?=[^\\s,-])|[^\\s'"\\[\\]{}#&*!|>%@\`,?:-])[^'"\\[\\]{}#:,]*`;
+const QUOTED = `"(?:[^"\\\\]|\\\\.)*"|'(?:[^']|'')*'`;
+const IN_FLOW = `(?:${QUOTED}|${PLAIN_IN_FLOW})`;
+// In {...}: `name: ` or, JSON style, a quoted name with the `:` right after it.
+const FLOW_KEY = `(?:${NAME}: +|"${NAME}": *|'${NAME}': *)`;
+const VALUE = new RegExp(
+  `^(?:${QUOTED}|${PLAIN}|\\[ *(?:${IN_FLOW}(?: *, *${IN_FLOW})*)? *\\]|\\{ *(?:${FLOW_KEY}${IN_FLOW}(?: *, *${FLOW_KEY}${IN_FLOW})*)? *\\})$`,
+);
 
 /**
- * Checks a value (after `key:` or `- `): null when it is outside the usual layout, else whether it
- * opens a block text. `afterKey`: the value of a `key:` (a `- item` must not be empty).
+ * The value without a trailing ` # comment`: the whole rest when it is a value (a quoted text may
+ * hold " #"), else the part before the first ` #` that leaves a value. null: neither.
  */
-function scanValue(rest: string, afterKey: boolean): { block: boolean } | null {
-  const text = rest.trim();
-  if (text === '' || text.startsWith('#')) return afterKey ? { block: false } : null;
-  if (text[0] === '|' || text[0] === '>') return BLOCK_HEADER.test(text) ? { block: true } : null;
-  const flow: string[] = [];
-  let quote = '';
-  let atStart = true; // where a value may begin: the start, after [ { , and after `: ` in a mapping
-  let keyFrom = -1; // in a {...}: where the current key began
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quote) {
-      if (quote === '"' && c === '\\') {
-        if (text[i + 1] === 'U') return null;
-        i++;
-      } else if (c === quote) {
-        if (quote === "'" && text[i + 1] === "'") i++;
-        else quote = '';
-      }
-      continue;
-    }
-    if (c === ' ') continue;
-    if (c === '#') {
-      if (/[\s]/.test(text[i - 1] ?? ' ')) break; // a comment: the rest of the line
-      if (/["'\]}]/.test(text[i - 1]!)) return null; // `"b"#c`: an error to yaml, a comment to js-yaml
-    }
-    if (atStart) {
-      atStart = false;
-      if (NOT_A_START.has(c) || (c === '-' && /\s/.test(text[i + 1] ?? ' '))) return null;
-      if (flow.at(-1) === '{') keyFrom = i;
-    }
-    if (c === '"' || c === "'") {
-      if (i > 0 && !/[\s[{,:]/.test(text[i - 1]!)) continue; // inside a plain text, a quote is a character
-      quote = c;
-    } else if (c === '[' || c === '{') {
-      flow.push(c);
-      atStart = true;
-    } else if (c === ']' || c === '}') {
-      if (flow.pop() !== (c === ']' ? '[' : '{')) return null;
-    } else if (c === ',' && flow.length > 0) {
-      atStart = true;
-    } else if (c === ':' && /[\s,\]}]/.test(text[i + 1] ?? ' ')) {
-      // `a: b: c`, `[a]: c` and `[a: b]` are read differently; in {...} the key must be a plain name.
-      if (flow.at(-1) !== '{') return null;
-      const key = text.slice(keyFrom, i).trim();
-      if (!/^[A-Za-z_][A-Za-z0-9_./-]{0,199}$/.test(key) || RESERVED_KEY.test(key)) return null;
-      atStart = true;
-    }
+function withoutComment(rest: string): string | null {
+  const whole = rest.trimEnd();
+  if (whole === '' || BLOCK_HEADER.test(whole) || isValue(whole)) return whole;
+  for (let i = rest.indexOf(' #'); i >= 0; i = rest.indexOf(' #', i + 1)) {
+    const v = rest.slice(0, i).trimEnd();
+    if (v === '' || BLOCK_HEADER.test(v) || isValue(v)) return v;
   }
-  return quote || flow.length > 0 ? null : { block: false };
+  return null;
+}
+
+function isValue(value: string): boolean {
+  const v = value.trimEnd();
+  if (!VALUE.test(v)) return false;
+  if (!v.startsWith('{')) return true;
+  // Keys in {...}: the regex took names; none may be read as null or a boolean.
+  for (const m of v.matchAll(new RegExp(`(?:\\{|,) *(${NAME}):`, 'g'))) if (RESERVED_KEY.test(m[1]!)) return false;
+  return true;
 }
 
 /** No collection reached twice: an alias to a list or mapping is left to `yaml` and its alias limit. */

@@ -88,9 +88,9 @@ describe('the quick YAML reader agrees with yaml', () => {
   it('on 20,000 generated documents with every scalar style and YAML corner', () => {
     const r = mulberry32(20261201);
     const { quick } = check(Array.from({ length: 20_000 }, () => document(r)));
-    // Many texts must take the quick path, or the comparison proves nothing (the others hold
-    // tags, anchors, complex keys or quotes across lines, which go to yaml).
-    expect(quick).toBeGreaterThan(1000);
+    // Enough texts must take the quick path, or the comparison proves nothing (most hold tags,
+    // anchors, odd keys or quotes across lines on purpose, and go to yaml).
+    expect(quick).toBeGreaterThan(500);
   });
 
   it('on 6,000 random edits of valid job, rule and policy files', () => {
