@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_DIR, machineInfo, OUT_DIR, printMachine, round, table, writeResult } from './lib.mjs';
+import { drawAll } from './chart.mjs';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -27,7 +28,7 @@ const { values } = parseArgs({
 const passOn = [...(values.quick ? ['--quick'] : []), ...(values.keep ? ['--keep'] : []), ...(values.dist ? ['--dist', values.dist] : [])];
 // Ours first, then every other bench/*.mjs (benches others add), except helpers and investigation tools.
 const FIRST = ['idle', 'latency', 'scale'];
-const NOT_BENCHES = new Set(['lib', 'run', 'profile-scale']);
+const NOT_BENCHES = new Set(['lib', 'run', 'profile-scale', 'chart', 'peers-lib']);
 const others = readdirSync(BENCH_DIR)
   .filter((f) => f.endsWith('.mjs'))
   .map((f) => f.slice(0, -4))
@@ -99,4 +100,6 @@ console.log(table(outcomes.map((o) => ({ bench: o.name, exit: o.code ?? o.signal
 console.log('');
 console.log(table(rows));
 writeResult('summary', { machine, quick: values.quick, benches: outcomes, figures: rows });
+// Charts are drawn from every CSV in bench/results/ (those just written and any kept from earlier runs).
+for (const p of drawAll()) console.log(`chart: ${p}`);
 process.exitCode = outcomes.some((o) => o.code !== 0) ? 1 : 0;

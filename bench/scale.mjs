@@ -10,10 +10,12 @@
 //       both an in-place write (truncate+write) and an atomic replace (write temp, rename).
 //
 //   node bench/scale.mjs [--sizes 100,1000,10000] [--reloads 10] [--quick] [--keep] [--dist DIR]
-import { renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { writeCsv } from './chart.mjs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import {
+  BENCH_DIR,
   figure,
   flags,
   isMsg,
@@ -194,4 +196,34 @@ await runMain(values, async () => {
   console.log('');
   printFigures(figs);
   writeResult('scale', { bench: 'scale', command: `node bench/scale.mjs ${process.argv.slice(2).join(' ')}`.trim(), machine, params: { sizes, reloads: nReloads, validations: nValidate }, results, figures: figs });
+  writeScaleCsv(machine, results);
 });
+
+/** bench/results/scale.csv for bench/chart.mjs: one row per home size; log axes (10 ms next to 10 s). */
+function writeScaleCsv(machine, results) {
+  const dir = join(BENCH_DIR, 'results');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'scale.csv');
+  writeCsv(
+    path,
+    {
+      title: 'Scale: load time, memory and reload of one file for 100 / 1,000 / 10,000 jobs',
+      subtitle: `${machine.nproc} CPU, ${Math.round(machine.memTotalMB / 102.4) / 10} GB, ${machine.date.slice(0, 16).replace('T', ' ')} UTC, load ${machine.loadavg[0]} at start`,
+      scale: 'log',
+      notes: [`median of ${nValidate} validations and of ${nReloads} reloads per mode; start = spawn to "nightshift started"`],
+    },
+    ['jobs', 'validate [ms]', 'start, fresh state [ms]', 'start, existing state [ms]', 'reload one file, write [ms]', 'reload one file, rename [ms]', 'daemon RSS [MB]', 'daemon peak RSS [MB]', 'validate peak RSS [MB]'],
+    results.map((x) => [
+      `${x.jobs.toLocaleString('en-US')} jobs`,
+      x.validate.wallMedianMs,
+      x.startFresh.ms,
+      x.startExisting.ms,
+      x.reloadWrite.median,
+      x.reloadRename.median,
+      x.startFresh.rssMB,
+      Math.max(x.startFresh.hwmMB, x.startExisting.hwmMB),
+      x.validate.peakMaxMB,
+    ]),
+  );
+  console.log(`CSV written to ${path} (node bench/chart.mjs draws it)`);
+}
