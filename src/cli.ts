@@ -106,8 +106,31 @@ const COMMANDS: Record<string, Command> = {
       if (!existsSync(ctx.paths.home)) throw new UsageError(`the home folder ${ctx.paths.home} does not exist (use --home DIR)`);
       const log = createLogger();
       const daemon = new Daemon({ paths: ctx.paths, log });
+      // Handlers first: until one is installed a SIGTERM kills node outright, and start() already
+      // runs jobs (catch-up runs) — a stop during start-up would orphan them. A signal that comes
+      // during start() is acted on once start() has returned.
+      let signals = 0;
+      let started = false;
+      let stopRequested: ((sig: NodeJS.Signals) => void) | null = null;
+      let pendingSignal: NodeJS.Signals | null = null;
+      const onSignal = (sig: NodeJS.Signals): void => {
+        signals++;
+        if (signals === 1) {
+          if (stopRequested) stopRequested(sig);
+          else pendingSignal = sig;
+        } else {
+          log.warn({ signal: sig }, 'second stop signal: killing running jobs now');
+          daemon.forceStop();
+          // Still starting: nothing would act on the first signal before start() returns, which a
+          // hung start never does. Open runs become "interrupted" at the next start.
+          if (!started) process.exit(EXIT.unhealthy);
+        }
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
       try {
         await daemon.start();
+        started = true;
       } catch (err) {
         if (err instanceof LockHeld) {
           ctx.io.err(`nightshift: ${err.message}`);
@@ -118,25 +141,17 @@ const COMMANDS: Record<string, Command> = {
         return EXIT.unhealthy;
       }
       return await new Promise<number>((resolve) => {
-        let signals = 0;
-        const onSignal = (sig: NodeJS.Signals): void => {
-          signals++;
-          if (signals === 1) {
-            log.info({ signal: sig }, 'stop requested');
-            daemon.stop().then(
-              () => resolve(EXIT.ok),
-              (err: unknown) => {
-                log.error({ err: String(err) }, 'stopping failed');
-                resolve(EXIT.unhealthy);
-              },
-            );
-          } else {
-            log.warn({ signal: sig }, 'second stop signal: killing running jobs now');
-            daemon.forceStop();
-          }
+        stopRequested = (sig) => {
+          log.info({ signal: sig }, 'stop requested');
+          daemon.stop().then(
+            () => resolve(EXIT.ok),
+            (err: unknown) => {
+              log.error({ err: String(err) }, 'stopping failed');
+              resolve(EXIT.unhealthy);
+            },
+          );
         };
-        process.on('SIGTERM', onSignal);
-        process.on('SIGINT', onSignal);
+        if (pendingSignal) stopRequested(pendingSignal);
         process.on('uncaughtException', (err) => {
           log.fatal({ err: err.message, stack: err.stack }, 'nightshift crashed; systemd will restart it and open runs become "interrupted"');
           process.exit(EXIT.unhealthy);

@@ -23,9 +23,9 @@ import { createNotifier, type Notifier } from './notify.js';
 import { Scheduler } from './scheduler.js';
 import type { Policy } from './spec.js';
 import { formatProblem, type SpecProblem } from './specfile.js';
-import { Store, type RunRow } from './store.js';
+import { formatBytes, isDiskFull, Store, type DiskFullEvent, type RunRow } from './store.js';
 import { ShuttingDown, Supervisor } from './supervisor.js';
-import { systemClock, type Clock } from './timer.js';
+import { systemClock, type Clock, type ClockJump } from './timer.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js';
 import { ConfigWatcher, FileWatcher } from './watch.js';
 import { Watchdog } from './watchdog.js';
@@ -104,6 +104,7 @@ export class Daemon {
     this.lock = StateLock.acquire(paths.lock);
     try {
       this.store = Store.open(paths.db);
+      this.store.onDiskFull((ev) => this.diskFullChanged(ev));
       const downSince = this.store.lastActivityAt();
       this.supervisor = new Supervisor({
         store: this.store,
@@ -151,12 +152,14 @@ export class Daemon {
       this.scheduler = new Scheduler({
         store: this.store,
         clock: this.clock,
-        onDue: (job, instant, trigger) => this.supervisor.dispatchScheduled(job, instant, trigger),
-        onMissed: (job, first, count, catchUp) => {
-          const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were missed while nightshift was down${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
+        onDue: (job, instant, trigger, repeat) => this.supervisor.dispatchScheduled(job, instant, trigger, repeat),
+        onMissed: (job, first, count, catchUp, cause) => {
+          const why = cause === 'clock-jump' ? 'skipped by a forward jump of the system clock' : 'missed while nightshift was down';
+          const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
           log.warn({ job: job.name, missed: count }, msg);
-          this.store.recordEvent(this.clock.now(), 'missed-while-down', job.name, msg, { first, count });
+          this.store.recordEvent(this.clock.now(), cause === 'clock-jump' ? 'missed-by-clock-jump' : 'missed-while-down', job.name, msg, { first, count });
         },
+        onClockJump: (jump) => this.clockJumped(jump),
         onError: (err, name) => log.error({ job: name, err: String(err) }, 'scheduling failed'),
       });
       this.pager = new Pager({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log });
@@ -272,6 +275,30 @@ export class Daemon {
   }
 
   /**
+   * The state folder filled up, or has room again: said once per episode in the log, the journal
+   * and a page (if policy.page.allow lists disk-full).
+   */
+  private diskFullChanged(ev: DiskFullEvent): void {
+    const free = ev.free === null ? 'unknown' : formatBytes(ev.free);
+    if (ev.kind === 'full') {
+      const message =
+        `the state folder ${ev.dir} is full (${free} free; ${ev.where}: ${ev.error}). Jobs keep running and their records wait in ` +
+        `memory until space returns; heals do nothing meanwhile (no snapshot, no fix). Free space on that filesystem.`;
+      this.log.error({ state: ev.dir, freeBytes: ev.free, where: ev.where, err: ev.error }, message);
+      // Held in memory with the rest and written when space returns, at the moment it happened.
+      this.store.recordEvent(ev.since, 'disk-full', null, message, { state: ev.dir, freeBytes: ev.free, error: ev.error });
+      // The page does not wait for space: the page command gets it on stdin, from memory.
+      this.pager?.page({ event: 'disk-full', fingerprint: 'nightshift:disk-full', message, state: ev.dir, freeBytes: ev.free });
+      return;
+    }
+    const message =
+      `the state folder ${ev.dir} has room again (${free} free) after ${formatDuration(Math.max(0, ev.at - ev.since))} full; ` +
+      `${ev.writes} record(s) kept in memory were written, ${ev.runs.length} of them finished runs`;
+    this.log.warn({ state: ev.dir, freeBytes: ev.free, runs: ev.runs.map((r) => r.id), writes: ev.writes }, message);
+    this.store.recordEvent(ev.at, 'disk-full-resolved', null, message, { state: ev.dir, freeBytes: ev.free, since: ev.since, writes: ev.writes });
+  }
+
+  /**
    * Many starts in a short time mean a crash loop (systemd restarting a daemon that dies): the
    * one thing about nightshift itself worth waking someone for. The pager pages a fingerprint at
    * most once an hour, so a loop pages once.
@@ -283,6 +310,16 @@ export class Daemon {
     const message = `nightshift started ${starts} times in the last ${formatDuration(RESTART_LOOP_WINDOW_MS)}: it keeps crashing or being restarted (journalctl -u nightshift shows why)`;
     this.log.error({ starts }, message);
     this.pager?.page({ event: 'daemon-restart-loop', fingerprint: 'nightshift:daemon-restart-loop', message, starts });
+  }
+
+  /** Journals a step of the wall clock (the scheduler calls this before it re-plans for it). */
+  private clockJumped(jump: ClockJump): void {
+    const size = formatDuration(Math.abs(jump.deltaMs));
+    const msg = jump.deltaMs > 0
+      ? `the system clock jumped forward by ${size} (to ${new Date(jump.after).toISOString()}): instants it skipped are handled like downtime (catchUp jobs run once, the others are recorded as missed)`
+      : `the system clock went back by ${size} (to ${new Date(jump.after).toISOString()}): schedules follow the new time; a fixed-time job does not run a time it already ran (steps under 3 h)`;
+    this.log.warn({ deltaMs: jump.deltaMs, from: new Date(jump.before).toISOString(), to: new Date(jump.after).toISOString() }, msg);
+    this.store.recordEvent(this.clock.now(), 'clock-jump', null, msg, { deltaMs: jump.deltaMs, before: jump.before, after: jump.after });
   }
 
   /** systemd's watchdog: petted from the event loop, and only while the scheduler is keeping up. */
@@ -312,6 +349,14 @@ export class Daemon {
     await this.healer?.stop();
     await this.supervisor?.shutdown('shutdown');
     await this.stopNotifiers();
+    this.store?.retryNow();
+    const full = this.store?.diskFull();
+    if (full && full.held > 0) {
+      this.log.error(
+        { state: this.paths.state, held: full.held },
+        `stopping while the state folder ${this.paths.state} is still full: ${full.held} record(s) kept in memory since ${new Date(full.since).toISOString()} cannot be written and are lost (this log has the runs)`,
+      );
+    }
     try {
       this.store?.recordEvent(this.clock.now(), 'daemon-stop', null, 'nightshift stopped');
     } catch {
@@ -615,6 +660,11 @@ export class Daemon {
       return what === 'approve' ? this.healer!.approve(id) : this.healer!.deny(id);
     } catch (err) {
       if (err instanceof HealError) throw new ControlError(err.message, err.status);
+      if (isDiskFull(err)) {
+        // Fail closed: an answer that cannot be journaled does nothing.
+        this.store.noteDiskFull(err, 'the database');
+        throw new ControlError(`the state folder ${this.paths.state} is full: the answer could not be recorded, so nothing was run; ${what} again once there is space`, 503);
+      }
       throw err;
     }
   }

@@ -21,7 +21,7 @@ import { sendDigestMail } from './mail.js';
 import { formatInstant, nextAfter } from './schedule.js';
 import type { Policy } from './spec.js';
 import type { Store } from './store.js';
-import { DeadlineTimer, type Clock } from './timer.js';
+import { DeadlineTimer, type Clock, type ClockJump } from './timer.js';
 
 /** 1 m, 5 m, 15 m, 1 h, then every 6 h — until the next day's digest, which reports the failure. */
 export const DEFAULT_RETRY_DELAYS_MS: readonly number[] = [60_000, 300_000, 900_000, 3_600_000, 21_600_000];
@@ -82,8 +82,11 @@ export class DigestService {
 
   constructor(private readonly deps: DigestServiceDeps) {
     this.delays = deps.retryDelaysMs?.length ? deps.retryDelaysMs : DEFAULT_RETRY_DELAYS_MS;
-    this.timer = new DeadlineTimer<Key>((key, at) => this.due(key, at), deps.clock, (err, key) =>
-      deps.log.error({ err: String(err), key }, 'digest timer callback failed'),
+    this.timer = new DeadlineTimer<Key>(
+      (key, at) => this.due(key, at),
+      deps.clock,
+      (err, key) => deps.log.error({ err: String(err), key }, 'digest timer callback failed'),
+      (jump) => this.clockJumped(jump),
     );
     // Nothing is armed before start(): a CLI that only calls runFor must be able to exit.
     this.timer.stop();
@@ -127,6 +130,22 @@ export class DigestService {
     } catch (err) {
       this.deps.log.error({ err: String(err) }, 'could not read unsent digests');
     }
+  }
+
+  /**
+   * The wall clock stepped: retries keep their delay in real time; the digest time is a time of
+   * day, so it is worked out again from the new time, and a forward step over it is handled like
+   * downtime (today's digest goes out now if it has not). Backward, the digest rows by date keep
+   * a day's digest from going out twice.
+   */
+  private clockJumped(jump: ClockJump): void {
+    if (!this.running) return;
+    for (const key of this.timer.keys()) {
+      const at = this.timer.get(key);
+      if (key !== 'digest' && at !== undefined) this.timer.set(key, at + jump.deltaMs);
+    }
+    this.arm();
+    if (jump.deltaMs > 0) this.catchUp();
   }
 
   /** When the next day's digest is due (epoch ms), for status. */

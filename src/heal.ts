@@ -374,7 +374,8 @@ export class Healer {
       this.checkStop(signal);
 
       // 8. fix
-      store.healStep(id, 'fix', clock.now());
+      const fixStartedAt = clock.now();
+      store.healStep(id, 'fix', fixStartedAt);
       const fix = await this.fix(id, alert, job, matched, signal);
       store.healNote(id, fix.detail, {}, fix.ok ? 'done' : 'failed');
       this.checkStop(signal);
@@ -399,6 +400,11 @@ export class Healer {
         store.batch(() => {
           const still = store.getAlert(alert.id);
           if (still && still.resolved_at === null) this.deps.resolveAlert(still, 'fixed-verified', `heal #${id} by rule ${matched.name}`);
+          // The fix's own effect (a restarted worker's heartbeat, a success) may resolve the alert
+          // before the probe has spoken: that is this fix working, not the job recovering alone.
+          else if (still?.resolution === 'self-recovered' && still.resolved_at !== null && still.resolved_at >= fixStartedAt) {
+            store.creditAlert(still.id, 'fixed-verified');
+          }
           store.finishHeal(id, 'fixed-verified', detail, clock.now());
         });
         // Logged once committed: a log line must never announce what a crash could still undo.
@@ -430,7 +436,13 @@ export class Healer {
     stopped: StopWhy | null,
   ): Promise<void> {
     const { store, clock, log } = this.deps;
-    store.healStep(id, 'rollback', clock.now());
+    try {
+      store.healStep(id, 'rollback', clock.now());
+    } catch (err) {
+      // The restore matters more than its journal line: a write that fails now (a full disk)
+      // must not leave the fix in place.
+      log.error({ heal: id, err: errText(err) }, 'heal: the rollback step could not be journaled; restoring the snapshot anyway');
+    }
     const row = store.getHealAttempt(id)!;
     // A halt, a stop or an error may come between the fix and the zone check: look now, so a zone
     // change is an emergency whatever interrupted the attempt.
@@ -458,14 +470,21 @@ export class Healer {
     if (emergency) {
       detail = `EMERGENCY: the protected zone changed (${zoneChanged.slice(0, 5).join(', ')}${zoneChanged.length > 5 ? ', …' : ''}); the zone and the fix were restored and rule ${matched.name} was demoted to shadow. ${detail}`;
     }
-    store.batch(() => {
-      store.finishHeal(id, outcome, detail, clock.now());
-      if (emergency) store.setLadder(matched.name, 'shadow', matched.hash, clock.now(), `heal #${id} changed the protected zone`);
-      // An incident that ended meanwhile (a success of its own) says nothing against the rule.
-      else if (outcome === 'rolled-back' && level === 'auto' && !alertGone) {
-        store.setLadder(matched.name, demoted(level), matched.hash, clock.now(), `heal #${id} was rolled back in auto: ${doubt}`);
-      }
-    });
+    try {
+      store.batch(() => {
+        store.finishHeal(id, outcome, detail, clock.now());
+        if (emergency) store.setLadder(matched.name, 'shadow', matched.hash, clock.now(), `heal #${id} changed the protected zone`);
+        // An incident that ended meanwhile (a success of its own) says nothing against the rule.
+        else if (outcome === 'rolled-back' && level === 'auto' && !alertGone) {
+          store.setLadder(matched.name, demoted(level), matched.hash, clock.now(), `heal #${id} was rolled back in auto: ${doubt}`);
+        }
+      });
+    } catch (err) {
+      // Restored, but not on record: the snapshot stays, and the next start's recovery restores
+      // it again (the same bytes) and records the attempt as interrupted-rolled-back.
+      log.error({ heal: id, job: job.name, err: errText(err) }, `heal ${outcome}, but the outcome could not be recorded: ${detail}`);
+      return;
+    }
     // Dropped only once the outcome is on record: a crash in between must still find the snapshot.
     await this.vault.drop(dir);
     log.warn({ heal: id, job: job.name, fingerprint: fp, rule: matched.name, outcome }, `heal ${outcome}: ${detail}`);
@@ -479,12 +498,26 @@ export class Healer {
 
   private rollbackFailed(row: HealAttemptRow, err: unknown): void {
     const detail = `ROLLBACK FAILED (${errText(err)}): the snapshot is kept in ${row.snapshot_dir ?? '?'}; a person must restore it`;
-    this.deps.store.finishHeal(row.id, 'rollback-failed', detail, this.deps.clock.now());
+    try {
+      this.deps.store.finishHeal(row.id, 'rollback-failed', detail, this.deps.clock.now());
+    } catch (again) {
+      // Not on record (a full disk), but the person must hear of it all the same.
+      this.deps.log.error({ heal: row.id, err: errText(again) }, 'heal: the failed rollback could not be recorded');
+    }
     this.deps.log.error({ heal: row.id, job: row.job }, detail);
     this.deps.page({ event: 'heal-blocked', fingerprint: `${row.fingerprint}:heal-blocked`, job: row.job, message: detail });
   }
 
   private closeAfterError(id: number, err: unknown): void {
+    try {
+      this.closeAfterErrorOrThrow(id, err);
+    } catch (again) {
+      // Not on record (a full disk): the attempt stays open and the next start's recovery closes it.
+      this.deps.log.error({ heal: id, err: errText(err), record: errText(again) }, 'heal attempt failed and its outcome could not be recorded');
+    }
+  }
+
+  private closeAfterErrorOrThrow(id: number, err: unknown): void {
     const row = this.deps.store.getHealAttempt(id);
     if (!row || row.outcome !== null) return;
     if (err instanceof Stopped) {
@@ -516,7 +549,9 @@ export class Healer {
   private async precheck(job: Job, alert: AlertRow, matched: LoadedRule | null, signal: AbortSignal): Promise<string | null> {
     const { store } = this.deps;
     const since = store.successSince(job.name, alert.opened_at);
-    if (since !== null) return `the job succeeded again at ${new Date(since).toISOString()}, after the alert`;
+    // A success stamped later than now was recorded before the wall clock went back: it came
+    // before the alert, not after.
+    if (since !== null && since <= this.deps.clock.now()) return `the job succeeded again at ${new Date(since).toISOString()}, after the alert`;
     if (job.managed && job.spec.precheck) {
       const v = await runPrecheck(job, { timeoutMs: PRECHECK_TIMEOUT_MS, extraEnv: { NIGHTSHIFT_STATE: this.deps.paths.state } });
       if (v.idle) return `the job's pre-check says IDLE: there is nothing to do`;

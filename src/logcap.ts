@@ -19,10 +19,28 @@ export class CappedLog {
   constructor(
     readonly path: string,
     cap = DEFAULT_LOG_CAP,
+    /** Told once, at the first failed write: a full disk is worth reporting while the run goes on. */
+    private readonly onError?: (err: Error) => void,
   ) {
     this.headCap = Math.floor(cap / 2);
     this.tailCap = cap - this.headCap;
-    this.fd = openSync(path, 'w', 0o640);
+    // A log that cannot even be created (disk full) must not keep the job from running: the
+    // output is still kept in memory for the run's row, and the error says why the file is missing.
+    try {
+      this.fd = openSync(path, 'w', 0o640);
+    } catch (err) {
+      this.fd = null;
+      this.failed(err as Error);
+    }
+  }
+
+  private failed(err: Error): void {
+    this.writeError = err;
+    try {
+      this.onError?.(err);
+    } catch {
+      // reporting is best effort; the run goes on
+    }
   }
 
   get bytes(): number {
@@ -100,7 +118,7 @@ export class CappedLog {
       let off = 0;
       while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
     } catch (err) {
-      this.writeError = err as Error;
+      this.failed(err as Error);
     }
   }
 }

@@ -9,7 +9,7 @@ import type { Logger } from './log.js';
 import { SYSTEMD_NOTIFY_ENV } from './notify.js';
 import { groupAlive, killGroup, terminateGroup } from './runner.js';
 import type { Policy } from './spec.js';
-import type { Store } from './store.js';
+import { isDiskFull, type Store } from './store.js';
 import { DeadlineTimer, type Clock } from './timer.js';
 
 export const COMMAND_TIMEOUT_MS = 10_000;
@@ -215,6 +215,8 @@ export interface PagerDeps {
 
 export class Pager {
   private readonly inFlight = new Set<Promise<void>>();
+  /** Pages this process recorded: a row without an outcome that is not one of these was left by a daemon that died. */
+  private readonly mine = new Set<number>();
   private readonly timeoutMs: number;
   private readonly intervalMs: number;
 
@@ -238,18 +240,33 @@ export class Pager {
       }
       const now = this.deps.clock.now();
       const last = store.lastPage(ev.fingerprint);
-      if (last && now - last.at < this.intervalMs) {
+      // A page a previous daemon recorded but did not see through (it died first, often before its
+      // command even started — a crash loop right after start) may never have gone out: it does
+      // not hold back this one. At least once: a duplicate beats a lost page.
+      const interrupted = last !== undefined && last.outcome === null && !this.mine.has(last.id);
+      if (interrupted) store.finishPage(last.id, 'interrupted', 'nightshift stopped before the page command was seen to finish; the next page was not held back');
+      if (last && !interrupted && now - last.at < this.intervalMs) {
         const msg = `not paging again for ${ev.fingerprint}: last page ${formatDuration(now - last.at)} ago (at most one per ${formatDuration(this.intervalMs)})`;
         log.info({ event: ev.event, fingerprint: ev.fingerprint, lastPageId: last.id }, msg);
         store.recordEvent(now, 'page-suppressed', ev.job ?? null, msg, { event: ev.event, fingerprint: ev.fingerprint, lastPageId: last.id });
         return 'suppressed';
       }
       // Recorded before anything runs: a second call right now sees it, and so does a restart.
-      const id = store.recordPage(ev.fingerprint, ev.event, now);
+      // A full state folder does not silence a page (it may be what the page is about): the page
+      // goes out, and its row is written whole when space returns.
+      let id: number | null = null;
+      try {
+        id = store.recordPage(ev.fingerprint, ev.event, now);
+        this.mine.add(id);
+      } catch (err) {
+        if (!isDiskFull(err)) throw err;
+        store.noteDiskFull(err, 'the database');
+      }
       const command = policy.page.command;
       if (!command) {
         const detail = 'policy.page.command is not set: nobody could be paged; add page: { command: [...] } to protected/policy.yaml';
-        store.finishPage(id, 'not-configured', detail);
+        if (id === null) store.recordFinishedPage(ev.fingerprint, ev.event, now, 'not-configured', detail);
+        else store.finishPage(id, 'not-configured', detail);
         log.error({ event: ev.event, fingerprint: ev.fingerprint }, detail);
         return 'not-configured';
       }
@@ -261,14 +278,15 @@ export class Pager {
     }
   }
 
-  private async run(id: number, command: string[], ev: PageEvent, now: number): Promise<void> {
+  private async run(id: number | null, command: string[], ev: PageEvent, now: number): Promise<void> {
     const { store, log } = this.deps;
     const payload = `${JSON.stringify({ ...ev, at: new Date(now).toISOString() })}\n`;
     const r = await runBounded(command, { input: payload, timeoutMs: this.timeoutMs });
     const outcome = r.ok ? 'sent' : r.timedOut ? 'timeout' : 'failed';
     const detail = describeResult(r, this.timeoutMs);
     try {
-      store.finishPage(id, outcome, detail);
+      if (id === null) store.recordFinishedPage(ev.fingerprint, ev.event, now, outcome, detail);
+      else store.finishPage(id, outcome, detail);
     } catch (err) {
       log.error({ err: String(err), pageId: id }, 'could not record the page outcome');
     }

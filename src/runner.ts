@@ -25,6 +25,8 @@ export interface RunResult {
   outputBytes: number;
   outputTail: string;
   reason: string;
+  /** Why the run's log file could not be written (e.g. ENOSPC: the state folder is full); the run went on without it. */
+  logError?: NodeJS.ErrnoException | null;
 }
 
 export interface StartOptions {
@@ -39,6 +41,8 @@ export interface StartOptions {
   onTimeout?: (outputSoFar: string) => void;
   /** Called synchronously once the child exists, so its process group is on record before it can outlive us. */
   onSpawn?: (pgid: number) => void;
+  /** The log file could not be written (first error only); the run goes on without it. */
+  onLogError?: (err: Error) => void;
 }
 
 export function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
@@ -118,10 +122,14 @@ export class RunningProcess {
   private async execute(): Promise<RunResult> {
     const { job, logPath } = this.opts;
     const now = this.opts.now ?? Date.now;
-    const log = new CappedLog(logPath, this.opts.logCap ?? DEFAULT_LOG_CAP);
+    const log = new CappedLog(logPath, this.opts.logCap ?? DEFAULT_LOG_CAP, this.opts.onLogError);
     const startedAt = now();
+    // The duration on the monotonic clock: a wall-clock step during the run must not make it
+    // negative, or shorter than a minDuration expectation.
+    const startedMono = performance.now();
     const finish = (outcome: RunOutcome, reason: string, exitCode: number | null = null, signal: string | null = null): RunResult => {
       const endedAt = now();
+      const durationMs = Math.round(performance.now() - startedMono);
       const { bytes, tail } = log.close();
       const logNote = log.error ? ` (the log could not be written: ${log.error.message})` : '';
       return {
@@ -130,10 +138,11 @@ export class RunningProcess {
         signal,
         startedAt,
         endedAt,
-        durationMs: endedAt - startedAt,
+        durationMs,
         outputBytes: bytes,
         outputTail: tail,
         reason: reason + logNote,
+        logError: log.error as NodeJS.ErrnoException | null,
       };
     };
 
@@ -239,7 +248,8 @@ export class RunningProcess {
     if (code !== 0) return finish('failed', `exited with code ${String(code)}.${leftoverNote}`, code, sig);
 
     const result = finish('ok', `exited with code 0.${leftoverNote}`, 0, null);
-    const wrong = checkExpectations(job, result, logPath, now());
+    // With no log file (the state folder is full), the output kept in memory is what can be checked.
+    const wrong = checkExpectations(job, result, logPath, now(), log.error ? result.outputTail : undefined);
     if (wrong) return { ...result, outcome: 'wrong', reason: `exited with code 0 but ${wrong}` };
     return result;
   }
@@ -267,7 +277,7 @@ function regexTest(pattern: string, text: string): boolean | 'timeout' {
 }
 
 /** exit 0 is not enough: "valid but wrong" is caught here. Returns what is wrong, or null. */
-export function checkExpectations(job: Job, r: Pick<RunResult, 'durationMs'>, logPath: string, now: number): string | null {
+export function checkExpectations(job: Job, r: Pick<RunResult, 'durationMs'>, logPath: string, now: number, outputInMemory?: string): string | null {
   const ex = job.spec.expect;
   if (!ex) return null;
   const problems: string[] = [];
@@ -291,11 +301,13 @@ export function checkExpectations(job: Job, r: Pick<RunResult, 'durationMs'>, lo
     }
   }
   if (ex.outputMatches !== undefined) {
-    let out = '';
-    try {
-      out = readFileSync(logPath, 'utf8');
-    } catch {
-      // an unreadable log cannot show the expected text: reported below
+    let out = outputInMemory ?? '';
+    if (outputInMemory === undefined) {
+      try {
+        out = readFileSync(logPath, 'utf8');
+      } catch {
+        // an unreadable log cannot show the expected text: reported below
+      }
     }
     const m = regexTest(ex.outputMatches, out);
     if (m === 'timeout') problems.push(`checking its output against /${ex.outputMatches}/ took over ${REGEX_LIMIT_MS} ms (the pattern backtracks badly); treated as not matched`);

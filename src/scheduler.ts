@@ -1,31 +1,62 @@
 // Turns schedules into due instants. Where the next instant comes from is always the same pure
 // function (schedule.ts) applied to the job's cursor — the last instant it dispatched, kept in
-// SQLite — so a restart, a reload or a clock step never invents or repeats an instant.
+// SQLite — so a restart or a reload never invents or repeats an instant.
+//
+// Steps of the wall clock (the ClockWatch of timer.ts notices them, within a minute at most, and
+// calls clockJumped before anything due fires):
+// - Forward: the instants the clock jumped over are handled exactly like downtime — a catchUp
+//   job runs once (trigger catch-up), any other job gets one `missed-by-clock-jump` record; never
+//   one run per skipped instant.
+// - Backward: the schedule follows the new time at once; the cursor, now ahead of the clock, no
+//   longer holds the jobs back. Instants up to the cursor come round a second time. Following
+//   Debian cron (man 8 cron), for a step of less than 3 h a fixed-time job does not run a
+//   repeated time twice; wildcard and `every:` jobs keep their real interval, and after a step
+//   of 3 h or more (a correction) every job runs by the new time. A repeated instant that
+//   already has its run is run again at most once per instant (recorded without an instant,
+//   since the first run holds it) — spaced by the schedule, never in a burst.
 import type { Job } from './home.js';
 import { nextAfter } from './schedule.js';
 import type { Store } from './store.js';
-import { DeadlineTimer, type Clock } from './timer.js';
+import { DeadlineTimer, JUMP_THRESHOLD_MS, type Clock, type ClockJump } from './timer.js';
 
 export type DueTrigger = 'schedule' | 'catch-up';
+export type MissedCause = 'down' | 'clock-jump';
 
 export interface SchedulerDeps {
   store: Store;
   clock: Clock;
-  onDue: (job: Job, instant: number, trigger: DueTrigger) => void;
-  onMissed?: (job: Job, firstMissed: number, count: number, catchUp: boolean) => void;
+  /** `repeat`: the instant came round again after the clock went back; it may already have its run. */
+  onDue: (job: Job, instant: number, trigger: DueTrigger, repeat?: boolean) => void;
+  onMissed?: (job: Job, firstMissed: number, count: number, catchUp: boolean, cause: MissedCause) => void;
+  /** A step of the wall clock, before any job is re-planned for it. */
+  onClockJump?: (jump: ClockJump) => void;
   onError?: (err: unknown, job: string) => void;
 }
 
 // Counting missed instants after a long downtime is bounded; an every-second job down for a
 // month would otherwise cost millions of iterations at start-up.
 const MISSED_SCAN_LIMIT = 1000;
+/** Debian cron's line between a time change (DST-sized) and a correction. */
+const CORRECTION_MS = 3 * 3_600_000;
+
+/** After the clock went back: instants up to `until` come round again; `runAgain` says whether they run. */
+interface Repeat {
+  until: number;
+  runAgain: boolean;
+}
 
 export class Scheduler {
   private readonly jobs = new Map<string, Job>();
   private readonly timer: DeadlineTimer<string>;
+  private readonly repeats = new Map<string, Repeat>();
 
   constructor(private readonly deps: SchedulerDeps) {
-    this.timer = new DeadlineTimer<string>((name, at) => this.due(name, at), deps.clock, (err, name) => deps.onError?.(err, name));
+    this.timer = new DeadlineTimer<string>(
+      (name, at) => this.due(name, at),
+      deps.clock,
+      (err, name) => deps.onError?.(err, name),
+      (jump) => this.clockJumped(jump),
+    );
   }
 
   /**
@@ -52,24 +83,72 @@ export class Scheduler {
         this.arm(job);
         continue;
       }
-      const first = nextAfter(job.schedule, state.cursor);
-      if (first !== null && first <= now) {
-        let last = first;
-        let count = 1;
-        for (let n = nextAfter(job.schedule, first); n !== null && n <= now && count < MISSED_SCAN_LIMIT; n = nextAfter(job.schedule, n)) {
-          last = n;
-          count++;
+      this.accountMissed(job, state.cursor, now, 'down', catchUps);
+      this.arm(job);
+    }
+  }
+
+  /** Instants in (cursor, now] that nobody ran: one record, and one catch-up run if the job asks for it. */
+  private accountMissed(job: Job, cursor: number, now: number, cause: MissedCause, catchUps: Array<[Job, number]>): void {
+    if (!job.schedule) return;
+    const first = nextAfter(job.schedule, cursor);
+    if (first === null || first > now) return;
+    let last = first;
+    let count = 1;
+    for (let n = nextAfter(job.schedule, first); n !== null && n <= now && count < MISSED_SCAN_LIMIT; n = nextAfter(job.schedule, n)) {
+      last = n;
+      count++;
+    }
+    const catchUp = job.spec.catchUp;
+    this.deps.onMissed?.(job, first, count, catchUp, cause);
+    // The gap is consumed either way: a restart must not catch up the same gap again. For a
+    // catch-up, the run's own row moves the cursor (store.insertRun), so a crash before that row
+    // exists leaves the catch-up to be found again.
+    if (catchUp) catchUps.push([job, last]);
+    else this.deps.store.setCursor(job.name, now);
+  }
+
+  /**
+   * The wall clock stepped (see the module comment). Runs inside the timer's fire, before any
+   * deadline is fired, so no instant is dispatched on the old time.
+   */
+  private clockJumped(jump: ClockJump): void {
+    try {
+      this.deps.onClockJump?.(jump);
+    } catch (err) {
+      this.deps.onError?.(err, '*');
+    }
+    const now = this.deps.clock.now();
+    const catchUps: Array<[Job, number]> = [];
+    this.deps.store.batch(() => {
+      for (const job of this.jobs.values()) {
+        try {
+          const state = this.deps.store.jobState(job.name);
+          this.repeats.delete(job.name);
+          if (state && jump.deltaMs > 0 && job.schedule && job.spec.enabled && job.managed && !state.paused) {
+            this.accountMissed(job, state.cursor, now, 'clock-jump', catchUps);
+          } else if (state && jump.deltaMs < 0 && state.cursor > now + JUMP_THRESHOLD_MS) {
+            this.repeats.set(job.name, this.repeatPlan(job, state.cursor, -jump.deltaMs));
+          }
+          this.arm(job);
+        } catch (err) {
+          this.deps.onError?.(err, job.name);
         }
-        const catchUp = job.spec.catchUp;
-        this.deps.onMissed?.(job, first, count, catchUp);
-        // The downtime is consumed either way: a second restart must not catch up the same gap
-        // again. For a catch-up, the run's own row moves the cursor (store.insertRun), so a crash
-        // before that row exists leaves the catch-up to be found again.
-        if (catchUp) catchUps.push([job, last]);
-        else this.deps.store.setCursor(job.name, now);
+      }
+    });
+    for (const [job, instant] of catchUps) {
+      try {
+        this.deps.onDue(job, instant, 'catch-up');
+      } catch (err) {
+        this.deps.onError?.(err, job.name);
       }
       this.arm(job);
     }
+  }
+
+  private repeatPlan(job: Job, until: number, backMs: number): Repeat {
+    const fixedTime = job.schedule?.kind === 'cron' && job.schedule.expr.fixedTime;
+    return { until, runAgain: !(fixedTime && backMs < CORRECTION_MS) };
   }
 
   stop(): void {
@@ -85,6 +164,7 @@ export class Scheduler {
 
   remove(name: string): void {
     this.jobs.delete(name);
+    this.repeats.delete(name);
     this.timer.delete(name);
   }
 
@@ -120,7 +200,18 @@ export class Scheduler {
     }
     const state = this.deps.store.jobState(job.name);
     const now = this.deps.clock.now();
-    const from = Math.max(state?.cursor ?? now, now, notBefore);
+    const cursor = state?.cursor ?? now;
+    let from: number;
+    if (cursor > now + JUMP_THRESHOLD_MS) {
+      // The clock is behind the last dispatched instant: it went back (now, or while nightshift
+      // was down, when the size of the step is unknown and cursor - now is all we know).
+      let rep = this.repeats.get(job.name);
+      if (!rep || rep.until !== cursor) this.repeats.set(job.name, (rep = this.repeatPlan(job, cursor, cursor - now)));
+      from = rep.runAgain ? Math.max(now, notBefore) : Math.max(cursor, notBefore);
+    } else {
+      this.repeats.delete(job.name);
+      from = Math.max(cursor, now, notBefore);
+    }
     const next = nextAfter(job.schedule, from);
     if (next === null) this.timer.delete(job.name);
     else this.timer.set(job.name, next);
@@ -129,8 +220,10 @@ export class Scheduler {
   private due(name: string, at: number): void {
     const job = this.jobs.get(name);
     if (!job) return;
+    const rep = this.repeats.get(name);
     try {
-      this.deps.onDue(job, at, 'schedule');
+      if (rep && at <= rep.until) this.deps.onDue(job, at, 'schedule', true);
+      else this.deps.onDue(job, at, 'schedule');
     } finally {
       // The cursor moved to `at` when the run row was written; if the loop was late, instants
       // that passed meanwhile are coalesced into this one (arm() starts from max(cursor, now)).

@@ -2,7 +2,7 @@
 // finished, a schedule cursor) is one transaction, so a kill -9 at any moment leaves either the
 // state before or the state after — never half of both.
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export const RUN_OUTCOMES = [
@@ -331,6 +331,52 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 export class StoreError extends Error {}
 
+/** A write failed because the state folder's filesystem is full (SQLite's SQLITE_FULL, or ENOSPC/EDQUOT from a file). */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/** Free bytes for an unprivileged writer on the filesystem holding `dir`; null when it cannot be asked. */
+export function freeBytes(dir: string): { free: number; size: number } | null {
+  try {
+    const s = statfsSync(dir);
+    return { free: s.bavail * s.bsize, size: s.blocks * s.bsize };
+  } catch {
+    return null;
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+/**
+ * A disk-full episode of the state folder. `full` once, when the first write fails; `resolved`
+ * once, when everything held in memory meanwhile is on disk and there is room again. `runs` are
+ * the runs that finished during the episode and were recorded late, as they are now in SQLite.
+ */
+export type DiskFullEvent =
+  | { kind: 'full'; since: number; error: string; where: string; dir: string; free: number | null }
+  | { kind: 'resolved'; since: number; at: number; dir: string; free: number | null; runs: RunRow[]; writes: number };
+
+/** How often the writes held in memory are tried again while the state folder is full. */
+export const DISK_FULL_RETRY_MS = 5000;
+/** Room that ends an episode: 1 MiB, or 1% of the filesystem up to 64 MiB, so a few freed bytes do not flap it. */
+export function resumeFreeBytes(size: number): number {
+  return Math.max(1024 * 1024, Math.min(64 * 1024 * 1024, Math.floor(size / 100)));
+}
+
+function withoutId(r: RunRow): Omit<RunRow, 'id' | 'parent_id'> {
+  const { id: _id, parent_id: _parent, ...rest } = r;
+  return rest;
+}
+
+type HeldWrite = { sql: string; params: unknown[] | Record<string, unknown>; runId?: number; patch?: Partial<RunRow> };
+
 export interface NewRun {
   job: string;
   trigger: RunTrigger;
@@ -350,8 +396,29 @@ export class Store {
 
   private readonly statements = new Map<string, Database.Statement>();
 
-  private constructor(db: Database.Database) {
+  // ---- the state folder is full: what could not be written waits here, in order ----
+  /** The episode under way (null: none). */
+  private full: { since: number; error: string } | null = null;
+  /** Runs decided while no row could be written, by a temporary negative id, in the order they were decided. */
+  private readonly heldRuns = new Map<number, RunRow>();
+  /** Temporary ids that have since been written, and the real id each got. */
+  private readonly writtenIds = new Map<number, number>();
+  private nextHeldId = -1;
+  /** Other writes (updates of written runs, events, heartbeats, pages), in order. */
+  private held: HeldWrite[] = [];
+  /** Runs that finished while held: handed back to the listeners once they are on disk. */
+  private readonly finishedWhileFull = new Set<number>();
+  private heldCount = 0;
+  private lastFlushTry = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly diskListeners: Array<(ev: DiskFullEvent) => void> = [];
+  private readonly stateDir: string;
+  /** Retry interval while full (tests shorten it). */
+  diskFullRetryMs = DISK_FULL_RETRY_MS;
+
+  private constructor(db: Database.Database, stateDir = '.') {
     this.db = db;
+    this.stateDir = stateDir;
   }
 
   /**
@@ -370,14 +437,29 @@ export class Store {
   /** Opens (creating if needed) the daemon's database and brings its schema up to date. */
   static open(path: string): Store {
     mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path, { timeout: 5000 });
-    db.pragma('journal_mode = WAL');
-    // FULL: a committed run row survives a power cut too, not only a kill of the process.
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-    const store = new Store(db);
-    store.migrate();
-    return store;
+    let db: Database.Database | null = null;
+    try {
+      db = new Database(path, { timeout: 5000 });
+      db.pragma('journal_mode = WAL');
+      // FULL: a committed run row survives a power cut too, not only a kill of the process.
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      const store = new Store(db, dirname(path));
+      store.migrate();
+      return store;
+    } catch (err) {
+      db?.close();
+      // WAL needs room for its shared-memory file before anything is read: on a full disk SQLite
+      // says only "disk I/O error" (SQLITE_IOERR_SHMSIZE), which does not tell anyone what to do.
+      const code = String((err as { code?: unknown }).code ?? '');
+      const space = freeBytes(dirname(path));
+      if ((isDiskFull(err) || code.startsWith('SQLITE_IOERR')) && space && space.free < resumeFreeBytes(space.size)) {
+        throw new StoreError(
+          `cannot open ${path}: the state folder ${dirname(path)} is full (${formatBytes(space.free)} free; ${(err as Error).message}); free space on that filesystem and start nightshift again`,
+        );
+      }
+      throw err;
+    }
   }
 
   /** Opens an existing database for the reading commands; never creates or migrates it. */
@@ -418,8 +500,188 @@ export class Store {
 
   close(): void {
     if (this.closed) return;
+    try {
+      if (this.hasHeld()) this.flushHeld();
+    } catch {
+      // the daemon reports what was held before it closes; closing must still happen
+    }
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.closed = true;
     this.db.close();
+  }
+
+  // ---- disk full ----
+
+  /** Listens for the start and the end of disk-full episodes of the state folder. */
+  onDiskFull(fn: (ev: DiskFullEvent) => void): void {
+    this.diskListeners.push(fn);
+  }
+
+  /** The episode under way, with how much waits in memory to be written. */
+  diskFull(): { since: number; error: string; held: number } | null {
+    return this.full ? { ...this.full, held: this.heldRuns.size + this.held.length } : null;
+  }
+
+  /** Whether the run's row is only in memory so far (the state folder is full). */
+  isHeld(id: number): boolean {
+    const real = this.realId(id);
+    return real < 0 ? this.heldRuns.has(real) : this.held.some((w) => w.runId === real);
+  }
+
+  /**
+   * A write to the state folder failed for want of space (here, or in a run's log): starts an
+   * episode if none is under way. Reported once per episode, whatever the number of failed writes.
+   */
+  noteDiskFull(err: unknown, where: string): void {
+    if (this.closed) return;
+    this.armRetry();
+    if (this.full) return;
+    const error = err instanceof Error ? err.message : String(err);
+    this.full = { since: Date.now(), error };
+    this.emit({ kind: 'full', since: this.full.since, error, where, dir: this.stateDir, free: freeBytes(this.stateDir)?.free ?? null });
+  }
+
+  private emit(ev: DiskFullEvent): void {
+    for (const fn of this.diskListeners) {
+      try {
+        fn(ev);
+      } catch {
+        // a listener's failure must not turn a full disk into a lost write
+      }
+    }
+  }
+
+  private hasHeld(): boolean {
+    return this.heldRuns.size > 0 || this.held.length > 0;
+  }
+
+  private realId(id: number): number {
+    return id < 0 ? (this.writtenIds.get(id) ?? id) : id;
+  }
+
+  private armRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    // Only while an episode lasts, and unref'd: an idle daemon with room does no work.
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.retryNow();
+    }, this.diskFullRetryMs);
+    this.retryTimer.unref();
+  }
+
+  /** Tries to write what waits and, if there is room again, ends the episode. Returns true when it ended. */
+  retryNow(): boolean {
+    if (this.closed || !this.full) return false;
+    if (!this.flushHeld()) {
+      this.armRetry();
+      return false;
+    }
+    const space = freeBytes(this.stateDir);
+    if (space && space.free < resumeFreeBytes(space.size)) {
+      this.armRetry();
+      return false;
+    }
+    const since = this.full.since;
+    const runs = [...this.finishedWhileFull].map((id) => this.getRun(id)).filter((r): r is RunRow => r !== undefined);
+    this.finishedWhileFull.clear();
+    const writes = this.heldCount;
+    this.heldCount = 0;
+    this.full = null;
+    this.emit({ kind: 'resolved', since, at: Date.now(), dir: this.stateDir, free: space?.free ?? null, runs, writes });
+    return true;
+  }
+
+  /**
+   * On the write path, at most one try a second: each try writes everything held, and a busy
+   * daemon on a full disk must not pay for that on every write.
+   */
+  private flushSoon(): boolean {
+    const now = Date.now();
+    if (now - this.lastFlushTry < 1000) return false;
+    this.lastFlushTry = now;
+    return this.flushHeld();
+  }
+
+  /** Writes everything held, in order, in one transaction: all of it or none. */
+  private flushHeld(): boolean {
+    if (!this.hasHeld()) return true;
+    const ids = new Map<number, number>();
+    try {
+      this.db.transaction(() => {
+        for (const [tmp, r] of this.heldRuns) {
+          const parent = r.parent_id === null ? null : r.parent_id < 0 ? (ids.get(r.parent_id) ?? this.writtenIds.get(r.parent_id) ?? null) : r.parent_id;
+          const info = this.stmt(
+            `INSERT INTO runs (job, trigger, scheduled_for, created_at, started_at, ended_at, outcome, exit_code, signal, duration_ms, pgid, log_path,
+               output_tail, output_bytes, reason, attempt, parent_id, retry_at, spec_hash)
+             VALUES (@job, @trigger, @scheduled_for, @created_at, @started_at, @ended_at, @outcome, @exit_code, @signal, @duration_ms, @pgid, @log_path,
+               @output_tail, @output_bytes, @reason, @attempt, @parent, @retry_at, @spec_hash)
+             ON CONFLICT DO NOTHING`,
+          ).run({ ...withoutId(r), parent });
+          if (info.changes === 0) continue;
+          ids.set(tmp, Number(info.lastInsertRowid));
+          if ((r.trigger === 'schedule' || r.trigger === 'catch-up') && r.scheduled_for != null) {
+            this.advanceCursor(r.job, Math.max(r.scheduled_for, r.trigger === 'catch-up' ? r.created_at : r.scheduled_for), r.created_at);
+          }
+        }
+        for (const w of this.held) this.stmt(w.sql).run(w.params);
+      })();
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      return false;
+    }
+    for (const [tmp, id] of ids) this.writtenIds.set(tmp, id);
+    for (const tmp of [...this.finishedWhileFull]) {
+      if (tmp < 0 && ids.has(tmp)) {
+        this.finishedWhileFull.delete(tmp);
+        this.finishedWhileFull.add(ids.get(tmp)!);
+      }
+    }
+    this.heldRuns.clear();
+    this.held = [];
+    return true;
+  }
+
+  /**
+   * A write that must not be lost to a full disk: done at once if it can be, else held in memory
+   * (after whatever is held already, so the order is kept) and written when space returns.
+   */
+  private durable(w: HeldWrite): void {
+    if (this.hasHeld() && !this.flushSoon()) {
+      this.hold(w);
+      return;
+    }
+    try {
+      this.stmt(w.sql).run(w.params);
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      this.noteDiskFull(err, 'the database');
+      this.hold(w);
+    }
+  }
+
+  private hold(w: HeldWrite): void {
+    this.held.push(w);
+    this.heldCount++;
+    this.armRetry();
+  }
+
+  /** Changes columns of a run; held in memory while the disk is full. */
+  private patchRun(id: number, patch: Partial<RunRow>): void {
+    const real = this.realId(id);
+    const finished = patch.ended_at !== undefined && patch.ended_at !== null;
+    if (real < 0) {
+      const row = this.heldRuns.get(real);
+      if (!row) throw new StoreError(`run ${id} is neither in the database nor held in memory`);
+      Object.assign(row, patch);
+      if (finished) this.finishedWhileFull.add(real);
+      return;
+    }
+    const keys = Object.keys(patch);
+    const sql = `UPDATE runs SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`;
+    const before = this.held.length;
+    this.durable({ sql, params: { ...patch, id: real }, runId: real, patch });
+    if (finished && this.held.length > before) this.finishedWhileFull.add(real);
   }
 
   // ---- runs ----
@@ -429,7 +691,60 @@ export class Store {
    * instant was already dispatched (the unique index makes "never twice" a database fact), and
    * advances the job's schedule cursor in the same transaction.
    */
-  insertRun(r: NewRun): number | null {
+  insertRun(run: NewRun, o: { holdIfFull?: boolean } = {}): number | null {
+    if (o.holdIfFull && this.hasHeld() && !this.flushSoon()) return this.holdRun(run);
+    // A parent that was held may have been written just now, under its real id.
+    const r = run.parentId != null && run.parentId < 0 ? { ...run, parentId: this.realId(run.parentId) } : run;
+    if (r.parentId != null && r.parentId < 0) return this.holdRun(r);
+    try {
+      return this.insertRunNow(r);
+    } catch (err) {
+      if (!o.holdIfFull || !isDiskFull(err)) throw err;
+      this.noteDiskFull(err, 'the database');
+      return this.holdRun(r);
+    }
+  }
+
+  /**
+   * The run's row cannot be written: it is kept in memory under a negative id and written, in
+   * order, once there is room. A scheduled instant is still claimed only once.
+   */
+  private holdRun(r: NewRun): number | null {
+    if ((r.trigger === 'schedule' || r.trigger === 'catch-up') && r.scheduledFor != null) {
+      for (const h of this.heldRuns.values()) {
+        if (h.job === r.job && h.scheduled_for === r.scheduledFor && (h.trigger === 'schedule' || h.trigger === 'catch-up')) return null;
+      }
+    }
+    const id = this.nextHeldId--;
+    this.heldRuns.set(id, {
+      id,
+      job: r.job,
+      trigger: r.trigger,
+      scheduled_for: r.scheduledFor ?? null,
+      created_at: r.now,
+      started_at: r.outcome ? r.now : null,
+      ended_at: r.outcome ? r.now : null,
+      outcome: r.outcome ?? null,
+      exit_code: null,
+      signal: null,
+      duration_ms: r.outcome ? 0 : null,
+      pgid: null,
+      log_path: null,
+      output_tail: null,
+      output_bytes: null,
+      reason: r.reason ?? null,
+      attempt: r.attempt ?? 1,
+      parent_id: r.parentId ?? null,
+      retry_at: null,
+      spec_hash: r.specHash ?? null,
+    });
+    if (r.outcome) this.finishedWhileFull.add(id);
+    this.heldCount++;
+    this.armRetry();
+    return id;
+  }
+
+  private insertRunNow(r: NewRun): number | null {
     const tx = this.db.transaction((): number | null => {
       const info = this.db
         .prepare(
@@ -460,7 +775,7 @@ export class Store {
   }
 
   markStarted(id: number, pgid: number | null, logPath: string, startedAt: number): void {
-    this.stmt('UPDATE runs SET started_at = ?, pgid = ?, log_path = ? WHERE id = ?').run(startedAt, pgid, logPath, id);
+    this.patchRun(id, { started_at: startedAt, pgid, log_path: logPath });
   }
 
   /** Runs of a job whose log files are older than the newest `keep`. */
@@ -476,7 +791,7 @@ export class Store {
   }
 
   setPgid(id: number, pgid: number): void {
-    this.stmt('UPDATE runs SET pgid = ? WHERE id = ?').run(pgid, id);
+    this.patchRun(id, { pgid });
   }
 
   finishRun(
@@ -493,33 +808,41 @@ export class Store {
       retryAt?: number | null;
     },
   ): void {
-    this.db
-      .prepare(
-        `UPDATE runs SET outcome = @outcome, ended_at = @endedAt, exit_code = @exitCode, signal = @signal,
-           duration_ms = @durationMs, output_tail = @outputTail, output_bytes = @outputBytes, reason = @reason, retry_at = @retryAt
-         WHERE id = @id`,
-      )
-      .run({
-        id,
-        outcome: f.outcome,
-        endedAt: f.endedAt,
-        exitCode: f.exitCode ?? null,
-        signal: f.signal ?? null,
-        durationMs: f.durationMs ?? null,
-        outputTail: f.outputTail ?? null,
-        outputBytes: f.outputBytes ?? null,
-        reason: f.reason ?? null,
-        retryAt: f.retryAt ?? null,
-      });
+    this.patchRun(id, {
+      outcome: f.outcome,
+      ended_at: f.endedAt,
+      exit_code: f.exitCode ?? null,
+      signal: f.signal ?? null,
+      duration_ms: f.durationMs ?? null,
+      output_tail: f.outputTail ?? null,
+      output_bytes: f.outputBytes ?? null,
+      reason: f.reason ?? null,
+      retry_at: f.retryAt ?? null,
+    });
   }
 
   /** Hands a planned retry over to the retry run, atomically, so a crash cannot run it twice. */
-  takeRetry(parentId: number, child: NewRun): number | null {
-    return this.db.transaction((): number | null => {
-      const cleared = this.stmt('UPDATE runs SET retry_at = NULL WHERE id = ? AND retry_at IS NOT NULL').run(parentId);
-      if (cleared.changes === 0) return null;
-      return this.insertRun(child);
-    })();
+  takeRetry(parentId: number, child: NewRun, o: { holdIfFull?: boolean } = {}): number | null {
+    const real = this.realId(parentId);
+    if (o.holdIfFull && (real < 0 || this.hasHeld())) {
+      // The parent (or writes before it) is only in memory: the hand-over is held in the same order.
+      if (this.getRun(real)?.retry_at == null) return null;
+      this.patchRun(real, { retry_at: null });
+      return this.insertRun({ ...child, parentId: real }, o);
+    }
+    try {
+      return this.db.transaction((): number | null => {
+        const cleared = this.stmt('UPDATE runs SET retry_at = NULL WHERE id = ? AND retry_at IS NOT NULL').run(real);
+        if (cleared.changes === 0) return null;
+        return this.insertRunNow({ ...child, parentId: real });
+      })();
+    } catch (err) {
+      if (!o.holdIfFull || !isDiskFull(err)) throw err;
+      this.noteDiskFull(err, 'the database');
+      if (this.getRun(real)?.retry_at == null) return null;
+      this.patchRun(real, { retry_at: null });
+      return this.insertRun({ ...child, parentId: real }, o);
+    }
   }
 
   cancelRetries(job: string): void {
@@ -546,8 +869,17 @@ export class Store {
     return this.stmt('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[];
   }
 
+  /** A run as it is, including what is held in memory while the state folder is full. */
   getRun(id: number): RunRow | undefined {
-    return this.stmt('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
+    const real = this.realId(id);
+    if (real < 0) {
+      const row = this.heldRuns.get(real);
+      return row ? { ...row } : undefined;
+    }
+    const row = this.stmt('SELECT * FROM runs WHERE id = ?').get(real) as RunRow | undefined;
+    if (!row) return undefined;
+    for (const w of this.held) if (w.runId === real) Object.assign(row, w.patch);
+    return row;
   }
 
   history(job: string | null, limit: number): RunRow[] {
@@ -692,6 +1024,11 @@ export class Store {
     return open.map((a) => this.getAlert(a.id)!);
   }
 
+  /** A resolved alert's resolution, credited to what actually ended it (a heal that was verified). */
+  creditAlert(id: number, resolution: string): void {
+    this.stmt('UPDATE alerts SET resolution = ? WHERE id = ? AND resolved_at IS NOT NULL').run(resolution, id);
+  }
+
   /** Open alerts folded under any alert of `dependency`: unfolded and returned. */
   unfoldAlertsUnder(dependency: string): AlertRow[] {
     const rows = this.stmt("SELECT * FROM alerts WHERE resolved_at IS NULL AND folded_under LIKE ? ESCAPE '\\'").all(
@@ -716,11 +1053,9 @@ export class Store {
 
   // ---- heartbeats ----
 
-  recordHeartbeat(job: string, kind: HeartbeatRow['kind'], at: number, source: string, durationMs: number | null = null): number {
-    return Number(
-      this.stmt('INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)').run(job, kind, at, source, durationMs)
-        .lastInsertRowid,
-    );
+  /** A ping is proof of life that must not be lost: held in memory while the state folder is full. */
+  recordHeartbeat(job: string, kind: HeartbeatRow['kind'], at: number, source: string, durationMs: number | null = null): void {
+    this.durable({ sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)', params: [job, kind, at, source, durationMs] });
   }
 
   lastHeartbeat(job: string, kind?: HeartbeatRow['kind']): HeartbeatRow | undefined {
@@ -791,7 +1126,12 @@ export class Store {
   }
 
   finishPage(id: number, outcome: string, detail: string | null): void {
-    this.stmt('UPDATE pages SET outcome = ?, detail = ? WHERE id = ?').run(outcome, detail, id);
+    this.durable({ sql: 'UPDATE pages SET outcome = ?, detail = ? WHERE id = ?', params: [outcome, detail, id] });
+  }
+
+  /** A page that went out while its row could not be written: recorded whole, now or when space returns. */
+  recordFinishedPage(fingerprint: string, event: string, at: number, outcome: string, detail: string | null): void {
+    this.durable({ sql: 'INSERT INTO pages (fingerprint, event, at, outcome, detail) VALUES (?, ?, ?, ?, ?)', params: [fingerprint, event, at, outcome, detail] });
   }
 
   lastPage(fingerprint: string): PageRow | undefined {
@@ -968,10 +1308,9 @@ export class Store {
 
   // ---- events ----
 
+  /** Journaled at once, or held in memory while the state folder is full and written when space returns. */
   recordEvent(at: number, kind: string, job: string | null, message: string, data?: unknown): void {
-    this.db
-      .prepare('INSERT INTO events (at, kind, job, message, data) VALUES (?, ?, ?, ?, ?)')
-      .run(at, kind, job, message, data === undefined ? null : JSON.stringify(data));
+    this.durable({ sql: 'INSERT INTO events (at, kind, job, message, data) VALUES (?, ?, ?, ?, ?)', params: [at, kind, job, message, data === undefined ? null : JSON.stringify(data)] });
   }
 
   /** What the journal last said about the kill switch (false when it never said anything). */

@@ -8,8 +8,8 @@ import { formatDuration } from './duration.js';
 import type { Job } from './home.js';
 import type { Logger } from './log.js';
 import { killGroup, RunningProcess, runPrecheck, type StopReason } from './runner.js';
-import type { RunRow, RunTrigger, Store } from './store.js';
-import type { Clock } from './timer.js';
+import { isDiskFull, type RunRow, type RunTrigger, type Store } from './store.js';
+import { monoOf, type Clock } from './timer.js';
 
 export const LOGS_KEPT_PER_JOB = 100;
 
@@ -48,6 +48,12 @@ export class Supervisor {
 
   constructor(private readonly deps: SupervisorDeps) {
     mkdirSync(deps.logsDir, { recursive: true });
+    // Runs that finished while the state folder was full reach the watchdog once their rows are
+    // written: an alert raised from a row that may never exist could not be written either.
+    deps.store.onDiskFull((ev) => {
+      if (ev.kind !== 'resolved') return;
+      for (const row of ev.runs) this.notifyFinished(row);
+    });
   }
 
   runningCount(job?: string): number {
@@ -67,9 +73,12 @@ export class Supervisor {
    * A scheduled instant (or catch-up) is due. Synchronously claims the instant in the store —
    * so the scheduler's cursor has moved before this returns — then runs asynchronously.
    */
-  dispatchScheduled(job: Job, instant: number, trigger: 'schedule' | 'catch-up'): void {
+  dispatchScheduled(job: Job, instant: number, trigger: 'schedule' | 'catch-up', repeat = false): void {
     if (this.stopping) return;
-    const started = this.begin(job, trigger, { scheduledFor: instant, precheck: true });
+    let started = this.begin(job, trigger, { scheduledFor: instant, precheck: true });
+    // The clock went back and this wall-clock time came round again (scheduler.ts): the first
+    // run keeps the instant, this one runs on the real interval, recorded without an instant.
+    if (started === 'duplicate' && repeat) started = this.begin(job, trigger, { precheck: true });
     if (started === 'duplicate') this.deps.log.warn({ job: job.name, instant }, 'instant already dispatched; not running it twice');
   }
 
@@ -104,13 +113,11 @@ export class Supervisor {
         store.finishRun(o.claimed, { outcome, endedAt: now, durationMs: 0, reason });
         id = o.claimed;
       } else {
-        id = store.insertRun({ ...base, outcome, reason });
+        id = store.insertRun({ ...base, outcome, reason }, { holdIfFull: true });
       }
       if (id === null) return 'duplicate';
-      const row = store.getRun(id)!;
       this.deps.log.info({ job: job.name, run: id, trigger, outcome }, reason);
-      this.deps.onFinished?.(row);
-      return Promise.resolve(row);
+      return Promise.resolve(this.finished(id));
     };
 
     const state = store.jobState(job.name);
@@ -128,8 +135,12 @@ export class Supervisor {
       if (job.spec.concurrency === 'replace') toReplace.push(...running.values());
     }
 
-    const id = o.claimed ?? store.insertRun(base);
+    // Fail open to work: a full state folder does not stop the business's jobs; the row waits in
+    // memory (negative id) and is written when space returns. A heal's fix or probe is an action:
+    // without its row on disk it does not run (fail closed), so those still throw.
+    const id = o.claimed ?? store.insertRun(base, { holdIfFull: trigger !== 'heal' && trigger !== 'probe' });
     if (id === null) return 'duplicate';
+    if (store.isHeld(id)) this.deps.log.warn({ job: job.name, run: id, trigger }, 'the state folder is full: this run goes ahead with its record kept in memory until space returns');
     const entry: Active = { runId: id, proc: null, cancelled: null, precheckPgid: null, done: Promise.resolve(null as unknown as RunRow) };
     let map = this.active.get(job.name);
     if (!map) this.active.set(job.name, (map = new Map()));
@@ -184,7 +195,12 @@ export class Supervisor {
         return this.finished(id);
       }
       const dir = join(this.deps.logsDir, job.name);
-      mkdirSync(dir, { recursive: true });
+      try {
+        mkdirSync(dir, { recursive: true });
+      } catch (err) {
+        // Without its folder the log cannot be created; the run goes ahead and its row says so.
+        if (!isDiskFull(err)) throw err;
+      }
       const logPath = join(dir, `${id}.log`);
       const proc = new RunningProcess({
         job,
@@ -196,6 +212,10 @@ export class Supervisor {
         extraEnv: { NIGHTSHIFT_STATE: this.deps.stateDir },
         onSpawn: (pgid) => store.markStarted(id, pgid, logPath, clock.now()),
         onTimeout: (output) => this.deps.onTimeout?.(job, id, output),
+        onLogError: (err) => {
+          if (isDiskFull(err)) store.noteDiskFull(err, `the log of run ${id} of ${job.name} (${logPath})`);
+          else log.error({ job: job.name, run: id, path: logPath, err: err.message }, 'the run log could not be written; the run goes on without it');
+        },
       });
       entry.proc = proc;
       log.info({ job: job.name, run: id, trigger }, 'run started');
@@ -225,7 +245,12 @@ export class Supervisor {
         `run finished: ${reason}`,
       );
       if (retryAt !== null) this.armRetry(id, retryAt);
-      this.pruneLogs(job.name);
+      try {
+        this.pruneLogs(job.name);
+      } catch (err) {
+        // The run is recorded; old logs are pruned again after the next run.
+        log.warn({ job: job.name, err: String(err) }, 'pruning old run logs failed');
+      }
       return this.finished(id);
     } catch (err) {
       // Never leave a row open because of our own bug: record it and say so.
@@ -238,12 +263,17 @@ export class Supervisor {
 
   private finished(id: number): RunRow {
     const row = this.deps.store.getRun(id)!;
+    // A row still held in memory is handed on when it is written (see the constructor).
+    if (!this.deps.store.isHeld(id)) this.notifyFinished(row);
+    return row;
+  }
+
+  private notifyFinished(row: RunRow): void {
     try {
       this.deps.onFinished?.(row);
     } catch (err) {
       this.deps.log.error({ err: String(err) }, 'a run-finished listener failed');
     }
-    return row;
   }
 
   // ---- retries: planned in the run row, so a restart picks them up ----
@@ -256,12 +286,16 @@ export class Supervisor {
     const existing = this.retryTimers.get(parentId);
     if (existing) clearTimeout(existing);
     const delay = Math.max(0, at - this.deps.clock.now());
+    // The delay is waited on the monotonic clock: a step of the wall clock meanwhile neither
+    // holds a retry back (and with it the alert of a last failure) nor fires it early.
+    const due = monoOf(this.deps.clock) + delay;
     this.retryTimers.set(
       parentId,
       setTimeout(() => {
         this.retryTimers.delete(parentId);
         // A clamped or early timer re-arms instead of retrying before its time.
-        if (this.deps.clock.now() < at - 5) this.armRetry(parentId, at);
+        const left = due - monoOf(this.deps.clock);
+        if (left > 5) this.armRetry(parentId, this.deps.clock.now() + left);
         else this.fireRetry(parentId);
       }, Math.min(delay, 2 ** 31 - 1)),
     );
@@ -287,7 +321,7 @@ export class Supervisor {
       attempt: parent.attempt + 1,
       parentId,
       specHash: job.hash,
-    });
+    }, { holdIfFull: true });
     if (childId === null) return;
     void this.begin(job, 'retry', { precheck: false, attempt: parent.attempt + 1, parentId, claimed: childId });
   }

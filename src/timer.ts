@@ -1,15 +1,115 @@
 // One timer for many deadlines: a min-heap of (deadline, key) and a single setTimeout armed to
 // the earliest. Idle is free — nothing wakes up until something is due — and each change is
 // O(log n), so a hundred or ten thousand jobs cost the same per deadline.
+//
+// Deadlines are wall-clock instants but setTimeout waits on the monotonic clock, so a step of the
+// wall clock (NTP, an operator's `date -s`, a VM resumed from a snapshot) would leave every armed
+// timer pointing at the old time. A ClockWatch per clock notices a step by comparing the wall
+// clock with the monotonic one whenever any timer fires — and at least once a minute, since each
+// timer caps its wait at CHECK_MS — and tells every timer on that clock, which re-plans its
+// deadlines (see JumpPolicy) before anything due is fired.
 
 export interface Clock {
   now(): number;
+  /** A clock that never steps (ms, any origin); default performance.now(). */
+  monotonic?(): number;
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
 
-// setTimeout takes a signed 32-bit delay; longer waits are re-armed when the clamp expires.
-const MAX_DELAY = 2 ** 31 - 1;
+/**
+ * The longest a timer waits without looking at the clock: also how late a deadline can be after
+ * a forward step nobody else noticed. One wake-up a minute per timer costs a few microseconds
+ * (bench/idle.mjs). Longer waits are re-armed when it expires, which also keeps every delay
+ * within setTimeout's signed 32-bit limit.
+ */
+export const CHECK_MS = 60_000;
+
+/**
+ * Wall and monotonic clocks drift apart slowly (NTP slews at most 0.5 ms/s, so under 30 ms
+ * between two checks); a difference above this between two checks is a step.
+ */
+export const JUMP_THRESHOLD_MS = 1_000;
+
+export interface ClockJump {
+  /** The wall time it would be without the step. */
+  before: number;
+  /** The wall time it is. */
+  after: number;
+  /** after - before: positive when the clock jumped forward. */
+  deltaMs: number;
+}
+
+/**
+ * What a timer does with its deadlines when the wall clock steps:
+ * - 'shift' (default): every deadline moves with the clock, so a wait of N ms stays a wait of
+ *   N ms of real time (retry delays, approval TTLs, hourly pings, hang timeouts);
+ * - 'wall': deadlines keep their wall-clock time (a forward step makes them due at once);
+ * - a function: the owner re-plans its deadlines itself (calendar instants: schedules, digests).
+ * In every case the armed setTimeout is re-armed from the new time afterwards.
+ */
+export type JumpPolicy = 'shift' | 'wall' | ((jump: ClockJump) => void);
+
+export function monoOf(clock: Clock): number {
+  return clock.monotonic ? clock.monotonic() : globalThis.performance.now();
+}
+
+/** Notices steps of one clock and tells every timer and listener on it. */
+export class ClockWatch {
+  private offset: number;
+  readonly timers = new Set<DeadlineTimer<unknown>>();
+  private readonly listeners = new Set<(jump: ClockJump) => void>();
+  private broadcasting = false;
+
+  constructor(private readonly clock: Clock) {
+    this.offset = clock.now() - monoOf(clock);
+  }
+
+  /** Called before re-planning timers (for example to journal the step first). Returns an unsubscribe. */
+  onJump(fn: (jump: ClockJump) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Compares the wall clock with the monotonic one; on a step, tells every listener and timer
+   * (synchronously, before the caller fires anything) and returns the step.
+   */
+  check(): ClockJump | null {
+    if (this.broadcasting) return null;
+    const mono = monoOf(this.clock);
+    const after = this.clock.now();
+    const before = this.offset + mono;
+    // Re-based on every check: a slow slew never adds up to a step.
+    this.offset = after - mono;
+    const deltaMs = after - before;
+    if (Math.abs(deltaMs) < JUMP_THRESHOLD_MS) return null;
+    const jump: ClockJump = { before, after, deltaMs };
+    this.broadcasting = true;
+    try {
+      for (const fn of [...this.listeners]) {
+        try {
+          fn(jump);
+        } catch {
+          // a listener's failure must not keep the timers on the old time
+        }
+      }
+      for (const t of [...this.timers]) t.clockJumped(jump);
+    } finally {
+      this.broadcasting = false;
+    }
+    return jump;
+  }
+}
+
+const watches = new WeakMap<Clock, ClockWatch>();
+
+/** The one watch of a clock object: every timer on the same clock hears about the same step. */
+export function clockWatch(clock: Clock): ClockWatch {
+  let w = watches.get(clock);
+  if (!w) watches.set(clock, (w = new ClockWatch(clock)));
+  return w;
+}
 
 interface Entry<K> {
   key: K;
@@ -28,15 +128,24 @@ export class DeadlineTimer<K> {
   private stopped = false;
   /** Deadline of the most recent fire that found nothing late, for the liveness check. */
   private lastFireAt: number | null = null;
+  private readonly watch: ClockWatch;
 
   constructor(
     private readonly onDue: (key: K, at: number) => void,
     private readonly clock: Clock = systemClock,
     private readonly onError: (err: unknown, key: K) => void = () => {},
-  ) {}
+    private readonly onJump: JumpPolicy = 'shift',
+  ) {
+    this.watch = clockWatch(clock);
+    this.watch.timers.add(this as DeadlineTimer<unknown>);
+  }
 
   get size(): number {
     return this.live.size;
+  }
+
+  keys(): K[] {
+    return [...this.live.keys()];
   }
 
   get(key: K): number | undefined {
@@ -75,6 +184,7 @@ export class DeadlineTimer<K> {
 
   stop(): void {
     this.stopped = true;
+    this.watch.timers.delete(this as DeadlineTimer<unknown>);
     if (this.handle) clearTimeout(this.handle);
     this.handle = null;
     this.armedFor = null;
@@ -82,6 +192,34 @@ export class DeadlineTimer<K> {
 
   start(): void {
     this.stopped = false;
+    this.watch.timers.add(this as DeadlineTimer<unknown>);
+    this.arm();
+  }
+
+  /** Looks for a wall-clock step now (the watch re-plans every timer on this clock if there was one). */
+  checkClock(): ClockJump | null {
+    return this.watch.check();
+  }
+
+  /** Called by the ClockWatch: re-plan by the policy, then wait from the new time. */
+  clockJumped(jump: ClockJump): void {
+    try {
+      if (this.onJump === 'shift') {
+        // Stale entries too: a uniform shift keeps the heap in order.
+        for (const e of this.heap) e.at += jump.deltaMs;
+      } else if (typeof this.onJump === 'function') {
+        this.onJump(jump);
+      }
+    } catch (err) {
+      this.onError(err, undefined as K);
+    }
+    this.rearm();
+  }
+
+  private rearm(): void {
+    if (this.handle) clearTimeout(this.handle);
+    this.handle = null;
+    this.armedFor = null;
     this.arm();
   }
 
@@ -97,7 +235,8 @@ export class DeadlineTimer<K> {
     if (this.handle && this.armedFor === top.at) return;
     if (this.handle) clearTimeout(this.handle);
     this.armedFor = top.at;
-    const delay = Math.min(Math.max(0, top.at - this.clock.now()), MAX_DELAY);
+    // Capped so that a step of the wall clock is noticed within CHECK_MS even when idle.
+    const delay = Math.min(Math.max(0, top.at - this.clock.now()), CHECK_MS);
     this.armedMono = performance.now();
     this.armedDelay = delay;
     this.handle = setTimeout(() => this.fire(), delay);
@@ -106,6 +245,8 @@ export class DeadlineTimer<K> {
   private fire(): void {
     this.handle = null;
     this.armedFor = null;
+    // First: after a step, deadlines are re-planned from the new time before any of them fires.
+    this.watch.check();
     const now = this.clock.now();
     // Node may fire a millisecond early relative to Date.now(); that deadline is due.
     for (;;) {

@@ -7,7 +7,7 @@ import type { Job } from './home.js';
 import type { Logger } from './log.js';
 import { nextAfter } from './schedule.js';
 import type { AlertKind, AlertRow, RunRow, Store } from './store.js';
-import { DeadlineTimer, type Clock } from './timer.js';
+import { DeadlineTimer, type Clock, type ClockJump } from './timer.js';
 
 /** Run outcomes that prove the job is alive and fine (nothing to do, or halted on purpose, counts). */
 const LIFE = new Set(['ok', 'skipped-precheck', 'skipped-halted']);
@@ -42,9 +42,35 @@ export class Watchdog {
   private readonly expected = new Map<string, number>();
 
   constructor(private readonly deps: WatchdogDeps) {
-    this.timer = new DeadlineTimer<Key>((key, at) => this.due(key, at), deps.clock, (err, key) =>
-      deps.log.error({ key, err: String(err) }, 'watchdog deadline handler failed'),
+    this.timer = new DeadlineTimer<Key>(
+      (key, at) => this.due(key, at),
+      deps.clock,
+      (err, key) => deps.log.error({ key, err: String(err) }, 'watchdog deadline handler failed'),
+      (jump) => this.clockJumped(jump),
     );
+  }
+
+  /**
+   * The wall clock stepped. Instants the clock jumped over (forward) or that come round again
+   * (backward) are the scheduler's business (a catch-up, a missed-by-clock-jump record, a
+   * repeat), not missed deadlines: each job's clock starts afresh at the new time, as after a
+   * restart. An instant that had really come before the step keeps its deadline, moved with the
+   * clock so that its grace stays the same real time, and so do hang deadlines of external jobs:
+   * an alert that was due is still raised, on time.
+   */
+  private clockJumped(jump: ClockJump): void {
+    const now = this.deps.clock.now();
+    for (const name of this.clockStart.keys()) {
+      const job = this.deps.getJob(name);
+      if (!job) continue;
+      this.clockStart.set(name, now);
+      const hung = this.timer.get(`hung:${name}`);
+      if (hung !== undefined) this.timer.set(`hung:${name}`, hung + jump.deltaMs);
+      const missed = this.timer.get(`missed:${name}`);
+      const expected = this.expected.get(name);
+      if (missed !== undefined && expected !== undefined && expected <= jump.before) this.timer.set(`missed:${name}`, missed + jump.deltaMs);
+      else this.armMissed(job);
+    }
   }
 
   /**
@@ -196,7 +222,10 @@ export class Watchdog {
       this.timer.delete(key);
       return;
     }
-    const base = Math.max(this.deps.store.lastLifeAt(job.name) ?? 0, this.clockStart.get(job.name) ?? this.deps.clock.now());
+    const now = this.deps.clock.now();
+    // A last success "in the future" was recorded before the clock went back: it says the job
+    // was fine up to now, not that nothing is due until the clock reaches it again.
+    const base = Math.max(Math.min(this.deps.store.lastLifeAt(job.name) ?? 0, now), this.clockStart.get(job.name) ?? now);
     const expected = nextAfter(job.schedule, base);
     if (expected === null) {
       this.timer.delete(key);
@@ -221,7 +250,9 @@ export class Watchdog {
     if (kind === 'hung') {
       const last = this.deps.store.lastHeartbeat(name);
       if (last?.kind !== 'start') return;
-      this.raise(job, 'hung', `started ${formatDuration(this.deps.clock.now() - last.at)} ago (ping --start) and reported no end within its timeout of ${formatDuration(job.spec.timeout)}`, {});
+      const ago = this.deps.clock.now() - last.at;
+      const started = ago >= 0 ? `started ${formatDuration(ago)} ago` : 'started before the system clock went back';
+      this.raise(job, 'hung', `${started} (ping --start) and reported no end within its timeout of ${formatDuration(job.spec.timeout)}`, {});
       return;
     }
     const expected = this.expected.get(name);
@@ -237,8 +268,9 @@ export class Watchdog {
         {},
       );
     }
-    // Count the next expected instant too, if it also passes without a success.
-    this.clockStart.set(name, Math.max(this.clockStart.get(name) ?? 0, expected));
+    // Count the next expected instant too, if it also passes without a success (from now, if the
+    // clock went back since `expected`).
+    this.clockStart.set(name, Math.max(this.clockStart.get(name) ?? 0, Math.min(expected, this.deps.clock.now())));
     this.armMissed(job);
   }
 

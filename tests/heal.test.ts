@@ -6,7 +6,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, cli, makeHome, pageCapture, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from './helpers.js';
+import { CLI, cleanup, cli, makeHome, pageCapture, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from './helpers.js';
 
 interface Attempt {
   id: number;
@@ -113,6 +113,25 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
 });
 
 describe('rollback, the ladder, approvals and the cap', () => {
+  it('a fix whose own effect resolves the alert before the probe (a worker back on its heartbeat) is credited as fixed-verified, not self-recovered', async () => {
+    const work = tempDir('ns-heal-credit-');
+    dirs.push(work);
+    const h = home(
+      // something else runs the worker; it pings nightshift while it is alive
+      { worker: 'every: 2s\nheartbeat: { grace: 1s }\n' },
+      {
+        'restart-worker': `match: { job: worker, kind: [missed] }\nautonomy: auto\naction:\n  command: ["sh", "-c", "touch ${work}/alive && node ${CLI} --home ${'$'}{HOME_DIR} --state ${'$'}{HOME_DIR}/state ping worker"]\n  touches: ["${work}/"]\nprobe: { command: ["test", "-e", "${work}/alive"] }\n`,
+      },
+    );
+    const rule = join(h, 'rules', 'restart-worker.yaml');
+    writeFileSync(rule, readFileSync(rule, 'utf8').replaceAll('${HOME_DIR}', h));
+    const d = await daemon(h);
+    const [a] = await waitFor(done(d, 1), 20_000, 'the heal');
+    expect(a!.outcome).toBe('fixed-verified');
+    const alert = query<{ resolution: string }>(d.state, 'SELECT resolution FROM alerts WHERE id = ?', a!.alert_id)[0]!;
+    expect(alert.resolution).toBe('fixed-verified');
+  });
+
   it('a fix whose probe fails is rolled back byte-exact; the rule drops to gated; an approved second attempt rolls back too; then blocked and paged', async () => {
     const work = tempDir('ns-heal-tree-');
     dirs.push(work);

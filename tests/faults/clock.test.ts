@@ -1,0 +1,270 @@
+// Fault suite: the wall clock steps under a running daemon (NTP, `date -s`, a VM resumed from a
+// snapshot) by ±2 h and ±1 day. The OS clock of the machine is not moved: the daemon runs in this
+// process with a clock that is the real clock plus an offset the test changes, while its
+// monotonic clock (timers, timeouts) goes on as on a real machine. Everything else is real: the
+// SQLite file, the job processes, their timeouts.
+//
+// Semantics under test (src/scheduler.ts, src/watchdog.ts): forward, the instants jumped over
+// are handled like downtime (a catchUp job runs once, the others get one missed-by-clock-jump
+// record), with no false missed alerts; backward, schedules follow the new time at once, nothing
+// stalls; either way no (job, instant) runs twice, nothing runs in a burst, an alert open before
+// the step stays open, one due after it is raised, and a hang is caught on real time.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { Daemon } from '../../src/daemon.js';
+import { homePaths } from '../../src/home.js';
+import { createLogger } from '../../src/log.js';
+import { Scheduler } from '../../src/scheduler.js';
+import { Store } from '../../src/store.js';
+import { clockWatch } from '../../src/timer.js';
+import { cleanup, FIXTURES, job, makeHome, query, tempDir, waitFor } from '../helpers.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+interface Run {
+  id: number;
+  job: string;
+  trigger: string;
+  scheduled_for: number | null;
+  created_at: number;
+  outcome: string | null;
+  started_at: number | null;
+}
+interface Alert {
+  id: number;
+  fingerprint: string;
+  job: string;
+  kind: string;
+  count: number;
+  resolved_at: number | null;
+  run_id: number | null;
+}
+interface Event {
+  id: number;
+  kind: string;
+  job: string | null;
+  message: string;
+  data: string | null;
+}
+
+
+function jobs(flag: string, hangTimeoutS: number): Record<string, string> {
+  return {
+    // every-few-seconds jobs: one plain, one with catchUp
+    tick: 'every: 2s\ncommand: ["true"]\n',
+    catchup: 'every: 3s\ncatchUp: true\ncommand: ["true"]\n',
+    // fails from before the step on: its alert is open across it
+    broken: 'every: 2s\nshell: "exit 3"\n',
+    // starts failing right after the step: its alert must be raised then
+    flaky: `every: 2s\nshell: "test ! -e ${flag}"\n`,
+    // a run that starts before the step and hangs past it: the timeout is real time
+    hang: `every: 2s\ncommand: ["${join(FIXTURES, 'hang.sh')}"]\ntimeout: ${hangTimeoutS}s\nkillGrace: 1s\n`,
+    // external: started (ping --start) before the step, never ends
+    'ext-hang': 'every: 1h\ntimeout: 4s\n',
+    // external, never pinged: a missed alert before the step that must go on being counted
+    'ext-missing': 'every: 2s\nheartbeat: { grace: 1s }\n',
+  };
+}
+
+async function scenario(stepMs: number, opts: { ranBefore?: number } = {}): Promise<void> {
+  const home = makeHome();
+  const flag = join(home, 'FLAG');
+  const ranBefore = opts.ranBefore ?? 2;
+  // the hanging run must still be running at the step
+  for (const [name, text] of Object.entries(jobs(flag, 2 * ranBefore + 4))) writeFileSync(join(home, 'jobs', `${name}.yaml`), text);
+  let offset = 0;
+  const clock = { now: () => Date.now() + offset };
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const paths = homePaths(home);
+  const d = new Daemon({ paths, log: createLogger({ level: 'info', destination: sink }), clock, env: {} });
+  try {
+    await d.start();
+    await steps(d, paths.state, stepMs, ranBefore, flag, (ms) => (offset += ms));
+  } catch (err) {
+    // what the daemon said is the first thing to read when this fails
+    console.error(lines.slice(-40).map((l) => JSON.stringify(l)).join('\n'));
+    throw err;
+  } finally {
+    await d.stop();
+    cleanup(home);
+  }
+}
+
+async function steps(d: Daemon, state: string, stepMs: number, ranBefore: number, flag: string, step: (ms: number) => void): Promise<void> {
+  const paths = { state };
+  const runs = (): Run[] => query<Run>(paths.state, 'SELECT * FROM runs ORDER BY id');
+  const alerts = (): Alert[] => query<Alert>(paths.state, 'SELECT * FROM alerts ORDER BY id');
+  const events = (kind: string): Event[] => query<Event>(paths.state, 'SELECT * FROM events WHERE kind = ? ORDER BY id', kind);
+  const openAlert = (fp: string): Alert | undefined => alerts().find((a) => a.fingerprint === fp && a.resolved_at === null);
+
+  // ---- before the step: everything is in its steady state ----
+  const { jobs: live, watchdog } = d.internals;
+  await waitFor(() => runs().filter((r) => r.job === 'tick' && r.outcome === 'ok').length >= ranBefore, 30_000, 'tick to run');
+  await waitFor(() => openAlert('broken:failed'), 10_000, 'the alert of the broken job');
+  await waitFor(() => openAlert('ext-missing:missed'), 10_000, 'the missed alert of the never-pinged external job');
+  const hangRun = await waitFor(() => runs().find((r) => r.job === 'hang' && r.started_at !== null && r.outcome === null), 10_000, 'a hanging run');
+  watchdog!.heartbeat(live.get('ext-hang')!, 'start', 'ping');
+  expect(openAlert('hang:hung')).toBeUndefined();
+  expect(openAlert('flaky:failed')).toBeUndefined();
+
+  // ---- the step ----
+  const lastIdBefore = Math.max(...runs().map((r) => r.id));
+  const brokenBefore = openAlert('broken:failed')!;
+  const missingBefore = openAlert('ext-missing:missed')!;
+  const cursorsBefore = new Map(query<{ job: string; cursor: number }>(paths.state, 'SELECT job, cursor FROM job_state').map((r) => [r.job, r.cursor]));
+  step(stepMs);
+  writeFileSync(flag, '');
+  const stepAt = performance.now();
+
+  // ---- after: what must happen ----
+  const after = (job: string): Run[] => runs().filter((r) => r.job === job && r.id > lastIdBefore);
+  await waitFor(() => after('tick').filter((r) => r.outcome === 'ok' && r.trigger === 'schedule').length >= 3, 15_000, 'tick to keep running on the new time');
+  const flaky = await waitFor(() => openAlert('flaky:failed'), 10_000, 'the alert of the job that fails after the step');
+  await waitFor(() => openAlert('hang:hung'), 25_000, 'the hung alert of the run that hangs across the step');
+  await waitFor(() => openAlert('ext-hang:hung'), 10_000, 'the hung alert of the external job started before the step');
+  await waitFor(() => (openAlert('ext-missing:missed')?.count ?? 0) > missingBefore.count + 1, 10_000, 'the missed alert to go on counting');
+  await waitFor(() => (openAlert('broken:failed')?.count ?? 0) > brokenBefore.count, 10_000, 'the broken job to fail again');
+  if (stepMs > 0) await waitFor(() => after('catchup').some((r) => r.trigger === 'catch-up' && r.outcome !== null), 10_000, 'the catch-up run');
+  else await waitFor(() => after('catchup').filter((r) => r.trigger === 'schedule' && r.outcome === 'ok').length >= 2, 10_000, 'catchup to keep running');
+  await waitFor(() => events('clock-jump').length === 1, 10_000, 'the clock-jump event');
+  const elapsedS = (performance.now() - stepAt) / 1000;
+  // Stopped before the checks: every run is finished and recorded.
+  await d.stop();
+
+  // The step was noticed once, with its size.
+  const jumps = events('clock-jump');
+  expect(jumps).toHaveLength(1);
+  const delta = (JSON.parse(jumps[0]!.data!) as { deltaMs: number }).deltaMs;
+  expect(Math.abs(delta - stepMs)).toBeLessThan(1000);
+  expect(jumps[0]!.message).toContain(stepMs > 0 ? 'jumped forward by' : 'went back by');
+
+  // Never the same (job, instant) twice.
+  const dupes = query(paths.state, 'SELECT job, scheduled_for, count(*) AS n FROM runs WHERE scheduled_for IS NOT NULL GROUP BY job, scheduled_for HAVING n > 1');
+  expect(dupes).toEqual([]);
+
+  // No burst: after the step every job runs at most once per interval of real time (+ slack for
+  // the run under way at the step and the catch-up), however many instants the step covered.
+  for (const [job, everyS] of [['tick', 2], ['catchup', 3], ['broken', 2], ['flaky', 2], ['hang', 2]] as const) {
+    expect(after(job).length, `${job} runs after the step`).toBeLessThanOrEqual(Math.ceil(elapsedS / everyS) + 2);
+  }
+  expect(openAlert('ext-missing:missed')!.count - missingBefore.count).toBeLessThanOrEqual(Math.ceil(elapsedS / 2) + 2);
+
+  // Runs after the step are on the new time: their instants are near the new clock, not the old one.
+  const ticks = after('tick').filter((r) => r.scheduled_for !== null);
+  for (const r of ticks) expect(Math.abs(r.scheduled_for! - r.created_at)).toBeLessThan(5_000);
+
+  const catchUps = after('catchup').filter((r) => r.trigger === 'catch-up');
+  const missedByJump = events('missed-by-clock-jump');
+  if (stepMs > 0) {
+    // Forward: like downtime. The catchUp job ran once for everything the step skipped; the others
+    // have one record each saying how many instants were skipped.
+    expect(catchUps).toHaveLength(1);
+    const skipped = new Map(missedByJump.map((e) => [e.job, JSON.parse(e.data!) as { first: number; count: number }]));
+    for (const job of ['tick', 'catchup', 'broken', 'flaky']) {
+      // (the count stops at 1000, like the count of instants missed while down)
+      expect(skipped.get(job)?.count, `instants of ${job} skipped`).toBe(1000);
+      expect(skipped.get(job)!.first).toBeGreaterThan(cursorsBefore.get(job)!);
+    }
+    expect(missedByJump.filter((e) => e.job === 'tick')).toHaveLength(1);
+  } else {
+    // Backward: nothing was skipped, nothing is caught up, and nothing waited for the old time.
+    expect(catchUps).toEqual([]);
+    expect(missedByJump).toEqual([]);
+    for (const job of ['tick', 'catchup']) {
+      const newest = Math.max(...after(job).map((r) => r.created_at));
+      expect(newest, `${job} ran on the new time`).toBeLessThan(cursorsBefore.get(job)!);
+    }
+    const again = after('tick').filter((r) => r.scheduled_for === null);
+    if (ranBefore * 2000 > -stepMs + 2000) {
+      // The step went back over instants tick had already run: it ran on at its interval, those
+      // runs recorded without an instant (the first run of each instant holds it).
+      expect(again.length, 'tick runs of instants that came round again').toBeGreaterThan(0);
+      expect(again.every((r) => r.trigger === 'schedule')).toBe(true);
+    } else {
+      expect(again).toEqual([]);
+    }
+  }
+
+  // Alerts: none of the jobs whose instants were simply skipped or repeated is "missed"; the one
+  // open before the step is still open; the failure after it and both hangs were raised.
+  for (const job of ['tick', 'catchup', 'broken', 'flaky', 'hang', 'ext-hang']) {
+    expect(alerts().filter((a) => a.job === job && a.kind === 'missed'), `missed alerts of ${job}`).toEqual([]);
+  }
+  expect(openAlert('broken:failed')!.id).toBe(brokenBefore.id);
+  expect(flaky.run_id).toBeGreaterThan(lastIdBefore);
+  expect(openAlert('hang:hung')!.run_id).toBe(hangRun.id);
+  expect(runs().find((r) => r.id === hangRun.id)!.outcome).toBe('timeout');
+}
+
+// Each scenario waits on real job processes most of the time: they run side by side.
+describe.concurrent('wall-clock steps under a running daemon', () => {
+  it('forward 2 h: skipped instants handled like downtime, no burst, no false missed alert, alerts kept and raised', async () => {
+    await scenario(2 * HOUR);
+  });
+  it('forward 1 day', async () => {
+    await scenario(DAY);
+  });
+  it('back 2 h: schedules follow the new time at once, nothing stalls or runs twice, alerts kept and raised', async () => {
+    await scenario(-2 * HOUR);
+  });
+  it('back 1 day', async () => {
+    await scenario(-DAY);
+  });
+  it('back 12 s, over instants that already ran: a wildcard job keeps its interval, nothing runs twice', async () => {
+    await scenario(-12_000, { ranBefore: 8 });
+  });
+});
+
+describe('the scheduler after a step back, for fixed-time and wildcard jobs (Debian cron rule)', () => {
+  it('under 3 h a fixed-time job does not run a time it already ran; after a correction it runs by the new time; an interval job never waits for the old time', async () => {
+    const dir = tempDir('ns-clock-');
+    const store = Store.open(join(dir, 'nightshift.db'));
+    // A wall clock that starts half a second before 02:30 UTC and then runs in real time.
+    const start = Date.UTC(2026, 5, 10, 2, 29, 59, 500);
+    const p0 = performance.now();
+    let offset = 0;
+    const clock = { now: () => Math.round(start + (performance.now() - p0) + offset) };
+    const due: Array<{ job: string; at: number; repeat: boolean }> = [];
+    const s = new Scheduler({
+      store,
+      clock,
+      onDue: (j, at, trigger, repeat = false) => {
+        due.push({ job: j.name, at, repeat });
+        store.insertRun({ job: j.name, trigger, scheduledFor: at, now: clock.now() });
+      },
+    });
+    try {
+      s.start([job('nightly', { schedule: '30 2 * * *', timezone: 'UTC', command: ['true'] }), job('often', { every: '10s', command: ['true'] })]);
+      const at0230 = Date.UTC(2026, 5, 10, 2, 30);
+      await waitFor(() => due.some((d) => d.job === 'nightly'), 5_000, 'the 02:30 run');
+      expect(due.filter((d) => d.job === 'nightly')).toEqual([{ job: 'nightly', at: at0230, repeat: false }]);
+
+      // Back 2 h, to 00:30: 02:30 comes round again today, and already ran.
+      offset -= 2 * HOUR;
+      expect(clockWatch(clock).check()?.deltaMs).toBeLessThan(-2 * HOUR + 1000);
+      expect(s.nextRun('nightly')).toBe(at0230 + DAY);
+      expect(s.nextRun('often')! - clock.now()).toBeLessThanOrEqual(10_000);
+
+      // Back another 22 h, to 02:30 the day before: a correction, so the new time is used, and
+      // the next 02:30 is the one that already ran (it will run again, as a repeat).
+      offset -= 22 * HOUR;
+      expect(clockWatch(clock).check()).not.toBeNull();
+      expect(s.nextRun('nightly')).toBe(at0230);
+      expect(s.nextRun('often')! - clock.now()).toBeLessThanOrEqual(10_000);
+      expect(due.filter((d) => d.job === 'nightly')).toHaveLength(1);
+    } finally {
+      s.stop();
+      store.close();
+      cleanup(dir);
+    }
+  });
+});

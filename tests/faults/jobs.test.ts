@@ -1,0 +1,213 @@
+// Fault suite: misbehaving jobs, through a real daemon (not only the runner module). Each one is
+// run by the daemon while an every-second job keeps being scheduled; the test reads the run's row
+// (outcome, exit, log file), /proc (what is left of its processes, the daemon's peak memory) and
+// checks that the other job ran during the misbehaving run and after it.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_LOG_CAP } from '../../src/logcap.js';
+import { cleanup, cli, FIXTURES, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
+
+interface Row {
+  id: number;
+  trigger: string;
+  scheduled_for: number | null;
+  job: string;
+  outcome: string | null;
+  exit_code: number | null;
+  signal: string | null;
+  started_at: number | null;
+  ended_at: number | null;
+  pgid: number | null;
+  log_path: string | null;
+  output_bytes: number | null;
+  output_tail: string | null;
+  reason: string | null;
+}
+
+const GIB = 1024 * 1024 * 1024;
+const TICK_MS = 1000; // the shortest "every"
+const work = tempDir('ns-faultjobs-');
+const evidence = join(work, 'evidence');
+const pidfile = (name: string): string => join(work, `${name}.pid`);
+
+const home = makeHome(
+  {
+    tick: `every: ${TICK_MS}ms\ncommand: ["${join(FIXTURES, 'fault-job.sh')}", "${evidence}"]\n`,
+    flood: `command: ["node", "${join(FIXTURES, 'flood.js')}", "${GIB}"]\ntimeout: 5m\n`,
+    forker: `command: ["${join(FIXTURES, 'grandchildren.sh')}", "${pidfile('forker')}", "50"]\ntimeout: 2s\nkillGrace: 1s\n`,
+    closer: `command: ["${join(FIXTURES, 'close-stdout.sh')}", "${pidfile('closer')}"]\ntimeout: 2s\nkillGrace: 500ms\n`,
+    'closer-ends': `command: ["${join(FIXTURES, 'close-stdout.sh')}", "${pidfile('closer-ends')}", "2.5"]\ntimeout: 1m\n`,
+    leaver: `command: ["${join(FIXTURES, 'exit-holding-pipe.sh')}", "${pidfile('leaver')}"]\ntimeout: 1m\nkillGrace: 2s\n`,
+  },
+  'timezone: UTC\n',
+);
+let d: DaemonProc;
+
+beforeAll(async () => {
+  d = await startDaemon(home);
+  // a few ticks first: the daemon's idle peak memory is the baseline of the flood test
+  await waitFor(() => ticks().length >= 2, 10_000, 'two tick runs');
+}, 30_000);
+
+afterAll(async () => {
+  await d?.stop();
+  cleanup(home);
+  cleanup(work);
+});
+
+function lastRun(job: string): Row {
+  const row = query<Row>(d.state, 'SELECT * FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1', job)[0];
+  if (!row) throw new Error(`no run of ${job} recorded`);
+  return row;
+}
+
+function ticks(): Row[] {
+  return query<Row>(d.state, "SELECT * FROM runs WHERE job = 'tick' AND outcome = 'ok' ORDER BY id");
+}
+
+/**
+ * The daemon kept scheduling `tick` while the run was under way and after it: every instant from
+ * the last one before the run to the first one after it has its own successful run (a stalled
+ * scheduler would have coalesced the instants it was late for), and the job's evidence, outside
+ * the state folder, says each of them really started.
+ */
+async function expectSchedulingGoesOn(row: Row): Promise<void> {
+  const from = row.started_at! - TICK_MS;
+  const to = row.ended_at! + TICK_MS;
+  await waitFor(() => ticks().some((t) => t.scheduled_for! >= to), 10_000, `a tick run after ${row.job} #${row.id}`);
+  const around = query<Row>(d.state, "SELECT * FROM runs WHERE job = 'tick' AND trigger = 'schedule' AND scheduled_for BETWEEN ? AND ? ORDER BY scheduled_for", from, to);
+  expect(around.length).toBeGreaterThanOrEqual(2);
+  const gaps = around.slice(1).map((t, i) => t.scheduled_for! - around[i]!.scheduled_for!);
+  expect(gaps, `instants of tick around ${row.job} #${row.id}`).toEqual(gaps.map(() => TICK_MS));
+  expect(around.map((t) => t.outcome)).toEqual(around.map(() => 'ok'));
+  const started = new Set(readFileSync(evidence, 'utf8').split('\n').filter((l) => l.endsWith(' start')).map((l) => Number(l.split(' ')[0])));
+  expect(around.filter((t) => !started.has(t.id))).toEqual([]);
+}
+
+/** Live (non-zombie) processes in a process group. */
+function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'latin1');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(rest[2]) === pgid && rest[0] !== 'Z') out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Live processes that carry this run's id in their environment (its descendants, wherever they went). */
+function runProcesses(runId: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${e}/environ`, 'latin1').split('\0');
+      if (env.includes(`NIGHTSHIFT_RUN_ID=${runId}`) && env.includes(`NIGHTSHIFT_STATE=${d.state}`) && pidAlive(Number(e))) out.push(Number(e));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
+}
+
+function vmHWMkB(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(m[1]);
+}
+
+describe('misbehaving jobs under a real daemon', () => {
+  it('a job that prints 1 GiB: the log keeps head and tail within the cap, the row counts every byte, the daemon memory stays bounded', async () => {
+    const daemonPid = d.proc.pid!;
+    const before = vmHWMkB(daemonPid);
+    const res = await cli(['--home', home, 'run', 'flood']);
+    expect(res.exitCode, res.stderr).toBe(0);
+    const row = lastRun('flood');
+    expect(row.outcome).toBe('ok');
+    expect(row.exit_code).toBe(0);
+    expect(row.output_bytes).toBe(GIB + '\nEND-MARKER\n'.length);
+    const size = statSync(row.log_path!).size;
+    expect(size).toBeGreaterThanOrEqual(DEFAULT_LOG_CAP);
+    expect(size).toBeLessThan(DEFAULT_LOG_CAP + 200); // the cap plus the "left out" marker line
+    const text = readFileSync(row.log_path!, 'latin1');
+    expect(text.startsWith('HEAD-MARKER')).toBe(true);
+    expect(text).toContain(`[nightshift: ${GIB + 12 - DEFAULT_LOG_CAP} bytes of output left out here`);
+    expect(text.trimEnd().endsWith('END-MARKER')).toBe(true);
+    expect(row.output_tail!.trimEnd().endsWith('END-MARKER')).toBe(true);
+    // 1 GiB went through the daemon; its peak resident memory grew by a small fraction of that
+    const grewMB = (vmHWMkB(daemonPid) - before) / 1024;
+    expect(grewMB, `the daemon's peak RSS grew by ${grewMB.toFixed(1)} MB (idle peak ${(before / 1024).toFixed(1)} MB)`).toBeLessThan(96);
+    await expectSchedulingGoesOn(row);
+  }, 120_000);
+
+  it('a job that forks 50 grandchildren and ignores SIGTERM: after timeout + killGrace nothing of it is left', async () => {
+    const res = await cli(['--home', home, 'run', 'forker']);
+    expect(res.exitCode).toBe(1);
+    const row = lastRun('forker');
+    expect(row.outcome).toBe('timeout');
+    expect(row.signal).toBe('SIGKILL');
+    expect(row.reason).toContain('ran longer than its timeout of 2s');
+    expect(row.reason).toContain('SIGKILL after 1s');
+    expect(readFileSync(row.log_path!, 'utf8')).toContain('forked 50');
+    const pids = readFileSync(pidfile('forker'), 'utf8').trim().split('\n').map(Number);
+    expect(pids).toHaveLength(50);
+    // the row is written once the group is gone: nothing to wait for
+    expect(pids.filter(pidAlive)).toEqual([]);
+    expect(groupMembers(row.pgid!)).toEqual([]);
+    expect(runProcesses(row.id)).toEqual([]);
+    await expectSchedulingGoesOn(row);
+  }, 60_000);
+
+  it('a job that closes stdout and keeps running is still timed out, and its log is kept', async () => {
+    const res = await cli(['--home', home, 'run', 'closer']);
+    expect(res.exitCode).toBe(1);
+    const row = lastRun('closer');
+    expect(row.outcome).toBe('timeout');
+    expect(row.signal).toBe('SIGKILL'); // it ignored SIGTERM
+    expect(readFileSync(row.log_path!, 'utf8')).toBe('before closing stdout\n');
+    expect(row.output_tail).toBe('before closing stdout\n');
+    const pid = Number(readFileSync(pidfile('closer'), 'utf8'));
+    expect(pidAlive(pid)).toBe(false);
+    expect(groupMembers(row.pgid!)).toEqual([]);
+    await expectSchedulingGoesOn(row);
+  }, 60_000);
+
+  it('a job that closes stdout and exits later ends when it exits, not when its output closes', async () => {
+    const res = await cli(['--home', home, 'run', 'closer-ends']);
+    expect(res.exitCode).toBe(0);
+    const row = lastRun('closer-ends');
+    expect(row.outcome).toBe('ok');
+    expect(row.exit_code).toBe(0);
+    const ended = join(work, 'closer-ends.pid.ended');
+    expect(existsSync(ended)).toBe(true);
+    // the job wrote its last file after its output had closed; the run ended after that
+    expect(row.ended_at!).toBeGreaterThanOrEqual(Math.floor(statSync(ended).mtimeMs));
+    expect(readFileSync(row.log_path!, 'utf8')).toBe('before closing stdout\n');
+    await expectSchedulingGoesOn(row);
+  }, 60_000);
+
+  it('a job that exits before its children (one holding its stdout, ignoring SIGTERM): the run ends with the exit, the child is stopped', async () => {
+    const res = await cli(['--home', home, 'run', 'leaver']);
+    expect(res.exitCode).toBe(0);
+    const row = lastRun('leaver');
+    // The job's exit decides: ok, exit 0 — not a timeout waiting for the pipe to close (DESIGN:
+    // a run owns its process group, so what it leaves behind is stopped and said so).
+    expect(row.outcome).toBe('ok');
+    expect(row.exit_code).toBe(0);
+    expect(row.reason).toContain('Processes it left behind were stopped (SIGKILL)');
+    const log = readFileSync(row.log_path!, 'utf8');
+    expect(log).toContain('main exiting');
+    expect(log).toContain('child still here');
+    const child = Number(readFileSync(pidfile('leaver'), 'utf8'));
+    expect(pidAlive(child)).toBe(false);
+    expect(groupMembers(row.pgid!)).toEqual([]);
+    expect(runProcesses(row.id)).toEqual([]);
+    await expectSchedulingGoesOn(row);
+  }, 60_000);
+});
