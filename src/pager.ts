@@ -217,6 +217,8 @@ export class Pager {
   private readonly inFlight = new Set<Promise<void>>();
   /** Pages this process recorded: a row without an outcome that is not one of these was left by a daemon that died. */
   private readonly mine = new Set<number>();
+  /** When each fingerprint was last paged without a row (the disk was full): the rate limit still holds. */
+  private readonly unrecorded = new Map<string, number>();
   private readonly timeoutMs: number;
   private readonly intervalMs: number;
 
@@ -245,10 +247,12 @@ export class Pager {
       // not hold back this one. At least once: a duplicate beats a lost page.
       const interrupted = last !== undefined && last.outcome === null && !this.mine.has(last.id);
       if (interrupted) store.finishPage(last.id, 'interrupted', 'nightshift stopped before the page command was seen to finish; the next page was not held back');
-      if (last && !interrupted && now - last.at < this.intervalMs) {
-        const msg = `not paging again for ${ev.fingerprint}: last page ${formatDuration(now - last.at)} ago (at most one per ${formatDuration(this.intervalMs)})`;
-        log.info({ event: ev.event, fingerprint: ev.fingerprint, lastPageId: last.id }, msg);
-        store.recordEvent(now, 'page-suppressed', ev.job ?? null, msg, { event: ev.event, fingerprint: ev.fingerprint, lastPageId: last.id });
+      // A page whose row could not be written yet (a full disk) counts too.
+      const lastAt = Math.max(last && !interrupted ? last.at : -Infinity, this.unrecorded.get(ev.fingerprint) ?? -Infinity);
+      if (now - lastAt < this.intervalMs) {
+        const msg = `not paging again for ${ev.fingerprint}: last page ${formatDuration(now - lastAt)} ago (at most one per ${formatDuration(this.intervalMs)})`;
+        log.info({ event: ev.event, fingerprint: ev.fingerprint, lastPageId: last?.id ?? null }, msg);
+        store.recordEvent(now, 'page-suppressed', ev.job ?? null, msg, { event: ev.event, fingerprint: ev.fingerprint, lastPageId: last?.id ?? null });
         return 'suppressed';
       }
       // Recorded before anything runs: a second call right now sees it, and so does a restart.
@@ -261,6 +265,8 @@ export class Pager {
       } catch (err) {
         if (!isDiskFull(err)) throw err;
         store.noteDiskFull(err, 'the database');
+        if (this.unrecorded.size > 1000) this.unrecorded.clear();
+        this.unrecorded.set(ev.fingerprint, now);
       }
       const command = policy.page.command;
       if (!command) {

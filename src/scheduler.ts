@@ -88,8 +88,11 @@ export class Scheduler {
     }
   }
 
-  /** Instants in (cursor, now] that nobody ran: one record, and one catch-up run if the job asks for it. */
-  private accountMissed(job: Job, cursor: number, now: number, cause: MissedCause, catchUps: Array<[Job, number]>): void {
+  /**
+   * Instants in (cursor, now] that nobody ran: one record, and one catch-up run if the job asks for
+   * it (or `runOnce`: Debian cron's rule for a fixed-time job skipped by a short step forward).
+   */
+  private accountMissed(job: Job, cursor: number, now: number, cause: MissedCause, catchUps: Array<[Job, number]>, runOnce = false): void {
     if (!job.schedule) return;
     const first = nextAfter(job.schedule, cursor);
     if (first === null || first > now) return;
@@ -99,7 +102,7 @@ export class Scheduler {
       last = n;
       count++;
     }
-    const catchUp = job.spec.catchUp;
+    const catchUp = job.spec.catchUp || runOnce;
     this.deps.onMissed?.(job, first, count, catchUp, cause);
     // The gap is consumed either way: a restart must not catch up the same gap again. For a
     // catch-up, the run's own row moves the cursor (store.insertRun), so a crash before that row
@@ -119,14 +122,32 @@ export class Scheduler {
       this.deps.onError?.(err, '*');
     }
     const now = this.deps.clock.now();
+    const runnable = (job: Job, state: { paused: number | boolean } | undefined): boolean => !!state && !!job.schedule && job.spec.enabled && job.managed && !state.paused;
+    if (jump.deltaMs > 0) {
+      // Instants up to the step were due anyway: the step is only noticed when a timer fires (up
+      // to a minute later), often the very timer of such an instant. The latest of them runs now,
+      // as a late timer runs it; only what lies beyond the step was skipped by it.
+      for (const job of this.jobs.values()) {
+        try {
+          const state = this.deps.store.jobState(job.name);
+          if (!runnable(job, state)) continue;
+          const late = lastInstantUpTo(job, state!.cursor, Math.min(jump.before, now));
+          if (late !== null) this.deps.onDue(job, late, 'schedule');
+        } catch (err) {
+          this.deps.onError?.(err, job.name);
+        }
+      }
+    }
     const catchUps: Array<[Job, number]> = [];
     this.deps.store.batch(() => {
       for (const job of this.jobs.values()) {
         try {
           const state = this.deps.store.jobState(job.name);
           this.repeats.delete(job.name);
-          if (state && jump.deltaMs > 0 && job.schedule && job.spec.enabled && job.managed && !state.paused) {
-            this.accountMissed(job, state.cursor, now, 'clock-jump', catchUps);
+          if (state && jump.deltaMs > 0 && runnable(job, state)) {
+            // Debian cron: a fixed-time job in a span skipped by a step under 3 h runs once soon after.
+            const fixedTime = job.schedule?.kind === 'cron' && job.schedule.expr.fixedTime;
+            this.accountMissed(job, Math.max(state.cursor, jump.before), now, 'clock-jump', catchUps, fixedTime && jump.deltaMs < CORRECTION_MS);
           } else if (state && jump.deltaMs < 0 && state.cursor > now + JUMP_THRESHOLD_MS) {
             this.repeats.set(job.name, this.repeatPlan(job, state.cursor, -jump.deltaMs));
           }
@@ -230,4 +251,13 @@ export class Scheduler {
       this.arm(job, at);
     }
   }
+}
+
+/** The job's last instant in (cursor, limit], or null (a bounded walk: at most MISSED_SCAN_LIMIT steps). */
+function lastInstantUpTo(job: Job, cursor: number, limit: number): number | null {
+  if (!job.schedule) return null;
+  let last: number | null = null;
+  let steps = 0;
+  for (let n = nextAfter(job.schedule, cursor); n !== null && n <= limit && steps < MISSED_SCAN_LIMIT; n = nextAfter(job.schedule, n), steps++) last = n;
+  return last;
 }

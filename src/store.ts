@@ -606,6 +606,9 @@ export class Store {
   /** Writes everything held, in order, in one transaction: all of it or none. */
   private flushHeld(): boolean {
     if (!this.hasHeld()) return true;
+    // Not inside a caller's transaction: held records are let go of once written, and an outer
+    // rollback would take them with it. They are written after it, in order.
+    if (this.db.inTransaction) return false;
     const ids = new Map<number, number>();
     try {
       this.db.transaction(() => {
@@ -618,8 +621,19 @@ export class Store {
                @output_tail, @output_bytes, @reason, @attempt, @parent, @retry_at, @spec_hash)
              ON CONFLICT DO NOTHING`,
           ).run({ ...withoutId(r), parent });
-          if (info.changes === 0) continue;
-          ids.set(tmp, Number(info.lastInsertRowid));
+          let rowid = Number(info.lastInsertRowid);
+          if (info.changes === 0) {
+            // The instant got a row meanwhile; this run happened all the same: kept, without the instant.
+            rowid = Number(this.stmt(
+              `INSERT INTO runs (job, trigger, scheduled_for, created_at, started_at, ended_at, outcome, exit_code, signal, duration_ms, pgid, log_path,
+                 output_tail, output_bytes, reason, attempt, parent_id, retry_at, spec_hash)
+               VALUES (@job, @trigger, NULL, @created_at, @started_at, @ended_at, @outcome, @exit_code, @signal, @duration_ms, @pgid, @log_path,
+                 @output_tail, @output_bytes, @reason, @attempt, @parent, @retry_at, @spec_hash)`,
+            ).run({ ...withoutId(r), parent }).lastInsertRowid);
+            ids.set(tmp, rowid);
+            continue;
+          }
+          ids.set(tmp, rowid);
           if ((r.trigger === 'schedule' || r.trigger === 'catch-up') && r.scheduled_for != null) {
             this.advanceCursor(r.job, Math.max(r.scheduled_for, r.trigger === 'catch-up' ? r.created_at : r.scheduled_for), r.created_at);
           }
@@ -631,12 +645,10 @@ export class Store {
       return false;
     }
     for (const [tmp, id] of ids) this.writtenIds.set(tmp, id);
-    for (const tmp of [...this.finishedWhileFull]) {
-      if (tmp < 0 && ids.has(tmp)) {
-        this.finishedWhileFull.delete(tmp);
-        this.finishedWhileFull.add(ids.get(tmp)!);
-      }
-    }
+    // Renamed in place: the listeners hear of the runs in the order they finished.
+    const finished = [...this.finishedWhileFull].map((id) => ids.get(id) ?? id);
+    this.finishedWhileFull.clear();
+    for (const id of finished) this.finishedWhileFull.add(id);
     this.heldRuns.clear();
     this.held = [];
     return true;
@@ -714,6 +726,9 @@ export class Store {
       for (const h of this.heldRuns.values()) {
         if (h.job === r.job && h.scheduled_for === r.scheduledFor && (h.trigger === 'schedule' || h.trigger === 'catch-up')) return null;
       }
+      // An instant already on disk was dispatched: never a second time (reads work on a full disk).
+      const onDisk = this.stmt("SELECT 1 FROM runs WHERE job = ? AND scheduled_for = ? AND trigger IN ('schedule', 'catch-up')").get(r.job, r.scheduledFor);
+      if (onDisk) return null;
     }
     const id = this.nextHeldId--;
     this.heldRuns.set(id, {

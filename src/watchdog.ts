@@ -257,21 +257,25 @@ export class Watchdog {
     }
     const expected = this.expected.get(name);
     if (expected === undefined || !job.schedule) return;
-    const explained = this.deps.store.openAlerts(name).some((a) => a.kind !== 'missed');
-    if (!explained) {
-      const lastOk = this.deps.store.lastSuccessAt(name);
-      this.raise(
-        job,
-        'missed',
-        `no success by ${new Date(expected).toISOString()} + grace ${formatDuration(graceOf(job))}` +
-          (lastOk ? ` (last success ${new Date(lastOk).toISOString()})` : ' (no success recorded yet)'),
-        {},
-      );
+    try {
+      const explained = this.deps.store.openAlerts(name).some((a) => a.kind !== 'missed');
+      if (!explained) {
+        const lastOk = this.deps.store.lastSuccessAt(name);
+        this.raise(
+          job,
+          'missed',
+          `no success by ${new Date(expected).toISOString()} + grace ${formatDuration(graceOf(job))}` +
+            (lastOk ? ` (last success ${new Date(lastOk).toISOString()})` : ' (no success recorded yet)'),
+          {},
+        );
+      }
+    } finally {
+      // Re-armed even when the alert could not be written (a full disk): the job stays watched.
+      // Count the next expected instant too, if it also passes without a success (from now, if
+      // the clock went back since `expected`).
+      this.clockStart.set(name, Math.max(this.clockStart.get(name) ?? 0, Math.min(expected, this.deps.clock.now())));
+      this.armMissed(job);
     }
-    // Count the next expected instant too, if it also passes without a success (from now, if the
-    // clock went back since `expected`).
-    this.clockStart.set(name, Math.max(this.clockStart.get(name) ?? 0, Math.min(expected, this.deps.clock.now())));
-    this.armMissed(job);
   }
 
   // ---- alerts ----

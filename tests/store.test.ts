@@ -74,3 +74,51 @@ describe('store', () => {
     expect(Store.openForReading(join(dir, 'absent.db'))).toBeNull();
   });
 });
+
+describe('store, while SQLite cannot grow (records held in memory)', () => {
+  it('never hands out an instant that already has its row, and keeps a held run whose instant was taken meanwhile', () => {
+    const dir = tempDir('ns-held-');
+    const store = Store.open(join(dir, 'n.db'));
+    try {
+      store.diskFullRetryMs = 600_000;
+      const T = Date.now() - 60_000;
+      store.ensureJobState('j', T - 1000);
+      const first = store.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: T, now: T }, { holdIfFull: true });
+      store.finishRun(first!, { outcome: 'ok', endedAt: T + 10 });
+      store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
+      store.recordEvent(Date.now(), 'note', null, 'x'.repeat(100_000)); // the episode starts: something is held
+      expect(store.diskFull()).toBeTruthy();
+      // T comes round again (the clock went back) while records are held: not a second time.
+      expect(store.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: T, now: Date.now() }, { holdIfFull: true })).toBeNull();
+      store.db.pragma('max_page_count = 1073741823');
+      expect(store.retryNow()).toBe(true);
+      expect(store.db.prepare('SELECT count(*) AS n FROM runs WHERE scheduled_for = ?').get(T)).toEqual({ n: 1 });
+    } finally {
+      store.close();
+      cleanup(dir);
+    }
+  });
+
+  it('held records flushed inside a batch that then rolls back are not lost', () => {
+    const dir = tempDir('ns-held-');
+    const store = Store.open(join(dir, 'n.db'));
+    try {
+      store.diskFullRetryMs = 600_000;
+      store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
+      store.recordEvent(Date.now(), 'held-one', null, 'x'.repeat(100_000));
+      expect(store.diskFull()).toBeTruthy();
+      store.db.pragma('max_page_count = 1073741823');
+      expect(() =>
+        store.batch(() => {
+          store.recordEvent(Date.now(), 'inside', null, 'y');
+          throw new Error('something later in the batch failed');
+        }),
+      ).toThrow('something later');
+      expect(store.retryNow()).toBe(true);
+      expect(store.events(10, 'held-one')).toHaveLength(1);
+    } finally {
+      store.close();
+      cleanup(dir);
+    }
+  });
+});

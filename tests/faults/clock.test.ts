@@ -12,6 +12,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { Daemon } from '../../src/daemon.js';
 import { homePaths } from '../../src/home.js';
@@ -261,6 +262,51 @@ describe('the scheduler after a step back, for fixed-time and wildcard jobs (Deb
       expect(s.nextRun('nightly')).toBe(at0230);
       expect(s.nextRun('often')! - clock.now()).toBeLessThanOrEqual(10_000);
       expect(due.filter((d) => d.job === 'nightly')).toHaveLength(1);
+    } finally {
+      s.stop();
+      store.close();
+      cleanup(dir);
+    }
+  });
+});
+
+describe('the scheduler after a step forward', () => {
+  it('an instant due before a small step still runs (the step is noticed late, by its own timer); a fixed-time job skipped by a step under 3 h runs once (Debian cron rule)', async () => {
+    const dir = tempDir('ns-clock-');
+    const store = Store.open(join(dir, 'nightshift.db'));
+    // Half a second before 03:00 UTC, then real time.
+    const start = Date.UTC(2026, 5, 10, 2, 59, 59, 500);
+    const p0 = performance.now();
+    let offset = 0;
+    const clock = { now: () => Math.round(start + (performance.now() - p0) + offset) };
+    const due: Array<{ job: string; at: number; trigger: string }> = [];
+    const missed: Array<{ job: string; first: number; count: number; catchUp: boolean }> = [];
+    const s = new Scheduler({
+      store,
+      clock,
+      onDue: (j, at, trigger) => {
+        due.push({ job: j.name, at, trigger });
+        store.insertRun({ job: j.name, trigger, scheduledFor: at, now: clock.now() });
+      },
+      onMissed: (j, first, count, catchUp) => missed.push({ job: j.name, first, count, catchUp }),
+    });
+    try {
+      s.start([job('daily', { schedule: '0 3 * * *', timezone: 'UTC', command: ['true'] }), job('later', { schedule: '0 4 * * *', timezone: 'UTC', command: ['true'] })]);
+      // An NTP step of +1.5 s a moment before 03:00: the 03:00 timer notices it when it fires.
+      offset += 1500;
+      await waitFor(() => due.some((d) => d.job === 'daily'), 5_000, 'the 03:00 run');
+      await sleep(300);
+      // Noticed when its timer fires, 03:00 came before the step: a plain late run. (Noticed a
+      // moment earlier, 03:00 lies beyond the step: run once all the same, by the Debian rule.)
+      expect(due).toEqual([{ job: 'daily', at: Date.UTC(2026, 5, 10, 3), trigger: expect.stringMatching(/^(schedule|catch-up)$/) }]);
+      expect(missed.filter((m) => !m.catchUp)).toEqual([]);
+
+      // +2 h, from about 03:00 to 05:00: 04:00 of the fixed-time job `later` was skipped; it runs once.
+      offset += 2 * HOUR;
+      expect(clockWatch(clock).check()?.deltaMs).toBeGreaterThan(2 * HOUR - 1000);
+      expect(due.filter((d) => d.job === 'later')).toEqual([{ job: 'later', at: Date.UTC(2026, 5, 10, 4), trigger: 'catch-up' }]);
+      expect(missed.filter((m) => m.job === 'later')).toEqual([{ job: 'later', first: Date.UTC(2026, 5, 10, 4), count: 1, catchUp: true }]);
+      expect(due.filter((d) => d.job === 'daily')).toHaveLength(1);
     } finally {
       s.stop();
       store.close();

@@ -105,7 +105,11 @@ describe('restart loop', () => {
     await waitFor(() => capture.pages().length > 0, 10_000, 'the restart-loop page');
     await sleep(500);
     const pages = capture.pages();
-    expect(pages, why).toHaveLength(1);
+    // At least once: a page command that already had its payload when its daemon was killed can
+    // still deliver it (its row then says interrupted, and the next start pages again). So one
+    // page, or rarely two; never more.
+    expect(pages.length, why).toBeGreaterThanOrEqual(1);
+    expect(pages.length, why).toBeLessThanOrEqual(2);
     expect(pages[0], why).toMatchObject({ event: 'daemon-restart-loop', fingerprint: 'nightshift:daemon-restart-loop' });
     expect(pages[0]!.starts as number, why).toBeGreaterThanOrEqual(RESTART_LOOP_STARTS);
     const rows = query<{ outcome: string | null }>(state, 'SELECT outcome FROM pages ORDER BY id');
