@@ -23,11 +23,15 @@
 //   distinct unit gets its own panel with its own axis (so MB and ms are never on the same scale).
 //   A column without a unit shares the panel of the other unit-less columns.
 // - Every bar is labelled with its value, so the chart can be read without the axis.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
+// A --quick run writes its CSVs and charts to bench/out/results-quick/ (gitignored), so that it
+// never overwrites the committed figures of a full run in bench/results/.
+export const RESULTS_DIR = process.argv.includes('--quick')
+  ? join(dirname(fileURLToPath(import.meta.url)), 'out', 'results-quick')
+  : join(dirname(fileURLToPath(import.meta.url)), 'results');
 
 const COLORS = ['#3366cc', '#dc7633', '#2e8b57', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d', '#b7950b'];
 const FONT = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif"';
@@ -271,6 +275,7 @@ export function writeCsv(path, { title, subtitle, notes = [], scale }, header, r
   for (const n of notes) lines.push(`# note: ${n}`);
   lines.push(header.map(cell).join(','));
   for (const r of rows) lines.push(r.map(cell).join(','));
+  mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }

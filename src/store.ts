@@ -761,8 +761,8 @@ export class Store {
 
   private insertRunNow(r: NewRun): number | null {
     const tx = this.db.transaction((): number | null => {
-      const info = this.db
-        .prepare(
+      const info = this
+        .stmt(
           `INSERT INTO runs (job, trigger, scheduled_for, created_at, attempt, parent_id, spec_hash, outcome, reason, ended_at, started_at, duration_ms)
            VALUES (@job, @trigger, @scheduledFor, @now, @attempt, @parentId, @specHash, @outcome, @reason, @endedAt, @endedAt, @duration)
            ON CONFLICT DO NOTHING`,
@@ -904,8 +904,8 @@ export class Store {
 
   /** The newest finished run of every job. */
   lastFinishedRuns(): Map<string, RunRow> {
-    const rows = this.db
-      .prepare('SELECT r.* FROM runs r JOIN (SELECT job, max(id) AS id FROM runs WHERE ended_at IS NOT NULL GROUP BY job) m ON r.id = m.id')
+    const rows = this
+      .stmt('SELECT r.* FROM runs r JOIN (SELECT job, max(id) AS id FROM runs WHERE ended_at IS NOT NULL GROUP BY job) m ON r.id = m.id')
       .all() as RunRow[];
     return new Map(rows.map((r) => [r.job, r]));
   }
@@ -945,8 +945,8 @@ export class Store {
   }
 
   private advanceCursor(job: string, to: number, now: number): void {
-    this.db
-      .prepare(
+    this
+      .stmt(
         `INSERT INTO job_state (job, cursor, first_seen) VALUES (@job, @to, @now)
          ON CONFLICT(job) DO UPDATE SET cursor = max(cursor, @to)`,
       )
@@ -987,8 +987,8 @@ export class Store {
     return this.db.transaction(() => {
       const open = this.openAlert(fingerprint);
       if (open) {
-        this.db
-          .prepare(
+        this
+          .stmt(
             `UPDATE alerts SET count = count + 1, last_seen_at = @at, message = @message, run_id = coalesce(@runId, run_id),
                exit_code = coalesce(@exitCode, exit_code), output_tail = coalesce(@outputTail, output_tail), folded_under = @foldedUnder
              WHERE id = @id`,
@@ -996,8 +996,8 @@ export class Store {
           .run({ id: open.id, at: a.at, message: a.message, runId: a.runId ?? null, exitCode: a.exitCode ?? null, outputTail: a.outputTail ?? null, foldedUnder: a.foldedUnder ?? null });
         return { alert: this.getAlert(open.id)!, isNew: false };
       }
-      const info = this.db
-        .prepare(
+      const info = this
+        .stmt(
           `INSERT INTO alerts (fingerprint, job, kind, opened_at, last_seen_at, message, run_id, exit_code, output_tail, folded_under)
            VALUES (@fingerprint, @job, @kind, @at, @at, @message, @runId, @exitCode, @outputTail, @foldedUnder)`,
         )
@@ -1024,8 +1024,8 @@ export class Store {
   }
 
   alertsBetween(from: number, to: number): AlertRow[] {
-    return this.db
-      .prepare('SELECT * FROM alerts WHERE (opened_at >= ? AND opened_at < ?) OR (resolved_at >= ? AND resolved_at < ?) ORDER BY id')
+    return this
+      .stmt('SELECT * FROM alerts WHERE (opened_at >= ? AND opened_at < ?) OR (resolved_at >= ? AND resolved_at < ?) ORDER BY id')
       .all(from, to, from, to) as AlertRow[];
   }
 
@@ -1080,8 +1080,8 @@ export class Store {
 
   /** The last verified success of a job: an ok run or a success ping, whichever is later. */
   lastSuccessAt(job: string): number | null {
-    const r = this.db
-      .prepare(
+    const r = this
+      .stmt(
         `SELECT max(at) AS at FROM (
            SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok'
            UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success')`,
@@ -1092,8 +1092,8 @@ export class Store {
 
   /** The last sign that a job is fine: an ok run, a pre-check that found nothing to do, a halt, or a success ping. */
   lastLifeAt(job: string): number | null {
-    const r = this.db
-      .prepare(
+    const r = this
+      .stmt(
         `SELECT max(at) AS at FROM (
            SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome IN ('ok', 'skipped-precheck', 'skipped-halted')
            UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success')`,
@@ -1109,8 +1109,8 @@ export class Store {
   }
 
   saveDigest(d: { date: string; createdAt: number; verdict: string; text: string; html: string }): void {
-    this.db
-      .prepare(
+    this
+      .stmt(
         `INSERT INTO digests (date, created_at, verdict, body_text, body_html) VALUES (@date, @createdAt, @verdict, @text, @html)
          ON CONFLICT(date) DO UPDATE SET created_at = @createdAt, verdict = @verdict, body_text = @text, body_html = @html`,
       )
