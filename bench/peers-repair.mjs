@@ -157,7 +157,7 @@ async function main() {
       csvPath,
       {
         title: 'Detection and repair: a worker that hangs (alive, silent) or dies',
-        subtitle: `${machine.nproc} CPU, ${round(machine.memTotalMB / 1024, 1)} GB, ${machine.date.slice(0, 16).replace('T', ' ')} UTC, load ${machine.loadavg[0]} at start; p50 and max of ${trials} trials (Monit 30 s: ${slowTrials})`,
+        subtitle: `${machine.nproc} CPU, ${round(machine.memTotalMB / 1024, 1)} GB, ${machine.date.slice(0, 16).replace('T', ' ')} UTC, load ${machine.loadavg[0]} at start; p50 and max of ${trials} trials (Monit 30 s: ${slowTrials}; supervisord hang: ${hangTrialsSup} waits of ${hangWaitS} s)`,
         notes: [
           'alert = the tool noticed; repair = a new worker heartbeats again; fixed-verified = nightshift\'s probe passed (s after the fault)',
           'staleness for all: no heartbeat for 2 s; heartbeat every 200 ms',
