@@ -42,13 +42,12 @@
 //                               [--quick] [--keep] [--dist DIR]
 // The vitest short form (tests/faults/kill9.test.ts) runs the same function with fewer kills.
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { distDir, figure, flags, machineInfo, printFigures, printMachine, REPO, rng, round, runMain, sleep, startDaemon, stats, table, writeResult } from './lib.mjs';
+import { distDir, figure, flags, machineInfo, printFigures, printMachine, REPO, rng, round, runMain, sleep, startDaemon, stats, table, writeResult, hashOf, treeMap } from './lib.mjs';
 
 const FIXTURES = join(REPO, 'tests', 'fixtures');
 /** Seconds between the fix's steps: a fast fix is done before a restart, a slow one is still running. */
@@ -73,29 +72,6 @@ function writePreTree(root) {
   symlinkSync('sub/f6', join(root, 'c', 'latest'));
 }
 
-/** path → type, mode, sha256 or link target, for every path under root. */
-function treeMap(root) {
-  const out = {};
-  const walk = (p, rel) => {
-    let st;
-    try {
-      st = lstatSync(p);
-    } catch {
-      out[rel] = 'absent';
-      return;
-    }
-    const mode = (st.mode & 0o7777).toString(8);
-    if (st.isSymbolicLink()) out[rel] = `link ${readlinkSync(p)}`;
-    else if (st.isDirectory()) {
-      out[rel] = `dir ${mode}`;
-      for (const e of readdirSync(p).sort()) walk(join(p, e), `${rel}/${e}`);
-    } else if (st.isFile()) out[rel] = `file ${mode} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
-    else out[rel] = `special ${st.mode.toString(8)}`;
-  };
-  walk(root, '.');
-  return out;
-}
-const hashOf = (map) => createHash('sha256').update(JSON.stringify(Object.entries(map).sort())).digest('hex');
 
 // ---------------------------------------------------------------- processes
 

@@ -32,12 +32,11 @@
 //                             [--quick] [--keep] [--dist DIR] [--shared-dist]
 // (--window / --slow-window: the kill delay ranges; by default calibrated by trials 1 and 2, which are never killed)
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { distDir, figure, flags, machineInfo, printFigures, printMachine, REPO, rng, round, runCli, runMain, sleep, startDaemon, stats, table, tempDir, writeResult, postControl } from './lib.mjs';
+import { figure, flags, machineInfo, printFigures, printMachine, rng, round, runCli, runMain, sleep, startDaemon, stats, table, tempDir, writeResult, postControl, hashOf, privateInstall, treeMap } from './lib.mjs';
 
 const values = flags({
   trials: { type: 'string' },
@@ -123,30 +122,6 @@ step 6
 `;
 const LAST_STEP = 6;
 
-/** path → type, mode, sha256 or link target, for every path under root (root itself is "."). */
-function treeMap(root) {
-  const out = {};
-  const walk = (p, rel) => {
-    let st;
-    try {
-      st = lstatSync(p);
-    } catch {
-      out[rel] = 'absent';
-      return;
-    }
-    const mode = (st.mode & 0o7777).toString(8);
-    if (st.isSymbolicLink()) out[rel] = `link ${readlinkSync(p)}`;
-    else if (st.isDirectory()) {
-      out[rel] = `dir ${mode}`;
-      for (const e of readdirSync(p).sort()) walk(join(p, e), `${rel}/${e}`);
-    } else if (st.isFile()) out[rel] = `file ${mode} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
-    else out[rel] = `special ${st.mode.toString(8)}`;
-  };
-  walk(root, '.');
-  return out;
-}
-
-const hashOf = (map) => createHash('sha256').update(JSON.stringify(Object.entries(map).sort())).digest('hex');
 
 function diffMaps(a, b) {
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
@@ -195,14 +170,8 @@ await runMain(values, async () => {
   const r = rng(seed);
 
   // a private install, so that a rebuild of the shared dist/ cannot touch the protected zone mid-run
-  if (!values['shared-dist']) {
-    const inst = tempDir('heal-fault-install');
-    cpSync(distDir(values), join(inst, 'dist'), { recursive: true });
-    cpSync(join(REPO, 'package.json'), join(inst, 'package.json'));
-    symlinkSync(join(REPO, 'node_modules'), join(inst, 'node_modules'));
-    values.dist = join(inst, 'dist');
-    console.log(`private install: ${inst} (copy of ${machine.dist})`);
-  }
+  values.dist = privateInstall(values, 'heal-fault-install');
+  console.log(`build for the run: ${values.dist} (copy of ${machine.dist} unless --shared-dist)`);
 
   const home = tempDir('heal-fault');
   const work = tempDir('heal-fault-work');

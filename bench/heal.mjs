@@ -20,10 +20,10 @@
 // The build is copied to a private install first (as in heal-fault.mjs) unless --shared-dist.
 //   node bench/heal.mjs [--trials N] [--quick] [--keep] [--dist DIR] [--shared-dist]
 import Database from 'better-sqlite3';
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { distDir, figure, flags, machineInfo, REPO, printFigures, printMachine, round, runMain, sleep, startDaemon, stats, table, tempDir, writeResult, postControl } from './lib.mjs';
+import { figure, flags, machineInfo, printFigures, printMachine, round, runMain, sleep, startDaemon, stats, table, tempDir, writeResult, postControl, privateInstall } from './lib.mjs';
 
 const values = flags({ trials: { type: 'string' }, 'shared-dist': { type: 'boolean', default: false } });
 const trials = Number(values.trials ?? (values.quick ? 5 : 20));
@@ -52,13 +52,7 @@ await runMain(values, async () => {
   printMachine(machine);
   // A private copy of the build: the protected zone includes the install's dist/, and a rebuild of
   // the shared dist/ during a trial would turn that heal into a protected-zone emergency.
-  if (!values['shared-dist']) {
-    const inst = tempDir('heal-install');
-    cpSync(distDir(values), join(inst, 'dist'), { recursive: true });
-    cpSync(join(REPO, 'package.json'), join(inst, 'package.json'));
-    symlinkSync(join(REPO, 'node_modules'), join(inst, 'node_modules'));
-    values.dist = join(inst, 'dist');
-  }
+  values.dist = privateInstall(values, 'heal-install');
   const home = tempDir('heal');
   const state = join(home, 'state');
   const work = tempDir('heal-work'); // the rule's touches: outside the home (the protected zone)

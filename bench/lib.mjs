@@ -6,7 +6,8 @@
 // and stopped (SIGTERM, wait for exit, SIGKILL as a last resort) even when a script fails.
 import { request } from 'node:http';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -775,3 +776,44 @@ export function postControl(socketPath, path) {
     req.end();
   });
 }
+
+// ---------------------------------------------------------------- heal benches
+
+/**
+ * A private copy of the build for a bench that heals: the install's dist/ is in the protected
+ * zone, so a rebuild of the shared dist/ during a heal would turn it into a protected-zone
+ * emergency. Returns the copy's dist/ (or the shared one with --shared-dist).
+ */
+export function privateInstall(values, prefix) {
+  if (values['shared-dist']) return distDir(values);
+  const inst = tempDir(prefix);
+  cpSync(distDir(values), join(inst, 'dist'), { recursive: true });
+  cpSync(join(REPO, 'package.json'), join(inst, 'package.json'));
+  symlinkSync(join(REPO, 'node_modules'), join(inst, 'node_modules'));
+  return join(inst, 'dist');
+}
+
+/** path → type, mode, sha256 or link target, for every path under root (root itself is "."). */
+export function treeMap(root) {
+  const out = {};
+  const walk = (p, rel) => {
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      out[rel] = 'absent';
+      return;
+    }
+    const mode = (st.mode & 0o7777).toString(8);
+    if (st.isSymbolicLink()) out[rel] = `link ${readlinkSync(p)}`;
+    else if (st.isDirectory()) {
+      out[rel] = `dir ${mode}`;
+      for (const e of readdirSync(p).sort()) walk(join(p, e), `${rel}/${e}`);
+    } else if (st.isFile()) out[rel] = `file ${mode} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+    else out[rel] = `special ${st.mode.toString(8)}`;
+  };
+  walk(root, '.');
+  return out;
+}
+
+export const hashOf = (map) => createHash('sha256').update(JSON.stringify(Object.entries(map).sort())).digest('hex');

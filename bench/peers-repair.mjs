@@ -51,11 +51,11 @@
 //   --quick: 2 (Monit 30 s: 1), supervisord hang 1 × 10 s.
 import Database from 'better-sqlite3';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { drawChart, writeCsv } from './chart.mjs';
-import { BENCH_DIR, Child, distDir, figure, flags, machineInfo, printFigures, printMachine, REPO, round, runMain, sleep, startDaemon, stats, table, tempDir, writeResult } from './lib.mjs';
+import { drawChart, RESULTS_DIR, writeCsv } from './chart.mjs';
+import { Child, figure, flags, machineInfo, printFigures, printMachine, round, runMain, sleep, startDaemon, stats, table, tempDir, writeResult, privateInstall } from './lib.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -150,8 +150,7 @@ async function main() {
     console.log('');
     printFigures(figs);
 
-    mkdirSync(join(BENCH_DIR, 'results'), { recursive: true });
-    const csvPath = join(BENCH_DIR, 'results', 'peers-repair.csv');
+    const csvPath = join(RESULTS_DIR, 'peers-repair.csv');
     const sec = (x) => (x === undefined || x === null ? '' : round(x / 1000, 3));
     writeCsv(
       csvPath,
@@ -437,14 +436,7 @@ async function benchNightshift(values, { trials, STALE_S, workers }) {
   console.log(`\n-- nightshift: external job (every 1s, heartbeat.file, grace ${STALE_S}s) + auto rule (fix: ctl.sh restart, probe: probe.sh)`);
   // A private copy of the build: the install's dist/ is in the protected zone, and a rebuild of
   // the shared dist/ during a heal would turn it into a protected-zone emergency.
-  const v = { ...values };
-  if (!values['shared-dist']) {
-    const inst = tempDir('repair-install');
-    cpSync(distDir(values), join(inst, 'dist'), { recursive: true });
-    cpSync(join(REPO, 'package.json'), join(inst, 'package.json'));
-    symlinkSync(join(REPO, 'node_modules'), join(inst, 'node_modules'));
-    v.dist = join(inst, 'dist');
-  }
+  const v = { ...values, dist: privateInstall(values, 'repair-install') };
   const kit = workerKit('repair-ns');
   workers.add(kit);
   const home = tempDir('repair-ns-home');

@@ -10,35 +10,11 @@
 //       both an in-place write (truncate+write) and an atomic replace (write temp, rename).
 //
 //   node bench/scale.mjs [--sizes 100,1000,10000] [--reloads 10] [--quick] [--keep] [--dist DIR]
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { writeCsv } from './chart.mjs';
+import { renameSync, writeFileSync } from 'node:fs';
+import { RESULTS_DIR, writeCsv } from './chart.mjs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import {
-  BENCH_DIR,
-  figure,
-  flags,
-  isMsg,
-  machineInfo,
-  MB,
-  printFigures,
-  printMachine,
-  readStatus,
-  rng,
-  round,
-  runCli,
-  runMain,
-  safeCron,
-  sleep,
-  startDaemon,
-  deployedNodeFlags,
-  stats,
-  table,
-  tempDir,
-  toYaml,
-  writeHome,
-  writeResult,
-} from './lib.mjs';
+import { figure, flags, isMsg, machineInfo, MB, printFigures, printMachine, readStatus, rng, round, runCli, runMain, safeCron, sleep, startDaemon, deployedNodeFlags, stats, table, tempDir, toYaml, writeHome, writeResult } from './lib.mjs';
 
 const values = flags({ sizes: { type: 'string' }, reloads: { type: 'string' }, validations: { type: 'string' }, 'node-args': { type: 'string' } });
 // Extra node flags for the daemon (e.g. those of deploy/nightshift.service), to compare.
@@ -201,9 +177,7 @@ await runMain(values, async () => {
 
 /** bench/results/scale.csv for bench/chart.mjs: one row per home size; log axes (10 ms next to 10 s). */
 function writeScaleCsv(machine, results) {
-  const dir = join(BENCH_DIR, 'results');
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, 'scale.csv');
+  const path = join(RESULTS_DIR, 'scale.csv');
   writeCsv(
     path,
     {

@@ -27,8 +27,8 @@ import { mkdirSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { drawChart, writeCsv } from './chart.mjs';
-import { BENCH_DIR, clockTicks, figure, flags, isMsg, machineInfo, printFigures, printMachine, readStat, REPO, round, runMain, startDaemon, stats, table, tempDir, writeResult } from './lib.mjs';
+import { drawChart, RESULTS_DIR, writeCsv } from './chart.mjs';
+import { clockTicks, figure, flags, isMsg, machineInfo, printFigures, printMachine, readStat, REPO, round, runMain, startDaemon, stats, table, tempDir, writeResult } from './lib.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const WARMUP = 20;
@@ -213,8 +213,7 @@ await runMain(values, async () => {
   figs.push(figure('throughput: runs without row or log file', results.reduce((a, r) => a + (r.nightshift.match ? 0 : 1), 0), 'levels', 0));
   printFigures(figs);
 
-  mkdirSync(join(BENCH_DIR, 'results'), { recursive: true });
-  const csvPath = join(BENCH_DIR, 'results', 'throughput.csv');
+  const csvPath = join(RESULTS_DIR, 'throughput.csv');
   writeCsv(
     csvPath,
     {

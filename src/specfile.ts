@@ -211,12 +211,14 @@ function withoutComment(rest: string): string | null {
   return null;
 }
 
+const FLOW_MAP_KEY = new RegExp(`(?:\\{|,) *(${NAME}):`, 'g');
+
 function isValue(value: string): boolean {
   const v = value.trimEnd();
   if (!VALUE.test(v)) return false;
   if (!v.startsWith('{')) return true;
   // Keys in {...}: the regex took names; none may be read as null or a boolean.
-  for (const m of v.matchAll(new RegExp(`(?:\\{|,) *(${NAME}):`, 'g'))) if (RESERVED_KEY.test(m[1]!)) return false;
+  for (const m of v.matchAll(FLOW_MAP_KEY)) if (RESERVED_KEY.test(m[1]!)) return false;
   return true;
 }
 

@@ -612,28 +612,22 @@ export class Store {
     const ids = new Map<number, number>();
     try {
       this.db.transaction(() => {
+        const insert = this.stmt(
+          `INSERT INTO runs (job, trigger, scheduled_for, created_at, started_at, ended_at, outcome, exit_code, signal, duration_ms, pgid, log_path,
+             output_tail, output_bytes, reason, attempt, parent_id, retry_at, spec_hash)
+           VALUES (@job, @trigger, @scheduled_for, @created_at, @started_at, @ended_at, @outcome, @exit_code, @signal, @duration_ms, @pgid, @log_path,
+             @output_tail, @output_bytes, @reason, @attempt, @parent, @retry_at, @spec_hash)
+           ON CONFLICT DO NOTHING`,
+        );
         for (const [tmp, r] of this.heldRuns) {
           const parent = r.parent_id === null ? null : r.parent_id < 0 ? (ids.get(r.parent_id) ?? this.writtenIds.get(r.parent_id) ?? null) : r.parent_id;
-          const info = this.stmt(
-            `INSERT INTO runs (job, trigger, scheduled_for, created_at, started_at, ended_at, outcome, exit_code, signal, duration_ms, pgid, log_path,
-               output_tail, output_bytes, reason, attempt, parent_id, retry_at, spec_hash)
-             VALUES (@job, @trigger, @scheduled_for, @created_at, @started_at, @ended_at, @outcome, @exit_code, @signal, @duration_ms, @pgid, @log_path,
-               @output_tail, @output_bytes, @reason, @attempt, @parent, @retry_at, @spec_hash)
-             ON CONFLICT DO NOTHING`,
-          ).run({ ...withoutId(r), parent });
-          let rowid = Number(info.lastInsertRowid);
-          if (info.changes === 0) {
-            // The instant got a row meanwhile; this run happened all the same: kept, without the instant.
-            rowid = Number(this.stmt(
-              `INSERT INTO runs (job, trigger, scheduled_for, created_at, started_at, ended_at, outcome, exit_code, signal, duration_ms, pgid, log_path,
-                 output_tail, output_bytes, reason, attempt, parent_id, retry_at, spec_hash)
-               VALUES (@job, @trigger, NULL, @created_at, @started_at, @ended_at, @outcome, @exit_code, @signal, @duration_ms, @pgid, @log_path,
-                 @output_tail, @output_bytes, @reason, @attempt, @parent, @retry_at, @spec_hash)`,
-            ).run({ ...withoutId(r), parent }).lastInsertRowid);
-            ids.set(tmp, rowid);
-            continue;
-          }
-          ids.set(tmp, rowid);
+          const row = { ...withoutId(r), parent };
+          let info = insert.run(row);
+          // The instant got a row meanwhile; this run happened all the same: kept, without the instant.
+          const claimed = info.changes > 0;
+          if (!claimed) info = insert.run({ ...row, scheduled_for: null });
+          ids.set(tmp, Number(info.lastInsertRowid));
+          if (!claimed) continue;
           if ((r.trigger === 'schedule' || r.trigger === 'catch-up') && r.scheduled_for != null) {
             this.advanceCursor(r.job, Math.max(r.scheduled_for, r.trigger === 'catch-up' ? r.created_at : r.scheduled_for), r.created_at);
           }
