@@ -27,6 +27,7 @@ import { formatBytes, isDiskFull, Store, type DiskFullEvent, type RunRow } from 
 import { ShuttingDown, Supervisor } from './supervisor.js';
 import { systemClock, type Clock, type ClockJump } from './timer.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js';
+import { killOrphanSandboxes, leashFor, type Leash } from './launch.js';
 import { ConfigWatcher, FileWatcher } from './watch.js';
 import { Watchdog } from './watchdog.js';
 import { DigestService } from './digester.js';
@@ -120,6 +121,7 @@ export class Daemon {
           if (trigger !== 'heal' && trigger !== 'probe') this.watchdog?.runTimedOut(job, runId, output);
         },
         killSwitch: () => this.killState(),
+        leash: () => this.leash(),
         onFinished: (row) => {
           this.watchdog?.runFinished(row);
           for (const fn of this.finishedListeners) {
@@ -131,6 +133,10 @@ export class Daemon {
           }
         },
       });
+      // Sandboxes a dead daemon left (its kill -9 normally ends them with it) go before anything
+      // is recorded or restored: an escaped writer must not outlive the restore.
+      const orphans = await killOrphanSandboxes(paths);
+      if (orphans) log.warn({ sandboxes: orphans }, `${orphans} sandbox(es) left by the previous daemon were killed`);
       const interrupted = await this.supervisor.recoverInterrupted();
       if (interrupted.length) this.store.recordEvent(this.clock.now(), 'recovered', null, `${interrupted.length} run(s) were interrupted by the previous stop`);
 
@@ -162,7 +168,7 @@ export class Daemon {
         onClockJump: (jump) => this.clockJumped(jump),
         onError: (err, name) => log.error({ job: name, err: String(err) }, 'scheduling failed'),
       });
-      this.pager = new Pager({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log });
+      this.pager = new Pager({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log, leash: () => this.leash() });
       this.watchdog = new Watchdog({
         store: this.store,
         clock: this.clock,
@@ -192,6 +198,7 @@ export class Daemon {
         waitJobIdle: (name) => this.supervisor.waitIdle(name),
         resolveAlert: (alert, resolution, why) => this.watchdog?.resolveAlert(alert, resolution, why),
         page: (ev) => this.pager?.page(ev),
+        leash: () => this.leash(),
       });
       // Before anything can run: a fix a dead daemon left half-done is rolled back first.
       const healsRecovered = await this.healer.recover();
@@ -236,7 +243,7 @@ export class Daemon {
       this.control = new ControlServer(paths.socket, this.routes(), (err) => log.error({ err: String(err) }, 'control request failed'));
       await this.control.start();
 
-      this.deadman = new Deadman({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log });
+      this.deadman = new Deadman({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log, leash: () => this.leash() });
       this.digests = new DigestService({
         store: this.store,
         paths,
@@ -546,6 +553,11 @@ export class Daemon {
   }
 
   // ---- kill switch and heartbeats ----
+
+  /** What every process nightshift starts is kept from, under the policy in force (the last good one). */
+  leash(): Leash {
+    return leashFor(this.paths, this.policy);
+  }
 
   /** The one check every autonomous action goes through (fail closed). */
   killState(): KillState {

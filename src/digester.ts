@@ -17,6 +17,7 @@ import {
 import type { HomePaths, Job } from './home.js';
 import type { KillState } from './killswitch.js';
 import type { Logger } from './log.js';
+import { leashFor } from './launch.js';
 import { sendDigestMail } from './mail.js';
 import { formatInstant, nextAfter } from './schedule.js';
 import type { Policy } from './spec.js';
@@ -337,7 +338,7 @@ export class DigestService {
   private async deliver(date: string, verdict: string, text: string, html: string): Promise<Pick<DigestRunResult, 'sent' | 'error' | 'nextAttemptAt'>> {
     const { store, log } = this.deps;
     const policy = this.deps.getPolicy();
-    const r = await sendDigestMail(policy.digest, { subject: digestSubject(date, verdict), text, html }, { timeoutMs: this.deps.mailTimeoutMs });
+    const r = await sendDigestMail(policy.digest, { subject: digestSubject(date, verdict), text, html }, { timeoutMs: this.deps.mailTimeoutMs, leash: leashFor(this.deps.paths, policy) });
     const now = this.deps.clock.now();
     if (r.ok) {
       store.markDigestSent(date, now);

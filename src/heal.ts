@@ -22,6 +22,7 @@ import {
   proposalText,
   type Level,
 } from './rules.js';
+import { containment, fixMounts, removeCreated, removeStrays, SANDBOX_HOME, type FixMounts, type Leash } from './launch.js';
 import { runPrecheck } from './runner.js';
 import { bootTimeMs, groupMembers } from './supervisor.js';
 import type { Policy } from './spec.js';
@@ -30,6 +31,8 @@ import { DeadlineTimer, type Clock } from './timer.js';
 import { HealVault, type SnapshotDigests } from './vault.js';
 
 export const APPROVAL_TTL_MS = 24 * 3_600_000;
+/** Where a fix finds the alert (NIGHTSHIFT_ALERT_FILE): inside its sandbox's private /tmp, read-only. */
+export const SANDBOX_ALERT_FILE = '/tmp/nightshift-alert.json';
 export const DEFAULT_MAX_PARALLEL = 2;
 const PRECHECK_TIMEOUT_MS = 60_000;
 const FIX_KILL_GRACE_MS = 2000;
@@ -58,6 +61,8 @@ export interface HealerDeps {
   /** Resolves the alert (synchronously, in the caller's transaction) and unfolds what it held. */
   resolveAlert(alert: AlertRow, resolution: 'fixed-verified' | 'self-recovered', why: string): void;
   page(ev: PageEvent): void;
+  /** What fixes, brains and probes are kept from, under the policy in force. */
+  leash(): Leash;
   maxParallel?: number;
   approvalTtlMs?: number;
 }
@@ -280,6 +285,7 @@ export class Healer {
 
     // While the kill switch stays on, one `halted` per incident is enough (turning it off re-looks).
     if (prev?.outcome === 'halted' && this.deps.killState().halted) return;
+    if (prev?.outcome === 'uncontained' && !containment().ok) return;
     const id = store.insertHealAttempt({ alertId: alert.id, fingerprint: fp, job: job.name, now: clock.now() });
     f.attemptId = id;
     const finish = (outcome: string, detail: string, fields: Parameters<Store['finishHeal']>[4] = {}): void =>
@@ -289,6 +295,10 @@ export class Healer {
       // 1. kill switch (fail closed)
       const k = this.deps.killState();
       if (k.halted || signal.aborted) return finish('halted', k.halted ? `nothing was run: ${k.reason}` : 'nightshift is stopping; nothing was run');
+
+      // 1b. containment (fail closed): no sandbox, no fix, at any level
+      const c = containment();
+      if (!c.ok) return finish('uncontained', `nothing was run: fixes, brains and probes run only inside a sandbox, and ${c.reason}`);
 
       // 2. pre-check (fail open: only a success, an explicit IDLE or a passing probe stops here)
       store.healStep(id, 'pre-check', clock.now());
@@ -343,6 +353,25 @@ export class Healer {
 
   /** After an approval or at once in `auto`: guard, snapshot, fix, probe, verdict, rollback. */
   private async execute(id: number, fp: string, alert: AlertRow, job: Job, matched: LoadedRule, level: Level, signal: AbortSignal): Promise<void> {
+    const mounts: { value: FixMounts | null } = { value: null };
+    try {
+      await this.executeSteps(id, fp, alert, job, matched, level, signal, mounts);
+    } finally {
+      // Folders made only so that a touched path had somewhere to be: gone again if nothing is in them.
+      if (mounts.value) removeCreated(mounts.value);
+    }
+  }
+
+  private async executeSteps(
+    id: number,
+    fp: string,
+    alert: AlertRow,
+    job: Job,
+    matched: LoadedRule,
+    level: Level,
+    signal: AbortSignal,
+    mounts: { value: FixMounts | null },
+  ): Promise<void> {
     const { store, clock, log } = this.deps;
     const rule = matched.rule;
     const finish = (outcome: string, detail: string): void => this.finishAttempt(id, fp, job.name, matched.name, outcome, detail);
@@ -376,7 +405,7 @@ export class Healer {
       // 8. fix
       const fixStartedAt = clock.now();
       store.healStep(id, 'fix', fixStartedAt);
-      const fix = await this.fix(id, alert, job, matched, signal);
+      const fix = await this.fix(id, alert, job, matched, signal, mounts);
       store.healNote(id, fix.detail, {}, fix.ok ? 'done' : 'failed');
       this.checkStop(signal);
       zoneChanged = await this.vault.zoneChanges(dir, digests);
@@ -385,7 +414,7 @@ export class Healer {
       // 9. probe (independent: the maker is never the checker)
       if (zoneChanged.length === 0 && doubt === null) {
         store.healStep(id, 'probe', clock.now());
-        const probe = await this.probe(job, matched, signal);
+        const probe = await this.probe(id, job, matched, signal);
         store.healNote(id, probe.detail, {}, probe.ok ? 'passed' : 'failed');
         this.checkStop(signal);
         zoneChanged = await this.vault.zoneChanges(dir, digests);
@@ -553,25 +582,26 @@ export class Healer {
     // before the alert, not after.
     if (since !== null && since <= this.deps.clock.now()) return `the job succeeded again at ${new Date(since).toISOString()}, after the alert`;
     if (job.managed && job.spec.precheck) {
-      const v = await runPrecheck(job, { timeoutMs: PRECHECK_TIMEOUT_MS, extraEnv: { NIGHTSHIFT_STATE: this.deps.paths.state } });
+      const v = await runPrecheck(job, { timeoutMs: PRECHECK_TIMEOUT_MS, extraEnv: { NIGHTSHIFT_STATE: this.deps.paths.state }, leash: this.deps.leash() });
       if (v.idle) return `the job's pre-check says IDLE: there is nothing to do`;
     }
     const probe = matched?.rule.probe.command;
     if (probe && !signal.aborted) {
-      const r = await runBounded(probe, { timeoutMs: matched.rule.probe.timeout, cwd: this.deps.paths.home, signal, env: this.fixEnv(null, null, job) });
+      const r = await runBounded(probe, { timeoutMs: matched.rule.probe.timeout, cwd: this.deps.paths.home, signal, env: this.fixEnv(null, null, job), confine: { profile: 'probe', leash: this.deps.leash() } });
       if (r.ok) return `the rule's probe (${probe.join(' ')}) already passes: the problem is gone`;
     }
     return null;
   }
 
   private fixEnv(id: number | null, alertFile: string | null, job: Job): Record<string, string> {
-    const env: Record<string, string> = { NIGHTSHIFT_STATE: this.deps.paths.state, NIGHTSHIFT_JOB: job.name };
+    // HOME is the sandbox's private one; the state path only lets a restart find a leftover (the folder itself is hidden).
+    const env: Record<string, string> = { NIGHTSHIFT_STATE: this.deps.paths.state, NIGHTSHIFT_JOB: job.name, HOME: SANDBOX_HOME };
     if (id !== null) env.NIGHTSHIFT_HEAL_ATTEMPT = String(id);
     if (alertFile) env.NIGHTSHIFT_ALERT_FILE = alertFile;
     return env;
   }
 
-  private async fix(id: number, alert: AlertRow, job: Job, matched: LoadedRule, signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+  private async fix(id: number, alert: AlertRow, job: Job, matched: LoadedRule, signal: AbortSignal, mounts: { value: FixMounts | null }): Promise<{ ok: boolean; detail: string }> {
     const a = matched.rule.action;
     if (a.rerun) {
       if (!job.managed) return { ok: false, detail: `rerun: ${job.name} is external (no command); nightshift cannot run it` };
@@ -582,27 +612,42 @@ export class Healer {
     }
     const argv = (a.command ?? a.brain)!;
     // Alert text is data: it goes to the fix as a JSON file, never into its argv, env values or a shell.
-    // A private folder outside the state folder: the fix gets no path into the snapshot through it.
+    // Written outside the state folder and handed in read-only at a path of the sandbox's own /tmp.
     const alertDir = mkdtempSync(join(tmpdir(), `nightshift-alert-${id}-`));
     const alertFile = join(alertDir, 'alert.json');
     writeFileSync(alertFile, JSON.stringify({ ...alert, rule: matched.name }, null, 2), { mode: 0o600 });
     const timeoutMs = a.brain ? this.deps.getPolicy().brain.wallclock : a.timeout;
-    const r = await runBounded(argv, {
-      timeoutMs,
-      cwd: this.deps.paths.home,
-      signal,
-      env: this.fixEnv(id, alertFile, job),
-      killGraceMs: FIX_KILL_GRACE_MS,
-      onSpawn: (pgid) => this.deps.store.healNote(id, `fix started (process group ${pgid})`, { fix_pgid: pgid }),
-    });
-    rmSync(alertDir, { recursive: true, force: true });
-    return { ok: r.ok, detail: `${a.brain ? 'brain' : 'command'} ${argv[0]} ${describeResult(r, timeoutMs)}` };
+    const what = a.brain ? 'brain' : 'command';
+    try {
+      try {
+        mounts.value = fixMounts(a.touches, this.deps.paths.home);
+      } catch (err) {
+        return { ok: false, detail: `${what} ${argv[0]} was not started: ${errText(err)}` };
+      }
+      const r = await runBounded(argv, {
+        timeoutMs,
+        cwd: this.deps.paths.home,
+        signal,
+        env: this.fixEnv(id, SANDBOX_ALERT_FILE, job),
+        killGraceMs: FIX_KILL_GRACE_MS,
+        confine: { profile: 'fix', leash: this.deps.leash(), fix: mounts.value, files: [{ host: alertFile, inside: SANDBOX_ALERT_FILE }] },
+        onSpawn: (pgid) => this.deps.store.healNote(id, `fix started (process group ${pgid})`, { fix_pgid: pgid }),
+      });
+      // The sandbox is empty now (its PID namespace ended with the fix): what it wrote is final.
+      const strays = removeStrays(mounts.value);
+      if (strays.length) {
+        return { ok: false, detail: `${what} ${argv[0]} wrote outside its touches (${strays.slice(0, 5).join(', ')}${strays.length > 5 ? ', …' : ''}; removed); ${describeResult(r, timeoutMs)}` };
+      }
+      return { ok: r.ok, detail: `${what} ${argv[0]} ${describeResult(r, timeoutMs)}` };
+    } finally {
+      rmSync(alertDir, { recursive: true, force: true });
+    }
   }
 
-  private async probe(job: Job, matched: LoadedRule, signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+  private async probe(id: number, job: Job, matched: LoadedRule, signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
     const p = matched.rule.probe;
     if (p.command) {
-      const r = await runBounded(p.command, { timeoutMs: p.timeout, cwd: this.deps.paths.home, signal, env: this.fixEnv(null, null, job) });
+      const r = await runBounded(p.command, { timeoutMs: p.timeout, cwd: this.deps.paths.home, signal, env: this.fixEnv(id, null, job), confine: { profile: 'probe', leash: this.deps.leash() } });
       return { ok: r.ok, detail: `probe ${p.command[0]} ${describeResult(r, p.timeout)}` };
     }
     if (!job.managed) return { ok: false, detail: `probe rerun: ${job.name} is external (no command); give the rule a probe command` };

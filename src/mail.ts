@@ -2,6 +2,7 @@
 // sentence that names the server and says what the operator can do about it.
 import { hostname } from 'node:os';
 import { formatDuration } from './duration.js';
+import type { Leash } from './launch.js';
 import { describeResult, runBounded } from './pager.js';
 import type { Policy } from './spec.js';
 
@@ -21,6 +22,8 @@ export type MailResult =
 export interface MailOptions {
   /** Connection, greeting and socket timeout; the whole send gets twice this (default 10 s). */
   timeoutMs?: number;
+  /** What a sendmail command is kept from (the launcher's sandbox). */
+  leash: Leash;
 }
 
 export const MAIL_TIMEOUT_MS = 10_000;
@@ -38,7 +41,7 @@ export function senderOf(cfg: DigestMailConfig): string {
   return cfg.from ?? `nightshift@${hostname()}`;
 }
 
-export async function sendDigestMail(cfg: DigestMailConfig, content: MailContent, opts: MailOptions = {}): Promise<MailResult> {
+export async function sendDigestMail(cfg: DigestMailConfig, content: MailContent, opts: MailOptions): Promise<MailResult> {
   const via = mailVia(cfg);
   if (cfg.to.length === 0) {
     return { ok: false, via, notConfigured: true, error: 'no recipients: policy digest.to is empty, so the digest is only written to the digests folder' };
@@ -54,7 +57,7 @@ export async function sendDigestMail(cfg: DigestMailConfig, content: MailContent
   const timeoutMs = opts.timeoutMs ?? MAIL_TIMEOUT_MS;
   const message = { from: senderOf(cfg), to: cfg.to, subject: content.subject, text: content.text, html: content.html };
   try {
-    return cfg.smtp ? await viaSmtp(cfg.smtp, message, via, timeoutMs) : await viaSendmail(cfg.sendmail!, message, via, timeoutMs);
+    return cfg.smtp ? await viaSmtp(cfg.smtp, message, via, timeoutMs) : await viaSendmail(cfg.sendmail!, message, via, timeoutMs, opts.leash);
   } catch (err) {
     return { ok: false, via, notConfigured: false, error: `could not e-mail the digest via ${via}: ${describeMailError(err)}` };
   }
@@ -108,7 +111,7 @@ async function viaSmtp(smtp: NonNullable<DigestMailConfig['smtp']>, message: Mes
  * sendmail ourselves because that transport has no time limit: a wedged sendmail would hold
  * the digest forever. Same arguments as nodemailer's: -i -f FROM RECIPIENTS.
  */
-async function viaSendmail(path: string, message: Message, via: string, timeoutMs: number): Promise<MailResult> {
+async function viaSendmail(path: string, message: Message, via: string, timeoutMs: number, leash: Leash): Promise<MailResult> {
   const addresses = [message.from, ...message.to];
   const bad = addresses.find((a) => /^"?-/.test(a));
   if (bad) return { ok: false, via, notConfigured: false, error: `refusing to pass "${bad}" to sendmail: an address that starts with "-" would be read as an option; fix the policy` };
@@ -116,7 +119,7 @@ async function viaSendmail(path: string, message: Message, via: string, timeoutM
   const info = await composer.sendMail(message);
   const raw = info.message;
   if (!Buffer.isBuffer(raw)) throw new Error('the message could not be composed');
-  const r = await runBounded([path, '-i', '-f', message.from, ...message.to], { input: raw, timeoutMs });
+  const r = await runBounded([path, '-i', '-f', message.from, ...message.to], { input: raw, timeoutMs, confine: { profile: 'notify', leash } });
   if (!r.ok) {
     const hint = r.startError ? '; check digest.sendmail in protected/policy.yaml' : '';
     return { ok: false, via, notConfigured: false, error: `could not e-mail the digest via ${via}: it ${describeResult(r, timeoutMs)}${hint}` };

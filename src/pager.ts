@@ -2,12 +2,11 @@
 // on policy.page.allow, at most once per fingerprint per hour. The event goes to the page command
 // as JSON on stdin — never into argv, env or a shell (Law 8: alert text is data). The deadman
 // lives here too: it is the other command that exists only to reach the outside world.
-import { execa } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatDuration } from './duration.js';
 import type { Logger } from './log.js';
 import { SYSTEMD_NOTIFY_ENV } from './notify.js';
-import { groupAlive, killGroup, terminateGroup } from './runner.js';
+import { exitOf, groupAlive, killNow, launch, terminateGroup, UncontainedError, type Confinement, type Launched, type Leash } from './launch.js';
 import type { Policy } from './spec.js';
 import { isDiskFull, type Store } from './store.js';
 import { DeadlineTimer, type Clock } from './timer.js';
@@ -33,6 +32,8 @@ export interface BoundedResult {
   startError: string | null;
   /** Stopped from outside (opts.signal), e.g. the kill switch during a fix; its group was killed. */
   aborted: boolean;
+  /** Not started: a fix or probe that cannot be contained on this machine never runs. */
+  uncontained?: boolean;
 }
 
 export interface BoundedOptions {
@@ -47,6 +48,8 @@ export interface BoundedOptions {
   onSpawn?: (pgid: number) => void;
   /** How long SIGTERM may take before SIGKILL (default 1 s). */
   killGraceMs?: number;
+  /** How the command is contained (the launcher's profile and leash). */
+  confine: Confinement;
 }
 
 /** The daemon's environment minus what belongs to the daemon alone (systemd's notify socket). */
@@ -90,24 +93,22 @@ export async function runBounded(argv: readonly string[], opts: BoundedOptions):
   if (file === undefined) return result({ startError: 'no command given' });
   if (opts.signal?.aborted) return result({ aborted: true, startError: 'stopped before it started' });
 
-  let sub;
+  let launched: Launched;
   try {
-    sub = execa(file, args, {
+    launched = launch([file, ...args], opts.confine, {
       input: opts.input ?? '',
       env: { ...commandEnv(), ...opts.env },
       cwd: opts.cwd,
-      extendEnv: false,
-      detached: true, // its own group, so a hang is killed with everything it started
-      cleanup: false,
       reject: false,
       buffer: false,
       stdout: 'pipe',
       stderr: 'pipe',
-      windowsHide: true,
     });
   } catch (err) {
+    if (err instanceof UncontainedError) return result({ startError: `not started, because it cannot be contained here: ${err.message}`, uncontained: true });
     return result({ startError: (err as Error).message });
   }
+  const { sub } = launched;
   const settled = Promise.resolve(sub).then(
     (r) => r as unknown as Record<string, unknown>,
     (e: unknown) => e as Record<string, unknown>,
@@ -142,7 +143,7 @@ export async function runBounded(argv: readonly string[], opts: BoundedOptions):
     void terminateGroup(pid, grace).catch(() => {});
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => sub.once('exit', (code, signal) => res({ code, signal })));
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => sub.once('exit', (code, signal) => res(exitOf(launched, code, signal))));
   exited = true;
   opts.signal?.removeEventListener('abort', onAbort);
   // Let the last bytes of stderr arrive; a grandchild holding the pipe must not hold us.
@@ -153,7 +154,7 @@ export async function runBounded(argv: readonly string[], opts: BoundedOptions):
     // terminateGroup already runs; make sure nothing of the group is left when we report.
     for (let i = 0; i < 50 && groupAlive(pid); i++) await sleep(40);
     try {
-      killGroup(pid, 'SIGKILL');
+      killNow(pid);
     } catch {
       // gone or not ours any more: nothing left to kill
     }
@@ -204,6 +205,8 @@ export function pageAllowed(policy: Policy, ev: PageEvent): boolean {
 
 export interface PagerDeps {
   store: Store;
+  /** What page and deadman commands are kept from (the launcher's sandbox). */
+  leash(): Leash;
   getPolicy(): Policy;
   clock: Clock;
   log: Logger;
@@ -287,7 +290,7 @@ export class Pager {
   private async run(id: number | null, command: string[], ev: PageEvent, now: number): Promise<void> {
     const { store, log } = this.deps;
     const payload = `${JSON.stringify({ ...ev, at: new Date(now).toISOString() })}\n`;
-    const r = await runBounded(command, { input: payload, timeoutMs: this.timeoutMs });
+    const r = await runBounded(command, { input: payload, timeoutMs: this.timeoutMs, confine: { profile: 'notify', leash: this.deps.leash() } });
     const outcome = r.ok ? 'sent' : r.timedOut ? 'timeout' : 'failed';
     const detail = describeResult(r, this.timeoutMs);
     try {
@@ -344,6 +347,7 @@ export interface DeadmanResult {
  */
 export async function runDeadman(deps: {
   store: Store;
+  leash(): Leash;
   getPolicy(): Policy;
   clock: Clock;
   log: Logger;
@@ -360,7 +364,7 @@ export async function runDeadman(deps: {
     return { ran: false, ok: false, detail: 'the policy could not be read' };
   }
   if (!argv) return { ran: false, ok: false, detail: 'policy.deadman is not set' };
-  const r = await runBounded(argv, { timeoutMs });
+  const r = await runBounded(argv, { timeoutMs, confine: { profile: 'notify', leash: deps.leash() } });
   const detail = describeResult(r, timeoutMs);
   const message = r.ok ? `deadman ping ok (${deps.reason})` : `deadman ping failed (${deps.reason}): ${argv[0]} ${detail}`;
   try {

@@ -1,7 +1,7 @@
 // Runs one job process: argv (or an explicit /bin/sh -c), its own process group so that timeouts
 // and shutdown reach grandchildren, output into a capped log, and a plain-words reason for
 // whatever happened. It decides nothing about scheduling; it reports.
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,7 +10,7 @@ import { formatDuration } from './duration.js';
 import type { Job } from './home.js';
 import { CappedLog, DEFAULT_LOG_CAP } from './logcap.js';
 import { SYSTEMD_NOTIFY_ENV } from './notify.js';
-import { listProcesses } from './proc.js';
+import { exitOf, groupAlive, killNow, launch, StartError, terminateGroup, type Launched, type Leash } from './launch.js';
 import type { RunOutcome } from './store.js';
 
 export type StopReason = 'timeout' | 'replace' | 'shutdown' | 'manual' | 'halt';
@@ -43,42 +43,11 @@ export interface StartOptions {
   onSpawn?: (pgid: number) => void;
   /** The log file could not be written (first error only); the run goes on without it. */
   onLogError?: (err: Error) => void;
+  /** What the run is kept from (the launcher's sandbox). */
+  leash: Leash;
 }
 
-export function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    if ((err as NodeJS.ErrnoException).code === 'EPERM') return true; // a member changed owner; it is still there
-    throw err;
-  }
-}
-
-/**
- * True while a member of the group is alive. kill(-pgid, 0) also answers for zombies, which wait
- * for their reaper (an init that reaps lazily keeps them for a while): those are dead to us.
- */
-export function groupAlive(pgid: number): boolean {
-  if (!killGroup(pgid, 0)) return false;
-  const procs = listProcesses();
-  if (procs === null) return true; // no /proc: trust kill(0)
-  return procs.some((p) => p.pgrp === pgid && p.state !== 'Z');
-}
-
-/** SIGTERM the whole group, SIGKILL after the grace, and wait (bounded) until it is gone. */
-export async function terminateGroup(pgid: number, graceMs: number): Promise<'gone' | 'term' | 'kill'> {
-  if (!killGroup(pgid, 'SIGTERM')) return 'gone';
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    await sleep(Math.min(25, Math.max(1, deadline - Date.now())));
-    if (!groupAlive(pgid)) return 'term';
-  }
-  killGroup(pgid, 'SIGKILL');
-  for (let i = 0; i < 100 && groupAlive(pgid); i++) await sleep(10);
-  return 'kill';
-}
+export { groupAlive, killGroup, terminateGroup } from './launch.js';
 
 // systemd's notification variables belong to the daemon: a job that inherited them could pet the
 // watchdog or claim readiness on nightshift's behalf.
@@ -153,21 +122,23 @@ export class RunningProcess {
 
     const [file, args] = argvOf(job);
     let sub: ResultPromise;
+    let launched: Launched;
     try {
-      sub = execa(file, args, {
+      launched = launch([file, ...args], { profile: 'job', leash: this.opts.leash, seeAllProcesses: job.spec.seeAllProcesses }, {
         cwd: job.cwd,
         env: jobEnv(job, { ...this.opts.extraEnv, NIGHTSHIFT_RUN_ID: String(this.opts.runId), NIGHTSHIFT_TRIGGER: this.opts.trigger }),
-        extendEnv: false,
-        detached: true, // its own process group: timeouts and shutdown reach grandchildren
-        cleanup: false, // we kill the group ourselves, also after a crash (pgid is in the run row)
         reject: false,
         buffer: false,
         stdin: 'ignore',
         stdout: 'pipe',
         stderr: 'pipe',
-        windowsHide: true,
       });
+      sub = launched.sub;
     } catch (err) {
+      if (err instanceof StartError) {
+        log.write(Buffer.from(`nightshift: could not start: ${err.message}\n`));
+        return finish('failed', `could not start: ${err.message}`);
+      }
       return finish('failed', `could not start ${file}: ${(err as Error).message}`);
     }
     const onData = (chunk: Buffer): void => log.write(chunk);
@@ -175,7 +146,7 @@ export class RunningProcess {
     sub.stderr?.on('data', onData);
 
     const exitEvent = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-      sub.once('exit', (code, signal) => res({ code, signal })),
+      sub.once('exit', (code, signal) => res(exitOf(launched, code, signal))),
     );
     const settled = Promise.resolve(sub).then(
       (r) => r,
@@ -333,20 +304,19 @@ export interface PrecheckOptions {
   extraEnv?: Record<string, string>;
   /** The pre-check's process group, so shutdown and replace can stop it. */
   onSpawn?: (pgid: number) => void;
+  /** What it is kept from: a pre-check is contained as its job is. */
+  leash: Leash;
 }
 
-export async function runPrecheck(job: Job, opts: PrecheckOptions = {}): Promise<PrecheckVerdict> {
+export async function runPrecheck(job: Job, opts: PrecheckOptions): Promise<PrecheckVerdict> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const argv = job.spec.precheck;
   if (!argv || argv.length === 0) return { idle: false, reason: 'no pre-check' };
   const [file, ...args] = argv as [string, ...string[]];
   try {
-    const sub = execa(file, args, {
+    const { sub } = launch([file, ...args], { profile: 'job', leash: opts.leash, seeAllProcesses: job.spec.seeAllProcesses }, {
       cwd: job.cwd !== undefined && existsSync(job.cwd) ? job.cwd : undefined,
       env: jobEnv(job, { ...opts.extraEnv, NIGHTSHIFT_PRECHECK: '1' }),
-      extendEnv: false,
-      detached: true,
-      cleanup: false,
       reject: false,
       stdin: 'ignore',
       stderr: 'ignore',
@@ -357,11 +327,11 @@ export async function runPrecheck(job: Job, opts: PrecheckOptions = {}): Promise
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      if (sub.pid !== undefined) killGroup(sub.pid, 'SIGKILL');
+      if (sub.pid !== undefined) killNow(sub.pid);
     }, timeoutMs);
     const r = await sub;
     clearTimeout(timer);
-    if (sub.pid !== undefined && groupAlive(sub.pid)) killGroup(sub.pid, 'SIGKILL');
+    if (sub.pid !== undefined && groupAlive(sub.pid)) killNow(sub.pid);
     if (timedOut) return { idle: false, reason: `pre-check timed out after ${formatDuration(timeoutMs)}; running the job anyway` };
     if (r.failed && r.exitCode === undefined) return { idle: false, reason: `pre-check could not run (${r.shortMessage}); running the job anyway` };
     // Fail open: IDLE counts only from a pre-check that itself succeeded.

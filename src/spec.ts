@@ -119,6 +119,7 @@ export const JobSpecSchema = z
       .optional(),
     autonomy: autonomy.optional(),
     agent: z.boolean().default(false),
+    seeAllProcesses: z.boolean().default(false),
     enabled: z.boolean().default(true),
   })
   .superRefine((job, ctx) => {

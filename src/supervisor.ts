@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { formatDuration } from './duration.js';
 import type { Job } from './home.js';
 import type { Logger } from './log.js';
-import { killGroup, RunningProcess, runPrecheck, type StopReason } from './runner.js';
+import { killNow, type Leash } from './launch.js';
+import { RunningProcess, runPrecheck, type StopReason } from './runner.js';
 import { isDiskFull, type RunRow, type RunTrigger, type Store } from './store.js';
 import { monoOf, type Clock } from './timer.js';
 
@@ -25,6 +26,8 @@ export interface SupervisorDeps {
   onTimeout?: (job: Job, runId: number, outputSoFar: string) => void;
   /** The kill switch, checked synchronously right before an agent job would start. */
   killSwitch?: () => { halted: boolean; reason: string };
+  /** What every run and pre-check is kept from (the launcher's sandbox). */
+  leash: () => Leash;
   logCap?: number;
 }
 
@@ -162,6 +165,7 @@ export class Supervisor {
       if (precheck && job.spec.precheck && !entry.cancelled) {
         const verdict = await runPrecheck(job, {
           extraEnv: { NIGHTSHIFT_RUN_ID: String(id), NIGHTSHIFT_STATE: this.deps.stateDir },
+          leash: this.deps.leash(),
           onSpawn: (pgid) => {
             entry.precheckPgid = pgid;
             store.setPgid(id, pgid);
@@ -210,6 +214,7 @@ export class Supervisor {
         logCap: this.deps.logCap,
         now: () => clock.now(),
         extraEnv: { NIGHTSHIFT_STATE: this.deps.stateDir },
+        leash: this.deps.leash(),
         onSpawn: (pgid) => store.markStarted(id, pgid, logPath, clock.now()),
         onTimeout: (output) => this.deps.onTimeout?.(job, id, output),
         onLogError: (err) => {
@@ -390,7 +395,7 @@ export class Supervisor {
   private stopEntry(a: Active, reason: StopReason): Promise<unknown> {
     if (a.proc) return a.proc.stop(reason);
     a.cancelled ??= reason;
-    if (a.precheckPgid !== null) killGroup(a.precheckPgid, 'SIGKILL');
+    if (a.precheckPgid !== null) killNow(a.precheckPgid);
     return a.done;
   }
 
@@ -398,8 +403,8 @@ export class Supervisor {
   killAllNow(): void {
     for (const m of this.active.values()) {
       for (const a of m.values()) {
-        if (a.proc?.pgid) killGroup(a.proc.pgid, 'SIGKILL');
-        if (a.precheckPgid !== null) killGroup(a.precheckPgid, 'SIGKILL');
+        if (a.proc?.pgid) killNow(a.proc.pgid);
+        if (a.precheckPgid !== null) killNow(a.precheckPgid);
       }
     }
   }

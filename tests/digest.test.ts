@@ -14,7 +14,7 @@ import { silentLogger } from '../src/log.js';
 import { sendDigestMail } from '../src/mail.js';
 import { JobSpecSchema, PolicySchema, type Policy } from '../src/spec.js';
 import { Store, type RunOutcome, type RunRow } from '../src/store.js';
-import { cleanup, tempDir, waitFor } from './helpers.js';
+import { cleanup, tempDir, testLeash, waitFor } from './helpers.js';
 
 const H = 3_600_000;
 const dirs: string[] = [];
@@ -460,7 +460,7 @@ describe('DigestService', () => {
     const row = t.store.getDigest('2026-03-29')!;
     expect(row.last_error).toBeNull();
     expect(row.attempts).toBe(0);
-    expect(await sendDigestMail(policy({ digest: { to: ['a@example.com'] } }).digest, { subject: 's', text: 't', html: 'h' })).toMatchObject({
+    expect(await sendDigestMail(policy({ digest: { to: ['a@example.com'] } }).digest, { subject: 's', text: 't', html: 'h' }, { leash: testLeash() })).toMatchObject({
       ok: false,
       notConfigured: true,
       error: expect.stringMatching(/add digest\.smtp .* or digest\.sendmail/),

@@ -1,16 +1,23 @@
 // Shared test plumbing: temp homes, a real daemon process, and polling helpers.
 import Database from 'better-sqlite3';
+import { spawnSync } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { compileJob, DEFAULT_POLICY, type Job } from '../src/home.js';
+import { compileJob, DEFAULT_POLICY, homePaths, type Job } from '../src/home.js';
+import { leashFor, type Leash } from '../src/launch.js';
 import { JobSpecSchema } from '../src/spec.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const CLI = join(ROOT, 'dist', 'cli.js');
 export const FIXTURES = join(ROOT, 'tests', 'fixtures');
+
+/** The leash a daemon on this home would put every process on (the default policy). */
+export function testLeash(home: string = tmpdir(), state?: string): Leash {
+  return leashFor(homePaths(home, state), null);
+}
 
 export function tempDir(prefix = 'ns-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -43,6 +50,14 @@ export async function waitFor<T>(fn: () => T | undefined | null | false | Promis
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(25);
   }
+}
+
+/**
+ * True when nobody holds an flock on the file: a process inside a sandbox (whose pids mean nothing
+ * outside its PID namespace) proves it is alive by holding one, and dead by letting it go.
+ */
+export function flockFree(file: string): boolean {
+  return spawnSync('flock', ['-n', file, 'true']).status === 0;
 }
 
 export function pidAlive(pid: number): boolean {

@@ -7,7 +7,7 @@ import { silentLogger } from '../src/log.js';
 import { Deadman, Pager, pageAllowed, runDeadman, type PageEvent } from '../src/pager.js';
 import { PolicySchema, type Policy } from '../src/spec.js';
 import { Store, type EventRow, type PageRow } from '../src/store.js';
-import { cleanup, pidAlive, tempDir, waitFor } from './helpers.js';
+import { cleanup, flockFree, pidAlive, tempDir, testLeash, waitFor } from './helpers.js';
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -27,7 +27,7 @@ function setup(policyFields: (d: string) => Record<string, unknown>, opts: { tim
   stores.push(store);
   let policy: Policy = PolicySchema.parse(policyFields(d));
   const clock = opts.clock ?? { now: () => Date.now() };
-  const pager = new Pager({ store, getPolicy: () => policy, clock, log: silentLogger, timeoutMs: opts.timeoutMs });
+  const pager = new Pager({ store, getPolicy: () => policy, clock, log: silentLogger, leash: () => testLeash(d), timeoutMs: opts.timeoutMs });
   stoppers.push(() => pager.stop());
   return { d, store, pager, clock, setPolicy: (p: Policy) => (policy = p), getPolicy: () => policy };
 }
@@ -97,7 +97,7 @@ describe('Pager', () => {
     expect(t.pager.page({ ...ev, fingerprint: 'report:failed', job: 'report' })).toBe('paging');
     await t.pager.idle();
     // A new Pager on the same database is a restarted daemon: the hour still holds.
-    const restarted = new Pager({ store: t.store, getPolicy: t.getPolicy, clock, log: silentLogger });
+    const restarted = new Pager({ store: t.store, getPolicy: t.getPolicy, clock, log: silentLogger, leash: () => testLeash(t.d) });
     now += 59 * 60_000;
     expect(restarted.page(ev)).toBe('suppressed');
     now += 2 * 60_000;
@@ -118,20 +118,19 @@ describe('Pager', () => {
 
   it('a page command that hangs is killed with its whole process group at the limit, and recorded', async () => {
     const t = setup(
-      (d) => ({ page: { allow: ['daemon-restart-loop'], command: [script(d, 'hang', `echo $$ > '${d}/pid'\nsleep 1000 &\necho $! > '${d}/child'\nsleep 1000`)] } }),
+      (d) => ({ page: { allow: ['daemon-restart-loop'], command: [script(d, 'hang', `flock '${d}/main.lock' sleep 1000 &\nsetsid flock '${d}/child.lock' sleep 1000 &\necho up > '${d}/child'\nwait`)] } }),
       { timeoutMs: 300 },
     );
     const started = Date.now();
     expect(t.pager.page({ event: 'daemon-restart-loop', fingerprint: 'daemon', message: 'restarted 5 times in 10 minutes' })).toBe('paging');
-    const pid = await waitFor(() => existsSync(join(t.d, 'child')) && Number(readFileSync(join(t.d, 'pid'), 'utf8')), 5000, 'the hang script');
-    const child = Number(readFileSync(join(t.d, 'child'), 'utf8'));
+    await waitFor(() => existsSync(join(t.d, 'child')) && !flockFree(join(t.d, 'main.lock')) && !flockFree(join(t.d, 'child.lock')), 5000, 'the hang script and its escaped child');
     await t.pager.idle();
     expect(Date.now() - started).toBeLessThan(3000);
     const row = pages(t.store)[0]!;
     expect(row.outcome).toBe('timeout');
     expect(row.detail).toBe('did not finish within 300ms and was killed');
-    expect(pidAlive(pid)).toBe(false);
-    expect(pidAlive(child)).toBe(false);
+    expect(flockFree(join(t.d, 'main.lock'))).toBe(true);
+    expect(flockFree(join(t.d, 'child.lock'))).toBe(true);
   });
 
   it('event text with shell metacharacters arrives verbatim on stdin, never in argv or env, and nothing runs', async () => {
@@ -169,7 +168,7 @@ describe('Pager', () => {
 describe('deadman', () => {
   it('runs policy.deadman and records an event row with the result', async () => {
     const t = setup((d) => ({ deadman: [script(d, 'ping', `echo ping >> '${d}/pings'`)] }));
-    const ok = await runDeadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, reason: 'manual' });
+    const ok = await runDeadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, leash: () => testLeash(t.d), reason: 'manual' });
     expect(ok).toMatchObject({ ran: true, ok: true });
     expect(readFileSync(join(t.d, 'pings'), 'utf8')).toBe('ping\n');
     const [row] = events(t.store, 'deadman');
@@ -184,20 +183,20 @@ describe('deadman', () => {
     expect(JSON.parse(failed.data!)).toMatchObject({ ok: false, exitCode: 6 });
 
     t.setPolicy(PolicySchema.parse({}));
-    expect(await runDeadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, reason: 'hourly' })).toMatchObject({ ran: false });
+    expect(await runDeadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, leash: () => testLeash(t.d), reason: 'hourly' })).toMatchObject({ ran: false });
     expect(events(t.store, 'deadman')).toHaveLength(2);
   });
 
   it('a hung deadman is killed at the limit and recorded as failed', async () => {
     const t = setup((d) => ({ deadman: [script(d, 'hang', 'exec sleep 1000')] }));
-    const r = await runDeadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, reason: 'hourly', timeoutMs: 300 });
+    const r = await runDeadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, leash: () => testLeash(t.d), reason: 'hourly', timeoutMs: 300 });
     expect(r).toMatchObject({ ran: true, ok: false, detail: 'did not finish within 300ms and was killed' });
     expect(JSON.parse(events(t.store, 'deadman')[0]!.data!)).toMatchObject({ ok: false, timedOut: true });
   });
 
   it('Deadman pings at start and then on its interval (one DeadlineTimer); stop() is idempotent and final', async () => {
     const t = setup((d) => ({ deadman: [script(d, 'ping', `echo ping >> '${d}/pings'`)] }));
-    const dm = new Deadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, intervalMs: 250 });
+    const dm = new Deadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, leash: () => testLeash(t.d), intervalMs: 250 });
     dm.start();
     await waitFor(() => events(t.store, 'deadman').length >= 3, 5000, 'three pings');
     await dm.stop();
@@ -211,7 +210,7 @@ describe('deadman', () => {
 
   it('Deadman pings after each digest (kick)', async () => {
     const t = setup((d) => ({ deadman: [script(d, 'ping', `echo ping >> '${d}/pings'`)] }));
-    const dm = new Deadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger });
+    const dm = new Deadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, leash: () => testLeash(t.d) });
     stoppers.push(() => dm.stop());
     dm.start();
     await waitFor(() => events(t.store, 'deadman').length === 1, 5000, 'the start ping');

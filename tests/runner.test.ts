@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunningProcess, runPrecheck } from '../src/runner.js';
-import { cleanup, FIXTURES, job, pidAlive, tempDir, waitFor } from './helpers.js';
+import { cleanup, FIXTURES, flockFree, job, pidAlive, tempDir, testLeash, waitFor } from './helpers.js';
 
 const dir = tempDir('ns-runner-');
 afterAll(() => cleanup(dir));
 let seq = 0;
-const run = (j: ReturnType<typeof job>, logCap?: number) => new RunningProcess({ job: j, runId: ++seq, trigger: 'manual', logPath: join(dir, `${seq}.log`), logCap });
+const run = (j: ReturnType<typeof job>, logCap?: number) => new RunningProcess({ job: j, runId: ++seq, trigger: 'manual', logPath: join(dir, `${seq}.log`), logCap, leash: testLeash() });
 
 describe('runner', () => {
   it('runs an argv command without a shell: metacharacters reach the program as text', async () => {
@@ -50,7 +50,7 @@ describe('runner', () => {
 
   it('on timeout kills the whole process group, grandchildren that ignore SIGTERM included', async () => {
     const pidfile = join(dir, 'gc.pids');
-    const p = run(job('forker', { command: [join(FIXTURES, 'grandchildren.sh'), pidfile, '4'], timeout: '700ms', killGrace: '300ms' }));
+    const p = run(job('forker', { command: [join(FIXTURES, 'grandchildren.sh'), pidfile, '4'], timeout: '700ms', killGrace: '300ms', seeAllProcesses: true }));
     await waitFor(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim().split('\n').length === 4, 5000, 'grandchildren');
     const pids = readFileSync(pidfile, 'utf8').trim().split('\n').map(Number);
     expect(pids.every(pidAlive)).toBe(true);
@@ -72,11 +72,31 @@ describe('runner', () => {
 
   it('a job that exits before its children leaves no process behind', async () => {
     const pidfile = join(dir, 'bg.pid');
-    const r = await run(job('leaver', { command: [join(FIXTURES, 'exit-before-children.sh'), pidfile], killGrace: '1s' })).done;
+    const r = await run(job('leaver', { command: [join(FIXTURES, 'exit-before-children.sh'), pidfile], killGrace: '1s', seeAllProcesses: true })).done;
     expect(r.outcome).toBe('ok');
     const pid = Number(readFileSync(pidfile, 'utf8'));
     await waitFor(() => !pidAlive(pid), 3000, 'leftover child gone');
     expect(r.reason).toContain('Processes it left behind were stopped');
+  });
+
+  it('contained (the default): grandchildren that ignore SIGTERM and escape with setsid die with the run at its timeout', async () => {
+    const lock = join(dir, 'gc-contained.lock');
+    const started = join(dir, 'gc-contained.started');
+    const p = run(job('forker2', { shell: `setsid flock ${lock} sh -c 'trap "" TERM; echo up > ${started}; while :; do sleep 1; done' & wait`, timeout: '700ms', killGrace: '300ms' }));
+    await waitFor(() => existsSync(started), 5000, 'the escaped grandchild');
+    expect(flockFree(lock)).toBe(false); // held by the grandchild
+    const r = await p.done;
+    expect(r.outcome).toBe('timeout');
+    await waitFor(() => flockFree(lock), 3000, 'the grandchild gone (its lock released)');
+  });
+
+  it('contained (the default): a job that exits before its children leaves no process behind', async () => {
+    const lock = join(dir, 'leaver-contained.lock');
+    const started = join(dir, 'leaver-contained.started');
+    const r = await run(job('leaver2', { shell: `setsid -f flock ${lock} sh -c 'echo up > ${started}; while :; do sleep 1; done'; while [ ! -e ${started} ]; do sleep 0.05; done; echo main exiting` })).done;
+    expect(r.outcome).toBe('ok');
+    expect(existsSync(started)).toBe(true);
+    await waitFor(() => flockFree(lock), 3000, 'the leftover gone (its lock released)');
   });
 
   it('stop() kills a running job and says why', async () => {
@@ -145,24 +165,24 @@ describe('runner', () => {
 
 describe('pre-check (fail open)', () => {
   it('only a first line of exactly IDLE skips', async () => {
-    expect((await runPrecheck(job('p1', { command: ['true'], precheck: ['sh', '-c', 'echo IDLE'] }))).idle).toBe(true);
-    expect((await runPrecheck(job('p2', { command: ['true'], precheck: ['sh', '-c', 'echo "  IDLE  "; echo more'] }))).idle).toBe(true);
-    expect((await runPrecheck(job('p3', { command: ['true'], precheck: ['sh', '-c', 'echo idle'] }))).idle).toBe(false);
-    expect((await runPrecheck(job('p4', { command: ['true'], precheck: ['sh', '-c', 'echo WORK; echo IDLE'] }))).idle).toBe(false);
+    expect((await runPrecheck(job('p1', { command: ['true'], precheck: ['sh', '-c', 'echo IDLE'] }), { leash: testLeash() })).idle).toBe(true);
+    expect((await runPrecheck(job('p2', { command: ['true'], precheck: ['sh', '-c', 'echo "  IDLE  "; echo more'] }), { leash: testLeash() })).idle).toBe(true);
+    expect((await runPrecheck(job('p3', { command: ['true'], precheck: ['sh', '-c', 'echo idle'] }), { leash: testLeash() })).idle).toBe(false);
+    expect((await runPrecheck(job('p4', { command: ['true'], precheck: ['sh', '-c', 'echo WORK; echo IDLE'] }), { leash: testLeash() })).idle).toBe(false);
   });
 
   it('an error, a crash or a timeout means run', async () => {
-    const missing = await runPrecheck(job('p5', { command: ['true'], precheck: ['/nonexistent/check'] }));
+    const missing = await runPrecheck(job('p5', { command: ['true'], precheck: ['/nonexistent/check'] }), { leash: testLeash() });
     expect(missing).toMatchObject({ idle: false });
     expect(missing.reason).toContain('running the job anyway');
     // A pre-check that says IDLE but then fails is broken: its verdict is not trusted (fail open).
-    const failing = await runPrecheck(job('p6', { command: ['true'], precheck: ['sh', '-c', 'echo IDLE; exit 1'] }));
+    const failing = await runPrecheck(job('p6', { command: ['true'], precheck: ['sh', '-c', 'echo IDLE; exit 1'] }), { leash: testLeash() });
     expect(failing.idle).toBe(false);
     expect(failing.reason).toContain('exited with code 1; running the job anyway');
-    const crash = await runPrecheck(job('p7', { command: ['true'], precheck: ['sh', '-c', 'kill -9 $$'] }));
+    const crash = await runPrecheck(job('p7', { command: ['true'], precheck: ['sh', '-c', 'kill -9 $$'] }), { leash: testLeash() });
     expect(crash.idle).toBe(false);
     // A grandchild holding stdout open must not keep us waiting 30 s (the test timeout would catch that).
-    const slow = await runPrecheck(job('p8', { command: ['true'], precheck: ['sh', '-c', 'sleep 30 & sleep 30; echo IDLE'] }), { timeoutMs: 300 });
+    const slow = await runPrecheck(job('p8', { command: ['true'], precheck: ['sh', '-c', 'sleep 30 & sleep 30; echo IDLE'] }), { timeoutMs: 300, leash: testLeash() });
     expect(slow.idle).toBe(false);
     expect(slow.reason).toContain('timed out');
   });

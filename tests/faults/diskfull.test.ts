@@ -14,7 +14,7 @@ import { silentLogger } from '../../src/log.js';
 import { Store, type DiskFullEvent, type RunRow } from '../../src/store.js';
 import { Supervisor } from '../../src/supervisor.js';
 import { systemClock } from '../../src/timer.js';
-import { CLI, cleanup, cli, job, makeHome, pageCapture, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
+import { CLI, cleanup, cli, job, makeHome, pageCapture, query, startDaemon, tempDir, testLeash, waitFor, type DaemonProc } from '../helpers.js';
 
 const FS_SIZE = '4m';
 
@@ -354,7 +354,7 @@ describe('records held in memory', () => {
     store.onDiskFull((ev) => episodes.push(ev));
     const flaky = job('flaky', { command: ['sh', '-c', 'echo nope; exit 3'], retries: { count: 1, delay: '200ms' } }, dir);
     const finished: RunRow[] = [];
-    const sup = new Supervisor({ store, logsDir: join(dir, 'logs'), stateDir: dir, clock: systemClock, log: silentLogger, lookup: () => flaky, onFinished: (r) => finished.push(r) });
+    const sup = new Supervisor({ store, logsDir: join(dir, 'logs'), stateDir: dir, clock: systemClock, log: silentLogger, lookup: () => flaky, leash: () => testLeash(dir), onFinished: (r) => finished.push(r) });
     cleanups.push(() => void sup.shutdown());
     const first = await sup.runManual(flaky);
     await waitFor(() => store.getRun(first.id)?.retry_at === null && store.countRuns('flaky') === 2 && finished.length === 2, 5000, 'the first run and its retry');
