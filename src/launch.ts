@@ -305,7 +305,11 @@ export interface Confinement {
   fix?: FixMounts;
   /** Files the daemon hands in read-only at a path of the sandbox (the alert file of a fix). */
   files?: Array<{ host: string; inside: string }>;
+  /** The program's real path (set by launch), so a private /tmp does not hide it. */
+  program?: string;
 }
+
+const PRIVATE_TMP = ['/tmp', '/var/tmp'];
 
 /** The private HOME of fixes, brains and probes (inside their private /tmp). */
 export const SANDBOX_HOME = '/tmp/home';
@@ -320,7 +324,14 @@ export function sandboxArgs(c: Confinement, cwd: string | undefined): string[] {
   const ownPids = !(c.profile === 'job' && c.seeAllProcesses === true);
   if (ownPids) a.push('--unshare-pid', '--proc', '/proc');
   a.push('--unshare-ipc');
-  if (!writesAnywhere) a.push('--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--dir', SANDBOX_HOME);
+  if (!writesAnywhere) {
+    a.push('--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--dir', SANDBOX_HOME);
+    // The private /tmp must not hide the home (the fix's working folder) or the program itself when
+    // they live in the machine's /tmp: both come back read-only; touches come back writable below.
+    for (const p of [leash.home, ...(c.program ? [c.program] : [])]) {
+      if (PRIVATE_TMP.some((t) => under(p, t) && p !== t) && existsSync(p)) a.push('--ro-bind', p, p);
+    }
+  }
   for (const d of leash.hiddenDirs) if (existsSync(d)) a.push('--tmpfs', d, '--remount-ro', d);
   for (const f of leash.hiddenFiles) if (existsSync(f)) a.push('--ro-bind', '/dev/null', f);
   for (const p of leash.readOnly) if (existsSync(p)) a.push('--ro-bind', p, p);
@@ -408,7 +419,8 @@ export function launch(argv: readonly string[], c: Confinement, options: Options
   }
   checkProgram(file, options.cwd, options.env);
   // The working directory is set inside (after the mounts); bwrap itself starts from `/`.
-  const bargs = [...sandboxArgs(c, options.cwd), file, ...args];
+  const program = file.includes('/') ? real(resolve(options.cwd ?? '/', file)) : undefined;
+  const bargs = [...sandboxArgs({ ...c, program }, options.cwd), file, ...args];
   const env = { ...(options.env ?? {}), [SANDBOX_TAG]: leashTag(c.leash) };
   const sub = execa(cont.bwrap, bargs, { ...base, cwd: '/', env });
   return { sub, contained: true, ownPids: !(c.profile === 'job' && c.seeAllProcesses === true) };

@@ -93,11 +93,15 @@ export interface DaemonProc {
   stop: () => Promise<void>;
 }
 
-export async function startDaemon(home: string, opts: { state?: string; env?: Record<string, string> } = {}): Promise<DaemonProc> {
+export async function startDaemon(home: string, opts: { state?: string; env?: Record<string, string>; asNobody?: boolean } = {}): Promise<DaemonProc> {
   const state = opts.state ?? join(home, 'state');
+  // As root, a daemon may be started as the unprivileged user nobody (setpriv keeps its pid), to
+  // test the code paths of an ordinary account; the home must then belong to nobody.
+  const argv = ['node', CLI, '--home', home, '--state', state, 'start'];
+  const [file, ...args] = opts.asNobody ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', ...argv] : argv;
   // forceKillAfterDelay: false — execa would SIGKILL the daemon 5 s after our SIGTERM, before it
   // has stopped its jobs (killGrace 10 s), and leave their process groups behind.
-  const proc = execa('node', [CLI, '--home', home, '--state', state, 'start'], {
+  const proc = execa(file!, args, {
     reject: false,
     env: opts.env,
     buffer: false,

@@ -1,0 +1,307 @@
+// The escape suite: fixes (and one job) written to cheat, in the shape of the example rules, each
+// one a row of the attacker's review that broke nightshift before containment. Every attack
+// proves it ran (a marker in its touches) and, where it leaves something behind, that the
+// something is gone (it holds an flock that is released only when it dies): a positive proof,
+// never "nothing happened within a fixed sleep".
+//
+// As root (as CI runs) the whole suite runs twice: with the daemon as root, and as the unprivileged
+// user nobody — root drops capabilities and maps a uid, an ordinary user gets a user namespace:
+// two different code paths of the same sandbox.
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { cleanup, cli, flockFree, makeHome, pidAlive, query, startDaemon, waitFor, type DaemonProc } from '../helpers.js';
+
+const AS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
+const MODES: Array<{ name: string; asNobody: boolean }> = AS_ROOT
+  ? [
+      { name: 'daemon as root', asNobody: false },
+      { name: 'daemon as nobody', asNobody: true },
+    ]
+  : [{ name: `daemon as ${process.env.USER ?? 'this user'}`, asNobody: false }];
+
+const homes: string[] = [];
+const daemons: DaemonProc[] = [];
+afterEach(async () => {
+  for (const d of daemons.splice(0)) await d.stop();
+});
+afterAll(() => {
+  for (const h of homes) cleanup(h);
+});
+
+const VICTIM = 'every: 1h\ncommand: ["true"]\n';
+const BROKEN = 'shell: "echo broken; exit 3"\ntimeout: 30s\n';
+
+interface Home {
+  home: string;
+  state: string;
+  work: string;
+  outside: string;
+}
+
+function sha(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+function chownTree(p: string, uid: number, gid: number): void {
+  chownSync(p, uid, gid);
+  if (statSync(p).isDirectory()) for (const n of readdirSync(p)) chownTree(join(p, n), uid, gid);
+}
+
+/** A home with the victim and broken jobs and one rule `attack` whose fix is `script` (sh), touching work/. */
+function attackHome(asNobody: boolean, script: string, opts: { probe?: string; touches?: string[]; jobs?: Record<string, string> } = {}): Home {
+  const home = makeHome({ victim: VICTIM, broken: BROKEN, ...(opts.jobs ?? {}) }, 'page:\n  allow: [protected-zone, heal-blocked]\n');
+  homes.push(home);
+  const work = join(home, 'work');
+  const outside = join(home, 'outside');
+  mkdirSync(work);
+  mkdirSync(outside);
+  writeFileSync(join(work, 'target'), 'original\n');
+  mkdirSync(join(home, 'rules'), { recursive: true });
+  writeFileSync(join(home, 'attack.sh'), `#!/bin/sh\nset +e\nexport W=${work} O=${outside} H=${home}\n${script}\n`);
+  chmodSync(join(home, 'attack.sh'), 0o755);
+  const touches = opts.touches ?? ['work/'];
+  writeFileSync(
+    join(home, 'rules', 'attack.yaml'),
+    `match:\n  job: broken\n  kind: [failed]\nautonomy: auto\naction:\n  command: ["${join(home, 'attack.sh')}"]\n  touches: ${JSON.stringify(touches)}\n  timeout: 20s\nprobe:\n  ${opts.probe ?? `command: ["grep", "-q", "fixed", "${join(work, 'target')}"]`}\n  timeout: 30s\n`,
+  );
+  if (asNobody) chownTree(home, 65534, 65534);
+  return { home, state: join(home, 'state'), work, outside };
+}
+
+async function daemonFor(h: Home, asNobody: boolean): Promise<DaemonProc> {
+  const d = await startDaemon(h.home, { asNobody });
+  daemons.push(d);
+  return d;
+}
+
+async function breakJob(h: Home): Promise<void> {
+  const r = await cli(['--home', h.home, '--state', h.state, 'run', 'broken']);
+  expect(r.exitCode, String(r.stdout) + String(r.stderr)).toBe(1);
+}
+
+interface Attempt {
+  id: number;
+  outcome: string | null;
+  detail: string | null;
+  step: string;
+}
+
+async function finishedAttempt(h: Home, timeoutMs = 20_000): Promise<Attempt> {
+  return waitFor(
+    () => query<Attempt>(h.state, "SELECT id, outcome, detail, step FROM heal_attempts WHERE job = 'broken' AND outcome IS NOT NULL AND outcome NOT IN ('self-recovered') ORDER BY id").at(0),
+    timeoutMs,
+    'a finished heal attempt',
+  );
+}
+
+function read(p: string): string {
+  return existsSync(p) ? readFileSync(p, 'utf8') : '';
+}
+
+describe.each(MODES)('escape suite ($name)', ({ asNobody }) => {
+  it('row 1: a background writer a fix leaves (&, setsid, nohup) dies with the fix; jobs/ is read-only anyway', async () => {
+    const h = attackHome(
+      asNobody,
+      `{ echo hijacked: true > $H/jobs/victim.yaml; } 2> $W/direct.err
+( flock $W/bg.lock sh -c 'echo up > $W/bg.up; sleep 2; echo "command: [\\"sh\\", \\"-c\\", \\"touch $O/pwned\\"]" > $H/jobs/victim.yaml' ) &
+setsid flock $W/setsid.lock sh -c 'echo up > $W/setsid.up; sleep 2; echo x >> $H/jobs/victim.yaml' &
+nohup flock $W/nohup.lock sh -c 'echo up > $W/nohup.up; sleep 2; echo x >> $H/jobs/victim.yaml' > /dev/null 2>&1 &
+while [ ! -e $W/bg.up ] || [ ! -e $W/setsid.up ] || [ ! -e $W/nohup.up ]; do sleep 0.05; done
+echo fixed > $W/target`,
+    );
+    const before = sha(join(h.home, 'jobs', 'victim.yaml'));
+    await daemonFor(h, asNobody);
+    await breakJob(h);
+    const a = await finishedAttempt(h);
+    for (const w of ['bg', 'setsid', 'nohup']) expect(read(join(h.work, `${w}.up`)), `${w} writer started`).toBe('up\n');
+    // The writers are gone the moment the attempt is recorded: their locks are free.
+    for (const w of ['bg', 'setsid', 'nohup']) expect(flockFree(join(h.work, `${w}.lock`)), `${w} writer gone`).toBe(true);
+    expect(read(join(h.work, 'direct.err'))).toMatch(/Read-only file system/);
+    expect(sha(join(h.home, 'jobs', 'victim.yaml'))).toBe(before);
+    expect(a.outcome).toBe('fixed-verified'); // the fix itself did its declared job; nothing else stuck
+    expect(existsSync(join(h.outside, 'pwned'))).toBe(false);
+  });
+
+  it('row 3: a fix cannot see the state folder, so a loop deleting state/KILL never reaches it; the switch stays on', async () => {
+    const h = attackHome(
+      asNobody,
+      `ls -A $NIGHTSHIFT_STATE > $W/state-listing 2>&1; echo "exit $?" >> $W/state-listing
+setsid flock $W/killer.lock sh -c 'echo up > $W/killer.up; while :; do rm -f $NIGHTSHIFT_STATE/KILL 2>> $W/rm.err; sleep 0.05; done' &
+while [ ! -e $W/killer.up ]; do sleep 0.05; done
+echo fixed > $W/target`,
+    );
+    await daemonFor(h, asNobody);
+    await breakJob(h);
+    await finishedAttempt(h);
+    expect(read(join(h.work, 'killer.up'))).toBe('up\n');
+    expect(flockFree(join(h.work, 'killer.lock'))).toBe(true);
+    // The state folder is an empty mount inside the sandbox: no database, no socket, no KILL.
+    expect(read(join(h.work, 'state-listing'))).toBe('exit 0\n');
+    const on = await cli(['--home', h.home, '--state', h.state, 'kill', 'on']);
+    expect(on.exitCode).toBe(0);
+    expect(existsSync(join(h.state, 'KILL'))).toBe(true);
+    const st = await cli(['--home', h.home, '--state', h.state, 'kill', 'status']);
+    expect(String(st.stdout)).toMatch(/on/i);
+  });
+
+  it('row 5: a fix cannot write nightshift.db: its alert stays open, the rollback demotes the rule', async () => {
+    const h = attackHome(
+      asNobody,
+      `{ echo garbage >> $NIGHTSHIFT_STATE/nightshift.db; } 2>&1; echo "db write: exit $?"
+echo fixed > $W/target
+exit 1`,
+      { probe: 'rerun: true' },
+    );
+    await daemonFor(h, asNobody);
+    await breakJob(h);
+    const a = await finishedAttempt(h);
+    // Its own words reach the attempt's record: the write was refused.
+    expect(a.detail).toMatch(/Read-only file system.*db write: exit [1-9]/);
+    expect(a.outcome).toBe('rolled-back');
+    expect(read(join(h.work, 'target'))).toBe('original\n');
+    const open = query<{ n: number }>(h.state, "SELECT count(*) AS n FROM alerts WHERE fingerprint = 'broken:failed' AND resolved_at IS NULL")[0]!;
+    expect(open.n).toBe(1);
+    const ladder = query<{ level: string }>(h.state, "SELECT level FROM rule_ladder WHERE rule = 'attack'");
+    expect(ladder).toEqual([{ level: 'gated' }]);
+  });
+
+  it('row 6: a writer escaped with setsid env -i does not outlive a kill -9 of the daemon during the probe; the restore stands', async () => {
+    const h = attackHome(
+      asNobody,
+      `echo fixed > $W/target
+setsid env -i /bin/sh -c "flock $W/esc.lock sh -c 'echo up > $W/esc.up; sleep 4; echo hijacked > $W/target'" &
+while [ ! -e $W/esc.up ]; do sleep 0.05; done`,
+      // Fails fast before the fix (the pre-check), hangs after it: the daemon dies during the probe.
+      { probe: `command: ["sh", "-c", "grep -q fixed ${'$'}0 && sleep 60", "TARGET"]` },
+    );
+    writeFileSync(join(h.home, 'rules', 'attack.yaml'), readFileSync(join(h.home, 'rules', 'attack.yaml'), 'utf8').replace('"TARGET"', JSON.stringify(join(h.work, 'target'))));
+    const d = await daemonFor(h, asNobody);
+    await breakJob(h);
+    await waitFor(() => query(h.state, "SELECT id FROM heal_attempts WHERE step = 'probe' AND outcome IS NULL").length > 0, 20_000, 'the probe step');
+    expect(read(join(h.work, 'esc.up'))).toBe('up\n');
+    d.proc.kill('SIGKILL');
+    await d.proc;
+    // With the daemon gone, so is the escaped writer (and the probe): before any restart.
+    await waitFor(() => flockFree(join(h.work, 'esc.lock')), 5000, 'the escaped writer gone with the daemon');
+    await daemonFor(h, asNobody);
+    const a = await waitFor(() => query<Attempt>(h.state, "SELECT id, outcome, detail, step FROM heal_attempts WHERE outcome = 'interrupted-rolled-back'").at(0), 20_000, 'the rollback at restart');
+    expect(a.detail).toMatch(/rolled back/);
+    expect(read(join(h.work, 'target'))).toBe('original\n');
+  });
+
+  it('row 7: a fix cannot write outside its touches: outside the home it meets a read-only file system; beside a touched file its new file is removed and the attempt rolled back', async () => {
+    const h = attackHome(
+      asNobody,
+      `{ echo escaped > $O/outside.txt; } 2> $W/outside.err; echo "exit $?" >> $W/outside.err
+echo fixed > $W/target`,
+    );
+    await daemonFor(h, asNobody);
+    await breakJob(h);
+    const a = await finishedAttempt(h);
+    expect(read(join(h.work, 'outside.err'))).toMatch(/Read-only file system[\s\S]*exit [1-9]/);
+    expect(existsSync(join(h.outside, 'outside.txt'))).toBe(false);
+    expect(a.outcome).toBe('fixed-verified');
+
+    // A touched file: its folder is writable for it alone.
+    const h2 = attackHome(
+      asNobody,
+      `echo fixed > $W/target
+echo sibling > $W/other 2> /dev/null
+echo new > $W/stray.txt`,
+      { touches: ['work/target'] },
+    );
+    writeFileSync(join(h2.work, 'other'), 'untouched\n');
+    if (asNobody) chownTree(h2.work, 65534, 65534);
+    await daemonFor(h2, asNobody);
+    await breakJob(h2);
+    const b = await finishedAttempt(h2);
+    expect(b.outcome).toBe('rolled-back');
+    expect(b.detail).toMatch(/wrote outside its touches/);
+    expect(read(join(h2.work, 'other'))).toBe('untouched\n');
+    expect(existsSync(join(h2.work, 'stray.txt'))).toBe(false);
+    expect(read(join(h2.work, 'target'))).toBe('original\n');
+  });
+
+  it('row 8: a probe command running when the daemon is killed -9 dies with it', async () => {
+    const h = attackHome(asNobody, 'echo fixed > $W/target', { probe: `command: ["flock", "${'$'}{LOCK}", "sleep", "60"]` });
+    // The probe holds an flock on a file the test made (a probe writes nothing; flock opens it read-only).
+    const lock = join(h.outside, 'probe.lock');
+    writeFileSync(lock, '');
+    const rule = readFileSync(join(h.home, 'rules', 'attack.yaml'), 'utf8').replace('${LOCK}', lock);
+    writeFileSync(join(h.home, 'rules', 'attack.yaml'), rule);
+    if (asNobody) chownTree(h.home, 65534, 65534);
+    const d = await daemonFor(h, asNobody);
+    await breakJob(h);
+    await waitFor(() => !flockFree(lock), 20_000, 'the probe holding its lock');
+    d.proc.kill('SIGKILL');
+    await d.proc;
+    await waitFor(() => flockFree(lock), 5000, 'the probe gone with the daemon');
+  });
+
+  it('row 9: a job that escapes with setsid -f does not survive its timeout', async () => {
+    const h = attackHome(asNobody, 'true', {
+      jobs: { escaper: `shell: "setsid -f flock ${'$'}{LOCK} sleep 305; echo > ${'$'}{UP}; sleep 60"\ntimeout: 2s\nkillGrace: 1s\n` },
+    });
+    const lock = join(h.work, 'escaper.lock');
+    const up = join(h.work, 'escaper.up');
+    writeFileSync(join(h.home, 'jobs', 'escaper.yaml'), readFileSync(join(h.home, 'jobs', 'escaper.yaml'), 'utf8').replace('${LOCK}', lock).replace('${UP}', up));
+    if (asNobody) chownTree(h.home, 65534, 65534);
+    await daemonFor(h, asNobody);
+    const r = await cli(['--home', h.home, '--state', h.state, 'run', 'escaper']);
+    expect(r.exitCode).toBe(1);
+    expect(existsSync(up)).toBe(true);
+    const row = query<{ outcome: string }>(h.state, "SELECT outcome FROM runs WHERE job = 'escaper'")[0]!;
+    expect(row.outcome).toBe('timeout');
+    expect(flockFree(lock)).toBe(true);
+  });
+
+  it('row 10: a fix sees no process outside its sandbox and cannot signal the daemon or a running job', async () => {
+    const h = attackHome(
+      asNobody,
+      `ps -eo pid,args > $W/ps.txt 2>&1
+kill -9 -1 2> /dev/null
+pkill -9 -f cli.js 2> /dev/null
+pkill -9 flock 2> /dev/null
+echo fixed > $W/target`,
+      { jobs: { sleeper: `shell: "flock ${'$'}{LOCK} sleep 120"\ntimeout: 5m\n` } },
+    );
+    const lock = join(h.outside, 'sleeper.lock');
+    writeFileSync(join(h.home, 'jobs', 'sleeper.yaml'), readFileSync(join(h.home, 'jobs', 'sleeper.yaml'), 'utf8').replace('${LOCK}', lock));
+    if (asNobody) chownTree(h.home, 65534, 65534);
+    const d = await daemonFor(h, asNobody);
+    const sleeper = cli(['--home', h.home, '--state', h.state, 'run', 'sleeper']);
+    await waitFor(() => existsSync(lock) && !flockFree(lock), 10_000, 'the sleeper job running');
+    await breakJob(h);
+    const a = await finishedAttempt(h);
+    expect(a.outcome).toBe('fixed-verified');
+    const ps = read(join(h.work, 'ps.txt'));
+    expect(ps).toMatch(/ps -eo/); // it did look
+    expect(ps).not.toMatch(/cli\.js/);
+    expect(ps).not.toMatch(/sleep 120/);
+    expect(pidAlive(d.proc.pid!)).toBe(true);
+    expect(flockFree(lock)).toBe(false); // the other job still runs
+    void sleeper;
+  });
+
+  it('a fix that tries mount -o remount,rw before writing stays read-only', async () => {
+    const h = attackHome(
+      asNobody,
+      `mount -o remount,rw / 2>> $W/mount.err; echo "exit $?" >> $W/mount.err
+mount -o remount,rw $H/jobs 2>> $W/mount.err; echo "exit $?" >> $W/mount.err
+umount $NIGHTSHIFT_STATE 2>> $W/mount.err; echo "exit $?" >> $W/mount.err
+unshare -Urm sh -c "mount -o remount,rw $H/jobs && echo remounted" >> $W/mount.err 2>&1; echo "exit $?" >> $W/mount.err
+echo hijacked: true > $H/jobs/victim.yaml 2>> $W/mount.err
+echo fixed > $W/target`,
+    );
+    const before = sha(join(h.home, 'jobs', 'victim.yaml'));
+    await daemonFor(h, asNobody);
+    await breakJob(h);
+    await finishedAttempt(h);
+    const err = read(join(h.work, 'mount.err'));
+    expect(err.match(/exit [1-9]/g)?.length).toBe(4);
+    expect(err).not.toMatch(/remounted/);
+    expect(sha(join(h.home, 'jobs', 'victim.yaml'))).toBe(before);
+  });
+});
