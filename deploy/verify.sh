@@ -41,6 +41,18 @@ mapfile -t exec_lines < <(grep -E '^[[:space:]]*ExecStart=' "$unit" || true)
 [[ ${exec_lines[0]} =~ ^ExecStart=$installed_node((\ --[^ ]+)*)\ $installed_root/$bin_rel\  ]] ||
   fail "$name: ExecStart= must be '$installed_node [--node-flags...] $installed_root/$bin_rel ...' (package.json bin); found: ${exec_lines[0]}"
 
+# Containment: bubblewrap must be able to make its namespaces inside the unit. A unit that forbids
+# them runs jobs uncontained and no fix at all (heal outcome "uncontained").
+ns_line="$(grep -E '^[[:space:]]*RestrictNamespaces=' "$unit" | tail -n1 | sed 's/^[[:space:]]*RestrictNamespaces=//' || true)"
+ns_sorted="$(tr ' ' '\n' <<<"$ns_line" | grep -v '^$' | sort | tr '\n' ' ')"
+[[ $ns_sorted == "ipc mnt pid user " ]] ||
+  fail "$name: RestrictNamespaces= must be exactly 'user mnt pid ipc' (what bubblewrap needs, nothing more); found: '${ns_line}'"
+for key in ProtectKernelTunables ProtectProc ProcSubset PrivateUsers; do
+  if grep -qE "^[[:space:]]*$key=" "$unit"; then
+    fail "$name: $key= keeps bubblewrap from mounting a sandbox's /proc (or mapping its user); remove it"
+  fi
+done
+
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/ns-verify.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 copy="$tmp/$name"

@@ -10,6 +10,7 @@ import { callDaemon, daemonListening, DaemonUnreachable } from './control.js';
 import { Daemon, VERSION } from './daemon.js';
 import { composeDigest, digestDate, digestWindow, digestZone } from './digest.js';
 import { DigestService } from './digester.js';
+import { containment } from './launch.js';
 import { homePaths, loadHome, type HomePaths, type LoadedHome, type LoadedRule } from './home.js';
 import { LockHeld } from './lock.js';
 import { createLogger } from './log.js';
@@ -171,10 +172,12 @@ const COMMANDS: Record<string, Command> = {
       const problems = home.problems.map(formatProblem);
       const warnings = home.warnings.map(formatProblem);
       if (ctx.values.json) {
-        ctx.io.out(json({ ok: problems.length === 0, jobs: home.jobs.size, rules: home.rules.size, problems: home.problems, warnings: home.warnings }));
+        ctx.io.out(json({ ok: problems.length === 0, jobs: home.jobs.size, rules: home.rules.size, problems: home.problems, warnings: home.warnings, containment: containment() }));
       } else {
         for (const p of problems) ctx.io.out(p);
         for (const w of warnings) ctx.io.out(`warning: ${w}`);
+        const c = containment();
+        if (!c.ok) ctx.io.out(`warning: containment unavailable: jobs will run uncontained and no fix, brain or probe will run (heal outcome uncontained): ${c.reason}`);
         ctx.io.out(
           problems.length === 0
             ? `ok: ${home.jobs.size} job(s), ${home.rules.size} rule(s), policy ${home.policyMissing ? 'not present (defaults)' : 'valid'}`
@@ -452,7 +455,7 @@ const COMMANDS: Record<string, Command> = {
       }
       try {
         const window = digestWindow(home.policy, date);
-        const d = composeDigest({ store, jobs: home.jobs, policy: home.policy, kill, date, window, now: Date.now(), heals: healLines(store, window.from, window.to) });
+        const d = composeDigest({ store, jobs: home.jobs, policy: home.policy, kill, date, window, now: Date.now(), heals: healLines(store, window.from, window.to), containment: containment() });
         ctx.io.out(ctx.values.json ? json({ date, ...d }) : d.text);
         return d.needsYou > 0 ? EXIT.unhealthy : EXIT.ok;
       } finally {

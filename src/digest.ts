@@ -4,6 +4,7 @@
 import { parseCron } from './cron.js';
 import type { Job } from './home.js';
 import type { KillState } from './killswitch.js';
+import type { Containment } from './launch.js';
 import { byName } from './names.js';
 import { formatInstant, nextAfter, type Schedule } from './schedule.js';
 import type { Policy } from './spec.js';
@@ -50,6 +51,8 @@ export interface DigestInput {
   window: DigestWindow;
   now: number;
   heals?: HealLine[];
+  /** Whether fixes can be contained on this machine (the launcher's check); unknown when absent. */
+  containment?: Containment;
 }
 
 export interface ComposedDigest {
@@ -195,7 +198,9 @@ export function composeDigest(input: DigestInput): ComposedDigest {
   const blockingJobs = new Set(unfolded.map((a) => a.job));
   const orphaned = open.filter((a) => a.folded_under !== null && !blockingJobs.has(a.folded_under.split(':')[0]!));
   const needsYou = new Set([...unfolded, ...orphaned].map((a) => a.job)).size;
-  const verdict = verdictFor(jobs.size, needsYou, kill);
+  const contained = input.containment;
+  // Healthy jobs with no fix able to run is not an all-clear either.
+  const verdict = verdictFor(jobs.size, needsYou, kill) + (contained && !contained.ok ? '; no fix can run (no sandbox)' : '');
 
   const runs = store.runsBetween(window.from, window.to);
   const sections: Section[] = [
@@ -205,7 +210,7 @@ export function composeDigest(input: DigestInput): ComposedDigest {
     precheckSection(runs),
     pausedSection(store, jobs, t),
     alertsSection(store.alertsBetween(window.from, window.to), window, t),
-    killSection(store, kill, window, t),
+    killSection(store, kill, window, t, contained),
     watcherSection(store, policy, window, t),
     unsentSection(store, date, t),
     nextSection(store, jobs, now, t),
@@ -373,9 +378,10 @@ function alertsSection(rows: AlertRow[], w: DigestWindow, t: (ms: number) => str
   return s.build();
 }
 
-function killSection(store: Store, kill: KillState, w: DigestWindow, t: (ms: number) => string): Section {
+function killSection(store: Store, kill: KillState, w: DigestWindow, t: (ms: number) => string, contained?: Containment): Section {
   const s = new SectionBuilder('Kill switch');
   s.add(kill.halted ? `now ON${kill.since !== null ? ` since ${t(kill.since)}` : ''}: ${oneLine(kill.reason)}` : 'now off');
+  if (contained && !contained.ok) s.add(`containment UNAVAILABLE: jobs run uncontained and no fix, brain or probe runs (heal outcome uncontained) — ${oneLine(contained.reason, 400)}`);
   const flips = store.eventsBetween(w.from, w.to, 'kill-switch');
   if (flips.length === 0) s.add('not switched in this window');
   else {

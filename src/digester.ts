@@ -17,7 +17,7 @@ import {
 import type { HomePaths, Job } from './home.js';
 import type { KillState } from './killswitch.js';
 import type { Logger } from './log.js';
-import { leashFor } from './launch.js';
+import { containment, leashFor } from './launch.js';
 import { sendDigestMail } from './mail.js';
 import { formatInstant, nextAfter } from './schedule.js';
 import type { Policy } from './spec.js';
@@ -309,6 +309,7 @@ export class DigestService {
       window,
       now,
       heals: this.deps.getHeals?.(window) ?? [],
+      containment: containment(),
     });
     let file: string | null = digestFile(paths, date);
     try {

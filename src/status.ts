@@ -6,6 +6,7 @@ import { byName } from './names.js';
 import { formatInstant, nextAfter } from './schedule.js';
 import { formatProblem } from './specfile.js';
 import type { KillState } from './killswitch.js';
+import { containment, type Containment } from './launch.js';
 import type { AlertRow, RunRow, Store } from './store.js';
 
 export type JobHealth = 'ok' | 'running' | 'failing' | 'paused' | 'disabled' | 'never-run' | 'external' | 'manual-only';
@@ -21,6 +22,8 @@ export interface JobStatus {
   nextRun: number | null;
   lastSuccessAt: number | null;
   paused: boolean;
+  /** Opted out of its own PID namespace (seeAllProcesses: true): stopped by process group. */
+  seeAllProcesses: boolean;
   alerts: Array<{ id: number; kind: string; since: number; count: number; message: string; foldedUnder: string | null }>;
 }
 
@@ -34,6 +37,8 @@ export interface StatusReport {
   warnings: string[];
   killSwitch: { on: boolean; reason: string; path: string; lastFlip: { at: number; message: string } | null };
   pendingApprovals: number;
+  /** Whether every process runs in a sandbox here (the launcher's check). */
+  containment: Containment;
   healthy: boolean;
 }
 
@@ -78,6 +83,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
       name: job.name,
       description: job.spec.description ?? null,
       health,
+      seeAllProcesses: job.spec.seeAllProcesses,
       schedule: job.spec.schedule ? job.spec.schedule.source : job.spec.every !== undefined ? `every ${formatDuration(job.spec.every)}` : 'on demand',
       timezone: job.timezone,
       lastRun: lr ? { id: lr.id, outcome: lr.outcome, trigger: lr.trigger, endedAt: lr.ended_at, durationMs: lr.duration_ms, reason: lr.reason } : null,
@@ -100,6 +106,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
     warnings: home.warnings.map(formatProblem),
     killSwitch: { on: kill.halted, reason: kill.reason, path: kill.path, lastFlip: flip ? { at: flip.at, message: flip.message } : null },
     pendingApprovals: 0,
+    containment: containment(),
     healthy: live !== null && problems.length === 0 && jobs.every((j) => j.health !== 'failing' && j.alerts.every((a) => a.foldedUnder !== null)),
   };
 }
@@ -152,6 +159,12 @@ export function renderStatus(r: StatusReport): string {
   lines.push(
     `Kill switch: ${ks.on ? `ON — ${ks.reason}; autonomous actions and agent jobs are halted (nightshift kill off)` : 'off'}` +
       `${ks.lastFlip ? ` (last change ${ago(now - ks.lastFlip.at)}: ${ks.lastFlip.message})` : ''}.  Approvals waiting: ${r.pendingApprovals}.`,
+  );
+  const seeAll = r.jobs.filter((j) => j.seeAllProcesses).map((j) => j.name);
+  lines.push(
+    r.containment.ok
+      ? `Containment: on — every job, fix and probe runs in its own sandbox${seeAll.length ? ` (sharing the machine's processes, stopped by process group: ${seeAll.join(', ')})` : ''}.`
+      : `Containment: UNAVAILABLE — jobs run uncontained and no fix, brain or probe runs (heal outcome uncontained). ${r.containment.reason}.`,
   );
   lines.push('');
   const w = Math.max(4, ...r.jobs.map((j) => j.name.length)) + 2;

@@ -72,6 +72,18 @@ describe('deploy/verify.sh', () => {
     expect(r.status, r.output).toBe(1);
     expect(r.output).toContain('package.json bin');
   });
+
+  it('refuses a unit that would keep bubblewrap from containing jobs and fixes', () => {
+    requireSystemdAnalyze();
+    const tunables = runVerify(mutatedUnit((t) => t.replace(/^ProtectKernelModules=yes$/m, 'ProtectKernelModules=yes\nProtectKernelTunables=yes')));
+    expect(tunables.status, tunables.output).toBe(1);
+    expect(tunables.output).toContain('ProtectKernelTunables= keeps bubblewrap');
+    const noUserNs = runVerify(mutatedUnit((t) => t.replace(/^RestrictNamespaces=.*$/m, 'RestrictNamespaces=mnt pid ipc')));
+    expect(noUserNs.status, noUserNs.output).toBe(1);
+    expect(noUserNs.output).toContain("RestrictNamespaces= must be exactly 'user mnt pid ipc'");
+    const more = runVerify(mutatedUnit((t) => t.replace(/^RestrictNamespaces=.*$/m, 'RestrictNamespaces=user mnt pid ipc net')));
+    expect(more.status, more.output).toBe(1);
+  });
 });
 
 /** [section] -> key -> values, active lines only (later assignments appended, as systemd does). */
@@ -140,11 +152,18 @@ describe('deploy/nightshift.service contract', () => {
     expect(get('Service', 'ProtectSystem')).toBe('strict');
     expect(get('Service', 'ReadWritePaths')).toBe('');
     expect(unitText).toMatch(/^#\s*ReadWritePaths=\/\S+/m); // the example for operators
-    for (const key of ['NoNewPrivileges', 'PrivateTmp', 'ProtectHome', 'ProtectKernelTunables', 'ProtectControlGroups']) {
+    for (const key of ['NoNewPrivileges', 'PrivateTmp', 'ProtectHome', 'ProtectKernelModules', 'ProtectControlGroups']) {
       expect(get('Service', key), key).toBe('yes');
     }
     // sd_notify and the control socket are AF_UNIX.
     expect(get('Service', 'RestrictAddressFamilies')?.split(/\s+/).sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_UNIX']);
+  });
+
+  it('allows exactly the namespaces bubblewrap needs, and none of the settings that break it', () => {
+    expect(get('Service', 'RestrictNamespaces')?.split(/\s+/).sort()).toEqual(['ipc', 'mnt', 'pid', 'user']);
+    // Each of these makes bwrap fail inside the unit (checked: a read-only bind over /proc/sys
+    // makes "Can't mount proc on /newroot/proc: Operation not permitted").
+    for (const key of ['ProtectKernelTunables', 'ProtectProc', 'ProcSubset', 'PrivateUsers']) expect(get('Service', key), key).toBeUndefined();
   });
 
   it('does not set MemoryDenyWriteExecute, which kills V8 at start', () => {

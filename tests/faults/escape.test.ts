@@ -305,3 +305,31 @@ echo fixed > $W/target`,
     expect(sha(join(h.home, 'jobs', 'victim.yaml'))).toBe(before);
   });
 });
+
+describe('where no sandbox can be set up', () => {
+  it('jobs still run (fail open to work), no fix runs (fail closed to action), and status, validate and the digest say why and what to change', async () => {
+    const h = attackHome(false, 'echo fixed > $W/target; echo ran > $W/fix-ran');
+    const env = { NIGHTSHIFT_BWRAP: join(h.home, 'no-such-bwrap') };
+    const d = await startDaemon(h.home, { env });
+    daemons.push(d);
+    const ok = await cli(['--home', h.home, '--state', h.state, 'run', 'victim'], { env });
+    expect(ok.exitCode, String(ok.stdout)).toBe(0);
+    await breakJob(h);
+    const a = await finishedAttempt(h);
+    expect(a.outcome).toBe('uncontained');
+    expect(a.detail).toMatch(/bubblewrap .* is not installed: install it \(Debian\/Ubuntu: apt-get install bubblewrap\)/);
+    expect(existsSync(join(h.work, 'fix-ran'))).toBe(false);
+    expect(read(join(h.work, 'target'))).toBe('original\n');
+    const status = await cli(['--home', h.home, '--state', h.state, 'status'], { env });
+    expect(String(status.stdout)).toMatch(/Containment: UNAVAILABLE — jobs run uncontained and no fix, brain or probe runs .*apt-get install bubblewrap/);
+    const validate = await cli(['--home', h.home, 'validate'], { env });
+    expect(validate.exitCode).toBe(0);
+    expect(String(validate.stdout)).toMatch(/warning: containment unavailable: .*apt-get install bubblewrap/);
+    const digest = await cli(['--home', h.home, '--state', h.state, 'digest'], { env });
+    expect(String(digest.stdout)).toMatch(/no fix can run \(no sandbox\)/);
+    expect(String(digest.stdout)).toMatch(/containment UNAVAILABLE/);
+    // With bubblewrap there, status says so.
+    const on = await cli(['--home', h.home, '--state', h.state, 'status']);
+    expect(String(on.stdout)).toMatch(/Containment: on — every job, fix and probe runs in its own sandbox/);
+  });
+});
