@@ -56,11 +56,13 @@ await runMain(values, async () => {
   const home = tempDir('heal');
   const state = join(home, 'state');
   const work = tempDir('heal-work'); // the rule's touches: outside the home (the protected zone)
-  const aside = tempDir('heal-timing'); // the fix script and its timing file: outside the touches
+  const aside = tempDir('heal-timing'); // the fix script: outside the touches
+  // The timing file lies in the touches: a contained fix can write nothing else. It is a few bytes
+  // more in each snapshot, and a verified fix keeps it (nothing is rolled back).
   for (const d of ['jobs', 'rules', 'protected']) mkdirSync(join(home, d), { recursive: true });
   writeFileSync(join(home, 'protected', 'policy.yaml'), 'timezone: UTC\n');
   const lock = join(work, 'export.lock');
-  const timing = join(aside, 'fix-times');
+  const timing = join(work, 'fix-times');
   const fixScript = join(aside, 'clear-lock.sh');
   writeFileSync(
     fixScript,

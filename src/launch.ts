@@ -74,8 +74,10 @@ export function leashOf(paths: HomePaths, policy: Policy | null, killSwitch: str
   const install = real(installDir);
   const hiddenDirs = [state];
   const hiddenFiles: string[] = [];
-  for (const d of ['dist', 'src', 'node_modules']) hiddenDirs.push(join(install, d));
-  for (const f of ['package.json', 'package-lock.json']) hiddenFiles.push(join(install, f));
+  // Real paths: bwrap cannot mount over a symbolic link (node_modules is often one), and what
+  // must be hidden is what the link points to.
+  for (const d of ['dist', 'src', 'node_modules']) hiddenDirs.push(real(join(install, d)));
+  for (const f of ['package.json', 'package-lock.json']) hiddenFiles.push(real(join(install, f)));
   const readOnly = [real(paths.jobsDir), real(paths.rulesDir), real(paths.protectedDir)];
   const ks = real(killSwitch);
   if (!under(ks, state)) {

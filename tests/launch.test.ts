@@ -1,0 +1,140 @@
+// The launcher's sandbox, piece by piece, with real bwrap processes (the escape suite attacks it
+// whole through a daemon).
+import { execa } from 'execa';
+import { existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { homePaths } from '../src/home.js';
+import { fixMounts, launch, leashOf, removeStrays, SANDBOX_HOME, type Confinement } from '../src/launch.js';
+import { PolicySchema } from '../src/spec.js';
+import { cleanup, makeHome, tempDir } from './helpers.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) cleanup(d);
+});
+
+async function inside(c: Confinement, script: string, cwd: string): Promise<{ code: number | undefined; out: string }> {
+  const { sub } = launch(['sh', '-c', script], c, { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: SANDBOX_HOME }, reject: false, all: true, stdin: 'ignore' });
+  const r = await sub;
+  return { code: r.exitCode, out: String(r.all ?? '') };
+}
+
+describe('the leash', () => {
+  it('hides what a symbolic link in the install points to, not the link (bwrap cannot mount over a link)', () => {
+    const install = tempDir('ns-install-');
+    dirs.push(install);
+    const real = tempDir('ns-real-modules-');
+    dirs.push(real);
+    mkdirSync(join(install, 'dist'));
+    symlinkSync(real, join(install, 'node_modules'));
+    const home = makeHome();
+    dirs.push(home);
+    const leash = leashOf(homePaths(home), null, join(home, 'state', 'KILL'), install);
+    expect(leash.hiddenDirs).toContain(realpathSync(real));
+    expect(leash.hiddenDirs).not.toContain(join(realpathSync(install), 'node_modules'));
+  });
+
+  it('a kill switch kept outside the state folder: its folder is read-only; one in the home: only the file is covered', () => {
+    const home = makeHome();
+    dirs.push(home);
+    const run = tempDir('ns-run-');
+    dirs.push(run);
+    const outside = leashOf(homePaths(home), PolicySchema.parse({ killSwitch: join(run, 'KILL') }), join(run, 'KILL'));
+    expect(outside.readOnly).toContain(realpathSync(run));
+    const inHome = leashOf(homePaths(home), PolicySchema.parse({ killSwitch: 'KILL' }), join(home, 'KILL'));
+    expect(inHome.readOnly).not.toContain(realpathSync(home));
+    expect(inHome.hiddenFiles).toContain(join(realpathSync(home), 'KILL'));
+  });
+
+  it('a job writes where it likes but not into jobs/ or the hidden state; a switch kept elsewhere cannot be removed', async () => {
+    const home = makeHome({ a: 'command: ["true"]\n' });
+    dirs.push(home);
+    const run = tempDir('ns-run-');
+    dirs.push(run);
+    mkdirSync(join(home, 'state'));
+    writeFileSync(join(home, 'state', 'nightshift.db'), 'secret');
+    writeFileSync(join(run, 'KILL'), '');
+    const leash = leashOf(homePaths(home), PolicySchema.parse({ killSwitch: join(run, 'KILL') }), join(run, 'KILL'));
+    const r = await inside(
+      { profile: 'job', leash },
+      `echo ok > ${home}/free.txt && echo wrote-free
+echo x > ${home}/jobs/a.yaml || echo jobs-refused
+cat ${home}/state/nightshift.db 2>/dev/null || echo state-hidden
+rm -f ${run}/KILL || echo kill-kept`,
+      home,
+    );
+    expect(r.out).toContain('wrote-free');
+    expect(r.out).toContain('jobs-refused');
+    expect(r.out).toContain('state-hidden');
+    expect(r.out).toContain('kill-kept');
+    expect(readFileSync(join(home, 'jobs', 'a.yaml'), 'utf8')).toBe('command: ["true"]\n');
+    expect(existsSync(join(run, 'KILL'))).toBe(true);
+  });
+});
+
+describe('a fix writes only its touches', () => {
+  it('a touched file can be removed and made again; its neighbours stay read-only; a new neighbour is found and removed', async () => {
+    const home = makeHome();
+    dirs.push(home);
+    const work = join(home, 'work');
+    mkdirSync(work);
+    writeFileSync(join(work, 'export.lock'), '123');
+    writeFileSync(join(work, 'runs'), '7');
+    const leash = leashOf(homePaths(home), null, join(home, 'state', 'KILL'));
+    const m = fixMounts(['work/export.lock'], home);
+    const r = await inside(
+      { profile: 'fix', leash, fix: m },
+      `rm work/export.lock && echo removed
+echo again > work/export.lock && echo recreated
+echo 8 > work/runs || echo runs-refused
+rm work/runs || echo runs-kept
+echo stray > work/stray && echo stray-written`,
+      home,
+    );
+    expect(r.out).toContain('removed');
+    expect(r.out).toContain('recreated');
+    expect(r.out).toContain('runs-refused');
+    expect(r.out).toContain('runs-kept');
+    expect(readFileSync(join(work, 'runs'), 'utf8')).toBe('7');
+    expect(readFileSync(join(work, 'export.lock'), 'utf8')).toBe('again\n');
+    // A new name beside the touched file cannot be refused by a mount; it is found afterwards.
+    expect(removeStrays(m)).toEqual([join(realpathSync(work), 'stray')]);
+    expect(existsSync(join(work, 'stray'))).toBe(false);
+  });
+
+  it('a missing touched folder is made first; the fix sees a private /tmp and HOME and nothing of the machine\'s /tmp', async () => {
+    const home = makeHome();
+    dirs.push(home);
+    const elsewhere = tempDir('ns-elsewhere-');
+    dirs.push(elsewhere);
+    writeFileSync(join(elsewhere, 'secret'), 's');
+    const leash = leashOf(homePaths(home), null, join(home, 'state', 'KILL'));
+    const m = fixMounts(['work/cache/'], home);
+    expect(existsSync(join(home, 'work', 'cache'))).toBe(true);
+    const r = await inside(
+      { profile: 'fix', leash, fix: m },
+      `date > work/cache/token && echo token-written
+ls ${elsewhere} 2>/dev/null || echo elsewhere-hidden
+echo x > $HOME/h && echo home-writable
+echo x > ${home}/other 2>/dev/null || echo home-read-only`,
+      home,
+    );
+    expect(r.out).toContain('token-written');
+    expect(r.out).toContain('elsewhere-hidden');
+    expect(r.out).toContain('home-writable');
+    expect(r.out).toContain('home-read-only');
+    expect(existsSync(join(home, 'other'))).toBe(false);
+  });
+
+  it('a probe command writes nothing at all', async () => {
+    const home = makeHome();
+    dirs.push(home);
+    mkdirSync(join(home, 'work'));
+    const leash = leashOf(homePaths(home), null, join(home, 'state', 'KILL'));
+    const r = await inside({ profile: 'probe', leash }, `echo x > work/p 2>/dev/null || echo probe-refused; test -d work && echo sees-work`, home);
+    expect(r.out).toContain('probe-refused');
+    expect(r.out).toContain('sees-work');
+    expect(existsSync(join(home, 'work', 'p'))).toBe(false);
+  });
+});
