@@ -22,7 +22,7 @@
 // closed to action): the heal outcome is `uncontained`.
 import { execa, type Options, type ResultPromise } from 'execa';
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -291,7 +291,7 @@ export function removeStrays(m: FixMounts): string[] {
 export function removeCreated(m: FixMounts): void {
   for (const d of [...m.created].reverse()) {
     try {
-      if (statSync(d).isDirectory() && readdirSync(d).length === 0) rmSync(d, { recursive: false, force: true });
+      if (statSync(d).isDirectory() && readdirSync(d).length === 0) rmdirSync(d);
     } catch {
       // gone or not empty: leave it
     }

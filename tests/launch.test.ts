@@ -1,11 +1,11 @@
 // The launcher's sandbox, piece by piece, with real bwrap processes (the escape suite attacks it
 // whole through a daemon).
 import { execa } from 'execa';
-import { existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { homePaths } from '../src/home.js';
-import { fixMounts, launch, leashOf, removeStrays, SANDBOX_HOME, type Confinement } from '../src/launch.js';
+import { fixMounts, launch, leashOf, removeCreated, removeStrays, SANDBOX_HOME, type Confinement } from '../src/launch.js';
 import { PolicySchema } from '../src/spec.js';
 import { cleanup, makeHome, tempDir } from './helpers.js';
 
@@ -125,6 +125,10 @@ echo x > ${home}/other 2>/dev/null || echo home-read-only`,
     expect(r.out).toContain('home-writable');
     expect(r.out).toContain('home-read-only');
     expect(existsSync(join(home, 'other'))).toBe(false);
+    // Folders made only for the touches go again when nothing is left in them.
+    rmSync(join(home, 'work', 'cache', 'token'));
+    removeCreated(m);
+    expect(existsSync(join(home, 'work'))).toBe(false);
   });
 
   it('a probe command writes nothing at all', async () => {
