@@ -419,10 +419,12 @@ export function launch(argv: readonly string[], c: Confinement, options: Options
     if (c.profile === 'fix' || c.profile === 'probe') throw new UncontainedError(cont.reason);
     return { sub: execa(file, args, base), contained: false, ownPids: false };
   }
-  checkProgram(file, options.cwd, options.env);
+  checkProgram(file, options.cwd ?? process.cwd(), options.env);
   // The working directory is set inside (after the mounts); bwrap itself starts from `/`.
-  const program = file.includes('/') ? real(resolve(options.cwd ?? '/', file)) : undefined;
-  const bargs = [...sandboxArgs({ ...c, program }, options.cwd), file, ...args];
+  // Without a cwd of its own, a process starts where the daemon runs, as it would without a sandbox.
+  const cwd = options.cwd ?? process.cwd();
+  const program = file.includes('/') ? real(resolve(cwd, file)) : undefined;
+  const bargs = [...sandboxArgs({ ...c, program }, cwd), file, ...args];
   const env = { ...(options.env ?? {}), [SANDBOX_TAG]: leashTag(c.leash) };
   const sub = execa(cont.bwrap, bargs, { ...base, cwd: '/', env });
   return { sub, contained: true, ownPids: !(c.profile === 'job' && c.seeAllProcesses === true) };

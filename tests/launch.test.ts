@@ -71,6 +71,14 @@ rm -f ${run}/KILL || echo kill-kept`,
     expect(readFileSync(join(home, 'jobs', 'a.yaml'), 'utf8')).toBe('command: ["true"]\n');
     expect(existsSync(join(run, 'KILL'))).toBe(true);
   });
+
+  it('a process without a cwd of its own starts where the daemon runs, as without a sandbox', async () => {
+    const home = makeHome();
+    dirs.push(home);
+    const leash = leashOf(homePaths(home), null, join(home, 'state', 'KILL'));
+    const { sub } = launch(['pwd'], { profile: 'job', leash }, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, reject: false, stdin: 'ignore' });
+    expect(String((await sub).stdout).trim()).toBe(process.cwd());
+  });
 });
 
 describe('a fix writes only its touches', () => {
