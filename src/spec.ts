@@ -132,6 +132,10 @@ export const JobSpecSchema = z
     if (job.command !== undefined && job.shell !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['shell'], message: 'use either "command" (argv) or "shell", not both' });
     }
+    if (job.agent && job.seeAllProcesses) {
+      // An agent loop is autonomous: it stays in its own PID namespace, like a fix.
+      ctx.addIssue({ code: 'custom', path: ['seeAllProcesses'], message: 'an agent job (agent: true) always runs in its own PID namespace; remove seeAllProcesses' });
+    }
     const managed = job.command !== undefined || job.shell !== undefined;
     if (!managed) {
       for (const field of ['precheck', 'retries'] as const) {

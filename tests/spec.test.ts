@@ -79,6 +79,13 @@ interface Case extends Expected {
 
 const JOB_CASES: Case[] = [
   {
+    name: 'an agent job may not leave its PID namespace',
+    text: yaml('agent: true', 'command: ["claude", "-p", "loop"]', 'seeAllProcesses: true'),
+    line: 3,
+    field: 'seeAllProcesses',
+    says: ['an agent job (agent: true) always runs in its own PID namespace'],
+  },
+  {
     name: 'unknown key, with a suggestion (shedule)',
     text: yaml('# nightly export', 'description: Export orders', 'command: ["python3", "export.py"]', 'shedule: "0 3 * * *"', 'timeout: 15m'),
     line: 4,
