@@ -274,6 +274,12 @@ export class Healer {
     const matched = matchRule(this.deps.getRules().values(), factsOf(alert));
 
     const prev = store.healAttemptsForAlert(alert.id).at(-1);
+    // A failed restore waits for a person whatever happens to the rule meanwhile: a changed rule
+    // file may be the very change that could not be undone.
+    if (prev?.outcome === 'rollback-failed') {
+      log.info({ heal: prev.id, job: job.name, fingerprint: fp }, `not healing ${fp}: heal #${prev.id} could not be rolled back; it waits for a person`);
+      return;
+    }
     if (prev?.outcome && WAITING.has(prev.outcome)) {
       const sameRule = prev.rule === (matched?.name ?? null) && (prev.rule === null || prev.rule_hash === matched?.hash);
       if (sameRule) return; // already with a person; a new occurrence is counted on the alert, not asked again
@@ -481,7 +487,7 @@ export class Healer {
     try {
       restored = await this.vault.restore(dir, digestsOf(row));
     } catch (err) {
-      this.rollbackFailed(row, err);
+      this.rollbackFailed(row, err, zoneChanged);
       return;
     }
     const alertGone = store.getAlert(row.alert_id)?.resolved_at != null;
@@ -525,16 +531,28 @@ export class Healer {
     if (outcome === 'rolled-back' && this.running && !alertGone) this.again.add(fp);
   }
 
-  private rollbackFailed(row: HealAttemptRow, err: unknown): void {
-    const detail = `ROLLBACK FAILED (${errText(err)}): the snapshot is kept in ${row.snapshot_dir ?? '?'}; a person must restore it`;
+  /**
+   * A restore that failed: the snapshot stays for a person, the rule drops to shadow (nothing it
+   * proposes runs again on its own until a person edits it), and the incident waits for a person.
+   * A zone change that could not be undone pages as protected-zone too.
+   */
+  private rollbackFailed(row: HealAttemptRow, err: unknown, zoneChanged: string[] = []): void {
+    const detail =
+      `ROLLBACK FAILED (${errText(err)}): the snapshot is kept in ${row.snapshot_dir ?? '?'}; a person must restore it` +
+      (zoneChanged.length ? `; the protected zone had changed (${zoneChanged.slice(0, 5).join(', ')})` : '') +
+      (row.rule ? `; rule ${row.rule} demoted to shadow` : '');
     try {
-      this.deps.store.finishHeal(row.id, 'rollback-failed', detail, this.deps.clock.now());
+      this.deps.store.batch(() => {
+        this.deps.store.finishHeal(row.id, 'rollback-failed', detail, this.deps.clock.now());
+        if (row.rule && row.rule_hash) this.deps.store.setLadder(row.rule, 'shadow', row.rule_hash, this.deps.clock.now(), `heal #${row.id}: its rollback failed`);
+      });
     } catch (again) {
       // Not on record (a full disk), but the person must hear of it all the same.
       this.deps.log.error({ heal: row.id, err: errText(again) }, 'heal: the failed rollback could not be recorded');
     }
     this.deps.log.error({ heal: row.id, job: row.job }, detail);
     this.deps.page({ event: 'heal-blocked', fingerprint: `${row.fingerprint}:heal-blocked`, job: row.job, message: detail });
+    if (zoneChanged.length) this.deps.page({ event: 'protected-zone', fingerprint: `${row.rule ?? row.job}:protected-zone`, job: row.job, rule: row.rule, message: detail });
   }
 
   private closeAfterError(id: number, err: unknown): void {
@@ -587,7 +605,7 @@ export class Healer {
     }
     const probe = matched?.rule.probe.command;
     if (probe && !signal.aborted) {
-      const r = await runBounded(probe, { timeoutMs: matched.rule.probe.timeout, cwd: this.deps.paths.home, signal, env: this.fixEnv(null, null, job), confine: { profile: 'probe', leash: this.deps.leash() } });
+      const r = await runBounded(probe, { timeoutMs: matched.rule.probe.timeout, cwd: this.deps.paths.home, signal, env: { ...this.fixEnv(null, null, job), HOME: this.deps.paths.home }, confine: { profile: 'probe', leash: this.deps.leash() } });
       if (r.ok) return `the rule's probe (${probe.join(' ')}) already passes: the problem is gone`;
     }
     return null;
@@ -647,7 +665,7 @@ export class Healer {
   private async probe(id: number, job: Job, matched: LoadedRule, signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
     const p = matched.rule.probe;
     if (p.command) {
-      const r = await runBounded(p.command, { timeoutMs: p.timeout, cwd: this.deps.paths.home, signal, env: this.fixEnv(id, null, job), confine: { profile: 'probe', leash: this.deps.leash() } });
+      const r = await runBounded(p.command, { timeoutMs: p.timeout, cwd: this.deps.paths.home, signal, env: { ...this.fixEnv(id, null, job), HOME: this.deps.paths.home }, confine: { profile: 'probe', leash: this.deps.leash() } });
       return { ok: r.ok, detail: `probe ${p.command[0]} ${describeResult(r, p.timeout)}` };
     }
     if (!job.managed) return { ok: false, detail: `probe rerun: ${job.name} is external (no command); give the rule a probe command` };

@@ -326,7 +326,10 @@ export function sandboxArgs(c: Confinement, cwd: string | undefined): string[] {
   const ownPids = !(c.profile === 'job' && c.seeAllProcesses === true);
   if (ownPids) a.push('--unshare-pid', '--proc', '/proc');
   a.push('--unshare-ipc');
-  if (!writesAnywhere) {
+  // A fix or brain gets a private, empty /tmp and HOME. A probe does not: it must check the real
+  // thing (a private /tmp would let `test ! -e /tmp/app.lock` pass whatever the fix did); it sees
+  // the machine's /tmp read-only, like everything else, and its HOME is the (read-only) home.
+  if (c.profile === 'fix') {
     a.push('--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--dir', SANDBOX_HOME);
     // The private /tmp must not hide the home (the fix's working folder) or the program itself when
     // they live in the machine's /tmp: both come back read-only; touches come back writable below.
@@ -518,12 +521,15 @@ export function killNow(leader: number): void {
  */
 export async function killOrphanSandboxes(paths: HomePaths): Promise<number> {
   const tag = `${SANDBOX_TAG}=${real(paths.state)}`;
-  const leaders: number[] = [];
+  const tagged: Array<{ pid: number; ppid: number }> = [];
   for (const p of listProcesses() ?? []) {
     if (p.pid === process.pid || p.state === 'Z') continue;
-    if (processEnv(p.pid)?.includes(tag)) leaders.push(p.pid);
+    if (processEnv(p.pid)?.includes(tag)) tagged.push(p);
   }
-  const all = new Set<number>(leaders);
+  // bwrap's own init inside the sandbox inherits the tag: a sandbox is counted by its outermost process.
+  const taggedPids = new Set(tagged.map((p) => p.pid));
+  const leaders = tagged.filter((p) => !taggedPids.has(p.ppid)).map((p) => p.pid);
+  const all = new Set<number>(taggedPids);
   for (const l of leaders) for (const m of members(l)) all.add(m);
   for (const l of leaders) for (const p of listProcesses() ?? []) if (p.ppid === l) all.add(p.pid);
   for (const pid of all) signal(pid, 'SIGKILL');

@@ -2,11 +2,12 @@
 // step in SQLite. Trees are compared with a hash walk written here, not with the snapshot code.
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, cleanup, cli, makeHome, pageCapture, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from './helpers.js';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { cleanup, cli, flockFree, makeHome, pageCapture, pidAlive, query, ROOT, startDaemon, tempDir, waitFor, type DaemonProc } from './helpers.js';
 
 interface Attempt {
   id: number;
@@ -28,6 +29,29 @@ const dirs: string[] = [];
 afterEach(async () => {
   for (const d of daemons.splice(0)) await d.stop();
   for (const h of dirs.splice(0)) cleanup(h);
+});
+
+// Fixes, brains and probes run with a private, empty /tmp (and /var/tmp): whatever a probe must
+// check, or a brain's own script, cannot live under /tmp, where tempDir() puts things. These
+// folders go under work/ of the package root (git-ignored; not part of the install nightshift hides).
+const VISIBLE_BASE = join(ROOT, 'work');
+const underDir = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}${sep}`);
+/** A fresh folder that fixes, brains and probes can see (read-only unless it is in their touches). */
+function visibleDir(prefix: string): string {
+  for (const hidden of [tmpdir(), '/tmp', '/var/tmp']) {
+    if (underDir(VISIBLE_BASE, hidden)) throw new Error(`${VISIBLE_BASE} lies in ${hidden}, which probes cannot see; check the package out elsewhere`);
+  }
+  mkdirSync(VISIBLE_BASE, { recursive: true });
+  const d = mkdtempSync(join(VISIBLE_BASE, prefix));
+  dirs.push(d);
+  return d;
+}
+afterAll(() => {
+  try {
+    rmdirSync(VISIBLE_BASE); // only when empty: an example home's own work/ stays
+  } catch {
+    // not empty, or gone
+  }
 });
 
 function home(jobs: Record<string, string>, rules: Record<string, string>, policy?: string): string {
@@ -114,22 +138,35 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
 
 describe('rollback, the ladder, approvals and the cap', () => {
   it('a fix whose own effect resolves the alert before the probe (a worker back on its heartbeat) is credited as fixed-verified, not self-recovered', async () => {
-    const work = tempDir('ns-heal-credit-');
-    dirs.push(work);
+    // Visible to the probe: it checks the heartbeat file the fix writes.
+    const work = visibleDir('ns-heal-credit-');
+    const hb = join(work, 'hb');
+    mkdirSync(hb);
+    const beat = join(hb, 'beat');
+    const go = join(work, 'go');
     const h = home(
-      // something else runs the worker; it pings nightshift while it is alive
-      { worker: 'every: 2s\nheartbeat: { grace: 1s }\n' },
+      // something else runs the worker; it shows it is alive by touching its heartbeat file
+      { worker: `every: 2s\nheartbeat: { grace: 1s, file: "${beat}" }\n` },
       {
-        'restart-worker': `match: { job: worker, kind: [missed] }\nautonomy: auto\naction:\n  command: ["sh", "-c", "touch ${work}/alive && node ${CLI} --home ${'$'}{HOME_DIR} --state ${'$'}{HOME_DIR}/state ping worker"]\n  touches: ["${work}/"]\nprobe: { command: ["test", "-e", "${work}/alive"] }\n`,
+        // The fix's own effect: the heartbeat file (in its touches). A worker it started in the
+        // background would die with the fix's sandbox. It then waits until the test has seen the
+        // alert resolved by that heartbeat, so that the resolution surely comes before the probe.
+        'restart-worker': `match: { job: worker, kind: [missed] }\nautonomy: auto\naction:\n  command: ["sh", "-c", "touch ${beat}; while [ ! -e ${go} ]; do sleep 0.05; done"]\n  touches: ["${hb}/"]\n  timeout: 30s\nprobe: { command: ["test", "-e", "${beat}"] }\n`,
       },
     );
-    const rule = join(h, 'rules', 'restart-worker.yaml');
-    writeFileSync(rule, readFileSync(rule, 'utf8').replaceAll('${HOME_DIR}', h));
     const d = await daemon(h);
-    const [a] = await waitFor(done(d, 1), 20_000, 'the heal');
-    expect(a!.outcome).toBe('fixed-verified');
-    const alert = query<{ resolution: string }>(d.state, 'SELECT resolution FROM alerts WHERE id = ?', a!.alert_id)[0]!;
-    expect(alert.resolution).toBe('fixed-verified');
+    const alert = () => query<{ id: number; resolution: string | null; resolved_at: number | null }>(d.state, "SELECT id, resolution, resolved_at FROM alerts WHERE fingerprint = 'worker:missed' ORDER BY id")[0];
+    // The heartbeat of the fix resolved the alert while the fix was still running: the watchdog
+    // can only call that self-recovered.
+    const early = await waitFor(() => (alert()?.resolved_at != null ? alert() : false), 20_000, 'the alert resolved by the heartbeat the fix wrote');
+    expect(early.resolution).toBe('self-recovered');
+    const running = attempts(d).find((x) => x.alert_id === early.id)!;
+    expect(running).toMatchObject({ step: 'fix', outcome: null });
+    writeFileSync(go, '');
+    const a = await waitFor(() => attempts(d).find((x) => x.id === running.id && x.outcome !== null), 20_000, 'the heal');
+    expect(a.outcome).toBe('fixed-verified');
+    expect(steps(d, a.id).slice(-3)).toEqual(['fix', 'probe', 'verdict']);
+    expect(query<{ resolution: string }>(d.state, 'SELECT resolution FROM alerts WHERE id = ?', early.id)[0]!.resolution).toBe('fixed-verified');
   });
 
   it('a fix whose probe fails is rolled back byte-exact; the rule drops to gated; an approved second attempt rolls back too; then blocked and paged', async () => {
@@ -326,10 +363,12 @@ describe('decisions that run nothing', () => {
 
 describe('rerun and brain actions', () => {
   it('rerun runs the job again (trigger heal) and the probe runs it once more; a brain over its daily budget is refused', async () => {
-    const work = tempDir('ns-heal-rerun-');
-    dirs.push(work);
+    // Visible to the brains (their script) and to the probes (the brain's record).
+    const work = visibleDir('ns-heal-rerun-');
     const brain = join(work, 'brain.sh');
-    writeFileSync(brain, `#!/bin/sh\necho thinking >> ${work}/brain-runs\nexit 0\n`);
+    const record = join(work, 'brain-runs');
+    // Each brain run appends the name of its job: its own record, written where its touches allow.
+    writeFileSync(brain, `#!/bin/sh\necho "$NIGHTSHIFT_JOB" >> ${record}\nexit 0\n`);
     chmodSync(brain, 0o755);
     const h = home(
       {
@@ -340,9 +379,10 @@ describe('rerun and brain actions', () => {
       },
       {
         again: 'match: { job: flaky, exitCode: [7] }\nautonomy: auto\naction: { rerun: true }\n',
-        // two rules, so that the first one's demotion (a rollback in auto) does not hide the budget
-        think1: `match: { job: b1 }\nautonomy: auto\naction: { brain: ["${brain}"] }\nprobe: { command: ["false"] }\nmaxAttempts: 1\n`,
-        think2: `match: { job: b2 }\nautonomy: auto\naction: { brain: ["${brain}"] }\nprobe: { command: ["false"] }\nmaxAttempts: 1\n`,
+        // One rule per job, each probing for its own job's line: b1's brain run is verified, so its
+        // record is kept (a rollback would take it back), and b2's probe still fails at pre-check.
+        think1: `match: { job: b1 }\nautonomy: auto\naction: { brain: ["${brain}"], touches: ["${record}"] }\nprobe: { command: ["grep", "-qx", "b1", "${record}"] }\nmaxAttempts: 1\n`,
+        think2: `match: { job: b2 }\nautonomy: auto\naction: { brain: ["${brain}"], touches: ["${record}"] }\nprobe: { command: ["grep", "-qx", "b2", "${record}"] }\nmaxAttempts: 1\n`,
       },
       'brain: { maxRunsPerDay: 1 }\n',
     );
@@ -358,46 +398,50 @@ describe('rerun and brain actions', () => {
     ]);
 
     await ns(d, 'run', 'b1');
-    await waitFor(() => attempts(d).some((x) => x.job === 'b1' && x.outcome === 'rolled-back'), 10_000, 'first brain run');
+    const b1 = await waitFor(() => attempts(d).find((x) => x.job === 'b1' && x.outcome !== null), 10_000, 'first brain run');
+    expect(b1.outcome).toBe('fixed-verified');
     await ns(d, 'run', 'b2');
     const b2 = await waitFor(() => attempts(d).find((x) => x.job === 'b2' && x.outcome !== null), 10_000, 'second brain decision');
     expect(b2.outcome).toBe('refused');
     expect(b2.detail).toContain('brain budget');
-    expect(readFileSync(join(work, 'brain-runs'), 'utf8').trim().split('\n')).toHaveLength(1);
+    // the brain ran once, for b1; b2's decision is final, and its brain never wrote a line
+    expect(readFileSync(record, 'utf8')).toBe('b1\n');
   });
 });
 
 describe('alert text is data', () => {
   it('job output with $( ), backticks and ; rm -rf reaches a brain only as a JSON file; nothing of it runs', async () => {
-    const work = tempDir('ns-heal-data-');
-    dirs.push(work);
-    const pwned = join(work, 'pwned');
+    // Visible to the brain (its script) and to the probe (what the brain saw).
+    const work = visibleDir('ns-heal-data-');
+    const out = join(work, 'out');
+    mkdirSync(out);
+    // Inside the brain's touches: were the text run in the brain's sandbox, the marker would stay there too.
+    const pwned = join(out, 'pwned');
     const brain = join(work, 'brain.sh');
-    writeFileSync(brain, `#!/bin/sh\ncp "$NIGHTSHIFT_ALERT_FILE" ${work}/seen.json\necho "$@" > ${work}/argv.txt\n`);
+    writeFileSync(brain, `#!/bin/sh\ncp "$NIGHTSHIFT_ALERT_FILE" ${out}/seen.json\necho "$@" > ${out}/argv.txt\n`);
     chmodSync(brain, 0o755);
     const evil = `$(touch ${pwned}) \`touch ${pwned}\` ; rm -rf ${work} ; touch ${pwned}`;
     const h = home(
       { talker: `command: ["sh", "-c", "printf '%s\\\\n' \\"$EVIL\\"; exit 1"]\nenv: { EVIL: ${JSON.stringify(evil)} }\n` },
-      { brainy: `match: { job: talker, output: "rm -rf" }\nautonomy: auto\naction: { brain: ["${brain}", "--fix"] }\nprobe: { command: ["false"] }\n` },
+      // Verified (and so kept) once the brain has written what it saw: a rollback would take it back.
+      { brainy: `match: { job: talker, output: "rm -rf" }\nautonomy: auto\naction: { brain: ["${brain}", "--fix"], touches: ["${out}/"] }\nprobe: { command: ["test", "-s", "${out}/argv.txt"] }\n` },
     );
     const d = await daemon(h);
     await ns(d, 'run', 'talker');
-    await waitFor(done(d, 1), 10_000, 'brain attempt');
-    await waitFor(() => existsSync(join(work, 'seen.json')), 5000, 'brain saw the alert file');
-    const seen = JSON.parse(readFileSync(join(work, 'seen.json'), 'utf8')) as { output_tail: string; fingerprint: string };
+    const [a] = await waitFor(done(d, 1), 10_000, 'brain attempt');
+    expect(a!.outcome).toBe('fixed-verified');
+    const seen = JSON.parse(readFileSync(join(out, 'seen.json'), 'utf8')) as { output_tail: string; fingerprint: string };
     expect(seen.fingerprint).toBe('talker:failed');
     expect(seen.output_tail).toContain(evil);
-    expect(readFileSync(join(work, 'argv.txt'), 'utf8').trim()).toBe('--fix');
+    expect(readFileSync(join(out, 'argv.txt'), 'utf8').trim()).toBe('--fix');
     expect(existsSync(pwned)).toBe(false);
     expect(existsSync(brain)).toBe(true);
   });
 });
 
 describe('the protected zone', () => {
-  it('a fix that writes into rules/ through a symlink is an emergency: zone restored, fix rolled back, rule demoted to shadow, paged', async () => {
-    const work = tempDir('ns-heal-zone-');
-    dirs.push(work);
-    const capture = pageCapture(work);
+  it('a fix that writes into rules/ through a symlink is refused by the file system: the zone is unchanged, the fix rolled back, nothing verified', async () => {
+    const work = visibleDir('ns-heal-zone-'); // the probe must see what it checks
     const target = join(work, 'target');
     mkdirSync(target);
     writeFileSync(join(target, 'state.txt'), 'before\n');
@@ -406,6 +450,38 @@ describe('the protected zone', () => {
       {
         sneaky: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo after > ${target}/state.txt; printf 'match: { job: \\"*\\" }\\\\nautonomy: auto\\\\naction: { command: [\\"true\\"] }\\\\n' > ${target}/link/evil.yaml"]\n  touches: ["${target}"]\nprobe: { command: ["grep", "-q", "after", "${target}/state.txt"] }\n`,
       },
+    );
+    symlinkSync(join(h, 'rules'), join(target, 'link'));
+    const beforeTarget = tree(target);
+    const beforeRules = tree(join(h, 'rules'));
+    const d = await daemon(h);
+    await ns(d, 'run', 'victim');
+    const [a] = await waitFor(done(d, 1), 10_000, 'the attempt');
+    // The write was tried and refused (a fix sees all but its touches read-only; rules/ is read-only
+    // for every process): the fix failed, and was rolled back as any failed fix.
+    expect(a!.outcome).toBe('rolled-back');
+    expect(a!.detail).toContain('the fix itself failed');
+    expect(a!.detail).toMatch(/evil\.yaml: Read-only file system/);
+    expect(a!.detail).not.toContain('EMERGENCY');
+    expect(tree(join(h, 'rules'))).toEqual(beforeRules);
+    expect(tree(target)).toEqual(beforeTarget);
+    // an ordinary rollback in auto: gated, not the emergency's shadow
+    expect(query(d.state, 'SELECT rule, level FROM rule_ladder')).toEqual([{ rule: 'sneaky', level: 'gated' }]);
+    expect(query(d.state, "SELECT resolved_at FROM alerts WHERE job = 'victim'")).toEqual([{ resolved_at: null }]);
+  });
+
+  it('a zone change while a fix runs (made here by the test, as an escaped fix would) is an emergency: zone restored, fix rolled back, rule demoted to shadow, paged', async () => {
+    const work = visibleDir('ns-heal-zone-'); // the probe must see what it checks
+    const capture = pageCapture(work);
+    const target = join(work, 'target');
+    mkdirSync(target);
+    writeFileSync(join(target, 'state.txt'), 'before\n');
+    // The fix changes its touches, says it runs, and waits for the test's go (both in its touches).
+    const h = home(
+      { victim: 'command: ["sh", "-c", "exit 1"]\n' },
+      {
+        sneaky: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo after > ${target}/state.txt; touch ${target}/started; while [ ! -e ${target}/go ]; do sleep 0.05; done"]\n  touches: ["${target}/"]\n  timeout: 30s\nprobe: { command: ["grep", "-q", "after", "${target}/state.txt"] }\n`,
+      },
       `page:\n  allow: [protected-zone]\n  command: ["${capture.command}"]\n`,
     );
     symlinkSync(join(h, 'rules'), join(target, 'link'));
@@ -413,6 +489,10 @@ describe('the protected zone', () => {
     const beforeRules = tree(join(h, 'rules'));
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
+    await waitFor(() => existsSync(join(target, 'started')), 10_000, 'the fix under way');
+    // through the same symlink the fix could not write through
+    writeFileSync(join(target, 'link', 'evil.yaml'), 'match: { job: "*" }\nautonomy: auto\naction: { command: ["true"] }\n');
+    writeFileSync(join(target, 'go'), '');
     const [a] = await waitFor(done(d, 1), 10_000, 'emergency handled');
     expect(a!.outcome).toBe('rolled-back');
     expect(a!.detail).toContain('EMERGENCY');
@@ -424,22 +504,70 @@ describe('the protected zone', () => {
     expect(capture.pages()[0]).toMatchObject({ event: 'protected-zone', rule: 'sneaky' });
   });
 
-  it('a fix that deletes its own snapshot manifests to hide a zone change is caught, never fixed-verified', async () => {
-    const work = tempDir('ns-heal-tamper-');
-    dirs.push(work);
+  it('a fix cannot reach its snapshot manifests (the state folder is hidden) nor write rules/: rolled back from an intact snapshot, never fixed-verified', async () => {
+    const work = visibleDir('ns-heal-tamper-'); // the probe must see what it checks
     writeFileSync(join(work, 'data.txt'), 'before\n');
     const h = home(
       { victim: 'command: ["sh", "-c", "exit 1"]\n' },
       {
-        tamper: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "s=$NIGHTSHIFT_STATE/snapshots/$NIGHTSHIFT_HEAL_ATTEMPT; rm -f $s/zone/manifest.json $s/touches/manifest.json; echo after > ${work}/data.txt; echo '# pwned' >> rules/tamper.yaml"]\n  touches: ["${work}"]\nprobe: { command: ["grep", "-q", "after", "${work}/data.txt"] }\n`,
+        // no -f: rm says what it found
+        tamper: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "s=$NIGHTSHIFT_STATE/snapshots/$NIGHTSHIFT_HEAL_ATTEMPT; rm $s/zone/manifest.json $s/touches/manifest.json; echo after > ${work}/data.txt; echo '# pwned' >> rules/tamper.yaml"]\n  touches: ["${work}"]\nprobe: { command: ["grep", "-q", "after", "${work}/data.txt"] }\n`,
       },
+    );
+    const beforeRules = tree(join(h, 'rules'));
+    const d = await daemon(h);
+    await ns(d, 'run', 'victim');
+    const [a] = await waitFor(done(d, 1), 10_000, 'the attempt');
+    // both tries failed inside the sandbox; the restore found its manifests
+    expect(a!.outcome).toBe('rolled-back');
+    expect(a!.detail).toMatch(/manifest\.json'?: No such file or directory/);
+    expect(a!.detail).toMatch(/tamper\.yaml: Read-only file system/);
+    expect(a!.detail).toContain('rolled back (touched paths: 1 changed back');
+    expect(a!.detail).not.toContain('EMERGENCY');
+    expect(readFileSync(join(work, 'data.txt'), 'utf8')).toBe('before\n');
+    expect(tree(join(h, 'rules'))).toEqual(beforeRules);
+    expect(query(d.state, "SELECT resolved_at FROM alerts WHERE job = 'victim'")).toEqual([{ resolved_at: null }]);
+    expect(query(d.state, "SELECT id FROM heal_attempts WHERE outcome = 'fixed-verified'")).toEqual([]);
+  });
+
+  it('snapshot manifests deleted and the zone changed while a fix runs (made here by the test) are caught: rollback-failed, never fixed-verified, paged', async () => {
+    const work = visibleDir('ns-heal-tamper-'); // the probe must see what it checks
+    const capture = pageCapture(work);
+    const t = join(work, 't');
+    mkdirSync(t);
+    writeFileSync(join(t, 'data.txt'), 'before\n');
+    const h = home(
+      { victim: 'command: ["sh", "-c", "exit 1"]\n' },
+      {
+        tamper: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo after > ${t}/data.txt; touch ${t}/started; while [ ! -e ${t}/go ]; do sleep 0.05; done"]\n  touches: ["${t}/"]\n  timeout: 30s\nprobe: { command: ["grep", "-q", "after", "${t}/data.txt"] }\n`,
+      },
+      `page:\n  allow: [protected-zone, heal-blocked]\n  command: ["${capture.command}"]\n`,
     );
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
+    await waitFor(() => existsSync(join(t, 'started')), 10_000, 'the fix under way');
+    const id = attempts(d)[0]!.id;
+    const snap = join(d.state, 'snapshots', String(id));
+    unlinkSync(join(snap, 'zone', 'manifest.json'));
+    unlinkSync(join(snap, 'touches', 'manifest.json'));
+    // a new file, not the rule's own: the rule stays the same one (an edit of it is a new rule)
+    writeFileSync(join(h, 'rules', 'planted.yaml'), '# planted\n');
+    writeFileSync(join(t, 'go'), '');
     const [a] = await waitFor(done(d, 1), 10_000, 'tampering handled');
     expect(a!.outcome).toBe('rollback-failed');
     expect(a!.detail).toContain('deleted');
     expect(query(d.state, "SELECT resolved_at FROM alerts WHERE job = 'victim'")).toEqual([{ resolved_at: null }]);
+    expect(query(d.state, "SELECT id FROM heal_attempts WHERE outcome = 'fixed-verified'")).toEqual([]);
+    await waitFor(() => capture.pages().some((p) => p.event === 'heal-blocked'), 5000, 'the rollback-failed page');
+    expect(String(capture.pages().find((p) => p.event === 'heal-blocked')!.message)).toContain('ROLLBACK FAILED');
+    // The zone had changed and could not be put back: an emergency too, and the rule is out of auto.
+    await waitFor(() => capture.pages().some((p) => p.event === 'protected-zone'), 5000, 'the protected-zone page');
+    expect(query(d.state, "SELECT level FROM rule_ladder WHERE rule = 'tamper'")).toEqual([{ level: 'shadow' }]);
+    // A changed rule file does not make the incident be looked at again: it waits for a person.
+    writeFileSync(join(h, 'rules', 'tamper.yaml'), readFileSync(join(h, 'rules', 'tamper.yaml'), 'utf8').replace('autonomy: auto', 'autonomy: gated'));
+    await ns(d, 'run', 'victim');
+    await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith(`not healing victim:failed: heal #${a!.id} could not be rolled back`), 10_000, 'the incident held for a person');
+    expect(attempts(d).map((x) => x.outcome)).toEqual(['rollback-failed']);
   });
 
   it('touches that resolve into the zone are refused: at validation, and by the guard when a symlink appears later', async () => {
@@ -468,8 +596,8 @@ describe('the protected zone', () => {
 
 describe('the kill switch step', () => {
   it('with the switch on, or the policy unreadable, an alert is halted before anything runs; turning it off lets the heal go on', async () => {
-    const work = tempDir('ns-heal-ks-');
-    dirs.push(work);
+    // Visible to the probe (a private, empty /tmp would hide a marker under /tmp from it).
+    const work = visibleDir('ns-heal-ks-');
     const h = home(
       { victim: 'command: ["sh", "-c", "exit 1"]\n', other: 'command: ["sh", "-c", "exit 1"]\n' },
       { fix: `match: { job: "*" }\nautonomy: auto\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n` },
@@ -495,69 +623,143 @@ describe('the kill switch step', () => {
 });
 
 describe('stops in the middle of a fix', () => {
+  // The fix holds an flock on fix.lock (made before, so that it is part of the snapshot) while it
+  // sleeps: its pids mean nothing outside its sandbox's PID namespace, the lock shows it alive.
   const slowFix = (work: string) =>
-    `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo changed > ${work}/file.txt; touch ${work}/created; sleep 30"]\n  touches: ["${work}"]\n  timeout: 1m\nprobe: { command: ["test", "-e", "${work}/created"] }\n`;
+    `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo changed > ${work}/file.txt; touch ${work}/created; exec flock ${work}/fix.lock sleep 30"]\n  touches: ["${work}"]\n  timeout: 1m\nprobe: { command: ["test", "-e", "${work}/created"] }\n`;
 
-  /** A victim job whose alert starts a fix that changes a file, creates one, then sleeps. */
+  /** A victim job whose alert starts a fix that changes a file, creates one, then sleeps holding a lock. */
   async function fixUnderWay(prefix: string) {
     const work = tempDir(prefix);
     dirs.push(work);
     writeFileSync(join(work, 'file.txt'), 'original\n');
+    const lock = join(work, 'fix.lock');
+    writeFileSync(lock, '');
     const before = tree(work);
     const h = home({ victim: 'command: ["sh", "-c", "exit 1"]\n' }, { slow: slowFix(work) });
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
     await waitFor(() => existsSync(join(work, 'created')), 10_000, 'fix under way');
+    await waitFor(() => !flockFree(lock), 5000, 'the fix holding its lock');
     const pgid = await waitFor(() => attempts(d)[0]?.fix_pgid, 5000, 'fix pgid journaled');
-    return { work, before, h, d, pgid };
+    return { work, before, h, d, pgid, lock };
   }
 
   it('the kill switch during a fix kills its process group and rolls it back (halted)', async () => {
-    const { work, before, d, pgid } = await fixUnderWay('ns-heal-halt-');
+    const { work, before, d, pgid, lock } = await fixUnderWay('ns-heal-halt-');
     await ns(d, 'kill', 'on');
     const [a] = await waitFor(done(d, 1), 10_000, 'halted');
     expect(a!.outcome).toBe('halted');
     expect(tree(work)).toEqual(before);
     expect(pidAlive(pgid!)).toBe(false);
+    expect(flockFree(lock)).toBe(true);
   });
 
-  it('a zone change found when the kill switch stops a fix is still an emergency: restored, demoted to shadow', async () => {
+  it('a fix that tries to plant a rule is refused by the file system; the kill switch then stops it: halted, no emergency', async () => {
     const work = tempDir('ns-heal-haltzone-');
     dirs.push(work);
+    const t = join(work, 't');
+    mkdirSync(t);
     const h = home(
       { victim: 'command: ["sh", "-c", "exit 1"]\n' },
       {
-        sly: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo x > rules/planted.yaml; touch ${work}/started; sleep 30"]\n  touches: ["${work}/t"]\nprobe: { command: ["test", "-e", "${work}/never"] }\n`,
+        // what the shell said about the write goes to err, then the fix says it runs
+        sly: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "(echo x > rules/planted.yaml) 2> ${t}/err; touch ${t}/started; sleep 30"]\n  touches: ["${t}/"]\n  timeout: 1m\nprobe: { command: ["test", "-e", "${work}/never"] }\n`,
       },
     );
     const beforeRules = tree(join(h, 'rules'));
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
-    await waitFor(() => existsSync(join(work, 'started')), 10_000, 'fix under way');
+    await waitFor(() => existsSync(join(t, 'started')), 10_000, 'fix under way');
+    expect(readFileSync(join(t, 'err'), 'utf8')).toMatch(/planted\.yaml: Read-only file system/);
+    expect(tree(join(h, 'rules'))).toEqual(beforeRules);
+    await ns(d, 'kill', 'on');
+    const [a] = await waitFor(done(d, 1), 10_000, 'halted');
+    expect(a!.outcome).toBe('halted');
+    expect(a!.detail).not.toContain('EMERGENCY');
+    expect(tree(join(h, 'rules'))).toEqual(beforeRules);
+    expect(readdirSync(t)).toEqual([]);
+    expect(query(d.state, 'SELECT rule, level FROM rule_ladder')).toEqual([]);
+  });
+
+  it('a zone change found when the kill switch stops a fix is still an emergency: restored, demoted to shadow, paged', async () => {
+    const work = tempDir('ns-heal-haltzone-');
+    dirs.push(work);
+    const capture = pageCapture(work);
+    const t = join(work, 't');
+    mkdirSync(t);
+    const h = home(
+      { victim: 'command: ["sh", "-c", "exit 1"]\n' },
+      {
+        sly: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "touch ${t}/started; while [ ! -e ${t}/go ]; do sleep 0.05; done"]\n  touches: ["${t}/"]\n  timeout: 1m\nprobe: { command: ["test", "-e", "${work}/never"] }\n`,
+      },
+      `page:\n  allow: [protected-zone]\n  command: ["${capture.command}"]\n`,
+    );
+    const beforeRules = tree(join(h, 'rules'));
+    const d = await daemon(h);
+    await ns(d, 'run', 'victim');
+    await waitFor(() => existsSync(join(t, 'started')), 10_000, 'fix under way');
+    // the zone changes while the fix runs (the test stands in for an escaped fix); go never comes
+    writeFileSync(join(h, 'rules', 'planted.yaml'), 'x\n');
     await ns(d, 'kill', 'on');
     const [a] = await waitFor(done(d, 1), 10_000, 'halted');
     expect(a!.outcome).toBe('halted');
     expect(a!.detail).toContain('EMERGENCY');
+    expect(a!.detail).toContain('planted.yaml');
     expect(tree(join(h, 'rules'))).toEqual(beforeRules);
     expect(query(d.state, 'SELECT rule, level FROM rule_ladder')).toEqual([{ rule: 'sly', level: 'shadow' }]);
+    await waitFor(() => capture.pages().length > 0, 5000, 'protected-zone page');
+    expect(capture.pages()[0]).toMatchObject({ event: 'protected-zone', rule: 'sly' });
   });
 
-  it('kill -9 of the daemon during a fix: the next start kills the fix, rolls back, and counts the attempt', async () => {
-    const { work, before, h, d, pgid } = await fixUnderWay('ns-heal-crash-');
+  it('kill -9 of the daemon during a fix: the fix dies with it; the next start rolls back and counts the attempt', async () => {
+    const { work, before, h, d, lock } = await fixUnderWay('ns-heal-crash-');
     d.proc.kill('SIGKILL');
     await d.proc;
-    expect(pidAlive(pgid!)).toBe(true); // the fix outlived the daemon
+    // --die-with-parent: the sandbox, and the fix in it, end with the daemon, before any restart
+    await waitFor(() => flockFree(lock), 5000, 'the fix gone with the daemon');
+    expect(readFileSync(join(work, 'file.txt'), 'utf8')).toBe('changed\n'); // nothing restored yet
     const d2 = await daemon(h);
     const a = attempts(d2)[0]!;
     expect(a.detail).not.toContain('EMERGENCY');
     expect(a).toMatchObject({ outcome: 'interrupted-rolled-back', attempt: 1 });
     expect(tree(work)).toEqual(before);
-    expect(pidAlive(pgid!)).toBe(false);
     // the alert is still open and is looked at again: attempt 2 (the cap counts the interrupted one)
     const again = await waitFor(() => {
       const l = attempts(d2);
       return l.length >= 2 && l[1]!.fix_pgid !== null ? l : false;
     }, 10_000, 'second attempt');
     expect(again[1]!.attempt).toBe(2);
+  });
+});
+
+describe('without a sandbox', () => {
+  it('when bubblewrap cannot run, an alert that matches an auto rule ends as uncontained: its fix never runs, and the detail says how to fix it', async () => {
+    // Visible to the probe, so that the same rule, run once bwrap is back, is verified.
+    const work = visibleDir('ns-heal-uncontained-');
+    const marker = join(work, 'ran');
+    const h = home(
+      { victim: `command: ["sh", "-c", "echo the job itself still runs; exit 1"]\n` },
+      { fix: `match: { job: victim }\nautonomy: auto\naction: { command: ["touch", "${marker}"], touches: ["${work}/"] }\nprobe: { command: ["test", "-e", "${marker}"] }\n` },
+    );
+    const d = await startDaemon(h, { env: { NIGHTSHIFT_BWRAP: '/nonexistent' } });
+    daemons.push(d);
+    await ns(d, 'run', 'victim');
+    const [a] = await waitFor(done(d, 1), 10_000, 'the decision');
+    expect(a).toMatchObject({ job: 'victim', outcome: 'uncontained', attempt: null });
+    expect(a!.detail).toContain('nothing was run');
+    expect(a!.detail).toContain('bubblewrap (/nonexistent) is not installed');
+    expect(a!.detail).toContain('apt-get install bubblewrap');
+    expect(steps(d, a!.id)).toEqual(['kill-switch']);
+    // jobs fail open: the job ran (uncontained) and its failure raised the alert
+    expect(query(d.state, "SELECT outcome FROM runs WHERE job = 'victim'")).toEqual([{ outcome: 'failed' }]);
+    // the decision is final and nothing came before it: the fix never ran
+    expect(existsSync(marker)).toBe(false);
+    // The marker is the one the fix makes: with bwrap back, the next start runs the same fix.
+    await d.stop();
+    const d2 = await daemon(h);
+    const b = await waitFor(() => attempts(d2).find((x) => x.id !== a!.id && x.outcome !== null), 15_000, 'the heal with bwrap');
+    expect(b.outcome).toBe('fixed-verified');
+    expect(existsSync(marker)).toBe(true);
   });
 });

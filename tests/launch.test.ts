@@ -144,7 +144,18 @@ echo x > ${home}/other 2>/dev/null || echo home-read-only`,
     dirs.push(home);
     mkdirSync(join(home, 'work'));
     const leash = leashOf(homePaths(home), null, join(home, 'state', 'KILL'));
-    const r = await inside({ profile: 'probe', leash }, `echo x > work/p 2>/dev/null || echo probe-refused; test -d work && echo sees-work`, home);
+    const real = tempDir('ns-real-tmp-');
+    dirs.push(real);
+    writeFileSync(join(real, 'app.lock'), '1');
+    // It checks the machine's /tmp, not a private one: a stale lock there is seen (read-only).
+    const r = await inside(
+      { profile: 'probe', leash },
+      `echo x > work/p 2>/dev/null || echo probe-refused; test -d work && echo sees-work; test -e ${real}/app.lock && echo sees-real-tmp; rm -f ${real}/app.lock 2>/dev/null || echo tmp-read-only`,
+      home,
+    );
+    expect(r.out).toContain('sees-real-tmp');
+    expect(r.out).toContain('tmp-read-only');
+    expect(existsSync(join(real, 'app.lock'))).toBe(true);
     expect(r.out).toContain('probe-refused');
     expect(r.out).toContain('sees-work');
     expect(existsSync(join(home, 'work', 'p'))).toBe(false);

@@ -292,23 +292,37 @@ describe('the state folder fills up', () => {
 
 describe('a fix that fills the state folder', () => {
   it('is still rolled back while the disk is full: the restore does not wait for its journal line, and nothing is called fixed', async () => {
-    const { d, fs, view, outside, q, integrity, ns } = await setUp(
+    const { d, view, outside, q, integrity, ns } = await setUp(
       { fixme: 'command: ["sh", "-c", "test -e OUT/work/fixed"]\n' },
       {
-        // The fix rewrites the tree, then fills the state folder's disk; its probe (a rerun) cannot pass.
-        'fill-fixme': 'match: { job: fixme, kind: [failed] }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo changed > OUT/work/data; head -c 64M /dev/zero > STATE/fix-filler; true"]\n  touches: ["OUT/work/"]\nprobe: { rerun: true }\n',
+        // The fix rewrites the tree and tries to fill the state folder's disk. It cannot (the state
+        // folder is hidden from it, behind an empty read-only mount), so the test fills the disk
+        // while the fix runs: the fix says it runs (started) and waits for the test's go, both in
+        // its touches. Its probe (a rerun) cannot pass.
+        'fill-fixme':
+          'match: { job: fixme, kind: [failed] }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo changed > OUT/work/data; head -c 64M /dev/zero > STATE/fix-filler; touch OUT/work/started; while [ ! -e OUT/work/go ]; do sleep 0.05; done"]\n  touches: ["OUT/work/"]\n  timeout: 30s\nprobe: { rerun: true }\n',
       },
     );
     mkdirSync(join(outside, 'work'));
     writeFileSync(join(outside, 'work', 'data'), 'original\n');
     expect((await ns('run', 'fixme')).exitCode).toBe(1);
-    // The fix ran (its filler fills the disk and stays), and the heal ended in a rollback.
-    await waitFor(() => existsSync(join(view, 'fix-filler')), 10_000, "the fix's filler");
+    await waitFor(() => existsSync(join(outside, 'work', 'started')), 10_000, 'the fix under way');
+    expect(readFileSync(join(outside, 'work', 'data'), 'utf8')).toBe('changed\n');
+    expect(existsSync(join(view, 'fix-filler'))).toBe(false); // its own try failed
+    // The disk fills while the fix runs (run logs, say: in logs/, which the daemon writes itself and
+    // the zone check leaves out), and stays full through the rest of the attempt and its rollback.
+    mkdirSync(join(view, 'logs'), { recursive: true });
+    const filler = fillUp(join(view, 'logs'));
+    expect(filler.bytes).toBeGreaterThan(0);
+    writeFileSync(join(outside, 'work', 'go'), '');
     await d.waitLog((l) => typeof l.heal === 'number' && /rolled-back|could not be recorded/.test(msgOf(l)), 20_000, 'the rollback').catch((err: unknown) => {
       throw new Error(`${String(err)}\n${d.lines().map((l) => JSON.stringify(l)).join('\n')}`);
     });
-    await sleep(500);
+    // the rollback went ahead without its journal line
+    expect(d.lines().some((l) => typeof l.heal === 'number' && msgOf(l).startsWith('heal: the rollback step could not be journaled; restoring the snapshot anyway'))).toBe(true);
     expect(readFileSync(join(outside, 'work', 'data'), 'utf8')).toBe('original\n');
+    expect(existsSync(join(outside, 'work', 'go'))).toBe(false); // made after the snapshot: removed with the rest
+    expect(existsSync(filler.path)).toBe(true);
     expect(q("SELECT 1 FROM heal_attempts WHERE outcome = 'fixed-verified'")).toHaveLength(0);
     expect(d.proc.exitCode).toBeNull();
     expect(integrity()).toBe('ok');

@@ -8,7 +8,8 @@
 // user nobody — root drops capabilities and maps a uid, an ordinary user gets a user namespace:
 // two different code paths of the same sandbox.
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { cleanup, cli, flockFree, makeHome, pidAlive, query, startDaemon, waitFor, type DaemonProc } from '../helpers.js';
@@ -331,5 +332,28 @@ describe('where no sandbox can be set up', () => {
     // With bubblewrap there, status says so.
     const on = await cli(['--home', h.home, '--state', h.state, 'status']);
     expect(String(on.stdout)).toMatch(/Containment: on — every job, fix and probe runs in its own sandbox/);
+  });
+});
+
+describe('a sandbox a dead daemon left behind', () => {
+  it('is killed at the next start, before anything is recorded or restored', async () => {
+    const h = attackHome(false, 'true');
+    mkdirSync(h.state, { recursive: true });
+    // As a daemon that died without taking its sandbox along would leave it: bwrap, tagged with the
+    // state folder (the tag its launcher puts on every sandbox), holding a lock.
+    const lock = join(h.outside, 'orphan.lock');
+    writeFileSync(lock, '');
+    const orphan = execa('bwrap', ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--', 'flock', lock, 'sleep', '300'], {
+      env: { NIGHTSHIFT_SANDBOX: realpathSync(h.state) },
+      detached: true,
+      reject: false,
+      stdio: 'ignore',
+    });
+    await waitFor(() => existsSync(lock) && !flockFree(lock), 5000, 'the orphan holding its lock');
+    const d = await startDaemon(h.home);
+    daemons.push(d);
+    expect(flockFree(lock), JSON.stringify(d.lines().slice(0, 6))).toBe(true);
+    expect(d.lines().some((l) => typeof l.msg === 'string' && /1 sandbox\(es\) left by the previous daemon were killed/.test(l.msg))).toBe(true);
+    await orphan;
   });
 });
