@@ -1,30 +1,54 @@
 #!/usr/bin/env node
 // Detection and repair, side by side (issue 5, item 3): one worker, two faults, three tools.
 //
+// STATUS: rewritten for containment (issue 9). On today's nightshift the nightshift side reports
+// NOT MEASURED: nightshift reads heartbeat.file only for external jobs, so a managed long-running
+// worker is `missed` while it heartbeats; a `rerun` fix also waits for the new run to END (a
+// long-running worker never does), and runs started by a heal are never judged by the watchdog.
+// Those three are open work, not the bench's; Monit and supervisord are measured as before.
+//
 // The worker (worker.sh, written into a temp folder) is an agent loop that appends
-// "PID EPOCHREALTIME" to a heartbeat file every 200 ms. SIGUSR1 makes it HANG (it writes
-// "PID hang T" to a faults file and then sleeps forever: alive, silent); SIGUSR2 makes it DIE
-// (it writes "PID die T" and exits 3). Both are written by the worker itself at the moment of the
-// fault, so "fault" is the worker's own clock, not the bench's. Per trial:
+// "ID EPOCHREALTIME" to a heartbeat file every 200 ms. ID names one worker: its pid, or under
+// nightshift "run<N>" (its run id: inside its own PID namespace every worker is pid 2). SIGUSR1
+// makes it HANG (it writes "ID hang T" to a faults file and then sleeps forever: alive, silent);
+// SIGUSR2 makes it DIE (it writes "ID die T" and exits 3). Both are written by the worker itself at
+// the moment of the fault, so "fault" is the worker's own clock, not the bench's. Per trial:
 //
-//   alert  = the tool's own record that it noticed (see below)           − fault
-//   repair = the first heartbeat of a NEW worker (another pid) in the file − fault
-//   and for nightshift also: verified = the heal attempt's fixed-verified − fault (its probe passed)
+//   alert  = the tool's own record that it noticed (see below)             − fault
+//   repair = the first heartbeat of a NEW worker (another ID) in the file    − fault
+//   and for nightshift also: verified = the heal attempt's fixed-verified    − fault (its probe passed)
+//   (the heal attempt's verdict is recorded for every nightshift trial: fixed-verified, or
+//   self-recovered when its pre-check found the worker already back; see below)
 //
-// The same scripts surround the worker for every tool, as a user would write them: ctl.sh
-// start|stop|restart (flock; start waits until the new worker's first heartbeat; restart leaves
-// a fresh worker alone) and probe.sh (passes when the last heartbeat's pid is alive and wrote it
-// less than 1 s ago). "No heartbeat for 2 s" is the staleness every tool is told to look for.
+// "No heartbeat for 2 s" is the staleness every tool is told to look for.
 //
-// - nightshift: the worker is an external job, as DESIGN.md describes an agent loop:
-//     jobs/worker.yaml   every: 1s, heartbeat: { file: <hb>, grace: 2s }
-//     rules/restart-worker.yaml   match { job: worker, kind: [missed] }, autonomy: auto,
-//       action.command [ctl.sh, restart, W], touches [W/worker.pid], probe.command [probe.sh, W]
-//   The watchdog raises `missed` 2–3 s after the last heartbeat (next 1 s instant + 2 s grace);
-//   the heal loop runs the fix and the probe. alert = alerts.opened_at (SQLite); verified =
-//   heal_attempts.ended_at with outcome fixed-verified. An external job has no process that
-//   nightshift could see exit, so a death is noticed the same way as a hang: by the silence.
-// - Monit (`monit -I -c <temp monitrc>`, own pid/state/id/log files):
+// - nightshift runs the worker itself, as a managed, long-running job (every process nightshift
+//   starts is contained: a worker started by a fix would die with the fix's sandbox, and a fix
+//   cannot see or signal the worker, so a `ctl.sh restart` fix cannot repair anything):
+//     jobs/worker.yaml   command [worker.sh, W] (in the foreground), every: 1s, concurrency: forbid,
+//                        timeout: 1d, killGrace: 2s, heartbeat: { file: <hb>, grace: 2s }
+//     rules/restart-worker.yaml   match { job: worker, kind: [missed, failed] }, autonomy: auto,
+//       action { rerun: true }, probe.command [probe.sh, W, 2] (read-only: it reads the heartbeat
+//       file and writes nothing; it passes when a heartbeat newer than the last one it saw arrives
+//       before that one is 2 s old, waiting at least 0.5 s — a dead or hung worker writes none)
+//   A hang (alive, silent): the next 1 s instants are skipped (concurrency: forbid) and, with no
+//   heartbeat, the watchdog raises `missed` 2–3 s after the last one (next instant + grace); the
+//   heal loop's pre-check runs the probe (it fails: 0.5 s), then the rerun stops the hung run — its
+//   whole sandbox — and runs the job again (trigger heal); the probe must then see the new
+//   worker's heartbeat: fixed-verified. A death: the run ends with exit 3, `failed` is raised at
+//   once, and the next 1 s instant starts a new worker (as supervisord's autorestart would); the
+//   heal attempt's pre-check runs the probe, which sees that worker heartbeat: self-recovered
+//   (nothing is rerun). Why `every: 1s` and not "only via the rule": `missed` exists only for a
+//   job with a schedule (no success by its next instant + grace), so a job without one could
+//   never be found hung, and any schedule short enough to notice a silence within seconds also
+//   starts a dead worker again at its next instant. A death is therefore repaired by the schedule,
+//   a hang (which no schedule can see) by the rule. alert = alerts.opened_at (SQLite); verified =
+//   heal_attempts.ended_at with outcome fixed-verified. The bench first checks that a healthy
+//   worker raises no alert for STALE + 2 s; if it does, nightshift's trials are not run (the
+//   figures would be meaningless) and the bench fails.
+// - Monit (`monit -I -c <temp monitrc>`, own pid/state/id/log files), with the scripts a user
+//   would write around the worker: ctl.sh start|stop|restart (flock; start waits until the new
+//   worker's first heartbeat; restart leaves a fresh worker alone):
 //     set daemon 30            (the cycle a user would set; a second run with `set daemon 5`)
 //     check process worker with pidfile W/worker.pid  start/stop program = ctl.sh start|stop
 //     check file heartbeat with path <hb>  if timestamp > 2 seconds then exec "ctl.sh restart W"
@@ -38,12 +62,14 @@
 //
 // Every fault comes a random 0..cycle after the worker is healthy (the tool's check cycle: 1 s for
 // nightshift's every-1s deadline and supervisord, Monit's `set daemon`), so the phase against the
-// tool's clock is uniform. With Monit, hang and die trials alternate, so each check has at least
-// one cycle to record its recovery before it is tested again (Monit acts on state changes).
+// tool's clock is uniform. With nightshift and Monit, hang and die trials alternate (with Monit, so
+// each check has at least one cycle to record its recovery before it is tested again: Monit acts on
+// state changes); supervisord has its die trials first, then its hang waits.
 //
-// Workers are started by daemonising scripts (setsid), so a reaper must take dead ones, as systemd
-// does on a real server (here pid 1 does not): the script re-executes itself under `tini -s`
-// (apt-get install -y tini). Every worker and daemon started is stopped at the end, on error too.
+// Monit's workers are started by a daemonising script (setsid), so a reaper must take dead ones, as
+// systemd does on a real server (here pid 1 does not): the script re-executes itself under
+// `tini -s` (apt-get install -y tini). Every worker and daemon started is stopped at the end, on
+// error too. The bench exits non-zero when a nightshift trial was not repaired and verified.
 //
 //   node bench/peers-repair.mjs [--quick] [--trials N] [--slow-trials N] [--tools nightshift,monit,supervisord]
 //        [--monit-cycles 30,5] [--hang-wait S] [--install] [--keep] [--dist DIR]
@@ -51,7 +77,7 @@
 //   --quick: 2 (Monit 30 s: 1), supervisord hang 1 × 10 s.
 import Database from 'better-sqlite3';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { drawChart, RESULTS_DIR, writeCsv } from './chart.mjs';
@@ -119,7 +145,7 @@ async function main() {
       const a = stats(g.rows.map((r) => r.alertMs), 0);
       const rp = stats(g.rows.map((r) => r.repairMs), 0);
       const v = stats(g.rows.map((r) => r.verifiedMs), 0);
-      const missed = g.rows.filter((r) => r.alertMs === null).length;
+      const missed = g.rows.filter((r) => r.alertMs === null && !r.error).length;
       return {
         tool: g.tool,
         fault: g.kind,
@@ -129,6 +155,7 @@ async function main() {
         'repair p50 ms': rp.p50 ?? '',
         'repair max ms': rp.max ?? '',
         'verified p50 ms': v.p50 ?? '',
+        'heal verdicts': verdicts(g.rows),
         'not detected': missed ? `${missed} (waited ${Math.max(...g.rows.filter((r) => r.alertMs === null).map((r) => r.waitedS ?? 0))} s)` : '',
         _a: a,
         _r: rp,
@@ -138,6 +165,7 @@ async function main() {
     });
     console.log('\nfault → alert and fault → repair (a new worker heartbeats), ms:');
     console.log(table(summary.map(({ _a, _r, _v, config, ...x }) => x)));
+    console.log('(verified = the heal attempt\'s fixed-verified; heal verdicts = the outcome of the heal attempt on each trial\'s alert)');
     for (const s of skipped) console.log(`skipped: ${s}`);
     const figs = [];
     for (const s of summary) {
@@ -161,7 +189,7 @@ async function main() {
           'alert = the tool noticed; repair = a new worker heartbeats again; fixed-verified = nightshift\'s probe passed (s after the fault)',
           'staleness for all: no heartbeat for 2 s; heartbeat every 200 ms',
           `supervisord cannot see a hang: not detected in ${hangWaitS} s (n/a)`,
-          'nightshift: external job (every 1s, grace 2s, heartbeat.file) + auto heal rule (fix ctl.sh restart, probe.sh)',
+          'nightshift: managed job (worker in the foreground, every 1s, forbid, heartbeat.file, grace 2s) + auto rule (rerun, read-only probe.sh); a death is restarted by the schedule (heal: self-recovered), a hang by the rule (fixed-verified)',
         ],
       },
       ['tool — fault', 'alert p50 [s]', 'alert max [s]', 'repair p50 [s]', 'repair max [s]', 'fixed-verified p50 [s]'],
@@ -178,7 +206,17 @@ async function main() {
       skipped,
       figures: figs,
     });
+    // nightshift must repair and verify every trial: a trial that it did not is a failure of the run.
+    const bad = results.filter((r) => r.tool === 'nightshift').map((r) => [r, nsVerdict(r)]).filter(([, why]) => why !== null);
+    if (bad.length) throw new Error(`${bad.length} nightshift trial(s) not repaired and verified: ${bad.map(([r, why]) => `${r.kind}: ${why}`).join('; ')}`);
   });
+}
+
+/** "fixed-verified×2, self-recovered×1" for the nightshift trials of a group; '' for the others. */
+function verdicts(rows) {
+  const n = {};
+  for (const r of rows) if (r.healOutcome !== undefined) n[r.healOutcome ?? 'none'] = (n[r.healOutcome ?? 'none'] ?? 0) + 1;
+  return Object.entries(n).map(([k, c]) => `${k}×${c}`).join(', ');
 }
 
 // ---------------------------------------------------------------- peers present?
@@ -199,18 +237,21 @@ function ensurePeers(install) {
 
 const WORKER_SH = `#!/bin/bash
 # worker.sh DIR: heartbeats every 200 ms; SIGUSR1 = hang (alive, silent), SIGUSR2 = die (exit 3).
+# Its ID is its pid, or "run<N>" under nightshift (in its own PID namespace every worker is pid 2).
 d=$1
+id=$$
+[ -n "$NIGHTSHIFT_RUN_ID" ] && id=run$NIGHTSHIFT_RUN_ID
 echo $$ > "$d/worker.pid.$$" && mv -f "$d/worker.pid.$$" "$d/worker.pid"
 fault=
 trap 'fault=hang' USR1
 trap 'fault=die' USR2
 while :; do
   if [ -n "$fault" ]; then
-    echo "$$ $fault $EPOCHREALTIME" >> "$d/faults"
+    echo "$id $fault $EPOCHREALTIME" >> "$d/faults"
     [ "$fault" = die ] && exit 3
     while :; do sleep 1; done
   fi
-  echo "$$ $EPOCHREALTIME" >> "$d/hb"
+  echo "$id $EPOCHREALTIME" >> "$d/hb"
   sleep 0.2
 done
 `;
@@ -251,33 +292,82 @@ esac
 `;
 
 const PROBE_SH = `#!/bin/bash
-# probe.sh DIR: passes when the worker named by the last heartbeat is alive and wrote it < 1 s ago.
-d=$1
-l=$(tail -n1 "$d/hb" 2>/dev/null) || exit 1
-p=\${l%% *}; t=\${l#* }; t=\${t/./}
-s=$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null) && [ "$s" != Z ] || { echo "worker $p is not running"; exit 1; }
-age=$(( (\${EPOCHREALTIME/./} - t) / 1000 ))
-[ $age -lt 1000 ] || { echo "last heartbeat \${age} ms ago"; exit 1; }
-echo "worker $p heartbeat \${age} ms ago"
+# probe.sh DIR [STALE_S]: read-only (it reads the heartbeat file and writes nothing; it needs no
+# view of the worker's process). Passes when the worker heartbeats on time: a heartbeat newer than
+# the last one at its start arrives before that one is STALE_S (default 2) s old, waiting at least
+# 0.5 s (a worker just started writes its first within that). A dead or hung worker writes none.
+d=$1 stale_us=$(( \${2:-2} * 1000000 ))
+us() { local t=$EPOCHREALTIME; echo \${t/./}; }
+last=$(tail -n1 "$d/hb" 2>/dev/null)
+t=\${last##* }; t=\${t/./}; [[ $t =~ ^[0-9]+$ ]] || t=0
+start=$(us)
+until=$(( t + stale_us )); [ $until -lt $(( start + 500000 )) ] && until=$(( start + 500000 ))
+while [ "$(us)" -lt $until ]; do
+  l=$(tail -n1 "$d/hb" 2>/dev/null)
+  if [ -n "$l" ] && [ "$l" != "$last" ]; then echo "worker \${l%% *} heartbeats ($(( ($(us) - start) / 1000 )) ms after the probe started)"; exit 0; fi
+  sleep 0.02
+done
+if [ -z "$last" ]; then echo "no heartbeat at all"; else echo "no heartbeat since \${last%% *}'s, $(( ($(us) - t) / 1000 )) ms ago"; fi
+exit 1
 `;
 
-/** A folder with the scripts and the worker's files: bin/ (scripts) and w/ (hb, faults, worker.pid). */
-function workerKit(prefix) {
-  const root = tempDir(prefix);
+/**
+ * A folder with the scripts and the worker's files: bin/ (scripts) and w/ (hb, faults, worker.pid);
+ * `root` defaults to a new temp folder. (nightshift's probes see the file system read-only; a fix
+ * would get a private /tmp, in which only the home comes back: nightshift's kit lives in the home.)
+ */
+function workerKit(prefix, root = tempDir(prefix)) {
   const bin = join(root, 'bin');
   const w = join(root, 'w');
-  mkdirSync(bin);
-  mkdirSync(w);
+  mkdirSync(bin, { recursive: true });
+  mkdirSync(w, { recursive: true });
   for (const [n, text] of [['worker.sh', WORKER_SH], ['ctl.sh', CTL_SH], ['probe.sh', PROBE_SH]]) {
     writeFileSync(join(bin, n), text);
     chmodSync(join(bin, n), 0o755);
   }
   writeFileSync(join(w, 'hb'), '');
   writeFileSync(join(w, 'faults'), '');
-  return { root, bin, w, hb: join(w, 'hb'), faults: join(w, 'faults'), pidfile: join(w, 'worker.pid'), ctl: join(bin, 'ctl.sh'), probe: join(bin, 'probe.sh'), worker: join(bin, 'worker.sh') };
+  const kit = { root, bin, w, hb: join(w, 'hb'), faults: join(w, 'faults'), pidfile: join(w, 'worker.pid'), ctl: join(bin, 'ctl.sh'), probe: join(bin, 'probe.sh'), worker: join(bin, 'worker.sh') };
+  kit.hostPid = (id) => workerPid(kit, id);
+  return kit;
 }
 
-/** Every worker pid seen in any kit; killed at the end whoever started them (checked by cmdline). */
+/** Live processes running this kit's worker.sh (bash, the script, then its folder), as seen from here. */
+function kitWorkers(kit) {
+  const out = [];
+  let names = [];
+  try {
+    names = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const argv = readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0');
+      if (argv[1] !== kit.worker || !/(^|\/)bash$/.test(argv[0])) continue;
+      const stat = readFileSync(`/proc/${n}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
+      const env = readFileSync(`/proc/${n}/environ`, 'utf8').split('\0');
+      const run = env.find((e) => e.startsWith('NIGHTSHIFT_RUN_ID='))?.slice('NIGHTSHIFT_RUN_ID='.length);
+      out.push({ pid: Number(n), id: run ? `run${run}` : n });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * The pid (in our PID namespace) of the worker with this ID: the ID itself for a plain worker;
+ * for "run<N>" (a worker nightshift contains, pid 2 in its own namespace) the live worker.sh
+ * whose environment carries NIGHTSHIFT_RUN_ID=N. Null when none lives.
+ */
+function workerPid(kit, id) {
+  if (/^\d+$/.test(id)) return Number(id);
+  return kitWorkers(kit).find((w) => w.id === id)?.pid ?? null;
+}
+
+/** Every worker of every kit; killed at the end whoever started them (checked by cmdline). */
 class WorkerRegistry {
   constructor() {
     this.kits = [];
@@ -290,7 +380,7 @@ class WorkerRegistry {
 
   killAll() {
     for (const kit of this.kits) {
-      const pids = new Set();
+      const pids = new Set(kitWorkers(kit).map((w) => w.pid));
       for (const f of [kit.hb, kit.faults]) {
         try {
           for (const l of readFileSync(f, 'utf8').split('\n')) if (/^\d+ /.test(l)) pids.add(Number(l.split(' ')[0]));
@@ -369,21 +459,22 @@ class Tail {
   }
 }
 
+const HB = /^\S+ \d+\.\d+$/;
 const hbLine = (l) => {
-  const [pid, t] = l.raw.split(' ');
-  return { pid: Number(pid), at: Number(t) * 1000 };
+  const [id, t] = l.raw.split(' ');
+  return { id, at: Number(t) * 1000 };
 };
 
-/** The worker is up and has heartbeated for at least `minUpMs` (supervisord's startsecs is 1 s). */
+/** The worker is up and has heartbeated for at least `minUpMs` (supervisord's startsecs is 1 s); its ID. */
 async function healthyWorker(kit, hb, minUpMs, timeoutMs = 30_000) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     hb.poll();
     const last = hb.lines.at(-1);
-    if (last && /^\d+ \d/.test(last.raw)) {
-      const { pid, at } = hbLine(last);
-      const first = hb.lines.find((l) => l.raw.startsWith(`${pid} `));
-      if (Date.now() - at < 500 && at - hbLine(first).at >= minUpMs) return pid;
+    if (last && HB.test(last.raw)) {
+      const { id, at } = hbLine(last);
+      const first = hb.lines.find((l) => l.raw.startsWith(`${id} `));
+      if (Date.now() - at < 500 && at - hbLine(first).at >= minUpMs && kit.hostPid(id) !== null) return id;
     }
     await sleep(20);
   }
@@ -392,87 +483,126 @@ async function healthyWorker(kit, hb, minUpMs, timeoutMs = 30_000) {
 
 /**
  * One trial: signal the worker, then time the tool's alert and the first heartbeat of a new
- * worker. `alert(from)` resolves with {at, how} or null; `after(kind, faultAt)` adds tool figures.
+ * worker. `alert.mark()` / `alert.wait(ctx, ms)` resolve with {at, how} or null; `after(row, faultAt)` adds tool figures.
  */
 async function trial({ kit, hb, faults, kind, cycleMs, alert, alertTimeoutMs, repairTimeoutMs, after, minUpMs = 1200 }) {
-  const pid = await healthyWorker(kit, hb, minUpMs);
-  if (pid === null) return { kind, error: 'no healthy worker before the fault (no fresh heartbeat for 30 s)' };
+  const id = await healthyWorker(kit, hb, minUpMs);
+  if (id === null) return { kind, error: 'no healthy worker before the fault (no fresh heartbeat for 30 s)' };
   await sleep(Math.random() * cycleMs);
   const fFrom = faults.mark();
   const hFrom = hb.mark();
   const aCtx = alert.mark();
-  process.kill(pid, kind === 'hang' ? 'SIGUSR1' : 'SIGUSR2');
-  const f = await faults.waitFor((l) => l.raw.startsWith(`${pid} ${kind} `), fFrom, 3000);
-  if (!f) return { kind, pid, error: 'the worker did not record its fault within 3 s' };
+  const pid = kit.hostPid(id);
+  try {
+    if (pid === null) throw new Error('gone');
+    process.kill(pid, kind === 'hang' ? 'SIGUSR1' : 'SIGUSR2');
+  } catch {
+    return { kind, worker: id, pid, error: `worker ${id} (pid ${pid}) could not be signalled` };
+  }
+  const f = await faults.waitFor((l) => l.raw.startsWith(`${id} ${kind} `), fFrom, 3000);
+  if (!f) return { kind, worker: id, pid, error: 'the worker did not record its fault within 3 s' };
   const faultAt = Number(f.raw.split(' ')[2]) * 1000;
   const [a, r] = await Promise.all([
     alert.wait(aCtx, alertTimeoutMs),
-    hb.waitFor((l) => /^\d+ \d/.test(l.raw) && hbLine(l).pid !== pid && hbLine(l).at > faultAt, hFrom, repairTimeoutMs),
+    hb.waitFor((l) => HB.test(l.raw) && hbLine(l).id !== id && hbLine(l).at > faultAt, hFrom, repairTimeoutMs),
   ]);
   const row = {
     kind,
+    worker: id,
     pid,
     faultAt: round(faultAt, 1),
     alertMs: a ? round(a.at - faultAt, 1) : null,
     alertHow: a?.how ?? null,
     repairMs: r ? round(hbLine(r).at - faultAt, 1) : null,
-    newPid: r ? hbLine(r).pid : null,
+    newWorker: r ? hbLine(r).id : null,
     waitedS: a ? null : round(alertTimeoutMs / 1000, 0),
   };
-  if (after) Object.assign(row, await after(row, faultAt));
+  if (after) Object.assign(row, await after(row, faultAt, a));
   return row;
 }
 
 function printTrial(tool, i, r) {
   const ms = (x) => (x === null || x === undefined ? '—' : `${Math.round(x)} ms`);
   console.log(
-    `  ${tool} ${r.kind} #${i + 1}: alert ${ms(r.alertMs)}, repair ${ms(r.repairMs)}${r.verifiedMs !== undefined ? `, verified ${ms(r.verifiedMs)}` : ''}${r.error ? `  (${r.error})` : ''}${r.note ? `  (${r.note})` : ''}`,
+    `  ${tool} ${r.kind} #${i + 1}: alert ${ms(r.alertMs)}${r.alertHow && r.tool === 'nightshift' ? ` [${r.alertHow.replace(/ \(.*$/, '')}]` : ''}, repair ${ms(r.repairMs)}${r.verifiedMs !== undefined ? `, verified ${ms(r.verifiedMs)}` : ''}${r.healOutcome ? `, heal ${r.healOutcome} at ${ms(r.healMs)}` : ''}${r.error ? `  (${r.error})` : ''}${r.note ? `  (${r.note})` : ''}`,
   );
 }
 
 // ---------------------------------------------------------------- nightshift
 
+const NS_CONFIG = 'managed job (worker.sh in the foreground) every 1s, concurrency forbid, heartbeat.file, grace 2s; auto rule: rerun, probe.sh (read-only)';
+
 async function benchNightshift(values, { trials, STALE_S, workers }) {
-  console.log(`\n-- nightshift: external job (every 1s, heartbeat.file, grace ${STALE_S}s) + auto rule (fix: ctl.sh restart, probe: probe.sh)`);
+  console.log(`\n-- nightshift: ${NS_CONFIG.replace('grace 2s', `grace ${STALE_S}s`)}`);
   // A private copy of the build: the install's dist/ is in the protected zone, and a rebuild of
   // the shared dist/ during a heal would turn it into a protected-zone emergency.
   const v = { ...values, dist: privateInstall(values, 'repair-install') };
-  const kit = workerKit('repair-ns');
-  workers.add(kit);
   const home = tempDir('repair-ns-home');
+  // The worker's folder inside the home, beside its job: readable by every sandbox nightshift makes.
+  const kit = workerKit('repair-ns', join(home, 'worker'));
+  workers.add(kit);
   const state = join(home, 'state');
   for (const d of ['jobs', 'rules', 'protected']) mkdirSync(join(home, d), { recursive: true });
   writeFileSync(join(home, 'protected', 'policy.yaml'), 'timezone: UTC\n');
-  writeFileSync(join(home, 'jobs', 'worker.yaml'), `description: agent loop, heartbeats every 200 ms\nevery: 1s\nheartbeat: { file: "${kit.hb}", grace: ${STALE_S}s }\n`);
   writeFileSync(
-    join(home, 'rules', 'restart-worker.yaml'),
+    join(home, 'jobs', 'worker.yaml'),
     [
-      'description: The worker stopped heartbeating; restart it and check it heartbeats again.',
-      'match: { job: worker, kind: [missed] }',
-      'autonomy: auto',
-      'action:',
-      `  command: ["${kit.ctl}", "restart", "${kit.w}"]`,
-      `  touches: ["${kit.pidfile}"]`,
-      '  timeout: 20s',
-      'probe:',
-      `  command: ["${kit.probe}", "${kit.w}"]`,
-      '  timeout: 5s',
+      'description: agent loop, heartbeats every 200 ms into its heartbeat file; nightshift runs it and keeps it running',
+      `command: ["${kit.worker}", "${kit.w}"]`,
+      'every: 1s',
+      'concurrency: forbid',
+      'timeout: 1d',
+      'killGrace: 2s',
+      `heartbeat: { file: "${kit.hb}", grace: ${STALE_S}s }`,
       '',
     ].join('\n'),
   );
-  // The worker runs before nightshift starts, as an agent loop already in service would.
-  execFileSync(kit.ctl, ['start', kit.w]);
+  writeFileSync(
+    join(home, 'rules', 'restart-worker.yaml'),
+    [
+      'description: The worker stopped heartbeating or died; run it again and check that a worker heartbeats.',
+      'match: { job: worker, kind: [missed, failed] }',
+      'autonomy: auto',
+      'action: { rerun: true }',
+      'probe:',
+      `  command: ["${kit.probe}", "${kit.w}", "${STALE_S}"]`,
+      '  timeout: 10s',
+      '',
+    ].join('\n'),
+  );
+  // The daemon starts the worker itself, at its first 1 s instant.
   const daemon = startDaemon(v, { home, state, label: 'nightshift' });
   const rows = [];
   const hb = new Tail(kit.hb);
   const faults = new Tail(kit.faults);
+  let db = null;
   try {
     await daemon.waitFor((e) => e.obj?.msg === 'nightshift started', { timeoutMs: 60_000, what: 'start' });
-    const db = new Database(join(state, 'nightshift.db'), { readonly: true, fileMustExist: true });
-    const healLine = (e) => typeof e.obj?.msg === 'string' && e.obj.msg.startsWith('heal ') && e.obj.outcome !== undefined && e.obj.job === 'worker';
+    db = new Database(join(state, 'nightshift.db'), { readonly: true, fileMustExist: true });
+    const alertsOf = (fromId) => db.prepare("SELECT * FROM alerts WHERE id > ? AND job = 'worker' ORDER BY id").all(fromId);
+    const attemptsOf = (alertId) => db.prepare('SELECT * FROM heal_attempts WHERE alert_id = ? ORDER BY id').all(alertId);
+
+    // A healthy worker must raise nothing: otherwise every figure below would be wrong.
+    const first = await healthyWorker(kit, hb, 1200);
+    if (first === null) {
+      const runs = db.prepare("SELECT id, trigger, outcome, reason FROM runs WHERE job = 'worker' AND outcome NOT LIKE 'skipped%' ORDER BY id DESC LIMIT 3").all();
+      throw new NsProblem(`nightshift did not start a worker that heartbeats within 30 s (runs: ${JSON.stringify(runs)})`);
+    }
+    const quietMs = (STALE_S + 2) * 1000;
+    await sleep(quietMs);
+    const spurious = alertsOf(0);
+    if (spurious.length) {
+      const a = spurious[0];
+      const heals = attemptsOf(a.id).map((h) => `heal #${h.id} ${h.outcome ?? `at step ${h.step}`}`);
+      throw new NsProblem(
+        `nightshift raised ${spurious.length} alert(s) for a worker that heartbeats every 200 ms into its heartbeat.file ` +
+          `(first: #${a.id} ${a.kind} "${a.message}", count ${a.count}${heals.length ? `; ${heals.join(', ')}` : ''}) within ${quietMs / 1000} s of watching a healthy worker; ` +
+          `trials not run`,
+      );
+    }
+
     for (let i = 0; i < trials * 2; i++) {
       const kind = i % 2 === 0 ? 'hang' : 'die';
-      let healFrom = 0;
       const r = await trial({
         kit,
         hb,
@@ -482,56 +612,82 @@ async function benchNightshift(values, { trials, STALE_S, workers }) {
         alertTimeoutMs: 20_000,
         repairTimeoutMs: 30_000,
         alert: {
-          mark: () => {
-            healFrom = daemon.mark();
-            return db.prepare('SELECT coalesce(max(id), 0) AS id FROM alerts').get().id;
-          },
+          mark: () => db.prepare('SELECT coalesce(max(id), 0) AS id FROM alerts').get().id,
           wait: async (lastId, timeoutMs) => {
             const until = Date.now() + timeoutMs;
             while (Date.now() < until) {
-              const a = db.prepare("SELECT * FROM alerts WHERE id > ? AND job = 'worker' ORDER BY id LIMIT 1").get(lastId);
+              const a = alertsOf(lastId)[0];
               if (a) return { at: a.opened_at, how: `alert #${a.id} ${a.kind} (alerts.opened_at)`, id: a.id };
               await sleep(10);
             }
             return null;
           },
         },
-        after: async (row, faultAt) => {
-          const done = await daemon.waitFor(healLine, { from: healFrom, timeoutMs: 30_000, what: 'the heal outcome' }).catch(() => null);
-          if (!done) return { verifiedMs: null, note: 'no heal outcome within 30 s' };
-          let h = db.prepare('SELECT * FROM heal_attempts WHERE id = ?').get(done.obj.heal);
-          for (let w = 0; h.outcome === null && w < 200; w++) {
-            await sleep(10);
-            h = db.prepare('SELECT * FROM heal_attempts WHERE id = ?').get(done.obj.heal);
+        after: async (row, faultAt, a) => {
+          if (!a) return { healOutcome: null, note: 'no alert, so no heal' };
+          // The heal loop's verdict on this alert: every attempt for it finished, the alert resolved.
+          const until = Date.now() + 30_000;
+          let hs = attemptsOf(a.id);
+          let al = db.prepare('SELECT * FROM alerts WHERE id = ?').get(a.id);
+          while (Date.now() < until && (hs.length === 0 || hs.some((h) => h.outcome === null) || al.resolved_at === null)) {
+            await sleep(20);
+            hs = attemptsOf(a.id);
+            al = db.prepare('SELECT * FROM alerts WHERE id = ?').get(a.id);
           }
-          const alertRow = db.prepare('SELECT * FROM alerts WHERE id = ?').get(h.alert_id);
-          await sleep(100); // the snapshot's clean-up after the verdict
-          return {
-            verifiedMs: h.outcome === 'fixed-verified' ? round(h.ended_at - faultAt, 1) : null,
-            heal: h.id,
-            outcome: h.outcome,
-            alertResolution: alertRow?.resolution ?? null,
-            note: h.outcome === 'fixed-verified' ? undefined : `heal #${h.id} ${h.outcome}: ${h.detail}`,
+          const h = hs.at(-1);
+          const out = {
+            verifiedMs: null,
+            heal: h?.id ?? null,
+            healOutcome: h ? (h.outcome ?? `unfinished (step ${h.step})`) : 'no attempt',
+            healDetail: h?.detail ?? null,
+            healMs: h?.ended_at ? round(h.ended_at - faultAt, 1) : null,
+            alertResolution: al.resolution ?? null,
+            resolvedMs: al.resolved_at ? round(al.resolved_at - faultAt, 1) : null,
           };
+          if (h?.outcome === 'fixed-verified') out.verifiedMs = round(h.ended_at - faultAt, 1);
+          else if (!h) out.note = `no heal attempt within 30 s; alert ${al.resolution ?? 'still open'}`;
+          else if (h.outcome === null) out.note = `heal #${h.id} still at step ${h.step} 30 s after the alert`;
+          else if (h.outcome !== 'self-recovered' || kind !== 'die') out.note = `heal #${h.id} ${h.outcome}: ${h.detail}`;
+          else out.note = 'self-recovered: the schedule had started a new worker; the pre-check probe saw it heartbeat';
+          await sleep(100); // the snapshot's clean-up after the verdict
+          return out;
         },
       });
       r.tool = 'nightshift';
-      r.config = 'external job every 1s + heartbeat.file, grace 2s; auto rule: ctl.sh restart, probe.sh';
+      r.config = NS_CONFIG;
       rows.push(r);
       printTrial('nightshift', Math.floor(i / 2), r);
     }
-    // The heal's verdict and a new worker's heartbeat race to resolve the alert.
+    // A new worker's heartbeat can resolve the alert before the heal's probe has spoken; a verified
+    // attempt is still credited (fixed-verified). A death is resolved by the schedule's new worker.
     const res = {};
-    for (const r of rows) if (r.alertResolution) res[r.alertResolution] = (res[r.alertResolution] ?? 0) + 1;
-    console.log(`  alert resolutions: ${JSON.stringify(res)} (a new worker's heartbeat can resolve the alert as self-recovered before the heal's probe; the attempt is still fixed-verified)`);
-    db.close();
+    for (const r of rows) if (r.alertResolution) res[`${r.kind}: ${r.alertResolution}`] = (res[`${r.kind}: ${r.alertResolution}`] ?? 0) + 1;
+    console.log(`  alert resolutions: ${JSON.stringify(res)}`);
+  } catch (err) {
+    if (!(err instanceof NsProblem)) throw err;
+    console.log(`  NOT MEASURED: ${err.message}`);
+    for (const kind of ['hang', 'die']) rows.push({ tool: 'nightshift', kind, config: NS_CONFIG, alertMs: null, repairMs: null, verifiedMs: null, healOutcome: 'not measured', error: err.message });
   } finally {
+    db?.close();
     hb.stop();
     faults.stop();
     await daemon.stop();
     workers.killAll();
   }
   return rows;
+}
+
+/** nightshift did something that makes its trials meaningless: reported, and the bench fails at the end. */
+class NsProblem extends Error {}
+
+/** A nightshift trial is repaired and verified when a new worker heartbeats and the heal loop's verdict says so. */
+function nsVerdict(r) {
+  if (r.error) return r.error;
+  if (r.alertMs === null) return 'no alert';
+  if (r.repairMs === null) return 'no new worker heartbeat';
+  if (r.kind === 'hang' && r.healOutcome !== 'fixed-verified') return `heal ${r.healOutcome}`;
+  if (r.kind === 'die' && r.healOutcome !== 'fixed-verified' && r.healOutcome !== 'self-recovered') return `heal ${r.healOutcome}`;
+  return null;
 }
 
 // ---------------------------------------------------------------- Monit
@@ -679,7 +835,7 @@ async function benchSupervisord({ trials, hangTrials, hangWaitS, workers }) {
         // Not seen: the worker is alive. The bench kills it so that the next trial starts healthy.
         if (r.alertMs === null) r.note = `not detected: no log line and no restart in ${hangWaitS} s; the bench then killed the hung worker`;
         try {
-          process.kill(r.pid, 'SIGKILL');
+          if (r.pid) process.kill(r.pid, 'SIGKILL');
         } catch {
           // gone
         }
