@@ -7,7 +7,11 @@
 // fix that rewrites, deletes, creates, chmods, relinks and renames in steps, marker last; probe:
 // the marker). A share of the fixes (--slow-share, default 0.3) sleeps 0.45 s between steps
 // instead of 0.12 s, longer than a restart, so that the restarted daemon meets a fix still running
-// and must stop it before it restores the tree. Every job appends "RUN_ID JOB TRIGGER PID
+// and must stop it before it restores the tree (contained, a fix dies with its daemon; a fix still
+// running after a restart would be a containment failure, caught as a leftover or a late write).
+// The fix runs contained: it writes only its touches (the tree, and the folder of its progress
+// file), and like the probe it sees /tmp as an empty folder of its own, so the work folder lies
+// under the package's work/ (git-ignored), not in /tmp. Every job appends "RUN_ID JOB TRIGGER PID
 // start|end" to an evidence file outside the state folder: the jobs' own word of what ran. The
 // daemon is killed with SIGKILL after a seeded random delay, restarted, killed again, and so on;
 // between kills the harness breaks the tree again whenever it is healed and nothing is in flight,
@@ -43,13 +47,16 @@
 // The vitest short form (tests/faults/kill9.test.ts) runs the same function with fewer kills.
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { distDir, figure, flags, machineInfo, printFigures, printMachine, REPO, rng, round, runMain, sleep, startDaemon, stats, table, writeResult, hashOf, treeMap } from './lib.mjs';
 
 const FIXTURES = join(REPO, 'tests', 'fixtures');
+// Fixes and probes run with a private, empty /tmp and /var/tmp: the tree they change and check,
+// and the file the fix reads its speed from, must live elsewhere (as in tests/heal.test.ts).
+const VISIBLE_BASE = join(REPO, 'work');
 /** Seconds between the fix's steps: a fast fix is done before a restart, a slow one is still running. */
 const FAST_SLEEP = '0.12';
 const SLOW_SLEEP = '0.45';
@@ -128,6 +135,16 @@ export async function runKill9(opts = {}) {
     dirs.push(d);
     return d;
   };
+  /** A fresh folder that fixes and probes can see (read-only unless it is in their touches). */
+  const mkVisible = (p) => {
+    for (const hidden of [os.tmpdir(), '/tmp', '/var/tmp']) {
+      if (VISIBLE_BASE === hidden || VISIBLE_BASE.startsWith(`${hidden}${sep}`)) throw new Error(`${VISIBLE_BASE} lies in ${hidden}, which fixes and probes cannot see; check the package out elsewhere`);
+    }
+    mkdirSync(VISIBLE_BASE, { recursive: true });
+    const d = mkdtempSync(join(VISIBLE_BASE, `nsf-${p}-`));
+    dirs.push(d);
+    return d;
+  };
 
   // A private install: the protected zone includes the install's dist/, and someone rebuilding the
   // shared dist/ during the run would (rightly) turn heals into protected-zone emergencies.
@@ -138,12 +155,17 @@ export async function runKill9(opts = {}) {
   const values = { dist: join(inst, 'dist') };
 
   const home = mk('kill9-home');
-  const work = mk('kill9-work');
+  const work = mkVisible('kill9-work');
   const state = join(home, 'state');
   const tree = join(work, 'tree');
   const evidence = join(work, 'evidence');
-  const progressFile = join(work, 'fix-progress');
+  // The fix's progress file lies in a folder of its own in the rule's touches: a contained fix can
+  // write nothing else. A rollback restores that folder too (and so removes what the rolled-back
+  // attempt wrote there): progressLines() keeps every line the harness has ever seen.
+  const progressDir = join(work, 'fix-log');
+  const progressFile = join(progressDir, 'progress');
   const speedFile = join(work, 'fix-sleep');
+  mkdirSync(progressDir);
   const job = join(FIXTURES, 'fault-job.sh');
   const fix = join(FIXTURES, 'fault-fix-tree.sh');
   writeFileSync(evidence, '');
@@ -162,7 +184,7 @@ export async function runKill9(opts = {}) {
   const writeRule = () =>
     writeFileSync(
       join(home, 'rules', 'fix-tree.yaml'),
-      `description: The tree is broken; rewrite it (edit ${ruleEdits++}).\nmatch: { job: sync, kind: [failed] }\nautonomy: auto\naction:\n  command: ["${fix}", "${tree}", "${progressFile}", "${speedFile}"]\n  touches: ["${tree}/"]\n  timeout: 30s\nprobe: { command: ["test", "-e", "${tree}/.fixed"] }\n`,
+      `description: The tree is broken; rewrite it (edit ${ruleEdits++}).\nmatch: { job: sync, kind: [failed] }\nautonomy: auto\naction:\n  command: ["${fix}", "${tree}", "${progressFile}", "${speedFile}"]\n  touches: ["${tree}/", "${progressDir}/"]\n  timeout: 30s\nprobe: { command: ["test", "-e", "${tree}/.fixed"] }\n`,
     );
   writeRule();
 
@@ -176,6 +198,12 @@ export async function runKill9(opts = {}) {
   rmSync(scratch, { recursive: true, force: true });
 
   const problems = { lost: [], double: [], mixed: [], unalerted: [], leftovers: [], notFinal: [] };
+  /** Every line of the progress file seen so far, in the order first seen. */
+  const progressSeen = new Set();
+  const progressLines = () => {
+    if (existsSync(progressFile)) for (const l of readFileSync(progressFile, 'utf8').split('\n')) if (l) progressSeen.add(l);
+    return [...progressSeen];
+  };
   const fig = {
     kills: 0,
     aimedKills: 0,
@@ -256,6 +284,7 @@ export async function runKill9(opts = {}) {
 
   /** Between kills: break a healed tree again; a person's fix for an incident left waiting; un-demote. */
   const tend = () => {
+    progressLines();
     const which = checkTree('between kills');
     if (which === null) return;
     const s = readDb(state, (db) => {
@@ -291,6 +320,7 @@ export async function runKill9(opts = {}) {
     await start();
     for (let k = 1; k <= kills + 1; k++) {
       // ---- after a (re)start, with the heal loop held by the kill switch
+      progressLines();
       const snap = snapshot();
       compareSeen(snap, k === 1 ? 'first start' : `restart after kill ${k - 1}`);
       const open = snap.runs.filter((x) => x.outcome === null);
@@ -352,7 +382,9 @@ export async function runKill9(opts = {}) {
       daemon = null;
       fig.kills++;
 
-      // ---- what the dead daemon left (nothing writes to SQLite now)
+      // ---- what the dead daemon left (nothing writes to SQLite now; the restart's rollback of a
+      // cut attempt will restore the progress folder, so its lines are read now)
+      progressLines();
       const dead = snapshot();
       compareSeen(dead, `kill ${k}`);
       const openRuns = dead.runs.filter((x) => x.outcome === null);
@@ -427,12 +459,10 @@ export async function runKill9(opts = {}) {
 
     // A fix cut by a kill must not write after its rollback was recorded.
     const attempts = readDb(state, (db) => db.prepare("SELECT id, outcome, ended_at FROM heal_attempts WHERE step IN ('snapshot','fix','probe','verdict','rollback')").all());
-    const progress = existsSync(progressFile)
-      ? readFileSync(progressFile, 'utf8').split('\n').filter(Boolean).map((l) => {
-          const [id, step, at] = l.split(' ');
-          return { id, step: Number(step), at: Number(at) * 1000 };
-        })
-      : [];
+    const progress = progressLines().map((l) => {
+      const [id, step, at] = l.split(' ');
+      return { id, step: Number(step), at: Number(at) * 1000 };
+    });
     for (const a of attempts) {
       if (a.outcome !== 'interrupted-rolled-back' && a.outcome !== 'rolled-back') continue;
       const late = progress.filter((p) => p.id === String(a.id) && p.at > a.ended_at);
@@ -483,8 +513,14 @@ export async function runKill9(opts = {}) {
         // gone
       }
     }
-    if (!opts.keep) for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    else log(`kept: ${dirs.join(' ')}`);
+    if (!opts.keep) {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+      try {
+        rmdirSync(VISIBLE_BASE); // only when empty
+      } catch {
+        // not empty, or gone
+      }
+    } else log(`kept: ${dirs.join(' ')}`);
   }
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { UnixDgramSocket } from 'unix-dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, cli, CLI, FIXTURES, makeHome, pidAlive, query, startDaemon, waitFor, writeJob, type DaemonProc } from './helpers.js';
+import { cleanup, cli, CLI, FIXTURES, flockFree, makeHome, pidAlive, query, startDaemon, waitFor, writeJob, type DaemonProc } from './helpers.js';
 
 interface Run {
   id: number;
@@ -190,40 +190,57 @@ describe('overlap, retries, catch-up', () => {
 });
 
 describe('crash safety', () => {
+  // With seeAllProcesses the job runs in the machine's PID namespace: its pids are real, and a
+  // kill -9 of the daemon ends only the job's first process (bwrap's --die-with-parent); the
+  // grandchildren it forked live on in its process group until the next daemon kills them.
   it('kill -9 mid-run: rows become interrupted, orphaned groups are killed, no instant runs twice', async () => {
     const pidfile = join(makeHomeTmp(), 'pids');
     const d = await daemon({
-      hog: `every: 1s\ncommand: ["${join(FIXTURES, 'grandchildren.sh')}", "${pidfile}", "3"]\n`,
+      hog: `every: 1s\nseeAllProcesses: true\nkillGrace: 1s\ncommand: ["${join(FIXTURES, 'grandchildren.sh')}", "${pidfile}", "3"]\n`,
       quick: 'every: 1s\ncommand: ["true"]\n',
     });
     await waitFor(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim().split('\n').length === 3, 5000, 'grandchildren');
     const pids = readFileSync(pidfile, 'utf8').trim().split('\n').map(Number);
-    await sleep(1200);
+    await waitFor(() => runs(d, 'quick').some((r) => r.outcome === 'ok'), 3000, 'a finished run of quick');
     d.proc.kill('SIGKILL');
     await d.proc;
     expect(pids.every(pidAlive)).toBe(true);
     const open = runs(d).filter((r) => r.ended_at === null);
     expect(open.some((r) => r.job === 'hog')).toBe(true);
     const before = runs(d);
-    const lastIdBefore = Math.max(...before.map((r) => r.id));
 
     const d2 = await startDaemon(d.home, { state: d.state });
     daemons.push(d2);
     await waitFor(() => pids.every((p) => !pidAlive(p)), 3000, 'orphans killed');
-    for (const o of open) {
-      const row = query<Run>(d.state, 'SELECT * FROM runs WHERE id = ?', o.id)[0]!;
-      expect(row.outcome).toBe('interrupted');
-      expect(row.reason).toContain('nightshift stopped while this run was in progress');
-    }
-    await sleep(1500);
-    // Every instant claimed after the restart lies after every instant claimed before the kill.
-    for (const job of ['hog', 'quick']) {
-      const lastBefore = Math.max(...before.filter((r) => r.job === job).map((r) => r.scheduled_for ?? 0));
-      const after = runs(d2, job).filter((r) => r.id > lastIdBefore && r.trigger === 'schedule');
-      expect(after.length).toBeGreaterThan(0);
-      for (const r of after) expect(r.scheduled_for!).toBeGreaterThan(lastBefore);
-    }
-    expect(runs(d2).filter((r) => r.ended_at === null && r.job === 'quick').length).toBeLessThanOrEqual(1);
+    expectInterrupted(d.state, open);
+    await expectNoInstantTwice(d2, before, ['hog', 'quick']);
+  });
+
+  it('contained (the default): kill -9 mid-run takes every process of the run with it, even escaped ones; rows become interrupted, no instant runs twice', async () => {
+    const dir = makeHomeTmp();
+    const lock = join(dir, 'hog.lock');
+    const pidfile = join(dir, 'pids');
+    const d = await daemon({
+      // three grandchildren that ignore SIGTERM, leave the job's session and process group, and
+      // hold a shared lock for as long as they live (the pids they record are namespace pids)
+      hog: `every: 1s\nkillGrace: 1s\ncommand: ["${join(FIXTURES, 'grandchildren.sh')}", "${pidfile}", "3", "${lock}"]\n`,
+      quick: 'every: 1s\ncommand: ["true"]\n',
+    });
+    await waitFor(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim().split('\n').length === 3, 5000, 'grandchildren holding the lock');
+    expect(flockFree(lock)).toBe(false);
+    await waitFor(() => runs(d, 'quick').some((r) => r.outcome === 'ok'), 3000, 'a finished run of quick');
+    d.proc.kill('SIGKILL');
+    await d.proc;
+    // No daemon runs now: the sandbox died with the one that was killed.
+    await waitFor(() => flockFree(lock), 3000, 'the grandchildren gone with the daemon (the lock free)');
+    const open = runs(d).filter((r) => r.ended_at === null);
+    expect(open.some((r) => r.job === 'hog')).toBe(true);
+    const before = runs(d);
+
+    const d2 = await startDaemon(d.home, { state: d.state });
+    daemons.push(d2);
+    expectInterrupted(d.state, open);
+    await expectNoInstantTwice(d2, before, ['hog', 'quick']);
   });
 
   it('a second daemon on the same state folder is refused with a clear message', async () => {
@@ -252,10 +269,13 @@ describe('crash safety', () => {
 });
 
 describe('crash safety, continued', () => {
+  // seeAllProcesses: a kill -9 of the daemon ends the first process of the job and of the
+  // pre-check (bwrap's --die-with-parent), not what they forked. Left behind here: a process that
+  // dropped its environment (found only by its process group) and the pre-check's child.
   it('after kill -9, processes that dropped their environment and pre-checks left behind are killed too', async () => {
     const d = await daemon({
-      noenv: 'command: ["env", "-i", "sleep", "301"]\n',
-      gated: 'every: 2s\nprecheck: ["sleep", "302"]\ncommand: ["true"]\n',
+      noenv: 'seeAllProcesses: true\nshell: "env -i sleep 301 & wait"\n',
+      gated: 'every: 2s\nseeAllProcesses: true\nprecheck: ["sh", "-c", "sleep 302 & wait"]\ncommand: ["true"]\n',
     });
     void cli(['--home', d.home, '--state', d.state, 'run', 'noenv']);
     const findPid = (arg: string) => {
@@ -264,6 +284,7 @@ describe('crash safety, continued', () => {
     };
     const sleeper = await waitFor(() => findPid('301'), 4000, 'env -i sleep');
     const pre = await waitFor(() => findPid('302'), 5000, 'pre-check sleep');
+    expect(readFileSync(`/proc/${sleeper}/environ`, 'latin1')).toBe(''); // it really has no environment
     d.proc.kill('SIGKILL');
     await d.proc;
     expect(pidAlive(sleeper)).toBe(true);
@@ -272,6 +293,31 @@ describe('crash safety, continued', () => {
     daemons.push(d2);
     await waitFor(() => !pidAlive(sleeper) && !pidAlive(pre), 3000, 'leftovers killed');
     expect(runs(d2, 'noenv')[0]!.outcome).toBe('interrupted');
+    expect(runs(d2, 'gated')[0]!.outcome).toBe('interrupted');
+  });
+
+  it('contained (the default): kill -9 takes processes that dropped their environment and left the group, and pre-checks, with it', async () => {
+    const dir = makeHomeTmp();
+    const [runLock, preLock] = [join(dir, 'noenv.lock'), join(dir, 'pre.lock')];
+    const [runUp, preUp] = [join(dir, 'noenv.up'), join(dir, 'pre.up')];
+    // Each holds its lock for as long as it lives and says so (the .up file) once it does.
+    const noenv = `env -i setsid flock ${runLock} sh -c 'echo up > ${runUp}; sleep 301' & wait`;
+    const d = await daemon({
+      noenv: `shell: ${JSON.stringify(noenv)}\n`,
+      gated: `every: 2s\nprecheck: ["flock", "${preLock}", "sh", "-c", "echo up > ${preUp}; sleep 302"]\ncommand: ["true"]\n`,
+    });
+    void cli(['--home', d.home, '--state', d.state, 'run', 'noenv']);
+    await waitFor(() => existsSync(runUp), 4000, 'the env -i process holding its lock');
+    await waitFor(() => existsSync(preUp), 5000, 'the pre-check holding its lock');
+    expect(flockFree(runLock)).toBe(false);
+    expect(flockFree(preLock)).toBe(false);
+    d.proc.kill('SIGKILL');
+    await d.proc;
+    await waitFor(() => flockFree(runLock) && flockFree(preLock), 3000, 'both gone with the daemon (their locks free)');
+    const d2 = await startDaemon(d.home, { state: d.state });
+    daemons.push(d2);
+    expect(runs(d2, 'noenv')[0]!.outcome).toBe('interrupted');
+    expect(runs(d2, 'gated')[0]!.outcome).toBe('interrupted');
   });
 
   it('a spec that became invalid while the daemon was down keeps running as its last good version', async () => {
@@ -462,6 +508,30 @@ function require_ps(): Array<{ pid: number; args: string }> {
     }
   }
   return out;
+}
+
+/** The rows the dead daemon left open are now final: interrupted, and say why. */
+function expectInterrupted(state: string, open: Run[]): void {
+  for (const o of open) {
+    const row = query<Run>(state, 'SELECT * FROM runs WHERE id = ?', o.id)[0]!;
+    expect(row.outcome).toBe('interrupted');
+    expect(row.reason).toContain('nightshift stopped while this run was in progress');
+  }
+}
+
+/**
+ * Once the restarted daemon has claimed instants of each job, every instant it claimed lies after
+ * every instant claimed before the kill: none runs twice.
+ */
+async function expectNoInstantTwice(d2: DaemonProc, before: Run[], jobs: string[]): Promise<void> {
+  const lastIdBefore = Math.max(...before.map((r) => r.id));
+  const after = (job: string) => runs(d2, job).filter((r) => r.id > lastIdBefore && r.trigger === 'schedule');
+  await waitFor(() => jobs.every((job) => after(job).length > 0), 5000, 'instants claimed after the restart');
+  for (const job of jobs) {
+    const lastBefore = Math.max(...before.filter((r) => r.job === job).map((r) => r.scheduled_for ?? 0));
+    for (const r of after(job)) expect(r.scheduled_for!).toBeGreaterThan(lastBefore);
+  }
+  expect(runs(d2).filter((r) => r.ended_at === null && r.job === 'quick').length).toBeLessThanOrEqual(1);
 }
 
 function makeHomeTmp(): string {

@@ -2,11 +2,16 @@
 // run by the daemon while an every-second job keeps being scheduled; the test reads the run's row
 // (outcome, exit, log file), /proc (what is left of its processes, the daemon's peak memory) and
 // checks that the other job ran during the misbehaving run and after it.
+//
+// The jobs about stopping processes come twice. With `seeAllProcesses: true` a job runs in the
+// machine's PID namespace and is stopped by process group: its pids are real and checked as such.
+// By default a job runs in its own PID namespace, where the pids it records mean nothing outside;
+// there each process that must die holds an flock, and a free lock (flockFree) proves it dead.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LOG_CAP } from '../../src/logcap.js';
-import { cleanup, cli, FIXTURES, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
+import { cleanup, cli, FIXTURES, flockFree, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
 
 interface Row {
   id: number;
@@ -30,15 +35,20 @@ const TICK_MS = 1000; // the shortest "every"
 const work = tempDir('ns-faultjobs-');
 const evidence = join(work, 'evidence');
 const pidfile = (name: string): string => join(work, `${name}.pid`);
+const lockfile = (name: string): string => join(work, `${name}.lock`);
 
 const home = makeHome(
   {
     tick: `every: ${TICK_MS}ms\ncommand: ["${join(FIXTURES, 'fault-job.sh')}", "${evidence}"]\n`,
     flood: `command: ["node", "${join(FIXTURES, 'flood.js')}", "${GIB}"]\ntimeout: 5m\n`,
-    forker: `command: ["${join(FIXTURES, 'grandchildren.sh')}", "${pidfile('forker')}", "50"]\ntimeout: 2s\nkillGrace: 1s\n`,
-    closer: `command: ["${join(FIXTURES, 'close-stdout.sh')}", "${pidfile('closer')}"]\ntimeout: 2s\nkillGrace: 500ms\n`,
+    forker: `command: ["${join(FIXTURES, 'grandchildren.sh')}", "${pidfile('forker')}", "50"]\ntimeout: 2s\nkillGrace: 1s\nseeAllProcesses: true\n`,
+    // 3 s: 50 setsid + flock + sh starts must all hold the lock before the timeout, on one core too
+    'forker-contained': `command: ["${join(FIXTURES, 'grandchildren.sh')}", "${pidfile('forker-contained')}", "50", "${lockfile('forker-contained')}"]\ntimeout: 3s\nkillGrace: 1s\n`,
+    closer: `command: ["${join(FIXTURES, 'close-stdout.sh')}", "${pidfile('closer')}"]\ntimeout: 2s\nkillGrace: 500ms\nseeAllProcesses: true\n`,
+    'closer-contained': `command: ["${join(FIXTURES, 'close-stdout.sh')}", "${pidfile('closer-contained')}", "forever", "${lockfile('closer-contained')}"]\ntimeout: 2s\nkillGrace: 500ms\n`,
     'closer-ends': `command: ["${join(FIXTURES, 'close-stdout.sh')}", "${pidfile('closer-ends')}", "2.5"]\ntimeout: 1m\n`,
-    leaver: `command: ["${join(FIXTURES, 'exit-holding-pipe.sh')}", "${pidfile('leaver')}"]\ntimeout: 1m\nkillGrace: 2s\n`,
+    leaver: `command: ["${join(FIXTURES, 'exit-holding-pipe.sh')}", "${pidfile('leaver')}"]\ntimeout: 1m\nkillGrace: 2s\nseeAllProcesses: true\n`,
+    'leaver-contained': `command: ["${join(FIXTURES, 'exit-holding-pipe.sh')}", "${pidfile('leaver-contained')}", "${lockfile('leaver-contained')}"]\ntimeout: 1m\nkillGrace: 2s\n`,
   },
   'timezone: UTC\n',
 );
@@ -118,6 +128,11 @@ function runProcesses(runId: number): number[] {
   return out;
 }
 
+/** Lines written so far to a file (0 while it does not exist). */
+function lineCount(file: string): number {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
+}
+
 function vmHWMkB(pid: number): number {
   const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmHWM in /proc/${pid}/status`);
@@ -166,6 +181,28 @@ describe('misbehaving jobs under a real daemon', () => {
     await expectSchedulingGoesOn(row);
   }, 60_000);
 
+  it('contained (the default): a job whose 50 grandchildren leave its process group and ignore SIGTERM: after timeout + killGrace nothing of it is left', async () => {
+    const lock = lockfile('forker-contained');
+    const run = cli(['--home', home, 'run', 'forker-contained']);
+    // Each grandchild writes its line once it holds the lock (the pids are the job's own namespace's: only counted).
+    await waitFor(() => lineCount(pidfile('forker-contained')) === 50, 10_000, '50 grandchildren holding the lock');
+    expect(flockFree(lock)).toBe(false);
+    const res = await run;
+    expect(res.exitCode).toBe(1);
+    const row = lastRun('forker-contained');
+    expect(row.outcome).toBe('timeout');
+    expect(row.signal).toBe('SIGKILL');
+    expect(row.reason).toContain('ran longer than its timeout of 3s');
+    expect(row.reason).toContain('SIGKILL after 1s');
+    expect(readFileSync(row.log_path!, 'utf8')).toContain('forked 50');
+    expect(lineCount(pidfile('forker-contained'))).toBe(50);
+    // the row is written once the sandbox is gone: nothing to wait for
+    expect(flockFree(lock)).toBe(true);
+    expect(groupMembers(row.pgid!)).toEqual([]);
+    expect(runProcesses(row.id)).toEqual([]);
+    await expectSchedulingGoesOn(row);
+  }, 60_000);
+
   it('a job that closes stdout and keeps running is still timed out, and its log is kept', async () => {
     const res = await cli(['--home', home, 'run', 'closer']);
     expect(res.exitCode).toBe(1);
@@ -177,6 +214,26 @@ describe('misbehaving jobs under a real daemon', () => {
     const pid = Number(readFileSync(pidfile('closer'), 'utf8'));
     expect(pidAlive(pid)).toBe(false);
     expect(groupMembers(row.pgid!)).toEqual([]);
+    await expectSchedulingGoesOn(row);
+  }, 60_000);
+
+  it('contained (the default): a job that closes stdout and keeps running is still timed out, and its log is kept', async () => {
+    const lock = lockfile('closer-contained');
+    const run = cli(['--home', home, 'run', 'closer-contained']);
+    // It takes the lock before it writes its pid file, and keeps it until it dies.
+    await waitFor(() => existsSync(pidfile('closer-contained')), 10_000, 'the job holding its lock');
+    expect(flockFree(lock)).toBe(false);
+    const res = await run;
+    expect(res.exitCode).toBe(1);
+    const row = lastRun('closer-contained');
+    expect(row.outcome).toBe('timeout');
+    expect(row.signal).toBe('SIGKILL'); // it ignored SIGTERM
+    expect(readFileSync(row.log_path!, 'utf8')).toBe('before closing stdout\n');
+    expect(row.output_tail).toBe('before closing stdout\n');
+    // the row is written once the sandbox is gone: nothing to wait for
+    expect(flockFree(lock)).toBe(true);
+    expect(groupMembers(row.pgid!)).toEqual([]);
+    expect(runProcesses(row.id)).toEqual([]);
     await expectSchedulingGoesOn(row);
   }, 60_000);
 
@@ -208,6 +265,27 @@ describe('misbehaving jobs under a real daemon', () => {
     expect(log).toContain('child still here');
     const child = Number(readFileSync(pidfile('leaver'), 'utf8'));
     expect(pidAlive(child)).toBe(false);
+    expect(groupMembers(row.pgid!)).toEqual([]);
+    expect(runProcesses(row.id)).toEqual([]);
+    await expectSchedulingGoesOn(row);
+  }, 60_000);
+
+  it('contained (the default): a job that exits before its children (one holding its stdout, ignoring SIGTERM): the run ends with the exit, the child dies with it', async () => {
+    const res = await cli(['--home', home, 'run', 'leaver-contained']);
+    expect(res.exitCode).toBe(0);
+    const row = lastRun('leaver-contained');
+    expect(row.outcome).toBe('ok');
+    expect(row.exit_code).toBe(0);
+    // The child died with the job's PID namespace the moment the job exited: nothing was left to
+    // stop, so the reason has no note about leftovers.
+    expect(row.reason).toBe('exited with code 0.');
+    const log = readFileSync(row.log_path!, 'utf8');
+    expect(log).toContain('main exiting');
+    expect(log).toContain('child still here');
+    // The job exited only once the child held the lock (the child then wrote its pid file)...
+    expect(readFileSync(pidfile('leaver-contained'), 'utf8').trim()).toMatch(/^\d+$/);
+    // ...and when the row is written, the lock is free: the child is gone. Nothing to wait for.
+    expect(flockFree(lockfile('leaver-contained'))).toBe(true);
     expect(groupMembers(row.pgid!)).toEqual([]);
     expect(runProcesses(row.id)).toEqual([]);
     await expectSchedulingGoesOn(row);
