@@ -2,8 +2,7 @@
 // rule, cap, autonomy, guard, snapshot, fix, probe, verdict, rollback — each journaled in SQLite
 // before it starts, so that a kill -9 at any step is rolled back from its snapshot at the next
 // start. Event-driven: an alert raised or changed enqueues its fingerprint; nothing polls.
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatDuration } from './duration.js';
 import type { HomePaths, Job, LoadedRule } from './home.js';
@@ -121,6 +120,8 @@ export class Healer {
     const { store, clock, log } = this.deps;
     const open = store.openHealAttempts();
     this.dropFinishedSnapshots(open);
+    // Alert files of fixes a dead daemon left: no fix reads them any more.
+    rmSync(join(this.deps.paths.state, 'heal-alerts'), { recursive: true, force: true });
     if (open.length === 0) return [];
     killLeftovers(open, this.deps.paths.state);
     for (const a of open) {
@@ -630,8 +631,11 @@ export class Healer {
     }
     const argv = (a.command ?? a.brain)!;
     // Alert text is data: it goes to the fix as a JSON file, never into its argv, env values or a shell.
-    // Written outside the state folder and handed in read-only at a path of the sandbox's own /tmp.
-    const alertDir = mkdtempSync(join(tmpdir(), `nightshift-alert-${id}-`));
+    // Written in the state folder, which no process nightshift starts can see (a job could swap a
+    // file in a shared /tmp for a link to the control socket), and handed in read-only at a path of
+    // the sandbox's own /tmp.
+    mkdirSync(join(this.deps.paths.state, 'heal-alerts'), { recursive: true, mode: 0o700 });
+    const alertDir = mkdtempSync(join(this.deps.paths.state, 'heal-alerts', `${id}-`));
     const alertFile = join(alertDir, 'alert.json');
     writeFileSync(alertFile, JSON.stringify({ ...alert, rule: matched.name }, null, 2), { mode: 0o600 });
     const timeoutMs = a.brain ? this.deps.getPolicy().brain.wallclock : a.timeout;

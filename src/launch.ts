@@ -22,7 +22,7 @@
 // closed to action): the heal outcome is `uncontained`.
 import { execa, type Options, type ResultPromise } from 'execa';
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -200,7 +200,7 @@ export interface FixMounts {
   /** Folders the daemon created so that a touched path had somewhere to be; removed again when empty. */
   created: string[];
   /** Entries of a touched file's folder before the fix, to find what it created beside its touches. */
-  watched: Array<{ dir: string; before: Set<string>; allowed: Set<string> }>;
+  watched: Array<{ dir: string; before: Set<string>; allowed: Set<string>; links: Map<string, string> }>;
 }
 
 /**
@@ -232,6 +232,12 @@ export function fixMounts(touches: readonly string[], home: string): FixMounts {
     if (t.endsWith('/') || st?.isDirectory()) folders.push(r.path);
     else files.push(r.path);
   }
+  // A file with a second name (a hard link a job planted) would let the fix change it outside its
+  // touches, and no rollback of the touches could undo that.
+  const linked = hardLinked([...folders, ...files]);
+  if (linked.length) {
+    throw new Error(`${linked.slice(0, 3).join(', ')}${linked.length > 3 ? ', …' : ''} in the touches also exist(s) under another name (a hard link): writing it would change a file outside the touches; remove the extra link`);
+  }
   for (const f of folders) {
     mkdirs(f);
     args.push('--bind', f, f);
@@ -251,17 +257,44 @@ export function fixMounts(touches: readonly string[], home: string): FixMounts {
       throw new Error(`the folder ${dir} of a touched file holds ${siblings.length} other entries (more than ${MAX_SIBLINGS} cannot be kept read-only around it); declare a folder of its own in touches`);
     }
     args.push('--bind', dir, dir);
+    const links = new Map<string, string>();
     for (const n of siblings) {
       const p = join(dir, n);
       // A folder of a touch is itself writable: its own mount wins (it comes later below).
       if (folders.some((d) => under(d, p))) continue;
-      args.push('--ro-bind', p, p);
+      // A mount on a link lands on its target: a link is kept by checking it afterwards instead.
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (st?.isSymbolicLink()) links.set(n, readlinkSync(p));
+      else args.push('--ro-bind', p, p);
     }
-    watched.push({ dir, before: new Set(names), allowed });
+    watched.push({ dir, before: new Set(names), allowed, links });
   }
   // Folders inside a file's folder were skipped above; bind them again so they win over the folder's mount order.
   for (const f of folders) if ([...byDir.keys()].some((d) => under(f, d) && f !== d)) args.push('--bind', f, f);
   return { args, created, watched };
+}
+
+/** Regular files under the given paths with more than one name (bounded walk; links are not followed). */
+function hardLinked(roots: readonly string[]): string[] {
+  const out: string[] = [];
+  let budget = 200_000;
+  const walk = (p: string): void => {
+    if (budget-- <= 0) return;
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return;
+    if (st.isFile() && st.nlink > 1) out.push(p);
+    else if (st.isDirectory()) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(p);
+      } catch {
+        return; // unreadable: the snapshot reports it
+      }
+      for (const n of names) walk(join(p, n));
+    }
+  };
+  for (const r of roots) walk(r);
+  return out;
 }
 
 /**
@@ -281,10 +314,44 @@ export function removeStrays(m: FixMounts): string[] {
       if (w.before.has(n) || w.allowed.has(n)) continue;
       const p = join(w.dir, n);
       strays.push(p);
-      rmSync(p, { recursive: true, force: true });
+      removeTree(p);
+    }
+    // Links beside a touched file: put back as they were when the fix changed or removed them.
+    for (const [n, target] of w.links) {
+      const p = join(w.dir, n);
+      let now2: string | null = null;
+      try {
+        now2 = lstatSync(p).isSymbolicLink() ? readlinkSync(p) : '(not a link)';
+      } catch {
+        now2 = null;
+      }
+      if (now2 === target) continue;
+      strays.push(p);
+      removeTree(p);
+      symlinkSync(target, p);
     }
   }
   return strays;
+}
+
+/** Removes a path a fix left, also when it made it unreadable (chmod 000) to get in the way. */
+function removeTree(p: string): void {
+  try {
+    rmSync(p, { recursive: true, force: true });
+    return;
+  } catch {
+    // made unreadable or unwritable: open it up, then remove
+  }
+  const open = (q: string): void => {
+    const st = lstatSync(q, { throwIfNoEntry: false });
+    if (!st || st.isSymbolicLink()) return;
+    if (st.isDirectory()) {
+      chmodSync(q, 0o700);
+      for (const n of readdirSync(q)) open(join(q, n));
+    }
+  };
+  open(p);
+  rmSync(p, { recursive: true, force: true });
 }
 
 /** Folders the daemon created for the touches, removed when they are empty (deepest first). */
@@ -337,11 +404,16 @@ export function sandboxArgs(c: Confinement, cwd: string | undefined): string[] {
       if (PRIVATE_TMP.some((t) => under(p, t) && p !== t) && existsSync(p)) a.push('--ro-bind', p, p);
     }
   }
+  // The kernel's settings stay read-only to everyone: as root a sandboxed process is still uid 0
+  // to the kernel, and sysctl files check the uid, not capabilities.
+  for (const k of ['/proc/sys', '/proc/sysrq-trigger', '/sys']) if (existsSync(k)) a.push('--ro-bind', k, k);
+  if (c.fix) a.push(...c.fix.args);
+  for (const f of c.files ?? []) a.push('--ro-bind', f.host, f.inside);
+  // The leash comes last, so that it covers whatever an earlier mount brought in: a touch whose
+  // path a job switched to a link into the state folder, a link beside a touched file.
   for (const d of leash.hiddenDirs) if (existsSync(d)) a.push('--tmpfs', d, '--remount-ro', d);
   for (const f of leash.hiddenFiles) if (existsSync(f)) a.push('--ro-bind', '/dev/null', f);
   for (const p of leash.readOnly) if (existsSync(p)) a.push('--ro-bind', p, p);
-  if (c.fix) a.push(...c.fix.args);
-  for (const f of c.files ?? []) a.push('--ro-bind', f.host, f.inside);
   if (cwd !== undefined) a.push('--chdir', cwd);
   a.push('--unsetenv', SANDBOX_TAG, '--die-with-parent', '--');
   return a;

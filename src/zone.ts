@@ -68,6 +68,7 @@ export const STATE_UNHASHED: readonly string[] = [
   'nightshift.sock',
   'logs',
   'snapshots',
+  'heal-alerts',
   'digests',
   'KILL',
 ];

@@ -9,7 +9,7 @@
 // two different code paths of the same sandbox.
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { cleanup, cli, flockFree, makeHome, pidAlive, query, startDaemon, waitFor, type DaemonProc } from '../helpers.js';
@@ -46,8 +46,8 @@ function sha(file: string): string {
 }
 
 function chownTree(p: string, uid: number, gid: number): void {
-  chownSync(p, uid, gid);
-  if (statSync(p).isDirectory()) for (const n of readdirSync(p)) chownTree(join(p, n), uid, gid);
+  lchownSync(p, uid, gid);
+  if (lstatSync(p).isDirectory()) for (const n of readdirSync(p)) chownTree(join(p, n), uid, gid);
 }
 
 /** A home with the victim and broken jobs and one rule `attack` whose fix is `script` (sh), touching work/. */
@@ -284,6 +284,72 @@ echo fixed > $W/target`,
     expect(pidAlive(d.proc.pid!)).toBe(true);
     expect(flockFree(lock)).toBe(false); // the other job still runs
     void sleeper;
+  });
+
+  it('kernel settings stay read-only: a fix, a probe and a job cannot write a sysctl (as root, uid 0 to the kernel)', async () => {
+    // Writing the value it already has: harmless to the machine even if the write went through.
+    const sysctl = 'cat /proc/sys/kernel/hostname > /tmp/h; { cat /tmp/h > /proc/sys/kernel/hostname; } 2>&1; echo "sysctl: exit $?"';
+    const h = attackHome(asNobody, `${sysctl} > $W/fix-sysctl\necho fixed > $W/target`, {
+      jobs: { writer: `shell: "${sysctl.replace(/"/g, '\\"').replace('/tmp/h', '/tmp/hj')} > ${'$'}{OUT}"\n` },
+    });
+    const out = join(h.outside, 'job-sysctl');
+    writeFileSync(join(h.home, 'jobs', 'writer.yaml'), readFileSync(join(h.home, 'jobs', 'writer.yaml'), 'utf8').replace('${OUT}', out));
+    if (asNobody) chownTree(h.home, 65534, 65534);
+    await daemonFor(h, asNobody);
+    await cli(['--home', h.home, '--state', h.state, 'run', 'writer']);
+    expect(read(out)).toMatch(/sysctl: exit [1-9]/);
+    await breakJob(h);
+    await finishedAttempt(h);
+    expect(read(join(h.work, 'fix-sysctl'))).toMatch(/sysctl: exit [1-9]/);
+  });
+
+  it('a link beside a touched file (planted by a job) neither shows the state folder nor can be changed for good', async () => {
+    const h = attackHome(
+      asNobody,
+      `ls -A $W/lnk/ > $W/through-link 2>&1; ls -A $NIGHTSHIFT_STATE >> $W/through-link 2>&1
+ln -sfn /etc/passwd $W/rel
+echo fixed > $W/target`,
+      { touches: ['work/target'] },
+    );
+    symlinkSync('../state', join(h.work, 'lnk'));
+    symlinkSync('target', join(h.work, 'rel'));
+    if (asNobody) chownTree(h.home, 65534, 65534);
+    await daemonFor(h, asNobody);
+    await breakJob(h);
+    const a = await finishedAttempt(h);
+    // The fix's listing went nowhere (it could not even write it: only target is writable), and
+    // the link it replaced is back as it was; the attempt is rolled back as a write outside its touches.
+    expect(a.outcome).toBe('rolled-back');
+    expect(a.detail).toMatch(/wrote outside its touches/);
+    expect(readlinkSync(join(h.work, 'rel'))).toBe('target');
+    expect(readlinkSync(join(h.work, 'lnk'))).toBe('../state');
+    expect(existsSync(join(h.work, 'through-link'))).toBe(false);
+  });
+
+  it('a hard link a job planted in the touches is refused: the fix would change a file outside them', async () => {
+    const h = attackHome(asNobody, 'echo changed >> $W/hl\necho fixed > $W/target');
+    writeFileSync(join(h.outside, 'notes.txt'), 'notes\n');
+    linkSync(join(h.outside, 'notes.txt'), join(h.work, 'hl'));
+    if (asNobody) chownTree(h.home, 65534, 65534);
+    await daemonFor(h, asNobody);
+    await breakJob(h);
+    const a = await finishedAttempt(h);
+    expect(a.outcome).toBe('rolled-back');
+    expect(a.detail).toMatch(/hard link/);
+    expect(read(join(h.outside, 'notes.txt'))).toBe('notes\n');
+    expect(read(join(h.work, 'target'))).toBe('original\n');
+  });
+
+  it('the alert file is handed in from the state folder, out of reach of every job', async () => {
+    const h = attackHome(asNobody, 'cat "$NIGHTSHIFT_ALERT_FILE" > $W/alert.copy\ntouch $W/started\nwhile [ ! -e $W/go ]; do sleep 0.05; done\necho fixed > $W/target');
+    await daemonFor(h, asNobody);
+    await breakJob(h);
+    await waitFor(() => existsSync(join(h.work, 'started')), 20_000, 'the fix under way');
+    expect(readdirSync(join(h.state, 'heal-alerts'))).toHaveLength(1);
+    expect(JSON.parse(read(join(h.work, 'alert.copy'))).fingerprint).toBe('broken:failed');
+    writeFileSync(join(h.work, 'go'), '');
+    await finishedAttempt(h);
+    expect(readdirSync(join(h.state, 'heal-alerts'))).toEqual([]);
   });
 
   it('a fix that tries mount -o remount,rw before writing stays read-only', async () => {
