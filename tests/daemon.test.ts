@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { UnixDgramSocket } from 'unix-dgram';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { cleanup, cli, CLI, FIXTURES, flockFree, makeHome, pidAlive, query, startDaemon, waitFor, writeJob, type DaemonProc } from './helpers.js';
 
 interface Run {
@@ -22,9 +22,16 @@ interface Run {
   attempt: number;
   parent_id: number | null;
   pgid: number | null;
+  retry_at: number | null;
 }
 const runs = (d: { state: string }, job?: string): Run[] =>
   job ? query<Run>(d.state, 'SELECT * FROM runs WHERE job = ? ORDER BY id', job) : query<Run>(d.state, 'SELECT * FROM runs ORDER BY id');
+
+// How long a test waits for a marker (a row, a log line, a file) is no claim about speed: each
+// wait ends as soon as its marker appears, and this suite must pass on a loaded, one-core machine.
+// Latency is measured in bench/ instead.
+const WAIT_MS = 30_000;
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 const daemons: DaemonProc[] = [];
 const homes: string[] = [];
@@ -43,7 +50,7 @@ async function daemon(jobs: Record<string, string>, opts: { env?: Record<string,
 describe('scheduling', () => {
   it('runs an every-second job on whole seconds, one row per instant, trigger schedule', async () => {
     const d = await daemon({ tick: 'every: 1s\ncommand: ["true"]\n' });
-    await waitFor(() => runs(d, 'tick').filter((r) => r.outcome === 'ok').length >= 3, 6000, '3 runs');
+    await waitFor(() => runs(d, 'tick').filter((r) => r.outcome === 'ok').length >= 3, WAIT_MS, '3 runs');
     const rows = runs(d, 'tick').filter((r) => r.outcome);
     for (const r of rows) {
       expect(r.trigger).toBe('schedule');
@@ -56,42 +63,54 @@ describe('scheduling', () => {
 });
 
 describe('hot reload', () => {
-  it('a job added, changed and removed takes effect within 1 s, without a restart', async () => {
-    const d = await daemon({});
+  // How fast a reload takes effect is a latency figure (bench/scale.mjs: reload latency of one
+  // changed file, in-place write and atomic rename); this test proves what each reload causes,
+  // from the times the daemon recorded.
+  it('a job added, changed and removed takes effect, without a restart', async () => {
+    // witness: scheduled on the same whole seconds as the job; its runs show which instants the
+    // daemon has handled since the removal
+    const d = await daemon({ witness: 'every: 1s\ncommand: ["true"]\n' });
     const t0 = Date.now();
     writeJob(d.home, 'late', 'every: 1s\ncommand: ["echo", "v1"]\n');
-    const added = await d.waitLog((l) => l.msg === 'job added' && l.job === 'late', 3000);
-    expect(Date.parse(added.time as string) - t0).toBeLessThan(1000);
-    await waitFor(() => runs(d, 'late').some((r) => r.outcome === 'ok'), 3000, 'first run of added job');
+    const added = await d.waitLog((l) => l.msg === 'job added' && l.job === 'late', WAIT_MS, 'job added');
+    const addedAt = Date.parse(added.time as string);
+    expect(addedAt).toBeGreaterThanOrEqual(t0); // this write's reload, not an earlier one
+    const first = await waitFor(() => runs(d, 'late').find((r) => r.outcome === 'ok'), WAIT_MS, 'first run of added job');
+    expect(first.created_at).toBeGreaterThanOrEqual(addedAt);
+    expect(first.trigger).toBe('schedule');
 
-    const t1 = Date.now();
     writeJob(d.home, 'late', 'every: 1s\ncommand: ["echo", "v2"]\n');
-    const changed = await d.waitLog((l) => l.msg === 'job changed' && l.job === 'late', 3000);
-    expect(Date.parse(changed.time as string) - t1).toBeLessThan(1000);
-    await waitFor(() => query<{ output_tail: string }>(d.state, "SELECT output_tail FROM runs WHERE job='late' AND output_tail LIKE 'v2%'").length > 0, 3000, 'v2 output');
+    const changed = await d.waitLog((l) => l.msg === 'job changed' && l.job === 'late', WAIT_MS, 'job changed');
+    const changedAt = Date.parse(changed.time as string);
+    await waitFor(() => runs(d, 'late').some((r) => r.created_at > changedAt && r.outcome), WAIT_MS, 'a finished run of the changed job');
+    // every run begun after the reload runs the new version; the new version never ran before it
+    const tail = (r: Run) => query<{ output_tail: string | null }>(d.state, 'SELECT output_tail FROM runs WHERE id = ?', r.id)[0]!.output_tail;
+    const finished = runs(d, 'late').filter((r) => r.outcome === 'ok');
+    expect(finished.filter((r) => r.created_at > changedAt).map(tail)).toEqual(finished.filter((r) => r.created_at > changedAt).map(() => 'v2\n'));
+    for (const r of finished.filter((x) => tail(x) === 'v2\n')) expect(r.created_at).toBeGreaterThanOrEqual(changedAt);
 
-    const t2 = Date.now();
     unlinkSync(join(d.home, 'jobs', 'late.yaml'));
-    const removed = await d.waitLog((l) => l.msg?.toString().startsWith('job removed') === true && l.job === 'late', 3000);
-    expect(Date.parse(removed.time as string) - t2).toBeLessThan(1000);
-    await sleep(300);
-    const count = runs(d, 'late').length;
-    await sleep(1500);
-    expect(runs(d, 'late').length).toBe(count);
+    const removed = await d.waitLog((l) => l.msg?.toString().startsWith('job removed') === true && l.job === 'late', WAIT_MS, 'job removed');
+    const removedAt = Date.parse(removed.time as string);
+    // The daemon has handled two whole-second instants after the removal (the witness ran on
+    // them): the removed job had its chance to be scheduled on them, and was not.
+    await waitFor(() => runs(d, 'witness').filter((r) => r.scheduled_for! > removedAt).length >= 2, WAIT_MS, 'two instants after the removal handled');
+    expect(runs(d, 'late').filter((r) => r.created_at > removedAt || r.scheduled_for! > removedAt)).toEqual([]);
   });
 
   it('an invalid edit is logged with FILE:LINE and the last good version keeps running', async () => {
     const d = await daemon({ steady: 'every: 1s\ncommand: ["echo", "good"]\n' });
-    await waitFor(() => runs(d, 'steady').some((r) => r.outcome === 'ok'), 3000, 'first run');
+    await waitFor(() => runs(d, 'steady').some((r) => r.outcome === 'ok'), WAIT_MS, 'first run');
     writeJob(d.home, 'steady', 'every: 1s\ncommand: ["echo", "bad"]\ntimeout: soon\n');
-    const err = await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('invalid spec') && l.job === 'steady', 3000);
+    const err = await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('invalid spec') && l.job === 'steady', WAIT_MS, 'the invalid edit refused');
     expect(err.msg).toContain(`${join(d.home, 'jobs', 'steady.yaml')}:3: timeout:`);
     expect(err.msg).toContain('the last good version keeps running');
-    const before = runs(d, 'steady').length;
-    await sleep(2200);
-    const after = query<{ output_tail: string }>(d.state, "SELECT output_tail FROM runs WHERE job='steady' AND outcome='ok' ORDER BY id DESC LIMIT 1");
-    expect(runs(d, 'steady').length).toBeGreaterThan(before);
-    expect(after[0]!.output_tail).toBe('good\n');
+    // runs begun after the invalid edit was refused are of the last good version
+    const refusedAt = Date.parse(err.time as string);
+    const after = () => query<{ output_tail: string }>(d.state, "SELECT output_tail FROM runs WHERE job='steady' AND outcome='ok' AND created_at > ? ORDER BY id", refusedAt);
+    await waitFor(() => after().length >= 2, WAIT_MS, 'two runs after the invalid edit');
+    const kept = after();
+    expect(kept.map((r) => r.output_tail)).toEqual(kept.map(() => 'good\n'));
 
     // status shows the problem to the operator
     const st = await cli(['--home', d.home, '--state', d.state, 'status']);
@@ -99,20 +118,27 @@ describe('hot reload', () => {
     expect(st.stdout).toContain('steady.yaml:3: timeout:');
     // fixed again: the new version takes over and the problem is gone
     writeJob(d.home, 'steady', 'every: 1s\ncommand: ["echo", "fixed"]\n');
-    await waitFor(() => query<{ n: number }>(d.state, "SELECT count(*) AS n FROM runs WHERE job='steady' AND output_tail = 'fixed\n'")[0]!.n > 0, 4000, 'fixed version runs');
+    await waitFor(() => query<{ n: number }>(d.state, "SELECT count(*) AS n FROM runs WHERE job='steady' AND output_tail = 'fixed\n'")[0]!.n > 0, WAIT_MS, 'fixed version runs');
     expect((await cli(['--home', d.home, '--state', d.state, 'status'])).stdout).not.toContain('steady.yaml:3');
   });
 
   it('editing the spec of a running job does not disturb its process', async () => {
-    const d = await daemon({ slow: 'command: ["sh", "-c", "sleep 1.5; echo finished"]\n' });
+    // the run goes on until the test says so (after the edit took effect), not for a fixed time
+    const go = join(makeHomeTmp(), 'go');
+    const d = await daemon({ slow: `command: ["sh", "-c", "while [ ! -e ${go} ]; do sleep 0.05; done; echo finished"]\n` });
     const run = cli(['--home', d.home, '--state', d.state, 'run', 'slow']);
-    await waitFor(() => runs(d, 'slow').some((r) => r.started_at), 3000, 'slow started');
+    await waitFor(() => runs(d, 'slow').some((r) => r.started_at), WAIT_MS, 'slow started');
     writeJob(d.home, 'slow', 'command: ["sh", "-c", "echo edited"]\ntimeout: 1m\n');
-    await d.waitLog((l) => l.msg === 'job changed' && l.job === 'slow', 3000);
+    const changed = await d.waitLog((l) => l.msg === 'job changed' && l.job === 'slow', WAIT_MS, 'job changed');
+    writeFileSync(go, '');
     const r = await run;
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('finished');
-    expect(runs(d, 'slow')[0]!.outcome).toBe('ok');
+    const row = runs(d, 'slow')[0]!;
+    expect(row.outcome).toBe('ok');
+    // the edit took effect while this run was under way
+    expect(Date.parse(changed.time as string)).toBeGreaterThanOrEqual(row.started_at!);
+    expect(Date.parse(changed.time as string)).toBeLessThanOrEqual(row.ended_at!);
   });
 });
 
@@ -123,21 +149,34 @@ describe('overlap, retries, catch-up', () => {
       allowed: 'every: 1s\nconcurrency: allow\ncommand: ["sleep", "2.5"]\n',
       replaced: 'every: 1s\nconcurrency: replace\nkillGrace: 1s\ncommand: ["sleep", "30"]\n',
     });
-    await sleep(3500);
-    const f = runs(d, 'forbidden');
-    expect(f.some((r) => r.outcome === 'skipped-overlap')).toBe(true);
-    expect(f.find((r) => r.outcome === 'skipped-overlap')!.reason).toContain('still running (concurrency: forbid)');
-    const a = runs(d, 'allowed');
-    const overlapping = a.filter((r) => r.started_at && (r.ended_at === null || r.ended_at > Date.now() - 10_000));
-    expect(a.every((r) => r.outcome !== 'skipped-overlap')).toBe(true);
-    expect(overlapping.length).toBeGreaterThanOrEqual(2);
-    const rp = runs(d, 'replaced');
-    const killed = rp.filter((r) => r.outcome === 'killed');
-    expect(killed.length).toBeGreaterThanOrEqual(1);
-    expect(killed[0]!.reason).toContain('a new run replaced it');
-    // the replacement started only after the old one ended
-    const next = rp.find((r) => r.id > killed[0]!.id && r.started_at)!;
-    expect(next.started_at!).toBeGreaterThanOrEqual(killed[0]!.ended_at!);
+    // forbid: an instant that came while the previous run was still running is recorded, not run
+    const skipped = await waitFor(() => runs(d, 'forbidden').find((r) => r.outcome === 'skipped-overlap'), WAIT_MS, 'a skipped-overlap of forbidden');
+    expect(skipped.reason).toContain('still running (concurrency: forbid)');
+    const busy = runs(d, 'forbidden').find((r) => r.id < skipped.id && r.outcome !== 'skipped-overlap' && r.created_at <= skipped.created_at && (r.ended_at === null || r.ended_at >= skipped.created_at));
+    expect(busy, 'a run of forbidden was under way when the instant was skipped').toBeDefined();
+    // Two runs whose recorded [started_at, ended_at] intersect (a run still going ends at infinity,
+    // unless only finished runs count); a skipped instant is no run.
+    const overlapOf = (a: Run[], finishedOnly: boolean): [Run, Run] | undefined => {
+      const end = (r: Run) => r.ended_at ?? Infinity;
+      const ran = a.filter((r) => r.started_at !== null && !r.outcome?.startsWith('skipped') && (!finishedOnly || r.ended_at !== null));
+      for (const x of ran) for (const y of ran) if (x.id < y.id && y.started_at! < end(x) && x.started_at! < end(y)) return [x, y];
+      return undefined;
+    };
+    // allow: two runs of the same job really ran at the same time
+    const [a1, a2] = await waitFor(() => overlapOf(runs(d, 'allowed'), true), WAIT_MS, 'two overlapping runs of allowed');
+    expect([a1.outcome, a2.outcome]).toEqual(['ok', 'ok']);
+    expect(runs(d, 'allowed').filter((r) => r.outcome === 'skipped-overlap')).toEqual([]);
+    // ...while no two runs of forbidden ever did (it has had as many instants by now)
+    expect(overlapOf(runs(d, 'forbidden'), false)).toBeUndefined();
+    // replace: the old run is killed, and its replacement started only after it ended
+    const next = await waitFor(() => {
+      const rp = runs(d, 'replaced');
+      const killed = rp.find((r) => r.outcome === 'killed');
+      return killed && rp.find((r) => r.id > killed.id && r.started_at);
+    }, WAIT_MS, 'a run of replaced that replaced a killed one');
+    const killed = runs(d, 'replaced').find((r) => r.outcome === 'killed')!;
+    expect(killed.reason).toContain('a new run replaced it');
+    expect(next.started_at!).toBeGreaterThanOrEqual(killed.ended_at!);
   });
 
   it('retries a failed run with its delay, then stops (attempt numbers chained)', async () => {
@@ -145,9 +184,11 @@ describe('overlap, retries, catch-up', () => {
     const r = await cli(['--home', d.home, '--state', d.state, 'run', 'flaky']);
     expect(r.exitCode).toBe(1);
     expect(r.stdout).toContain('Retry 1 of 2 in 300ms');
-    await waitFor(() => runs(d, 'flaky').filter((x) => x.outcome).length === 3, 5000, '3 attempts');
-    await sleep(800);
+    await waitFor(() => runs(d, 'flaky').filter((x) => x.outcome).length === 3, WAIT_MS, '3 attempts');
     const rows = runs(d, 'flaky');
+    // A retry runs only from a retry planned in its parent's row (retry_at; a restart re-arms
+    // those). Each planned one was taken, and the last attempt planned none: no fourth can come.
+    expect(rows.map((x) => x.retry_at)).toEqual([null, null, null]);
     expect(rows.map((x) => [x.trigger, x.attempt, x.outcome])).toEqual([
       ['manual', 1, 'failed'],
       ['retry', 2, 'failed'],
@@ -161,31 +202,34 @@ describe('overlap, retries, catch-up', () => {
 
   it('catchUp runs once after downtime (trigger catch-up); without it nothing runs and the miss is recorded', async () => {
     const d = await daemon({ caught: 'every: 2s\ncatchUp: true\ncommand: ["true"]\n', plain: 'every: 2s\ncommand: ["true"]\n' });
-    await waitFor(() => runs(d, 'caught').some((r) => r.outcome === 'ok'), 4000, 'first run');
+    await waitFor(() => runs(d, 'caught').some((r) => r.outcome === 'ok'), WAIT_MS, 'first run');
     await d.stop();
-    await sleep(5000); // at least two instants pass while down
+    await sleep(5000); // at least two instants pass while down (checked below from the record of the miss)
     const before = runs(d).length;
-    const t = Date.now();
     const d2 = await startDaemon(d.home, { state: d.state });
     daemons.push(d2);
-    await waitFor(() => runs(d2, 'caught').some((r) => r.trigger === 'catch-up' && r.outcome === 'ok'), 3000, 'catch-up run');
+    await waitFor(() => runs(d2, 'caught').some((r) => r.trigger === 'catch-up' && r.outcome === 'ok'), WAIT_MS, 'catch-up run');
     const catchUps = runs(d2, 'caught').filter((r) => r.trigger === 'catch-up');
     expect(catchUps).toHaveLength(1);
     // for an instant missed while down (one may also pass during a slow start: still a miss)
     expect(catchUps[0]!.scheduled_for!).toBeLessThanOrEqual(catchUps[0]!.created_at);
     expect(catchUps[0]!.scheduled_for!).toBeGreaterThan(Math.max(...runs(d, 'caught').filter((r) => r.id <= before).map((r) => r.scheduled_for ?? 0)));
     expect(runs(d2, 'plain').filter((r) => r.id > before && r.trigger === 'catch-up')).toHaveLength(0);
-    const ev = query<{ job: string; message: string }>(d.state, "SELECT job, message FROM events WHERE kind = 'missed-while-down' ORDER BY id");
+    const ev = query<{ job: string; message: string; data: string }>(d.state, "SELECT job, message, data FROM events WHERE kind = 'missed-while-down' ORDER BY id");
     expect(ev.find((e) => e.job === 'plain')!.message).toContain('catchUp is off');
-    // a second restart does not catch up the same downtime again (on a loaded machine an instant
-    // may pass during this restart too: catching that one up is right, but only that one)
+    // one catch-up run for several missed instants
+    expect((JSON.parse(ev.find((e) => e.job === 'caught')!.data) as { count: number }).count).toBeGreaterThanOrEqual(2);
+    // A second restart does not catch up the same downtime again (on a loaded machine an instant
+    // may pass during this restart too: catching that one up is right, but only that one). The
+    // start-up claims its catch-ups before it logs "nightshift started" (startDaemon waits for it).
     await d2.stop();
+    const lastIdBefore = Math.max(...runs(d2).map((r) => r.id));
+    const lastClaimed = Math.max(...runs(d2, 'caught').map((r) => r.scheduled_for ?? 0));
     const d3 = await startDaemon(d.home, { state: d.state });
     daemons.push(d3);
-    await sleep(500);
-    const again = runs(d3, 'caught').filter((r) => r.trigger === 'catch-up' && r.id !== catchUps[0]!.id);
+    const again = runs(d3, 'caught').filter((r) => r.trigger === 'catch-up' && r.id > lastIdBefore);
     expect(again.length).toBeLessThanOrEqual(1);
-    for (const r of again) expect(r.scheduled_for!).toBeGreaterThan(t);
+    for (const r of again) expect(r.scheduled_for!).toBeGreaterThan(lastClaimed);
   });
 });
 
@@ -199,9 +243,9 @@ describe('crash safety', () => {
       hog: `every: 1s\nseeAllProcesses: true\nkillGrace: 1s\ncommand: ["${join(FIXTURES, 'grandchildren.sh')}", "${pidfile}", "3"]\n`,
       quick: 'every: 1s\ncommand: ["true"]\n',
     });
-    await waitFor(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim().split('\n').length === 3, 5000, 'grandchildren');
+    await waitFor(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim().split('\n').length === 3, WAIT_MS, 'grandchildren');
     const pids = readFileSync(pidfile, 'utf8').trim().split('\n').map(Number);
-    await waitFor(() => runs(d, 'quick').some((r) => r.outcome === 'ok'), 3000, 'a finished run of quick');
+    await waitFor(() => runs(d, 'quick').some((r) => r.outcome === 'ok'), WAIT_MS, 'a finished run of quick');
     d.proc.kill('SIGKILL');
     await d.proc;
     expect(pids.every(pidAlive)).toBe(true);
@@ -211,7 +255,7 @@ describe('crash safety', () => {
 
     const d2 = await startDaemon(d.home, { state: d.state });
     daemons.push(d2);
-    await waitFor(() => pids.every((p) => !pidAlive(p)), 3000, 'orphans killed');
+    await waitFor(() => pids.every((p) => !pidAlive(p)), WAIT_MS, 'orphans killed');
     expectInterrupted(d.state, open);
     await expectNoInstantTwice(d2, before, ['hog', 'quick']);
   });
@@ -226,13 +270,13 @@ describe('crash safety', () => {
       hog: `every: 1s\nkillGrace: 1s\ncommand: ["${join(FIXTURES, 'grandchildren.sh')}", "${pidfile}", "3", "${lock}"]\n`,
       quick: 'every: 1s\ncommand: ["true"]\n',
     });
-    await waitFor(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim().split('\n').length === 3, 5000, 'grandchildren holding the lock');
+    await waitFor(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim().split('\n').length === 3, WAIT_MS, 'grandchildren holding the lock');
     expect(flockFree(lock)).toBe(false);
-    await waitFor(() => runs(d, 'quick').some((r) => r.outcome === 'ok'), 3000, 'a finished run of quick');
+    await waitFor(() => runs(d, 'quick').some((r) => r.outcome === 'ok'), WAIT_MS, 'a finished run of quick');
     d.proc.kill('SIGKILL');
     await d.proc;
     // No daemon runs now: the sandbox died with the one that was killed.
-    await waitFor(() => flockFree(lock), 3000, 'the grandchildren gone with the daemon (the lock free)');
+    await waitFor(() => flockFree(lock), WAIT_MS, 'the grandchildren gone with the daemon (the lock free)');
     const open = runs(d).filter((r) => r.ended_at === null);
     expect(open.some((r) => r.job === 'hog')).toBe(true);
     const before = runs(d);
@@ -245,7 +289,7 @@ describe('crash safety', () => {
 
   it('a second daemon on the same state folder is refused with a clear message', async () => {
     const d = await daemon({});
-    const r = await execa('node', [CLI, '--home', d.home, '--state', d.state, 'start'], { reject: false, timeout: 10_000 });
+    const r = await execa('node', [CLI, '--home', d.home, '--state', d.state, 'start'], { reject: false, timeout: WAIT_MS });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('another nightshift daemon already owns the state folder');
     expect(r.stderr).toContain(`pid ${d.proc.pid}`);
@@ -256,7 +300,7 @@ describe('crash safety', () => {
   it('SIGTERM stops scheduling, SIGTERMs running jobs, records them and exits 0', async () => {
     const d = await daemon({ longjob: 'command: ["sleep", "60"]\nkillGrace: 2s\n' });
     void cli(['--home', d.home, '--state', d.state, 'run', 'longjob']);
-    await waitFor(() => runs(d, 'longjob').some((r) => r.started_at), 3000, 'started');
+    await waitFor(() => runs(d, 'longjob').some((r) => r.started_at), WAIT_MS, 'started');
     d.proc.kill('SIGTERM');
     const res = await d.proc;
     expect(res.exitCode).toBe(0);
@@ -282,8 +326,8 @@ describe('crash safety, continued', () => {
       const r = require_ps().find((p) => p.args === `sleep ${arg}`);
       return r?.pid;
     };
-    const sleeper = await waitFor(() => findPid('301'), 4000, 'env -i sleep');
-    const pre = await waitFor(() => findPid('302'), 5000, 'pre-check sleep');
+    const sleeper = await waitFor(() => findPid('301'), WAIT_MS, 'env -i sleep');
+    const pre = await waitFor(() => findPid('302'), WAIT_MS, 'pre-check sleep');
     expect(readFileSync(`/proc/${sleeper}/environ`, 'latin1')).toBe(''); // it really has no environment
     d.proc.kill('SIGKILL');
     await d.proc;
@@ -291,7 +335,7 @@ describe('crash safety, continued', () => {
     expect(pidAlive(pre)).toBe(true);
     const d2 = await startDaemon(d.home, { state: d.state });
     daemons.push(d2);
-    await waitFor(() => !pidAlive(sleeper) && !pidAlive(pre), 3000, 'leftovers killed');
+    await waitFor(() => !pidAlive(sleeper) && !pidAlive(pre), WAIT_MS, 'leftovers killed');
     expect(runs(d2, 'noenv')[0]!.outcome).toBe('interrupted');
     expect(runs(d2, 'gated')[0]!.outcome).toBe('interrupted');
   });
@@ -307,13 +351,13 @@ describe('crash safety, continued', () => {
       gated: `every: 2s\nprecheck: ["flock", "${preLock}", "sh", "-c", "echo up > ${preUp}; sleep 302"]\ncommand: ["true"]\n`,
     });
     void cli(['--home', d.home, '--state', d.state, 'run', 'noenv']);
-    await waitFor(() => existsSync(runUp), 4000, 'the env -i process holding its lock');
-    await waitFor(() => existsSync(preUp), 5000, 'the pre-check holding its lock');
+    await waitFor(() => existsSync(runUp), WAIT_MS, 'the env -i process holding its lock');
+    await waitFor(() => existsSync(preUp), WAIT_MS, 'the pre-check holding its lock');
     expect(flockFree(runLock)).toBe(false);
     expect(flockFree(preLock)).toBe(false);
     d.proc.kill('SIGKILL');
     await d.proc;
-    await waitFor(() => flockFree(runLock) && flockFree(preLock), 3000, 'both gone with the daemon (their locks free)');
+    await waitFor(() => flockFree(runLock) && flockFree(preLock), WAIT_MS, 'both gone with the daemon (their locks free)');
     const d2 = await startDaemon(d.home, { state: d.state });
     daemons.push(d2);
     expect(runs(d2, 'noenv')[0]!.outcome).toBe('interrupted');
@@ -322,14 +366,14 @@ describe('crash safety, continued', () => {
 
   it('a spec that became invalid while the daemon was down keeps running as its last good version', async () => {
     const d = await daemon({ keeper: 'every: 1s\ncommand: ["echo", "last-good"]\n' });
-    await waitFor(() => runs(d, 'keeper').some((r) => r.outcome === 'ok'), 3000, 'a run');
+    await waitFor(() => runs(d, 'keeper').some((r) => r.outcome === 'ok'), WAIT_MS, 'a run');
     await d.stop();
     writeJob(d.home, 'keeper', 'every: 1s\ncommand: ["echo", "broken"]\nconcurrency: sometimes\n');
     const d2 = await startDaemon(d.home, { state: d.state });
     daemons.push(d2);
-    await d2.waitLog((l) => typeof l.msg === 'string' && l.msg.includes('running its last good version'), 3000);
-    const startedAt = Date.now();
-    await waitFor(() => runs(d2, 'keeper').some((r) => r.outcome === 'ok' && r.started_at! > startedAt), 3000, 'last good version runs');
+    const kept = await d2.waitLog((l) => typeof l.msg === 'string' && l.msg.includes('running its last good version'), WAIT_MS, 'last good version kept');
+    const keptAt = Date.parse(kept.time as string);
+    await waitFor(() => runs(d2, 'keeper').some((r) => r.outcome === 'ok' && r.started_at! > keptAt), WAIT_MS, 'last good version runs');
     expect(query<{ output_tail: string }>(d.state, "SELECT output_tail FROM runs WHERE job='keeper' ORDER BY id DESC LIMIT 1")[0]!.output_tail).toBe('last-good\n');
     const st = await cli(['--home', d.home, '--state', d.state, 'status']);
     expect(st.stdout).toContain('keeper.yaml:3: concurrency:');
@@ -339,7 +383,7 @@ describe('crash safety, continued', () => {
     const home = makeHome({ eager: 'every: 1s\ncatchUp: true\ncommand: ["sleep", "30"]\n' });
     homes.push(home);
     const state = join(home, 'x'.repeat(120));
-    const r = await execa('node', [CLI, '--home', home, '--state', state, 'start'], { reject: false, timeout: 15_000 });
+    const r = await execa('node', [CLI, '--home', home, '--state', state, 'start'], { reject: false, timeout: WAIT_MS });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('longer than 107 bytes');
     expect(query<{ n: number }>(state, 'SELECT count(*) AS n FROM runs')[0]!.n).toBe(0);
@@ -350,31 +394,35 @@ describe('crash safety, continued', () => {
     const d = await daemon({ rep: 'concurrency: replace\nkillGrace: 5s\nshell: "trap \'\' TERM; sleep 20; echo done"\n' });
     const args = ['--home', d.home, '--state', d.state, 'run', 'rep'];
     const r1 = cli(args);
-    await waitFor(() => runs(d, 'rep')[0]?.started_at, 3000, 'first started');
+    await waitFor(() => runs(d, 'rep')[0]?.started_at, WAIT_MS, 'first started');
     const r2 = cli(args);
-    await waitFor(() => runs(d, 'rep').length === 2, 3000, 'second requested');
+    await waitFor(() => runs(d, 'rep').length === 2, WAIT_MS, 'second requested');
     const r3 = cli(args);
-    await waitFor(() => runs(d, 'rep').length === 3, 3000, 'third requested');
+    await waitFor(() => runs(d, 'rep').length === 3, WAIT_MS, 'third requested');
     const [o1, o2] = await Promise.all([r1, r2]);
     expect(o1.stdout).toContain('killed');
     expect(o2.stdout).toContain('not started: a newer run replaced it before it started');
-    await waitFor(() => runs(d, 'rep')[2]?.started_at, 5000, 'third started');
+    await waitFor(() => runs(d, 'rep')[2]?.started_at, WAIT_MS, 'third started');
     void r3;
   });
 
   it('SIGTERM: a job that ignores SIGTERM is SIGKILLed after its killGrace, recorded, and the daemon exits 0', async () => {
     const d = await daemon({ stubborn: `command: ["${join(FIXTURES, 'ignore-term.sh')}"]\nkillGrace: 1s\n` });
     void cli(['--home', d.home, '--state', d.state, 'run', 'stubborn']);
-    await waitFor(() => runs(d, 'stubborn')[0]?.started_at, 3000, 'started');
-    await sleep(200);
-    const t = Date.now();
+    // the job says so once its trap is set
+    const logPath = await waitFor(() => query<{ log_path: string | null }>(d.state, "SELECT log_path FROM runs WHERE job = 'stubborn'")[0]?.log_path, WAIT_MS, 'started');
+    await waitFor(() => existsSync(logPath) && readFileSync(logPath, 'utf8').includes('ignoring SIGTERM'), WAIT_MS, 'SIGTERM ignored');
     d.proc.kill('SIGTERM');
     const res = await d.proc;
     expect(res.exitCode).toBe(0);
-    expect(Date.now() - t).toBeGreaterThanOrEqual(1000);
     const row = runs(d, 'stubborn')[0]!;
     expect(row.outcome).toBe('killed');
     expect(row.reason).toContain('SIGTERM, then SIGKILL after 1s');
+    // killGrace was given in full: the run ended at least 1 s after the stop began, and before the daemon exited
+    const stopping = Date.parse((await d.waitLog((l) => l.msg === 'nightshift stopping', WAIT_MS, 'nightshift stopping')).time as string);
+    const stopped = Date.parse((await d.waitLog((l) => l.msg === 'nightshift stopped', WAIT_MS, 'nightshift stopped')).time as string);
+    expect(row.ended_at! - stopping).toBeGreaterThanOrEqual(1000);
+    expect(row.ended_at!).toBeLessThanOrEqual(stopped);
   });
 });
 
@@ -429,15 +477,15 @@ describe('control socket and CLI', () => {
 
   it('pause records skipped-paused instants; resume starts the clock afresh; history and status show it', async () => {
     const d = await daemon({ p: 'every: 1s\ncommand: ["true"]\n' });
-    await waitFor(() => runs(d, 'p').some((r) => r.outcome === 'ok'), 3000, 'a run');
+    await waitFor(() => runs(d, 'p').some((r) => r.outcome === 'ok'), WAIT_MS, 'a run');
     const paused = await cli(['--home', d.home, '--state', d.state, 'pause', 'p']);
     expect(paused.stdout).toContain('paused: p');
-    await waitFor(() => runs(d, 'p').some((r) => r.outcome === 'skipped-paused'), 3000, 'skipped-paused');
+    await waitFor(() => runs(d, 'p').some((r) => r.outcome === 'skipped-paused'), WAIT_MS, 'skipped-paused');
     const st = await cli(['--home', d.home, '--state', d.state, 'status']);
     expect(st.stdout).toMatch(/^p\s+PAUSED/m);
     await cli(['--home', d.home, '--state', d.state, 'resume', 'p']);
-    const resumedAt = Date.now();
-    await waitFor(() => runs(d, 'p').some((r) => r.outcome === 'ok' && r.started_at! > resumedAt), 3000, 'run after resume');
+    const resumedAt = Date.parse((await d.waitLog((l) => l.msg === 'job resumed' && l.job === 'p', WAIT_MS, 'job resumed')).time as string);
+    await waitFor(() => runs(d, 'p').some((r) => r.outcome === 'ok' && r.started_at! > resumedAt), WAIT_MS, 'run after resume');
     const h = await cli(['--home', d.home, '--state', d.state, 'history', 'p', '--json']);
     const rows = JSON.parse(h.stdout) as Run[];
     expect(rows.some((r) => r.outcome === 'skipped-paused' && r.reason!.includes('paused'))).toBe(true);
@@ -448,7 +496,7 @@ describe('control socket and CLI', () => {
 
   it('reading commands work with the daemon stopped', async () => {
     const d = await daemon({ r: 'every: 1s\ncommand: ["true"]\n' });
-    await waitFor(() => runs(d, 'r').some((x) => x.outcome === 'ok'), 3000, 'a run');
+    await waitFor(() => runs(d, 'r').some((x) => x.outcome === 'ok'), WAIT_MS, 'a run');
     await d.stop();
     const st = await cli(['--home', d.home, '--state', d.state, 'status']);
     expect(st.exitCode).toBe(1);
@@ -472,18 +520,21 @@ describe('systemd notification', () => {
     sock.bind(path);
     try {
       const d = await daemon({ j: 'every: 1h\ncommand: ["true"]\n' }, { env: { NOTIFY_SOCKET: path, WATCHDOG_USEC: '1000000' } });
-      await waitFor(() => got.some((g) => g.msg.includes('READY=1')), 3000, 'READY');
+      await waitFor(() => got.some((g) => g.msg.includes('READY=1')), WAIT_MS, 'READY');
       expect(got.find((g) => g.msg.includes('READY=1'))!.msg).toContain(`MAINPID=${d.proc.pid}`);
-      await waitFor(() => got.filter((g) => g.msg === 'WATCHDOG=1').length >= 3, 3000, 'watchdog pings');
+      await waitFor(() => got.filter((g) => g.msg === 'WATCHDOG=1').length >= 3, WAIT_MS, 'watchdog pings');
+      // Not more often than every 500 ms (half of WATCHDOG_USEC): the daemon arms its pings after
+      // it logs "nightshift started", so its k-th ping cannot arrive before k intervals after that
+      // (a late ping only arrives later). That they come no later than that is a latency figure,
+      // not checked here; the interval itself is WATCHDOG_USEC / 2 (tests/notify.test.ts).
+      const started = Date.parse(d.lines().find((l) => l.msg === 'nightshift started')!.time as string);
+      expect(got.findIndex((g) => g.msg.includes('READY=1'))).toBeLessThan(got.findIndex((g) => g.msg === 'WATCHDOG=1'));
       const pings = got.filter((g) => g.msg === 'WATCHDOG=1').map((g) => g.at);
-      const gaps = pings.slice(1).map((t, i) => t - pings[i]!);
-      for (const gap of gaps) {
-        expect(gap).toBeGreaterThan(350);
-        expect(gap).toBeLessThan(800);
-      }
+      // (5 ms per interval: Node's timers count whole milliseconds)
+      pings.forEach((at, i) => expect(at - started, `ping ${i + 1}`).toBeGreaterThanOrEqual((i + 1) * (500 - 5)));
       // The job must not see the daemon's NOTIFY_SOCKET.
       writeJob(d.home, 'envcheck', 'command: ["sh", "-c", "echo notify=${NOTIFY_SOCKET:-unset}"]\n');
-      await d.waitLog((l) => l.msg === 'job added' && l.job === 'envcheck');
+      await d.waitLog((l) => l.msg === 'job added' && l.job === 'envcheck', WAIT_MS, 'job added');
       const r = await cli(['--home', d.home, '--state', d.state, 'run', 'envcheck']);
       expect(r.stdout).toContain('notify=unset');
       d.proc.kill('SIGTERM');
@@ -526,7 +577,7 @@ function expectInterrupted(state: string, open: Run[]): void {
 async function expectNoInstantTwice(d2: DaemonProc, before: Run[], jobs: string[]): Promise<void> {
   const lastIdBefore = Math.max(...before.map((r) => r.id));
   const after = (job: string) => runs(d2, job).filter((r) => r.id > lastIdBefore && r.trigger === 'schedule');
-  await waitFor(() => jobs.every((job) => after(job).length > 0), 5000, 'instants claimed after the restart');
+  await waitFor(() => jobs.every((job) => after(job).length > 0), WAIT_MS, 'instants claimed after the restart');
   for (const job of jobs) {
     const lastBefore = Math.max(...before.filter((r) => r.job === job).map((r) => r.scheduled_for ?? 0));
     for (const r of after(job)) expect(r.scheduled_for!).toBeGreaterThan(lastBefore);
@@ -544,7 +595,7 @@ describe('logs', () => {
   it('writes one JSON event per state change and never the values of a job env', async () => {
     const d = await daemon({ secretive: 'command: ["true"]\nenv: { API_TOKEN: "s3cr3t-value-123" }\n' });
     await cli(['--home', d.home, '--state', d.state, 'run', 'secretive']);
-    await d.waitLog((l) => l.msg?.toString().startsWith('run finished') === true);
+    await d.waitLog((l) => l.msg?.toString().startsWith('run finished') === true, WAIT_MS, 'run finished');
     const all = d.lines();
     expect(all.every((l) => !l.raw)).toBe(true);
     expect(JSON.stringify(all)).not.toContain('s3cr3t-value-123');
@@ -552,4 +603,3 @@ describe('logs', () => {
   });
 });
 
-void writeFileSync;

@@ -3,10 +3,10 @@
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { cleanup, cli, flockFree, makeHome, pageCapture, pidAlive, query, ROOT, startDaemon, tempDir, waitFor, type DaemonProc } from './helpers.js';
 
 interface Attempt {
@@ -22,7 +22,15 @@ interface Attempt {
   detail: string | null;
   proposal: string | null;
   fix_pgid: number | null;
+  created_at: number;
+  ended_at: number | null;
 }
+
+// How long a test waits for a marker (a row, a log line, a file) is no claim about speed: each
+// wait ends as soon as its marker appears, and this suite must pass on a loaded, one-core machine.
+// Latency is measured in bench/ instead.
+const WAIT_MS = 30_000;
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 const daemons: DaemonProc[] = [];
 const dirs: string[] = [];
@@ -74,6 +82,37 @@ const done = (d: { state: string }, n: number) => () => {
   return a.length >= n ? a : false;
 };
 
+/**
+ * The day whose digest covers an instant, under `timezone: UTC` and `digest.at: at` (HH:MM): the
+ * digest of day D covers from `at` on the day before D up to `at` on D. Computed from a time the
+ * daemon recorded, so a test that runs across the turn of a window asks for the right day.
+ */
+function digestDateOf(instant: number, at: string): string {
+  const day = new Date(instant).toISOString().slice(0, 10);
+  const due = Date.parse(`${day}T${at}:00.000Z`);
+  return instant < due ? day : new Date(due + 86_400_000).toISOString().slice(0, 10);
+}
+
+/** A digest time (UTC) about 12 h away from now: no digest window turns over during a test. */
+function digestAtFarFromNow(): string {
+  return `${String((new Date().getUTCHours() + 12) % 24).padStart(2, '0')}:00`;
+}
+
+/**
+ * One request answered by the daemon over its control socket. The daemon serves it in a later turn
+ * of its event loop than anything it had already logged, so what it did in those turns is done.
+ */
+function roundTrip(d: { state: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: join(d.state, 'nightshift.sock'), path: '/health' }, (res) => {
+      res.resume();
+      res.on('end', () => resolve());
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** path → type, mode, content hash or link target: the whole tree, for before/after comparison. */
 function tree(root: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -101,13 +140,13 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
       {
         'clear-lock': `description: A hung export holds a stale lock; clear it and run again.\nmatch: { job: "exp*", kind: [hung], output: "lock held" }\nautonomy: auto\naction:\n  command: ["rm", "-f", "${work}/export.lock"]\n  touches: ["${work}/"]\n  timeout: 10s\nprobe: { rerun: true }\n`,
       },
-      // the digest of tomorrow (UTC) covers today from 00:00 on, so it holds this heal whatever the hour
+      // the digest of day D covers D-1 from 00:00 UTC on
       'timezone: UTC\ndigest: { at: "00:00" }\n',
     );
     writeFileSync(join(work, 'export.lock'), 'pid 4242\n');
     const d = await daemon(h);
     await ns(d, 'run', 'export');
-    const [a] = await waitFor(done(d, 1), 15_000, 'heal finished');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'heal finished');
     expect(a).toMatchObject({ fingerprint: 'export:hung', rule: 'clear-lock', autonomy: 'auto', attempt: 1, outcome: 'fixed-verified' });
     expect(steps(d, a!.id)).toEqual(['kill-switch', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'probe', 'verdict']);
     expect(existsSync(join(work, 'export.lock'))).toBe(false);
@@ -119,7 +158,7 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
       { trigger: 'probe', outcome: 'ok' },
     ]);
     // the snapshot is gone once the verdict is in
-    await waitFor(() => !existsSync(join(d.state, 'snapshots', String(a!.id))), 3000, 'snapshot dropped');
+    await waitFor(() => !existsSync(join(d.state, 'snapshots', String(a!.id))), WAIT_MS, 'snapshot dropped');
 
     const text = await ns(d, 'heals');
     expect(text.exitCode).toBe(0);
@@ -130,8 +169,8 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
     expect(js.attempts[0]!.steps).toHaveLength(10);
     expect(js.rules[0]).toMatchObject({ rule: 'clear-lock', outcomes: { 'fixed-verified': 1 } });
 
-    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
-    const digest = await ns(d, 'digest', '--date', tomorrow);
+    // the digest of the day that covers the moment the heal ended (as the daemon recorded it)
+    const digest = await ns(d, 'digest', '--date', digestDateOf(a!.ended_at!, '00:00'));
     expect(digest.stdout).toMatch(/export by rule clear-lock: fixed-verified/);
   });
 });
@@ -158,12 +197,12 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const alert = () => query<{ id: number; resolution: string | null; resolved_at: number | null }>(d.state, "SELECT id, resolution, resolved_at FROM alerts WHERE fingerprint = 'worker:missed' ORDER BY id")[0];
     // The heartbeat of the fix resolved the alert while the fix was still running: the watchdog
     // can only call that self-recovered.
-    const early = await waitFor(() => (alert()?.resolved_at != null ? alert() : false), 20_000, 'the alert resolved by the heartbeat the fix wrote');
+    const early = await waitFor(() => (alert()?.resolved_at != null ? alert() : false), WAIT_MS, 'the alert resolved by the heartbeat the fix wrote');
     expect(early.resolution).toBe('self-recovered');
     const running = attempts(d).find((x) => x.alert_id === early.id)!;
     expect(running).toMatchObject({ step: 'fix', outcome: null });
     writeFileSync(go, '');
-    const a = await waitFor(() => attempts(d).find((x) => x.id === running.id && x.outcome !== null), 20_000, 'the heal');
+    const a = await waitFor(() => attempts(d).find((x) => x.id === running.id && x.outcome !== null), WAIT_MS, 'the heal');
     expect(a.outcome).toBe('fixed-verified');
     expect(steps(d, a.id).slice(-3)).toEqual(['fix', 'probe', 'verdict']);
     expect(query<{ resolution: string }>(d.state, 'SELECT resolution FROM alerts WHERE id = ?', early.id)[0]!.resolution).toBe('fixed-verified');
@@ -182,12 +221,14 @@ describe('rollback, the ladder, approvals and the cap', () => {
     dirs.push(capDir);
     const capture = pageCapture(capDir);
     const fix = `echo changed > data/a.csv; rm -rf data/deep; mkdir -p new/dir; echo new > new/dir/c.txt; chmod 0700 keep.txt`;
+    // the whole story (both attempts, the demotion, the block) falls in one digest window
+    const digestAt = digestAtFarFromNow();
     const h = home(
       { sync: 'command: ["sh", "-c", "echo upstream refused; exit 3"]\n' },
       {
         'fix-sync': `match: { job: sync, kind: [failed], exitCode: [3] }\nautonomy: auto\naction:\n  command: ["sh", "-c", "cd ${work} && ${fix}"]\n  touches: ["${work}"]\nprobe: { command: ["sh", "-c", "exit 1"] }\n`,
       },
-      `timezone: UTC\ndigest: { at: "00:00" }\npage:\n  allow: [heal-blocked, protected-zone]\n  command: ["${capture.command}"]\n`,
+      `timezone: UTC\ndigest: { at: "${digestAt}" }\npage:\n  allow: [heal-blocked, protected-zone]\n  command: ["${capture.command}"]\n`,
     );
     const d = await daemon(h);
     await ns(d, 'run', 'sync');
@@ -195,7 +236,7 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const list = await waitFor(() => {
       const a = attempts(d);
       return a.length >= 2 && a[1]!.outcome === 'awaiting-approval' ? a : false;
-    }, 15_000, 'rolled back, then an approval request');
+    }, WAIT_MS, 'rolled back, then an approval request');
     expect(list[0]).toMatchObject({ outcome: 'rolled-back', attempt: 1, autonomy: 'auto' });
     expect(list[0]!.detail).toContain('the probe failed');
     expect(steps(d, list[0]!.id)).toEqual(['kill-switch', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'probe', 'rollback']);
@@ -218,7 +259,7 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const after = await waitFor(() => {
       const a = attempts(d);
       return a.length >= 3 && a[2]!.outcome !== null ? a : false;
-    }, 15_000, 'second attempt, then the cap');
+    }, WAIT_MS, 'second attempt, then the cap');
     expect(after[1]).toMatchObject({ outcome: 'rolled-back', attempt: 2 });
     expect(tree(work)).toEqual(before);
     expect(after[2]).toMatchObject({ outcome: 'blocked' });
@@ -227,22 +268,29 @@ describe('rollback, the ladder, approvals and the cap', () => {
     expect((await ns(d, 'approve', String(list[1]!.id))).exitCode).toBe(2);
     // a gated rollback does not demote further
     expect(query(d.state, 'SELECT level FROM rule_ladder')).toEqual([{ level: 'gated' }]);
-    await waitFor(() => capture.pages().some((p) => p.event === 'heal-blocked'), 5000, 'heal-blocked page');
+    await waitFor(() => capture.pages().some((p) => p.event === 'heal-blocked'), WAIT_MS, 'heal-blocked page');
     expect(capture.pages()[0]).toMatchObject({ event: 'heal-blocked', job: 'sync' });
-    // a new occurrence of the same incident does not ask again
+    // A new occurrence of the same incident does not ask again. The heal loop decides on an
+    // occurrence when the daemon counts it (it logs "alert occurred again", then hands it over in
+    // the same turn); the answer to a later request shows that turn is over.
+    const again = (l: Record<string, unknown>) => l.alert === after[2]!.alert_id && typeof l.msg === 'string' && l.msg.startsWith('alert occurred again');
+    const seen = d.lines().filter(again).length;
     await ns(d, 'run', 'sync');
-    await sleep(500);
+    await waitFor(() => d.lines().filter(again).length > seen, WAIT_MS, 'the new occurrence counted on the alert');
+    await roundTrip(d);
     expect(attempts(d)).toHaveLength(3);
     expect((await ns(d, 'heals')).exitCode).toBe(1);
-    // the digest (tomorrow's covers today from 00:00 UTC) tells the story: rollback, demotion, blocked
-    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
-    const digest = (await ns(d, 'digest', '--date', tomorrow)).stdout;
+    // The digest of the day whose window holds the block tells the story: rollback, demotion, blocked.
+    const day = digestDateOf(after[2]!.ended_at!, digestAt);
+    const ladderAt = query<{ at: number }>(d.state, "SELECT at FROM rule_ladder WHERE rule = 'fix-sync'")[0]!.at;
+    expect([after[0]!.ended_at!, after[1]!.ended_at!, ladderAt].map((t) => digestDateOf(t, digestAt))).toEqual([day, day, day]);
+    const digest = (await ns(d, 'digest', '--date', day)).stdout;
     expect(digest).toMatch(/the ladder by rule fix-sync: demoted to gated/);
     expect(digest).toMatch(/sync by rule fix-sync: blocked: .*\(2 attempts\)/);
 
     // a human edits the rule: the demotion ends
     writeFileSync(join(h, 'rules', 'fix-sync.yaml'), readFileSync(join(h, 'rules', 'fix-sync.yaml'), 'utf8') + '# reviewed\n');
-    await waitFor(async () => !(await ns(d, 'status')).stdout.includes('fix-sync: now gated'), 5000, 'demotion ended by the edit');
+    await waitFor(async () => !(await ns(d, 'status')).stdout.includes('fix-sync: now gated'), WAIT_MS, 'demotion ended by the edit');
   });
 
   it('deny refuses, an expired approval is refused with exit 2, and nothing runs', async () => {
@@ -258,7 +306,7 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const [x, y] = await waitFor(() => {
       const a = attempts(d).filter((r) => r.outcome === 'awaiting-approval');
       return a.length === 2 ? a : false;
-    }, 10_000, 'two approval requests');
+    }, WAIT_MS, 'two approval requests');
     const denied = await ns(d, 'deny', String(x!.id));
     expect(denied.exitCode).toBe(0);
     expect(attempts(d).find((r) => r.id === x!.id)!.outcome).toBe('denied');
@@ -286,13 +334,13 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const [x] = await waitFor(() => {
       const a = attempts(d).filter((r) => r.outcome === 'awaiting-approval');
       return a.length === 1 ? a : false;
-    }, 10_000, 'approval request');
+    }, WAIT_MS, 'approval request');
     await d.stop();
     const db = new Database(join(d.state, 'nightshift.db'));
     db.prepare('UPDATE heal_attempts SET expires_at = ? WHERE id = ?').run(Date.now() - 1000, x!.id);
     db.close();
     const d2 = await daemon(h);
-    await waitFor(() => attempts(d2).find((r) => r.id === x!.id)?.outcome === 'expired', 5000, 'expired by the timer');
+    await waitFor(() => attempts(d2).find((r) => r.id === x!.id)?.outcome === 'expired', WAIT_MS, 'expired by the timer');
     expect(existsSync(join(work, 'ran'))).toBe(false);
   });
 
@@ -308,7 +356,7 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const d = await daemon(h);
     // a gated request for x, made by hand in the same shape the loop writes, is the one to approve
     await ns(d, 'run', 'x');
-    await waitFor(() => existsSync(join(work, 'slow-started')), 10_000, 'slow fix of x under way');
+    await waitFor(() => existsSync(join(work, 'slow-started')), WAIT_MS, 'slow fix of x under way');
     const db = new Database(join(d.state, 'nightshift.db'));
     const alertId = (db.prepare("SELECT id FROM alerts WHERE job = 'x'").get() as { id: number }).id;
     const id = Number(
@@ -345,7 +393,7 @@ describe('decisions that run nothing', () => {
     await ns(d, 'run', 'watched');
     await ns(d, 'run', 'orphan');
     await ns(d, 'run', 'flappy');
-    const all = await waitFor(done(d, 3), 10_000, 'three decisions');
+    const all = await waitFor(done(d, 3), WAIT_MS, 'three decisions');
     const by = (job: string) => all.find((a) => a.job === job)!;
     expect(by('watched')).toMatchObject({ outcome: 'proposed', autonomy: 'shadow', rule: 'a-shadow', attempt: null });
     expect(by('watched').proposal).toContain(`touch ${work}/shadow-ran`);
@@ -388,7 +436,7 @@ describe('rerun and brain actions', () => {
     );
     const d = await daemon(h);
     await ns(d, 'run', 'flaky');
-    const [a] = await waitFor(done(d, 1), 10_000, 'rerun heal');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'rerun heal');
     expect(a).toMatchObject({ outcome: 'fixed-verified', rule: 'again' });
     const runs = query<{ trigger: string; outcome: string }>(d.state, "SELECT trigger, outcome FROM runs WHERE job = 'flaky' ORDER BY id");
     expect(runs).toEqual([
@@ -398,10 +446,10 @@ describe('rerun and brain actions', () => {
     ]);
 
     await ns(d, 'run', 'b1');
-    const b1 = await waitFor(() => attempts(d).find((x) => x.job === 'b1' && x.outcome !== null), 10_000, 'first brain run');
+    const b1 = await waitFor(() => attempts(d).find((x) => x.job === 'b1' && x.outcome !== null), WAIT_MS, 'first brain run');
     expect(b1.outcome).toBe('fixed-verified');
     await ns(d, 'run', 'b2');
-    const b2 = await waitFor(() => attempts(d).find((x) => x.job === 'b2' && x.outcome !== null), 10_000, 'second brain decision');
+    const b2 = await waitFor(() => attempts(d).find((x) => x.job === 'b2' && x.outcome !== null), WAIT_MS, 'second brain decision');
     expect(b2.outcome).toBe('refused');
     expect(b2.detail).toContain('brain budget');
     // the brain ran once, for b1; b2's decision is final, and its brain never wrote a line
@@ -428,7 +476,7 @@ describe('alert text is data', () => {
     );
     const d = await daemon(h);
     await ns(d, 'run', 'talker');
-    const [a] = await waitFor(done(d, 1), 10_000, 'brain attempt');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'brain attempt');
     expect(a!.outcome).toBe('fixed-verified');
     const seen = JSON.parse(readFileSync(join(out, 'seen.json'), 'utf8')) as { output_tail: string; fingerprint: string };
     expect(seen.fingerprint).toBe('talker:failed');
@@ -456,7 +504,7 @@ describe('the protected zone', () => {
     const beforeRules = tree(join(h, 'rules'));
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
-    const [a] = await waitFor(done(d, 1), 10_000, 'the attempt');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'the attempt');
     // The write was tried and refused (a fix sees all but its touches read-only; rules/ is read-only
     // for every process): the fix failed, and was rolled back as any failed fix.
     expect(a!.outcome).toBe('rolled-back');
@@ -489,18 +537,18 @@ describe('the protected zone', () => {
     const beforeRules = tree(join(h, 'rules'));
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
-    await waitFor(() => existsSync(join(target, 'started')), 10_000, 'the fix under way');
+    await waitFor(() => existsSync(join(target, 'started')), WAIT_MS, 'the fix under way');
     // through the same symlink the fix could not write through
     writeFileSync(join(target, 'link', 'evil.yaml'), 'match: { job: "*" }\nautonomy: auto\naction: { command: ["true"] }\n');
     writeFileSync(join(target, 'go'), '');
-    const [a] = await waitFor(done(d, 1), 10_000, 'emergency handled');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'emergency handled');
     expect(a!.outcome).toBe('rolled-back');
     expect(a!.detail).toContain('EMERGENCY');
     expect(a!.detail).toContain('evil.yaml');
     expect(tree(join(h, 'rules'))).toEqual(beforeRules);
     expect(tree(target)).toEqual(beforeTarget);
     expect(query(d.state, 'SELECT rule, level FROM rule_ladder')).toEqual([{ rule: 'sneaky', level: 'shadow' }]);
-    await waitFor(() => capture.pages().length > 0, 5000, 'protected-zone page');
+    await waitFor(() => capture.pages().length > 0, WAIT_MS, 'protected-zone page');
     expect(capture.pages()[0]).toMatchObject({ event: 'protected-zone', rule: 'sneaky' });
   });
 
@@ -517,7 +565,7 @@ describe('the protected zone', () => {
     const beforeRules = tree(join(h, 'rules'));
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
-    const [a] = await waitFor(done(d, 1), 10_000, 'the attempt');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'the attempt');
     // both tries failed inside the sandbox; the restore found its manifests
     expect(a!.outcome).toBe('rolled-back');
     expect(a!.detail).toMatch(/manifest\.json'?: No such file or directory/);
@@ -545,7 +593,7 @@ describe('the protected zone', () => {
     );
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
-    await waitFor(() => existsSync(join(t, 'started')), 10_000, 'the fix under way');
+    await waitFor(() => existsSync(join(t, 'started')), WAIT_MS, 'the fix under way');
     const id = attempts(d)[0]!.id;
     const snap = join(d.state, 'snapshots', String(id));
     unlinkSync(join(snap, 'zone', 'manifest.json'));
@@ -553,20 +601,20 @@ describe('the protected zone', () => {
     // a new file, not the rule's own: the rule stays the same one (an edit of it is a new rule)
     writeFileSync(join(h, 'rules', 'planted.yaml'), '# planted\n');
     writeFileSync(join(t, 'go'), '');
-    const [a] = await waitFor(done(d, 1), 10_000, 'tampering handled');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'tampering handled');
     expect(a!.outcome).toBe('rollback-failed');
     expect(a!.detail).toContain('deleted');
     expect(query(d.state, "SELECT resolved_at FROM alerts WHERE job = 'victim'")).toEqual([{ resolved_at: null }]);
     expect(query(d.state, "SELECT id FROM heal_attempts WHERE outcome = 'fixed-verified'")).toEqual([]);
-    await waitFor(() => capture.pages().some((p) => p.event === 'heal-blocked'), 5000, 'the rollback-failed page');
+    await waitFor(() => capture.pages().some((p) => p.event === 'heal-blocked'), WAIT_MS, 'the rollback-failed page');
     expect(String(capture.pages().find((p) => p.event === 'heal-blocked')!.message)).toContain('ROLLBACK FAILED');
     // The zone had changed and could not be put back: an emergency too, and the rule is out of auto.
-    await waitFor(() => capture.pages().some((p) => p.event === 'protected-zone'), 5000, 'the protected-zone page');
+    await waitFor(() => capture.pages().some((p) => p.event === 'protected-zone'), WAIT_MS, 'the protected-zone page');
     expect(query(d.state, "SELECT level FROM rule_ladder WHERE rule = 'tamper'")).toEqual([{ level: 'shadow' }]);
     // A changed rule file does not make the incident be looked at again: it waits for a person.
     writeFileSync(join(h, 'rules', 'tamper.yaml'), readFileSync(join(h, 'rules', 'tamper.yaml'), 'utf8').replace('autonomy: auto', 'autonomy: gated'));
     await ns(d, 'run', 'victim');
-    await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith(`not healing victim:failed: heal #${a!.id} could not be rolled back`), 10_000, 'the incident held for a person');
+    await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith(`not healing victim:failed: heal #${a!.id} could not be rolled back`), WAIT_MS, 'the incident held for a person');
     expect(attempts(d).map((x) => x.outcome)).toEqual(['rollback-failed']);
   });
 
@@ -582,7 +630,7 @@ describe('the protected zone', () => {
     // after the rule was loaded, its touches path becomes a link into jobs/
     symlinkSync(join(h, 'jobs'), join(work, 'later'));
     await ns(d, 'run', 'victim');
-    const [a] = await waitFor(done(d, 1), 10_000, 'decision');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'decision');
     expect(a!.outcome).toBe('refused');
     expect(a!.detail).toContain('jobs');
     expect(steps(d, a!.id).at(-1)).toBe('guard');
@@ -606,17 +654,17 @@ describe('the kill switch step', () => {
     const d = await daemon(h);
     await ns(d, 'kill', 'on');
     await ns(d, 'run', 'victim');
-    const [a] = await waitFor(done(d, 1), 10_000, 'halted');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'halted');
     expect(a).toMatchObject({ job: 'victim', outcome: 'halted' });
     expect(steps(d, a!.id)).toEqual(['kill-switch']);
     expect(existsSync(join(work, 'ran'))).toBe(false);
     // an unreadable policy fails closed the same way
     await ns(d, 'kill', 'off');
-    await waitFor(() => attempts(d).some((x) => x.job === 'victim' && x.outcome === 'fixed-verified'), 10_000, 'healed once the switch is off');
+    await waitFor(() => attempts(d).some((x) => x.job === 'victim' && x.outcome === 'fixed-verified'), WAIT_MS, 'healed once the switch is off');
     writeFileSync(join(h, 'protected', 'policy.yaml'), 'autonomy: [broken\n');
-    await sleep(700);
+    await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('invalid policy'), WAIT_MS, 'the broken policy refused');
     await ns(d, 'run', 'other');
-    const o = await waitFor(() => attempts(d).find((x) => x.job === 'other' && x.outcome !== null), 10_000, 'other decided');
+    const o = await waitFor(() => attempts(d).find((x) => x.job === 'other' && x.outcome !== null), WAIT_MS, 'other decided');
     expect(o.outcome).toBe('halted');
     expect(o.detail).toContain('policy');
   });
@@ -639,16 +687,16 @@ describe('stops in the middle of a fix', () => {
     const h = home({ victim: 'command: ["sh", "-c", "exit 1"]\n' }, { slow: slowFix(work) });
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
-    await waitFor(() => existsSync(join(work, 'created')), 10_000, 'fix under way');
-    await waitFor(() => !flockFree(lock), 5000, 'the fix holding its lock');
-    const pgid = await waitFor(() => attempts(d)[0]?.fix_pgid, 5000, 'fix pgid journaled');
+    await waitFor(() => existsSync(join(work, 'created')), WAIT_MS, 'fix under way');
+    await waitFor(() => !flockFree(lock), WAIT_MS, 'the fix holding its lock');
+    const pgid = await waitFor(() => attempts(d)[0]?.fix_pgid, WAIT_MS, 'fix pgid journaled');
     return { work, before, h, d, pgid, lock };
   }
 
   it('the kill switch during a fix kills its process group and rolls it back (halted)', async () => {
     const { work, before, d, pgid, lock } = await fixUnderWay('ns-heal-halt-');
     await ns(d, 'kill', 'on');
-    const [a] = await waitFor(done(d, 1), 10_000, 'halted');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'halted');
     expect(a!.outcome).toBe('halted');
     expect(tree(work)).toEqual(before);
     expect(pidAlive(pgid!)).toBe(false);
@@ -670,11 +718,11 @@ describe('stops in the middle of a fix', () => {
     const beforeRules = tree(join(h, 'rules'));
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
-    await waitFor(() => existsSync(join(t, 'started')), 10_000, 'fix under way');
+    await waitFor(() => existsSync(join(t, 'started')), WAIT_MS, 'fix under way');
     expect(readFileSync(join(t, 'err'), 'utf8')).toMatch(/planted\.yaml: Read-only file system/);
     expect(tree(join(h, 'rules'))).toEqual(beforeRules);
     await ns(d, 'kill', 'on');
-    const [a] = await waitFor(done(d, 1), 10_000, 'halted');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'halted');
     expect(a!.outcome).toBe('halted');
     expect(a!.detail).not.toContain('EMERGENCY');
     expect(tree(join(h, 'rules'))).toEqual(beforeRules);
@@ -698,17 +746,17 @@ describe('stops in the middle of a fix', () => {
     const beforeRules = tree(join(h, 'rules'));
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
-    await waitFor(() => existsSync(join(t, 'started')), 10_000, 'fix under way');
+    await waitFor(() => existsSync(join(t, 'started')), WAIT_MS, 'fix under way');
     // the zone changes while the fix runs (the test stands in for an escaped fix); go never comes
     writeFileSync(join(h, 'rules', 'planted.yaml'), 'x\n');
     await ns(d, 'kill', 'on');
-    const [a] = await waitFor(done(d, 1), 10_000, 'halted');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'halted');
     expect(a!.outcome).toBe('halted');
     expect(a!.detail).toContain('EMERGENCY');
     expect(a!.detail).toContain('planted.yaml');
     expect(tree(join(h, 'rules'))).toEqual(beforeRules);
     expect(query(d.state, 'SELECT rule, level FROM rule_ladder')).toEqual([{ rule: 'sly', level: 'shadow' }]);
-    await waitFor(() => capture.pages().length > 0, 5000, 'protected-zone page');
+    await waitFor(() => capture.pages().length > 0, WAIT_MS, 'protected-zone page');
     expect(capture.pages()[0]).toMatchObject({ event: 'protected-zone', rule: 'sly' });
   });
 
@@ -717,7 +765,7 @@ describe('stops in the middle of a fix', () => {
     d.proc.kill('SIGKILL');
     await d.proc;
     // --die-with-parent: the sandbox, and the fix in it, end with the daemon, before any restart
-    await waitFor(() => flockFree(lock), 5000, 'the fix gone with the daemon');
+    await waitFor(() => flockFree(lock), WAIT_MS, 'the fix gone with the daemon');
     expect(readFileSync(join(work, 'file.txt'), 'utf8')).toBe('changed\n'); // nothing restored yet
     const d2 = await daemon(h);
     const a = attempts(d2)[0]!;
@@ -728,7 +776,7 @@ describe('stops in the middle of a fix', () => {
     const again = await waitFor(() => {
       const l = attempts(d2);
       return l.length >= 2 && l[1]!.fix_pgid !== null ? l : false;
-    }, 10_000, 'second attempt');
+    }, WAIT_MS, 'second attempt');
     expect(again[1]!.attempt).toBe(2);
   });
 });
@@ -745,7 +793,7 @@ describe('without a sandbox', () => {
     const d = await startDaemon(h, { env: { NIGHTSHIFT_BWRAP: '/nonexistent' } });
     daemons.push(d);
     await ns(d, 'run', 'victim');
-    const [a] = await waitFor(done(d, 1), 10_000, 'the decision');
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'the decision');
     expect(a).toMatchObject({ job: 'victim', outcome: 'uncontained', attempt: null });
     expect(a!.detail).toContain('nothing was run');
     expect(a!.detail).toContain('bubblewrap (/nonexistent) is not installed');
@@ -758,7 +806,7 @@ describe('without a sandbox', () => {
     // The marker is the one the fix makes: with bwrap back, the next start runs the same fix.
     await d.stop();
     const d2 = await daemon(h);
-    const b = await waitFor(() => attempts(d2).find((x) => x.id !== a!.id && x.outcome !== null), 15_000, 'the heal with bwrap');
+    const b = await waitFor(() => attempts(d2).find((x) => x.id !== a!.id && x.outcome !== null), WAIT_MS, 'the heal with bwrap');
     expect(b.outcome).toBe('fixed-verified');
     expect(existsSync(marker)).toBe(true);
   });
