@@ -172,7 +172,7 @@ exit 1`,
     const h = attackHome(
       asNobody,
       `echo fixed > $W/target
-setsid env -i /bin/sh -c "flock $W/esc.lock sh -c 'echo up > $W/esc.up; sleep 4; echo hijacked > $W/target'" &
+setsid env -i /bin/sh -c "flock $W/esc.lock sh -c 'echo up > $W/esc.up; sleep 30; echo hijacked > $W/target'" &
 while [ ! -e $W/esc.up ]; do sleep 0.05; done`,
       // Fails fast before the fix (the pre-check), hangs after it: the daemon dies during the probe.
       { probe: `command: ["sh", "-c", "grep -q fixed ${'$'}0 && sleep 60", "TARGET"]` },
