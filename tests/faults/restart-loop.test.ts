@@ -120,7 +120,7 @@ describe('restart loop', () => {
     expect(events('daemon-start'), why).toBe(STARTS);
     expect(events('daemon-stop'), why).toBe(exits.filter((e) => e.signal === 'SIGTERM').length);
 
-    // Exactly one page went out (README: a restart loop is "paged once"; a fingerprint at most once
+    // The page went out (README: a restart loop is "paged once an hour", at least once; a fingerprint at most once
     // an hour). The start that made the loop is killed the moment it says it started, while its
     // page command is starting; its page row stays open (then interrupted), so a later start of the
     // loop pages, and every start after the one that paged is suppressed. The killed start's page
