@@ -120,13 +120,12 @@ describe('restart loop', () => {
     expect(events('daemon-start'), why).toBe(STARTS);
     expect(events('daemon-stop'), why).toBe(exits.filter((e) => e.signal === 'SIGTERM').length);
 
-    // The page went out (README: a restart loop is "paged once an hour", at least once; a fingerprint at most once
-    // an hour). The start that made the loop is killed the moment it says it started, while its
-    // page command is starting; its page row stays open (then interrupted), so a later start of the
-    // loop pages, and every start after the one that paged is suppressed. The killed start's page
-    // command dies with it (bwrap's --die-with-parent) and must not have delivered anything: a
-    // page from it too would be a second page for one loop. Every daemon has exited, so once no
-    // page command runs, no page can still arrive.
+    // The page went out (README: a restart loop is paged once an hour, at least once). The start
+    // that made the loop is killed the moment it says it started, while its page command may be
+    // starting; its page row stays open (then interrupted), so a later start of the loop pages, and
+    // every start after the one that paged is suppressed. The killed start's page command dies with
+    // it (bwrap's --die-with-parent), but may have delivered first. Every daemon has exited, so once
+    // no page command runs, no page can still arrive.
     await waitFor(() => !require_ps().some((args) => args.includes(capture.command)), 10_000, 'no page command running');
     const pages = capture.pages();
     const rows = query<{ outcome: string | null }>(state, 'SELECT outcome FROM pages ORDER BY id');
