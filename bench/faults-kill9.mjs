@@ -54,9 +54,6 @@ import { fileURLToPath } from 'node:url';
 import { distDir, figure, flags, machineInfo, printFigures, printMachine, REPO, rng, round, runMain, sleep, startDaemon, stats, table, writeResult, hashOf, treeMap } from './lib.mjs';
 
 const FIXTURES = join(REPO, 'tests', 'fixtures');
-// Fixes and probes run with a private, empty /tmp and /var/tmp: the tree they change and check,
-// and the file the fix reads its speed from, must live elsewhere (as in tests/heal.test.ts).
-const VISIBLE_BASE = join(REPO, 'work');
 /** Seconds between the fix's steps: a fast fix is done before a restart, a slow one is still running. */
 const FAST_SLEEP = '0.12';
 const SLOW_SLEEP = '0.45';
@@ -135,16 +132,7 @@ export async function runKill9(opts = {}) {
     dirs.push(d);
     return d;
   };
-  /** A fresh folder that fixes and probes can see (read-only unless it is in their touches). */
-  const mkVisible = (p) => {
-    for (const hidden of [os.tmpdir(), '/tmp', '/var/tmp']) {
-      if (VISIBLE_BASE === hidden || VISIBLE_BASE.startsWith(`${hidden}${sep}`)) throw new Error(`${VISIBLE_BASE} lies in ${hidden}, which fixes and probes cannot see; check the package out elsewhere`);
-    }
-    mkdirSync(VISIBLE_BASE, { recursive: true });
-    const d = mkdtempSync(join(VISIBLE_BASE, `nsf-${p}-`));
-    dirs.push(d);
-    return d;
-  };
+
 
   // A private install: the protected zone includes the install's dist/, and someone rebuilding the
   // shared dist/ during the run would (rightly) turn heals into protected-zone emergencies.
@@ -155,7 +143,7 @@ export async function runKill9(opts = {}) {
   const values = { dist: join(inst, 'dist') };
 
   const home = mk('kill9-home');
-  const work = mkVisible('kill9-work');
+  const work = mk('kill9-work');
   const state = join(home, 'state');
   const tree = join(work, 'tree');
   const evidence = join(work, 'evidence');
@@ -164,7 +152,8 @@ export async function runKill9(opts = {}) {
   // attempt wrote there): progressLines() keeps every line the harness has ever seen.
   const progressDir = join(work, 'fix-log');
   const progressFile = join(progressDir, 'progress');
-  const speedFile = join(work, 'fix-sleep');
+  // In the home: a fix sees its home (read-only) even when it lies in /tmp, which it otherwise sees empty.
+  const speedFile = join(home, 'fix-sleep');
   mkdirSync(progressDir);
   const job = join(FIXTURES, 'fault-job.sh');
   const fix = join(FIXTURES, 'fault-fix-tree.sh');
@@ -515,11 +504,6 @@ export async function runKill9(opts = {}) {
     }
     if (!opts.keep) {
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
-      try {
-        rmdirSync(VISIBLE_BASE); // only when empty
-      } catch {
-        // not empty, or gone
-      }
     } else log(`kept: ${dirs.join(' ')}`);
   }
 }

@@ -39,28 +39,12 @@ afterEach(async () => {
   for (const h of dirs.splice(0)) cleanup(h);
 });
 
-// Fixes, brains and probes run with a private, empty /tmp (and /var/tmp): whatever a probe must
-// check, or a brain's own script, cannot live under /tmp, where tempDir() puts things. These
-// folders go under work/ of the package root (git-ignored; not part of the install nightshift hides).
-const VISIBLE_BASE = join(ROOT, 'work');
-const underDir = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}${sep}`);
-/** A fresh folder that fixes, brains and probes can see (read-only unless it is in their touches). */
+/** A fresh folder for a test's files (probes see the machine's /tmp; a fix sees only its touches of it). */
 function visibleDir(prefix: string): string {
-  for (const hidden of [tmpdir(), '/tmp', '/var/tmp']) {
-    if (underDir(VISIBLE_BASE, hidden)) throw new Error(`${VISIBLE_BASE} lies in ${hidden}, which probes cannot see; check the package out elsewhere`);
-  }
-  mkdirSync(VISIBLE_BASE, { recursive: true });
-  const d = mkdtempSync(join(VISIBLE_BASE, prefix));
+  const d = tempDir(prefix);
   dirs.push(d);
   return d;
 }
-afterAll(() => {
-  try {
-    rmdirSync(VISIBLE_BASE); // only when empty: an example home's own work/ stays
-  } catch {
-    // not empty, or gone
-  }
-});
 
 function home(jobs: Record<string, string>, rules: Record<string, string>, policy?: string): string {
   const h = makeHome(jobs, policy);
@@ -182,7 +166,8 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const hb = join(work, 'hb');
     mkdirSync(hb);
     const beat = join(hb, 'beat');
-    const go = join(work, 'go');
+    // In the fix's touches: the rest of the machine's /tmp is not in its sandbox.
+    const go = join(hb, 'go');
     const h = home(
       // something else runs the worker; it shows it is alive by touching its heartbeat file
       { worker: `every: 2s\nheartbeat: { grace: 1s, file: "${beat}" }\n` },
