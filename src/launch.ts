@@ -423,8 +423,6 @@ export interface Launched {
   sub: ResultPromise;
   /** False when the process runs without a sandbox (containment unavailable; fail open for work). */
   contained: boolean;
-  /** Whether it is stopped through its PID namespace (true) or its process group (false). */
-  ownPids: boolean;
 }
 
 export class UncontainedError extends Error {
@@ -492,7 +490,7 @@ export function launch(argv: readonly string[], c: Confinement, options: Options
   const base: Options = { ...options, detached: true, cleanup: false, extendEnv: false, windowsHide: true };
   if (!cont.ok) {
     if (c.profile === 'fix' || c.profile === 'probe') throw new UncontainedError(cont.reason);
-    return { sub: execa(file, args, base), contained: false, ownPids: false };
+    return { sub: execa(file, args, base), contained: false };
   }
   checkProgram(file, options.cwd ?? process.cwd(), options.env);
   // The working directory is set inside (after the mounts); bwrap itself starts from `/`.
@@ -502,7 +500,7 @@ export function launch(argv: readonly string[], c: Confinement, options: Options
   const bargs = [...sandboxArgs({ ...c, program }, cwd), file, ...args];
   const env = { ...(options.env ?? {}), [SANDBOX_TAG]: leashTag(c.leash) };
   const sub = execa(cont.bwrap, bargs, { ...base, cwd: '/', env });
-  return { sub, contained: true, ownPids: !(c.profile === 'job' && c.seeAllProcesses === true) };
+  return { sub, contained: true };
 }
 
 function leashTag(l: Leash): string {

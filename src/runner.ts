@@ -47,8 +47,6 @@ export interface StartOptions {
   leash: Leash;
 }
 
-export { groupAlive, killGroup, terminateGroup } from './launch.js';
-
 // systemd's notification variables belong to the daemon: a job that inherited them could pet the
 // watchdog or claim readiness on nightshift's behalf.
 const PRIVATE_ENV = new Set<string>(SYSTEMD_NOTIFY_ENV);
