@@ -16,6 +16,10 @@
 //   uid 65534 inside a user namespace that may not create further ones. (The kernel still maps
 //   that uid to the daemon's own for file ownership, so a fix can write the touches the daemon
 //   owns — and nothing else, since everything else is mounted read-only or hidden.)
+// - no local services: a unix socket on a read-only mount can still be connected to, and its
+//   file permissions would let a fix in as the daemon's user (root: docker, D-Bus, systemd).
+//   Fixes, brains and probes cannot create a unix socket at all (a seccomp filter), nor io_uring
+//   (which creates sockets without the system call). TCP and UDP stay open to them.
 //
 // Where bwrap cannot run (not installed, no user namespaces, a unit that forbids them), jobs and
 // notifications still run, uncontained (fail open to work), and fixes do not run at all (fail
@@ -51,6 +55,67 @@ export const SANDBOX_UID = 65534;
 
 /** Environment variable on the bwrap process only (not its child): lets a restart find the sandboxes a dead daemon left. */
 export const SANDBOX_TAG = 'NIGHTSHIFT_SANDBOX';
+
+// ---------------------------------------------------------------- the socket filter
+
+/** Architectures the filter is built for: the audit arch and the number of socket(2). */
+const FILTER_ARCH: Partial<Record<NodeJS.Architecture, { audit: number; socket: number }>> = {
+  x64: { audit: 0xc000003e, socket: 41 },
+  arm64: { audit: 0xc00000b7, socket: 198 },
+};
+/** io_uring_setup(2): the same number on both (the generic table). */
+const NR_IO_URING_SETUP = 425;
+const AF_UNIX = 1;
+const EACCES = 13;
+const ENOSYS = 38;
+
+/**
+ * A classic BPF seccomp program (what bwrap --seccomp reads): socket(AF_UNIX, …) fails with
+ * EACCES, io_uring_setup with ENOSYS (programs fall back to plain system calls), x32 system calls
+ * with ENOSYS (they would bypass the numbers checked), and a system call of another architecture
+ * (32-bit compat) kills the process. Everything else is allowed. Null: no filter for this machine.
+ */
+export function socketFilter(arch: NodeJS.Architecture = process.arch): Buffer | null {
+  const a = FILTER_ARCH[arch];
+  if (!a) return null;
+  const LD_W_ABS = 0x20;
+  const JEQ_K = 0x15;
+  const JGE_K = 0x35;
+  const RET_K = 0x06;
+  const ALLOW = 0x7fff0000;
+  const ERRNO = 0x00050000;
+  const KILL_PROCESS = 0x80000000;
+  // [code, jt, jf, k]; jumps are relative to the next instruction.
+  const prog: Array<[number, number, number, number]> = [
+    /* 0 */ [LD_W_ABS, 0, 0, 4], // seccomp_data.arch
+    /* 1 */ [JEQ_K, 0, 9, a.audit], // else → 11 kill
+    /* 2 */ [LD_W_ABS, 0, 0, 0], // seccomp_data.nr
+    /* 3 */ [JGE_K, 6, 0, 0x40000000], // x32 → 10 ENOSYS
+    /* 4 */ [JEQ_K, 5, 0, NR_IO_URING_SETUP], // → 10 ENOSYS
+    /* 5 */ [JEQ_K, 0, 2, a.socket], // else → 8 allow
+    /* 6 */ [LD_W_ABS, 0, 0, 16], // seccomp_data.args[0], low 32 bits (little-endian)
+    /* 7 */ [JEQ_K, 1, 0, AF_UNIX], // → 9 EACCES, else → 8 allow
+    /* 8 */ [RET_K, 0, 0, ALLOW],
+    /* 9 */ [RET_K, 0, 0, ERRNO | EACCES],
+    /* 10 */ [RET_K, 0, 0, ERRNO | ENOSYS],
+    /* 11 */ [RET_K, 0, 0, KILL_PROCESS],
+  ];
+  const buf = Buffer.alloc(prog.length * 8);
+  prog.forEach(([code, jt, jf, k], i) => {
+    buf.writeUInt16LE(code, i * 8);
+    buf.writeUInt8(jt, i * 8 + 2);
+    buf.writeUInt8(jf, i * 8 + 3);
+    buf.writeUInt32LE(k >>> 0, i * 8 + 4);
+  });
+  return buf;
+}
+
+/** The file descriptor bwrap reads the filter from (handed in as the child's fd 3). */
+const FILTER_FD = 3;
+
+function filtered(profile: Profile): boolean {
+  return profile === 'fix' || profile === 'probe';
+}
 
 // A new sibling in the folder of a touched file cannot be refused by a mount; it is found after
 // the fix and counts as a write outside the touches. Past this many siblings, declare a folder.
@@ -155,6 +220,10 @@ export function containment(): Containment {
   const now = Date.now();
   if (cached && (cached.value.ok || now - cached.at < RECHECK_FAILED_MS)) return cached.value;
   const bwrap = bwrapPath();
+  if (socketFilter() === null) {
+    cached = { at: now, value: { ok: false, reason: `no socket filter is built for this architecture (${process.arch}; x64 and arm64 are): fixes and probes cannot be kept from local services` } };
+    return cached.value;
+  }
   const args = [...privilegeArgs('fix'), '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--unshare-pid', '--unshare-ipc', '--die-with-parent', '--', 'true'];
   const r = spawnSync(bwrap, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'ignore', 'pipe'] });
   let value: Containment;
@@ -415,6 +484,7 @@ export function sandboxArgs(c: Confinement, cwd: string | undefined): string[] {
   for (const f of leash.hiddenFiles) if (existsSync(f)) a.push('--ro-bind', '/dev/null', f);
   for (const p of leash.readOnly) if (existsSync(p)) a.push('--ro-bind', p, p);
   if (cwd !== undefined) a.push('--chdir', cwd);
+  if (filtered(c.profile)) a.push('--seccomp', String(FILTER_FD));
   a.push('--unsetenv', SANDBOX_TAG, '--die-with-parent', '--');
   return a;
 }
@@ -499,7 +569,15 @@ export function launch(argv: readonly string[], c: Confinement, options: Options
   const program = file.includes('/') ? real(resolve(cwd, file)) : undefined;
   const bargs = [...sandboxArgs({ ...c, program }, cwd), file, ...args];
   const env = { ...(options.env ?? {}), [SANDBOX_TAG]: leashTag(c.leash) };
-  const sub = execa(cont.bwrap, bargs, { ...base, cwd: '/', env });
+  let withFilter: Options = base;
+  if (filtered(c.profile)) {
+    // The filter goes in on fd 3 (bwrap reads it to the end); stdin/stdout/stderr move into the
+    // stdio array, which execa does not let us mix with the single options.
+    const { stdin, stdout, stderr, ...rest } = base;
+    const stdio = [stdin ?? 'pipe', stdout ?? 'pipe', stderr ?? 'pipe', new Uint8Array(socketFilter()!)];
+    withFilter = { ...rest, stdio } as unknown as Options;
+  }
+  const sub = execa(cont.bwrap, bargs, { ...withFilter, cwd: '/', env });
   return { sub, contained: true };
 }
 

@@ -2,10 +2,11 @@
 // whole through a daemon).
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { homePaths } from '../src/home.js';
-import { fixMounts, launch, leashOf, removeCreated, removeStrays, SANDBOX_HOME, type Confinement } from '../src/launch.js';
+import { fixMounts, launch, leashOf, removeCreated, removeStrays, SANDBOX_HOME, socketFilter, type Confinement } from '../src/launch.js';
 import { PolicySchema } from '../src/spec.js';
 import { cleanup, makeHome, tempDir } from './helpers.js';
 
@@ -159,5 +160,45 @@ echo x > ${home}/other 2>/dev/null || echo home-read-only`,
     expect(r.out).toContain('probe-refused');
     expect(r.out).toContain('sees-work');
     expect(existsSync(join(home, 'work', 'p'))).toBe(false);
+  });
+
+  it('a probe reaches a service over TCP on 127.0.0.1 but no unix socket; a job reaches both', async () => {
+    const home = makeHome();
+    dirs.push(home);
+    const leash = leashOf(homePaths(home), null, join(home, 'state', 'KILL'));
+    const sock = join(home, 'svc.sock');
+    const seen: string[] = [];
+    const unix = createServer((c) => {
+      seen.push('unix');
+      c.end();
+    });
+    const tcp = createServer((c) => {
+      seen.push('tcp');
+      c.end();
+    });
+    await new Promise<void>((res) => unix.listen(sock, res));
+    await new Promise<void>((res) => tcp.listen(0, '127.0.0.1', res));
+    const port = (tcp.address() as AddressInfo).port;
+    const js = (target: string, label: string): string =>
+      `${process.execPath} -e "require('net').connect(${target}).on('connect',()=>{console.log('${label}-ok');process.exit(0)}).on('error',(e)=>{console.log('${label}-'+e.code);process.exit(0)})"`;
+    const script = `${js(`'${sock}'`, 'unix')}; ${js(`${port},'127.0.0.1'`, 'tcp')}`;
+    try {
+      const probe = await inside({ profile: 'probe', leash }, script, home);
+      expect(probe.out).toContain('tcp-ok');
+      expect(probe.out).toMatch(/unix-EACCES/);
+      const job = await inside({ profile: 'job', leash }, script, home);
+      expect(job.out).toContain('tcp-ok');
+      expect(job.out).toContain('unix-ok');
+      expect(seen.sort()).toEqual(['tcp', 'tcp', 'unix']);
+    } finally {
+      unix.close();
+      tcp.close();
+    }
+  });
+
+  it('the socket filter is built for x64 and arm64 only; elsewhere no fix or probe runs', () => {
+    expect(socketFilter('x64')?.length).toBe(12 * 8);
+    expect(socketFilter('arm64')?.length).toBe(12 * 8);
+    expect(socketFilter('ia32')).toBeNull();
   });
 });

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import { chmodSync, existsSync, lchownSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { cleanup, cli, flockFree, makeHome, pidAlive, query, startDaemon, waitFor, type DaemonProc } from '../helpers.js';
@@ -350,6 +351,43 @@ echo fixed > $W/target`,
     writeFileSync(join(h.work, 'go'), '');
     await finishedAttempt(h);
     expect(readdirSync(join(h.state, 'heal-alerts'))).toEqual([]);
+  });
+
+  it('a fix and a probe cannot talk to a local service over a unix socket only the daemon\'s user may use (docker, D-Bus, systemd)', async () => {
+    // A socket on a read-only mount can still be connected to; file permissions would let the fix
+    // in (as root it is uid 0 to the kernel; as an ordinary user it is that user). The service
+    // counts connections: none may arrive. The probe exits 1 if it gets through, so
+    // `fixed-verified` also proves the probe ran and was refused.
+    const connectJs = (onOk: string, onErr: string): string =>
+      `require('net').connect(process.argv[1]).on('connect',()=>{${onOk}}).on('error',(e)=>{${onErr}})`;
+    const node = process.execPath;
+    const fixJs = connectJs("require('fs').writeFileSync(process.env.W+'/connected','yes');process.exit(0)", "require('fs').writeFileSync(process.env.W+'/connect.err',String(e.code));process.exit(1)");
+    const probeJs = connectJs('process.exit(1)', 'process.exit(0)');
+    const h = attackHome(asNobody, `${node} -e "${fixJs}" $O/svc.sock\necho fixed > $W/target`, {
+      probe: `command: ["sh", "-c", ${JSON.stringify(`${node} -e "${probeJs}" ${'$'}SOCK && grep -q fixed ${'$'}TARGET`)}]`,
+    });
+    const sock = join(h.outside, 'svc.sock');
+    const rule = join(h.home, 'rules', 'attack.yaml');
+    writeFileSync(rule, readFileSync(rule, 'utf8').replace('$SOCK', sock).replace('$TARGET', join(h.work, 'target')));
+    let connections = 0;
+    const server = createServer((c) => {
+      connections++;
+      c.destroy();
+    });
+    await new Promise<void>((res) => server.listen(sock, res));
+    try {
+      chmodSync(sock, 0o600);
+      if (asNobody) chownTree(h.home, 65534, 65534);
+      await daemonFor(h, asNobody);
+      await breakJob(h);
+      const a = await finishedAttempt(h);
+      expect(read(join(h.work, 'connect.err')), 'the fix tried and was refused').toMatch(/^E[A-Z]+$/);
+      expect(existsSync(join(h.work, 'connected'))).toBe(false);
+      expect(a.outcome, String(a.detail)).toBe('fixed-verified');
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise<void>((res) => server.close(() => res()));
+    }
   });
 
   it('a fix that tries mount -o remount,rw before writing stays read-only', async () => {
