@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Detection and repair, side by side (issue 5, item 3): one worker, two faults, three tools.
 //
-// STATUS: rewritten for containment (issue 9). On today's nightshift the nightshift side reports
-// NOT MEASURED: nightshift reads heartbeat.file only for external jobs, so a managed long-running
-// worker is `missed` while it heartbeats; a `rerun` fix also waits for the new run to END (a
-// long-running worker never does), and runs started by a heal are never judged by the watchdog.
-// Those three are open work, not the bench's; Monit and supervisord are measured as before.
+// Since containment (issue 9) nightshift runs the worker itself: a worker started by a fix would
+// die with the fix's sandbox, and a fix cannot see or signal the worker. A managed job with
+// heartbeat.file is long-running: its touches are its heartbeats, a `rerun` replaces the run under
+// way and is done once the new run is (the probe judges it), and that run is judged by the
+// watchdog like any other. Monit and supervisord are measured as before.
 //
 // The worker (worker.sh, written into a temp folder) is an agent loop that appends
 // "ID EPOCHREALTIME" to a heartbeat file every 200 ms. ID names one worker: its pid, or under

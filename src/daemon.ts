@@ -29,7 +29,7 @@ import { systemClock, type Clock, type ClockJump } from './timer.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js';
 import { killOrphanSandboxes, leashFor, type Leash } from './launch.js';
 import { ConfigWatcher, FileWatcher } from './watch.js';
-import { Watchdog } from './watchdog.js';
+import { judgedByHeal, Watchdog } from './watchdog.js';
 import { DigestService } from './digester.js';
 import { Deadman, Pager } from './pager.js';
 import { Healer, HealError } from './heal.js';
@@ -117,8 +117,8 @@ export class Daemon {
         lookup: (name) => this.jobs.get(name),
         onTimeout: (job, runId, output) => {
           // A heal's probe or rerun that hangs fails its attempt; it is not a new incident.
-          const trigger = this.store.getRun(runId)?.trigger;
-          if (trigger !== 'heal' && trigger !== 'probe') this.watchdog?.runTimedOut(job, runId, output);
+          const trigger = this.store.getRun(runId)?.trigger ?? 'schedule';
+          if (!judgedByHeal(job, trigger)) this.watchdog?.runTimedOut(job, runId, output);
         },
         killSwitch: () => this.killState(),
         leash: () => this.leash(),
@@ -193,7 +193,7 @@ export class Daemon {
         getRules: () => this.rules,
         getPolicy: () => this.policy,
         killState: () => this.killState(),
-        runJob: (job, trigger) => this.supervisor.runNow(job, trigger),
+        runJob: (job, trigger, opts) => this.supervisor.runNow(job, trigger, opts),
         stopJob: (name) => this.supervisor.stopJob(name, 'manual'),
         waitJobIdle: (name) => this.supervisor.waitIdle(name),
         resolveAlert: (alert, resolution, why) => this.watchdog?.resolveAlert(alert, resolution, why),
@@ -582,12 +582,12 @@ export class Daemon {
     }
   }
 
-  /** heartbeat.file of external jobs, resolved against the home. */
+  /** heartbeat.file of every job (external ones, and long-running managed ones), resolved against the home. */
   private heartbeatFiles(): Map<string, string> {
     const out = new Map<string, string>();
     for (const job of this.jobs.values()) {
       const f = job.spec.heartbeat?.file;
-      if (f && !job.managed) out.set(resolve(this.paths.home, f), job.name);
+      if (f) out.set(resolve(this.paths.home, f), job.name);
     }
     return out;
   }

@@ -23,7 +23,7 @@ import {
 } from './rules.js';
 import { containment, fixMounts, removeCreated, removeStrays, SANDBOX_HOME, type FixMounts, type Leash } from './launch.js';
 import { runPrecheck } from './runner.js';
-import { bootTimeMs, groupMembers } from './supervisor.js';
+import { bootTimeMs, groupMembers, type RunNowOptions } from './supervisor.js';
 import type { Policy } from './spec.js';
 import type { AlertRow, HealAttemptRow, HealStep, RunRow, Store } from './store.js';
 import { DeadlineTimer, type Clock } from './timer.js';
@@ -52,7 +52,7 @@ export interface HealerDeps {
   /** The same check the watchdog and supervisor use; fail closed. */
   killState(): KillState;
   /** Runs the job now with trigger heal (a rerun fix) or probe, resolving with the finished row. */
-  runJob(job: Job, trigger: 'heal' | 'probe'): Promise<RunRow>;
+  runJob(job: Job, trigger: 'heal' | 'probe', opts?: RunNowOptions): Promise<RunRow>;
   /** Stops every run of the job (SIGTERM to its group, SIGKILL after its killGrace). */
   stopJob(name: string): Promise<void>;
   /** Resolves when no run of the job is in flight. */
@@ -626,6 +626,7 @@ export class Healer {
       if (!job.managed) return { ok: false, detail: `rerun: ${job.name} is external (no command); nightshift cannot run it` };
       await this.deps.stopJob(job.name); // a hung run's whole process group goes first
       this.checkStop(signal);
+      if (job.longRunning) return this.rerunLongRunning(job, signal);
       const run = await this.withStop(signal, job, this.deps.runJob(job, 'heal'));
       return { ok: run.outcome === 'ok', detail: `rerun: run #${run.id} ${run.outcome}${run.reason ? ` (${run.reason})` : ''}` };
     }
@@ -664,6 +665,24 @@ export class Healer {
     } finally {
       rmSync(alertDir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * A long-running job (a worker with heartbeat.file) never ends on its own: the rerun is done once
+   * the new run is under way, and the probe says whether it works. It replaces any run that the
+   * schedule started meanwhile (the old one was just stopped), so that the probe judges the heal's
+   * own run. From here on the run is the watchdog's, as any run: its end or its silence raises an
+   * alert of its own.
+   */
+  private async rerunLongRunning(job: Job, signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+    let started!: (runId: number) => void;
+    const under = new Promise<number>((res) => (started = res));
+    const done = this.deps.runJob(job, 'heal', { replace: true, onStarted: (runId) => started(runId) });
+    done.catch(() => {}); // its end is the watchdog's once it runs
+    const first = await this.withStop(signal, job, Promise.race([under.then((runId) => ({ runId })), done.then((row) => ({ row }))]));
+    if ('runId' in first) return { ok: true, detail: `rerun: run #${first.runId} is under way (a long-running job: the probe judges it)` };
+    const row = first.row;
+    return { ok: row.outcome === 'ok', detail: `rerun: run #${row.id} ${row.outcome}${row.reason ? ` (${row.reason})` : ''}` };
   }
 
   private async probe(id: number, job: Job, matched: LoadedRule, signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {

@@ -55,6 +55,12 @@ export interface Job {
   cwd: string | undefined;
   /** nightshift starts it itself (command or shell); otherwise something else runs it and pings. */
   managed: boolean;
+  /**
+   * A managed job that proves life while it runs (a worker, an agent loop): it has heartbeat.file,
+   * and every touch of that file counts as a success. A `rerun` of it is done once the new run is
+   * under way, and the watchdog judges that run as any other (the heal does not wait for its end).
+   */
+  longRunning: boolean;
   /** sha256 of the spec text: a changed file with the same content is not a change. */
   hash: string;
 }
@@ -95,6 +101,7 @@ export function compileJob(name: string, file: string, home: string, spec: JobSp
     timezone,
     cwd: spec.cwd === undefined ? undefined : isAbsolute(spec.cwd) ? spec.cwd : resolve(home, spec.cwd),
     managed: spec.command !== undefined || spec.shell !== undefined,
+    longRunning: (spec.command !== undefined || spec.shell !== undefined) && spec.heartbeat?.file !== undefined,
     hash,
   };
 }

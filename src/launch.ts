@@ -36,8 +36,12 @@ import { listProcesses, pidNamespace, processEnv } from './proc.js';
 import type { Policy } from './spec.js';
 import { installRoot, resolveReal, resolveTouch } from './zone.js';
 
-/** What a process is for decides what it may do. */
-export type Profile = 'job' | 'fix' | 'probe' | 'notify';
+/**
+ * What a process is for decides what it may do. `restore` is nightshift's own rollback of a fix's
+ * touches (restore-worker): it writes where a job may, and sees the state folder and the install
+ * read-only instead of not at all (it reads the snapshot and runs from the install).
+ */
+export type Profile = 'job' | 'fix' | 'probe' | 'notify' | 'restore';
 
 /** What every contained process is kept from: computed from the home and the policy in force. */
 export interface Leash {
@@ -114,7 +118,7 @@ export function socketFilter(arch: NodeJS.Architecture = process.arch): Buffer |
 const FILTER_FD = 3;
 
 function filtered(profile: Profile): boolean {
-  return profile === 'fix' || profile === 'probe';
+  return profile === 'fix' || profile === 'probe' || profile === 'restore';
 }
 
 // A new sibling in the folder of a touched file cannot be refused by a mount; it is found after
@@ -256,6 +260,10 @@ function privilegeArgs(profile: Profile): string[] {
   }
   if (profile === 'fix' || profile === 'probe') {
     return ['--unshare-user', '--uid', String(SANDBOX_UID), '--gid', String(SANDBOX_UID), '--disable-userns', '--cap-drop', 'ALL'];
+  }
+  if (profile === 'restore') {
+    // Putting back owners and modes of files that are not root's, and nothing more (no mounts).
+    return ['--cap-drop', 'ALL', ...['CAP_CHOWN', 'CAP_FOWNER', 'CAP_DAC_OVERRIDE', 'CAP_FSETID'].flatMap((cap) => ['--cap-add', cap])];
   }
   // Jobs and notifications keep uid 0 (their files stay root's, as under cron) without any capability.
   return ['--cap-drop', 'ALL'];
@@ -455,7 +463,7 @@ export const SANDBOX_HOME = '/tmp/home';
 /** The bwrap argv (without the command) for a confinement. Exported for tests and `validate`. */
 export function sandboxArgs(c: Confinement, cwd: string | undefined): string[] {
   const { leash } = c;
-  const writesAnywhere = c.profile === 'job' || c.profile === 'notify';
+  const writesAnywhere = c.profile === 'job' || c.profile === 'notify' || c.profile === 'restore';
   const a: string[] = [...privilegeArgs(c.profile)];
   if (writesAnywhere) a.push('--bind', '/', '/', '--dev-bind', '/dev', '/dev');
   else a.push('--ro-bind', '/', '/', '--dev', '/dev');
@@ -480,8 +488,12 @@ export function sandboxArgs(c: Confinement, cwd: string | undefined): string[] {
   for (const f of c.files ?? []) a.push('--ro-bind', f.host, f.inside);
   // The leash comes last, so that it covers whatever an earlier mount brought in: a touch whose
   // path a job switched to a link into the state folder, a link beside a touched file.
-  for (const d of leash.hiddenDirs) if (existsSync(d)) a.push('--tmpfs', d, '--remount-ro', d);
-  for (const f of leash.hiddenFiles) if (existsSync(f)) a.push('--ro-bind', '/dev/null', f);
+  if (c.profile === 'restore') {
+    for (const p of [...leash.hiddenDirs, ...leash.hiddenFiles]) if (existsSync(p)) a.push('--ro-bind', p, p);
+  } else {
+    for (const d of leash.hiddenDirs) if (existsSync(d)) a.push('--tmpfs', d, '--remount-ro', d);
+    for (const f of leash.hiddenFiles) if (existsSync(f)) a.push('--ro-bind', '/dev/null', f);
+  }
   for (const p of leash.readOnly) if (existsSync(p)) a.push('--ro-bind', p, p);
   if (cwd !== undefined) a.push('--chdir', cwd);
   if (filtered(c.profile)) a.push('--seccomp', String(FILTER_FD));

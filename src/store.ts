@@ -1062,8 +1062,22 @@ export class Store {
 
   // ---- heartbeats ----
 
-  /** A ping is proof of life that must not be lost: held in memory while the state folder is full. */
+  /**
+   * A ping is proof of life that must not be lost: held in memory while the state folder is full.
+   * Touches of a heartbeat file (a worker may touch it every 200 ms) move the time of the job's
+   * last row when that row is one too: one row per unbroken streak, not 400,000 a day.
+   */
   recordHeartbeat(job: string, kind: HeartbeatRow['kind'], at: number, source: string, durationMs: number | null = null): void {
+    if (kind === 'success' && source === 'file') {
+      const last = "SELECT max(id) FROM heartbeats WHERE job = @job";
+      this.durable({ sql: `UPDATE heartbeats SET at = max(at, @at) WHERE id = (${last}) AND kind = 'success' AND source = 'file'`, params: { job, at } });
+      this.durable({
+        sql: `INSERT INTO heartbeats (job, kind, at, source, duration_ms) SELECT @job, 'success', @at, 'file', NULL
+              WHERE NOT EXISTS (SELECT 1 FROM heartbeats WHERE id = (${last}) AND kind = 'success' AND source = 'file')`,
+        params: { job, at },
+      });
+      return;
+    }
     this.durable({ sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)', params: [job, kind, at, source, durationMs] });
   }
 

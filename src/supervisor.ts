@@ -44,6 +44,13 @@ export class ShuttingDown extends Error {}
 
 const RETRYABLE = new Set(['failed', 'timeout']);
 
+export interface RunNowOptions {
+  /** Called once the run's process exists. */
+  onStarted?: (runId: number) => void;
+  /** Stop whatever run of the job is under way first, whatever its concurrency says. */
+  replace?: boolean;
+}
+
 export class Supervisor {
   private readonly active = new Map<string, Map<number, Active>>();
   private readonly retryTimers = new Map<number, NodeJS.Timeout>();
@@ -94,9 +101,9 @@ export class Supervisor {
    * Runs now, without the pre-check, and resolves with the finished row: `manual`, a heal's
    * `rerun` fix (`heal`) or its probe (`probe`). Overlap rules apply as for any run.
    */
-  async runNow(job: Job, trigger: 'manual' | 'heal' | 'probe'): Promise<RunRow> {
+  async runNow(job: Job, trigger: 'manual' | 'heal' | 'probe', opts: RunNowOptions = {}): Promise<RunRow> {
     if (this.stopping) throw new ShuttingDown('nightshift is shutting down; the run was not started');
-    const r = this.begin(job, trigger, { precheck: false });
+    const r = this.begin(job, trigger, { precheck: false, ...opts });
     if (r === 'duplicate') throw new Error(`unexpected duplicate for a ${trigger} run`);
     return r;
   }
@@ -104,7 +111,7 @@ export class Supervisor {
   private begin(
     job: Job,
     trigger: RunTrigger,
-    o: { scheduledFor?: number; precheck: boolean; attempt?: number; parentId?: number; claimed?: number },
+    o: { scheduledFor?: number; precheck: boolean; attempt?: number; parentId?: number; claimed?: number } & RunNowOptions,
   ): Promise<RunRow> | 'duplicate' {
     const { store, clock } = this.deps;
     const now = clock.now();
@@ -134,8 +141,8 @@ export class Supervisor {
     const toReplace: Active[] = [];
     if (running && running.size > 0) {
       const ids = [...running.keys()].map((i) => `#${i}`).join(', ');
-      if (job.spec.concurrency === 'forbid') return skip('skipped-overlap', `the previous run (${ids}) is still running (concurrency: forbid)`);
-      if (job.spec.concurrency === 'replace') toReplace.push(...running.values());
+      if (o.replace || job.spec.concurrency === 'replace') toReplace.push(...running.values());
+      else if (job.spec.concurrency === 'forbid') return skip('skipped-overlap', `the previous run (${ids}) is still running (concurrency: forbid)`);
     }
 
     // Fail open to work: a full state folder does not stop the business's jobs; the row waits in
@@ -148,14 +155,14 @@ export class Supervisor {
     let map = this.active.get(job.name);
     if (!map) this.active.set(job.name, (map = new Map()));
     map.set(id, entry);
-    entry.done = this.execute(job, id, trigger, o.precheck, toReplace, entry).finally(() => {
+    entry.done = this.execute(job, id, trigger, o.precheck, toReplace, entry, o.onStarted).finally(() => {
       map.delete(id);
       if (map.size === 0 && this.active.get(job.name) === map) this.active.delete(job.name);
     });
     return entry.done;
   }
 
-  private async execute(job: Job, id: number, trigger: RunTrigger, precheck: boolean, toReplace: Active[], entry: Active): Promise<RunRow> {
+  private async execute(job: Job, id: number, trigger: RunTrigger, precheck: boolean, toReplace: Active[], entry: Active, onStarted?: (runId: number) => void): Promise<RunRow> {
     const { store, clock, log } = this.deps;
     try {
       if (toReplace.length > 0) {
@@ -215,7 +222,10 @@ export class Supervisor {
         now: () => clock.now(),
         extraEnv: { NIGHTSHIFT_STATE: this.deps.stateDir },
         leash: this.deps.leash(),
-        onSpawn: (pgid) => store.markStarted(id, pgid, logPath, clock.now()),
+        onSpawn: (pgid) => {
+          store.markStarted(id, pgid, logPath, clock.now());
+          onStarted?.(id);
+        },
         onTimeout: (output) => this.deps.onTimeout?.(job, id, output),
         onLogError: (err) => {
           if (isDiskFull(err)) store.noteDiskFull(err, `the log of run ${id} of ${job.name} (${logPath})`);

@@ -4,12 +4,16 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HomePaths } from './home.js';
+import { leashFor } from './launch.js';
+import { describeResult, runBounded } from './pager.js';
 import { dropSnapshot, manifestDigest, manifestState, readManifest, restoreSnapshot, takeSnapshot, type RestoreResult } from './snapshot.js';
 import type { Policy } from './spec.js';
-import { diffZone, guardTouches, hashZone, protectedZone, zoneExclude, zoneRoots, type Guarded, type Zone } from './zone.js';
+import { diffZone, guardTouches, hashZone, installRoot, protectedZone, zoneExclude, zoneRoots, type Guarded, type Zone } from './zone.js';
 
 const TOUCHES = 'touches';
 const ZONE = 'zone';
+/** A rollback of many large files takes a while; one that hangs longer is stopped and waits for a person. */
+const RESTORE_TIMEOUT_MS = 30 * 60_000;
 
 /**
  * The sha256 of both manifests, kept in SQLite: the snapshot folder lies in state/, which a fix
@@ -70,7 +74,7 @@ export class HealVault {
     const errors: string[] = [];
     try {
       if (readManifest(join(dir, TOUCHES))) {
-        parts.push(`touched paths: ${words(await restoreSnapshot(join(dir, TOUCHES), { expectDigest: digests?.touches }))}`);
+        parts.push(`touched paths: ${words(await this.restoreTouches(join(dir, TOUCHES), digests?.touches))}`);
       } else if (digests) {
         throw new Error(`the snapshot in ${join(dir, TOUCHES)} was deleted after it was taken; the touched paths cannot be put back`);
       } else parts.push('no complete snapshot of the touched paths, so the fix had not started');
@@ -91,6 +95,29 @@ export class HealVault {
     }
     if (errors.length) throw new Error(errors.join('; '));
     return parts.join('; ');
+  }
+
+  /**
+   * The touches are put back by a process of its own in a sandbox (restore-worker): a job may be
+   * swapping a folder of them for a link while the rollback walks them, and the rollback must not
+   * follow it anywhere a job could not write itself. The protected zone is restored here, by the
+   * daemon: no process nightshift starts can write it, so nothing can race that restore.
+   */
+  private async restoreTouches(dir: string, digest: string | undefined): Promise<RestoreResult> {
+    const worker = join(installRoot(), 'dist', 'restore-worker.js');
+    if (!existsSync(worker)) throw new Error(`nightshift's restore helper ${worker} is missing (run npm run build in ${installRoot()}); the snapshot in ${dir} is kept`);
+    const r = await runBounded([process.execPath, worker, dir, digest ?? '-'], {
+      timeoutMs: RESTORE_TIMEOUT_MS,
+      confine: { profile: 'restore', leash: leashFor(this.paths, this.getPolicy()) },
+    });
+    if (r.ok) {
+      try {
+        return JSON.parse(r.stdout) as RestoreResult;
+      } catch {
+        throw new Error(`the restore helper said something unreadable: ${r.stdout.slice(0, 200)}`);
+      }
+    }
+    throw new Error(r.exitCode === 1 && r.stderr ? r.stderr : `the restore helper ${describeResult(r, RESTORE_TIMEOUT_MS)}`);
   }
 
   /** Removes a snapshot, manifests first (a half-removed snapshot reads as incomplete, not damaged). */

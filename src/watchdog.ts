@@ -34,6 +34,15 @@ export function graceOf(job: Job): number {
 
 type Key = `missed:${string}` | `hung:${string}`;
 
+/**
+ * A heal's own runs (its rerun fix and its probe) are judged by the heal loop: their success is
+ * not a self-recovery and their failure is the attempt's, not a new incident. Except a rerun of a
+ * long-running job: the heal does not wait for its end, so its end is judged as any run's.
+ */
+export function judgedByHeal(job: Job, trigger: string): boolean {
+  return (trigger === 'heal' || trigger === 'probe') && !job.longRunning;
+}
+
 export class Watchdog {
   private readonly timer: DeadlineTimer<Key>;
   /** Per job: the moment its clock (re)started — boot, added, resumed. Nothing before it can be "missed". */
@@ -157,9 +166,7 @@ export class Watchdog {
   runFinished(row: RunRow): void {
     const job = this.deps.getJob(row.job);
     if (!job || row.outcome === null) return;
-    // A heal's own runs (its rerun fix and its probe) are judged by the heal loop: their success
-    // is not a self-recovery and their failure is the attempt's, not a new incident.
-    if (row.trigger === 'heal' || row.trigger === 'probe') return;
+    if (judgedByHeal(job, row.trigger)) return;
     const now = this.deps.clock.now();
     switch (row.outcome) {
       case 'ok':

@@ -390,6 +390,52 @@ echo fixed > $W/target`,
     }
   });
 
+  it('a job that swaps a folder of the touches for a link into the state folder while the rollback runs does not make the rollback write there', async () => {
+    // The rollback walks the touches by path. A job (jobs run beside it) waits for the rollback's
+    // first temporary file in work/m, then turns work/z (walked next) into a link to the state
+    // folder, which no job can see itself: a rollback run by the daemon, outside any sandbox,
+    // would list the state folder as the content of work/z and remove it.
+    const h = attackHome(asNobody, 'for f in $W/m/*; do echo changed >> $f; done\nexit 1', {
+      jobs: { racer: `command: ["${process.execPath}", "RACER"]\ntimeout: 5m\n` },
+    });
+    mkdirSync(join(h.work, 'm'));
+    mkdirSync(join(h.work, 'z'));
+    writeFileSync(join(h.work, 'z', 'keep'), 'keep\n');
+    const big = Buffer.alloc(4 << 20, 7);
+    for (let i = 0; i < 32; i++) writeFileSync(join(h.work, 'm', `f${String(i).padStart(2, '0')}`), big);
+    const racer = join(h.outside, 'racer.js');
+    writeFileSync(
+      racer,
+      `const fs = require('fs');
+const [m, z, state, out] = ${JSON.stringify([join(h.work, 'm'), join(h.work, 'z'), h.state, h.outside])};
+const w = fs.watch(m, (ev, name) => {
+  if (!name || !name.startsWith('.nightshift-restore-')) return;
+  w.close();
+  try { fs.renameSync(z, z + '.old'); fs.symlinkSync(state, z); fs.writeFileSync(out + '/swapped', 'swapped'); }
+  catch (e) { fs.writeFileSync(out + '/swapped', 'error ' + e.message); }
+  process.exit(0);
+});
+fs.writeFileSync(out + '/racer.up', 'up');
+setTimeout(() => process.exit(2), 120000);
+`,
+    );
+    const spec = join(h.home, 'jobs', 'racer.yaml');
+    writeFileSync(spec, readFileSync(spec, 'utf8').replace('RACER', racer));
+    mkdirSync(h.state, { recursive: true });
+    writeFileSync(join(h.state, 'canary'), 'canary\n');
+    if (asNobody) chownTree(h.home, 65534, 65534);
+    await daemonFor(h, asNobody);
+    void cli(['--home', h.home, '--state', h.state, 'run', 'racer']);
+    await waitFor(() => existsSync(join(h.outside, 'racer.up')), 10_000, 'the racing job watching');
+    await breakJob(h);
+    const a = await finishedAttempt(h, 60_000);
+    expect(read(join(h.outside, 'swapped')), 'the job made its swap during the rollback').toBe('swapped');
+    expect(read(join(h.state, 'canary'))).toBe('canary\n');
+    expect(existsSync(join(h.state, 'nightshift.db'))).toBe(true);
+    // Nothing it could trust to have put back: the rollback is reported as failed, for a person.
+    expect(a.outcome, String(a.detail)).toBe('rollback-failed');
+  });
+
   it('a fix that tries mount -o remount,rw before writing stays read-only', async () => {
     const h = attackHome(
       asNobody,
