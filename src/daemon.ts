@@ -68,6 +68,8 @@ export class Daemon {
   private killWatcher: FileWatcher | null = null;
   private heartbeatWatcher: FileWatcher | null = null;
   private lastKill: KillState | null = null;
+  /** The home and state folders as found at start (device:inode), by path. */
+  private folderIds = new Map<string, string>();
   private pager: Pager | null = null;
   private deadman: Deadman | null = null;
   private healer: Healer | null = null;
@@ -102,6 +104,7 @@ export class Daemon {
     this.startedAt = this.clock.now();
     mkdirSync(paths.state, { recursive: true, mode: 0o750 });
     mkdirSync(paths.logs, { recursive: true });
+    for (const p of [paths.home, paths.state]) this.folderIds.set(p, folderId(p));
     this.lock = StateLock.acquire(paths.lock);
     try {
       this.store = Store.open(paths.db);
@@ -561,7 +564,16 @@ export class Daemon {
 
   /** The one check every autonomous action goes through (fail closed). */
   killState(): KillState {
-    return checkKillSwitch(killSwitchPath(this.paths, this.policyOk ? this.policy : null), this.policyOk);
+    const path = killSwitchPath(this.paths, this.policyOk ? this.policy : null);
+    // A job may write the folder holding the home: moved away with an empty one in its place, the
+    // home would show no kill switch and a state folder the job made. Everything nightshift looks
+    // up by path would be the job's. Fail closed until a person restarts nightshift.
+    for (const [p, id] of this.folderIds) {
+      if (folderId(p) !== id) {
+        return { halted: true, reason: `${p} is no longer the folder nightshift started with (moved, renamed or replaced while it ran): every autonomous action is stopped until nightshift is restarted`, path, since: null };
+      }
+    }
+    return checkKillSwitch(path, this.policyOk);
   }
 
   private killSwitchChanged(): void {
@@ -712,5 +724,15 @@ export class Daemon {
   /** For tests and the in-process API. */
   get internals(): { store: Store; scheduler: Scheduler; supervisor: Supervisor; watchdog: Watchdog | null; healer: Healer | null; jobs: Map<string, Job> } {
     return { store: this.store, scheduler: this.scheduler, supervisor: this.supervisor, watchdog: this.watchdog, healer: this.healer, jobs: this.jobs };
+  }
+}
+
+/** device:inode of a folder ("gone" when it cannot be read): the same path, another folder, differs. */
+function folderId(p: string): string {
+  try {
+    const st = statSync(p);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return 'gone';
   }
 }

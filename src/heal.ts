@@ -21,7 +21,7 @@ import {
   proposalText,
   type Level,
 } from './rules.js';
-import { containment, fixMounts, removeCreated, removeStrays, SANDBOX_HOME, type FixMounts, type Leash } from './launch.js';
+import { containment, fixMounts, SANDBOX_HOME, tidyOrder, type FixMounts, type Leash } from './launch.js';
 import { runPrecheck } from './runner.js';
 import { bootTimeMs, groupMembers, type RunNowOptions } from './supervisor.js';
 import type { Policy } from './spec.js';
@@ -365,7 +365,11 @@ export class Healer {
       await this.executeSteps(id, fp, alert, job, matched, level, signal, mounts);
     } finally {
       // Folders made only so that a touched path had somewhere to be: gone again if nothing is in them.
-      if (mounts.value) removeCreated(mounts.value);
+      if (mounts.value) {
+        await this.vault.tidy(tidyOrder(mounts.value, 'created')).catch((err: unknown) => {
+          this.deps.log.warn({ heal: id, err: errText(err) }, 'folders made for the touches could not be removed');
+        });
+      }
     }
   }
 
@@ -657,7 +661,7 @@ export class Healer {
         onSpawn: (pgid) => this.deps.store.healNote(id, `fix started (process group ${pgid})`, { fix_pgid: pgid }),
       });
       // The sandbox is empty now (its PID namespace ended with the fix): what it wrote is final.
-      const strays = removeStrays(mounts.value);
+      const strays = await this.vault.tidy(tidyOrder(mounts.value, 'strays'));
       if (strays.length) {
         return { ok: false, detail: `${what} ${argv[0]} wrote outside its touches (${strays.slice(0, 5).join(', ')}${strays.length > 5 ? ', …' : ''}; removed); ${describeResult(r, timeoutMs)}` };
       }

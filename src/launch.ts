@@ -374,6 +374,29 @@ function hardLinked(roots: readonly string[]): string[] {
   return out;
 }
 
+/** What is left to tidy after a fix, as plain JSON (it goes to restore-worker on stdin). */
+export interface TidyOrder {
+  watched?: Array<{ dir: string; before: string[]; allowed: string[]; links: Array<[string, string]> }>;
+  created?: string[];
+}
+
+export function tidyOrder(m: FixMounts, what: 'strays' | 'created'): TidyOrder {
+  if (what === 'created') return { created: m.created };
+  return { watched: m.watched.map((w) => ({ dir: w.dir, before: [...w.before], allowed: [...w.allowed], links: [...w.links] })) };
+}
+
+/** Carries out a TidyOrder (in restore-worker): strays removed and named, empty created folders removed. */
+export function tidy(order: TidyOrder): string[] {
+  const m: FixMounts = {
+    args: [],
+    created: order.created ?? [],
+    watched: (order.watched ?? []).map((w) => ({ dir: w.dir, before: new Set(w.before), allowed: new Set(w.allowed), links: new Map(w.links) })),
+  };
+  const strays = removeStrays(m);
+  removeCreated(m);
+  return strays;
+}
+
 /**
  * Entries a fix created beside its touched files (outside its touches): removed, and named so that
  * the attempt is rolled back as a fix that wrote outside what it declared.

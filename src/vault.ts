@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HomePaths } from './home.js';
-import { leashFor } from './launch.js';
+import { leashFor, type TidyOrder } from './launch.js';
 import { describeResult, runBounded } from './pager.js';
 import { dropSnapshot, manifestDigest, manifestState, readManifest, restoreSnapshot, takeSnapshot, type RestoreResult } from './snapshot.js';
 import type { Policy } from './spec.js';
@@ -104,20 +104,32 @@ export class HealVault {
    * daemon: no process nightshift starts can write it, so nothing can race that restore.
    */
   private async restoreTouches(dir: string, digest: string | undefined): Promise<RestoreResult> {
+    return (await this.worker(['restore', dir, digest ?? '-'])) as RestoreResult;
+  }
+
+  /**
+   * What a fix left beside its touched files is removed (and named), and the folders made for its
+   * touches are removed when empty — by restore-worker in its sandbox, for the same reason.
+   */
+  async tidy(order: TidyOrder): Promise<string[]> {
+    if (!order.watched?.length && !order.created?.length) return [];
+    return (await this.worker(['tidy'], JSON.stringify(order))) as string[];
+  }
+
+  private async worker(args: string[], input?: string): Promise<unknown> {
     const worker = join(installRoot(), 'dist', 'restore-worker.js');
-    if (!existsSync(worker)) throw new Error(`nightshift's restore helper ${worker} is missing (run npm run build in ${installRoot()}); the snapshot in ${dir} is kept`);
-    const r = await runBounded([process.execPath, worker, dir, digest ?? '-'], {
+    if (!existsSync(worker)) throw new Error(`nightshift's restore helper ${worker} is missing (run npm run build in ${installRoot()})`);
+    const r = await runBounded([process.execPath, worker, ...args], {
+      input,
       timeoutMs: RESTORE_TIMEOUT_MS,
       confine: { profile: 'restore', leash: leashFor(this.paths, this.getPolicy()) },
     });
-    if (r.ok) {
-      try {
-        return JSON.parse(r.stdout) as RestoreResult;
-      } catch {
-        throw new Error(`the restore helper said something unreadable: ${r.stdout.slice(0, 200)}`);
-      }
+    if (!r.ok) throw new Error(r.exitCode === 1 && r.stderr ? r.stderr : `the restore helper ${describeResult(r, RESTORE_TIMEOUT_MS)}`);
+    try {
+      return JSON.parse(r.stdout) as unknown;
+    } catch {
+      throw new Error(`the restore helper said something unreadable: ${r.stdout.slice(0, 200)}`);
     }
-    throw new Error(r.exitCode === 1 && r.stderr ? r.stderr : `the restore helper ${describeResult(r, RESTORE_TIMEOUT_MS)}`);
   }
 
   /** Removes a snapshot, manifests first (a half-removed snapshot reads as incomplete, not damaged). */

@@ -13,7 +13,7 @@ import { chmodSync, existsSync, lchownSync, linkSync, lstatSync, mkdirSync, read
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanup, cli, flockFree, makeHome, pidAlive, query, startDaemon, waitFor, type DaemonProc } from '../helpers.js';
+import { cleanup, cli, flockFree, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
 
 const AS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 const MODES: Array<{ name: string; asNobody: boolean }> = AS_ROOT
@@ -434,6 +434,39 @@ setTimeout(() => process.exit(2), 120000);
     expect(existsSync(join(h.state, 'nightshift.db'))).toBe(true);
     // Nothing it could trust to have put back: the rollback is reported as failed, for a person.
     expect(a.outcome, String(a.detail)).toBe('rollback-failed');
+  });
+
+  it('a job that moves the home away and puts an empty one in its place (no kill switch in it) stops every autonomous action', async () => {
+    // The kill switch is on. A job (it may write the home's folder) renames the home and makes a
+    // new one at the same path: a daemon that looks up state/KILL by path would find it off.
+    const flag = join(tempDir('ns-flag-'), 'armed');
+    const h = attackHome(asNobody, 'echo fixed > $W/target', {
+      jobs: {
+        broken: `shell: "test -e ${flag} && exit 3; exit 0"\nevery: 1s\n`,
+        mover: `shell: "mv ${'$'}H ${'$'}H.moved && mkdir -p ${'$'}H/state && touch ${flag}"\n`,
+      },
+    });
+    homes.push(`${h.home}.moved`, join(flag, '..'));
+    const spec = join(h.home, 'jobs', 'mover.yaml');
+    writeFileSync(spec, readFileSync(spec, 'utf8').replaceAll('$H', h.home));
+    if (asNobody) {
+      chownTree(h.home, 65534, 65534);
+      chownTree(join(flag, '..'), 65534, 65534);
+      chmodSync(join(flag, '..'), 0o777);
+    }
+    await daemonFor(h, asNobody);
+    expect((await cli(['--home', h.home, '--state', h.state, 'kill', 'on'])).exitCode).toBe(0);
+    const moved = await cli(['--home', h.home, '--state', h.state, 'run', 'mover']);
+    expect(existsSync(flag), String(moved.stdout) + String(moved.stderr)).toBe(true);
+    const movedState = join(`${h.home}.moved`, 'state');
+    const a = await waitFor(
+      () => query<Attempt>(movedState, "SELECT id, outcome, detail, step FROM heal_attempts WHERE job = 'broken' AND outcome IS NOT NULL").at(0),
+      20_000,
+      'a finished heal attempt',
+    );
+    expect(a.outcome, String(a.detail)).toBe('halted');
+    expect(a.detail).toMatch(/no longer the folder nightshift started with/);
+    expect(read(join(`${h.home}.moved`, 'work', 'target'))).toBe('original\n');
   });
 
   it('a fix that tries mount -o remount,rw before writing stays read-only', async () => {
