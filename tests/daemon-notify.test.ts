@@ -72,7 +72,8 @@ describe('digest from the daemon', () => {
     expect(m.data).toContain('text/plain');
     expect(m.data).toContain('text/html');
     expect(m.data).toContain('broken');
-    const today = new Date().toISOString().slice(0, 10);
+    // The day the daemon wrote it for (not the test's "today": the two differ around midnight).
+    const today = /Subject: nightshift (\d{4}-\d{2}-\d{2})/.exec(m.data)![1]!;
     expect(existsSync(join(home, 'state', 'digests', `${today}.md`))).toBe(true);
     const row = query<{ sent_at: number | null; verdict: string }>(join(home, 'state'), 'SELECT sent_at, verdict FROM digests WHERE date = ?', today)[0]!;
     expect(row.sent_at).not.toBeNull();
@@ -88,17 +89,22 @@ describe('digest from the daemon', () => {
     daemons.push(d1);
     await waitFor(() => mail.mails.length === 1, 10_000, 'first digest');
     await d1.stop();
-    // pretend the newest digest on record is three days old: the two days between and today are missing
-    const day = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 10);
+    // pretend the newest digest on record is three days older than the one just sent: the two days
+    // between and that day itself are missing. Days are counted from the day the daemon wrote, and
+    // from the day it is when the second daemon starts (a midnight in between adds one).
+    const first = query<{ date: string }>(join(home, 'state'), 'SELECT date FROM digests')[0]!.date;
+    const day = (n: number, from = first) => new Date(Date.parse(`${from}T00:00:00Z`) - n * 86_400_000).toISOString().slice(0, 10);
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(join(home, 'state', 'nightshift.db'));
     db.prepare('UPDATE digests SET date = ?').run(day(3));
     db.close();
     const d2 = await startDaemon(home);
     daemons.push(d2);
-    await waitFor(() => mail.mails.length === 4, 10_000, 'three catch-up digests');
+    const now = new Date().toISOString().slice(0, 10);
+    const expected = [day(2), day(1), day(0), ...(now > first ? [now] : [])];
+    await waitFor(() => mail.mails.length === 1 + expected.length, 10_000, 'the catch-up digests');
     const subjects = mail.mails.slice(1).map((m) => /Subject: nightshift (\d{4}-\d{2}-\d{2})/.exec(m.data)![1]).sort();
-    expect(subjects).toEqual([day(2), day(1), day(0)]);
+    expect(subjects).toEqual(expected);
   });
 
   it('nightshift digest prints the day; --send mails it; an unreachable server keeps the file and says so', async () => {

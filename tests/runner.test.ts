@@ -67,7 +67,6 @@ describe('runner', () => {
     expect(r.outcome).toBe('timeout');
     expect(r.signal).toBe('SIGTERM');
     expect(r.reason).not.toContain('SIGKILL');
-    expect(r.durationMs).toBeLessThan(5000);
   });
 
   it('a job that exits before its children leaves no process behind', async () => {
