@@ -303,9 +303,10 @@ export class Healer {
       const k = this.deps.killState();
       if (k.halted || signal.aborted) return finish('halted', k.halted ? `nothing was run: ${k.reason}` : 'nightshift is stopping; nothing was run');
 
-      // 1b. containment (fail closed): no sandbox, no fix, at any level
+      // 1b. containment (fail closed): no sandbox, no fix, at any level. Without a matching rule
+      // nothing would run anyway: that alert goes on to needs-human, which says what a person must do.
       const c = containment();
-      if (!c.ok) return finish('uncontained', `nothing was run: fixes, brains and probes run only inside a sandbox, and ${c.reason}`);
+      if (!c.ok && matched) return finish('uncontained', `nothing was run: fixes, brains and probes run only inside a sandbox, and ${c.reason}`);
 
       // 2. pre-check (fail open: only a success, an explicit IDLE or a passing probe stops here)
       store.healStep(id, 'pre-check', clock.now());

@@ -772,7 +772,7 @@ describe('without a sandbox', () => {
     const work = visibleDir('ns-heal-uncontained-');
     const marker = join(work, 'ran');
     const h = home(
-      { victim: `command: ["sh", "-c", "echo the job itself still runs; exit 1"]\n` },
+      { victim: `command: ["sh", "-c", "echo the job itself still runs; exit 1"]\n`, lonely: 'command: ["false"]\n' },
       { fix: `match: { job: victim }\nautonomy: auto\naction: { command: ["touch", "${marker}"], touches: ["${work}/"] }\nprobe: { command: ["test", "-e", "${marker}"] }\n` },
     );
     const d = await startDaemon(h, { env: { NIGHTSHIFT_BWRAP: '/nonexistent' } });
@@ -788,10 +788,14 @@ describe('without a sandbox', () => {
     expect(query(d.state, "SELECT outcome FROM runs WHERE job = 'victim'")).toEqual([{ outcome: 'failed' }]);
     // the decision is final and nothing came before it: the fix never ran
     expect(existsSync(marker)).toBe(false);
+    // An alert no rule matches would run nothing anyway: it goes to a person as needs-human.
+    await ns(d, 'run', 'lonely');
+    const l = await waitFor(() => attempts(d).find((x) => x.job === 'lonely' && x.outcome !== null), WAIT_MS, 'the decision on lonely');
+    expect(l.outcome).toBe('needs-human');
     // The marker is the one the fix makes: with bwrap back, the next start runs the same fix.
     await d.stop();
     const d2 = await daemon(h);
-    const b = await waitFor(() => attempts(d2).find((x) => x.id !== a!.id && x.outcome !== null), WAIT_MS, 'the heal with bwrap');
+    const b = await waitFor(() => attempts(d2).find((x) => x.job === 'victim' && x.id !== a!.id && x.outcome !== null), WAIT_MS, 'the heal with bwrap');
     expect(b.outcome).toBe('fixed-verified');
     expect(existsSync(marker)).toBe(true);
   });
