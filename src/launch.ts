@@ -18,8 +18,9 @@
 //   owns — and nothing else, since everything else is mounted read-only or hidden.)
 // - no local services: a unix socket on a read-only mount can still be connected to, and its
 //   file permissions would let a fix in as the daemon's user (root: docker, D-Bus, systemd).
-//   Fixes, brains and probes cannot create a unix socket at all (a seccomp filter), nor io_uring
-//   (which creates sockets without the system call). TCP and UDP stay open to them.
+//   Fixes, brains and probes cannot create a unix socket at all (a seccomp filter), nor use
+//   io_uring (which creates sockets without the system call) or the kernel keyrings. TCP and UDP
+//   stay open to them.
 //
 // Where bwrap cannot run (not installed, no user namespaces, a unit that forbids them), jobs and
 // notifications still run, uncontained (fail open to work), and fixes do not run at all (fail
@@ -62,22 +63,26 @@ export const SANDBOX_TAG = 'NIGHTSHIFT_SANDBOX';
 
 // ---------------------------------------------------------------- the socket filter
 
-/** Architectures the filter is built for: the audit arch and the number of socket(2). */
-const FILTER_ARCH: Partial<Record<NodeJS.Architecture, { audit: number; socket: number }>> = {
-  x64: { audit: 0xc000003e, socket: 41 },
-  arm64: { audit: 0xc00000b7, socket: 198 },
+/** Architectures the filter is built for: the audit arch and the system call numbers it checks. */
+const FILTER_ARCH: Partial<Record<NodeJS.Architecture, { audit: number; socket: number; ioUring: number[]; keys: number[] }>> = {
+  // io_uring_setup/enter/register are the same on both (the generic table); add_key, request_key, keyctl are not.
+  x64: { audit: 0xc000003e, socket: 41, ioUring: [425, 426, 427], keys: [248, 249, 250] },
+  arm64: { audit: 0xc00000b7, socket: 198, ioUring: [425, 426, 427], keys: [217, 218, 219] },
 };
-/** io_uring_setup(2): the same number on both (the generic table). */
-const NR_IO_URING_SETUP = 425;
 const AF_UNIX = 1;
+const EPERM = 1;
 const EACCES = 13;
 const ENOSYS = 38;
 
 /**
- * A classic BPF seccomp program (what bwrap --seccomp reads): socket(AF_UNIX, …) fails with
- * EACCES, io_uring_setup with ENOSYS (programs fall back to plain system calls), x32 system calls
- * with ENOSYS (they would bypass the numbers checked), and a system call of another architecture
- * (32-bit compat) kills the process. Everything else is allowed. Null: no filter for this machine.
+ * A classic BPF seccomp program (what bwrap --seccomp reads):
+ * - socket(AF_UNIX, …) fails with EACCES: no local service can be reached, whatever its socket's
+ *   file permissions (as root, a sandboxed process is still uid 0 to the kernel);
+ * - io_uring fails with ENOSYS (it creates sockets without the system call; programs fall back);
+ * - add_key, request_key, keyctl fail with EPERM (the kernel keyrings are per uid, root's too);
+ * - x32 system calls fail with ENOSYS (other numbers, which the checks above would miss);
+ * - a system call of another architecture (32-bit compat: socketcall) kills the process.
+ * Everything else is allowed. Null: no filter for this machine.
  */
 export function socketFilter(arch: NodeJS.Architecture = process.arch): Buffer | null {
   const a = FILTER_ARCH[arch];
@@ -86,30 +91,32 @@ export function socketFilter(arch: NodeJS.Architecture = process.arch): Buffer |
   const JEQ_K = 0x15;
   const JGE_K = 0x35;
   const RET_K = 0x06;
-  const ALLOW = 0x7fff0000;
-  const ERRNO = 0x00050000;
-  const KILL_PROCESS = 0x80000000;
-  // [code, jt, jf, k]; jumps are relative to the next instruction.
-  const prog: Array<[number, number, number, number]> = [
-    /* 0 */ [LD_W_ABS, 0, 0, 4], // seccomp_data.arch
-    /* 1 */ [JEQ_K, 0, 9, a.audit], // else → 11 kill
-    /* 2 */ [LD_W_ABS, 0, 0, 0], // seccomp_data.nr
-    /* 3 */ [JGE_K, 6, 0, 0x40000000], // x32 → 10 ENOSYS
-    /* 4 */ [JEQ_K, 5, 0, NR_IO_URING_SETUP], // → 10 ENOSYS
-    /* 5 */ [JEQ_K, 0, 2, a.socket], // else → 8 allow
-    /* 6 */ [LD_W_ABS, 0, 0, 16], // seccomp_data.args[0], low 32 bits (little-endian)
-    /* 7 */ [JEQ_K, 1, 0, AF_UNIX], // → 9 EACCES, else → 8 allow
-    /* 8 */ [RET_K, 0, 0, ALLOW],
-    /* 9 */ [RET_K, 0, 0, ERRNO | EACCES],
-    /* 10 */ [RET_K, 0, 0, ERRNO | ENOSYS],
-    /* 11 */ [RET_K, 0, 0, KILL_PROCESS],
+  const RET = { allow: 0x7fff0000, eacces: 0x00050000 | EACCES, enosys: 0x00050000 | ENOSYS, eperm: 0x00050000 | EPERM, kill: 0x80000000 };
+  type Label = keyof typeof RET | 'next';
+  // Jumps name their target; offsets (relative to the next instruction) are computed below.
+  const code: Array<{ op: number; k: number; jt?: Label; jf?: Label }> = [
+    { op: LD_W_ABS, k: 4 }, // seccomp_data.arch
+    { op: JEQ_K, k: a.audit, jt: 'next', jf: 'kill' },
+    { op: LD_W_ABS, k: 0 }, // seccomp_data.nr
+    { op: JGE_K, k: 0x40000000, jt: 'enosys', jf: 'next' }, // x32
+    ...a.ioUring.map((nr) => ({ op: JEQ_K, k: nr, jt: 'enosys' as Label, jf: 'next' as Label })),
+    ...a.keys.map((nr) => ({ op: JEQ_K, k: nr, jt: 'eperm' as Label, jf: 'next' as Label })),
+    { op: JEQ_K, k: a.socket, jt: 'next', jf: 'allow' },
+    { op: LD_W_ABS, k: 16 }, // seccomp_data.args[0], low 32 bits (little-endian)
+    { op: JEQ_K, k: AF_UNIX, jt: 'eacces', jf: 'allow' },
   ];
-  const buf = Buffer.alloc(prog.length * 8);
-  prog.forEach(([code, jt, jf, k], i) => {
-    buf.writeUInt16LE(code, i * 8);
-    buf.writeUInt8(jt, i * 8 + 2);
-    buf.writeUInt8(jf, i * 8 + 3);
-    buf.writeUInt32LE(k >>> 0, i * 8 + 4);
+  const rets = Object.keys(RET) as Array<keyof typeof RET>;
+  const at = (label: Label, pc: number): number => (label === 'next' ? 0 : code.length + rets.indexOf(label) - (pc + 1));
+  const buf = Buffer.alloc((code.length + rets.length) * 8);
+  code.forEach((c, pc) => {
+    buf.writeUInt16LE(c.op, pc * 8);
+    buf.writeUInt8(c.jt === undefined ? 0 : at(c.jt, pc), pc * 8 + 2);
+    buf.writeUInt8(c.jf === undefined ? 0 : at(c.jf, pc), pc * 8 + 3);
+    buf.writeUInt32LE(c.k >>> 0, pc * 8 + 4);
+  });
+  rets.forEach((r, i) => {
+    buf.writeUInt16LE(RET_K, (code.length + i) * 8);
+    buf.writeUInt32LE(RET[r] >>> 0, (code.length + i) * 8 + 4);
   });
   return buf;
 }

@@ -196,9 +196,22 @@ echo x > ${home}/other 2>/dev/null || echo home-read-only`,
     }
   });
 
-  it('the socket filter is built for x64 and arm64 only; elsewhere no fix or probe runs', () => {
-    expect(socketFilter('x64')?.length).toBe(12 * 8);
-    expect(socketFilter('arm64')?.length).toBe(12 * 8);
+  it('a probe cannot reach the kernel keyrings (root\'s are uid 0\'s); a job can', async () => {
+    const keyctl = ({ x64: 250, arm64: 219 } as Record<string, number>)[process.arch]!;
+    const home = makeHome();
+    dirs.push(home);
+    const leash = leashOf(homePaths(home), null, join(home, 'state', 'KILL'));
+    // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, create): the caller's user keyring.
+    const script = `perl -e '$r = syscall(${keyctl}, 0, -4, 1); print "keyctl $r ", ($r < 0 ? $!+0 : 0), "\\n"'`;
+    const probe = await inside({ profile: 'probe', leash }, script, home);
+    expect(probe.out).toContain('keyctl -1 1'); // EPERM
+    const job = await inside({ profile: 'job', leash }, script, home);
+    expect(job.out).toMatch(/keyctl [1-9]\d* 0/);
+  });
+
+  it('the filter is built for x64 and arm64 only; elsewhere no fix or probe runs', () => {
+    expect(socketFilter('x64')).not.toBeNull();
+    expect(socketFilter('arm64')).not.toBeNull();
     expect(socketFilter('ia32')).toBeNull();
   });
 });
