@@ -53,6 +53,9 @@ for key in ProtectKernelTunables ProtectProc ProcSubset PrivateUsers; do
   fi
 done
 
+grep -qE '^[[:space:]]*RestartPreventExitStatus=.*\b4\b' "$unit" ||
+  fail "$name: RestartPreventExitStatus=4 is missing: after its home was moved away, nightshift stops with exit code 4 and must not be restarted on whatever is at the path now"
+
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/ns-verify.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 copy="$tmp/$name"

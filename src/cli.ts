@@ -2,7 +2,8 @@
 // The command line. Reading commands work from the files and SQLite alone; acting commands talk to
 // the daemon over its socket. Exit codes: 0 ok, 1 unhealthy/failed, 2 usage or invalid config,
 // 3 daemon not reachable.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeInheritedFds } from './proc.js';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -22,7 +23,7 @@ import { buildStatus, renderAlerts, renderRuns, renderStatus, type LiveInfo } fr
 import { Store, StoreError, type RunRow } from './store.js';
 import { demotionLines, hasHeals, healLines, healStatusLines, healViews, renderHeals, ruleEvidence } from './healview.js';
 
-export const EXIT = { ok: 0, unhealthy: 1, usage: 2, unreachable: 3 } as const;
+export const EXIT = { ok: 0, unhealthy: 1, usage: 2, unreachable: 3, homeMoved: 4 } as const;
 
 class UsageError extends Error {}
 
@@ -105,8 +106,18 @@ const COMMANDS: Record<string, Command> = {
     run: async (ctx) => {
       if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
       if (!existsSync(ctx.paths.home)) throw new UsageError(`the home folder ${ctx.paths.home} does not exist (use --home DIR)`);
+      const closed = closeInheritedFds(closeSync);
       const log = createLogger();
-      const daemon = new Daemon({ paths: ctx.paths, log });
+      if (closed.length) log.info({ fds: closed }, 'closed file descriptors inherited without close-on-exec (no process nightshift starts may get them)');
+      let exitCode: number = EXIT.ok;
+      const daemon: Daemon = new Daemon({
+        paths: ctx.paths,
+        log,
+        onHomeLost: () => {
+          exitCode = EXIT.homeMoved;
+          onSignal('SIGTERM');
+        },
+      });
       // Handlers first: until one is installed a SIGTERM kills node outright, and start() already
       // runs jobs (catch-up runs) — a stop during start-up would orphan them. A signal that comes
       // during start() is acted on once start() has returned.
@@ -145,7 +156,7 @@ const COMMANDS: Record<string, Command> = {
         stopRequested = (sig) => {
           log.info({ signal: sig }, 'stop requested');
           daemon.stop().then(
-            () => resolve(EXIT.ok),
+            () => resolve(exitCode),
             (err: unknown) => {
               log.error({ err: String(err) }, 'stopping failed');
               resolve(EXIT.unhealthy);
@@ -554,7 +565,7 @@ function mainHelp(): string {
     '  --state DIR   where runtime data lives (default: HOME/state)',
     '  --help        help for a command: nightshift COMMAND --help',
     '',
-    'exit codes: 0 ok, 1 unhealthy/failed, 2 usage or invalid config, 3 daemon not reachable',
+    'exit codes: 0 ok, 1 unhealthy/failed, 2 usage or invalid config, 3 daemon not reachable, 4 (start) the home was moved away while nightshift ran',
   ].join('\n');
 }
 

@@ -1,6 +1,6 @@
 // The daemon's wiring, in one place: lock, store, home, scheduler, supervisor, watcher, control
 // socket and systemd notifications. Each piece has start()/stop(); this file decides the order.
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { ControlError, ControlServer, type Route } from './control.js';
 import {
@@ -47,6 +47,8 @@ export interface DaemonOptions {
   env?: NodeJS.ProcessEnv;
   logCap?: number;
   reloadDebounceMs?: number;
+  /** The home or state folder was moved away while nightshift ran: it is stopping (see homeIntact). */
+  onHomeLost?: (why: string) => void;
 }
 
 export interface LiveJob {
@@ -54,6 +56,9 @@ export interface LiveJob {
   running: number[];
   nextRun: number | null;
 }
+
+/** Heartbeat-file touches are written at most this often per job (see heartbeatFileTouched). */
+const HEARTBEAT_WRITE_MS = 1000;
 
 export class Daemon {
   readonly paths: HomePaths;
@@ -70,6 +75,9 @@ export class Daemon {
   private lastKill: KillState | null = null;
   /** The home and state folders as found at start (device:inode), by path. */
   private folderIds = new Map<string, string>();
+  private homeLost: string | null = null;
+  private homeTimer: NodeJS.Timeout | null = null;
+  private readonly touchThrottle = new Map<string, { last: number; touched: number; trailing: NodeJS.Timeout | null }>();
   private pager: Pager | null = null;
   private deadman: Deadman | null = null;
   private healer: Healer | null = null;
@@ -105,6 +113,8 @@ export class Daemon {
     mkdirSync(paths.state, { recursive: true, mode: 0o750 });
     mkdirSync(paths.logs, { recursive: true });
     for (const p of [paths.home, paths.state]) this.folderIds.set(p, folderId(p));
+    // Launches and heals look on their own; this catches a move while nothing else happens.
+    this.homeTimer = setInterval(() => this.homeIntact(), 60_000).unref();
     this.lock = StateLock.acquire(paths.lock);
     try {
       this.store = Store.open(paths.db);
@@ -196,6 +206,7 @@ export class Daemon {
         getRules: () => this.rules,
         getPolicy: () => this.policy,
         killState: () => this.killState(),
+        homeIntact: () => this.homeIntact(),
         runJob: (job, trigger, opts) => this.supervisor.runNow(job, trigger, opts),
         stopJob: (name) => this.supervisor.stopJob(name, 'manual'),
         waitJobIdle: (name) => this.supervisor.waitIdle(name),
@@ -387,11 +398,13 @@ export class Daemon {
 
   private async teardown(): Promise<void> {
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+    if (this.homeTimer) clearInterval(this.homeTimer);
     this.scheduler?.stop();
     this.watchdog?.stop();
     await this.watcher?.stop().catch(() => {});
     await this.killWatcher?.stop().catch(() => {});
     await this.heartbeatWatcher?.stop().catch(() => {});
+    for (const t of this.touchThrottle.values()) if (t.trailing) clearTimeout(t.trailing);
     await this.control?.stop().catch(() => {});
     try {
       this.store?.close();
@@ -557,22 +570,45 @@ export class Daemon {
 
   // ---- kill switch and heartbeats ----
 
-  /** What every process nightshift starts is kept from, under the policy in force (the last good one). */
+  /**
+   * What every process nightshift starts is kept from, under the policy in force (the last good
+   * one). Every launch asks for it: none starts once the home has been moved (homeIntact).
+   */
   leash(): Leash {
+    if (!this.homeIntact()) throw new Error(this.homeLost!);
     return leashFor(this.paths, this.policy);
+  }
+
+  /**
+   * A job may write the folder that holds the home. Moved away with another folder put in its
+   * place, the home's paths would name what the job made: a state folder without the kill switch,
+   * rules of its choosing, and a leash that hides nothing real. From the moment that is seen,
+   * nightshift starts nothing (no page either: a page command is a process too), restores nothing
+   * by path, records it (the database is open by file descriptor, so the record lands in the real
+   * one), and stops with exit code 4, which the unit does not restart: its deadman falls silent
+   * and systemd shows the unit failed. A person must put the folder back.
+   */
+  homeIntact(): boolean {
+    if (this.homeLost !== null) return false;
+    for (const [p, id] of this.folderIds) {
+      if (folderId(p) === id) continue;
+      this.homeLost = `${p} is no longer the folder nightshift started with (it was moved, renamed or replaced while nightshift ran): nightshift stopped; put the folder back (its database is now at ${openFileEndingIn('/nightshift.db') ?? 'an unknown place'}), check it, then start nightshift`;
+      this.log.fatal({ folder: p }, this.homeLost);
+      try {
+        this.store.recordEvent(this.clock.now(), 'home-moved', null, this.homeLost);
+      } catch {
+        // the record is a courtesy; the stop is what matters
+      }
+      this.opts.onHomeLost?.(this.homeLost);
+      return false;
+    }
+    return true;
   }
 
   /** The one check every autonomous action goes through (fail closed). */
   killState(): KillState {
     const path = killSwitchPath(this.paths, this.policyOk ? this.policy : null);
-    // A job may write the folder holding the home: moved away with an empty one in its place, the
-    // home would show no kill switch and a state folder the job made. Everything nightshift looks
-    // up by path would be the job's. Fail closed until a person restarts nightshift.
-    for (const [p, id] of this.folderIds) {
-      if (folderId(p) !== id) {
-        return { halted: true, reason: `${p} is no longer the folder nightshift started with (moved, renamed or replaced while it ran): every autonomous action is stopped until nightshift is restarted`, path, since: null };
-      }
-    }
+    if (!this.homeIntact()) return { halted: true, reason: this.homeLost!, path, since: null };
     return checkKillSwitch(path, this.policyOk);
   }
 
@@ -604,10 +640,31 @@ export class Daemon {
     return out;
   }
 
+  /**
+   * A worker may touch its file every 200 ms: at most one write a second per job (each is an
+   * fsync), and a trailing one, so that the last touch is always on record within a second — less
+   * than any grace, so no deadline is armed from a touch that is too old.
+   */
   private heartbeatFileTouched(file: string): void {
     const name = this.heartbeatFiles().get(file);
     const job = name ? this.jobs.get(name) : undefined;
-    if (job) this.watchdog?.heartbeat(job, 'success', 'file');
+    if (!job) return;
+    const t = this.touchThrottle.get(job.name) ?? { last: 0, touched: 0, trailing: null };
+    this.touchThrottle.set(job.name, t);
+    const now = this.clock.now();
+    t.touched = now;
+    if (now - t.last >= HEARTBEAT_WRITE_MS) {
+      t.last = now;
+      this.watchdog?.heartbeat(job, 'success', 'file');
+      return;
+    }
+    // The trailing write carries the time of the last touch, not its own.
+    t.trailing ??= setTimeout(() => {
+      t.trailing = null;
+      t.last = this.clock.now();
+      const current = this.jobs.get(job.name);
+      if (current) this.watchdog?.heartbeat(current, 'success', 'file', undefined, t.touched);
+    }, HEARTBEAT_WRITE_MS - (now - t.last));
   }
 
   /** A heartbeat file touched while the daemon was down counts once at start. */
@@ -735,4 +792,21 @@ function folderId(p: string): string {
   } catch {
     return 'gone';
   }
+}
+
+/** Where an open file is now (the kernel follows renames): the first of this process's open files whose path ends so. */
+function openFileEndingIn(suffix: string): string | null {
+  try {
+    for (const fd of readdirSync('/proc/self/fd')) {
+      try {
+        const target = readlinkSync(`/proc/self/fd/${fd}`);
+        if (target.endsWith(suffix)) return target;
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return null;
 }

@@ -21,7 +21,7 @@ import {
   proposalText,
   type Level,
 } from './rules.js';
-import { containment, fixMounts, SANDBOX_HOME, tidyOrder, type FixMounts, type Leash } from './launch.js';
+import { fixContainment, fixMounts, SANDBOX_HOME, tidyOrder, type FixMounts, type Leash } from './launch.js';
 import { runPrecheck } from './runner.js';
 import { bootTimeMs, groupMembers, type RunNowOptions } from './supervisor.js';
 import type { Policy } from './spec.js';
@@ -51,6 +51,8 @@ export interface HealerDeps {
   getPolicy(): Policy;
   /** The same check the watchdog and supervisor use; fail closed. */
   killState(): KillState;
+  /** False once the home or state folder was moved away while nightshift ran (daemon.homeIntact). */
+  homeIntact?(): boolean;
   /** Runs the job now with trigger heal (a rerun fix) or probe, resolving with the finished row. */
   runJob(job: Job, trigger: 'heal' | 'probe', opts?: RunNowOptions): Promise<RunRow>;
   /** Stops every run of the job (SIGTERM to its group, SIGKILL after its killGrace). */
@@ -106,7 +108,7 @@ export class Healer {
     this.ttl = deps.approvalTtlMs ?? APPROVAL_TTL_MS;
     this.expiry = new DeadlineTimer<number>((id) => this.expire(id), deps.clock, (err) => deps.log.error({ err: String(err) }, 'approval expiry failed'));
     this.expiry.stop();
-    this.vault = new HealVault(deps.paths, () => deps.getPolicy());
+    this.vault = new HealVault(deps.paths, () => deps.getPolicy(), () => deps.leash());
   }
 
   // ---- life cycle ----
@@ -292,7 +294,7 @@ export class Healer {
 
     // While the kill switch stays on, one `halted` per incident is enough (turning it off re-looks).
     if (prev?.outcome === 'halted' && this.deps.killState().halted) return;
-    if (prev?.outcome === 'uncontained' && !containment().ok) return;
+    if (prev?.outcome === 'uncontained' && !fixContainment().ok) return;
     const id = store.insertHealAttempt({ alertId: alert.id, fingerprint: fp, job: job.name, now: clock.now() });
     f.attemptId = id;
     const finish = (outcome: string, detail: string, fields: Parameters<Store['finishHeal']>[4] = {}): void =>
@@ -305,7 +307,7 @@ export class Healer {
 
       // 1b. containment (fail closed): no sandbox, no fix, at any level. Without a matching rule
       // nothing would run anyway: that alert goes on to needs-human, which says what a person must do.
-      const c = containment();
+      const c = fixContainment();
       if (!c.ok && matched) return finish('uncontained', `nothing was run: fixes, brains and probes run only inside a sandbox, and ${c.reason}`);
 
       // 2. pre-check (fail open: only a success, an explicit IDLE or a passing probe stops here)
@@ -477,6 +479,13 @@ export class Healer {
     stopped: StopWhy | null,
   ): Promise<void> {
     const { store, clock, log } = this.deps;
+    // The home was moved away (daemon.homeIntact): every path now names what a job made. Nothing
+    // is checked or restored through them; the attempt stays open in the journal, and the next
+    // start, in the home put back, rolls it back from its snapshot as after a crash.
+    if (this.deps.homeIntact && !this.deps.homeIntact()) {
+      log.error({ heal: id }, 'heal: the home was moved away during the attempt; not restoring through its paths (the next start rolls it back)');
+      return;
+    }
     try {
       store.healStep(id, 'rollback', clock.now());
     } catch (err) {
@@ -697,6 +706,8 @@ export class Healer {
       return { ok: r.ok, detail: `probe ${p.command[0]} ${describeResult(r, p.timeout)}` };
     }
     if (!job.managed) return { ok: false, detail: `probe rerun: ${job.name} is external (no command); give the rule a probe command` };
+    // It would wait for a run that never ends, and then start another that never ends either.
+    if (job.longRunning) return { ok: false, detail: `probe rerun: ${job.name} is long-running (heartbeat.file) and never ends; give the rule a probe command` };
     // A run still under way (the hung one, being killed at its timeout) ends first: the probe must
     // not be skipped as an overlap, nor race the old run.
     await this.withStop(signal, job, this.deps.waitJobIdle(job.name));

@@ -27,8 +27,8 @@
 // closed to action): the heal outcome is `uncontained`.
 import { execa, type Options, type ResultPromise } from 'execa';
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { accessSync, chmodSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HomePaths } from './home.js';
@@ -64,12 +64,14 @@ export const SANDBOX_TAG = 'NIGHTSHIFT_SANDBOX';
 // ---------------------------------------------------------------- the socket filter
 
 /** Architectures the filter is built for: the audit arch and the system call numbers it checks. */
-const FILTER_ARCH: Partial<Record<NodeJS.Architecture, { audit: number; socket: number; ioUring: number[]; keys: number[] }>> = {
+const FILTER_ARCH: Partial<Record<NodeJS.Architecture, { audit: number; socket: number; socketpair: number; ioUring: number[]; keys: number[] }>> = {
   // io_uring_setup/enter/register are the same on both (the generic table); add_key, request_key, keyctl are not.
-  x64: { audit: 0xc000003e, socket: 41, ioUring: [425, 426, 427], keys: [248, 249, 250] },
-  arm64: { audit: 0xc00000b7, socket: 198, ioUring: [425, 426, 427], keys: [217, 218, 219] },
+  x64: { audit: 0xc000003e, socket: 41, socketpair: 53, ioUring: [425, 426, 427], keys: [248, 249, 250] },
+  arm64: { audit: 0xc00000b7, socket: 198, socketpair: 199, ioUring: [425, 426, 427], keys: [217, 218, 219] },
 };
 const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_SEQPACKET = 5;
 const EPERM = 1;
 const EACCES = 13;
 const ENOSYS = 38;
@@ -78,6 +80,9 @@ const ENOSYS = 38;
  * A classic BPF seccomp program (what bwrap --seccomp reads):
  * - socket(AF_UNIX, …) fails with EACCES: no local service can be reached, whatever its socket's
  *   file permissions (as root, a sandboxed process is still uid 0 to the kernel);
+ * - socketpair(AF_UNIX, …) too, except stream and seqpacket pairs (shells and libuv use them for
+ *   pipes): those are connected to each other and cannot be aimed elsewhere, while one end of a
+ *   datagram pair can sendto() or connect() any socket path;
  * - io_uring fails with ENOSYS (it creates sockets without the system call; programs fall back);
  * - add_key, request_key, keyctl fail with EPERM (the kernel keyrings are per uid, root's too);
  * - x32 system calls fail with ENOSYS (other numbers, which the checks above would miss);
@@ -88,25 +93,38 @@ export function socketFilter(arch: NodeJS.Architecture = process.arch): Buffer |
   const a = FILTER_ARCH[arch];
   if (!a) return null;
   const LD_W_ABS = 0x20;
+  const AND_K = 0x54;
   const JEQ_K = 0x15;
   const JGE_K = 0x35;
   const RET_K = 0x06;
   const RET = { allow: 0x7fff0000, eacces: 0x00050000 | EACCES, enosys: 0x00050000 | ENOSYS, eperm: 0x00050000 | EPERM, kill: 0x80000000 };
-  type Label = keyof typeof RET | 'next';
+  type Label = keyof typeof RET | 'next' | 'pair';
   // Jumps name their target; offsets (relative to the next instruction) are computed below.
-  const code: Array<{ op: number; k: number; jt?: Label; jf?: Label }> = [
+  const code: Array<{ op: number; k: number; jt?: Label; jf?: Label; label?: 'pair' }> = [
     { op: LD_W_ABS, k: 4 }, // seccomp_data.arch
     { op: JEQ_K, k: a.audit, jt: 'next', jf: 'kill' },
     { op: LD_W_ABS, k: 0 }, // seccomp_data.nr
     { op: JGE_K, k: 0x40000000, jt: 'enosys', jf: 'next' }, // x32
     ...a.ioUring.map((nr) => ({ op: JEQ_K, k: nr, jt: 'enosys' as Label, jf: 'next' as Label })),
     ...a.keys.map((nr) => ({ op: JEQ_K, k: nr, jt: 'eperm' as Label, jf: 'next' as Label })),
+    { op: JEQ_K, k: a.socketpair, jt: 'pair', jf: 'next' },
     { op: JEQ_K, k: a.socket, jt: 'next', jf: 'allow' },
     { op: LD_W_ABS, k: 16 }, // seccomp_data.args[0], low 32 bits (little-endian)
     { op: JEQ_K, k: AF_UNIX, jt: 'eacces', jf: 'allow' },
+    // pair: socketpair(domain, type, …)
+    { op: LD_W_ABS, k: 16, label: 'pair' },
+    { op: JEQ_K, k: AF_UNIX, jt: 'next', jf: 'allow' },
+    { op: LD_W_ABS, k: 24 }, // args[1]: the type, with SOCK_NONBLOCK and SOCK_CLOEXEC in its high bits
+    { op: AND_K, k: 0xf },
+    { op: JEQ_K, k: SOCK_STREAM, jt: 'allow', jf: 'next' },
+    { op: JEQ_K, k: SOCK_SEQPACKET, jt: 'allow', jf: 'eacces' },
   ];
   const rets = Object.keys(RET) as Array<keyof typeof RET>;
-  const at = (label: Label, pc: number): number => (label === 'next' ? 0 : code.length + rets.indexOf(label) - (pc + 1));
+  const at = (label: Label, pc: number): number => {
+    if (label === 'next') return 0;
+    const target = label === 'pair' ? code.findIndex((c) => c.label === 'pair') : code.length + rets.indexOf(label);
+    return target - (pc + 1);
+  };
   const buf = Buffer.alloc((code.length + rets.length) * 8);
   code.forEach((c, pc) => {
     buf.writeUInt16LE(c.op, pc * 8);
@@ -231,19 +249,32 @@ export function containment(): Containment {
   const now = Date.now();
   if (cached && (cached.value.ok || now - cached.at < RECHECK_FAILED_MS)) return cached.value;
   const bwrap = bwrapPath();
-  if (socketFilter() === null) {
-    cached = { at: now, value: { ok: false, reason: `no socket filter is built for this architecture (${process.arch}; x64 and arm64 are): fixes and probes cannot be kept from local services` } };
-    return cached.value;
+  // With the seccomp filter too, when there is one: a kernel or container that refuses to install
+  // filters must show here, not as every fix failing later.
+  const filter = socketFilter();
+  const seccomp = filter ? ['--seccomp', String(FILTER_FD)] : [];
+  const args = [...privilegeArgs('fix'), '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--unshare-pid', '--unshare-ipc', ...seccomp, '--die-with-parent', '--', 'true'];
+  let filterFd: number | null = null;
+  if (filter) {
+    // spawnSync hands extra fds in only as open files: an unlinked temporary file.
+    const dir = mkdtempSync(join(tmpdir(), 'nightshift-filter-'));
+    writeFileSync(join(dir, 'filter'), filter, { mode: 0o600 });
+    filterFd = openSync(join(dir, 'filter'), 'r');
+    rmSync(dir, { recursive: true, force: true });
   }
-  const args = [...privilegeArgs('fix'), '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--unshare-pid', '--unshare-ipc', '--die-with-parent', '--', 'true'];
-  const r = spawnSync(bwrap, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'ignore', 'pipe'] });
+  let r: ReturnType<typeof spawnSync>;
+  try {
+    r = spawnSync(bwrap, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'ignore', 'pipe', ...(filterFd === null ? [] : [filterFd])] });
+  } finally {
+    if (filterFd !== null) closeSync(filterFd);
+  }
   let value: Containment;
   if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') {
     value = { ok: false, reason: `bubblewrap (${bwrap}) is not installed: install it (Debian/Ubuntu: apt-get install bubblewrap)` };
   } else if (r.error) {
     value = { ok: false, reason: `bubblewrap (${bwrap}) could not be started: ${r.error.message}` };
   } else if (r.status !== 0) {
-    const said = (r.stderr ?? '').trim().split('\n').pop() ?? '';
+    const said = String(r.stderr ?? '').trim().split('\n').pop() ?? '';
     value = {
       ok: false,
       reason:
@@ -253,6 +284,16 @@ export function containment(): Containment {
   } else value = { ok: true, bwrap };
   cached = { at: now, value };
   return value;
+}
+
+/**
+ * Whether a fix, brain or probe can run here: a sandbox (containment()) and the seccomp filter
+ * for this architecture. Jobs need only the first.
+ */
+export function fixContainment(): Containment {
+  const c = containment();
+  if (!c.ok || socketFilter() !== null) return c;
+  return { ok: false, reason: `no seccomp filter is built for this architecture (${process.arch}; x64 and arm64 are), so fixes and probes cannot be kept from local services` };
 }
 
 /** Forget the cached answer (tests; an operator's `validate` always asks afresh). */
@@ -526,7 +567,7 @@ export function sandboxArgs(c: Confinement, cwd: string | undefined): string[] {
   }
   for (const p of leash.readOnly) if (existsSync(p)) a.push('--ro-bind', p, p);
   if (cwd !== undefined) a.push('--chdir', cwd);
-  if (filtered(c.profile)) a.push('--seccomp', String(FILTER_FD));
+  if (filtered(c.profile) && socketFilter() !== null) a.push('--seccomp', String(FILTER_FD));
   a.push('--unsetenv', SANDBOX_TAG, '--die-with-parent', '--');
   return a;
 }
@@ -600,8 +641,11 @@ export function launch(argv: readonly string[], c: Confinement, options: Options
   if (file === undefined) throw new Error('no command given');
   const cont = containment();
   const base: Options = { ...options, detached: true, cleanup: false, extendEnv: false, windowsHide: true };
+  if (c.profile === 'fix' || c.profile === 'probe') {
+    const fc = fixContainment();
+    if (!fc.ok) throw new UncontainedError(fc.reason);
+  }
   if (!cont.ok) {
-    if (c.profile === 'fix' || c.profile === 'probe') throw new UncontainedError(cont.reason);
     return { sub: execa(file, args, base), contained: false };
   }
   checkProgram(file, options.cwd ?? process.cwd(), options.env);
@@ -612,7 +656,7 @@ export function launch(argv: readonly string[], c: Confinement, options: Options
   const bargs = [...sandboxArgs({ ...c, program }, cwd), file, ...args];
   const env = { ...(options.env ?? {}), [SANDBOX_TAG]: leashTag(c.leash) };
   let withFilter: Options = base;
-  if (filtered(c.profile)) {
+  if (filtered(c.profile) && socketFilter() !== null) {
     // The filter goes in on fd 3 (bwrap reads it to the end); stdin/stdout/stderr move into the
     // stdio array, which execa does not let us mix with the single options.
     const { stdin, stdout, stderr, ...rest } = base;

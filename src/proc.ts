@@ -58,3 +58,41 @@ export function pidNamespace(pid: number): string | null {
     return null;
   }
 }
+
+/**
+ * Closes every file descriptor above 2 that this process inherited without close-on-exec (a pipe
+ * or socket of the shell or supervisor that started it): child processes would inherit it in
+ * turn, through every sandbox, and a unix socket among them is a way out. Node opens its own with
+ * close-on-exec; the IPC channel of a parent node, if any, is kept. Returns the fds closed.
+ */
+export function closeInheritedFds(closeFd: (fd: number) => void): number[] {
+  const keep = new Set([0, 1, 2, Number(process.env.NODE_CHANNEL_FD ?? -1)]);
+  const closed: number[] = [];
+  let fds: string[];
+  try {
+    fds = readdirSync('/proc/self/fdinfo');
+  } catch {
+    return closed; // no /proc: nothing to learn
+  }
+  for (const name of fds) {
+    const fd = Number(name);
+    if (keep.has(fd)) continue;
+    let flags: number;
+    try {
+      const m = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${name}`, 'latin1'));
+      if (!m) continue;
+      flags = parseInt(m[1]!, 8);
+    } catch {
+      continue; // the fd of the readdir itself, or closed meanwhile
+    }
+    const O_CLOEXEC = 0o2000000;
+    if (flags & O_CLOEXEC) continue;
+    try {
+      closeFd(fd);
+      closed.push(fd);
+    } catch {
+      // not ours to close after all
+    }
+  }
+  return closed;
+}

@@ -85,6 +85,12 @@ export class Supervisor {
    */
   dispatchScheduled(job: Job, instant: number, trigger: 'schedule' | 'catch-up', repeat = false): void {
     if (this.stopping) return;
+    // A long-running job's schedule only starts it again once it has ended: while it runs, its
+    // instants pass without a skipped-overlap row each (every: 1s would write 86,400 a day).
+    if (job.longRunning && job.spec.concurrency === 'forbid' && (this.active.get(job.name)?.size ?? 0) > 0) {
+      this.deps.store.setCursor(job.name, instant);
+      return;
+    }
     let started = this.begin(job, trigger, { scheduledFor: instant, precheck: true });
     // The clock went back and this wall-clock time came round again (scheduler.ts): the first
     // run keeps the instant, this one runs on the real interval, recorded without an instant.
@@ -99,7 +105,8 @@ export class Supervisor {
 
   /**
    * Runs now, without the pre-check, and resolves with the finished row: `manual`, a heal's
-   * `rerun` fix (`heal`) or its probe (`probe`). Overlap rules apply as for any run.
+   * `rerun` fix (`heal`) or its probe (`probe`). Overlap rules apply as for any run, unless
+   * `opts.replace` says to stop the run under way.
    */
   async runNow(job: Job, trigger: 'manual' | 'heal' | 'probe', opts: RunNowOptions = {}): Promise<RunRow> {
     if (this.stopping) throw new ShuttingDown('nightshift is shutting down; the run was not started');

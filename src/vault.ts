@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HomePaths } from './home.js';
-import { leashFor, type TidyOrder } from './launch.js';
+import { leashFor, type Leash, type TidyOrder } from './launch.js';
 import { describeResult, runBounded } from './pager.js';
 import { dropSnapshot, manifestDigest, manifestState, readManifest, restoreSnapshot, takeSnapshot, type RestoreResult } from './snapshot.js';
 import type { Policy } from './spec.js';
@@ -31,6 +31,8 @@ export class HealVault {
   constructor(
     private readonly paths: HomePaths,
     private readonly getPolicy: () => Policy,
+    /** The daemon's leash (it refuses once the home was moved). */
+    private readonly leash: () => Leash = () => leashFor(paths, getPolicy()),
   ) {}
 
   zone(): Zone {
@@ -122,7 +124,7 @@ export class HealVault {
     const r = await runBounded([process.execPath, worker, ...args], {
       input,
       timeoutMs: RESTORE_TIMEOUT_MS,
-      confine: { profile: 'restore', leash: leashFor(this.paths, this.getPolicy()) },
+      confine: { profile: 'restore', leash: this.leash() },
     });
     if (!r.ok) throw new Error(r.exitCode === 1 && r.stderr ? r.stderr : `the restore helper ${describeResult(r, RESTORE_TIMEOUT_MS)}`);
     try {

@@ -40,7 +40,7 @@ type Key = `missed:${string}` | `hung:${string}`;
  * long-running job: the heal does not wait for its end, so its end is judged as any run's.
  */
 export function judgedByHeal(job: Job, trigger: string): boolean {
-  return (trigger === 'heal' || trigger === 'probe') && !job.longRunning;
+  return trigger === 'probe' || (trigger === 'heal' && !job.longRunning);
 }
 
 export class Watchdog {
@@ -197,9 +197,10 @@ export class Watchdog {
 
   // ---- heartbeats of external jobs ----
 
-  heartbeat(job: Job, kind: 'start' | 'success' | 'fail', source: string, message?: string): { durationMs: number | null } {
+  /** `at`: when it happened, if earlier than now (a heartbeat-file touch written a moment later). */
+  heartbeat(job: Job, kind: 'start' | 'success' | 'fail', source: string, message?: string, at?: number): { durationMs: number | null } {
     const { store, clock } = this.deps;
-    const now = clock.now();
+    const now = at ?? clock.now();
     let durationMs: number | null = null;
     if (kind !== 'start') {
       const last = store.lastHeartbeat(job.name);

@@ -13,7 +13,7 @@ import { chmodSync, existsSync, lchownSync, linkSync, lstatSync, mkdirSync, read
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanup, cli, flockFree, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
+import { cleanup, CLI, cli, flockFree, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
 
 const AS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 const MODES: Array<{ name: string; asNobody: boolean }> = AS_ROOT
@@ -436,37 +436,84 @@ setTimeout(() => process.exit(2), 120000);
     expect(a.outcome, String(a.detail)).toBe('rollback-failed');
   });
 
-  it('a job that moves the home away and puts an empty one in its place (no kill switch in it) stops every autonomous action', async () => {
-    // The kill switch is on. A job (it may write the home's folder) renames the home and makes a
-    // new one at the same path: a daemon that looks up state/KILL by path would find it off.
-    const flag = join(tempDir('ns-flag-'), 'armed');
+  it('a job that moves the home away (and a later job that would move it back) gets nothing: nightshift starts no process, runs no fix and stops with exit code 4', async () => {
+    // The kill switch is on. A job (it may write the folder holding the home) renames the home and
+    // makes an empty one at the same path; a daemon that went on by path would find no kill switch
+    // there, and compute the leash of the next job from paths that no longer name the real state
+    // folder: `swapper` (every second) would see it whole, remove KILL and move the home back.
+    // Found by an attacker helper (two-step form).
+    const flagDir = tempDir('ns-flag-');
+    const flag = join(flagDir, 'armed');
     const h = attackHome(asNobody, 'echo fixed > $W/target', {
       jobs: {
         broken: `shell: "test -e ${flag} && exit 3; exit 0"\nevery: 1s\n`,
-        mover: `shell: "mv ${'$'}H ${'$'}H.moved && mkdir -p ${'$'}H/state && touch ${flag}"\n`,
+        mover: 'shell: "mv $H $H.moved && mkdir -p $H/state && touch FLAG"\n',
+        swapper: 'every: 1s\nshell: "test -e FLAG || exit 0; ls -A $H.moved/state > FLAGDIR/seen 2>&1; rm -f $H.moved/state/KILL; mv $H $H.fake && mv $H.moved $H && touch FLAGDIR/swapped"\n',
       },
     });
-    homes.push(`${h.home}.moved`, join(flag, '..'));
-    const spec = join(h.home, 'jobs', 'mover.yaml');
-    writeFileSync(spec, readFileSync(spec, 'utf8').replaceAll('$H', h.home));
+    homes.push(`${h.home}.moved`, `${h.home}.fake`, flagDir);
+    for (const j of ['mover', 'swapper']) {
+      const spec = join(h.home, 'jobs', `${j}.yaml`);
+      writeFileSync(spec, readFileSync(spec, 'utf8').replaceAll('$H', h.home).replaceAll('FLAGDIR', flagDir).replaceAll('FLAG', flag));
+    }
     if (asNobody) {
       chownTree(h.home, 65534, 65534);
-      chownTree(join(flag, '..'), 65534, 65534);
-      chmodSync(join(flag, '..'), 0o777);
+      chownTree(flagDir, 65534, 65534);
     }
-    await daemonFor(h, asNobody);
+    const d = await daemonFor(h, asNobody);
     expect((await cli(['--home', h.home, '--state', h.state, 'kill', 'on'])).exitCode).toBe(0);
     const moved = await cli(['--home', h.home, '--state', h.state, 'run', 'mover']);
     expect(existsSync(flag), String(moved.stdout) + String(moved.stderr)).toBe(true);
+    const end = await d.proc;
+    expect(end.exitCode).toBe(4);
     const movedState = join(`${h.home}.moved`, 'state');
-    const a = await waitFor(
-      () => query<Attempt>(movedState, "SELECT id, outcome, detail, step FROM heal_attempts WHERE job = 'broken' AND outcome IS NOT NULL").at(0),
-      20_000,
-      'a finished heal attempt',
-    );
-    expect(a.outcome, String(a.detail)).toBe('halted');
-    expect(a.detail).toMatch(/no longer the folder nightshift started with/);
+    const event = query<{ message: string }>(movedState, "SELECT message FROM events WHERE kind = 'home-moved'");
+    expect(event[0]?.message).toMatch(/no longer the folder nightshift started with.*database is now at .*\.moved\/state\/nightshift\.db/);
+    expect(existsSync(join(flagDir, 'seen')), 'the swapper never ran').toBe(false);
+    expect(existsSync(join(movedState, 'KILL'))).toBe(true);
+    expect(query(movedState, "SELECT id FROM heal_attempts WHERE job = 'broken' AND outcome NOT IN ('halted')")).toEqual([]);
     expect(read(join(`${h.home}.moved`, 'work', 'target'))).toBe('original\n');
+  });
+
+  it('a fix cannot reach a unix datagram service through socketpair(AF_UNIX, SOCK_DGRAM) and sendto or connect', async () => {
+    // Found by an attacker helper: socket(AF_UNIX) was refused, but one end of a datagram pair can
+    // be aimed at any socket path (journald, /dev/log, systemd's notify socket).
+    const client = `use Socket; $| = 1;
+my $path = $ARGV[0];
+if (socket(my $t, AF_UNIX, SOCK_DGRAM, 0)) { print "socket: ok\\n" } else { print "socket: $!\\n" }
+if (socketpair(my $a, my $b, AF_UNIX, SOCK_DGRAM, 0)) {
+  print "socketpair: ok\\n";
+  my $r = send($a, "via sendto", 0, pack_sockaddr_un($path));
+  print defined $r ? "sendto: ok\\n" : "sendto: $!\\n";
+  if (connect($b, pack_sockaddr_un($path))) { print "connect: ok\\n"; send($b, "via connect", 0) } else { print "connect: $!\\n" }
+} else { print "socketpair: $!\\n" }
+if (socketpair(my $c, my $e, AF_UNIX, SOCK_STREAM, 0)) { print "stream pair: ok\\n" } else { print "stream pair: $!\\n" }
+`;
+    const h = attackHome(asNobody, 'perl $O/client.pl $O/svc.dgram > $W/client.out 2>&1\necho fixed > $W/target');
+    writeFileSync(join(h.outside, 'client.pl'), client);
+    const sock = join(h.outside, 'svc.dgram');
+    const server = execa('perl', ['-MSocket', '-e', 'socket(my $s, AF_UNIX, SOCK_DGRAM, 0) or die; bind($s, pack_sockaddr_un($ARGV[0])) or die; chmod 0600, $ARGV[0]; $| = 1; print "ready\n"; while (defined(recv($s, my $b, 4096, 0))) { print "got: $b\n" }', sock], { reject: false, stdin: 'ignore', buffer: false });
+    let got = '';
+    server.stdout?.on('data', (c: Buffer) => (got += c.toString()));
+    try {
+      await waitFor(() => got.includes('ready'), 5000, 'the datagram service');
+      if (asNobody) {
+        chownTree(h.home, 65534, 65534);
+        lchownSync(sock, 65534, 65534);
+      }
+      await daemonFor(h, asNobody);
+      await breakJob(h);
+      const a = await finishedAttempt(h);
+      const out = read(join(h.work, 'client.out'));
+      expect(out).toMatch(/socket: Permission denied/);
+      expect(out).toMatch(/socketpair: Permission denied/);
+      expect(out, 'stream pairs (pipes) still work').toMatch(/stream pair: ok/);
+      expect(a.outcome).toBe('fixed-verified');
+      expect(got).not.toMatch(/got:/);
+    } finally {
+      server.kill('SIGTERM');
+      await server;
+    }
   });
 
   it('a fix that tries mount -o remount,rw before writing stays read-only', async () => {
@@ -487,6 +534,39 @@ echo fixed > $W/target`,
     expect(err.match(/exit [1-9]/g)?.length).toBe(4);
     expect(err).not.toMatch(/remounted/);
     expect(sha(join(h.home, 'jobs', 'victim.yaml'))).toBe(before);
+  });
+});
+
+describe('file descriptors the daemon inherited', () => {
+  it('reach no job and no fix: those without close-on-exec are closed at start', async () => {
+    // The shell or supervisor that starts nightshift may leave a descriptor open without
+    // close-on-exec (here: a shell's redirection, fd 60; node itself marks the lowest few
+    // close-on-exec, not these); every process nightshift starts would
+    // inherit it, through every sandbox — a unix socket among them is a way out. Found by an
+    // attacker helper.
+    const h = attackHome(false, 'ls /proc/self/fd > $W/fix-fds\necho fixed > $W/target', { jobs: { lister: 'shell: "ls /proc/self/fd > OUT"\n' } });
+    const out = join(h.outside, 'job-fds');
+    const spec = join(h.home, 'jobs', 'lister.yaml');
+    writeFileSync(spec, readFileSync(spec, 'utf8').replace('OUT', out));
+    const held = join(h.outside, 'held');
+    writeFileSync(held, 'an open file\n');
+    const proc = execa('bash', ['-c', `exec node "$0" --home "$1" --state "$2" start 60<"$3"`, CLI, h.home, h.state, held], { reject: false, stdin: 'ignore', buffer: false, forceKillAfterDelay: false });
+    let said = '';
+    proc.stdout?.on('data', (c: Buffer) => (said += c.toString()));
+    try {
+      await waitFor(() => said.includes('nightshift started'), 60_000, 'daemon start');
+      const closed = JSON.parse(said.split('\n').find((l) => l.includes('closed file descriptors'))!) as { fds: number[] };
+      expect(closed.fds).toContain(60);
+      await cli(['--home', h.home, '--state', h.state, 'run', 'lister']);
+      await breakJob(h);
+      await finishedAttempt(h);
+      // 0, 1, 2 and the folder ls itself opens to list them (3): nothing else.
+      expect(read(out).trim().split('\n')).toEqual(['0', '1', '2', '3']);
+      expect(read(join(h.work, 'fix-fds')).trim().split('\n')).toEqual(['0', '1', '2', '3']);
+    } finally {
+      proc.kill('SIGTERM');
+      await proc;
+    }
   });
 });
 
