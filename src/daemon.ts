@@ -74,7 +74,7 @@ export class Daemon {
   private heartbeatWatcher: FileWatcher | null = null;
   private lastKill: KillState | null = null;
   /** The home and state folders as found at start (device:inode), by path. */
-  private folderIds = new Map<string, string>();
+  private folderIds = new Map<string, string | null>();
   private homeLost: string | null = null;
   private homeTimer: NodeJS.Timeout | null = null;
   private readonly touchThrottle = new Map<string, { last: number; touched: number; trailing: NodeJS.Timeout | null }>();
@@ -591,7 +591,8 @@ export class Daemon {
   homeIntact(): boolean {
     if (this.homeLost !== null) return false;
     for (const [p, id] of this.folderIds) {
-      if (folderId(p) === id) continue;
+      const now = folderId(p);
+      if (now === id || now === null) continue;
       this.homeLost = `${p} is no longer the folder nightshift started with (it was moved, renamed or replaced while nightshift ran): nightshift stopped; put the folder back (its database is now at ${openFileEndingIn('/nightshift.db') ?? 'an unknown place'}), check it, then start nightshift`;
       this.log.fatal({ folder: p }, this.homeLost);
       try {
@@ -784,13 +785,17 @@ export class Daemon {
   }
 }
 
-/** device:inode of a folder ("gone" when it cannot be read): the same path, another folder, differs. */
-function folderId(p: string): string {
+/**
+ * device:inode of a folder, "gone" when nothing is at the path, null when it cannot be told now
+ * (an I/O error, a permission problem): only a folder that is gone or another one counts as moved.
+ */
+function folderId(p: string): string | null {
   try {
     const st = statSync(p);
     return `${st.dev}:${st.ino}`;
-  } catch {
-    return 'gone';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? 'gone' : null;
   }
 }
 

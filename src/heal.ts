@@ -672,8 +672,8 @@ export class Healer {
       });
       // The sandbox is empty now (its PID namespace ended with the fix): what it wrote is final.
       const strays = await this.vault.tidy(tidyOrder(mounts.value, 'strays'));
-      if (strays.length) {
-        return { ok: false, detail: `${what} ${argv[0]} wrote outside its touches (${strays.slice(0, 5).join(', ')}${strays.length > 5 ? ', …' : ''}; removed); ${describeResult(r, timeoutMs)}` };
+      if (strays.count) {
+        return { ok: false, detail: `${what} ${argv[0]} wrote outside its touches (${strays.first.slice(0, 5).join(', ')}${strays.count > 5 ? `, … ${strays.count} in all` : ''}; removed); ${describeResult(r, timeoutMs)}` };
       }
       return { ok: r.ok, detail: `${what} ${argv[0]} ${describeResult(r, timeoutMs)}` };
     } finally {

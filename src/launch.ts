@@ -433,7 +433,7 @@ export function tidyOrder(m: FixMounts, what: 'strays' | 'created'): TidyOrder {
   return { watched: m.watched.map((w) => ({ dir: w.dir, before: [...w.before], allowed: [...w.allowed], links: [...w.links] })) };
 }
 
-/** Carries out a TidyOrder (in restore-worker): strays removed and named, empty created folders removed. */
+/** Carries out a TidyOrder (in restore-worker): strays removed (all of them, named), empty created folders removed. */
 export function tidy(order: TidyOrder): string[] {
   const m: FixMounts = {
     args: [],

@@ -9,12 +9,13 @@
 //       puts the snapshot back; prints the RestoreResult as JSON
 //   restore-worker tidy      (a TidyOrder as JSON on stdin)
 //       removes what a fix left beside its touched files and the empty folders made for it;
-//       prints the paths it removed as strays, as JSON
+//       prints {count, first} of the paths it removed as strays, as JSON
 // On failure: the reason on stderr, exit 1.
 import { readFileSync } from 'node:fs';
 import { tidy, type TidyOrder } from './launch.js';
 import { restoreSnapshot } from './snapshot.js';
 
+const STRAYS_NAMED = 20;
 const [op, dir, digest] = process.argv.slice(2);
 try {
   if (op === 'restore' && dir !== undefined) {
@@ -22,7 +23,9 @@ try {
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else if (op === 'tidy') {
     const order = JSON.parse(readFileSync(0, 'utf8')) as TidyOrder;
-    process.stdout.write(`${JSON.stringify(tidy(order))}\n`);
+    const strays = tidy(order);
+    // The daemon reads a few KiB of this: the first names and how many there were.
+    process.stdout.write(`${JSON.stringify({ count: strays.length, first: strays.slice(0, STRAYS_NAMED) })}\n`);
   } else {
     process.stderr.write('usage: restore-worker restore <snapshot folder> [<manifest digest>|-] | restore-worker tidy < order.json\n');
     process.exit(2);

@@ -206,7 +206,7 @@ export class RunningProcess {
         return finish('timeout', `ran longer than its timeout of ${formatDuration(timeoutMs)}; stopped with ${how}.${leftoverNote}`, code, sig);
       }
       const why: Record<Exclude<StopReason, 'timeout'>, string> = {
-        replace: 'a new run replaced it (concurrency: replace)',
+        replace: 'a new run replaced it (concurrency: replace, or a heal restarting a long-running job)',
         shutdown: 'nightshift was shutting down',
         manual: 'an operator stopped it',
         halt: 'the kill switch is on',

@@ -173,7 +173,7 @@ export class Supervisor {
     const { store, clock, log } = this.deps;
     try {
       if (toReplace.length > 0) {
-        log.info({ job: job.name, run: id, replacing: toReplace.map((a) => a.runId) }, 'replacing the running run (concurrency: replace)');
+        log.info({ job: job.name, run: id, replacing: toReplace.map((a) => a.runId) }, 'replacing the running run (concurrency: replace, or a heal restarting a long-running job)');
         await Promise.all(toReplace.map((a) => this.stopEntry(a, 'replace')));
       }
       if (precheck && job.spec.precheck && !entry.cancelled) {
@@ -205,7 +205,7 @@ export class Supervisor {
       if (entry.cancelled || this.stopping) {
         const why =
           entry.cancelled === 'replace'
-            ? 'a newer run replaced it before it started (concurrency: replace)'
+            ? 'a newer run replaced it before it started (concurrency: replace, or a heal restarting a long-running job)'
             : entry.cancelled === 'halt'
               ? 'the kill switch is on'
               : 'nightshift was shutting down';

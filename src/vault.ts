@@ -113,9 +113,9 @@ export class HealVault {
    * What a fix left beside its touched files is removed (and named), and the folders made for its
    * touches are removed when empty — by restore-worker in its sandbox, for the same reason.
    */
-  async tidy(order: TidyOrder): Promise<string[]> {
-    if (!order.watched?.length && !order.created?.length) return [];
-    return (await this.worker(['tidy'], JSON.stringify(order))) as string[];
+  async tidy(order: TidyOrder): Promise<{ count: number; first: string[] }> {
+    if (!order.watched?.length && !order.created?.length) return { count: 0, first: [] };
+    return (await this.worker(['tidy'], JSON.stringify(order))) as { count: number; first: string[] };
   }
 
   private async worker(args: string[], input?: string): Promise<unknown> {
