@@ -634,6 +634,16 @@ export async function main(argv: string[], io: Out = { out: (s) => process.stdou
 // Run only when executed, not when imported by tests.
 const invoked = process.argv[1] ?? '';
 if (invoked.endsWith('/cli.js') || invoked.endsWith('/nightshift')) {
+  // `nightshift history | head` closes the pipe early: the reader has what it wanted, which is not
+  // an error of ours (no stack trace). The daemon's own stdout is its log: a log reader that went
+  // away must not stop the jobs, so there the lines are dropped instead.
+  const daemon = process.argv.slice(2).includes('start');
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      if (!daemon) process.exit(process.exitCode ?? EXIT.ok);
+    });
+  }
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

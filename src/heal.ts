@@ -479,6 +479,8 @@ export class Healer {
     stopped: StopWhy | null,
   ): Promise<void> {
     const { store, clock, log } = this.deps;
+    // The step the attempt was in when it was stopped, before it becomes "rollback".
+    const stoppedAt = store.getHealAttempt(id)?.step ?? 'fix';
     // The home was moved away (daemon.homeIntact): every path now names what a job made. Nothing
     // is checked or restored through them; the attempt stays open in the journal, and the next
     // start, in the home put back, rolls it back from its snapshot as after a crash.
@@ -510,7 +512,7 @@ export class Healer {
     let detail: string;
     if (stopped === 'halt') {
       outcome = 'halted';
-      detail = `the kill switch went on during step ${row.step === 'rollback' ? 'fix' : row.step}: the fix was stopped and rolled back (${restored})`;
+      detail = `the kill switch went on during step ${stoppedAt}: ${stoppedAt === 'probe' ? 'the probe' : 'the fix'} was stopped and the fix rolled back (${restored})`;
     } else if (stopped === 'shutdown') {
       outcome = 'interrupted-rolled-back';
       detail = `nightshift stopped during the attempt: rolled back (${restored})`;

@@ -1,7 +1,7 @@
 // A home is a folder of job specs, rules and a policy. This module turns its files into checked,
 // compiled objects — or into FILE:LINE problems — and never half of each.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { nameProblem } from './names.js';
 import type { Schedule } from './schedule.js';
@@ -108,13 +108,66 @@ export function compileJob(name: string, file: string, home: string, spec: JobSp
 
 export type FileResult<T> = { ok: true; value: T; text: string } | { ok: false; problems: SpecProblem[] };
 
+/**
+ * A spec file is a few hundred bytes. One of megabytes is a mistake or an attack (a 10 MB value
+ * once overflowed the YAML reader's stack, in validate and in the daemon's start): refused before
+ * it is parsed, like any invalid spec (the last good version stays in force).
+ */
+export const MAX_SPEC_BYTES = 256 * 1024;
+
 function readText(file: string): { text: string } | { problem: SpecProblem } {
+  let buf: Buffer;
   try {
-    return { text: readFileSync(file, 'utf8') };
+    const size = statSync(file).size;
+    if (size > MAX_SPEC_BYTES) {
+      return { problem: { file, line: 1, field: '', message: `the file is ${size} bytes; a spec may be at most ${MAX_SPEC_BYTES} bytes (${MAX_SPEC_BYTES / 1024} KiB)` } };
+    }
+    buf = readFileSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return { problem: { file, line: 1, field: '', message: `cannot read the file (${code ?? (err as Error).message})` } };
   }
+  if (buf.length > MAX_SPEC_BYTES) return { problem: { file, line: 1, field: '', message: `the file is over ${MAX_SPEC_BYTES} bytes; a spec may be at most ${MAX_SPEC_BYTES / 1024} KiB` } };
+  // Decoded leniently, a byte that is not UTF-8 would become U+FFFD — in a command's argv.
+  const bad = firstInvalidUtf8(buf);
+  if (bad !== -1) {
+    const line = buf.subarray(0, bad).reduce((n, b) => (b === 0x0a ? n + 1 : n), 1);
+    return { problem: { file, line, field: '', message: `byte ${bad} is not valid UTF-8 (0x${buf[bad]!.toString(16).padStart(2, '0')}); save the file as UTF-8` } };
+  }
+  return { text: buf.toString('utf8') };
+}
+
+/** The offset of the first byte that does not belong to a well-formed UTF-8 sequence, or -1. */
+export function firstInvalidUtf8(buf: Uint8Array): number {
+  for (let i = 0; i < buf.length; ) {
+    const b = buf[i]!;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    // Lead byte: how many continuation bytes, and the range the first one must lie in (no
+    // overlong forms, no surrogates, nothing above U+10FFFF).
+    let n: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) n = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      n = 2;
+      if (b === 0xe0) lo = 0xa0;
+      if (b === 0xed) hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      n = 3;
+      if (b === 0xf0) lo = 0x90;
+      if (b === 0xf4) hi = 0x8f;
+    } else return i;
+    for (let k = 1; k <= n; k++) {
+      const c = buf[i + k];
+      if (c === undefined) return i;
+      if (k === 1 ? c < lo || c > hi : c < 0x80 || c > 0xbf) return i;
+    }
+    i += n + 1;
+  }
+  return -1;
 }
 
 function nameFromFile(file: string): { name: string } | { problem: SpecProblem } {

@@ -148,6 +148,59 @@ echo fixed > $W/target`,
     expect(String(st.stdout)).toMatch(/on/i);
   });
 
+  it('row 4: neither a fix nor a job can approve a gated heal: not by the CLI, the socket path, nor /proc/<daemon>/root', async () => {
+    // A gated rule for `broken` waits for a person. Then a job (`approver`) and an auto fix (rule
+    // `attack`, for `trigger`) each try every way they can reach to approve attempts 1..5.
+    const approveJs = `const http = require('http'), fs = require('fs'), cp = require('child_process');
+const [state, home, cli, out] = process.argv.slice(2);
+const tried = [];
+const paths = [state + '/nightshift.sock'];
+try { for (const p of fs.readdirSync('/proc')) if (/^\\\\d+$/.test(p)) paths.push('/proc/' + p + '/root' + state + '/nightshift.sock'); } catch (e) { tried.push('proc: ' + e.code); }
+let pending = 0;
+const done = () => { if (--pending === 0) { fs.appendFileSync(out, tried.join('\\\\n') + '\\\\n'); process.exit(0); } };
+for (const socketPath of paths) for (let id = 1; id <= 5; id++) {
+  pending++;
+  const req = http.request({ socketPath, method: 'POST', path: '/approve/' + id }, (res) => { tried.push('APPROVE ' + id + ' via ' + socketPath + ': HTTP ' + res.statusCode); res.resume(); res.on('end', done); });
+  req.on('error', (e) => { tried.push('approve ' + id + ' via ' + socketPath + ': ' + e.code); done(); });
+  req.end();
+}
+for (let id = 1; id <= 5; id++) {
+  const r = cp.spawnSync(process.execPath, [cli, '--home', home, '--state', state, 'approve', String(id)], { encoding: 'utf8' });
+  tried.push('cli approve ' + id + ': exit ' + r.status + ' ' + String(r.stderr).trim().split('\\\\n')[0]);
+}
+`;
+    const h = attackHome(asNobody, `${process.execPath} $O/approve.js "$NIGHTSHIFT_STATE" $H ${CLI} $W/fix-tried\necho fixed > $W/target`, {
+      jobs: {
+        trigger: 'shell: "exit 3"\n',
+        approver: `command: ["${process.execPath}", "APPROVE_JS", "STATE", "HOME", "${CLI}", "OUT"]\n`,
+      },
+    });
+    writeFileSync(join(h.outside, 'approve.js'), approveJs);
+    // The gated rule (rules are tried in file-name order: 00- before attack).
+    writeFileSync(join(h.home, 'rules', '00-gated.yaml'), `match:\n  job: broken\nautonomy: gated\naction:\n  command: ["sh", "-c", "echo approved-fix-ran > ${join(h.work, 'target')}"]\n  touches: ["work/"]\nprobe:\n  command: ["grep", "-q", "approved-fix-ran", "${join(h.work, 'target')}"]\n`);
+    const attack = join(h.home, 'rules', 'attack.yaml');
+    writeFileSync(attack, readFileSync(attack, 'utf8').replace('job: broken', 'job: trigger'));
+    const spec = join(h.home, 'jobs', 'approver.yaml');
+    writeFileSync(spec, readFileSync(spec, 'utf8').replace('APPROVE_JS', join(h.outside, 'approve.js')).replace('STATE', h.state).replace('HOME', h.home).replace('OUT', join(h.outside, 'job-tried')));
+    if (asNobody) chownTree(h.home, 65534, 65534);
+    await daemonFor(h, asNobody);
+    await breakJob(h);
+    const gated = await waitFor(() => query<Attempt>(h.state, "SELECT id, outcome, detail, step FROM heal_attempts WHERE job = 'broken' AND outcome = 'awaiting-approval'").at(0), 20_000, 'the gated attempt');
+    await cli(['--home', h.home, '--state', h.state, 'run', 'approver']);
+    await cli(['--home', h.home, '--state', h.state, 'run', 'trigger']);
+    await waitFor(() => query(h.state, "SELECT id FROM heal_attempts WHERE job = 'trigger' AND outcome IS NOT NULL").length > 0, 20_000, 'the attacking fix');
+    const jobTried = read(join(h.outside, 'job-tried'));
+    const fixTried = read(join(h.work, 'fix-tried'));
+    // Each tried (a positive proof), and nothing got through.
+    expect(jobTried).toMatch(/cli approve 5: exit/);
+    expect(fixTried).toMatch(/cli approve 5: exit/);
+    expect(jobTried + fixTried).not.toMatch(/APPROVE/);
+    expect(jobTried + fixTried).not.toMatch(/cli approve \d: exit 0/);
+    const after = query<Attempt>(h.state, 'SELECT id, outcome, detail, step FROM heal_attempts WHERE id = ?', gated.id)[0]!;
+    expect(after.outcome).toBe('awaiting-approval');
+    expect(read(join(h.work, 'target'))).not.toMatch(/approved-fix-ran/);
+  });
+
   it('row 5: a fix cannot write nightshift.db: its alert stays open, the rollback demotes the rule', async () => {
     const h = attackHome(
       asNobody,
