@@ -30,6 +30,7 @@ import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js
 import { killOrphanSandboxes, leashFor, type Leash } from './launch.js';
 import { ConfigWatcher, FileWatcher } from './watch.js';
 import { judgedByHeal, Watchdog } from './watchdog.js';
+import { installDigest, installState } from './zone.js';
 import { DigestService } from './digester.js';
 import { Deadman, Pager } from './pager.js';
 import { Healer, HealError } from './heal.js';
@@ -216,6 +217,7 @@ export class Daemon {
       });
       // Before anything can run: a fix a dead daemon left half-done is rolled back first.
       const healsRecovered = await this.healer.recover();
+      await this.noteInstall();
       if (healsRecovered.length) this.store.recordEvent(this.clock.now(), 'recovered', null, `${healsRecovered.length} heal attempt(s) were interrupted by the previous stop`);
 
       this.lastKill = this.killState();
@@ -569,6 +571,25 @@ export class Daemon {
   }
 
   // ---- kill switch and heartbeats ----
+
+  /**
+   * The install's node_modules/ is checked at every heal (a change during one is the protected-zone
+   * emergency). Between two starts it changes with every upgrade or rebuild: recorded once, as
+   * information, and paged to no one.
+   */
+  private async noteInstall(): Promise<void> {
+    try {
+      const digest = installDigest(await installState());
+      const last = this.store.events(1, 'install')[0];
+      const before = last ? (JSON.parse(last.data ?? '{}') as { digest?: string }).digest : undefined;
+      if (before === digest) return;
+      const message = before === undefined ? 'first start of this nightshift install' : 'nightshift was upgraded or changed since its last start (its node_modules/ differ)';
+      this.store.recordEvent(this.clock.now(), 'install', null, message, { digest });
+      this.log.info({ digest: digest.slice(0, 12) }, message);
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'the install could not be read for its record');
+    }
+  }
 
   /**
    * What every process nightshift starts is kept from, under the policy in force (the last good

@@ -8,7 +8,7 @@ import { leashFor, type Leash, type TidyOrder } from './launch.js';
 import { describeResult, runBounded } from './pager.js';
 import { dropSnapshot, manifestDigest, manifestState, readManifest, restoreSnapshot, takeSnapshot, type RestoreResult } from './snapshot.js';
 import type { Policy } from './spec.js';
-import { diffZone, guardTouches, hashZone, installRoot, protectedZone, zoneExclude, zoneRoots, type Guarded, type Zone } from './zone.js';
+import { diffZone, guardTouches, hashZone, installChanges, installRoot, installState, protectedZone, zoneExclude, zoneRoots, type Guarded, type Zone } from './zone.js';
 
 const TOUCHES = 'touches';
 const ZONE = 'zone';
@@ -27,16 +27,19 @@ export interface SnapshotDigests {
 export class HealVault {
   /** The zone as it was when each snapshot was taken: a policy edit mid-fix must not move the goalposts. */
   private readonly zones = new Map<string, Zone>();
+  /** node_modules/ of the install as it was at each snapshot (this life only: an upgrade between lives is not a heal's doing). */
+  private readonly installs = new Map<string, Map<string, string>>();
 
   constructor(
     private readonly paths: HomePaths,
     private readonly getPolicy: () => Policy,
     /** The daemon's leash (it refuses once the home was moved). */
     private readonly leash: () => Leash = () => leashFor(paths, getPolicy()),
+    private readonly installDir: string = installRoot(),
   ) {}
 
   zone(): Zone {
-    return protectedZone(this.paths, this.getPolicy());
+    return protectedZone(this.paths, this.getPolicy(), { installDir: this.installDir });
   }
 
   /** Every touches path resolved (realpath, no `..`) and outside the protected zone. */
@@ -48,13 +51,25 @@ export class HealVault {
   async take(dir: string, touched: readonly string[]): Promise<SnapshotDigests> {
     const zone = this.zone();
     this.zones.set(dir, zone);
+    this.installs.set(dir, await installState(this.installDir));
     await takeSnapshot(touched, join(dir, TOUCHES));
     await takeSnapshot(zoneRoots(zone), join(dir, ZONE), { exclude: zoneExclude(zone) });
     return { touches: manifestDigest(join(dir, TOUCHES))!, zone: manifestDigest(join(dir, ZONE))! };
   }
 
-  /** Paths of the protected zone that differ from the snapshot (empty: untouched). */
+  /**
+   * Paths of the protected zone that differ from the snapshot (empty: untouched), and files of the
+   * install's node_modules/ (not copied, so not restorable: named, for a person).
+   */
   async zoneChanges(dir: string, digests: SnapshotDigests | null): Promise<string[]> {
+    const zone = await this.zoneDiff(dir, digests);
+    const before = this.installs.get(dir);
+    if (!before) return zone;
+    const install = installChanges(before, await installState(this.installDir));
+    return [...zone, ...install.map((p) => `${p} (the nightshift install; not restorable: reinstall nightshift)`)];
+  }
+
+  private async zoneDiff(dir: string, digests: SnapshotDigests | null): Promise<string[]> {
     const zdir = join(dir, ZONE);
     const digest = manifestDigest(zdir);
     // A snapshot on record whose manifest is gone or different was tampered with: that is a write
@@ -87,7 +102,7 @@ export class HealVault {
       if (digests && manifestDigest(join(dir, ZONE)) === null) {
         throw new Error(`the zone's snapshot in ${join(dir, ZONE)} was deleted after it was taken; check jobs/, rules/ and protected/ by hand`);
       }
-      const changed = await this.zoneChanges(dir, null);
+      const changed = await this.zoneDiff(dir, null);
       if (changed.length) {
         const zone = this.zones.get(dir) ?? this.zone();
         parts.push(`protected zone: ${words(await restoreSnapshot(join(dir, ZONE), { exclude: zoneExclude(zone), expectDigest: digests?.zone }))}`);
@@ -137,6 +152,7 @@ export class HealVault {
   /** Removes a snapshot, manifests first (a half-removed snapshot reads as incomplete, not damaged). */
   async drop(dir: string): Promise<void> {
     this.zones.delete(dir);
+    this.installs.delete(dir);
     if (!existsSync(dir)) return;
     await dropSnapshot(join(dir, TOUCHES)).catch(() => {});
     await dropSnapshot(join(dir, ZONE)).catch(() => {});

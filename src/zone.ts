@@ -9,7 +9,8 @@
 // - guardTouches, before a fix: every `touches` path, resolved through every link, must lie
 //   outside the zone and must not contain any of it. Synchronous and cheap (validation uses it).
 // - hashZone before and after the fix, diffZone between: any change is an emergency.
-import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HomePaths } from './home.js';
@@ -364,3 +365,63 @@ export function diffZone(before: ZoneHash, after: ZoneHash): string[] {
   return diffTree(before, after).map((c) => c.path);
 }
 
+
+// ---------------------------------------------------------------- the install's node_modules
+
+/** Folders inside node_modules/ that tools write at run time (caches), not part of the install. */
+const INSTALL_SCRATCH = new Set(['.cache', '.vite', '.vitest']);
+
+/**
+ * What node_modules/ of the install holds, by metadata: path → type, mode, size, mtime, ctime,
+ * inode (link targets for links). Content is not read: thousands of files, tens of megabytes,
+ * at every heal. A write cannot hide from it: the kernel sets ctime on every change of content or
+ * metadata, and setting it back takes setting the clock (no sandbox may). Compare two with
+ * installChanges.
+ */
+export async function installState(installDir: string = installRoot()): Promise<Map<string, string>> {
+  const root = join(resolveReal(resolve(installDir)), 'node_modules');
+  const out = new Map<string, string>();
+  let sinceYield = 0;
+  const walk = async (dir: string): Promise<void> => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (dir === root && INSTALL_SCRATCH.has(n)) continue;
+      const p = join(dir, n);
+      let st;
+      try {
+        st = lstatSync(p, { bigint: true });
+      } catch {
+        continue;
+      }
+      const kind = st.isDirectory() ? 'd' : st.isSymbolicLink() ? `l>${readlinkSync(p)}` : 'f';
+      out.set(p, `${kind} ${st.mode} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino}`);
+      if (++sinceYield >= 500) {
+        sinceYield = 0;
+        await new Promise<void>((r) => setImmediate(r));
+      }
+      if (st.isDirectory()) await walk(p);
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+/** Paths of node_modules/ added, removed or changed between two installState()s, sorted. */
+export function installChanges(before: Map<string, string>, after: Map<string, string>): string[] {
+  const changed = new Set<string>();
+  for (const [p, v] of before) if (after.get(p) !== v) changed.add(p);
+  for (const p of after.keys()) if (!before.has(p)) changed.add(p);
+  return [...changed].sort();
+}
+
+/** One sha256 for an installState (recorded at each start: a change is an upgrade, or a rebuild). */
+export function installDigest(state: Map<string, string>): string {
+  const h = createHash('sha256');
+  for (const p of [...state.keys()].sort()) h.update(`${p}\0${state.get(p)}\n`);
+  return h.digest('hex');
+}
