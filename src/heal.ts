@@ -343,7 +343,7 @@ export class Healer {
 
       // 5. autonomy
       const level = effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder(matched.name));
-      const kind = rule.action.brain ? 'brain' : rule.action.rerun ? 'rerun' : 'command';
+      const kind = rule.action.brain ? 'brain' : rule.action.rerun ? 'rerun' : rule.action.restart ? 'restart' : 'command';
       store.healStep(id, 'autonomy', clock.now(), { autonomy: level, action_kind: kind, action: describeAction(rule) });
       if (level === 'shadow') return finish('proposed', `shadow: nothing was run; proposal: ${describeAction(rule)}`, { proposal: proposalText(matched, alert, level) });
       if (level === 'gated') {
@@ -638,6 +638,15 @@ export class Healer {
 
   private async fix(id: number, alert: AlertRow, job: Job, matched: LoadedRule, signal: AbortSignal, mounts: { value: FixMounts | null }): Promise<{ ok: boolean; detail: string }> {
     const a = matched.rule.action;
+    if (a.restart !== undefined) {
+      // The daemon runs systemctl itself, with only the unit's name as an argument: no code of the
+      // rule's runs. The policy is asked again (it may have changed since validate).
+      if (!this.deps.getPolicy().restartUnits.includes(a.restart)) {
+        return { ok: false, detail: `restart: ${a.restart} is no longer in the policy's restartUnits; nothing was restarted` };
+      }
+      const r = await runBounded(['systemctl', 'restart', a.restart], { timeoutMs: a.timeout, signal, confine: { profile: 'notify', leash: this.deps.leash() } });
+      return { ok: r.ok, detail: `restart: systemctl restart ${a.restart} ${describeResult(r, a.timeout)}` };
+    }
     if (a.rerun) {
       if (!job.managed) return { ok: false, detail: `rerun: ${job.name} is external (no command); nightshift cannot run it` };
       await this.deps.stopJob(job.name); // a hung run's whole process group goes first

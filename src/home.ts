@@ -293,11 +293,21 @@ export function loadHome(paths: HomePaths): LoadedHome {
 }
 
 /**
- * A rule may not name a protected path in `touches` (law 4). Checked here so that `validate`
- * refuses it with its line, and again by the guard right before every fix (a symlink may appear).
+ * A rule may not name a protected path in `touches` (law 4), nor restart a unit the policy does not
+ * list. Checked here so that `validate` refuses it with its line, and again right before every fix
+ * (a symlink may appear; the policy may change).
  */
 export function checkRuleTouches(rule: LoadedRule, text: string, paths: HomePaths, policy: Policy, zone: Zone = protectedZone(paths, policy)): SpecProblem[] {
   const problems: SpecProblem[] = [];
+  const unit = rule.rule.action.restart;
+  if (unit !== undefined && !policy.restartUnits.includes(unit)) {
+    problems.push({
+      file: rule.file,
+      line: lineOfPath(text, ['action', 'restart']),
+      field: 'action.restart',
+      message: `"${unit}" is not in the policy's restartUnits (${policy.restartUnits.join(', ') || 'none'}); list it there (and in the polkit rule, deploy/README.md) to let nightshift restart it`,
+    });
+  }
   rule.rule.action.touches.forEach((t, i) => {
     const g = guardTouches([t], paths.home, zone);
     if (!g.ok) problems.push({ file: rule.file, line: lineOfPath(text, ['action', 'touches', i]), field: `action.touches[${i}]`, message: g.reason });

@@ -103,7 +103,13 @@ export function effectiveLevel(loaded: LoadedRule, job: Job, policy: Policy, lad
 /** What the fix does, in plain words, for proposals, approvals, `heals` and the digest. */
 export function describeAction(rule: Rule): string {
   const a = rule.action;
-  const what = a.command ? `run \`${a.command.join(' ')}\`` : a.brain ? `ask the agent \`${a.brain.join(' ')}\`` : 'run the job again';
+  const what = a.command
+    ? `run \`${a.command.join(' ')}\``
+    : a.brain
+      ? `ask the agent \`${a.brain.join(' ')}\``
+      : a.restart
+        ? `restart the unit ${a.restart} (systemctl restart, by nightshift itself)`
+        : 'run the job again';
   return a.touches.length ? `${what} (touches ${a.touches.join(', ')})` : what;
 }
 

@@ -148,12 +148,19 @@ export const JobSpecSchema = z
 
 export type JobSpec = z.output<typeof JobSpecSchema>;
 
+/** A systemd service unit, by its full name (what polkit's rule compares against). */
+const serviceUnit = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9@._:-]*\.service$/, 'expected a systemd service unit by its full name, e.g. "shop-worker.service"');
+
 export const PolicySchema = z.strictObject({
   timezone: timezone.optional(),
   killSwitch: z.string().min(1).optional(),
   autonomy: autonomy.default('auto'),
   maxAttempts: z.int().min(1).max(2, 'must be 1 or 2: at most 2 attempts per incident is a hard cap, then a human decides').default(2),
   protect: z.array(z.string().min(1)).default([]),
+  /** The only units a rule's `restart:` may name; the daemon restarts them itself (polkit allows exactly these). */
+  restartUnits: z.array(serviceUnit).default([]),
   brain: z
     .strictObject({ maxRunsPerDay: z.int().min(0).default(12), wallclock: positiveDuration.default(20 * 60_000) })
     .prefault({}),
@@ -210,6 +217,7 @@ export const RuleSchema = z
         command: argv.optional(),
         rerun: z.boolean().optional(),
         brain: argv.optional(),
+        restart: serviceUnit.optional(),
         touches: z.array(z.string().min(1)).default([]),
         timeout: positiveDuration.default(120_000),
       })
@@ -218,14 +226,18 @@ export const RuleSchema = z
           a.command !== undefined ? '"command"' : undefined,
           a.rerun ? '"rerun: true"' : undefined,
           a.brain !== undefined ? '"brain"' : undefined,
+          a.restart !== undefined ? '"restart"' : undefined,
         ].filter((x) => x !== undefined);
         if (kinds.length === 0) {
-          ctx.addIssue({ code: 'custom', message: 'has no action; give exactly one of "command", "rerun: true" or "brain"' });
+          ctx.addIssue({ code: 'custom', message: 'has no action; give exactly one of "command", "rerun: true", "brain" or "restart"' });
         } else if (kinds.length > 1) {
           ctx.addIssue({
             code: 'custom',
-            message: `has ${kinds.length} actions (${kinds.join(' and ')}); a rule takes exactly one of "command", "rerun: true" or "brain"`,
+            message: `has ${kinds.length} actions (${kinds.join(' and ')}); a rule takes exactly one of "command", "rerun: true", "brain" or "restart"`,
           });
+        }
+        if (a.restart !== undefined && a.touches.length > 0) {
+          ctx.addIssue({ code: 'custom', path: ['touches'], message: 'a restart touches no files (the daemon restarts the unit itself); remove "touches"' });
         }
       }),
     probe: z
