@@ -21,10 +21,14 @@
 // the call itself: 3-5x slower for hundreds of small files); large files are read, hashed and
 // written asynchronously, a few at a time.
 //
-// Not covered: special files (sockets, FIFOs, devices) are neither copied nor removed; hard links
-// are not preserved (each path gets its own copy); extended attributes and ACLs are not copied;
+// Special files (named pipes, sockets, devices) are recorded by kind, mode and owner: one made
+// since the snapshot is removed; a named pipe that was removed is made again; a socket or device
+// that was removed is reported (RestoreResult.notRestored), since only its program or mknod can
+// make it. Not covered: hard links are not preserved (each path gets its own copy; a fix never
+// sees one: fixMounts refuses touches that hold one); extended attributes and ACLs are not copied;
 // owners are restored only when running as root; file names that are not valid UTF-8 cannot be
 // represented; folders created ABOVE a root that did not exist are left in place.
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -54,7 +58,10 @@ import {
 import { chmod, copyFile, lchown, mkdir, open, rename, rm, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-export type NodeKind = 'file' | 'dir' | 'link' | 'absent';
+export type NodeKind = 'file' | 'dir' | 'link' | 'special' | 'absent';
+
+/** What a special file is: a named pipe, a socket, a character or block device. */
+export type SpecialKind = 'fifo' | 'socket' | 'char' | 'block';
 
 /** What a path is: enough to tell whether it changed (content, mode, owner, type, link target). */
 export interface NodeState {
@@ -68,6 +75,8 @@ export interface NodeState {
   size?: number;
   /** Links only: the link's text, never followed. */
   target?: string;
+  /** Special files only: which kind (their content is not a file's). */
+  special?: SpecialKind;
 }
 
 /** A sha256 manifest of a tree: absolute path → state. Plain JSON, so it can be journaled. */
@@ -126,6 +135,8 @@ export interface RestoreResult {
   removed: number;
   /** Paths deleted since the snapshot, put back. */
   recreated: number;
+  /** Special files that could not be made again (a socket, a device), in plain words. */
+  notRestored: string[];
 }
 
 export class SnapshotError extends Error {
@@ -210,11 +221,18 @@ export function normaliseRoots(roots: readonly string[]): string[] {
   return out;
 }
 
-function kindOf(st: Stats): NodeKind | null {
+function kindOf(st: Stats): NodeKind {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'link';
-  return null; // socket, FIFO, device: left alone
+  return 'special';
+}
+
+function specialOf(st: Stats): SpecialKind {
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'char';
+  return 'block';
 }
 
 /** 1 MiB read buffers, reused: fifty files of 1 MB must not mean fifty fresh buffers for the GC. */
@@ -308,7 +326,6 @@ async function walk(roots: readonly string[], opts: WalkOptions): Promise<Found[
   const visit = async (path: string, st: Stats): Promise<void> => {
     await slicer.tick();
     const type = kindOf(st);
-    if (type === null) return;
     const f: Found = { path, type, st };
     if (type === 'link') f.target = readlinkSync(path);
     add(f);
@@ -329,7 +346,7 @@ async function walk(roots: readonly string[], opts: WalkOptions): Promise<Found[
   };
   for (const root of roots) {
     const st = lstatOrNull(root);
-    if (st === null || kindOf(st) === null) add({ path: root, type: 'absent', st: null });
+    if (st === null) add({ path: root, type: 'absent', st: null });
     else await visit(root, st);
   }
   return out;
@@ -338,6 +355,7 @@ async function walk(roots: readonly string[], opts: WalkOptions): Promise<Found[
 function baseState(f: Found): NodeState {
   if (f.type === 'absent' || f.st === null) return { type: 'absent' };
   if (f.type === 'link') return { type: 'link', uid: f.st.uid, gid: f.st.gid, target: f.target ?? '' };
+  if (f.type === 'special') return { type: 'special', special: specialOf(f.st), mode: f.st.mode & 0o7777, uid: f.st.uid, gid: f.st.gid };
   return { type: f.type, mode: f.st.mode & 0o7777, uid: f.st.uid, gid: f.st.gid };
 }
 
@@ -368,7 +386,7 @@ export async function treeState(roots: readonly string[], opts: WalkOptions = {}
   const onRace = (f: Found): void => {
     const st = lstatOrNull(f.path);
     if (st === null) delete state[f.path];
-    else state[f.path] = { ...baseState({ path: f.path, type: kindOf(st) ?? 'absent', st, target: st.isSymbolicLink() ? readlinkSync(f.path) : undefined }) };
+    else state[f.path] = { ...baseState({ path: f.path, type: kindOf(st), st, target: st.isSymbolicLink() ? readlinkSync(f.path) : undefined }) };
   };
   const small = async (): Promise<void> => {
     const slicer = new Slicer();
@@ -416,7 +434,7 @@ export function diffTree(before: TreeState, after: TreeState): TreeChange[] {
     else if (!b) out.push({ path, what: ['removed'], before: a });
     else {
       const what: string[] = [];
-      if (a.type !== b.type) what.push('type');
+      if (a.type !== b.type || a.special !== b.special) what.push('type');
       else {
         if (a.type === 'file' && a.sha256 !== b.sha256) what.push('content');
         if (a.type === 'link' && a.target !== b.target) what.push('target');
@@ -432,7 +450,7 @@ export function diffTree(before: TreeState, after: TreeState): TreeChange[] {
 /** One change in plain words, e.g. "/srv/x/a.yaml: mode 644 -> 600". */
 export function describeChange(c: TreeChange): string {
   const oct = (m?: number): string => (m === undefined ? '?' : m.toString(8));
-  const noun = (t?: NodeKind): string => (t === 'dir' ? 'folder' : t === 'link' ? 'link' : 'file');
+  const noun = (t?: NodeKind): string => (t === 'dir' ? 'folder' : t === 'link' ? 'link' : t === 'special' ? 'special file' : 'file');
   const parts = c.what.map((w) => {
     if (w === 'added') return `added (a ${noun(c.after?.type)})`;
     if (w === 'removed') return `removed (was a ${noun(c.before?.type)})`;
@@ -697,7 +715,6 @@ function tmpBeside(path: string): string {
 async function removeTree(path: string, st: Stats, ctx: Ctx): Promise<boolean> {
   await ctx.slicer.tick();
   if (!st.isDirectory()) {
-    if (kindOf(st) === null) return false; // sockets, FIFOs, devices are left alone
     ctx.step('remove', path);
     unlinkSync(path);
     ctx.result.removed++;
@@ -796,6 +813,43 @@ async function restoreFile(path: string, want: ManifestEntry, have: Stats | null
   else ctx.result.recreated++;
 }
 
+/**
+ * A special file: kept when it is still the same kind (mode and owner put back); else a named
+ * pipe is made again (mkfifo: node has no call for it). A socket belongs to the program that
+ * listens on it and a device needs privileges no restore has: those are reported, not faked.
+ */
+async function restoreSpecial(path: string, want: ManifestEntry, have: Stats | null, ctx: Ctx): Promise<void> {
+  await ctx.slicer.tick();
+  if (have && kindOf(have) === 'special' && specialOf(have) === want.special) {
+    if (!sameMeta(have, want)) {
+      ctx.step('chmod', path);
+      if (owns(want)) lchownSync(path, want.uid!, want.gid!);
+      chmodSync(path, want.mode!);
+      ctx.result.changed++;
+    }
+    return;
+  }
+  if (have?.isDirectory()) {
+    if (!(await removeTree(path, have, ctx))) throw new SnapshotError(`cannot put the special file ${path} back: a folder with excluded content is in the way`);
+  } else if (have) {
+    ctx.step('remove', path);
+    unlinkSync(path);
+  }
+  if (want.special !== 'fifo') {
+    ctx.result.notRestored.push(`${path} (a ${want.special === 'socket' ? 'socket: its program makes it again when it restarts' : 'device: make it again with mknod'})`);
+    ctx.touchedDirs.add(dirname(path));
+    return;
+  }
+  ctx.step('mkfifo', path);
+  const r = spawnSync('mkfifo', ['-m', want.mode!.toString(8), path], { encoding: 'utf8' });
+  if (r.status !== 0) throw new SnapshotError(`cannot make the named pipe ${path} again: ${String(r.stderr || r.error?.message || `mkfifo exit ${r.status}`).trim()}`);
+  if (owns(want)) lchownSync(path, want.uid!, want.gid!);
+  chmodSync(path, want.mode!);
+  ctx.touchedDirs.add(dirname(path));
+  if (have) ctx.result.changed++;
+  else ctx.result.recreated++;
+}
+
 async function restoreLink(path: string, want: ManifestEntry, have: Stats | null, ctx: Ctx): Promise<void> {
   await ctx.slicer.tick();
   if (have?.isSymbolicLink() && readlinkSync(path) === want.target) {
@@ -876,6 +930,7 @@ async function restoreNode(path: string, want: ManifestEntry | undefined, have: 
   }
   if (want.type === 'dir') return restoreDir(path, want, have, ctx);
   if (want.type === 'link') return restoreLink(path, want, have, ctx);
+  if (want.type === 'special') return restoreSpecial(path, want, have, ctx);
   return restoreFile(path, want, have, ctx);
 }
 
@@ -988,7 +1043,7 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions = {}): P
       exclude: opts.exclude,
       step: opts.onStep ?? (() => undefined),
       slicer: new Slicer(),
-      result: { changed: 0, removed: 0, recreated: 0 },
+      result: { changed: 0, removed: 0, recreated: 0, notRestored: [] },
       written: new Set(),
       touchedDirs: new Set(),
     };

@@ -161,6 +161,7 @@ export class HealVault {
 }
 
 function words(r: RestoreResult): string {
-  if (r.changed + r.removed + r.recreated === 0) return 'unchanged';
-  return `${r.changed} changed back, ${r.removed} created removed, ${r.recreated} deleted returned`;
+  const lost = r.notRestored.length ? `; not made again: ${r.notRestored.slice(0, 3).join(', ')}${r.notRestored.length > 3 ? ', …' : ''}` : '';
+  if (r.changed + r.removed + r.recreated === 0) return `unchanged${lost}`;
+  return `${r.changed} changed back, ${r.removed} created removed, ${r.recreated} deleted returned${lost}`;
 }

@@ -1,6 +1,7 @@
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync, writeSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { diffTree, dropSnapshot, manifestDigest, manifestState, readManifest, restoreSnapshot, SnapshotError, takeSnapshot, treeState } from '../src/snapshot.js';
@@ -92,6 +93,46 @@ describe('snapshot and restore', () => {
     expect(r.removed).toBeGreaterThanOrEqual(5); // new.txt, newdir/sub/f, newdir/sub, newdir, planted, run.sh/inside
   });
 
+  it('special files: a named pipe made since is removed, one removed is made again (its mode too), one changed back; a socket made since is removed, one removed is reported', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'q'), { recursive: true });
+    const mkfifo = (p: string, mode: string): Promise<unknown> => execa('mkfifo', ['-m', mode, p]);
+    await mkfifo(join(root, 'q', 'kept'), '600');
+    await mkfifo(join(root, 'q', 'deleted'), '640');
+    const listen = (p: string): Promise<Server> => new Promise((res) => { const srv = createServer(); srv.listen(p, () => res(srv)); });
+    // Listening until the end: node removes a socket's file when its server closes.
+    const old = await listen(join(root, 'q', 'old.sock'));
+    await mkfifo(join(root, 'q', 'was-pipe'), '600');
+    const before = await treeState([root]);
+    expect(before[join(root, 'q', 'kept')]).toMatchObject({ type: 'special', special: 'fifo', mode: 0o600 });
+    await takeSnapshot([root], join(snaps, 's'));
+
+    // The fix: makes a pipe and a socket, removes a pipe and the socket, changes a mode, turns a pipe into a file.
+    await mkfifo(join(root, 'q', 'new-pipe'), '666');
+    const fresh1 = await listen(join(root, 'q', 'new.sock'));
+    unlinkSync(join(root, 'q', 'deleted'));
+    unlinkSync(join(root, 'q', 'old.sock'));
+    chmodSync(join(root, 'q', 'kept'), 0o666);
+    unlinkSync(join(root, 'q', 'was-pipe'));
+    writeFileSync(join(root, 'q', 'was-pipe'), 'a file now');
+    const changed = diffTree(before, await treeState([root])).map((c) => c.path.slice(root.length + 3));
+    expect(changed.sort()).toEqual(['deleted', 'kept', 'new-pipe', 'new.sock', 'old.sock', 'was-pipe']);
+
+    const r = await restoreSnapshot(join(snaps, 's'));
+    const after = await treeState([root]);
+    expect(existsSync(join(root, 'q', 'new-pipe'))).toBe(false);
+    expect(existsSync(join(root, 'q', 'new.sock'))).toBe(false);
+    expect(after[join(root, 'q', 'deleted')]).toMatchObject({ type: 'special', special: 'fifo', mode: 0o640 });
+    expect(after[join(root, 'q', 'kept')]).toMatchObject({ type: 'special', special: 'fifo', mode: 0o600 });
+    expect(after[join(root, 'q', 'was-pipe')]).toMatchObject({ type: 'special', special: 'fifo' });
+    // The socket alone cannot be made again: said so, and the rest is exactly as before.
+    expect(r.notRestored).toEqual([expect.stringMatching(/old\.sock \(a socket/)]);
+    const { [join(root, 'q', 'old.sock')]: _gone, ...rest } = before;
+    expect(after).toEqual(rest);
+    old.close();
+    fresh1.close();
+  });
+
   it('a root that did not exist at snapshot time is removed on restore, file or folder', async () => {
     const { root, snaps } = fresh();
     mkdirSync(root);
@@ -129,7 +170,7 @@ describe('snapshot and restore', () => {
     const first = await restoreSnapshot(join(snaps, 's'));
     expect(first.changed + first.removed + first.recreated).toBeGreaterThan(0);
     const second = await restoreSnapshot(join(snaps, 's'));
-    expect(second).toEqual({ changed: 0, removed: 0, recreated: 0 });
+    expect(second).toEqual({ changed: 0, removed: 0, recreated: 0, notRestored: [] });
     expect(await treeState([root])).toEqual(before);
   });
 

@@ -445,17 +445,18 @@ echo fixed > $W/target`,
 
   it('a job that swaps a folder of the touches for a link into the state folder while the rollback runs does not make the rollback write there', async () => {
     // The rollback walks the touches by path. A job (jobs run beside it) waits for the rollback's
-    // first temporary file in work/m, then turns work/z (walked next) into a link to the state
+    // first temporary file in work/m, then turns work/z (walked after m) into a link to the state
     // folder, which no job can see itself: a rollback run by the daemon, outside any sandbox,
-    // would list the state folder as the content of work/z and remove it.
-    const h = attackHome(asNobody, 'for f in $W/m/*; do echo changed >> $f; done\nexit 1', {
+    // would list the state folder as the content of work/z and remove it. The fix deleted 20,000
+    // small files of work/m, so the rollback spends a good while putting them back before it
+    // reaches work/z: far more than the job needs to make its swap, on any machine.
+    const h = attackHome(asNobody, 'find $W/m -type f -delete\nexit 1', {
       jobs: { racer: `command: ["${process.execPath}", "RACER"]\ntimeout: 5m\n` },
     });
     mkdirSync(join(h.work, 'm'));
     mkdirSync(join(h.work, 'z'));
     writeFileSync(join(h.work, 'z', 'keep'), 'keep\n');
-    const big = Buffer.alloc(4 << 20, 7);
-    for (let i = 0; i < 32; i++) writeFileSync(join(h.work, 'm', `f${String(i).padStart(2, '0')}`), big);
+    for (let i = 0; i < 20_000; i++) writeFileSync(join(h.work, 'm', `f${String(i).padStart(5, '0')}`), `${i}\n`);
     const racer = join(h.outside, 'racer.js');
     writeFileSync(
       racer,
@@ -487,7 +488,7 @@ setTimeout(() => process.exit(2), 120000);
     expect(existsSync(join(h.state, 'nightshift.db'))).toBe(true);
     // Nothing it could trust to have put back: the rollback is reported as failed, for a person.
     expect(a.outcome, String(a.detail)).toBe('rollback-failed');
-  });
+  }, 120_000);
 
   it('a job that moves the home away (and a later job that would move it back) gets nothing: nightshift starts no process, runs no fix and stops with exit code 4', async () => {
     // The kill switch is on. A job (it may write the folder holding the home) renames the home and
