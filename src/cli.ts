@@ -20,6 +20,7 @@ import { formatInstant, nextInstants } from './schedule.js';
 import { formatProblem } from './specfile.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js';
 import { buildStatus, renderAlerts, renderRuns, renderStatus, type LiveInfo } from './status.js';
+import { oneLine, textAsData } from './text.js';
 import { Store, StoreError, type RunRow } from './store.js';
 import { demotionLines, hasHeals, healLines, healStatusLines, healViews, renderHeals, ruleEvidence } from './healview.js';
 
@@ -269,8 +270,8 @@ const COMMANDS: Record<string, Command> = {
       const row = r.body.run as RunRow;
       if (ctx.values.json) ctx.io.out(json(row));
       else {
-        ctx.io.out(`run #${row.id} of ${row.job}: ${row.outcome} — ${row.reason ?? ''}`);
-        if (row.output_tail) ctx.io.out(`--- last output ---\n${row.output_tail.trimEnd()}`);
+        ctx.io.out(`run #${row.id} of ${row.job}: ${row.outcome} — ${oneLine(row.reason ?? '', 2000)}`);
+        if (row.output_tail) ctx.io.out(`--- last output ---\n${textAsData(row.output_tail).trimEnd()}`);
         if (row.log_path) ctx.io.out(`(full log: ${row.log_path})`);
       }
       return row.outcome === 'ok' ? EXIT.ok : EXIT.unhealthy;

@@ -9,13 +9,13 @@ import { byName } from './names.js';
 import { formatInstant, nextAfter, type Schedule } from './schedule.js';
 import type { Policy } from './spec.js';
 import type { AlertRow, RunOutcome, RunRow, Store } from './store.js';
+import { oneLine } from './text.js';
 import { systemTimeZone } from './timezone.js';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 /** Long lists are cut here; the counts above them stay exact. */
 const LIST_CAP = 50;
-const MESSAGE_CAP = 300;
 /** More scheduled instants than this in 24 h is "every few seconds": counting further tells nobody anything. */
 const NEXT_RUNS_CAP = 2000;
 
@@ -121,14 +121,7 @@ export function digestWindow(policy: Policy, date: string): DigestWindow {
 
 // ---- plain words ----
 
-/** Alert text and job output are data: one line, no control or direction-changing characters, capped. */
-export function oneLine(text: string, max = MESSAGE_CAP): string {
-  const flat = text
-    .replace(/\r\n|\r|\n/g, ' ⏎ ')
-    .replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, ' ')
-    .trim();
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
-}
+export { oneLine };
 
 function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;

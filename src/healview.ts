@@ -2,7 +2,8 @@
 // `status`, and the digest's one line per handled alert. Reads the store; decides nothing.
 import type { HealLine } from './digest.js';
 import { formatDuration } from './duration.js';
-import { ago, oneLine } from './status.js';
+import { ago } from './status.js';
+import { oneLine } from './text.js';
 import type { HealAttemptRow, HealStepRow, LadderRow, Store } from './store.js';
 
 export interface HealView extends HealAttemptRow {

@@ -8,6 +8,7 @@ import { formatProblem } from './specfile.js';
 import type { KillState } from './killswitch.js';
 import { containment, type Containment } from './launch.js';
 import type { AlertRow, RunRow, Store } from './store.js';
+import { oneLine } from './text.js';
 
 export type JobHealth = 'ok' | 'running' | 'failing' | 'paused' | 'disabled' | 'never-run' | 'external' | 'manual-only';
 
@@ -208,17 +209,12 @@ export function renderRuns(rows: RunRow[], tzOf: (job: string) => string): strin
   for (const r of rows) {
     const at = r.started_at ?? r.created_at;
     lines.push(
-      `${pad(`#${r.id}`, 8)}${pad(r.job, 22)}${pad(r.trigger, 10)}${pad(formatInstant(at, tzOf(r.job)), 27)}${pad(r.duration_ms != null ? formatDuration(r.duration_ms) : '—', 9)}${pad(r.outcome ?? 'running', 18)}${r.reason ?? ''}`,
+      `${pad(`#${r.id}`, 8)}${pad(r.job, 22)}${pad(r.trigger, 10)}${pad(formatInstant(at, tzOf(r.job)), 27)}${pad(r.duration_ms != null ? formatDuration(r.duration_ms) : '—', 9)}${pad(r.outcome ?? 'running', 18)}${oneLine(r.reason ?? '')}`,
     );
   }
   return lines.join('\n');
 }
 
-/** Alert text is data: shown on one line, capped, never interpreted. */
-export function oneLine(text: string, max = 300): string {
-  const flat = text.replace(/[\r\n\t]+/g, ' ').replace(/[\x00-\x1f\x7f]/g, '?');
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
-}
 
 export function renderAlerts(rows: AlertRow[], now: number): string {
   if (rows.length === 0) return 'No alerts.';

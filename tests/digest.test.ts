@@ -233,7 +233,8 @@ describe('composing the digest from SQLite rows', () => {
 
     const long = 'x'.repeat(5000);
     expect(oneLine(long)).toHaveLength(301);
-    expect(oneLine('a\r\nb\x1b[31mc\u202ed')).toBe('a ⏎ b [31mc d');
+    // The escape shown as its picture (the colour code stays inert text), the override as �.
+    expect(oneLine('a\r\nb\x1b[31mc\u202ed')).toBe('a ⏎ b\u241b[31mc\ufffdd');
   });
 
   it('lists the next 24 hours per job: managed, enabled, not paused; counts from the schedule module', () => {

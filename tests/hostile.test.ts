@@ -99,3 +99,27 @@ describe('a halt during the probe', () => {
     expect(existsSync(join(work, 'fixed'))).toBe(false); // rolled back
   });
 });
+
+describe('hostile output', () => {
+  it('reaches no terminal raw: run, status, alerts, heals, history and the digest show ESC, OSC, BEL, NUL, C1 and U+202E as inert text', async () => {
+    const h = home();
+    const evil = String.raw`printf '\033[2J\033]0;pwned\007\033]52;c;ZXZpbA==\007 nul:\000 rlo:\342\200\256 csi:\302\233 end\n'`;
+    writeFileSync(join(h, 'evil.sh'), `${evil}\nexit 1\n`);
+    writeFileSync(join(h, 'fix.sh'), `${evil} >&2\nexit 1\n`);
+    writeFileSync(join(h, 'jobs', 'evil.yaml'), `command: ["sh", "${join(h, 'evil.sh')}"]\n`);
+    mkdirSync(join(h, 'work'));
+    writeFileSync(join(h, 'rules', 'fix.yaml'), `match: { job: evil }\nautonomy: auto\naction: { command: ["sh", "${join(h, 'fix.sh')}"], touches: ["work/"] }\nprobe: { command: ["false"] }\n`);
+    const d = await startDaemon(h);
+    daemons.push(d);
+    const run = await cli(['--home', h, 'run', 'evil']);
+    await waitFor(() => query(d.state, 'SELECT id FROM heal_attempts WHERE outcome IS NOT NULL').length > 0, 20_000, 'the heal attempt');
+    const shown: Record<string, string> = { run: String(run.stdout) };
+    for (const cmd of ['status', 'alerts', 'heals', 'history', 'digest']) shown[cmd] = String((await cli(['--home', h, cmd])).stdout);
+    // Each surface did show the job's words (a positive proof), and nothing of them raw.
+    expect(shown.run).toMatch(/nul:␀ rlo:� csi:� end/);
+    expect(shown.heals).toMatch(/end/);
+    for (const [cmd, out] of Object.entries(shown)) {
+      expect(out, cmd).not.toMatch(/[\u0000\u0007\u001b\u009b\u202e]/);
+    }
+  });
+});
