@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, openSync, writeSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lchownSync, lstatSync, openSync, statSync, writeSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -131,6 +131,32 @@ describe('snapshot and restore', () => {
     expect(after).toEqual(rest);
     old.close();
     fresh1.close();
+  });
+
+  it('owners come back (as root): a file given away, a file replaced, a folder and a link of another user', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'd'), { recursive: true });
+    writeFileSync(join(root, 'd', 'given'), 'g\n');
+    writeFileSync(join(root, 'd', 'replaced'), 'r\n');
+    symlinkSync('given', join(root, 'd', 'ln'));
+    const asRoot = process.getuid?.() === 0;
+    // As root the tree belongs to another user; otherwise everything is the runner's (the only owner it can give).
+    const [uid, gid] = asRoot ? [1234, 5678] : [process.getuid!(), process.getgid!()];
+    for (const p of ['d', 'd/given', 'd/replaced']) chownSync(join(root, p), uid, gid);
+    lchownSync(join(root, 'd', 'ln'), uid, gid);
+    const before = await treeState([root]);
+    await takeSnapshot([root], join(snaps, 's'));
+    if (asRoot) {
+      chownSync(join(root, 'd', 'given'), 0, 0);
+      chownSync(join(root, 'd'), 0, 0);
+      lchownSync(join(root, 'd', 'ln'), 0, 0);
+    }
+    unlinkSync(join(root, 'd', 'replaced'));
+    writeFileSync(join(root, 'd', 'replaced'), 'new\n'); // a new file, the fixer's own
+    await restoreSnapshot(join(snaps, 's'));
+    expect(await treeState([root])).toEqual(before);
+    for (const p of ['d', 'd/given', 'd/replaced']) expect(statSync(join(root, p)).uid, p).toBe(uid);
+    expect(lstatSync(join(root, 'd', 'ln')).gid).toBe(gid);
   });
 
   it('a root that did not exist at snapshot time is removed on restore, file or folder', async () => {
