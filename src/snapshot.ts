@@ -24,8 +24,9 @@
 // Special files (named pipes, sockets, devices) are recorded by kind, mode and owner: one made
 // since the snapshot is removed; a named pipe that was removed is made again; a socket or device
 // that was removed is reported (RestoreResult.notRestored), since only its program or mknod can
-// make it. Not covered: hard links are not preserved (each path gets its own copy; a fix never
-// sees one: fixMounts refuses touches that hold one); extended attributes and ACLs are not copied;
+// make it. Paths under the roots that were one file (hard links) are one file again after a
+// restore (a fix never sees one: fixMounts refuses touches that hold one; the zone may). Not
+// covered: extended attributes and ACLs are not copied;
 // owners are restored only when running as root; file names that are not valid UTF-8 cannot be
 // represented; folders created ABOVE a root that did not exist are left in place.
 import { spawnSync } from 'node:child_process';
@@ -39,6 +40,7 @@ import {
   fstatSync,
   futimesSync,
   lchownSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -84,6 +86,8 @@ export type TreeState = Record<string, NodeState>;
 
 export interface ManifestEntry extends NodeState {
   path: string;
+  /** Files only: another path of the snapshot that was the same file (a hard link), restored as one again. */
+  linkOf?: string;
   mtimeMs?: number;
   /** Files only: offset of the content in `pack`; absent: the content is in blobs/<sha256>. */
   at?: number;
@@ -467,7 +471,7 @@ export function describeChange(c: TreeChange): string {
 export function manifestState(manifest: Manifest): TreeState {
   const state: TreeState = {};
   for (const e of manifest.entries) {
-    const { path, mtimeMs: _m, at: _a, ...rest } = e;
+    const { path, mtimeMs: _m, at: _a, linkOf: _l, ...rest } = e;
     state[path] = rest;
   }
   return state;
@@ -532,8 +536,16 @@ export async function takeSnapshot(roots: readonly string[], dir: string, opts: 
     const found = await walk(rootList, opts);
     checkBytes(found, opts);
     const entryOf = new Map<string, ManifestEntry>();
+    // Paths that are one file (hard links): the first keeps the content, the others point to it.
+    const firstOfInode = new Map<string, string>();
     const entries: ManifestEntry[] = found.map((f) => {
       const e: ManifestEntry = { path: f.path, ...baseState(f), ...(f.st && f.type !== 'absent' ? { mtimeMs: f.st.mtimeMs } : {}) };
+      if (f.type === 'file' && f.st && f.st.nlink > 1) {
+        const key = `${f.st.dev}:${f.st.ino}`;
+        const first = firstOfInode.get(key);
+        if (first === undefined) firstOfInode.set(key, f.path);
+        else e.linkOf = first;
+      }
       entryOf.set(f.path, e);
       return e;
     });
@@ -1054,6 +1066,18 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions = {}): P
       await mkdir(parent, { recursive: true });
     }
     for (const root of m.roots) await restoreNode(root, byPath.get(root), lstatOrNull(root), ctx);
+    // Hard links: each path was restored with its own copy of the same bytes; made one file again.
+    for (const e of m.entries) {
+      if (e.linkOf === undefined) continue;
+      const st = lstatOrNull(e.path);
+      const first = lstatOrNull(e.linkOf);
+      if (!st || !first || !first.isFile() || (st.dev === first.dev && st.ino === first.ino)) continue;
+      const tmp = tmpBeside(e.path);
+      ctx.step('link', e.path);
+      linkSync(e.linkOf, tmp);
+      renameSync(tmp, e.path);
+      ctx.touchedDirs.add(dirname(e.path));
+    }
 
     // What was written must survive a power cut before the caller records "rolled back"; a crash
     // before this point means the restore runs again at the next start.

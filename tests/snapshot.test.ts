@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, lchownSync, lstatSync, openSync, statSync, writeSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lchownSync, linkSync, lstatSync, openSync, statSync, writeSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -157,6 +157,26 @@ describe('snapshot and restore', () => {
     expect(await treeState([root])).toEqual(before);
     for (const p of ['d', 'd/given', 'd/replaced']) expect(statSync(join(root, p)).uid, p).toBe(uid);
     expect(lstatSync(join(root, 'd', 'ln')).gid).toBe(gid);
+  });
+
+  it('hard links come back as one file: a link the fix broke (a file replaced by a copy) is one file again', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'a'), { recursive: true });
+    mkdirSync(join(root, 'b'));
+    writeFileSync(join(root, 'a', 'data'), 'shared\n');
+    linkSync(join(root, 'a', 'data'), join(root, 'b', 'data'));
+    const manifest = await takeSnapshot([root], join(snaps, 's'));
+    expect(manifest.entries.find((e) => e.path === join(root, 'b', 'data'))?.linkOf).toBe(join(root, 'a', 'data'));
+    // The fix: rewrites one name (a new file: the link is broken) and changes the other's content.
+    unlinkSync(join(root, 'b', 'data'));
+    writeFileSync(join(root, 'b', 'data'), 'its own\n');
+    writeFileSync(join(root, 'a', 'data'), 'changed\n');
+    await restoreSnapshot(join(snaps, 's'));
+    const a = statSync(join(root, 'a', 'data'));
+    const b = statSync(join(root, 'b', 'data'));
+    expect([b.dev, b.ino]).toEqual([a.dev, a.ino]);
+    expect(a.nlink).toBe(2);
+    expect(readFileSync(join(root, 'b', 'data'), 'utf8')).toBe('shared\n');
   });
 
   it('a root that did not exist at snapshot time is removed on restore, file or folder', async () => {
