@@ -118,7 +118,10 @@ export const MAX_SPEC_BYTES = 256 * 1024;
 function readText(file: string): { text: string } | { problem: SpecProblem } {
   let buf: Buffer;
   try {
-    const size = statSync(file).size;
+    const st = statSync(file);
+    // A named pipe or a device (a link to /dev/zero) would block the read, or never end.
+    if (!st.isFile()) return { problem: { file, line: 1, field: '', message: 'is not a regular file (a pipe, a device or a folder); a spec is a plain text file' } };
+    const size = st.size;
     if (size > MAX_SPEC_BYTES) {
       return { problem: { file, line: 1, field: '', message: `the file is ${size} bytes; a spec may be at most ${MAX_SPEC_BYTES} bytes (${MAX_SPEC_BYTES / 1024} KiB)` } };
     }

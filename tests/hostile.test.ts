@@ -1,7 +1,7 @@
 // Hostile input and output (issue 10, point 5): what a careless or malicious file does to the
 // commands and the daemon. Nothing may crash, and every refusal names the file and the line.
 import { execa } from 'execa';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { cleanup, CLI, cli, makeHome, query, startDaemon, waitFor, type DaemonProc } from './helpers.js';
@@ -53,6 +53,22 @@ describe('a job file of 10 MB', () => {
     const v = await cli(['--home', h, 'validate']);
     expect(String(v.stderr)).toBe('');
     expect(v.exitCode).toBe(0);
+  });
+});
+
+describe('a job file that is not a file', () => {
+  it('a named pipe or a link to /dev/zero is refused at once (reading either would block or never end)', async () => {
+    const h = home({ fine: 'every: 1h\ncommand: ["true"]\n' });
+    await execa('mkfifo', [join(h, 'jobs', 'pipe.yaml')]);
+    symlinkSync('/dev/zero', join(h, 'jobs', 'zero.yaml'));
+    const v = await cli(['--home', h, 'validate']);
+    expect(v.exitCode).toBe(2);
+    const said = String(v.stdout) + String(v.stderr);
+    expect(said).toMatch(/pipe\.yaml:1: .*not a regular file/);
+    expect(said).toMatch(/zero\.yaml:1: .*not a regular file/);
+    const d = await startDaemon(h);
+    daemons.push(d);
+    expect((await cli(['--home', h, 'run', 'fine'])).exitCode).toBe(0);
   });
 });
 
