@@ -929,10 +929,15 @@ async function restoreDir(path: string, want: ManifestEntry, have: Stats | null,
   await pool(big, BIG_PARALLEL, (k) => restoreFile(k.p, k.want, k.have, ctx));
   for (const k of dirs) await restoreNode(k.p, k.want, k.have, ctx);
 
-  ctx.step('chmod', path);
-  if (owns(want)) lchownSync(path, want.uid!, want.gid!);
-  chmodSync(path, want.mode!);
-  if (want.mtimeMs !== undefined) utimesSync(path, want.mtimeMs / 1000, want.mtimeMs / 1000);
+  // Only what differs: a folder that is not ours (the install's dist/, as an ordinary user) must
+  // not fail a restore it was never part of.
+  const now = lstatOrNull(path);
+  if (!now || !sameMeta(now, want)) {
+    ctx.step('chmod', path);
+    if (owns(want)) lchownSync(path, want.uid!, want.gid!);
+    chmodSync(path, want.mode!);
+  }
+  if (want.mtimeMs !== undefined && now?.mtimeMs !== want.mtimeMs) utimesSync(path, want.mtimeMs / 1000, want.mtimeMs / 1000);
 }
 
 async function restoreNode(path: string, want: ManifestEntry | undefined, have: Stats | null, ctx: Ctx): Promise<void> {

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, lchownSync, linkSync, lstatSync, openSync, statSync, writeSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -181,6 +182,29 @@ describe('snapshot and restore', () => {
     expect([b.dev, b.ino]).toEqual([a.dev, a.ino]);
     expect(a.nlink).toBe(2);
     expect(readFileSync(join(root, 'b', 'data'), 'utf8')).toBe('shared\n');
+  });
+
+  it('a restore by an ordinary user leaves alone a folder it does not own and that did not change (the install\'s dist/ in the zone)', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'theirs'), { recursive: true });
+    mkdirSync(join(root, 'mine'));
+    writeFileSync(join(root, 'theirs', 'cli.js'), 'code\n');
+    writeFileSync(join(root, 'mine', 'f'), 'before\n');
+    const asRoot = process.getuid?.() === 0;
+    // As root: the tree is nobody's but `theirs`, which stays root's; the restore runs as nobody.
+    if (asRoot) {
+      for (const p of ['', 'mine', 'mine/f']) chownSync(join(root, p), 65534, 65534);
+      for (const p of [base, join(base, `case-${n}`), snaps]) chmodSync(p, 0o777);
+    }
+    await takeSnapshot([root], join(snaps, 's'));
+    if (asRoot) execFileSync('chown', ['-R', '65534:65534', join(snaps, 's')]);
+    writeFileSync(join(root, 'mine', 'f'), 'changed by the fix\n');
+    const restore = `import(${JSON.stringify(join(ROOT, 'dist', 'snapshot.js'))}).then((m) => m.restoreSnapshot(${JSON.stringify(join(snaps, 's'))})).then((r) => console.log(JSON.stringify(r)))`;
+    const argv = asRoot ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'node', '-e', restore] : ['node', '-e', restore];
+    const r = await execa(argv[0]!, argv.slice(1), { reject: false });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout).changed).toBe(1);
+    expect(readFileSync(join(root, 'mine', 'f'), 'utf8')).toBe('before\n');
   });
 
   it('a root that did not exist at snapshot time is removed on restore, file or folder', async () => {
