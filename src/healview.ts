@@ -3,7 +3,7 @@
 import type { HealLine } from './digest.js';
 import { formatDuration } from './duration.js';
 import { ago } from './status.js';
-import { oneLine } from './text.js';
+import { oneLine, textAsData } from './text.js';
 import type { HealAttemptRow, HealStepRow, LadderRow, Store } from './store.js';
 
 export interface HealView extends HealAttemptRow {
@@ -64,7 +64,7 @@ export function renderHeals(rows: HealView[], now: number): string {
     }
     if (a.outcome === 'awaiting-approval') out.push(`    answer: nightshift approve ${a.id}   or   nightshift deny ${a.id}   (expires ${a.expires_at ? new Date(a.expires_at).toISOString() : '?'})`);
     if (a.proposal && (a.outcome === 'proposed' || a.outcome === 'needs-human' || a.outcome === 'awaiting-approval')) {
-      for (const l of a.proposal.split('\n')) out.push(`    | ${l}`);
+      for (const l of textAsData(a.proposal).split('\n')) out.push(`    | ${l}`);
     }
   }
   return out.join('\n');

@@ -10,6 +10,7 @@ import { exitOf, groupAlive, killNow, launch, terminateGroup, UncontainedError, 
 import type { Policy } from './spec.js';
 import { isDiskFull, type Store } from './store.js';
 import { DeadlineTimer, type Clock } from './timer.js';
+import { oneLine, textAsData } from './text.js';
 
 export const COMMAND_TIMEOUT_MS = 10_000;
 export const PAGE_INTERVAL_MS = 3_600_000;
@@ -289,7 +290,8 @@ export class Pager {
 
   private async run(id: number | null, command: string[], ev: PageEvent, now: number): Promise<void> {
     const { store, log } = this.deps;
-    const payload = `${JSON.stringify({ ...ev, at: new Date(now).toISOString() })}\n`;
+    // Alert text is data: what relays the page (an SMS gateway, a chat) gets it inert too.
+    const payload = `${JSON.stringify({ ...ev, message: textAsData(ev.message), at: new Date(now).toISOString() })}\n`;
     const r = await runBounded(command, { input: payload, timeoutMs: this.timeoutMs, confine: { profile: 'notify', leash: this.deps.leash() } });
     const outcome = r.ok ? 'sent' : r.timedOut ? 'timeout' : 'failed';
     const detail = describeResult(r, this.timeoutMs);
@@ -299,7 +301,7 @@ export class Pager {
     } catch (err) {
       log.error({ err: String(err), pageId: id }, 'could not record the page outcome');
     }
-    if (r.ok) log.warn({ event: ev.event, fingerprint: ev.fingerprint, pageId: id }, `paged: ${oneLineOf(ev.message)}`);
+    if (r.ok) log.warn({ event: ev.event, fingerprint: ev.fingerprint, pageId: id }, `paged: ${oneLine(ev.message)}`);
     else log.error({ event: ev.event, fingerprint: ev.fingerprint, pageId: id, command: command[0] }, `the page command ${detail}; nobody may have been paged — check policy.page.command`);
   }
 
@@ -326,10 +328,6 @@ export class Pager {
   }
 }
 
-function oneLineOf(text: string): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
-}
 
 // ---- the deadman: something outside watches the watcher ----
 

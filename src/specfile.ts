@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import type { Document, Node, YAMLError } from 'yaml';
 import type { z } from 'zod';
+import { oneLine } from './text.js';
 
 export interface SpecProblem {
   file: string;
@@ -13,8 +14,9 @@ export interface SpecProblem {
   message: string;
 }
 
+/** FILE:LINE: field: message — the field and message may quote the file itself: shown as data. */
 export function formatProblem(p: SpecProblem): string {
-  return `${p.file}:${p.line}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
+  return `${oneLine(p.file, 1000)}:${p.line}: ${p.field ? `${oneLine(p.field, 200)}: ` : ''}${oneLine(p.message, 2000)}`;
 }
 
 export type SpecResult<T> = { ok: true; value: T } | { ok: false; problems: SpecProblem[] };

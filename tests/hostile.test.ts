@@ -123,17 +123,27 @@ describe('hostile output', () => {
     writeFileSync(join(h, 'evil.sh'), `${evil}\nexit 1\n`);
     writeFileSync(join(h, 'fix.sh'), `${evil} >&2\nexit 1\n`);
     writeFileSync(join(h, 'jobs', 'evil.yaml'), `command: ["sh", "${join(h, 'evil.sh')}"]\n`);
+    // No rule for this one: its proposal for a person quotes its output (heals shows it).
+    writeFileSync(join(h, 'jobs', 'orphan.yaml'), `command: ["sh", "${join(h, 'evil.sh')}"]\n`);
+    // A spec whose own text is hostile: validate and status quote it in their problems.
+    writeFileSync(join(h, 'jobs', 'quoted.yaml'), 'command: ["true"]\n"\u001b]0;pwned\u0007key": 1\n');
     mkdirSync(join(h, 'work'));
     writeFileSync(join(h, 'rules', 'fix.yaml'), `match: { job: evil }\nautonomy: auto\naction: { command: ["sh", "${join(h, 'fix.sh')}"], touches: ["work/"] }\nprobe: { command: ["false"] }\n`);
     const d = await startDaemon(h);
     daemons.push(d);
     const run = await cli(['--home', h, 'run', 'evil']);
-    await waitFor(() => query(d.state, 'SELECT id FROM heal_attempts WHERE outcome IS NOT NULL').length > 0, 20_000, 'the heal attempt');
+    await cli(['--home', h, 'run', 'orphan']);
+    await waitFor(() => query(d.state, 'SELECT id FROM heal_attempts WHERE outcome IS NOT NULL').length >= 2, 20_000, 'both heal attempts');
     const shown: Record<string, string> = { run: String(run.stdout) };
-    for (const cmd of ['status', 'alerts', 'heals', 'history', 'digest']) shown[cmd] = String((await cli(['--home', h, cmd])).stdout);
+    for (const cmd of ['status', 'alerts', 'heals', 'history', 'digest', 'validate']) {
+      const r = await cli(['--home', h, cmd]);
+      shown[cmd] = String(r.stdout) + String(r.stderr);
+    }
     // Each surface did show the job's words (a positive proof), and nothing of them raw.
     expect(shown.run).toMatch(/nul:␀ rlo:� csi:� end/);
-    expect(shown.heals).toMatch(/end/);
+    expect(shown.heals).toMatch(/needs-human/);
+    expect(shown.heals).toMatch(/\| .*end/); // the proposal's quote of the output
+    expect(shown.validate).toMatch(/quoted\.yaml/);
     for (const [cmd, out] of Object.entries(shown)) {
       expect(out, cmd).not.toMatch(/[\u0000\u0007\u001b\u009b\u202e]/);
     }

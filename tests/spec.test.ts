@@ -597,7 +597,7 @@ const RULE_CASES: Case[] = [
     text: yaml('match:', '  job: nightly-export', 'action:', '  touches: ["/srv/shop/state/"]'),
     line: 3,
     field: 'action',
-    says: ['has no action', 'exactly one of "command", "rerun: true" or "brain"'],
+    says: ['has no action', 'exactly one of "command", "rerun: true", "brain" or "restart"'],
   },
   {
     name: 'an unknown alert kind in match.kind',

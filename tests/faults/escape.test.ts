@@ -155,7 +155,7 @@ echo fixed > $W/target`,
 const [state, home, cli, out] = process.argv.slice(2);
 const tried = [];
 const paths = [state + '/nightshift.sock'];
-try { for (const p of fs.readdirSync('/proc')) if (/^\\\\d+$/.test(p)) paths.push('/proc/' + p + '/root' + state + '/nightshift.sock'); } catch (e) { tried.push('proc: ' + e.code); }
+try { for (const p of fs.readdirSync('/proc')) if (/^\\d+$/.test(p)) paths.push('/proc/' + p + '/root' + state + '/nightshift.sock'); } catch (e) { tried.push('proc: ' + e.code); }
 let pending = 0;
 const done = () => { if (--pending === 0) { fs.appendFileSync(out, tried.join('\\\\n') + '\\\\n'); process.exit(0); } };
 for (const socketPath of paths) for (let id = 1; id <= 5; id++) {
@@ -194,6 +194,9 @@ for (let id = 1; id <= 5; id++) {
     // Each tried (a positive proof), and nothing got through.
     expect(jobTried).toMatch(/cli approve 5: exit/);
     expect(fixTried).toMatch(/cli approve 5: exit/);
+    // It looked through /proc/<pid>/root too (only its own sandbox's processes are there).
+    expect(jobTried).toMatch(/approve 1 via \/proc\/\d+\/root/);
+    expect(fixTried).toMatch(/approve 1 via \/proc\/\d+\/root/);
     expect(jobTried + fixTried).not.toMatch(/APPROVE/);
     expect(jobTried + fixTried).not.toMatch(/cli approve \d: exit 0/);
     const after = query<Attempt>(h.state, 'SELECT id, outcome, detail, step FROM heal_attempts WHERE id = ?', gated.id)[0]!;
