@@ -54,7 +54,12 @@ interface Ctx {
   io: Out;
 }
 
-const json = (v: unknown): string => JSON.stringify(v, null, 2);
+/**
+ * JSON for scripts. JSON.stringify escapes C0 control characters but lets C1 ones and the
+ * characters that reorder text (U+202E) through: escaped too, the same data, inert on a terminal.
+ */
+const json = (v: unknown): string =>
+  JSON.stringify(v, null, 2).replace(/[\u0080-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 function loadHomeOrFail(ctx: Ctx): LoadedHome {
   if (!existsSync(ctx.paths.home)) throw new UsageError(`the home folder ${ctx.paths.home} does not exist (use --home DIR)`);

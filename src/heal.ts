@@ -68,6 +68,9 @@ export interface HealerDeps {
   approvalTtlMs?: number;
 }
 
+/** Where system tools nightshift itself runs are looked up (not the daemon's PATH, which a job may have written into). */
+const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+
 type StopWhy = 'halt' | 'shutdown';
 
 interface InFlight {
@@ -644,7 +647,10 @@ export class Healer {
       if (!this.deps.getPolicy().restartUnits.includes(a.restart)) {
         return { ok: false, detail: `restart: ${a.restart} is no longer in the policy's restartUnits; nothing was restarted` };
       }
-      const r = await runBounded(['systemctl', 'restart', a.restart], { timeoutMs: a.timeout, signal, confine: { profile: 'notify', leash: this.deps.leash() } });
+      // Found on the system's own PATH, not the daemon's: a job may write a folder on that (as root,
+      // /usr/local/bin). NIGHTSHIFT_SYSTEMCTL names another (the daemon's environment; tests).
+      const systemctl = process.env.NIGHTSHIFT_SYSTEMCTL || 'systemctl';
+      const r = await runBounded([systemctl, 'restart', a.restart], { timeoutMs: a.timeout, signal, env: { PATH: SYSTEM_PATH }, confine: { profile: 'notify', leash: this.deps.leash() } });
       return { ok: r.ok, detail: `restart: systemctl restart ${a.restart} ${describeResult(r, a.timeout)}` };
     }
     if (a.rerun) {

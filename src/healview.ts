@@ -83,7 +83,7 @@ export function approvalLines(store: Store, now: number): string[] {
     `Waiting for your approval (${pending.length}):`,
     ...pending.map(
       (a) =>
-        `  #${a.id} ${a.job}: rule ${a.rule} wants to ${a.action ?? '?'} — nightshift approve ${a.id} | deny ${a.id} (expires in ${formatDuration(Math.max(0, (a.expires_at ?? now) - now))})`,
+        `  #${a.id} ${a.job}: rule ${a.rule} wants to ${oneLine(a.action ?? '?', 400)} — nightshift approve ${a.id} | deny ${a.id} (expires in ${formatDuration(Math.max(0, (a.expires_at ?? now) - now))})`,
     ),
   ];
 }

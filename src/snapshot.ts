@@ -853,7 +853,8 @@ async function restoreSpecial(path: string, want: ManifestEntry, have: Stats | n
     return;
   }
   ctx.step('mkfifo', path);
-  const r = spawnSync('mkfifo', ['-m', want.mode!.toString(8), path], { encoding: 'utf8' });
+  // The system's mkfifo, not the first on the daemon's PATH (a job may write a folder on that).
+  const r = spawnSync('mkfifo', ['-m', want.mode!.toString(8), path], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
   if (r.status !== 0) throw new SnapshotError(`cannot make the named pipe ${path} again: ${String(r.stderr || r.error?.message || `mkfifo exit ${r.status}`).trim()}`);
   if (owns(want)) lchownSync(path, want.uid!, want.gid!);
   chmodSync(path, want.mode!);

@@ -369,7 +369,7 @@ export function diffZone(before: ZoneHash, after: ZoneHash): string[] {
 // ---------------------------------------------------------------- the install's node_modules
 
 /** Folders inside node_modules/ that tools write at run time (caches), not part of the install. */
-const INSTALL_SCRATCH = new Set(['.cache', '.vite', '.vitest']);
+const INSTALL_SCRATCH = new Set(['.cache', '.vite', '.vite-temp', '.vitest']);
 
 /**
  * What node_modules/ of the install holds, by metadata: path → type, mode, size, mtime, ctime,

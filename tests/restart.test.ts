@@ -1,6 +1,6 @@
 // Restarts the daemon performs (issue 10, point 3): a rule's `restart: UNIT` makes nightshift run
 // `systemctl restart UNIT` itself, only for units the policy lists, and the probe decides. These
-// machines run no systemd: a stand-in `systemctl` on the daemon's PATH records what it was asked.
+// machines run no systemd: a stand-in `systemctl` (NIGHTSHIFT_SYSTEMCTL) records what it was asked.
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
@@ -41,7 +41,12 @@ describe('restart: UNIT', () => {
     const home = makeHome({ 'worker-health': `command: ["test", "-e", "${up}"]\n` }, 'timezone: UTC\nrestartUnits: [shop-worker.service]\n');
     dirs.push(home);
     writeFileSync(join(home, 'rules', 'restart.yaml'), RULE(`["test", "-e", "${up}"]`));
-    const d = await startDaemon(home, { env: { PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+    // A `systemctl` planted on the daemon's PATH (a job as root may write /usr/local/bin) is never run.
+    const planted = tempDir('ns-planted-');
+    dirs.push(planted);
+    writeFileSync(join(planted, 'systemctl'), `#!/bin/sh\necho planted >> ${asked}\nexit 0\n`);
+    chmodSync(join(planted, 'systemctl'), 0o755);
+    const d = await startDaemon(home, { env: { NIGHTSHIFT_SYSTEMCTL: join(bin, 'systemctl'), PATH: `${planted}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
     daemons.push(d);
     const r = await cli(['--home', home, 'run', 'worker-health']);
     expect(r.exitCode).toBe(1);
