@@ -30,7 +30,7 @@ import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js
 import { killOrphanSandboxes, leashFor, type Leash } from './launch.js';
 import { ConfigWatcher, FileWatcher } from './watch.js';
 import { judgedByHeal, Watchdog } from './watchdog.js';
-import { installDigest, installState } from './zone.js';
+import { INSTALL_PARTS, installDigest, installState } from './zone.js';
 import { DigestService } from './digester.js';
 import { Deadman, Pager } from './pager.js';
 import { Healer, HealError } from './heal.js';
@@ -579,7 +579,7 @@ export class Daemon {
    */
   private async noteInstall(): Promise<void> {
     try {
-      const digest = installDigest(await installState());
+      const digest = installDigest(await installState(undefined, INSTALL_PARTS));
       const last = this.store.events(1, 'install')[0];
       const before = last ? (JSON.parse(last.data ?? '{}') as { digest?: string }).digest : undefined;
       if (before === digest) return;

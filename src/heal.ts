@@ -135,9 +135,14 @@ export class Healer {
         continue;
       }
       try {
-        const zoneChanged = a.snapshot_dir ? await this.vault.zoneChanges(a.snapshot_dir, digestsOf(a)) : [];
-        const restored = a.snapshot_dir ? await this.vault.restore(a.snapshot_dir, digestsOf(a)) : 'no snapshot was taken yet';
+        let zoneChanged = a.snapshot_dir ? await this.vault.zoneChanges(a.snapshot_dir, digestsOf(a)) : [];
+        // The install changed while nightshift was down: an upgrade (or a rebuild), not this fix —
+        // a fix never sees the install. Left as it is, and said, unless the zone changed elsewhere too.
+        const upgraded = zoneChanged.length > 0 && zoneChanged.every((p) => this.vault.inInstall(p));
+        if (upgraded) zoneChanged = [];
+        const restored = a.snapshot_dir ? await this.vault.restore(a.snapshot_dir, digestsOf(a), { zone: !upgraded }) : 'no snapshot was taken yet';
         let detail = `nightshift stopped during step ${a.step}; at the next start the attempt was rolled back from its snapshot (${restored}); it counts as attempt ${a.attempt ?? '?'}`;
+        if (upgraded) detail += '; nightshift itself was upgraded or changed meanwhile (its install differs), which was left as it is';
         if (zoneChanged.length) {
           detail = `EMERGENCY: the protected zone had changed (${zoneChanged.slice(0, 5).join(', ')}); restored, rule ${a.rule ?? '?'} demoted to shadow. ${detail}`;
         }

@@ -2,7 +2,7 @@
 // protected zone, under state/snapshots/ATTEMPT/. The heal loop asks four questions of it — may
 // these paths be touched, take the snapshot, did the zone change, put everything back.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { HomePaths } from './home.js';
 import { leashFor, type Leash, type TidyOrder } from './launch.js';
 import { describeResult, runBounded } from './pager.js';
@@ -37,6 +37,12 @@ export class HealVault {
     private readonly leash: () => Leash = () => leashFor(paths, getPolicy()),
     private readonly installDir: string = installRoot(),
   ) {}
+
+  /** Whether a path belongs to the install (an upgrade changes those, not a heal). */
+  inInstall(p: string): boolean {
+    const root = resolve(this.installDir);
+    return p === root || p.startsWith(`${root}/`);
+  }
 
   zone(): Zone {
     return protectedZone(this.paths, this.getPolicy(), { installDir: this.installDir });
@@ -86,7 +92,7 @@ export class HealVault {
    * other fails. Idempotent (a crash during a restore is redone at the next start). Returns what
    * was done in plain words; throws when something could not be put back.
    */
-  async restore(dir: string, digests: SnapshotDigests | null): Promise<string> {
+  async restore(dir: string, digests: SnapshotDigests | null, opts: { zone?: boolean } = {}): Promise<string> {
     const parts: string[] = [];
     const errors: string[] = [];
     try {
@@ -102,7 +108,7 @@ export class HealVault {
       if (digests && manifestDigest(join(dir, ZONE)) === null) {
         throw new Error(`the zone's snapshot in ${join(dir, ZONE)} was deleted after it was taken; check jobs/, rules/ and protected/ by hand`);
       }
-      const changed = await this.zoneDiff(dir, null);
+      const changed = opts.zone === false ? [] : await this.zoneDiff(dir, null);
       if (changed.length) {
         const zone = this.zones.get(dir) ?? this.zone();
         parts.push(`protected zone: ${words(await restoreSnapshot(join(dir, ZONE), { exclude: zoneExclude(zone), expectDigest: digests?.zone }))}`);

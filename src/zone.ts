@@ -378,8 +378,9 @@ const INSTALL_SCRATCH = new Set(['.cache', '.vite', '.vite-temp', '.vitest']);
  * metadata, and setting it back takes setting the clock (no sandbox may). Compare two with
  * installChanges.
  */
-export async function installState(installDir: string = installRoot()): Promise<Map<string, string>> {
-  const root = join(resolveReal(resolve(installDir)), 'node_modules');
+export async function installState(installDir: string = installRoot(), parts: readonly string[] = ['node_modules']): Promise<Map<string, string>> {
+  const base = resolveReal(resolve(installDir));
+  const root = join(base, 'node_modules');
   const out = new Map<string, string>();
   let sinceYield = 0;
   const walk = async (dir: string): Promise<void> => {
@@ -407,9 +408,23 @@ export async function installState(installDir: string = installRoot()): Promise<
       if (st.isDirectory()) await walk(p);
     }
   };
-  await walk(root);
+  for (const part of parts) {
+    const p = join(base, part);
+    let st;
+    try {
+      st = lstatSync(p, { bigint: true });
+    } catch {
+      out.set(p, 'absent');
+      continue;
+    }
+    if (st.isDirectory()) await walk(p);
+    else out.set(p, `f ${st.mode} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino}`);
+  }
   return out;
 }
+
+/** What an upgrade changes: node_modules/, dist/ and the package files (recorded at each start). */
+export const INSTALL_PARTS = ['node_modules', 'dist', 'package.json', 'package-lock.json'] as const;
 
 /** Paths of node_modules/ added, removed or changed between two installState()s, sorted. */
 export function installChanges(before: Map<string, string>, after: Map<string, string>): string[] {

@@ -112,7 +112,43 @@ touch ${w}/started; while [ ! -e ${w}/go ]; do sleep 0.05; done; echo fixed > ${
     writeFileSync(join(inst, 'node_modules', 'new-package.js'), '// upgraded\n');
     await stop(await start(inst, home, asNobody));
     expect(installEvents().map((e) => e.message)).toEqual(['first start of this nightshift install', 'nightshift was upgraded or changed since its last start (its node_modules/ differ)']);
+    // A rebuild: only dist/ changes.
+    writeFileSync(join(inst, 'dist', 'cli.js'), `${readFileSync(join(inst, 'dist', 'cli.js'), 'utf8')}\n// rebuilt\n`);
+    await stop(await start(inst, home, asNobody));
+    expect(installEvents()).toHaveLength(3);
     expect(query(state, 'SELECT id FROM pages')).toEqual([]);
     expect(pages.pages()).toEqual([]);
+  });
+
+  it('an upgrade while a heal was cut short (kill -9) is not an emergency at the next start, and is left as it is', async () => {
+    const inst = privateInstall();
+    const home = makeHome({ broken: 'command: ["false"]\n' }, 'timezone: UTC\n');
+    dirs.push(home);
+    const w = join(home, 'work');
+    mkdirSync(w);
+    writeFileSync(join(home, 'fix.sh'), `touch ${w}/started; while [ ! -e ${w}/go ]; do sleep 0.05; done\n`);
+    writeFileSync(join(home, 'rules', 'fix.yaml'), `match: { job: broken }\nautonomy: auto\naction: { command: ["sh", "${join(home, 'fix.sh')}"], touches: ["work/"], timeout: 5m }\nprobe: { command: ["test", "-e", "${join(w, 'go')}"] }\n`);
+    if (asNobody) {
+      chownTree(home);
+      chownTree(inst);
+    }
+    const d = await start(inst, home, asNobody);
+    await cli(['--home', home, 'run', 'broken']);
+    await waitFor(() => existsSync(join(w, 'started')), 20_000, 'the fix under way');
+    d.proc.kill('SIGKILL');
+    await d.proc;
+    daemons.splice(daemons.indexOf(d.proc), 1);
+    // The upgrade, while nightshift is down.
+    const cliJs = join(inst, 'dist', 'cli.js');
+    writeFileSync(cliJs, `${readFileSync(cliJs, 'utf8')}\n// upgraded\n`);
+    await start(inst, home, asNobody);
+    const state = join(home, 'state');
+    const a = await waitFor(() => query<{ outcome: string; detail: string }>(state, 'SELECT outcome, detail FROM heal_attempts WHERE outcome IS NOT NULL').at(0), 30_000, 'the recovery');
+    expect(a.outcome).toBe('interrupted-rolled-back');
+    expect(a.detail).toMatch(/upgraded or changed meanwhile/);
+    expect(a.detail).not.toMatch(/EMERGENCY/);
+    expect(readFileSync(cliJs, 'utf8')).toMatch(/\/\/ upgraded\n$/);
+    expect(query(state, "SELECT level FROM rule_ladder WHERE level = 'shadow'")).toEqual([]);
+    expect(query(state, 'SELECT id FROM pages')).toEqual([]);
   });
 });
