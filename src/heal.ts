@@ -407,6 +407,10 @@ export class Healer {
       const used = store.brainRunsSince(clock.now() - 24 * 3_600_000);
       if (used >= budget) return finish('refused', `the brain budget is used up: ${used} of ${budget} runs in the last 24 h (policy.brain.maxRunsPerDay)`);
     }
+    // A policy change since validate: refused before it counts as an attempt or demotes the rule.
+    if (rule.action.restart !== undefined && !this.deps.getPolicy().restartUnits.includes(rule.action.restart)) {
+      return finish('refused', `${rule.action.restart} is not in the policy's restartUnits (any more); nothing was restarted`);
+    }
     const k = this.deps.killState();
     if (k.halted || signal.aborted) return finish('halted', k.halted ? `nothing was run: ${k.reason}` : 'nightshift is stopping; nothing was run');
 
