@@ -191,6 +191,9 @@ export class RunningProcess {
     // A job's leftover children (it exited before them) would be orphans nobody watches: a run
     // owns its whole process group, like systemd's control group.
     let leftovers: 'term' | 'kill' | 'gone' = 'gone';
+    // In its own PID namespace everything else was killed by the kernel when the job ended; the
+    // last of it may still be on its way out: a moment for that before anything counts as left.
+    if (launched.contained && !job.spec.seeAllProcesses) for (let i = 0; i < 50 && groupAlive(pid); i++) await sleep(10);
     if (groupAlive(pid)) leftovers = await terminateGroup(pid, Math.min(job.spec.killGrace, 5000));
     // Output may still be held open by a process that escaped the group; do not wait forever.
     await Promise.race([settled, sleep(2000)]);
