@@ -659,7 +659,8 @@ export class Healer {
       // Found on the system's own PATH, not the daemon's: a job may write a folder on that (as root,
       // /usr/local/bin). NIGHTSHIFT_SYSTEMCTL names another (the daemon's environment; tests).
       const systemctl = process.env.NIGHTSHIFT_SYSTEMCTL || 'systemctl';
-      const r = await runBounded([systemctl, 'restart', a.restart], { timeoutMs: a.timeout, signal, env: { PATH: SYSTEM_PATH }, confine: { profile: 'notify', leash: this.deps.leash() } });
+      // --no-ask-password: never wait for a person at a password prompt; polkit says yes or no.
+      const r = await runBounded([systemctl, '--no-ask-password', 'restart', a.restart], { timeoutMs: a.timeout, signal, env: { PATH: SYSTEM_PATH }, confine: { profile: 'notify', leash: this.deps.leash() } });
       return { ok: r.ok, detail: `restart: systemctl restart ${a.restart} ${describeResult(r, a.timeout)}` };
     }
     if (a.rerun) {

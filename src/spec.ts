@@ -151,7 +151,7 @@ export type JobSpec = z.output<typeof JobSpecSchema>;
 /** A systemd service unit, by its full name (what polkit's rule compares against). */
 const serviceUnit = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9@._:-]*\.service$/, 'expected a systemd service unit by its full name, e.g. "shop-worker.service"');
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*(@[A-Za-z0-9._:-]+)?\.service$/, 'expected a systemd service unit by its full name, e.g. "shop-worker.service" (a template needs its instance: "worker@1.service")');
 
 export const PolicySchema = z.strictObject({
   timezone: timezone.optional(),

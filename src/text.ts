@@ -7,8 +7,9 @@
 
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 const CONTROL_NO_TAB = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
-// Bidi embeddings, overrides and isolates; marks; zero-width joiners and spaces; the BOM.
-const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+// Bidi embeddings, overrides and isolates; marks; zero-width joiners and spaces; the soft hyphen;
+// the line and paragraph separators (a terminal may break lines on them); interlinear annotations; the BOM.
+const INVISIBLE = /[\u00ad\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]/g;
 
 function picture(c: string): string {
   const code = c.charCodeAt(0);

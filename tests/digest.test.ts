@@ -235,6 +235,8 @@ describe('composing the digest from SQLite rows', () => {
     expect(oneLine(long)).toHaveLength(301);
     // The escape shown as its picture (the colour code stays inert text), the override as �.
     expect(oneLine('a\r\nb\x1b[31mc\u202ed')).toBe('a ⏎ b\u241b[31mc\ufffdd');
+    // Characters a terminal may break lines on or hide: the line and paragraph separators, the soft hyphen, annotations.
+    expect(oneLine('a\u2028b\u2029c\u00add\ufff9e')).toBe('a\ufffdb\ufffdc\ufffdd\ufffde');
   });
 
   it('lists the next 24 hours per job: managed, enabled, not paused; counts from the schedule module', () => {

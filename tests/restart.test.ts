@@ -5,6 +5,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { PolicySchema } from '../src/spec.js';
 import { cleanup, cli, makeHome, query, ROOT, startDaemon, tempDir, waitFor, type DaemonProc } from './helpers.js';
 
 const dirs: string[] = [];
@@ -30,13 +31,24 @@ describe('restart: UNIT', () => {
     expect((await cli(['--home', home, 'validate'])).exitCode).toBe(0);
   });
 
+  it('names a service unit in full: a template needs its instance, nothing can pass for an option', () => {
+    const ok = (unit: string): boolean => PolicySchema.safeParse({ restartUnits: [unit] }).success;
+    expect(ok('shop-worker.service')).toBe(true);
+    expect(ok('worker@1.service')).toBe(true);
+    expect(ok('worker@.service')).toBe(false);
+    expect(ok('shop-worker')).toBe(false);
+    expect(ok('--now.service')).toBe(false);
+    expect(ok('a b.service')).toBe(false);
+    expect(ok('*.service')).toBe(false);
+  });
+
   it('goes alert → systemctl restart by nightshift → probe → fixed-verified', async () => {
     const bin = tempDir('ns-fake-systemctl-');
     dirs.push(bin);
     const asked = join(bin, 'asked');
     const up = join(bin, 'worker-up');
     // The stand-in: records its arguments; "restarting" the unit brings the worker up.
-    writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${asked}\n[ "$1" = restart ] && touch ${up}\nexit 0\n`);
+    writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${asked}\n[ "$2" = restart ] && touch ${up}\nexit 0\n`);
     chmodSync(join(bin, 'systemctl'), 0o755);
     const home = makeHome({ 'worker-health': `command: ["test", "-e", "${up}"]\n` }, 'timezone: UTC\nrestartUnits: [shop-worker.service]\n');
     dirs.push(home);
@@ -53,7 +65,7 @@ describe('restart: UNIT', () => {
     const a = await waitFor(() => query<{ outcome: string; detail: string; action_kind: string }>(d.state, 'SELECT outcome, detail, action_kind FROM heal_attempts WHERE outcome IS NOT NULL').at(0), 30_000, 'the verdict');
     expect(a.outcome, a.detail).toBe('fixed-verified');
     expect(a.action_kind).toBe('restart');
-    expect(readFileSync(asked, 'utf8')).toBe('restart shop-worker.service\n');
+    expect(readFileSync(asked, 'utf8')).toBe('--no-ask-password restart shop-worker.service\n');
     const alert = query<{ resolution: string }>(d.state, "SELECT resolution FROM alerts WHERE job = 'worker-health'")[0]!;
     expect(alert.resolution).toBe('fixed-verified');
   });
