@@ -73,6 +73,7 @@ export class Daemon {
   private watchdog: Watchdog | null = null;
   private killWatcher: FileWatcher | null = null;
   private heartbeatWatcher: FileWatcher | null = null;
+  private heartbeatByFile = new Map<string, string>();
   private lastKill: KillState | null = null;
   /** The home and state folders as found at start (device:inode), by path. */
   private folderIds = new Map<string, string | null>();
@@ -244,7 +245,7 @@ export class Daemon {
         },
         (err) => log.error({ err: err.message }, 'watching heartbeat files failed'),
       );
-      await this.heartbeatWatcher.start(this.heartbeatFiles().keys());
+      await this.heartbeatWatcher.start(this.refreshHeartbeatFiles());
       this.catchUpHeartbeatFiles();
 
       this.watcher = new ConfigWatcher({
@@ -463,7 +464,7 @@ export class Daemon {
           this.store.forgetSpec(file);
           this.scheduler.remove(name);
           this.watchdog?.jobRemoved(name);
-          this.heartbeatWatcher?.setFiles(this.heartbeatFiles().keys());
+          this.heartbeatWatcher?.setFiles(this.refreshHeartbeatFiles());
           log.info({ job: name, file }, 'job removed (a running process of it is left to finish)');
           this.store.recordEvent(this.clock.now(), 'job-removed', name, `job ${name} removed (${file} deleted)`);
         }
@@ -499,7 +500,7 @@ export class Daemon {
       this.store.saveSpecs([{ file, name, text: r.text, hash: job.hash }], this.clock.now());
       this.scheduler.upsert(job);
       this.watchdog?.jobChanged(job, !prev);
-      this.heartbeatWatcher?.setFiles(this.heartbeatFiles().keys());
+      this.heartbeatWatcher?.setFiles(this.refreshHeartbeatFiles());
       const nextRun = this.scheduler.nextRun(name);
       log.info({ job: name, file, nextRun: nextRun ? new Date(nextRun).toISOString() : null }, prev ? 'job changed' : 'job added');
       this.store.recordEvent(this.clock.now(), prev ? 'job-changed' : 'job-added', name, `job ${name} ${prev ? 'changed' : 'added'}`);
@@ -652,14 +653,17 @@ export class Daemon {
     }
   }
 
-  /** heartbeat.file of every job (external ones, and long-running managed ones), resolved against the home. */
-  private heartbeatFiles(): Map<string, string> {
-    const out = new Map<string, string>();
+  /**
+   * heartbeat.file of every job (external ones, and long-running managed ones), resolved against
+   * the home: rebuilt when jobs change, read at every touch (a worker may touch every 200 ms).
+   */
+  private refreshHeartbeatFiles(): IterableIterator<string> {
+    this.heartbeatByFile = new Map();
     for (const job of this.jobs.values()) {
       const f = job.spec.heartbeat?.file;
-      if (f) out.set(resolve(this.paths.home, f), job.name);
+      if (f) this.heartbeatByFile.set(resolve(this.paths.home, f), job.name);
     }
-    return out;
+    return this.heartbeatByFile.keys();
   }
 
   /**
@@ -668,7 +672,7 @@ export class Daemon {
    * than any grace, so no deadline is armed from a touch that is too old.
    */
   private heartbeatFileTouched(file: string): void {
-    const name = this.heartbeatFiles().get(file);
+    const name = this.heartbeatByFile.get(file);
     const job = name ? this.jobs.get(name) : undefined;
     if (!job) return;
     const t = this.touchThrottle.get(job.name) ?? { last: 0, touched: 0, trailing: null };
@@ -691,7 +695,7 @@ export class Daemon {
 
   /** A heartbeat file touched while the daemon was down counts once at start. */
   private catchUpHeartbeatFiles(): void {
-    for (const [file, name] of this.heartbeatFiles()) {
+    for (const [file, name] of this.heartbeatByFile) {
       try {
         const mtime = statSync(file).mtimeMs;
         const last = this.store.lastHeartbeat(name, 'success')?.at ?? 0;

@@ -89,6 +89,7 @@ export function effectiveTimeZone(spec: JobSpec, policy: Policy): string {
 
 export function compileJob(name: string, file: string, home: string, spec: JobSpec, policy: Policy, hash: string): Job {
   const timezone = effectiveTimeZone(spec, policy);
+  const managed = spec.command !== undefined || spec.shell !== undefined;
   let schedule: Schedule | null = null;
   if (spec.schedule) schedule = { kind: 'cron', expr: spec.schedule, tz: timezone };
   else if (spec.every !== undefined) schedule = { kind: 'every', ms: spec.every };
@@ -100,8 +101,8 @@ export function compileJob(name: string, file: string, home: string, spec: JobSp
     schedule,
     timezone,
     cwd: spec.cwd === undefined ? undefined : isAbsolute(spec.cwd) ? spec.cwd : resolve(home, spec.cwd),
-    managed: spec.command !== undefined || spec.shell !== undefined,
-    longRunning: (spec.command !== undefined || spec.shell !== undefined) && spec.heartbeat?.file !== undefined,
+    managed,
+    longRunning: managed && spec.heartbeat?.file !== undefined,
     hash,
   };
 }

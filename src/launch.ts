@@ -139,6 +139,13 @@ export function socketFilter(arch: NodeJS.Architecture = process.arch): Buffer |
   return buf;
 }
 
+/** This machine's filter, built once: every fix and probe launch hands it in. */
+let hostFilter: Buffer | null | undefined;
+function hostSocketFilter(): Buffer | null {
+  if (hostFilter === undefined) hostFilter = socketFilter();
+  return hostFilter;
+}
+
 /** The file descriptor bwrap reads the filter from (handed in as the child's fd 3). */
 const FILTER_FD = 3;
 
@@ -251,7 +258,7 @@ export function containment(): Containment {
   const bwrap = bwrapPath();
   // With the seccomp filter too, when there is one: a kernel or container that refuses to install
   // filters must show here, not as every fix failing later.
-  const filter = socketFilter();
+  const filter = hostSocketFilter();
   const seccomp = filter ? ['--seccomp', String(FILTER_FD)] : [];
   const args = [...privilegeArgs('fix'), '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--unshare-pid', '--unshare-ipc', ...seccomp, '--die-with-parent', '--', 'true'];
   let filterFd: number | null = null;
@@ -292,7 +299,7 @@ export function containment(): Containment {
  */
 export function fixContainment(): Containment {
   const c = containment();
-  if (!c.ok || socketFilter() !== null) return c;
+  if (!c.ok || hostSocketFilter() !== null) return c;
   return { ok: false, reason: `no seccomp filter is built for this architecture (${process.arch}; x64 and arm64 are), so fixes and probes cannot be kept from local services` };
 }
 
@@ -567,7 +574,7 @@ export function sandboxArgs(c: Confinement, cwd: string | undefined): string[] {
   }
   for (const p of leash.readOnly) if (existsSync(p)) a.push('--ro-bind', p, p);
   if (cwd !== undefined) a.push('--chdir', cwd);
-  if (filtered(c.profile) && socketFilter() !== null) a.push('--seccomp', String(FILTER_FD));
+  if (filtered(c.profile) && hostSocketFilter() !== null) a.push('--seccomp', String(FILTER_FD));
   a.push('--unsetenv', SANDBOX_TAG, '--die-with-parent', '--');
   return a;
 }
@@ -656,11 +663,12 @@ export function launch(argv: readonly string[], c: Confinement, options: Options
   const bargs = [...sandboxArgs({ ...c, program }, cwd), file, ...args];
   const env = { ...(options.env ?? {}), [SANDBOX_TAG]: leashTag(c.leash) };
   let withFilter: Options = base;
-  if (filtered(c.profile) && socketFilter() !== null) {
+  const filter = filtered(c.profile) ? hostSocketFilter() : null;
+  if (filter !== null) {
     // The filter goes in on fd 3 (bwrap reads it to the end); stdin/stdout/stderr move into the
     // stdio array, which execa does not let us mix with the single options.
     const { stdin, stdout, stderr, ...rest } = base;
-    const stdio = [stdin ?? 'pipe', stdout ?? 'pipe', stderr ?? 'pipe', new Uint8Array(socketFilter()!)];
+    const stdio = [stdin ?? 'pipe', stdout ?? 'pipe', stderr ?? 'pipe', new Uint8Array(filter)];
     withFilter = { ...rest, stdio } as unknown as Options;
   }
   const sub = execa(cont.bwrap, bargs, { ...withFilter, cwd: '/', env });
