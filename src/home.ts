@@ -324,12 +324,9 @@ export function ruleWarnings(rules: Iterable<LoadedRule>, jobs: Map<string, Job>
   const out: SpecProblem[] = [];
   for (const r of rules) {
     if ([...jobs.keys()].some((name) => globMatch(r.rule.match.job, name))) continue;
-    let line = 1;
-    try {
-      line = lineOfPath(readFileSync(r.file, 'utf8'), ['match', 'job']);
-    } catch {
-      // the line is a courtesy
-    }
+    // The line is a courtesy; the file is read under the same limits as when it was loaded.
+    const read = readText(r.file);
+    const line = 'text' in read ? lineOfPath(read.text, ['match', 'job']) : 1;
     out.push({ file: r.file, line, field: 'match.job', message: `"${r.rule.match.job}" matches no job in jobs/ (yet); the rule applies once one does` });
   }
   return out;
@@ -339,11 +336,9 @@ export function ruleWarnings(rules: Iterable<LoadedRule>, jobs: Map<string, Job>
 function lineOf(job: Job, texts: Map<string, string> | undefined, path: Array<string | number>): number {
   let text = texts?.get(job.name);
   if (text === undefined) {
-    try {
-      text = readFileSync(job.file, 'utf8');
-    } catch {
-      return 1;
-    }
+    const read = readText(job.file);
+    if (!('text' in read)) return 1;
+    text = read.text;
   }
   return lineOfPath(text, path);
 }

@@ -1,7 +1,7 @@
 // Restarts the daemon performs (issue 10, point 3): a rule's `restart: UNIT` makes nightshift run
 // `systemctl restart UNIT` itself, only for units the policy lists, and the probe decides. These
 // machines run no systemd: a stand-in `systemctl` (NIGHTSHIFT_SYSTEMCTL) records what it was asked.
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -68,6 +68,27 @@ describe('restart: UNIT', () => {
     expect(readFileSync(asked, 'utf8')).toBe('--no-ask-password restart shop-worker.service\n');
     const alert = query<{ resolution: string }>(d.state, "SELECT resolution FROM alerts WHERE job = 'worker-health'")[0]!;
     expect(alert.resolution).toBe('fixed-verified');
+  });
+
+  it('is refused at the heal, before systemctl runs, when the policy stops listing the unit', async () => {
+    const bin = tempDir('ns-fake-systemctl-');
+    dirs.push(bin);
+    const asked = join(bin, 'asked');
+    writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${asked}\nexit 0\n`);
+    chmodSync(join(bin, 'systemctl'), 0o755);
+    const home = makeHome({ 'worker-health': 'command: ["false"]\n' }, 'timezone: UTC\nrestartUnits: [shop-worker.service]\n');
+    dirs.push(home);
+    writeFileSync(join(home, 'rules', 'restart.yaml'), RULE('["false"]'));
+    const d = await startDaemon(home, { env: { NIGHTSHIFT_SYSTEMCTL: join(bin, 'systemctl') } });
+    daemons.push(d);
+    // The rule was loaded under the old policy and stays in force; the policy in force now decides.
+    writeFileSync(join(home, 'protected', 'policy.yaml'), 'timezone: UTC\nrestartUnits: []\n');
+    await waitFor(() => query(d.state, "SELECT 1 FROM events WHERE kind = 'policy-changed'").at(0), 30_000, 'the policy reload');
+    expect((await cli(['--home', home, 'run', 'worker-health'])).exitCode).toBe(1);
+    const a = await waitFor(() => query<{ outcome: string; detail: string }>(d.state, 'SELECT outcome, detail FROM heal_attempts WHERE outcome IS NOT NULL').at(0), 30_000, 'the verdict');
+    expect(a.outcome).toBe('refused');
+    expect(a.detail).toMatch(/shop-worker\.service is not in the policy's restartUnits/);
+    expect(existsSync(asked)).toBe(false);
   });
 });
 
