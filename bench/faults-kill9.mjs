@@ -21,7 +21,7 @@
 // a new fix before the harness has looked at what the recovery left: every row the dead daemon
 // left open is final, no row or heal attempt seen before the kill is gone or changed its outcome,
 // no process of a run or fix open at the kill survives the restart, and the tree is exactly its
-// pre-fix or post-fix state (by a hash walk here, independent of src/snapshot.ts) — pre-fix when
+// pre-fix or post-fix state (by a hash walk here, independent of src/heal/snapshot.ts) — pre-fix when
 // an attempt the kill cut was recorded as rolled back. Then the switch goes off and the next delay
 // starts. At the end (graceful stop) the evidence is compared with SQLite:
 //   lost    a run the job says it started with no row of that id and job, a row left open, a row
@@ -58,7 +58,7 @@ const FIXTURES = join(REPO, 'tests', 'fixtures');
 const FAST_SLEEP = '0.12';
 const SLOW_SLEEP = '0.45';
 const CHANGING = new Set(['snapshot', 'fix', 'probe', 'verdict', 'rollback']);
-/** Outcomes after which an incident waits for a person (src/heal.ts WAITING). */
+/** Outcomes after which an incident waits for a person (src/heal/healer.ts WAITING). */
 const WAITING = new Set(['needs-human', 'proposed', 'awaiting-approval', 'blocked', 'denied', 'expired', 'refused', 'rollback-failed']);
 
 // ---------------------------------------------------------------- the tree

@@ -10,7 +10,7 @@
 // and kills the daemon with SIGKILL; then starts it again and waits until nothing is in flight.
 // It checks:
 //   - the tree is exactly the pre-fix or exactly the post-fix state (path → type, mode, sha256 or
-//     link target; walked here, independent of src/snapshot.ts) — never a mix;
+//     link target; walked here, independent of src/heal/snapshot.ts) — never a mix;
 //   - it agrees with the record: alert resolved fixed-verified ⇔ post-fix state;
 //   - every heal attempt seen in SQLite before the kill (read just before and just after it) still
 //     exists after the restart, with a final outcome, and a final outcome never changes later;
@@ -55,7 +55,7 @@ const slowShare = Number(values['slow-share'] ?? 0.2);
 const FAST_SLEEP = '0.03';
 const SLOW_SLEEP = '0.5';
 const SETTLE_TIMEOUT_MS = 30_000;
-/** Outcomes after which an incident waits for a person (src/heal.ts WAITING): nothing more happens by itself. */
+/** Outcomes after which an incident waits for a person (src/heal/healer.ts WAITING): nothing more happens by itself. */
 const WAITING = new Set(['needs-human', 'proposed', 'awaiting-approval', 'blocked', 'denied', 'expired', 'refused', 'rollback-failed']);
 
 /** Never rejects: a daemon killed mid-request is part of the experiment. */

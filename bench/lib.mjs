@@ -676,8 +676,8 @@ export function writeHome(home, n, window, { seed = 7, everyShare = 0.15, policy
 export async function earliestNextRun(values, home, from) {
   try {
     const dist = distDir(values);
-    const homeMod = await import(join(dist, 'home.js'));
-    const sched = await import(join(dist, 'schedule.js'));
+    const homeMod = await import(join(dist, 'config/home.js'));
+    const sched = await import(join(dist, 'schedule/instants.js'));
     const loaded = homeMod.loadHome(homeMod.homePaths(home, join(home, 'nonexistent-state')));
     let best = null;
     for (const job of loaded.jobs.values()) {

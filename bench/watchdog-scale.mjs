@@ -9,11 +9,11 @@ import { figure, flags, machineInfo, printFigures, printMachine, runMain, sleep,
 
 const values = flags();
 const dist = distDir(values);
-const { Store } = await import(join(dist, 'store.js'));
-const { Watchdog } = await import(join(dist, 'watchdog.js'));
-const { DeadlineTimer } = await import(join(dist, 'timer.js'));
-const { compileJob, DEFAULT_POLICY } = await import(join(dist, 'home.js'));
-const { JobSpecSchema } = await import(join(dist, 'spec.js'));
+const { Store } = await import(join(dist, 'store/store.js'));
+const { Watchdog } = await import(join(dist, 'watch/watchdog.js'));
+const { DeadlineTimer } = await import(join(dist, 'schedule/timer.js'));
+const { compileJob, DEFAULT_POLICY } = await import(join(dist, 'config/home.js'));
+const { JobSpecSchema } = await import(join(dist, 'config/schema.js'));
 const { silentLogger } = await import(join(dist, 'log.js'));
 
 const sizes = values.quick ? [100, 1000] : [100, 1000, 10_000];

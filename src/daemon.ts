@@ -2,7 +2,7 @@
 // socket and systemd notifications. Each piece has start()/stop(); this file decides the order.
 import { mkdirSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
-import { ControlError, ControlServer, type Route } from './control.js';
+import { ControlError, ControlServer, type Route } from './control/socket.js';
 import {
   checkDependencies,
   checkRuleTouches,
@@ -15,26 +15,26 @@ import {
   type HomePaths,
   type Job,
   type LoadedRule,
-} from './home.js';
-import { formatDuration } from './duration.js';
-import { StateLock } from './lock.js';
+} from './config/home.js';
+import { formatDuration } from './config/duration.js';
+import { StateLock } from './store/lock.js';
 import type { Logger } from './log.js';
-import { createNotifier, type Notifier } from './notify.js';
-import { Scheduler } from './scheduler.js';
-import type { Policy } from './spec.js';
-import { formatProblem, type SpecProblem } from './specfile.js';
-import { formatBytes, isDiskFull, Store, type DiskFullEvent, type RunRow } from './store.js';
-import { ShuttingDown, Supervisor } from './supervisor.js';
-import { systemClock, type Clock, type ClockJump } from './timer.js';
-import { checkKillSwitch, killSwitchPath, type KillState } from './killswitch.js';
-import { killOrphanSandboxes, leashFor, type Leash } from './launch.js';
-import { ConfigWatcher, FileWatcher } from './watch.js';
-import { judgedByHeal, Watchdog } from './watchdog.js';
-import { INSTALL_PARTS, installDigest, installState } from './zone.js';
-import { DigestService } from './digester.js';
-import { Deadman, Pager } from './pager.js';
-import { Healer, HealError } from './heal.js';
-import { healLines } from './healview.js';
+import { createNotifier, type Notifier } from './notify/systemd.js';
+import { Scheduler } from './schedule/scheduler.js';
+import type { Policy } from './config/schema.js';
+import { formatProblem, type SpecProblem } from './config/parse.js';
+import { formatBytes, isDiskFull, Store, type DiskFullEvent, type RunRow } from './store/store.js';
+import { ShuttingDown, Supervisor } from './run/supervisor.js';
+import { systemClock, type Clock, type ClockJump } from './schedule/timer.js';
+import { checkKillSwitch, killSwitchPath, type KillState } from './control/killswitch.js';
+import { killOrphanSandboxes, leashFor, type Leash } from './run/launch.js';
+import { ConfigWatcher, FileWatcher } from './config/watch.js';
+import { judgedByHeal, Watchdog } from './watch/watchdog.js';
+import { INSTALL_PARTS, installDigest, installState } from './heal/zone.js';
+import { DigestService } from './notify/digester.js';
+import { Deadman, Pager } from './notify/pager.js';
+import { Healer, HealError } from './heal/healer.js';
+import { healLines } from './report/healview.js';
 
 export const VERSION = '0.1.0';
 /** A restart loop: this many starts within this window (systemd gives up after 5 in 10 min). */

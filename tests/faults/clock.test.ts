@@ -4,7 +4,7 @@
 // monotonic clock (timers, timeouts) goes on as on a real machine. Everything else is real: the
 // SQLite file, the job processes, their timeouts.
 //
-// Semantics under test (src/scheduler.ts, src/watchdog.ts): forward, the instants jumped over
+// Semantics under test (src/schedule/scheduler.ts, src/watch/watchdog.ts): forward, the instants jumped over
 // are handled like downtime (a catchUp job runs once, the others get one missed-by-clock-jump
 // record), with no false missed alerts; backward, schedules follow the new time at once, nothing
 // stalls; either way no (job, instant) runs twice, nothing runs in a burst, an alert open before
@@ -14,12 +14,12 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Daemon } from '../../src/daemon.js';
-import { homePaths } from '../../src/home.js';
+import { homePaths } from '../../src/config/home.js';
 import { createLogger } from '../../src/log.js';
-import { Scheduler } from '../../src/scheduler.js';
-import { Store } from '../../src/store.js';
-import { clockWatch } from '../../src/timer.js';
-import { cleanup, FIXTURES, job, makeHome, query, tempDir, waitFor } from '../helpers.js';
+import { Scheduler } from '../../src/schedule/scheduler.js';
+import { Store } from '../../src/store/store.js';
+import { clockWatch } from '../../src/schedule/timer.js';
+import { cleanup, FIXTURES, job, makeHome, query, tempDir, waitFor } from '../support/helpers.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { Store, type DiskFullEvent, type RunRow } from '../../src/store.js';
-import { Supervisor } from '../../src/supervisor.js';
-import { systemClock } from '../../src/timer.js';
-import { CLI, cleanup, cli, job, makeHome, pageCapture, query, startDaemon, tempDir, testLeash, waitFor, type DaemonProc } from '../helpers.js';
+import { Store, type DiskFullEvent, type RunRow } from '../../src/store/store.js';
+import { Supervisor } from '../../src/run/supervisor.js';
+import { systemClock } from '../../src/schedule/timer.js';
+import { CLI, cleanup, cli, job, makeHome, pageCapture, query, startDaemon, tempDir, testLeash, waitFor, type DaemonProc } from '../support/helpers.js';
 
 const FS_SIZE = '4m';
 

@@ -13,7 +13,7 @@ import { chmodSync, existsSync, lchownSync, linkSync, lstatSync, mkdirSync, read
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanup, CLI, cli, flockFree, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
+import { cleanup, CLI, cli, flockFree, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../support/helpers.js';
 
 const AS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 const MODES: Array<{ name: string; asNobody: boolean }> = AS_ROOT

@@ -6,7 +6,7 @@ import { execa, type ResultPromise } from 'execa';
 import { chmodSync, cpSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanup, cli, makeHome, pageCapture, query, ROOT, tempDir, waitFor } from '../helpers.js';
+import { cleanup, cli, makeHome, pageCapture, query, ROOT, tempDir, waitFor } from '../support/helpers.js';
 
 const AS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 const MODES = AS_ROOT ? [{ name: 'daemon as root', asNobody: false }, { name: 'daemon as nobody', asNobody: true }] : [{ name: 'daemon as this user', asNobody: false }];

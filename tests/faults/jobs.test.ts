@@ -10,8 +10,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_LOG_CAP } from '../../src/logcap.js';
-import { cleanup, cli, FIXTURES, flockFree, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
+import { DEFAULT_LOG_CAP } from '../../src/run/logcap.js';
+import { cleanup, cli, FIXTURES, flockFree, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../support/helpers.js';
 
 interface Row {
   id: number;

@@ -6,10 +6,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY, loadJobFile, loadPolicyFile, loadRuleFile } from '../../src/home.js';
-import { cleanup, cli, makeHome, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../helpers.js';
-import { mutate, VALID } from '../fuzz-specs.js';
-import { mulberry32 as rng } from '../random-cron.js';
+import { DEFAULT_POLICY, loadJobFile, loadPolicyFile, loadRuleFile } from '../../src/config/home.js';
+import { cleanup, cli, makeHome, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../support/helpers.js';
+import { mutate, VALID } from '../support/fuzz-specs.js';
+import { mulberry32 as rng } from '../support/random-cron.js';
 
 const daemons: DaemonProc[] = [];
 const dirs: string[] = [];

@@ -11,8 +11,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RESTART_LOOP_STARTS } from '../../src/daemon.js';
-import { CLI, cleanup, FIXTURES, makeHome, pageCapture, query, tempDir, waitFor } from '../helpers.js';
-import { mulberry32 } from '../random-cron.js';
+import { CLI, cleanup, FIXTURES, makeHome, pageCapture, query, tempDir, waitFor } from '../support/helpers.js';
+import { mulberry32 } from '../support/random-cron.js';
 
 const STARTS = 20;
 const SEED = 20_2605;

@@ -1,0 +1,227 @@
+// What `nightshift status` shows: a dashboard that a person who does not read code can follow.
+// Built from the files and SQLite alone, so it works with the daemon down too.
+import { formatDuration } from '../config/duration.js';
+import type { LoadedHome } from '../config/home.js';
+import { byName } from '../names.js';
+import { formatInstant, nextAfter } from '../schedule/instants.js';
+import { formatProblem } from '../config/parse.js';
+import type { KillState } from '../control/killswitch.js';
+import { containment, type Containment } from '../run/launch.js';
+import type { AlertRow, RunRow, Store } from '../store/store.js';
+import { oneLine } from '../text.js';
+
+export type JobHealth = 'ok' | 'running' | 'failing' | 'paused' | 'disabled' | 'never-run' | 'external' | 'manual-only';
+
+export interface JobStatus {
+  name: string;
+  description: string | null;
+  health: JobHealth;
+  schedule: string;
+  timezone: string;
+  lastRun: null | { id: number; outcome: string | null; trigger: string; endedAt: number | null; durationMs: number | null; reason: string | null };
+  running: number[];
+  nextRun: number | null;
+  lastSuccessAt: number | null;
+  paused: boolean;
+  /** Opted out of its own PID namespace (seeAllProcesses: true): stopped by process group. */
+  seeAllProcesses: boolean;
+  alerts: Array<{ id: number; kind: string; since: number; count: number; message: string; foldedUnder: string | null }>;
+}
+
+export interface StatusReport {
+  home: string;
+  state: string;
+  daemon: { running: boolean; pid?: number; startedAt?: number; version?: string };
+  generatedAt: number;
+  jobs: JobStatus[];
+  problems: string[];
+  warnings: string[];
+  killSwitch: { on: boolean; reason: string; path: string; lastFlip: { at: number; message: string } | null };
+  pendingApprovals: number;
+  /** Whether every process runs in a sandbox here (the launcher's check). */
+  containment: Containment;
+  healthy: boolean;
+}
+
+export interface LiveInfo {
+  pid: number;
+  startedAt: number;
+  version: string;
+  jobs: Array<{ name: string; running: number[]; nextRun: number | null }>;
+  problems: string[];
+}
+
+const BAD = new Set(['failed', 'timeout', 'wrong', 'interrupted']);
+
+export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInfo | null, now: number, kill: KillState): StatusReport {
+  const openAlerts = new Map<string, AlertRow[]>();
+  for (const a of store?.openAlerts() ?? []) openAlerts.set(a.job, [...(openAlerts.get(a.job) ?? []), a]);
+  const flip = store?.events(1, 'kill-switch')[0];
+  const last = store?.lastFinishedRuns() ?? new Map<string, RunRow>();
+  const successes = store?.lastSuccesses() ?? new Map<string, number>();
+  const states = store?.allJobStates() ?? new Map();
+  const liveJobs = new Map((live?.jobs ?? []).map((j) => [j.name, j]));
+  const openRuns = live ? [] : (store?.openRuns() ?? []);
+
+  const jobs: JobStatus[] = [];
+  for (const job of [...home.jobs.values()].sort((a, b) => byName(a.name, b.name))) {
+    const lr = last.get(job.name);
+    const st = states.get(job.name);
+    const paused = st?.paused === 1;
+    const lj = liveJobs.get(job.name);
+    const running = lj ? lj.running : [];
+    let nextRun: number | null = lj ? lj.nextRun : null;
+    if (!live && job.schedule && job.managed && job.spec.enabled) nextRun = nextAfter(job.schedule, Math.max(now, st?.cursor ?? now));
+    let health: JobHealth;
+    if (!job.spec.enabled) health = 'disabled';
+    else if (paused) health = 'paused';
+    else if (running.length > 0) health = 'running';
+    else if (!job.managed) health = 'external';
+    else if (!lr) health = job.schedule ? 'never-run' : 'manual-only';
+    else if (lr.outcome && BAD.has(lr.outcome)) health = 'failing';
+    else health = 'ok';
+    jobs.push({
+      name: job.name,
+      description: job.spec.description ?? null,
+      health,
+      seeAllProcesses: job.spec.seeAllProcesses,
+      schedule: job.spec.schedule ? job.spec.schedule.source : job.spec.every !== undefined ? `every ${formatDuration(job.spec.every)}` : 'on demand',
+      timezone: job.timezone,
+      lastRun: lr ? { id: lr.id, outcome: lr.outcome, trigger: lr.trigger, endedAt: lr.ended_at, durationMs: lr.duration_ms, reason: lr.reason } : null,
+      running,
+      nextRun,
+      lastSuccessAt: successes.get(job.name) ?? null,
+      paused,
+      alerts: (openAlerts.get(job.name) ?? []).map((a) => ({ id: a.id, kind: a.kind, since: a.opened_at, count: a.count, message: a.message, foldedUnder: a.folded_under })),
+    });
+  }
+  const problems = live ? live.problems : home.problems.map(formatProblem);
+  void openRuns;
+  return {
+    home: home.paths.home,
+    state: home.paths.state,
+    daemon: live ? { running: true, pid: live.pid, startedAt: live.startedAt, version: live.version } : { running: false },
+    generatedAt: now,
+    jobs,
+    problems,
+    warnings: home.warnings.map(formatProblem),
+    killSwitch: { on: kill.halted, reason: kill.reason, path: kill.path, lastFlip: flip ? { at: flip.at, message: flip.message } : null },
+    pendingApprovals: 0,
+    containment: containment(),
+    healthy: live !== null && problems.length === 0 && jobs.every((j) => j.health !== 'failing' && j.alerts.every((a) => a.foldedUnder !== null)),
+  };
+}
+
+export function ago(ms: number): string {
+  if (ms < 0) return `in ${formatDuration(-ms)}`;
+  if (ms < 1000) return 'just now';
+  return `${formatDuration(ms)} ago`;
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+const HEALTH_WORDS: Record<JobHealth, string> = {
+  ok: 'OK',
+  running: 'RUNNING',
+  failing: 'FAILING',
+  paused: 'PAUSED',
+  disabled: 'disabled',
+  'never-run': 'waiting',
+  external: 'external',
+  'manual-only': 'on demand',
+};
+
+export function renderStatus(r: StatusReport): string {
+  const now = r.generatedAt;
+  const lines: string[] = [];
+  // A job needs you when something of its own is wrong; one blocked by a failing dependency is shown under it.
+  const withOpen = new Set(r.jobs.filter((j) => j.alerts.some((a) => a.foldedUnder === null)).map((j) => j.name));
+  const failing = r.jobs.filter(
+    (j) =>
+      withOpen.has(j.name) ||
+      j.alerts.some((a) => a.foldedUnder !== null && !withOpen.has(a.foldedUnder.split(':')[0]!)) ||
+      (j.health === 'failing' && j.alerts.length === 0),
+  );
+  const verdict =
+    failing.length === 0 && r.problems.length === 0
+      ? `All ${r.jobs.length} job(s) healthy.`
+      : [failing.length ? `${failing.length} job(s) failing: ${failing.map((j) => j.name).join(', ')}.` : '', r.problems.length ? `${r.problems.length} problem(s) in the configuration (below).` : '']
+          .filter(Boolean)
+          .join(' ');
+  lines.push(r.daemon.running ? `nightshift — ${verdict}` : `nightshift is NOT RUNNING — nothing is being scheduled or watched. As last recorded: ${verdict}`);
+  lines.push(
+    r.daemon.running
+      ? `Daemon: running (pid ${r.daemon.pid}, up ${formatDuration(now - (r.daemon.startedAt ?? now))}).  Home: ${r.home}`
+      : `Daemon: NOT RUNNING — nothing is being scheduled. Start it with: systemctl start nightshift  (Home: ${r.home})`,
+  );
+  const ks = r.killSwitch;
+  lines.push(
+    `Kill switch: ${ks.on ? `ON — ${ks.reason}; autonomous actions and agent jobs are halted (nightshift kill off)` : 'off'}` +
+      `${ks.lastFlip ? ` (last change ${ago(now - ks.lastFlip.at)}: ${ks.lastFlip.message})` : ''}.  Approvals waiting: ${r.pendingApprovals}.`,
+  );
+  const seeAll = r.jobs.filter((j) => j.seeAllProcesses).map((j) => j.name);
+  lines.push(
+    r.containment.ok
+      ? `Containment: on — every job, fix and probe runs in its own sandbox${seeAll.length ? ` (sharing the machine's processes, stopped by process group: ${seeAll.join(', ')})` : ''}.`
+      : `Containment: UNAVAILABLE — jobs run uncontained and no fix, brain or probe runs (heal outcome uncontained). ${r.containment.reason}.`,
+  );
+  lines.push('');
+  const w = Math.max(4, ...r.jobs.map((j) => j.name.length)) + 2;
+  lines.push(`${pad('JOB', w)}${pad('STATE', 11)}${pad('LAST RUN', 36)}${pad('NEXT RUN', 34)}${pad('LAST SUCCESS', 16)}ALERT`);
+  for (const j of r.jobs) {
+    let lastRun = '—';
+    if (j.running.length) lastRun = `running now (run #${j.running.join(', #')})`;
+    else if (j.lastRun) lastRun = `${j.lastRun.outcome} ${j.lastRun.endedAt ? ago(now - j.lastRun.endedAt) : ''}${j.lastRun.durationMs != null ? ` (took ${formatDuration(j.lastRun.durationMs)})` : ''}`;
+    const next = j.nextRun ? `${formatInstant(j.nextRun, j.timezone).replace('T', ' ').slice(0, 16)} (${ago(now - j.nextRun)})` : j.health === 'disabled' ? '— disabled' : `— ${j.schedule}`;
+    const succ = j.lastSuccessAt ? ago(now - j.lastSuccessAt) : 'never';
+    const alert = j.alerts.length
+      ? j.alerts.map((a) => `${a.kind}${a.count > 1 ? ` x${a.count}` : ''} since ${ago(now - a.since)}${a.foldedUnder ? ` (blocked by ${a.foldedUnder.split(':')[0]})` : ''}`).join('; ')
+      : '—';
+    lines.push(`${pad(j.name, w)}${pad(HEALTH_WORDS[j.health], 11)}${pad(lastRun, 36)}${pad(next, 34)}${pad(succ, 16)}${alert}`);
+  }
+  if (r.jobs.length === 0) lines.push('(no jobs: add a file to the jobs/ folder)');
+  const withAlerts = r.jobs.filter((j) => j.alerts.length > 0);
+  if (withAlerts.length) {
+    lines.push('', 'Open alerts (nightshift alerts for details):');
+    for (const j of withAlerts) for (const a of j.alerts) lines.push(`  #${a.id} ${j.name} ${a.kind}: ${oneLine(a.message)}`);
+  }
+  const why = r.jobs.filter((j) => j.health === 'failing' && j.alerts.length === 0 && j.lastRun?.reason);
+  if (why.length) {
+    lines.push('', 'Why jobs are failing:');
+    for (const j of why) lines.push(`  ${j.name}: run #${j.lastRun!.id} ${j.lastRun!.reason}`);
+  }
+  if (r.problems.length) {
+    lines.push('', 'Configuration problems (the last good version of each file keeps running):');
+    for (const p of r.problems) lines.push(`  ${p}`);
+  }
+  if (r.warnings.length) {
+    lines.push('', 'Warnings:');
+    for (const p of r.warnings) lines.push(`  ${p}`);
+  }
+  return lines.join('\n');
+}
+
+export function renderRuns(rows: RunRow[], tzOf: (job: string) => string): string {
+  if (rows.length === 0) return 'No runs recorded yet.';
+  const lines = [`${pad('RUN', 8)}${pad('JOB', 22)}${pad('TRIGGER', 10)}${pad('STARTED', 27)}${pad('TOOK', 9)}${pad('OUTCOME', 18)}WHY`];
+  for (const r of rows) {
+    const at = r.started_at ?? r.created_at;
+    lines.push(
+      `${pad(`#${r.id}`, 8)}${pad(r.job, 22)}${pad(r.trigger, 10)}${pad(formatInstant(at, tzOf(r.job)), 27)}${pad(r.duration_ms != null ? formatDuration(r.duration_ms) : '—', 9)}${pad(r.outcome ?? 'running', 18)}${oneLine(r.reason ?? '')}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+
+export function renderAlerts(rows: AlertRow[], now: number): string {
+  if (rows.length === 0) return 'No alerts.';
+  const lines = [`${pad('ALERT', 8)}${pad('JOB', 22)}${pad('KIND', 8)}${pad('COUNT', 7)}${pad('OPENED', 14)}${pad('STATE', 26)}WHAT HAPPENED`];
+  for (const a of rows) {
+    const state = a.resolved_at ? `${a.resolution ?? 'resolved'} ${ago(now - a.resolved_at)}` : a.folded_under ? `open, blocked by ${a.folded_under.split(':')[0]}` : 'OPEN';
+    lines.push(`${pad(`#${a.id}`, 8)}${pad(a.job, 22)}${pad(a.kind, 8)}${pad(String(a.count), 7)}${pad(ago(now - a.opened_at), 14)}${pad(state, 26)}${oneLine(a.message)}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,263 @@
+// Turns schedules into due instants. Where the next instant comes from is always the same pure
+// function (schedule.ts) applied to the job's cursor — the last instant it dispatched, kept in
+// SQLite — so a restart or a reload never invents or repeats an instant.
+//
+// Steps of the wall clock (the ClockWatch of timer.ts notices them, within a minute at most, and
+// calls clockJumped before anything due fires):
+// - Forward: the instants the clock jumped over are handled exactly like downtime — a catchUp
+//   job runs once (trigger catch-up), any other job gets one `missed-by-clock-jump` record; never
+//   one run per skipped instant.
+// - Backward: the schedule follows the new time at once; the cursor, now ahead of the clock, no
+//   longer holds the jobs back. Instants up to the cursor come round a second time. Following
+//   Debian cron (man 8 cron), for a step of less than 3 h a fixed-time job does not run a
+//   repeated time twice; wildcard and `every:` jobs keep their real interval, and after a step
+//   of 3 h or more (a correction) every job runs by the new time. A repeated instant that
+//   already has its run is run again at most once per instant (recorded without an instant,
+//   since the first run holds it) — spaced by the schedule, never in a burst.
+import type { Job } from '../config/home.js';
+import { nextAfter } from './instants.js';
+import type { Store } from '../store/store.js';
+import { DeadlineTimer, JUMP_THRESHOLD_MS, type Clock, type ClockJump } from './timer.js';
+
+export type DueTrigger = 'schedule' | 'catch-up';
+export type MissedCause = 'down' | 'clock-jump';
+
+export interface SchedulerDeps {
+  store: Store;
+  clock: Clock;
+  /** `repeat`: the instant came round again after the clock went back; it may already have its run. */
+  onDue: (job: Job, instant: number, trigger: DueTrigger, repeat?: boolean) => void;
+  onMissed?: (job: Job, firstMissed: number, count: number, catchUp: boolean, cause: MissedCause) => void;
+  /** A step of the wall clock, before any job is re-planned for it. */
+  onClockJump?: (jump: ClockJump) => void;
+  onError?: (err: unknown, job: string) => void;
+}
+
+// Counting missed instants after a long downtime is bounded; an every-second job down for a
+// month would otherwise cost millions of iterations at start-up.
+const MISSED_SCAN_LIMIT = 1000;
+/** Debian cron's line between a time change (DST-sized) and a correction. */
+const CORRECTION_MS = 3 * 3_600_000;
+
+/** After the clock went back: instants up to `until` come round again; `runAgain` says whether they run. */
+interface Repeat {
+  until: number;
+  runAgain: boolean;
+}
+
+export class Scheduler {
+  private readonly jobs = new Map<string, Job>();
+  private readonly timer: DeadlineTimer<string>;
+  private readonly repeats = new Map<string, Repeat>();
+
+  constructor(private readonly deps: SchedulerDeps) {
+    this.timer = new DeadlineTimer<string>(
+      (name, at) => this.due(name, at),
+      deps.clock,
+      (err, name) => deps.onError?.(err, name),
+      (jump) => this.clockJumped(jump),
+    );
+  }
+
+  /**
+   * Registers all jobs at start-up. A job whose schedule passed an instant while the daemon was
+   * down gets one catch-up run if it asks for it (systemd Persistent=); the others start afresh.
+   */
+  start(jobs: Iterable<Job>): void {
+    const now = this.deps.clock.now();
+    // One transaction for the bookkeeping of every job; catch-up runs start only after it has
+    // committed, so that no process ever runs before its row is on disk.
+    const catchUps: Array<[Job, number]> = [];
+    this.deps.store.batch(() => this.prepare(jobs, now, catchUps));
+    for (const [job, instant] of catchUps) this.deps.onDue(job, instant, 'catch-up');
+    this.timer.start();
+  }
+
+  private prepare(jobs: Iterable<Job>, now: number, catchUps: Array<[Job, number]>): void {
+    for (const job of jobs) {
+      this.jobs.set(job.name, job);
+      const state = this.deps.store.ensureJobState(job.name, now);
+      if (!job.schedule || !job.spec.enabled || !job.managed || state.paused) {
+        // Nothing of these is "missed": their clock starts afresh when they become due again.
+        this.deps.store.setCursor(job.name, now);
+        this.arm(job);
+        continue;
+      }
+      this.accountMissed(job, state.cursor, now, 'down', catchUps);
+      this.arm(job);
+    }
+  }
+
+  /**
+   * Instants in (cursor, now] that nobody ran: one record, and one catch-up run if the job asks for
+   * it (or `runOnce`: Debian cron's rule for a fixed-time job skipped by a short step forward).
+   */
+  private accountMissed(job: Job, cursor: number, now: number, cause: MissedCause, catchUps: Array<[Job, number]>, runOnce = false): void {
+    if (!job.schedule) return;
+    const first = nextAfter(job.schedule, cursor);
+    if (first === null || first > now) return;
+    let last = first;
+    let count = 1;
+    for (let n = nextAfter(job.schedule, first); n !== null && n <= now && count < MISSED_SCAN_LIMIT; n = nextAfter(job.schedule, n)) {
+      last = n;
+      count++;
+    }
+    const catchUp = job.spec.catchUp || runOnce;
+    this.deps.onMissed?.(job, first, count, catchUp, cause);
+    // The gap is consumed either way: a restart must not catch up the same gap again. For a
+    // catch-up, the run's own row moves the cursor (store.insertRun), so a crash before that row
+    // exists leaves the catch-up to be found again.
+    if (catchUp) catchUps.push([job, last]);
+    else this.deps.store.setCursor(job.name, now);
+  }
+
+  /**
+   * The wall clock stepped (see the module comment). Runs inside the timer's fire, before any
+   * deadline is fired, so no instant is dispatched on the old time.
+   */
+  private clockJumped(jump: ClockJump): void {
+    try {
+      this.deps.onClockJump?.(jump);
+    } catch (err) {
+      this.deps.onError?.(err, '*');
+    }
+    const now = this.deps.clock.now();
+    const runnable = (job: Job, state: { paused: number | boolean } | undefined): boolean => !!state && !!job.schedule && job.spec.enabled && job.managed && !state.paused;
+    if (jump.deltaMs > 0) {
+      // Instants up to the step were due anyway: the step is only noticed when a timer fires (up
+      // to a minute later), often the very timer of such an instant. The latest of them runs now,
+      // as a late timer runs it; only what lies beyond the step was skipped by it.
+      for (const job of this.jobs.values()) {
+        try {
+          const state = this.deps.store.jobState(job.name);
+          if (!runnable(job, state)) continue;
+          const late = lastInstantUpTo(job, state!.cursor, Math.min(jump.before, now));
+          if (late !== null) this.deps.onDue(job, late, 'schedule');
+        } catch (err) {
+          this.deps.onError?.(err, job.name);
+        }
+      }
+    }
+    const catchUps: Array<[Job, number]> = [];
+    this.deps.store.batch(() => {
+      for (const job of this.jobs.values()) {
+        try {
+          const state = this.deps.store.jobState(job.name);
+          this.repeats.delete(job.name);
+          if (state && jump.deltaMs > 0 && runnable(job, state)) {
+            // Debian cron: a fixed-time job in a span skipped by a step under 3 h runs once soon after.
+            const fixedTime = job.schedule?.kind === 'cron' && job.schedule.expr.fixedTime;
+            this.accountMissed(job, Math.max(state.cursor, jump.before), now, 'clock-jump', catchUps, fixedTime && jump.deltaMs < CORRECTION_MS);
+          } else if (state && jump.deltaMs < 0 && state.cursor > now + JUMP_THRESHOLD_MS) {
+            this.repeats.set(job.name, this.repeatPlan(job, state.cursor, -jump.deltaMs));
+          }
+          this.arm(job);
+        } catch (err) {
+          this.deps.onError?.(err, job.name);
+        }
+      }
+    });
+    for (const [job, instant] of catchUps) {
+      try {
+        this.deps.onDue(job, instant, 'catch-up');
+      } catch (err) {
+        this.deps.onError?.(err, job.name);
+      }
+      this.arm(job);
+    }
+  }
+
+  private repeatPlan(job: Job, until: number, backMs: number): Repeat {
+    const fixedTime = job.schedule?.kind === 'cron' && job.schedule.expr.fixedTime;
+    return { until, runAgain: !(fixedTime && backMs < CORRECTION_MS) };
+  }
+
+  stop(): void {
+    this.timer.stop();
+  }
+
+  /** Adds or replaces a job (hot reload). A running process of the job is not this module's business. */
+  upsert(job: Job): void {
+    this.deps.store.ensureJobState(job.name, this.deps.clock.now());
+    this.jobs.set(job.name, job);
+    this.arm(job);
+  }
+
+  remove(name: string): void {
+    this.jobs.delete(name);
+    this.repeats.delete(name);
+    this.timer.delete(name);
+  }
+
+  get(name: string): Job | undefined {
+    return this.jobs.get(name);
+  }
+
+  all(): Job[] {
+    return [...this.jobs.values()];
+  }
+
+  nextRun(name: string): number | undefined {
+    return this.timer.get(name);
+  }
+
+  /** False when the earliest deadline is overdue by more than slackMs: the loop is not advancing. */
+  healthy(slackMs: number): boolean {
+    return this.timer.healthy(slackMs);
+  }
+
+  /** Re-computes a job's next instant from its cursor (after pause/resume or a clock change). */
+  rearm(name: string): void {
+    const job = this.jobs.get(name);
+    if (job) this.arm(job);
+  }
+
+  private arm(job: Job, notBefore = 0): void {
+    // Paused jobs keep their timer: each instant is recorded as skipped-paused, so a pause is
+    // visible in history instead of a silent gap.
+    if (!job.schedule || !job.spec.enabled || !job.managed) {
+      this.timer.delete(job.name);
+      return;
+    }
+    const state = this.deps.store.jobState(job.name);
+    const now = this.deps.clock.now();
+    const cursor = state?.cursor ?? now;
+    let from: number;
+    if (cursor > now + JUMP_THRESHOLD_MS) {
+      // The clock is behind the last dispatched instant: it went back (now, or while nightshift
+      // was down, when the size of the step is unknown and cursor - now is all we know).
+      let rep = this.repeats.get(job.name);
+      if (!rep || rep.until !== cursor) this.repeats.set(job.name, (rep = this.repeatPlan(job, cursor, cursor - now)));
+      from = rep.runAgain ? Math.max(now, notBefore) : Math.max(cursor, notBefore);
+    } else {
+      this.repeats.delete(job.name);
+      from = Math.max(cursor, now, notBefore);
+    }
+    const next = nextAfter(job.schedule, from);
+    if (next === null) this.timer.delete(job.name);
+    else this.timer.set(job.name, next);
+  }
+
+  private due(name: string, at: number): void {
+    const job = this.jobs.get(name);
+    if (!job) return;
+    const rep = this.repeats.get(name);
+    try {
+      if (rep && at <= rep.until) this.deps.onDue(job, at, 'schedule', true);
+      else this.deps.onDue(job, at, 'schedule');
+    } finally {
+      // The cursor moved to `at` when the run row was written; if the loop was late, instants
+      // that passed meanwhile are coalesced into this one (arm() starts from max(cursor, now)).
+      this.arm(job, at);
+    }
+  }
+}
+
+/** The job's last instant in (cursor, limit], or null (a bounded walk: at most MISSED_SCAN_LIMIT steps). */
+function lastInstantUpTo(job: Job, cursor: number, limit: number): number | null {
+  if (!job.schedule) return null;
+  let last: number | null = null;
+  let steps = 0;
+  for (let n = nextAfter(job.schedule, cursor); n !== null && n <= limit && steps < MISSED_SCAN_LIMIT; n = nextAfter(job.schedule, n), steps++) last = n;
+  return last;
+}

@@ -1,0 +1,172 @@
+// The systemd unit is shipped code: systemd-analyze checks that it parses, and the settings the
+// daemon's design depends on are pinned here so that a "harmless" edit cannot drop them.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const unitPath = join(root, 'deploy', 'nightshift.service');
+const verifyScript = join(root, 'deploy', 'verify.sh');
+const unitText = readFileSync(unitPath, 'utf8');
+/** node's own flags for the daemon: one list, in the unit, npm start and the CLI's first line. */
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--memory-reducer-single-gc'];
+
+function requireSystemdAnalyze(): void {
+  const probe = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    // Deliberately a failure, not a skip: a skipped check looks green in CI while the unit
+    // goes unverified. CI has systemd-analyze; locally, install it.
+    throw new Error(
+      'systemd-analyze is not available, so deploy/nightshift.service cannot be verified. ' +
+        'Install systemd (Debian/Ubuntu: apt-get install systemd) and run again. ' +
+        `(${probe.error?.message ?? `exit ${probe.status}: ${probe.stderr}`})`,
+    );
+  }
+}
+
+function runVerify(...args: string[]): { status: number | null; output: string } {
+  const r = spawnSync('bash', [verifyScript, ...args], { encoding: 'utf8', timeout: 60_000 });
+  if (r.error) throw r.error;
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+const tmpDirs: string[] = [];
+afterEach(() => {
+  for (const d of tmpDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function mutatedUnit(edit: (text: string) => string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ns-deploy-'));
+  tmpDirs.push(dir);
+  const path = join(dir, 'nightshift.service');
+  const edited = edit(unitText);
+  expect(edited).not.toBe(unitText);
+  writeFileSync(path, edited);
+  return path;
+}
+
+describe('deploy/verify.sh', () => {
+  it('passes systemd-analyze verify for deploy/nightshift.service', () => {
+    requireSystemdAnalyze();
+    const { status, output } = runVerify();
+    expect(status, output).toBe(0);
+    expect(output).toContain('nightshift.service OK');
+  });
+
+  it('fails on mistakes that systemd-analyze only warns about', () => {
+    requireSystemdAnalyze();
+    const typo = runVerify(mutatedUnit((t) => t.replace(/^KillMode=mixed$/m, 'KillMode=mixed\nKilMode=mixed')));
+    expect(typo.status, typo.output).toBe(1);
+    expect(typo.output).toContain("Unknown key 'KilMode'");
+
+    const badValue = runVerify(mutatedUnit((t) => t.replace(/^WatchdogSec=30s$/m, 'WatchdogSec=thirty')));
+    expect(badValue.status, badValue.output).toBe(1);
+    expect(badValue.output).toContain('thirty');
+  });
+
+  it('refuses a unit whose ExecStart no longer runs the package entry point', () => {
+    requireSystemdAnalyze();
+    const r = runVerify(mutatedUnit((t) => t.replace('/opt/nightshift/dist/cli.js', '/opt/nightshift/dist/main.js')));
+    expect(r.status, r.output).toBe(1);
+    expect(r.output).toContain('package.json bin');
+  });
+
+  it('refuses a unit that would keep bubblewrap from containing jobs and fixes', () => {
+    requireSystemdAnalyze();
+    const tunables = runVerify(mutatedUnit((t) => t.replace(/^ProtectKernelModules=yes$/m, 'ProtectKernelModules=yes\nProtectKernelTunables=yes')));
+    expect(tunables.status, tunables.output).toBe(1);
+    expect(tunables.output).toContain('ProtectKernelTunables= keeps bubblewrap');
+    const noUserNs = runVerify(mutatedUnit((t) => t.replace(/^RestrictNamespaces=.*$/m, 'RestrictNamespaces=mnt pid ipc')));
+    expect(noUserNs.status, noUserNs.output).toBe(1);
+    expect(noUserNs.output).toContain("RestrictNamespaces= must be exactly 'user mnt pid ipc'");
+    const more = runVerify(mutatedUnit((t) => t.replace(/^RestrictNamespaces=.*$/m, 'RestrictNamespaces=user mnt pid ipc net')));
+    expect(more.status, more.output).toBe(1);
+  });
+});
+
+/** [section] -> key -> values, active lines only (later assignments appended, as systemd does). */
+function parseUnit(text: string): Map<string, Map<string, string[]>> {
+  const sections = new Map<string, Map<string, string[]>>();
+  let current: Map<string, string[]> | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header?.[1]) {
+      current = new Map();
+      sections.set(header[1], current);
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (!current || eq < 0) throw new Error(`unparseable unit line: ${raw}`);
+    const key = line.slice(0, eq).trim();
+    current.set(key, [...(current.get(key) ?? []), line.slice(eq + 1).trim()]);
+  }
+  return sections;
+}
+
+describe('the daemon runs with the same node flags however it is started', () => {
+  it('the unit, npm start and the CLI first line name the same flags, and node accepts them', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } };
+    expect(pkg.scripts.start).toContain(`node ${DAEMON_NODE_FLAGS.join(' ')} dist/cli.js`);
+    expect(readFileSync(join(root, 'src', 'cli.ts'), 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(' ')}`);
+    expect(unitText).toContain(`ExecStart=/usr/bin/node ${DAEMON_NODE_FLAGS.join(' ')} /opt/nightshift/dist/cli.js`);
+    const r = spawnSync(process.execPath, [...DAEMON_NODE_FLAGS, '-e', 'process.exit(7)']);
+    expect(r.status, String(r.stderr)).toBe(7);
+  });
+});
+
+describe('deploy/nightshift.service contract', () => {
+  const unit = parseUnit(unitText);
+  const get = (section: string, key: string): string | undefined => unit.get(section)?.get(key)?.at(-1);
+
+  it('runs the installed entry point as a notify service that only the daemon may notify', () => {
+    expect(get('Service', 'ExecStart')).toBe(
+      `/usr/bin/node ${DAEMON_NODE_FLAGS.join(' ')} /opt/nightshift/dist/cli.js --home /etc/nightshift --state /var/lib/nightshift start`,
+    );
+    expect(get('Service', 'Type')).toBe('notify');
+    expect(get('Service', 'NotifyAccess')).toBe('main');
+    expect(get('Service', 'WatchdogSec')).toBe('30s');
+    expect(get('Service', 'Restart')).toBe('on-failure');
+    expect(get('Service', 'RestartSec')).toBe('2s');
+    expect(get('Unit', 'StartLimitIntervalSec')).toBeDefined();
+    expect(get('Unit', 'StartLimitBurst')).toBeDefined();
+    expect(get('Install', 'WantedBy')).toBe('multi-user.target');
+  });
+
+  it('lets the daemon stop its own jobs, with time for their kill grace', () => {
+    expect(get('Service', 'KillMode')).toBe('mixed');
+    const stop = /^(\d+)(s|min)$/.exec(get('Service', 'TimeoutStopSec') ?? '');
+    expect(stop, 'TimeoutStopSec in s or min').not.toBeNull();
+    const seconds = Number(stop?.[1]) * (stop?.[2] === 'min' ? 60 : 1);
+    expect(seconds).toBeGreaterThanOrEqual(30); // default killGrace 10 s + records + margin
+  });
+
+  it('runs as a dedicated user inside the sandbox, with only the state folder writable', () => {
+    expect(get('Service', 'User')).toBe('nightshift');
+    expect(get('Service', 'Group')).toBe('nightshift');
+    expect(get('Service', 'StateDirectory')).toBe('nightshift');
+    expect(get('Service', 'StateDirectoryMode')).toBe('0750');
+    expect(get('Service', 'ProtectSystem')).toBe('strict');
+    expect(get('Service', 'ReadWritePaths')).toBe('');
+    expect(unitText).toMatch(/^#\s*ReadWritePaths=\/\S+/m); // the example for operators
+    for (const key of ['NoNewPrivileges', 'PrivateTmp', 'ProtectHome', 'ProtectKernelModules', 'ProtectControlGroups']) {
+      expect(get('Service', key), key).toBe('yes');
+    }
+    // sd_notify and the control socket are AF_UNIX.
+    expect(get('Service', 'RestrictAddressFamilies')?.split(/\s+/).sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_UNIX']);
+  });
+
+  it('allows exactly the namespaces bubblewrap needs, and none of the settings that break it', () => {
+    expect(get('Service', 'RestrictNamespaces')?.split(/\s+/).sort()).toEqual(['ipc', 'mnt', 'pid', 'user']);
+    // Each of these makes bwrap fail inside the unit (checked: a read-only bind over /proc/sys
+    // makes "Can't mount proc on /newroot/proc: Operation not permitted").
+    for (const key of ['ProtectKernelTunables', 'ProtectProc', 'ProcSubset', 'PrivateUsers']) expect(get('Service', key), key).toBeUndefined();
+  });
+
+  it('does not set MemoryDenyWriteExecute, which kills V8 at start', () => {
+    expect(get('Service', 'MemoryDenyWriteExecute')).toBeUndefined();
+  });
+});

@@ -1,0 +1,434 @@
+import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, existsSync, lchownSync, linkSync, lstatSync, openSync, statSync, writeSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { diffTree, dropSnapshot, manifestDigest, manifestState, readManifest, restoreSnapshot, SnapshotError, takeSnapshot, treeState } from '../../../src/heal/snapshot.js';
+import { cleanup, ROOT, tempDir } from '../../support/helpers.js';
+
+const base = realpathSync(tempDir('ns-snap-'));
+afterAll(() => cleanup(base));
+
+let n = 0;
+function fresh(): { root: string; snaps: string; outside: string } {
+  const d = join(base, `case-${++n}`);
+  mkdirSync(join(d, 'snaps'), { recursive: true });
+  mkdirSync(join(d, 'outside'));
+  writeFileSync(join(d, 'outside', 'keep.txt'), 'outside, must never change\n');
+  return { root: join(d, 'root'), snaps: join(d, 'snaps'), outside: join(d, 'outside') };
+}
+
+/** Files in nested folders, modes 0600/0755/0444, an empty folder, a read-only folder, links. */
+function buildTree(root: string): void {
+  mkdirSync(join(root, 'nested', 'deep'), { recursive: true });
+  mkdirSync(join(root, 'bin'));
+  mkdirSync(join(root, 'empty'), { mode: 0o750 });
+  chmodSync(join(root, 'empty'), 0o750);
+  writeFileSync(join(root, 'a.txt'), 'hello\n');
+  writeFileSync(join(root, 'secret.env'), 'TOKEN=abc\n', { mode: 0o600 });
+  chmodSync(join(root, 'secret.env'), 0o600);
+  writeFileSync(join(root, 'bin', 'run.sh'), '#!/bin/sh\necho run\n');
+  chmodSync(join(root, 'bin', 'run.sh'), 0o755);
+  writeFileSync(join(root, 'nested', 'deep', 'x.yaml'), 'a: 1\n');
+  writeFileSync(join(root, 'nested', 'deep', 'blob.bin'), randomBytes(300_000)); // large: kept in blobs/
+  writeFileSync(join(root, 'nested', 'deep', 'blob2.bin'), randomBytes(200_000)); // small: kept in the pack
+  writeFileSync(join(root, 'nested', 'same-as-a.txt'), 'hello\n'); // same content as a.txt
+  writeFileSync(join(root, 'empty-file'), '');
+  symlinkSync('a.txt', join(root, 'link'));
+  symlinkSync('/nonexistent/target', join(root, 'dangling'));
+  mkdirSync(join(root, 'ro'));
+  writeFileSync(join(root, 'ro', 'f'), 'read only\n');
+  chmodSync(join(root, 'ro', 'f'), 0o444);
+  chmodSync(join(root, 'ro'), 0o555);
+}
+
+/** Everything a fix can do to a tree. */
+function mutate(root: string, outside: string): void {
+  writeFileSync(join(root, 'a.txt'), 'changed\n'); // content
+  chmodSync(join(root, 'secret.env'), 0o644); // mode
+  unlinkSync(join(root, 'nested', 'deep', 'x.yaml')); // a deleted file
+  writeFileSync(join(root, 'nested', 'deep', 'blob.bin'), randomBytes(300_000)); // same size, other bytes (large file)
+  writeFileSync(join(root, 'nested', 'deep', 'blob2.bin'), randomBytes(200_000)); // same size, other bytes (small file)
+  rmSync(join(root, 'empty'), { recursive: true }); // a deleted folder
+  writeFileSync(join(root, 'new.txt'), 'created\n'); // a created file
+  mkdirSync(join(root, 'newdir', 'sub'), { recursive: true }); // created folders
+  writeFileSync(join(root, 'newdir', 'sub', 'f'), 'x');
+  unlinkSync(join(root, 'bin', 'run.sh')); // a file replaced by a folder
+  mkdirSync(join(root, 'bin', 'run.sh'));
+  writeFileSync(join(root, 'bin', 'run.sh', 'inside'), 'x');
+  chmodSync(join(root, 'ro'), 0o755);
+  rmSync(join(root, 'ro'), { recursive: true }); // a folder replaced by a file
+  writeFileSync(join(root, 'ro'), 'now a file');
+  unlinkSync(join(root, 'link')); // a link pointed elsewhere
+  symlinkSync('/etc/passwd', join(root, 'link'));
+  symlinkSync(outside, join(root, 'planted')); // a planted link to elsewhere
+  chmodSync(join(root, 'nested'), 0o700); // a folder's mode
+}
+
+describe('snapshot and restore', () => {
+  it('restores a tree mutated every way to exactly its former state (content, modes, types, links)', async () => {
+    const { root, snaps, outside } = fresh();
+    buildTree(root);
+    const before = await treeState([root]);
+    const outsideBefore = await treeState([outside]);
+    const manifest = await takeSnapshot([root], join(snaps, 's1'));
+    expect(manifestState(manifest)).toEqual(before);
+    expect(manifest.files).toBe(9);
+
+    mutate(root, outside);
+    const mutated = await treeState([root]);
+    const changedPaths = diffTree(before, mutated).map((c) => c.path);
+    expect(changedPaths).toEqual(
+      expect.arrayContaining([join(root, 'a.txt'), join(root, 'secret.env'), join(root, 'empty'), join(root, 'new.txt'), join(root, 'bin', 'run.sh'), join(root, 'ro'), join(root, 'link'), join(root, 'planted'), join(root, 'nested')]),
+    );
+
+    const r = await restoreSnapshot(join(snaps, 's1'));
+    expect(await treeState([root])).toEqual(before);
+    expect(diffTree(before, await treeState([root]))).toEqual([]);
+    expect(await treeState([outside])).toEqual(outsideBefore);
+    expect(readFileSync(join(root, 'nested', 'deep', 'x.yaml'), 'utf8')).toBe('a: 1\n');
+    expect(r.changed).toBeGreaterThanOrEqual(6); // a.txt, secret.env, blob.bin, bin/run.sh, ro, link, nested
+    expect(r.recreated).toBeGreaterThanOrEqual(2); // x.yaml, empty/, ro/f
+    expect(r.removed).toBeGreaterThanOrEqual(5); // new.txt, newdir/sub/f, newdir/sub, newdir, planted, run.sh/inside
+  });
+
+  it('special files: a named pipe made since is removed, one removed is made again (its mode too), one changed back; a socket made since is removed, one removed is reported', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'q'), { recursive: true });
+    const mkfifo = (p: string, mode: string): Promise<unknown> => execa('mkfifo', ['-m', mode, p]);
+    await mkfifo(join(root, 'q', 'kept'), '600');
+    await mkfifo(join(root, 'q', 'deleted'), '640');
+    const listen = (p: string): Promise<Server> => new Promise((res) => { const srv = createServer(); srv.listen(p, () => res(srv)); });
+    // Listening until the end: node removes a socket's file when its server closes.
+    const old = await listen(join(root, 'q', 'old.sock'));
+    await mkfifo(join(root, 'q', 'was-pipe'), '600');
+    const before = await treeState([root]);
+    expect(before[join(root, 'q', 'kept')]).toMatchObject({ type: 'special', special: 'fifo', mode: 0o600 });
+    await takeSnapshot([root], join(snaps, 's'));
+
+    // The fix: makes a pipe and a socket, removes a pipe and the socket, changes a mode, turns a pipe into a file.
+    await mkfifo(join(root, 'q', 'new-pipe'), '666');
+    const fresh1 = await listen(join(root, 'q', 'new.sock'));
+    unlinkSync(join(root, 'q', 'deleted'));
+    unlinkSync(join(root, 'q', 'old.sock'));
+    chmodSync(join(root, 'q', 'kept'), 0o666);
+    unlinkSync(join(root, 'q', 'was-pipe'));
+    writeFileSync(join(root, 'q', 'was-pipe'), 'a file now');
+    // As root, a device node too (a fix never can: it has no CAP_MKNOD; a job as root could).
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) await execa('mknod', [join(root, 'q', 'new-dev'), 'c', '1', '3']);
+    const changed = diffTree(before, await treeState([root])).map((c) => c.path.slice(root.length + 3));
+    expect(changed.sort()).toEqual(['deleted', 'kept', ...(asRoot ? ['new-dev'] : []), 'new-pipe', 'new.sock', 'old.sock', 'was-pipe']);
+
+    const r = await restoreSnapshot(join(snaps, 's'));
+    const after = await treeState([root]);
+    expect(existsSync(join(root, 'q', 'new-pipe'))).toBe(false);
+    expect(existsSync(join(root, 'q', 'new-dev'))).toBe(false);
+    expect(existsSync(join(root, 'q', 'new.sock'))).toBe(false);
+    expect(after[join(root, 'q', 'deleted')]).toMatchObject({ type: 'special', special: 'fifo', mode: 0o640 });
+    expect(after[join(root, 'q', 'kept')]).toMatchObject({ type: 'special', special: 'fifo', mode: 0o600 });
+    expect(after[join(root, 'q', 'was-pipe')]).toMatchObject({ type: 'special', special: 'fifo' });
+    // The socket alone cannot be made again: said so, and the rest is exactly as before.
+    expect(r.notRestored).toEqual([expect.stringMatching(/old\.sock \(a socket/)]);
+    const { [join(root, 'q', 'old.sock')]: _gone, ...rest } = before;
+    expect(after).toEqual(rest);
+    old.close();
+    fresh1.close();
+  });
+
+  it('owners come back (as root): a file given away, a file replaced, a folder and a link of another user', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'd'), { recursive: true });
+    writeFileSync(join(root, 'd', 'given'), 'g\n');
+    writeFileSync(join(root, 'd', 'replaced'), 'r\n');
+    symlinkSync('given', join(root, 'd', 'ln'));
+    const asRoot = process.getuid?.() === 0;
+    // As root the tree belongs to another user; otherwise everything is the runner's (the only owner it can give).
+    const [uid, gid] = asRoot ? [1234, 5678] : [process.getuid!(), process.getgid!()];
+    for (const p of ['d', 'd/given', 'd/replaced']) chownSync(join(root, p), uid, gid);
+    lchownSync(join(root, 'd', 'ln'), uid, gid);
+    const before = await treeState([root]);
+    await takeSnapshot([root], join(snaps, 's'));
+    if (asRoot) {
+      chownSync(join(root, 'd', 'given'), 0, 0);
+      chownSync(join(root, 'd'), 0, 0);
+      lchownSync(join(root, 'd', 'ln'), 0, 0);
+    }
+    unlinkSync(join(root, 'd', 'replaced'));
+    writeFileSync(join(root, 'd', 'replaced'), 'new\n'); // a new file, the fixer's own
+    await restoreSnapshot(join(snaps, 's'));
+    expect(await treeState([root])).toEqual(before);
+    for (const p of ['d', 'd/given', 'd/replaced']) expect(statSync(join(root, p)).uid, p).toBe(uid);
+    expect(lstatSync(join(root, 'd', 'ln')).gid).toBe(gid);
+  });
+
+  it('hard links come back as one file: a link the fix broke (a file replaced by a copy) is one file again', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'a'), { recursive: true });
+    mkdirSync(join(root, 'b'));
+    writeFileSync(join(root, 'a', 'data'), 'shared\n');
+    linkSync(join(root, 'a', 'data'), join(root, 'b', 'data'));
+    const manifest = await takeSnapshot([root], join(snaps, 's'));
+    expect(manifest.entries.find((e) => e.path === join(root, 'b', 'data'))?.linkOf).toBe(join(root, 'a', 'data'));
+    // The fix: rewrites one name (a new file: the link is broken) and changes the other's content.
+    unlinkSync(join(root, 'b', 'data'));
+    writeFileSync(join(root, 'b', 'data'), 'its own\n');
+    writeFileSync(join(root, 'a', 'data'), 'changed\n');
+    await restoreSnapshot(join(snaps, 's'));
+    const a = statSync(join(root, 'a', 'data'));
+    const b = statSync(join(root, 'b', 'data'));
+    expect([b.dev, b.ino]).toEqual([a.dev, a.ino]);
+    expect(a.nlink).toBe(2);
+    expect(readFileSync(join(root, 'b', 'data'), 'utf8')).toBe('shared\n');
+  });
+
+  it('a restore by an ordinary user leaves alone a folder it does not own and that did not change (the install\'s dist/ in the zone)', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'theirs'), { recursive: true });
+    mkdirSync(join(root, 'mine'));
+    writeFileSync(join(root, 'theirs', 'cli.js'), 'code\n');
+    writeFileSync(join(root, 'mine', 'f'), 'before\n');
+    const asRoot = process.getuid?.() === 0;
+    // As root: the tree is nobody's but `theirs`, which stays root's; the restore runs as nobody.
+    if (asRoot) {
+      for (const p of ['', 'mine', 'mine/f']) chownSync(join(root, p), 65534, 65534);
+      for (const p of [base, join(base, `case-${n}`), snaps]) chmodSync(p, 0o777);
+    }
+    await takeSnapshot([root], join(snaps, 's'));
+    if (asRoot) execFileSync('chown', ['-R', '65534:65534', join(snaps, 's')]);
+    writeFileSync(join(root, 'mine', 'f'), 'changed by the fix\n');
+    const restore = `import(${JSON.stringify(join(ROOT, 'dist', 'heal', 'snapshot.js'))}).then((m) => m.restoreSnapshot(${JSON.stringify(join(snaps, 's'))})).then((r) => console.log(JSON.stringify(r)))`;
+    const argv = asRoot ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'node', '-e', restore] : ['node', '-e', restore];
+    const r = await execa(argv[0]!, argv.slice(1), { reject: false });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout).changed).toBe(1);
+    expect(readFileSync(join(root, 'mine', 'f'), 'utf8')).toBe('before\n');
+  });
+
+  it('a root that did not exist at snapshot time is removed on restore, file or folder', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(root);
+    const later = join(root, 'later.lock');
+    const laterDir = join(root, 'later-dir');
+    const m = await takeSnapshot([later, laterDir], join(snaps, 's'));
+    expect(m.entries.map((e) => e.type)).toEqual(['absent', 'absent']);
+    writeFileSync(later, 'lock');
+    mkdirSync(join(laterDir, 'a', 'b'), { recursive: true });
+    writeFileSync(join(laterDir, 'a', 'b', 'c'), 'x');
+    const r = await restoreSnapshot(join(snaps, 's'));
+    expect(existsSync(later)).toBe(false);
+    expect(existsSync(laterDir)).toBe(false);
+    expect(readdirSync(root)).toEqual([]);
+    expect(r.removed).toBe(5);
+  });
+
+  it('a file root is restored, and a deleted folder above a root is created again', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'state'), { recursive: true });
+    writeFileSync(join(root, 'state', 'export.lock'), 'pid 42\n');
+    const before = await treeState([join(root, 'state', 'export.lock')]);
+    await takeSnapshot([join(root, 'state', 'export.lock')], join(snaps, 's'));
+    rmSync(join(root, 'state'), { recursive: true });
+    await restoreSnapshot(join(snaps, 's'));
+    expect(await treeState([join(root, 'state', 'export.lock')])).toEqual(before);
+  });
+
+  it('restoring twice gives the same tree, and the second restore changes nothing', async () => {
+    const { root, snaps, outside } = fresh();
+    buildTree(root);
+    const before = await treeState([root]);
+    await takeSnapshot([root], join(snaps, 's'));
+    mutate(root, outside);
+    const first = await restoreSnapshot(join(snaps, 's'));
+    expect(first.changed + first.removed + first.recreated).toBeGreaterThan(0);
+    const second = await restoreSnapshot(join(snaps, 's'));
+    expect(second).toEqual({ changed: 0, removed: 0, recreated: 0, notRestored: [] });
+    expect(await treeState([root])).toEqual(before);
+  });
+
+  it('a restore interrupted at any step, then run again, gives the same tree', async () => {
+    const { root, snaps, outside } = fresh();
+    buildTree(root);
+    const before = await treeState([root]);
+    await takeSnapshot([root], join(snaps, 'before'));
+    mutate(root, outside);
+    const mutated = await treeState([root]);
+    await takeSnapshot([root], join(snaps, 'mutated'));
+
+    let steps = 0;
+    await restoreSnapshot(join(snaps, 'before'), { onStep: () => void steps++ });
+    expect(steps).toBeGreaterThan(20);
+    const crash = new Error('simulated crash');
+    for (let k = 0; k < steps; k++) {
+      await restoreSnapshot(join(snaps, 'mutated'));
+      expect(await treeState([root])).toEqual(mutated);
+      let seen = 0;
+      await expect(
+        restoreSnapshot(join(snaps, 'before'), {
+          onStep: () => {
+            if (seen++ === k) throw crash;
+          },
+        }),
+      ).rejects.toBe(crash);
+      await restoreSnapshot(join(snaps, 'before'));
+      expect(await treeState([root]), `interrupted before step ${k}`).toEqual(before);
+    }
+  });
+
+  it('a restore killed with SIGKILL halfway (a real process), then run again, gives the same tree', async () => {
+    const lib = join(ROOT, 'dist', 'heal', 'snapshot.js');
+    expect(existsSync(lib), 'dist/snapshot.js: run "npm run build" first').toBe(true);
+    const { root, snaps } = fresh();
+    for (let i = 0; i < 60; i++) {
+      mkdirSync(join(root, `d${i % 6}`), { recursive: true });
+      writeFileSync(join(root, `d${i % 6}`, `f${i}`), randomBytes(40_000 + i));
+    }
+    const before = await treeState([root]);
+    await takeSnapshot([root], join(snaps, 's'));
+    const script = `const { restoreSnapshot } = await import(${JSON.stringify(lib)}); console.log('go'); await restoreSnapshot(${JSON.stringify(join(snaps, 's'))}); console.log('done');`;
+    for (const delay of [0, 3, 10, 25]) {
+      for (let i = 0; i < 60; i++) {
+        const f = join(root, `d${i % 6}`, `f${i}`);
+        if (i % 3 === 0) rmSync(f, { force: true });
+        else writeFileSync(f, randomBytes(40_000 + i));
+      }
+      rmSync(join(root, 'd5'), { recursive: true, force: true });
+      writeFileSync(join(root, 'extra'), 'x');
+      const child = execa('node', ['--input-type=module', '-e', script], { reject: false, buffer: false });
+      await new Promise<void>((res) => child.stdout!.once('data', () => res()));
+      await new Promise((res) => setTimeout(res, delay));
+      child.kill('SIGKILL');
+      await child;
+      await restoreSnapshot(join(snaps, 's'));
+      expect(await treeState([root]), `killed after ${delay} ms`).toEqual(before);
+    }
+  });
+
+  it('never writes through a link planted where a folder or a file was', async () => {
+    const { root, snaps, outside } = fresh();
+    mkdirSync(join(root, 'sub'), { recursive: true });
+    writeFileSync(join(root, 'sub', 'f'), 'original sub/f\n');
+    writeFileSync(join(root, 'keep.txt'), 'original keep\n');
+    const before = await treeState([root]);
+    const outsideBefore = await treeState([outside]);
+    await takeSnapshot([root], join(snaps, 's'));
+    // the fix swaps the folder for a link to an outside folder, and the file for a link to a file there
+    rmSync(join(root, 'sub'), { recursive: true });
+    symlinkSync(outside, join(root, 'sub'));
+    rmSync(join(root, 'keep.txt'));
+    symlinkSync(join(outside, 'keep.txt'), join(root, 'keep.txt'));
+    await restoreSnapshot(join(snaps, 's'));
+    expect(await treeState([outside])).toEqual(outsideBefore);
+    expect(readdirSync(outside)).toEqual(['keep.txt']);
+    expect(await treeState([root])).toEqual(before);
+  });
+
+  it('refuses to restore through a link planted above a root, and changes nothing', async () => {
+    const { root, snaps, outside } = fresh();
+    mkdirSync(join(root, 'app', 'state'), { recursive: true });
+    writeFileSync(join(root, 'app', 'state', 'x'), 'x');
+    await takeSnapshot([join(root, 'app', 'state')], join(snaps, 's'));
+    rmSync(join(root, 'app'), { recursive: true });
+    symlinkSync(outside, join(root, 'app'));
+    const outsideBefore = await treeState([outside]);
+    await expect(restoreSnapshot(join(snaps, 's'))).rejects.toThrow(/link was planted above it|not recreating it through a link/);
+    expect(await treeState([outside])).toEqual(outsideBefore);
+  });
+
+  it('a snapshot without manifest.json is incomplete: readManifest says null, restore refuses', async () => {
+    const { root, snaps } = fresh();
+    buildTree(root);
+    const dir = join(snaps, 's');
+    await takeSnapshot([root], dir);
+    expect(readManifest(dir)).not.toBeNull();
+    unlinkSync(join(dir, 'manifest.json')); // as if the daemon died before writing it
+    expect(readManifest(dir)).toBeNull();
+    expect(readManifest(join(snaps, 'never-taken'))).toBeNull();
+    await expect(restoreSnapshot(dir)).rejects.toThrow(/incomplete \(no manifest\.json\)/);
+    await expect(restoreSnapshot(dir)).rejects.toBeInstanceOf(SnapshotError);
+  });
+
+  it('a manifest rewritten after the snapshot (by the fix) is refused when its digest was kept', async () => {
+    const { root, snaps } = fresh();
+    buildTree(root);
+    const dir = join(snaps, 's');
+    await takeSnapshot([root], dir);
+    const digest = manifestDigest(dir)!;
+    expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    writeFileSync(join(root, 'a.txt'), 'changed by the fix\n');
+    const mutated = await treeState([root]);
+    const m = readManifest(dir)!;
+    m.entries = m.entries.filter((e) => e.path !== join(root, 'secret.env'));
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+    await expect(restoreSnapshot(dir, { expectDigest: digest })).rejects.toThrow(/was changed after the snapshot was taken/);
+    expect(await treeState([root])).toEqual(mutated);
+  });
+
+  it('a copy that no longer matches its sha256 stops the restore before anything changes', async () => {
+    const { root, snaps } = fresh();
+    buildTree(root);
+    const dir = join(snaps, 's');
+    const m = await takeSnapshot([root], dir);
+    writeFileSync(join(root, 'a.txt'), 'changed by the fix\n');
+    const mutated = await treeState([root]);
+    // a small file's copy, inside the pack
+    const secret = m.entries.find((e) => e.path === join(root, 'secret.env'))!;
+    expect(secret.at).toBeTypeOf('number');
+    const fd = openSync(join(dir, 'pack'), 'r+');
+    writeSync(fd, Buffer.from('X'), 0, 1, secret.at!);
+    closeSync(fd);
+    await expect(restoreSnapshot(dir)).rejects.toThrow(/secret\.env no longer matches its sha256/);
+    expect(await treeState([root])).toEqual(mutated);
+  });
+
+  it('a large copy that no longer matches its sha256 stops the restore too', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(root);
+    writeFileSync(join(root, 'big.bin'), randomBytes(600_000));
+    writeFileSync(join(root, 'small.txt'), 'small');
+    const dir = join(snaps, 's');
+    const m = await takeSnapshot([root], dir);
+    const big = m.entries.find((e) => e.path === join(root, 'big.bin'))!;
+    expect(big.at).toBeUndefined(); // large files are kept apart, in blobs/<sha256>
+    writeFileSync(join(root, 'small.txt'), 'changed');
+    writeFileSync(join(dir, 'blobs', big.sha256!), randomBytes(600_000));
+    await expect(restoreSnapshot(dir)).rejects.toThrow(/big\.bin no longer matches its sha256; nothing was restored/);
+    expect(readFileSync(join(root, 'small.txt'), 'utf8')).toBe('changed');
+  });
+
+  it('excluded paths are neither copied nor removed nor compared', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'logs'), { recursive: true });
+    writeFileSync(join(root, 'logs', 'old.log'), 'old');
+    writeFileSync(join(root, 'conf'), 'c=1');
+    const exclude = (p: string): boolean => p === join(root, 'logs');
+    const m = await takeSnapshot([root], join(snaps, 's'), { exclude });
+    expect(m.entries.map((e) => e.path)).toEqual([root, join(root, 'conf')]);
+    writeFileSync(join(root, 'logs', 'new.log'), 'new');
+    writeFileSync(join(root, 'conf'), 'c=2');
+    await restoreSnapshot(join(snaps, 's'), { exclude });
+    expect(readFileSync(join(root, 'conf'), 'utf8')).toBe('c=1');
+    expect(readdirSync(join(root, 'logs')).sort()).toEqual(['new.log', 'old.log']);
+  });
+
+  it('refuses a tree larger than maxBytes, and leaves no partial snapshot behind', async () => {
+    const { root, snaps } = fresh();
+    buildTree(root);
+    const dir = join(snaps, 's');
+    await expect(takeSnapshot([root], dir, { maxBytes: 1000 })).rejects.toThrow(/more than the limit of 1000/);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('dropSnapshot removes it, manifest first', async () => {
+    const { root, snaps } = fresh();
+    buildTree(root);
+    const dir = join(snaps, 's');
+    await takeSnapshot([root], dir);
+    await expect(takeSnapshot([root], dir)).rejects.toThrow(/already holds a complete snapshot/);
+    await dropSnapshot(dir);
+    expect(existsSync(dir)).toBe(false);
+    await dropSnapshot(dir); // again: no error
+  });
+});

@@ -1,0 +1,601 @@
+// The digest: composed from a real SQLite store filled through the store's own methods, written
+// to its folder, and sent to a real SMTP server on loopback (Law 9) or a fake sendmail.
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { SMTPServer } from 'smtp-server';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { addDays, composeDigest, countFlips, digestDate, digestInstant, digestWindow, oneLine } from '../../../src/report/digest.js';
+import { DigestService, digestFile, type DigestRunResult } from '../../../src/notify/digester.js';
+import { compileJob, homePaths, type HomePaths, type Job } from '../../../src/config/home.js';
+import type { KillState } from '../../../src/control/killswitch.js';
+import { silentLogger } from '../../../src/log.js';
+import { sendDigestMail } from '../../../src/notify/mail.js';
+import { JobSpecSchema, PolicySchema, type Policy } from '../../../src/config/schema.js';
+import { Store, type RunOutcome, type RunRow } from '../../../src/store/store.js';
+import { cleanup, tempDir, testLeash, waitFor } from '../../support/helpers.js';
+
+const H = 3_600_000;
+const dirs: string[] = [];
+const stores: Store[] = [];
+const services: DigestService[] = [];
+const mailboxes: Mailbox[] = [];
+afterEach(async () => {
+  for (const s of services.splice(0)) await s.stop();
+  for (const m of mailboxes.splice(0)) await m.close();
+  for (const s of stores.splice(0)) s.close();
+});
+afterAll(() => {
+  for (const d of dirs) cleanup(d);
+});
+
+function dir(): string {
+  const d = tempDir('ns-digest-');
+  dirs.push(d);
+  return d;
+}
+
+function policy(p: Record<string, unknown>): Policy {
+  return PolicySchema.parse(p);
+}
+
+function openStore(paths: HomePaths): Store {
+  const s = Store.open(paths.db);
+  stores.push(s);
+  return s;
+}
+
+function jobsOf(home: string, pol: Policy, specs: Record<string, Record<string, unknown>>): Map<string, Job> {
+  const m = new Map<string, Job>();
+  for (const [name, spec] of Object.entries(specs)) m.set(name, compileJob(name, join(home, 'jobs', `${name}.yaml`), home, JobSpecSchema.parse(spec), pol, 'h'));
+  return m;
+}
+
+const KILL_OFF: KillState = { halted: false, reason: 'the kill switch is off', path: '/x/KILL', since: null };
+
+function run(store: Store, job: string, outcome: RunOutcome, at: number, reason?: string): number {
+  if (outcome.startsWith('skipped-')) return store.insertRun({ job, trigger: 'manual', now: at, outcome, reason })!;
+  const id = store.insertRun({ job, trigger: 'manual', now: at })!;
+  store.finishRun(id, { outcome, endedAt: at + 1000, reason: reason ?? null });
+  return id;
+}
+
+/** The text line that contains `needle`, or undefined. */
+function lineWith(text: string, needle: string): string | undefined {
+  return text.split('\n').find((l) => l.includes(needle));
+}
+
+describe('the digest window', () => {
+  const zurich = policy({ timezone: 'Europe/Zurich', digest: { at: '07:00' } });
+
+  it('is the 24 real hours ending at digest.at: 23 h across spring-forward, 25 h across fall-back', () => {
+    const spring = digestWindow(zurich, '2026-03-29');
+    expect(spring.from).toBe(Date.parse('2026-03-28T07:00:00+01:00'));
+    expect(spring.to).toBe(Date.parse('2026-03-29T07:00:00+02:00'));
+    expect(spring.to - spring.from).toBe(23 * H);
+    const normal = digestWindow(zurich, '2026-03-30');
+    expect(normal.from).toBe(spring.to);
+    expect(normal.to - normal.from).toBe(24 * H);
+    const autumn = digestWindow(zurich, '2026-10-25');
+    expect(autumn.to - autumn.from).toBe(25 * H);
+  });
+
+  it('a digest time skipped by the change is sent right at the change, as cron would', () => {
+    const early = policy({ timezone: 'Europe/Zurich', digest: { at: '02:30' } });
+    const w = digestWindow(early, '2026-03-29');
+    expect(w.to).toBe(Date.parse('2026-03-29T03:00:00+02:00'));
+    expect(w.from).toBe(Date.parse('2026-03-28T02:30:00+01:00'));
+    expect(w.to - w.from).toBe(23.5 * H);
+  });
+
+  it('dates are wall-clock dates of the policy zone, and bad dates are refused in plain words', () => {
+    expect(digestDate('Europe/Zurich', Date.parse('2026-03-28T23:30:00Z'))).toBe('2026-03-29');
+    expect(digestDate('UTC', Date.parse('2026-03-28T23:30:00Z'))).toBe('2026-03-28');
+    expect(addDays('2026-02-28', 1)).toBe('2026-03-01');
+    expect(addDays('2026-03-01', -1)).toBe('2026-02-28');
+    expect(digestInstant(policy({ timezone: 'America/New_York', digest: { at: '07:00' } }), '2026-03-08')).toBe(Date.parse('2026-03-08T07:00:00-04:00'));
+    expect(() => digestWindow(zurich, '2026-02-30')).toThrow(/YYYY-MM-DD/);
+    expect(() => digestWindow(zurich, '29.03.2026')).toThrow(/YYYY-MM-DD/);
+  });
+});
+
+describe('composing the digest from SQLite rows', () => {
+  const pol = policy({ timezone: 'Europe/Zurich', digest: { at: '07:00' }, deadman: ['true'] });
+  const date = '2026-03-29';
+  const w = digestWindow(pol, date);
+  const at = (iso: string): number => Date.parse(iso);
+
+  function fill(): { store: Store; jobs: Map<string, Job>; home: string; marker: string } {
+    const home = dir();
+    const store = openStore(homePaths(home));
+    const jobs = jobsOf(home, pol, {
+      export: { schedule: '0 * * * *', command: ['true'] },
+      'db-backup': { schedule: '0 2 * * *', command: ['true'] },
+      report: { schedule: '30 2 * * *', command: ['true'], dependsOn: ['db-backup'] },
+      cleanup: { every: '30m', command: ['true'] },
+      'agent-sync': { every: '15m', command: ['true'], precheck: ['./has-work'] },
+      pinger: { schedule: '0 * * * *', heartbeat: { grace: '5m' } },
+      old: { schedule: '0 1 * * *', command: ['true'], enabled: false },
+    });
+    const marker = join(home, 'pwned');
+    // Before the window: must not be counted.
+    run(store, 'export', 'failed', w.from - 60_000);
+    store.recordEvent(w.from - 60_000, 'kill-switch', null, 'kill switch turned on: before', { on: true });
+    // export: ok, failed, failed, ok, timeout, ok -> 4 flips
+    const seq: RunOutcome[] = ['ok', 'failed', 'failed', 'ok', 'timeout', 'ok'];
+    seq.forEach((o, i) => run(store, 'export', o, w.from + (i + 1) * H, o === 'ok' ? undefined : `exit ${i}`));
+    run(store, 'db-backup', 'failed', at('2026-03-29T02:00:00+02:00') - 30 * 60_000, 'pg_dump: connection refused');
+    run(store, 'report', 'ok', w.from + 2 * H);
+    for (let i = 0; i < 3; i++) run(store, 'agent-sync', 'skipped-precheck', w.from + (i + 1) * 15 * 60_000, 'pre-check said IDLE');
+    run(store, 'agent-sync', 'ok', w.from + 5 * H);
+
+    const evil = `lock held\n<script>alert(1)</script> $(touch ${marker}) \`touch ${marker}\` & "q" 'q'`;
+    store.raiseAlert({ job: 'export', kind: 'failed', at: w.from + 2 * H, message: 'first' });
+    store.raiseAlert({ job: 'export', kind: 'failed', at: w.from + 5 * H, message: evil });
+    store.raiseAlert({ job: 'db-backup', kind: 'failed', at: w.from + 18 * H, message: 'pg_dump: connection refused' });
+    store.raiseAlert({ job: 'report', kind: 'missed', at: w.from + 19 * H, message: 'report did not run', foldedUnder: 'db-backup:failed' });
+    store.raiseAlert({ job: 'cleanup', kind: 'missed', at: w.from + 3 * H, message: 'late' });
+    store.resolveAlerts('cleanup', w.from + 4 * H, 'self-recovered');
+    store.raiseAlert({ job: 'pinger', kind: 'missed', at: w.from - 5 * H, message: 'no ping' });
+    store.resolveAlerts('pinger', w.from + H, 'self-recovered');
+
+    store.setPaused('cleanup', true, w.from + 6 * H);
+    store.recordEvent(w.from + 7 * H, 'kill-switch', null, 'kill switch turned on: the kill switch is on', { on: true });
+    store.recordEvent(w.from + 8 * H, 'kill-switch', null, 'kill switch turned off', { on: false });
+    store.recordEvent(w.from + 1 * H, 'deadman', null, 'deadman ping ok (hourly)', { ok: true });
+    store.recordEvent(w.from + 2 * H, 'deadman', null, 'deadman ping ok (hourly)', { ok: true });
+    store.recordEvent(w.from + 3 * H, 'deadman', null, 'deadman ping failed (hourly): curl exited with code 6', { ok: false });
+    const page = store.recordPage('db-backup:failed', 'alert', w.from + 18 * H);
+    store.finishPage(page, 'sent', 'done in 120ms');
+
+    store.saveDigest({ date: '2026-03-27', createdAt: w.from - 20 * H, verdict: 'x', text: 'x', html: 'x' });
+    store.markDigestFailed('2026-03-27', 'could not e-mail the digest via SMTP 127.0.0.1:25: connection refused', null);
+    store.saveDigest({ date: '2026-03-26', createdAt: w.from - 40 * H, verdict: 'x', text: 'x', html: 'x' });
+    store.saveDigest({ date, createdAt: w.to, verdict: 'x', text: 'x', html: 'x' });
+    store.markDigestFailed(date, 'this date itself', null);
+    return { store, jobs, home, marker };
+  }
+
+  it('opens with a verdict a non-coder understands: jobs with an open, unfolded alert need you', () => {
+    const { store, jobs } = fill();
+    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    // export and db-backup; report is folded under db-backup and is not counted on its own.
+    expect(d.verdict).toBe('2 jobs need you');
+    expect(d.text.split('\n')[0]).toBe('2 jobs need you');
+    expect(d.needsYou).toBe(2);
+    expect(d.text).toContain('covering 2026-03-28 07:00 to 2026-03-29 07:00 (23 hours; times in Europe/Zurich)');
+
+    const home = dir();
+    const empty = openStore(homePaths(home));
+    const three = jobsOf(home, pol, { a: { command: ['true'] }, b: { command: ['true'] }, c: { command: ['true'] } });
+    const ok = composeDigest({ store: empty, jobs: three, policy: pol, kill: KILL_OFF, date, window: w, now: w.to });
+    expect(ok.text.split('\n')[0]).toBe('All 3 jobs healthy');
+    const halted = composeDigest({ store: empty, jobs: three, policy: pol, kill: { ...KILL_OFF, halted: true, reason: 'the kill switch is on' }, date, window: w, now: w.to });
+    expect(halted.verdict).toBe('All 3 jobs healthy; kill switch is ON');
+  });
+
+  it('every number matches the rows: runs by outcome, flips, pre-check skips, alerts, kill switch, deadman, pages', () => {
+    const { store, jobs } = fill();
+    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    const inWindow = store.runsBetween(w.from, w.to);
+    expect(inWindow).toHaveLength(12);
+    expect(d.text).toContain('- 12 runs: 5 ok, 3 failed, 1 timeout, 3 skipped-precheck');
+    const exportRuns = inWindow.filter((r: RunRow) => r.job === 'export');
+    expect(countFlips(exportRuns)).toBe(4);
+    expect(lineWith(d.text, '- export: 6 runs')).toMatch(/^- export: 6 runs \(3 ok, 2 failed, 1 timeout\); flipped 4 times between ok and failing; last failure 2026-03-28 \d\d:\d\d: "exit 4"$/);
+    expect(d.text).toContain('- db-backup: 1 run (1 failed); last failure 2026-03-29 00:30: "pg_dump: connection refused"');
+    expect(d.text).toContain('- 2 other jobs ran without a failure');
+    expect(d.text).toContain('- 3 runs skipped by pre-check (LLM runs saved)\n    - agent-sync: 3');
+    // Opened in the window: export, db-backup, report, cleanup; resolved: cleanup and pinger (opened before).
+    expect(d.text).toContain('- 4 opened, 2 resolved (2 self-recovered)');
+    expect(d.text).toContain('- export failed: opened 2026-03-28 09:00, still open');
+    expect(d.text).toContain('- pinger missed: opened 2026-03-28 02:00, resolved 2026-03-28 08:00 (self-recovered)');
+    expect(d.text).toContain('- now off\n- switched 2 times in this window:\n    - 2026-03-28 14:00: kill switch turned on');
+    expect(d.text).toContain('- 1 page: 1 sent');
+    expect(d.text).toContain('- deadman: 2 ok, 1 failed');
+    expect(d.text).toContain('- cleanup: paused since 2026-03-28 13:00');
+    expect(d.text).toContain('- old: disabled in its file (enabled: false)');
+    expect(d.text).toMatch(/- 2026-03-27: not sent after 1 attempt \(no more attempts\); .*connection refused/);
+    expect(d.text).not.toContain('2026-03-26:');
+    expect(d.text).not.toContain('this date itself');
+    expect(d.text).toContain('Fixed and rolled back\n---------------------\n- nothing');
+    expect(d.text).toContain('- waiting for your approval: none\n- heals blocked, waiting for a person: none');
+  });
+
+  it('folded alerts are shown under their dependency, as "blocked by"', () => {
+    const { store, jobs } = fill();
+    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    const lines = d.text.split('\n');
+    const dep = lines.findIndex((l) => l.startsWith('- db-backup: failed since'));
+    expect(dep).toBeGreaterThan(0);
+    expect(lines[dep + 1]).toMatch(/^ {4}- blocked by db-backup: report: missed since 2026-03-29 03:00 \(once\): "report did not run"$/);
+    expect(lineWith(d.text, '- export: failed since')).toMatch(/since 2026-03-28 09:00 \(2 times, last 2026-03-28 12:00\)/);
+    expect(d.html).toMatch(/<li>db-backup: failed since [^<]*<ul><li>blocked by db-backup: report: missed/);
+
+    // The dependency recovered first: its folded alerts stay visible, still under its name, and
+    // the job they belong to now needs you itself (export + report).
+    store.resolveAlerts('db-backup', w.to - 1000, 'self-recovered');
+    const later = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    expect(later.verdict).toBe('2 jobs need you');
+    expect(later.text).toMatch(/- blocked by db-backup \(which has no open alert now\):\n {4}- report: missed since/);
+  });
+
+  it('alert text is data: one line in the text part, escaped in HTML, never run', () => {
+    const { store, jobs, marker } = fill();
+    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    const line = lineWith(d.text, '- export: failed since')!;
+    expect(line).toContain(`lock held ⏎ <script>alert(1)</script> $(touch ${marker}) \`touch ${marker}\` & "q" 'q'`);
+    expect(d.html).not.toContain('<script>');
+    expect(d.html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(d.html).toContain('&amp; &quot;q&quot; &#39;q&#39;');
+    expect(existsSync(marker)).toBe(false);
+
+    const long = 'x'.repeat(5000);
+    expect(oneLine(long)).toHaveLength(301);
+    // The escape shown as its picture (the colour code stays inert text), the override as �.
+    expect(oneLine('a\r\nb\x1b[31mc\u202ed')).toBe('a ⏎ b\u241b[31mc\ufffdd');
+    // Characters a terminal may break lines on or hide: the line and paragraph separators, the soft hyphen, annotations.
+    expect(oneLine('a\u2028b\u2029c\u00add\ufff9e')).toBe('a\ufffdb\ufffdc\ufffdd\ufffde');
+  });
+
+  it('lists the next 24 hours per job: managed, enabled, not paused; counts from the schedule module', () => {
+    const { store, jobs } = fill();
+    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    const section = d.text.slice(d.text.indexOf('Next 24 hours'));
+    // agent-sync every 15m: 96; export hourly: 24; db-backup and report daily: 1 each. cleanup is paused.
+    expect(section).toContain('- 122 scheduled runs of 4 jobs');
+    expect(section).toContain('    - agent-sync: 96 runs, first 2026-03-29 07:15\n    - export: 24 runs, first 2026-03-29 08:00\n    - db-backup: 1 run, first 2026-03-30 02:00\n    - report: 1 run, first 2026-03-30 02:30');
+    expect(section).toContain('- not counted, paused: cleanup');
+    expect(section).not.toContain('pinger');
+    expect(section).not.toContain('old');
+  });
+
+  it('heal outcomes go to "fixed and rolled back", approvals and blocked heals to "needs you"', () => {
+    const { store, jobs } = fill();
+    const heals = [
+      { at: w.from + H, job: 'export', rule: 'stale-lock', outcome: 'fixed-verified' },
+      { at: w.from + 2 * H, job: 'export', rule: 'stale-lock', outcome: 'rolled-back', detail: 'probe failed' },
+      { at: w.from + 3 * H, job: 'db-backup', rule: 'restart-pg', outcome: 'awaiting-approval' },
+    ];
+    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to, heals });
+    expect(d.text).toContain('- 2 heal attempts: 1 fixed-verified, 1 rolled-back');
+    expect(d.text).toContain('- waiting for your approval: 1\n    - 2026-03-28 10:00 db-backup by rule restart-pg: awaiting-approval');
+  });
+});
+
+describe('DigestService', () => {
+  function setup(digest: Record<string, unknown>, extra: Partial<ConstructorParameters<typeof DigestService>[0]> = {}) {
+    const home = dir();
+    const paths = homePaths(home);
+    const store = openStore(paths);
+    let pol = policy({ timezone: 'UTC', digest });
+    const jobs = jobsOf(home, pol, { a: { schedule: '0 3 * * *', command: ['true'] }, b: { every: '1h', command: ['true'] } });
+    const sent: DigestRunResult[] = [];
+    const svc = new DigestService({
+      store,
+      paths,
+      getJobs: () => jobs,
+      getPolicy: () => pol,
+      getKill: () => KILL_OFF,
+      clock: { now: () => Date.now() },
+      log: silentLogger,
+      onSent: (r) => sent.push(r),
+      mailTimeoutMs: 2000,
+      ...extra,
+    });
+    services.push(svc);
+    return { home, paths, store, svc, sent, setPolicy: (p: Record<string, unknown>) => (pol = policy({ timezone: 'UTC', ...p })), getPolicy: () => pol };
+  }
+
+  async function mailbox(): Promise<Mailbox> {
+    const m = await startMailbox();
+    mailboxes.push(m);
+    return m;
+  }
+
+  it('sends at digest.at (one DeadlineTimer): the received mail has from, to, the verdict in the subject, plain and HTML parts', async () => {
+    const box = await mailbox();
+    // A clock 400 ms before midnight UTC, so that the 00:00 digest is due almost at once.
+    const midnight = Math.ceil(Date.now() / 86_400_000) * 86_400_000;
+    const skew = midnight - 400 - Date.now();
+    const clock = { now: () => Date.now() + skew };
+    const t = setup({ at: '00:00', to: ['ops@example.com'], from: 'nightshift@shop.example', smtp: { host: '127.0.0.1', port: box.port } }, { clock });
+    const today = digestDate('UTC', clock.now());
+    const tomorrow = addDays(today, 1);
+    // Today's digest went out already: start() must not send it again.
+    t.store.saveDigest({ date: today, createdAt: clock.now(), verdict: 'x', text: 'x', html: 'x' });
+    t.store.markDigestSent(today, clock.now());
+    t.svc.start();
+    expect(t.svc.nextDigestAt()).toBe(midnight);
+    await waitFor(() => box.messages.length === 1, 8000, 'the digest mail');
+    await t.svc.idle();
+
+    const m = box.messages[0]!;
+    expect(m.mailFrom).toBe('nightshift@shop.example');
+    expect(m.rcptTo).toEqual(['ops@example.com']);
+    const mail = parseMail(m.raw);
+    expect(mail.headers.from).toContain('nightshift@shop.example');
+    expect(mail.headers.to).toContain('ops@example.com');
+    expect(mail.headers.subject).toBe(`nightshift ${tomorrow}: All 2 jobs healthy`);
+    expect(mail.text.split('\n')[0]).toBe('All 2 jobs healthy');
+    expect(mail.text).toContain('Next 24 hours');
+    expect(mail.html).toContain('<h1>All 2 jobs healthy</h1>');
+    expect(mail.html).toContain('<h2>Next 24 hours</h2>');
+
+    const row = t.store.getDigest(tomorrow)!;
+    expect(row.sent_at).not.toBeNull();
+    expect(row.attempts).toBe(1);
+    expect(readFileSync(digestFile(t.paths, tomorrow), 'utf8')).toBe(row.body_text);
+    expect(mail.text.trim()).toBe(row.body_text.trim());
+    expect(t.sent.map((r) => [r.date, r.sent])).toEqual([[tomorrow, true]]);
+    expect(t.svc.nextDigestAt()).toBe(midnight + 86_400_000);
+  });
+
+  it('started after the digest time with no row for today, it sends at once', async () => {
+    const box = await mailbox();
+    const t = setup({ at: '00:00', to: ['ops@example.com'], smtp: { host: '127.0.0.1', port: box.port } });
+    const today = digestDate('UTC', Date.now());
+    t.svc.start();
+    await waitFor(() => box.messages.length === 1, 8000, 'the catch-up digest');
+    await t.svc.idle();
+    expect(parseMail(box.messages[0]!.raw).headers.subject).toBe(`nightshift ${today}: All 2 jobs healthy`);
+    expect(t.store.getDigest(today)!.sent_at).not.toBeNull();
+    expect(t.sent).toHaveLength(1);
+    // A second start (a restart) finds the row and does not send again.
+    await t.svc.stop();
+    t.svc.start();
+    await t.svc.idle();
+    expect(box.messages).toHaveLength(1);
+  });
+
+  it('SMTP down: the file is still written, the row keeps the error and the next attempt, retries resume after a restart, the next digest reports it', async () => {
+    const port = await closedPort();
+    const digest = { at: '00:00', to: ['ops@example.com'], smtp: { host: '127.0.0.1', port } };
+    const t = setup(digest, { retryDelaysMs: [300] });
+    const today = digestDate('UTC', Date.now());
+    const before = Date.now();
+    const r = await t.svc.runFor(today, { send: true });
+    expect(r.sent).toBe(false);
+    expect(r.error).toMatch(new RegExp(`SMTP 127\\.0\\.0\\.1:${port}: the connection was refused.*ECONNREFUSED`));
+    expect(existsSync(digestFile(t.paths, today))).toBe(true);
+    let row = t.store.getDigest(today)!;
+    expect(row.sent_at).toBeNull();
+    expect(row.attempts).toBe(1);
+    expect(row.last_error).toBe(r.error);
+    expect(row.next_attempt_at).toBeGreaterThanOrEqual(before + 300);
+    expect(row.next_attempt_at).toBeLessThan(Date.now() + 300 + 50);
+
+    // Started, it re-arms the stored retry (and does not compose today's again: it was tried).
+    t.svc.start();
+    await waitFor(() => t.store.getDigest(today)!.attempts >= 3, 8000, 'two more attempts');
+    await t.svc.stop();
+    row = t.store.getDigest(today)!;
+    expect(row.sent_at).toBeNull();
+    expect(row.next_attempt_at).not.toBeNull();
+
+    // The next day's digest reports the failure.
+    const next = composeDigest({
+      store: t.store,
+      jobs: new Map(),
+      policy: t.getPolicy(),
+      kill: KILL_OFF,
+      date: addDays(today, 1),
+      window: digestWindow(t.getPolicy(), addDays(today, 1)),
+      now: Date.now(),
+    });
+    expect(next.text).toMatch(new RegExp(`- ${today}: not sent after ${row.attempts} attempts \\(trying again .*\\); the text is in digests/${today}\\.md.*ECONNREFUSED`));
+
+    // A new service on the same store (a restarted daemon) resumes the retries; now the server is up.
+    const box = await mailbox();
+    t.setPolicy({ digest: { ...digest, smtp: { host: '127.0.0.1', port: box.port } } });
+    const again = new DigestService({
+      store: t.store,
+      paths: t.paths,
+      getJobs: () => new Map(),
+      getPolicy: t.getPolicy,
+      getKill: () => KILL_OFF,
+      clock: { now: () => Date.now() },
+      log: silentLogger,
+      retryDelaysMs: [300],
+    });
+    services.push(again);
+    again.start();
+    await waitFor(() => box.messages.length === 1, 8000, 'the retried digest');
+    await again.idle();
+    const mail = parseMail(box.messages[0]!.raw);
+    expect(mail.headers.subject).toBe(`nightshift ${today}: All 2 jobs healthy`);
+    expect(mail.text.trim()).toBe(readFileSync(digestFile(t.paths, today), 'utf8').trim());
+    row = t.store.getDigest(today)!;
+    expect(row.sent_at).not.toBeNull();
+    expect(row.next_attempt_at).toBeNull();
+    expect(row.last_error).toBeNull();
+    await new Promise((res) => setTimeout(res, 700));
+    expect(box.messages).toHaveLength(1);
+  });
+
+  it('policyChanged() re-arms the digest time and tries new mail settings at once', async () => {
+    const port = await closedPort();
+    const t = setup({ at: '00:00', to: ['ops@example.com'], smtp: { host: '127.0.0.1', port } }, { retryDelaysMs: [60_000] });
+    const today = digestDate('UTC', Date.now());
+    t.svc.start();
+    await waitFor(() => t.store.getDigest(today)?.attempts === 1, 8000, 'the first, failed attempt');
+    expect(t.store.getDigest(today)!.next_attempt_at).toBeGreaterThan(Date.now() + 50_000);
+
+    const box = await mailbox();
+    const inTwoHours = new Date(Date.now() + 2 * H);
+    const at = `${String(inTwoHours.getUTCHours()).padStart(2, '0')}:${String(inTwoHours.getUTCMinutes()).padStart(2, '0')}`;
+    t.setPolicy({ digest: { at, to: ['ops@example.com'], smtp: { host: '127.0.0.1', port: box.port } } });
+    t.svc.policyChanged();
+    expect(t.svc.nextDigestAt()).toBe(Math.floor(inTwoHours.getTime() / 60_000) * 60_000);
+    await waitFor(() => box.messages.length === 1, 8000, 'the retry with the new settings');
+    await t.svc.idle();
+    expect(t.store.getDigest(today)!.sent_at).not.toBeNull();
+  });
+
+  it('recipients but no transport: recorded once with what to add, no retry storm; adding smtp sends at once', async () => {
+    const t = setup({ at: '00:00', to: ['ops@example.com'] }, { retryDelaysMs: [100] });
+    const today = digestDate('UTC', Date.now());
+    t.svc.start();
+    await waitFor(() => t.store.getDigest(today)?.attempts === 1, 8000, 'the failed attempt');
+    await t.svc.idle();
+    const row = t.store.getDigest(today)!;
+    expect(row.last_error).toMatch(/add digest\.smtp .* or digest\.sendmail/);
+    expect(row.next_attempt_at).toBeNull();
+    await new Promise((res) => setTimeout(res, 300));
+    expect(t.store.getDigest(today)!.attempts).toBe(1);
+
+    const box = await mailbox();
+    t.setPolicy({ digest: { at: '00:00', to: ['ops@example.com'], smtp: { host: '127.0.0.1', port: box.port } } });
+    t.svc.policyChanged();
+    await waitFor(() => box.messages.length === 1, 8000, 'the digest after the fix');
+    await t.svc.idle();
+    expect(t.store.getDigest(today)!.sent_at).not.toBeNull();
+  });
+
+  it('no recipients: written and stored, not an error storm', async () => {
+    const t = setup({ at: '00:00' });
+    const r = await t.svc.runFor('2026-03-29', { send: true });
+    expect(r.sent).toBe(false);
+    expect(r.error).toMatch(/digest\.to is empty/);
+    expect(r.nextAttemptAt).toBeNull();
+    expect(existsSync(digestFile(t.paths, '2026-03-29'))).toBe(true);
+    const row = t.store.getDigest('2026-03-29')!;
+    expect(row.last_error).toBeNull();
+    expect(row.attempts).toBe(0);
+    expect(await sendDigestMail(policy({ digest: { to: ['a@example.com'] } }).digest, { subject: 's', text: 't', html: 'h' }, { leash: testLeash() })).toMatchObject({
+      ok: false,
+      notConfigured: true,
+      error: expect.stringMatching(/add digest\.smtp .* or digest\.sendmail/),
+    });
+  });
+
+  it('sendmail: the message arrives on the stdin of the configured program, with -i -f FROM TO', async () => {
+    const d = dir();
+    const script = join(d, 'sendmail');
+    writeFileSync(script, `#!/bin/sh\nprintf '%s\\n' "$@" > '${d}/args'\ncat > '${d}/message'\n`);
+    chmodSync(script, 0o755);
+    const t = setup({ at: '00:00', to: ['ops@example.com'], from: 'nightshift@shop.example', sendmail: script });
+    const r = await t.svc.runFor('2026-03-29', { send: true });
+    expect(r.error).toBeNull();
+    expect(r.sent).toBe(true);
+    expect(readFileSync(join(d, 'args'), 'utf8').split('\n')).toEqual(['-i', '-f', 'nightshift@shop.example', 'ops@example.com', '']);
+    const mail = parseMail(readFileSync(join(d, 'message'), 'utf8'));
+    expect(mail.headers.subject).toBe('nightshift 2026-03-29: All 2 jobs healthy');
+    expect(mail.text.split('\n')[0]).toBe('All 2 jobs healthy');
+    expect(mail.html).toContain('<h1>All 2 jobs healthy</h1>');
+    expect(t.store.getDigest('2026-03-29')!.sent_at).not.toBeNull();
+  });
+
+  it('a sendmail that hangs is killed at the mail timeout and the failure is recorded', async () => {
+    const d = dir();
+    const script = join(d, 'sendmail');
+    writeFileSync(script, '#!/bin/sh\nexec sleep 1000\n');
+    chmodSync(script, 0o755);
+    const t = setup({ at: '00:00', to: ['ops@example.com'], sendmail: script }, { mailTimeoutMs: 300 });
+    const r = await t.svc.runFor('2026-03-29', { send: true });
+    expect(r.sent).toBe(false);
+    expect(r.error).toMatch(/via sendmail .*: it did not finish within 300ms and was killed/);
+    expect(t.store.getDigest('2026-03-29')!.last_error).toBe(r.error);
+  });
+});
+
+// ---- a real SMTP server on loopback, and just enough MIME to read what arrived ----
+
+interface Received {
+  mailFrom: string | null;
+  rcptTo: string[];
+  raw: string;
+}
+
+interface Mailbox {
+  port: number;
+  messages: Received[];
+  close(): Promise<void>;
+}
+
+async function startMailbox(): Promise<Mailbox> {
+  const messages: Received[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, session, done) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        messages.push({
+          mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : null,
+          rcptTo: session.envelope.rcptTo.map((r) => r.address),
+          raw: Buffer.concat(chunks).toString('utf8'),
+        });
+        done();
+      });
+    },
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+  const port = (server.server.address() as AddressInfo).port;
+  return { port, messages, close: () => new Promise<void>((res) => server.close(() => res())) };
+}
+
+/** A loopback port nobody listens on: connections are refused at once. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((res) => s.listen(0, '127.0.0.1', () => res()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((res) => s.close(() => res()));
+  return port;
+}
+
+interface ParsedMail {
+  headers: Record<string, string>;
+  text: string;
+  html: string;
+}
+
+function splitHead(raw: string): { headers: Record<string, string>; body: string } {
+  const norm = raw.replace(/\r\n/g, '\n');
+  const cut = norm.indexOf('\n\n');
+  const head = cut < 0 ? norm : norm.slice(0, cut);
+  const body = cut < 0 ? '' : norm.slice(cut + 2);
+  const headers: Record<string, string> = {};
+  for (const line of head.replace(/\n[ \t]+/g, ' ').split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return { headers, body };
+}
+
+function decode(body: string, encoding: string | undefined): string {
+  const enc = (encoding ?? '7bit').toLowerCase();
+  if (enc === 'base64') return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+  if (enc === 'quoted-printable') {
+    const soft = body.replace(/=\n/g, '');
+    const bytes: number[] = [];
+    for (let i = 0; i < soft.length; i++) {
+      const m = /^=([0-9A-Fa-f]{2})/.exec(soft.slice(i, i + 3));
+      if (m) {
+        bytes.push(parseInt(m[1]!, 16));
+        i += 2;
+      } else bytes.push(...Buffer.from(soft[i]!, 'utf8'));
+    }
+    return Buffer.from(bytes).toString('utf8');
+  }
+  return body;
+}
+
+function parseMail(raw: string): ParsedMail {
+  const { headers, body } = splitHead(raw);
+  const boundary = /boundary="?([^";]+)"?/.exec(headers['content-type'] ?? '')?.[1];
+  let text = '';
+  let html = '';
+  const parts = boundary ? body.split(`--${boundary}`).slice(1, -1) : [body];
+  for (const part of parts) {
+    const p = boundary ? splitHead(part.replace(/^\n/, '')) : { headers, body };
+    const content = decode(p.body.replace(/\n$/, ''), p.headers['content-transfer-encoding']);
+    const type = p.headers['content-type'] ?? 'text/plain';
+    if (type.startsWith('text/html')) html = content;
+    else if (type.startsWith('text/plain')) text = content;
+  }
+  return { headers, text, html };
+}

@@ -1,0 +1,124 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SCHEMA_VERSION, Store, StoreError } from '../../../src/store/store.js';
+import { cleanup, tempDir } from '../../support/helpers.js';
+
+const dir = tempDir('ns-store-');
+afterAll(() => cleanup(dir));
+
+describe('store', () => {
+  it('creates the schema in WAL mode with synchronous FULL, and migrates idempotently', () => {
+    const path = join(dir, 'a.db');
+    const s = Store.open(path);
+    expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(s.db.pragma('synchronous', { simple: true })).toBe(2);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    s.close();
+    const again = Store.open(path);
+    expect(again.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    again.close();
+  });
+
+  it('refuses a database from a newer nightshift instead of guessing', () => {
+    const path = join(dir, 'newer.db');
+    Store.open(path).close();
+    const raw = new Database(path);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 5}`);
+    raw.close();
+    expect(() => Store.open(path)).toThrow(StoreError);
+    expect(() => Store.open(path)).toThrow(/newer nightshift/);
+  });
+
+  it('a scheduled instant can be claimed once; the cursor moves with it in the same transaction', () => {
+    const s = Store.open(join(dir, 'b.db'));
+    s.ensureJobState('j', 1000);
+    const a = s.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: 5000, now: 5001 });
+    expect(a).toBeTypeOf('number');
+    expect(s.jobState('j')!.cursor).toBe(5000);
+    expect(s.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: 5000, now: 5002 })).toBeNull();
+    expect(s.insertRun({ job: 'j', trigger: 'catch-up', scheduledFor: 5000, now: 5003 })).toBeNull();
+    // other triggers are not instants: a manual run at any time is its own row
+    expect(s.insertRun({ job: 'j', trigger: 'manual', now: 5004 })).toBeTypeOf('number');
+    expect(s.insertRun({ job: 'j', trigger: 'manual', now: 5004 })).toBeTypeOf('number');
+    // a catch-up consumes the downtime up to now
+    s.insertRun({ job: 'j', trigger: 'catch-up', scheduledFor: 9000, now: 20_000 });
+    expect(s.jobState('j')!.cursor).toBe(20_000);
+    expect(s.countRuns('j')).toBe(4);
+    s.close();
+  });
+
+  it('a planned retry is handed over exactly once', () => {
+    const s = Store.open(join(dir, 'c.db'));
+    const id = s.insertRun({ job: 'r', trigger: 'manual', now: 1 })!;
+    s.finishRun(id, { outcome: 'failed', endedAt: 2, retryAt: 100 });
+    expect(s.pendingRetries().map((r) => r.id)).toEqual([id]);
+    const child = s.takeRetry(id, { job: 'r', trigger: 'retry', now: 100, attempt: 2, parentId: id });
+    expect(child).toBeTypeOf('number');
+    expect(s.takeRetry(id, { job: 'r', trigger: 'retry', now: 101, attempt: 2, parentId: id })).toBeNull();
+    expect(s.pendingRetries()).toEqual([]);
+    s.close();
+  });
+
+  it('resume moves the cursor to now so the paused time is not caught up', () => {
+    const s = Store.open(join(dir, 'd.db'));
+    s.ensureJobState('p', 1000);
+    s.setPaused('p', true, 2000);
+    expect(s.jobState('p')).toMatchObject({ paused: 1, paused_at: 2000, cursor: 1000 });
+    s.setPaused('p', false, 9000);
+    expect(s.jobState('p')).toMatchObject({ paused: 0, paused_at: null, cursor: 9000 });
+    s.close();
+  });
+
+  it('reading commands never create a database', () => {
+    expect(Store.openForReading(join(dir, 'absent.db'))).toBeNull();
+  });
+});
+
+describe('store, while SQLite cannot grow (records held in memory)', () => {
+  it('never hands out an instant that already has its row, and keeps a held run whose instant was taken meanwhile', () => {
+    const dir = tempDir('ns-held-');
+    const store = Store.open(join(dir, 'n.db'));
+    try {
+      store.diskFullRetryMs = 600_000;
+      const T = Date.now() - 60_000;
+      store.ensureJobState('j', T - 1000);
+      const first = store.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: T, now: T }, { holdIfFull: true });
+      store.finishRun(first!, { outcome: 'ok', endedAt: T + 10 });
+      store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
+      store.recordEvent(Date.now(), 'note', null, 'x'.repeat(100_000)); // the episode starts: something is held
+      expect(store.diskFull()).toBeTruthy();
+      // T comes round again (the clock went back) while records are held: not a second time.
+      expect(store.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: T, now: Date.now() }, { holdIfFull: true })).toBeNull();
+      store.db.pragma('max_page_count = 1073741823');
+      expect(store.retryNow()).toBe(true);
+      expect(store.db.prepare('SELECT count(*) AS n FROM runs WHERE scheduled_for = ?').get(T)).toEqual({ n: 1 });
+    } finally {
+      store.close();
+      cleanup(dir);
+    }
+  });
+
+  it('held records flushed inside a batch that then rolls back are not lost', () => {
+    const dir = tempDir('ns-held-');
+    const store = Store.open(join(dir, 'n.db'));
+    try {
+      store.diskFullRetryMs = 600_000;
+      store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
+      store.recordEvent(Date.now(), 'held-one', null, 'x'.repeat(100_000));
+      expect(store.diskFull()).toBeTruthy();
+      store.db.pragma('max_page_count = 1073741823');
+      expect(() =>
+        store.batch(() => {
+          store.recordEvent(Date.now(), 'inside', null, 'y');
+          throw new Error('something later in the batch failed');
+        }),
+      ).toThrow('something later');
+      expect(store.retryNow()).toBe(true);
+      expect(store.events(10, 'held-one')).toHaveLength(1);
+    } finally {
+      store.close();
+      cleanup(dir);
+    }
+  });
+});
