@@ -670,15 +670,16 @@ export function writeHome(home, n, window, { seed = 7, everyShare = 0.15, policy
 }
 
 /**
- * Cross-check with the project's own scheduler (dist/home.js + dist/schedule.js): the earliest
+ * Cross-check with the project's own scheduler (dist/config/home.js + dist/schedule/instants.js): the earliest
  * next instant of any loaded job after `from`. Returns null when those modules changed shape.
  */
 export async function earliestNextRun(values, home, from) {
   try {
     const dist = distDir(values);
     const homeMod = await import(join(dist, 'config/home.js'));
+    const { homePaths } = await import(join(dist, 'config/paths.js'));
     const sched = await import(join(dist, 'schedule/instants.js'));
-    const loaded = homeMod.loadHome(homeMod.homePaths(home, join(home, 'nonexistent-state')));
+    const loaded = homeMod.loadHome(homePaths(home, join(home, 'nonexistent-state')));
     let best = null;
     for (const job of loaded.jobs.values()) {
       if (!job.schedule || !job.managed || job.spec.enabled === false) continue;

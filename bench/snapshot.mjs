@@ -15,8 +15,9 @@ import { distDir, figure, flags, machineInfo, printFigures, printMachine, round,
 const values = flags({ reps: { type: 'string' } });
 const dist = distDir(values);
 const snap = await import(join(dist, 'heal/snapshot.js'));
-const zoneMod = await import(join(dist, 'heal/zone.js'));
-const { homePaths, DEFAULT_POLICY } = await import(join(dist, 'config/home.js'));
+const zoneMod = { ...(await import(join(dist, 'config/zone.js'))), ...(await import(join(dist, 'heal/zone.js'))) };
+const { DEFAULT_POLICY } = await import(join(dist, 'config/home.js'));
+const { homePaths } = await import(join(dist, 'config/paths.js'));
 
 const reps = Number(values.reps ?? (values.quick ? 3 : 10));
 const BIG = values.quick ? 10 : 50; // files of 1 MB

@@ -12,10 +12,10 @@ import {
   loadJobFile,
   loadPolicyFile,
   loadRuleFile,
-  type HomePaths,
   type Job,
   type LoadedRule,
 } from './config/home.js';
+import { type HomePaths } from './config/paths.js';
 import { formatDuration } from './config/duration.js';
 import { StateLock } from './store/lock.js';
 import type { Logger } from './log.js';
@@ -153,7 +153,8 @@ export class Daemon {
       const orphans = await killOrphanSandboxes(paths);
       if (orphans) log.warn({ sandboxes: orphans }, `${orphans} sandbox(es) left by the previous daemon were killed`);
       const interrupted = await this.supervisor.recoverInterrupted();
-      if (interrupted.length) this.store.recordEvent(this.clock.now(), 'recovered', null, `${interrupted.length} run(s) were interrupted by the previous stop`);
+      if (interrupted.length)
+        this.store.recordEvent(this.clock.now(), 'recovered', null, `${interrupted.length} run(s) were interrupted by the previous stop`);
 
       const home = loadHome(paths);
       this.policy = home.policy;
@@ -178,7 +179,10 @@ export class Daemon {
           const why = cause === 'clock-jump' ? 'skipped by a forward jump of the system clock' : 'missed while nightshift was down';
           const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
           log.warn({ job: job.name, missed: count }, msg);
-          this.store.recordEvent(this.clock.now(), cause === 'clock-jump' ? 'missed-by-clock-jump' : 'missed-while-down', job.name, msg, { first, count });
+          this.store.recordEvent(this.clock.now(), cause === 'clock-jump' ? 'missed-by-clock-jump' : 'missed-while-down', job.name, msg, {
+            first,
+            count,
+          });
         },
         onClockJump: (jump) => this.clockJumped(jump),
         onError: (err, name) => log.error({ job: name, err: String(err) }, 'scheduling failed'),
@@ -219,7 +223,13 @@ export class Daemon {
       // Before anything can run: a fix a dead daemon left half-done is rolled back first.
       const healsRecovered = await this.healer.recover();
       await this.noteInstall();
-      if (healsRecovered.length) this.store.recordEvent(this.clock.now(), 'recovered', null, `${healsRecovered.length} heal attempt(s) were interrupted by the previous stop`);
+      if (healsRecovered.length)
+        this.store.recordEvent(
+          this.clock.now(),
+          'recovered',
+          null,
+          `${healsRecovered.length} heal attempt(s) were interrupted by the previous stop`,
+        );
 
       this.lastKill = this.killState();
       // A flip made while we were down is journaled now: compare with the last recorded state.
@@ -230,7 +240,9 @@ export class Daemon {
           this.clock.now(),
           'kill-switch',
           null,
-          this.lastKill.halted ? `kill switch on at start: ${this.lastKill.reason}` : 'kill switch found off at start (turned off while nightshift was down)',
+          this.lastKill.halted
+            ? `kill switch on at start: ${this.lastKill.reason}`
+            : 'kill switch found off at start (turned off while nightshift was down)',
           { on: this.lastKill.halted },
         );
       }
@@ -319,7 +331,12 @@ export class Daemon {
       `the state folder ${ev.dir} has room again (${free} free) after ${formatDuration(Math.max(0, ev.at - ev.since))} full; ` +
       `${ev.writes} record(s) kept in memory were written, ${ev.runs.length} of them finished runs`;
     this.log.warn({ state: ev.dir, freeBytes: ev.free, runs: ev.runs.map((r) => r.id), writes: ev.writes }, message);
-    this.store.recordEvent(ev.at, 'disk-full-resolved', null, message, { state: ev.dir, freeBytes: ev.free, since: ev.since, writes: ev.writes });
+    this.store.recordEvent(ev.at, 'disk-full-resolved', null, message, {
+      state: ev.dir,
+      freeBytes: ev.free,
+      since: ev.since,
+      writes: ev.writes,
+    });
   }
 
   /**
@@ -339,9 +356,10 @@ export class Daemon {
   /** Journals a step of the wall clock (the scheduler calls this before it re-plans for it). */
   private clockJumped(jump: ClockJump): void {
     const size = formatDuration(Math.abs(jump.deltaMs));
-    const msg = jump.deltaMs > 0
-      ? `the system clock jumped forward by ${size} (to ${new Date(jump.after).toISOString()}): instants it skipped are handled like downtime (catchUp jobs run once, the others are recorded as missed)`
-      : `the system clock went back by ${size} (to ${new Date(jump.after).toISOString()}): schedules follow the new time; a fixed-time job does not run a time it already ran (steps under 3 h)`;
+    const msg =
+      jump.deltaMs > 0
+        ? `the system clock jumped forward by ${size} (to ${new Date(jump.after).toISOString()}): instants it skipped are handled like downtime (catchUp jobs run once, the others are recorded as missed)`
+        : `the system clock went back by ${size} (to ${new Date(jump.after).toISOString()}): schedules follow the new time; a fixed-time job does not run a time it already ran (steps under 3 h)`;
     this.log.warn({ deltaMs: jump.deltaMs, from: new Date(jump.before).toISOString(), to: new Date(jump.after).toISOString() }, msg);
     this.store.recordEvent(this.clock.now(), 'clock-jump', null, msg, { deltaMs: jump.deltaMs, before: jump.before, after: jump.after });
   }
@@ -474,7 +492,8 @@ export class Daemon {
       if (!r.ok) {
         for (const p of r.problems) this.addProblem(p);
         const kept = this.jobs.has(name) ? '; the last good version keeps running' : '';
-        for (const p of r.problems) log.error({ job: name, file, line: p.line, field: p.field }, `invalid spec: ${formatProblem(p)}${kept}`);
+        for (const p of r.problems)
+          log.error({ job: name, file, line: p.line, field: p.field }, `invalid spec: ${formatProblem(p)}${kept}`);
         return;
       }
       const job = r.value;
@@ -505,7 +524,10 @@ export class Daemon {
       log.info({ job: name, file, nextRun: nextRun ? new Date(nextRun).toISOString() : null }, prev ? 'job changed' : 'job added');
       this.store.recordEvent(this.clock.now(), prev ? 'job-changed' : 'job-added', name, `job ${name} ${prev ? 'changed' : 'added'}`);
     } catch (err) {
-      log.error({ file, err: err instanceof Error ? err.message : String(err) }, 'reloading a spec failed; the previous version stays in force');
+      log.error(
+        { file, err: err instanceof Error ? err.message : String(err) },
+        'reloading a spec failed; the previous version stays in force',
+      );
     }
   }
 
@@ -517,14 +539,25 @@ export class Daemon {
     // may be on. Fail closed until it is back.
     const r: typeof loaded =
       loaded.ok && loaded.missing && this.policySeen
-        ? { ok: false, problems: [{ file: paths.policyFile, line: 1, field: '', message: 'the policy file was deleted; autonomous actions are halted until it is restored' }] }
+        ? {
+            ok: false,
+            problems: [
+              {
+                file: paths.policyFile,
+                line: 1,
+                field: '',
+                message: 'the policy file was deleted; autonomous actions are halted until it is restored',
+              },
+            ],
+          }
         : loaded;
     if (loaded.ok && !loaded.missing) this.policySeen = true;
     if (!r.ok) {
       this.policyOk = false;
       this.killSwitchChanged();
       for (const p of r.problems) this.addProblem(p);
-      for (const p of r.problems) log.error({ file: p.file, line: p.line }, `invalid policy: ${formatProblem(p)}; the previous policy stays in force`);
+      for (const p of r.problems)
+        log.error({ file: p.file, line: p.line }, `invalid policy: ${formatProblem(p)}; the previous policy stays in force`);
       return;
     }
     this.policyOk = true;
@@ -584,7 +617,10 @@ export class Daemon {
       const last = this.store.events(1, 'install')[0];
       const before = last ? (JSON.parse(last.data ?? '{}') as { digest?: string }).digest : undefined;
       if (before === digest) return;
-      const message = before === undefined ? 'first start of this nightshift install' : 'nightshift was upgraded or changed since its last start (its node_modules/ differ)';
+      const message =
+        before === undefined
+          ? 'first start of this nightshift install'
+          : 'nightshift was upgraded or changed since its last start (its node_modules/ differ)';
       this.store.recordEvent(this.clock.now(), 'install', null, message, { digest });
       this.log.info({ digest: digest.slice(0, 12) }, message);
     } catch (err) {
@@ -640,9 +676,18 @@ export class Daemon {
     const before = this.lastKill;
     this.lastKill = now;
     if (before && before.halted === now.halted) return;
-    this.log.warn({ path: now.path, halted: now.halted }, now.halted ? `kill switch ON: ${now.reason}` : 'kill switch off: autonomous actions may run again');
+    this.log.warn(
+      { path: now.path, halted: now.halted },
+      now.halted ? `kill switch ON: ${now.reason}` : 'kill switch off: autonomous actions may run again',
+    );
     if (this.store.killSwitchRecordedOn() !== now.halted) {
-      this.store.recordEvent(this.clock.now(), 'kill-switch', null, now.halted ? `kill switch turned on: ${now.reason}` : 'kill switch turned off', { on: now.halted });
+      this.store.recordEvent(
+        this.clock.now(),
+        'kill-switch',
+        null,
+        now.halted ? `kill switch turned on: ${now.reason}` : 'kill switch turned off',
+        { on: now.halted },
+      );
     }
     if (now.halted) this.healer?.halt();
     else this.healer?.enqueueOpen();
@@ -685,12 +730,15 @@ export class Daemon {
       return;
     }
     // The trailing write carries the time of the last touch, not its own.
-    t.trailing ??= setTimeout(() => {
-      t.trailing = null;
-      t.last = this.clock.now();
-      const current = this.jobs.get(job.name);
-      if (current) this.watchdog?.heartbeat(current, 'success', 'file', undefined, t.touched);
-    }, HEARTBEAT_WRITE_MS - (now - t.last));
+    t.trailing ??= setTimeout(
+      () => {
+        t.trailing = null;
+        t.last = this.clock.now();
+        const current = this.jobs.get(job.name);
+        if (current) this.watchdog?.heartbeat(current, 'success', 'file', undefined, t.touched);
+      },
+      HEARTBEAT_WRITE_MS - (now - t.last),
+    );
   }
 
   /** A heartbeat file touched while the daemon was down counts once at start. */
@@ -724,7 +772,11 @@ export class Daemon {
       version: VERSION,
       policyOk: this.policyOk,
       problems: this.problemList().map(formatProblem),
-      jobs: [...this.jobs.values()].map((j) => ({ name: j.name, running: running.get(j.name) ?? [], nextRun: this.scheduler.nextRun(j.name) ?? null })),
+      jobs: [...this.jobs.values()].map((j) => ({
+        name: j.name,
+        running: running.get(j.name) ?? [],
+        nextRun: this.scheduler.nextRun(j.name) ?? null,
+      })),
     };
   }
 
@@ -737,7 +789,8 @@ export class Daemon {
         path: '/run/:name',
         handler: async ({ name }) => {
           const job = this.jobOr404(name);
-          if (!job.managed) throw new ControlError(`job "${job.name}" is external (no command): something else runs it; nightshift only watches it`, 400);
+          if (!job.managed)
+            throw new ControlError(`job "${job.name}" is external (no command): something else runs it; nightshift only watches it`, 400);
           try {
             return { run: await this.supervisor.runManual(job) };
           } catch (err) {
@@ -762,7 +815,8 @@ export class Daemon {
 
   private answer(idText: string | undefined, what: 'approve' | 'deny'): { attempt: number; job: string; status: string } {
     const id = Number(idText);
-    if (!Number.isInteger(id) || id <= 0) throw new ControlError(`"${idText}" is not a heal attempt id (a number, as nightshift status or heals shows it)`, 400);
+    if (!Number.isInteger(id) || id <= 0)
+      throw new ControlError(`"${idText}" is not a heal attempt id (a number, as nightshift status or heals shows it)`, 400);
     try {
       return what === 'approve' ? this.healer!.approve(id) : this.healer!.deny(id);
     } catch (err) {
@@ -770,7 +824,10 @@ export class Daemon {
       if (isDiskFull(err)) {
         // Fail closed: an answer that cannot be journaled does nothing.
         this.store.noteDiskFull(err, 'the database');
-        throw new ControlError(`the state folder ${this.paths.state} is full: the answer could not be recorded, so nothing was run; ${what} again once there is space`, 503);
+        throw new ControlError(
+          `the state folder ${this.paths.state} is full: the answer could not be recorded, so nothing was run; ${what} again once there is space`,
+          503,
+        );
       }
       throw err;
     }
@@ -779,7 +836,10 @@ export class Daemon {
   private ping(name: string | undefined, kind: 'start' | 'success' | 'fail'): { job: string; kind: string; durationMs: number | null } {
     const job = this.jobOr404(name);
     if (job.managed) {
-      throw new ControlError(`job "${job.name}" is run by nightshift itself; its successful runs are its heartbeats (pings are for external jobs)`, 400);
+      throw new ControlError(
+        `job "${job.name}" is run by nightshift itself; its successful runs are its heartbeats (pings are for external jobs)`,
+        400,
+      );
     }
     const { durationMs } = this.watchdog!.heartbeat(job, kind, 'ping');
     return { job: job.name, kind, durationMs };
@@ -796,7 +856,12 @@ export class Daemon {
       this.scheduler.rearm(job.name);
       this.watchdog?.pausedChanged(job, paused);
       changed.push(job.name);
-      this.store.recordEvent(now, paused ? 'paused' : 'resumed', job.name, `job ${job.name} ${paused ? 'paused' : 'resumed'} by an operator`);
+      this.store.recordEvent(
+        now,
+        paused ? 'paused' : 'resumed',
+        job.name,
+        `job ${job.name} ${paused ? 'paused' : 'resumed'} by an operator`,
+      );
       this.log.info({ job: job.name }, paused ? 'job paused' : 'job resumed');
     }
     // Alerts of a paused job wait for it; resuming hands them to the heal loop.
@@ -805,8 +870,22 @@ export class Daemon {
   }
 
   /** For tests and the in-process API. */
-  get internals(): { store: Store; scheduler: Scheduler; supervisor: Supervisor; watchdog: Watchdog | null; healer: Healer | null; jobs: Map<string, Job> } {
-    return { store: this.store, scheduler: this.scheduler, supervisor: this.supervisor, watchdog: this.watchdog, healer: this.healer, jobs: this.jobs };
+  get internals(): {
+    store: Store;
+    scheduler: Scheduler;
+    supervisor: Supervisor;
+    watchdog: Watchdog | null;
+    healer: Healer | null;
+    jobs: Map<string, Job>;
+  } {
+    return {
+      store: this.store,
+      scheduler: this.scheduler,
+      supervisor: this.supervisor,
+      watchdog: this.watchdog,
+      healer: this.healer,
+      jobs: this.jobs,
+    };
   }
 }
 

@@ -4,11 +4,20 @@ import { pino, type Logger as PinoLogger } from 'pino';
 
 export type Logger = PinoLogger;
 
-export const REDACT_PATHS = ['env', '*.env', 'spec.env', '*.spec.env', 'smtp.pass', '*.smtp.pass', 'policy.digest.smtp.pass', 'pass', 'password'];
+export const REDACT_PATHS = [
+  'env',
+  '*.env',
+  'spec.env',
+  '*.spec.env',
+  'smtp.pass',
+  '*.smtp.pass',
+  'policy.digest.smtp.pass',
+  'pass',
+  'password',
+];
 
 export function createLogger(opts: { level?: string; destination?: NodeJS.WritableStream | number } = {}): Logger {
-  const dest =
-    typeof opts.destination === 'object' ? opts.destination : pino.destination({ dest: opts.destination ?? 1, sync: true });
+  const dest = typeof opts.destination === 'object' ? opts.destination : pino.destination({ dest: opts.destination ?? 1, sync: true });
   return pino(
     {
       level: opts.level ?? process.env.NIGHTSHIFT_LOG_LEVEL ?? 'info',

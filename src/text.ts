@@ -5,7 +5,9 @@
 // BEL, NUL, DEL) become their visible Unicode pictures (␛ ␇ ␀ ␡), and the invisible characters
 // that reorder or hide text (bidirectional overrides such as U+202E, zero-width marks) become �.
 
+// eslint-disable-next-line no-control-regex -- finding control characters is what this module is for
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+// eslint-disable-next-line no-control-regex -- as above
 const CONTROL_NO_TAB = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
 // Bidi embeddings, overrides and isolates; marks; zero-width joiners and spaces; the soft hyphen;
 // the line and paragraph separators (a terminal may break lines on them); interlinear annotations; the BOM.
@@ -20,7 +22,10 @@ function picture(c: string): string {
 
 /** Several lines of outside text (a job's last output): newlines and tabs kept, nothing else. */
 export function textAsData(text: string): string {
-  return text.replace(/\r\n/g, '\n').replace(CONTROL, (c) => (c === '\n' ? c : picture(c))).replace(INVISIBLE, '\ufffd');
+  return text
+    .replace(/\r\n/g, '\n')
+    .replace(CONTROL, (c) => (c === '\n' ? c : picture(c)))
+    .replace(INVISIBLE, '\ufffd');
 }
 
 /** Outside text on one line (a table cell, a digest line): newlines shown as ⏎, capped at `max`. */

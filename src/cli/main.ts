@@ -11,7 +11,8 @@ import { Daemon, VERSION } from '../daemon.js';
 import { composeDigest, digestDate, digestWindow, digestZone } from '../report/digest.js';
 import { DigestService } from '../notify/digester.js';
 import { containment } from '../run/launch.js';
-import { homePaths, loadHome, type HomePaths, type LoadedHome, type LoadedRule } from '../config/home.js';
+import { loadHome, type LoadedHome, type LoadedRule } from '../config/home.js';
+import { homePaths, type HomePaths } from '../config/paths.js';
 import { LockHeld } from '../store/lock.js';
 import { createLogger } from '../log.js';
 import { NAME_PATTERN } from '../names.js';
@@ -43,7 +44,7 @@ interface Command {
   usage: string;
   help: string;
   options: ParseArgsConfig['options'];
-  run: (ctx: Ctx) => Promise<number>;
+  run: (ctx: Ctx) => number | Promise<number>;
 }
 
 interface Ctx {
@@ -58,7 +59,10 @@ interface Ctx {
  * characters that reorder text (U+202E) through: escaped too, the same data, inert on a terminal.
  */
 const json = (v: unknown): string =>
-  JSON.stringify(v, null, 2).replace(/[\u0080-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  JSON.stringify(v, null, 2).replace(
+    /[\u0080-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 
 function loadHomeOrFail(ctx: Ctx): LoadedHome {
   if (!existsSync(ctx.paths.home)) throw new UsageError(`the home folder ${ctx.paths.home} does not exist (use --home DIR)`);
@@ -99,7 +103,10 @@ function jobName(ctx: Ctx, required = true): string | undefined {
 
 async function act(ctx: Ctx, method: 'GET' | 'POST', path: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const r = await callDaemon(ctx.paths.socket, method, path);
-  return { status: r.status, body: (typeof r.body === 'object' && r.body !== null ? r.body : { error: String(r.body) }) as Record<string, unknown> };
+  return {
+    status: r.status,
+    body: (typeof r.body === 'object' && r.body !== null ? r.body : { error: String(r.body) }) as Record<string, unknown>,
+  };
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -113,7 +120,8 @@ const COMMANDS: Record<string, Command> = {
       if (!existsSync(ctx.paths.home)) throw new UsageError(`the home folder ${ctx.paths.home} does not exist (use --home DIR)`);
       const closed = closeInheritedFds(closeSync);
       const log = createLogger();
-      if (closed.length) log.info({ fds: closed }, 'closed file descriptors inherited without close-on-exec (no process nightshift starts may get them)');
+      if (closed.length)
+        log.info({ fds: closed }, 'closed file descriptors inherited without close-on-exec (no process nightshift starts may get them)');
       let exitCode: number = EXIT.ok;
       const daemon: Daemon = new Daemon({
         paths: ctx.paths,
@@ -170,7 +178,10 @@ const COMMANDS: Record<string, Command> = {
         };
         if (pendingSignal) stopRequested(pendingSignal);
         process.on('uncaughtException', (err) => {
-          log.fatal({ err: err.message, stack: err.stack }, 'nightshift crashed; systemd will restart it and open runs become "interrupted"');
+          log.fatal(
+            { err: err.message, stack: err.stack },
+            'nightshift crashed; systemd will restart it and open runs become "interrupted"',
+          );
           process.exit(EXIT.unhealthy);
         });
         process.on('unhandledRejection', (err) => log.error({ err: String(err) }, 'unhandled rejection (ignored)'));
@@ -183,17 +194,29 @@ const COMMANDS: Record<string, Command> = {
     usage: 'nightshift [--home DIR] validate [--json]',
     help: 'Exit 0 when everything is valid, 2 on any error. Warnings do not fail.',
     options: { json: { type: 'boolean' } },
-    run: async (ctx) => {
+    run: (ctx) => {
       const home = loadHomeOrFail(ctx);
       const problems = home.problems.map(formatProblem);
       const warnings = home.warnings.map(formatProblem);
       if (ctx.values.json) {
-        ctx.io.out(json({ ok: problems.length === 0, jobs: home.jobs.size, rules: home.rules.size, problems: home.problems, warnings: home.warnings, containment: containment() }));
+        ctx.io.out(
+          json({
+            ok: problems.length === 0,
+            jobs: home.jobs.size,
+            rules: home.rules.size,
+            problems: home.problems,
+            warnings: home.warnings,
+            containment: containment(),
+          }),
+        );
       } else {
         for (const p of problems) ctx.io.out(p);
         for (const w of warnings) ctx.io.out(`warning: ${w}`);
         const c = containment();
-        if (!c.ok) ctx.io.out(`warning: containment unavailable: jobs will run uncontained and no fix, brain or probe will run (heal outcome uncontained): ${c.reason}`);
+        if (!c.ok)
+          ctx.io.out(
+            `warning: containment unavailable: jobs will run uncontained and no fix, brain or probe will run (heal outcome uncontained): ${c.reason}`,
+          );
         ctx.io.out(
           problems.length === 0
             ? `ok: ${home.jobs.size} job(s), ${home.rules.size} rule(s), policy ${home.policyMissing ? 'not present (defaults)' : 'valid'}`
@@ -234,13 +257,16 @@ const COMMANDS: Record<string, Command> = {
   next: {
     summary: 'the next N scheduled instants of a job',
     usage: 'nightshift [--home DIR] next JOB [--from ISO] [--count N] [--json]',
-    help: 'Prints instants as ISO 8601 with the offset of the job\'s time zone, daylight-saving changes included.',
+    help: "Prints instants as ISO 8601 with the offset of the job's time zone, daylight-saving changes included.",
     options: { from: { type: 'string' }, count: { type: 'string' }, json: { type: 'boolean' } },
-    run: async (ctx) => {
+    run: (ctx) => {
       const name = jobName(ctx)!;
       const home = loadHomeOrFail(ctx);
       const job = home.jobs.get(name);
-      if (!job) throw new UsageError(`no valid job named "${name}"${home.problems.some((p) => p.file.includes(`/${name}.`)) ? ' (its spec has errors: run nightshift validate)' : ''}`);
+      if (!job)
+        throw new UsageError(
+          `no valid job named "${name}"${home.problems.some((p) => p.file.includes(`/${name}.`)) ? ' (its spec has errors: run nightshift validate)' : ''}`,
+        );
       let from = Date.now();
       if (typeof ctx.values.from === 'string') {
         from = Date.parse(ctx.values.from);
@@ -251,7 +277,9 @@ const COMMANDS: Record<string, Command> = {
       if (ctx.values.json) {
         ctx.io.out(json({ job: name, timezone: job.timezone, instants: instants.map((i) => formatInstant(i, job.timezone)) }));
       } else if (!job.schedule) {
-        ctx.io.out(`${name} has no schedule: it runs only when asked (nightshift run ${name})${job.managed ? '' : ' or when something pings it'}`);
+        ctx.io.out(
+          `${name} has no schedule: it runs only when asked (nightshift run ${name})${job.managed ? '' : ' or when something pings it'}`,
+        );
       } else {
         for (const i of instants) ctx.io.out(formatInstant(i, job.timezone));
       }
@@ -287,7 +315,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'nightshift [--home DIR] history [JOB] [--limit N] [--json]',
     help: 'Reads SQLite directly; works with the daemon down.',
     options: { limit: { type: 'string' }, json: { type: 'boolean' } },
-    run: async (ctx) => {
+    run: (ctx) => {
       const name = jobName(ctx, false);
       const limit = positiveInt(ctx.values.limit, '--limit', 20);
       const store = openStore(ctx);
@@ -321,7 +349,10 @@ const COMMANDS: Record<string, Command> = {
         return r.status === 404 || r.status === 400 ? EXIT.usage : EXIT.unhealthy;
       }
       if (ctx.values.json) ctx.io.out(json(r.body));
-      else ctx.io.out(`${name}: ${String(r.body.kind)} recorded${typeof r.body.durationMs === 'number' ? ` (ran ${r.body.durationMs} ms since its start ping)` : ''}`);
+      else
+        ctx.io.out(
+          `${name}: ${String(r.body.kind)} recorded${typeof r.body.durationMs === 'number' ? ` (ran ${r.body.durationMs} ms since its start ping)` : ''}`,
+        );
       return EXIT.ok;
     },
   },
@@ -331,14 +362,16 @@ const COMMANDS: Record<string, Command> = {
     usage: 'nightshift [--home DIR] alerts [--all] [--limit N] [--json]',
     help: 'Reads SQLite directly; works with the daemon down. Exit 1 when an alert is open.',
     options: { all: { type: 'boolean' }, limit: { type: 'string' }, json: { type: 'boolean' } },
-    run: async (ctx) => {
+    run: (ctx) => {
       if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
       const limit = positiveInt(ctx.values.limit, '--limit', 100);
       const store = openStore(ctx);
       const rows = store ? (ctx.values.all ? store.alerts(limit) : store.openAlerts().slice(0, limit)) : [];
       const open = store ? store.openAlerts().length : 0;
       store?.close();
-      ctx.io.out(ctx.values.json ? json(rows) : rows.length ? renderAlerts(rows, Date.now()) : ctx.values.all ? 'No alerts yet.' : 'No open alerts.');
+      ctx.io.out(
+        ctx.values.json ? json(rows) : rows.length ? renderAlerts(rows, Date.now()) : ctx.values.all ? 'No alerts yet.' : 'No open alerts.',
+      );
       return open > 0 ? EXIT.unhealthy : EXIT.ok;
     },
   },
@@ -352,7 +385,7 @@ const COMMANDS: Record<string, Command> = {
       'rollback) with how long it took, and the outcome. Proposals and approval requests are printed in full.\n' +
       'Exit 1 when an approval is waiting or an incident is blocked.',
     options: { limit: { type: 'string' }, json: { type: 'boolean' } },
-    run: async (ctx) => {
+    run: (ctx) => {
       const name = jobName(ctx, false);
       const limit = positiveInt(ctx.values.limit, '--limit', 20);
       const store = openStore(ctx);
@@ -368,7 +401,12 @@ const COMMANDS: Record<string, Command> = {
           if (demoted.length) ctx.io.out(`\n${demoted.join('\n')}`);
           if (evidence.length) {
             ctx.io.out('\nEvidence per rule (for promotion reviews):');
-            for (const e of evidence) ctx.io.out(`  ${e.rule}: ${e.cases} case(s); ${Object.entries(e.outcomes).map(([o, n]) => `${n} ${o}`).join(', ')}`);
+            for (const e of evidence)
+              ctx.io.out(
+                `  ${e.rule}: ${e.cases} case(s); ${Object.entries(e.outcomes)
+                  .map(([o, n]) => `${n} ${o}`)
+                  .join(', ')}`,
+              );
           }
         }
         const blocked = rows.some((r) => r.outcome === 'blocked' || r.outcome === 'rollback-failed');
@@ -404,7 +442,8 @@ const COMMANDS: Record<string, Command> = {
     options: { json: { type: 'boolean' } },
     run: async (ctx) => {
       const verb = ctx.positionals[0];
-      if (!verb || !['on', 'off', 'status'].includes(verb) || ctx.positionals.length > 1) throw new UsageError('say "kill on", "kill off" or "kill status"');
+      if (!verb || !['on', 'off', 'status'].includes(verb) || ctx.positionals.length > 1)
+        throw new UsageError('say "kill on", "kill off" or "kill status"');
       const home = loadHomeOrFail(ctx);
       const path = killSwitchPath(ctx.paths, home.policyOk ? home.policy : null);
       if (verb === 'on') {
@@ -418,7 +457,8 @@ const COMMANDS: Record<string, Command> = {
       if (verb !== 'status' && !(await daemonListening(ctx.paths.socket))) recordKillFlip(ctx, k);
       if (ctx.values.json) ctx.io.out(json({ on: k.halted, reason: k.reason, path: k.path }));
       else ctx.io.out(k.halted ? `kill switch ON: ${k.reason}` : `kill switch off (${k.path} absent)`);
-      if (verb === 'off' && k.halted) ctx.io.err('nightshift kill: still halted — fix the policy file (nightshift validate) to turn it off');
+      if (verb === 'off' && k.halted)
+        ctx.io.err('nightshift kill: still halted — fix the policy file (nightshift validate) to turn it off');
       return k.halted ? (verb === 'on' ? EXIT.ok : EXIT.unhealthy) : EXIT.ok;
     },
   },
@@ -471,7 +511,17 @@ const COMMANDS: Record<string, Command> = {
       }
       try {
         const window = digestWindow(home.policy, date);
-        const d = composeDigest({ store, jobs: home.jobs, policy: home.policy, kill, date, window, now: Date.now(), heals: healLines(store, window.from, window.to), containment: containment() });
+        const d = composeDigest({
+          store,
+          jobs: home.jobs,
+          policy: home.policy,
+          kill,
+          date,
+          window,
+          now: Date.now(),
+          heals: healLines(store, window.from, window.to),
+          containment: containment(),
+        });
         ctx.io.out(ctx.values.json ? json({ date, ...d }) : d.text);
         return d.needsYou > 0 ? EXIT.unhealthy : EXIT.ok;
       } finally {
@@ -534,7 +584,15 @@ function recordKillFlip(ctx: Ctx, k: KillState): void {
   try {
     store = Store.open(ctx.paths.db);
     if (store.killSwitchRecordedOn() !== k.halted) {
-      store.recordEvent(Date.now(), 'kill-switch', null, k.halted ? `kill switch turned on (nightshift kill on by ${userInfoName()})` : `kill switch turned off (nightshift kill off by ${userInfoName()})`, { on: k.halted });
+      store.recordEvent(
+        Date.now(),
+        'kill-switch',
+        null,
+        k.halted
+          ? `kill switch turned on (nightshift kill on by ${userInfoName()})`
+          : `kill switch turned off (nightshift kill off by ${userInfoName()})`,
+        { on: k.halted },
+      );
     }
   } catch {
     // the daemon records the flip when it sees the file; this is a convenience
@@ -574,7 +632,10 @@ function mainHelp(): string {
   ].join('\n');
 }
 
-export async function main(argv: string[], io: Out = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: Out = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) },
+): Promise<number> {
   // Global options may stand before the command; the command word is the first positional.
   const cmdIndex = argv.findIndex((a, i) => !a.startsWith('-') && !(i > 0 && (argv[i - 1] === '--home' || argv[i - 1] === '--state')));
   const cmdName = cmdIndex >= 0 ? argv[cmdIndex]! : undefined;

@@ -8,40 +8,9 @@ import type { Schedule } from '../schedule/instants.js';
 import { JobSpecSchema, PolicySchema, RuleSchema, type JobSpec, type Policy, type Rule } from './schema.js';
 import { lineOfPath, parseSpecText, type SpecProblem } from './parse.js';
 import { systemTimeZone } from '../schedule/timezone.js';
-import { globMatch } from '../heal/rules.js';
-import { guardTouches, protectedZone, type Zone } from '../heal/zone.js';
-
-export interface HomePaths {
-  home: string;
-  jobsDir: string;
-  rulesDir: string;
-  protectedDir: string;
-  policyFile: string;
-  state: string;
-  db: string;
-  logs: string;
-  socket: string;
-  lock: string;
-  defaultKill: string;
-}
-
-export function homePaths(home: string, state?: string): HomePaths {
-  const h = resolve(home);
-  const s = resolve(state ?? join(h, 'state'));
-  return {
-    home: h,
-    jobsDir: join(h, 'jobs'),
-    rulesDir: join(h, 'rules'),
-    protectedDir: join(h, 'protected'),
-    policyFile: join(h, 'protected', 'policy.yaml'),
-    state: s,
-    db: join(s, 'nightshift.db'),
-    logs: join(s, 'logs'),
-    socket: join(s, 'nightshift.sock'),
-    lock: join(s, 'daemon.lock'),
-    defaultKill: join(s, 'KILL'),
-  };
-}
+import { globMatch } from '../glob.js';
+import { guardTouches, protectedZone, type Zone } from './zone.js';
+import type { HomePaths } from './paths.js';
 
 export interface Job {
   name: string;
@@ -121,29 +90,54 @@ function readText(file: string): { text: string } | { problem: SpecProblem } {
   try {
     const st = statSync(file);
     // A named pipe or a device (a link to /dev/zero) would block the read, or never end.
-    if (!st.isFile()) return { problem: { file, line: 1, field: '', message: 'is not a regular file (a pipe, a device or a folder); a spec is a plain text file' } };
+    if (!st.isFile())
+      return {
+        problem: { file, line: 1, field: '', message: 'is not a regular file (a pipe, a device or a folder); a spec is a plain text file' },
+      };
     const size = st.size;
     if (size > MAX_SPEC_BYTES) {
-      return { problem: { file, line: 1, field: '', message: `the file is ${size} bytes; a spec may be at most ${MAX_SPEC_BYTES} bytes (${MAX_SPEC_BYTES / 1024} KiB)` } };
+      return {
+        problem: {
+          file,
+          line: 1,
+          field: '',
+          message: `the file is ${size} bytes; a spec may be at most ${MAX_SPEC_BYTES} bytes (${MAX_SPEC_BYTES / 1024} KiB)`,
+        },
+      };
     }
     buf = readFileSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return { problem: { file, line: 1, field: '', message: `cannot read the file (${code ?? (err as Error).message})` } };
   }
-  if (buf.length > MAX_SPEC_BYTES) return { problem: { file, line: 1, field: '', message: `the file is over ${MAX_SPEC_BYTES} bytes; a spec may be at most ${MAX_SPEC_BYTES / 1024} KiB` } };
+  if (buf.length > MAX_SPEC_BYTES)
+    return {
+      problem: {
+        file,
+        line: 1,
+        field: '',
+        message: `the file is over ${MAX_SPEC_BYTES} bytes; a spec may be at most ${MAX_SPEC_BYTES / 1024} KiB`,
+      },
+    };
   // Decoded leniently, a byte that is not UTF-8 would become U+FFFD — in a command's argv.
   const bad = firstInvalidUtf8(buf);
   if (bad !== -1) {
     const line = buf.subarray(0, bad).reduce((n, b) => (b === 0x0a ? n + 1 : n), 1);
-    return { problem: { file, line, field: '', message: `byte ${bad} is not valid UTF-8 (0x${buf[bad]!.toString(16).padStart(2, '0')}); save the file as UTF-8` } };
+    return {
+      problem: {
+        file,
+        line,
+        field: '',
+        message: `byte ${bad} is not valid UTF-8 (0x${buf[bad]!.toString(16).padStart(2, '0')}); save the file as UTF-8`,
+      },
+    };
   }
   return { text: buf.toString('utf8') };
 }
 
 /** The offset of the first byte that does not belong to a well-formed UTF-8 sequence, or -1. */
 export function firstInvalidUtf8(buf: Uint8Array): number {
-  for (let i = 0; i < buf.length; ) {
+  for (let i = 0; i < buf.length;) {
     const b = buf[i]!;
     if (b < 0x80) {
       i++;
@@ -251,7 +245,8 @@ export function loadHome(paths: HomePaths): LoadedHome {
   const pol = loadPolicyFile(paths.policyFile);
   const policy = pol.ok ? pol.value : DEFAULT_POLICY;
   if (!pol.ok) problems.push(...pol.problems);
-  if (!existsSync(paths.jobsDir)) warnings.push({ file: paths.jobsDir, line: 1, field: '', message: 'the jobs folder does not exist; no jobs loaded' });
+  if (!existsSync(paths.jobsDir))
+    warnings.push({ file: paths.jobsDir, line: 1, field: '', message: 'the jobs folder does not exist; no jobs loaded' });
 
   const jobs = new Map<string, Job>();
   const texts = new Map<string, string>();
@@ -302,7 +297,13 @@ export function loadHome(paths: HomePaths): LoadedHome {
  * list. Checked here so that `validate` refuses it with its line, and again right before every fix
  * (a symlink may appear; the policy may change).
  */
-export function checkRuleTouches(rule: LoadedRule, text: string, paths: HomePaths, policy: Policy, zone: Zone = protectedZone(paths, policy)): SpecProblem[] {
+export function checkRuleTouches(
+  rule: LoadedRule,
+  text: string,
+  paths: HomePaths,
+  policy: Policy,
+  zone: Zone = protectedZone(paths, policy),
+): SpecProblem[] {
   const problems: SpecProblem[] = [];
   const unit = rule.rule.action.restart;
   if (unit !== undefined && !policy.restartUnits.includes(unit)) {
@@ -315,7 +316,13 @@ export function checkRuleTouches(rule: LoadedRule, text: string, paths: HomePath
   }
   rule.rule.action.touches.forEach((t, i) => {
     const g = guardTouches([t], paths.home, zone);
-    if (!g.ok) problems.push({ file: rule.file, line: lineOfPath(text, ['action', 'touches', i]), field: `action.touches[${i}]`, message: g.reason });
+    if (!g.ok)
+      problems.push({
+        file: rule.file,
+        line: lineOfPath(text, ['action', 'touches', i]),
+        field: `action.touches[${i}]`,
+        message: g.reason,
+      });
   });
   return problems;
 }
@@ -332,7 +339,8 @@ export function scheduleWarnings(jobs: Map<string, Job>, texts?: Map<string, str
     if (never === null && notes.length === 0) continue;
     const line = lineOf(job, texts, ['schedule']);
     for (const note of notes) out.push({ file: job.file, line, field: 'schedule', message: note });
-    if (never !== null) out.push({ file: job.file, line, field: 'schedule', message: `${never}; the job will never be started on schedule` });
+    if (never !== null)
+      out.push({ file: job.file, line, field: 'schedule', message: `${never}; the job will never be started on schedule` });
   }
   return out;
 }
@@ -345,7 +353,12 @@ export function ruleWarnings(rules: Iterable<LoadedRule>, jobs: Map<string, Job>
     // The line is a courtesy; the file is read under the same limits as when it was loaded.
     const read = readText(r.file);
     const line = 'text' in read ? lineOfPath(read.text, ['match', 'job']) : 1;
-    out.push({ file: r.file, line, field: 'match.job', message: `"${r.rule.match.job}" matches no job in jobs/ (yet); the rule applies once one does` });
+    out.push({
+      file: r.file,
+      line,
+      field: 'match.job',
+      message: `"${r.rule.match.job}" matches no job in jobs/ (yet); the rule applies once one does`,
+    });
   }
   return out;
 }
@@ -369,8 +382,20 @@ export function checkDependencies(jobs: Map<string, Job>, texts?: Map<string, st
   for (const job of subjects) {
     (job.spec.dependsOn ?? []).forEach((dep, i) => {
       // The line is looked up only for a problem: it may mean re-reading the file.
-      if (dep === job.name) problems.push({ file: job.file, line: lineOf(job, texts, ['dependsOn', i]), field: `dependsOn[${i}]`, message: 'a job cannot depend on itself' });
-      else if (!jobs.has(dep)) problems.push({ file: job.file, line: lineOf(job, texts, ['dependsOn', i]), field: `dependsOn[${i}]`, message: `no job named "${dep}" (jobs/${dep}.yaml does not exist)` });
+      if (dep === job.name)
+        problems.push({
+          file: job.file,
+          line: lineOf(job, texts, ['dependsOn', i]),
+          field: `dependsOn[${i}]`,
+          message: 'a job cannot depend on itself',
+        });
+      else if (!jobs.has(dep))
+        problems.push({
+          file: job.file,
+          line: lineOf(job, texts, ['dependsOn', i]),
+          field: `dependsOn[${i}]`,
+          message: `no job named "${dep}" (jobs/${dep}.yaml does not exist)`,
+        });
     });
   }
   // cycles: depth-first search with colours
@@ -384,7 +409,12 @@ export function checkDependencies(jobs: Map<string, Job>, texts?: Map<string, st
       if (colour.get(dep) === 1) {
         const cycle = [...stack.slice(stack.indexOf(dep)), dep].join(' -> ');
         const job = jobs.get(name)!;
-        problems.push({ file: job.file, line: lineOf(job, texts, ['dependsOn']), field: 'dependsOn', message: `dependency cycle: ${cycle}` });
+        problems.push({
+          file: job.file,
+          line: lineOf(job, texts, ['dependsOn']),
+          field: 'dependsOn',
+          message: `dependency cycle: ${cycle}`,
+        });
       } else if (!colour.has(dep)) visit(dep);
     }
     stack.pop();

@@ -46,12 +46,24 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
     return { ok: false, problems: [{ file, line: 1, field: 'yaml', message: (err as Error).message }] };
   }
   if (data === null || data === undefined) {
-    return { ok: false, problems: [{ file, line: 1, field: '', message: 'the file has no fields (empty, or only comments); it must hold "field: value" lines, e.g. command: ["echo", "hello"]' }] };
+    return {
+      ok: false,
+      problems: [
+        {
+          file,
+          line: 1,
+          field: '',
+          message: 'the file has no fields (empty, or only comments); it must hold "field: value" lines, e.g. command: ["echo", "hello"]',
+        },
+      ],
+    };
   }
   if (typeof data !== 'object' || Array.isArray(data)) {
     return {
       ok: false,
-      problems: [{ file, line: lineAt(doc.contents?.range?.[0]), field: '', message: 'expected a mapping of fields ("field: value" lines)' }],
+      problems: [
+        { file, line: lineAt(doc.contents?.range?.[0]), field: '', message: 'expected a mapping of fields ("field: value" lines)' },
+      ],
     };
   }
   const result = schema.safeParse(data);
@@ -99,16 +111,24 @@ let yamlLib: typeof Yaml | undefined;
 const yaml = (): typeof Yaml => (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
 
 const scalar = (tag: string, test: RegExp, construct: (s: string) => unknown): jsyaml.Type =>
-  new jsyaml.Type(`tag:yaml.org,2002:${tag}`, { kind: 'scalar', resolve: (s: unknown) => typeof s === 'string' && test.test(s), construct });
+  new jsyaml.Type(`tag:yaml.org,2002:${tag}`, {
+    kind: 'scalar',
+    resolve: (s: unknown) => typeof s === 'string' && test.test(s),
+    construct,
+  });
 const QUICK_SCHEMA = jsyaml.FAILSAFE_SCHEMA.extend({
   // The patterns and conversions of yaml/dist/schema/core (null, bool, int, float), in its order.
   implicit: [
-  scalar('null', /^(?:~|[Nn]ull|NULL)?$/, () => null),
-  scalar('bool', /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/, (s) => s[0] === 't' || s[0] === 'T'),
-  scalar('int', /^(?:0o[0-7]+|[-+]?[0-9]+|0x[0-9a-fA-F]+)$/, (s) => (s.startsWith('0o') ? parseInt(s.slice(2), 8) : s.startsWith('0x') ? parseInt(s.slice(2), 16) : parseInt(s, 10))),
-  scalar('float', /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+|[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*))$/, (s) =>
-    /nan$/i.test(s) ? NaN : /inf$/i.test(s) ? (s[0] === '-' ? -Infinity : Infinity) : parseFloat(s),
-  ),
+    scalar('null', /^(?:~|[Nn]ull|NULL)?$/, () => null),
+    scalar('bool', /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/, (s) => s[0] === 't' || s[0] === 'T'),
+    scalar('int', /^(?:0o[0-7]+|[-+]?[0-9]+|0x[0-9a-fA-F]+)$/, (s) =>
+      s.startsWith('0o') ? parseInt(s.slice(2), 8) : s.startsWith('0x') ? parseInt(s.slice(2), 16) : parseInt(s, 10),
+    ),
+    scalar(
+      'float',
+      /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+|[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*))$/,
+      (s) => (/nan$/i.test(s) ? NaN : /inf$/i.test(s) ? (s[0] === '-' ? -Infinity : Infinity) : parseFloat(s)),
+    ),
   ],
 });
 
@@ -339,7 +359,8 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return 'a mapping';
   if (typeof value === 'string') return `the text "${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`;
   if (typeof value === 'boolean') return `${String(value)}`;
-  return `the ${typeof value} ${String(value)}`;
+  if (typeof value === 'number' || typeof value === 'bigint') return `the number ${value}`;
+  return `a ${typeof value}`;
 }
 
 // zod's type names, as an operator would say them.
@@ -365,7 +386,8 @@ function friendly(issue: z.core.$ZodIssue, value: unknown): string {
       if (issue.message && !issue.message.startsWith('Too small')) return issue.message;
       return issue.origin === 'array' ? `needs at least ${String(issue.minimum)} item(s)` : `must be at least ${String(issue.minimum)}`;
     case 'too_big':
-      if (issue.message && !issue.message.startsWith('Too big')) return `${issue.message}${typeof value === 'number' ? ` (got ${value})` : ''}`;
+      if (issue.message && !issue.message.startsWith('Too big'))
+        return `${issue.message}${typeof value === 'number' ? ` (got ${value})` : ''}`;
       return `must be at most ${String(issue.maximum)}`;
     case 'invalid_union':
       if (issue.message && !issue.message.startsWith('Invalid input')) return `${issue.message} (got ${describe(value)})`;

@@ -6,21 +6,19 @@ import { formatDuration, parseDuration } from './duration.js';
 import { nameProblem } from '../names.js';
 import { isValidTimeZone } from '../schedule/timezone.js';
 
-const duration = z
-  .string({ error: 'expected a duration such as "30s", "15m" or "1h30m"' })
-  .transform((text, ctx) => {
-    const ms = parseDuration(text);
-    if (ms === null) {
-      ctx.addIssue({
-        code: 'custom',
-        message: text.trim().startsWith('-')
-          ? `"${text}" is negative; a duration is a positive number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`
-          : `"${text}" is not a duration; write a number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`,
-      });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const duration = z.string({ error: 'expected a duration such as "30s", "15m" or "1h30m"' }).transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === null) {
+    ctx.addIssue({
+      code: 'custom',
+      message: text.trim().startsWith('-')
+        ? `"${text}" is negative; a duration is a positive number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`
+        : `"${text}" is not a duration; write a number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be longer than 0' });
 
@@ -71,7 +69,9 @@ export const JobSpecSchema = z
   .strictObject({
     description: z.string().optional(),
     schedule: cron.optional(),
-    every: duration.refine((ms) => ms >= 1000, { message: 'must be at least 1s (a run every few milliseconds would bury the history)' }).optional(),
+    every: duration
+      .refine((ms) => ms >= 1000, { message: 'must be at least 1s (a run every few milliseconds would bury the history)' })
+      .optional(),
     timezone: timezone.optional(),
     command: argv.optional(),
     shell: z.string().min(1, 'is empty').optional(),
@@ -80,7 +80,9 @@ export const JobSpecSchema = z
       .record(
         z.string().regex(ENV_NAME, 'environment variable names use letters, digits and "_", and do not start with a digit'),
         z
-          .union([z.string(), z.number(), z.boolean()], { error: 'an environment value must be a single text value, e.g. EXPORT_DIR: /srv/share' })
+          .union([z.string(), z.number(), z.boolean()], {
+            error: 'an environment value must be a single text value, e.g. EXPORT_DIR: /srv/share',
+          })
           .transform(String),
       )
       .optional(),
@@ -127,20 +129,32 @@ export const JobSpecSchema = z
       ctx.addIssue({ code: 'custom', path: ['every'], message: 'use either "schedule" or "every", not both' });
     }
     if (job.every !== undefined && job.timezone !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['timezone'], message: '"every" is a fixed real interval; a time zone only applies to "schedule"' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timezone'],
+        message: '"every" is a fixed real interval; a time zone only applies to "schedule"',
+      });
     }
     if (job.command !== undefined && job.shell !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['shell'], message: 'use either "command" (argv) or "shell", not both' });
     }
     if (job.agent && job.seeAllProcesses) {
       // An agent loop is autonomous: it stays in its own PID namespace, like a fix.
-      ctx.addIssue({ code: 'custom', path: ['seeAllProcesses'], message: 'an agent job (agent: true) always runs in its own PID namespace; remove seeAllProcesses' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['seeAllProcesses'],
+        message: 'an agent job (agent: true) always runs in its own PID namespace; remove seeAllProcesses',
+      });
     }
     const managed = job.command !== undefined || job.shell !== undefined;
     if (!managed) {
       for (const field of ['precheck', 'retries'] as const) {
         if (job[field] !== undefined) {
-          ctx.addIssue({ code: 'custom', path: [field], message: `only applies to a job nightshift runs itself (add "command" or "shell")` });
+          ctx.addIssue({
+            code: 'custom',
+            path: [field],
+            message: `only applies to a job nightshift runs itself (add "command" or "shell")`,
+          });
         }
       }
     }
@@ -151,7 +165,10 @@ export type JobSpec = z.output<typeof JobSpecSchema>;
 /** A systemd service unit, by its full name (what polkit's rule compares against). */
 const serviceUnit = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*(@[A-Za-z0-9._:-]+)?\.service$/, 'expected a systemd service unit by its full name, e.g. "shop-worker.service" (a template needs its instance: "worker@1.service")');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._:-]*(@[A-Za-z0-9._:-]+)?\.service$/,
+    'expected a systemd service unit by its full name, e.g. "shop-worker.service" (a template needs its instance: "worker@1.service")',
+  );
 
 export const PolicySchema = z.strictObject({
   timezone: timezone.optional(),
@@ -161,9 +178,7 @@ export const PolicySchema = z.strictObject({
   protect: z.array(z.string().min(1)).default([]),
   /** The only units a rule's `restart:` may name; the daemon restarts them itself (polkit allows exactly these). */
   restartUnits: z.array(serviceUnit).default([]),
-  brain: z
-    .strictObject({ maxRunsPerDay: z.int().min(0).default(12), wallclock: positiveDuration.default(20 * 60_000) })
-    .prefault({}),
+  brain: z.strictObject({ maxRunsPerDay: z.int().min(0).default(12), wallclock: positiveDuration.default(20 * 60_000) }).prefault({}),
   digest: z
     .strictObject({
       at: z
@@ -237,7 +252,11 @@ export const RuleSchema = z
           });
         }
         if (a.restart !== undefined && a.touches.length > 0) {
-          ctx.addIssue({ code: 'custom', path: ['touches'], message: 'a restart touches no files (the daemon restarts the unit itself); remove "touches"' });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['touches'],
+            message: 'a restart touches no files (the daemon restarts the unit itself); remove "touches"',
+          });
         }
       }),
     probe: z

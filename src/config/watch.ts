@@ -33,7 +33,9 @@ export class ConfigWatcher {
       const e = err as NodeJS.ErrnoException;
       this.opts.onError(
         e.code === 'ENOSPC'
-          ? new Error('the inotify watch limit is reached (ENOSPC here is not a full disk): raise fs.inotify.max_user_watches; spec changes are not seen until then')
+          ? new Error(
+              'the inotify watch limit is reached (ENOSPC here is not a full disk): raise fs.inotify.max_user_watches; spec changes are not seen until then',
+            )
           : e,
       );
     });

@@ -3,7 +3,7 @@
 // makes the answer uncertain — an unreadable policy, a file we cannot stat — counts as "on".
 import { lstatSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import type { HomePaths } from '../config/home.js';
+import type { HomePaths } from '../config/paths.js';
 import type { Policy } from '../config/schema.js';
 
 export interface KillState {
@@ -23,7 +23,12 @@ export function killSwitchPath(paths: HomePaths, policy: Policy | null): string 
 /** `policyOk: false` means the policy cannot be read: fail closed, whatever the file says. */
 export function checkKillSwitch(path: string, policyOk: boolean): KillState {
   if (!policyOk) {
-    return { halted: true, reason: 'the policy file cannot be read, so the kill switch cannot be located: failing closed', path, since: null };
+    return {
+      halted: true,
+      reason: 'the policy file cannot be read, so the kill switch cannot be located: failing closed',
+      path,
+      since: null,
+    };
   }
   try {
     const st = lstatSync(path);
@@ -31,6 +36,11 @@ export function checkKillSwitch(path: string, policyOk: boolean): KillState {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { halted: false, reason: 'the kill switch is off', path, since: null };
-    return { halted: true, reason: `cannot tell whether the kill switch ${path} is on (${code ?? String(err)}): failing closed`, path, since: null };
+    return {
+      halted: true,
+      reason: `cannot tell whether the kill switch ${path} is on (${code ?? String(err)}): failing closed`,
+      path,
+      since: null,
+    };
   }
 }

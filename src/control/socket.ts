@@ -14,7 +14,7 @@ export class ControlError extends Error {
   }
 }
 
-export type Handler = (params: { name?: string; query: URLSearchParams; body: unknown }) => Promise<unknown> | unknown;
+export type Handler = (params: { name?: string; query: URLSearchParams; body: unknown }) => unknown;
 
 export interface Route {
   method: 'GET' | 'POST';
@@ -103,8 +103,7 @@ export class ControlServer {
             } catch {
               throw new ControlError('the job name in the URL is not valid percent-encoding', 400);
             }
-          }
-          else if (parts[i] !== segments[i]) ok = false;
+          } else if (parts[i] !== segments[i]) ok = false;
         }
         if (!ok) continue;
         matchedPath = true;
@@ -149,11 +148,21 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
 export class DaemonUnreachable extends Error {}
 
 /** Calls the daemon; DaemonUnreachable when nothing listens on the socket. */
-export function callDaemon(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+export function callDaemon(
+  socketPath: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request(
-      { socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
+      {
+        socketPath,
+        method,
+        path,
+        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -5,7 +5,8 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatDuration } from '../config/duration.js';
-import type { HomePaths, Job, LoadedRule } from '../config/home.js';
+import type { Job, LoadedRule } from '../config/home.js';
+import type { HomePaths } from '../config/paths.js';
 import type { KillState } from '../control/killswitch.js';
 import type { Logger } from '../log.js';
 import { describeResult, runBounded, type PageEvent } from '../notify/pager.js';
@@ -109,9 +110,17 @@ export class Healer {
   constructor(private readonly deps: HealerDeps) {
     this.maxParallel = deps.maxParallel ?? DEFAULT_MAX_PARALLEL;
     this.ttl = deps.approvalTtlMs ?? APPROVAL_TTL_MS;
-    this.expiry = new DeadlineTimer<number>((id) => this.expire(id), deps.clock, (err) => deps.log.error({ err: String(err) }, 'approval expiry failed'));
+    this.expiry = new DeadlineTimer<number>(
+      (id) => this.expire(id),
+      deps.clock,
+      (err) => deps.log.error({ err: String(err) }, 'approval expiry failed'),
+    );
     this.expiry.stop();
-    this.vault = new HealVault(deps.paths, () => deps.getPolicy(), () => deps.leash());
+    this.vault = new HealVault(
+      deps.paths,
+      () => deps.getPolicy(),
+      () => deps.leash(),
+    );
   }
 
   // ---- life cycle ----
@@ -131,7 +140,12 @@ export class Healer {
     killLeftovers(open, this.deps.paths.state);
     for (const a of open) {
       if (!CHANGING.has(a.step)) {
-        store.finishHeal(a.id, 'interrupted', `nightshift stopped at step ${a.step}, before anything was changed; the alert is looked at again`, clock.now());
+        store.finishHeal(
+          a.id,
+          'interrupted',
+          `nightshift stopped at step ${a.step}, before anything was changed; the alert is looked at again`,
+          clock.now(),
+        );
         continue;
       }
       try {
@@ -140,7 +154,9 @@ export class Healer {
         // a fix never sees the install. Left as it is, and said, unless the zone changed elsewhere too.
         const upgraded = zoneChanged.length > 0 && zoneChanged.every((p) => this.vault.inInstall(p));
         if (upgraded) zoneChanged = [];
-        const restored = a.snapshot_dir ? await this.vault.restore(a.snapshot_dir, digestsOf(a), { zone: !upgraded }) : 'no snapshot was taken yet';
+        const restored = a.snapshot_dir
+          ? await this.vault.restore(a.snapshot_dir, digestsOf(a), { zone: !upgraded })
+          : 'no snapshot was taken yet';
         let detail = `nightshift stopped during step ${a.step}; at the next start the attempt was rolled back from its snapshot (${restored}); it counts as attempt ${a.attempt ?? '?'}`;
         if (upgraded) detail += '; nightshift itself was upgraded or changed meanwhile (its install differs), which was left as it is';
         if (zoneChanged.length) {
@@ -148,9 +164,17 @@ export class Healer {
         }
         store.batch(() => {
           store.finishHeal(a.id, 'interrupted-rolled-back', detail, clock.now());
-          if (zoneChanged.length && a.rule && a.rule_hash) store.setLadder(a.rule, 'shadow', a.rule_hash, clock.now(), `heal #${a.id} changed the protected zone`);
+          if (zoneChanged.length && a.rule && a.rule_hash)
+            store.setLadder(a.rule, 'shadow', a.rule_hash, clock.now(), `heal #${a.id} changed the protected zone`);
         });
-        if (zoneChanged.length) this.deps.page({ event: 'protected-zone', fingerprint: `${a.rule ?? a.job}:protected-zone`, job: a.job, rule: a.rule, message: detail });
+        if (zoneChanged.length)
+          this.deps.page({
+            event: 'protected-zone',
+            fingerprint: `${a.rule ?? a.job}:protected-zone`,
+            job: a.job,
+            rule: a.rule,
+            message: detail,
+          });
         if (a.snapshot_dir) await this.vault.drop(a.snapshot_dir);
         log.warn({ heal: a.id, job: a.job, step: a.step }, 'heal attempt interrupted by a stop: rolled back from its snapshot');
       } catch (err) {
@@ -221,9 +245,15 @@ export class Healer {
     for (const p of this.deps.store.pendingApprovals()) {
       if (!ids.has(p.alert_id)) continue;
       this.expiry.delete(p.id);
-      this.deps.store.finishHeal(p.id, 'self-recovered', 'the alert was resolved before anyone answered; nothing was run', this.deps.clock.now(), {
-        answer: 'moot',
-      });
+      this.deps.store.finishHeal(
+        p.id,
+        'self-recovered',
+        'the alert was resolved before anyone answered; nothing was run',
+        this.deps.clock.now(),
+        {
+          answer: 'moot',
+        },
+      );
     }
   }
 
@@ -264,7 +294,12 @@ export class Healer {
     const f: InFlight = { job, ctl, attemptId: null, done: Promise.resolve() };
     this.inflight.set(fp, f);
     f.done = body(ctl, f)
-      .catch((err: unknown) => this.deps.log.error({ fingerprint: fp, err: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'heal attempt failed unexpectedly'))
+      .catch((err: unknown) =>
+        this.deps.log.error(
+          { fingerprint: fp, err: err instanceof Error ? (err.stack ?? err.message) : String(err) },
+          'heal attempt failed unexpectedly',
+        ),
+      )
       .finally(() => {
         this.inflight.delete(fp);
         if (this.again.delete(fp) && this.running) this.queue.add(fp);
@@ -288,7 +323,10 @@ export class Healer {
     // A failed restore waits for a person whatever happens to the rule meanwhile: a changed rule
     // file may be the very change that could not be undone.
     if (prev?.outcome === 'rollback-failed') {
-      log.info({ heal: prev.id, job: job.name, fingerprint: fp }, `not healing ${fp}: heal #${prev.id} could not be rolled back; it waits for a person`);
+      log.info(
+        { heal: prev.id, job: job.name, fingerprint: fp },
+        `not healing ${fp}: heal #${prev.id} could not be rolled back; it waits for a person`,
+      );
       return;
     }
     if (prev?.outcome && WAITING.has(prev.outcome)) {
@@ -296,7 +334,13 @@ export class Healer {
       if (sameRule) return; // already with a person; a new occurrence is counted on the alert, not asked again
       if (prev.outcome === 'awaiting-approval') {
         this.expiry.delete(prev.id);
-        store.finishHeal(prev.id, 'expired', 'the rule changed before anyone answered; the alert is looked at again under the new rule', clock.now(), { answer: 'superseded' });
+        store.finishHeal(
+          prev.id,
+          'expired',
+          'the rule changed before anyone answered; the alert is looked at again under the new rule',
+          clock.now(),
+          { answer: 'superseded' },
+        );
       }
     }
 
@@ -311,12 +355,14 @@ export class Healer {
     try {
       // 1. kill switch (fail closed)
       const k = this.deps.killState();
-      if (k.halted || signal.aborted) return finish('halted', k.halted ? `nothing was run: ${k.reason}` : 'nightshift is stopping; nothing was run');
+      if (k.halted || signal.aborted)
+        return finish('halted', k.halted ? `nothing was run: ${k.reason}` : 'nightshift is stopping; nothing was run');
 
       // 1b. containment (fail closed): no sandbox, no fix, at any level. Without a matching rule
       // nothing would run anyway: that alert goes on to needs-human, which says what a person must do.
       const c = fixContainment();
-      if (!c.ok && matched) return finish('uncontained', `nothing was run: fixes, brains and probes run only inside a sandbox, and ${c.reason}`);
+      if (!c.ok && matched)
+        return finish('uncontained', `nothing was run: fixes, brains and probes run only inside a sandbox, and ${c.reason}`);
 
       // 2. pre-check (fail open: only a success, an explicit IDLE or a passing probe stops here)
       store.healStep(id, 'pre-check', clock.now());
@@ -336,7 +382,10 @@ export class Healer {
 
       // 3. rule
       store.healStep(id, 'rule', clock.now(), { rule: matched?.name ?? null, rule_hash: matched?.hash ?? null });
-      if (!matched) return finish('needs-human', 'no rule matches this alert; a proposal for a person was written', { proposal: needsHumanText(alert) });
+      if (!matched)
+        return finish('needs-human', 'no rule matches this alert; a proposal for a person was written', {
+          proposal: needsHumanText(alert),
+        });
       const rule = matched.rule;
 
       // 4. cap (per incident)
@@ -345,7 +394,13 @@ export class Healer {
       const made = store.executedAttempts(alert.id);
       if (made >= cap) {
         finish('blocked', `${made} attempt(s) already made for this incident (the cap is ${cap}); a person must look`);
-        this.deps.page({ event: 'heal-blocked', fingerprint: `${fp}:heal-blocked`, job: job.name, rule: matched.name, message: `${fp}: ${made} heal attempt(s) failed; ${alert.message}` });
+        this.deps.page({
+          event: 'heal-blocked',
+          fingerprint: `${fp}:heal-blocked`,
+          job: job.name,
+          rule: matched.name,
+          message: `${fp}: ${made} heal attempt(s) failed; ${alert.message}`,
+        });
         return;
       }
 
@@ -353,7 +408,10 @@ export class Healer {
       const level = effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder(matched.name));
       const kind = rule.action.brain ? 'brain' : rule.action.rerun ? 'rerun' : rule.action.restart ? 'restart' : 'command';
       store.healStep(id, 'autonomy', clock.now(), { autonomy: level, action_kind: kind, action: describeAction(rule) });
-      if (level === 'shadow') return finish('proposed', `shadow: nothing was run; proposal: ${describeAction(rule)}`, { proposal: proposalText(matched, alert, level) });
+      if (level === 'shadow')
+        return finish('proposed', `shadow: nothing was run; proposal: ${describeAction(rule)}`, {
+          proposal: proposalText(matched, alert, level),
+        });
       if (level === 'gated') {
         const expires = clock.now() + this.ttl;
         finish('awaiting-approval', `waiting for nightshift approve ${id} (or deny ${id}) until ${new Date(expires).toISOString()}`, {
@@ -370,7 +428,15 @@ export class Healer {
   }
 
   /** After an approval or at once in `auto`: guard, snapshot, fix, probe, verdict, rollback. */
-  private async execute(id: number, fp: string, alert: AlertRow, job: Job, matched: LoadedRule, level: Level, signal: AbortSignal): Promise<void> {
+  private async execute(
+    id: number,
+    fp: string,
+    alert: AlertRow,
+    job: Job,
+    matched: LoadedRule,
+    level: Level,
+    signal: AbortSignal,
+  ): Promise<void> {
     const mounts: { value: FixMounts | null } = { value: null };
     try {
       await this.executeSteps(id, fp, alert, job, matched, level, signal, mounts);
@@ -405,14 +471,16 @@ export class Healer {
     if (rule.action.brain) {
       const budget = this.deps.getPolicy().brain.maxRunsPerDay;
       const used = store.brainRunsSince(clock.now() - 24 * 3_600_000);
-      if (used >= budget) return finish('refused', `the brain budget is used up: ${used} of ${budget} runs in the last 24 h (policy.brain.maxRunsPerDay)`);
+      if (used >= budget)
+        return finish('refused', `the brain budget is used up: ${used} of ${budget} runs in the last 24 h (policy.brain.maxRunsPerDay)`);
     }
     // A policy change since validate: refused before it counts as an attempt or demotes the rule.
     if (rule.action.restart !== undefined && !this.deps.getPolicy().restartUnits.includes(rule.action.restart)) {
       return finish('refused', `${rule.action.restart} is not in the policy's restartUnits (any more); nothing was restarted`);
     }
     const k = this.deps.killState();
-    if (k.halted || signal.aborted) return finish('halted', k.halted ? `nothing was run: ${k.reason}` : 'nightshift is stopping; nothing was run');
+    if (k.halted || signal.aborted)
+      return finish('halted', k.halted ? `nothing was run: ${k.reason}` : 'nightshift is stopping; nothing was run');
 
     // 7. snapshot: from here on, a stop or a crash is rolled back
     const dir = join(this.deps.paths.state, 'snapshots', String(id));
@@ -463,7 +531,10 @@ export class Healer {
           store.finishHeal(id, 'fixed-verified', detail, clock.now());
         });
         // Logged once committed: a log line must never announce what a crash could still undo.
-        log.info({ heal: id, job: job.name, fingerprint: fp, rule: matched.name, outcome: 'fixed-verified' }, `heal fixed-verified: ${detail}`);
+        log.info(
+          { heal: id, job: job.name, fingerprint: fp, rule: matched.name, outcome: 'fixed-verified' },
+          `heal fixed-verified: ${detail}`,
+        );
         await this.vault.drop(dir);
         return;
       }
@@ -497,7 +568,10 @@ export class Healer {
     // is checked or restored through them; the attempt stays open in the journal, and the next
     // start, in the home put back, rolls it back from its snapshot as after a crash.
     if (this.deps.homeIntact && !this.deps.homeIntact()) {
-      log.error({ heal: id }, 'heal: the home was moved away during the attempt; not restoring through its paths (the next start rolls it back)');
+      log.error(
+        { heal: id },
+        'heal: the home was moved away during the attempt; not restoring through its paths (the next start rolls it back)',
+      );
       return;
     }
     try {
@@ -510,7 +584,10 @@ export class Healer {
     const row = store.getHealAttempt(id)!;
     // A halt, a stop or an error may come between the fix and the zone check: look now, so a zone
     // change is an emergency whatever interrupted the attempt.
-    if (zoneChanged.length === 0) zoneChanged = await this.vault.zoneChanges(dir, digestsOf(row)).catch((err: unknown) => [`(the zone could not be checked: ${errText(err)})`]);
+    if (zoneChanged.length === 0)
+      zoneChanged = await this.vault
+        .zoneChanges(dir, digestsOf(row))
+        .catch((err: unknown) => [`(the zone could not be checked: ${errText(err)})`]);
     const emergency = zoneChanged.length > 0;
     let restored: string;
     try {
@@ -553,7 +630,13 @@ export class Healer {
     await this.vault.drop(dir);
     log.warn({ heal: id, job: job.name, fingerprint: fp, rule: matched.name, outcome }, `heal ${outcome}: ${detail}`);
     if (emergency) {
-      this.deps.page({ event: 'protected-zone', fingerprint: `${matched.name}:protected-zone`, job: job.name, rule: matched.name, message: detail });
+      this.deps.page({
+        event: 'protected-zone',
+        fingerprint: `${matched.name}:protected-zone`,
+        job: job.name,
+        rule: matched.name,
+        message: detail,
+      });
     }
     // A rollback is one of the two attempts: the alert is looked at again (the cap and the
     // demoted level decide what happens next).
@@ -573,7 +656,8 @@ export class Healer {
     try {
       this.deps.store.batch(() => {
         this.deps.store.finishHeal(row.id, 'rollback-failed', detail, this.deps.clock.now());
-        if (row.rule && row.rule_hash) this.deps.store.setLadder(row.rule, 'shadow', row.rule_hash, this.deps.clock.now(), `heal #${row.id}: its rollback failed`);
+        if (row.rule && row.rule_hash)
+          this.deps.store.setLadder(row.rule, 'shadow', row.rule_hash, this.deps.clock.now(), `heal #${row.id}: its rollback failed`);
       });
     } catch (again) {
       // Not on record (a full disk), but the person must hear of it all the same.
@@ -581,7 +665,14 @@ export class Healer {
     }
     this.deps.log.error({ heal: row.id, job: row.job }, detail);
     this.deps.page({ event: 'heal-blocked', fingerprint: `${row.fingerprint}:heal-blocked`, job: row.job, message: detail });
-    if (zoneChanged.length) this.deps.page({ event: 'protected-zone', fingerprint: `${row.rule ?? row.job}:protected-zone`, job: row.job, rule: row.rule, message: detail });
+    if (zoneChanged.length)
+      this.deps.page({
+        event: 'protected-zone',
+        fingerprint: `${row.rule ?? row.job}:protected-zone`,
+        job: row.job,
+        rule: row.rule,
+        message: detail,
+      });
   }
 
   private closeAfterError(id: number, err: unknown): void {
@@ -589,7 +680,10 @@ export class Healer {
       this.closeAfterErrorOrThrow(id, err);
     } catch (again) {
       // Not on record (a full disk): the attempt stays open and the next start's recovery closes it.
-      this.deps.log.error({ heal: id, err: errText(err), record: errText(again) }, 'heal attempt failed and its outcome could not be recorded');
+      this.deps.log.error(
+        { heal: id, err: errText(err), record: errText(again) },
+        'heal attempt failed and its outcome could not be recorded',
+      );
     }
   }
 
@@ -597,15 +691,33 @@ export class Healer {
     const row = this.deps.store.getHealAttempt(id);
     if (!row || row.outcome !== null) return;
     if (err instanceof Stopped) {
-      this.deps.store.finishHeal(id, err.why === 'halt' ? 'halted' : 'interrupted', `stopped at step ${row.step} before anything was changed`, this.deps.clock.now());
+      this.deps.store.finishHeal(
+        id,
+        err.why === 'halt' ? 'halted' : 'interrupted',
+        `stopped at step ${row.step} before anything was changed`,
+        this.deps.clock.now(),
+      );
       return;
     }
-    this.deps.store.finishHeal(id, 'error', `the heal loop failed at step ${row.step} before anything was changed: ${errText(err)}`, this.deps.clock.now());
+    this.deps.store.finishHeal(
+      id,
+      'error',
+      `the heal loop failed at step ${row.step} before anything was changed: ${errText(err)}`,
+      this.deps.clock.now(),
+    );
     this.deps.log.error({ heal: id, err: errText(err) }, 'heal attempt failed before anything was changed');
   }
 
   /** Records an attempt's outcome, then logs it (a log line never announces what is not committed). */
-  private finishAttempt(id: number, fp: string, job: string, rule: string | null, outcome: string, detail: string, fields: Parameters<Store['finishHeal']>[4] = {}): void {
+  private finishAttempt(
+    id: number,
+    fp: string,
+    job: string,
+    rule: string | null,
+    outcome: string,
+    detail: string,
+    fields: Parameters<Store['finishHeal']>[4] = {},
+  ): void {
     this.deps.store.finishHeal(id, outcome, detail, this.deps.clock.now(), fields);
     this.deps.log.info({ heal: id, job, fingerprint: fp, rule, outcome }, `heal ${outcome}: ${detail}`);
   }
@@ -627,14 +739,25 @@ export class Healer {
     const since = store.successSince(job.name, alert.opened_at);
     // A success stamped later than now was recorded before the wall clock went back: it came
     // before the alert, not after.
-    if (since !== null && since <= this.deps.clock.now()) return `the job succeeded again at ${new Date(since).toISOString()}, after the alert`;
+    if (since !== null && since <= this.deps.clock.now())
+      return `the job succeeded again at ${new Date(since).toISOString()}, after the alert`;
     if (job.managed && job.spec.precheck) {
-      const v = await runPrecheck(job, { timeoutMs: PRECHECK_TIMEOUT_MS, extraEnv: { NIGHTSHIFT_STATE: this.deps.paths.state }, leash: this.deps.leash() });
+      const v = await runPrecheck(job, {
+        timeoutMs: PRECHECK_TIMEOUT_MS,
+        extraEnv: { NIGHTSHIFT_STATE: this.deps.paths.state },
+        leash: this.deps.leash(),
+      });
       if (v.idle) return `the job's pre-check says IDLE: there is nothing to do`;
     }
     const probe = matched?.rule.probe.command;
     if (probe && !signal.aborted) {
-      const r = await runBounded(probe, { timeoutMs: matched.rule.probe.timeout, cwd: this.deps.paths.home, signal, env: { ...this.fixEnv(null, null, job), HOME: this.deps.paths.home }, confine: { profile: 'probe', leash: this.deps.leash() } });
+      const r = await runBounded(probe, {
+        timeoutMs: matched.rule.probe.timeout,
+        cwd: this.deps.paths.home,
+        signal,
+        env: { ...this.fixEnv(null, null, job), HOME: this.deps.paths.home },
+        confine: { profile: 'probe', leash: this.deps.leash() },
+      });
       if (r.ok) return `the rule's probe (${probe.join(' ')}) already passes: the problem is gone`;
     }
     return null;
@@ -648,7 +771,14 @@ export class Healer {
     return env;
   }
 
-  private async fix(id: number, alert: AlertRow, job: Job, matched: LoadedRule, signal: AbortSignal, mounts: { value: FixMounts | null }): Promise<{ ok: boolean; detail: string }> {
+  private async fix(
+    id: number,
+    alert: AlertRow,
+    job: Job,
+    matched: LoadedRule,
+    signal: AbortSignal,
+    mounts: { value: FixMounts | null },
+  ): Promise<{ ok: boolean; detail: string }> {
     const a = matched.rule.action;
     if (a.restart !== undefined) {
       // The daemon runs systemctl itself, with only the unit's name as an argument: no code of the
@@ -660,7 +790,12 @@ export class Healer {
       // /usr/local/bin). NIGHTSHIFT_SYSTEMCTL names another (the daemon's environment; tests).
       const systemctl = process.env.NIGHTSHIFT_SYSTEMCTL || 'systemctl';
       // --no-ask-password: never wait for a person at a password prompt; polkit says yes or no.
-      const r = await runBounded([systemctl, '--no-ask-password', 'restart', a.restart], { timeoutMs: a.timeout, signal, env: { PATH: SYSTEM_PATH }, confine: { profile: 'notify', leash: this.deps.leash() } });
+      const r = await runBounded([systemctl, '--no-ask-password', 'restart', a.restart], {
+        timeoutMs: a.timeout,
+        signal,
+        env: { PATH: SYSTEM_PATH },
+        confine: { profile: 'notify', leash: this.deps.leash() },
+      });
       return { ok: r.ok, detail: `restart: systemctl restart ${a.restart} ${describeResult(r, a.timeout)}` };
     }
     if (a.rerun) {
@@ -700,7 +835,10 @@ export class Healer {
       // The sandbox is empty now (its PID namespace ended with the fix): what it wrote is final.
       const strays = await this.vault.tidy(tidyOrder(mounts.value, 'strays'));
       if (strays.count) {
-        return { ok: false, detail: `${what} ${argv[0]} wrote outside its touches (${strays.first.slice(0, 5).join(', ')}${strays.count > 5 ? `, … ${strays.count} in all` : ''}; removed); ${describeResult(r, timeoutMs)}` };
+        return {
+          ok: false,
+          detail: `${what} ${argv[0]} wrote outside its touches (${strays.first.slice(0, 5).join(', ')}${strays.count > 5 ? `, … ${strays.count} in all` : ''}; removed); ${describeResult(r, timeoutMs)}`,
+        };
       }
       return { ok: r.ok, detail: `${what} ${argv[0]} ${describeResult(r, timeoutMs)}` };
     } finally {
@@ -729,12 +867,22 @@ export class Healer {
   private async probe(id: number, job: Job, matched: LoadedRule, signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
     const p = matched.rule.probe;
     if (p.command) {
-      const r = await runBounded(p.command, { timeoutMs: p.timeout, cwd: this.deps.paths.home, signal, env: { ...this.fixEnv(id, null, job), HOME: this.deps.paths.home }, confine: { profile: 'probe', leash: this.deps.leash() } });
+      const r = await runBounded(p.command, {
+        timeoutMs: p.timeout,
+        cwd: this.deps.paths.home,
+        signal,
+        env: { ...this.fixEnv(id, null, job), HOME: this.deps.paths.home },
+        confine: { profile: 'probe', leash: this.deps.leash() },
+      });
       return { ok: r.ok, detail: `probe ${p.command[0]} ${describeResult(r, p.timeout)}` };
     }
     if (!job.managed) return { ok: false, detail: `probe rerun: ${job.name} is external (no command); give the rule a probe command` };
     // It would wait for a run that never ends, and then start another that never ends either.
-    if (job.longRunning) return { ok: false, detail: `probe rerun: ${job.name} is long-running (heartbeat.file) and never ends; give the rule a probe command` };
+    if (job.longRunning)
+      return {
+        ok: false,
+        detail: `probe rerun: ${job.name} is long-running (heartbeat.file) and never ends; give the rule a probe command`,
+      };
     // A run still under way (the hung one, being killed at its timeout) ends first: the probe must
     // not be skipped as an overlap, nor race the old run.
     await this.withStop(signal, job, this.deps.waitJobIdle(job.name));
@@ -763,35 +911,71 @@ export class Healer {
     const alert = store.getAlert(row.alert_id);
     this.expiry.delete(id);
     if (!alert || alert.resolved_at !== null) {
-      store.finishHeal(id, 'self-recovered', 'approved, but the alert had been resolved meanwhile; nothing was run', clock.now(), { answer: 'approved', answered_at: clock.now() });
+      store.finishHeal(id, 'self-recovered', 'approved, but the alert had been resolved meanwhile; nothing was run', clock.now(), {
+        answer: 'approved',
+        answered_at: clock.now(),
+      });
       return { attempt: id, job: row.job, status: 'the alert was already resolved; nothing to run' };
     }
     if ([...this.inflight.values()].some((f) => f.job === row.job)) {
-      throw new HealError(`another heal of job ${row.job} is under way; answer again when it has finished (nightshift heals ${row.job})`, 409);
+      throw new HealError(
+        `another heal of job ${row.job} is under way; answer again when it has finished (nightshift heals ${row.job})`,
+        409,
+      );
     }
-    if (this.inflight.size >= this.maxParallel) throw new HealError(`${this.inflight.size} heals are under way (the limit); answer again in a moment`, 409);
-    if (this.deps.store.jobState(row.job)?.paused === 1) throw new HealError(`job ${row.job} is paused; resume it first (nightshift resume ${row.job})`, 409);
+    if (this.inflight.size >= this.maxParallel)
+      throw new HealError(`${this.inflight.size} heals are under way (the limit); answer again in a moment`, 409);
+    if (this.deps.store.jobState(row.job)?.paused === 1)
+      throw new HealError(`job ${row.job} is paused; resume it first (nightshift resume ${row.job})`, 409);
     const job = this.deps.getJob(row.job);
     const matched = row.rule ? this.deps.getRules().get(row.rule) : undefined;
     if (!job || !matched || matched.hash !== row.rule_hash) {
-      store.finishHeal(id, 'expired', 'approved, but the job or the rule changed since the request; the alert is looked at again', clock.now(), { answer: 'approved', answered_at: clock.now() });
+      store.finishHeal(
+        id,
+        'expired',
+        'approved, but the job or the rule changed since the request; the alert is looked at again',
+        clock.now(),
+        { answer: 'approved', answered_at: clock.now() },
+      );
       this.enqueue(row.fingerprint);
-      return { attempt: id, job: row.job, status: 'the job or rule changed since the request; it is looked at again under the current rule' };
+      return {
+        attempt: id,
+        job: row.job,
+        status: 'the job or rule changed since the request; it is looked at again under the current rule',
+      };
     }
     // The level may have dropped since the request (policy, job ceiling, a demotion): shadow runs nothing.
     const level = effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder(matched.name));
     if (level === 'shadow') {
-      store.finishHeal(id, 'proposed', 'approved, but the level in force is now shadow (policy, job or a demotion); nothing was run', clock.now(), {
-        answer: 'approved',
-        answered_at: clock.now(),
-      });
+      store.finishHeal(
+        id,
+        'proposed',
+        'approved, but the level in force is now shadow (policy, job or a demotion); nothing was run',
+        clock.now(),
+        {
+          answer: 'approved',
+          answered_at: clock.now(),
+        },
+      );
       return { attempt: id, job: row.job, status: 'the level in force is now shadow: nothing was run' };
     }
     if (alert.folded_under !== null) {
-      store.finishHeal(id, 'expired', `approved, but the alert is now blocked by ${alert.folded_under}; that one is healed first`, clock.now(), { answer: 'approved', answered_at: clock.now() });
+      store.finishHeal(
+        id,
+        'expired',
+        `approved, but the alert is now blocked by ${alert.folded_under}; that one is healed first`,
+        clock.now(),
+        { answer: 'approved', answered_at: clock.now() },
+      );
       return { attempt: id, job: row.job, status: `the alert is now blocked by ${alert.folded_under}; nothing was run` };
     }
-    store.healNote(id, 'approved by an operator', { answer: 'approved', answered_at: clock.now(), outcome: null, detail: null, ended_at: null });
+    store.healNote(id, 'approved by an operator', {
+      answer: 'approved',
+      answered_at: clock.now(),
+      outcome: null,
+      detail: null,
+      ended_at: null,
+    });
     this.deps.log.info({ heal: id, job: row.job }, 'heal approved');
     this.launch(row.fingerprint, row.job, async (ctl, f) => {
       f.attemptId = id;
@@ -815,13 +999,20 @@ export class Healer {
 
   private pending(id: number): HealAttemptRow {
     const row = this.deps.store.getHealAttempt(id);
-    if (!row) throw new HealError(`there is no heal attempt #${id} (nightshift heals lists them; nightshift status shows pending approvals)`, 404);
+    if (!row)
+      throw new HealError(`there is no heal attempt #${id} (nightshift heals lists them; nightshift status shows pending approvals)`, 404);
     if (row.outcome !== 'awaiting-approval') {
-      throw new HealError(`heal #${id} is not waiting for approval (it is ${row.outcome ?? `in progress at step ${row.step}`}${row.answer ? `, answered: ${row.answer}` : ''})`, 410);
+      throw new HealError(
+        `heal #${id} is not waiting for approval (it is ${row.outcome ?? `in progress at step ${row.step}`}${row.answer ? `, answered: ${row.answer}` : ''})`,
+        410,
+      );
     }
     if ((row.expires_at ?? 0) <= this.deps.clock.now()) {
       this.expire(id);
-      throw new HealError(`heal #${id} expired at ${new Date(row.expires_at ?? 0).toISOString()} (approvals last ${formatDuration(this.ttl)}); nothing was run`, 410);
+      throw new HealError(
+        `heal #${id} expired at ${new Date(row.expires_at ?? 0).toISOString()} (approvals last ${formatDuration(this.ttl)}); nothing was run`,
+        410,
+      );
     }
     return row;
   }
@@ -829,7 +1020,13 @@ export class Healer {
   private expire(id: number): void {
     const row = this.deps.store.getHealAttempt(id);
     if (!row || row.outcome !== 'awaiting-approval') return;
-    this.deps.store.finishHeal(id, 'expired', `nobody answered within ${formatDuration(this.ttl)}; nothing was run`, this.deps.clock.now(), { answer: 'expired' });
+    this.deps.store.finishHeal(
+      id,
+      'expired',
+      `nobody answered within ${formatDuration(this.ttl)}; nothing was run`,
+      this.deps.clock.now(),
+      { answer: 'expired' },
+    );
     this.deps.log.warn({ heal: id, job: row.job }, 'heal approval expired');
   }
 }

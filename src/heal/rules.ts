@@ -2,38 +2,12 @@
 // which autonomy level is in force (the lowest of rule, ladder, job and policy), and the plain
 // words of a proposal. Pure functions, so the heal loop's decisions are tested without processes.
 import type { Job, LoadedRule } from '../config/home.js';
+import { globMatch } from '../glob.js';
 import type { Policy, Rule } from '../config/schema.js';
 import type { AlertRow, LadderRow } from '../store/store.js';
 
 export const LEVELS = ['shadow', 'gated', 'auto'] as const;
 export type Level = (typeof LEVELS)[number];
-
-const globCache = new Map<string, RegExp>();
-
-/** A job-name glob: `*` and `?` (names have no slashes), `{a,b}` alternatives; anything else is literal. */
-export function globMatch(glob: string, name: string): boolean {
-  let re = globCache.get(glob);
-  if (!re) {
-    let src = '';
-    let inAlt = false;
-    for (const ch of glob) {
-      if (ch === '*') src += '.*';
-      else if (ch === '?') src += '.';
-      else if (ch === '{') {
-        src += '(?:';
-        inAlt = true;
-      } else if (ch === '}' && inAlt) {
-        src += ')';
-        inAlt = false;
-      } else if (ch === ',' && inAlt) src += '|';
-      else src += ch.replace(/[.+^$()|[\]\\]/g, '\\$&');
-    }
-    if (inAlt) src = glob.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); // an unclosed brace is literal text
-    re = new RegExp(`^${src}$`);
-    globCache.set(glob, re);
-  }
-  return re.test(name);
-}
 
 /** What of an alert a rule can match on. */
 export interface AlertFacts {
@@ -52,7 +26,8 @@ export function mismatch(rule: Rule, a: AlertFacts): string | null {
   const m = rule.match;
   if (!globMatch(m.job, a.job)) return `job ${a.job} is not ${m.job}`;
   if (m.kind && !m.kind.includes(a.kind)) return `kind ${a.kind} is not ${m.kind.join('|')}`;
-  if (m.exitCode && (a.exitCode === null || !m.exitCode.includes(a.exitCode))) return `exit code ${a.exitCode ?? 'none'} is not ${m.exitCode.join('|')}`;
+  if (m.exitCode && (a.exitCode === null || !m.exitCode.includes(a.exitCode)))
+    return `exit code ${a.exitCode ?? 'none'} is not ${m.exitCode.join('|')}`;
   if (m.output !== undefined) {
     let re: RegExp;
     try {
@@ -97,7 +72,7 @@ export function ruleLevel(loaded: LoadedRule, job: string, ladder: LadderRow | u
 
 /** The level in force: the lowest of the rule (after the ladder), the job's ceiling and the policy's. */
 export function effectiveLevel(loaded: LoadedRule, job: Job, policy: Policy, ladder: LadderRow | undefined): Level {
-  return lowest(ruleLevel(loaded, job.name, ladder), (job.spec.autonomy ?? 'auto') as Level, policy.autonomy as Level);
+  return lowest(ruleLevel(loaded, job.name, ladder), job.spec.autonomy ?? 'auto', policy.autonomy);
 }
 
 /** What the fix does, in plain words, for proposals, approvals, `heals` and the digest. */
@@ -114,7 +89,9 @@ export function describeAction(rule: Rule): string {
 }
 
 export function describeProbe(rule: Rule): string {
-  return rule.probe.command ? `probe \`${rule.probe.command.join(' ')}\` must exit 0` : 'the job runs again and must succeed with its expectations met';
+  return rule.probe.command
+    ? `probe \`${rule.probe.command.join(' ')}\` must exit 0`
+    : 'the job runs again and must succeed with its expectations met';
 }
 
 export function proposalText(loaded: LoadedRule, alert: AlertRow, level: Level): string {

@@ -325,7 +325,8 @@ async function walk(roots: readonly string[], opts: WalkOptions): Promise<Found[
   const slicer = new Slicer();
   const add = (f: Found): void => {
     out.push(f);
-    if (out.length > max) throw new SnapshotError(`more than ${max} files and folders under ${roots.join(', ')}: too many to snapshot or hash`);
+    if (out.length > max)
+      throw new SnapshotError(`more than ${max} files and folders under ${roots.join(', ')}: too many to snapshot or hash`);
   };
   const visit = async (path: string, st: Stats): Promise<void> => {
     await slicer.tick();
@@ -366,7 +367,9 @@ function baseState(f: Found): NodeState {
 function checkBytes(found: Found[], opts: WalkOptions): void {
   const bytes = found.reduce((n, f) => n + (f.type === 'file' && f.st ? f.st.size : 0), 0);
   if (opts.maxBytes !== undefined && bytes > opts.maxBytes) {
-    throw new SnapshotError(`${bytes} bytes of files under ${found[0]?.path ?? 'the roots'}${found.length > 1 ? ' and others' : ''}: more than the limit of ${opts.maxBytes}`);
+    throw new SnapshotError(
+      `${bytes} bytes of files under ${found[0]?.path ?? 'the roots'}${found.length > 1 ? ' and others' : ''}: more than the limit of ${opts.maxBytes}`,
+    );
   }
 }
 
@@ -390,7 +393,10 @@ export async function treeState(roots: readonly string[], opts: WalkOptions = {}
   const onRace = (f: Found): void => {
     const st = lstatOrNull(f.path);
     if (st === null) delete state[f.path];
-    else state[f.path] = { ...baseState({ path: f.path, type: kindOf(st), st, target: st.isSymbolicLink() ? readlinkSync(f.path) : undefined }) };
+    else
+      state[f.path] = {
+        ...baseState({ path: f.path, type: kindOf(st), st, target: st.isSymbolicLink() ? readlinkSync(f.path) : undefined }),
+      };
   };
   const small = async (): Promise<void> => {
     const slicer = new Slicer();
@@ -518,7 +524,8 @@ export async function takeSnapshot(roots: readonly string[], dir: string, opts: 
   const rootList = normaliseRoots(roots);
   const snapDir = resolve(dir);
   for (const r of rootList) {
-    if (under(snapDir, r) && !opts.exclude?.(snapDir, true)) throw new SnapshotError(`the snapshot folder ${snapDir} lies inside ${r}, which it would copy into itself`);
+    if (under(snapDir, r) && !opts.exclude?.(snapDir, true))
+      throw new SnapshotError(`the snapshot folder ${snapDir} lies inside ${r}, which it would copy into itself`);
   }
   if (lstatOrNull(join(snapDir, MANIFEST)) !== null) throw new SnapshotError(`${snapDir} already holds a complete snapshot; drop it first`);
   const blobs = join(snapDir, BLOBS);
@@ -620,7 +627,12 @@ export async function takeSnapshot(roots: readonly string[], dir: string, opts: 
     pack = null;
     await fsyncPath(blobs);
 
-    const kept = gone.size === 0 ? entries : entries.flatMap((e): ManifestEntry[] => (!gone.has(e.path) ? [e] : rootList.includes(e.path) ? [{ path: e.path, type: 'absent' }] : []));
+    const kept =
+      gone.size === 0
+        ? entries
+        : entries.flatMap((e): ManifestEntry[] =>
+            !gone.has(e.path) ? [e] : rootList.includes(e.path) ? [{ path: e.path, type: 'absent' }] : [],
+          );
     const manifest: Manifest = {
       version: 1,
       createdAt: new Date().toISOString(),
@@ -679,7 +691,8 @@ function loadManifest(dir: string): { manifest: Manifest; digest: string } | nul
   } catch {
     throw new SnapshotError(`the snapshot manifest in ${dir} is damaged (not JSON)`);
   }
-  if (m?.version !== 1 || !Array.isArray(m.roots) || !Array.isArray(m.entries)) throw new SnapshotError(`the snapshot manifest in ${dir} is damaged (unknown format)`);
+  if (m?.version !== 1 || !Array.isArray(m.roots) || !Array.isArray(m.entries))
+    throw new SnapshotError(`the snapshot manifest in ${dir} is damaged (unknown format)`);
   return { manifest: m, digest: sha256(bytes) };
 }
 
@@ -783,7 +796,8 @@ async function restoreFile(path: string, want: ManifestEntry, have: Stats | null
     }
   }
   if (have?.isDirectory()) {
-    if (!(await removeTree(path, have, ctx))) throw new SnapshotError(`cannot put the file ${path} back: a folder with excluded content is in the way`);
+    if (!(await removeTree(path, have, ctx)))
+      throw new SnapshotError(`cannot put the file ${path} back: a folder with excluded content is in the way`);
   }
   // A temporary file next to it, then a rename: the path never holds half a file, and a link
   // planted at the path is replaced, not written through. A crash leaves at most the temporary
@@ -842,20 +856,26 @@ async function restoreSpecial(path: string, want: ManifestEntry, have: Stats | n
     return;
   }
   if (have?.isDirectory()) {
-    if (!(await removeTree(path, have, ctx))) throw new SnapshotError(`cannot put the special file ${path} back: a folder with excluded content is in the way`);
+    if (!(await removeTree(path, have, ctx)))
+      throw new SnapshotError(`cannot put the special file ${path} back: a folder with excluded content is in the way`);
   } else if (have) {
     ctx.step('remove', path);
     unlinkSync(path);
   }
   if (want.special !== 'fifo') {
-    ctx.result.notRestored.push(`${path} (a ${want.special === 'socket' ? 'socket: its program makes it again when it restarts' : 'device: make it again with mknod'})`);
+    ctx.result.notRestored.push(
+      `${path} (a ${want.special === 'socket' ? 'socket: its program makes it again when it restarts' : 'device: make it again with mknod'})`,
+    );
     ctx.touchedDirs.add(dirname(path));
     return;
   }
   ctx.step('mkfifo', path);
   // The system's mkfifo, not the first on the daemon's PATH (a job may write a folder on that).
   const r = spawnSync('mkfifo', ['-m', want.mode!.toString(8), path], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
-  if (r.status !== 0) throw new SnapshotError(`cannot make the named pipe ${path} again: ${String(r.stderr || r.error?.message || `mkfifo exit ${r.status}`).trim()}`);
+  if (r.status !== 0)
+    throw new SnapshotError(
+      `cannot make the named pipe ${path} again: ${String(r.stderr || r.error?.message || `mkfifo exit ${r.status}`).trim()}`,
+    );
   if (owns(want)) lchownSync(path, want.uid!, want.gid!);
   chmodSync(path, want.mode!);
   ctx.touchedDirs.add(dirname(path));
@@ -874,7 +894,8 @@ async function restoreLink(path: string, want: ManifestEntry, have: Stats | null
     return;
   }
   if (have?.isDirectory()) {
-    if (!(await removeTree(path, have, ctx))) throw new SnapshotError(`cannot put the link ${path} back: a folder with excluded content is in the way`);
+    if (!(await removeTree(path, have, ctx)))
+      throw new SnapshotError(`cannot put the link ${path} back: a folder with excluded content is in the way`);
   }
   const tmp = tmpBeside(path);
   ctx.step('link', path);
@@ -954,7 +975,8 @@ async function restoreNode(path: string, want: ManifestEntry | undefined, have: 
 
 /** Every copied file must still be what was copied; throws before anything is changed. */
 async function verifyCopies(m: Manifest, ctx: Ctx): Promise<void> {
-  const damaged = (e: ManifestEntry, how: string): SnapshotError => new SnapshotError(`the snapshot in ${ctx.dir} is damaged: the copy of ${e.path} ${how}; nothing was restored`);
+  const damaged = (e: ManifestEntry, how: string): SnapshotError =>
+    new SnapshotError(`the snapshot in ${ctx.dir} is damaged: the copy of ${e.path} ${how}; nothing was restored`);
   const files = m.entries.filter((e) => e.type === 'file');
   const slicer = new Slicer();
   for (const e of files.filter((f) => f.at !== undefined)) {
@@ -996,7 +1018,10 @@ function checkParents(m: Manifest): string[] {
       now = null;
     }
     if (now !== null) {
-      if (was !== null && now !== was) throw new SnapshotError(`the folder holding ${root} now resolves to ${now} (it was ${was}): a link was planted above it; not restoring through it`);
+      if (was !== null && now !== was)
+        throw new SnapshotError(
+          `the folder holding ${root} now resolves to ${now} (it was ${was}): a link was planted above it; not restoring through it`,
+        );
       continue;
     }
     if (!rootWant || rootWant.type === 'absent') continue; // nothing to remove there
@@ -1011,7 +1036,9 @@ function checkParents(m: Manifest): string[] {
       real = null;
     }
     if (was !== parent || real !== existing) {
-      throw new SnapshotError(`the folder holding ${root} is gone and ${existing} now resolves to ${real ?? 'nothing'}: not recreating it through a link`);
+      throw new SnapshotError(
+        `the folder holding ${root} is gone and ${existing} now resolves to ${real ?? 'nothing'}: not recreating it through a link`,
+      );
     }
     missing.push(parent);
   }
@@ -1029,7 +1056,9 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions = {}): P
   const loaded = loadManifest(dir);
   if (loaded === null) throw new SnapshotError(`the snapshot in ${dir} is incomplete (no manifest.json): there is nothing to restore from`);
   if (opts.expectDigest !== undefined && loaded.digest !== opts.expectDigest) {
-    throw new SnapshotError(`the snapshot manifest in ${dir} was changed after the snapshot was taken (sha256 ${loaded.digest.slice(0, 12)}…, expected ${opts.expectDigest.slice(0, 12)}…); nothing was restored`);
+    throw new SnapshotError(
+      `the snapshot manifest in ${dir} was changed after the snapshot was taken (sha256 ${loaded.digest.slice(0, 12)}…, expected ${opts.expectDigest.slice(0, 12)}…); nothing was restored`,
+    );
   }
   const m = loaded.manifest;
   const hasPack = m.entries.some((e) => e.type === 'file' && e.at !== undefined);

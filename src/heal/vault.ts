@@ -3,12 +3,21 @@
 // these paths be touched, take the snapshot, did the zone change, put everything back.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { HomePaths } from '../config/home.js';
+import type { HomePaths } from '../config/paths.js';
 import { leashFor, type Leash, type TidyOrder } from '../run/launch.js';
 import { describeResult, runBounded } from '../notify/pager.js';
-import { dropSnapshot, manifestDigest, manifestState, readManifest, restoreSnapshot, takeSnapshot, type RestoreResult } from './snapshot.js';
+import {
+  dropSnapshot,
+  manifestDigest,
+  manifestState,
+  readManifest,
+  restoreSnapshot,
+  takeSnapshot,
+  type RestoreResult,
+} from './snapshot.js';
 import type { Policy } from '../config/schema.js';
-import { diffZone, guardTouches, hashZone, installChanges, installRoot, installState, protectedZone, zoneExclude, zoneRoots, type Guarded, type Zone } from './zone.js';
+import { guardTouches, installRoot, protectedZone, type Guarded, type Zone } from '../config/zone.js';
+import { diffZone, hashZone, installChanges, installState, zoneExclude, zoneRoots } from './zone.js';
 
 const TOUCHES = 'touches';
 const ZONE = 'zone';
@@ -80,7 +89,8 @@ export class HealVault {
     const digest = manifestDigest(zdir);
     // A snapshot on record whose manifest is gone or different was tampered with: that is a write
     // into the state folder, i.e. into the zone.
-    if (digests && digest !== digests.zone) return [`${join(zdir, 'manifest.json')} (the zone's snapshot itself was ${digest === null ? 'deleted' : 'rewritten'})`];
+    if (digests && digest !== digests.zone)
+      return [`${join(zdir, 'manifest.json')} (the zone's snapshot itself was ${digest === null ? 'deleted' : 'rewritten'})`];
     if (digest === null) return [];
     const manifest = readManifest(zdir)!;
     const zone = this.zones.get(dir) ?? this.zone();
@@ -106,12 +116,16 @@ export class HealVault {
     }
     try {
       if (digests && manifestDigest(join(dir, ZONE)) === null) {
-        throw new Error(`the zone's snapshot in ${join(dir, ZONE)} was deleted after it was taken; check jobs/, rules/ and protected/ by hand`);
+        throw new Error(
+          `the zone's snapshot in ${join(dir, ZONE)} was deleted after it was taken; check jobs/, rules/ and protected/ by hand`,
+        );
       }
       const changed = opts.zone === false ? [] : await this.zoneDiff(dir, null);
       if (changed.length) {
         const zone = this.zones.get(dir) ?? this.zone();
-        parts.push(`protected zone: ${words(await restoreSnapshot(join(dir, ZONE), { exclude: zoneExclude(zone), expectDigest: digests?.zone }))}`);
+        parts.push(
+          `protected zone: ${words(await restoreSnapshot(join(dir, ZONE), { exclude: zoneExclude(zone), expectDigest: digests?.zone }))}`,
+        );
       }
     } catch (err) {
       errors.push(`protected zone: ${(err as Error).message}`);
@@ -167,7 +181,9 @@ export class HealVault {
 }
 
 function words(r: RestoreResult): string {
-  const lost = r.notRestored.length ? `; not made again: ${r.notRestored.slice(0, 3).join(', ')}${r.notRestored.length > 3 ? ', …' : ''}` : '';
+  const lost = r.notRestored.length
+    ? `; not made again: ${r.notRestored.slice(0, 3).join(', ')}${r.notRestored.length > 3 ? ', …' : ''}`
+    : '';
   if (r.changed + r.removed + r.recreated === 0) return `unchanged${lost}`;
   return `${r.changed} changed back, ${r.removed} created removed, ${r.recreated} deleted returned${lost}`;
 }

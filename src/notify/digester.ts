@@ -14,7 +14,8 @@ import {
   type DigestWindow,
   type HealLine,
 } from '../report/digest.js';
-import type { HomePaths, Job } from '../config/home.js';
+import type { Job } from '../config/home.js';
+import type { HomePaths } from '../config/paths.js';
 import type { KillState } from '../control/killswitch.js';
 import type { Logger } from '../log.js';
 import { containment, leashFor } from '../run/launch.js';
@@ -194,7 +195,10 @@ export class DigestService {
       if (at === null) this.timer.delete('digest');
       else this.timer.set('digest', at);
     } catch (err) {
-      this.deps.log.error({ err: String(err) }, 'could not work out the next digest time; no digest is scheduled until the policy is fixed');
+      this.deps.log.error(
+        { err: String(err) },
+        'could not work out the next digest time; no digest is scheduled until the policy is fixed',
+      );
     }
   }
 
@@ -221,7 +225,7 @@ export class DigestService {
         this.scheduled(date);
       }
     } catch (err) {
-      this.deps.log.error({ err: String(err) }, 'could not check whether today\'s digest is missing');
+      this.deps.log.error({ err: String(err) }, "could not check whether today's digest is missing");
     }
   }
 
@@ -238,9 +242,13 @@ export class DigestService {
       // does not cover the whole day: the scheduled one goes out anyway. A retry the daemon has no
       // timer for (queued by the CLI) is taken over here too.
       const early = row !== undefined && row.created_at < at;
-      const orphanRetry = row !== undefined && row.sent_at === null && row.next_attempt_at !== null && !this.timer.get(`retry:${date}` as Key);
+      const orphanRetry =
+        row !== undefined && row.sent_at === null && row.next_attempt_at !== null && !this.timer.get(`retry:${date}` as Key);
       if (row && !early && !orphanRetry && (row.sent_at !== null || row.next_attempt_at !== null)) {
-        this.deps.log.info({ date }, row.sent_at !== null ? 'digest already sent for this date' : 'digest for this date is already being retried');
+        this.deps.log.info(
+          { date },
+          row.sent_at !== null ? 'digest already sent for this date' : 'digest for this date is already being retried',
+        );
         return;
       }
       this.scheduled(date);
@@ -257,7 +265,10 @@ export class DigestService {
         try {
           r = await this.produce(date, true);
         } catch (err) {
-          this.deps.log.error({ err: String(err), date }, `the digest of ${date} could not be composed or stored; once the cause is fixed, run: nightshift digest --date ${date} --send`);
+          this.deps.log.error(
+            { err: String(err), date },
+            `the digest of ${date} could not be composed or stored; once the cause is fixed, run: nightshift digest --date ${date} --send`,
+          );
           return;
         }
         try {
@@ -336,10 +347,19 @@ export class DigestService {
     await this.deliver(date, row.verdict, row.body_text, row.body_html);
   }
 
-  private async deliver(date: string, verdict: string, text: string, html: string): Promise<Pick<DigestRunResult, 'sent' | 'error' | 'nextAttemptAt'>> {
+  private async deliver(
+    date: string,
+    verdict: string,
+    text: string,
+    html: string,
+  ): Promise<Pick<DigestRunResult, 'sent' | 'error' | 'nextAttemptAt'>> {
     const { store, log } = this.deps;
     const policy = this.deps.getPolicy();
-    const r = await sendDigestMail(policy.digest, { subject: digestSubject(date, verdict), text, html }, { timeoutMs: this.deps.mailTimeoutMs, leash: leashFor(this.deps.paths, policy) });
+    const r = await sendDigestMail(
+      policy.digest,
+      { subject: digestSubject(date, verdict), text, html },
+      { timeoutMs: this.deps.mailTimeoutMs, leash: leashFor(this.deps.paths, policy) },
+    );
     const now = this.deps.clock.now();
     if (r.ok) {
       store.markDigestSent(date, now);

@@ -44,20 +44,28 @@ export function senderOf(cfg: DigestMailConfig): string {
 export async function sendDigestMail(cfg: DigestMailConfig, content: MailContent, opts: MailOptions): Promise<MailResult> {
   const via = mailVia(cfg);
   if (cfg.to.length === 0) {
-    return { ok: false, via, notConfigured: true, error: 'no recipients: policy digest.to is empty, so the digest is only written to the digests folder' };
+    return {
+      ok: false,
+      via,
+      notConfigured: true,
+      error: 'no recipients: policy digest.to is empty, so the digest is only written to the digests folder',
+    };
   }
   if (!cfg.smtp && !cfg.sendmail) {
     return {
       ok: false,
       via,
       notConfigured: true,
-      error: 'digest.to is set but there is no way to send: add digest.smtp (e.g. { host: 127.0.0.1, port: 25 }) or digest.sendmail (e.g. /usr/sbin/sendmail) to protected/policy.yaml',
+      error:
+        'digest.to is set but there is no way to send: add digest.smtp (e.g. { host: 127.0.0.1, port: 25 }) or digest.sendmail (e.g. /usr/sbin/sendmail) to protected/policy.yaml',
     };
   }
   const timeoutMs = opts.timeoutMs ?? MAIL_TIMEOUT_MS;
   const message = { from: senderOf(cfg), to: cfg.to, subject: content.subject, text: content.text, html: content.html };
   try {
-    return cfg.smtp ? await viaSmtp(cfg.smtp, message, via, timeoutMs) : await viaSendmail(cfg.sendmail!, message, via, timeoutMs, opts.leash);
+    return cfg.smtp
+      ? await viaSmtp(cfg.smtp, message, via, timeoutMs)
+      : await viaSendmail(cfg.sendmail!, message, via, timeoutMs, opts.leash);
   } catch (err) {
     return { ok: false, via, notConfigured: false, error: `could not e-mail the digest via ${via}: ${describeMailError(err)}` };
   }
@@ -91,13 +99,26 @@ async function viaSmtp(smtp: NonNullable<DigestMailConfig['smtp']>, message: Mes
   try {
     // The per-phase timeouts above do not bound a server that answers slowly but forever.
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${formatDuration(2 * timeoutMs)}`), { code: 'ETIMEDOUT' })), 2 * timeoutMs);
+      timer = setTimeout(
+        () => reject(Object.assign(new Error(`no answer within ${formatDuration(2 * timeoutMs)}`), { code: 'ETIMEDOUT' })),
+        2 * timeoutMs,
+      );
     });
-    const info = await Promise.race([transport.sendMail(message), deadline]);
+    // nodemailer types the SMTP transport's answer as any; these are the fields it documents.
+    const info = (await Promise.race([transport.sendMail(message), deadline])) as {
+      accepted: unknown[];
+      rejected: unknown[];
+      messageId: string;
+    };
     const accepted = info.accepted.map(String);
     const rejected = info.rejected.map(String);
     if (accepted.length === 0) {
-      return { ok: false, via, notConfigured: false, error: `could not e-mail the digest via ${via}: every recipient was refused (${rejected.join(', ')}); check digest.to` };
+      return {
+        ok: false,
+        via,
+        notConfigured: false,
+        error: `could not e-mail the digest via ${via}: every recipient was refused (${rejected.join(', ')}); check digest.to`,
+      };
     }
     return { ok: true, via, messageId: info.messageId, accepted };
   } finally {
@@ -114,15 +135,30 @@ async function viaSmtp(smtp: NonNullable<DigestMailConfig['smtp']>, message: Mes
 async function viaSendmail(path: string, message: Message, via: string, timeoutMs: number, leash: Leash): Promise<MailResult> {
   const addresses = [message.from, ...message.to];
   const bad = addresses.find((a) => /^"?-/.test(a));
-  if (bad) return { ok: false, via, notConfigured: false, error: `refusing to pass "${bad}" to sendmail: an address that starts with "-" would be read as an option; fix the policy` };
+  if (bad)
+    return {
+      ok: false,
+      via,
+      notConfigured: false,
+      error: `refusing to pass "${bad}" to sendmail: an address that starts with "-" would be read as an option; fix the policy`,
+    };
   const composer = await createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
-  const info = await composer.sendMail(message);
+  const info = (await composer.sendMail(message)) as { message: unknown; messageId: string };
   const raw = info.message;
   if (!Buffer.isBuffer(raw)) throw new Error('the message could not be composed');
-  const r = await runBounded([path, '-i', '-f', message.from, ...message.to], { input: raw, timeoutMs, confine: { profile: 'notify', leash } });
+  const r = await runBounded([path, '-i', '-f', message.from, ...message.to], {
+    input: raw,
+    timeoutMs,
+    confine: { profile: 'notify', leash },
+  });
   if (!r.ok) {
     const hint = r.startError ? '; check digest.sendmail in protected/policy.yaml' : '';
-    return { ok: false, via, notConfigured: false, error: `could not e-mail the digest via ${via}: it ${describeResult(r, timeoutMs)}${hint}` };
+    return {
+      ok: false,
+      via,
+      notConfigured: false,
+      error: `could not e-mail the digest via ${via}: it ${describeResult(r, timeoutMs)}${hint}`,
+    };
   }
   return { ok: true, via, messageId: info.messageId, accepted: [...message.to] };
 }

@@ -6,7 +6,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { formatDuration } from '../config/duration.js';
 import type { Logger } from '../log.js';
 import { SYSTEMD_NOTIFY_ENV } from './systemd.js';
-import { exitOf, groupAlive, killNow, launch, terminateGroup, UncontainedError, type Confinement, type Launched, type Leash } from '../run/launch.js';
+import {
+  exitOf,
+  groupAlive,
+  killNow,
+  launch,
+  terminateGroup,
+  UncontainedError,
+  type Confinement,
+  type Launched,
+  type Leash,
+} from '../run/launch.js';
 import type { Policy } from '../config/schema.js';
 import { isDiskFull, type Store } from '../store/store.js';
 import { DeadlineTimer, type Clock } from '../schedule/timer.js';
@@ -106,7 +116,8 @@ export async function runBounded(argv: readonly string[], opts: BoundedOptions):
       stderr: 'pipe',
     });
   } catch (err) {
-    if (err instanceof UncontainedError) return result({ startError: `not started, because it cannot be contained here: ${err.message}`, uncontained: true });
+    if (err instanceof UncontainedError)
+      return result({ startError: `not started, because it cannot be contained here: ${err.message}`, uncontained: true });
     return result({ startError: (err as Error).message });
   }
   const { sub } = launched;
@@ -117,7 +128,12 @@ export async function runBounded(argv: readonly string[], opts: BoundedOptions):
   const pid = sub.pid;
   if (pid === undefined) {
     const r = (await settled) as { code?: string; shortMessage?: string; message?: string };
-    const why = r.code === 'ENOENT' ? `command not found: ${file}` : r.code === 'EACCES' ? `permission denied: ${file}` : (r.shortMessage ?? r.message ?? 'unknown error');
+    const why =
+      r.code === 'ENOENT'
+        ? `command not found: ${file}`
+        : r.code === 'EACCES'
+          ? `permission denied: ${file}`
+          : (r.shortMessage ?? r.message ?? 'unknown error');
     return result({ startError: why });
   }
 
@@ -144,7 +160,9 @@ export async function runBounded(argv: readonly string[], opts: BoundedOptions):
     void terminateGroup(pid, grace).catch(() => {});
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => sub.once('exit', (code, signal) => res(exitOf(launched, code, signal))));
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    sub.once('exit', (code, signal) => res(exitOf(launched, code, signal))),
+  );
   exited = true;
   opts.signal?.removeEventListener('abort', onAbort);
   // Let the last bytes of stderr arrive; a grandchild holding the pipe must not hold us.
@@ -241,7 +259,10 @@ export class Pager {
     try {
       const policy = this.deps.getPolicy();
       if (!pageAllowed(policy, ev)) {
-        log.info({ event: ev.event, fingerprint: ev.fingerprint }, 'not paging: the event is not on policy.page.allow (it goes to the digest)');
+        log.info(
+          { event: ev.event, fingerprint: ev.fingerprint },
+          'not paging: the event is not on policy.page.allow (it goes to the digest)',
+        );
         return 'not-allowed';
       }
       const now = this.deps.clock.now();
@@ -250,13 +271,22 @@ export class Pager {
       // command even started — a crash loop right after start) may never have gone out: it does
       // not hold back this one. At least once: a duplicate beats a lost page.
       const interrupted = last !== undefined && last.outcome === null && !this.mine.has(last.id);
-      if (interrupted) store.finishPage(last.id, 'interrupted', 'nightshift stopped before the page command was seen to finish; the next page was not held back');
+      if (interrupted)
+        store.finishPage(
+          last.id,
+          'interrupted',
+          'nightshift stopped before the page command was seen to finish; the next page was not held back',
+        );
       // A page whose row could not be written yet (a full disk) counts too.
       const lastAt = Math.max(last && !interrupted ? last.at : -Infinity, this.unrecorded.get(ev.fingerprint) ?? -Infinity);
       if (now - lastAt < this.intervalMs) {
         const msg = `not paging again for ${ev.fingerprint}: last page ${formatDuration(now - lastAt)} ago (at most one per ${formatDuration(this.intervalMs)})`;
         log.info({ event: ev.event, fingerprint: ev.fingerprint, lastPageId: last?.id ?? null }, msg);
-        store.recordEvent(now, 'page-suppressed', ev.job ?? null, msg, { event: ev.event, fingerprint: ev.fingerprint, lastPageId: last?.id ?? null });
+        store.recordEvent(now, 'page-suppressed', ev.job ?? null, msg, {
+          event: ev.event,
+          fingerprint: ev.fingerprint,
+          lastPageId: last?.id ?? null,
+        });
         return 'suppressed';
       }
       // Recorded before anything runs: a second call right now sees it, and so does a restart.
@@ -292,7 +322,11 @@ export class Pager {
     const { store, log } = this.deps;
     // Alert text is data: what relays the page (an SMS gateway, a chat) gets it inert too.
     const payload = `${JSON.stringify({ ...ev, message: textAsData(ev.message), at: new Date(now).toISOString() })}\n`;
-    const r = await runBounded(command, { input: payload, timeoutMs: this.timeoutMs, confine: { profile: 'notify', leash: this.deps.leash() } });
+    const r = await runBounded(command, {
+      input: payload,
+      timeoutMs: this.timeoutMs,
+      confine: { profile: 'notify', leash: this.deps.leash() },
+    });
     const outcome = r.ok ? 'sent' : r.timedOut ? 'timeout' : 'failed';
     const detail = describeResult(r, this.timeoutMs);
     try {
@@ -302,7 +336,11 @@ export class Pager {
       log.error({ err: String(err), pageId: id }, 'could not record the page outcome');
     }
     if (r.ok) log.warn({ event: ev.event, fingerprint: ev.fingerprint, pageId: id }, `paged: ${oneLine(ev.message)}`);
-    else log.error({ event: ev.event, fingerprint: ev.fingerprint, pageId: id, command: command[0] }, `the page command ${detail}; nobody may have been paged — check policy.page.command`);
+    else
+      log.error(
+        { event: ev.event, fingerprint: ev.fingerprint, pageId: id, command: command[0] },
+        `the page command ${detail}; nobody may have been paged — check policy.page.command`,
+      );
   }
 
   /** Runs the deadman with this pager's policy, store and limit. */
@@ -327,7 +365,6 @@ export class Pager {
     await this.idle();
   }
 }
-
 
 // ---- the deadman: something outside watches the watcher ----
 
@@ -366,12 +403,22 @@ export async function runDeadman(deps: {
   const detail = describeResult(r, timeoutMs);
   const message = r.ok ? `deadman ping ok (${deps.reason})` : `deadman ping failed (${deps.reason}): ${argv[0]} ${detail}`;
   try {
-    store.recordEvent(deps.clock.now(), 'deadman', null, message, { ok: r.ok, reason: deps.reason, exitCode: r.exitCode, timedOut: r.timedOut, durationMs: r.durationMs });
+    store.recordEvent(deps.clock.now(), 'deadman', null, message, {
+      ok: r.ok,
+      reason: deps.reason,
+      exitCode: r.exitCode,
+      timedOut: r.timedOut,
+      durationMs: r.durationMs,
+    });
   } catch (err) {
     log.error({ err: String(err) }, 'could not record the deadman ping');
   }
   if (r.ok) log.info({ reason: deps.reason, durationMs: r.durationMs }, 'deadman ping ok');
-  else log.error({ reason: deps.reason, command: argv[0] }, `${message}; the outside monitor will think nightshift is down — check policy.deadman`);
+  else
+    log.error(
+      { reason: deps.reason, command: argv[0] },
+      `${message}; the outside monitor will think nightshift is down — check policy.deadman`,
+    );
   return { ran: true, ok: r.ok, detail };
 }
 
@@ -389,8 +436,10 @@ export class Deadman {
 
   constructor(private readonly deps: DeadmanDeps) {
     this.intervalMs = deps.intervalMs ?? DEADMAN_INTERVAL_MS;
-    this.timer = new DeadlineTimer<'ping'>(() => void this.run('hourly'), deps.clock, (err) =>
-      deps.log.error({ err: String(err) }, 'deadman timer failed'),
+    this.timer = new DeadlineTimer<'ping'>(
+      () => void this.run('hourly'),
+      deps.clock,
+      (err) => deps.log.error({ err: String(err) }, 'deadman timer failed'),
     );
   }
 

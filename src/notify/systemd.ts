@@ -41,12 +41,7 @@ export interface Notifier {
  */
 export const SYSTEMD_NOTIFY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'] as const;
 
-export type NotifyErrorCode =
-  | 'addon-missing'
-  | 'abstract-socket-unsupported'
-  | 'bad-socket-path'
-  | 'bad-watchdog'
-  | 'send-failed';
+export type NotifyErrorCode = 'addon-missing' | 'abstract-socket-unsupported' | 'bad-socket-path' | 'bad-watchdog' | 'send-failed';
 
 export class NotifyError extends Error {
   override readonly name = 'NotifyError';
@@ -167,8 +162,7 @@ export function createNotifier(
       report(
         new NotifyError(
           'send-failed',
-          `sd_notify ${fields.map((f) => f.split('=')[0]).join('+')} to ${socketPath} failed: ` +
-            `${errno}${errnoHint(errno)}`,
+          `sd_notify ${fields.map((f) => f.split('=')[0]).join('+')} to ${socketPath} failed: ` + `${errno}${errnoHint(errno)}`,
           { cause: err },
         ),
       );

@@ -246,9 +246,15 @@ function needsYouSection(open: AlertRow[], unfolded: AlertRow[], heals: HealLine
   const approvals = heals.filter((h) => HEAL_NEEDS_APPROVAL.has(h.outcome));
   const blocked = heals.filter((h) => HEAL_BLOCKED.has(h.outcome));
   s.add(`waiting for your approval: ${approvals.length ? approvals.length : 'none'}`);
-  s.addList(approvals.map((h) => healLine(h, t)), 1);
+  s.addList(
+    approvals.map((h) => healLine(h, t)),
+    1,
+  );
   s.add(`heals blocked, waiting for a person: ${blocked.length ? blocked.length : 'none'}`);
-  s.addList(blocked.map((h) => healLine(h, t)), 1);
+  s.addList(
+    blocked.map((h) => healLine(h, t)),
+    1,
+  );
   return s.build();
 }
 
@@ -264,7 +270,10 @@ function healSection(heals: HealLine[], t: (ms: number) => string): Section {
   if (done.length) {
     const byOutcome = countBy(done.map((h) => h.outcome));
     s.add(`${plural(done.length, 'heal attempt')}: ${[...byOutcome].map(([o, n]) => `${n} ${o}`).join(', ')}`);
-    s.addList(done.map((h) => healLine(h, t)), 1);
+    s.addList(
+      done.map((h) => healLine(h, t)),
+      1,
+    );
   }
   return s.build();
 }
@@ -275,7 +284,19 @@ function countBy(values: string[]): Map<string, number> {
   return m;
 }
 
-const OUTCOME_ORDER = ['ok', 'failed', 'timeout', 'wrong', 'interrupted', 'killed', 'skipped-precheck', 'skipped-overlap', 'skipped-paused', 'skipped-halted', 'running'];
+const OUTCOME_ORDER = [
+  'ok',
+  'failed',
+  'timeout',
+  'wrong',
+  'interrupted',
+  'killed',
+  'skipped-precheck',
+  'skipped-overlap',
+  'skipped-paused',
+  'skipped-halted',
+  'running',
+];
 
 function outcomeWords(counts: Map<string, number>): string {
   return [...counts]
@@ -322,8 +343,12 @@ function runsSection(runs: RunRow[], t: (ms: number) => string): Section {
     }
     const lastBad = bad[bad.length - 1];
     const flipText = flips ? `; flipped ${plural(flips, 'time')} between ok and failing` : '';
-    const lastText = lastBad ? `; last failure ${t(lastBad.ended_at ?? lastBad.created_at)}${lastBad.reason ? `: ${quote(lastBad.reason)}` : ''}` : '';
-    troubled.push(`${job}: ${plural(list.length, 'run')} (${outcomeWords(countBy(list.map((r) => r.outcome ?? 'running')))})${flipText}${lastText}`);
+    const lastText = lastBad
+      ? `; last failure ${t(lastBad.ended_at ?? lastBad.created_at)}${lastBad.reason ? `: ${quote(lastBad.reason)}` : ''}`
+      : '';
+    troubled.push(
+      `${job}: ${plural(list.length, 'run')} (${outcomeWords(countBy(list.map((r) => r.outcome ?? 'running')))})${flipText}${lastText}`,
+    );
   }
   s.addList(troubled);
   if (quiet) s.add(`${plural(quiet, 'other job')} ran without a failure`);
@@ -335,7 +360,10 @@ function precheckSection(runs: RunRow[]): Section {
   const skipped = runs.filter((r) => r.outcome === 'skipped-precheck');
   s.add(`${plural(skipped.length, 'run')} skipped by pre-check (LLM runs saved)`);
   const byJob = countBy(skipped.map((r) => r.job));
-  s.addList([...byJob].sort((a, b) => byName(a[0], b[0])).map(([job, n]) => `${job}: ${n}`), 1);
+  s.addList(
+    [...byJob].sort((a, b) => byName(a[0], b[0])).map(([job, n]) => `${job}: ${n}`),
+    1,
+  );
   return s.build();
 }
 
@@ -374,12 +402,18 @@ function alertsSection(rows: AlertRow[], w: DigestWindow, t: (ms: number) => str
 function killSection(store: Store, kill: KillState, w: DigestWindow, t: (ms: number) => string, contained?: Containment): Section {
   const s = new SectionBuilder('Kill switch');
   s.add(kill.halted ? `now ON${kill.since !== null ? ` since ${t(kill.since)}` : ''}: ${oneLine(kill.reason)}` : 'now off');
-  if (contained && !contained.ok) s.add(`containment UNAVAILABLE: jobs run uncontained and no fix, brain or probe runs (heal outcome uncontained) — ${oneLine(contained.reason, 400)}`);
+  if (contained && !contained.ok)
+    s.add(
+      `containment UNAVAILABLE: jobs run uncontained and no fix, brain or probe runs (heal outcome uncontained) — ${oneLine(contained.reason, 400)}`,
+    );
   const flips = store.eventsBetween(w.from, w.to, 'kill-switch');
   if (flips.length === 0) s.add('not switched in this window');
   else {
     s.add(`switched ${plural(flips.length, 'time')} in this window:`);
-    s.addList(flips.map((e) => `${t(e.at)}: ${oneLine(e.message)}`), 1);
+    s.addList(
+      flips.map((e) => `${t(e.at)}: ${oneLine(e.message)}`),
+      1,
+    );
   }
   return s.build();
 }
@@ -390,7 +424,13 @@ function watcherSection(store: Store, policy: Policy, w: DigestWindow, t: (ms: n
   if (pages.length === 0) s.add('nobody was paged');
   else {
     s.add(`${plural(pages.length, 'page')}: ${outcomeWords(countBy(pages.map((p) => p.outcome ?? 'running')))}`);
-    s.addList(pages.map((p) => `${t(p.at)} ${oneLine(p.event, 100)} (${oneLine(p.fingerprint, 100)}): ${p.outcome ?? 'running'}${p.detail ? `: ${quote(p.detail)}` : ''}`), 1);
+    s.addList(
+      pages.map(
+        (p) =>
+          `${t(p.at)} ${oneLine(p.event, 100)} (${oneLine(p.fingerprint, 100)}): ${p.outcome ?? 'running'}${p.detail ? `: ${quote(p.detail)}` : ''}`,
+      ),
+      1,
+    );
   }
   const pings = store.eventsBetween(w.from, w.to, 'deadman');
   const failed = pings.filter((e) => !isOkEvent(e.data));
@@ -448,7 +488,10 @@ function nextSection(store: Store, jobs: Map<string, Job>, now: number, t: (ms: 
   const total = items.reduce((n, i) => n + i.count, 0);
   const capped = items.some((i) => i.capped);
   s.add(`${capped ? 'more than ' : ''}${plural(total, 'scheduled run')} of ${plural(items.length, 'job')}`);
-  s.addList(items.map((i) => `${i.name}: ${i.capped ? 'more than ' : ''}${plural(i.count, 'run')}, first ${t(i.first)}`), 1);
+  s.addList(
+    items.map((i) => `${i.name}: ${i.capped ? 'more than ' : ''}${plural(i.count, 'run')}, first ${t(i.first)}`),
+    1,
+  );
   if (idle) s.add(`${plural(idle, 'scheduled job')} ${idle === 1 ? 'has' : 'have'} no run in the next 24 hours`);
   if (paused.length) s.add(`not counted, paused: ${paused.sort().join(', ')}`);
   return s.build();
@@ -464,7 +507,7 @@ function upcoming(sched: Schedule, now: number, until: number): { count: number;
   // Walk only up to `until`: a yearly job must not walk NEXT_RUNS_CAP years ahead (each year of
   // each zone costs an offset table; 101 such jobs once held the event loop for 12 s).
   const list: number[] = [];
-  for (let t = now; list.length <= NEXT_RUNS_CAP; ) {
+  for (let t = now; list.length <= NEXT_RUNS_CAP;) {
     const n = nextAfter(sched, t);
     if (n === null || n >= until) break;
     list.push(n);

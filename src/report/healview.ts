@@ -37,12 +37,22 @@ export function healLines(store: Store, from: number, to: number): HealLine[] {
     const last = list[list.length - 1]!;
     const executed = list.filter((a) => a.attempt !== null).length;
     const extra = executed > 1 ? ` (${executed} attempts)` : '';
-    const what = last.outcome === 'awaiting-approval' ? `approve with: nightshift approve ${last.id} (or deny ${last.id}); ${last.action ?? ''}` : (last.detail ?? '');
-    lines.push({ at: last.ended_at ?? last.created_at, job: last.job, rule: last.rule, outcome: last.outcome ?? 'in-progress', detail: `${what}${extra}` });
+    const what =
+      last.outcome === 'awaiting-approval'
+        ? `approve with: nightshift approve ${last.id} (or deny ${last.id}); ${last.action ?? ''}`
+        : (last.detail ?? '');
+    lines.push({
+      at: last.ended_at ?? last.created_at,
+      job: last.job,
+      rule: last.rule,
+      outcome: last.outcome ?? 'in-progress',
+      detail: `${what}${extra}`,
+    });
   }
   // Demotions are part of "autonomy is earned": the digest says when a rule lost a rung.
   for (const l of store.ladderAll()) {
-    if (l.at >= from && l.at < to) lines.push({ at: l.at, job: 'the ladder', rule: l.rule, outcome: `demoted to ${l.level}`, detail: l.reason });
+    if (l.at >= from && l.at < to)
+      lines.push({ at: l.at, job: 'the ladder', rule: l.rule, outcome: `demoted to ${l.level}`, detail: l.reason });
   }
   return lines.sort((a, b) => a.at - b.at);
 }
@@ -62,7 +72,10 @@ export function renderHeals(rows: HealView[], now: number): string {
       const dur = s.ended_at !== null ? formatDuration(Math.max(0, s.ended_at - s.started_at)) : '…';
       out.push(`    ${s.step.padEnd(11)} ${dur.padStart(7)}  ${s.result ?? ''}${s.detail ? `  ${oneLine(s.detail, 200)}` : ''}`);
     }
-    if (a.outcome === 'awaiting-approval') out.push(`    answer: nightshift approve ${a.id}   or   nightshift deny ${a.id}   (expires ${a.expires_at ? new Date(a.expires_at).toISOString() : '?'})`);
+    if (a.outcome === 'awaiting-approval')
+      out.push(
+        `    answer: nightshift approve ${a.id}   or   nightshift deny ${a.id}   (expires ${a.expires_at ? new Date(a.expires_at).toISOString() : '?'})`,
+      );
     if (a.proposal && (a.outcome === 'proposed' || a.outcome === 'needs-human' || a.outcome === 'awaiting-approval')) {
       for (const l of textAsData(a.proposal).split('\n')) out.push(`    | ${l}`);
     }
@@ -93,7 +106,10 @@ export function demotionLines(store: Store, currentRuleHash: (rule: string) => s
   if (!hasHeals(store)) return [];
   const demoted = store.ladderAll().filter((l: LadderRow) => currentRuleHash(l.rule) === l.rule_hash);
   if (demoted.length === 0) return [];
-  return ['Rules demoted after a rollback (edit the rule file to reset):', ...demoted.map((l) => `  ${l.rule}: now ${l.level} — ${oneLine(l.reason, 200)}`)];
+  return [
+    'Rules demoted after a rollback (edit the rule file to reset):',
+    ...demoted.map((l) => `  ${l.rule}: now ${l.level} — ${oneLine(l.reason, 200)}`),
+  ];
 }
 
 /** Per rule: cases, proposals, approvals, fixes verified, rollbacks — what a promotion review needs. */

@@ -18,7 +18,14 @@ export interface JobStatus {
   health: JobHealth;
   schedule: string;
   timezone: string;
-  lastRun: null | { id: number; outcome: string | null; trigger: string; endedAt: number | null; durationMs: number | null; reason: string | null };
+  lastRun: null | {
+    id: number;
+    outcome: string | null;
+    trigger: string;
+    endedAt: number | null;
+    durationMs: number | null;
+    reason: string | null;
+  };
   running: number[];
   nextRun: number | null;
   lastSuccessAt: number | null;
@@ -59,7 +66,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
   const flip = store?.events(1, 'kill-switch')[0];
   const last = store?.lastFinishedRuns() ?? new Map<string, RunRow>();
   const successes = store?.lastSuccesses() ?? new Map<string, number>();
-  const states = store?.allJobStates() ?? new Map();
+  const states = store?.allJobStates() ?? new Map<string, never>();
   const liveJobs = new Map((live?.jobs ?? []).map((j) => [j.name, j]));
   const openRuns = live ? [] : (store?.openRuns() ?? []);
 
@@ -85,14 +92,27 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
       description: job.spec.description ?? null,
       health,
       seeAllProcesses: job.spec.seeAllProcesses,
-      schedule: job.spec.schedule ? job.spec.schedule.source : job.spec.every !== undefined ? `every ${formatDuration(job.spec.every)}` : 'on demand',
+      schedule: job.spec.schedule
+        ? job.spec.schedule.source
+        : job.spec.every !== undefined
+          ? `every ${formatDuration(job.spec.every)}`
+          : 'on demand',
       timezone: job.timezone,
-      lastRun: lr ? { id: lr.id, outcome: lr.outcome, trigger: lr.trigger, endedAt: lr.ended_at, durationMs: lr.duration_ms, reason: lr.reason } : null,
+      lastRun: lr
+        ? { id: lr.id, outcome: lr.outcome, trigger: lr.trigger, endedAt: lr.ended_at, durationMs: lr.duration_ms, reason: lr.reason }
+        : null,
       running,
       nextRun,
       lastSuccessAt: successes.get(job.name) ?? null,
       paused,
-      alerts: (openAlerts.get(job.name) ?? []).map((a) => ({ id: a.id, kind: a.kind, since: a.opened_at, count: a.count, message: a.message, foldedUnder: a.folded_under })),
+      alerts: (openAlerts.get(job.name) ?? []).map((a) => ({
+        id: a.id,
+        kind: a.kind,
+        since: a.opened_at,
+        count: a.count,
+        message: a.message,
+        foldedUnder: a.folded_under,
+      })),
     });
   }
   const problems = live ? live.problems : home.problems.map(formatProblem);
@@ -108,7 +128,8 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
     killSwitch: { on: kill.halted, reason: kill.reason, path: kill.path, lastFlip: flip ? { at: flip.at, message: flip.message } : null },
     pendingApprovals: 0,
     containment: containment(),
-    healthy: live !== null && problems.length === 0 && jobs.every((j) => j.health !== 'failing' && j.alerts.every((a) => a.foldedUnder !== null)),
+    healthy:
+      live !== null && problems.length === 0 && jobs.every((j) => j.health !== 'failing' && j.alerts.every((a) => a.foldedUnder !== null)),
   };
 }
 
@@ -147,10 +168,17 @@ export function renderStatus(r: StatusReport): string {
   const verdict =
     failing.length === 0 && r.problems.length === 0
       ? `All ${r.jobs.length} job(s) healthy.`
-      : [failing.length ? `${failing.length} job(s) failing: ${failing.map((j) => j.name).join(', ')}.` : '', r.problems.length ? `${r.problems.length} problem(s) in the configuration (below).` : '']
+      : [
+          failing.length ? `${failing.length} job(s) failing: ${failing.map((j) => j.name).join(', ')}.` : '',
+          r.problems.length ? `${r.problems.length} problem(s) in the configuration (below).` : '',
+        ]
           .filter(Boolean)
           .join(' ');
-  lines.push(r.daemon.running ? `nightshift — ${verdict}` : `nightshift is NOT RUNNING — nothing is being scheduled or watched. As last recorded: ${verdict}`);
+  lines.push(
+    r.daemon.running
+      ? `nightshift — ${verdict}`
+      : `nightshift is NOT RUNNING — nothing is being scheduled or watched. As last recorded: ${verdict}`,
+  );
   lines.push(
     r.daemon.running
       ? `Daemon: running (pid ${r.daemon.pid}, up ${formatDuration(now - (r.daemon.startedAt ?? now))}).  Home: ${r.home}`
@@ -173,11 +201,21 @@ export function renderStatus(r: StatusReport): string {
   for (const j of r.jobs) {
     let lastRun = '—';
     if (j.running.length) lastRun = `running now (run #${j.running.join(', #')})`;
-    else if (j.lastRun) lastRun = `${j.lastRun.outcome} ${j.lastRun.endedAt ? ago(now - j.lastRun.endedAt) : ''}${j.lastRun.durationMs != null ? ` (took ${formatDuration(j.lastRun.durationMs)})` : ''}`;
-    const next = j.nextRun ? `${formatInstant(j.nextRun, j.timezone).replace('T', ' ').slice(0, 16)} (${ago(now - j.nextRun)})` : j.health === 'disabled' ? '— disabled' : `— ${j.schedule}`;
+    else if (j.lastRun)
+      lastRun = `${j.lastRun.outcome} ${j.lastRun.endedAt ? ago(now - j.lastRun.endedAt) : ''}${j.lastRun.durationMs != null ? ` (took ${formatDuration(j.lastRun.durationMs)})` : ''}`;
+    const next = j.nextRun
+      ? `${formatInstant(j.nextRun, j.timezone).replace('T', ' ').slice(0, 16)} (${ago(now - j.nextRun)})`
+      : j.health === 'disabled'
+        ? '— disabled'
+        : `— ${j.schedule}`;
     const succ = j.lastSuccessAt ? ago(now - j.lastSuccessAt) : 'never';
     const alert = j.alerts.length
-      ? j.alerts.map((a) => `${a.kind}${a.count > 1 ? ` x${a.count}` : ''} since ${ago(now - a.since)}${a.foldedUnder ? ` (blocked by ${a.foldedUnder.split(':')[0]})` : ''}`).join('; ')
+      ? j.alerts
+          .map(
+            (a) =>
+              `${a.kind}${a.count > 1 ? ` x${a.count}` : ''} since ${ago(now - a.since)}${a.foldedUnder ? ` (blocked by ${a.foldedUnder.split(':')[0]})` : ''}`,
+          )
+          .join('; ')
       : '—';
     lines.push(`${pad(j.name, w)}${pad(HEALTH_WORDS[j.health], 11)}${pad(lastRun, 36)}${pad(next, 34)}${pad(succ, 16)}${alert}`);
   }
@@ -215,13 +253,20 @@ export function renderRuns(rows: RunRow[], tzOf: (job: string) => string): strin
   return lines.join('\n');
 }
 
-
 export function renderAlerts(rows: AlertRow[], now: number): string {
   if (rows.length === 0) return 'No alerts.';
-  const lines = [`${pad('ALERT', 8)}${pad('JOB', 22)}${pad('KIND', 8)}${pad('COUNT', 7)}${pad('OPENED', 14)}${pad('STATE', 26)}WHAT HAPPENED`];
+  const lines = [
+    `${pad('ALERT', 8)}${pad('JOB', 22)}${pad('KIND', 8)}${pad('COUNT', 7)}${pad('OPENED', 14)}${pad('STATE', 26)}WHAT HAPPENED`,
+  ];
   for (const a of rows) {
-    const state = a.resolved_at ? `${a.resolution ?? 'resolved'} ${ago(now - a.resolved_at)}` : a.folded_under ? `open, blocked by ${a.folded_under.split(':')[0]}` : 'OPEN';
-    lines.push(`${pad(`#${a.id}`, 8)}${pad(a.job, 22)}${pad(a.kind, 8)}${pad(String(a.count), 7)}${pad(ago(now - a.opened_at), 14)}${pad(state, 26)}${oneLine(a.message)}`);
+    const state = a.resolved_at
+      ? `${a.resolution ?? 'resolved'} ${ago(now - a.resolved_at)}`
+      : a.folded_under
+        ? `open, blocked by ${a.folded_under.split(':')[0]}`
+        : 'OPEN';
+    lines.push(
+      `${pad(`#${a.id}`, 8)}${pad(a.job, 22)}${pad(a.kind, 8)}${pad(String(a.count), 7)}${pad(ago(now - a.opened_at), 14)}${pad(state, 26)}${oneLine(a.message)}`,
+    );
   }
   return lines.join('\n');
 }

@@ -27,15 +27,32 @@
 // closed to action): the heal outcome is `uncontained`.
 import { execa, type Options, type ResultPromise } from 'execa';
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { HomePaths } from '../config/home.js';
+import type { HomePaths } from '../config/paths.js';
 import { killSwitchPath } from '../control/killswitch.js';
 import { listProcesses, pidNamespace, processEnv } from './proc.js';
 import type { Policy } from '../config/schema.js';
-import { installRoot, resolveReal, resolveTouch } from '../heal/zone.js';
+import { installRoot, resolveReal, resolveTouch } from '../config/zone.js';
 
 /**
  * What a process is for decides what it may do. `restore` is nightshift's own rollback of a fix's
@@ -64,7 +81,9 @@ export const SANDBOX_TAG = 'NIGHTSHIFT_SANDBOX';
 // ---------------------------------------------------------------- the socket filter
 
 /** Architectures the filter is built for: the audit arch and the system call numbers it checks. */
-const FILTER_ARCH: Partial<Record<NodeJS.Architecture, { audit: number; socket: number; socketpair: number; ioUring: number[]; keys: number[] }>> = {
+const FILTER_ARCH: Partial<
+  Record<NodeJS.Architecture, { audit: number; socket: number; socketpair: number; ioUring: number[]; keys: number[] }>
+> = {
   // io_uring_setup/enter/register are the same on both (the generic table); add_key, request_key, keyctl are not.
   x64: { audit: 0xc000003e, socket: 41, socketpair: 53, ioUring: [425, 426, 427], keys: [248, 249, 250] },
   arm64: { audit: 0xc00000b7, socket: 198, socketpair: 199, ioUring: [425, 426, 427], keys: [217, 218, 219] },
@@ -100,13 +119,14 @@ export function socketFilter(arch: NodeJS.Architecture = process.arch): Buffer |
   const RET = { allow: 0x7fff0000, eacces: 0x00050000 | EACCES, enosys: 0x00050000 | ENOSYS, eperm: 0x00050000 | EPERM, kill: 0x80000000 };
   type Label = keyof typeof RET | 'next' | 'pair';
   // Jumps name their target; offsets (relative to the next instruction) are computed below.
-  const code: Array<{ op: number; k: number; jt?: Label; jf?: Label; label?: 'pair' }> = [
+  type Insn = { op: number; k: number; jt?: Label; jf?: Label; label?: 'pair' };
+  const code: Insn[] = [
     { op: LD_W_ABS, k: 4 }, // seccomp_data.arch
     { op: JEQ_K, k: a.audit, jt: 'next', jf: 'kill' },
     { op: LD_W_ABS, k: 0 }, // seccomp_data.nr
     { op: JGE_K, k: 0x40000000, jt: 'enosys', jf: 'next' }, // x32
-    ...a.ioUring.map((nr) => ({ op: JEQ_K, k: nr, jt: 'enosys' as Label, jf: 'next' as Label })),
-    ...a.keys.map((nr) => ({ op: JEQ_K, k: nr, jt: 'eperm' as Label, jf: 'next' as Label })),
+    ...a.ioUring.map((nr): Insn => ({ op: JEQ_K, k: nr, jt: 'enosys', jf: 'next' })),
+    ...a.keys.map((nr): Insn => ({ op: JEQ_K, k: nr, jt: 'eperm', jf: 'next' })),
     { op: JEQ_K, k: a.socketpair, jt: 'pair', jf: 'next' },
     { op: JEQ_K, k: a.socket, jt: 'next', jf: 'allow' },
     { op: LD_W_ABS, k: 16 }, // seccomp_data.args[0], low 32 bits (little-endian)
@@ -205,7 +225,13 @@ function protectMatches(pattern: string, home: string): string[] {
   const wild = segs.findIndex((s) => s.includes('*') || s.includes('?'));
   if (wild === -1) return [real(abs)];
   const out: string[] = [];
-  const seg = (s: string): RegExp => new RegExp(`^${s.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+  const seg = (s: string): RegExp =>
+    new RegExp(
+      `^${s
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\?/g, '[^/]')}$`,
+    );
   const walk = (dir: string, i: number, budget: { n: number }): void => {
     if (budget.n-- <= 0) return;
     if (i === segs.length) {
@@ -260,7 +286,24 @@ export function containment(): Containment {
   // filters must show here, not as every fix failing later.
   const filter = hostSocketFilter();
   const seccomp = filter ? ['--seccomp', String(FILTER_FD)] : [];
-  const args = [...privilegeArgs('fix'), '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--unshare-pid', '--unshare-ipc', ...seccomp, '--die-with-parent', '--', 'true'];
+  const args = [
+    ...privilegeArgs('fix'),
+    '--ro-bind',
+    '/',
+    '/',
+    '--dev',
+    '/dev',
+    '--proc',
+    '/proc',
+    '--tmpfs',
+    '/tmp',
+    '--unshare-pid',
+    '--unshare-ipc',
+    ...seccomp,
+    '--die-with-parent',
+    '--',
+    'true',
+  ];
   let filterFd: number | null = null;
   if (filter) {
     // spawnSync hands extra fds in only as open files: an unlinked temporary file.
@@ -271,7 +314,11 @@ export function containment(): Containment {
   }
   let r: ReturnType<typeof spawnSync>;
   try {
-    r = spawnSync(bwrap, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'ignore', 'pipe', ...(filterFd === null ? [] : [filterFd])] });
+    r = spawnSync(bwrap, args, {
+      encoding: 'utf8',
+      timeout: 10_000,
+      stdio: ['ignore', 'ignore', 'pipe', ...(filterFd === null ? [] : [filterFd])],
+    });
   } finally {
     if (filterFd !== null) closeSync(filterFd);
   }
@@ -281,7 +328,11 @@ export function containment(): Containment {
   } else if (r.error) {
     value = { ok: false, reason: `bubblewrap (${bwrap}) could not be started: ${r.error.message}` };
   } else if (r.status !== 0) {
-    const said = String(r.stderr ?? '').trim().split('\n').pop() ?? '';
+    const said =
+      String(r.stderr ?? '')
+        .trim()
+        .split('\n')
+        .pop() ?? '';
     value = {
       ok: false,
       reason:
@@ -300,7 +351,10 @@ export function containment(): Containment {
 export function fixContainment(): Containment {
   const c = containment();
   if (!c.ok || hostSocketFilter() !== null) return c;
-  return { ok: false, reason: `no seccomp filter is built for this architecture (${process.arch}; x64 and arm64 are), so fixes and probes cannot be kept from local services` };
+  return {
+    ok: false,
+    reason: `no seccomp filter is built for this architecture (${process.arch}; x64 and arm64 are), so fixes and probes cannot be kept from local services`,
+  };
 }
 
 /** Forget the cached answer (tests; an operator's `validate` always asks afresh). */
@@ -368,7 +422,9 @@ export function fixMounts(touches: readonly string[], home: string): FixMounts {
   // touches, and no rollback of the touches could undo that.
   const linked = hardLinked([...folders, ...files]);
   if (linked.length) {
-    throw new Error(`${linked.slice(0, 3).join(', ')}${linked.length > 3 ? ', …' : ''} in the touches also exist(s) under another name (a hard link): writing it would change a file outside the touches; remove the extra link`);
+    throw new Error(
+      `${linked.slice(0, 3).join(', ')}${linked.length > 3 ? ', …' : ''} in the touches also exist(s) under another name (a hard link): writing it would change a file outside the touches; remove the extra link`,
+    );
   }
   for (const f of folders) {
     mkdirs(f);
@@ -386,7 +442,9 @@ export function fixMounts(touches: readonly string[], home: string): FixMounts {
     const names = readdirSync(dir);
     const siblings = names.filter((n) => !allowed.has(n));
     if (siblings.length > MAX_SIBLINGS) {
-      throw new Error(`the folder ${dir} of a touched file holds ${siblings.length} other entries (more than ${MAX_SIBLINGS} cannot be kept read-only around it); declare a folder of its own in touches`);
+      throw new Error(
+        `the folder ${dir} of a touched file holds ${siblings.length} other entries (more than ${MAX_SIBLINGS} cannot be kept read-only around it); declare a folder of its own in touches`,
+      );
     }
     args.push('--bind', dir, dir);
     const links = new Map<string, string>();
@@ -445,7 +503,12 @@ export function tidy(order: TidyOrder): string[] {
   const m: FixMounts = {
     args: [],
     created: order.created ?? [],
-    watched: (order.watched ?? []).map((w) => ({ dir: w.dir, before: new Set(w.before), allowed: new Set(w.allowed), links: new Map(w.links) })),
+    watched: (order.watched ?? []).map((w) => ({
+      dir: w.dir,
+      before: new Set(w.before),
+      allowed: new Set(w.allowed),
+      links: new Map(w.links),
+    })),
   };
   const strays = removeStrays(m);
   removeCreated(m);
@@ -632,7 +695,11 @@ function checkProgram(file: string, cwd: string | undefined, env: Record<string,
  * How the process ended, as the caller would have seen it without the sandbox: bwrap reports a
  * command killed by signal N as exit code 128+N (as a shell does), which is read back as the signal.
  */
-export function exitOf(l: Pick<Launched, 'contained'>, code: number | null, signal: NodeJS.Signals | null): { code: number | null; signal: NodeJS.Signals | null } {
+export function exitOf(
+  l: Pick<Launched, 'contained'>,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+): { code: number | null; signal: NodeJS.Signals | null } {
   if (!l.contained || code === null || code <= 128 || code > 128 + 64) return { code, signal };
   const name = Object.entries(osConstants.signals).find(([, n]) => n === code - 128)?.[0] as NodeJS.Signals | undefined;
   return name ? { code: null, signal: name } : { code, signal };
@@ -643,7 +710,11 @@ export function exitOf(l: Pick<Launched, 'contained'>, code: number | null, sign
  * never started without a sandbox (UncontainedError); jobs and notifications are, when this
  * machine cannot contain them.
  */
-export function launch(argv: readonly string[], c: Confinement, options: Options & { cwd?: string; env?: Record<string, string> }): Launched {
+export function launch(
+  argv: readonly string[],
+  c: Confinement,
+  options: Options & { cwd?: string; env?: Record<string, string> },
+): Launched {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('no command given');
   const cont = containment();

@@ -86,7 +86,10 @@ export class CappedLog {
   close(): { bytes: number; tail: string } {
     const tail = this.keptTail();
     const omitted = this.total - this.headBytes - tail.length;
-    if (omitted > 0) this.writeOut(Buffer.from(`\n[nightshift: ${omitted} bytes of output left out here; the log keeps the first and last ${this.headCap} bytes]\n`));
+    if (omitted > 0)
+      this.writeOut(
+        Buffer.from(`\n[nightshift: ${omitted} bytes of output left out here; the log keeps the first and last ${this.headCap} bytes]\n`),
+      );
     this.writeOut(tail);
     if (this.fd !== null) {
       try {

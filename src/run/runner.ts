@@ -109,7 +109,7 @@ export class RunningProcess {
         outputBytes: bytes,
         outputTail: tail,
         reason: reason + logNote,
-        logError: log.error as NodeJS.ErrnoException | null,
+        logError: log.error,
       };
     };
 
@@ -122,15 +122,19 @@ export class RunningProcess {
     let sub: ResultPromise;
     let launched: Launched;
     try {
-      launched = launch([file, ...args], { profile: 'job', leash: this.opts.leash, seeAllProcesses: job.spec.seeAllProcesses }, {
-        cwd: job.cwd,
-        env: jobEnv(job, { ...this.opts.extraEnv, NIGHTSHIFT_RUN_ID: String(this.opts.runId), NIGHTSHIFT_TRIGGER: this.opts.trigger }),
-        reject: false,
-        buffer: false,
-        stdin: 'ignore',
-        stdout: 'pipe',
-        stderr: 'pipe',
-      });
+      launched = launch(
+        [file, ...args],
+        { profile: 'job', leash: this.opts.leash, seeAllProcesses: job.spec.seeAllProcesses },
+        {
+          cwd: job.cwd,
+          env: jobEnv(job, { ...this.opts.extraEnv, NIGHTSHIFT_RUN_ID: String(this.opts.runId), NIGHTSHIFT_TRIGGER: this.opts.trigger }),
+          reject: false,
+          buffer: false,
+          stdin: 'ignore',
+          stdout: 'pipe',
+          stderr: 'pipe',
+        },
+      );
       sub = launched.sub;
     } catch (err) {
       if (err instanceof StartError) {
@@ -154,7 +158,12 @@ export class RunningProcess {
     const pid = sub.pid;
     if (pid === undefined) {
       const r = (await settled) as { code?: string; shortMessage?: string; message?: string };
-      const why = r.code === 'ENOENT' ? `command not found: ${file}` : r.code === 'EACCES' ? `permission denied: ${file}` : (r.shortMessage ?? r.message ?? 'unknown error');
+      const why =
+        r.code === 'ENOENT'
+          ? `command not found: ${file}`
+          : r.code === 'EACCES'
+            ? `permission denied: ${file}`
+            : (r.shortMessage ?? r.message ?? 'unknown error');
       log.write(Buffer.from(`nightshift: could not start: ${why}\n`));
       return finish('failed', `could not start: ${why}`);
     }
@@ -199,14 +208,20 @@ export class RunningProcess {
     await Promise.race([settled, sleep(2000)]);
     sub.stdout?.destroy();
     sub.stderr?.destroy();
-    const leftoverNote = leftovers === 'gone' ? '' : ` Processes it left behind were stopped (${leftovers === 'kill' ? 'SIGKILL' : 'SIGTERM'}).`;
+    const leftoverNote =
+      leftovers === 'gone' ? '' : ` Processes it left behind were stopped (${leftovers === 'kill' ? 'SIGKILL' : 'SIGTERM'}).`;
 
     const sig = exit.signal;
     const code = exit.code;
     if (this.stopReason !== null && first === 'stop') {
       const how = killedBy === 'kill' ? `SIGTERM, then SIGKILL after ${formatDuration(job.spec.killGrace)}` : 'SIGTERM';
       if (this.stopReason === 'timeout') {
-        return finish('timeout', `ran longer than its timeout of ${formatDuration(timeoutMs)}; stopped with ${how}.${leftoverNote}`, code, sig);
+        return finish(
+          'timeout',
+          `ran longer than its timeout of ${formatDuration(timeoutMs)}; stopped with ${how}.${leftoverNote}`,
+          code,
+          sig,
+        );
       }
       const why: Record<Exclude<StopReason, 'timeout'>, string> = {
         replace: 'a new run replaced it (concurrency: replace, or a heal restarting a long-running job)',
@@ -251,7 +266,14 @@ function regexTest(pattern: string, text: string): boolean | 'timeout' {
 }
 
 /** exit 0 is not enough: "valid but wrong" is caught here. Returns what is wrong, or null. */
-export function checkExpectations(job: Job, r: Pick<RunResult, 'durationMs'>, logPath: string, now: number, outputInMemory?: string, partialOutput = false): string | null {
+export function checkExpectations(
+  job: Job,
+  r: Pick<RunResult, 'durationMs'>,
+  logPath: string,
+  now: number,
+  outputInMemory?: string,
+  partialOutput = false,
+): string | null {
   const ex = job.spec.expect;
   if (!ex) return null;
   const problems: string[] = [];
@@ -284,7 +306,10 @@ export function checkExpectations(job: Job, r: Pick<RunResult, 'durationMs'>, lo
       }
     }
     const m = regexTest(ex.outputMatches, out);
-    if (m === 'timeout') problems.push(`checking its output against /${ex.outputMatches}/ took over ${REGEX_LIMIT_MS} ms (the pattern backtracks badly); treated as not matched`);
+    if (m === 'timeout')
+      problems.push(
+        `checking its output against /${ex.outputMatches}/ took over ${REGEX_LIMIT_MS} ms (the pattern backtracks badly); treated as not matched`,
+      );
     else if (!m && !partialOutput) problems.push(`its output did not match /${ex.outputMatches}/`);
   }
   return problems.length ? problems.join('; ') : null;
@@ -315,14 +340,18 @@ export async function runPrecheck(job: Job, opts: PrecheckOptions): Promise<Prec
   if (!argv || argv.length === 0) return { idle: false, reason: 'no pre-check' };
   const [file, ...args] = argv as [string, ...string[]];
   try {
-    const { sub } = launch([file, ...args], { profile: 'job', leash: opts.leash, seeAllProcesses: job.spec.seeAllProcesses }, {
-      cwd: job.cwd !== undefined && existsSync(job.cwd) ? job.cwd : undefined,
-      env: jobEnv(job, { ...opts.extraEnv, NIGHTSHIFT_PRECHECK: '1' }),
-      reject: false,
-      stdin: 'ignore',
-      stderr: 'ignore',
-      maxBuffer: 64 * 1024,
-    });
+    const { sub } = launch(
+      [file, ...args],
+      { profile: 'job', leash: opts.leash, seeAllProcesses: job.spec.seeAllProcesses },
+      {
+        cwd: job.cwd !== undefined && existsSync(job.cwd) ? job.cwd : undefined,
+        env: jobEnv(job, { ...opts.extraEnv, NIGHTSHIFT_PRECHECK: '1' }),
+        reject: false,
+        stdin: 'ignore',
+        stderr: 'ignore',
+        maxBuffer: 64 * 1024,
+      },
+    );
     if (sub.pid !== undefined) opts.onSpawn?.(sub.pid);
     // execa's own timeout would kill only the direct child; a grandchild holding stdout would hang us.
     let timedOut = false;
@@ -334,10 +363,13 @@ export async function runPrecheck(job: Job, opts: PrecheckOptions): Promise<Prec
     clearTimeout(timer);
     if (sub.pid !== undefined && groupAlive(sub.pid)) killNow(sub.pid);
     if (timedOut) return { idle: false, reason: `pre-check timed out after ${formatDuration(timeoutMs)}; running the job anyway` };
-    if (r.failed && r.exitCode === undefined) return { idle: false, reason: `pre-check could not run (${r.shortMessage}); running the job anyway` };
+    if (r.failed && r.exitCode === undefined)
+      return { idle: false, reason: `pre-check could not run (${r.shortMessage}); running the job anyway` };
     // Fail open: IDLE counts only from a pre-check that itself succeeded.
     if (r.exitCode !== 0) return { idle: false, reason: `pre-check exited with code ${String(r.exitCode)}; running the job anyway` };
-    const firstLine = String(r.stdout ?? '').split('\n')[0]?.trim();
+    const firstLine = String(r.stdout ?? '')
+      .split('\n')[0]
+      ?.trim();
     if (firstLine === 'IDLE') return { idle: true, reason: 'pre-check said IDLE: nothing to do' };
     return { idle: false, reason: 'pre-check found work' };
   } catch (err) {

@@ -122,7 +122,15 @@ export class Supervisor {
   ): Promise<RunRow> | 'duplicate' {
     const { store, clock } = this.deps;
     const now = clock.now();
-    const base = { job: job.name, trigger, scheduledFor: o.scheduledFor ?? null, now, specHash: job.hash, attempt: o.attempt ?? 1, parentId: o.parentId ?? null };
+    const base = {
+      job: job.name,
+      trigger,
+      scheduledFor: o.scheduledFor ?? null,
+      now,
+      specHash: job.hash,
+      attempt: o.attempt ?? 1,
+      parentId: o.parentId ?? null,
+    };
 
     const skip = (outcome: 'skipped-paused' | 'skipped-overlap' | 'skipped-halted', reason: string): Promise<RunRow> | 'duplicate' => {
       let id: number | null;
@@ -138,7 +146,8 @@ export class Supervisor {
     };
 
     const state = store.jobState(job.name);
-    if (state?.paused && trigger !== 'manual' && trigger !== 'heal' && trigger !== 'probe') return skip('skipped-paused', 'the job is paused (nightshift resume to restart it)');
+    if (state?.paused && trigger !== 'manual' && trigger !== 'heal' && trigger !== 'probe')
+      return skip('skipped-paused', 'the job is paused (nightshift resume to restart it)');
     if (job.spec.agent && this.deps.killSwitch) {
       const k = this.deps.killSwitch();
       if (k.halted) return skip('skipped-halted', `not started: ${k.reason} (agent jobs halt with the kill switch)`);
@@ -149,7 +158,8 @@ export class Supervisor {
     if (running && running.size > 0) {
       const ids = [...running.keys()].map((i) => `#${i}`).join(', ');
       if (o.replace || job.spec.concurrency === 'replace') toReplace.push(...running.values());
-      else if (job.spec.concurrency === 'forbid') return skip('skipped-overlap', `the previous run (${ids}) is still running (concurrency: forbid)`);
+      else if (job.spec.concurrency === 'forbid')
+        return skip('skipped-overlap', `the previous run (${ids}) is still running (concurrency: forbid)`);
     }
 
     // Fail open to work: a full state folder does not stop the business's jobs; the row waits in
@@ -157,10 +167,14 @@ export class Supervisor {
     // without its row on disk it does not run (fail closed), so those still throw.
     const id = o.claimed ?? store.insertRun(base, { holdIfFull: trigger !== 'heal' && trigger !== 'probe' });
     if (id === null) return 'duplicate';
-    if (store.isHeld(id)) this.deps.log.warn({ job: job.name, run: id, trigger }, 'the state folder is full: this run goes ahead with its record kept in memory until space returns');
+    if (store.isHeld(id))
+      this.deps.log.warn(
+        { job: job.name, run: id, trigger },
+        'the state folder is full: this run goes ahead with its record kept in memory until space returns',
+      );
     const entry: Active = { runId: id, proc: null, cancelled: null, precheckPgid: null, done: Promise.resolve(null as unknown as RunRow) };
     let map = this.active.get(job.name);
-    if (!map) this.active.set(job.name, (map = new Map()));
+    if (!map) this.active.set(job.name, (map = new Map<number, Active>()));
     map.set(id, entry);
     entry.done = this.execute(job, id, trigger, o.precheck, toReplace, entry, o.onStarted).finally(() => {
       map.delete(id);
@@ -169,11 +183,22 @@ export class Supervisor {
     return entry.done;
   }
 
-  private async execute(job: Job, id: number, trigger: RunTrigger, precheck: boolean, toReplace: Active[], entry: Active, onStarted?: (runId: number) => void): Promise<RunRow> {
+  private async execute(
+    job: Job,
+    id: number,
+    trigger: RunTrigger,
+    precheck: boolean,
+    toReplace: Active[],
+    entry: Active,
+    onStarted?: (runId: number) => void,
+  ): Promise<RunRow> {
     const { store, clock, log } = this.deps;
     try {
       if (toReplace.length > 0) {
-        log.info({ job: job.name, run: id, replacing: toReplace.map((a) => a.runId) }, 'replacing the running run (concurrency: replace, or a heal restarting a long-running job)');
+        log.info(
+          { job: job.name, run: id, replacing: toReplace.map((a) => a.runId) },
+          'replacing the running run (concurrency: replace, or a heal restarting a long-running job)',
+        );
         await Promise.all(toReplace.map((a) => this.stopEntry(a, 'replace')));
       }
       if (precheck && job.spec.precheck && !entry.cancelled) {
@@ -198,7 +223,12 @@ export class Supervisor {
       if (job.spec.agent && this.deps.killSwitch && !entry.cancelled && !this.stopping) {
         const k = this.deps.killSwitch();
         if (k.halted) {
-          store.finishRun(id, { outcome: 'skipped-halted', endedAt: clock.now(), durationMs: 0, reason: `not started: ${k.reason} (agent jobs halt with the kill switch)` });
+          store.finishRun(id, {
+            outcome: 'skipped-halted',
+            endedAt: clock.now(),
+            durationMs: 0,
+            reason: `not started: ${k.reason} (agent jobs halt with the kill switch)`,
+          });
           return this.finished(id);
         }
       }
@@ -209,7 +239,12 @@ export class Supervisor {
             : entry.cancelled === 'halt'
               ? 'the kill switch is on'
               : 'nightshift was shutting down';
-        store.finishRun(id, { outcome: entry.cancelled === 'halt' ? 'skipped-halted' : 'killed', endedAt: clock.now(), durationMs: 0, reason: `not started: ${why}` });
+        store.finishRun(id, {
+          outcome: entry.cancelled === 'halt' ? 'skipped-halted' : 'killed',
+          endedAt: clock.now(),
+          durationMs: 0,
+          reason: `not started: ${why}`,
+        });
         return this.finished(id);
       }
       const dir = join(this.deps.logsDir, job.name);
@@ -236,7 +271,11 @@ export class Supervisor {
         onTimeout: (output) => this.deps.onTimeout?.(job, id, output),
         onLogError: (err) => {
           if (isDiskFull(err)) store.noteDiskFull(err, `the log of run ${id} of ${job.name} (${logPath})`);
-          else log.error({ job: job.name, run: id, path: logPath, err: err.message }, 'the run log could not be written; the run goes on without it');
+          else
+            log.error(
+              { job: job.name, run: id, path: logPath, err: err.message },
+              'the run log could not be written; the run goes on without it',
+            );
         },
       });
       entry.proc = proc;
@@ -247,10 +286,18 @@ export class Supervisor {
       const row = store.getRun(id)!;
       let retryAt: number | null = null;
       const retries = job.spec.retries;
-      if (RETRYABLE.has(r.outcome) && retries && row.attempt <= retries.count && !this.stopping && trigger !== 'heal' && trigger !== 'probe') {
+      if (
+        RETRYABLE.has(r.outcome) &&
+        retries &&
+        row.attempt <= retries.count &&
+        !this.stopping &&
+        trigger !== 'heal' &&
+        trigger !== 'probe'
+      ) {
         retryAt = r.endedAt + retries.delay;
       }
-      const reason = retryAt !== null ? `${r.reason} Retry ${row.attempt} of ${retries!.count} in ${formatDuration(retries!.delay)}.` : r.reason;
+      const reason =
+        retryAt !== null ? `${r.reason} Retry ${row.attempt} of ${retries!.count} in ${formatDuration(retries!.delay)}.` : r.reason;
       store.finishRun(id, {
         outcome: r.outcome,
         endedAt: r.endedAt,
@@ -313,13 +360,16 @@ export class Supervisor {
     const due = monoOf(this.deps.clock) + delay;
     this.retryTimers.set(
       parentId,
-      setTimeout(() => {
-        this.retryTimers.delete(parentId);
-        // A clamped or early timer re-arms instead of retrying before its time.
-        const left = due - monoOf(this.deps.clock);
-        if (left > 5) this.armRetry(parentId, this.deps.clock.now() + left);
-        else this.fireRetry(parentId);
-      }, Math.min(delay, 2 ** 31 - 1)),
+      setTimeout(
+        () => {
+          this.retryTimers.delete(parentId);
+          // A clamped or early timer re-arms instead of retrying before its time.
+          const left = due - monoOf(this.deps.clock);
+          if (left > 5) this.armRetry(parentId, this.deps.clock.now() + left);
+          else this.fireRetry(parentId);
+        },
+        Math.min(delay, 2 ** 31 - 1),
+      ),
     );
   }
 
@@ -331,19 +381,27 @@ export class Supervisor {
     const job = this.deps.lookup(parent.job);
     if (!job || !job.managed || !job.spec.enabled) {
       const why = !job ? 'the job no longer exists' : !job.managed ? 'the job is now external' : 'the job is disabled';
-      store.finishRun(parentId, { ...rowFinish(parent), reason: `${parent.reason ?? ''} The retry was dropped: ${why}.`.trim(), retryAt: null });
+      store.finishRun(parentId, {
+        ...rowFinish(parent),
+        reason: `${parent.reason ?? ''} The retry was dropped: ${why}.`.trim(),
+        retryAt: null,
+      });
       store.recordEvent(this.deps.clock.now(), 'retry-dropped', parent.job, `retry of run #${parentId} dropped: ${why}`);
       log.info({ job: parent.job, run: parentId }, `retry dropped: ${why}`);
       return;
     }
-    const childId = store.takeRetry(parentId, {
-      job: job.name,
-      trigger: 'retry',
-      now: this.deps.clock.now(),
-      attempt: parent.attempt + 1,
+    const childId = store.takeRetry(
       parentId,
-      specHash: job.hash,
-    }, { holdIfFull: true });
+      {
+        job: job.name,
+        trigger: 'retry',
+        now: this.deps.clock.now(),
+        attempt: parent.attempt + 1,
+        parentId,
+        specHash: job.hash,
+      },
+      { holdIfFull: true },
+    );
     if (childId === null) return;
     void this.begin(job, 'retry', { precheck: false, attempt: parent.attempt + 1, parentId, claimed: childId });
   }

@@ -49,8 +49,20 @@ interface FieldSpec {
 
 const MONTH_NAMES = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
 const DAY_NAMES = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
-const MONTH_LONG = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August',
-  'September', 'October', 'November', 'December'];
+const MONTH_LONG = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
 
 const SECOND: FieldSpec = { name: 'second', min: 0, max: 59 };
 const MINUTE: FieldSpec = { name: 'minute', min: 0, max: 59 };
@@ -85,7 +97,9 @@ function valueAt(raw: string, at: number, spec: FieldSpec): { value: number; end
   }
   if (word === '') {
     const what = raw[at] === undefined ? 'the end' : `"${raw[at]}"`;
-    throw new CronError(`${spec.name} field "${raw}": a number is missing before ${what}${raw[at] === '-' && at === 0 ? ' (negative numbers are not allowed)' : ''}`);
+    throw new CronError(
+      `${spec.name} field "${raw}": a number is missing before ${what}${raw[at] === '-' && at === 0 ? ' (negative numbers are not allowed)' : ''}`,
+    );
   }
   let value: number;
   const index = spec.names?.indexOf(word.toLowerCase()) ?? -1;
@@ -145,7 +159,10 @@ function parseField(raw: string, spec: FieldSpec, notes: string[]): Uint8Array {
     if (raw[at] === '/') {
       const item = raw.slice(start, at);
       // cronie reads "a/n" as a through the maximum; Debian's crontab refuses it.
-      if (single) throw new CronError(`${spec.name} field "${raw}": a step needs a range: write ${item}-${spec.max}/${wordAt(raw, at + 1).word || 'N'} or */${wordAt(raw, at + 1).word || 'N'}`);
+      if (single)
+        throw new CronError(
+          `${spec.name} field "${raw}": a step needs a range: write ${item}-${spec.max}/${wordAt(raw, at + 1).word || 'N'} or */${wordAt(raw, at + 1).word || 'N'}`,
+        );
       const w = wordAt(raw, at + 1);
       if (!/^\d+$/.test(w.word)) throw new CronError(`${spec.name} field "${raw}": the step after "${item}/" is not a number`);
       step = Number(w.word);
@@ -155,7 +172,9 @@ function parseField(raw: string, spec: FieldSpec, notes: string[]): Uint8Array {
     if (low > high) {
       const part = raw.slice(start, at);
       const hint = spec === DOW && high === 0 ? '; Sunday can also be written 7, as in fri-7' : '';
-      notes.push(`${spec.name} field "${raw}": range ${part} goes backwards (start ${low} is after end ${high}${hint}); Debian's cron sets no value for it`);
+      notes.push(
+        `${spec.name} field "${raw}": range ${part} goes backwards (start ${low} is after end ${high}${hint}); Debian's cron sets no value for it`,
+      );
     }
     for (let v = low; v <= high; v += step) allowed[v] = 1;
     if (raw[at] !== ',') break;
@@ -194,7 +213,14 @@ interface Sets {
 
 /** Why an expression can never match (a field with no value, days no allowed month has), or null. */
 function neverReason(source: string, s: Sets): string | null {
-  const empty = ([['second', s.sec], ['minute', s.min], ['hour', s.hour], ['month', s.months]] as const).find(([, v]) => v.length === 0);
+  const empty = (
+    [
+      ['second', s.sec],
+      ['minute', s.min],
+      ['hour', s.hour],
+      ['month', s.months],
+    ] as const
+  ).find(([, v]) => v.length === 0);
   if (empty) return `"${source}" never runs: its ${empty[0]} field sets no value`;
   const domPossible = s.months.some((m) => s.daysOfMonth.some((d) => d <= (MAX_DAYS_IN_MONTH[m] ?? 0)));
   // Vixie's rule: with both day fields restricted a day matches either; otherwise both.
@@ -226,15 +252,11 @@ export function parseCron(expr: string): CronExpr {
       throw new CronError(`unknown nickname "${source}": nicknames are lower case (${source.toLowerCase()})`);
     }
     if (nick === '@reboot') {
-      throw new CronError(
-        '@reboot is not supported: nightshift schedules by time; start work at boot with a systemd unit instead',
-      );
+      throw new CronError('@reboot is not supported: nightshift schedules by time; start work at boot with a systemd unit instead');
     }
     const expanded = NICKNAMES[nick];
     if (expanded === undefined) {
-      throw new CronError(
-        `unknown nickname "${source}" (use @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly)`,
-      );
+      throw new CronError(`unknown nickname "${source}" (use @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly)`);
     }
     body = expanded;
     hourly = nick === '@hourly';
@@ -262,14 +284,20 @@ export function parseCron(expr: string): CronExpr {
 
   const domStar = domText.startsWith('*');
   const dowStar = dowText.startsWith('*');
-  const fixedTime = !hourly && !minText.startsWith('*') && !hourText.startsWith('*')
-    && !(hasSeconds && secText.startsWith('*'));
+  const fixedTime = !hourly && !minText.startsWith('*') && !hourText.startsWith('*') && !(hasSeconds && secText.startsWith('*'));
 
   const months = valuesOf(mon, 1);
   const daysOfMonth = valuesOf(dom, 1);
 
   const never = neverReason(source, {
-    sec: valuesOf(sec, 0), min: valuesOf(min, 0), hour: valuesOf(hour, 0), months, daysOfMonth, daysOfWeek: valuesOf(dow, 0), domStar, dowStar,
+    sec: valuesOf(sec, 0),
+    min: valuesOf(min, 0),
+    hour: valuesOf(hour, 0),
+    months,
+    daysOfMonth,
+    daysOfWeek: valuesOf(dow, 0),
+    domStar,
+    dowStar,
   });
 
   const e: CronExpr = {
@@ -365,7 +393,7 @@ function daysInMonth(year: number, month: number): number {
 function dayMatches(c: Compiled, year: number, month: number, day: number): boolean {
   const weekday = (Math.floor(Date.UTC(year, month - 1, day) / DAY_MS) + 4) % 7; // 1970-01-01 was a Thursday
   const w = weekday < 0 ? weekday + 7 : weekday;
-  return c.dayOr ? (c.dom[day] === 1 || c.dow[w] === 1) : (c.dom[day] === 1 && c.dow[w] === 1);
+  return c.dayOr ? c.dom[day] === 1 || c.dow[w] === 1 : c.dom[day] === 1 && c.dow[w] === 1;
 }
 
 /** Whether the naive time (ms, wall clock as if UTC) matches, ignoring sub-unit parts. */
@@ -373,11 +401,13 @@ export function matchesNaive(e: CronExpr, naive: number): boolean {
   if (e.never !== null) return false;
   const c = compiledOf(e);
   const d = new Date(naive);
-  return c.nextMonth[d.getUTCMonth() + 1] === d.getUTCMonth() + 1
-    && dayMatches(c, d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate())
-    && c.nextHour[d.getUTCHours()] === d.getUTCHours()
-    && c.nextMin[d.getUTCMinutes()] === d.getUTCMinutes()
-    && c.nextSec[d.getUTCSeconds()] === d.getUTCSeconds();
+  return (
+    c.nextMonth[d.getUTCMonth() + 1] === d.getUTCMonth() + 1 &&
+    dayMatches(c, d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate()) &&
+    c.nextHour[d.getUTCHours()] === d.getUTCHours() &&
+    c.nextMin[d.getUTCMinutes()] === d.getUTCMinutes() &&
+    c.nextSec[d.getUTCSeconds()] === d.getUTCSeconds()
+  );
 }
 
 /**

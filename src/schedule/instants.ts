@@ -9,16 +9,9 @@
  */
 
 import { nextMatchNaive, type CronExpr } from './cron.js';
-import {
-  firstTransitionBetween,
-  lastTransitionBetween,
-  offsetMsAt,
-  type Transition,
-} from './timezone.js';
+import { firstTransitionBetween, lastTransitionBetween, offsetMsAt, type Transition } from './timezone.js';
 
-export type Schedule =
-  | { kind: 'cron'; expr: CronExpr; tz: string }
-  | { kind: 'every'; ms: number };
+export type Schedule = { kind: 'cron'; expr: CronExpr; tz: string } | { kind: 'every'; ms: number };
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
@@ -132,6 +125,8 @@ export function formatInstant(ms: number, tz: string): string {
   const os = Math.floor((abs % MINUTE_MS) / 1000);
   // Offsets with seconds only exist in local mean time, before about 1900.
   const offsetText = `${sign}${pad(oh)}:${pad(om)}${os ? `:${pad(os)}` : ''}`;
-  return `${pad(local.getUTCFullYear(), 4)}-${pad(local.getUTCMonth() + 1)}-${pad(local.getUTCDate())}`
-    + `T${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}${offsetText}`;
+  return (
+    `${pad(local.getUTCFullYear(), 4)}-${pad(local.getUTCMonth() + 1)}-${pad(local.getUTCDate())}` +
+    `T${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}${offsetText}`
+  );
 }

@@ -122,7 +122,8 @@ export class Scheduler {
       this.deps.onError?.(err, '*');
     }
     const now = this.deps.clock.now();
-    const runnable = (job: Job, state: { paused: number | boolean } | undefined): boolean => !!state && !!job.schedule && job.spec.enabled && job.managed && !state.paused;
+    const runnable = (job: Job, state: { paused: number | boolean } | undefined): boolean =>
+      !!state && !!job.schedule && job.spec.enabled && job.managed && !state.paused;
     if (jump.deltaMs > 0) {
       // Instants up to the step were due anyway: the step is only noticed when a timer fires (up
       // to a minute later), often the very timer of such an instant. The latest of them runs now,
@@ -147,7 +148,14 @@ export class Scheduler {
           if (state && jump.deltaMs > 0 && runnable(job, state)) {
             // Debian cron: a fixed-time job in a span skipped by a step under 3 h runs once soon after.
             const fixedTime = job.schedule?.kind === 'cron' && job.schedule.expr.fixedTime;
-            this.accountMissed(job, Math.max(state.cursor, jump.before), now, 'clock-jump', catchUps, fixedTime && jump.deltaMs < CORRECTION_MS);
+            this.accountMissed(
+              job,
+              Math.max(state.cursor, jump.before),
+              now,
+              'clock-jump',
+              catchUps,
+              fixedTime && jump.deltaMs < CORRECTION_MS,
+            );
           } else if (state && jump.deltaMs < 0 && state.cursor > now + JUMP_THRESHOLD_MS) {
             this.repeats.set(job.name, this.repeatPlan(job, state.cursor, -jump.deltaMs));
           }
@@ -258,6 +266,11 @@ function lastInstantUpTo(job: Job, cursor: number, limit: number): number | null
   if (!job.schedule) return null;
   let last: number | null = null;
   let steps = 0;
-  for (let n = nextAfter(job.schedule, cursor); n !== null && n <= limit && steps < MISSED_SCAN_LIMIT; n = nextAfter(job.schedule, n), steps++) last = n;
+  for (
+    let n = nextAfter(job.schedule, cursor);
+    n !== null && n <= limit && steps < MISSED_SCAN_LIMIT;
+    n = nextAfter(job.schedule, n), steps++
+  )
+    last = n;
   return last;
 }

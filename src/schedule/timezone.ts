@@ -108,13 +108,16 @@ function intlOffsetMs(tz: string, instant: number): number {
   const m = EN_US.exec(f.format(at));
   let y: number, mo: number, d: number, h: number, mi: number, s: number;
   if (m) {
-    [mo, d, y, h, mi, s] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as
-      [number, number, number, number, number, number];
+    [mo, d, y, h, mi, s] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
   } else {
     const parts: Record<string, number> = {};
     for (const p of f.formatToParts(at)) if (p.type !== 'literal') parts[p.type] = Number(p.value);
-    y = parts['year'] ?? 0; mo = parts['month'] ?? 1; d = parts['day'] ?? 1;
-    h = parts['hour'] ?? 0; mi = parts['minute'] ?? 0; s = parts['second'] ?? 0;
+    y = parts['year'] ?? 0;
+    mo = parts['month'] ?? 1;
+    d = parts['day'] ?? 1;
+    h = parts['hour'] ?? 0;
+    mi = parts['minute'] ?? 0;
+    s = parts['second'] ?? 0;
   }
   const local = new Date(Date.UTC(2000, mo - 1, d, h % 24, mi, s));
   local.setUTCFullYear(y); // Date.UTC maps years 0-99 to 1900-1999
@@ -283,7 +286,10 @@ interface PosixRule {
 }
 
 /** A day of the year by one of POSIX's three forms, and the local time (s, may be negative or > 24 h) of the change. */
-type RuleDate = { kind: 'J'; day: number; time: number } | { kind: 'n'; day: number; time: number } | { kind: 'M'; month: number; week: number; weekday: number; time: number };
+type RuleDate =
+  | { kind: 'J'; day: number; time: number }
+  | { kind: 'n'; day: number; time: number }
+  | { kind: 'M'; month: number; week: number; weekday: number; time: number };
 
 interface TzifZone {
   /** Transition instants (ms), ascending, and the offset (ms) from each on. */
@@ -423,7 +429,10 @@ function ruleDay(d: RuleDate, year: number): number {
  * offset (ms) when it has no daylight-saving part, or null when it is not understood.
  */
 export function parsePosixTz(text: string): PosixRule | number | null {
-  const m = /^(<[^>]+>|[A-Za-z]{3,})([-+]?\d{1,2}(?::\d{2}){0,2})(?:(<[^>]+>|[A-Za-z]{3,})([-+]?\d{1,2}(?::\d{2}){0,2})?(?:,([^,]+),([^,]+))?)?$/.exec(text);
+  const m =
+    /^(<[^>]+>|[A-Za-z]{3,})([-+]?\d{1,2}(?::\d{2}){0,2})(?:(<[^>]+>|[A-Za-z]{3,})([-+]?\d{1,2}(?::\d{2}){0,2})?(?:,([^,]+),([^,]+))?)?$/.exec(
+      text,
+    );
   if (!m) return null;
   // POSIX offsets count west of Greenwich; ours are local - UTC.
   const std = 0 - seconds(m[2]!) * 1000;

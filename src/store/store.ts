@@ -102,7 +102,19 @@ export interface PageRow {
   detail: string | null;
 }
 
-export const HEAL_STEPS = ['kill-switch', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'probe', 'verdict', 'rollback'] as const;
+export const HEAL_STEPS = [
+  'kill-switch',
+  'pre-check',
+  'rule',
+  'cap',
+  'autonomy',
+  'guard',
+  'snapshot',
+  'fix',
+  'probe',
+  'verdict',
+  'rollback',
+] as const;
 export type HealStep = (typeof HEAL_STEPS)[number];
 
 export interface HealAttemptRow {
@@ -135,8 +147,42 @@ export interface HealAttemptRow {
   answer: string | null;
 }
 
-type HealField = 'rule' | 'rule_hash' | 'attempt' | 'autonomy' | 'action_kind' | 'action' | 'proposal' | 'snapshot_dir' | 'snapshot_digest' | 'fix_pgid' | 'expires_at' | 'answered_at' | 'answer' | 'outcome' | 'detail' | 'ended_at';
-const HEAL_FIELDS = new Set<string>(['rule', 'rule_hash', 'attempt', 'autonomy', 'action_kind', 'action', 'proposal', 'snapshot_dir', 'snapshot_digest', 'fix_pgid', 'expires_at', 'answered_at', 'answer', 'outcome', 'detail', 'ended_at', 'step']);
+type HealField =
+  | 'rule'
+  | 'rule_hash'
+  | 'attempt'
+  | 'autonomy'
+  | 'action_kind'
+  | 'action'
+  | 'proposal'
+  | 'snapshot_dir'
+  | 'snapshot_digest'
+  | 'fix_pgid'
+  | 'expires_at'
+  | 'answered_at'
+  | 'answer'
+  | 'outcome'
+  | 'detail'
+  | 'ended_at';
+const HEAL_FIELDS = new Set<string>([
+  'rule',
+  'rule_hash',
+  'attempt',
+  'autonomy',
+  'action_kind',
+  'action',
+  'proposal',
+  'snapshot_dir',
+  'snapshot_digest',
+  'fix_pgid',
+  'expires_at',
+  'answered_at',
+  'answer',
+  'outcome',
+  'detail',
+  'ended_at',
+  'step',
+]);
 
 export interface HealStepRow {
   id: number;
@@ -451,7 +497,8 @@ export class Store {
       db?.close();
       // WAL needs room for its shared-memory file before anything is read: on a full disk SQLite
       // says only "disk I/O error" (SQLITE_IOERR_SHMSIZE), which does not tell anyone what to do.
-      const code = String((err as { code?: unknown }).code ?? '');
+      const raw = (err as { code?: unknown }).code;
+      const code = typeof raw === 'string' ? raw : '';
       const space = freeBytes(dirname(path));
       if ((isDiskFull(err) || code.startsWith('SQLITE_IOERR')) && space && space.free < resumeFreeBytes(space.size)) {
         throw new StoreError(
@@ -469,7 +516,9 @@ export class Store {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
       db.close();
-      throw new StoreError(`${path} was written by a newer nightshift (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade nightshift`);
+      throw new StoreError(
+        `${path} was written by a newer nightshift (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade nightshift`,
+      );
     }
     if (version < 1) {
       db.close();
@@ -620,7 +669,12 @@ export class Store {
            ON CONFLICT DO NOTHING`,
         );
         for (const [tmp, r] of this.heldRuns) {
-          const parent = r.parent_id === null ? null : r.parent_id < 0 ? (ids.get(r.parent_id) ?? this.writtenIds.get(r.parent_id) ?? null) : r.parent_id;
+          const parent =
+            r.parent_id === null
+              ? null
+              : r.parent_id < 0
+                ? (ids.get(r.parent_id) ?? this.writtenIds.get(r.parent_id) ?? null)
+                : r.parent_id;
           const row = { ...withoutId(r), parent };
           let info = insert.run(row);
           // The instant got a row meanwhile; this run happened all the same: kept, without the instant.
@@ -721,7 +775,10 @@ export class Store {
         if (h.job === r.job && h.scheduled_for === r.scheduledFor && (h.trigger === 'schedule' || h.trigger === 'catch-up')) return null;
       }
       // An instant already on disk was dispatched: never a second time (reads work on a full disk).
-      const onDisk = this.stmt("SELECT 1 FROM runs WHERE job = ? AND scheduled_for = ? AND trigger IN ('schedule', 'catch-up')").get(r.job, r.scheduledFor);
+      const onDisk = this.stmt("SELECT 1 FROM runs WHERE job = ? AND scheduled_for = ? AND trigger IN ('schedule', 'catch-up')").get(
+        r.job,
+        r.scheduledFor,
+      );
       if (onDisk) return null;
     }
     const id = this.nextHeldId--;
@@ -755,25 +812,23 @@ export class Store {
 
   private insertRunNow(r: NewRun): number | null {
     const tx = this.db.transaction((): number | null => {
-      const info = this
-        .stmt(
-          `INSERT INTO runs (job, trigger, scheduled_for, created_at, attempt, parent_id, spec_hash, outcome, reason, ended_at, started_at, duration_ms)
+      const info = this.stmt(
+        `INSERT INTO runs (job, trigger, scheduled_for, created_at, attempt, parent_id, spec_hash, outcome, reason, ended_at, started_at, duration_ms)
            VALUES (@job, @trigger, @scheduledFor, @now, @attempt, @parentId, @specHash, @outcome, @reason, @endedAt, @endedAt, @duration)
            ON CONFLICT DO NOTHING`,
-        )
-        .run({
-          job: r.job,
-          trigger: r.trigger,
-          scheduledFor: r.scheduledFor ?? null,
-          now: r.now,
-          attempt: r.attempt ?? 1,
-          parentId: r.parentId ?? null,
-          specHash: r.specHash ?? null,
-          outcome: r.outcome ?? null,
-          reason: r.reason ?? null,
-          endedAt: r.outcome ? r.now : null,
-          duration: r.outcome ? 0 : null,
-        });
+      ).run({
+        job: r.job,
+        trigger: r.trigger,
+        scheduledFor: r.scheduledFor ?? null,
+        now: r.now,
+        attempt: r.attempt ?? 1,
+        parentId: r.parentId ?? null,
+        specHash: r.specHash ?? null,
+        outcome: r.outcome ?? null,
+        reason: r.reason ?? null,
+        endedAt: r.outcome ? r.now : null,
+        duration: r.outcome ? 0 : null,
+      });
       if (info.changes === 0) return null;
       if ((r.trigger === 'schedule' || r.trigger === 'catch-up') && r.scheduledFor != null) {
         this.advanceCursor(r.job, Math.max(r.scheduledFor, r.trigger === 'catch-up' ? r.now : r.scheduledFor), r.now);
@@ -789,7 +844,10 @@ export class Store {
 
   /** Runs of a job whose log files are older than the newest `keep`. */
   logsBeyond(job: string, keep: number): Array<{ id: number; log_path: string }> {
-    return this.stmt('SELECT id, log_path FROM runs WHERE job = ? AND log_path IS NOT NULL ORDER BY id DESC LIMIT -1 OFFSET ?').all(job, keep) as Array<{
+    return this.stmt('SELECT id, log_path FROM runs WHERE job = ? AND log_path IS NOT NULL ORDER BY id DESC LIMIT -1 OFFSET ?').all(
+      job,
+      keep,
+    ) as Array<{
       id: number;
       log_path: string;
     }>;
@@ -898,9 +956,9 @@ export class Store {
 
   /** The newest finished run of every job. */
   lastFinishedRuns(): Map<string, RunRow> {
-    const rows = this
-      .stmt('SELECT r.* FROM runs r JOIN (SELECT job, max(id) AS id FROM runs WHERE ended_at IS NOT NULL GROUP BY job) m ON r.id = m.id')
-      .all() as RunRow[];
+    const rows = this.stmt(
+      'SELECT r.* FROM runs r JOIN (SELECT job, max(id) AS id FROM runs WHERE ended_at IS NOT NULL GROUP BY job) m ON r.id = m.id',
+    ).all() as RunRow[];
     return new Map(rows.map((r) => [r.job, r]));
   }
 
@@ -915,9 +973,9 @@ export class Store {
   }
 
   countRuns(job?: string): number {
-    const row = (job
-      ? this.stmt('SELECT count(*) AS n FROM runs WHERE job = ?').get(job)
-      : this.stmt('SELECT count(*) AS n FROM runs').get()) as { n: number };
+    const row = (
+      job ? this.stmt('SELECT count(*) AS n FROM runs WHERE job = ?').get(job) : this.stmt('SELECT count(*) AS n FROM runs').get()
+    ) as { n: number };
     return row.n;
   }
 
@@ -939,12 +997,10 @@ export class Store {
   }
 
   private advanceCursor(job: string, to: number, now: number): void {
-    this
-      .stmt(
-        `INSERT INTO job_state (job, cursor, first_seen) VALUES (@job, @to, @now)
+    this.stmt(
+      `INSERT INTO job_state (job, cursor, first_seen) VALUES (@job, @to, @now)
          ON CONFLICT(job) DO UPDATE SET cursor = max(cursor, @to)`,
-      )
-      .run({ job, to, now });
+    ).run({ job, to, now });
   }
 
   setCursor(job: string, to: number): void {
@@ -981,21 +1037,35 @@ export class Store {
     return this.db.transaction(() => {
       const open = this.openAlert(fingerprint);
       if (open) {
-        this
-          .stmt(
-            `UPDATE alerts SET count = count + 1, last_seen_at = @at, message = @message, run_id = coalesce(@runId, run_id),
+        this.stmt(
+          `UPDATE alerts SET count = count + 1, last_seen_at = @at, message = @message, run_id = coalesce(@runId, run_id),
                exit_code = coalesce(@exitCode, exit_code), output_tail = coalesce(@outputTail, output_tail), folded_under = @foldedUnder
              WHERE id = @id`,
-          )
-          .run({ id: open.id, at: a.at, message: a.message, runId: a.runId ?? null, exitCode: a.exitCode ?? null, outputTail: a.outputTail ?? null, foldedUnder: a.foldedUnder ?? null });
+        ).run({
+          id: open.id,
+          at: a.at,
+          message: a.message,
+          runId: a.runId ?? null,
+          exitCode: a.exitCode ?? null,
+          outputTail: a.outputTail ?? null,
+          foldedUnder: a.foldedUnder ?? null,
+        });
         return { alert: this.getAlert(open.id)!, isNew: false };
       }
-      const info = this
-        .stmt(
-          `INSERT INTO alerts (fingerprint, job, kind, opened_at, last_seen_at, message, run_id, exit_code, output_tail, folded_under)
+      const info = this.stmt(
+        `INSERT INTO alerts (fingerprint, job, kind, opened_at, last_seen_at, message, run_id, exit_code, output_tail, folded_under)
            VALUES (@fingerprint, @job, @kind, @at, @at, @message, @runId, @exitCode, @outputTail, @foldedUnder)`,
-        )
-        .run({ fingerprint, job: a.job, kind: a.kind, at: a.at, message: a.message, runId: a.runId ?? null, exitCode: a.exitCode ?? null, outputTail: a.outputTail ?? null, foldedUnder: a.foldedUnder ?? null });
+      ).run({
+        fingerprint,
+        job: a.job,
+        kind: a.kind,
+        at: a.at,
+        message: a.message,
+        runId: a.runId ?? null,
+        exitCode: a.exitCode ?? null,
+        outputTail: a.outputTail ?? null,
+        foldedUnder: a.foldedUnder ?? null,
+      });
       return { alert: this.getAlert(Number(info.lastInsertRowid))!, isNew: true };
     })();
   }
@@ -1018,9 +1088,9 @@ export class Store {
   }
 
   alertsBetween(from: number, to: number): AlertRow[] {
-    return this
-      .stmt('SELECT * FROM alerts WHERE (opened_at >= ? AND opened_at < ?) OR (resolved_at >= ? AND resolved_at < ?) ORDER BY id')
-      .all(from, to, from, to) as AlertRow[];
+    return this.stmt(
+      'SELECT * FROM alerts WHERE (opened_at >= ? AND opened_at < ?) OR (resolved_at >= ? AND resolved_at < ?) ORDER BY id',
+    ).all(from, to, from, to) as AlertRow[];
   }
 
   /** Resolves open alerts of a job (all kinds, or the given ones); returns the resolved rows. */
@@ -1069,8 +1139,11 @@ export class Store {
    */
   recordHeartbeat(job: string, kind: HeartbeatRow['kind'], at: number, source: string, durationMs: number | null = null): void {
     if (kind === 'success' && source === 'file') {
-      const last = "SELECT max(id) FROM heartbeats WHERE job = @job";
-      this.durable({ sql: `UPDATE heartbeats SET at = max(at, @at) WHERE id = (${last}) AND kind = 'success' AND source = 'file'`, params: { job, at } });
+      const last = 'SELECT max(id) FROM heartbeats WHERE job = @job';
+      this.durable({
+        sql: `UPDATE heartbeats SET at = max(at, @at) WHERE id = (${last}) AND kind = 'success' AND source = 'file'`,
+        params: { job, at },
+      });
       this.durable({
         sql: `INSERT INTO heartbeats (job, kind, at, source, duration_ms) SELECT @job, 'success', @at, 'file', NULL
               WHERE NOT EXISTS (SELECT 1 FROM heartbeats WHERE id = (${last}) AND kind = 'success' AND source = 'file')`,
@@ -1078,35 +1151,36 @@ export class Store {
       });
       return;
     }
-    this.durable({ sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)', params: [job, kind, at, source, durationMs] });
+    this.durable({
+      sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)',
+      params: [job, kind, at, source, durationMs],
+    });
   }
 
   lastHeartbeat(job: string, kind?: HeartbeatRow['kind']): HeartbeatRow | undefined {
-    if (kind) return this.stmt('SELECT * FROM heartbeats WHERE job = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(job, kind) as HeartbeatRow | undefined;
+    if (kind)
+      return this.stmt('SELECT * FROM heartbeats WHERE job = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(job, kind) as
+        HeartbeatRow | undefined;
     return this.stmt('SELECT * FROM heartbeats WHERE job = ? ORDER BY id DESC LIMIT 1').get(job) as HeartbeatRow | undefined;
   }
 
   /** The last verified success of a job: an ok run or a success ping, whichever is later. */
   lastSuccessAt(job: string): number | null {
-    const r = this
-      .stmt(
-        `SELECT max(at) AS at FROM (
+    const r = this.stmt(
+      `SELECT max(at) AS at FROM (
            SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok'
            UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success')`,
-      )
-      .get({ job }) as { at: number | null };
+    ).get({ job }) as { at: number | null };
     return r.at;
   }
 
   /** The last sign that a job is fine: an ok run, a pre-check that found nothing to do, a halt, or a success ping. */
   lastLifeAt(job: string): number | null {
-    const r = this
-      .stmt(
-        `SELECT max(at) AS at FROM (
+    const r = this.stmt(
+      `SELECT max(at) AS at FROM (
            SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome IN ('ok', 'skipped-precheck', 'skipped-halted')
            UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success')`,
-      )
-      .get({ job }) as { at: number | null };
+    ).get({ job }) as { at: number | null };
     return r.at;
   }
 
@@ -1117,12 +1191,10 @@ export class Store {
   }
 
   saveDigest(d: { date: string; createdAt: number; verdict: string; text: string; html: string }): void {
-    this
-      .stmt(
-        `INSERT INTO digests (date, created_at, verdict, body_text, body_html) VALUES (@date, @createdAt, @verdict, @text, @html)
+    this.stmt(
+      `INSERT INTO digests (date, created_at, verdict, body_text, body_html) VALUES (@date, @createdAt, @verdict, @text, @html)
          ON CONFLICT(date) DO UPDATE SET created_at = @createdAt, verdict = @verdict, body_text = @text, body_html = @html`,
-      )
-      .run(d);
+    ).run(d);
   }
 
   newestDigestDate(): string | null {
@@ -1131,11 +1203,18 @@ export class Store {
   }
 
   markDigestSent(date: string, at: number): void {
-    this.stmt('UPDATE digests SET sent_at = ?, attempts = attempts + 1, next_attempt_at = NULL, last_error = NULL WHERE date = ?').run(at, date);
+    this.stmt('UPDATE digests SET sent_at = ?, attempts = attempts + 1, next_attempt_at = NULL, last_error = NULL WHERE date = ?').run(
+      at,
+      date,
+    );
   }
 
   markDigestFailed(date: string, error: string, nextAttemptAt: number | null): void {
-    this.stmt('UPDATE digests SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE date = ?').run(error, nextAttemptAt, date);
+    this.stmt('UPDATE digests SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE date = ?').run(
+      error,
+      nextAttemptAt,
+      date,
+    );
   }
 
   unsentDigests(): DigestRow[] {
@@ -1154,7 +1233,10 @@ export class Store {
 
   /** A page that went out while its row could not be written: recorded whole, now or when space returns. */
   recordFinishedPage(fingerprint: string, event: string, at: number, outcome: string, detail: string | null): void {
-    this.durable({ sql: 'INSERT INTO pages (fingerprint, event, at, outcome, detail) VALUES (?, ?, ?, ?, ?)', params: [fingerprint, event, at, outcome, detail] });
+    this.durable({
+      sql: 'INSERT INTO pages (fingerprint, event, at, outcome, detail) VALUES (?, ?, ?, ?, ?)',
+      params: [fingerprint, event, at, outcome, detail],
+    });
   }
 
   lastPage(fingerprint: string): PageRow | undefined {
@@ -1179,8 +1261,7 @@ export class Store {
 
   cachedSpec(file: string): { file: string; name: string; text: string; hash: string; saved_at: number } | undefined {
     return this.stmt('SELECT * FROM spec_cache WHERE file = ?').get(file) as
-      | { file: string; name: string; text: string; hash: string; saved_at: number }
-      | undefined;
+      { file: string; name: string; text: string; hash: string; saved_at: number } | undefined;
   }
 
   forgetSpec(file: string): void {
@@ -1211,7 +1292,10 @@ export class Store {
   /** Journals a step before it starts: the previous step ends, the attempt says where it is. */
   healStep(id: number, step: HealStep, now: number, fields: Partial<Pick<HealAttemptRow, HealField>> = {}): void {
     this.batch(() => {
-      this.stmt("UPDATE heal_steps SET ended_at = ?, result = coalesce(result, 'ok') WHERE attempt_id = ? AND ended_at IS NULL").run(now, id);
+      this.stmt("UPDATE heal_steps SET ended_at = ?, result = coalesce(result, 'ok') WHERE attempt_id = ? AND ended_at IS NULL").run(
+        now,
+        id,
+      );
       this.stmt('INSERT INTO heal_steps (attempt_id, step, started_at) VALUES (?, ?, ?)').run(id, step, now);
       this.updateHeal(id, { ...fields, step });
     });
@@ -1220,11 +1304,9 @@ export class Store {
   /** Notes on the step under way (what it found), without ending it. */
   healNote(id: number, detail: string, fields: Partial<Pick<HealAttemptRow, HealField>> = {}, result?: string): void {
     this.batch(() => {
-      this.stmt('UPDATE heal_steps SET detail = ?, result = coalesce(?, result) WHERE id = (SELECT max(id) FROM heal_steps WHERE attempt_id = ?)').run(
-        detail,
-        result ?? null,
-        id,
-      );
+      this.stmt(
+        'UPDATE heal_steps SET detail = ?, result = coalesce(?, result) WHERE id = (SELECT max(id) FROM heal_steps WHERE attempt_id = ?)',
+      ).run(detail, result ?? null, id);
       if (Object.keys(fields).length) this.updateHeal(id, fields);
     });
   }
@@ -1232,12 +1314,9 @@ export class Store {
   /** Ends the attempt with its outcome (and ends the step it stopped at). */
   finishHeal(id: number, outcome: string, detail: string, now: number, fields: Partial<Pick<HealAttemptRow, HealField>> = {}): void {
     this.batch(() => {
-      this.stmt('UPDATE heal_steps SET ended_at = ?, result = ?, detail = coalesce(detail, ?) WHERE attempt_id = ? AND ended_at IS NULL').run(
-        now,
-        outcome,
-        detail,
-        id,
-      );
+      this.stmt(
+        'UPDATE heal_steps SET ended_at = ?, result = ?, detail = coalesce(detail, ?) WHERE attempt_id = ? AND ended_at IS NULL',
+      ).run(now, outcome, detail, id);
       this.updateHeal(id, { ...fields, outcome, detail, ended_at: now });
     });
   }
@@ -1255,7 +1334,8 @@ export class Store {
 
   /** Attempts that executed a fix for this incident (the cap counts these). */
   executedAttempts(alertId: number): number {
-    return (this.stmt('SELECT count(*) AS n FROM heal_attempts WHERE alert_id = ? AND attempt IS NOT NULL').get(alertId) as { n: number }).n;
+    return (this.stmt('SELECT count(*) AS n FROM heal_attempts WHERE alert_id = ? AND attempt IS NOT NULL').get(alertId) as { n: number })
+      .n;
   }
 
   openHealAttempts(): HealAttemptRow[] {
@@ -1284,7 +1364,9 @@ export class Store {
     // Counted from the snapshot step (journaled synchronously right after the budget check), so
     // two heals in parallel cannot both pass the check for the last run of the day.
     return (
-      this.stmt("SELECT count(*) AS n FROM heal_attempts WHERE action_kind = 'brain' AND attempt IS NOT NULL AND created_at >= ?").get(since) as {
+      this.stmt("SELECT count(*) AS n FROM heal_attempts WHERE action_kind = 'brain' AND attempt IS NOT NULL AND created_at >= ?").get(
+        since,
+      ) as {
         n: number;
       }
     ).n;
@@ -1333,7 +1415,10 @@ export class Store {
 
   /** Journaled at once, or held in memory while the state folder is full and written when space returns. */
   recordEvent(at: number, kind: string, job: string | null, message: string, data?: unknown): void {
-    this.durable({ sql: 'INSERT INTO events (at, kind, job, message, data) VALUES (?, ?, ?, ?, ?)', params: [at, kind, job, message, data === undefined ? null : JSON.stringify(data)] });
+    this.durable({
+      sql: 'INSERT INTO events (at, kind, job, message, data) VALUES (?, ?, ?, ?, ?)',
+      params: [at, kind, job, message, data === undefined ? null : JSON.stringify(data)],
+    });
   }
 
   /** What the journal last said about the kill switch (false when it never said anything). */

@@ -27,20 +27,11 @@ declare module 'unix-dgram' {
      * sendto(2). With a callback, the callback runs synchronously with the error,
      * and no 'error' event is emitted; without one, failures are emitted as 'error'.
      */
-    send(
-      buf: Buffer,
-      offset: number,
-      length: number,
-      path: string,
-      callback?: (err?: UnixDgramError) => void,
-    ): void;
+    send(buf: Buffer, offset: number, length: number, path: string, callback?: (err?: UnixDgramError) => void): void;
     /** Throws on failure. Calling it twice closes a stale fd number: don't. */
     close(): void;
   }
 
   /** Throws if socket(2) fails (e.g. EMFILE). */
-  export function createSocket(
-    type: 'unix_dgram',
-    listener?: (msg: Buffer, rinfo: UnixDgramRemoteInfo) => void,
-  ): UnixDgramSocket;
+  export function createSocket(type: 'unix_dgram', listener?: (msg: Buffer, rinfo: UnixDgramRemoteInfo) => void): UnixDgramSocket;
 }

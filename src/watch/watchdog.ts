@@ -9,8 +9,6 @@ import { nextAfter } from '../schedule/instants.js';
 import type { AlertKind, AlertRow, RunRow, Store } from '../store/store.js';
 import { DeadlineTimer, type Clock, type ClockJump } from '../schedule/timer.js';
 
-/** Run outcomes that prove the job is alive and fine (nothing to do, or halted on purpose, counts). */
-const LIFE = new Set(['ok', 'skipped-precheck', 'skipped-halted']);
 const EXTERNAL_DEFAULT_GRACE = 5 * 60_000;
 
 export interface WatchdogDeps {
@@ -77,7 +75,8 @@ export class Watchdog {
       if (hung !== undefined) this.timer.set(`hung:${name}`, hung + jump.deltaMs);
       const missed = this.timer.get(`missed:${name}`);
       const expected = this.expected.get(name);
-      if (missed !== undefined && expected !== undefined && expected <= jump.before) this.timer.set(`missed:${name}`, missed + jump.deltaMs);
+      if (missed !== undefined && expected !== undefined && expected <= jump.before)
+        this.timer.set(`missed:${name}`, missed + jump.deltaMs);
       else this.armMissed(job);
     }
   }
@@ -157,10 +156,15 @@ export class Watchdog {
 
   /** The runner's timeout fired: raise `hung` now, not after the kill grace. */
   runTimedOut(job: Job, runId: number, outputSoFar: string | null = null): void {
-    this.raise(job, 'hung', `run #${runId} passed its timeout of ${formatDuration(job.spec.timeout)}; nightshift is stopping it (SIGTERM, then SIGKILL after ${formatDuration(job.spec.killGrace)})`, {
-      runId,
-      outputTail: outputSoFar,
-    });
+    this.raise(
+      job,
+      'hung',
+      `run #${runId} passed its timeout of ${formatDuration(job.spec.timeout)}; nightshift is stopping it (SIGTERM, then SIGKILL after ${formatDuration(job.spec.killGrace)})`,
+      {
+        runId,
+        outputTail: outputSoFar,
+      },
+    );
   }
 
   runFinished(row: RunRow): void {
@@ -179,16 +183,28 @@ export class Watchdog {
         return;
       case 'failed':
         if (row.retry_at !== null) return; // not failed yet: a retry is planned
-        this.raise(job, 'failed', `run #${row.id} failed: ${row.reason ?? 'no reason recorded'}`, { runId: row.id, exitCode: row.exit_code, outputTail: row.output_tail });
+        this.raise(job, 'failed', `run #${row.id} failed: ${row.reason ?? 'no reason recorded'}`, {
+          runId: row.id,
+          exitCode: row.exit_code,
+          outputTail: row.output_tail,
+        });
         return;
       case 'timeout': {
         const open = this.deps.store.openAlert(`${job.name}:hung`);
         if (open?.run_id === row.id) return; // raised when the timeout fired
-        this.raise(job, 'hung', `run #${row.id} ${row.reason ?? 'passed its timeout'}`, { runId: row.id, exitCode: row.exit_code, outputTail: row.output_tail });
+        this.raise(job, 'hung', `run #${row.id} ${row.reason ?? 'passed its timeout'}`, {
+          runId: row.id,
+          exitCode: row.exit_code,
+          outputTail: row.output_tail,
+        });
         return;
       }
       case 'wrong':
-        this.raise(job, 'wrong', `run #${row.id} ${row.reason ?? 'exited 0 but an expectation failed'}`, { runId: row.id, exitCode: row.exit_code, outputTail: row.output_tail });
+        this.raise(job, 'wrong', `run #${row.id} ${row.reason ?? 'exited 0 but an expectation failed'}`, {
+          runId: row.id,
+          exitCode: row.exit_code,
+          outputTail: row.output_tail,
+        });
         return;
       default:
         return; // killed, interrupted, skipped-overlap, skipped-paused: not the job's fault
@@ -260,7 +276,12 @@ export class Watchdog {
       if (last?.kind !== 'start') return;
       const ago = this.deps.clock.now() - last.at;
       const started = ago >= 0 ? `started ${formatDuration(ago)} ago` : 'started before the system clock went back';
-      this.raise(job, 'hung', `${started} (ping --start) and reported no end within its timeout of ${formatDuration(job.spec.timeout)}`, {});
+      this.raise(
+        job,
+        'hung',
+        `${started} (ping --start) and reported no end within its timeout of ${formatDuration(job.spec.timeout)}`,
+        {},
+      );
       return;
     }
     const expected = this.expected.get(name);
@@ -288,7 +309,12 @@ export class Watchdog {
 
   // ---- alerts ----
 
-  private raise(job: Job, kind: AlertKind, message: string, extra: { runId?: number; exitCode?: number | null; outputTail?: string | null }): void {
+  private raise(
+    job: Job,
+    kind: AlertKind,
+    message: string,
+    extra: { runId?: number; exitCode?: number | null; outputTail?: string | null },
+  ): void {
     const { store, clock, log } = this.deps;
     const foldedUnder = this.blockingDependency(job);
     const { alert, isNew } = store.raiseAlert({

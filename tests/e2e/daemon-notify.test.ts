@@ -23,7 +23,11 @@ async function smtp(): Promise<{ port: number; mails: Mail[]; close: () => Promi
       let data = '';
       stream.on('data', (c: Buffer) => (data += c.toString()));
       stream.on('end', () => {
-        mails.push({ from: String(session.envelope.mailFrom && session.envelope.mailFrom.address), to: session.envelope.rcptTo.map((r) => r.address), data });
+        mails.push({
+          from: String(session.envelope.mailFrom && session.envelope.mailFrom.address),
+          to: session.envelope.rcptTo.map((r) => r.address),
+          data,
+        });
         cb();
       });
     },
@@ -75,7 +79,11 @@ describe('digest from the daemon', () => {
     // The day the daemon wrote it for (not the test's "today": the two differ around midnight).
     const today = /Subject: nightshift (\d{4}-\d{2}-\d{2})/.exec(m.data)![1]!;
     expect(existsSync(join(home, 'state', 'digests', `${today}.md`))).toBe(true);
-    const row = query<{ sent_at: number | null; verdict: string }>(join(home, 'state'), 'SELECT sent_at, verdict FROM digests WHERE date = ?', today)[0]!;
+    const row = query<{ sent_at: number | null; verdict: string }>(
+      join(home, 'state'),
+      'SELECT sent_at, verdict FROM digests WHERE date = ?',
+      today,
+    )[0]!;
     expect(row.sent_at).not.toBeNull();
     expect(row.verdict).toBe('1 job needs you');
   });
@@ -83,7 +91,10 @@ describe('digest from the daemon', () => {
   it('days the daemon was down for entirely get their digest when it comes back', async () => {
     const mail = await smtp();
     closers.push(mail.close);
-    const home = makeHome({ fine: 'command: ["true"]\n' }, `timezone: UTC\ndigest:\n  at: "00:00"\n  to: ["ops@example.com"]\n  smtp: { host: 127.0.0.1, port: ${mail.port} }\n`);
+    const home = makeHome(
+      { fine: 'command: ["true"]\n' },
+      `timezone: UTC\ndigest:\n  at: "00:00"\n  to: ["ops@example.com"]\n  smtp: { host: 127.0.0.1, port: ${mail.port} }\n`,
+    );
     dirs.push(home);
     const d1 = await startDaemon(home);
     daemons.push(d1);
@@ -103,14 +114,20 @@ describe('digest from the daemon', () => {
     const now = new Date().toISOString().slice(0, 10);
     const expected = [day(2), day(1), day(0), ...(now > first ? [now] : [])];
     await waitFor(() => mail.mails.length === 1 + expected.length, 10_000, 'the catch-up digests');
-    const subjects = mail.mails.slice(1).map((m) => /Subject: nightshift (\d{4}-\d{2}-\d{2})/.exec(m.data)![1]).sort();
+    const subjects = mail.mails
+      .slice(1)
+      .map((m) => /Subject: nightshift (\d{4}-\d{2}-\d{2})/.exec(m.data)![1])
+      .sort();
     expect(subjects).toEqual(expected);
   });
 
   it('nightshift digest prints the day; --send mails it; an unreachable server keeps the file and says so', async () => {
     const mail = await smtp();
     closers.push(mail.close);
-    const home = makeHome({ ok: 'command: ["true"]\n' }, `timezone: UTC\ndigest:\n  to: ["a@example.com"]\n  smtp: { host: 127.0.0.1, port: ${mail.port} }\n`);
+    const home = makeHome(
+      { ok: 'command: ["true"]\n' },
+      `timezone: UTC\ndigest:\n  to: ["a@example.com"]\n  smtp: { host: 127.0.0.1, port: ${mail.port} }\n`,
+    );
     dirs.push(home);
     const d = await startDaemon(home);
     daemons.push(d);
@@ -140,7 +157,10 @@ describe('paging from the daemon', () => {
     dirs.push(dir);
     const capture = pageCapture(dir);
     const home = makeHome(
-      { paged: 'command: ["sh", "-c", "echo \'$(touch /tmp/ns-page-pwned) ; rm -rf x\'; exit 1"]\n', quiet: 'command: ["echo", "x"]\nexpect: { outputMatches: "y" }\n' },
+      {
+        paged: 'command: ["sh", "-c", "echo \'$(touch /tmp/ns-page-pwned) ; rm -rf x\'; exit 1"]\n',
+        quiet: 'command: ["echo", "x"]\nexpect: { outputMatches: "y" }\n',
+      },
       `page:\n  allow: [failed]\n  command: ["${capture.command}"]\n`,
     );
     dirs.push(home);
@@ -181,12 +201,18 @@ describe('paging from the daemon', () => {
     dirs.push(dir);
     // A digest time of 00:00 has always passed today, so a first start composes today's digest
     // at once and the deadman pings twice: once for the start, once for the digest.
-    const home = makeHome({}, `timezone: UTC\ndigest:\n  at: "00:00"\ndeadman: ["sh", "-c", "echo alive >> ${join(dir, 'deadman.log')}"]\n`);
+    const home = makeHome(
+      {},
+      `timezone: UTC\ndigest:\n  at: "00:00"\ndeadman: ["sh", "-c", "echo alive >> ${join(dir, 'deadman.log')}"]\n`,
+    );
     dirs.push(home);
     const d = await startDaemon(home);
     daemons.push(d);
     const reasons = (): string[] =>
-      query<{ reason: string }>(d.state, "SELECT json_extract(data, '$.reason') AS reason FROM events WHERE kind = 'deadman' ORDER BY id").map((r) => r.reason);
+      query<{ reason: string }>(
+        d.state,
+        "SELECT json_extract(data, '$.reason') AS reason FROM events WHERE kind = 'deadman' ORDER BY id",
+      ).map((r) => r.reason);
     await waitFor(() => reasons().length >= 2, 5000, 'two deadman pings recorded');
     await sleep(300);
     expect(reasons().sort()).toEqual(['digest', 'start']);

@@ -7,7 +7,20 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { UnixDgramSocket } from 'unix-dgram';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { cleanup, cli, CLI, FIXTURES, flockFree, makeHome, pidAlive, query, startDaemon, waitFor, writeJob, type DaemonProc } from '../support/helpers.js';
+import {
+  cleanup,
+  cli,
+  CLI,
+  FIXTURES,
+  flockFree,
+  makeHome,
+  pidAlive,
+  query,
+  startDaemon,
+  waitFor,
+  writeJob,
+  type DaemonProc,
+} from '../support/helpers.js';
 
 interface Run {
   id: number;
@@ -84,17 +97,28 @@ describe('hot reload', () => {
     const changedAt = Date.parse(changed.time as string);
     await waitFor(() => runs(d, 'late').some((r) => r.created_at > changedAt && r.outcome), WAIT_MS, 'a finished run of the changed job');
     // every run begun after the reload runs the new version; the new version never ran before it
-    const tail = (r: Run) => query<{ output_tail: string | null }>(d.state, 'SELECT output_tail FROM runs WHERE id = ?', r.id)[0]!.output_tail;
+    const tail = (r: Run) =>
+      query<{ output_tail: string | null }>(d.state, 'SELECT output_tail FROM runs WHERE id = ?', r.id)[0]!.output_tail;
     const finished = runs(d, 'late').filter((r) => r.outcome === 'ok');
-    expect(finished.filter((r) => r.created_at > changedAt).map(tail)).toEqual(finished.filter((r) => r.created_at > changedAt).map(() => 'v2\n'));
+    expect(finished.filter((r) => r.created_at > changedAt).map(tail)).toEqual(
+      finished.filter((r) => r.created_at > changedAt).map(() => 'v2\n'),
+    );
     for (const r of finished.filter((x) => tail(x) === 'v2\n')) expect(r.created_at).toBeGreaterThanOrEqual(changedAt);
 
     unlinkSync(join(d.home, 'jobs', 'late.yaml'));
-    const removed = await d.waitLog((l) => l.msg?.toString().startsWith('job removed') === true && l.job === 'late', WAIT_MS, 'job removed');
+    const removed = await d.waitLog(
+      (l) => l.msg?.toString().startsWith('job removed') === true && l.job === 'late',
+      WAIT_MS,
+      'job removed',
+    );
     const removedAt = Date.parse(removed.time as string);
     // The daemon has handled two whole-second instants after the removal (the witness ran on
     // them): the removed job had its chance to be scheduled on them, and was not.
-    await waitFor(() => runs(d, 'witness').filter((r) => r.scheduled_for! > removedAt).length >= 2, WAIT_MS, 'two instants after the removal handled');
+    await waitFor(
+      () => runs(d, 'witness').filter((r) => r.scheduled_for! > removedAt).length >= 2,
+      WAIT_MS,
+      'two instants after the removal handled',
+    );
     expect(runs(d, 'late').filter((r) => r.created_at > removedAt || r.scheduled_for! > removedAt)).toEqual([]);
   });
 
@@ -102,12 +126,21 @@ describe('hot reload', () => {
     const d = await daemon({ steady: 'every: 1s\ncommand: ["echo", "good"]\n' });
     await waitFor(() => runs(d, 'steady').some((r) => r.outcome === 'ok'), WAIT_MS, 'first run');
     writeJob(d.home, 'steady', 'every: 1s\ncommand: ["echo", "bad"]\ntimeout: soon\n');
-    const err = await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('invalid spec') && l.job === 'steady', WAIT_MS, 'the invalid edit refused');
+    const err = await d.waitLog(
+      (l) => typeof l.msg === 'string' && l.msg.startsWith('invalid spec') && l.job === 'steady',
+      WAIT_MS,
+      'the invalid edit refused',
+    );
     expect(err.msg).toContain(`${join(d.home, 'jobs', 'steady.yaml')}:3: timeout:`);
     expect(err.msg).toContain('the last good version keeps running');
     // runs begun after the invalid edit was refused are of the last good version
     const refusedAt = Date.parse(err.time as string);
-    const after = () => query<{ output_tail: string }>(d.state, "SELECT output_tail FROM runs WHERE job='steady' AND outcome='ok' AND created_at > ? ORDER BY id", refusedAt);
+    const after = () =>
+      query<{ output_tail: string }>(
+        d.state,
+        "SELECT output_tail FROM runs WHERE job='steady' AND outcome='ok' AND created_at > ? ORDER BY id",
+        refusedAt,
+      );
     await waitFor(() => after().length >= 2, WAIT_MS, 'two runs after the invalid edit');
     const kept = after();
     expect(kept.map((r) => r.output_tail)).toEqual(kept.map(() => 'good\n'));
@@ -118,7 +151,11 @@ describe('hot reload', () => {
     expect(st.stdout).toContain('steady.yaml:3: timeout:');
     // fixed again: the new version takes over and the problem is gone
     writeJob(d.home, 'steady', 'every: 1s\ncommand: ["echo", "fixed"]\n');
-    await waitFor(() => query<{ n: number }>(d.state, "SELECT count(*) AS n FROM runs WHERE job='steady' AND output_tail = 'fixed\n'")[0]!.n > 0, WAIT_MS, 'fixed version runs');
+    await waitFor(
+      () => query<{ n: number }>(d.state, "SELECT count(*) AS n FROM runs WHERE job='steady' AND output_tail = 'fixed\n'")[0]!.n > 0,
+      WAIT_MS,
+      'fixed version runs',
+    );
     expect((await cli(['--home', d.home, '--state', d.state, 'status'])).stdout).not.toContain('steady.yaml:3');
   });
 
@@ -150,9 +187,19 @@ describe('overlap, retries, catch-up', () => {
       replaced: 'every: 1s\nconcurrency: replace\nkillGrace: 1s\ncommand: ["sleep", "30"]\n',
     });
     // forbid: an instant that came while the previous run was still running is recorded, not run
-    const skipped = await waitFor(() => runs(d, 'forbidden').find((r) => r.outcome === 'skipped-overlap'), WAIT_MS, 'a skipped-overlap of forbidden');
+    const skipped = await waitFor(
+      () => runs(d, 'forbidden').find((r) => r.outcome === 'skipped-overlap'),
+      WAIT_MS,
+      'a skipped-overlap of forbidden',
+    );
     expect(skipped.reason).toContain('still running (concurrency: forbid)');
-    const busy = runs(d, 'forbidden').find((r) => r.id < skipped.id && r.outcome !== 'skipped-overlap' && r.created_at <= skipped.created_at && (r.ended_at === null || r.ended_at >= skipped.created_at));
+    const busy = runs(d, 'forbidden').find(
+      (r) =>
+        r.id < skipped.id &&
+        r.outcome !== 'skipped-overlap' &&
+        r.created_at <= skipped.created_at &&
+        (r.ended_at === null || r.ended_at >= skipped.created_at),
+    );
     expect(busy, 'a run of forbidden was under way when the instant was skipped').toBeDefined();
     // Two runs whose recorded [started_at, ended_at] intersect (a run still going ends at infinity,
     // unless only finished runs count); a skipped instant is no run.
@@ -169,11 +216,15 @@ describe('overlap, retries, catch-up', () => {
     // ...while no two runs of forbidden ever did (it has had as many instants by now)
     expect(overlapOf(runs(d, 'forbidden'), false)).toBeUndefined();
     // replace: the old run is killed, and its replacement started only after it ended
-    const next = await waitFor(() => {
-      const rp = runs(d, 'replaced');
-      const killed = rp.find((r) => r.outcome === 'killed');
-      return killed && rp.find((r) => r.id > killed.id && r.started_at);
-    }, WAIT_MS, 'a run of replaced that replaced a killed one');
+    const next = await waitFor(
+      () => {
+        const rp = runs(d, 'replaced');
+        const killed = rp.find((r) => r.outcome === 'killed');
+        return killed && rp.find((r) => r.id > killed.id && r.started_at);
+      },
+      WAIT_MS,
+      'a run of replaced that replaced a killed one',
+    );
     const killed = runs(d, 'replaced').find((r) => r.outcome === 'killed')!;
     expect(killed.reason).toContain('a new run replaced it');
     expect(next.started_at!).toBeGreaterThanOrEqual(killed.ended_at!);
@@ -213,9 +264,18 @@ describe('overlap, retries, catch-up', () => {
     expect(catchUps).toHaveLength(1);
     // for an instant missed while down (one may also pass during a slow start: still a miss)
     expect(catchUps[0]!.scheduled_for!).toBeLessThanOrEqual(catchUps[0]!.created_at);
-    expect(catchUps[0]!.scheduled_for!).toBeGreaterThan(Math.max(...runs(d, 'caught').filter((r) => r.id <= before).map((r) => r.scheduled_for ?? 0)));
+    expect(catchUps[0]!.scheduled_for!).toBeGreaterThan(
+      Math.max(
+        ...runs(d, 'caught')
+          .filter((r) => r.id <= before)
+          .map((r) => r.scheduled_for ?? 0),
+      ),
+    );
     expect(runs(d2, 'plain').filter((r) => r.id > before && r.trigger === 'catch-up')).toHaveLength(0);
-    const ev = query<{ job: string; message: string; data: string }>(d.state, "SELECT job, message, data FROM events WHERE kind = 'missed-while-down' ORDER BY id");
+    const ev = query<{ job: string; message: string; data: string }>(
+      d.state,
+      "SELECT job, message, data FROM events WHERE kind = 'missed-while-down' ORDER BY id",
+    );
     expect(ev.find((e) => e.job === 'plain')!.message).toContain('catchUp is off');
     // one catch-up run for several missed instants
     expect((JSON.parse(ev.find((e) => e.job === 'caught')!.data) as { count: number }).count).toBeGreaterThanOrEqual(2);
@@ -270,7 +330,11 @@ describe('crash safety', () => {
       hog: `every: 1s\nkillGrace: 1s\ncommand: ["${join(FIXTURES, 'grandchildren.sh')}", "${pidfile}", "3", "${lock}"]\n`,
       quick: 'every: 1s\ncommand: ["true"]\n',
     });
-    await waitFor(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim().split('\n').length === 3, WAIT_MS, 'grandchildren holding the lock');
+    await waitFor(
+      () => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim().split('\n').length === 3,
+      WAIT_MS,
+      'grandchildren holding the lock',
+    );
     expect(flockFree(lock)).toBe(false);
     await waitFor(() => runs(d, 'quick').some((r) => r.outcome === 'ok'), WAIT_MS, 'a finished run of quick');
     d.proc.kill('SIGKILL');
@@ -371,10 +435,16 @@ describe('crash safety, continued', () => {
     writeJob(d.home, 'keeper', 'every: 1s\ncommand: ["echo", "broken"]\nconcurrency: sometimes\n');
     const d2 = await startDaemon(d.home, { state: d.state });
     daemons.push(d2);
-    const kept = await d2.waitLog((l) => typeof l.msg === 'string' && l.msg.includes('running its last good version'), WAIT_MS, 'last good version kept');
+    const kept = await d2.waitLog(
+      (l) => typeof l.msg === 'string' && l.msg.includes('running its last good version'),
+      WAIT_MS,
+      'last good version kept',
+    );
     const keptAt = Date.parse(kept.time as string);
     await waitFor(() => runs(d2, 'keeper').some((r) => r.outcome === 'ok' && r.started_at! > keptAt), WAIT_MS, 'last good version runs');
-    expect(query<{ output_tail: string }>(d.state, "SELECT output_tail FROM runs WHERE job='keeper' ORDER BY id DESC LIMIT 1")[0]!.output_tail).toBe('last-good\n');
+    expect(
+      query<{ output_tail: string }>(d.state, "SELECT output_tail FROM runs WHERE job='keeper' ORDER BY id DESC LIMIT 1")[0]!.output_tail,
+    ).toBe('last-good\n');
     const st = await cli(['--home', d.home, '--state', d.state, 'status']);
     expect(st.stdout).toContain('keeper.yaml:3: concurrency:');
   });
@@ -410,7 +480,11 @@ describe('crash safety, continued', () => {
     const d = await daemon({ stubborn: `command: ["${join(FIXTURES, 'ignore-term.sh')}"]\nkillGrace: 1s\n` });
     void cli(['--home', d.home, '--state', d.state, 'run', 'stubborn']);
     // the job says so once its trap is set
-    const logPath = await waitFor(() => query<{ log_path: string | null }>(d.state, "SELECT log_path FROM runs WHERE job = 'stubborn'")[0]?.log_path, WAIT_MS, 'started');
+    const logPath = await waitFor(
+      () => query<{ log_path: string | null }>(d.state, "SELECT log_path FROM runs WHERE job = 'stubborn'")[0]?.log_path,
+      WAIT_MS,
+      'started',
+    );
     await waitFor(() => existsSync(logPath) && readFileSync(logPath, 'utf8').includes('ignoring SIGTERM'), WAIT_MS, 'SIGTERM ignored');
     d.proc.kill('SIGTERM');
     const res = await d.proc;
@@ -602,4 +676,3 @@ describe('logs', () => {
     expect(all.some((l) => l.msg === 'run started' && l.job === 'secretive')).toBe(true);
   });
 });
-

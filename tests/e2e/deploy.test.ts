@@ -75,7 +75,9 @@ describe('deploy/verify.sh', () => {
 
   it('refuses a unit that would keep bubblewrap from containing jobs and fixes', () => {
     requireSystemdAnalyze();
-    const tunables = runVerify(mutatedUnit((t) => t.replace(/^ProtectKernelModules=yes$/m, 'ProtectKernelModules=yes\nProtectKernelTunables=yes')));
+    const tunables = runVerify(
+      mutatedUnit((t) => t.replace(/^ProtectKernelModules=yes$/m, 'ProtectKernelModules=yes\nProtectKernelTunables=yes')),
+    );
     expect(tunables.status, tunables.output).toBe(1);
     expect(tunables.output).toContain('ProtectKernelTunables= keeps bubblewrap');
     const noUserNs = runVerify(mutatedUnit((t) => t.replace(/^RestrictNamespaces=.*$/m, 'RestrictNamespaces=mnt pid ipc')));
@@ -163,7 +165,8 @@ describe('deploy/nightshift.service contract', () => {
     expect(get('Service', 'RestrictNamespaces')?.split(/\s+/).sort()).toEqual(['ipc', 'mnt', 'pid', 'user']);
     // Each of these makes bwrap fail inside the unit (checked: a read-only bind over /proc/sys
     // makes "Can't mount proc on /newroot/proc: Operation not permitted").
-    for (const key of ['ProtectKernelTunables', 'ProtectProc', 'ProcSubset', 'PrivateUsers']) expect(get('Service', key), key).toBeUndefined();
+    for (const key of ['ProtectKernelTunables', 'ProtectProc', 'ProcSubset', 'PrivateUsers'])
+      expect(get('Service', key), key).toBeUndefined();
   });
 
   it('does not set MemoryDenyWriteExecute, which kills V8 at start', () => {

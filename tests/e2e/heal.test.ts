@@ -2,12 +2,34 @@
 // step in SQLite. Trees are compared with a hash walk written here, not with the snapshot code.
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join, sep } from 'node:path';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { cleanup, cli, flockFree, makeHome, pageCapture, pidAlive, query, ROOT, startDaemon, tempDir, waitFor, type DaemonProc } from '../support/helpers.js';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  cleanup,
+  cli,
+  flockFree,
+  makeHome,
+  pageCapture,
+  pidAlive,
+  query,
+  startDaemon,
+  tempDir,
+  waitFor,
+  type DaemonProc,
+} from '../support/helpers.js';
 
 interface Attempt {
   id: number;
@@ -132,9 +154,23 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
     await ns(d, 'run', 'export');
     const [a] = await waitFor(done(d, 1), WAIT_MS, 'heal finished');
     expect(a).toMatchObject({ fingerprint: 'export:hung', rule: 'clear-lock', autonomy: 'auto', attempt: 1, outcome: 'fixed-verified' });
-    expect(steps(d, a!.id)).toEqual(['kill-switch', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'probe', 'verdict']);
+    expect(steps(d, a!.id)).toEqual([
+      'kill-switch',
+      'pre-check',
+      'rule',
+      'cap',
+      'autonomy',
+      'guard',
+      'snapshot',
+      'fix',
+      'probe',
+      'verdict',
+    ]);
     expect(existsSync(join(work, 'export.lock'))).toBe(false);
-    const alert = query<{ resolution: string; resolved_at: number | null }>(d.state, "SELECT * FROM alerts WHERE fingerprint = 'export:hung'")[0]!;
+    const alert = query<{ resolution: string; resolved_at: number | null }>(
+      d.state,
+      "SELECT * FROM alerts WHERE fingerprint = 'export:hung'",
+    )[0]!;
     expect(alert.resolution).toBe('fixed-verified');
     const runs = query<{ trigger: string; outcome: string }>(d.state, 'SELECT trigger, outcome FROM runs ORDER BY id');
     expect(runs).toEqual([
@@ -149,7 +185,10 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
     expect(text.stdout).toContain('export:hung');
     expect(text.stdout).toContain('fixed-verified');
     expect(text.stdout).toMatch(/probe\s+\S+/);
-    const js = JSON.parse((await ns(d, 'heals', '--json')).stdout) as { attempts: Array<{ steps: unknown[] }>; rules: Array<{ rule: string; outcomes: Record<string, number> }> };
+    const js = JSON.parse((await ns(d, 'heals', '--json')).stdout) as {
+      attempts: Array<{ steps: unknown[] }>;
+      rules: Array<{ rule: string; outcomes: Record<string, number> }>;
+    };
     expect(js.attempts[0]!.steps).toHaveLength(10);
     expect(js.rules[0]).toMatchObject({ rule: 'clear-lock', outcomes: { 'fixed-verified': 1 } });
 
@@ -179,10 +218,18 @@ describe('rollback, the ladder, approvals and the cap', () => {
       },
     );
     const d = await daemon(h);
-    const alert = () => query<{ id: number; resolution: string | null; resolved_at: number | null }>(d.state, "SELECT id, resolution, resolved_at FROM alerts WHERE fingerprint = 'worker:missed' ORDER BY id")[0];
+    const alert = () =>
+      query<{ id: number; resolution: string | null; resolved_at: number | null }>(
+        d.state,
+        "SELECT id, resolution, resolved_at FROM alerts WHERE fingerprint = 'worker:missed' ORDER BY id",
+      )[0];
     // The heartbeat of the fix resolved the alert while the fix was still running: the watchdog
     // can only call that self-recovered.
-    const early = await waitFor(() => (alert()?.resolved_at != null ? alert() : false), WAIT_MS, 'the alert resolved by the heartbeat the fix wrote');
+    const early = await waitFor(
+      () => (alert()?.resolved_at != null ? alert() : false),
+      WAIT_MS,
+      'the alert resolved by the heartbeat the fix wrote',
+    );
     expect(early.resolution).toBe('self-recovered');
     const running = attempts(d).find((x) => x.alert_id === early.id)!;
     expect(running).toMatchObject({ step: 'fix', outcome: null });
@@ -190,7 +237,9 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const a = await waitFor(() => attempts(d).find((x) => x.id === running.id && x.outcome !== null), WAIT_MS, 'the heal');
     expect(a.outcome).toBe('fixed-verified');
     expect(steps(d, a.id).slice(-3)).toEqual(['fix', 'probe', 'verdict']);
-    expect(query<{ resolution: string }>(d.state, 'SELECT resolution FROM alerts WHERE id = ?', early.id)[0]!.resolution).toBe('fixed-verified');
+    expect(query<{ resolution: string }>(d.state, 'SELECT resolution FROM alerts WHERE id = ?', early.id)[0]!.resolution).toBe(
+      'fixed-verified',
+    );
   });
 
   it('a fix whose probe fails is rolled back byte-exact; the rule drops to gated; an approved second attempt rolls back too; then blocked and paged', async () => {
@@ -218,13 +267,28 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const d = await daemon(h);
     await ns(d, 'run', 'sync');
     // attempt 1 (auto) rolled back; attempt 2 waits for approval because the rule was demoted
-    const list = await waitFor(() => {
-      const a = attempts(d);
-      return a.length >= 2 && a[1]!.outcome === 'awaiting-approval' ? a : false;
-    }, WAIT_MS, 'rolled back, then an approval request');
+    const list = await waitFor(
+      () => {
+        const a = attempts(d);
+        return a.length >= 2 && a[1]!.outcome === 'awaiting-approval' ? a : false;
+      },
+      WAIT_MS,
+      'rolled back, then an approval request',
+    );
     expect(list[0]).toMatchObject({ outcome: 'rolled-back', attempt: 1, autonomy: 'auto' });
     expect(list[0]!.detail).toContain('the probe failed');
-    expect(steps(d, list[0]!.id)).toEqual(['kill-switch', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'probe', 'rollback']);
+    expect(steps(d, list[0]!.id)).toEqual([
+      'kill-switch',
+      'pre-check',
+      'rule',
+      'cap',
+      'autonomy',
+      'guard',
+      'snapshot',
+      'fix',
+      'probe',
+      'rollback',
+    ]);
     expect(tree(work)).toEqual(before);
     expect(list[1]).toMatchObject({ autonomy: 'gated', attempt: null });
     expect(list[1]!.proposal).toContain('fix-sync');
@@ -241,10 +305,14 @@ describe('rollback, the ladder, approvals and the cap', () => {
 
     const ok = await ns(d, 'approve', String(list[1]!.id));
     expect(ok.exitCode).toBe(0);
-    const after = await waitFor(() => {
-      const a = attempts(d);
-      return a.length >= 3 && a[2]!.outcome !== null ? a : false;
-    }, WAIT_MS, 'second attempt, then the cap');
+    const after = await waitFor(
+      () => {
+        const a = attempts(d);
+        return a.length >= 3 && a[2]!.outcome !== null ? a : false;
+      },
+      WAIT_MS,
+      'second attempt, then the cap',
+    );
     expect(after[1]).toMatchObject({ outcome: 'rolled-back', attempt: 2 });
     expect(tree(work)).toEqual(before);
     expect(after[2]).toMatchObject({ outcome: 'blocked' });
@@ -258,7 +326,8 @@ describe('rollback, the ladder, approvals and the cap', () => {
     // A new occurrence of the same incident does not ask again. The heal loop decides on an
     // occurrence when the daemon counts it (it logs "alert occurred again", then hands it over in
     // the same turn); the answer to a later request shows that turn is over.
-    const again = (l: Record<string, unknown>) => l.alert === after[2]!.alert_id && typeof l.msg === 'string' && l.msg.startsWith('alert occurred again');
+    const again = (l: Record<string, unknown>) =>
+      l.alert === after[2]!.alert_id && typeof l.msg === 'string' && l.msg.startsWith('alert occurred again');
     const seen = d.lines().filter(again).length;
     await ns(d, 'run', 'sync');
     await waitFor(() => d.lines().filter(again).length > seen, WAIT_MS, 'the new occurrence counted on the alert');
@@ -283,15 +352,21 @@ describe('rollback, the ladder, approvals and the cap', () => {
     dirs.push(work);
     const h = home(
       { a: 'command: ["sh", "-c", "exit 1"]\n', b: 'command: ["sh", "-c", "exit 1"]\n' },
-      { gate: `match: { job: "*" }\nautonomy: gated\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n` },
+      {
+        gate: `match: { job: "*" }\nautonomy: gated\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n`,
+      },
     );
     const d = await daemon(h);
     await ns(d, 'run', 'a');
     await ns(d, 'run', 'b');
-    const [x, y] = await waitFor(() => {
-      const a = attempts(d).filter((r) => r.outcome === 'awaiting-approval');
-      return a.length === 2 ? a : false;
-    }, WAIT_MS, 'two approval requests');
+    const [x, y] = await waitFor(
+      () => {
+        const a = attempts(d).filter((r) => r.outcome === 'awaiting-approval');
+        return a.length === 2 ? a : false;
+      },
+      WAIT_MS,
+      'two approval requests',
+    );
     const denied = await ns(d, 'deny', String(x!.id));
     expect(denied.exitCode).toBe(0);
     expect(attempts(d).find((r) => r.id === x!.id)!.outcome).toBe('denied');
@@ -312,14 +387,20 @@ describe('rollback, the ladder, approvals and the cap', () => {
     dirs.push(work);
     const h = home(
       { a: 'command: ["sh", "-c", "exit 1"]\n' },
-      { gate: `match: { job: a }\nautonomy: gated\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n` },
+      {
+        gate: `match: { job: a }\nautonomy: gated\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n`,
+      },
     );
     const d = await daemon(h);
     await ns(d, 'run', 'a');
-    const [x] = await waitFor(() => {
-      const a = attempts(d).filter((r) => r.outcome === 'awaiting-approval');
-      return a.length === 1 ? a : false;
-    }, WAIT_MS, 'approval request');
+    const [x] = await waitFor(
+      () => {
+        const a = attempts(d).filter((r) => r.outcome === 'awaiting-approval');
+        return a.length === 1 ? a : false;
+      },
+      WAIT_MS,
+      'approval request',
+    );
     await d.stop();
     const db = new Database(join(d.state, 'nightshift.db'));
     db.prepare('UPDATE heal_attempts SET expires_at = ? WHERE id = ?').run(Date.now() - 1000, x!.id);
@@ -457,7 +538,9 @@ describe('alert text is data', () => {
     const h = home(
       { talker: `command: ["sh", "-c", "printf '%s\\\\n' \\"$EVIL\\"; exit 1"]\nenv: { EVIL: ${JSON.stringify(evil)} }\n` },
       // Verified (and so kept) once the brain has written what it saw: a rollback would take it back.
-      { brainy: `match: { job: talker, output: "rm -rf" }\nautonomy: auto\naction: { brain: ["${brain}", "--fix"], touches: ["${out}/"] }\nprobe: { command: ["test", "-s", "${out}/argv.txt"] }\n` },
+      {
+        brainy: `match: { job: talker, output: "rm -rf" }\nautonomy: auto\naction: { brain: ["${brain}", "--fix"], touches: ["${out}/"] }\nprobe: { command: ["test", "-s", "${out}/argv.txt"] }\n`,
+      },
     );
     const d = await daemon(h);
     await ns(d, 'run', 'talker');
@@ -597,9 +680,16 @@ describe('the protected zone', () => {
     await waitFor(() => capture.pages().some((p) => p.event === 'protected-zone'), WAIT_MS, 'the protected-zone page');
     expect(query(d.state, "SELECT level FROM rule_ladder WHERE rule = 'tamper'")).toEqual([{ level: 'shadow' }]);
     // A changed rule file does not make the incident be looked at again: it waits for a person.
-    writeFileSync(join(h, 'rules', 'tamper.yaml'), readFileSync(join(h, 'rules', 'tamper.yaml'), 'utf8').replace('autonomy: auto', 'autonomy: gated'));
+    writeFileSync(
+      join(h, 'rules', 'tamper.yaml'),
+      readFileSync(join(h, 'rules', 'tamper.yaml'), 'utf8').replace('autonomy: auto', 'autonomy: gated'),
+    );
     await ns(d, 'run', 'victim');
-    await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith(`not healing victim:failed: heal #${a!.id} could not be rolled back`), WAIT_MS, 'the incident held for a person');
+    await d.waitLog(
+      (l) => typeof l.msg === 'string' && l.msg.startsWith(`not healing victim:failed: heal #${a!.id} could not be rolled back`),
+      WAIT_MS,
+      'the incident held for a person',
+    );
     expect(attempts(d).map((x) => x.outcome)).toEqual(['rollback-failed']);
   });
 
@@ -608,7 +698,9 @@ describe('the protected zone', () => {
     dirs.push(work);
     const h = home(
       { victim: 'command: ["sh", "-c", "exit 1"]\n' },
-      { later: `match: { job: victim }\nautonomy: auto\naction: { command: ["touch", "${work}/later/x.yaml"], touches: ["${work}/later"] }\nprobe: { command: ["test", "-e", "${work}/later/x.yaml"] }\n` },
+      {
+        later: `match: { job: victim }\nautonomy: auto\naction: { command: ["touch", "${work}/later/x.yaml"], touches: ["${work}/later"] }\nprobe: { command: ["test", "-e", "${work}/later/x.yaml"] }\n`,
+      },
     );
     expect((await cli(['--home', h, 'validate'])).exitCode).toBe(0);
     const d = await daemon(h);
@@ -633,7 +725,9 @@ describe('the kill switch step', () => {
     const work = visibleDir('ns-heal-ks-');
     const h = home(
       { victim: 'command: ["sh", "-c", "exit 1"]\n', other: 'command: ["sh", "-c", "exit 1"]\n' },
-      { fix: `match: { job: "*" }\nautonomy: auto\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n` },
+      {
+        fix: `match: { job: "*" }\nautonomy: auto\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n`,
+      },
       'autonomy: auto\n',
     );
     const d = await daemon(h);
@@ -645,7 +739,11 @@ describe('the kill switch step', () => {
     expect(existsSync(join(work, 'ran'))).toBe(false);
     // an unreadable policy fails closed the same way
     await ns(d, 'kill', 'off');
-    await waitFor(() => attempts(d).some((x) => x.job === 'victim' && x.outcome === 'fixed-verified'), WAIT_MS, 'healed once the switch is off');
+    await waitFor(
+      () => attempts(d).some((x) => x.job === 'victim' && x.outcome === 'fixed-verified'),
+      WAIT_MS,
+      'healed once the switch is off',
+    );
     writeFileSync(join(h, 'protected', 'policy.yaml'), 'autonomy: [broken\n');
     await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('invalid policy'), WAIT_MS, 'the broken policy refused');
     await ns(d, 'run', 'other');
@@ -684,7 +782,7 @@ describe('stops in the middle of a fix', () => {
     const [a] = await waitFor(done(d, 1), WAIT_MS, 'halted');
     expect(a!.outcome).toBe('halted');
     expect(tree(work)).toEqual(before);
-    expect(pidAlive(pgid!)).toBe(false);
+    expect(pidAlive(pgid)).toBe(false);
     expect(flockFree(lock)).toBe(true);
   });
 
@@ -758,10 +856,14 @@ describe('stops in the middle of a fix', () => {
     expect(a).toMatchObject({ outcome: 'interrupted-rolled-back', attempt: 1 });
     expect(tree(work)).toEqual(before);
     // the alert is still open and is looked at again: attempt 2 (the cap counts the interrupted one)
-    const again = await waitFor(() => {
-      const l = attempts(d2);
-      return l.length >= 2 && l[1]!.fix_pgid !== null ? l : false;
-    }, WAIT_MS, 'second attempt');
+    const again = await waitFor(
+      () => {
+        const l = attempts(d2);
+        return l.length >= 2 && l[1]!.fix_pgid !== null ? l : false;
+      },
+      WAIT_MS,
+      'second attempt',
+    );
     expect(again[1]!.attempt).toBe(2);
   });
 });
@@ -773,7 +875,9 @@ describe('without a sandbox', () => {
     const marker = join(work, 'ran');
     const h = home(
       { victim: `command: ["sh", "-c", "echo the job itself still runs; exit 1"]\n`, lonely: 'command: ["false"]\n' },
-      { fix: `match: { job: victim }\nautonomy: auto\naction: { command: ["touch", "${marker}"], touches: ["${work}/"] }\nprobe: { command: ["test", "-e", "${marker}"] }\n` },
+      {
+        fix: `match: { job: victim }\nautonomy: auto\naction: { command: ["touch", "${marker}"], touches: ["${work}/"] }\nprobe: { command: ["test", "-e", "${marker}"] }\n`,
+      },
     );
     const d = await startDaemon(h, { env: { NIGHTSHIFT_BWRAP: '/nonexistent' } });
     daemons.push(d);
@@ -795,7 +899,11 @@ describe('without a sandbox', () => {
     // The marker is the one the fix makes: with bwrap back, the next start runs the same fix.
     await d.stop();
     const d2 = await daemon(h);
-    const b = await waitFor(() => attempts(d2).find((x) => x.job === 'victim' && x.id !== a!.id && x.outcome !== null), WAIT_MS, 'the heal with bwrap');
+    const b = await waitFor(
+      () => attempts(d2).find((x) => x.job === 'victim' && x.id !== a!.id && x.outcome !== null),
+      WAIT_MS,
+      'the heal with bwrap',
+    );
     expect(b.outcome).toBe('fixed-verified');
     expect(existsSync(marker)).toBe(true);
   });

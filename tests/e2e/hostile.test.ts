@@ -42,8 +42,10 @@ describe('a job file of 10 MB', () => {
     const d2 = await startDaemon(h);
     daemons.push(d2);
     // It starts, says what is wrong, and runs the version that was valid.
-    expect(d2.lines().some((l) => String(l.msg ?? '').includes('a spec may be at most'))).toBe(true);
-    expect(d2.lines().some((l) => l.job === 'big' && String(l.msg ?? '').includes('running its last good version'))).toBe(true);
+    expect(d2.lines().some((l) => typeof l.msg === 'string' && l.msg.includes('a spec may be at most'))).toBe(true);
+    expect(d2.lines().some((l) => l.job === 'big' && typeof l.msg === 'string' && l.msg.includes('running its last good version'))).toBe(
+      true,
+    );
     const ran = await cli(['--home', h, 'run', 'big']);
     expect(String(ran.stdout)).toMatch(/ok/);
   });
@@ -75,7 +77,10 @@ describe('a job file that is not a file', () => {
 describe('invalid UTF-8 in a job file', () => {
   it('is refused with the line it is on (it would have become U+FFFD in the argv)', async () => {
     const h = home();
-    writeFileSync(join(h, 'jobs', 'latin.yaml'), Buffer.concat([Buffer.from('every: 1h\n# fine\ncommand: ["echo", "caf'), Buffer.from([0xe9]), Buffer.from('"]\n')]));
+    writeFileSync(
+      join(h, 'jobs', 'latin.yaml'),
+      Buffer.concat([Buffer.from('every: 1h\n# fine\ncommand: ["echo", "caf'), Buffer.from([0xe9]), Buffer.from('"]\n')]),
+    );
     const v = await cli(['--home', h, 'validate']);
     expect(v.exitCode).toBe(2);
     expect(String(v.stdout) + String(v.stderr)).toMatch(/latin\.yaml:3: .*not valid UTF-8 \(0xe9\)/);
@@ -89,7 +94,9 @@ describe('a command piped into head', () => {
   it('ends quietly when head has read what it wanted (no EPIPE stack trace)', async () => {
     const h = home({ often: 'every: 1s\ncommand: ["true"]\n' });
     const errFile = join(h, 'stderr');
-    const r = await execa('sh', ['-c', `node "$0" --home "$1" next often --count 10000 2> "$2" | head -n 1`, CLI, h, errFile], { reject: false });
+    const r = await execa('sh', ['-c', `node "$0" --home "$1" next often --count 10000 2> "$2" | head -n 1`, CLI, h, errFile], {
+      reject: false,
+    });
     expect(r.stdout).toMatch(/^\d{4}-\d{2}-\d{2}T/);
     expect(readFileSync(errFile, 'utf8')).toBe('');
   });
@@ -107,9 +114,18 @@ describe('a halt during the probe', () => {
     const d = await startDaemon(h);
     daemons.push(d);
     await cli(['--home', h, 'run', 'broken']);
-    await waitFor(() => query(d.state, "SELECT id FROM heal_attempts WHERE step = 'probe' AND outcome IS NULL").length > 0, 20_000, 'the probe step');
+    await waitFor(
+      () => query(d.state, "SELECT id FROM heal_attempts WHERE step = 'probe' AND outcome IS NULL").length > 0,
+      20_000,
+      'the probe step',
+    );
     expect((await cli(['--home', h, 'kill', 'on'])).exitCode).toBe(0);
-    const a = await waitFor(() => query<{ outcome: string; detail: string }>(d.state, 'SELECT outcome, detail FROM heal_attempts WHERE outcome IS NOT NULL').at(0), 20_000, 'the halted attempt');
+    const a = await waitFor(
+      () =>
+        query<{ outcome: string; detail: string }>(d.state, 'SELECT outcome, detail FROM heal_attempts WHERE outcome IS NOT NULL').at(0),
+      20_000,
+      'the halted attempt',
+    );
     expect(a.outcome).toBe('halted');
     expect(a.detail).toMatch(/during step probe: the probe was stopped/);
     expect(existsSync(join(work, 'fixed'))).toBe(false); // rolled back
@@ -128,7 +144,10 @@ describe('hostile output', () => {
     // A spec whose own text is hostile: validate and status quote it in their problems.
     writeFileSync(join(h, 'jobs', 'quoted.yaml'), 'command: ["true"]\n"\u001b]0;pwned\u0007key": 1\n');
     mkdirSync(join(h, 'work'));
-    writeFileSync(join(h, 'rules', 'fix.yaml'), `match: { job: evil }\nautonomy: auto\naction: { command: ["sh", "${join(h, 'fix.sh')}"], touches: ["work/"] }\nprobe: { command: ["false"] }\n`);
+    writeFileSync(
+      join(h, 'rules', 'fix.yaml'),
+      `match: { job: evil }\nautonomy: auto\naction: { command: ["sh", "${join(h, 'fix.sh')}"], touches: ["work/"] }\nprobe: { command: ["false"] }\n`,
+    );
     const d = await startDaemon(h);
     daemons.push(d);
     const run = await cli(['--home', h, 'run', 'evil']);
@@ -145,6 +164,7 @@ describe('hostile output', () => {
     expect(shown.heals).toMatch(/\| .*end/); // the proposal's quote of the output
     expect(shown.validate).toMatch(/quoted\.yaml/);
     for (const [cmd, out] of Object.entries(shown)) {
+      // eslint-disable-next-line no-control-regex -- the control characters are what must not get through
       expect(out, cmd).not.toMatch(/[\u0000\u0007\u001b\u009b\u202e]/);
     }
   });

@@ -51,7 +51,10 @@ describe('a long-running job with a heartbeat file', () => {
       join(home, 'jobs', 'worker.yaml'),
       `command: ["sh", "${join(home, 'worker.sh')}", "${w}"]\nevery: 1s\nconcurrency: forbid\ntimeout: 1h\nkillGrace: 1s\nheartbeat: { file: w/hb, grace: 5s }\n`,
     );
-    writeFileSync(join(home, 'rules', 'restart.yaml'), `match: { job: worker, kind: [missed] }\nautonomy: auto\naction: { rerun: true }\nprobe:\n  command: ["sh", "${join(home, 'probe.sh')}", "${hb}"]\n  timeout: 30s\n`);
+    writeFileSync(
+      join(home, 'rules', 'restart.yaml'),
+      `match: { job: worker, kind: [missed] }\nautonomy: auto\naction: { rerun: true }\nprobe:\n  command: ["sh", "${join(home, 'probe.sh')}", "${hb}"]\n  timeout: 30s\n`,
+    );
     const state = join(home, 'state');
     daemons.push(await startDaemon(home));
 
@@ -66,15 +69,27 @@ describe('a long-running job with a heartbeat file', () => {
 
     writeFileSync(join(w, 'hang'), '');
     await waitFor(() => lines(join(w, 'events')).includes(`${firstRun} hang`), 10_000, 'the worker hanging');
-    const alert = await waitFor(() => query<{ id: number; kind: string }>(state, "SELECT id, kind FROM alerts WHERE job = 'worker'").at(0), 30_000, 'the missed alert');
+    const alert = await waitFor(
+      () => query<{ id: number; kind: string }>(state, "SELECT id, kind FROM alerts WHERE job = 'worker'").at(0),
+      30_000,
+      'the missed alert',
+    );
     expect(alert.kind).toBe('missed');
     const attempt = await waitFor(
-      () => query<{ outcome: string; detail: string }>(state, 'SELECT outcome, detail FROM heal_attempts WHERE alert_id = ? AND outcome IS NOT NULL', alert.id).at(0),
+      () =>
+        query<{ outcome: string; detail: string }>(
+          state,
+          'SELECT outcome, detail FROM heal_attempts WHERE alert_id = ? AND outcome IS NOT NULL',
+          alert.id,
+        ).at(0),
       60_000,
       'the heal attempt',
     );
     expect(attempt.outcome, attempt.detail).toBe('fixed-verified');
-    const runs = query<{ id: number; trigger: string; outcome: string | null }>(state, "SELECT id, trigger, outcome FROM runs WHERE job = 'worker' AND outcome IS NOT 'skipped-overlap' ORDER BY id");
+    const runs = query<{ id: number; trigger: string; outcome: string | null }>(
+      state,
+      "SELECT id, trigger, outcome FROM runs WHERE job = 'worker' AND outcome IS NOT 'skipped-overlap' ORDER BY id",
+    );
     expect(runs.find((r) => `run${r.id}` === firstRun)?.outcome).toBe('killed');
     const healRun = runs.find((r) => r.trigger === 'heal');
     expect(healRun?.outcome ?? null).toBeNull(); // still running: the heal did not wait for its end
@@ -82,7 +97,14 @@ describe('a long-running job with a heartbeat file', () => {
 
     // The run the heal started is judged like any run: its failure is an incident of its own.
     writeFileSync(join(w, 'die'), '');
-    const failed = await waitFor(() => query<{ run_id: number; message: string }>(state, "SELECT run_id, message FROM alerts WHERE job = 'worker' AND kind = 'failed'").at(0), 30_000, 'the failed alert');
+    const failed = await waitFor(
+      () =>
+        query<{ run_id: number; message: string }>(state, "SELECT run_id, message FROM alerts WHERE job = 'worker' AND kind = 'failed'").at(
+          0,
+        ),
+      30_000,
+      'the failed alert',
+    );
     expect(failed.run_id).toBe(healRun!.id);
   }, 180_000);
 });

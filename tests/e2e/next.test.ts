@@ -69,12 +69,18 @@ describe('nightshift next', () => {
   });
 
   it('seconds field, every, and jobs without a schedule', async () => {
-    expect(await next('seconds', '2026-01-01T00:00:00Z', 3)).toEqual(['2026-01-01T00:00:20+00:00', '2026-01-01T00:00:40+00:00', '2026-01-01T00:01:00+00:00']);
+    expect(await next('seconds', '2026-01-01T00:00:00Z', 3)).toEqual([
+      '2026-01-01T00:00:20+00:00',
+      '2026-01-01T00:00:40+00:00',
+      '2026-01-01T00:01:00+00:00',
+    ]);
     const iv = await next('interval', '2026-01-01T00:00:00Z', 2);
     expect(Date.parse(iv[1]!) - Date.parse(iv[0]!)).toBe(90 * 60_000);
     const m = await cli(['--home', home, 'next', 'manual']);
     expect(m.stdout).toContain('runs only when asked');
-    const json = JSON.parse((await cli(['--home', home, 'next', 'zurich-fixed', '--from', '2026-03-29T00:00:00Z', '--count', '1', '--json'])).stdout);
+    const json = JSON.parse(
+      (await cli(['--home', home, 'next', 'zurich-fixed', '--from', '2026-03-29T00:00:00Z', '--count', '1', '--json'])).stdout,
+    );
     expect(json).toEqual({ job: 'zurich-fixed', timezone: 'Europe/Zurich', instants: ['2026-03-29T03:00:00+02:00'] });
     const unknown = await cli(['--home', home, 'next', 'ghost']);
     expect(unknown.exitCode).toBe(2);

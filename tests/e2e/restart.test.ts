@@ -17,7 +17,8 @@ afterAll(() => {
   for (const d of dirs) cleanup(d);
 });
 
-const RULE = (probe: string) => `match: { job: worker-health, kind: [failed] }\nautonomy: auto\naction: { restart: shop-worker.service }\nprobe: { command: ${probe} }\n`;
+const RULE = (probe: string) =>
+  `match: { job: worker-health, kind: [failed] }\nautonomy: auto\naction: { restart: shop-worker.service }\nprobe: { command: ${probe} }\n`;
 
 describe('restart: UNIT', () => {
   it('is refused by validate for a unit the policy does not list, with the line', async () => {
@@ -26,7 +27,9 @@ describe('restart: UNIT', () => {
     writeFileSync(join(home, 'rules', 'restart.yaml'), RULE('["true"]'));
     const v = await cli(['--home', home, 'validate']);
     expect(v.exitCode).toBe(2);
-    expect(String(v.stdout) + String(v.stderr)).toMatch(/restart\.yaml:3: action\.restart: "shop-worker\.service" is not in the policy's restartUnits \(other\.service\)/);
+    expect(String(v.stdout) + String(v.stderr)).toMatch(
+      /restart\.yaml:3: action\.restart: "shop-worker\.service" is not in the policy's restartUnits \(other\.service\)/,
+    );
     writeFileSync(join(home, 'protected', 'policy.yaml'), 'timezone: UTC\nrestartUnits: [other.service, shop-worker.service]\n');
     expect((await cli(['--home', home, 'validate'])).exitCode).toBe(0);
   });
@@ -50,7 +53,10 @@ describe('restart: UNIT', () => {
     // The stand-in: records its arguments; "restarting" the unit brings the worker up.
     writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${asked}\n[ "$2" = restart ] && touch ${up}\nexit 0\n`);
     chmodSync(join(bin, 'systemctl'), 0o755);
-    const home = makeHome({ 'worker-health': `command: ["test", "-e", "${up}"]\n` }, 'timezone: UTC\nrestartUnits: [shop-worker.service]\n');
+    const home = makeHome(
+      { 'worker-health': `command: ["test", "-e", "${up}"]\n` },
+      'timezone: UTC\nrestartUnits: [shop-worker.service]\n',
+    );
     dirs.push(home);
     writeFileSync(join(home, 'rules', 'restart.yaml'), RULE(`["test", "-e", "${up}"]`));
     // A `systemctl` planted on the daemon's PATH (a job as root may write /usr/local/bin) is never run.
@@ -58,11 +64,21 @@ describe('restart: UNIT', () => {
     dirs.push(planted);
     writeFileSync(join(planted, 'systemctl'), `#!/bin/sh\necho planted >> ${asked}\nexit 0\n`);
     chmodSync(join(planted, 'systemctl'), 0o755);
-    const d = await startDaemon(home, { env: { NIGHTSHIFT_SYSTEMCTL: join(bin, 'systemctl'), PATH: `${planted}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+    const d = await startDaemon(home, {
+      env: { NIGHTSHIFT_SYSTEMCTL: join(bin, 'systemctl'), PATH: `${planted}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+    });
     daemons.push(d);
     const r = await cli(['--home', home, 'run', 'worker-health']);
     expect(r.exitCode).toBe(1);
-    const a = await waitFor(() => query<{ outcome: string; detail: string; action_kind: string }>(d.state, 'SELECT outcome, detail, action_kind FROM heal_attempts WHERE outcome IS NOT NULL').at(0), 30_000, 'the verdict');
+    const a = await waitFor(
+      () =>
+        query<{ outcome: string; detail: string; action_kind: string }>(
+          d.state,
+          'SELECT outcome, detail, action_kind FROM heal_attempts WHERE outcome IS NOT NULL',
+        ).at(0),
+      30_000,
+      'the verdict',
+    );
     expect(a.outcome, a.detail).toBe('fixed-verified');
     expect(a.action_kind).toBe('restart');
     expect(readFileSync(asked, 'utf8')).toBe('--no-ask-password restart shop-worker.service\n');
@@ -85,7 +101,12 @@ describe('restart: UNIT', () => {
     writeFileSync(join(home, 'protected', 'policy.yaml'), 'timezone: UTC\nrestartUnits: []\n');
     await waitFor(() => query(d.state, "SELECT 1 FROM events WHERE kind = 'policy-changed'").at(0), 30_000, 'the policy reload');
     expect((await cli(['--home', home, 'run', 'worker-health'])).exitCode).toBe(1);
-    const a = await waitFor(() => query<{ outcome: string; detail: string }>(d.state, 'SELECT outcome, detail FROM heal_attempts WHERE outcome IS NOT NULL').at(0), 30_000, 'the verdict');
+    const a = await waitFor(
+      () =>
+        query<{ outcome: string; detail: string }>(d.state, 'SELECT outcome, detail FROM heal_attempts WHERE outcome IS NOT NULL').at(0),
+      30_000,
+      'the verdict',
+    );
     expect(a.outcome).toBe('refused');
     expect(a.detail).toMatch(/shop-worker\.service is not in the policy's restartUnits/);
     expect(existsSync(asked)).toBe(false);

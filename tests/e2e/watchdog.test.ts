@@ -21,7 +21,9 @@ interface Alert {
   run_id: number | null;
 }
 const alerts = (d: { state: string }, job?: string): Alert[] =>
-  job ? query<Alert>(d.state, 'SELECT * FROM alerts WHERE job = ? ORDER BY id', job) : query<Alert>(d.state, 'SELECT * FROM alerts ORDER BY id');
+  job
+    ? query<Alert>(d.state, 'SELECT * FROM alerts WHERE job = ? ORDER BY id', job)
+    : query<Alert>(d.state, 'SELECT * FROM alerts ORDER BY id');
 
 // What these tests check does not depend on how fast the machine is; how long they take does
 // (CLI starts, a daemon's start): a generous limit, not vitest's 30 s.
@@ -57,7 +59,11 @@ function firstMissed(a: Alert, everyMs: number): number {
 }
 /** The time of a daemon log line (pino's isoTime, as the daemon recorded it). */
 const logTime = (l: Record<string, unknown>): number => Date.parse(l.time as string);
-const killFlips = (d: DaemonProc) => query<{ at: number; message: string; data: string }>(d.state, "SELECT at, message, data FROM events WHERE kind='kill-switch' ORDER BY id");
+const killFlips = (d: DaemonProc) =>
+  query<{ at: number; message: string; data: string }>(
+    d.state,
+    "SELECT at, message, data FROM events WHERE kind='kill-switch' ORDER BY id",
+  );
 
 describe('alerts from runs', { timeout: LIMIT }, () => {
   it('a run that failed just before a kill -9 (row committed, alert not yet) gets its alert at the next start', async () => {
@@ -98,7 +104,10 @@ describe('alerts from runs', { timeout: LIMIT }, () => {
     expect(failed.message).toContain('exited with code 4');
     // No alert while a retry is pending: the one alert counts one occurrence, raised for the
     // retry (attempt 2) once it had failed, not at the first attempt's failure (recorded times).
-    const attempts = query<{ id: number; attempt: number; ended_at: number; parent_id: number | null; reason: string }>(d.state, "SELECT id, attempt, ended_at, parent_id, reason FROM runs WHERE job='breaks' ORDER BY id");
+    const attempts = query<{ id: number; attempt: number; ended_at: number; parent_id: number | null; reason: string }>(
+      d.state,
+      "SELECT id, attempt, ended_at, parent_id, reason FROM runs WHERE job='breaks' ORDER BY id",
+    );
     expect(attempts.map((r) => r.attempt)).toEqual([1, 2]);
     expect(attempts[0]!.reason).toContain('Retry 1 of 1');
     expect(attempts[1]!.parent_id).toBe(attempts[0]!.id);
@@ -124,7 +133,10 @@ describe('alerts from runs', { timeout: LIMIT }, () => {
     // its 1 s, and before the run was over. The run ignored SIGTERM, so it lasted the whole 3 s
     // grace after its timeout. (Times as the daemon recorded them; Node's timers may fire a
     // millisecond early by the wall clock. How soon after the timeout: bench/detection.mjs, hung.)
-    const stuck = query<{ id: number; outcome: string; started_at: number; ended_at: number }>(d.state, "SELECT id, outcome, started_at, ended_at FROM runs WHERE job='stuck'");
+    const stuck = query<{ id: number; outcome: string; started_at: number; ended_at: number }>(
+      d.state,
+      "SELECT id, outcome, started_at, ended_at FROM runs WHERE job='stuck'",
+    );
     expect(stuck).toHaveLength(1);
     expect(stuck[0]!.outcome).toBe('timeout');
     expect(hung.run_id).toBe(stuck[0]!.id);
@@ -174,7 +186,8 @@ describe('missed deadlines and heartbeats', { timeout: LIMIT }, () => {
   it('an external every-2s job that stops pinging is alerted at its deadline, for the instant it missed; a ping resolves it', async () => {
     const d = await daemon({ pinger: 'every: 2s\nheartbeat: { grace: 1500ms }\n' });
     const deadlineAfter = (at: number): number => nextInstant(at, 2000) + 1500;
-    const pingTimes = (): number[] => query<{ at: number }>(d.state, "SELECT at FROM heartbeats WHERE job='pinger' ORDER BY id").map((h) => h.at);
+    const pingTimes = (): number[] =>
+      query<{ at: number }>(d.state, "SELECT at FROM heartbeats WHERE job='pinger' ORDER BY id").map((h) => h.at);
     // ping over the socket every 200 ms until the pings the daemon recorded span two instants
     // and their deadlines
     for (;;) {
@@ -190,7 +203,10 @@ describe('missed deadlines and heartbeats', { timeout: LIMIT }, () => {
     // really passed before the next ping came (a machine that held a ping back for over a second).
     for (const x of alerts(d, 'pinger').filter((x) => x.id !== a.id)) {
       const before = pings.filter((p) => p < x.opened_at);
-      if (before.length > 0) expect(x.opened_at, 'an alert raised while the pings came in time').toBeGreaterThanOrEqual(deadlineAfter(before[before.length - 1]!));
+      if (before.length > 0)
+        expect(x.opened_at, 'an alert raised while the pings came in time').toBeGreaterThanOrEqual(
+          deadlineAfter(before[before.length - 1]!),
+        );
     }
     expect(a.kind).toBe('missed');
     // Raised at the deadline after the last ping (not before it), for the first instant that
@@ -207,7 +223,10 @@ describe('missed deadlines and heartbeats', { timeout: LIMIT }, () => {
     await sleep(300);
     const done = await ns(d, 'ping', 'ext');
     expect(done.stdout).toMatch(/ran \d+ ms since its start ping/);
-    const hb = query<{ kind: string; at: number; duration_ms: number | null }>(d.state, "SELECT kind, at, duration_ms FROM heartbeats WHERE job='ext' ORDER BY id");
+    const hb = query<{ kind: string; at: number; duration_ms: number | null }>(
+      d.state,
+      "SELECT kind, at, duration_ms FROM heartbeats WHERE job='ext' ORDER BY id",
+    );
     expect(hb.map((h) => h.kind)).toEqual(['start', 'success']);
     // the time between the two pings as the daemon recorded them, at least the 300 ms slept between them
     expect(hb[1]!.duration_ms).toBe(hb[1]!.at - hb[0]!.at);
@@ -275,7 +294,11 @@ describe('missed deadlines and heartbeats', { timeout: LIMIT }, () => {
     // The watchdog works after the restart: nobody pings, so both jobs are alerted again ...
     const fresh = (): Alert[] => alerts(d2).filter((a) => a.id > before[before.length - 1]!.id);
     await waitFor(() => fresh().length === 2, 15_000, 'missed again');
-    expect(fresh().map((a) => a.fingerprint).sort()).toEqual(['ext1:missed', 'ext2:missed']);
+    expect(
+      fresh()
+        .map((a) => a.fingerprint)
+        .sort(),
+    ).toEqual(['ext1:missed', 'ext2:missed']);
     // ... for instants after the restart only: no alert (and no occurrence counted) for the
     // downtime, each job's clock started afresh. (From the records, whenever they are read.)
     for (const a of fresh()) expect(firstMissed(a, 1000), `${a.fingerprint}: first instant alerted`).toBeGreaterThan(restartedAfter);
@@ -323,21 +346,35 @@ describe('kill switch', { timeout: LIMIT }, () => {
       agent: 'every: 1s\nagent: true\ncommand: ["sleep", "30"]\nconcurrency: allow\nkillGrace: 1s\n',
       plain: 'every: 1s\ncommand: ["true"]\n',
     });
-    await waitFor(() => query<{ started_at: number }>(d.state, "SELECT started_at FROM runs WHERE job='agent' AND started_at IS NOT NULL").length > 0, 10_000, 'agent running');
+    await waitFor(
+      () => query<{ started_at: number }>(d.state, "SELECT started_at FROM runs WHERE job='agent' AND started_at IS NOT NULL").length > 0,
+      10_000,
+      'agent running',
+    );
     const on = await ns(d, 'kill', 'on');
     expect(on.stdout).toContain('kill switch ON');
     expect(existsSync(join(d.state, 'KILL'))).toBe(true);
     await waitFor(
-      () => query<{ outcome: string; reason: string }>(d.state, "SELECT outcome, reason FROM runs WHERE job='agent' AND outcome = 'killed'").length > 0,
+      () =>
+        query<{ outcome: string; reason: string }>(d.state, "SELECT outcome, reason FROM runs WHERE job='agent' AND outcome = 'killed'")
+          .length > 0,
       10_000,
       'running agent stopped',
     );
     const killed = query<{ reason: string }>(d.state, "SELECT reason FROM runs WHERE job='agent' AND outcome = 'killed'")[0]!;
     expect(killed.reason).toContain('the kill switch is on');
-    await waitFor(() => query(d.state, "SELECT * FROM runs WHERE job='agent' AND outcome = 'skipped-halted'").length > 0, 10_000, 'skipped-halted');
+    await waitFor(
+      () => query(d.state, "SELECT * FROM runs WHERE job='agent' AND outcome = 'skipped-halted'").length > 0,
+      10_000,
+      'skipped-halted',
+    );
     // ordinary jobs go on: a plain run succeeds after the daemon recorded the switch turned on
     const onAt = (await waitFor(() => killFlips(d)[0], 10_000, 'the flip journaled')).at;
-    await waitFor(() => query(d.state, "SELECT id FROM runs WHERE job='plain' AND outcome='ok' AND created_at > ?", onAt).length > 0, 10_000, 'a plain run while the switch is on');
+    await waitFor(
+      () => query(d.state, "SELECT id FROM runs WHERE job='plain' AND outcome='ok' AND created_at > ?", onAt).length > 0,
+      10_000,
+      'a plain run while the switch is on',
+    );
     const st = await ns(d, 'status');
     expect(st.stdout).toContain('Kill switch: ON');
     expect((await ns(d, 'kill', 'status')).exitCode).toBe(1);
@@ -362,38 +399,79 @@ describe('kill switch', { timeout: LIMIT }, () => {
     symlinkSync('releases/a', join(home, 'current'));
     const d = await startDaemon(home);
     daemons.push(d);
-    const agentRuns = () => query<{ id: number; outcome: string | null }>(d.state, "SELECT id, outcome FROM runs WHERE job='agent' ORDER BY id");
+    const agentRuns = () =>
+      query<{ id: number; outcome: string | null }>(d.state, "SELECT id, outcome FROM runs WHERE job='agent' ORDER BY id");
     // off: the agent runs
     await waitFor(() => agentRuns().some((r) => r.outcome === 'ok'), 10_000, 'an agent run while the switch is off');
     symlinkSync('releases/b', join(home, 'current.new'));
     renameSync(join(home, 'current.new'), join(home, 'current'));
     // every run recorded from now on was decided after the switch came on
     const lastBefore = Math.max(...agentRuns().map((r) => r.id));
-    await waitFor(() => agentRuns().filter((r) => r.id > lastBefore && r.outcome !== null).length >= 2, 10_000, 'two instants after the flip');
-    expect(new Set(agentRuns().filter((r) => r.id > lastBefore && r.outcome !== null).map((r) => r.outcome))).toEqual(new Set(['skipped-halted']));
+    await waitFor(
+      () => agentRuns().filter((r) => r.id > lastBefore && r.outcome !== null).length >= 2,
+      10_000,
+      'two instants after the flip',
+    );
+    expect(
+      new Set(
+        agentRuns()
+          .filter((r) => r.id > lastBefore && r.outcome !== null)
+          .map((r) => r.outcome),
+      ),
+    ).toEqual(new Set(['skipped-halted']));
     // the premise: no watcher event arrived (it would have journaled the flip)
     expect(killFlips(d)).toEqual([]);
     expect((await ns(d, 'kill', 'status')).exitCode).toBe(1);
   });
 
   it('a malformed policy on reload keeps the previous policy but fails closed for the kill switch', async () => {
-    const d = await daemon({ agent: 'every: 1s\nagent: true\ncommand: ["true"]\n', plain: 'every: 1s\ncommand: ["true"]\n' }, 'timezone: UTC\n');
+    const d = await daemon(
+      { agent: 'every: 1s\nagent: true\ncommand: ["true"]\n', plain: 'every: 1s\ncommand: ["true"]\n' },
+      'timezone: UTC\n',
+    );
     await waitFor(() => query(d.state, "SELECT * FROM runs WHERE job='agent' AND outcome='ok'").length > 0, 10_000, 'agent ok');
     writeFileSync(join(d.home, 'protected', 'policy.yaml'), 'timezone: [broken\n');
     // logged once the daemon runs on the previous policy and fails closed: runs it records later were decided after that
     const mark = logTime(await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('invalid policy'), 10_000));
-    await waitFor(() => query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND outcome='skipped-halted'").some((r) => r.created_at > mark), 10_000, 'halted');
-    expect(query<{ outcome: string }>(d.state, "SELECT outcome FROM runs WHERE job='agent' AND created_at > ? AND outcome IS NOT NULL", mark).every((r) => r.outcome === 'skipped-halted')).toBe(true);
+    await waitFor(
+      () =>
+        query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND outcome='skipped-halted'").some(
+          (r) => r.created_at > mark,
+        ),
+      10_000,
+      'halted',
+    );
+    expect(
+      query<{ outcome: string }>(
+        d.state,
+        "SELECT outcome FROM runs WHERE job='agent' AND created_at > ? AND outcome IS NOT NULL",
+        mark,
+      ).every((r) => r.outcome === 'skipped-halted'),
+    ).toBe(true);
     const ks = await ns(d, 'kill', 'status');
     expect(ks.exitCode).toBe(1);
     expect(ks.stdout).toContain('policy file cannot be read');
     const st = await ns(d, 'status');
     expect(st.stdout).toContain('policy.yaml:1');
     // non-agent jobs keep working (fail open to work)
-    await waitFor(() => query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='plain' AND outcome='ok'").some((r) => r.created_at > mark), 10_000, 'plain runs on');
+    await waitFor(
+      () =>
+        query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='plain' AND outcome='ok'").some(
+          (r) => r.created_at > mark,
+        ),
+      10_000,
+      'plain runs on',
+    );
     writeFileSync(join(d.home, 'protected', 'policy.yaml'), 'timezone: UTC\n');
     const mark2 = logTime(await d.waitLog((l) => l.msg === 'policy reloaded', 10_000));
-    await waitFor(() => query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND outcome='ok'").some((r) => r.created_at > mark2), 10_000, 'agent runs again');
+    await waitFor(
+      () =>
+        query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND outcome='ok'").some(
+          (r) => r.created_at > mark2,
+        ),
+      10_000,
+      'agent runs again',
+    );
   });
 });
 
@@ -404,33 +482,79 @@ describe('review cases', { timeout: LIMIT }, () => {
     const home = makeHome();
     homes.push(home);
     const release = join(home, 'release');
-    writeJob(home, 'gated', `every: 2s\nagent: true\nprecheck: ["sh", "-c", "i=0; while [ ! -e '${release}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo WORK"]\ncommand: ["sleep", "30"]\n`);
+    writeJob(
+      home,
+      'gated',
+      `every: 2s\nagent: true\nprecheck: ["sh", "-c", "i=0; while [ ! -e '${release}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo WORK"]\ncommand: ["sleep", "30"]\n`,
+    );
     const d = await startDaemon(home);
     daemons.push(d);
-    await waitFor(() => query<{ pgid: number | null }>(d.state, "SELECT pgid FROM runs WHERE job='gated' AND pgid IS NOT NULL AND ended_at IS NULL").length > 0, 10_000, 'pre-check running');
+    await waitFor(
+      () =>
+        query<{ pgid: number | null }>(d.state, "SELECT pgid FROM runs WHERE job='gated' AND pgid IS NOT NULL AND ended_at IS NULL")
+          .length > 0,
+      10_000,
+      'pre-check running',
+    );
     await ns(d, 'kill', 'on');
     writeFileSync(release, '');
-    await waitFor(() => query(d.state, "SELECT * FROM runs WHERE job='gated' AND outcome IS NOT NULL").length > 0, 10_000, 'first gated run ended');
-    const first = query<{ outcome: string; started_at: number | null; log_path: string | null }>(d.state, "SELECT outcome, started_at, log_path FROM runs WHERE job='gated' ORDER BY id LIMIT 1")[0]!;
+    await waitFor(
+      () => query(d.state, "SELECT * FROM runs WHERE job='gated' AND outcome IS NOT NULL").length > 0,
+      10_000,
+      'first gated run ended',
+    );
+    const first = query<{ outcome: string; started_at: number | null; log_path: string | null }>(
+      d.state,
+      "SELECT outcome, started_at, log_path FROM runs WHERE job='gated' ORDER BY id LIMIT 1",
+    )[0]!;
     expect(first.outcome).toBe('skipped-halted');
     expect(first.log_path).toBeNull();
   });
 
   it('a kill switch in a folder that does not exist yet is still watched; a deleted policy fails closed', async () => {
-    const d = await daemon({ agent: 'every: 1s\nagent: true\nconcurrency: allow\nkillGrace: 1s\ncommand: ["sleep", "30"]\n' }, 'killSwitch: run/KILL\n');
-    await waitFor(() => query(d.state, "SELECT * FROM runs WHERE job='agent' AND started_at IS NOT NULL AND ended_at IS NULL").length > 0, 10_000, 'agent running');
+    const d = await daemon(
+      { agent: 'every: 1s\nagent: true\nconcurrency: allow\nkillGrace: 1s\ncommand: ["sleep", "30"]\n' },
+      'killSwitch: run/KILL\n',
+    );
+    await waitFor(
+      () => query(d.state, "SELECT * FROM runs WHERE job='agent' AND started_at IS NOT NULL AND ended_at IS NULL").length > 0,
+      10_000,
+      'agent running',
+    );
     await ns(d, 'kill', 'on'); // creates run/ and run/KILL
-    await waitFor(() => query(d.state, "SELECT * FROM runs WHERE job='agent' AND outcome='killed'").length > 0, 10_000, 'running agent stopped');
+    await waitFor(
+      () => query(d.state, "SELECT * FROM runs WHERE job='agent' AND outcome='killed'").length > 0,
+      10_000,
+      'running agent stopped',
+    );
     await ns(d, 'kill', 'off');
-    await waitFor(() => query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND started_at IS NOT NULL AND ended_at IS NULL").length > 0, 10_000, 'agent again');
+    await waitFor(
+      () =>
+        query<{ created_at: number }>(
+          d.state,
+          "SELECT created_at FROM runs WHERE job='agent' AND started_at IS NOT NULL AND ended_at IS NULL",
+        ).length > 0,
+      10_000,
+      'agent again',
+    );
     rmSync(join(d.home, 'protected', 'policy.yaml'));
     // logged once the daemon fails closed: runs it records later were decided after that
     const mark = logTime(await d.waitLog((l) => typeof l.msg === 'string' && l.msg.includes('the policy file was deleted'), 10_000));
-    await waitFor(() => query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND outcome='skipped-halted'").some((r) => r.created_at > mark), 10_000, 'halted after policy deletion');
+    await waitFor(
+      () =>
+        query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND outcome='skipped-halted'").some(
+          (r) => r.created_at > mark,
+        ),
+      10_000,
+      'halted after policy deletion',
+    );
   });
 
   it('when a dependency recovers, alerts folded under it stand on their own again', async () => {
-    const d = await daemon({ base: 'command: ["sh", "-c", "test -f base-ok"]\ncwd: "."\n', child: 'command: ["false"]\ndependsOn: [base]\n' });
+    const d = await daemon({
+      base: 'command: ["sh", "-c", "test -f base-ok"]\ncwd: "."\n',
+      child: 'command: ["false"]\ndependsOn: [base]\n',
+    });
     await ns(d, 'run', 'base');
     await ns(d, 'run', 'child');
     expect(alerts(d, 'child')[0]!.folded_under).toBe('base:failed');
@@ -462,7 +586,10 @@ describe('review cases', { timeout: LIMIT }, () => {
     const d2 = await startDaemon(d.home, { state: d.state });
     daemons.push(d2);
     // the premise, as both daemons recorded it: stopped after the instant, up again before its deadline
-    const lifecycle = query<{ kind: string; at: number }>(d.state, "SELECT kind, at FROM events WHERE kind IN ('daemon-stop', 'daemon-start') ORDER BY id");
+    const lifecycle = query<{ kind: string; at: number }>(
+      d.state,
+      "SELECT kind, at FROM events WHERE kind IN ('daemon-stop', 'daemon-start') ORDER BY id",
+    );
     expect(lifecycle.map((e) => e.kind)).toEqual(['daemon-start', 'daemon-stop', 'daemon-start']);
     expect(lifecycle[1]!.at).toBeGreaterThanOrEqual(expected);
     expect(lifecycle[2]!.at, 'the restart must land inside the grace window').toBeLessThan(expected + 8000);

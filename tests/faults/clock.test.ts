@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Daemon } from '../../src/daemon.js';
-import { homePaths } from '../../src/config/home.js';
+import { homePaths } from '../../src/config/paths.js';
 import { createLogger } from '../../src/log.js';
 import { Scheduler } from '../../src/schedule/scheduler.js';
 import { Store } from '../../src/store/store.js';
@@ -52,7 +52,6 @@ interface Event {
   message: string;
   data: string | null;
 }
-
 
 /** The timeout of the run that hangs across the step. */
 const HANG_TIMEOUT_S = 6;
@@ -99,7 +98,12 @@ async function scenario(stepMs: number, opts: { ranBefore?: number } = {}): Prom
     await steps(d, paths.state, stepMs, ranBefore, flag, gate, (ms) => (offset += ms));
   } catch (err) {
     // what the daemon said is the first thing to read when this fails
-    console.error(lines.slice(-40).map((l) => JSON.stringify(l)).join('\n'));
+    console.error(
+      lines
+        .slice(-40)
+        .map((l) => JSON.stringify(l))
+        .join('\n'),
+    );
     throw err;
   } finally {
     await d.stop();
@@ -107,7 +111,15 @@ async function scenario(stepMs: number, opts: { ranBefore?: number } = {}): Prom
   }
 }
 
-async function steps(d: Daemon, state: string, stepMs: number, ranBefore: number, flag: string, gate: string, step: (ms: number) => void): Promise<void> {
+async function steps(
+  d: Daemon,
+  state: string,
+  stepMs: number,
+  ranBefore: number,
+  flag: string,
+  gate: string,
+  step: (ms: number) => void,
+): Promise<void> {
   const paths = { state };
   const runs = (): Run[] => query<Run>(paths.state, 'SELECT * FROM runs ORDER BY id');
   const alerts = (): Alert[] => query<Alert>(paths.state, 'SELECT * FROM alerts ORDER BY id');
@@ -121,8 +133,13 @@ async function steps(d: Daemon, state: string, stepMs: number, ranBefore: number
   await waitFor(() => openAlert('ext-missing:missed'), 10_000, 'the missed alert of the never-pinged external job');
   // Open the gate and wait for a run that hangs (it says so in its log); the step comes right after.
   writeFileSync(gate, '');
-  const hanging = (r: Run): boolean => r.log_path !== null && existsSync(r.log_path) && readFileSync(r.log_path, 'utf8').includes('hanging as pid');
-  const hangRun = await waitFor(() => runs().find((r) => r.job === 'hang' && r.started_at !== null && r.outcome === null && hanging(r)), 15_000, 'a hanging run');
+  const hanging = (r: Run): boolean =>
+    r.log_path !== null && existsSync(r.log_path) && readFileSync(r.log_path, 'utf8').includes('hanging as pid');
+  const hangRun = await waitFor(
+    () => runs().find((r) => r.job === 'hang' && r.started_at !== null && r.outcome === null && hanging(r)),
+    15_000,
+    'a hanging run',
+  );
   watchdog!.heartbeat(live.get('ext-hang')!, 'start', 'ping');
   expect(openAlert('hang:hung')).toBeUndefined();
   expect(openAlert('flaky:failed')).toBeUndefined();
@@ -131,21 +148,37 @@ async function steps(d: Daemon, state: string, stepMs: number, ranBefore: number
   const lastIdBefore = Math.max(...runs().map((r) => r.id));
   const brokenBefore = openAlert('broken:failed')!;
   const missingBefore = openAlert('ext-missing:missed')!;
-  const cursorsBefore = new Map(query<{ job: string; cursor: number }>(paths.state, 'SELECT job, cursor FROM job_state').map((r) => [r.job, r.cursor]));
+  const cursorsBefore = new Map(
+    query<{ job: string; cursor: number }>(paths.state, 'SELECT job, cursor FROM job_state').map((r) => [r.job, r.cursor]),
+  );
   step(stepMs);
   writeFileSync(flag, '');
 
   // ---- after: what must happen ----
   const after = (job: string): Run[] => runs().filter((r) => r.job === job && r.id > lastIdBefore);
-  await waitFor(() => after('tick').filter((r) => r.outcome === 'ok' && r.trigger === 'schedule').length >= 3, 15_000, 'tick to keep running on the new time');
+  await waitFor(
+    () => after('tick').filter((r) => r.outcome === 'ok' && r.trigger === 'schedule').length >= 3,
+    15_000,
+    'tick to keep running on the new time',
+  );
   const flaky = await waitFor(() => openAlert('flaky:failed'), 10_000, 'the alert of the job that fails after the step');
   // (read as soon as it is raised: a later hanging run's occurrence would move its run_id)
   const hung = await waitFor(() => openAlert('hang:hung'), 25_000, 'the hung alert of the run that hangs across the step');
   await waitFor(() => openAlert('ext-hang:hung'), 10_000, 'the hung alert of the external job started before the step');
-  await waitFor(() => (openAlert('ext-missing:missed')?.count ?? 0) > missingBefore.count + 1, 10_000, 'the missed alert to go on counting');
+  await waitFor(
+    () => (openAlert('ext-missing:missed')?.count ?? 0) > missingBefore.count + 1,
+    10_000,
+    'the missed alert to go on counting',
+  );
   await waitFor(() => (openAlert('broken:failed')?.count ?? 0) > brokenBefore.count, 10_000, 'the broken job to fail again');
-  if (stepMs > 0) await waitFor(() => after('catchup').some((r) => r.trigger === 'catch-up' && r.outcome !== null), 10_000, 'the catch-up run');
-  else await waitFor(() => after('catchup').filter((r) => r.trigger === 'schedule' && r.outcome === 'ok').length >= 2, 10_000, 'catchup to keep running');
+  if (stepMs > 0)
+    await waitFor(() => after('catchup').some((r) => r.trigger === 'catch-up' && r.outcome !== null), 10_000, 'the catch-up run');
+  else
+    await waitFor(
+      () => after('catchup').filter((r) => r.trigger === 'schedule' && r.outcome === 'ok').length >= 2,
+      10_000,
+      'catchup to keep running',
+    );
   await waitFor(() => events('clock-jump').length === 1, 10_000, 'the clock-jump event');
   // Stopped before the checks: every run is finished and recorded.
   await d.stop();
@@ -159,7 +192,10 @@ async function steps(d: Daemon, state: string, stepMs: number, ranBefore: number
   expect(jumps[0]!.message).toContain(stepMs > 0 ? 'jumped forward by' : 'went back by');
 
   // Never the same (job, instant) twice.
-  const dupes = query(paths.state, 'SELECT job, scheduled_for, count(*) AS n FROM runs WHERE scheduled_for IS NOT NULL GROUP BY job, scheduled_for HAVING n > 1');
+  const dupes = query(
+    paths.state,
+    'SELECT job, scheduled_for, count(*) AS n FROM runs WHERE scheduled_for IS NOT NULL GROUP BY job, scheduled_for HAVING n > 1',
+  );
   expect(dupes).toEqual([]);
 
   // No burst: after the step every job runs at most once per interval of the time the daemon
@@ -169,12 +205,20 @@ async function steps(d: Daemon, state: string, stepMs: number, ranBefore: number
   // of them span (n - 1) intervals. On top of those, forward: the latest instant up to the step,
   // run late, and for the catchUp job its one catch-up run. A slow machine spreads runs out,
   // never packs them.
-  for (const [job, everyS] of [['tick', 2], ['catchup', 3], ['broken', 2], ['flaky', 2], ['hang', 2]] as const) {
+  for (const [job, everyS] of [
+    ['tick', 2],
+    ['catchup', 3],
+    ['broken', 2],
+    ['flaky', 2],
+    ['hang', 2],
+  ] as const) {
     const rs = after(job);
     for (const r of rs) expect(r.created_at, `${job} run #${r.id} recorded before the step was noticed`).toBeGreaterThanOrEqual(jump.after);
     const spanMs = Math.max(jump.after, ...rs.map((r) => r.created_at)) - jump.after;
     const extra = stepMs > 0 ? (job === 'catchup' ? 2 : 1) : 0;
-    expect(rs.length, `${job} runs after the step, over ${spanMs} ms`).toBeLessThanOrEqual(Math.floor((spanMs + 1) / (everyS * 1000)) + 1 + extra);
+    expect(rs.length, `${job} runs after the step, over ${spanMs} ms`).toBeLessThanOrEqual(
+      Math.floor((spanMs + 1) / (everyS * 1000)) + 1 + extra,
+    );
   }
   // the same for the occurrences of the missed alert, one per deadline of an instant after the
   // step (+ 1), and the deadline of an instant that came before the step, kept (+ 1)
@@ -230,7 +274,10 @@ async function steps(d: Daemon, state: string, stepMs: number, ranBefore: number
   // Alerts: none of the jobs whose instants were simply skipped or repeated is "missed"; the one
   // open before the step is still open; the failure after it and both hangs were raised.
   for (const job of ['tick', 'catchup', 'broken', 'flaky', 'hang', 'ext-hang']) {
-    expect(alerts().filter((a) => a.job === job && a.kind === 'missed'), `missed alerts of ${job}`).toEqual([]);
+    expect(
+      alerts().filter((a) => a.job === job && a.kind === 'missed'),
+      `missed alerts of ${job}`,
+    ).toEqual([]);
   }
   expect(openAlert('broken:failed')!.id).toBe(brokenBefore.id);
   expect(flaky.run_id).toBeGreaterThan(lastIdBefore);
@@ -269,7 +316,10 @@ describe('the scheduler after a step back, for fixed-time and wildcard jobs (Deb
   it('under 3 h a fixed-time job does not run a time it already ran; after a correction it runs by the new time; an interval job never waits for the old time', async () => {
     const dir = tempDir('ns-clock-');
     const store = Store.open(join(dir, 'nightshift.db'));
-    const specs = [job('nightly', { schedule: '30 2 * * *', timezone: 'UTC', command: ['true'] }), job('often', { every: '10s', command: ['true'] })];
+    const specs = [
+      job('nightly', { schedule: '30 2 * * *', timezone: 'UTC', command: ['true'] }),
+      job('often', { every: '10s', command: ['true'] }),
+    ];
     // A wall clock that starts half a second before 02:30 UTC (right before the scheduler does)
     // and then runs in real time.
     const start = Date.UTC(2026, 5, 10, 2, 29, 59, 500);
@@ -316,7 +366,10 @@ describe('the scheduler after a step forward', () => {
   it('an instant due before a small step still runs (the step is noticed late, by its own timer); a fixed-time job skipped by a step under 3 h runs once (Debian cron rule)', async () => {
     const dir = tempDir('ns-clock-');
     const store = Store.open(join(dir, 'nightshift.db'));
-    const specs = [job('daily', { schedule: '0 3 * * *', timezone: 'UTC', command: ['true'] }), job('later', { schedule: '0 4 * * *', timezone: 'UTC', command: ['true'] })];
+    const specs = [
+      job('daily', { schedule: '0 3 * * *', timezone: 'UTC', command: ['true'] }),
+      job('later', { schedule: '0 4 * * *', timezone: 'UTC', command: ['true'] }),
+    ];
     // Half a second before 03:00 UTC (right before the scheduler starts), then real time.
     const start = Date.UTC(2026, 5, 10, 2, 59, 59, 500);
     const p0 = performance.now();

@@ -14,7 +14,20 @@ import { silentLogger } from '../../src/log.js';
 import { Store, type DiskFullEvent, type RunRow } from '../../src/store/store.js';
 import { Supervisor } from '../../src/run/supervisor.js';
 import { systemClock } from '../../src/schedule/timer.js';
-import { CLI, cleanup, cli, job, makeHome, pageCapture, query, startDaemon, tempDir, testLeash, waitFor, type DaemonProc } from '../support/helpers.js';
+import {
+  CLI,
+  cleanup,
+  cli,
+  job,
+  makeHome,
+  pageCapture,
+  query,
+  startDaemon,
+  tempDir,
+  testLeash,
+  waitFor,
+  type DaemonProc,
+} from '../support/helpers.js';
 
 const FS_SIZE = '4m';
 
@@ -100,11 +113,13 @@ function smallStateFs(): SmallFs {
     state,
     env: { PATH: `${bin}:${process.env.PATH ?? ''}` },
     view: (d) => `/proc/${d.proc.pid}/root${state}`,
-    query: <T,>(d: DaemonProc, sql: string, ...params: unknown[]): T[] => {
+    query: <T>(d: DaemonProc, sql: string, ...params: unknown[]): T[] => {
       const script = `const D = require(${JSON.stringify(SQLITE)}); const db = new D(process.argv[1], { readonly: true, fileMustExist: true });
         process.stdout.write(JSON.stringify(db.prepare(process.argv[2]).all(...JSON.parse(process.argv[3]))));`;
       const [cmd, ...rest] = inNamespace(d);
-      const out = execFileSync(cmd!, [...rest, process.execPath, '-e', script, join(state, 'nightshift.db'), sql, JSON.stringify(params)], { stdio: 'pipe' });
+      const out = execFileSync(cmd!, [...rest, process.execPath, '-e', script, join(state, 'nightshift.db'), sql, JSON.stringify(params)], {
+        stdio: 'pipe',
+      });
       return JSON.parse(out.toString()) as T[];
     },
     cli: async (d, args) => {
@@ -139,8 +154,6 @@ function fillUp(dir: string): { path: string; bytes: number } {
   return { path, bytes };
 }
 
-
-
 const msgOf = (l: Record<string, unknown>): string => (typeof l.msg === 'string' ? l.msg : '');
 
 const daemons: DaemonProc[] = [];
@@ -167,11 +180,15 @@ async function setUp(jobs: Record<string, string>, rules: Record<string, string>
     `timezone: UTC\ndigest: { at: "00:00" }\npage:\n  allow: [disk-full]\n  command: ["${capture.command}"]\n`,
   );
   cleanups.push(() => cleanup(home));
-  for (const [name, text] of Object.entries(rules)) writeFileSync(join(home, 'rules', `${name}.yaml`), text.replaceAll('OUT', outside).replaceAll('STATE', fs.state));
+  for (const [name, text] of Object.entries(rules))
+    writeFileSync(join(home, 'rules', `${name}.yaml`), text.replaceAll('OUT', outside).replaceAll('STATE', fs.state));
   const d = await startDaemon(home, { state: fs.state, env: fs.env });
   daemons.push(d);
-  const q = <T = Record<string, unknown>,>(sql: string, ...params: unknown[]): T[] => fs.query<T>(d, sql, ...params);
-  const integrity = (): string => q<{ integrity_check: string }>('PRAGMA integrity_check').map((r) => r.integrity_check).join('; ');
+  const q = <T = Record<string, unknown>>(sql: string, ...params: unknown[]): T[] => fs.query<T>(d, sql, ...params);
+  const integrity = (): string =>
+    q<{ integrity_check: string }>('PRAGMA integrity_check')
+      .map((r) => r.integrity_check)
+      .join('; ');
   return { d, fs, view: fs.view(d), outside, pages: capture.pages, q, integrity, ns: (...args: string[]) => fs.cli(d, args) };
 }
 
@@ -182,12 +199,17 @@ describe('the state folder fills up', () => {
       // fails only while OUT/broken exists: the test creates it during the episode
       flaky: 'every: 1s\ncommand: ["sh", "-c", "test ! -e OUT/broken"]\n',
       // its output floods the run log in state/logs, which cannot be written while the disk is full
-      chatty: 'every: 2s\ncommand: ["sh", "-c", "yes chatty | head -c 20000; echo; echo chatty-done"]\nexpect: { outputMatches: "chatty-done" }\n',
+      chatty:
+        'every: 2s\ncommand: ["sh", "-c", "yes chatty | head -c 20000; echo; echo chatty-done"]\nexpect: { outputMatches: "chatty-done" }\n',
     });
     const isFull = (l: Record<string, unknown>) => l.level === 'error' && msgOf(l).startsWith(`the state folder ${fs.state} is full (`);
     const finishedLine = (l: Record<string, unknown>) => msgOf(l).startsWith('run finished');
 
-    await waitFor(() => q<{ n: number }>("SELECT count(*) AS n FROM runs WHERE job = 'tick' AND outcome = 'ok'")[0]!.n >= 2, 10_000, 'two runs of tick');
+    await waitFor(
+      () => q<{ n: number }>("SELECT count(*) AS n FROM runs WHERE job = 'tick' AND outcome = 'ok'")[0]!.n >= 2,
+      10_000,
+      'two runs of tick',
+    );
     const before = q<{ id: number; outcome: string }>('SELECT id, outcome FROM runs WHERE ended_at IS NOT NULL ORDER BY id');
 
     const filler = fillUp(view);
@@ -202,7 +224,10 @@ describe('the state folder fills up', () => {
     const during = () => d.lines().slice(episodeStart).filter(finishedLine);
     const ofJob = (lines: Array<Record<string, unknown>>, job: string) => lines.filter((l) => l.job === job);
     await waitFor(
-      () => ofJob(during(), 'tick').length >= 3 && ofJob(during(), 'flaky').some((l) => l.outcome === 'failed') && ofJob(during(), 'chatty').length >= 1,
+      () =>
+        ofJob(during(), 'tick').length >= 3 &&
+        ofJob(during(), 'flaky').some((l) => l.outcome === 'failed') &&
+        ofJob(during(), 'chatty').length >= 1,
       20_000,
       'runs of tick, flaky and chatty during the episode',
     );
@@ -212,7 +237,12 @@ describe('the state folder fills up', () => {
     expect(chattyDuring.outcome).toBe('ok');
     expect(msgOf(chattyDuring)).toMatch(/the log could not be written: .*ENOSPC/);
     // held runs say so
-    expect(d.lines().slice(episodeStart).some((l) => msgOf(l).startsWith('the state folder is full: this run goes ahead'))).toBe(true);
+    expect(
+      d
+        .lines()
+        .slice(episodeStart)
+        .some((l) => msgOf(l).startsWith('the state folder is full: this run goes ahead')),
+    ).toBe(true);
     const page = await waitFor(() => pages().find((p) => p.event === 'disk-full'), 10_000, 'the disk-full page');
     expect(page).toMatchObject({ fingerprint: 'nightshift:disk-full', state: fs.state });
     expect(String(page.message)).toContain(`the state folder ${fs.state} is full`);
@@ -221,9 +251,17 @@ describe('the state folder fills up', () => {
 
     // Space returns: everything held is written, and the episode is reported resolved.
     unlinkSync(filler.path);
-    const resolved = await d.waitLog((l) => msgOf(l).startsWith(`the state folder ${fs.state} has room again`), 20_000, 'the resolved line');
+    const resolved = await d.waitLog(
+      (l) => msgOf(l).startsWith(`the state folder ${fs.state} has room again`),
+      20_000,
+      'the resolved line',
+    );
     const lines = d.lines().slice(0, d.lines().indexOf(resolved));
-    await waitFor(() => q("SELECT 1 FROM runs WHERE job = 'tick' AND created_at > ?", Date.parse(String(resolved.time))).length > 0, 10_000, 'a run after the episode');
+    await waitFor(
+      () => q("SELECT 1 FROM runs WHERE job = 'tick' AND created_at > ?", Date.parse(String(resolved.time))).length > 0,
+      10_000,
+      'a run after the episode',
+    );
 
     expect(integrity()).toBe('ok');
     // no run recorded before the episode is lost or changed
@@ -232,10 +270,16 @@ describe('the state folder fills up', () => {
     // every run that finished up to the resolution (held or not) has its row
     for (const job of ['tick', 'flaky', 'chatty']) {
       const logged = ofJob(lines.filter(finishedLine), job).length;
-      const rows = q<{ n: number }>('SELECT count(*) AS n FROM runs WHERE job = ? AND ended_at IS NOT NULL AND ended_at <= ?', job, Date.parse(String(resolved.time)))[0]!.n;
+      const rows = q<{ n: number }>(
+        'SELECT count(*) AS n FROM runs WHERE job = ? AND ended_at IS NOT NULL AND ended_at <= ?',
+        job,
+        Date.parse(String(resolved.time)),
+      )[0]!.n;
       expect(rows, `finished runs of ${job} in SQLite vs in the log`).toBeGreaterThanOrEqual(logged);
     }
-    const chattyRow = q<{ outcome: string; reason: string }>("SELECT outcome, reason FROM runs WHERE job = 'chatty' AND reason LIKE '%log could not be written%'");
+    const chattyRow = q<{ outcome: string; reason: string }>(
+      "SELECT outcome, reason FROM runs WHERE job = 'chatty' AND reason LIKE '%log could not be written%'",
+    );
     expect(chattyRow.length).toBeGreaterThan(0);
     expect(chattyRow.every((r) => r.outcome === 'ok')).toBe(true);
     // flaky failed only during the episode: its alert comes from rows that were held in memory
@@ -260,7 +304,8 @@ describe('the state folder fills up', () => {
     const { d, fs, view, outside, q, integrity, ns } = await setUp(
       { fixme: 'command: ["sh", "-c", "test -e OUT/work/fixed"]\n' },
       {
-        'fix-fixme': 'match: { job: fixme, kind: [failed] }\nautonomy: gated\naction:\n  command: ["sh", "-c", "touch OUT/work/fixed"]\n  touches: ["OUT/work/"]\nprobe: { rerun: true }\n',
+        'fix-fixme':
+          'match: { job: fixme, kind: [failed] }\nautonomy: gated\naction:\n  command: ["sh", "-c", "touch OUT/work/fixed"]\n  touches: ["OUT/work/"]\nprobe: { rerun: true }\n',
       },
     );
     mkdirSync(join(outside, 'work'));
@@ -284,7 +329,11 @@ describe('the state folder fills up', () => {
     await d.waitLog((l) => msgOf(l).startsWith(`the state folder ${fs.state} has room again`), 20_000, 'the resolved line');
     const again = await ns('approve', String(attempt.id));
     expect(again.exitCode).toBe(0);
-    await waitFor(() => q<{ outcome: string }>('SELECT outcome FROM heal_attempts WHERE id = ?', attempt.id)[0]?.outcome === 'fixed-verified', 15_000, 'the fix, verified');
+    await waitFor(
+      () => q<{ outcome: string }>('SELECT outcome FROM heal_attempts WHERE id = ?', attempt.id)[0]?.outcome === 'fixed-verified',
+      15_000,
+      'the fix, verified',
+    );
     expect(existsSync(join(outside, 'work', 'fixed'))).toBe(true);
     expect(integrity()).toBe('ok');
   }, 60_000);
@@ -315,11 +364,26 @@ describe('a fix that fills the state folder', () => {
     const filler = fillUp(join(view, 'logs'));
     expect(filler.bytes).toBeGreaterThan(0);
     writeFileSync(join(outside, 'work', 'go'), '');
-    await d.waitLog((l) => typeof l.heal === 'number' && /rolled-back|could not be recorded/.test(msgOf(l)), 20_000, 'the rollback').catch((err: unknown) => {
-      throw new Error(`${String(err)}\n${d.lines().map((l) => JSON.stringify(l)).join('\n')}`);
-    });
+    await d
+      .waitLog((l) => typeof l.heal === 'number' && /rolled-back|could not be recorded/.test(msgOf(l)), 20_000, 'the rollback')
+      .catch((err: unknown) => {
+        throw new Error(
+          `${String(err)}\n${d
+            .lines()
+            .map((l) => JSON.stringify(l))
+            .join('\n')}`,
+        );
+      });
     // the rollback went ahead without its journal line
-    expect(d.lines().some((l) => typeof l.heal === 'number' && msgOf(l).startsWith('heal: the rollback step could not be journaled; restoring the snapshot anyway'))).toBe(true);
+    expect(
+      d
+        .lines()
+        .some(
+          (l) =>
+            typeof l.heal === 'number' &&
+            msgOf(l).startsWith('heal: the rollback step could not be journaled; restoring the snapshot anyway'),
+        ),
+    ).toBe(true);
     expect(readFileSync(join(outside, 'work', 'data'), 'utf8')).toBe('original\n');
     expect(existsSync(join(outside, 'work', 'go'))).toBe(false); // made after the snapshot: removed with the rest
     expect(existsSync(filler.path)).toBe(true);
@@ -346,7 +410,10 @@ describe('a restart on a full state folder', () => {
       `dd if=/dev/zero of="${fs.state}/filler" bs=4k 2>/dev/null`,
       `${start} > "${home}/second.log" 2>&1; echo $? > "${home}/second.rc"`,
     ].join('\n');
-    const r = fs.how === 'unshare' ? await execa('unshare', ['-Urm', 'sh', '-c', script], { reject: false }) : await execa('sh', ['-c', script], { reject: false });
+    const r =
+      fs.how === 'unshare'
+        ? await execa('unshare', ['-Urm', 'sh', '-c', script], { reject: false })
+        : await execa('sh', ['-c', script], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(readFileSync(join(home, 'second.rc'), 'utf8').trim()).toBe('1');
     const out = readFileSync(join(home, 'second.log'), 'utf8');
@@ -368,10 +435,23 @@ describe('records held in memory', () => {
     store.onDiskFull((ev) => episodes.push(ev));
     const flaky = job('flaky', { command: ['sh', '-c', 'echo nope; exit 3'], retries: { count: 1, delay: '200ms' } }, dir);
     const finished: RunRow[] = [];
-    const sup = new Supervisor({ store, logsDir: join(dir, 'logs'), stateDir: dir, clock: systemClock, log: silentLogger, lookup: () => flaky, leash: () => testLeash(dir), onFinished: (r) => finished.push(r) });
+    const sup = new Supervisor({
+      store,
+      logsDir: join(dir, 'logs'),
+      stateDir: dir,
+      clock: systemClock,
+      log: silentLogger,
+      lookup: () => flaky,
+      leash: () => testLeash(dir),
+      onFinished: (r) => finished.push(r),
+    });
     cleanups.push(() => void sup.shutdown());
     const first = await sup.runManual(flaky);
-    await waitFor(() => store.getRun(first.id)?.retry_at === null && store.countRuns('flaky') === 2 && finished.length === 2, 5000, 'the first run and its retry');
+    await waitFor(
+      () => store.getRun(first.id)?.retry_at === null && store.countRuns('flaky') === 2 && finished.length === 2,
+      5000,
+      'the first run and its retry',
+    );
     finished.length = 0;
 
     store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);

@@ -9,11 +9,36 @@
 // two different code paths of the same sandbox.
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
-import { chmodSync, existsSync, lchownSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanup, CLI, cli, flockFree, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../support/helpers.js';
+import {
+  cleanup,
+  CLI,
+  cli,
+  flockFree,
+  makeHome,
+  pidAlive,
+  query,
+  startDaemon,
+  tempDir,
+  waitFor,
+  type DaemonProc,
+} from '../support/helpers.js';
 
 const AS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 const MODES: Array<{ name: string; asNobody: boolean }> = AS_ROOT
@@ -52,7 +77,11 @@ function chownTree(p: string, uid: number, gid: number): void {
 }
 
 /** A home with the victim and broken jobs and one rule `attack` whose fix is `script` (sh), touching work/. */
-function attackHome(asNobody: boolean, script: string, opts: { probe?: string; touches?: string[]; jobs?: Record<string, string> } = {}): Home {
+function attackHome(
+  asNobody: boolean,
+  script: string,
+  opts: { probe?: string; touches?: string[]; jobs?: Record<string, string> } = {},
+): Home {
   const home = makeHome({ victim: VICTIM, broken: BROKEN, ...(opts.jobs ?? {}) }, 'page:\n  allow: [protected-zone, heal-blocked]\n');
   homes.push(home);
   const work = join(home, 'work');
@@ -92,7 +121,11 @@ interface Attempt {
 
 async function finishedAttempt(h: Home, timeoutMs = 20_000): Promise<Attempt> {
   return waitFor(
-    () => query<Attempt>(h.state, "SELECT id, outcome, detail, step FROM heal_attempts WHERE job = 'broken' AND outcome IS NOT NULL AND outcome NOT IN ('self-recovered') ORDER BY id").at(0),
+    () =>
+      query<Attempt>(
+        h.state,
+        "SELECT id, outcome, detail, step FROM heal_attempts WHERE job = 'broken' AND outcome IS NOT NULL AND outcome NOT IN ('self-recovered') ORDER BY id",
+      ).at(0),
     timeoutMs,
     'a finished heal attempt',
   );
@@ -177,18 +210,40 @@ for (let id = 1; id <= 5; id++) {
     });
     writeFileSync(join(h.outside, 'approve.js'), approveJs);
     // The gated rule (rules are tried in file-name order: 00- before attack).
-    writeFileSync(join(h.home, 'rules', '00-gated.yaml'), `match:\n  job: broken\nautonomy: gated\naction:\n  command: ["sh", "-c", "echo approved-fix-ran > ${join(h.work, 'target')}"]\n  touches: ["work/"]\nprobe:\n  command: ["grep", "-q", "approved-fix-ran", "${join(h.work, 'target')}"]\n`);
+    writeFileSync(
+      join(h.home, 'rules', '00-gated.yaml'),
+      `match:\n  job: broken\nautonomy: gated\naction:\n  command: ["sh", "-c", "echo approved-fix-ran > ${join(h.work, 'target')}"]\n  touches: ["work/"]\nprobe:\n  command: ["grep", "-q", "approved-fix-ran", "${join(h.work, 'target')}"]\n`,
+    );
     const attack = join(h.home, 'rules', 'attack.yaml');
     writeFileSync(attack, readFileSync(attack, 'utf8').replace('job: broken', 'job: trigger'));
     const spec = join(h.home, 'jobs', 'approver.yaml');
-    writeFileSync(spec, readFileSync(spec, 'utf8').replace('APPROVE_JS', join(h.outside, 'approve.js')).replace('STATE', h.state).replace('HOME', h.home).replace('OUT', join(h.outside, 'job-tried')));
+    writeFileSync(
+      spec,
+      readFileSync(spec, 'utf8')
+        .replace('APPROVE_JS', join(h.outside, 'approve.js'))
+        .replace('STATE', h.state)
+        .replace('HOME', h.home)
+        .replace('OUT', join(h.outside, 'job-tried')),
+    );
     if (asNobody) chownTree(h.home, 65534, 65534);
     await daemonFor(h, asNobody);
     await breakJob(h);
-    const gated = await waitFor(() => query<Attempt>(h.state, "SELECT id, outcome, detail, step FROM heal_attempts WHERE job = 'broken' AND outcome = 'awaiting-approval'").at(0), 20_000, 'the gated attempt');
+    const gated = await waitFor(
+      () =>
+        query<Attempt>(
+          h.state,
+          "SELECT id, outcome, detail, step FROM heal_attempts WHERE job = 'broken' AND outcome = 'awaiting-approval'",
+        ).at(0),
+      20_000,
+      'the gated attempt',
+    );
     await cli(['--home', h.home, '--state', h.state, 'run', 'approver']);
     await cli(['--home', h.home, '--state', h.state, 'run', 'trigger']);
-    await waitFor(() => query(h.state, "SELECT id FROM heal_attempts WHERE job = 'trigger' AND outcome IS NOT NULL").length > 0, 20_000, 'the attacking fix');
+    await waitFor(
+      () => query(h.state, "SELECT id FROM heal_attempts WHERE job = 'trigger' AND outcome IS NOT NULL").length > 0,
+      20_000,
+      'the attacking fix',
+    );
     const jobTried = read(join(h.outside, 'job-tried'));
     const fixTried = read(join(h.work, 'fix-tried'));
     // Each tried (a positive proof), and nothing got through.
@@ -219,7 +274,10 @@ exit 1`,
     expect(a.detail).toMatch(/Read-only file system.*db write: exit [1-9]/);
     expect(a.outcome).toBe('rolled-back');
     expect(read(join(h.work, 'target'))).toBe('original\n');
-    const open = query<{ n: number }>(h.state, "SELECT count(*) AS n FROM alerts WHERE fingerprint = 'broken:failed' AND resolved_at IS NULL")[0]!;
+    const open = query<{ n: number }>(
+      h.state,
+      "SELECT count(*) AS n FROM alerts WHERE fingerprint = 'broken:failed' AND resolved_at IS NULL",
+    )[0]!;
     expect(open.n).toBe(1);
     const ladder = query<{ level: string }>(h.state, "SELECT level FROM rule_ladder WHERE rule = 'attack'");
     expect(ladder).toEqual([{ level: 'gated' }]);
@@ -234,17 +292,28 @@ while [ ! -e $W/esc.up ]; do sleep 0.05; done`,
       // Fails fast before the fix (the pre-check), hangs after it: the daemon dies during the probe.
       { probe: `command: ["sh", "-c", "grep -q fixed ${'$'}0 && sleep 60", "TARGET"]` },
     );
-    writeFileSync(join(h.home, 'rules', 'attack.yaml'), readFileSync(join(h.home, 'rules', 'attack.yaml'), 'utf8').replace('"TARGET"', JSON.stringify(join(h.work, 'target'))));
+    writeFileSync(
+      join(h.home, 'rules', 'attack.yaml'),
+      readFileSync(join(h.home, 'rules', 'attack.yaml'), 'utf8').replace('"TARGET"', JSON.stringify(join(h.work, 'target'))),
+    );
     const d = await daemonFor(h, asNobody);
     await breakJob(h);
-    await waitFor(() => query(h.state, "SELECT id FROM heal_attempts WHERE step = 'probe' AND outcome IS NULL").length > 0, 20_000, 'the probe step');
+    await waitFor(
+      () => query(h.state, "SELECT id FROM heal_attempts WHERE step = 'probe' AND outcome IS NULL").length > 0,
+      20_000,
+      'the probe step',
+    );
     expect(read(join(h.work, 'esc.up'))).toBe('up\n');
     d.proc.kill('SIGKILL');
     await d.proc;
     // With the daemon gone, so is the escaped writer (and the probe): before any restart.
     await waitFor(() => flockFree(join(h.work, 'esc.lock')), 5000, 'the escaped writer gone with the daemon');
     await daemonFor(h, asNobody);
-    const a = await waitFor(() => query<Attempt>(h.state, "SELECT id, outcome, detail, step FROM heal_attempts WHERE outcome = 'interrupted-rolled-back'").at(0), 20_000, 'the rollback at restart');
+    const a = await waitFor(
+      () => query<Attempt>(h.state, "SELECT id, outcome, detail, step FROM heal_attempts WHERE outcome = 'interrupted-rolled-back'").at(0),
+      20_000,
+      'the rollback at restart',
+    );
     expect(a.detail).toMatch(/rolled back/);
     expect(read(join(h.work, 'target'))).toBe('original\n');
   });
@@ -304,7 +373,12 @@ echo new > $W/stray.txt`,
     });
     const lock = join(h.work, 'escaper.lock');
     const up = join(h.work, 'escaper.up');
-    writeFileSync(join(h.home, 'jobs', 'escaper.yaml'), readFileSync(join(h.home, 'jobs', 'escaper.yaml'), 'utf8').replace('${LOCK}', lock).replace('${UP}', up));
+    writeFileSync(
+      join(h.home, 'jobs', 'escaper.yaml'),
+      readFileSync(join(h.home, 'jobs', 'escaper.yaml'), 'utf8')
+        .replace('${LOCK}', lock)
+        .replace('${UP}', up),
+    );
     if (asNobody) chownTree(h.home, 65534, 65534);
     await daemonFor(h, asNobody);
     const r = await cli(['--home', h.home, '--state', h.state, 'run', 'escaper']);
@@ -326,7 +400,10 @@ echo fixed > $W/target`,
       { jobs: { sleeper: `shell: "flock ${'$'}{LOCK} sleep 120"\ntimeout: 5m\n` } },
     );
     const lock = join(h.outside, 'sleeper.lock');
-    writeFileSync(join(h.home, 'jobs', 'sleeper.yaml'), readFileSync(join(h.home, 'jobs', 'sleeper.yaml'), 'utf8').replace('${LOCK}', lock));
+    writeFileSync(
+      join(h.home, 'jobs', 'sleeper.yaml'),
+      readFileSync(join(h.home, 'jobs', 'sleeper.yaml'), 'utf8').replace('${LOCK}', lock),
+    );
     if (asNobody) chownTree(h.home, 65534, 65534);
     const d = await daemonFor(h, asNobody);
     const sleeper = cli(['--home', h.home, '--state', h.state, 'run', 'sleeper']);
@@ -398,7 +475,10 @@ echo fixed > $W/target`,
   });
 
   it('the alert file is handed in from the state folder, out of reach of every job', async () => {
-    const h = attackHome(asNobody, 'cat "$NIGHTSHIFT_ALERT_FILE" > $W/alert.copy\ntouch $W/started\nwhile [ ! -e $W/go ]; do sleep 0.05; done\necho fixed > $W/target');
+    const h = attackHome(
+      asNobody,
+      'cat "$NIGHTSHIFT_ALERT_FILE" > $W/alert.copy\ntouch $W/started\nwhile [ ! -e $W/go ]; do sleep 0.05; done\necho fixed > $W/target',
+    );
     await daemonFor(h, asNobody);
     await breakJob(h);
     await waitFor(() => existsSync(join(h.work, 'started')), 20_000, 'the fix under way');
@@ -409,7 +489,7 @@ echo fixed > $W/target`,
     expect(readdirSync(join(h.state, 'heal-alerts'))).toEqual([]);
   });
 
-  it('a fix and a probe cannot talk to a local service over a unix socket only the daemon\'s user may use (docker, D-Bus, systemd)', async () => {
+  it("a fix and a probe cannot talk to a local service over a unix socket only the daemon's user may use (docker, D-Bus, systemd)", async () => {
     // A socket on a read-only mount can still be connected to; file permissions would let the fix
     // in (as root it is uid 0 to the kernel; as an ordinary user it is that user). The service
     // counts connections: none may arrive. The probe exits 1 if it gets through, so
@@ -417,7 +497,10 @@ echo fixed > $W/target`,
     const connectJs = (onOk: string, onErr: string): string =>
       `require('net').connect(process.argv[1]).on('connect',()=>{${onOk}}).on('error',(e)=>{${onErr}})`;
     const node = process.execPath;
-    const fixJs = connectJs("require('fs').writeFileSync(process.env.W+'/connected','yes');process.exit(0)", "require('fs').writeFileSync(process.env.W+'/connect.err',String(e.code));process.exit(1)");
+    const fixJs = connectJs(
+      "require('fs').writeFileSync(process.env.W+'/connected','yes');process.exit(0)",
+      "require('fs').writeFileSync(process.env.W+'/connect.err',String(e.code));process.exit(1)",
+    );
     const probeJs = connectJs('process.exit(1)', 'process.exit(0)');
     const h = attackHome(asNobody, `${node} -e "${fixJs}" $O/svc.sock\necho fixed > $W/target`, {
       probe: `command: ["sh", "-c", ${JSON.stringify(`${node} -e "${probeJs}" ${'$'}SOCK && grep -q fixed ${'$'}TARGET`)}]`,
@@ -505,7 +588,8 @@ setTimeout(() => process.exit(2), 120000);
       jobs: {
         broken: `shell: "test -e ${flag} && exit 3; exit 0"\nevery: 1s\n`,
         mover: 'shell: "mv $H $H.moved && mkdir -p $H/state && touch FLAG"\n',
-        swapper: 'every: 1s\nshell: "test -e FLAG || exit 0; ls -A $H.moved/state > FLAGDIR/seen 2>&1; rm -f $H.moved/state/KILL; mv $H $H.fake && mv $H.moved $H && touch FLAGDIR/swapped"\n',
+        swapper:
+          'every: 1s\nshell: "test -e FLAG || exit 0; ls -A $H.moved/state > FLAGDIR/seen 2>&1; rm -f $H.moved/state/KILL; mv $H $H.fake && mv $H.moved $H && touch FLAGDIR/swapped"\n',
       },
     });
     homes.push(`${h.home}.moved`, `${h.home}.fake`, flagDir);
@@ -549,7 +633,16 @@ if (socketpair(my $c, my $e, AF_UNIX, SOCK_STREAM, 0)) { print "stream pair: ok\
     const h = attackHome(asNobody, 'perl $O/client.pl $O/svc.dgram > $W/client.out 2>&1\necho fixed > $W/target');
     writeFileSync(join(h.outside, 'client.pl'), client);
     const sock = join(h.outside, 'svc.dgram');
-    const server = execa('perl', ['-MSocket', '-e', 'socket(my $s, AF_UNIX, SOCK_DGRAM, 0) or die; bind($s, pack_sockaddr_un($ARGV[0])) or die; chmod 0600, $ARGV[0]; $| = 1; print "ready\n"; while (defined(recv($s, my $b, 4096, 0))) { print "got: $b\n" }', sock], { reject: false, stdin: 'ignore', buffer: false });
+    const server = execa(
+      'perl',
+      [
+        '-MSocket',
+        '-e',
+        'socket(my $s, AF_UNIX, SOCK_DGRAM, 0) or die; bind($s, pack_sockaddr_un($ARGV[0])) or die; chmod 0600, $ARGV[0]; $| = 1; print "ready\n"; while (defined(recv($s, my $b, 4096, 0))) { print "got: $b\n" }',
+        sock,
+      ],
+      { reject: false, stdin: 'ignore', buffer: false },
+    );
     let got = '';
     server.stdout?.on('data', (c: Buffer) => (got += c.toString()));
     try {
@@ -601,13 +694,20 @@ describe('file descriptors the daemon inherited', () => {
     // close-on-exec, not these); every process nightshift starts would
     // inherit it, through every sandbox — a unix socket among them is a way out. Found by an
     // attacker helper.
-    const h = attackHome(false, 'ls /proc/self/fd > $W/fix-fds\necho fixed > $W/target', { jobs: { lister: 'shell: "ls /proc/self/fd > OUT"\n' } });
+    const h = attackHome(false, 'ls /proc/self/fd > $W/fix-fds\necho fixed > $W/target', {
+      jobs: { lister: 'shell: "ls /proc/self/fd > OUT"\n' },
+    });
     const out = join(h.outside, 'job-fds');
     const spec = join(h.home, 'jobs', 'lister.yaml');
     writeFileSync(spec, readFileSync(spec, 'utf8').replace('OUT', out));
     const held = join(h.outside, 'held');
     writeFileSync(held, 'an open file\n');
-    const proc = execa('bash', ['-c', `exec node "$0" --home "$1" --state "$2" start 60<"$3"`, CLI, h.home, h.state, held], { reject: false, stdin: 'ignore', buffer: false, forceKillAfterDelay: false });
+    const proc = execa('bash', ['-c', `exec node "$0" --home "$1" --state "$2" start 60<"$3"`, CLI, h.home, h.state, held], {
+      reject: false,
+      stdin: 'ignore',
+      buffer: false,
+      forceKillAfterDelay: false,
+    });
     let said = '';
     proc.stdout?.on('data', (c: Buffer) => (said += c.toString()));
     try {
@@ -642,7 +742,9 @@ describe('where no sandbox can be set up', () => {
     expect(existsSync(join(h.work, 'fix-ran'))).toBe(false);
     expect(read(join(h.work, 'target'))).toBe('original\n');
     const status = await cli(['--home', h.home, '--state', h.state, 'status'], { env });
-    expect(String(status.stdout)).toMatch(/Containment: UNAVAILABLE — jobs run uncontained and no fix, brain or probe runs .*apt-get install bubblewrap/);
+    expect(String(status.stdout)).toMatch(
+      /Containment: UNAVAILABLE — jobs run uncontained and no fix, brain or probe runs .*apt-get install bubblewrap/,
+    );
     const validate = await cli(['--home', h.home, 'validate'], { env });
     expect(validate.exitCode).toBe(0);
     expect(String(validate.stdout)).toMatch(/warning: containment unavailable: .*apt-get install bubblewrap/);
@@ -663,17 +765,23 @@ describe('a sandbox a dead daemon left behind', () => {
     // state folder (the tag its launcher puts on every sandbox), holding a lock.
     const lock = join(h.outside, 'orphan.lock');
     writeFileSync(lock, '');
-    const orphan = execa('bwrap', ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--', 'flock', lock, 'sleep', '300'], {
-      env: { NIGHTSHIFT_SANDBOX: realpathSync(h.state) },
-      detached: true,
-      reject: false,
-      stdio: 'ignore',
-    });
+    const orphan = execa(
+      'bwrap',
+      ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--', 'flock', lock, 'sleep', '300'],
+      {
+        env: { NIGHTSHIFT_SANDBOX: realpathSync(h.state) },
+        detached: true,
+        reject: false,
+        stdio: 'ignore',
+      },
+    );
     await waitFor(() => existsSync(lock) && !flockFree(lock), 5000, 'the orphan holding its lock');
     const d = await startDaemon(h.home);
     daemons.push(d);
     expect(flockFree(lock), JSON.stringify(d.lines().slice(0, 6))).toBe(true);
-    expect(d.lines().some((l) => typeof l.msg === 'string' && /1 sandbox\(es\) left by the previous daemon were killed/.test(l.msg))).toBe(true);
+    expect(d.lines().some((l) => typeof l.msg === 'string' && /1 sandbox\(es\) left by the previous daemon were killed/.test(l.msg))).toBe(
+      true,
+    );
     await orphan;
   });
 });

@@ -3,13 +3,29 @@
 // whose node_modules/ is its own folder (of links to the shared packages), so that changing it
 // touches no other test's daemon.
 import { execa, type ResultPromise } from 'execa';
-import { chmodSync, cpSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { cleanup, cli, makeHome, pageCapture, query, ROOT, tempDir, waitFor } from '../support/helpers.js';
 
 const AS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
-const MODES = AS_ROOT ? [{ name: 'daemon as root', asNobody: false }, { name: 'daemon as nobody', asNobody: true }] : [{ name: 'daemon as this user', asNobody: false }];
+const MODES = AS_ROOT
+  ? [
+      { name: 'daemon as root', asNobody: false },
+      { name: 'daemon as nobody', asNobody: true },
+    ]
+  : [{ name: 'daemon as this user', asNobody: false }];
 
 const dirs: string[] = [];
 const daemons: ResultPromise[] = [];
@@ -54,11 +70,11 @@ async function start(inst: string, home: string, asNobody: boolean): Promise<{ p
 async function stop(d: { proc: ResultPromise }): Promise<void> {
   d.proc.kill('SIGTERM');
   await d.proc;
-  daemons.splice(daemons.indexOf(d.proc), 1);
+  void daemons.splice(daemons.indexOf(d.proc), 1);
 }
 
 describe.each(MODES)('the install ($name)', ({ asNobody }) => {
-  it('row 2: a fix cannot write the install\'s node_modules/; a change to it during a heal is the protected-zone emergency', async () => {
+  it("row 2: a fix cannot write the install's node_modules/; a change to it during a heal is the protected-zone emergency", async () => {
     const inst = privateInstall();
     const home = makeHome({ broken: 'command: ["false"]\n' }, 'timezone: UTC\n');
     dirs.push(home);
@@ -70,7 +86,10 @@ describe.each(MODES)('the install ($name)', ({ asNobody }) => {
       `{ echo 'process.exit(7)' >> ${inst}/node_modules/zod/index.js; } 2> ${w}/nm.err; echo "exit $?" >> ${w}/nm.err
 touch ${w}/started; while [ ! -e ${w}/go ]; do sleep 0.05; done; echo fixed > ${w}/target\n`,
     );
-    writeFileSync(join(home, 'rules', 'fix.yaml'), `match: { job: broken }\nautonomy: auto\naction: { command: ["sh", "${join(home, 'fix.sh')}"], touches: ["work/"], timeout: 1m }\nprobe: { command: ["grep", "-q", "fixed", "${join(w, 'target')}"] }\n`);
+    writeFileSync(
+      join(home, 'rules', 'fix.yaml'),
+      `match: { job: broken }\nautonomy: auto\naction: { command: ["sh", "${join(home, 'fix.sh')}"], touches: ["work/"], timeout: 1m }\nprobe: { command: ["grep", "-q", "fixed", "${join(w, 'target')}"] }\n`,
+    );
     if (asNobody) {
       chownTree(home);
       chownTree(inst);
@@ -83,11 +102,23 @@ touch ${w}/started; while [ ! -e ${w}/go ]; do sleep 0.05; done; echo fixed > ${
     // Something else changes the install while the fix runs: an emergency, named, not restorable.
     writeFileSync(join(inst, 'node_modules', 'planted.js'), 'process.exit(7)\n');
     writeFileSync(join(w, 'go'), '');
-    const a = await waitFor(() => query<{ outcome: string; detail: string }>(join(home, 'state'), 'SELECT outcome, detail FROM heal_attempts WHERE outcome IS NOT NULL').at(0), 30_000, 'the verdict');
+    const a = await waitFor(
+      () =>
+        query<{ outcome: string; detail: string }>(
+          join(home, 'state'),
+          'SELECT outcome, detail FROM heal_attempts WHERE outcome IS NOT NULL',
+        ).at(0),
+      30_000,
+      'the verdict',
+    );
     expect(a.outcome).toBe('rolled-back');
-    expect(a.detail).toMatch(/EMERGENCY: the protected zone changed \(.*node_modules\/planted\.js \(the nightshift install; not restorable/);
+    expect(a.detail).toMatch(
+      /EMERGENCY: the protected zone changed \(.*node_modules\/planted\.js \(the nightshift install; not restorable/,
+    );
     expect(readFileSync(join(w, 'target'), 'utf8')).toBe('original\n');
-    expect(query<{ level: string }>(join(home, 'state'), "SELECT level FROM rule_ladder WHERE rule = 'fix'")).toEqual([{ level: 'shadow' }]);
+    expect(query<{ level: string }>(join(home, 'state'), "SELECT level FROM rule_ladder WHERE rule = 'fix'")).toEqual([
+      { level: 'shadow' },
+    ]);
   });
 
   it('an upgrade of the install between two starts is recorded once, as information, and pages no one', async () => {
@@ -95,7 +126,10 @@ touch ${w}/started; while [ ! -e ${w}/go ]; do sleep 0.05; done; echo fixed > ${
     const capture = tempDir('ns-pages-');
     dirs.push(capture);
     const pages = pageCapture(capture);
-    const home = makeHome({ ok: 'command: ["true"]\n' }, `timezone: UTC\npage:\n  command: ["${pages.command}"]\n  allow: [protected-zone, install, daemon-restart-loop]\n`);
+    const home = makeHome(
+      { ok: 'command: ["true"]\n' },
+      `timezone: UTC\npage:\n  command: ["${pages.command}"]\n  allow: [protected-zone, install, daemon-restart-loop]\n`,
+    );
     dirs.push(home);
     if (asNobody) {
       chownTree(home);
@@ -111,7 +145,10 @@ touch ${w}/started; while [ ! -e ${w}/go ]; do sleep 0.05; done; echo fixed > ${
     // An upgrade: a package changes while nightshift is down.
     writeFileSync(join(inst, 'node_modules', 'new-package.js'), '// upgraded\n');
     await stop(await start(inst, home, asNobody));
-    expect(installEvents().map((e) => e.message)).toEqual(['first start of this nightshift install', 'nightshift was upgraded or changed since its last start (its node_modules/ differ)']);
+    expect(installEvents().map((e) => e.message)).toEqual([
+      'first start of this nightshift install',
+      'nightshift was upgraded or changed since its last start (its node_modules/ differ)',
+    ]);
     // A rebuild: only dist/ changes.
     writeFileSync(join(inst, 'dist', 'cli.js'), `${readFileSync(join(inst, 'dist', 'cli.js'), 'utf8')}\n// rebuilt\n`);
     await stop(await start(inst, home, asNobody));
@@ -127,7 +164,10 @@ touch ${w}/started; while [ ! -e ${w}/go ]; do sleep 0.05; done; echo fixed > ${
     const w = join(home, 'work');
     mkdirSync(w);
     writeFileSync(join(home, 'fix.sh'), `touch ${w}/started; while [ ! -e ${w}/go ]; do sleep 0.05; done\n`);
-    writeFileSync(join(home, 'rules', 'fix.yaml'), `match: { job: broken }\nautonomy: auto\naction: { command: ["sh", "${join(home, 'fix.sh')}"], touches: ["work/"], timeout: 5m }\nprobe: { command: ["test", "-e", "${join(w, 'go')}"] }\n`);
+    writeFileSync(
+      join(home, 'rules', 'fix.yaml'),
+      `match: { job: broken }\nautonomy: auto\naction: { command: ["sh", "${join(home, 'fix.sh')}"], touches: ["work/"], timeout: 5m }\nprobe: { command: ["test", "-e", "${join(w, 'go')}"] }\n`,
+    );
     if (asNobody) {
       chownTree(home);
       chownTree(inst);
@@ -137,13 +177,17 @@ touch ${w}/started; while [ ! -e ${w}/go ]; do sleep 0.05; done; echo fixed > ${
     await waitFor(() => existsSync(join(w, 'started')), 20_000, 'the fix under way');
     d.proc.kill('SIGKILL');
     await d.proc;
-    daemons.splice(daemons.indexOf(d.proc), 1);
+    void daemons.splice(daemons.indexOf(d.proc), 1);
     // The upgrade, while nightshift is down.
     const cliJs = join(inst, 'dist', 'cli.js');
     writeFileSync(cliJs, `${readFileSync(cliJs, 'utf8')}\n// upgraded\n`);
     await start(inst, home, asNobody);
     const state = join(home, 'state');
-    const a = await waitFor(() => query<{ outcome: string; detail: string }>(state, 'SELECT outcome, detail FROM heal_attempts WHERE outcome IS NOT NULL').at(0), 30_000, 'the recovery');
+    const a = await waitFor(
+      () => query<{ outcome: string; detail: string }>(state, 'SELECT outcome, detail FROM heal_attempts WHERE outcome IS NOT NULL').at(0),
+      30_000,
+      'the recovery',
+    );
     expect(a.outcome).toBe('interrupted-rolled-back');
     expect(a.detail).toMatch(/upgraded or changed meanwhile/);
     expect(a.detail).not.toMatch(/EMERGENCY/);

@@ -11,7 +11,19 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LOG_CAP } from '../../src/run/logcap.js';
-import { cleanup, cli, FIXTURES, flockFree, makeHome, pidAlive, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../support/helpers.js';
+import {
+  cleanup,
+  cli,
+  FIXTURES,
+  flockFree,
+  makeHome,
+  pidAlive,
+  query,
+  startDaemon,
+  tempDir,
+  waitFor,
+  type DaemonProc,
+} from '../support/helpers.js';
 
 interface Row {
   id: number;
@@ -95,22 +107,48 @@ async function expectSchedulingGoesOn(row: Row): Promise<void> {
   const from = Math.ceil((row.started_at! - TICK_MS) / TICK_MS) * TICK_MS;
   const to = Math.floor((row.ended_at! + TICK_MS) / TICK_MS) * TICK_MS;
   const done = (): Row[] => query<Row>(d.state, "SELECT * FROM runs WHERE job = 'tick' AND outcome IS NOT NULL ORDER BY id");
-  const rowsFor = (): Row[] => query<Row>(d.state, "SELECT * FROM runs WHERE job = 'tick' AND trigger = 'schedule' AND scheduled_for BETWEEN ? AND ? ORDER BY scheduled_for, id", from, to);
+  const rowsFor = (): Row[] =>
+    query<Row>(
+      d.state,
+      "SELECT * FROM runs WHERE job = 'tick' AND trigger = 'schedule' AND scheduled_for BETWEEN ? AND ? ORDER BY scheduled_for, id",
+      from,
+      to,
+    );
   // positive marker: the daemon has finished with an instant at or after `to`, and with every row up to it
-  await waitFor(() => done().some((t) => t.scheduled_for! >= to) && rowsFor().every((t) => t.outcome !== null), WAIT_MS, `a tick run after ${row.job} #${row.id}`);
+  await waitFor(
+    () => done().some((t) => t.scheduled_for! >= to) && rowsFor().every((t) => t.outcome !== null),
+    WAIT_MS,
+    `a tick run after ${row.job} #${row.id}`,
+  );
   const what = `instants of tick around ${row.job} #${row.id}`;
   const around = rowsFor();
   const grid: number[] = [];
   for (let t = from; t <= to; t += TICK_MS) grid.push(t);
-  expect(around.map((t) => t.scheduled_for), what).toEqual(grid);
-  expect(around.filter((t) => t.outcome !== 'ok' && t.outcome !== 'skipped-overlap'), what).toEqual([]);
+  expect(
+    around.map((t) => t.scheduled_for),
+    what,
+  ).toEqual(grid);
+  expect(
+    around.filter((t) => t.outcome !== 'ok' && t.outcome !== 'skipped-overlap'),
+    what,
+  ).toEqual([]);
   const all = done();
   for (const skipped of around.filter((t) => t.outcome === 'skipped-overlap')) {
-    const busy = all.find((t) => t.id < skipped.id && t.outcome === 'ok' && t.created_at <= skipped.created_at && t.ended_at! >= skipped.created_at);
+    const busy = all.find(
+      (t) => t.id < skipped.id && t.outcome === 'ok' && t.created_at <= skipped.created_at && t.ended_at! >= skipped.created_at,
+    );
     expect(busy, `tick #${skipped.id} skipped as an overlap while no tick run was under way`).toBeDefined();
   }
-  const started = new Set(readFileSync(evidence, 'utf8').split('\n').filter((l) => l.endsWith(' start')).map((l) => Number(l.split(' ')[0])));
-  expect(around.filter((t) => t.outcome === 'ok' && !started.has(t.id)), what).toEqual([]);
+  const started = new Set(
+    readFileSync(evidence, 'utf8')
+      .split('\n')
+      .filter((l) => l.endsWith(' start'))
+      .map((l) => Number(l.split(' ')[0])),
+  );
+  expect(
+    around.filter((t) => t.outcome === 'ok' && !started.has(t.id)),
+    what,
+  ).toEqual([]);
 }
 
 /** Live (non-zombie) processes in a process group. */
@@ -136,7 +174,8 @@ function runProcesses(runId: number): number[] {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
       const env = readFileSync(`/proc/${e}/environ`, 'latin1').split('\0');
-      if (env.includes(`NIGHTSHIFT_RUN_ID=${runId}`) && env.includes(`NIGHTSHIFT_STATE=${d.state}`) && pidAlive(Number(e))) out.push(Number(e));
+      if (env.includes(`NIGHTSHIFT_RUN_ID=${runId}`) && env.includes(`NIGHTSHIFT_STATE=${d.state}`) && pidAlive(Number(e)))
+        out.push(Number(e));
     } catch {
       // gone meanwhile, or not ours to read
     }
@@ -156,155 +195,187 @@ function vmHWMkB(pid: number): number {
 }
 
 describe('misbehaving jobs under a real daemon', () => {
-  it('a job that prints 1 GiB: the log keeps head and tail within the cap, the row counts every byte, the daemon memory stays bounded', async () => {
-    const daemonPid = d.proc.pid!;
-    const before = vmHWMkB(daemonPid);
-    const res = await cli(['--home', home, 'run', 'flood']);
-    expect(res.exitCode, res.stderr).toBe(0);
-    const row = lastRun('flood');
-    expect(row.outcome).toBe('ok');
-    expect(row.exit_code).toBe(0);
-    expect(row.output_bytes).toBe(GIB + '\nEND-MARKER\n'.length);
-    const size = statSync(row.log_path!).size;
-    expect(size).toBeGreaterThanOrEqual(DEFAULT_LOG_CAP);
-    expect(size).toBeLessThan(DEFAULT_LOG_CAP + 200); // the cap plus the "left out" marker line
-    const text = readFileSync(row.log_path!, 'latin1');
-    expect(text.startsWith('HEAD-MARKER')).toBe(true);
-    expect(text).toContain(`[nightshift: ${GIB + 12 - DEFAULT_LOG_CAP} bytes of output left out here`);
-    expect(text.trimEnd().endsWith('END-MARKER')).toBe(true);
-    expect(row.output_tail!.trimEnd().endsWith('END-MARKER')).toBe(true);
-    // 1 GiB went through the daemon; its peak resident memory grew by a small fraction of that
-    const grewMB = (vmHWMkB(daemonPid) - before) / 1024;
-    expect(grewMB, `the daemon's peak RSS grew by ${grewMB.toFixed(1)} MB (idle peak ${(before / 1024).toFixed(1)} MB)`).toBeLessThan(96);
-    await expectSchedulingGoesOn(row);
-  }, TEST_MS);
+  it(
+    'a job that prints 1 GiB: the log keeps head and tail within the cap, the row counts every byte, the daemon memory stays bounded',
+    async () => {
+      const daemonPid = d.proc.pid!;
+      const before = vmHWMkB(daemonPid);
+      const res = await cli(['--home', home, 'run', 'flood']);
+      expect(res.exitCode, res.stderr).toBe(0);
+      const row = lastRun('flood');
+      expect(row.outcome).toBe('ok');
+      expect(row.exit_code).toBe(0);
+      expect(row.output_bytes).toBe(GIB + '\nEND-MARKER\n'.length);
+      const size = statSync(row.log_path!).size;
+      expect(size).toBeGreaterThanOrEqual(DEFAULT_LOG_CAP);
+      expect(size).toBeLessThan(DEFAULT_LOG_CAP + 200); // the cap plus the "left out" marker line
+      const text = readFileSync(row.log_path!, 'latin1');
+      expect(text.startsWith('HEAD-MARKER')).toBe(true);
+      expect(text).toContain(`[nightshift: ${GIB + 12 - DEFAULT_LOG_CAP} bytes of output left out here`);
+      expect(text.trimEnd().endsWith('END-MARKER')).toBe(true);
+      expect(row.output_tail!.trimEnd().endsWith('END-MARKER')).toBe(true);
+      // 1 GiB went through the daemon; its peak resident memory grew by a small fraction of that
+      const grewMB = (vmHWMkB(daemonPid) - before) / 1024;
+      expect(grewMB, `the daemon's peak RSS grew by ${grewMB.toFixed(1)} MB (idle peak ${(before / 1024).toFixed(1)} MB)`).toBeLessThan(96);
+      await expectSchedulingGoesOn(row);
+    },
+    TEST_MS,
+  );
 
-  it('a job that forks 50 grandchildren and ignores SIGTERM: after timeout + killGrace nothing of it is left', async () => {
-    const res = await cli(['--home', home, 'run', 'forker']);
-    expect(res.exitCode).toBe(1);
-    const row = lastRun('forker');
-    expect(row.outcome).toBe('timeout');
-    expect(row.signal).toBe('SIGKILL');
-    expect(row.reason).toContain('ran longer than its timeout of 2s');
-    expect(row.reason).toContain('SIGKILL after 1s');
-    expect(readFileSync(row.log_path!, 'utf8')).toContain('forked 50');
-    const pids = readFileSync(pidfile('forker'), 'utf8').trim().split('\n').map(Number);
-    expect(pids).toHaveLength(50);
-    // the row is written once the group is gone: nothing to wait for
-    expect(pids.filter(pidAlive)).toEqual([]);
-    expect(groupMembers(row.pgid!)).toEqual([]);
-    expect(runProcesses(row.id)).toEqual([]);
-    await expectSchedulingGoesOn(row);
-  }, TEST_MS);
+  it(
+    'a job that forks 50 grandchildren and ignores SIGTERM: after timeout + killGrace nothing of it is left',
+    async () => {
+      const res = await cli(['--home', home, 'run', 'forker']);
+      expect(res.exitCode).toBe(1);
+      const row = lastRun('forker');
+      expect(row.outcome).toBe('timeout');
+      expect(row.signal).toBe('SIGKILL');
+      expect(row.reason).toContain('ran longer than its timeout of 2s');
+      expect(row.reason).toContain('SIGKILL after 1s');
+      expect(readFileSync(row.log_path!, 'utf8')).toContain('forked 50');
+      const pids = readFileSync(pidfile('forker'), 'utf8').trim().split('\n').map(Number);
+      expect(pids).toHaveLength(50);
+      // the row is written once the group is gone: nothing to wait for
+      expect(pids.filter(pidAlive)).toEqual([]);
+      expect(groupMembers(row.pgid!)).toEqual([]);
+      expect(runProcesses(row.id)).toEqual([]);
+      await expectSchedulingGoesOn(row);
+    },
+    TEST_MS,
+  );
 
-  it('contained (the default): a job whose 50 grandchildren leave its process group and ignore SIGTERM: after timeout + killGrace nothing of it is left', async () => {
-    const lock = lockfile('forker-contained');
-    const run = cli(['--home', home, 'run', 'forker-contained']);
-    // Each grandchild writes its line once it holds the lock (the pids are the job's own namespace's: only counted).
-    await waitFor(() => lineCount(pidfile('forker-contained')) === 50, WAIT_MS, '50 grandchildren holding the lock');
-    expect(flockFree(lock)).toBe(false);
-    const res = await run;
-    expect(res.exitCode).toBe(1);
-    const row = lastRun('forker-contained');
-    expect(row.outcome).toBe('timeout');
-    expect(row.signal).toBe('SIGKILL');
-    expect(row.reason).toContain('ran longer than its timeout of 3s');
-    expect(row.reason).toContain('SIGKILL after 1s');
-    expect(readFileSync(row.log_path!, 'utf8')).toContain('forked 50');
-    expect(lineCount(pidfile('forker-contained'))).toBe(50);
-    // the row is written once the sandbox is gone: nothing to wait for
-    expect(flockFree(lock)).toBe(true);
-    expect(groupMembers(row.pgid!)).toEqual([]);
-    expect(runProcesses(row.id)).toEqual([]);
-    await expectSchedulingGoesOn(row);
-  }, TEST_MS);
+  it(
+    'contained (the default): a job whose 50 grandchildren leave its process group and ignore SIGTERM: after timeout + killGrace nothing of it is left',
+    async () => {
+      const lock = lockfile('forker-contained');
+      const run = cli(['--home', home, 'run', 'forker-contained']);
+      // Each grandchild writes its line once it holds the lock (the pids are the job's own namespace's: only counted).
+      await waitFor(() => lineCount(pidfile('forker-contained')) === 50, WAIT_MS, '50 grandchildren holding the lock');
+      expect(flockFree(lock)).toBe(false);
+      const res = await run;
+      expect(res.exitCode).toBe(1);
+      const row = lastRun('forker-contained');
+      expect(row.outcome).toBe('timeout');
+      expect(row.signal).toBe('SIGKILL');
+      expect(row.reason).toContain('ran longer than its timeout of 3s');
+      expect(row.reason).toContain('SIGKILL after 1s');
+      expect(readFileSync(row.log_path!, 'utf8')).toContain('forked 50');
+      expect(lineCount(pidfile('forker-contained'))).toBe(50);
+      // the row is written once the sandbox is gone: nothing to wait for
+      expect(flockFree(lock)).toBe(true);
+      expect(groupMembers(row.pgid!)).toEqual([]);
+      expect(runProcesses(row.id)).toEqual([]);
+      await expectSchedulingGoesOn(row);
+    },
+    TEST_MS,
+  );
 
-  it('a job that closes stdout and keeps running is still timed out, and its log is kept', async () => {
-    const res = await cli(['--home', home, 'run', 'closer']);
-    expect(res.exitCode).toBe(1);
-    const row = lastRun('closer');
-    expect(row.outcome).toBe('timeout');
-    expect(row.signal).toBe('SIGKILL'); // it ignored SIGTERM
-    expect(readFileSync(row.log_path!, 'utf8')).toBe('before closing stdout\n');
-    expect(row.output_tail).toBe('before closing stdout\n');
-    const pid = Number(readFileSync(pidfile('closer'), 'utf8'));
-    expect(pidAlive(pid)).toBe(false);
-    expect(groupMembers(row.pgid!)).toEqual([]);
-    await expectSchedulingGoesOn(row);
-  }, TEST_MS);
+  it(
+    'a job that closes stdout and keeps running is still timed out, and its log is kept',
+    async () => {
+      const res = await cli(['--home', home, 'run', 'closer']);
+      expect(res.exitCode).toBe(1);
+      const row = lastRun('closer');
+      expect(row.outcome).toBe('timeout');
+      expect(row.signal).toBe('SIGKILL'); // it ignored SIGTERM
+      expect(readFileSync(row.log_path!, 'utf8')).toBe('before closing stdout\n');
+      expect(row.output_tail).toBe('before closing stdout\n');
+      const pid = Number(readFileSync(pidfile('closer'), 'utf8'));
+      expect(pidAlive(pid)).toBe(false);
+      expect(groupMembers(row.pgid!)).toEqual([]);
+      await expectSchedulingGoesOn(row);
+    },
+    TEST_MS,
+  );
 
-  it('contained (the default): a job that closes stdout and keeps running is still timed out, and its log is kept', async () => {
-    const lock = lockfile('closer-contained');
-    const run = cli(['--home', home, 'run', 'closer-contained']);
-    // It takes the lock before it writes its pid file, and keeps it until it dies.
-    await waitFor(() => existsSync(pidfile('closer-contained')), WAIT_MS, 'the job holding its lock');
-    expect(flockFree(lock)).toBe(false);
-    const res = await run;
-    expect(res.exitCode).toBe(1);
-    const row = lastRun('closer-contained');
-    expect(row.outcome).toBe('timeout');
-    expect(row.signal).toBe('SIGKILL'); // it ignored SIGTERM
-    expect(readFileSync(row.log_path!, 'utf8')).toBe('before closing stdout\n');
-    expect(row.output_tail).toBe('before closing stdout\n');
-    // the row is written once the sandbox is gone: nothing to wait for
-    expect(flockFree(lock)).toBe(true);
-    expect(groupMembers(row.pgid!)).toEqual([]);
-    expect(runProcesses(row.id)).toEqual([]);
-    await expectSchedulingGoesOn(row);
-  }, TEST_MS);
+  it(
+    'contained (the default): a job that closes stdout and keeps running is still timed out, and its log is kept',
+    async () => {
+      const lock = lockfile('closer-contained');
+      const run = cli(['--home', home, 'run', 'closer-contained']);
+      // It takes the lock before it writes its pid file, and keeps it until it dies.
+      await waitFor(() => existsSync(pidfile('closer-contained')), WAIT_MS, 'the job holding its lock');
+      expect(flockFree(lock)).toBe(false);
+      const res = await run;
+      expect(res.exitCode).toBe(1);
+      const row = lastRun('closer-contained');
+      expect(row.outcome).toBe('timeout');
+      expect(row.signal).toBe('SIGKILL'); // it ignored SIGTERM
+      expect(readFileSync(row.log_path!, 'utf8')).toBe('before closing stdout\n');
+      expect(row.output_tail).toBe('before closing stdout\n');
+      // the row is written once the sandbox is gone: nothing to wait for
+      expect(flockFree(lock)).toBe(true);
+      expect(groupMembers(row.pgid!)).toEqual([]);
+      expect(runProcesses(row.id)).toEqual([]);
+      await expectSchedulingGoesOn(row);
+    },
+    TEST_MS,
+  );
 
-  it('a job that closes stdout and exits later ends when it exits, not when its output closes', async () => {
-    const res = await cli(['--home', home, 'run', 'closer-ends']);
-    expect(res.exitCode).toBe(0);
-    const row = lastRun('closer-ends');
-    expect(row.outcome).toBe('ok');
-    expect(row.exit_code).toBe(0);
-    const ended = join(work, 'closer-ends.pid.ended');
-    expect(existsSync(ended)).toBe(true);
-    // the job wrote its last file after its output had closed; the run ended after that
-    expect(row.ended_at!).toBeGreaterThanOrEqual(Math.floor(statSync(ended).mtimeMs));
-    expect(readFileSync(row.log_path!, 'utf8')).toBe('before closing stdout\n');
-    await expectSchedulingGoesOn(row);
-  }, TEST_MS);
+  it(
+    'a job that closes stdout and exits later ends when it exits, not when its output closes',
+    async () => {
+      const res = await cli(['--home', home, 'run', 'closer-ends']);
+      expect(res.exitCode).toBe(0);
+      const row = lastRun('closer-ends');
+      expect(row.outcome).toBe('ok');
+      expect(row.exit_code).toBe(0);
+      const ended = join(work, 'closer-ends.pid.ended');
+      expect(existsSync(ended)).toBe(true);
+      // the job wrote its last file after its output had closed; the run ended after that
+      expect(row.ended_at!).toBeGreaterThanOrEqual(Math.floor(statSync(ended).mtimeMs));
+      expect(readFileSync(row.log_path!, 'utf8')).toBe('before closing stdout\n');
+      await expectSchedulingGoesOn(row);
+    },
+    TEST_MS,
+  );
 
-  it('a job that exits before its children (one holding its stdout, ignoring SIGTERM): the run ends with the exit, the child is stopped', async () => {
-    const res = await cli(['--home', home, 'run', 'leaver']);
-    expect(res.exitCode).toBe(0);
-    const row = lastRun('leaver');
-    // The job's exit decides: ok, exit 0 — not a timeout waiting for the pipe to close (DESIGN:
-    // a run owns its process group, so what it leaves behind is stopped and said so).
-    expect(row.outcome).toBe('ok');
-    expect(row.exit_code).toBe(0);
-    expect(row.reason).toContain('Processes it left behind were stopped (SIGKILL)');
-    const log = readFileSync(row.log_path!, 'utf8');
-    expect(log).toContain('main exiting');
-    expect(log).toContain('child still here');
-    const child = Number(readFileSync(pidfile('leaver'), 'utf8'));
-    expect(pidAlive(child)).toBe(false);
-    expect(flockFree(lockfile('leaver'))).toBe(true);
-    expect(groupMembers(row.pgid!)).toEqual([]);
-    expect(runProcesses(row.id)).toEqual([]);
-    await expectSchedulingGoesOn(row);
-  }, TEST_MS);
+  it(
+    'a job that exits before its children (one holding its stdout, ignoring SIGTERM): the run ends with the exit, the child is stopped',
+    async () => {
+      const res = await cli(['--home', home, 'run', 'leaver']);
+      expect(res.exitCode).toBe(0);
+      const row = lastRun('leaver');
+      // The job's exit decides: ok, exit 0 — not a timeout waiting for the pipe to close (DESIGN:
+      // a run owns its process group, so what it leaves behind is stopped and said so).
+      expect(row.outcome).toBe('ok');
+      expect(row.exit_code).toBe(0);
+      expect(row.reason).toContain('Processes it left behind were stopped (SIGKILL)');
+      const log = readFileSync(row.log_path!, 'utf8');
+      expect(log).toContain('main exiting');
+      expect(log).toContain('child still here');
+      const child = Number(readFileSync(pidfile('leaver'), 'utf8'));
+      expect(pidAlive(child)).toBe(false);
+      expect(flockFree(lockfile('leaver'))).toBe(true);
+      expect(groupMembers(row.pgid!)).toEqual([]);
+      expect(runProcesses(row.id)).toEqual([]);
+      await expectSchedulingGoesOn(row);
+    },
+    TEST_MS,
+  );
 
-  it('contained (the default): a job that exits before its children (one holding its stdout, ignoring SIGTERM): the run ends with the exit, the child dies with it', async () => {
-    const res = await cli(['--home', home, 'run', 'leaver-contained']);
-    expect(res.exitCode).toBe(0);
-    const row = lastRun('leaver-contained');
-    expect(row.outcome).toBe('ok');
-    expect(row.exit_code).toBe(0);
-    // The child died with the job's PID namespace the moment the job exited: nothing was left to
-    // stop, so the reason has no note about leftovers.
-    expect(row.reason).toBe('exited with code 0.');
-    const log = readFileSync(row.log_path!, 'utf8');
-    expect(log).toContain('main exiting');
-    expect(log).toContain('child still here');
-    // The job exited only once the child held the lock (the child then wrote its pid file)...
-    expect(readFileSync(pidfile('leaver-contained'), 'utf8').trim()).toMatch(/^\d+$/);
-    // ...and when the row is written, the lock is free: the child is gone. Nothing to wait for.
-    expect(flockFree(lockfile('leaver-contained'))).toBe(true);
-    expect(groupMembers(row.pgid!)).toEqual([]);
-    expect(runProcesses(row.id)).toEqual([]);
-    await expectSchedulingGoesOn(row);
-  }, TEST_MS);
+  it(
+    'contained (the default): a job that exits before its children (one holding its stdout, ignoring SIGTERM): the run ends with the exit, the child dies with it',
+    async () => {
+      const res = await cli(['--home', home, 'run', 'leaver-contained']);
+      expect(res.exitCode).toBe(0);
+      const row = lastRun('leaver-contained');
+      expect(row.outcome).toBe('ok');
+      expect(row.exit_code).toBe(0);
+      // The child died with the job's PID namespace the moment the job exited: nothing was left to
+      // stop, so the reason has no note about leftovers.
+      expect(row.reason).toBe('exited with code 0.');
+      const log = readFileSync(row.log_path!, 'utf8');
+      expect(log).toContain('main exiting');
+      expect(log).toContain('child still here');
+      // The job exited only once the child held the lock (the child then wrote its pid file)...
+      expect(readFileSync(pidfile('leaver-contained'), 'utf8').trim()).toMatch(/^\d+$/);
+      // ...and when the row is written, the lock is free: the child is gone. Nothing to wait for.
+      expect(flockFree(lockfile('leaver-contained'))).toBe(true);
+      expect(groupMembers(row.pgid!)).toEqual([]);
+      expect(runProcesses(row.id)).toEqual([]);
+      await expectSchedulingGoesOn(row);
+    },
+    TEST_MS,
+  );
 });

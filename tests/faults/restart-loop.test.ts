@@ -27,7 +27,11 @@ afterAll(() => {
  * from the very handler that reads the line, so that it dies while what it set off at start (a
  * page command) is only starting. Resolves with how it ended and when the signal was sent.
  */
-async function startAndStop(home: string, signal: 'SIGTERM' | 'SIGKILL', afterMs: number): Promise<{ exitCode: number | undefined; signal: string | undefined; stderr: string; stoppedAt: number }> {
+async function startAndStop(
+  home: string,
+  signal: 'SIGTERM' | 'SIGKILL',
+  afterMs: number,
+): Promise<{ exitCode: number | undefined; signal: string | undefined; stderr: string; stoppedAt: number }> {
   const proc = execa('node', [CLI, '--home', home, 'start'], { reject: false, buffer: false, stdin: 'ignore', forceKillAfterDelay: false });
   let out = '';
   let stderr = '';
@@ -138,14 +142,23 @@ describe('restart loop', () => {
     expect(pages.length, delivered).toBeLessThanOrEqual(1 + interrupted);
     expect(pages[0], why).toMatchObject({ event: 'daemon-restart-loop', fingerprint: 'nightshift:daemon-restart-loop' });
     expect(pages[0]!.starts as number, why).toBeGreaterThanOrEqual(RESTART_LOOP_STARTS);
-    expect(rows.filter((r) => r.outcome === 'sent'), why).toHaveLength(1);
+    expect(
+      rows.filter((r) => r.outcome === 'sent'),
+      why,
+    ).toHaveLength(1);
     expect(rows.at(-1)!.outcome, why).toBe('sent');
-    expect(rows.slice(0, -1).every((r) => r.outcome === 'interrupted'), why).toBe(true);
+    expect(
+      rows.slice(0, -1).every((r) => r.outcome === 'interrupted'),
+      why,
+    ).toBe(true);
     expect(events('page-suppressed'), why).toBe(STARTS - (RESTART_LOOP_STARTS - 1) - rows.length);
 
     // runs: all final, one row and at most one start per instant, each start by the job has its row
     const runs = query<Run>(state, 'SELECT id, job, trigger, scheduled_for, created_at, outcome FROM runs ORDER BY id');
-    expect(runs.filter((r) => r.outcome === null), why).toEqual([]);
+    expect(
+      runs.filter((r) => r.outcome === null),
+      why,
+    ).toEqual([]);
 
     // Each life of the daemon, from its daemon-start event (written once its scheduler is armed)
     // to the moment it was told to stop, claimed every instant that was due while it lived: each
@@ -174,20 +187,29 @@ describe('restart loop', () => {
     // counted it was killed before its catch-up row, and a later start counted it again).
     for (const job of ['tick', 'fail']) {
       const claimed = runs.filter((r) => r.job === job && r.trigger === 'schedule').map((r) => r.scheduled_for!);
-      const gaps = query<{ data: string }>(state, "SELECT data FROM events WHERE kind = 'missed-while-down' AND job = ? ORDER BY id", job).map(
-        (e) => JSON.parse(e.data) as { first: number; count: number },
-      );
+      const gaps = query<{ data: string }>(
+        state,
+        "SELECT data FROM events WHERE kind = 'missed-while-down' AND job = ? ORDER BY id",
+        job,
+      ).map((e) => JSON.parse(e.data) as { first: number; count: number });
       const missed = new Set(gaps.flatMap((g) => Array.from({ length: g.count }, (_, k) => g.first + k * TICK_MS)));
       const claimedSet = new Set(claimed);
       const first = Math.min(...claimed);
       const last = Math.max(...claimed);
       const unaccounted = instantsIn(first - TICK_MS, last).filter((t) => !claimedSet.has(t) && !missed.has(t));
-      expect({ job, unaccounted, claimedAndMissed: claimed.filter((t) => missed.has(t)) }, why).toEqual({ job, unaccounted: [], claimedAndMissed: [] });
+      expect({ job, unaccounted, claimedAndMissed: claimed.filter((t) => missed.has(t)) }, why).toEqual({
+        job,
+        unaccounted: [],
+        claimedAndMissed: [],
+      });
       if (job !== 'tick') continue;
       const caughtUp = new Set(runs.filter((r) => r.job === job && r.trigger === 'catch-up').map((r) => r.scheduled_for));
       for (const [k, g] of gaps.entries()) {
         const countedAgain = gaps.slice(k + 1).some((h) => h.first === g.first);
-        expect({ gap: g, caughtUp: caughtUp.has(g.first + (g.count - 1) * TICK_MS) || countedAgain }, why).toEqual({ gap: g, caughtUp: true });
+        expect({ gap: g, caughtUp: caughtUp.has(g.first + (g.count - 1) * TICK_MS) || countedAgain }, why).toEqual({
+          gap: g,
+          caughtUp: true,
+        });
       }
       expect(caughtUp.size, why).toBeLessThanOrEqual(gaps.length);
     }
@@ -207,7 +229,10 @@ describe('restart loop', () => {
     // the failing job's alert is still there and counted every failed run
     const failed = runs.filter((r) => r.job === 'fail' && r.outcome === 'failed').length;
     expect(failed, why).toBeGreaterThan(0);
-    const alerts = query<{ count: number; resolved_at: number | null }>(state, "SELECT count, resolved_at FROM alerts WHERE fingerprint = 'fail:failed'");
+    const alerts = query<{ count: number; resolved_at: number | null }>(
+      state,
+      "SELECT count, resolved_at FROM alerts WHERE fingerprint = 'fail:failed'",
+    );
     expect(alerts, why).toHaveLength(1);
     expect(alerts[0], why).toEqual({ count: failed, resolved_at: null });
   }, 180_000);

@@ -51,8 +51,47 @@ export const VALID = {
   ].join('\n'),
 };
 
-const NOISE = [':', '{', '}', '[', ']', '"', "'", '-', '#', '\t', '\n', ' ', 'x', '9', '*', '&', '!', '%', '@', '|', '>', '\\', '\u0000', 'é'];
-const WRONG_VALUES = ['[]', '{}', '-1', '0', 'yes', 'null', '"', '1e309', '99999999999999999999', '"2h2h"', '[1, 2]', '*anchor', '!!binary x'];
+const NOISE = [
+  ':',
+  '{',
+  '}',
+  '[',
+  ']',
+  '"',
+  "'",
+  '-',
+  '#',
+  '\t',
+  '\n',
+  ' ',
+  'x',
+  '9',
+  '*',
+  '&',
+  '!',
+  '%',
+  '@',
+  '|',
+  '>',
+  '\\',
+  '\u0000',
+  'é',
+];
+const WRONG_VALUES = [
+  '[]',
+  '{}',
+  '-1',
+  '0',
+  'yes',
+  'null',
+  '"',
+  '1e309',
+  '99999999999999999999',
+  '"2h2h"',
+  '[1, 2]',
+  '*anchor',
+  '!!binary x',
+];
 
 /** One random edit of a valid text: characters, lines, values, truncation, indentation. */
 export function mutate(text: string, r: () => number): string {

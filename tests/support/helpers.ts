@@ -6,7 +6,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { compileJob, DEFAULT_POLICY, homePaths, type Job } from '../../src/config/home.js';
+import { compileJob, DEFAULT_POLICY, type Job } from '../../src/config/home.js';
+import { homePaths } from '../../src/config/paths.js';
 import { leashFor, type Leash } from '../../src/run/launch.js';
 import { JobSpecSchema } from '../../src/config/schema.js';
 
@@ -42,7 +43,11 @@ export function job(name: string, spec: Record<string, unknown>, home = tmpdir()
   return compileJob(name, join(home, 'jobs', `${name}.yaml`), home, JobSpecSchema.parse(spec), DEFAULT_POLICY, 'test');
 }
 
-export async function waitFor<T>(fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+export async function waitFor<T>(
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -93,7 +98,10 @@ export interface DaemonProc {
   stop: () => Promise<void>;
 }
 
-export async function startDaemon(home: string, opts: { state?: string; env?: Record<string, string>; asNobody?: boolean } = {}): Promise<DaemonProc> {
+export async function startDaemon(
+  home: string,
+  opts: { state?: string; env?: Record<string, string>; asNobody?: boolean } = {},
+): Promise<DaemonProc> {
   const state = opts.state ?? join(home, 'state');
   // As root, a daemon may be started as the unprivileged user nobody (setpriv keeps its pid), to
   // test the code paths of an ordinary account; the home must then belong to nobody.
@@ -168,7 +176,11 @@ export function pageCapture(dir: string): { command: string; pages: () => Array<
       return [];
     }
     // the last piece is a page still being written (or empty)
-    return text.split('\n').slice(0, -1).filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return text
+      .split('\n')
+      .slice(0, -1)
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   };
   return { command, pages };
 }

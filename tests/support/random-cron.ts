@@ -39,13 +39,7 @@ export function randomExpr(rand: () => number, opts: { seconds: boolean; allowOr
   const dom = randomField(rand, 1, 28, 0.6);
   let dow = randomField(rand, 0, 6, 0.6);
   if (!opts.allowOr && dom !== '*' && !dom.startsWith('*')) dow = '*';
-  const fields = [
-    randomField(rand, 0, 59, 0.2),
-    randomField(rand, 0, 23, 0.3),
-    dom,
-    randomField(rand, 1, 12, 0.7),
-    dow,
-  ];
+  const fields = [randomField(rand, 0, 59, 0.2), randomField(rand, 0, 23, 0.3), dom, randomField(rand, 1, 12, 0.7), dow];
   if (opts.seconds) fields.unshift(randomField(rand, 0, 59, 0.2));
   return fields.join(' ');
 }

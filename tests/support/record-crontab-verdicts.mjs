@@ -48,7 +48,27 @@ function value(f) {
 
 function badValue(f) {
   const names = f.names ? [`${f.names[0]}day`, `${f.names[1]}x`, f.names[2].slice(0, 2)] : ['jan', 'mon'];
-  return pick([String(f.min - 1), String(f.max + 1), String(f.max + 2), '60', '99', '100', '1000', 'foo', '?', 'L', '5L', '1W', 'LW', '2#3', '', '-1', '1.5', 'x1', ...names]);
+  return pick([
+    String(f.min - 1),
+    String(f.max + 1),
+    String(f.max + 2),
+    '60',
+    '99',
+    '100',
+    '1000',
+    'foo',
+    '?',
+    'L',
+    '5L',
+    '1W',
+    'LW',
+    '2#3',
+    '',
+    '-1',
+    '1.5',
+    'x1',
+    ...names,
+  ]);
 }
 
 /** An item of a field: usually well-formed (a value, a range either way round, a step), sometimes not. */
@@ -83,7 +103,21 @@ function field(f) {
 /** Mostly plausible expressions (each field valid by itself, one field perturbed), some wild. */
 function expression() {
   const r = rnd();
-  if (r < 0.04) return pick(['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly', '@DAILY', '@Hourly', '@day', '@', '@ daily']);
+  if (r < 0.04)
+    return pick([
+      '@yearly',
+      '@annually',
+      '@monthly',
+      '@weekly',
+      '@daily',
+      '@midnight',
+      '@hourly',
+      '@DAILY',
+      '@Hourly',
+      '@day',
+      '@',
+      '@ daily',
+    ]);
   const fields = FIELDS.map((f) => field(f));
   if (r < 0.08) fields.pop();
   const sep = () => (rnd() < 0.9 ? ' ' : pick(['  ', '\t', ' \t ']));
@@ -94,10 +128,49 @@ const seen = new Set();
 const corpus = [];
 // A few named on purpose: the issue's case, steps beyond the range, days that never come, ranges
 // with an end out of range, text after an item (Debian's cron ignores it), Quartz syntax.
-for (const e of ['1 1 */100,1-7 * MON', '0 0 */32 * *', '* * * * */8', '0 0 30 2 *', '0 0 31 4,6 *', '5-1 * * * *', '0 0 * * 0-7', '0 0 * * fri-sun', '0 0 * * 7-0', '0 12 * jan-dec/2 mon-fri',
-  '99-1 * * * *', '1-99 * * * *', '0 0 0-5 * *', '0 0 * 13-1 *', '0 0 * * 8-1', '60-59 * * * *', '*/0 * * * *', '1-5/0 * * * *', '*5 * * * *', '*-3 * * * *', '1- * * * *',
-  '1-,2 * * * *', ',1 * * * *', '1,,2 * * * *', '1, * * * *', '0 0 * * mon/2', '0 0 * * */mon', '0 0 * * 1-5/mon', '0 0 * * sun-7', '0 0 * JAN-mar *', '01 * * * *',
-  '0x1 * * * *', '5L * * * *', '1-3-5 * * * *', '1.5 * * * *', '*/5/2 * * * *', '0-59/100 * * * *', '0 0 * * 2#3', '0 0 L * *', '0 0 ? * *', '0 0 * * 1W']) {
+for (const e of [
+  '1 1 */100,1-7 * MON',
+  '0 0 */32 * *',
+  '* * * * */8',
+  '0 0 30 2 *',
+  '0 0 31 4,6 *',
+  '5-1 * * * *',
+  '0 0 * * 0-7',
+  '0 0 * * fri-sun',
+  '0 0 * * 7-0',
+  '0 12 * jan-dec/2 mon-fri',
+  '99-1 * * * *',
+  '1-99 * * * *',
+  '0 0 0-5 * *',
+  '0 0 * 13-1 *',
+  '0 0 * * 8-1',
+  '60-59 * * * *',
+  '*/0 * * * *',
+  '1-5/0 * * * *',
+  '*5 * * * *',
+  '*-3 * * * *',
+  '1- * * * *',
+  '1-,2 * * * *',
+  ',1 * * * *',
+  '1,,2 * * * *',
+  '1, * * * *',
+  '0 0 * * mon/2',
+  '0 0 * * */mon',
+  '0 0 * * 1-5/mon',
+  '0 0 * * sun-7',
+  '0 0 * JAN-mar *',
+  '01 * * * *',
+  '0x1 * * * *',
+  '5L * * * *',
+  '1-3-5 * * * *',
+  '1.5 * * * *',
+  '*/5/2 * * * *',
+  '0-59/100 * * * *',
+  '0 0 * * 2#3',
+  '0 0 L * *',
+  '0 0 ? * *',
+  '0 0 * * 1W',
+]) {
   seen.add(e);
   corpus.push(e);
 }
@@ -122,5 +195,8 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 const version = spawnSync('dpkg-query', ['-W', '-f', '${Version}', 'cron'], { encoding: 'utf8' }).stdout || 'unknown';
-writeFileSync(OUT, `${JSON.stringify({ oracle: `crontab -n of Debian's cron ${version}`, count: verdicts.length, valid: verdicts.filter((v) => v.valid).length, verdicts }, null, 0).replace(/\},\{/g, '},\n{')}\n`);
+writeFileSync(
+  OUT,
+  `${JSON.stringify({ oracle: `crontab -n of Debian's cron ${version}`, count: verdicts.length, valid: verdicts.filter((v) => v.valid).length, verdicts }, null, 0).replace(/\},\{/g, '},\n{')}\n`,
+);
 console.log(`${verdicts.length} expressions, ${verdicts.filter((v) => v.valid).length} valid by crontab -n; written to ${OUT}`);

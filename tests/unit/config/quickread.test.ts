@@ -30,18 +30,107 @@ function same(a: unknown, b: unknown): boolean {
   const ka = Object.keys(a);
   const kb = Object.keys(b);
   if (ka.length !== kb.length || Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
-  return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  return ka.every(
+    (k) => Object.prototype.hasOwnProperty.call(b, k) && same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+  );
 }
 
 // Plain scalars that YAML 1.1, 1.2 and js-yaml's own schemas read differently, and other corners.
 const PLAIN = [
-  '0x1F', '0o17', '017', '0b101', '-0x1', '+0x1', '1_000', '+.5', '-.5', '.5', '5.', '1e3', '1E+3', '-1.5e-3', '12e', '1.2.3',
-  '.inf', '-.Inf', '+.INF', '.nan', '.NaN', '~', 'null', 'Null', 'NULL', 'nULL', 'true', 'True', 'TRUE', 'tRUE', 'false', 'yes',
-  'no', 'on', 'off', 'y', 'n', '2026-01-01', '2026-01-01T10:00:00Z', '12:30', '1:20:30', '-0', '+0', '007', '9007199254740993',
-  '1e309', '<<', '=', 'a b', 'x#y', 'a-b', 'echo $HOME', 'a && b', 'C:\\x', 'é', '30s', '*/5 * * * *', '0 3 * * *',
+  '0x1F',
+  '0o17',
+  '017',
+  '0b101',
+  '-0x1',
+  '+0x1',
+  '1_000',
+  '+.5',
+  '-.5',
+  '.5',
+  '5.',
+  '1e3',
+  '1E+3',
+  '-1.5e-3',
+  '12e',
+  '1.2.3',
+  '.inf',
+  '-.Inf',
+  '+.INF',
+  '.nan',
+  '.NaN',
+  '~',
+  'null',
+  'Null',
+  'NULL',
+  'nULL',
+  'true',
+  'True',
+  'TRUE',
+  'tRUE',
+  'false',
+  'yes',
+  'no',
+  'on',
+  'off',
+  'y',
+  'n',
+  '2026-01-01',
+  '2026-01-01T10:00:00Z',
+  '12:30',
+  '1:20:30',
+  '-0',
+  '+0',
+  '007',
+  '9007199254740993',
+  '1e309',
+  '<<',
+  '=',
+  'a b',
+  'x#y',
+  'a-b',
+  'echo $HOME',
+  'a && b',
+  'C:\\x',
+  'é',
+  '30s',
+  '*/5 * * * *',
+  '0 3 * * *',
 ];
-const QUOTED = ['"\\U00110000"', '"\\U0001F600"', '"b"#c', "'b'#c", '[b]#c', '{b: c}#d', '"a\\tb"', "'it''s'", '"\\u00e9"', '"\\x41"', '"\\e"', '"\\/"', '"\\N"', '"\\_"', '"\\L"', '"#"', "''", '""', '"a\\\n  b"', "'a\n\n  b'"];
-const BLOCK = ['|1\n   \n', '|2\n    x\n   \n', '>1\n  \n', '|+\n  x\n  ', '|\n      \n  # c', '|\n  a\n  b', '>\n  a\n  b', '|-\n  a\n', '>+\n  a\n\n', '|2\n   a\n', '>-\n  x\n\n  y'];
+const QUOTED = [
+  '"\\U00110000"',
+  '"\\U0001F600"',
+  '"b"#c',
+  "'b'#c",
+  '[b]#c',
+  '{b: c}#d',
+  '"a\\tb"',
+  "'it''s'",
+  '"\\u00e9"',
+  '"\\x41"',
+  '"\\e"',
+  '"\\/"',
+  '"\\N"',
+  '"\\_"',
+  '"\\L"',
+  '"#"',
+  "''",
+  '""',
+  '"a\\\n  b"',
+  "'a\n\n  b'",
+];
+const BLOCK = [
+  '|1\n   \n',
+  '|2\n    x\n   \n',
+  '>1\n  \n',
+  '|+\n  x\n  ',
+  '|\n      \n  # c',
+  '|\n  a\n  b',
+  '>\n  a\n  b',
+  '|-\n  a\n',
+  '>+\n  a\n\n',
+  '|2\n   a\n',
+  '>-\n  x\n\n  y',
+];
 
 function scalar(r: () => number): string {
   const u = r();
@@ -52,7 +141,26 @@ function scalar(r: () => number): string {
 /** A random document: a mapping of scalars, flow and block lists and mappings, anchors and aliases. */
 function document(r: () => number): string {
   const lines: string[] = [];
-  const keys = ['command', 'env', 'every', 'timeout', 'a', '1', 'on', 'x y', '"q"', '? k', '~', 'null', 'NULL', '', '- [a, b]', '- {a: 1}', 'k'.repeat(1100), '-'];
+  const keys = [
+    'command',
+    'env',
+    'every',
+    'timeout',
+    'a',
+    '1',
+    'on',
+    'x y',
+    '"q"',
+    '? k',
+    '~',
+    'null',
+    'NULL',
+    '',
+    '- [a, b]',
+    '- {a: 1}',
+    'k'.repeat(1100),
+    '-',
+  ];
   let anchors = 0;
   for (let i = 0, n = 1 + Math.floor(r() * 5); i < n; i++) {
     const key = keys[Math.floor(r() * keys.length)]!;
@@ -62,7 +170,8 @@ function document(r: () => number): string {
       lines.push(`${key}: ${s.startsWith('|') || s.startsWith('>') ? s.replace(/\n/g, '\n  ') : s}`);
     } else if (u < 0.55) lines.push(`${key}: [${[scalar(r), scalar(r)].filter((s) => !/^[|>]/.test(s)).join(', ')}]`);
     else if (u < 0.65) lines.push(`${key}: {k1: ${PLAIN[Math.floor(r() * PLAIN.length)]}, k2: ${QUOTED[Math.floor(r() * QUOTED.length)]}}`);
-    else if (u < 0.8) lines.push(`${key}:`, `  - ${PLAIN[Math.floor(r() * PLAIN.length)]}`, `  - [${PLAIN[Math.floor(r() * PLAIN.length)]}]`);
+    else if (u < 0.8)
+      lines.push(`${key}:`, `  - ${PLAIN[Math.floor(r() * PLAIN.length)]}`, `  - [${PLAIN[Math.floor(r() * PLAIN.length)]}]`);
     else if (u < 0.85) lines.push(`${key}: &a${anchors++} [${PLAIN[Math.floor(r() * PLAIN.length)]}]`, `k${i}: *a${anchors - 1}`);
     else if (u < 0.88) lines.push(`${key}: &s${anchors++} 1`, ...Array.from({ length: 101 }, (_, j) => `s${i}x${j}: *s${anchors - 1}`));
     else if (u < 0.9) lines.push(`${key}:`, '  - x', '  -', ' - y');
@@ -118,13 +227,36 @@ describe('the quick YAML reader agrees with yaml', () => {
 
   it('on the texts an independent review found the two readers to disagree on', () => {
     const found = [
-      '~: 1\n', 'null: 1\n', 'NULL: x\n', '- {:}\n', 'shell: echo hi\nevery: 1m\nenv:\n  ~: x\n', 'env: {~: x, null: y}\n',
-      '- [a, b]: c\n', '- [a]: c\n', '- {a: 1}: x\n', 'a: "b"#c\n', "a: 'b'#c\n", 'a: [b]#c\n', 'a: {b: c}#d\n', '- {}#\n',
-      'shell: "echo hi"#c\nevery: 1m\n', 'a: "\\U00110000"\n', 'command: ["/bin/echo", "\\UFFFFFFFF"]\n',
-      `a: &x 1\n${Array.from({ length: 101 }, (_, i) => `k${i}: *x`).join('\n')}\n`, `l: [${Array(102).fill('*x').join(', ')}]\n`,
-      `k${'x'.repeat(1100)}: 1\n`, `"k${'x'.repeat(1100)}": 1\n`, `- k${'x'.repeat(1100)}: 1\n`,
-      'a: |1\n   \n', 'shell: |2\n    echo hi\n   \nevery: 1m\n', 'b: >1\n  \n', 'a: |+\n  x\n  ', 'a: |\n      \n  # c\nb: 1\n',
-      'a:\n  - x\n  -\n - y\n', 'a:\n  - #c\n - b\n', 'a: &x\n  &y {k: v}\n',
+      '~: 1\n',
+      'null: 1\n',
+      'NULL: x\n',
+      '- {:}\n',
+      'shell: echo hi\nevery: 1m\nenv:\n  ~: x\n',
+      'env: {~: x, null: y}\n',
+      '- [a, b]: c\n',
+      '- [a]: c\n',
+      '- {a: 1}: x\n',
+      'a: "b"#c\n',
+      "a: 'b'#c\n",
+      'a: [b]#c\n',
+      'a: {b: c}#d\n',
+      '- {}#\n',
+      'shell: "echo hi"#c\nevery: 1m\n',
+      'a: "\\U00110000"\n',
+      'command: ["/bin/echo", "\\UFFFFFFFF"]\n',
+      `a: &x 1\n${Array.from({ length: 101 }, (_, i) => `k${i}: *x`).join('\n')}\n`,
+      `l: [${Array(102).fill('*x').join(', ')}]\n`,
+      `k${'x'.repeat(1100)}: 1\n`,
+      `"k${'x'.repeat(1100)}": 1\n`,
+      `- k${'x'.repeat(1100)}: 1\n`,
+      'a: |1\n   \n',
+      'shell: |2\n    echo hi\n   \nevery: 1m\n',
+      'b: >1\n  \n',
+      'a: |+\n  x\n  ',
+      'a: |\n      \n  # c\nb: 1\n',
+      'a:\n  - x\n  -\n - y\n',
+      'a:\n  - #c\n - b\n',
+      'a: &x\n  &y {k: v}\n',
     ];
     check(found);
   });

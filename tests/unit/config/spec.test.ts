@@ -8,13 +8,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   checkDependencies,
   DEFAULT_POLICY,
-  homePaths,
   loadHome,
   loadJobFile,
   loadPolicyFile,
   loadRuleFile,
   type LoadedHome,
 } from '../../../src/config/home.js';
+import { homePaths } from '../../../src/config/paths.js';
 import { JobSpecSchema, PolicySchema, RuleSchema } from '../../../src/config/schema.js';
 import { formatProblem, parseSpecText, type SpecProblem } from '../../../src/config/parse.js';
 
@@ -87,7 +87,13 @@ const JOB_CASES: Case[] = [
   },
   {
     name: 'unknown key, with a suggestion (shedule)',
-    text: yaml('# nightly export', 'description: Export orders', 'command: ["python3", "export.py"]', 'shedule: "0 3 * * *"', 'timeout: 15m'),
+    text: yaml(
+      '# nightly export',
+      'description: Export orders',
+      'command: ["python3", "export.py"]',
+      'shedule: "0 3 * * *"',
+      'timeout: 15m',
+    ),
     line: 4,
     field: 'shedule',
     says: ['unknown field', 'did you mean "schedule"?'],
@@ -201,7 +207,7 @@ const JOB_CASES: Case[] = [
   },
   {
     name: 'cron hour out of range',
-    text: yaml('description: Export', 'command: ["./export.sh"]', '', '# at 25 o\'clock', 'schedule: "0 25 * * *"'),
+    text: yaml('description: Export', 'command: ["./export.sh"]', '', "# at 25 o'clock", 'schedule: "0 25 * * *"'),
     line: 5,
     field: 'schedule',
     says: ['hour field', '25 is out of range 0-23'],
@@ -495,7 +501,9 @@ describe('job specs: each mistake as FILE:LINE: field: message', () => {
     expect(formatProblem({ file: 'jobs/a.yaml', line: 7, field: 'timeout', message: 'must be longer than 0' })).toBe(
       'jobs/a.yaml:7: timeout: must be longer than 0',
     );
-    expect(formatProblem({ file: 'jobs/a.yaml', line: 1, field: '', message: 'the file is empty' })).toBe('jobs/a.yaml:1: the file is empty');
+    expect(formatProblem({ file: 'jobs/a.yaml', line: 1, field: '', message: 'the file is empty' })).toBe(
+      'jobs/a.yaml:1: the file is empty',
+    );
   });
 
   it('applies the defaults to a minimal job', () => {
@@ -517,7 +525,7 @@ describe('job specs: each mistake as FILE:LINE: field: message', () => {
 
   it('accepts the full example of DESIGN.md', () => {
     const text = yaml(
-      'description: Export yesterday\'s orders to the accounting share',
+      "description: Export yesterday's orders to the accounting share",
       'schedule: "0 3 * * *"',
       'timezone: Europe/Zurich',
       'command: ["python3", "export.py", "--day", "yesterday"]',
@@ -573,14 +581,26 @@ const RULE_CASES: Case[] = [
   },
   {
     name: 'the probe is the brain command',
-    text: yaml('match: { job: export }', 'action:', '  brain: ["claude", "-p", "fix it"]', 'probe:', '  command: ["claude", "-p", "fix it"]'),
+    text: yaml(
+      'match: { job: export }',
+      'action:',
+      '  brain: ["claude", "-p", "fix it"]',
+      'probe:',
+      '  command: ["claude", "-p", "fix it"]',
+    ),
     line: 5,
     field: 'probe.command',
     says: ['the maker is never the checker'],
   },
   {
     name: 'the probe is the fix under another path of the same program',
-    text: yaml('match: { job: export }', 'action:', '  command: ["sh", "-c", "rm -f /tmp/x.lock"]', 'probe:', '  command: ["/bin/sh", "-c", "rm -f /tmp/x.lock"]'),
+    text: yaml(
+      'match: { job: export }',
+      'action:',
+      '  command: ["sh", "-c", "rm -f /tmp/x.lock"]',
+      'probe:',
+      '  command: ["/bin/sh", "-c", "rm -f /tmp/x.lock"]',
+    ),
     line: 5,
     field: 'probe.command',
     says: ['the probe is the same command as the fix'],
@@ -636,7 +656,13 @@ const RULE_CASES: Case[] = [
   },
   {
     name: 'probe with both rerun and command',
-    text: yaml('match: { job: export }', 'action: { command: ["./fix.sh"] }', 'probe:', '  rerun: true', '  command: ["curl", "-fsS", "http://127.0.0.1/health"]'),
+    text: yaml(
+      'match: { job: export }',
+      'action: { command: ["./fix.sh"] }',
+      'probe:',
+      '  rerun: true',
+      '  command: ["curl", "-fsS", "http://127.0.0.1/health"]',
+    ),
     line: 3,
     field: 'probe',
     says: ['use either "rerun: true" or "command", not both'],
@@ -874,7 +900,12 @@ describe('a home: checks across files', () => {
       expect(home.jobs.has(name), name).toBe(true);
     }
     expect(home.jobs.get('legacy-report')!.managed).toBe(false);
-    expect(home.jobs.get('heartbeat-demo')!.spec).toMatchObject({ concurrency: 'forbid', killGrace: 10_000, enabled: true, catchUp: false });
+    expect(home.jobs.get('heartbeat-demo')!.spec).toMatchObject({
+      concurrency: 'forbid',
+      killGrace: 10_000,
+      enabled: true,
+      catchUp: false,
+    });
     expect(home.jobs.get('inbox-sweep')!.spec.timeout).toBe(30_000);
   });
 
@@ -1019,7 +1050,9 @@ describe('nightshift validate', () => {
     expect(problems[0]).toBe(`${join(home, 'jobs', 'backup.yaml')}:3: schedule: day-of-month field "32": 32 is out of range 1-31`);
     expect(problems[1]).toBe(`${join(home, 'jobs', 'export.yaml')}:4: shedule: unknown field (did you mean "schedule"?)`);
     expect(problems[2]).toMatch(
-      new RegExp(`^${join(home, 'rules', 'clear-lock.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:6: probe\\.command: .*the maker is never the checker`),
+      new RegExp(
+        `^${join(home, 'rules', 'clear-lock.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:6: probe\\.command: .*the maker is never the checker`,
+      ),
     );
     for (const p of problems) expect(p).toMatch(/^\/.+\.yaml:\d+: [\w.[\]]+: .+$/);
     expect(r.stdout).toContain('3 problem(s)');
@@ -1039,8 +1072,12 @@ describe('nightshift validate', () => {
     });
     const r = await cli('--home', home, 'validate');
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toContain(`warning: ${join(home, 'jobs', 'never.yaml')}:3: schedule: "0 0 30 2 *" never runs: February has no day 30; the job will never be started on schedule`);
-    expect(r.stdout).toContain(`warning: ${join(home, 'jobs', 'quartz.yaml')}:4: schedule: day-of-week field "2#2": Debian's cron reads it up to "2" and ignores "#2"`);
+    expect(r.stdout).toContain(
+      `warning: ${join(home, 'jobs', 'never.yaml')}:3: schedule: "0 0 30 2 *" never runs: February has no day 30; the job will never be started on schedule`,
+    );
+    expect(r.stdout).toContain(
+      `warning: ${join(home, 'jobs', 'quartz.yaml')}:4: schedule: day-of-week field "2#2": Debian's cron reads it up to "2" and ignores "#2"`,
+    );
   });
 
   it('exits 0 on the repository example home', async () => {

@@ -2,7 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { LoadedRule } from '../../../src/config/home.js';
-import { demoted, effectiveLevel, globMatch, matchRule, mismatch, ruleLevel } from '../../../src/heal/rules.js';
+import { globMatch } from '../../../src/glob.js';
+import { demoted, effectiveLevel, matchRule, mismatch, ruleLevel } from '../../../src/heal/rules.js';
 import { PolicySchema, RuleSchema } from '../../../src/config/schema.js';
 import type { LadderRow } from '../../../src/store/store.js';
 import { cleanup, cli, job, makeHome } from '../../support/helpers.js';
@@ -28,7 +29,9 @@ describe('rule matching', () => {
   });
 
   it('matches on job, kind, exit code and an output regex, and says why not', () => {
-    expect(mismatch(rule('r', { match: { job: 'orders-*', kind: ['hung'], exitCode: [75], output: 'lock .* held' } }).rule, facts)).toBeNull();
+    expect(
+      mismatch(rule('r', { match: { job: 'orders-*', kind: ['hung'], exitCode: [75], output: 'lock .* held' } }).rule, facts),
+    ).toBeNull();
     expect(mismatch(rule('r', { match: { job: 'orders-*', kind: ['failed'] } }).rule, facts)).toContain('kind hung');
     expect(mismatch(rule('r', { match: { job: 'orders-*', exitCode: [1] } }).rule, facts)).toContain('exit code 75');
     expect(mismatch(rule('r', { match: { job: 'orders-*', output: 'disk full' } }).rule, facts)).toContain('output does not match');
@@ -36,7 +39,11 @@ describe('rule matching', () => {
   });
 
   it('the first matching rule in name order wins', () => {
-    const rules = [rule('20-generic', { match: { job: '*' } }), rule('10-lock', { match: { job: 'orders-*', output: 'lock' } }), rule('05-other', { match: { job: 'x' } })];
+    const rules = [
+      rule('20-generic', { match: { job: '*' } }),
+      rule('10-lock', { match: { job: 'orders-*', output: 'lock' } }),
+      rule('05-other', { match: { job: 'x' } }),
+    ];
     expect(matchRule(rules, facts)?.name).toBe('10-lock');
     expect(matchRule(rules, { ...facts, outputTail: 'nothing' })?.name).toBe('20-generic');
     expect(matchRule([rule('a', { match: { job: 'x' } })], facts)).toBeNull();
@@ -78,7 +85,10 @@ describe('rules in nightshift validate', () => {
       let r = await cli(['--home', home, 'validate']);
       expect(r.exitCode).toBe(0);
       expect(r.stdout).toContain('later.yaml:1: match.job: "billing-*" matches no job');
-      writeFileSync(join(home, 'rules', 'bad.yaml'), 'match: { job: export }\naction:\n  command: ["true"]\n  touches:\n    - /tmp\n    - protected/policy.yaml\n');
+      writeFileSync(
+        join(home, 'rules', 'bad.yaml'),
+        'match: { job: export }\naction:\n  command: ["true"]\n  touches:\n    - /tmp\n    - protected/policy.yaml\n',
+      );
       r = await cli(['--home', home, 'validate']);
       expect(r.exitCode).toBe(2);
       expect(r.stdout + r.stderr).toMatch(/bad\.yaml:6: action\.touches\[1\]: .*protected/);

@@ -1,11 +1,40 @@
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, lchownSync, linkSync, lstatSync, openSync, statSync, writeSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  openSync,
+  statSync,
+  writeSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { diffTree, dropSnapshot, manifestDigest, manifestState, readManifest, restoreSnapshot, SnapshotError, takeSnapshot, treeState } from '../../../src/heal/snapshot.js';
+import {
+  diffTree,
+  dropSnapshot,
+  manifestDigest,
+  manifestState,
+  readManifest,
+  restoreSnapshot,
+  SnapshotError,
+  takeSnapshot,
+  treeState,
+} from '../../../src/heal/snapshot.js';
 import { cleanup, ROOT, tempDir } from '../../support/helpers.js';
 
 const base = realpathSync(tempDir('ns-snap-'));
@@ -81,7 +110,17 @@ describe('snapshot and restore', () => {
     const mutated = await treeState([root]);
     const changedPaths = diffTree(before, mutated).map((c) => c.path);
     expect(changedPaths).toEqual(
-      expect.arrayContaining([join(root, 'a.txt'), join(root, 'secret.env'), join(root, 'empty'), join(root, 'new.txt'), join(root, 'bin', 'run.sh'), join(root, 'ro'), join(root, 'link'), join(root, 'planted'), join(root, 'nested')]),
+      expect.arrayContaining([
+        join(root, 'a.txt'),
+        join(root, 'secret.env'),
+        join(root, 'empty'),
+        join(root, 'new.txt'),
+        join(root, 'bin', 'run.sh'),
+        join(root, 'ro'),
+        join(root, 'link'),
+        join(root, 'planted'),
+        join(root, 'nested'),
+      ]),
     );
 
     const r = await restoreSnapshot(join(snaps, 's1'));
@@ -100,7 +139,11 @@ describe('snapshot and restore', () => {
     const mkfifo = (p: string, mode: string): Promise<unknown> => execa('mkfifo', ['-m', mode, p]);
     await mkfifo(join(root, 'q', 'kept'), '600');
     await mkfifo(join(root, 'q', 'deleted'), '640');
-    const listen = (p: string): Promise<Server> => new Promise((res) => { const srv = createServer(); srv.listen(p, () => res(srv)); });
+    const listen = (p: string): Promise<Server> =>
+      new Promise((res) => {
+        const srv = createServer();
+        srv.listen(p, () => res(srv));
+      });
     // Listening until the end: node removes a socket's file when its server closes.
     const old = await listen(join(root, 'q', 'old.sock'));
     await mkfifo(join(root, 'q', 'was-pipe'), '600');
@@ -184,7 +227,7 @@ describe('snapshot and restore', () => {
     expect(readFileSync(join(root, 'b', 'data'), 'utf8')).toBe('shared\n');
   });
 
-  it('a restore by an ordinary user leaves alone a folder it does not own and that did not change (the install\'s dist/ in the zone)', async () => {
+  it("a restore by an ordinary user leaves alone a folder it does not own and that did not change (the install's dist/ in the zone)", async () => {
     const { root, snaps } = fresh();
     mkdirSync(join(root, 'theirs'), { recursive: true });
     mkdirSync(join(root, 'mine'));
@@ -200,7 +243,9 @@ describe('snapshot and restore', () => {
     if (asRoot) execFileSync('chown', ['-R', '65534:65534', join(snaps, 's')]);
     writeFileSync(join(root, 'mine', 'f'), 'changed by the fix\n');
     const restore = `import(${JSON.stringify(join(ROOT, 'dist', 'heal', 'snapshot.js'))}).then((m) => m.restoreSnapshot(${JSON.stringify(join(snaps, 's'))})).then((r) => console.log(JSON.stringify(r)))`;
-    const argv = asRoot ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'node', '-e', restore] : ['node', '-e', restore];
+    const argv = asRoot
+      ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'node', '-e', restore]
+      : ['node', '-e', restore];
     const r = await execa(argv[0]!, argv.slice(1), { reject: false });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout).changed).toBe(1);
@@ -297,7 +342,7 @@ describe('snapshot and restore', () => {
       rmSync(join(root, 'd5'), { recursive: true, force: true });
       writeFileSync(join(root, 'extra'), 'x');
       const child = execa('node', ['--input-type=module', '-e', script], { reject: false, buffer: false });
-      await new Promise<void>((res) => child.stdout!.once('data', () => res()));
+      await new Promise<void>((res) => child.stdout.once('data', () => res()));
       await new Promise((res) => setTimeout(res, delay));
       child.kill('SIGKILL');
       await child;
@@ -377,7 +422,7 @@ describe('snapshot and restore', () => {
     const secret = m.entries.find((e) => e.path === join(root, 'secret.env'))!;
     expect(secret.at).toBeTypeOf('number');
     const fd = openSync(join(dir, 'pack'), 'r+');
-    writeSync(fd, Buffer.from('X'), 0, 1, secret.at!);
+    writeSync(fd, Buffer.from('X'), 0, 1, secret.at);
     closeSync(fd);
     await expect(restoreSnapshot(dir)).rejects.toThrow(/secret\.env no longer matches its sha256/);
     expect(await treeState([root])).toEqual(mutated);

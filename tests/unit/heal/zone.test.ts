@@ -1,10 +1,11 @@
 import { chmodSync, mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { homePaths } from '../../../src/config/home.js';
+import { homePaths } from '../../../src/config/paths.js';
 import { restoreSnapshot, takeSnapshot } from '../../../src/heal/snapshot.js';
 import { PolicySchema, type Policy } from '../../../src/config/schema.js';
-import { diffZone, guardTouches, hashZone, installRoot, protectedZone, resolveTouch, zoneExclude, zoneHit, zoneRoots, type Zone } from '../../../src/heal/zone.js';
+import { guardTouches, installRoot, protectedZone, resolveTouch, zoneHit, type Zone } from '../../../src/config/zone.js';
+import { diffZone, hashZone, zoneExclude, zoneRoots } from '../../../src/heal/zone.js';
 import { cleanup, makeHome, ROOT, tempDir } from '../../support/helpers.js';
 
 const dirs: string[] = [];
@@ -20,7 +21,10 @@ function policy(over: Record<string, unknown> = {}): Policy {
 }
 
 /** A home with a job, a rule, a policy and a state folder, plus a fake nightshift install. */
-function setup(pol: Record<string, unknown> = {}, opts: { state?: string } = {}): { home: string; install: string; zone: Zone; outside: string } {
+function setup(
+  pol: Record<string, unknown> = {},
+  opts: { state?: string } = {},
+): { home: string; install: string; zone: Zone; outside: string } {
   const home = realpathSync(makeHome({ export: 'command: ["true"]\nevery: 1h\n' }, 'maxAttempts: 2\n'));
   dirs.push(home);
   writeFileSync(join(home, 'rules', 'clear-lock.yaml'), 'match: { job: export, kind: [failed] }\naction: { command: ["true"] }\n');
@@ -76,11 +80,16 @@ describe('guardTouches: the protected zone by path', () => {
     const { home, zone, outside } = setup();
     mkdirSync(join(outside, 'real'));
     symlinkSync(join(outside, 'real'), join(outside, 'linked'));
-    expect(resolveTouch(join(outside, 'linked', 'new', 'deep', 'file.txt'), home)).toEqual({ ok: true, path: join(outside, 'real', 'new', 'deep', 'file.txt') });
+    expect(resolveTouch(join(outside, 'linked', 'new', 'deep', 'file.txt'), home)).toEqual({
+      ok: true,
+      path: join(outside, 'real', 'new', 'deep', 'file.txt'),
+    });
     expect(guardTouches([join(outside, 'linked', 'new')], home, zone)).toEqual({ ok: true, paths: [join(outside, 'real', 'new')] });
     // the same, with the link pointing into the home's protected folder
     symlinkSync(join(home, 'protected'), join(outside, 'to-protected'));
-    expect(refused([join(outside, 'to-protected', 'not-yet', 'x.yaml')], home, zone)).toContain(`resolves to ${join(home, 'protected', 'not-yet', 'x.yaml')}`);
+    expect(refused([join(outside, 'to-protected', 'not-yet', 'x.yaml')], home, zone)).toContain(
+      `resolves to ${join(home, 'protected', 'not-yet', 'x.yaml')}`,
+    );
   });
 
   it('refuses the home itself, an ancestor of it and /: restoring them would rewrite the zone', () => {
@@ -224,13 +233,21 @@ describe('hashZone and diffZone: the protected zone by content', () => {
     expect(diffZone(before, await hashZone(zone))).toEqual([join(base, 'shop', 'secrets.env')]);
   });
 
-  it('a zone snapshot restores the zone after an emergency and leaves the daemon\'s live files alone', async () => {
+  it("a zone snapshot restores the zone after an emergency and leaves the daemon's live files alone", async () => {
     const { home, zone, install } = setup();
     const snap = join(home, 'state', 'snapshots', 'heal-7', 'zone');
     const exclude = zoneExclude(zone);
     const before = await hashZone(zone);
     expect(zoneRoots(zone)).toEqual(
-      [join(home, 'jobs'), join(home, 'protected'), join(home, 'rules'), join(home, 'state'), join(install, 'dist'), join(install, 'package-lock.json'), join(install, 'package.json')].sort(),
+      [
+        join(home, 'jobs'),
+        join(home, 'protected'),
+        join(home, 'rules'),
+        join(home, 'state'),
+        join(install, 'dist'),
+        join(install, 'package-lock.json'),
+        join(install, 'package.json'),
+      ].sort(),
     );
     await takeSnapshot(zoneRoots(zone), snap, { exclude });
     writeFileSync(join(home, 'rules', 'clear-lock.yaml'), 'tampered');

@@ -43,7 +43,7 @@ function receiver(name = 'notify.sock'): Receiver {
     bindError = err;
   });
   sock.bind(path);
-  if (bindError) throw bindError;
+  if (bindError !== null) throw bindError as Error; // set in the callback: the compiler still thinks null
   let open = true;
   const close = (): void => {
     if (open) sock.close();
@@ -56,10 +56,7 @@ function receiver(name = 'notify.sock'): Receiver {
     close,
     take(n) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`expected ${n} datagrams, got ${JSON.stringify(messages)}`)),
-          5000,
-        );
+        const timer = setTimeout(() => reject(new Error(`expected ${n} datagrams, got ${JSON.stringify(messages)}`)), 5000);
         const check = (): void => {
           if (messages.length < n) return;
           clearTimeout(timer);
@@ -127,10 +124,7 @@ describe('createNotifier with a real NOTIFY_SOCKET', () => {
 
   it('honours the watchdog when WATCHDOG_PID is this process', () => {
     const n = track(
-      createNotifier(
-        { NOTIFY_SOCKET: receiver().path, WATCHDOG_USEC: '30000000', WATCHDOG_PID: String(process.pid) },
-        vi.fn(),
-      ),
+      createNotifier({ NOTIFY_SOCKET: receiver().path, WATCHDOG_USEC: '30000000', WATCHDOG_PID: String(process.pid) }, vi.fn()),
     );
     expect(n.watchdogIntervalMs).toBe(15_000);
   });

@@ -7,7 +7,7 @@ import { silentLogger } from '../../../src/log.js';
 import { Deadman, Pager, pageAllowed, runDeadman, type PageEvent } from '../../../src/notify/pager.js';
 import { PolicySchema, type Policy } from '../../../src/config/schema.js';
 import { Store, type EventRow, type PageRow } from '../../../src/store/store.js';
-import { cleanup, flockFree, pidAlive, tempDir, testLeash, waitFor } from '../../support/helpers.js';
+import { cleanup, flockFree, tempDir, testLeash, waitFor } from '../../support/helpers.js';
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -27,7 +27,14 @@ function setup(policyFields: (d: string) => Record<string, unknown>, opts: { tim
   stores.push(store);
   let policy: Policy = PolicySchema.parse(policyFields(d));
   const clock = opts.clock ?? { now: () => Date.now() };
-  const pager = new Pager({ store, getPolicy: () => policy, clock, log: silentLogger, leash: () => testLeash(d), timeoutMs: opts.timeoutMs });
+  const pager = new Pager({
+    store,
+    getPolicy: () => policy,
+    clock,
+    log: silentLogger,
+    leash: () => testLeash(d),
+    timeoutMs: opts.timeoutMs,
+  });
   stoppers.push(() => pager.stop());
   return { d, store, pager, clock, setPolicy: (p: Policy) => (policy = p), getPolicy: () => policy };
 }
@@ -55,13 +62,16 @@ function captured(d: string): Array<Record<string, unknown>> {
 }
 
 const pages = (store: Store): PageRow[] => store.db.prepare('SELECT * FROM pages ORDER BY id').all() as PageRow[];
-const events = (store: Store, kind: string): EventRow[] => store.db.prepare('SELECT * FROM events WHERE kind = ? ORDER BY id').all(kind) as EventRow[];
+const events = (store: Store, kind: string): EventRow[] =>
+  store.db.prepare('SELECT * FROM events WHERE kind = ? ORDER BY id').all(kind) as EventRow[];
 
 describe('Pager', () => {
   it('pages only what policy.page.allow names: an event, an alert kind or a fingerprint', async () => {
     const t = setup((d) => ({ page: { allow: ['protected-zone', 'failed', 'db-backup:missed'], command: [capture(d)] } }));
     const ev = (e: Partial<PageEvent>): PageEvent => ({ event: 'alert', fingerprint: 'x:y', message: 'm', ...e });
-    expect(t.pager.page(ev({ event: 'protected-zone', fingerprint: 'zone:/etc/nginx', message: 'a protected file changed' }))).toBe('paging');
+    expect(t.pager.page(ev({ event: 'protected-zone', fingerprint: 'zone:/etc/nginx', message: 'a protected file changed' }))).toBe(
+      'paging',
+    );
     expect(t.pager.page(ev({ kind: 'failed', fingerprint: 'export:failed', job: 'export' }))).toBe('paging');
     expect(t.pager.page(ev({ kind: 'missed', fingerprint: 'db-backup:missed', job: 'db-backup' }))).toBe('paging');
     expect(t.pager.page(ev({ kind: 'wrong', fingerprint: 'export:wrong', job: 'export' }))).toBe('not-allowed');
@@ -85,7 +95,13 @@ describe('Pager', () => {
     const t = setup((d) => ({
       page: {
         allow: ['protected-zone'],
-        command: [script(d, 'slow', `i=0\nwhile [ ! -e '${d}/go' ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done\n[ -e '${d}/go' ] || { echo > '${d}/gave-up'; exit 9; }\ncat > '${d}/slow.json'`)],
+        command: [
+          script(
+            d,
+            'slow',
+            `i=0\nwhile [ ! -e '${d}/go' ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done\n[ -e '${d}/go' ] || { echo > '${d}/gave-up'; exit 9; }\ncat > '${d}/slow.json'`,
+          ),
+        ],
       },
     }));
     expect(t.pager.page({ event: 'protected-zone', fingerprint: 'z', message: 'm' })).toBe('paging');
@@ -95,7 +111,11 @@ describe('Pager', () => {
     writeFileSync(join(t.d, 'go'), '');
     await t.pager.idle();
     expect(pages(t.store)[0]!.outcome).toBe('sent');
-    expect(JSON.parse(readFileSync(join(t.d, 'slow.json'), 'utf8'))).toMatchObject({ event: 'protected-zone', fingerprint: 'z', message: 'm' });
+    expect(JSON.parse(readFileSync(join(t.d, 'slow.json'), 'utf8'))).toMatchObject({
+      event: 'protected-zone',
+      fingerprint: 'z',
+      message: 'm',
+    });
     expect(existsSync(join(t.d, 'gave-up'))).toBe(false);
   });
 
@@ -116,7 +136,11 @@ describe('Pager', () => {
     expect(restarted.page(ev)).toBe('paging');
     await restarted.idle();
     // The first two ran side by side; their order on the phone is not defined.
-    expect(captured(t.d).map((g) => g.fingerprint).sort()).toEqual(['export:failed', 'export:failed', 'report:failed']);
+    expect(
+      captured(t.d)
+        .map((g) => g.fingerprint)
+        .sort(),
+    ).toEqual(['export:failed', 'export:failed', 'report:failed']);
     expect(pages(t.store).map((p) => [p.fingerprint, p.outcome])).toEqual([
       ['export:failed', 'sent'],
       ['report:failed', 'sent'],
@@ -130,11 +154,28 @@ describe('Pager', () => {
 
   it('a page command that hangs is killed with its whole process group at the limit, and recorded', async () => {
     const t = setup(
-      (d) => ({ page: { allow: ['daemon-restart-loop'], command: [script(d, 'hang', `flock '${d}/main.lock' sleep 1000 &\nsetsid flock '${d}/child.lock' sleep 1000 &\necho up > '${d}/child'\nwait`)] } }),
+      (d) => ({
+        page: {
+          allow: ['daemon-restart-loop'],
+          command: [
+            script(
+              d,
+              'hang',
+              `flock '${d}/main.lock' sleep 1000 &\nsetsid flock '${d}/child.lock' sleep 1000 &\necho up > '${d}/child'\nwait`,
+            ),
+          ],
+        },
+      }),
       { timeoutMs: 300 },
     );
-    expect(t.pager.page({ event: 'daemon-restart-loop', fingerprint: 'daemon', message: 'restarted 5 times in 10 minutes' })).toBe('paging');
-    await waitFor(() => existsSync(join(t.d, 'child')) && !flockFree(join(t.d, 'main.lock')) && !flockFree(join(t.d, 'child.lock')), 10_000, 'the hang script and its escaped child');
+    expect(t.pager.page({ event: 'daemon-restart-loop', fingerprint: 'daemon', message: 'restarted 5 times in 10 minutes' })).toBe(
+      'paging',
+    );
+    await waitFor(
+      () => existsSync(join(t.d, 'child')) && !flockFree(join(t.d, 'main.lock')) && !flockFree(join(t.d, 'child.lock')),
+      10_000,
+      'the hang script and its escaped child',
+    );
     // Both hold their locks for 1000 s: idle() coming back, the row saying "timeout" and the locks
     // being free prove the pager killed the group at its limit instead of waiting for it.
     await t.pager.idle();
@@ -161,7 +202,9 @@ describe('Pager', () => {
   });
 
   it('a failing page command is recorded with its own words; a missing one says what to configure', async () => {
-    const t = setup((d) => ({ page: { allow: ['protected-zone'], command: [script(d, 'fail', 'echo "phone gateway: 401 unauthorized" >&2\nexit 3')] } }));
+    const t = setup((d) => ({
+      page: { allow: ['protected-zone'], command: [script(d, 'fail', 'echo "phone gateway: 401 unauthorized" >&2\nexit 3')] },
+    }));
     t.pager.page({ event: 'protected-zone', fingerprint: 'a', message: 'm' });
     await t.pager.idle();
     expect(pages(t.store)[0]).toMatchObject({ outcome: 'failed', detail: 'exited with code 3: phone gateway: 401 unauthorized' });
@@ -169,18 +212,31 @@ describe('Pager', () => {
     t.setPolicy(PolicySchema.parse({ page: { allow: ['protected-zone'], command: [join(t.d, 'does-not-exist')] } }));
     t.pager.page({ event: 'protected-zone', fingerprint: 'b', message: 'm' });
     await t.pager.idle();
-    expect(pages(t.store)[1]).toMatchObject({ outcome: 'failed', detail: expect.stringMatching(/^could not start: command not found: .*does-not-exist$/) });
+    expect(pages(t.store)[1]).toMatchObject({
+      outcome: 'failed',
+      detail: expect.stringMatching(/^could not start: command not found: .*does-not-exist$/),
+    });
 
     t.setPolicy(PolicySchema.parse({ page: { allow: ['protected-zone'] } }));
     expect(t.pager.page({ event: 'protected-zone', fingerprint: 'c', message: 'm' })).toBe('not-configured');
-    expect(pages(t.store)[2]).toMatchObject({ outcome: 'not-configured', detail: expect.stringMatching(/policy\.page\.command is not set/) });
+    expect(pages(t.store)[2]).toMatchObject({
+      outcome: 'not-configured',
+      detail: expect.stringMatching(/policy\.page\.command is not set/),
+    });
   });
 });
 
 describe('deadman', () => {
   it('runs policy.deadman and records an event row with the result', async () => {
     const t = setup((d) => ({ deadman: [script(d, 'ping', `echo ping >> '${d}/pings'`)] }));
-    const ok = await runDeadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, leash: () => testLeash(t.d), reason: 'manual' });
+    const ok = await runDeadman({
+      store: t.store,
+      getPolicy: t.getPolicy,
+      clock: t.clock,
+      log: silentLogger,
+      leash: () => testLeash(t.d),
+      reason: 'manual',
+    });
     expect(ok).toMatchObject({ ran: true, ok: true });
     expect(readFileSync(join(t.d, 'pings'), 'utf8')).toBe('ping\n');
     const [row] = events(t.store, 'deadman');
@@ -195,13 +251,30 @@ describe('deadman', () => {
     expect(JSON.parse(failed.data!)).toMatchObject({ ok: false, exitCode: 6 });
 
     t.setPolicy(PolicySchema.parse({}));
-    expect(await runDeadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, leash: () => testLeash(t.d), reason: 'hourly' })).toMatchObject({ ran: false });
+    expect(
+      await runDeadman({
+        store: t.store,
+        getPolicy: t.getPolicy,
+        clock: t.clock,
+        log: silentLogger,
+        leash: () => testLeash(t.d),
+        reason: 'hourly',
+      }),
+    ).toMatchObject({ ran: false });
     expect(events(t.store, 'deadman')).toHaveLength(2);
   });
 
   it('a hung deadman is killed at the limit and recorded as failed', async () => {
     const t = setup((d) => ({ deadman: [script(d, 'hang', 'exec sleep 1000')] }));
-    const r = await runDeadman({ store: t.store, getPolicy: t.getPolicy, clock: t.clock, log: silentLogger, leash: () => testLeash(t.d), reason: 'hourly', timeoutMs: 300 });
+    const r = await runDeadman({
+      store: t.store,
+      getPolicy: t.getPolicy,
+      clock: t.clock,
+      log: silentLogger,
+      leash: () => testLeash(t.d),
+      reason: 'hourly',
+      timeoutMs: 300,
+    });
     expect(r).toMatchObject({ ran: true, ok: false, detail: 'did not finish within 300ms and was killed' });
     expect(JSON.parse(events(t.store, 'deadman')[0]!.data!)).toMatchObject({ ok: false, timedOut: true });
   });

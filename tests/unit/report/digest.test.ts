@@ -8,7 +8,8 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { addDays, composeDigest, countFlips, digestDate, digestInstant, digestWindow, oneLine } from '../../../src/report/digest.js';
 import { DigestService, digestFile, type DigestRunResult } from '../../../src/notify/digester.js';
-import { compileJob, homePaths, type HomePaths, type Job } from '../../../src/config/home.js';
+import { compileJob, type Job } from '../../../src/config/home.js';
+import { homePaths, type HomePaths } from '../../../src/config/paths.js';
 import type { KillState } from '../../../src/control/killswitch.js';
 import { silentLogger } from '../../../src/log.js';
 import { sendDigestMail } from '../../../src/notify/mail.js';
@@ -48,7 +49,8 @@ function openStore(paths: HomePaths): Store {
 
 function jobsOf(home: string, pol: Policy, specs: Record<string, Record<string, unknown>>): Map<string, Job> {
   const m = new Map<string, Job>();
-  for (const [name, spec] of Object.entries(specs)) m.set(name, compileJob(name, join(home, 'jobs', `${name}.yaml`), home, JobSpecSchema.parse(spec), pol, 'h'));
+  for (const [name, spec] of Object.entries(specs))
+    m.set(name, compileJob(name, join(home, 'jobs', `${name}.yaml`), home, JobSpecSchema.parse(spec), pol, 'h'));
   return m;
 }
 
@@ -94,7 +96,9 @@ describe('the digest window', () => {
     expect(digestDate('UTC', Date.parse('2026-03-28T23:30:00Z'))).toBe('2026-03-28');
     expect(addDays('2026-02-28', 1)).toBe('2026-03-01');
     expect(addDays('2026-03-01', -1)).toBe('2026-02-28');
-    expect(digestInstant(policy({ timezone: 'America/New_York', digest: { at: '07:00' } }), '2026-03-08')).toBe(Date.parse('2026-03-08T07:00:00-04:00'));
+    expect(digestInstant(policy({ timezone: 'America/New_York', digest: { at: '07:00' } }), '2026-03-08')).toBe(
+      Date.parse('2026-03-08T07:00:00-04:00'),
+    );
     expect(() => digestWindow(zurich, '2026-02-30')).toThrow(/YYYY-MM-DD/);
     expect(() => digestWindow(zurich, '29.03.2026')).toThrow(/YYYY-MM-DD/);
   });
@@ -134,7 +138,13 @@ describe('composing the digest from SQLite rows', () => {
     store.raiseAlert({ job: 'export', kind: 'failed', at: w.from + 2 * H, message: 'first' });
     store.raiseAlert({ job: 'export', kind: 'failed', at: w.from + 5 * H, message: evil });
     store.raiseAlert({ job: 'db-backup', kind: 'failed', at: w.from + 18 * H, message: 'pg_dump: connection refused' });
-    store.raiseAlert({ job: 'report', kind: 'missed', at: w.from + 19 * H, message: 'report did not run', foldedUnder: 'db-backup:failed' });
+    store.raiseAlert({
+      job: 'report',
+      kind: 'missed',
+      at: w.from + 19 * H,
+      message: 'report did not run',
+      foldedUnder: 'db-backup:failed',
+    });
     store.raiseAlert({ job: 'cleanup', kind: 'missed', at: w.from + 3 * H, message: 'late' });
     store.resolveAlerts('cleanup', w.from + 4 * H, 'self-recovered');
     store.raiseAlert({ job: 'pinger', kind: 'missed', at: w.from - 5 * H, message: 'no ping' });
@@ -171,7 +181,15 @@ describe('composing the digest from SQLite rows', () => {
     const three = jobsOf(home, pol, { a: { command: ['true'] }, b: { command: ['true'] }, c: { command: ['true'] } });
     const ok = composeDigest({ store: empty, jobs: three, policy: pol, kill: KILL_OFF, date, window: w, now: w.to });
     expect(ok.text.split('\n')[0]).toBe('All 3 jobs healthy');
-    const halted = composeDigest({ store: empty, jobs: three, policy: pol, kill: { ...KILL_OFF, halted: true, reason: 'the kill switch is on' }, date, window: w, now: w.to });
+    const halted = composeDigest({
+      store: empty,
+      jobs: three,
+      policy: pol,
+      kill: { ...KILL_OFF, halted: true, reason: 'the kill switch is on' },
+      date,
+      window: w,
+      now: w.to,
+    });
     expect(halted.verdict).toBe('All 3 jobs healthy; kill switch is ON');
   });
 
@@ -183,7 +201,9 @@ describe('composing the digest from SQLite rows', () => {
     expect(d.text).toContain('- 12 runs: 5 ok, 3 failed, 1 timeout, 3 skipped-precheck');
     const exportRuns = inWindow.filter((r: RunRow) => r.job === 'export');
     expect(countFlips(exportRuns)).toBe(4);
-    expect(lineWith(d.text, '- export: 6 runs')).toMatch(/^- export: 6 runs \(3 ok, 2 failed, 1 timeout\); flipped 4 times between ok and failing; last failure 2026-03-28 \d\d:\d\d: "exit 4"$/);
+    expect(lineWith(d.text, '- export: 6 runs')).toMatch(
+      /^- export: 6 runs \(3 ok, 2 failed, 1 timeout\); flipped 4 times between ok and failing; last failure 2026-03-28 \d\d:\d\d: "exit 4"$/,
+    );
     expect(d.text).toContain('- db-backup: 1 run (1 failed); last failure 2026-03-29 00:30: "pg_dump: connection refused"');
     expect(d.text).toContain('- 2 other jobs ran without a failure');
     expect(d.text).toContain('- 3 runs skipped by pre-check (LLM runs saved)\n    - agent-sync: 3');
@@ -245,7 +265,9 @@ describe('composing the digest from SQLite rows', () => {
     const section = d.text.slice(d.text.indexOf('Next 24 hours'));
     // agent-sync every 15m: 96; export hourly: 24; db-backup and report daily: 1 each. cleanup is paused.
     expect(section).toContain('- 122 scheduled runs of 4 jobs');
-    expect(section).toContain('    - agent-sync: 96 runs, first 2026-03-29 07:15\n    - export: 24 runs, first 2026-03-29 08:00\n    - db-backup: 1 run, first 2026-03-30 02:00\n    - report: 1 run, first 2026-03-30 02:30');
+    expect(section).toContain(
+      '    - agent-sync: 96 runs, first 2026-03-29 07:15\n    - export: 24 runs, first 2026-03-29 08:00\n    - db-backup: 1 run, first 2026-03-30 02:00\n    - report: 1 run, first 2026-03-30 02:30',
+    );
     expect(section).toContain('- not counted, paused: cleanup');
     expect(section).not.toContain('pinger');
     expect(section).not.toContain('old');
@@ -285,7 +307,15 @@ describe('DigestService', () => {
       ...extra,
     });
     services.push(svc);
-    return { home, paths, store, svc, sent, setPolicy: (p: Record<string, unknown>) => (pol = policy({ timezone: 'UTC', ...p })), getPolicy: () => pol };
+    return {
+      home,
+      paths,
+      store,
+      svc,
+      sent,
+      setPolicy: (p: Record<string, unknown>) => (pol = policy({ timezone: 'UTC', ...p })),
+      getPolicy: () => pol,
+    };
   }
 
   async function mailbox(): Promise<Mailbox> {
@@ -300,7 +330,10 @@ describe('DigestService', () => {
     const midnight = Math.ceil(Date.now() / 86_400_000) * 86_400_000;
     const skew = midnight - 400 - Date.now();
     const clock = { now: () => Date.now() + skew };
-    const t = setup({ at: '00:00', to: ['ops@example.com'], from: 'nightshift@shop.example', smtp: { host: '127.0.0.1', port: box.port } }, { clock });
+    const t = setup(
+      { at: '00:00', to: ['ops@example.com'], from: 'nightshift@shop.example', smtp: { host: '127.0.0.1', port: box.port } },
+      { clock },
+    );
     const today = digestDate('UTC', clock.now());
     const tomorrow = addDays(today, 1);
     // Today's digest went out already: start() must not send it again.
@@ -384,7 +417,11 @@ describe('DigestService', () => {
       window: digestWindow(t.getPolicy(), addDays(today, 1)),
       now: Date.now(),
     });
-    expect(next.text).toMatch(new RegExp(`- ${today}: not sent after ${row.attempts} attempts \\(trying again .*\\); the text is in digests/${today}\\.md.*ECONNREFUSED`));
+    expect(next.text).toMatch(
+      new RegExp(
+        `- ${today}: not sent after ${row.attempts} attempts \\(trying again .*\\); the text is in digests/${today}\\.md.*ECONNREFUSED`,
+      ),
+    );
 
     // A new service on the same store (a restarted daemon) resumes the retries; now the server is up.
     const box = await mailbox();
@@ -463,7 +500,13 @@ describe('DigestService', () => {
     const row = t.store.getDigest('2026-03-29')!;
     expect(row.last_error).toBeNull();
     expect(row.attempts).toBe(0);
-    expect(await sendDigestMail(policy({ digest: { to: ['a@example.com'] } }).digest, { subject: 's', text: 't', html: 'h' }, { leash: testLeash() })).toMatchObject({
+    expect(
+      await sendDigestMail(
+        policy({ digest: { to: ['a@example.com'] } }).digest,
+        { subject: 's', text: 't', html: 'h' },
+        { leash: testLeash() },
+      ),
+    ).toMatchObject({
       ok: false,
       notConfigured: true,
       error: expect.stringMatching(/add digest\.smtp .* or digest\.sendmail/),

@@ -1,12 +1,20 @@
 // The launcher's sandbox, piece by piece, with real bwrap processes (the escape suite attacks it
 // whole through a daemon).
-import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { homePaths } from '../../../src/config/home.js';
-import { fixMounts, launch, leashOf, removeCreated, removeStrays, SANDBOX_HOME, socketFilter, type Confinement } from '../../../src/run/launch.js';
+import { homePaths } from '../../../src/config/paths.js';
+import {
+  fixMounts,
+  launch,
+  leashOf,
+  removeCreated,
+  removeStrays,
+  SANDBOX_HOME,
+  socketFilter,
+  type Confinement,
+} from '../../../src/run/launch.js';
 import { PolicySchema } from '../../../src/config/schema.js';
 import { cleanup, makeHome, tempDir } from '../../support/helpers.js';
 
@@ -16,7 +24,13 @@ afterAll(() => {
 });
 
 async function inside(c: Confinement, script: string, cwd: string): Promise<{ code: number | undefined; out: string }> {
-  const { sub } = launch(['sh', '-c', script], c, { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: SANDBOX_HOME }, reject: false, all: true, stdin: 'ignore' });
+  const { sub } = launch(['sh', '-c', script], c, {
+    cwd,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: SANDBOX_HOME },
+    reject: false,
+    all: true,
+    stdin: 'ignore',
+  });
   const r = await sub;
   return { code: r.exitCode, out: String(r.all ?? '') };
 }
@@ -77,7 +91,11 @@ rm -f ${run}/KILL || echo kill-kept`,
     const home = makeHome();
     dirs.push(home);
     const leash = leashOf(homePaths(home), null, join(home, 'state', 'KILL'));
-    const { sub } = launch(['pwd'], { profile: 'job', leash }, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, reject: false, stdin: 'ignore' });
+    const { sub } = launch(
+      ['pwd'],
+      { profile: 'job', leash },
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, reject: false, stdin: 'ignore' },
+    );
     expect(String((await sub).stdout).trim()).toBe(process.cwd());
   });
 });
@@ -112,7 +130,7 @@ echo stray > work/stray && echo stray-written`,
     expect(existsSync(join(work, 'stray'))).toBe(false);
   });
 
-  it('a missing touched folder is made first; the fix sees a private /tmp and HOME and nothing of the machine\'s /tmp', async () => {
+  it("a missing touched folder is made first; the fix sees a private /tmp and HOME and nothing of the machine's /tmp", async () => {
     const home = makeHome();
     dirs.push(home);
     const elsewhere = tempDir('ns-elsewhere-');
@@ -196,7 +214,7 @@ echo x > ${home}/other 2>/dev/null || echo home-read-only`,
     }
   });
 
-  it('a probe cannot reach the kernel keyrings (root\'s are uid 0\'s); a job can', async () => {
+  it("a probe cannot reach the kernel keyrings (root's are uid 0's); a job can", async () => {
     const keyctl = ({ x64: 250, arm64: 219 } as Record<string, number>)[process.arch]!;
     const home = makeHome();
     dirs.push(home);
@@ -217,7 +235,7 @@ echo x > ${home}/other 2>/dev/null || echo home-read-only`,
       data.writeUInt32LE(d.arch, 4);
       d.args.forEach((v, i) => data.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), 16 + i * 8));
       let A = 0;
-      for (let pc = 0; pc < prog.length / 8; ) {
+      for (let pc = 0; pc < prog.length / 8;) {
         const op = prog.readUInt16LE(pc * 8);
         const jt = prog[pc * 8 + 2]!;
         const jf = prog[pc * 8 + 3]!;

@@ -8,7 +8,8 @@ import { cleanup, FIXTURES, flockFree, job, pidAlive, tempDir, testLeash, waitFo
 const dir = tempDir('ns-runner-');
 afterAll(() => cleanup(dir));
 let seq = 0;
-const run = (j: ReturnType<typeof job>, logCap?: number) => new RunningProcess({ job: j, runId: ++seq, trigger: 'manual', logPath: join(dir, `${seq}.log`), logCap, leash: testLeash() });
+const run = (j: ReturnType<typeof job>, logCap?: number) =>
+  new RunningProcess({ job: j, runId: ++seq, trigger: 'manual', logPath: join(dir, `${seq}.log`), logCap, leash: testLeash() });
 
 describe('runner', () => {
   it('runs an argv command without a shell: metacharacters reach the program as text', async () => {
@@ -50,7 +51,14 @@ describe('runner', () => {
 
   it('on timeout kills the whole process group, grandchildren that ignore SIGTERM included', async () => {
     const pidfile = join(dir, 'gc.pids');
-    const p = run(job('forker', { command: [join(FIXTURES, 'grandchildren.sh'), pidfile, '4'], timeout: '700ms', killGrace: '300ms', seeAllProcesses: true }));
+    const p = run(
+      job('forker', {
+        command: [join(FIXTURES, 'grandchildren.sh'), pidfile, '4'],
+        timeout: '700ms',
+        killGrace: '300ms',
+        seeAllProcesses: true,
+      }),
+    );
     await waitFor(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim().split('\n').length === 4, 5000, 'grandchildren');
     const pids = readFileSync(pidfile, 'utf8').trim().split('\n').map(Number);
     expect(pids.every(pidAlive)).toBe(true);
@@ -71,7 +79,9 @@ describe('runner', () => {
 
   it('a job that exits before its children leaves no process behind', async () => {
     const pidfile = join(dir, 'bg.pid');
-    const r = await run(job('leaver', { command: [join(FIXTURES, 'exit-before-children.sh'), pidfile], killGrace: '1s', seeAllProcesses: true })).done;
+    const r = await run(
+      job('leaver', { command: [join(FIXTURES, 'exit-before-children.sh'), pidfile], killGrace: '1s', seeAllProcesses: true }),
+    ).done;
     expect(r.outcome).toBe('ok');
     const pid = Number(readFileSync(pidfile, 'utf8'));
     await waitFor(() => !pidAlive(pid), 3000, 'leftover child gone');
@@ -81,7 +91,13 @@ describe('runner', () => {
   it('contained (the default): grandchildren that ignore SIGTERM and escape with setsid die with the run at its timeout', async () => {
     const lock = join(dir, 'gc-contained.lock');
     const started = join(dir, 'gc-contained.started');
-    const p = run(job('forker2', { shell: `setsid flock ${lock} sh -c 'trap "" TERM; echo up > ${started}; while :; do sleep 1; done' & wait`, timeout: '700ms', killGrace: '300ms' }));
+    const p = run(
+      job('forker2', {
+        shell: `setsid flock ${lock} sh -c 'trap "" TERM; echo up > ${started}; while :; do sleep 1; done' & wait`,
+        timeout: '700ms',
+        killGrace: '300ms',
+      }),
+    );
     await waitFor(() => existsSync(started), 5000, 'the escaped grandchild');
     expect(flockFree(lock)).toBe(false); // held by the grandchild
     const r = await p.done;
@@ -92,7 +108,11 @@ describe('runner', () => {
   it('contained (the default): a job that exits before its children leaves no process behind', async () => {
     const lock = join(dir, 'leaver-contained.lock');
     const started = join(dir, 'leaver-contained.started');
-    const r = await run(job('leaver2', { shell: `setsid -f flock ${lock} sh -c 'echo up > ${started}; while :; do sleep 1; done'; while [ ! -e ${started} ]; do sleep 0.05; done; echo main exiting` })).done;
+    const r = await run(
+      job('leaver2', {
+        shell: `setsid -f flock ${lock} sh -c 'echo up > ${started}; while :; do sleep 1; done'; while [ ! -e ${started} ]; do sleep 0.05; done; echo main exiting`,
+      }),
+    ).done;
     expect(r.outcome).toBe('ok');
     expect(existsSync(started)).toBe(true);
     await waitFor(() => flockFree(lock), 3000, 'the leftover gone (its lock released)');
@@ -131,7 +151,11 @@ describe('runner', () => {
     const r = await run(
       job('wrongish', {
         shell: 'echo exported 0 orders',
-        expect: { files: [{ path: out, minBytes: 100 }, { path: join(dir, 'absent.csv') }], outputMatches: 'exported [1-9][0-9]* orders', minDuration: '2s' },
+        expect: {
+          files: [{ path: out, minBytes: 100 }, { path: join(dir, 'absent.csv') }],
+          outputMatches: 'exported [1-9][0-9]* orders',
+          minDuration: '2s',
+        },
       }),
     ).done;
     expect(r.outcome).toBe('wrong');
@@ -143,14 +167,21 @@ describe('runner', () => {
 
   it('a pattern that backtracks forever cannot freeze the daemon: bounded, and counted as not matched', async () => {
     // Unbounded, this pattern would take hours on this text; the test's own timeout would fail it.
-    const r = await run(job('redos', { shell: "printf 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!'", expect: { outputMatches: '(a+)+$' } })).done;
+    const r = await run(
+      job('redos', { shell: "printf 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!'", expect: { outputMatches: '(a+)+$' } }),
+    ).done;
     expect(r.outcome).toBe('wrong');
     expect(r.reason).toContain('backtracks badly');
   });
 
   it('expectations that hold give ok; a stale file is wrong', async () => {
     const out = join(dir, 'fresh.csv');
-    const ok = await run(job('fresh', { shell: `printf 'a,b,c\\n1,2,3\\n' > ${out}; echo exported 7 orders`, expect: { files: [{ path: out, maxAge: '1m', minBytes: 5 }], outputMatches: 'exported [1-9]' } })).done;
+    const ok = await run(
+      job('fresh', {
+        shell: `printf 'a,b,c\\n1,2,3\\n' > ${out}; echo exported 7 orders`,
+        expect: { files: [{ path: out, maxAge: '1m', minBytes: 5 }], outputMatches: 'exported [1-9]' },
+      }),
+    ).done;
     expect(ok.outcome).toBe('ok');
     const stale = join(dir, 'stale.csv');
     writeFileSync(stale, 'old data here');
@@ -164,10 +195,19 @@ describe('runner', () => {
 
 describe('pre-check (fail open)', () => {
   it('only a first line of exactly IDLE skips', async () => {
-    expect((await runPrecheck(job('p1', { command: ['true'], precheck: ['sh', '-c', 'echo IDLE'] }), { leash: testLeash() })).idle).toBe(true);
-    expect((await runPrecheck(job('p2', { command: ['true'], precheck: ['sh', '-c', 'echo "  IDLE  "; echo more'] }), { leash: testLeash() })).idle).toBe(true);
-    expect((await runPrecheck(job('p3', { command: ['true'], precheck: ['sh', '-c', 'echo idle'] }), { leash: testLeash() })).idle).toBe(false);
-    expect((await runPrecheck(job('p4', { command: ['true'], precheck: ['sh', '-c', 'echo WORK; echo IDLE'] }), { leash: testLeash() })).idle).toBe(false);
+    expect((await runPrecheck(job('p1', { command: ['true'], precheck: ['sh', '-c', 'echo IDLE'] }), { leash: testLeash() })).idle).toBe(
+      true,
+    );
+    expect(
+      (await runPrecheck(job('p2', { command: ['true'], precheck: ['sh', '-c', 'echo "  IDLE  "; echo more'] }), { leash: testLeash() }))
+        .idle,
+    ).toBe(true);
+    expect((await runPrecheck(job('p3', { command: ['true'], precheck: ['sh', '-c', 'echo idle'] }), { leash: testLeash() })).idle).toBe(
+      false,
+    );
+    expect(
+      (await runPrecheck(job('p4', { command: ['true'], precheck: ['sh', '-c', 'echo WORK; echo IDLE'] }), { leash: testLeash() })).idle,
+    ).toBe(false);
   });
 
   it('an error, a crash or a timeout means run', async () => {
@@ -175,13 +215,18 @@ describe('pre-check (fail open)', () => {
     expect(missing).toMatchObject({ idle: false });
     expect(missing.reason).toContain('running the job anyway');
     // A pre-check that says IDLE but then fails is broken: its verdict is not trusted (fail open).
-    const failing = await runPrecheck(job('p6', { command: ['true'], precheck: ['sh', '-c', 'echo IDLE; exit 1'] }), { leash: testLeash() });
+    const failing = await runPrecheck(job('p6', { command: ['true'], precheck: ['sh', '-c', 'echo IDLE; exit 1'] }), {
+      leash: testLeash(),
+    });
     expect(failing.idle).toBe(false);
     expect(failing.reason).toContain('exited with code 1; running the job anyway');
     const crash = await runPrecheck(job('p7', { command: ['true'], precheck: ['sh', '-c', 'kill -9 $$'] }), { leash: testLeash() });
     expect(crash.idle).toBe(false);
     // A grandchild holding stdout open must not keep us waiting 30 s (the test timeout would catch that).
-    const slow = await runPrecheck(job('p8', { command: ['true'], precheck: ['sh', '-c', 'sleep 30 & sleep 30; echo IDLE'] }), { timeoutMs: 300, leash: testLeash() });
+    const slow = await runPrecheck(job('p8', { command: ['true'], precheck: ['sh', '-c', 'sleep 30 & sleep 30; echo IDLE'] }), {
+      timeoutMs: 300,
+      leash: testLeash(),
+    });
     expect(slow.idle).toBe(false);
     expect(slow.reason).toContain('timed out');
   });

@@ -50,7 +50,10 @@ describe('parseCron: fields', () => {
     expect(e.minutes).toEqual([0]);
     expect(e.hours).toEqual([12]);
     expect(naiveRuns('*/20 0 12 * * *', '2026-05-01T12:00:00', 4)).toEqual([
-      '2026-05-01T12:00:20', '2026-05-01T12:00:40', '2026-05-02T12:00:00', '2026-05-02T12:00:20',
+      '2026-05-01T12:00:20',
+      '2026-05-01T12:00:40',
+      '2026-05-02T12:00:00',
+      '2026-05-02T12:00:20',
     ]);
   });
 
@@ -127,12 +130,18 @@ describe('Vixie day-of-month / day-of-week rule', () => {
   it('ORs them when both are restricted: "0 0 13 * fri" runs on every 13th and every Friday', () => {
     // April 2026: the 13th is a Monday.
     expect(naiveRuns('0 0 13 * fri', '2026-04-01T00:00:00', 6)).toEqual([
-      '2026-04-03T00:00:00', '2026-04-10T00:00:00', '2026-04-13T00:00:00',
-      '2026-04-17T00:00:00', '2026-04-24T00:00:00', '2026-05-01T00:00:00',
+      '2026-04-03T00:00:00',
+      '2026-04-10T00:00:00',
+      '2026-04-13T00:00:00',
+      '2026-04-17T00:00:00',
+      '2026-04-24T00:00:00',
+      '2026-05-01T00:00:00',
     ]);
     // February and March 2026 both have a Friday the 13th: one run, not two.
     expect(naiveRuns('0 0 13 * fri', '2026-02-12T00:00:00', 3)).toEqual([
-      '2026-02-13T00:00:00', '2026-02-20T00:00:00', '2026-02-27T00:00:00',
+      '2026-02-13T00:00:00',
+      '2026-02-20T00:00:00',
+      '2026-02-27T00:00:00',
     ]);
   });
 
@@ -147,7 +156,10 @@ describe('Vixie day-of-month / day-of-week rule', () => {
   it('ANDs them when a field starts with "*" even if it has a step', () => {
     // Odd days that are Fridays: Apr 3, 17, May 1, 15, 29 ...
     expect(naiveRuns('0 0 */2 * fri', '2026-04-01T00:00:00', 4)).toEqual([
-      '2026-04-03T00:00:00', '2026-04-17T00:00:00', '2026-05-01T00:00:00', '2026-05-15T00:00:00',
+      '2026-04-03T00:00:00',
+      '2026-04-17T00:00:00',
+      '2026-05-01T00:00:00',
+      '2026-05-15T00:00:00',
     ]);
   });
 });
@@ -170,7 +182,9 @@ describe('nextMatchNaive', () => {
   it('carries over hour, day, month and year ends', () => {
     expect(naiveRuns('59 23 31 12 *', '2026-12-31T23:58:00', 2)).toEqual(['2026-12-31T23:59:00', '2027-12-31T23:59:00']);
     expect(naiveRuns('0 0 31 * *', '2026-01-31T00:00:00', 3)).toEqual([
-      '2026-03-31T00:00:00', '2026-05-31T00:00:00', '2026-07-31T00:00:00',
+      '2026-03-31T00:00:00',
+      '2026-05-31T00:00:00',
+      '2026-07-31T00:00:00',
     ]);
     expect(naiveRuns('58-59/1 59 23 * * *', '2026-02-28T23:59:58', 2)).toEqual(['2026-02-28T23:59:59', '2026-03-01T23:59:58']);
   });
@@ -195,7 +209,7 @@ describe('nextMatchNaive', () => {
         continue;
       }
       const unit = e.hasSeconds ? 1000 : 60_000;
-      let t = naiveOf('2026-01-01T00:00:00') + Math.floor(rand() * 365 * 86_400_000 / unit) * unit;
+      let t = naiveOf('2026-01-01T00:00:00') + Math.floor((rand() * 365 * 86_400_000) / unit) * unit;
       const end = t + (e.hasSeconds ? 3 : 40) * 86_400_000;
       let expected = t + unit;
       for (let found = 0; found < 3; found++) {
@@ -254,13 +268,35 @@ describe('parseCron: refusals an operator can act on', () => {
   // it); validate warns with the note, or with why it never runs.
   it.each([
     ['*/61 * * * *', { minutes: [0] }, null, []],
-    ['0 5-2 * * *', { hours: [] }, '"0 5-2 * * *" never runs: its hour field sets no value', ['hour field "5-2": range 5-2 goes backwards (start 5 is after end 2); Debian\'s cron sets no value for it']],
-    ['*5 * * * *', { minutes: Array.from({ length: 60 }, (_, i) => i) }, null, ['minute field "*5": Debian\'s cron reads it up to "*" and ignores "5"']],
-    ['0 0 * * 5#2', { daysOfWeek: [5] }, null, ['day-of-week field "5#2": Debian\'s cron reads it up to "5" and ignores "#2" (the "nth weekday" of Quartz is not cron syntax)']],
+    [
+      '0 5-2 * * *',
+      { hours: [] },
+      '"0 5-2 * * *" never runs: its hour field sets no value',
+      ['hour field "5-2": range 5-2 goes backwards (start 5 is after end 2); Debian\'s cron sets no value for it'],
+    ],
+    [
+      '*5 * * * *',
+      { minutes: Array.from({ length: 60 }, (_, i) => i) },
+      null,
+      ['minute field "*5": Debian\'s cron reads it up to "*" and ignores "5"'],
+    ],
+    [
+      '0 0 * * 5#2',
+      { daysOfWeek: [5] },
+      null,
+      ['day-of-week field "5#2": Debian\'s cron reads it up to "5" and ignores "#2" (the "nth weekday" of Quartz is not cron syntax)'],
+    ],
     ['0 0 30 2 *', { daysOfMonth: [30] }, '"0 0 30 2 *" never runs: February has no day 30', []],
     ['0 0 31 4,6 *', { months: [4, 6] }, '"0 0 31 4,6 *" never runs: April and June have no day 31', []],
     ['0 0 30,31 feb *', { months: [2] }, '"0 0 30,31 feb *" never runs: February has no days 30,31', []],
-    ['0 0 * * fri-sun', { daysOfWeek: [] }, '"0 0 * * fri-sun" never runs: its day-of-week field sets no day', ['day-of-week field "fri-sun": range fri-sun goes backwards (start 5 is after end 0; Sunday can also be written 7, as in fri-7); Debian\'s cron sets no value for it']],
+    [
+      '0 0 * * fri-sun',
+      { daysOfWeek: [] },
+      '"0 0 * * fri-sun" never runs: its day-of-week field sets no day',
+      [
+        'day-of-week field "fri-sun": range fri-sun goes backwards (start 5 is after end 0; Sunday can also be written 7, as in fri-7); Debian\'s cron sets no value for it',
+      ],
+    ],
   ] as const)('accepts %j as Debian does, and says what it means', (expr, values, never, notes) => {
     const e = parseCron(expr);
     expect(e).toMatchObject(values);
@@ -282,20 +318,31 @@ describe('cross-check with node-cron validate()', () => {
   // lenient than Debian cron (Quartz L/W/#/?, full day names, reversed ranges, impossible
   // dates), so those are not compared.
   it.each([
-    '* * * * *', '*/5 * * * *', '0 0 * * *', '30 2 * * 1-5', '0 9-17/2 * * mon-fri', '15 14 1 * *',
-    '0 0 1 jan,jul *', '*/10 * * * * *', '0 0 12 * * sun', '0 22 * * 7', '5,10,15 * * * *', '@daily', '@hourly',
+    '* * * * *',
+    '*/5 * * * *',
+    '0 0 * * *',
+    '30 2 * * 1-5',
+    '0 9-17/2 * * mon-fri',
+    '15 14 1 * *',
+    '0 0 1 jan,jul *',
+    '*/10 * * * * *',
+    '0 0 12 * * sun',
+    '0 22 * * 7',
+    '5,10,15 * * * *',
+    '@daily',
+    '@hourly',
   ])('both accept %j', (expr) => {
     expect(cron.validate(expr)).toBe(true);
     expect(() => parseCron(expr)).not.toThrow();
   });
 
-  it.each([
-    '60 * * * *', '* 24 * * *', '* * 32 * *', '* * * 13 *', '* * * * 8', '* * * *', 'a b c d e',
-    '0 0 * foo *', '* * * * * * *',
-  ])('both refuse %j', (expr) => {
-    expect(cron.validate(expr)).toBe(false);
-    expect(() => parseCron(expr)).toThrow(CronError);
-  });
+  it.each(['60 * * * *', '* 24 * * *', '* * 32 * *', '* * * 13 *', '* * * * 8', '* * * *', 'a b c d e', '0 0 * foo *', '* * * * * * *'])(
+    'both refuse %j',
+    (expr) => {
+      expect(cron.validate(expr)).toBe(false);
+      expect(() => parseCron(expr)).toThrow(CronError);
+    },
+  );
 });
 
 // ---- helpers ---------------------------------------------------------------------------
@@ -306,9 +353,11 @@ function bruteMatch(e: CronExpr, naive: number): boolean {
   const dom = e.daysOfMonth.includes(d.getUTCDate());
   const dow = e.daysOfWeek.includes(d.getUTCDay());
   const day = !e.domStar && !e.dowStar ? dom || dow : dom && dow;
-  return day
-    && e.months.includes(d.getUTCMonth() + 1)
-    && e.hours.includes(d.getUTCHours())
-    && e.minutes.includes(d.getUTCMinutes())
-    && e.seconds.includes(d.getUTCSeconds());
+  return (
+    day &&
+    e.months.includes(d.getUTCMonth() + 1) &&
+    e.hours.includes(d.getUTCHours()) &&
+    e.minutes.includes(d.getUTCMinutes()) &&
+    e.seconds.includes(d.getUTCSeconds())
+  );
 }

@@ -3,12 +3,7 @@ import cron from 'node-cron';
 import { matchesNaive, parseCron } from '../../../src/schedule/cron.js';
 import { mulberry32, randomExpr } from '../../support/random-cron.js';
 import { formatInstant, nextAfter, nextInstants, type Schedule } from '../../../src/schedule/instants.js';
-import {
-  isValidTimeZone,
-  offsetAt,
-  systemTimeZone,
-  transitionsBetween,
-} from '../../../src/schedule/timezone.js';
+import { isValidTimeZone, offsetAt, systemTimeZone, transitionsBetween } from '../../../src/schedule/timezone.js';
 
 const at = (isoWithOffset: string): number => {
   const t = Date.parse(isoWithOffset);
@@ -48,8 +43,9 @@ describe('timezone', () => {
 
   it('finds the exact changes', () => {
     const year = (tz: string) =>
-      transitionsBetween(tz, at('2026-01-01T00:00Z'), at('2027-01-01T00:00Z'))
-        .map((t) => `${new Date(t.at).toISOString()} ${t.before}->${t.after}`);
+      transitionsBetween(tz, at('2026-01-01T00:00Z'), at('2027-01-01T00:00Z')).map(
+        (t) => `${new Date(t.at).toISOString()} ${t.before}->${t.after}`,
+      );
     expect(year('Europe/Zurich')).toEqual(['2026-03-29T01:00:00.000Z 60->120', '2026-10-25T01:00:00.000Z 120->60']);
     expect(year('America/New_York')).toEqual(['2026-03-08T07:00:00.000Z -300->-240', '2026-11-01T06:00:00.000Z -240->-300']);
     expect(year('Australia/Lord_Howe')).toEqual(['2026-04-04T15:00:00.000Z 660->630', '2026-10-03T15:30:00.000Z 630->660']);
@@ -99,7 +95,9 @@ describe('every', () => {
     expect(nextAfter(s, at('2026-05-01T10:00:10.500Z'))).toBe(at('2026-05-01T10:00:30Z'));
     const hourly: Schedule = { kind: 'every', ms: 3_600_000 };
     expect(nextInstants(hourly, at('2026-05-01T10:20Z'), 3).map((t) => formatInstant(t, 'Europe/Zurich'))).toEqual([
-      '2026-05-01T13:00:00+02:00', '2026-05-01T14:00:00+02:00', '2026-05-01T15:00:00+02:00',
+      '2026-05-01T13:00:00+02:00',
+      '2026-05-01T14:00:00+02:00',
+      '2026-05-01T15:00:00+02:00',
     ]);
     // A 7-minute interval does not line up with the hour: still the same instants after a restart.
     const seven: Schedule = { kind: 'every', ms: 7 * 60_000 };
@@ -112,7 +110,10 @@ describe('every', () => {
   it('ignores daylight saving: a real interval', () => {
     const s: Schedule = { kind: 'every', ms: 3_600_000 };
     expect(nextInstants(s, at('2026-10-25T00:30+02:00'), 4).map((t) => formatInstant(t, 'Europe/Zurich'))).toEqual([
-      '2026-10-25T01:00:00+02:00', '2026-10-25T02:00:00+02:00', '2026-10-25T02:00:00+01:00', '2026-10-25T03:00:00+01:00',
+      '2026-10-25T01:00:00+02:00',
+      '2026-10-25T02:00:00+02:00',
+      '2026-10-25T02:00:00+01:00',
+      '2026-10-25T03:00:00+01:00',
     ]);
   });
 
@@ -124,16 +125,17 @@ describe('every', () => {
 describe('cron in UTC and without transitions', () => {
   it('counts instants and is strictly after', () => {
     expect(runs('0 9 * * mon-fri', 'UTC', '2026-05-01T09:00:00Z', 3)).toEqual([
-      '2026-05-04T09:00:00+00:00', '2026-05-05T09:00:00+00:00', '2026-05-06T09:00:00+00:00',
+      '2026-05-04T09:00:00+00:00',
+      '2026-05-05T09:00:00+00:00',
+      '2026-05-06T09:00:00+00:00',
     ]);
     expect(nextInstants(cronIn('* * * * *', 'UTC'), 0, 0)).toEqual([]);
     expect(nextInstants(cronIn('* * * * *', 'UTC'), 0, 120)).toHaveLength(120);
     expect(runs('*/20 * * * * *', 'UTC', '2026-05-01T09:00:00.500Z', 2)).toEqual([
-      '2026-05-01T09:00:20+00:00', '2026-05-01T09:00:40+00:00',
+      '2026-05-01T09:00:20+00:00',
+      '2026-05-01T09:00:40+00:00',
     ]);
-    expect(runs('0 0 1 1 *', 'Asia/Tokyo', '2026-06-01T00:00Z', 2)).toEqual([
-      '2027-01-01T00:00:00+09:00', '2028-01-01T00:00:00+09:00',
-    ]);
+    expect(runs('0 0 1 1 *', 'Asia/Tokyo', '2026-06-01T00:00Z', 2)).toEqual(['2027-01-01T00:00:00+09:00', '2028-01-01T00:00:00+09:00']);
   });
 
   it('returns fewer instants when the schedule ends within the horizon', () => {
@@ -148,14 +150,16 @@ describe('Europe/Zurich daylight saving (Debian rule)', () => {
 
   it('spring forward 2026-03-29: a fixed-time job in the skipped hour runs right after the change', () => {
     expect(runs('30 2 * * *', tz, '2026-03-28T12:00+01:00', 3)).toEqual([
-      '2026-03-29T03:00:00+02:00', '2026-03-30T02:30:00+02:00', '2026-03-31T02:30:00+02:00',
+      '2026-03-29T03:00:00+02:00',
+      '2026-03-30T02:30:00+02:00',
+      '2026-03-31T02:30:00+02:00',
     ]);
     // Several skipped times coalesce into one run; a job at 03:00 is not run twice either.
-    expect(runs('0,15,30,45 2 * * *', tz, '2026-03-29T01:50+01:00', 2)).toEqual([
-      '2026-03-29T03:00:00+02:00', '2026-03-30T02:00:00+02:00',
-    ]);
+    expect(runs('0,15,30,45 2 * * *', tz, '2026-03-29T01:50+01:00', 2)).toEqual(['2026-03-29T03:00:00+02:00', '2026-03-30T02:00:00+02:00']);
     expect(runs('30 2,3 * * *', tz, '2026-03-29T00:00+01:00', 3)).toEqual([
-      '2026-03-29T03:00:00+02:00', '2026-03-29T03:30:00+02:00', '2026-03-30T02:30:00+02:00',
+      '2026-03-29T03:00:00+02:00',
+      '2026-03-29T03:30:00+02:00',
+      '2026-03-30T02:30:00+02:00',
     ]);
     // A 6-field fixed-time job (seconds) too.
     expect(runs('15 30 2 * * *', tz, '2026-03-29T00:00+01:00', 1)).toEqual(['2026-03-29T03:00:00+02:00']);
@@ -163,7 +167,9 @@ describe('Europe/Zurich daylight saving (Debian rule)', () => {
 
   it('spring forward: wildcard jobs keep the real interval and have no runs in the gap', () => {
     expect(runs('*/30 * * * *', tz, '2026-03-29T01:00+01:00', 3)).toEqual([
-      '2026-03-29T01:30:00+01:00', '2026-03-29T03:00:00+02:00', '2026-03-29T03:30:00+02:00',
+      '2026-03-29T01:30:00+01:00',
+      '2026-03-29T03:00:00+02:00',
+      '2026-03-29T03:30:00+02:00',
     ]);
     // Wildcard in the minute: "every minute of 2 o'clock" has no 2 o'clock that day.
     expect(runs('* 2 * * *', tz, '2026-03-29T00:00+01:00', 1)).toEqual(['2026-03-30T02:00:00+02:00']);
@@ -171,28 +177,31 @@ describe('Europe/Zurich daylight saving (Debian rule)', () => {
 
   it('fall back 2026-10-25: a fixed-time job in the repeated hour runs once, at the first pass', () => {
     expect(runs('30 2 * * *', tz, '2026-10-24T12:00+02:00', 3)).toEqual([
-      '2026-10-25T02:30:00+02:00', '2026-10-26T02:30:00+01:00', '2026-10-27T02:30:00+01:00',
+      '2026-10-25T02:30:00+02:00',
+      '2026-10-26T02:30:00+01:00',
+      '2026-10-27T02:30:00+01:00',
     ]);
     // From inside the second pass: already ran this wall-clock time.
     expect(runs('30 2 * * *', tz, '2026-10-25T02:10+01:00', 1)).toEqual(['2026-10-26T02:30:00+01:00']);
     // From inside the first pass, before 02:30.
-    expect(runs('30 2 * * *', tz, '2026-10-25T02:10+02:00', 2)).toEqual([
-      '2026-10-25T02:30:00+02:00', '2026-10-26T02:30:00+01:00',
-    ]);
+    expect(runs('30 2 * * *', tz, '2026-10-25T02:10+02:00', 2)).toEqual(['2026-10-25T02:30:00+02:00', '2026-10-26T02:30:00+01:00']);
     // A fixed-time job after the repeated span still runs normally.
     expect(runs('15 3 * * *', tz, '2026-10-25T02:10+01:00', 1)).toEqual(['2026-10-25T03:15:00+01:00']);
   });
 
   it('fall back: wildcard jobs run in both passes, every real half hour', () => {
     expect(runs('*/30 * * * *', tz, '2026-10-25T01:50+02:00', 5)).toEqual([
-      '2026-10-25T02:00:00+02:00', '2026-10-25T02:30:00+02:00',
-      '2026-10-25T02:00:00+01:00', '2026-10-25T02:30:00+01:00', '2026-10-25T03:00:00+01:00',
+      '2026-10-25T02:00:00+02:00',
+      '2026-10-25T02:30:00+02:00',
+      '2026-10-25T02:00:00+01:00',
+      '2026-10-25T02:30:00+01:00',
+      '2026-10-25T03:00:00+01:00',
     ]);
-    expect(runs('*/30 * * * *', tz, '2026-10-25T02:10+01:00', 2)).toEqual([
-      '2026-10-25T02:30:00+01:00', '2026-10-25T03:00:00+01:00',
-    ]);
+    expect(runs('*/30 * * * *', tz, '2026-10-25T02:10+01:00', 2)).toEqual(['2026-10-25T02:30:00+01:00', '2026-10-25T03:00:00+01:00']);
     expect(runs('@hourly', tz, '2026-10-25T01:30+02:00', 3)).toEqual([
-      '2026-10-25T02:00:00+02:00', '2026-10-25T02:00:00+01:00', '2026-10-25T03:00:00+01:00',
+      '2026-10-25T02:00:00+02:00',
+      '2026-10-25T02:00:00+01:00',
+      '2026-10-25T03:00:00+01:00',
     ]);
   });
 });
@@ -201,34 +210,33 @@ describe('America/New_York daylight saving (Debian rule)', () => {
   const tz = 'America/New_York';
 
   it('spring forward 2026-03-08 (02:00 EST -> 03:00 EDT)', () => {
-    expect(runs('30 2 * * *', tz, '2026-03-07T12:00-05:00', 2)).toEqual([
-      '2026-03-08T03:00:00-04:00', '2026-03-09T02:30:00-04:00',
-    ]);
-    expect(runs('30 1 * * *', tz, '2026-03-07T12:00-05:00', 2)).toEqual([
-      '2026-03-08T01:30:00-05:00', '2026-03-09T01:30:00-04:00',
-    ]);
+    expect(runs('30 2 * * *', tz, '2026-03-07T12:00-05:00', 2)).toEqual(['2026-03-08T03:00:00-04:00', '2026-03-09T02:30:00-04:00']);
+    expect(runs('30 1 * * *', tz, '2026-03-07T12:00-05:00', 2)).toEqual(['2026-03-08T01:30:00-05:00', '2026-03-09T01:30:00-04:00']);
     expect(runs('*/15 * * * *', tz, '2026-03-08T01:30-05:00', 3)).toEqual([
-      '2026-03-08T01:45:00-05:00', '2026-03-08T03:00:00-04:00', '2026-03-08T03:15:00-04:00',
+      '2026-03-08T01:45:00-05:00',
+      '2026-03-08T03:00:00-04:00',
+      '2026-03-08T03:15:00-04:00',
     ]);
   });
 
   it('fall back 2026-11-01 (02:00 EDT -> 01:00 EST)', () => {
-    expect(runs('30 1 * * *', tz, '2026-10-31T12:00-04:00', 2)).toEqual([
-      '2026-11-01T01:30:00-04:00', '2026-11-02T01:30:00-05:00',
-    ]);
+    expect(runs('30 1 * * *', tz, '2026-10-31T12:00-04:00', 2)).toEqual(['2026-11-01T01:30:00-04:00', '2026-11-02T01:30:00-05:00']);
     expect(runs('30 1 * * *', tz, '2026-11-01T01:10-05:00', 1)).toEqual(['2026-11-02T01:30:00-05:00']);
     // 02:30 exists once (in EST); it is not part of the repeated hour.
-    expect(runs('30 2 * * *', tz, '2026-10-31T12:00-04:00', 2)).toEqual([
-      '2026-11-01T02:30:00-05:00', '2026-11-02T02:30:00-05:00',
-    ]);
+    expect(runs('30 2 * * *', tz, '2026-10-31T12:00-04:00', 2)).toEqual(['2026-11-01T02:30:00-05:00', '2026-11-02T02:30:00-05:00']);
     expect(runs('*/15 * * * *', tz, '2026-11-01T00:50-04:00', 10)).toEqual([
-      '2026-11-01T01:00:00-04:00', '2026-11-01T01:15:00-04:00', '2026-11-01T01:30:00-04:00', '2026-11-01T01:45:00-04:00',
-      '2026-11-01T01:00:00-05:00', '2026-11-01T01:15:00-05:00', '2026-11-01T01:30:00-05:00', '2026-11-01T01:45:00-05:00',
-      '2026-11-01T02:00:00-05:00', '2026-11-01T02:15:00-05:00',
+      '2026-11-01T01:00:00-04:00',
+      '2026-11-01T01:15:00-04:00',
+      '2026-11-01T01:30:00-04:00',
+      '2026-11-01T01:45:00-04:00',
+      '2026-11-01T01:00:00-05:00',
+      '2026-11-01T01:15:00-05:00',
+      '2026-11-01T01:30:00-05:00',
+      '2026-11-01T01:45:00-05:00',
+      '2026-11-01T02:00:00-05:00',
+      '2026-11-01T02:15:00-05:00',
     ]);
-    expect(runs('*/15 * * * *', tz, '2026-11-01T01:40-05:00', 2)).toEqual([
-      '2026-11-01T01:45:00-05:00', '2026-11-01T02:00:00-05:00',
-    ]);
+    expect(runs('*/15 * * * *', tz, '2026-11-01T01:40-05:00', 2)).toEqual(['2026-11-01T01:45:00-05:00', '2026-11-01T02:00:00-05:00']);
   });
 });
 
@@ -236,21 +244,21 @@ describe('other zones', () => {
   it('Australia/Lord_Howe shifts by 30 minutes', () => {
     const tz = 'Australia/Lord_Howe';
     // 2026-10-04 02:00 +10:30 -> 02:30 +11:00
-    expect(runs('15 2 * * *', tz, '2026-10-03T12:00+10:30', 2)).toEqual([
-      '2026-10-04T02:30:00+11:00', '2026-10-05T02:15:00+11:00',
-    ]);
+    expect(runs('15 2 * * *', tz, '2026-10-03T12:00+10:30', 2)).toEqual(['2026-10-04T02:30:00+11:00', '2026-10-05T02:15:00+11:00']);
     // 2026-04-05 02:00 +11:00 -> 01:30 +10:30
-    expect(runs('45 1 * * *', tz, '2026-04-04T12:00+11:00', 2)).toEqual([
-      '2026-04-05T01:45:00+11:00', '2026-04-06T01:45:00+10:30',
-    ]);
+    expect(runs('45 1 * * *', tz, '2026-04-04T12:00+11:00', 2)).toEqual(['2026-04-05T01:45:00+11:00', '2026-04-06T01:45:00+10:30']);
     expect(runs('*/20 * * * *', tz, '2026-04-05T01:30+11:00', 4)).toEqual([
-      '2026-04-05T01:40:00+11:00', '2026-04-05T01:40:00+10:30', '2026-04-05T02:00:00+10:30', '2026-04-05T02:20:00+10:30',
+      '2026-04-05T01:40:00+11:00',
+      '2026-04-05T01:40:00+10:30',
+      '2026-04-05T02:00:00+10:30',
+      '2026-04-05T02:20:00+10:30',
     ]);
   });
 
   it('a change of 3 hours or more is a correction: no catch-up (Samoa skipped 2011-12-30)', () => {
     expect(runs('0 12 * * *', 'Pacific/Apia', '2011-12-29T00:00-10:00', 2)).toEqual([
-      '2011-12-29T12:00:00-10:00', '2011-12-31T12:00:00+14:00',
+      '2011-12-29T12:00:00-10:00',
+      '2011-12-31T12:00:00+14:00',
     ]);
   });
 });
@@ -286,9 +294,12 @@ describe('Debian rule against a minute-by-minute reference', () => {
   const hourFields = ['1', '2', '3', '1-3', '2,3', '0-4/2', '*', '*/2', '1,2'];
   const minuteFields = ['0', '30', '15,45', '*/20', '*/30', '*', '5-10', '59'];
   const cases: [string, string][] = [
-    ['Europe/Zurich', '2026-03-29T01:00Z'], ['Europe/Zurich', '2026-10-25T01:00Z'],
-    ['America/New_York', '2026-03-08T07:00Z'], ['America/New_York', '2026-11-01T06:00Z'],
-    ['Australia/Lord_Howe', '2026-04-04T15:00Z'], ['Australia/Lord_Howe', '2026-10-03T15:30Z'],
+    ['Europe/Zurich', '2026-03-29T01:00Z'],
+    ['Europe/Zurich', '2026-10-25T01:00Z'],
+    ['America/New_York', '2026-03-08T07:00Z'],
+    ['America/New_York', '2026-11-01T06:00Z'],
+    ['Australia/Lord_Howe', '2026-04-04T15:00Z'],
+    ['Australia/Lord_Howe', '2026-10-03T15:30Z'],
   ];
 
   it.each(cases)('%s around %s', (tz, change) => {
@@ -335,18 +346,23 @@ describe('cross-check with node-cron 4 where no daylight-saving change intervene
       } catch {
         continue;
       }
-      const from = start + Math.floor(rand() * (end - start - 30 * 86_400_000) / 1000) * 1000;
+      const from = start + Math.floor((rand() * (end - start - 30 * 86_400_000)) / 1000) * 1000;
       vi.setSystemTime(from);
       const task = cron.createTask(expr, () => undefined, { timezone: tz });
       let theirs: number[];
       try {
-        theirs = task.getNextRuns(5).map((d) => d.getTime()).filter((t) => t < end);
+        theirs = task
+          .getNextRuns(5)
+          .map((d) => d.getTime())
+          .filter((t) => t < end);
       } finally {
         await task.destroy();
       }
       const mine = nextInstants({ kind: 'cron', expr: ours, tz }, from, 5).filter((t) => t < end);
-      expect(mine.map((t) => formatInstant(t, tz)), `${expr} from ${formatInstant(from, tz)}`)
-        .toEqual(theirs.map((t) => formatInstant(t, tz)));
+      expect(
+        mine.map((t) => formatInstant(t, tz)),
+        `${expr} from ${formatInstant(from, tz)}`,
+      ).toEqual(theirs.map((t) => formatInstant(t, tz)));
       compared += mine.length;
     }
     expect(compared).toBeGreaterThan(200);

@@ -166,9 +166,24 @@ describe('DeadlineTimer across steps of the wall clock', () => {
     const { clock, step } = steppingClock();
     const order: string[] = [];
     clockWatch(clock).onJump(() => order.push('listener'));
-    const a = new DeadlineTimer<string>((k) => order.push(`a fired ${k}`), clock, undefined, () => order.push('a re-plans'));
-    const b = new DeadlineTimer<string>((k) => order.push(`b fired ${k}`), clock, undefined, () => order.push('b re-plans'));
-    const stopped = new DeadlineTimer<string>(() => {}, clock, undefined, () => order.push('stopped timer re-plans'));
+    const a = new DeadlineTimer<string>(
+      (k) => order.push(`a fired ${k}`),
+      clock,
+      undefined,
+      () => order.push('a re-plans'),
+    );
+    const b = new DeadlineTimer<string>(
+      (k) => order.push(`b fired ${k}`),
+      clock,
+      undefined,
+      () => order.push('b re-plans'),
+    );
+    const stopped = new DeadlineTimer<string>(
+      () => {},
+      clock,
+      undefined,
+      () => order.push('stopped timer re-plans'),
+    );
     stopped.stop();
     a.set('x', clock.now() + 1_000);
     b.set('y', clock.now() + 20 * HOUR);
