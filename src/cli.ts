@@ -2,6 +2,7 @@
 // The program: `node dist/cli.js` (the `nightshift` command). The commands live in cli/; this
 // path stays put so that a systemd unit written for an older version starts a newer one.
 import { EXIT, main } from './cli/main.js';
+import { errorMessage } from './errors.js';
 
 // `nightshift history | head` closes the pipe early: the reader has what it wanted, which is not
 // an error of ours (no stack trace). The daemon's own stdout is its log: a log reader that went
@@ -20,7 +21,7 @@ main(process.argv.slice(2)).then(
     if (process.argv.slice(2).includes('start')) process.exit(code);
   },
   (err: unknown) => {
-    process.stderr.write(`nightshift: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`nightshift: ${errorMessage(err)}\n`);
     process.exit(EXIT.unhealthy);
   },
 );

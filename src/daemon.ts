@@ -35,6 +35,7 @@ import { DigestService } from './notify/digester.js';
 import { Deadman, Pager } from './notify/pager.js';
 import { Healer, HealError } from './heal/healer.js';
 import { healLines } from './report/healview.js';
+import { errorMessage, errorCode } from './errors.js';
 
 export const VERSION = '0.1.0';
 /** A restart loop: this many starts within this window (systemd gives up after 5 in 10 min). */
@@ -143,7 +144,7 @@ export class Daemon {
             try {
               fn(row);
             } catch (err) {
-              log.error({ err: String(err) }, 'run listener failed');
+              log.error({ err: errorMessage(err) }, 'run listener failed');
             }
           }
         },
@@ -185,7 +186,7 @@ export class Daemon {
           });
         },
         onClockJump: (jump) => this.clockJumped(jump),
-        onError: (err, name) => log.error({ job: name, err: String(err) }, 'scheduling failed'),
+        onError: (err, name) => log.error({ job: name, err: errorMessage(err) }, 'scheduling failed'),
       });
       this.pager = new Pager({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log, leash: () => this.leash() });
       this.watchdog = new Watchdog({
@@ -269,7 +270,9 @@ export class Daemon {
       mkdirSync(paths.jobsDir, { recursive: true });
       await this.watcher.start();
 
-      this.control = new ControlServer(paths.socket, this.routes(), (err) => log.error({ err: String(err) }, 'control request failed'));
+      this.control = new ControlServer(paths.socket, this.routes(), (err) =>
+        log.error({ err: errorMessage(err) }, 'control request failed'),
+      );
       await this.control.start();
 
       this.deadman = new Deadman({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log, leash: () => this.leash() });
@@ -524,10 +527,7 @@ export class Daemon {
       log.info({ job: name, file, nextRun: nextRun ? new Date(nextRun).toISOString() : null }, prev ? 'job changed' : 'job added');
       this.store.recordEvent(this.clock.now(), prev ? 'job-changed' : 'job-added', name, `job ${name} ${prev ? 'changed' : 'added'}`);
     } catch (err) {
-      log.error(
-        { file, err: err instanceof Error ? err.message : String(err) },
-        'reloading a spec failed; the previous version stays in force',
-      );
+      log.error({ file, err: errorMessage(err) }, 'reloading a spec failed; the previous version stays in force');
     }
   }
 
@@ -624,7 +624,7 @@ export class Daemon {
       this.store.recordEvent(this.clock.now(), 'install', null, message, { digest });
       this.log.info({ digest: digest.slice(0, 12) }, message);
     } catch (err) {
-      this.log.warn({ err: String(err) }, 'the install could not be read for its record');
+      this.log.warn({ err: errorMessage(err) }, 'the install could not be read for its record');
     }
   }
 
@@ -898,7 +898,7 @@ function folderId(p: string): string | null {
     const st = statSync(p);
     return `${st.dev}:${st.ino}`;
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     return code === 'ENOENT' || code === 'ENOTDIR' ? 'gone' : null;
   }
 }

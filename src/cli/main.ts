@@ -23,6 +23,7 @@ import { buildStatus, renderAlerts, renderRuns, renderStatus, type LiveInfo } fr
 import { oneLine, textAsData } from '../text.js';
 import { Store, StoreError, type RunRow } from '../store/store.js';
 import { demotionLines, hasHeals, healLines, healStatusLines, healViews, renderHeals, ruleEvidence } from '../report/healview.js';
+import { errorMessage } from '../errors.js';
 
 export const EXIT = { ok: 0, unhealthy: 1, usage: 2, unreachable: 3, homeMoved: 4 } as const;
 
@@ -161,8 +162,8 @@ const COMMANDS: Record<string, Command> = {
           ctx.io.err(`nightshift: ${err.message}`);
           return EXIT.usage;
         }
-        log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'nightshift could not start');
-        ctx.io.err(`nightshift: could not start: ${err instanceof Error ? err.message : String(err)}`);
+        log.fatal({ err: errorMessage(err) }, 'nightshift could not start');
+        ctx.io.err(`nightshift: could not start: ${errorMessage(err)}`);
         return EXIT.unhealthy;
       }
       return await new Promise<number>((resolve) => {
@@ -171,7 +172,7 @@ const COMMANDS: Record<string, Command> = {
           daemon.stop().then(
             () => resolve(exitCode),
             (err: unknown) => {
-              log.error({ err: String(err) }, 'stopping failed');
+              log.error({ err: errorMessage(err) }, 'stopping failed');
               resolve(EXIT.unhealthy);
             },
           );
@@ -184,7 +185,7 @@ const COMMANDS: Record<string, Command> = {
           );
           process.exit(EXIT.unhealthy);
         });
-        process.on('unhandledRejection', (err) => log.error({ err: String(err) }, 'unhandled rejection (ignored)'));
+        process.on('unhandledRejection', (err) => log.error({ err: errorMessage(err) }, 'unhandled rejection (ignored)'));
       });
     },
   },
@@ -667,7 +668,7 @@ export async function main(
   try {
     parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...cmd.options }, allowPositionals: true, strict: true });
   } catch (err) {
-    io.err(`nightshift ${cmdName}: ${(err as Error).message.split('\n')[0]}\nusage: ${cmd.usage}`);
+    io.err(`nightshift ${cmdName}: ${errorMessage(err).split('\n')[0]}\nusage: ${cmd.usage}`);
     return EXIT.usage;
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
@@ -692,7 +693,7 @@ export async function main(
       io.err(`nightshift ${cmdName}: ${err.message}`);
       return EXIT.usage;
     }
-    io.err(`nightshift ${cmdName}: ${err instanceof Error ? err.message : String(err)}`);
+    io.err(`nightshift ${cmdName}: ${errorMessage(err)}`);
     return EXIT.unhealthy;
   }
 }

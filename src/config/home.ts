@@ -11,6 +11,7 @@ import { systemTimeZone } from '../schedule/timezone.js';
 import { globMatch } from '../glob.js';
 import { guardTouches, protectedZone, type Zone } from './zone.js';
 import type { HomePaths } from './paths.js';
+import { errorMessage, errorCode } from '../errors.js';
 
 export interface Job {
   name: string;
@@ -107,8 +108,8 @@ function readText(file: string): { text: string } | { problem: SpecProblem } {
     }
     buf = readFileSync(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return { problem: { file, line: 1, field: '', message: `cannot read the file (${code ?? (err as Error).message})` } };
+    const code = errorCode(err);
+    return { problem: { file, line: 1, field: '', message: `cannot read the file (${code ?? errorMessage(err)})` } };
   }
   if (buf.length > MAX_SPEC_BYTES)
     return {

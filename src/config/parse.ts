@@ -6,6 +6,7 @@ import type * as Yaml from 'yaml';
 import type { Document, Node, YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { oneLine } from '../text.js';
+import { errorMessage } from '../errors.js';
 
 export interface SpecProblem {
   file: string;
@@ -43,7 +44,7 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
   try {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    return { ok: false, problems: [{ file, line: 1, field: 'yaml', message: (err as Error).message }] };
+    return { ok: false, problems: [{ file, line: 1, field: 'yaml', message: errorMessage(err) }] };
   }
   if (data === null || data === undefined) {
     return {

@@ -1,10 +1,11 @@
 // The zod schemas here are the single source of the shapes of job specs, rules and the policy:
 // the TypeScript types are inferred from them, never written twice.
 import { z } from 'zod';
-import { parseCron, CronError } from '../schedule/cron.js';
+import { parseCron } from '../schedule/cron.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { nameProblem } from '../names.js';
 import { isValidTimeZone } from '../schedule/timezone.js';
+import { errorMessage } from '../errors.js';
 
 const duration = z.string({ error: 'expected a duration such as "30s", "15m" or "1h30m"' }).transform((text, ctx) => {
   const ms = parseDuration(text);
@@ -37,7 +38,7 @@ const regex = z.string().superRefine((text, ctx) => {
     new RegExp(text);
   } catch (err) {
     // V8 says "Invalid regular expression: /PATTERN/: REASON"; the field and line already show the pattern.
-    const reason = (err as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
+    const reason = errorMessage(err).replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
     ctx.addIssue({ code: 'custom', message: `"${text}" is not a valid regular expression: ${reason}` });
   }
 });
@@ -55,7 +56,7 @@ const cron = z.string().transform((text, ctx) => {
   try {
     return parseCron(text);
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: err instanceof CronError ? err.message : String(err) });
+    ctx.addIssue({ code: 'custom', message: errorMessage(err) });
     return z.NEVER;
   }
 });

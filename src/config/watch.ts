@@ -4,6 +4,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isSpecFile } from './home.js';
+import { coerceError } from '../errors.js';
 
 export interface ConfigWatcherOptions {
   paths: string[];
@@ -110,7 +111,7 @@ export class FileWatcher {
     }
     // A missing folder appeared: watch it, and report files that are already in it.
     w.on('addDir', () => this.refresh(true));
-    w.on('error', (err) => this.onError(err as Error));
+    w.on('error', (err) => this.onError(coerceError(err)));
     this.watcher = w;
     for (const d of dirs) this.watched.add(d);
     await new Promise<void>((resolve) => w.once('ready', () => resolve()));
@@ -121,7 +122,7 @@ export class FileWatcher {
     const added = [...targets].filter((d) => !this.watched.has(d));
     const removed = [...this.watched].filter((d) => !targets.has(d));
     if (!this.watcher) {
-      if (added.length) void this.open(added).catch((err: unknown) => this.onError(err as Error));
+      if (added.length) void this.open(added).catch((err: unknown) => this.onError(coerceError(err)));
       return;
     }
     if (added.length) this.watcher.add(added);

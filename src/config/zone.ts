@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { compilePathGlob, globCovers, globOverlaps, type PathGlob } from '../glob.js';
 import type { HomePaths } from './paths.js';
 import type { Policy } from './schema.js';
+import { errorMessage } from '../errors.js';
 
 export interface ZoneEntry {
   /** Plain words, e.g. `rules/ (/home/x/rules)`. */
@@ -140,7 +141,7 @@ export function resolveTouch(p: string, home: string): Resolved {
   try {
     return { ok: true, path: resolveReal(abs) };
   } catch (err) {
-    return { ok: false, reason: `cannot be resolved: ${(err as Error).message}` };
+    return { ok: false, reason: `cannot be resolved: ${errorMessage(err)}` };
   }
 }
 

@@ -5,6 +5,7 @@ import { lstatSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { HomePaths } from '../config/paths.js';
 import type { Policy } from '../config/schema.js';
+import { errorCode, errorMessage } from '../errors.js';
 
 export interface KillState {
   halted: boolean;
@@ -34,11 +35,11 @@ export function checkKillSwitch(path: string, policyOk: boolean): KillState {
     const st = lstatSync(path);
     return { halted: true, reason: `the kill switch is on (${path} exists)`, path, since: st.mtimeMs };
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     if (code === 'ENOENT') return { halted: false, reason: 'the kill switch is off', path, since: null };
     return {
       halted: true,
-      reason: `cannot tell whether the kill switch ${path} is on (${code ?? String(err)}): failing closed`,
+      reason: `cannot tell whether the kill switch ${path} is on (${code ?? errorMessage(err)}): failing closed`,
       path,
       since: null,
     };

@@ -4,6 +4,7 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { NAME_PATTERN } from '../names.js';
+import { errorMessage } from '../errors.js';
 
 export class ControlError extends Error {
   constructor(
@@ -122,7 +123,7 @@ export class ControlServer {
       if (err instanceof ControlError) send(err.status, { error: err.message });
       else {
         this.onError(err);
-        send(500, { error: `internal error: ${err instanceof Error ? err.message : String(err)}` });
+        send(500, { error: `internal error: ${errorMessage(err)}` });
       }
     }
   }

@@ -29,6 +29,7 @@ import type { Policy } from '../config/schema.js';
 import type { AlertRow, HealAttemptRow, HealStep, RunRow, Store } from '../store/store.js';
 import { DeadlineTimer, type Clock } from '../schedule/timer.js';
 import { HealVault, type SnapshotDigests } from './vault.js';
+import { coerceError, errorMessage } from '../errors.js';
 
 export const APPROVAL_TTL_MS = 24 * 3_600_000;
 /** Where a fix finds the alert (NIGHTSHIFT_ALERT_FILE): inside its sandbox's private /tmp, read-only. */
@@ -113,7 +114,7 @@ export class Healer {
     this.expiry = new DeadlineTimer<number>(
       (id) => this.expire(id),
       deps.clock,
-      (err) => deps.log.error({ err: String(err) }, 'approval expiry failed'),
+      (err) => deps.log.error({ err: errorMessage(err) }, 'approval expiry failed'),
     );
     this.expiry.stop();
     this.vault = new HealVault(
@@ -295,10 +296,7 @@ export class Healer {
     this.inflight.set(fp, f);
     f.done = body(ctl, f)
       .catch((err: unknown) =>
-        this.deps.log.error(
-          { fingerprint: fp, err: err instanceof Error ? (err.stack ?? err.message) : String(err) },
-          'heal attempt failed unexpectedly',
-        ),
+        this.deps.log.error({ fingerprint: fp, err: coerceError(err).stack ?? errorMessage(err) }, 'heal attempt failed unexpectedly'),
       )
       .finally(() => {
         this.inflight.delete(fp);
@@ -444,7 +442,7 @@ export class Healer {
       // Folders made only so that a touched path had somewhere to be: gone again if nothing is in them.
       if (mounts.value) {
         await this.vault.tidy(tidyOrder(mounts.value, 'created')).catch((err: unknown) => {
-          this.deps.log.warn({ heal: id, err: errText(err) }, 'folders made for the touches could not be removed');
+          this.deps.log.warn({ heal: id, err: errorMessage(err) }, 'folders made for the touches could not be removed');
         });
       }
     }
@@ -540,8 +538,9 @@ export class Healer {
       }
     } catch (err) {
       if (!(err instanceof Stopped)) {
-        if (store.getHealAttempt(id)?.step === 'snapshot') doubt = `the snapshot could not be taken (${errText(err)}); the fix was not run`;
-        else doubt = `an error stopped the attempt (${errText(err)})`;
+        if (store.getHealAttempt(id)?.step === 'snapshot')
+          doubt = `the snapshot could not be taken (${errorMessage(err)}); the fix was not run`;
+        else doubt = `an error stopped the attempt (${errorMessage(err)})`;
       }
       await this.rollback(id, fp, dir, job, matched, level, zoneChanged, doubt ?? '', err instanceof Stopped ? err.why : null);
       return;
@@ -579,7 +578,7 @@ export class Healer {
     } catch (err) {
       // The restore matters more than its journal line: a write that fails now (a full disk)
       // must not leave the fix in place.
-      log.error({ heal: id, err: errText(err) }, 'heal: the rollback step could not be journaled; restoring the snapshot anyway');
+      log.error({ heal: id, err: errorMessage(err) }, 'heal: the rollback step could not be journaled; restoring the snapshot anyway');
     }
     const row = store.getHealAttempt(id)!;
     // A halt, a stop or an error may come between the fix and the zone check: look now, so a zone
@@ -587,7 +586,7 @@ export class Healer {
     if (zoneChanged.length === 0)
       zoneChanged = await this.vault
         .zoneChanges(dir, digestsOf(row))
-        .catch((err: unknown) => [`(the zone could not be checked: ${errText(err)})`]);
+        .catch((err: unknown) => [`(the zone could not be checked: ${errorMessage(err)})`]);
     const emergency = zoneChanged.length > 0;
     let restored: string;
     try {
@@ -623,7 +622,7 @@ export class Healer {
     } catch (err) {
       // Restored, but not on record: the snapshot stays, and the next start's recovery restores
       // it again (the same bytes) and records the attempt as interrupted-rolled-back.
-      log.error({ heal: id, job: job.name, err: errText(err) }, `heal ${outcome}, but the outcome could not be recorded: ${detail}`);
+      log.error({ heal: id, job: job.name, err: errorMessage(err) }, `heal ${outcome}, but the outcome could not be recorded: ${detail}`);
       return;
     }
     // Dropped only once the outcome is on record: a crash in between must still find the snapshot.
@@ -650,7 +649,7 @@ export class Healer {
    */
   private rollbackFailed(row: HealAttemptRow, err: unknown, zoneChanged: string[] = []): void {
     const detail =
-      `ROLLBACK FAILED (${errText(err)}): the snapshot is kept in ${row.snapshot_dir ?? '?'}; a person must restore it` +
+      `ROLLBACK FAILED (${errorMessage(err)}): the snapshot is kept in ${row.snapshot_dir ?? '?'}; a person must restore it` +
       (zoneChanged.length ? `; the protected zone had changed (${zoneChanged.slice(0, 5).join(', ')})` : '') +
       (row.rule ? `; rule ${row.rule} demoted to shadow` : '');
     try {
@@ -661,7 +660,7 @@ export class Healer {
       });
     } catch (again) {
       // Not on record (a full disk), but the person must hear of it all the same.
-      this.deps.log.error({ heal: row.id, err: errText(again) }, 'heal: the failed rollback could not be recorded');
+      this.deps.log.error({ heal: row.id, err: errorMessage(again) }, 'heal: the failed rollback could not be recorded');
     }
     this.deps.log.error({ heal: row.id, job: row.job }, detail);
     this.deps.page({ event: 'heal-blocked', fingerprint: `${row.fingerprint}:heal-blocked`, job: row.job, message: detail });
@@ -681,7 +680,7 @@ export class Healer {
     } catch (again) {
       // Not on record (a full disk): the attempt stays open and the next start's recovery closes it.
       this.deps.log.error(
-        { heal: id, err: errText(err), record: errText(again) },
+        { heal: id, err: errorMessage(err), record: errorMessage(again) },
         'heal attempt failed and its outcome could not be recorded',
       );
     }
@@ -702,10 +701,10 @@ export class Healer {
     this.deps.store.finishHeal(
       id,
       'error',
-      `the heal loop failed at step ${row.step} before anything was changed: ${errText(err)}`,
+      `the heal loop failed at step ${row.step} before anything was changed: ${errorMessage(err)}`,
       this.deps.clock.now(),
     );
-    this.deps.log.error({ heal: id, err: errText(err) }, 'heal attempt failed before anything was changed');
+    this.deps.log.error({ heal: id, err: errorMessage(err) }, 'heal attempt failed before anything was changed');
   }
 
   /** Records an attempt's outcome, then logs it (a log line never announces what is not committed). */
@@ -821,7 +820,7 @@ export class Healer {
       try {
         mounts.value = fixMounts(a.touches, this.deps.paths.home);
       } catch (err) {
-        return { ok: false, detail: `${what} ${argv[0]} was not started: ${errText(err)}` };
+        return { ok: false, detail: `${what} ${argv[0]} was not started: ${errorMessage(err)}` };
       }
       const r = await runBounded(argv, {
         timeoutMs,
@@ -1041,10 +1040,6 @@ function digestsOf(row: HealAttemptRow): SnapshotDigests | null {
 
 function jobOf(fp: string): string {
   return fp.slice(0, fp.lastIndexOf(':'));
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**

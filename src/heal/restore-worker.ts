@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { tidy, type TidyOrder } from '../run/launch.js';
 import { restoreSnapshot } from './snapshot.js';
+import { errorMessage } from '../errors.js';
 
 const STRAYS_NAMED = 20;
 const [op, dir, digest] = process.argv.slice(2);
@@ -31,6 +32,6 @@ try {
     process.exit(2);
   }
 } catch (err) {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`${errorMessage(err)}\n`);
   process.exit(1);
 }

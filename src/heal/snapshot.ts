@@ -59,6 +59,7 @@ import {
 } from 'node:fs';
 import { chmod, copyFile, lchown, mkdir, open, rename, rm, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { errorCode, errorMessage } from '../errors.js';
 
 export type NodeKind = 'file' | 'dir' | 'link' | 'special' | 'absent';
 
@@ -164,19 +165,15 @@ const O_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | consta
 
 // ---------------------------------------------------------------- small helpers
 
-function code(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
-}
-
 function why(err: unknown): string {
-  return code(err) ?? (err instanceof Error ? err.message : String(err));
+  return errorCode(err) ?? errorMessage(err);
 }
 
 function lstatOrNull(p: string): Stats | null {
   try {
     return lstatSync(p, { throwIfNoEntry: false }) ?? null;
   } catch (err) {
-    if (code(err) === 'ENOTDIR') return null;
+    if (errorCode(err) === 'ENOTDIR') return null;
     throw err;
   }
 }
@@ -378,7 +375,7 @@ const isBig = (f: Found): boolean => f.type === 'file' && f.st !== null && f.st.
 
 /** A file that vanished or changed type between the walk and the read. */
 function raced(err: unknown): boolean {
-  return ['ENOENT', 'ELOOP', 'EISDIR', 'ENOTDIR'].includes(code(err) ?? '');
+  return ['ENOENT', 'ELOOP', 'EISDIR', 'ENOTDIR'].includes(errorCode(err) ?? '');
 }
 
 /**
@@ -591,7 +588,7 @@ export async function takeSnapshot(roots: readonly string[], dir: string, opts: 
         try {
           r = readWholeSync(f.path);
         } catch (err) {
-          if (code(err) === 'ENOENT') {
+          if (errorCode(err) === 'ENOENT') {
             gone.add(f.path); // deleted between the walk and the copy: not there, so not in the snapshot
             continue;
           }
@@ -616,7 +613,7 @@ export async function takeSnapshot(roots: readonly string[], dir: string, opts: 
         r = await copyHashed(f.path, tmp);
       } catch (err) {
         await unlink(tmp).catch(() => undefined);
-        if (code(err) === 'ENOENT') return void gone.add(f.path);
+        if (errorCode(err) === 'ENOENT') return void gone.add(f.path);
         return failed(f.path, err);
       }
       fromOpenFile(entryOf.get(f.path)!, r.st, r.sha256, r.size);
@@ -682,7 +679,7 @@ function loadManifest(dir: string): { manifest: Manifest; digest: string } | nul
   try {
     bytes = readFileSync(join(dir, MANIFEST));
   } catch (err) {
-    if (code(err) === 'ENOENT' || code(err) === 'ENOTDIR') return null;
+    if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return null;
     throw new SnapshotError(`cannot read the snapshot manifest in ${dir}: ${why(err)}`);
   }
   let m: Manifest;

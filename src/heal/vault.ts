@@ -18,6 +18,7 @@ import {
 import type { Policy } from '../config/schema.js';
 import { guardTouches, installRoot, protectedZone, type Guarded, type Zone } from '../config/zone.js';
 import { diffZone, hashZone, installChanges, installState, zoneExclude, zoneRoots } from './zone.js';
+import { errorMessage } from '../errors.js';
 
 const TOUCHES = 'touches';
 const ZONE = 'zone';
@@ -112,7 +113,7 @@ export class HealVault {
         throw new Error(`the snapshot in ${join(dir, TOUCHES)} was deleted after it was taken; the touched paths cannot be put back`);
       } else parts.push('no complete snapshot of the touched paths, so the fix had not started');
     } catch (err) {
-      errors.push(`touched paths: ${(err as Error).message}`);
+      errors.push(`touched paths: ${errorMessage(err)}`);
     }
     try {
       if (digests && manifestDigest(join(dir, ZONE)) === null) {
@@ -128,7 +129,7 @@ export class HealVault {
         );
       }
     } catch (err) {
-      errors.push(`protected zone: ${(err as Error).message}`);
+      errors.push(`protected zone: ${errorMessage(err)}`);
     }
     if (errors.length) throw new Error(errors.join('; '));
     return parts.join('; ');

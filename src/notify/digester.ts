@@ -24,6 +24,7 @@ import { formatInstant, nextAfter } from '../schedule/instants.js';
 import type { Policy } from '../config/schema.js';
 import type { Store } from '../store/store.js';
 import { DeadlineTimer, type Clock, type ClockJump } from '../schedule/timer.js';
+import { errorMessage } from '../errors.js';
 
 /** 1 m, 5 m, 15 m, 1 h, then every 6 h — until the next day's digest, which reports the failure. */
 export const DEFAULT_RETRY_DELAYS_MS: readonly number[] = [60_000, 300_000, 900_000, 3_600_000, 21_600_000];
@@ -87,7 +88,7 @@ export class DigestService {
     this.timer = new DeadlineTimer<Key>(
       (key, at) => this.due(key, at),
       deps.clock,
-      (err, key) => deps.log.error({ err: String(err), key }, 'digest timer callback failed'),
+      (err, key) => deps.log.error({ err: errorMessage(err), key }, 'digest timer callback failed'),
       (jump) => this.clockJumped(jump),
     );
     // Nothing is armed before start(): a CLI that only calls runFor must be able to exit.
@@ -107,7 +108,7 @@ export class DigestService {
         if (d.next_attempt_at !== null) this.timer.set(`retry:${d.date}`, d.next_attempt_at);
       }
     } catch (err) {
-      this.deps.log.error({ err: String(err) }, 'could not read unsent digests; their retries resume at the next start');
+      this.deps.log.error({ err: errorMessage(err) }, 'could not read unsent digests; their retries resume at the next start');
     }
   }
 
@@ -130,7 +131,7 @@ export class DigestService {
         }
       }
     } catch (err) {
-      this.deps.log.error({ err: String(err) }, 'could not read unsent digests');
+      this.deps.log.error({ err: errorMessage(err) }, 'could not read unsent digests');
     }
   }
 
@@ -196,7 +197,7 @@ export class DigestService {
       else this.timer.set('digest', at);
     } catch (err) {
       this.deps.log.error(
-        { err: String(err) },
+        { err: errorMessage(err) },
         'could not work out the next digest time; no digest is scheduled until the policy is fixed',
       );
     }
@@ -225,7 +226,7 @@ export class DigestService {
         this.scheduled(date);
       }
     } catch (err) {
-      this.deps.log.error({ err: String(err) }, "could not check whether today's digest is missing");
+      this.deps.log.error({ err: errorMessage(err) }, "could not check whether today's digest is missing");
     }
   }
 
@@ -266,7 +267,7 @@ export class DigestService {
           r = await this.produce(date, true);
         } catch (err) {
           this.deps.log.error(
-            { err: String(err), date },
+            { err: errorMessage(err), date },
             `the digest of ${date} could not be composed or stored; once the cause is fixed, run: nightshift digest --date ${date} --send`,
           );
           return;
@@ -274,7 +275,7 @@ export class DigestService {
         try {
           this.deps.onSent?.(r);
         } catch (err) {
-          this.deps.log.error({ err: String(err) }, 'after-digest hook failed');
+          this.deps.log.error({ err: errorMessage(err) }, 'after-digest hook failed');
         }
         return r;
       }),
@@ -299,7 +300,7 @@ export class DigestService {
     };
     p.then(forget, (err: unknown) => {
       forget();
-      this.deps.log.error({ err: String(err) }, 'digest work failed');
+      this.deps.log.error({ err: errorMessage(err) }, 'digest work failed');
     });
     return p;
   }
@@ -329,7 +330,7 @@ export class DigestService {
       writeFileSync(tmp, d.text, { mode: 0o640 });
       renameSync(tmp, file);
     } catch (err) {
-      log.error({ err: String(err), file }, 'could not write the digest file; the digest is still stored in the database and sent');
+      log.error({ err: errorMessage(err), file }, 'could not write the digest file; the digest is still stored in the database and sent');
       file = null;
     }
     store.saveDigest({ date, createdAt: now, verdict: d.verdict, text: d.text, html: d.html });

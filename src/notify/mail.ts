@@ -5,6 +5,7 @@ import { formatDuration } from '../config/duration.js';
 import type { Leash } from '../run/launch.js';
 import { describeResult, runBounded } from './pager.js';
 import type { Policy } from '../config/schema.js';
+import { errorCode, errorMessage } from '../errors.js';
 
 export type DigestMailConfig = Policy['digest'];
 
@@ -180,10 +181,12 @@ const HINTS: Record<string, string> = {
 };
 
 export function describeMailError(err: unknown): string {
-  const e = err as { code?: string; message?: string; response?: string };
-  const what = (e.response ?? e.message ?? String(err)).replace(/\s+/g, ' ').trim();
+  // An SMTP refusal carries the server's own words in `response`.
+  const response = (err as { response?: unknown } | null)?.response;
+  const what = (typeof response === 'string' ? response : errorMessage(err)).replace(/\s+/g, ' ').trim();
   // nodemailer wraps socket errors as ESOCKET; the system's own code in the message says more.
   const inner = /\b(E[A-Z]{4,})\b/.exec(what)?.[1];
-  const hint = (inner ? HINTS[inner] : undefined) ?? (e.code ? HINTS[e.code] : undefined);
-  return hint ? `${hint} (${e.code}: ${what})` : e.code ? `${what} (${e.code})` : what;
+  const code = errorCode(err);
+  const hint = (inner ? HINTS[inner] : undefined) ?? (code ? HINTS[code] : undefined);
+  return hint ? `${hint} (${code}: ${what})` : code ? `${what} (${code})` : what;
 }

@@ -21,6 +21,7 @@ import type { Policy } from '../config/schema.js';
 import { isDiskFull, type Store } from '../store/store.js';
 import { DeadlineTimer, type Clock } from '../schedule/timer.js';
 import { oneLine, textAsData } from '../text.js';
+import { errorMessage } from '../errors.js';
 
 export const COMMAND_TIMEOUT_MS = 10_000;
 export const PAGE_INTERVAL_MS = 3_600_000;
@@ -118,7 +119,7 @@ export async function runBounded(argv: readonly string[], opts: BoundedOptions):
   } catch (err) {
     if (err instanceof UncontainedError)
       return result({ startError: `not started, because it cannot be contained here: ${err.message}`, uncontained: true });
-    return result({ startError: (err as Error).message });
+    return result({ startError: errorMessage(err) });
   }
   const { sub } = launched;
   const settled = Promise.resolve(sub).then(
@@ -313,7 +314,10 @@ export class Pager {
       this.track(this.run(id, command, ev, now));
       return 'paging';
     } catch (err) {
-      log.error({ err: String(err), event: ev.event, fingerprint: ev.fingerprint }, 'paging failed before the page command could run');
+      log.error(
+        { err: errorMessage(err), event: ev.event, fingerprint: ev.fingerprint },
+        'paging failed before the page command could run',
+      );
       return 'not-configured';
     }
   }
@@ -333,7 +337,7 @@ export class Pager {
       if (id === null) store.recordFinishedPage(ev.fingerprint, ev.event, now, outcome, detail);
       else store.finishPage(id, outcome, detail);
     } catch (err) {
-      log.error({ err: String(err), pageId: id }, 'could not record the page outcome');
+      log.error({ err: errorMessage(err), pageId: id }, 'could not record the page outcome');
     }
     if (r.ok) log.warn({ event: ev.event, fingerprint: ev.fingerprint, pageId: id }, `paged: ${oneLine(ev.message)}`);
     else
@@ -351,7 +355,7 @@ export class Pager {
   }
 
   private track(p: Promise<void>): void {
-    const q = p.catch((err: unknown) => this.deps.log.error({ err: String(err) }, 'paging failed'));
+    const q = p.catch((err: unknown) => this.deps.log.error({ err: errorMessage(err) }, 'paging failed'));
     this.inFlight.add(q);
     void q.finally(() => this.inFlight.delete(q));
   }
@@ -395,7 +399,7 @@ export async function runDeadman(deps: {
   try {
     argv = deps.getPolicy().deadman;
   } catch (err) {
-    log.error({ err: String(err) }, 'deadman not run: the policy could not be read');
+    log.error({ err: errorMessage(err) }, 'deadman not run: the policy could not be read');
     return { ran: false, ok: false, detail: 'the policy could not be read' };
   }
   if (!argv) return { ran: false, ok: false, detail: 'policy.deadman is not set' };
@@ -411,7 +415,7 @@ export async function runDeadman(deps: {
       durationMs: r.durationMs,
     });
   } catch (err) {
-    log.error({ err: String(err) }, 'could not record the deadman ping');
+    log.error({ err: errorMessage(err) }, 'could not record the deadman ping');
   }
   if (r.ok) log.info({ reason: deps.reason, durationMs: r.durationMs }, 'deadman ping ok');
   else
@@ -439,7 +443,7 @@ export class Deadman {
     this.timer = new DeadlineTimer<'ping'>(
       () => void this.run('hourly'),
       deps.clock,
-      (err) => deps.log.error({ err: String(err) }, 'deadman timer failed'),
+      (err) => deps.log.error({ err: errorMessage(err) }, 'deadman timer failed'),
     );
   }
 

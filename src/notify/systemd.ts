@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import type { UnixDgramError } from 'unix-dgram';
+import { errorMessage } from '../errors.js';
 
 type UnixDgram = typeof import('unix-dgram');
 
@@ -296,8 +297,4 @@ function errnoHint(errno: string): string {
     default:
       return '';
   }
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -53,6 +53,7 @@ import { killSwitchPath } from '../control/killswitch.js';
 import { listProcesses, pidNamespace, processEnv } from './proc.js';
 import type { Policy } from '../config/schema.js';
 import { installRoot, resolveReal, resolveTouch } from '../config/zone.js';
+import { errorCode } from '../errors.js';
 
 /**
  * What a process is for decides what it may do. `restore` is nightshift's own rollback of a fix's
@@ -323,7 +324,7 @@ export function containment(): Containment {
     if (filterFd !== null) closeSync(filterFd);
   }
   let value: Containment;
-  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') {
+  if (r.error && errorCode(r.error) === 'ENOENT') {
     value = { ok: false, reason: `bubblewrap (${bwrap}) is not installed: install it (Debian/Ubuntu: apt-get install bubblewrap)` };
   } else if (r.error) {
     value = { ok: false, reason: `bubblewrap (${bwrap}) could not be started: ${r.error.message}` };
@@ -672,7 +673,7 @@ function checkProgram(file: string, cwd: string | undefined, env: Record<string,
       accessSync(p, fsConstants.X_OK);
       return 'yes';
     } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'no' : 'noexec';
+      return errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR' ? 'no' : 'noexec';
     }
   };
   if (file.includes('/')) {
@@ -778,7 +779,7 @@ function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
     process.kill(pid, sig);
     return true;
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     if (code === 'ESRCH') return false;
     if (code === 'EPERM') return true; // it changed owner; it is still there
     throw err;

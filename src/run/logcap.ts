@@ -2,6 +2,7 @@
 // kept in a bounded ring and written at the end, with a marker saying how much was left out. A
 // job printing a gigabyte costs the daemon CPU to drain the pipe but never memory or disk.
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { coerceError } from '../errors.js';
 
 export const DEFAULT_LOG_CAP = 1024 * 1024;
 export const ROW_TAIL_BYTES = 4096;
@@ -30,7 +31,7 @@ export class CappedLog {
       this.fd = openSync(path, 'w', 0o640);
     } catch (err) {
       this.fd = null;
-      this.failed(err as Error);
+      this.failed(coerceError(err));
     }
   }
 
@@ -121,7 +122,7 @@ export class CappedLog {
       let off = 0;
       while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
     } catch (err) {
-      this.failed(err as Error);
+      this.failed(coerceError(err));
     }
   }
 }

@@ -12,6 +12,7 @@ import { CappedLog, DEFAULT_LOG_CAP } from './logcap.js';
 import { SYSTEMD_NOTIFY_ENV } from '../notify/systemd.js';
 import { exitOf, groupAlive, killNow, launch, StartError, terminateGroup, type Launched, type Leash } from './launch.js';
 import type { RunOutcome } from '../store/store.js';
+import { errorMessage, errorCode } from '../errors.js';
 
 export type StopReason = 'timeout' | 'replace' | 'shutdown' | 'manual' | 'halt';
 
@@ -141,7 +142,7 @@ export class RunningProcess {
         log.write(Buffer.from(`nightshift: could not start: ${err.message}\n`));
         return finish('failed', `could not start: ${err.message}`);
       }
-      return finish('failed', `could not start ${file}: ${(err as Error).message}`);
+      return finish('failed', `could not start ${file}: ${errorMessage(err)}`);
     }
     const onData = (chunk: Buffer): void => log.write(chunk);
     sub.stdout?.on('data', onData);
@@ -258,7 +259,7 @@ function regexTest(pattern: string, text: string): boolean | 'timeout' {
   try {
     return vm.runInContext('re.test(text)', regexContext, { timeout: REGEX_LIMIT_MS }) as boolean;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') return 'timeout';
+    if (errorCode(err) === 'ERR_SCRIPT_EXECUTION_TIMEOUT') return 'timeout';
     throw err;
   } finally {
     regexContext.text = '';
@@ -373,6 +374,6 @@ export async function runPrecheck(job: Job, opts: PrecheckOptions): Promise<Prec
     if (firstLine === 'IDLE') return { idle: true, reason: 'pre-check said IDLE: nothing to do' };
     return { idle: false, reason: 'pre-check found work' };
   } catch (err) {
-    return { idle: false, reason: `pre-check failed (${(err as Error).message}); running the job anyway` };
+    return { idle: false, reason: `pre-check failed (${errorMessage(err)}); running the job anyway` };
   }
 }

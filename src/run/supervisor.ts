@@ -11,6 +11,7 @@ import { killNow, type Leash } from './launch.js';
 import { RunningProcess, runPrecheck, type StopReason } from './runner.js';
 import { isDiskFull, type RunRow, type RunTrigger, type Store } from '../store/store.js';
 import { monoOf, type Clock } from '../schedule/timer.js';
+import { errorMessage } from '../errors.js';
 
 export const LOGS_KEPT_PER_JOB = 100;
 
@@ -318,12 +319,12 @@ export class Supervisor {
         this.pruneLogs(job.name);
       } catch (err) {
         // The run is recorded; old logs are pruned again after the next run.
-        log.warn({ job: job.name, err: String(err) }, 'pruning old run logs failed');
+        log.warn({ job: job.name, err: errorMessage(err) }, 'pruning old run logs failed');
       }
       return this.finished(id);
     } catch (err) {
       // Never leave a row open because of our own bug: record it and say so.
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       log.error({ job: job.name, run: id, err: message }, 'run failed inside nightshift');
       store.finishRun(id, { outcome: 'failed', endedAt: clock.now(), reason: `nightshift could not run it: ${message}` });
       return this.finished(id);
@@ -341,7 +342,7 @@ export class Supervisor {
     try {
       this.deps.onFinished?.(row);
     } catch (err) {
-      this.deps.log.error({ err: String(err) }, 'a run-finished listener failed');
+      this.deps.log.error({ err: errorMessage(err) }, 'a run-finished listener failed');
     }
   }
 

@@ -4,6 +4,7 @@
 import Database from 'better-sqlite3';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
+import { errorMessage } from '../errors.js';
 
 export class LockHeld extends Error {}
 
@@ -18,7 +19,7 @@ export class StateLock {
       db.exec('BEGIN EXCLUSIVE');
     } catch (err) {
       db.close();
-      if ((err as { code?: string }).code === 'SQLITE_BUSY' || /locked|busy/i.test((err as Error).message)) {
+      if ((err as { code?: string }).code === 'SQLITE_BUSY' || /locked|busy/i.test(errorMessage(err))) {
         let pid = '';
         try {
           pid = readFileSync(join(dirname(path), 'daemon.pid'), 'utf8').trim();

@@ -4,6 +4,7 @@
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { errorMessage } from '../errors.js';
 
 export const RUN_OUTCOMES = [
   'ok',
@@ -502,7 +503,7 @@ export class Store {
       const space = freeBytes(dirname(path));
       if ((isDiskFull(err) || code.startsWith('SQLITE_IOERR')) && space && space.free < resumeFreeBytes(space.size)) {
         throw new StoreError(
-          `cannot open ${path}: the state folder ${dirname(path)} is full (${formatBytes(space.free)} free; ${(err as Error).message}); free space on that filesystem and start nightshift again`,
+          `cannot open ${path}: the state folder ${dirname(path)} is full (${formatBytes(space.free)} free; ${errorMessage(err)}); free space on that filesystem and start nightshift again`,
         );
       }
       throw err;
@@ -586,7 +587,7 @@ export class Store {
     if (this.closed) return;
     this.armRetry();
     if (this.full) return;
-    const error = err instanceof Error ? err.message : String(err);
+    const error = errorMessage(err);
     this.full = { since: Date.now(), error };
     this.emit({ kind: 'full', since: this.full.since, error, where, dir: this.stateDir, free: freeBytes(this.stateDir)?.free ?? null });
   }

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { nextAfter } from '../schedule/instants.js';
 import type { AlertKind, AlertRow, RunRow, Store } from '../store/store.js';
 import { DeadlineTimer, type Clock, type ClockJump } from '../schedule/timer.js';
+import { errorMessage } from '../errors.js';
 
 const EXTERNAL_DEFAULT_GRACE = 5 * 60_000;
 
@@ -52,7 +53,7 @@ export class Watchdog {
     this.timer = new DeadlineTimer<Key>(
       (key, at) => this.due(key, at),
       deps.clock,
-      (err, key) => deps.log.error({ key, err: String(err) }, 'watchdog deadline handler failed'),
+      (err, key) => deps.log.error({ key, err: errorMessage(err) }, 'watchdog deadline handler failed'),
       (jump) => this.clockJumped(jump),
     );
   }
@@ -334,7 +335,7 @@ export class Watchdog {
     try {
       this.deps.onAlert?.(alert, isNew);
     } catch (err) {
-      log.error({ err: String(err) }, 'alert listener failed');
+      log.error({ err: errorMessage(err) }, 'alert listener failed');
     }
   }
 
@@ -367,7 +368,7 @@ export class Watchdog {
       try {
         this.deps.onAlert?.(alert, true);
       } catch (err) {
-        this.deps.log.error({ err: String(err) }, 'alert listener failed');
+        this.deps.log.error({ err: errorMessage(err) }, 'alert listener failed');
       }
     }
   }
@@ -383,7 +384,7 @@ export class Watchdog {
     try {
       this.deps.onResolved?.(resolved);
     } catch (err) {
-      this.deps.log.error({ err: String(err) }, 'resolve listener failed');
+      this.deps.log.error({ err: errorMessage(err) }, 'resolve listener failed');
     }
   }
 
@@ -395,7 +396,7 @@ export class Watchdog {
     try {
       this.deps.onResolved?.(resolved);
     } catch (err) {
-      this.deps.log.error({ err: String(err) }, 'resolve listener failed');
+      this.deps.log.error({ err: errorMessage(err) }, 'resolve listener failed');
     }
   }
 }
