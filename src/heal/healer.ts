@@ -26,7 +26,8 @@ import { fixContainment, fixMounts, SANDBOX_HOME, tidyOrder, type FixMounts, typ
 import { runPrecheck } from '../run/runner.js';
 import { bootTimeMs, groupMembers, type RunNowOptions } from '../run/supervisor.js';
 import type { Policy } from '../config/schema.js';
-import type { AlertRow, HealAttemptRow, HealStep, RunRow, Store } from '../store/store.js';
+import type { AlertRow, HealAttemptRow, RunRow, Store } from '../store/store.js';
+import type { HealStep } from '../model.js';
 import { DeadlineTimer, type Clock } from '../schedule/timer.js';
 import { HealVault, type SnapshotDigests } from './vault.js';
 import { coerceError, errorMessage } from '../errors.js';

@@ -8,7 +8,8 @@ import type { Containment } from '../run/launch.js';
 import { byName } from '../names.js';
 import { formatInstant, nextAfter, type Schedule } from '../schedule/instants.js';
 import type { Policy } from '../config/schema.js';
-import type { AlertRow, RunOutcome, RunRow, Store } from '../store/store.js';
+import type { AlertRow, RunRow, Store } from '../store/store.js';
+import { FAILED_OUTCOMES } from '../model.js';
 import { oneLine } from '../text.js';
 import { systemTimeZone } from '../schedule/timezone.js';
 
@@ -20,7 +21,6 @@ const LIST_CAP = 50;
 const NEXT_RUNS_CAP = 2000;
 
 /** Run outcomes that mean "this job did not do its work" (the same set `status` calls failing). */
-const NOT_OK: ReadonlySet<string> = new Set<RunOutcome>(['failed', 'timeout', 'wrong', 'interrupted']);
 
 /** A heal attempt's outcome, as the heal loop will hand it over (empty until it exists). */
 export interface HealLine {
@@ -311,7 +311,7 @@ export function countFlips(runs: RunRow[]): number {
   let last: boolean | null = null;
   for (const r of runs) {
     if (r.outcome === null) continue;
-    const ok = r.outcome === 'ok' ? true : NOT_OK.has(r.outcome) ? false : null;
+    const ok = r.outcome === 'ok' ? true : FAILED_OUTCOMES.has(r.outcome) ? false : null;
     if (ok === null) continue;
     if (last !== null && ok !== last) flips++;
     last = ok;
@@ -335,7 +335,7 @@ function runsSection(runs: RunRow[], t: (ms: number) => string): Section {
   const troubled: string[] = [];
   let quiet = 0;
   for (const [job, list] of [...byJob].sort((a, b) => byName(a[0], b[0]))) {
-    const bad = list.filter((r) => r.outcome !== null && NOT_OK.has(r.outcome));
+    const bad = list.filter((r) => r.outcome !== null && FAILED_OUTCOMES.has(r.outcome));
     const flips = countFlips(list);
     if (bad.length === 0 && flips === 0) {
       quiet++;

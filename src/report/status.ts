@@ -9,6 +9,7 @@ import type { KillState } from '../control/killswitch.js';
 import { containment, type Containment } from '../run/launch.js';
 import type { AlertRow, RunRow, Store } from '../store/store.js';
 import { oneLine } from '../text.js';
+import { FAILED_OUTCOMES } from '../model.js';
 
 export type JobHealth = 'ok' | 'running' | 'failing' | 'paused' | 'disabled' | 'never-run' | 'external' | 'manual-only';
 
@@ -58,8 +59,6 @@ export interface LiveInfo {
   problems: string[];
 }
 
-const BAD = new Set(['failed', 'timeout', 'wrong', 'interrupted']);
-
 export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInfo | null, now: number, kill: KillState): StatusReport {
   const openAlerts = new Map<string, AlertRow[]>();
   for (const a of store?.openAlerts() ?? []) openAlerts.set(a.job, [...(openAlerts.get(a.job) ?? []), a]);
@@ -85,7 +84,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
     else if (running.length > 0) health = 'running';
     else if (!job.managed) health = 'external';
     else if (!lr) health = job.schedule ? 'never-run' : 'manual-only';
-    else if (lr.outcome && BAD.has(lr.outcome)) health = 'failing';
+    else if (lr.outcome && FAILED_OUTCOMES.has(lr.outcome)) health = 'failing';
     else health = 'ok';
     jobs.push({
       name: job.name,

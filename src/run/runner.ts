@@ -11,7 +11,7 @@ import type { Job } from '../config/home.js';
 import { CappedLog, DEFAULT_LOG_CAP } from './logcap.js';
 import { SYSTEMD_NOTIFY_ENV } from '../notify/systemd.js';
 import { exitOf, groupAlive, killNow, launch, StartError, terminateGroup, type Launched, type Leash } from './launch.js';
-import type { RunOutcome } from '../store/store.js';
+import type { RunOutcome } from '../model.js';
 import { errorMessage, errorCode } from '../errors.js';
 
 export type StopReason = 'timeout' | 'replace' | 'shutdown' | 'manual' | 'halt';

@@ -9,7 +9,8 @@ import type { Job } from '../config/home.js';
 import type { Logger } from '../log.js';
 import { killNow, type Leash } from './launch.js';
 import { RunningProcess, runPrecheck, type StopReason } from './runner.js';
-import { isDiskFull, type RunRow, type RunTrigger, type Store } from '../store/store.js';
+import { isDiskFull, type RunRow, type Store } from '../store/store.js';
+import { isHealTrigger, RETRYABLE_OUTCOMES, type RunTrigger } from '../model.js';
 import { monoOf, type Clock } from '../schedule/timer.js';
 import { errorMessage } from '../errors.js';
 
@@ -42,8 +43,6 @@ interface Active {
 }
 
 export class ShuttingDown extends Error {}
-
-const RETRYABLE = new Set(['failed', 'timeout']);
 
 export interface RunNowOptions {
   /** Called once the run's process exists. */
@@ -147,7 +146,7 @@ export class Supervisor {
     };
 
     const state = store.jobState(job.name);
-    if (state?.paused && trigger !== 'manual' && trigger !== 'heal' && trigger !== 'probe')
+    if (state?.paused && trigger !== 'manual' && !isHealTrigger(trigger))
       return skip('skipped-paused', 'the job is paused (nightshift resume to restart it)');
     if (job.spec.agent && this.deps.killSwitch) {
       const k = this.deps.killSwitch();
@@ -166,7 +165,7 @@ export class Supervisor {
     // Fail open to work: a full state folder does not stop the business's jobs; the row waits in
     // memory (negative id) and is written when space returns. A heal's fix or probe is an action:
     // without its row on disk it does not run (fail closed), so those still throw.
-    const id = o.claimed ?? store.insertRun(base, { holdIfFull: trigger !== 'heal' && trigger !== 'probe' });
+    const id = o.claimed ?? store.insertRun(base, { holdIfFull: !isHealTrigger(trigger) });
     if (id === null) return 'duplicate';
     if (store.isHeld(id))
       this.deps.log.warn(
@@ -287,14 +286,7 @@ export class Supervisor {
       const row = store.getRun(id)!;
       let retryAt: number | null = null;
       const retries = job.spec.retries;
-      if (
-        RETRYABLE.has(r.outcome) &&
-        retries &&
-        row.attempt <= retries.count &&
-        !this.stopping &&
-        trigger !== 'heal' &&
-        trigger !== 'probe'
-      ) {
+      if (RETRYABLE_OUTCOMES.has(r.outcome) && retries && row.attempt <= retries.count && !this.stopping && !isHealTrigger(trigger)) {
         retryAt = r.endedAt + retries.delay;
       }
       const reason =

@@ -5,22 +5,7 @@ import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { errorMessage } from '../errors.js';
-
-export const RUN_OUTCOMES = [
-  'ok',
-  'failed',
-  'timeout',
-  'killed',
-  'wrong',
-  'skipped-precheck',
-  'skipped-overlap',
-  'skipped-paused',
-  'skipped-halted',
-  'interrupted',
-] as const;
-export type RunOutcome = (typeof RUN_OUTCOMES)[number];
-export const RUN_TRIGGERS = ['schedule', 'catch-up', 'manual', 'retry', 'heal', 'probe'] as const;
-export type RunTrigger = (typeof RUN_TRIGGERS)[number];
+import { HEAL_TRIGGERS, isScheduledTrigger, sqlList, type AlertKind, type HealStep, type RunOutcome, type RunTrigger } from '../model.js';
 
 export interface RunRow {
   id: number;
@@ -52,9 +37,6 @@ export interface JobStateRow {
   paused_at: number | null;
   first_seen: number;
 }
-
-export const ALERT_KINDS = ['missed', 'failed', 'hung', 'wrong'] as const;
-export type AlertKind = (typeof ALERT_KINDS)[number];
 
 export interface AlertRow {
   id: number;
@@ -102,21 +84,6 @@ export interface PageRow {
   outcome: string | null;
   detail: string | null;
 }
-
-export const HEAL_STEPS = [
-  'kill-switch',
-  'pre-check',
-  'rule',
-  'cap',
-  'autonomy',
-  'guard',
-  'snapshot',
-  'fix',
-  'probe',
-  'verdict',
-  'rollback',
-] as const;
-export type HealStep = (typeof HEAL_STEPS)[number];
 
 export interface HealAttemptRow {
   id: number;
@@ -683,7 +650,7 @@ export class Store {
           if (!claimed) info = insert.run({ ...row, scheduled_for: null });
           ids.set(tmp, Number(info.lastInsertRowid));
           if (!claimed) continue;
-          if ((r.trigger === 'schedule' || r.trigger === 'catch-up') && r.scheduled_for != null) {
+          if (isScheduledTrigger(r.trigger) && r.scheduled_for != null) {
             this.advanceCursor(r.job, Math.max(r.scheduled_for, r.trigger === 'catch-up' ? r.created_at : r.scheduled_for), r.created_at);
           }
         }
@@ -771,9 +738,9 @@ export class Store {
    * order, once there is room. A scheduled instant is still claimed only once.
    */
   private holdRun(r: NewRun): number | null {
-    if ((r.trigger === 'schedule' || r.trigger === 'catch-up') && r.scheduledFor != null) {
+    if (isScheduledTrigger(r.trigger) && r.scheduledFor != null) {
       for (const h of this.heldRuns.values()) {
-        if (h.job === r.job && h.scheduled_for === r.scheduledFor && (h.trigger === 'schedule' || h.trigger === 'catch-up')) return null;
+        if (h.job === r.job && h.scheduled_for === r.scheduledFor && isScheduledTrigger(h.trigger)) return null;
       }
       // An instant already on disk was dispatched: never a second time (reads work on a full disk).
       const onDisk = this.stmt("SELECT 1 FROM runs WHERE job = ? AND scheduled_for = ? AND trigger IN ('schedule', 'catch-up')").get(
@@ -831,7 +798,7 @@ export class Store {
         duration: r.outcome ? 0 : null,
       });
       if (info.changes === 0) return null;
-      if ((r.trigger === 'schedule' || r.trigger === 'catch-up') && r.scheduledFor != null) {
+      if (isScheduledTrigger(r.trigger) && r.scheduledFor != null) {
         this.advanceCursor(r.job, Math.max(r.scheduledFor, r.trigger === 'catch-up' ? r.now : r.scheduledFor), r.now);
       }
       return Number(info.lastInsertRowid);
@@ -924,7 +891,7 @@ export class Store {
   /** The newest finished run of a job that was not a heal's own (its rerun fix or probe). */
   lastFinishedRun(job: string): RunRow | undefined {
     return this.stmt(
-      "SELECT * FROM runs WHERE job = ? AND ended_at IS NOT NULL AND trigger NOT IN ('heal', 'probe') ORDER BY id DESC LIMIT 1",
+      `SELECT * FROM runs WHERE job = ? AND ended_at IS NOT NULL AND trigger NOT IN ${sqlList(HEAL_TRIGGERS)} ORDER BY id DESC LIMIT 1`,
     ).get(job) as RunRow | undefined;
   }
 
@@ -1385,7 +1352,7 @@ export class Store {
   successSince(job: string, since: number): number | null {
     const r = this.stmt(
       `SELECT max(at) AS at FROM (
-         SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok' AND trigger NOT IN ('heal', 'probe') AND ended_at > @since
+         SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok' AND trigger NOT IN ${sqlList(HEAL_TRIGGERS)} AND ended_at > @since
          UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success' AND at > @since)`,
     ).get({ job, since }) as { at: number | null };
     return r.at;

@@ -6,7 +6,8 @@ import { formatDuration } from '../config/duration.js';
 import type { Job } from '../config/home.js';
 import type { Logger } from '../log.js';
 import { nextAfter } from '../schedule/instants.js';
-import type { AlertKind, AlertRow, RunRow, Store } from '../store/store.js';
+import type { AlertRow, RunRow, Store } from '../store/store.js';
+import { ALERTING_OUTCOMES, isHealTrigger, type AlertKind } from '../model.js';
 import { DeadlineTimer, type Clock, type ClockJump } from '../schedule/timer.js';
 import { errorMessage } from '../errors.js';
 
@@ -39,7 +40,7 @@ type Key = `missed:${string}` | `hung:${string}`;
  * long-running job: the heal does not wait for its end, so its end is judged as any run's.
  */
 export function judgedByHeal(job: Job, trigger: string): boolean {
-  return trigger === 'probe' || (trigger === 'heal' && !job.longRunning);
+  return isHealTrigger(trigger) && (trigger === 'probe' || !job.longRunning);
 }
 
 export class Watchdog {
@@ -113,7 +114,7 @@ export class Watchdog {
    */
   private raiseLostAlert(job: Job): void {
     const last = this.deps.store.lastFinishedRun(job.name);
-    if (!last || !['failed', 'timeout', 'wrong'].includes(last.outcome ?? '') || last.retry_at !== null) return;
+    if (!last || !(last.outcome && ALERTING_OUTCOMES.has(last.outcome)) || last.retry_at !== null) return;
     if (this.deps.store.runAlerted(job.name, last.id)) return;
     this.deps.log.warn({ job: job.name, run: last.id }, 'the alert of a run that failed just before nightshift stopped is raised now');
     this.runFinished(last);

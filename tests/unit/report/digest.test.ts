@@ -14,7 +14,8 @@ import type { KillState } from '../../../src/control/killswitch.js';
 import { silentLogger } from '../../../src/log.js';
 import { sendDigestMail } from '../../../src/notify/mail.js';
 import { JobSpecSchema, PolicySchema, type Policy } from '../../../src/config/schema.js';
-import { Store, type RunOutcome, type RunRow } from '../../../src/store/store.js';
+import { Store, type RunRow } from '../../../src/store/store.js';
+import { type RunOutcome } from '../../../src/model.js';
 import { cleanup, tempDir, testLeash, waitFor } from '../../support/helpers.js';
 
 const H = 3_600_000;
