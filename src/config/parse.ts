@@ -1,9 +1,8 @@
 // Reads one YAML spec file and validates it with a zod schema, turning every problem into
-// `FILE:LINE: field: message` so that an operator can go straight to the line.
-import jsyaml from 'js-yaml';
-import { createRequire } from 'node:module';
-import type * as Yaml from 'yaml';
-import type { Document, Node, YAMLError } from 'yaml';
+// `FILE:LINE: field: message` so that an operator can go straight to the line. One reader, `yaml`:
+// it keeps every node's position, which those lines need. (A second, faster reader once fronted it
+// for 10,000 specs in under 3 s; the target is now 5 s, which `yaml` alone meets: bench/scale.mjs.)
+import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { oneLine } from '../text.js';
 import { errorMessage } from '../errors.js';
@@ -23,13 +22,8 @@ export function formatProblem(p: SpecProblem): string {
 export type SpecResult<T> = { ok: true; value: T } | { ok: false; problems: SpecProblem[] };
 
 export function parseSpecText<S extends z.ZodType>(file: string, text: string, schema: S): SpecResult<z.output<S>> {
-  const quick = quickParse(text);
-  if (quick !== undefined) {
-    const result = schema.safeParse(quick);
-    if (result.success) return { ok: true, value: result.data };
-  }
-  const lineCounter = new (yaml().LineCounter)();
-  const doc = yaml().parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
   const lineAt = (offset: number | undefined): number => (offset === undefined ? 1 : lineCounter.linePos(offset).line);
 
   if (doc.errors.length > 0) {
@@ -96,164 +90,6 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
   return { ok: false, problems };
 }
 
-// Two YAML readers, on purpose. `yaml` keeps every node's position, which FILE:LINE messages need,
-// but builds a whole document model: 10,000 spec files cost over a second of it. js-yaml 4 reads the
-// same files about ten times faster and knows no positions. So a spec is read by js-yaml first, and
-// when that and the schema both accept it, that is the answer; anything else (a syntax error, a
-// schema problem, anything the quick reader has doubts about) is read again by `yaml`, whose
-// answer stands. The quick reader must therefore never accept a text with another meaning than
-// `yaml` gives it: its schema resolves plain scalars with exactly the YAML 1.2 core patterns of
-// `yaml` (js-yaml's own core schema also reads 0b101 and -0x1 as numbers), and a text with tags, a
-// __proto__ key or values shared through anchors goes to `yaml` (tests/quickread.test.ts compares
-// the two on thousands of generated texts).
-// yaml is needed only to place a problem on its line: loaded on first need, it stays out of an
-// idle daemon's memory (a few MB) while every spec is fine.
-let yamlLib: typeof Yaml | undefined;
-const yaml = (): typeof Yaml => (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
-
-const scalar = (tag: string, test: RegExp, construct: (s: string) => unknown): jsyaml.Type =>
-  new jsyaml.Type(`tag:yaml.org,2002:${tag}`, {
-    kind: 'scalar',
-    resolve: (s: unknown) => typeof s === 'string' && test.test(s),
-    construct,
-  });
-const QUICK_SCHEMA = jsyaml.FAILSAFE_SCHEMA.extend({
-  // The patterns and conversions of yaml/dist/schema/core (null, bool, int, float), in its order.
-  implicit: [
-    scalar('null', /^(?:~|[Nn]ull|NULL)?$/, () => null),
-    scalar('bool', /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/, (s) => s[0] === 't' || s[0] === 'T'),
-    scalar('int', /^(?:0o[0-7]+|[-+]?[0-9]+|0x[0-9a-fA-F]+)$/, (s) =>
-      s.startsWith('0o') ? parseInt(s.slice(2), 8) : s.startsWith('0x') ? parseInt(s.slice(2), 16) : parseInt(s, 10),
-    ),
-    scalar(
-      'float',
-      /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+|[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*))$/,
-      (s) => (/nan$/i.test(s) ? NaN : /inf$/i.test(s) ? (s[0] === '-' ? -Infinity : Infinity) : parseFloat(s)),
-    ),
-  ],
-});
-
-/** The spec's data by the quick reader, or undefined when `yaml` must decide. */
-export function quickParse(text: string): unknown {
-  if (!plainLayout(text)) return undefined;
-  let data: unknown;
-  try {
-    data = jsyaml.load(text, { schema: QUICK_SCHEMA });
-  } catch {
-    return undefined;
-  }
-  return isTree(data, new Set()) ? data : undefined;
-}
-
-/**
- * Only a text of the usual layout takes the quick path, checked line by line against a small
- * grammar: `name: value`, `- name: value`, `- value`, `name:` opening a nested block, comments.
- * Names are plain words; a value is a plain text without quotes, brackets, `#` or `:`, one quoted
- * text, a [...] of such scalars or a {name: scalar, ...} of them, or a block text `|`, `|-`, `>`,
- * `>-` under a name, all closed on their line; indentation nests in the usual way. Everything
- * else (anchors, aliases, tags, complex or null keys, multi-line quotes and brackets, block
- * indicators, lines of spaces in block texts, tabs, several documents) goes to `yaml` alone:
- * those are the corners where the two readers have been seen to part ways.
- */
-function plainLayout(text: string): boolean {
-  if (/[\t\r]|__proto__|\\U/.test(text)) return false;
-  const levels = [0]; // indents of the open blocks, innermost last
-  let opens = false; // the previous line was `name:` with nothing after it
-  let block: { parent: number; indent: number } | null = null; // inside a block text
-  for (const line of text.split('\n')) {
-    const indent = line.length - line.trimStart().length;
-    const body = line.slice(indent);
-    if (block) {
-      if (line === '') continue;
-      if (body !== '' && indent > block.parent) {
-        // Every line at least as deep as the first: the readers differ on the rest.
-        if (block.indent < 0) block.indent = indent;
-        else if (indent < block.indent) return false;
-        continue;
-      }
-      if (body === '') return false; // spaces only: the readers disagree on what it adds
-      block = null;
-    }
-    if (body === '' || body.startsWith('#')) continue;
-    const m = LINE.exec(body);
-    if (!m) return false;
-    const dash = m[1] ?? '';
-    const key = m[2];
-    const value = withoutComment(m[3] ?? m[4] ?? '');
-    if (value === null) return false;
-    if (key !== undefined && RESERVED_KEY.test(key)) return false;
-    // Indentation: a sibling of an open block, or one level deeper right after `name:`.
-    while (levels.length > 1 && levels[levels.length - 1]! > indent) levels.pop();
-    const top = levels[levels.length - 1]!;
-    if (indent > top) {
-      if (!opens) return false;
-      levels.push(indent);
-    } else if (indent < top) return false;
-    else if (opens && dash === '' && key !== undefined) return false; // `name:` then a sibling: an empty value, read alike, but keep it simple
-    if (dash) levels.push(indent + dash.length);
-    opens = key !== undefined && value === '';
-    if (BLOCK_HEADER.test(value)) {
-      if (key === undefined) return false; // `- |`: measured from elsewhere by each reader
-      block = { parent: indent + dash.length, indent: -1 };
-      opens = false;
-    } else if (key === undefined && value === '') return false; // a bare `-`
-  }
-  return true;
-}
-
-const NAME = '[A-Za-z_][A-Za-z0-9_./-]{0,199}';
-// At most one `- `, then `name:` (with a value after a space, or nothing), or an item's value
-// (with any trailing comment: see withoutComment).
-const LINE = new RegExp(`^(- +)?(?:(${NAME}):(?: +(.*))?|(?<=^- +)(.*))$`);
-// Names that YAML reads as null or true/false, not as text.
-const RESERVED_KEY = /^(?:null|Null|NULL|true|True|TRUE|false|False|FALSE)$/;
-const BLOCK_HEADER = /^[|>]-?$/;
-// A plain text: not starting with an indicator (a lone `-` neither) or a quote; no bracket or `#`
-// in it, and a `:` only inside a word (02:30, http://x), never before a space or at the end.
-const PLAIN = `(?:-(?=[^\\s-])|[^\\s'"\\[\\]{}#&*!|>%@\`,?:-])(?:[^\\[\\]{}#:]|:(?=[^\\s\\[\\]{}#:]))*`;
-const PLAIN_IN_FLOW = `(?:-(?=[^\\s,-])|[^\\s'"\\[\\]{}#&*!|>%@\`,?:-])[^'"\\[\\]{}#:,]*`;
-const QUOTED = `"(?:[^"\\\\]|\\\\.)*"|'(?:[^']|'')*'`;
-const IN_FLOW = `(?:${QUOTED}|${PLAIN_IN_FLOW})`;
-// In {...}: `name: ` or, JSON style, a quoted name with the `:` right after it.
-const FLOW_KEY = `(?:${NAME}: +|"${NAME}": *|'${NAME}': *)`;
-const VALUE = new RegExp(
-  `^(?:${QUOTED}|${PLAIN}|\\[ *(?:${IN_FLOW}(?: *, *${IN_FLOW})*)? *\\]|\\{ *(?:${FLOW_KEY}${IN_FLOW}(?: *, *${FLOW_KEY}${IN_FLOW})*)? *\\})$`,
-);
-
-/**
- * The value without a trailing ` # comment`: the whole rest when it is a value (a quoted text may
- * hold " #"), else the part before the first ` #` that leaves a value. null: neither.
- */
-function withoutComment(rest: string): string | null {
-  const whole = rest.trimEnd();
-  if (whole === '' || BLOCK_HEADER.test(whole) || isValue(whole)) return whole;
-  for (let i = rest.indexOf(' #'); i >= 0; i = rest.indexOf(' #', i + 1)) {
-    const v = rest.slice(0, i).trimEnd();
-    if (v === '' || BLOCK_HEADER.test(v) || isValue(v)) return v;
-  }
-  return null;
-}
-
-const FLOW_MAP_KEY = new RegExp(`(?:\\{|,) *(${NAME}):`, 'g');
-
-function isValue(value: string): boolean {
-  const v = value.trimEnd();
-  if (!VALUE.test(v)) return false;
-  if (!v.startsWith('{')) return true;
-  // Keys in {...}: the regex took names; none may be read as null or a boolean.
-  for (const m of v.matchAll(FLOW_MAP_KEY)) if (RESERVED_KEY.test(m[1]!)) return false;
-  return true;
-}
-
-/** No collection reached twice: an alias to a list or mapping is left to `yaml` and its alias limit. */
-function isTree(value: unknown, seen: Set<object>): boolean {
-  if (value === null || typeof value !== 'object') return true;
-  if (seen.has(value)) return false;
-  seen.add(value);
-  for (const v of Array.isArray(value) ? value : Object.values(value)) if (!isTree(v, seen)) return false;
-  return true;
-}
-
 function yamlMessage(message: string): string {
   if (message.startsWith('Source contains multiple documents')) {
     return 'the file holds more than one YAML document (a "---" line starts another); a spec is one document';
@@ -273,7 +109,7 @@ function yamlProblem(file: string, text: string, doc: Document, e: YAMLError, li
   } else if (e.code === 'MISSING_CHAR' && /quote/.test(e.message)) {
     // The parser notices the missing quote at the end of the file; the mistake is where the quote opens.
     let start: number | undefined;
-    yaml().visit(doc, {
+    visit(doc, {
       Scalar(_key, node) {
         if ((node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') && node.range && node.range[0] <= at && at <= node.range[2]) {
           start = node.range[0];
@@ -293,7 +129,7 @@ function yamlProblem(file: string, text: string, doc: Document, e: YAMLError, li
         start = node.range[0];
       }
     };
-    yaml().visit(doc, { Seq: (_k, n) => onCollection(n), Map: (_k, n) => onCollection(n) });
+    visit(doc, { Seq: (_k, n) => onCollection(n), Map: (_k, n) => onCollection(n) });
     if (start !== undefined) line = lineAt(start);
     const [open, close] = /^Flow sequence/.test(e.message) ? ['[', ']'] : ['{', '}'];
     message = `the "${open}" that starts on this line is never closed with "${close}" (or a line inside it is not indented enough)`;
@@ -305,8 +141,8 @@ function yamlProblem(file: string, text: string, doc: Document, e: YAMLError, li
 
 /** The line of the value at `path` in a spec's text (for checks made after parsing, such as dependsOn). */
 export function lineOfPath(text: string, path: ReadonlyArray<string | number>): number {
-  const lineCounter = new (yaml().LineCounter)();
-  const doc = yaml().parseDocument(text, { lineCounter, prettyErrors: false });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   const offset = nodeForPath(doc, path)?.range?.[0];
   return offset === undefined ? 1 : lineCounter.linePos(offset).line;
 }
@@ -329,17 +165,17 @@ export function fieldName(path: ReadonlyArray<string | number>): string {
 function nearestNode(doc: Document, path: ReadonlyArray<string | number>): Node | undefined {
   for (let n = path.length; n >= 0; n--) {
     const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-    if (yaml().isNode(node)) return node;
+    if (isNode(node)) return node;
   }
   return undefined;
 }
 
 function keyNode(doc: Document, path: ReadonlyArray<string | number>): Node | undefined {
   const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
-  if (!yaml().isMap(parent)) return undefined;
+  if (!isMap(parent)) return undefined;
   const key = path[path.length - 1];
   for (const item of parent.items) {
-    if (yaml().isPair(item) && yaml().isScalar(item.key) && item.key.value === key) return item.key;
+    if (isPair(item) && isScalar(item.key) && item.key.value === key) return item.key;
   }
   return undefined;
 }
