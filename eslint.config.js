@@ -23,6 +23,25 @@ export default tseslint.config(
     },
   },
   {
+    // One clock (src/clock.ts): a reading anywhere else escapes the clock a test injects.
+    files: ['src/**/*.ts'],
+    ignores: ['src/clock.ts'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'read the wall clock through src/clock.ts (a Clock, or wallNow())' },
+        { object: 'performance', property: 'now', message: 'measure elapsed time with elapsedMs() from src/clock.ts' },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: 'new Date() reads the wall clock: use new Date(clock.now()) or new Date(wallNow())',
+        },
+      ],
+    },
+  },
+  {
     files: ['tests/**/*.ts'],
     rules: {
       // Tests read rows and JSON whose shape the assertion itself checks.

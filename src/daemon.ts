@@ -25,7 +25,8 @@ import type { Policy } from './config/schema.js';
 import { formatProblem, type SpecProblem } from './config/parse.js';
 import { formatBytes, isDiskFull, Store, type DiskFullEvent, type RunRow } from './store/store.js';
 import { ShuttingDown, Supervisor } from './run/supervisor.js';
-import { systemClock, type Clock, type ClockJump } from './schedule/timer.js';
+import { type ClockJump } from './schedule/timer.js';
+import { systemClock, type Clock } from './clock.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from './control/killswitch.js';
 import { killOrphanSandboxes, leashFor, type Leash } from './run/launch.js';
 import { ConfigWatcher, FileWatcher } from './config/watch.js';
@@ -175,12 +176,18 @@ export class Daemon {
       this.scheduler = new Scheduler({
         store: this.store,
         clock: this.clock,
-        onDue: (job, instant, trigger, repeat) => this.supervisor.dispatchScheduled(job, instant, trigger, repeat),
+        onDue: (job, instant, trigger, repeat, cursorTo) => this.supervisor.dispatchScheduled(job, instant, trigger, repeat, cursorTo),
         onMissed: (job, first, count, catchUp, cause) => {
-          const why = cause === 'clock-jump' ? 'skipped by a forward jump of the system clock' : 'missed while nightshift was down';
+          const why =
+            cause === 'clock-jump'
+              ? 'skipped by a forward jump of the system clock'
+              : cause === 'late'
+                ? 'passed while the run before them was started late (the machine was busy); that run covers them'
+                : 'missed while nightshift was down';
           const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
           log.warn({ job: job.name, missed: count }, msg);
-          this.store.recordEvent(this.clock.now(), cause === 'clock-jump' ? 'missed-by-clock-jump' : 'missed-while-down', job.name, msg, {
+          const kind = cause === 'clock-jump' ? 'missed-by-clock-jump' : cause === 'late' ? 'missed-late' : 'missed-while-down';
+          this.store.recordEvent(this.clock.now(), kind, job.name, msg, {
             first,
             count,
           });

@@ -30,9 +30,10 @@ export const ALERTING_OUTCOMES: ReadonlySet<RunOutcome> = new Set(['failed', 'ti
 /** Failures a job's `retries` may try again; a wrong result or a kill is not retried. */
 export const RETRYABLE_OUTCOMES: ReadonlySet<RunOutcome> = new Set(['failed', 'timeout']);
 
-/** Runs of a schedule instant (on time, or the one catch-up after downtime): they move the job's cursor. */
+/** Runs of a schedule instant (on time, or the one catch-up after downtime): an instant is claimed once. */
+export const SCHEDULED_TRIGGERS = ['schedule', 'catch-up'] as const;
 export function isScheduledTrigger(trigger: string): boolean {
-  return trigger === 'schedule' || trigger === 'catch-up';
+  return (SCHEDULED_TRIGGERS as readonly string[]).includes(trigger);
 }
 
 /**

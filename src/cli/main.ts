@@ -24,6 +24,7 @@ import { oneLine, textAsData } from '../text.js';
 import { Store, StoreError, type RunRow } from '../store/store.js';
 import { demotionLines, hasHeals, healLines, healStatusLines, healViews, renderHeals, ruleEvidence } from '../report/healview.js';
 import { errorMessage } from '../errors.js';
+import { systemClock, wallNow } from '../clock.js';
 
 export const EXIT = { ok: 0, unhealthy: 1, usage: 2, unreachable: 3, homeMoved: 4 } as const;
 
@@ -237,7 +238,7 @@ const COMMANDS: Record<string, Command> = {
       const home = loadHomeOrFail(ctx);
       const store = openStore(ctx);
       try {
-        const now = Date.now();
+        const now = wallNow();
         const report = buildStatus(home, store, await liveInfo(ctx), now, killOf(home));
         const ruleHash = (rule: string): string | undefined => home.rules.get(rule)?.hash;
         const approvals = store && hasHeals(store) ? store.pendingApprovals().filter((a) => (a.expires_at ?? 0) > now) : [];
@@ -268,7 +269,7 @@ const COMMANDS: Record<string, Command> = {
         throw new UsageError(
           `no valid job named "${name}"${home.problems.some((p) => p.file.includes(`/${name}.`)) ? ' (its spec has errors: run nightshift validate)' : ''}`,
         );
-      let from = Date.now();
+      let from = wallNow();
       if (typeof ctx.values.from === 'string') {
         from = Date.parse(ctx.values.from);
         if (Number.isNaN(from)) throw new UsageError(`--from "${ctx.values.from}" is not an ISO date-time, e.g. 2026-03-29T00:00:00+01:00`);
@@ -371,7 +372,7 @@ const COMMANDS: Record<string, Command> = {
       const open = store ? store.openAlerts().length : 0;
       store?.close();
       ctx.io.out(
-        ctx.values.json ? json(rows) : rows.length ? renderAlerts(rows, Date.now()) : ctx.values.all ? 'No alerts yet.' : 'No open alerts.',
+        ctx.values.json ? json(rows) : rows.length ? renderAlerts(rows, wallNow()) : ctx.values.all ? 'No alerts yet.' : 'No open alerts.',
       );
       return open > 0 ? EXIT.unhealthy : EXIT.ok;
     },
@@ -396,7 +397,7 @@ const COMMANDS: Record<string, Command> = {
         const waiting = store && hasHeals(store) ? store.pendingApprovals().length : 0;
         if (ctx.values.json) ctx.io.out(json({ attempts: rows, rules: evidence }));
         else {
-          ctx.io.out(renderHeals(rows, Date.now()));
+          ctx.io.out(renderHeals(rows, wallNow()));
           const rules = existsSync(ctx.paths.home) ? loadHome(ctx.paths).rules : new Map<string, LoadedRule>();
           const demoted = store ? demotionLines(store, (rule) => rules.get(rule)?.hash) : [];
           if (demoted.length) ctx.io.out(`\n${demoted.join('\n')}`);
@@ -449,7 +450,7 @@ const COMMANDS: Record<string, Command> = {
       const path = killSwitchPath(ctx.paths, home.policyOk ? home.policy : null);
       if (verb === 'on') {
         mkdirSync(dirname(path), { recursive: true });
-        writeFileSync(path, `kill switch turned on by ${userInfoName()} at ${new Date().toISOString()}\n`);
+        writeFileSync(path, `kill switch turned on by ${userInfoName()} at ${new Date(wallNow()).toISOString()}\n`);
       } else if (verb === 'off') {
         rmSync(path, { force: true });
       }
@@ -475,7 +476,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (ctx) => {
       if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
       const home = loadHomeOrFail(ctx);
-      const date = typeof ctx.values.date === 'string' ? ctx.values.date : digestDate(digestZone(home.policy), Date.now());
+      const date = typeof ctx.values.date === 'string' ? ctx.values.date : digestDate(digestZone(home.policy), wallNow());
       if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) {
         throw new UsageError(`--date "${date}" is not a day like 2026-11-22`);
       }
@@ -489,7 +490,7 @@ const COMMANDS: Record<string, Command> = {
             getJobs: () => home.jobs,
             getPolicy: () => home.policy,
             getKill: () => kill,
-            clock: { now: () => Date.now() },
+            clock: systemClock,
             log: createLogger({ level: 'silent' }),
             getHeals: (w) => healLines(store, w.from, w.to),
           });
@@ -519,7 +520,7 @@ const COMMANDS: Record<string, Command> = {
           kill,
           date,
           window,
-          now: Date.now(),
+          now: wallNow(),
           heals: healLines(store, window.from, window.to),
           containment: containment(),
         });
@@ -586,7 +587,7 @@ function recordKillFlip(ctx: Ctx, k: KillState): void {
     store = Store.open(ctx.paths.db);
     if (store.killSwitchRecordedOn() !== k.halted) {
       store.recordEvent(
-        Date.now(),
+        wallNow(),
         'kill-switch',
         null,
         k.halted

@@ -28,7 +28,8 @@ import { bootTimeMs, groupMembers, type RunNowOptions } from '../run/supervisor.
 import type { Policy } from '../config/schema.js';
 import type { AlertRow, HealAttemptRow, RunRow, Store } from '../store/store.js';
 import type { HealStep } from '../model.js';
-import { DeadlineTimer, type Clock } from '../schedule/timer.js';
+import { DeadlineTimer } from '../schedule/timer.js';
+import { type Clock } from '../clock.js';
 import { HealVault, type SnapshotDigests } from './vault.js';
 import { coerceError, errorMessage } from '../errors.js';
 

@@ -60,6 +60,7 @@ import {
 import { chmod, copyFile, lchown, mkdir, open, rename, rm, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { errorCode, errorMessage } from '../errors.js';
+import { elapsedMs, wallNow } from '../clock.js';
 
 export type NodeKind = 'file' | 'dir' | 'link' | 'special' | 'absent';
 
@@ -180,11 +181,11 @@ function lstatOrNull(p: string): Stats | null {
 
 /** Yields to the event loop once SLICE_MS of synchronous work has gone by. */
 class Slicer {
-  private start = performance.now();
+  private start = elapsedMs();
   async tick(): Promise<void> {
-    if (performance.now() - this.start < SLICE_MS) return;
+    if (elapsedMs() - this.start < SLICE_MS) return;
     await new Promise<void>((r) => setImmediate(r));
-    this.start = performance.now();
+    this.start = elapsedMs();
   }
 }
 
@@ -632,7 +633,7 @@ export async function takeSnapshot(roots: readonly string[], dir: string, opts: 
           );
     const manifest: Manifest = {
       version: 1,
-      createdAt: new Date().toISOString(),
+      createdAt: new Date(wallNow()).toISOString(),
       roots: rootList,
       parents,
       entries: kept,
@@ -801,7 +802,7 @@ async function restoreFile(path: string, want: ManifestEntry, have: Stats | null
   // file, which the next restore removes (it is not in the manifest).
   const tmp = tmpBeside(path);
   ctx.step('write', path);
-  const t = (want.mtimeMs ?? Date.now()) / 1000;
+  const t = (want.mtimeMs ?? wallNow()) / 1000;
   if (inPack) {
     const data = packBytes(ctx, want);
     const fd = openSync(tmp, O_NEW, 0o600);

@@ -23,7 +23,8 @@ import { sendDigestMail } from './mail.js';
 import { formatInstant, nextAfter } from '../schedule/instants.js';
 import type { Policy } from '../config/schema.js';
 import type { Store } from '../store/store.js';
-import { DeadlineTimer, type Clock, type ClockJump } from '../schedule/timer.js';
+import { DeadlineTimer, type ClockJump } from '../schedule/timer.js';
+import { type Clock } from '../clock.js';
 import { errorMessage } from '../errors.js';
 
 /** 1 m, 5 m, 15 m, 1 h, then every 6 h — until the next day's digest, which reports the failure. */

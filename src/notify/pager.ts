@@ -19,7 +19,8 @@ import {
 } from '../run/launch.js';
 import type { Policy } from '../config/schema.js';
 import { isDiskFull, type Store } from '../store/store.js';
-import { DeadlineTimer, type Clock } from '../schedule/timer.js';
+import { DeadlineTimer } from '../schedule/timer.js';
+import { elapsedMs, type Clock } from '../clock.js';
 import { oneLine, textAsData } from '../text.js';
 import { errorMessage } from '../errors.js';
 
@@ -88,14 +89,14 @@ class Capture {
  * notifier it forked) are killed at the same deadline.
  */
 export async function runBounded(argv: readonly string[], opts: BoundedOptions): Promise<BoundedResult> {
-  const started = Date.now();
+  const started = elapsedMs();
   const [file, ...args] = argv;
   const result = (r: Partial<BoundedResult>): BoundedResult => ({
     ok: false,
     exitCode: null,
     signal: null,
     timedOut: false,
-    durationMs: Date.now() - started,
+    durationMs: Math.round(elapsedMs() - started),
     stdout: '',
     stderr: '',
     startError: null,

@@ -54,6 +54,7 @@ import { listProcesses, pidNamespace, processEnv } from './proc.js';
 import type { Policy } from '../config/schema.js';
 import { installRoot, resolveReal, resolveTouch } from '../config/zone.js';
 import { errorCode } from '../errors.js';
+import { elapsedMs } from '../clock.js';
 
 /**
  * What a process is for decides what it may do. `restore` is nightshift's own rollback of a fix's
@@ -280,7 +281,7 @@ function isRoot(): boolean {
  * restart). The reason says what to change.
  */
 export function containment(): Containment {
-  const now = Date.now();
+  const now = elapsedMs();
   if (cached && (cached.value.ok || now - cached.at < RECHECK_FAILED_MS)) return cached.value;
   const bwrap = bwrapPath();
   // With the seccomp filter too, when there is one: a kernel or container that refuses to install
@@ -812,9 +813,10 @@ export async function terminateGroup(leader: number, graceMs: number): Promise<'
   const targets = members(leader);
   if (targets.length === 0) killGroup(leader, 'SIGTERM');
   for (const pid of targets) signal(pid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    await sleep(Math.min(25, Math.max(1, deadline - Date.now())));
+  // Elapsed time, not the wall clock: a clock step must not cut the grace short (or stretch it).
+  const deadline = elapsedMs() + graceMs;
+  while (elapsedMs() < deadline) {
+    await sleep(Math.min(25, Math.max(1, deadline - elapsedMs())));
     if (!groupAlive(leader)) return 'term';
   }
   for (const pid of members(leader)) signal(pid, 'SIGKILL');

@@ -13,6 +13,7 @@ import { SYSTEMD_NOTIFY_ENV } from '../notify/systemd.js';
 import { exitOf, groupAlive, killNow, launch, StartError, terminateGroup, type Launched, type Leash } from './launch.js';
 import type { RunOutcome } from '../model.js';
 import { errorMessage, errorCode } from '../errors.js';
+import { elapsedMs, wallNow } from '../clock.js';
 
 export type StopReason = 'timeout' | 'replace' | 'shutdown' | 'manual' | 'halt';
 
@@ -89,15 +90,15 @@ export class RunningProcess {
 
   private async execute(): Promise<RunResult> {
     const { job, logPath } = this.opts;
-    const now = this.opts.now ?? Date.now;
+    const now = this.opts.now ?? wallNow;
     const log = new CappedLog(logPath, this.opts.logCap ?? DEFAULT_LOG_CAP, this.opts.onLogError);
     const startedAt = now();
     // The duration on the monotonic clock: a wall-clock step during the run must not make it
     // negative, or shorter than a minDuration expectation.
-    const startedMono = performance.now();
+    const startedMono = elapsedMs();
     const finish = (outcome: RunOutcome, reason: string, exitCode: number | null = null, signal: string | null = null): RunResult => {
       const endedAt = now();
-      const durationMs = Math.round(performance.now() - startedMono);
+      const durationMs = Math.round(elapsedMs() - startedMono);
       const { bytes, tail } = log.close();
       const logNote = log.error ? ` (the log could not be written: ${log.error.message})` : '';
       return {

@@ -11,7 +11,8 @@ import { killNow, type Leash } from './launch.js';
 import { RunningProcess, runPrecheck, type StopReason } from './runner.js';
 import { isDiskFull, type RunRow, type Store } from '../store/store.js';
 import { isHealTrigger, RETRYABLE_OUTCOMES, type RunTrigger } from '../model.js';
-import { monoOf, type Clock } from '../schedule/timer.js';
+import { monoOf } from '../schedule/timer.js';
+import { type Clock } from '../clock.js';
 import { errorMessage } from '../errors.js';
 
 export const LOGS_KEPT_PER_JOB = 100;
@@ -83,15 +84,15 @@ export class Supervisor {
    * A scheduled instant (or catch-up) is due. Synchronously claims the instant in the store —
    * so the scheduler's cursor has moved before this returns — then runs asynchronously.
    */
-  dispatchScheduled(job: Job, instant: number, trigger: 'schedule' | 'catch-up', repeat = false): void {
+  dispatchScheduled(job: Job, instant: number, trigger: 'schedule' | 'catch-up', repeat = false, cursorTo = instant): void {
     if (this.stopping) return;
     // A long-running job's schedule only starts it again once it has ended: while it runs, its
     // instants pass without a skipped-overlap row each (every: 1s would write 86,400 a day).
     if (job.longRunning && job.spec.concurrency === 'forbid' && (this.active.get(job.name)?.size ?? 0) > 0) {
-      this.deps.store.setCursor(job.name, instant);
+      this.deps.store.setCursor(job.name, cursorTo);
       return;
     }
-    let started = this.begin(job, trigger, { scheduledFor: instant, precheck: true });
+    let started = this.begin(job, trigger, { scheduledFor: instant, cursorTo, precheck: true });
     // The clock went back and this wall-clock time came round again (scheduler.ts): the first
     // run keeps the instant, this one runs on the real interval, recorded without an instant.
     if (started === 'duplicate' && repeat) started = this.begin(job, trigger, { precheck: true });
@@ -118,7 +119,14 @@ export class Supervisor {
   private begin(
     job: Job,
     trigger: RunTrigger,
-    o: { scheduledFor?: number; precheck: boolean; attempt?: number; parentId?: number; claimed?: number } & RunNowOptions,
+    o: {
+      scheduledFor?: number;
+      cursorTo?: number;
+      precheck: boolean;
+      attempt?: number;
+      parentId?: number;
+      claimed?: number;
+    } & RunNowOptions,
   ): Promise<RunRow> | 'duplicate' {
     const { store, clock } = this.deps;
     const now = clock.now();
@@ -126,6 +134,7 @@ export class Supervisor {
       job: job.name,
       trigger,
       scheduledFor: o.scheduledFor ?? null,
+      cursorTo: o.scheduledFor !== undefined ? (o.cursorTo ?? o.scheduledFor) : null,
       now,
       specHash: job.hash,
       attempt: o.attempt ?? 1,
@@ -375,7 +384,7 @@ export class Supervisor {
     if (!job || !job.managed || !job.spec.enabled) {
       const why = !job ? 'the job no longer exists' : !job.managed ? 'the job is now external' : 'the job is disabled';
       store.finishRun(parentId, {
-        ...rowFinish(parent),
+        ...rowFinish(parent, this.deps.clock.now()),
         reason: `${parent.reason ?? ''} The retry was dropped: ${why}.`.trim(),
         retryAt: null,
       });
@@ -520,10 +529,10 @@ export class Supervisor {
   }
 }
 
-function rowFinish(row: RunRow) {
+function rowFinish(row: RunRow, now: number) {
   return {
     outcome: row.outcome ?? 'failed',
-    endedAt: row.ended_at ?? Date.now(),
+    endedAt: row.ended_at ?? now,
     exitCode: row.exit_code,
     signal: row.signal,
     durationMs: row.duration_ms,

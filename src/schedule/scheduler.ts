@@ -17,16 +17,21 @@
 import type { Job } from '../config/home.js';
 import { nextAfter } from './instants.js';
 import type { Store } from '../store/store.js';
-import { DeadlineTimer, JUMP_THRESHOLD_MS, type Clock, type ClockJump } from './timer.js';
+import { DeadlineTimer, JUMP_THRESHOLD_MS, type ClockJump } from './timer.js';
+import { type Clock } from '../clock.js';
 
 export type DueTrigger = 'schedule' | 'catch-up';
-export type MissedCause = 'down' | 'clock-jump';
+export type MissedCause = 'down' | 'clock-jump' | 'late';
 
 export interface SchedulerDeps {
   store: Store;
   clock: Clock;
-  /** `repeat`: the instant came round again after the clock went back; it may already have its run. */
-  onDue: (job: Job, instant: number, trigger: DueTrigger, repeat?: boolean) => void;
+  /**
+   * `repeat`: the instant came round again after the clock went back; it may already have its run.
+   * `cursorTo`: where the job's cursor moves with the run's row (the instant itself, or for a
+   * catch-up the moment up to which the missed instants were counted): the scheduler decides it.
+   */
+  onDue: (job: Job, instant: number, trigger: DueTrigger, repeat: boolean, cursorTo: number) => void;
   onMissed?: (job: Job, firstMissed: number, count: number, catchUp: boolean, cause: MissedCause) => void;
   /** A step of the wall clock, before any job is re-planned for it. */
   onClockJump?: (jump: ClockJump) => void;
@@ -38,6 +43,13 @@ export interface SchedulerDeps {
 const MISSED_SCAN_LIMIT = 1000;
 /** Debian cron's line between a time change (DST-sized) and a correction. */
 const CORRECTION_MS = 3 * 3_600_000;
+
+/** A catch-up run to start once the bookkeeping has committed; `countedTo`: where its row moves the cursor. */
+interface CatchUp {
+  job: Job;
+  instant: number;
+  countedTo: number;
+}
 
 /** After the clock went back: instants up to `until` come round again; `runAgain` says whether they run. */
 interface Repeat {
@@ -67,13 +79,13 @@ export class Scheduler {
     const now = this.deps.clock.now();
     // One transaction for the bookkeeping of every job; catch-up runs start only after it has
     // committed, so that no process ever runs before its row is on disk.
-    const catchUps: Array<[Job, number]> = [];
+    const catchUps: CatchUp[] = [];
     this.deps.store.batch(() => this.prepare(jobs, now, catchUps));
-    for (const [job, instant] of catchUps) this.deps.onDue(job, instant, 'catch-up');
+    for (const c of catchUps) this.deps.onDue(c.job, c.instant, 'catch-up', false, c.countedTo);
     this.timer.start();
   }
 
-  private prepare(jobs: Iterable<Job>, now: number, catchUps: Array<[Job, number]>): void {
+  private prepare(jobs: Iterable<Job>, now: number, catchUps: CatchUp[]): void {
     for (const job of jobs) {
       this.jobs.set(job.name, job);
       const state = this.deps.store.ensureJobState(job.name, now);
@@ -92,7 +104,7 @@ export class Scheduler {
    * Instants in (cursor, now] that nobody ran: one record, and one catch-up run if the job asks for
    * it (or `runOnce`: Debian cron's rule for a fixed-time job skipped by a short step forward).
    */
-  private accountMissed(job: Job, cursor: number, now: number, cause: MissedCause, catchUps: Array<[Job, number]>, runOnce = false): void {
+  private accountMissed(job: Job, cursor: number, now: number, cause: MissedCause, catchUps: CatchUp[], runOnce = false): void {
     if (!job.schedule) return;
     const first = nextAfter(job.schedule, cursor);
     if (first === null || first > now) return;
@@ -102,12 +114,14 @@ export class Scheduler {
       last = n;
       count++;
     }
-    const catchUp = job.spec.catchUp || runOnce;
+    // Instants a late timer passed over are covered by the run it just started: never a catch-up.
+    const catchUp = cause !== 'late' && (job.spec.catchUp || runOnce);
     this.deps.onMissed?.(job, first, count, catchUp, cause);
     // The gap is consumed either way: a restart must not catch up the same gap again. For a
-    // catch-up, the run's own row moves the cursor (store.insertRun), so a crash before that row
-    // exists leaves the catch-up to be found again.
-    if (catchUp) catchUps.push([job, last]);
+    // catch-up, the run's own row moves the cursor to `now` (not to the moment the row is written,
+    // which may be seconds later on a busy machine: instants in between would be lost unrecorded),
+    // so a crash before that row exists leaves the catch-up to be found again.
+    if (catchUp) catchUps.push({ job, instant: last, countedTo: now });
     else this.deps.store.setCursor(job.name, now);
   }
 
@@ -133,13 +147,13 @@ export class Scheduler {
           const state = this.deps.store.jobState(job.name);
           if (!runnable(job, state)) continue;
           const late = lastInstantUpTo(job, state!.cursor, Math.min(jump.before, now));
-          if (late !== null) this.deps.onDue(job, late, 'schedule');
+          if (late !== null) this.deps.onDue(job, late, 'schedule', false, late);
         } catch (err) {
           this.deps.onError?.(err, job.name);
         }
       }
     }
-    const catchUps: Array<[Job, number]> = [];
+    const catchUps: CatchUp[] = [];
     this.deps.store.batch(() => {
       for (const job of this.jobs.values()) {
         try {
@@ -165,9 +179,9 @@ export class Scheduler {
         }
       }
     });
-    for (const [job, instant] of catchUps) {
+    for (const { job, instant, countedTo } of catchUps) {
       try {
-        this.deps.onDue(job, instant, 'catch-up');
+        this.deps.onDue(job, instant, 'catch-up', false, countedTo);
       } catch (err) {
         this.deps.onError?.(err, job.name);
       }
@@ -251,11 +265,15 @@ export class Scheduler {
     if (!job) return;
     const rep = this.repeats.get(name);
     try {
-      if (rep && at <= rep.until) this.deps.onDue(job, at, 'schedule', true);
-      else this.deps.onDue(job, at, 'schedule');
+      if (rep && at <= rep.until) this.deps.onDue(job, at, 'schedule', true, at);
+      else this.deps.onDue(job, at, 'schedule', false, at);
+      // The cursor moved to `at` with the run row. If the timer fired late (a busy machine), the
+      // instants that passed meanwhile are coalesced into this run, as cron does, but recorded:
+      // never an instant that left no trace.
+      if (!rep) this.accountMissed(job, at, this.deps.clock.now(), 'late', []);
+    } catch (err) {
+      this.deps.onError?.(err, job.name);
     } finally {
-      // The cursor moved to `at` when the run row was written; if the loop was late, instants
-      // that passed meanwhile are coalesced into this one (arm() starts from max(cursor, now)).
       this.arm(job, at);
     }
   }

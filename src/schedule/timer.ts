@@ -9,13 +9,7 @@
 // timer caps its wait at CHECK_MS — and tells every timer on that clock, which re-plans its
 // deadlines (see JumpPolicy) before anything due is fired.
 
-export interface Clock {
-  now(): number;
-  /** A clock that never steps (ms, any origin); default performance.now(). */
-  monotonic?(): number;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };
+import { elapsedMs, systemClock, type Clock } from '../clock.js';
 
 /**
  * The longest a timer waits without looking at the clock: also how late a deadline can be after
@@ -51,7 +45,7 @@ export interface ClockJump {
 export type JumpPolicy = 'shift' | 'wall' | ((jump: ClockJump) => void);
 
 export function monoOf(clock: Clock): number {
-  return clock.monotonic ? clock.monotonic() : globalThis.performance.now();
+  return elapsedMs(clock);
 }
 
 /** Notices steps of one clock and tells every timer and listener on it. */
@@ -179,7 +173,7 @@ export class DeadlineTimer<K> {
    */
   healthy(slackMs: number): boolean {
     if (!this.handle || this.armedMono === null) return true;
-    return performance.now() - this.armedMono <= this.armedDelay + slackMs;
+    return elapsedMs() - this.armedMono <= this.armedDelay + slackMs;
   }
 
   stop(): void {
@@ -237,7 +231,7 @@ export class DeadlineTimer<K> {
     this.armedFor = top.at;
     // Capped so that a step of the wall clock is noticed within CHECK_MS even when idle.
     const delay = Math.min(Math.max(0, top.at - this.clock.now()), CHECK_MS);
-    this.armedMono = performance.now();
+    this.armedMono = elapsedMs();
     this.armedDelay = delay;
     this.handle = setTimeout(() => this.fire(), delay);
   }
@@ -248,7 +242,7 @@ export class DeadlineTimer<K> {
     // First: after a step, deadlines are re-planned from the new time before any of them fires.
     this.watch.check();
     const now = this.clock.now();
-    // Node may fire a millisecond early relative to Date.now(); that deadline is due.
+    // Node may fire a millisecond early relative to the wall clock; that deadline is due.
     for (;;) {
       this.dropStale();
       const top = this.heap[0];

@@ -5,7 +5,17 @@ import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { errorMessage } from '../errors.js';
-import { HEAL_TRIGGERS, isScheduledTrigger, sqlList, type AlertKind, type HealStep, type RunOutcome, type RunTrigger } from '../model.js';
+import {
+  HEAL_TRIGGERS,
+  isScheduledTrigger,
+  SCHEDULED_TRIGGERS,
+  sqlList,
+  type AlertKind,
+  type HealStep,
+  type RunOutcome,
+  type RunTrigger,
+} from '../model.js';
+import { elapsedMs, wallNow } from '../clock.js';
 
 export interface RunRow {
   id: number;
@@ -395,6 +405,12 @@ export interface NewRun {
   job: string;
   trigger: RunTrigger;
   scheduledFor?: number | null;
+  /**
+   * Where the job's schedule cursor moves, in the same transaction as the row (the scheduler
+   * decides: the instant, or for a catch-up the moment the missed instants were counted up to).
+   * Only when the instant is claimed; null or absent: the cursor stays.
+   */
+  cursorTo?: number | null;
   now: number;
   attempt?: number;
   parentId?: number | null;
@@ -415,6 +431,8 @@ export class Store {
   private full: { since: number; error: string } | null = null;
   /** Runs decided while no row could be written, by a temporary negative id, in the order they were decided. */
   private readonly heldRuns = new Map<number, RunRow>();
+  /** The cursor each held run moves once written (NewRun.cursorTo). */
+  private readonly heldCursor = new Map<number, number>();
   /** Temporary ids that have since been written, and the real id each got. */
   private readonly writtenIds = new Map<number, number>();
   private nextHeldId = -1;
@@ -423,7 +441,7 @@ export class Store {
   /** Runs that finished while held: handed back to the listeners once they are on disk. */
   private readonly finishedWhileFull = new Set<number>();
   private heldCount = 0;
-  private lastFlushTry = 0;
+  private lastFlushTry = -Infinity;
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly diskListeners: Array<(ev: DiskFullEvent) => void> = [];
   private readonly stateDir: string;
@@ -555,7 +573,7 @@ export class Store {
     this.armRetry();
     if (this.full) return;
     const error = errorMessage(err);
-    this.full = { since: Date.now(), error };
+    this.full = { since: wallNow(), error };
     this.emit({ kind: 'full', since: this.full.since, error, where, dir: this.stateDir, free: freeBytes(this.stateDir)?.free ?? null });
   }
 
@@ -605,7 +623,7 @@ export class Store {
     const writes = this.heldCount;
     this.heldCount = 0;
     this.full = null;
-    this.emit({ kind: 'resolved', since, at: Date.now(), dir: this.stateDir, free: space?.free ?? null, runs, writes });
+    this.emit({ kind: 'resolved', since, at: wallNow(), dir: this.stateDir, free: space?.free ?? null, runs, writes });
     return true;
   }
 
@@ -614,7 +632,7 @@ export class Store {
    * daemon on a full disk must not pay for that on every write.
    */
   private flushSoon(): boolean {
-    const now = Date.now();
+    const now = elapsedMs();
     if (now - this.lastFlushTry < 1000) return false;
     this.lastFlushTry = now;
     return this.flushHeld();
@@ -650,9 +668,8 @@ export class Store {
           if (!claimed) info = insert.run({ ...row, scheduled_for: null });
           ids.set(tmp, Number(info.lastInsertRowid));
           if (!claimed) continue;
-          if (isScheduledTrigger(r.trigger) && r.scheduled_for != null) {
-            this.advanceCursor(r.job, Math.max(r.scheduled_for, r.trigger === 'catch-up' ? r.created_at : r.scheduled_for), r.created_at);
-          }
+          const cursorTo = this.heldCursor.get(tmp);
+          if (cursorTo !== undefined && r.scheduled_for != null) this.advanceCursor(r.job, cursorTo, r.created_at);
         }
         for (const w of this.held) this.stmt(w.sql).run(w.params);
       })();
@@ -666,6 +683,7 @@ export class Store {
     this.finishedWhileFull.clear();
     for (const id of finished) this.finishedWhileFull.add(id);
     this.heldRuns.clear();
+    this.heldCursor.clear();
     this.held = [];
     return true;
   }
@@ -743,13 +761,14 @@ export class Store {
         if (h.job === r.job && h.scheduled_for === r.scheduledFor && isScheduledTrigger(h.trigger)) return null;
       }
       // An instant already on disk was dispatched: never a second time (reads work on a full disk).
-      const onDisk = this.stmt("SELECT 1 FROM runs WHERE job = ? AND scheduled_for = ? AND trigger IN ('schedule', 'catch-up')").get(
+      const onDisk = this.stmt(`SELECT 1 FROM runs WHERE job = ? AND scheduled_for = ? AND trigger IN ${sqlList(SCHEDULED_TRIGGERS)}`).get(
         r.job,
         r.scheduledFor,
       );
       if (onDisk) return null;
     }
     const id = this.nextHeldId--;
+    if (r.cursorTo != null) this.heldCursor.set(id, r.cursorTo);
     this.heldRuns.set(id, {
       id,
       job: r.job,
@@ -798,9 +817,7 @@ export class Store {
         duration: r.outcome ? 0 : null,
       });
       if (info.changes === 0) return null;
-      if (isScheduledTrigger(r.trigger) && r.scheduledFor != null) {
-        this.advanceCursor(r.job, Math.max(r.scheduledFor, r.trigger === 'catch-up' ? r.now : r.scheduledFor), r.now);
-      }
+      if (r.cursorTo != null && r.scheduledFor != null) this.advanceCursor(r.job, r.cursorTo, r.now);
       return Number(info.lastInsertRowid);
     });
     return tx();

@@ -8,7 +8,8 @@ import type { Logger } from '../log.js';
 import { nextAfter } from '../schedule/instants.js';
 import type { AlertRow, RunRow, Store } from '../store/store.js';
 import { ALERTING_OUTCOMES, isHealTrigger, type AlertKind } from '../model.js';
-import { DeadlineTimer, type Clock, type ClockJump } from '../schedule/timer.js';
+import { DeadlineTimer, type ClockJump } from '../schedule/timer.js';
+import { type Clock } from '../clock.js';
 import { errorMessage } from '../errors.js';
 
 const EXTERNAL_DEFAULT_GRACE = 5 * 60_000;

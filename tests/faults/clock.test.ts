@@ -330,9 +330,9 @@ describe('the scheduler after a step back, for fixed-time and wildcard jobs (Deb
     const s = new Scheduler({
       store,
       clock,
-      onDue: (j, at, trigger, repeat = false) => {
+      onDue: (j, at, trigger, repeat, cursorTo) => {
         due.push({ job: j.name, at, repeat });
-        store.insertRun({ job: j.name, trigger, scheduledFor: at, now: clock.now() });
+        store.insertRun({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
       },
     });
     try {
@@ -380,9 +380,9 @@ describe('the scheduler after a step forward', () => {
     const s = new Scheduler({
       store,
       clock,
-      onDue: (j, at, trigger) => {
+      onDue: (j, at, trigger, _repeat, cursorTo) => {
         due.push({ job: j.name, at, trigger });
-        store.insertRun({ job: j.name, trigger, scheduledFor: at, now: clock.now() });
+        store.insertRun({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
       },
       onMissed: (j, first, count, catchUp) => missed.push({ job: j.name, first, count, catchUp }),
     });

@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { Store, type DiskFullEvent, type RunRow } from '../../src/store/store.js';
 import { Supervisor } from '../../src/run/supervisor.js';
-import { systemClock } from '../../src/schedule/timer.js';
+import { systemClock } from '../../src/clock.js';
 import {
   CLI,
   cleanup,

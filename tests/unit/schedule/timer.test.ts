@@ -1,6 +1,7 @@
 // Pure deadline arithmetic: fake timers are allowed here (and only here).
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CHECK_MS, clockWatch, DeadlineTimer, type Clock, type ClockJump } from '../../../src/schedule/timer.js';
+import { CHECK_MS, clockWatch, DeadlineTimer, type ClockJump } from '../../../src/schedule/timer.js';
+import { type Clock } from '../../../src/clock.js';
 
 beforeEach(() => {
   vi.useFakeTimers({ now: 1_000_000 });

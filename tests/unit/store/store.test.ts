@@ -33,17 +33,19 @@ describe('store', () => {
   it('a scheduled instant can be claimed once; the cursor moves with it in the same transaction', () => {
     const s = Store.open(join(dir, 'b.db'));
     s.ensureJobState('j', 1000);
-    const a = s.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: 5000, now: 5001 });
+    const a = s.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: 5000, cursorTo: 5000, now: 5001 });
     expect(a).toBeTypeOf('number');
     expect(s.jobState('j')!.cursor).toBe(5000);
-    expect(s.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: 5000, now: 5002 })).toBeNull();
-    expect(s.insertRun({ job: 'j', trigger: 'catch-up', scheduledFor: 5000, now: 5003 })).toBeNull();
+    expect(s.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: 5000, cursorTo: 5000, now: 5002 })).toBeNull();
+    expect(s.insertRun({ job: 'j', trigger: 'catch-up', scheduledFor: 5000, cursorTo: 6000, now: 5003 })).toBeNull();
+    expect(s.jobState('j')!.cursor).toBe(5000); // a refused claim moves nothing
     // other triggers are not instants: a manual run at any time is its own row
     expect(s.insertRun({ job: 'j', trigger: 'manual', now: 5004 })).toBeTypeOf('number');
     expect(s.insertRun({ job: 'j', trigger: 'manual', now: 5004 })).toBeTypeOf('number');
-    // a catch-up consumes the downtime up to now
-    s.insertRun({ job: 'j', trigger: 'catch-up', scheduledFor: 9000, now: 20_000 });
-    expect(s.jobState('j')!.cursor).toBe(20_000);
+    // a catch-up consumes the downtime up to where the scheduler counted it (15 s), not up to the
+    // moment its row was written (20 s): instants in between would be lost without a record
+    s.insertRun({ job: 'j', trigger: 'catch-up', scheduledFor: 9000, cursorTo: 15_000, now: 20_000 });
+    expect(s.jobState('j')!.cursor).toBe(15_000);
     expect(s.countRuns('j')).toBe(4);
     s.close();
   });
