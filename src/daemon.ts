@@ -1,6 +1,6 @@
 // The daemon's wiring, in one place: lock, store, home, scheduler, supervisor, watcher, control
 // socket and systemd notifications. Each piece has start()/stop(); this file decides the order.
-import { mkdirSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { ControlError, ControlServer, type Route } from './control/socket.js';
 import {
@@ -37,6 +37,7 @@ import { Deadman, Pager } from './notify/pager.js';
 import { Healer, HealError } from './heal/healer.js';
 import { healLines } from './report/healview.js';
 import { errorMessage, errorCode } from './errors.js';
+import { openFileEndingIn } from './run/proc.js';
 
 export const VERSION = '0.1.0';
 /** A restart loop: this many starts within this window (systemd gives up after 5 in 10 min). */
@@ -908,21 +909,4 @@ function folderId(p: string): string | null {
     const code = errorCode(err);
     return code === 'ENOENT' || code === 'ENOTDIR' ? 'gone' : null;
   }
-}
-
-/** Where an open file is now (the kernel follows renames): the first of this process's open files whose path ends so. */
-function openFileEndingIn(suffix: string): string | null {
-  try {
-    for (const fd of readdirSync('/proc/self/fd')) {
-      try {
-        const target = readlinkSync(`/proc/self/fd/${fd}`);
-        if (target.endsWith(suffix)) return target;
-      } catch {
-        // closed meanwhile
-      }
-    }
-  } catch {
-    // no /proc
-  }
-  return null;
 }

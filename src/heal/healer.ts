@@ -10,7 +10,7 @@ import type { HomePaths } from '../config/paths.js';
 import type { KillState } from '../control/killswitch.js';
 import type { Logger } from '../log.js';
 import { describeResult, runBounded, type PageEvent } from '../notify/pager.js';
-import { listProcesses, processEnv } from '../run/proc.js';
+import { reapLeftovers } from '../run/proc.js';
 import {
   demoted,
   describeAction,
@@ -24,7 +24,7 @@ import {
 } from './rules.js';
 import { fixContainment, fixMounts, SANDBOX_HOME, tidyOrder, type FixMounts, type Leash } from '../run/launch.js';
 import { runPrecheck } from '../run/runner.js';
-import { bootTimeMs, groupMembers, type RunNowOptions } from '../run/supervisor.js';
+import { type RunNowOptions } from '../run/supervisor.js';
 import type { Policy } from '../config/schema.js';
 import type { AlertRow, HealAttemptRow, RunRow, Store } from '../store/store.js';
 import type { HealStep } from '../model.js';
@@ -1050,32 +1050,9 @@ function jobOf(fp: string): string {
  * folder in their environment, and by the journaled process group.
  */
 function killLeftovers(open: HealAttemptRow[], stateDir: string): void {
-  const ids = new Set(open.map((a) => String(a.id)));
-  for (const p of listProcesses() ?? []) {
-    if (p.pid === process.pid) continue;
-    const env = processEnv(p.pid);
-    if (!env || !env.includes(`NIGHTSHIFT_STATE=${stateDir}`)) continue;
-    const id = env.find((v) => v.startsWith('NIGHTSHIFT_HEAL_ATTEMPT='))?.slice('NIGHTSHIFT_HEAL_ATTEMPT='.length);
-    if (id !== undefined && ids.has(id)) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-    }
-  }
-  // A member that dropped its environment is still in the group; the group id is ours only
-  // within this boot and only for members started after the attempt began.
-  const boot = bootTimeMs();
-  for (const a of open) {
-    if (a.fix_pgid === null || boot === null || boot >= a.created_at) continue;
-    for (const m of groupMembers(a.fix_pgid, boot)) {
-      if (m.startedAt < a.created_at - 1000) continue;
-      try {
-        process.kill(m.pid, 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-    }
-  }
+  reapLeftovers(
+    open.map((a) => ({ id: a.id, pgid: a.fix_pgid, since: a.created_at })),
+    'NIGHTSHIFT_HEAL_ATTEMPT',
+    stateDir,
+  );
 }

@@ -1,5 +1,6 @@
 // What Linux's /proc says about processes: the one place that reads it, for process-group
-// liveness (zombies excluded) and for finding what a crashed daemon left behind.
+// liveness (zombies excluded), our own open files, and the one reaper of what a crashed daemon
+// left behind (its runs' and its fixes' processes).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface ProcInfo {
@@ -95,4 +96,88 @@ export function closeInheritedFds(closeFd: (fd: number) => void): number[] {
     }
   }
   return closed;
+}
+
+/** When this machine booted (ms since the epoch), from /proc/stat; null when unknown. */
+export function bootTimeMs(): number | null {
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return m ? Number(m[1]) * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+// Linux reports process start times in clock ticks; USER_HZ is 100 on every architecture we run on.
+const TICK_MS = 10;
+
+/** Live (non-zombie) members of a process group, with their start time in ms since the epoch. */
+export function groupMembers(pgid: number, bootMs: number): Array<{ pid: number; startedAt: number }> {
+  return (listProcesses() ?? [])
+    .filter((p) => p.pgrp === pgid && p.state !== 'Z')
+    .map((p) => ({ pid: p.pid, startedAt: bootMs + p.startTicks * TICK_MS }));
+}
+
+/** Something a dead daemon started: a run or a fix, by the id in its processes' environment. */
+export interface Owner {
+  id: number;
+  /** Its recorded process group, if any. */
+  pgid: number | null;
+  /** When it began (ms since the epoch): only processes started after that can be its own. */
+  since: number;
+}
+
+/**
+ * The one reaper. Processes left by a daemon that died, for each owner: those whose environment
+ * carries `${envName}=<id>` and our state folder (so a recycled pid is never hit), and those still
+ * in the owner's process group that dropped their environment (env -i). A group id cannot be
+ * taken by anyone else while a member lives, but only within this boot, and only members started
+ * after the owner began can be its own. Each is sent SIGKILL; returns the pids, by owner id.
+ */
+export function reapLeftovers(owners: readonly Owner[], envName: string, stateDir: string): Map<number, number[]> {
+  const found = new Map<number, Set<number>>(owners.map((o) => [o.id, new Set<number>()]));
+  if (owners.length === 0) return new Map();
+  for (const p of listProcesses() ?? []) {
+    if (p.pid === process.pid) continue;
+    const env = processEnv(p.pid);
+    if (!env || !env.includes(`NIGHTSHIFT_STATE=${stateDir}`)) continue;
+    const id = Number(env.find((v) => v.startsWith(`${envName}=`))?.slice(envName.length + 1));
+    found.get(id)?.add(p.pid);
+  }
+  const boot = bootTimeMs();
+  for (const o of owners) {
+    if (o.pgid === null || boot === null || boot >= o.since) continue;
+    for (const m of groupMembers(o.pgid, boot)) if (m.startedAt >= o.since - 1000) found.get(o.id)!.add(m.pid);
+  }
+  const out = new Map<number, number[]>();
+  for (const [id, pids] of found) {
+    const killed: number[] = [];
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    out.set(id, killed);
+  }
+  return out;
+}
+
+/** Where an open file of this process is now (the kernel follows renames): the first whose path ends so. */
+export function openFileEndingIn(suffix: string): string | null {
+  try {
+    for (const fd of readdirSync('/proc/self/fd')) {
+      try {
+        const target = readlinkSync(`/proc/self/fd/${fd}`);
+        if (target.endsWith(suffix)) return target;
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return null;
 }

@@ -1,7 +1,7 @@
 // Decides what becomes of a due instant or a manual request — paused, overlap, pre-check, run,
 // retry — and writes every decision to the store before acting on it.
-import { mkdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { listProcesses, processEnv } from './proc.js';
+import { mkdirSync, unlinkSync } from 'node:fs';
+import { reapLeftovers } from './proc.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatDuration } from '../config/duration.js';
@@ -418,28 +418,18 @@ export class Supervisor {
     const { store, clock, log } = this.deps;
     const open = store.openRuns();
     if (open.length === 0) return [];
-    const byRun = findRunProcesses(new Set(open.map((r) => r.id)), this.deps.stateDir);
+    const byRun = reapLeftovers(
+      open.map((r) => ({ id: r.id, pgid: r.pgid, since: r.created_at })),
+      'NIGHTSHIFT_RUN_ID',
+      this.deps.stateDir,
+    );
     const killed: number[] = [];
-    const boot = bootTimeMs();
     for (const row of open) {
-      const pids = new Set(byRun.get(row.id) ?? []);
-      // Processes that dropped their environment (env -i) are still in the run's process group. The
-      // group id cannot be taken by anyone else while a member lives, but only within this boot, and
-      // only members started after the run began can be ours.
-      if (row.pgid !== null && boot !== null && boot < row.created_at) {
-        for (const p of groupMembers(row.pgid, boot)) if (p.startedAt >= row.created_at - 1000) pids.add(p.pid);
-      }
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-          killed.push(pid);
-        } catch {
-          // already gone
-        }
-      }
+      const pids = byRun.get(row.id) ?? [];
+      killed.push(...pids);
       const reason =
         `nightshift stopped while this run was in progress` +
-        (pids.size ? `; ${pids.size} leftover process(es) were killed at restart` : '') +
+        (pids.length ? `; ${pids.length} leftover process(es) were killed at restart` : '') +
         '.';
       store.finishRun(row.id, {
         outcome: 'interrupted',
@@ -448,7 +438,7 @@ export class Supervisor {
         reason,
         exitCode: null,
       });
-      log.warn({ job: row.job, run: row.id, killed: [...pids] }, reason);
+      log.warn({ job: row.job, run: row.id, killed: pids }, reason);
     }
     if (killed.length) await sleep(50);
     return open.map((r) => store.getRun(r.id)!);
@@ -540,37 +530,4 @@ function rowFinish(row: RunRow, now: number) {
     outputBytes: row.output_bytes,
     reason: row.reason,
   } as const;
-}
-
-/** Processes whose environment carries one of our run ids and our state folder (Linux). */
-export function findRunProcesses(runIds: Set<number>, stateDir: string): Map<number, number[]> {
-  const out = new Map<number, number[]>();
-  for (const p of listProcesses() ?? []) {
-    if (p.pid === process.pid) continue;
-    const vars = processEnv(p.pid);
-    if (!vars || !vars.includes(`NIGHTSHIFT_STATE=${stateDir}`)) continue;
-    const id = Number(vars.find((v) => v.startsWith('NIGHTSHIFT_RUN_ID='))?.slice('NIGHTSHIFT_RUN_ID='.length));
-    if (runIds.has(id)) out.set(id, [...(out.get(id) ?? []), p.pid]);
-  }
-  return out;
-}
-
-/** When this machine booted (ms since the epoch), from /proc/stat; null when unknown. */
-export function bootTimeMs(): number | null {
-  try {
-    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
-    return m ? Number(m[1]) * 1000 : null;
-  } catch {
-    return null;
-  }
-}
-
-// Linux reports process start times in clock ticks; USER_HZ is 100 on every architecture we run on.
-const TICK_MS = 10;
-
-/** Live (non-zombie) members of a process group, with their start time in ms since the epoch. */
-export function groupMembers(pgid: number, bootMs: number): Array<{ pid: number; startedAt: number }> {
-  return (listProcesses() ?? [])
-    .filter((p) => p.pgrp === pgid && p.state !== 'Z')
-    .map((p) => ({ pid: p.pid, startedAt: bootMs + p.startTicks * TICK_MS }));
 }
