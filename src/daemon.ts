@@ -1,7 +1,7 @@
 // The daemon's wiring, in one place: lock, store, home, scheduler, supervisor, watcher, control
 // socket and systemd notifications. Each piece has start()/stop(); this file decides the order.
-import { mkdirSync, statSync } from 'node:fs';
-import { basename, dirname, extname, resolve } from 'node:path';
+import { mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { basename, dirname, extname, resolve, sep } from 'node:path';
 import { ControlError, ControlServer, type Route } from './control/socket.js';
 import {
   checkDependencies,
@@ -32,12 +32,13 @@ import { killOrphanSandboxes, leashFor, type Leash } from './run/launch.js';
 import { ConfigWatcher, FileWatcher } from './config/watch.js';
 import { judgedByHeal, Watchdog } from './watch/watchdog.js';
 import { INSTALL_PARTS, installDigest, installState } from './heal/zone.js';
-import { DigestService } from './notify/digester.js';
+import { digestFile, DigestService } from './notify/digester.js';
 import { Deadman, Pager } from './notify/pager.js';
 import { Healer, HealError } from './heal/healer.js';
 import { healLines } from './report/healview.js';
 import { errorMessage, errorCode } from './errors.js';
 import { openFileEndingIn } from './run/proc.js';
+import { Retention, type Pruned, type RetentionLimits } from './store/retention.js';
 
 export const VERSION = '0.1.0';
 /** A restart loop: this many starts within this window (systemd gives up after 5 in 10 min). */
@@ -87,6 +88,7 @@ export class Daemon {
   private deadman: Deadman | null = null;
   private healer: Healer | null = null;
   private digests: DigestService | null = null;
+  private retention: Retention | null = null;
   private control: ControlServer | null = null;
   private notifier: Notifier;
   private watchdogTimer: NodeJS.Timeout | null = null;
@@ -296,7 +298,16 @@ export class Daemon {
         getHeals: (w) => healLines(this.store, w.from, w.to),
       });
 
+      this.retention = new Retention({
+        store: this.store,
+        limits: () => retentionLimits(this.policy),
+        now: () => this.clock.now(),
+        removeFiles: (p) => removePrunedFiles(paths, p, log),
+        log,
+      });
+
       // Last: only now can a run start, so a failed start-up never leaves a job behind.
+      this.retention.start();
       this.deadman.start();
       this.digests.start();
       this.scheduler.start(this.jobs.values());
@@ -420,7 +431,7 @@ export class Daemon {
   }
 
   private async stopNotifiers(): Promise<void> {
-    await Promise.allSettled([this.digests?.stop(), this.deadman?.stop(), this.pager?.stop()]);
+    await Promise.allSettled([this.digests?.stop(), this.deadman?.stop(), this.pager?.stop(), this.retention?.stop()]);
   }
 
   /** Second signal: kill every job group at once. */
@@ -908,5 +919,31 @@ function folderId(p: string): string | null {
   } catch (err) {
     const code = errorCode(err);
     return code === 'ENOENT' || code === 'ENOTDIR' ? 'gone' : null;
+  }
+}
+
+/** The policy's retention in the store's terms. */
+function retentionLimits(policy: Policy): RetentionLimits {
+  const r = policy.retention;
+  return {
+    runsMs: r.runs,
+    runsPerJob: r.runsPerJob,
+    heartbeatsMs: r.heartbeats,
+    alertsMs: r.alerts,
+    eventsMs: r.events,
+    digestsMs: r.digests,
+  };
+}
+
+/** Run logs and digest files of pruned rows; only inside the state folder (a row is data, not an order). */
+function removePrunedFiles(paths: HomePaths, p: Pruned, log: Logger): void {
+  const inside = (f: string, dir: string): boolean => resolve(f).startsWith(`${resolve(dir)}${sep}`);
+  const files = [...p.logs.filter((f) => inside(f, paths.logs)), ...p.digests.map((d) => digestFile(paths, d))];
+  for (const f of files) {
+    try {
+      unlinkSync(f);
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT') log.warn({ file: f, err: errorMessage(err) }, 'retention could not remove a file');
+    }
   }
 }

@@ -23,6 +23,10 @@ const duration = z.string({ error: 'expected a duration such as "30s", "15m" or 
 
 const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be longer than 0' });
 
+const DAY_MS = 86_400_000;
+/** A retention: shorter than a day would throw away what today's digest is made of. */
+const atLeastADay = duration.refine((ms) => ms >= DAY_MS, { message: 'must be at least 1d (the digest reads a whole day)' });
+
 /** A duration with an upper bound, said in the operator's units (timers cannot wait forever). */
 const atMost = (base: typeof duration, maxMs: number, maxText: string) =>
   base.refine((ms) => ms <= maxMs, { error: (iss) => `must be at most ${maxText} (got ${formatDuration(Number(iss.input))})` });
@@ -208,6 +212,23 @@ export const PolicySchema = z.strictObject({
     .strictObject({
       allow: z.array(z.string().min(1)).default([]),
       command: argv.optional(),
+    })
+    .prefault({}),
+  /**
+   * How long records are kept (a full disk is the one fault that stops a supervisor). Defaults:
+   * a quarter of run history (and at most 10,000 runs per job: an every-minute job keeps about a
+   * week), a month of pings, a year of incidents, heals, events, pages and digests — enough for
+   * the digest, the watchdog and a rule's evidence. A job's newest run and newest success, open
+   * alerts and heals in flight are never removed.
+   */
+  retention: z
+    .strictObject({
+      runs: atLeastADay.default(90 * DAY_MS),
+      runsPerJob: z.int().min(100, 'must be at least 100').default(10_000),
+      heartbeats: atLeastADay.default(30 * DAY_MS),
+      alerts: atLeastADay.default(365 * DAY_MS),
+      events: atLeastADay.default(365 * DAY_MS),
+      digests: atLeastADay.default(365 * DAY_MS),
     })
     .prefault({}),
 });

@@ -349,6 +349,12 @@ const MIGRATIONS: string[] = [
     reason TEXT NOT NULL
   );
   `,
+  // v4: retention (store/retention.ts) removes by age: indexes for the tables it walks by time.
+  `
+  CREATE INDEX heartbeats_at ON heartbeats(at);
+  CREATE INDEX alerts_resolved ON alerts(resolved_at) WHERE resolved_at IS NOT NULL;
+  CREATE INDEX pages_at ON pages(at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
