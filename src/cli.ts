@@ -1,7 +1,8 @@
 #!/usr/bin/env -S node --max-semi-space-size=1 --memory-reducer-single-gc
 // The program: `node dist/cli.js` (the `nightshift` command). The commands live in cli/; this
 // path stays put so that a systemd unit written for an older version starts a newer one.
-import { EXIT, main } from './cli/main.js';
+import { EXIT } from './cli/context.js';
+import { main } from './cli/main.js';
 import { errorMessage } from './errors.js';
 
 // `nightshift history | head` closes the pipe early: the reader has what it wanted, which is not

@@ -354,6 +354,9 @@ const MIGRATIONS: string[] = [
   CREATE INDEX heartbeats_at ON heartbeats(at);
   CREATE INDEX alerts_resolved ON alerts(resolved_at) WHERE resolved_at IS NOT NULL;
   CREATE INDEX pages_at ON pages(at);
+  -- Deleting a run makes SQLite look for retries pointing at it (the foreign key): without this
+  -- index, a scan of every run for each one removed.
+  CREATE INDEX runs_parent ON runs(parent_id) WHERE parent_id IS NOT NULL;
   `,
 ];
 

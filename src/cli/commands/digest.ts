@@ -1,0 +1,76 @@
+// `nightshift digest`: print (and --send) the daily digest for a day
+import { composeDigest, digestDate, digestWindow, digestZone } from '../../report/digest.js';
+import { DigestService } from '../../notify/digester.js';
+import { containment } from '../../run/launch.js';
+import { createLogger } from '../../log.js';
+import { Store } from '../../store/store.js';
+import { healLines } from '../../report/healview.js';
+import { systemClock, wallNow } from '../../clock.js';
+import { EXIT, UsageError, type Command, json, loadHomeOrFail, openStore, killOf } from '../context.js';
+
+export const digestCommand: Command = {
+  summary: 'print (and --send) the daily digest for a day',
+  usage: 'nightshift [--home DIR] digest [--date YYYY-MM-DD] [--send] [--json]',
+  help:
+    'The digest covers the 24 hours that end at policy.digest.at on that day (policy time zone); the\n' +
+    'default day is today. --send also writes STATE/digests/DAY.md, stores it and e-mails it now.\n' +
+    'Exit 1 when jobs need you or the mail could not be sent.',
+  options: { date: { type: 'string' }, send: { type: 'boolean' }, json: { type: 'boolean' } },
+  run: async (ctx) => {
+    if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
+    const home = loadHomeOrFail(ctx);
+    const date = typeof ctx.values.date === 'string' ? ctx.values.date : digestDate(digestZone(home.policy), wallNow());
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) {
+      throw new UsageError(`--date "${date}" is not a day like 2026-11-22`);
+    }
+    const kill = killOf(home);
+    if (ctx.values.send) {
+      const store = Store.open(ctx.paths.db);
+      try {
+        const service = new DigestService({
+          store,
+          paths: ctx.paths,
+          getJobs: () => home.jobs,
+          getPolicy: () => home.policy,
+          getKill: () => kill,
+          clock: systemClock,
+          log: createLogger({ level: 'silent' }),
+          getHeals: (w) => healLines(store, w.from, w.to),
+        });
+        const r = await service.runFor(date, { send: true });
+        if (ctx.values.json) ctx.io.out(json(r));
+        else {
+          ctx.io.out(r.text);
+          ctx.io.out(r.sent ? `\n(sent; saved as ${r.file ?? 'a row in SQLite'})` : `\n(NOT sent: ${r.error ?? 'unknown reason'})`);
+        }
+        const needsYou = store.openAlerts().some((a) => a.folded_under === null && home.jobs.has(a.job));
+        return r.sent && !needsYou ? EXIT.ok : EXIT.unhealthy;
+      } finally {
+        store.close();
+      }
+    }
+    const store = openStore(ctx);
+    if (!store) {
+      ctx.io.out('No records yet: nightshift has not run with this state folder.');
+      return EXIT.ok;
+    }
+    try {
+      const window = digestWindow(home.policy, date);
+      const d = composeDigest({
+        store,
+        jobs: home.jobs,
+        policy: home.policy,
+        kill,
+        date,
+        window,
+        now: wallNow(),
+        heals: healLines(store, window.from, window.to),
+        containment: containment(),
+      });
+      ctx.io.out(ctx.values.json ? json({ date, ...d }) : d.text);
+      return d.needsYou > 0 ? EXIT.unhealthy : EXIT.ok;
+    } finally {
+      store.close();
+    }
+  },
+};

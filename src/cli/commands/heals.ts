@@ -1,0 +1,47 @@
+// `nightshift heals`: heal attempts, newest first, with every step, its timing and outcome
+import { existsSync } from 'node:fs';
+import { loadHome, type LoadedRule } from '../../config/home.js';
+import { demotionLines, hasHeals, healViews, renderHeals, ruleEvidence } from '../../report/healview.js';
+import { wallNow } from '../../clock.js';
+import { EXIT, type Command, json, openStore, positiveInt, jobName } from '../context.js';
+
+export const healsCommand: Command = {
+  summary: 'heal attempts, newest first, with every step, its timing and outcome',
+  usage: 'nightshift [--home DIR] heals [JOB] [--limit N] [--json]',
+  help:
+    'Reads SQLite directly; works with the daemon down. Each attempt shows the rule, the autonomy level in\n' +
+    'force, every step (kill-switch, pre-check, rule, cap, autonomy, guard, snapshot, fix, probe, verdict,\n' +
+    'rollback) with how long it took, and the outcome. Proposals and approval requests are printed in full.\n' +
+    'Exit 1 when an approval is waiting or an incident is blocked.',
+  options: { limit: { type: 'string' }, json: { type: 'boolean' } },
+  run: (ctx) => {
+    const name = jobName(ctx, false);
+    const limit = positiveInt(ctx.values.limit, '--limit', 20);
+    const store = openStore(ctx);
+    try {
+      const rows = store ? healViews(store, limit, name) : [];
+      const evidence = store ? ruleEvidence(store) : [];
+      const waiting = store && hasHeals(store) ? store.pendingApprovals().length : 0;
+      if (ctx.values.json) ctx.io.out(json({ attempts: rows, rules: evidence }));
+      else {
+        ctx.io.out(renderHeals(rows, wallNow()));
+        const rules = existsSync(ctx.paths.home) ? loadHome(ctx.paths).rules : new Map<string, LoadedRule>();
+        const demoted = store ? demotionLines(store, (rule) => rules.get(rule)?.hash) : [];
+        if (demoted.length) ctx.io.out(`\n${demoted.join('\n')}`);
+        if (evidence.length) {
+          ctx.io.out('\nEvidence per rule (for promotion reviews):');
+          for (const e of evidence)
+            ctx.io.out(
+              `  ${e.rule}: ${e.cases} case(s); ${Object.entries(e.outcomes)
+                .map(([o, n]) => `${n} ${o}`)
+                .join(', ')}`,
+            );
+        }
+      }
+      const blocked = rows.some((r) => r.outcome === 'blocked' || r.outcome === 'rollback-failed');
+      return waiting > 0 || blocked ? EXIT.unhealthy : EXIT.ok;
+    } finally {
+      store?.close();
+    }
+  },
+};

@@ -1,0 +1,36 @@
+// `nightshift kill`: the kill switch: on | off | status (works without the daemon)
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { daemonListening } from '../../control/socket.js';
+import { killSwitchPath } from '../../control/killswitch.js';
+import { wallNow } from '../../clock.js';
+import { EXIT, UsageError, type Command, json, loadHomeOrFail, recordKillFlip, killOf, userInfoName } from '../context.js';
+
+export const killCommand: Command = {
+  summary: 'the kill switch: on | off | status (works without the daemon)',
+  usage: 'nightshift [--home DIR] kill on|off|status [--json]',
+  help:
+    'On creates the kill-switch file (policy.killSwitch, default STATE/KILL); off removes it. Plain touch/rm\n' +
+    'do the same. While it is on, agent jobs and every autonomous action are halted. status exits 1 when on.',
+  options: { json: { type: 'boolean' } },
+  run: async (ctx) => {
+    const verb = ctx.positionals[0];
+    if (!verb || !['on', 'off', 'status'].includes(verb) || ctx.positionals.length > 1)
+      throw new UsageError('say "kill on", "kill off" or "kill status"');
+    const home = loadHomeOrFail(ctx);
+    const path = killSwitchPath(ctx.paths, home.policyOk ? home.policy : null);
+    if (verb === 'on') {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, `kill switch turned on by ${userInfoName()} at ${new Date(wallNow()).toISOString()}\n`);
+    } else if (verb === 'off') {
+      rmSync(path, { force: true });
+    }
+    const k = killOf(home);
+    // A running daemon journals the flip itself when it sees the file; two writers would race.
+    if (verb !== 'status' && !(await daemonListening(ctx.paths.socket))) recordKillFlip(ctx, k);
+    if (ctx.values.json) ctx.io.out(json({ on: k.halted, reason: k.reason, path: k.path }));
+    else ctx.io.out(k.halted ? `kill switch ON: ${k.reason}` : `kill switch off (${k.path} absent)`);
+    if (verb === 'off' && k.halted) ctx.io.err('nightshift kill: still halted — fix the policy file (nightshift validate) to turn it off');
+    return k.halted ? (verb === 'on' ? EXIT.ok : EXIT.unhealthy) : EXIT.ok;
+  },
+};

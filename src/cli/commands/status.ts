@@ -1,0 +1,32 @@
+// `nightshift status`: one line per job: state, last run, next run, last success; problems
+import { buildStatus, renderStatus } from '../../report/status.js';
+import { hasHeals, healStatusLines } from '../../report/healview.js';
+import { wallNow } from '../../clock.js';
+import { EXIT, type Command, json, loadHomeOrFail, openStore, liveInfo, killOf } from '../context.js';
+
+export const statusCommand: Command = {
+  summary: 'one line per job: state, last run, next run, last success; problems',
+  usage: 'nightshift [--home DIR] status [--json]',
+  help: 'Works with or without a running daemon. Exit 1 when a job is failing or the configuration has problems.',
+  options: { json: { type: 'boolean' } },
+  run: async (ctx) => {
+    const home = loadHomeOrFail(ctx);
+    const store = openStore(ctx);
+    try {
+      const now = wallNow();
+      const report = buildStatus(home, store, await liveInfo(ctx), now, killOf(home));
+      const ruleHash = (rule: string): string | undefined => home.rules.get(rule)?.hash;
+      const approvals = store && hasHeals(store) ? store.pendingApprovals().filter((a) => (a.expires_at ?? 0) > now) : [];
+      report.pendingApprovals = approvals.length;
+      const demotedRules = store && hasHeals(store) ? store.ladderAll().filter((l) => ruleHash(l.rule) === l.rule_hash) : [];
+      if (ctx.values.json) ctx.io.out(json({ ...report, approvals, demotedRules }));
+      else {
+        const extra = store ? healStatusLines(store, now, ruleHash) : [];
+        ctx.io.out([renderStatus(report), ...(extra.length ? ['', ...extra] : [])].join('\n'));
+      }
+      return report.healthy ? EXIT.ok : EXIT.unhealthy;
+    } finally {
+      store?.close();
+    }
+  },
+};

@@ -1,0 +1,42 @@
+// `nightshift validate`: check every job, rule and the policy; errors as FILE:LINE: field: message
+import { containment } from '../../run/launch.js';
+import { formatProblem } from '../../config/parse.js';
+import { EXIT, type Command, json, loadHomeOrFail } from '../context.js';
+
+export const validateCommand: Command = {
+  summary: 'check every job, rule and the policy; errors as FILE:LINE: field: message',
+  usage: 'nightshift [--home DIR] validate [--json]',
+  help: 'Exit 0 when everything is valid, 2 on any error. Warnings do not fail.',
+  options: { json: { type: 'boolean' } },
+  run: (ctx) => {
+    const home = loadHomeOrFail(ctx);
+    const problems = home.problems.map(formatProblem);
+    const warnings = home.warnings.map(formatProblem);
+    if (ctx.values.json) {
+      ctx.io.out(
+        json({
+          ok: problems.length === 0,
+          jobs: home.jobs.size,
+          rules: home.rules.size,
+          problems: home.problems,
+          warnings: home.warnings,
+          containment: containment(),
+        }),
+      );
+    } else {
+      for (const p of problems) ctx.io.out(p);
+      for (const w of warnings) ctx.io.out(`warning: ${w}`);
+      const c = containment();
+      if (!c.ok)
+        ctx.io.out(
+          `warning: containment unavailable: jobs will run uncontained and no fix, brain or probe will run (heal outcome uncontained): ${c.reason}`,
+        );
+      ctx.io.out(
+        problems.length === 0
+          ? `ok: ${home.jobs.size} job(s), ${home.rules.size} rule(s), policy ${home.policyMissing ? 'not present (defaults)' : 'valid'}`
+          : `${problems.length} problem(s); fix them — the daemon keeps the last good version of each file meanwhile`,
+      );
+    }
+    return problems.length ? EXIT.usage : EXIT.ok;
+  },
+};

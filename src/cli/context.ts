@@ -1,0 +1,164 @@
+// What every command shares: the context it runs in, its exit codes, the helpers that read a
+// home or talk to the daemon, and the JSON every --json prints.
+import { existsSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { type ParseArgsConfig } from 'node:util';
+import { callDaemon, daemonListening } from '../control/socket.js';
+import { loadHome, type LoadedHome } from '../config/home.js';
+import { type HomePaths } from '../config/paths.js';
+import { NAME_PATTERN } from '../names.js';
+import { checkKillSwitch, killSwitchPath, type KillState } from '../control/killswitch.js';
+import { type LiveInfo } from '../report/status.js';
+import { Store } from '../store/store.js';
+import { wallNow } from '../clock.js';
+
+export const EXIT = { ok: 0, unhealthy: 1, usage: 2, unreachable: 3, homeMoved: 4 } as const;
+
+export class UsageError extends Error {}
+
+export interface Out {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export const GLOBAL_OPTIONS = {
+  home: { type: 'string' },
+  state: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export interface Command {
+  summary: string;
+  usage: string;
+  help: string;
+  options: ParseArgsConfig['options'];
+  run: (ctx: Ctx) => number | Promise<number>;
+}
+
+export interface Ctx {
+  paths: HomePaths;
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+  io: Out;
+}
+
+/**
+ * JSON for scripts. JSON.stringify escapes C0 control characters but lets C1 ones and the
+ * characters that reorder text (U+202E) through: escaped too, the same data, inert on a terminal.
+ */
+export const json = (v: unknown): string =>
+  JSON.stringify(v, null, 2).replace(
+    /[\u0080-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+
+export function loadHomeOrFail(ctx: Ctx): LoadedHome {
+  if (!existsSync(ctx.paths.home)) throw new UsageError(`the home folder ${ctx.paths.home} does not exist (use --home DIR)`);
+  return loadHome(ctx.paths);
+}
+
+export function openStore(ctx: Ctx): Store | null {
+  return Store.openForReading(ctx.paths.db);
+}
+
+export async function liveInfo(ctx: Ctx): Promise<LiveInfo | null> {
+  if (!(await daemonListening(ctx.paths.socket))) return null;
+  try {
+    const r = await callDaemon(ctx.paths.socket, 'GET', '/status');
+    return r.status === 200 ? (r.body as LiveInfo) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function positiveInt(v: string | boolean | undefined, what: string, dflt: number, max = 100_000): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`${what} must be a whole number from 1 to ${max}, got "${String(v)}"`);
+  return n;
+}
+
+export function jobName(ctx: Ctx, required = true): string | undefined {
+  const name = ctx.positionals[0];
+  if (name === undefined) {
+    if (required) throw new UsageError('which job? give its name (the file name in jobs/ without .yaml)');
+    return undefined;
+  }
+  if (!NAME_PATTERN.test(name)) throw new UsageError(`"${name}" is not a valid job name (lower-case letters, digits, "-" and "_")`);
+  if (ctx.positionals.length > 1) throw new UsageError(`unexpected argument "${ctx.positionals[1]}"`);
+  return name;
+}
+
+export async function act(ctx: Ctx, method: 'GET' | 'POST', path: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await callDaemon(ctx.paths.socket, method, path);
+  return {
+    status: r.status,
+    body: (typeof r.body === 'object' && r.body !== null ? r.body : { error: String(r.body) }) as Record<string, unknown>,
+  };
+}
+
+export async function answerHeal(ctx: Ctx, verb: 'approve' | 'deny'): Promise<number> {
+  const id = ctx.positionals[0];
+  if (id === undefined) throw new UsageError(`which heal? give its ID (nightshift status lists the ones waiting): nightshift ${verb} ID`);
+  if (!/^[1-9][0-9]{0,15}$/.test(id)) throw new UsageError(`"${id}" is not a heal ID (a number, as nightshift status or heals shows it)`);
+  if (ctx.positionals.length > 1) throw new UsageError(`unexpected argument "${ctx.positionals[1]}"`);
+  const r = await act(ctx, 'POST', `/${verb}/${id}`);
+  if (r.status !== 200) {
+    ctx.io.err(`nightshift ${verb}: ${String(r.body.error)}`);
+    return r.status === 404 || r.status === 410 || r.status === 400 ? EXIT.usage : EXIT.unhealthy;
+  }
+  ctx.io.out(ctx.values.json ? json(r.body) : `heal #${String(r.body.attempt)} (${String(r.body.job)}): ${String(r.body.status)}`);
+  return EXIT.ok;
+}
+
+export async function pauseResume(ctx: Ctx, verb: 'pause' | 'resume'): Promise<number> {
+  let path: string;
+  if (ctx.values.all) {
+    if (ctx.positionals.length) throw new UsageError('give either a job name or --all, not both');
+    path = `/${verb}-all`;
+  } else path = `/${verb}/${jobName(ctx)!}`;
+  const r = await act(ctx, 'POST', path);
+  if (r.status !== 200) {
+    ctx.io.err(`nightshift: ${String(r.body.error)}`);
+    return r.status === 404 ? EXIT.usage : EXIT.unhealthy;
+  }
+  const changed = (r.body.changed as string[]) ?? [];
+  ctx.io.out(changed.length ? `${verb}d: ${changed.join(', ')}` : `nothing to ${verb}: already ${verb}d`);
+  return EXIT.ok;
+}
+
+/** A flip made while the daemon is down is journaled at once, so status and the digest show it. */
+export function recordKillFlip(ctx: Ctx, k: KillState): void {
+  if (!existsSync(ctx.paths.db)) return;
+  let store: Store | null = null;
+  try {
+    store = Store.open(ctx.paths.db);
+    if (store.killSwitchRecordedOn() !== k.halted) {
+      store.recordEvent(
+        wallNow(),
+        'kill-switch',
+        null,
+        k.halted
+          ? `kill switch turned on (nightshift kill on by ${userInfoName()})`
+          : `kill switch turned off (nightshift kill off by ${userInfoName()})`,
+        { on: k.halted },
+      );
+    }
+  } catch {
+    // the daemon records the flip when it sees the file; this is a convenience
+  } finally {
+    store?.close();
+  }
+}
+
+export function killOf(home: LoadedHome): KillState {
+  return checkKillSwitch(killSwitchPath(home.paths, home.policyOk ? home.policy : null), home.policyOk);
+}
+
+export function userInfoName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
