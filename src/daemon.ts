@@ -185,7 +185,7 @@ export class Daemon {
             cause === 'clock-jump'
               ? 'skipped by a forward jump of the system clock'
               : cause === 'late'
-                ? 'passed while the run before them was started late (the machine was busy); that run covers them'
+                ? 'passed while nightshift was late to start the run before them (the machine was busy); they were not run'
                 : 'missed while nightshift was down';
           const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
           log.warn({ job: job.name, missed: count }, msg);

@@ -31,7 +31,7 @@ import type { HealStep } from '../model.js';
 import { DeadlineTimer } from '../schedule/timer.js';
 import { type Clock } from '../clock.js';
 import { HealVault, type SnapshotDigests } from './vault.js';
-import { coerceError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 
 export const APPROVAL_TTL_MS = 24 * 3_600_000;
 /** Where a fix finds the alert (NIGHTSHIFT_ALERT_FILE): inside its sandbox's private /tmp, read-only. */
@@ -298,7 +298,10 @@ export class Healer {
     this.inflight.set(fp, f);
     f.done = body(ctl, f)
       .catch((err: unknown) =>
-        this.deps.log.error({ fingerprint: fp, err: coerceError(err).stack ?? errorMessage(err) }, 'heal attempt failed unexpectedly'),
+        this.deps.log.error(
+          { fingerprint: fp, err: err instanceof Error ? (err.stack ?? err.message) : errorMessage(err) },
+          'heal attempt failed unexpectedly',
+        ),
       )
       .finally(() => {
         this.inflight.delete(fp);

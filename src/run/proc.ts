@@ -130,9 +130,9 @@ export interface Owner {
 /**
  * The one reaper. Processes left by a daemon that died, for each owner: those whose environment
  * carries `${envName}=<id>` and our state folder (so a recycled pid is never hit), and those still
- * in the owner's process group that dropped their environment (env -i). A group id cannot be
- * taken by anyone else while a member lives, but only within this boot, and only members started
- * after the owner began can be its own. Each is sent SIGKILL; returns the pids, by owner id.
+ * in the owner's process group that dropped their environment (env -i), when another member
+ * still proves the group is the owner's; only within this boot, and only members started after
+ * the owner began. Each is sent SIGKILL; returns the pids, by owner id.
  */
 export function reapLeftovers(owners: readonly Owner[], envName: string, stateDir: string): Map<number, number[]> {
   const found = new Map<number, Set<number>>(owners.map((o) => [o.id, new Set<number>()]));
@@ -147,7 +147,13 @@ export function reapLeftovers(owners: readonly Owner[], envName: string, stateDi
   const boot = bootTimeMs();
   for (const o of owners) {
     if (o.pgid === null || boot === null || boot >= o.since) continue;
-    for (const m of groupMembers(o.pgid, boot)) if (m.startedAt >= o.since - 1000) found.get(o.id)!.add(m.pid);
+    const members = groupMembers(o.pgid, boot);
+    // The group must still be provably ours: one of its members carries our state folder and the
+    // owner's id. A group id is reused once its last member is gone, by any new group leader
+    // (another nightshift's run, anything): the id alone is never enough. (So a group whose every
+    // survivor dropped its environment is left alone: killing a stranger is worse.)
+    if (!members.some((m) => found.get(o.id)!.has(m.pid))) continue;
+    for (const m of members) if (m.startedAt >= o.since - 1000) found.get(o.id)!.add(m.pid);
   }
   const out = new Map<number, number[]>();
   for (const [id, pids] of found) {

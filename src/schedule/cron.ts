@@ -82,16 +82,39 @@ const NICKNAMES: Readonly<Record<string, string>> = {
   '@hourly': '0 * * * *',
 };
 
+/** Vixie's get_number reads a word into a buffer of 1000 bytes and refuses a longer one. */
+const MAX_WORD = 999;
+
 /** A word of letters and digits at `at` (Vixie's get_number reads exactly that), and where it ends. */
-function wordAt(raw: string, at: number): { word: string; end: number } {
+function wordAt(raw: string, at: number, spec: FieldSpec): { word: string; end: number } {
   let end = at;
   while (end < raw.length && /[A-Za-z0-9]/.test(raw[end]!)) end++;
+  if (end - at > MAX_WORD)
+    throw new CronError(`${spec.name} field: a word of ${end - at} characters (Debian's cron takes at most ${MAX_WORD})`);
   return { word: raw.slice(at, end), end };
 }
 
+/**
+ * A string of digits as Debian's cron reads it: atoi, i.e. (int) strtol on a 64-bit machine — the
+ * value saturates at 2^63-1 and keeps its low 32 bits, signed. 4294967297 reads as 1.
+ */
+function atoi(digits: string): number {
+  let n = BigInt(digits);
+  const LONG_MAX = (1n << 63n) - 1n;
+  if (n > LONG_MAX) n = LONG_MAX;
+  return Number(BigInt.asIntN(32, n));
+}
+
+/** The number a word of digits is to Debian's cron, with a note when that is not what it says. */
+function numberOf(word: string, spec: FieldSpec, raw: string, notes: string[]): number {
+  const n = atoi(word);
+  if (String(n) !== word.replace(/^0+(?=\d)/, '')) notes.push(`${spec.name} field "${raw}": Debian's cron reads ${word} as ${n}`);
+  return n;
+}
+
 /** A value (a number, or a name where the field has names) at `at`. */
-function valueAt(raw: string, at: number, spec: FieldSpec): { value: number; end: number } {
-  const { word, end } = wordAt(raw, at);
+function valueAt(raw: string, at: number, spec: FieldSpec, notes: string[]): { value: number; end: number } {
+  const { word, end } = wordAt(raw, at, spec);
   if (word === '' && raw[at] === '?') {
     throw new CronError(`${spec.name} field "${raw}": "?" is Quartz syntax, which Debian cron does not support`);
   }
@@ -107,7 +130,7 @@ function valueAt(raw: string, at: number, spec: FieldSpec): { value: number; end
     // Months are named from 1; days from 0 (sun).
     value = spec === MONTH ? index + 1 : index;
   } else if (/^\d+$/.test(word)) {
-    value = Number(word);
+    value = numberOf(word, spec, raw, notes);
   } else if (/^(\d*L|L\d*|\d+W|LW)$/i.test(word)) {
     throw new CronError(`${spec.name} field "${raw}": "${word}" is Quartz syntax, which Debian cron does not support`);
   } else if (spec.names && /^[a-z]+$/i.test(word)) {
@@ -143,11 +166,11 @@ function parseField(raw: string, spec: FieldSpec, notes: string[]): Uint8Array {
       high = spec.max;
       at++;
     } else {
-      const a = valueAt(raw, at, spec);
+      const a = valueAt(raw, at, spec, notes);
       low = a.value;
       at = a.end;
       if (raw[at] === '-') {
-        const b = valueAt(raw, at + 1, spec);
+        const b = valueAt(raw, at + 1, spec, notes);
         high = b.value;
         at = b.end;
       } else {
@@ -161,11 +184,11 @@ function parseField(raw: string, spec: FieldSpec, notes: string[]): Uint8Array {
       // cronie reads "a/n" as a through the maximum; Debian's crontab refuses it.
       if (single)
         throw new CronError(
-          `${spec.name} field "${raw}": a step needs a range: write ${item}-${spec.max}/${wordAt(raw, at + 1).word || 'N'} or */${wordAt(raw, at + 1).word || 'N'}`,
+          `${spec.name} field "${raw}": a step needs a range: write ${item}-${spec.max}/${wordAt(raw, at + 1, spec).word || 'N'} or */${wordAt(raw, at + 1, spec).word || 'N'}`,
         );
-      const w = wordAt(raw, at + 1);
+      const w = wordAt(raw, at + 1, spec);
       if (!/^\d+$/.test(w.word)) throw new CronError(`${spec.name} field "${raw}": the step after "${item}/" is not a number`);
-      step = Number(w.word);
+      step = numberOf(w.word, spec, raw, notes);
       if (step < 1) throw new CronError(`${spec.name} field "${raw}": step must be at least 1`);
       at = w.end;
     }
@@ -236,13 +259,15 @@ function neverReason(source: string, s: Sets): string | null {
 }
 
 export function parseCron(expr: string): CronExpr {
-  const source = expr.trim();
+  // Blanks are spaces and tabs, as in a crontab line; anything else (a vertical tab, a no-break
+  // space) belongs to a field.
+  const source = expr.replace(/^[ \t]+|[ \t]+$/g, '');
   if (source === '') throw new CronError('empty cron expression');
 
   let body = source;
   let hourly = false;
   if (source.startsWith('@')) {
-    const [first = '', ...rest] = source.split(/\s+/);
+    const [first = '', ...rest] = source.split(/[ \t]+/);
     if (rest.length > 0 && NICKNAMES[first.toLowerCase()] !== undefined) {
       throw new CronError(`${first} stands alone: remove "${rest.join(' ')}" after it`);
     }

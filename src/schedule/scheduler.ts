@@ -147,7 +147,11 @@ export class Scheduler {
           const state = this.deps.store.jobState(job.name);
           if (!runnable(job, state)) continue;
           const late = lastInstantUpTo(job, state!.cursor, Math.min(jump.before, now));
-          if (late !== null) this.deps.onDue(job, late, 'schedule', false, late);
+          if (late !== null) {
+            // Instants before it that a late timer had not fired either are recorded, not dropped.
+            this.accountMissed(job, state!.cursor, late - 1, 'late', []);
+            this.deps.onDue(job, late, 'schedule', false, late);
+          }
         } catch (err) {
           this.deps.onError?.(err, job.name);
         }

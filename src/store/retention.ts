@@ -4,8 +4,8 @@
 // run about to start waits for at most one batch (bench/retention.mjs measures it).
 //
 // Never removed: a run not yet finished or waiting for its retry, each job's newest run and newest
-// success (the watchdog's "last sign of life"), each job's newest heartbeat, open alerts and their
-// heal attempts, heals in flight, and today's digest.
+// success (the watchdog's "last sign of life"), each job's newest heartbeat of each kind, the newest
+// event of each kind, open alerts and their heal attempts, heals in flight, and today's digest.
 import { errorMessage } from '../errors.js';
 import type { Store } from './store.js';
 
@@ -45,7 +45,6 @@ const dateOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 export interface RunPlan {
   job: string;
   upTo: number;
-  keep: [number, number];
 }
 
 /**
@@ -58,18 +57,12 @@ export function planRuns(store: Store, limits: RetentionLimits, now: number): Ru
   const nextJob = db.prepare('SELECT min(job) FROM runs WHERE job > ?').pluck();
   const beyondCount = db.prepare('SELECT id FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?').pluck();
   const oldest = db.prepare('SELECT max(id) FROM runs WHERE job = ? AND created_at < ?').pluck();
-  const keep = db
-    .prepare(
-      `SELECT coalesce((SELECT max(id) FROM runs WHERE job = @job AND ended_at IS NOT NULL), 0),
-              coalesce((SELECT max(id) FROM runs WHERE job = @job AND outcome = 'ok'), 0)`,
-    )
-    .raw();
   for (let job = nextJob.get('') as string | null; job !== null; job = nextJob.get(job) as string | null) {
     const upTo = Math.max(
       (beyondCount.get(job, limits.runsPerJob) as number | undefined) ?? 0,
       (oldest.get(job, now - limits.runsMs) as number | null) ?? 0,
     );
-    if (upTo > 0) plans.push({ job, upTo, keep: keep.get({ job }) as [number, number] });
+    if (upTo > 0) plans.push({ job, upTo });
   }
   return plans;
 }
@@ -95,14 +88,22 @@ export function pruneBatch(
   };
   db.transaction(() => {
     let budget = batch;
+    // Asked at each batch: a run that finished since the plan was made may be the newest now.
+    const keepOf = db
+      .prepare(
+        `SELECT coalesce((SELECT max(id) FROM runs WHERE job = @job AND ended_at IS NOT NULL), 0),
+                coalesce((SELECT max(id) FROM runs WHERE job = @job AND outcome = 'ok'), 0)`,
+      )
+      .raw();
     while (plan.length > 0 && budget > 0) {
       const p = plan[0]!;
+      const keep = keepOf.get({ job: p.job }) as [number, number];
       const rows = db
         .prepare(
           `SELECT id, log_path FROM runs WHERE job = @job AND id <= @upTo AND ended_at IS NOT NULL AND retry_at IS NULL
              AND id NOT IN (@k1, @k2) ORDER BY id LIMIT @budget`,
         )
-        .all({ job: p.job, upTo: p.upTo, k1: p.keep[0], k2: p.keep[1], budget }) as Array<{ id: number; log_path: string | null }>;
+        .all({ job: p.job, upTo: p.upTo, k1: keep[0], k2: keep[1], budget }) as Array<{ id: number; log_path: string | null }>;
       if (rows.length < budget) plan.shift();
       if (rows.length === 0) continue;
       const ids = JSON.stringify(rows.map((r) => r.id));
@@ -118,7 +119,7 @@ export function pruneBatch(
       db
         .prepare(
           `DELETE FROM heartbeats WHERE id IN (
-             SELECT id FROM heartbeats h WHERE at < @cut AND id != (SELECT max(id) FROM heartbeats WHERE job = h.job) LIMIT @batch)`,
+             SELECT id FROM heartbeats h WHERE at < @cut AND id != (SELECT max(id) FROM heartbeats WHERE job = h.job AND kind = h.kind) LIMIT @batch)`,
         )
         .run({ cut: now - limits.heartbeatsMs, batch }).changes,
     );
@@ -141,8 +142,14 @@ export function pruneBatch(
     }
 
     const eventCut = now - limits.eventsMs;
+    // The newest event of each kind stays: some say what is still true (the kill switch's last
+    // flip, the install's last record).
     out.events = full(
-      db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? LIMIT ?)').run(eventCut, batch).changes,
+      db
+        .prepare(
+          'DELETE FROM events WHERE id IN (SELECT id FROM events e WHERE at < ? AND id != (SELECT max(id) FROM events WHERE kind = e.kind) LIMIT ?)',
+        )
+        .run(eventCut, batch).changes,
     );
     out.pages = full(db.prepare('DELETE FROM pages WHERE id IN (SELECT id FROM pages WHERE at < ? LIMIT ?)').run(eventCut, batch).changes);
 

@@ -352,6 +352,8 @@ const MIGRATIONS: string[] = [
   // v4: retention (store/retention.ts) removes by age: indexes for the tables it walks by time.
   `
   CREATE INDEX heartbeats_at ON heartbeats(at);
+  CREATE INDEX heartbeats_kind ON heartbeats(job, kind, id);
+  CREATE INDEX events_kind ON events(kind, id);
   CREATE INDEX alerts_resolved ON alerts(resolved_at) WHERE resolved_at IS NOT NULL;
   CREATE INDEX pages_at ON pages(at);
   -- Deleting a run makes SQLite look for retries pointing at it (the foreign key): without this

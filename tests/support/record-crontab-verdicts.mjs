@@ -170,6 +170,21 @@ for (const e of [
   '0 0 L * *',
   '0 0 ? * *',
   '0 0 * * 1W',
+  // Numbers as atoi reads them (the low 32 bits; a step of 0 refused), words of 1,000 characters,
+  // blanks that are not spaces or tabs (found by the review).
+  '4294967297 * * * *',
+  '4294967296-4294967305 * * * *',
+  '* * * * 4294967303',
+  '*/4294967296 * * * *',
+  '*/2147483648 * * * *',
+  '*/99999999999999999999 * * * *',
+  '*/4294967297 * * * *',
+  `${'0'.repeat(1100)}1 * * * *`,
+  `${'0'.repeat(990)}1 * * * *`,
+  '\v0 0 * * *',
+  '\u00a00 0 * * *',
+  '0 0 * * *\v',
+  '0\f0 * * * *',
 ]) {
   seen.add(e);
   corpus.push(e);

@@ -286,6 +286,7 @@ describe('parseCron: refusals an operator can act on', () => {
       null,
       ['day-of-week field "5#2": Debian\'s cron reads it up to "5" and ignores "#2" (the "nth weekday" of Quartz is not cron syntax)'],
     ],
+    ['4294967297 * * * *', { minutes: [1] }, null, ['minute field "4294967297": Debian\'s cron reads 4294967297 as 1']],
     ['0 0 30 2 *', { daysOfMonth: [30] }, '"0 0 30 2 *" never runs: February has no day 30', []],
     ['0 0 31 4,6 *', { months: [4, 6] }, '"0 0 31 4,6 *" never runs: April and June have no day 31', []],
     ['0 0 30,31 feb *', { months: [2] }, '"0 0 30,31 feb *" never runs: February has no days 30,31', []],

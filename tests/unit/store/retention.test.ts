@@ -2,7 +2,7 @@
 // the event loop can run between.
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { pruneBatch, Retention, type Pruned, type RetentionLimits } from '../../../src/store/retention.js';
+import { planRuns, pruneBatch, Retention, type Pruned, type RetentionLimits } from '../../../src/store/retention.js';
 import { Store } from '../../../src/store/store.js';
 import { cleanup, tempDir } from '../../support/helpers.js';
 
@@ -121,6 +121,40 @@ describe('retention', () => {
     s.resolveAlerts('a', NOW - 400 * DAY, 'self-recovered');
     expect(pruneAll(s).alerts).toBe(0);
     expect(s.getAlert(a.id)).toBeDefined();
+    s.close();
+  });
+
+  it('keeps the newest ping of each kind, and the newest event of each kind (found by the review)', () => {
+    const s = fresh();
+    // A job's last success 40 days ago and a failure since: the success is still its last success.
+    s.recordHeartbeat('ext', 'success', NOW - 40 * DAY, 'file');
+    s.recordHeartbeat('ext', 'fail', NOW - DAY, 'ping');
+    // The kill switch went on 400 days ago and is on still: that event says so.
+    s.recordEvent(NOW - 400 * DAY, 'kill-switch', null, 'on');
+    s.recordEvent(NOW - 390 * DAY, 'daemon-start', null, 'old start');
+    s.recordEvent(NOW - 380 * DAY, 'daemon-start', null, 'newest start, still old');
+    pruneAll(s);
+    expect(s.lastHeartbeat('ext', 'success')!.at).toBe(NOW - 40 * DAY);
+    expect(s.db.prepare('SELECT message FROM events ORDER BY id').pluck().all()).toEqual(['on', 'newest start, still old']);
+    s.close();
+  });
+
+  it('a run that finishes during a pass and is now the newest success is kept (found by the review)', () => {
+    const s = fresh();
+    const long = run(s, 'w', NOW - 120 * DAY, null);
+    for (let i = 0; i < 1200; i++) run(s, 'w', NOW - 100 * DAY + i * 60_000, 'failed');
+    const plan = planRuns(s, LIMITS, NOW);
+    pruneBatch(s, LIMITS, NOW, 500, plan);
+    s.finishRun(long, { outcome: 'ok', endedAt: NOW, exitCode: 0, signal: null, durationMs: 1, reason: 'ok' });
+    while (pruneBatch(s, LIMITS, NOW, 500, plan).more);
+    expect(s.getRun(long)).toBeDefined();
+    s.close();
+  });
+
+  it('removing runs uses the index on parent_id (the foreign key would otherwise scan every run for each)', () => {
+    const s = fresh();
+    const plan = s.db.prepare('EXPLAIN QUERY PLAN SELECT 1 FROM runs WHERE parent_id = ?').all(1) as Array<{ detail: string }>;
+    expect(plan.map((p) => p.detail).join(' ')).toMatch(/USING (COVERING )?INDEX runs_parent/);
     s.close();
   });
 
