@@ -12,7 +12,7 @@ export interface HealView extends HealAttemptRow {
 
 /** False for a database written before the heal loop existed (read-only commands must not fail on it). */
 export function hasHeals(store: Store): boolean {
-  return (store.db.pragma('user_version', { simple: true }) as number) >= 3;
+  return store.schemaVersion() >= 3;
 }
 
 export function healViews(store: Store, limit: number, job?: string): HealView[] {

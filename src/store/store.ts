@@ -506,6 +506,11 @@ export class Store {
     }
   }
 
+  /** The schema this database was written with (its migrations applied): older ones lack tables. */
+  schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
   /** Opens an existing database for the reading commands; never creates or migrates it. */
   static openForReading(path: string): Store | null {
     if (!existsSync(path)) return null;
