@@ -2,7 +2,8 @@
 // socket and systemd notifications. Each piece has start()/stop(); this file decides the order.
 import { mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, extname, resolve, sep } from 'node:path';
-import { ControlError, ControlServer, type Route } from './control/socket.js';
+import { ControlError, ControlServer } from './control/socket.js';
+import { controlRoutes, type ControlActions, type PingKind } from './control/routes.js';
 import {
   checkDependencies,
   checkRuleTouches,
@@ -280,7 +281,7 @@ export class Daemon {
       mkdirSync(paths.jobsDir, { recursive: true });
       await this.watcher.start();
 
-      this.control = new ControlServer(paths.socket, this.routes(), (err) =>
+      this.control = new ControlServer(paths.socket, controlRoutes(this.controlActions()), (err) =>
         log.error({ err: errorMessage(err) }, 'control request failed'),
       );
       await this.control.start();
@@ -799,43 +800,29 @@ export class Daemon {
     };
   }
 
-  private routes(): Route[] {
-    return [
-      { method: 'GET', path: '/health', handler: () => ({ ok: true, pid: process.pid, version: VERSION }) },
-      { method: 'GET', path: '/status', handler: () => this.live() },
-      {
-        method: 'POST',
-        path: '/run/:name',
-        handler: async ({ name }) => {
-          const job = this.jobOr404(name);
-          if (!job.managed)
-            throw new ControlError(`job "${job.name}" is external (no command): something else runs it; nightshift only watches it`, 400);
-          try {
-            return { run: await this.supervisor.runManual(job) };
-          } catch (err) {
-            if (err instanceof ShuttingDown) throw new ControlError(err.message, 503);
-            throw err;
-          }
-        },
+  /** The actions behind the control socket's routes (control/routes.ts). */
+  private controlActions(): ControlActions {
+    return {
+      health: () => ({ ok: true, pid: process.pid, version: VERSION }),
+      live: () => this.live(),
+      runNow: async (name) => {
+        const job = this.jobOr404(name);
+        if (!job.managed)
+          throw new ControlError(`job "${job.name}" is external (no command): something else runs it; nightshift only watches it`, 400);
+        try {
+          return { run: await this.supervisor.runManual(job) };
+        } catch (err) {
+          if (err instanceof ShuttingDown) throw new ControlError(err.message, 503);
+          throw err;
+        }
       },
-      ...(['GET', 'POST'] as const).flatMap((method) => [
-        { method, path: '/ping/:name', handler: ({ name }: { name?: string }) => this.ping(name, 'success') },
-        { method, path: '/ping/:name/start', handler: ({ name }: { name?: string }) => this.ping(name, 'start') },
-        { method, path: '/ping/:name/fail', handler: ({ name }: { name?: string }) => this.ping(name, 'fail') },
-      ]),
-      { method: 'POST', path: '/pause/:name', handler: ({ name }) => this.setPaused([this.jobOr404(name)], true) },
-      { method: 'POST', path: '/resume/:name', handler: ({ name }) => this.setPaused([this.jobOr404(name)], false) },
-      { method: 'POST', path: '/approve/:name', handler: ({ name }) => this.answer(name, 'approve') },
-      { method: 'POST', path: '/deny/:name', handler: ({ name }) => this.answer(name, 'deny') },
-      { method: 'POST', path: '/pause-all', handler: () => this.setPaused([...this.jobs.values()], true) },
-      { method: 'POST', path: '/resume-all', handler: () => this.setPaused([...this.jobs.values()], false) },
-    ];
+      ping: (name, kind) => this.ping(name, kind),
+      setPaused: (name, paused) => this.setPaused(name === null ? [...this.jobs.values()] : [this.jobOr404(name)], paused),
+      answer: (id, what) => this.answer(id, what),
+    };
   }
 
-  private answer(idText: string | undefined, what: 'approve' | 'deny'): { attempt: number; job: string; status: string } {
-    const id = Number(idText);
-    if (!Number.isInteger(id) || id <= 0)
-      throw new ControlError(`"${idText}" is not a heal attempt id (a number, as nightshift status or heals shows it)`, 400);
+  private answer(id: number, what: 'approve' | 'deny'): { attempt: number; job: string; status: string } {
     try {
       return what === 'approve' ? this.healer!.approve(id) : this.healer!.deny(id);
     } catch (err) {
@@ -852,7 +839,7 @@ export class Daemon {
     }
   }
 
-  private ping(name: string | undefined, kind: 'start' | 'success' | 'fail'): { job: string; kind: string; durationMs: number | null } {
+  private ping(name: string, kind: PingKind): { job: string; kind: string; durationMs: number | null } {
     const job = this.jobOr404(name);
     if (job.managed) {
       throw new ControlError(
