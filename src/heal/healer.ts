@@ -1054,7 +1054,7 @@ function jobOf(fp: string): string {
  */
 function killLeftovers(open: HealAttemptRow[], stateDir: string): void {
   reapLeftovers(
-    open.map((a) => ({ id: a.id, pgid: a.fix_pgid, since: a.created_at })),
+    open.map((a) => ({ id: a.id, pgid: a.fix_pgid, since: a.created_at, leaderAt: null })),
     'NIGHTSHIFT_HEAL_ATTEMPT',
     stateDir,
   );

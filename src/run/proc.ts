@@ -125,14 +125,19 @@ export interface Owner {
   pgid: number | null;
   /** When it began (ms since the epoch): only processes started after that can be its own. */
   since: number;
+  /** When its first process (the group's leader) was started, if recorded. */
+  leaderAt: number | null;
 }
+
+/** How far a leader's start (from /proc, in clock ticks since boot) may lie from the recorded one. */
+const LEADER_START_SLACK_MS = 2000;
 
 /**
  * The one reaper. Processes left by a daemon that died, for each owner: those whose environment
  * carries `${envName}=<id>` and our state folder (so a recycled pid is never hit), and those still
- * in the owner's process group that dropped their environment (env -i), when another member
- * still proves the group is the owner's; only within this boot, and only members started after
- * the owner began. Each is sent SIGKILL; returns the pids, by owner id.
+ * in the owner's process group that dropped their environment (env -i), when the group is still
+ * provably the owner's (see below); only within this boot, and only members started after the
+ * owner began. Each is sent SIGKILL; returns the pids, by owner id.
  */
 export function reapLeftovers(owners: readonly Owner[], envName: string, stateDir: string): Map<number, number[]> {
   const found = new Map<number, Set<number>>(owners.map((o) => [o.id, new Set<number>()]));
@@ -148,11 +153,17 @@ export function reapLeftovers(owners: readonly Owner[], envName: string, stateDi
   for (const o of owners) {
     if (o.pgid === null || boot === null || boot >= o.since) continue;
     const members = groupMembers(o.pgid, boot);
-    // The group must still be provably ours: one of its members carries our state folder and the
-    // owner's id. A group id is reused once its last member is gone, by any new group leader
-    // (another nightshift's run, anything): the id alone is never enough. (So a group whose every
-    // survivor dropped its environment is left alone: killing a stranger is worse.)
-    if (!members.some((m) => found.get(o.id)!.has(m.pid))) continue;
+    // The id alone is never enough: once the group's last member is gone, a new process (another
+    // nightshift's run, anything) may get that pid and lead a group of its own. While any member
+    // lives, though, the kernel does not give the group's id to anyone else. So the group is ours
+    // when its leader is gone (its survivors are the owner's), or when the living leader carries
+    // our state folder and the owner's id, or started when the owner's first process did.
+    const leader = members.find((m) => m.pid === o.pgid);
+    const ours =
+      leader === undefined ||
+      found.get(o.id)!.has(leader.pid) ||
+      (o.leaderAt !== null && Math.abs(leader.startedAt - o.leaderAt) <= LEADER_START_SLACK_MS);
+    if (!ours) continue;
     for (const m of members) if (m.startedAt >= o.since - 1000) found.get(o.id)!.add(m.pid);
   }
   const out = new Map<number, number[]>();

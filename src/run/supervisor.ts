@@ -419,7 +419,7 @@ export class Supervisor {
     const open = store.openRuns();
     if (open.length === 0) return [];
     const byRun = reapLeftovers(
-      open.map((r) => ({ id: r.id, pgid: r.pgid, since: r.created_at })),
+      open.map((r) => ({ id: r.id, pgid: r.pgid, since: r.created_at, leaderAt: r.started_at })),
       'NIGHTSHIFT_RUN_ID',
       this.deps.stateDir,
     );

@@ -40,9 +40,22 @@ describe('reapLeftovers', () => {
     // Another nightshift's run (another state folder) leads the group whose id we recorded.
     const other = group({ NIGHTSHIFT_STATE: '/var/lib/other/state', NIGHTSHIFT_RUN_ID: '7' }, 'exec sleep 30');
     await sleep(200);
-    const reaped = reapLeftovers([{ id: 42, pgid: other.pid!, since: Date.now() - 5000 }], 'NIGHTSHIFT_RUN_ID', '/var/lib/ours/state');
+    const t = Date.now() - 5000;
+    const reaped = reapLeftovers([{ id: 42, pgid: other.pid!, since: t, leaderAt: t }], 'NIGHTSHIFT_RUN_ID', '/var/lib/ours/state');
     expect(reaped.get(42)).toEqual([]);
     expect(alive(other.pid!)).toBe(true);
+  });
+
+  it('kills the survivors of our group whose leader is gone, though none carries an environment', async () => {
+    // The leader (with our environment) forks an env -i sleeper and exits; the group lives on in it.
+    const since = Date.now();
+    const leader = group({ NIGHTSHIFT_STATE: '/var/lib/ours/state', NIGHTSHIFT_RUN_ID: '43' }, 'env -i sleep 30 & exit 0');
+    const pgid = leader.pid!;
+    await waitFor(() => (groupMembers(pgid, bootTimeMs()!).length === 1 && !alive(pgid)) || undefined, 5000, 'only the sleeper left');
+    const [sleeper] = groupMembers(pgid, bootTimeMs()!).map((m) => m.pid);
+    const reaped = reapLeftovers([{ id: 43, pgid, since, leaderAt: since }], 'NIGHTSHIFT_RUN_ID', '/var/lib/ours/state');
+    expect(reaped.get(43)).toEqual([sleeper]);
+    await waitFor(() => !alive(sleeper!) || undefined, 5000, 'the sleeper gone');
   });
 
   it('kills our run: the process that carries our state and run id, and one in its group that dropped its environment', async () => {
@@ -50,7 +63,7 @@ describe('reapLeftovers', () => {
     const ours = group({ NIGHTSHIFT_STATE: '/var/lib/ours/state', NIGHTSHIFT_RUN_ID: '42' }, 'env -i sleep 30 & exec sleep 30');
     await waitFor(() => groupMembers(ours.pid!, bootTimeMs()!).length === 2 || undefined, 5000, 'both processes of the group');
     const members = groupMembers(ours.pid!, bootTimeMs()!).map((m) => m.pid);
-    const reaped = reapLeftovers([{ id: 42, pgid: ours.pid!, since }], 'NIGHTSHIFT_RUN_ID', '/var/lib/ours/state');
+    const reaped = reapLeftovers([{ id: 42, pgid: ours.pid!, since, leaderAt: since }], 'NIGHTSHIFT_RUN_ID', '/var/lib/ours/state');
     expect([...(reaped.get(42) ?? [])].sort()).toEqual([...members].sort());
     await waitFor(() => members.every((p) => !alive(p)) || undefined, 5000, 'the group gone');
   });
