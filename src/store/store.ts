@@ -1035,6 +1035,17 @@ export class Store {
     foldedUnder?: string | null;
   }): { alert: AlertRow; isNew: boolean } {
     const fingerprint = `${a.job}:${a.kind}`;
+    const row = {
+      fingerprint,
+      job: a.job,
+      kind: a.kind,
+      at: a.at,
+      message: a.message,
+      runId: a.runId ?? null,
+      exitCode: a.exitCode ?? null,
+      outputTail: a.outputTail ?? null,
+      foldedUnder: a.foldedUnder ?? null,
+    };
     return this.db.transaction(() => {
       const open = this.openAlert(fingerprint);
       if (open) {
@@ -1042,31 +1053,13 @@ export class Store {
           `UPDATE alerts SET count = count + 1, last_seen_at = @at, message = @message, run_id = coalesce(@runId, run_id),
                exit_code = coalesce(@exitCode, exit_code), output_tail = coalesce(@outputTail, output_tail), folded_under = @foldedUnder
              WHERE id = @id`,
-        ).run({
-          id: open.id,
-          at: a.at,
-          message: a.message,
-          runId: a.runId ?? null,
-          exitCode: a.exitCode ?? null,
-          outputTail: a.outputTail ?? null,
-          foldedUnder: a.foldedUnder ?? null,
-        });
+        ).run({ ...row, id: open.id });
         return { alert: this.getAlert(open.id)!, isNew: false };
       }
       const info = this.stmt(
         `INSERT INTO alerts (fingerprint, job, kind, opened_at, last_seen_at, message, run_id, exit_code, output_tail, folded_under)
            VALUES (@fingerprint, @job, @kind, @at, @at, @message, @runId, @exitCode, @outputTail, @foldedUnder)`,
-      ).run({
-        fingerprint,
-        job: a.job,
-        kind: a.kind,
-        at: a.at,
-        message: a.message,
-        runId: a.runId ?? null,
-        exitCode: a.exitCode ?? null,
-        outputTail: a.outputTail ?? null,
-        foldedUnder: a.foldedUnder ?? null,
-      });
+      ).run(row);
       return { alert: this.getAlert(Number(info.lastInsertRowid))!, isNew: true };
     })();
   }
