@@ -43,6 +43,13 @@ module.exports = {
       to: { path: 'node_modules/better-sqlite3' },
     },
     {
+      name: 'store-repositories-behind-its-door',
+      severity: 'error',
+      comment: 'The tables are reached through Store (store/store.ts); the lock and retention are the daemon\'s own to run.',
+      from: { path: '^src/', pathNot: '^src/store/' },
+      to: { path: '^src/store/', pathNot: '^src/store/(store|lock|retention)\\.ts$' },
+    },
+    {
       name: 'not-to-dev-deps',
       severity: 'error',
       comment: 'What src/ needs at run time must be a dependency, not a devDependency.',

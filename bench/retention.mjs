@@ -48,7 +48,7 @@ for (let d = 0; d < days; d++) {
       const at = dayStart + m * 60_000;
       for (const job of jobs) insert.run(job, at, at, at, at + 900);
     }
-    store.recordEvent(dayStart, 'daemon-start', null, 'a day');
+    store.journal.record(dayStart, 'daemon-start', null, 'a day');
   });
   // The pass, batch by batch; between two batches a run starts (one row, its own transaction).
   const now = dayStart + DAY;
@@ -59,7 +59,7 @@ for (let d = 0; d < days; d++) {
     batchMs.push(performance.now() - b);
     const s = performance.now();
     // Recorded complete (as a skipped run is), so that it too is subject to retention.
-    store.insertRun({ job: 'probe-start', trigger: 'manual', now, outcome: 'ok', reason: 'probe' });
+    store.runs.insert({ job: 'probe-start', trigger: 'manual', now, outcome: 'ok', reason: 'probe' });
     startMs.push(performance.now() - s);
     if (!more) break;
   }

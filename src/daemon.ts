@@ -126,8 +126,8 @@ export class Daemon {
     this.lock = StateLock.acquire(paths.lock);
     try {
       this.store = Store.open(paths.db);
-      this.store.onDiskFull((ev) => this.diskFullChanged(ev));
-      const downSince = this.store.lastActivityAt();
+      this.store.held.onDiskFull((ev) => this.diskFullChanged(ev));
+      const downSince = this.store.life.lastActivityAt();
       this.supervisor = new Supervisor({
         store: this.store,
         logsDir: paths.logs,
@@ -138,7 +138,7 @@ export class Daemon {
         lookup: (name) => this.jobs.get(name),
         onTimeout: (job, runId, output) => {
           // A heal's probe or rerun that hangs fails its attempt; it is not a new incident.
-          const trigger = this.store.getRun(runId)?.trigger ?? 'schedule';
+          const trigger = this.store.runs.get(runId)?.trigger ?? 'schedule';
           if (!judgedByHeal(job, trigger)) this.watchdog?.runTimedOut(job, runId, output);
         },
         killSwitch: () => this.killState(),
@@ -160,7 +160,12 @@ export class Daemon {
       if (orphans) log.warn({ sandboxes: orphans }, `${orphans} sandbox(es) left by the previous daemon were killed`);
       const interrupted = await this.supervisor.recoverInterrupted();
       if (interrupted.length)
-        this.store.recordEvent(this.clock.now(), 'recovered', null, `${interrupted.length} run(s) were interrupted by the previous stop`);
+        this.store.journal.record(
+          this.clock.now(),
+          'recovered',
+          null,
+          `${interrupted.length} run(s) were interrupted by the previous stop`,
+        );
 
       const home = loadHome(paths);
       this.policy = home.policy;
@@ -171,7 +176,7 @@ export class Daemon {
       for (const p of home.problems) this.addProblem(p);
       for (const p of home.problems) log.error({ file: p.file, line: p.line, field: p.field }, `invalid spec: ${formatProblem(p)}`);
       this.restoreLastGoodJobs(home.problems);
-      this.store.saveSpecs(
+      this.store.specs.save(
         [...home.jobs.values()].map((j) => ({ file: j.file, name: j.name, text: home.jobTexts.get(j.file)!, hash: j.hash })),
         this.clock.now(),
       );
@@ -191,7 +196,7 @@ export class Daemon {
           const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
           log.warn({ job: job.name, missed: count }, msg);
           const kind = cause === 'clock-jump' ? 'missed-by-clock-jump' : cause === 'late' ? 'missed-late' : 'missed-while-down';
-          this.store.recordEvent(this.clock.now(), kind, job.name, msg, {
+          this.store.journal.record(this.clock.now(), kind, job.name, msg, {
             first,
             count,
           });
@@ -236,7 +241,7 @@ export class Daemon {
       const healsRecovered = await this.healer.recover();
       await this.noteInstall();
       if (healsRecovered.length)
-        this.store.recordEvent(
+        this.store.journal.record(
           this.clock.now(),
           'recovered',
           null,
@@ -245,10 +250,10 @@ export class Daemon {
 
       this.lastKill = this.killState();
       // A flip made while we were down is journaled now: compare with the last recorded state.
-      const wasOn = this.store.killSwitchRecordedOn();
+      const wasOn = this.store.journal.killSwitchRecordedOn();
       if (this.lastKill.halted) log.warn({ path: this.lastKill.path }, `starting halted: ${this.lastKill.reason}`);
       if (wasOn !== this.lastKill.halted) {
-        this.store.recordEvent(
+        this.store.journal.record(
           this.clock.now(),
           'kill-switch',
           null,
@@ -315,7 +320,7 @@ export class Daemon {
       this.supervisor.armPendingRetries();
       this.healer.start();
 
-      this.store.recordEvent(this.clock.now(), 'daemon-start', null, `nightshift ${VERSION} started (pid ${process.pid})`);
+      this.store.journal.record(this.clock.now(), 'daemon-start', null, `nightshift ${VERSION} started (pid ${process.pid})`);
       this.checkRestartLoop();
       log.info(
         { jobs: this.jobs.size, rules: this.rules.size, problems: this.problemList().length, state: paths.state, version: VERSION },
@@ -345,7 +350,7 @@ export class Daemon {
         `memory until space returns; heals do nothing meanwhile (no snapshot, no fix). Free space on that filesystem.`;
       this.log.error({ state: ev.dir, freeBytes: ev.free, where: ev.where, err: ev.error }, message);
       // Held in memory with the rest and written when space returns, at the moment it happened.
-      this.store.recordEvent(ev.since, 'disk-full', null, message, { state: ev.dir, freeBytes: ev.free, error: ev.error });
+      this.store.journal.record(ev.since, 'disk-full', null, message, { state: ev.dir, freeBytes: ev.free, error: ev.error });
       // The page does not wait for space: the page command gets it on stdin, from memory.
       this.pager?.page({ event: 'disk-full', fingerprint: 'nightshift:disk-full', message, state: ev.dir, freeBytes: ev.free });
       return;
@@ -354,7 +359,7 @@ export class Daemon {
       `the state folder ${ev.dir} has room again (${free} free) after ${formatDuration(Math.max(0, ev.at - ev.since))} full; ` +
       `${ev.writes} record(s) kept in memory were written, ${ev.runs.length} of them finished runs`;
     this.log.warn({ state: ev.dir, freeBytes: ev.free, runs: ev.runs.map((r) => r.id), writes: ev.writes }, message);
-    this.store.recordEvent(ev.at, 'disk-full-resolved', null, message, {
+    this.store.journal.record(ev.at, 'disk-full-resolved', null, message, {
       state: ev.dir,
       freeBytes: ev.free,
       since: ev.since,
@@ -369,7 +374,7 @@ export class Daemon {
    */
   private checkRestartLoop(): void {
     const now = this.clock.now();
-    const starts = this.store.eventsBetween(now - RESTART_LOOP_WINDOW_MS, now + 1, 'daemon-start').length;
+    const starts = this.store.journal.between(now - RESTART_LOOP_WINDOW_MS, now + 1, 'daemon-start').length;
     if (starts < RESTART_LOOP_STARTS) return;
     const message = `nightshift started ${starts} times in the last ${formatDuration(RESTART_LOOP_WINDOW_MS)}: it keeps crashing or being restarted (journalctl -u nightshift shows why)`;
     this.log.error({ starts }, message);
@@ -384,7 +389,7 @@ export class Daemon {
         ? `the system clock jumped forward by ${size} (to ${new Date(jump.after).toISOString()}): instants it skipped are handled like downtime (catchUp jobs run once, the others are recorded as missed)`
         : `the system clock went back by ${size} (to ${new Date(jump.after).toISOString()}): schedules follow the new time; a fixed-time job does not run a time it already ran (steps under 3 h)`;
     this.log.warn({ deltaMs: jump.deltaMs, from: new Date(jump.before).toISOString(), to: new Date(jump.after).toISOString() }, msg);
-    this.store.recordEvent(this.clock.now(), 'clock-jump', null, msg, { deltaMs: jump.deltaMs, before: jump.before, after: jump.after });
+    this.store.journal.record(this.clock.now(), 'clock-jump', null, msg, { deltaMs: jump.deltaMs, before: jump.before, after: jump.after });
   }
 
   /** systemd's watchdog: petted from the event loop, and only while the scheduler is keeping up. */
@@ -414,8 +419,8 @@ export class Daemon {
     await this.healer?.stop();
     await this.supervisor?.shutdown('shutdown');
     await this.stopNotifiers();
-    this.store?.retryNow();
-    const full = this.store?.diskFull();
+    this.store?.held.retryNow();
+    const full = this.store?.held.diskFull();
     if (full && full.held > 0) {
       this.log.error(
         { state: this.paths.state, held: full.held },
@@ -423,7 +428,7 @@ export class Daemon {
       );
     }
     try {
-      this.store?.recordEvent(this.clock.now(), 'daemon-stop', null, 'nightshift stopped');
+      this.store?.journal.record(this.clock.now(), 'daemon-stop', null, 'nightshift stopped');
     } catch {
       // the store may be the reason we stop
     }
@@ -466,7 +471,7 @@ export class Daemon {
   private restoreLastGoodJobs(problems: SpecProblem[]): void {
     const files = new Set(problems.map((p) => p.file).filter((f) => dirname(f) === this.paths.jobsDir));
     for (const file of files) {
-      const cached = this.store.cachedSpec(file);
+      const cached = this.store.specs.get(file);
       if (!cached) continue;
       const r = jobFromText(file, cached.text, this.paths.home, this.policy);
       if (!r.ok || this.jobs.has(r.value.name)) continue;
@@ -502,12 +507,12 @@ export class Daemon {
         const job = this.jobs.get(name);
         if (job && job.file === file) {
           this.jobs.delete(name);
-          this.store.forgetSpec(file);
+          this.store.specs.forget(file);
           this.scheduler.remove(name);
           this.watchdog?.jobRemoved(name);
           this.heartbeatWatcher?.setFiles(this.refreshHeartbeatFiles());
           log.info({ job: name, file }, 'job removed (a running process of it is left to finish)');
-          this.store.recordEvent(this.clock.now(), 'job-removed', name, `job ${name} removed (${file} deleted)`);
+          this.store.journal.record(this.clock.now(), 'job-removed', name, `job ${name} removed (${file} deleted)`);
         }
         return;
       }
@@ -539,13 +544,13 @@ export class Daemon {
       }
       if (prev && prev.hash === job.hash) return;
       this.jobs.set(name, job);
-      this.store.saveSpecs([{ file, name, text: r.text, hash: job.hash }], this.clock.now());
+      this.store.specs.save([{ file, name, text: r.text, hash: job.hash }], this.clock.now());
       this.scheduler.upsert(job);
       this.watchdog?.jobChanged(job, !prev);
       this.heartbeatWatcher?.setFiles(this.refreshHeartbeatFiles());
       const nextRun = this.scheduler.nextRun(name);
       log.info({ job: name, file, nextRun: nextRun ? new Date(nextRun).toISOString() : null }, prev ? 'job changed' : 'job added');
-      this.store.recordEvent(this.clock.now(), prev ? 'job-changed' : 'job-added', name, `job ${name} ${prev ? 'changed' : 'added'}`);
+      this.store.journal.record(this.clock.now(), prev ? 'job-changed' : 'job-added', name, `job ${name} ${prev ? 'changed' : 'added'}`);
     } catch (err) {
       log.error({ file, err: errorMessage(err) }, 'reloading a spec failed; the previous version stays in force');
     }
@@ -595,7 +600,7 @@ export class Daemon {
     this.killSwitchChanged();
     this.digests?.policyChanged();
     log.info({ file: paths.policyFile }, 'policy reloaded');
-    this.store.recordEvent(this.clock.now(), 'policy-changed', null, 'policy reloaded');
+    this.store.journal.record(this.clock.now(), 'policy-changed', null, 'policy reloaded');
   }
 
   private reloadRule(file: string, removed: boolean): void {
@@ -634,14 +639,14 @@ export class Daemon {
   private async noteInstall(): Promise<void> {
     try {
       const digest = installDigest(await installState(undefined, INSTALL_PARTS));
-      const last = this.store.events(1, 'install')[0];
+      const last = this.store.journal.recent(1, 'install')[0];
       const before = last ? (JSON.parse(last.data ?? '{}') as { digest?: string }).digest : undefined;
       if (before === digest) return;
       const message =
         before === undefined
           ? 'first start of this nightshift install'
           : 'nightshift was upgraded or changed since its last start (its node_modules/ differ)';
-      this.store.recordEvent(this.clock.now(), 'install', null, message, { digest });
+      this.store.journal.record(this.clock.now(), 'install', null, message, { digest });
       this.log.info({ digest: digest.slice(0, 12) }, message);
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'the install could not be read for its record');
@@ -674,7 +679,7 @@ export class Daemon {
       this.homeLost = `${p} is no longer the folder nightshift started with (it was moved, renamed or replaced while nightshift ran): nightshift stopped; put the folder back (its database is now at ${openFileEndingIn('/nightshift.db') ?? 'an unknown place'}), check it, then start nightshift`;
       this.log.fatal({ folder: p }, this.homeLost);
       try {
-        this.store.recordEvent(this.clock.now(), 'home-moved', null, this.homeLost);
+        this.store.journal.record(this.clock.now(), 'home-moved', null, this.homeLost);
       } catch {
         // the record is a courtesy; the stop is what matters
       }
@@ -700,8 +705,8 @@ export class Daemon {
       { path: now.path, halted: now.halted },
       now.halted ? `kill switch ON: ${now.reason}` : 'kill switch off: autonomous actions may run again',
     );
-    if (this.store.killSwitchRecordedOn() !== now.halted) {
-      this.store.recordEvent(
+    if (this.store.journal.killSwitchRecordedOn() !== now.halted) {
+      this.store.journal.record(
         this.clock.now(),
         'kill-switch',
         null,
@@ -766,7 +771,7 @@ export class Daemon {
     for (const [file, name] of this.heartbeatByFile) {
       try {
         const mtime = statSync(file).mtimeMs;
-        const last = this.store.lastHeartbeat(name, 'success')?.at ?? 0;
+        const last = this.store.heartbeats.last(name, 'success')?.at ?? 0;
         const job = this.jobs.get(name);
         if (job && mtime > last) this.watchdog?.heartbeat(job, 'success', 'file');
       } catch {
@@ -829,7 +834,7 @@ export class Daemon {
       if (err instanceof HealError) throw new ControlError(err.message, err.status);
       if (isDiskFull(err)) {
         // Fail closed: an answer that cannot be journaled does nothing.
-        this.store.noteDiskFull(err, 'the database');
+        this.store.held.noteDiskFull(err, 'the database');
         throw new ControlError(
           `the state folder ${this.paths.state} is full: the answer could not be recorded, so nothing was run; ${what} again once there is space`,
           503,
@@ -855,14 +860,14 @@ export class Daemon {
     const now = this.clock.now();
     const changed: string[] = [];
     for (const job of jobs) {
-      const was = this.store.jobState(job.name)?.paused === 1;
+      const was = this.store.jobs.get(job.name)?.paused === 1;
       if (was === paused) continue;
-      this.store.setPaused(job.name, paused, now);
-      if (paused) this.store.cancelRetries(job.name);
+      this.store.jobs.setPaused(job.name, paused, now);
+      if (paused) this.store.runs.cancelRetries(job.name);
       this.scheduler.rearm(job.name);
       this.watchdog?.pausedChanged(job, paused);
       changed.push(job.name);
-      this.store.recordEvent(
+      this.store.journal.record(
         now,
         paused ? 'paused' : 'resumed',
         job.name,

@@ -133,8 +133,8 @@ export function recordKillFlip(ctx: Ctx, k: KillState): void {
   let store: Store | null = null;
   try {
     store = Store.open(ctx.paths.db);
-    if (store.killSwitchRecordedOn() !== k.halted) {
-      store.recordEvent(
+    if (store.journal.killSwitchRecordedOn() !== k.halted) {
+      store.journal.record(
         wallNow(),
         'kill-switch',
         null,

@@ -135,7 +135,7 @@ export class Healer {
    */
   async recover(): Promise<HealAttemptRow[]> {
     const { store, clock, log } = this.deps;
-    const open = store.openHealAttempts();
+    const open = store.heals.inFlight();
     this.dropFinishedSnapshots(open);
     // Alert files of fixes a dead daemon left: no fix reads them any more.
     rmSync(join(this.deps.paths.state, 'heal-alerts'), { recursive: true, force: true });
@@ -143,7 +143,7 @@ export class Healer {
     killLeftovers(open, this.deps.paths.state);
     for (const a of open) {
       if (!CHANGING.has(a.step)) {
-        store.finishHeal(
+        store.heals.finish(
           a.id,
           'interrupted',
           `nightshift stopped at step ${a.step}, before anything was changed; the alert is looked at again`,
@@ -166,9 +166,9 @@ export class Healer {
           detail = `EMERGENCY: the protected zone had changed (${zoneChanged.slice(0, 5).join(', ')}); restored, rule ${a.rule ?? '?'} demoted to shadow. ${detail}`;
         }
         store.batch(() => {
-          store.finishHeal(a.id, 'interrupted-rolled-back', detail, clock.now());
+          store.heals.finish(a.id, 'interrupted-rolled-back', detail, clock.now());
           if (zoneChanged.length && a.rule && a.rule_hash)
-            store.setLadder(a.rule, 'shadow', a.rule_hash, clock.now(), `heal #${a.id} changed the protected zone`);
+            store.ladder.set(a.rule, 'shadow', a.rule_hash, clock.now(), `heal #${a.id} changed the protected zone`);
         });
         if (zoneChanged.length)
           this.deps.page({
@@ -184,7 +184,7 @@ export class Healer {
         this.rollbackFailed(a, err);
       }
     }
-    return open.map((a) => store.getHealAttempt(a.id)!);
+    return open.map((a) => store.heals.get(a.id)!);
   }
 
   /** Snapshots of attempts that reached their verdict (a stop came between the verdict and the clean-up). */
@@ -199,7 +199,7 @@ export class Healer {
     const keep = new Set(open.map((a) => String(a.id)));
     for (const n of names) {
       if (keep.has(n)) continue;
-      const row = /^\d+$/.test(n) ? this.deps.store.getHealAttempt(Number(n)) : undefined;
+      const row = /^\d+$/.test(n) ? this.deps.store.heals.get(Number(n)) : undefined;
       // A rollback that failed keeps its snapshot for a person to restore by hand.
       if (row?.outcome === 'rollback-failed') continue;
       void this.vault.drop(join(root, n));
@@ -211,7 +211,7 @@ export class Healer {
     this.running = true;
     this.expiry.start();
     const now = this.deps.clock.now();
-    for (const a of this.deps.store.pendingApprovals()) this.expiry.set(a.id, a.expires_at ?? now);
+    for (const a of this.deps.store.heals.pendingApprovals()) this.expiry.set(a.id, a.expires_at ?? now);
     this.enqueueOpen();
   }
 
@@ -234,7 +234,7 @@ export class Healer {
   /** Something changed that may let waiting alerts proceed (kill switch off, a rule edited). */
   enqueueOpen(): void {
     if (!this.running) return;
-    for (const a of this.deps.store.openAlerts()) if (a.folded_under === null) this.enqueue(a.fingerprint);
+    for (const a of this.deps.store.alerts.open()) if (a.folded_under === null) this.enqueue(a.fingerprint);
   }
 
   /** An alert was raised or counted again. */
@@ -245,10 +245,10 @@ export class Healer {
   /** Alerts ended some other way: approvals waiting on them are moot. */
   alertsResolved(alerts: AlertRow[]): void {
     const ids = new Set(alerts.map((a) => a.id));
-    for (const p of this.deps.store.pendingApprovals()) {
+    for (const p of this.deps.store.heals.pendingApprovals()) {
       if (!ids.has(p.alert_id)) continue;
       this.expiry.delete(p.id);
-      this.deps.store.finishHeal(
+      this.deps.store.heals.finish(
         p.id,
         'self-recovered',
         'the alert was resolved before anyone answered; nothing was run',
@@ -315,14 +315,14 @@ export class Healer {
 
   private async handle(fp: string, signal: AbortSignal, f: InFlight): Promise<void> {
     const { store, clock, log } = this.deps;
-    const alert = store.openAlert(fp);
+    const alert = store.alerts.openFor(fp);
     if (!alert || alert.folded_under !== null) return;
     const job = this.deps.getJob(alert.job);
     if (!job) return;
-    if (store.jobState(job.name)?.paused === 1) return; // an operator holds this job
+    if (store.jobs.get(job.name)?.paused === 1) return; // an operator holds this job
     const matched = matchRule(this.deps.getRules().values(), factsOf(alert));
 
-    const prev = store.healAttemptsForAlert(alert.id).at(-1);
+    const prev = store.heals.forAlert(alert.id).at(-1);
     // A failed restore waits for a person whatever happens to the rule meanwhile: a changed rule
     // file may be the very change that could not be undone.
     if (prev?.outcome === 'rollback-failed') {
@@ -337,7 +337,7 @@ export class Healer {
       if (sameRule) return; // already with a person; a new occurrence is counted on the alert, not asked again
       if (prev.outcome === 'awaiting-approval') {
         this.expiry.delete(prev.id);
-        store.finishHeal(
+        store.heals.finish(
           prev.id,
           'expired',
           'the rule changed before anyone answered; the alert is looked at again under the new rule',
@@ -350,9 +350,9 @@ export class Healer {
     // While the kill switch stays on, one `halted` per incident is enough (turning it off re-looks).
     if (prev?.outcome === 'halted' && this.deps.killState().halted) return;
     if (prev?.outcome === 'uncontained' && !fixContainment().ok) return;
-    const id = store.insertHealAttempt({ alertId: alert.id, fingerprint: fp, job: job.name, now: clock.now() });
+    const id = store.heals.insert({ alertId: alert.id, fingerprint: fp, job: job.name, now: clock.now() });
     f.attemptId = id;
-    const finish = (outcome: string, detail: string, fields: Parameters<Store['finishHeal']>[4] = {}): void =>
+    const finish = (outcome: string, detail: string, fields: Parameters<Store['heals']['finish']>[4] = {}): void =>
       this.finishAttempt(id, fp, job.name, matched?.name ?? null, outcome, detail, fields);
 
     try {
@@ -368,23 +368,23 @@ export class Healer {
         return finish('uncontained', `nothing was run: fixes, brains and probes run only inside a sandbox, and ${c.reason}`);
 
       // 2. pre-check (fail open: only a success, an explicit IDLE or a passing probe stops here)
-      store.healStep(id, 'pre-check', clock.now());
-      const level0 = matched ? effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder(matched.name)) : null;
+      store.heals.step(id, 'pre-check', clock.now());
+      const level0 = matched ? effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder.get(matched.name)) : null;
       // In shadow nothing of the rule runs, not even its probe.
       const recovered = await this.precheck(job, alert, level0 === 'shadow' ? null : matched, signal);
       this.checkStop(signal);
       if (recovered) {
         store.batch(() => {
-          const still = store.getAlert(alert.id);
+          const still = store.alerts.get(alert.id);
           if (still && still.resolved_at === null) this.deps.resolveAlert(still, 'self-recovered', recovered);
-          store.finishHeal(id, 'self-recovered', recovered, clock.now());
+          store.heals.finish(id, 'self-recovered', recovered, clock.now());
         });
         log.info({ heal: id, job: job.name, fingerprint: fp, outcome: 'self-recovered' }, `heal self-recovered: ${recovered}`);
         return;
       }
 
       // 3. rule
-      store.healStep(id, 'rule', clock.now(), { rule: matched?.name ?? null, rule_hash: matched?.hash ?? null });
+      store.heals.step(id, 'rule', clock.now(), { rule: matched?.name ?? null, rule_hash: matched?.hash ?? null });
       if (!matched)
         return finish('needs-human', 'no rule matches this alert; a proposal for a person was written', {
           proposal: needsHumanText(alert),
@@ -392,9 +392,9 @@ export class Healer {
       const rule = matched.rule;
 
       // 4. cap (per incident)
-      store.healStep(id, 'cap', clock.now());
+      store.heals.step(id, 'cap', clock.now());
       const cap = Math.min(this.deps.getPolicy().maxAttempts, rule.maxAttempts ?? 2, 2);
-      const made = store.executedAttempts(alert.id);
+      const made = store.heals.executed(alert.id);
       if (made >= cap) {
         finish('blocked', `${made} attempt(s) already made for this incident (the cap is ${cap}); a person must look`);
         this.deps.page({
@@ -408,9 +408,9 @@ export class Healer {
       }
 
       // 5. autonomy
-      const level = effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder(matched.name));
+      const level = effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder.get(matched.name));
       const kind = rule.action.brain ? 'brain' : rule.action.rerun ? 'rerun' : rule.action.restart ? 'restart' : 'command';
-      store.healStep(id, 'autonomy', clock.now(), { autonomy: level, action_kind: kind, action: describeAction(rule) });
+      store.heals.step(id, 'autonomy', clock.now(), { autonomy: level, action_kind: kind, action: describeAction(rule) });
       if (level === 'shadow')
         return finish('proposed', `shadow: nothing was run; proposal: ${describeAction(rule)}`, {
           proposal: proposalText(matched, alert, level),
@@ -468,12 +468,12 @@ export class Healer {
     const finish = (outcome: string, detail: string): void => this.finishAttempt(id, fp, job.name, matched.name, outcome, detail);
 
     // 6. guard
-    store.healStep(id, 'guard', clock.now());
+    store.heals.step(id, 'guard', clock.now());
     const guard = this.vault.guard(rule.action.touches);
     if (!guard.ok) return finish('refused', guard.reason);
     if (rule.action.brain) {
       const budget = this.deps.getPolicy().brain.maxRunsPerDay;
-      const used = store.brainRunsSince(clock.now() - 24 * 3_600_000);
+      const used = store.heals.brainRunsSince(clock.now() - 24 * 3_600_000);
       if (used >= budget)
         return finish('refused', `the brain budget is used up: ${used} of ${budget} runs in the last 24 h (policy.brain.maxRunsPerDay)`);
     }
@@ -487,32 +487,32 @@ export class Healer {
 
     // 7. snapshot: from here on, a stop or a crash is rolled back
     const dir = join(this.deps.paths.state, 'snapshots', String(id));
-    const attempt = store.executedAttempts(alert.id) + 1;
-    store.healStep(id, 'snapshot', clock.now(), { attempt, snapshot_dir: dir });
+    const attempt = store.heals.executed(alert.id) + 1;
+    store.heals.step(id, 'snapshot', clock.now(), { attempt, snapshot_dir: dir });
     const started = clock.now();
     let zoneChanged: string[] = [];
     let doubt: string | null = null;
     let digests: SnapshotDigests | null = null;
     try {
       digests = await this.vault.take(dir, guard.paths);
-      store.healNote(id, 'snapshot taken', { snapshot_digest: JSON.stringify(digests) });
-      store.healNote(id, `snapshot of ${guard.paths.length} path(s) and the protected zone in ${formatDuration(clock.now() - started)}`);
+      store.heals.note(id, 'snapshot taken', { snapshot_digest: JSON.stringify(digests) });
+      store.heals.note(id, `snapshot of ${guard.paths.length} path(s) and the protected zone in ${formatDuration(clock.now() - started)}`);
       this.checkStop(signal);
 
       // 8. fix
       const fixStartedAt = clock.now();
-      store.healStep(id, 'fix', fixStartedAt);
+      store.heals.step(id, 'fix', fixStartedAt);
       const fix = await this.fix(id, alert, job, matched, signal, mounts);
-      store.healNote(id, fix.detail, {}, fix.ok ? 'done' : 'failed');
+      store.heals.note(id, fix.detail, {}, fix.ok ? 'done' : 'failed');
       this.checkStop(signal);
       zoneChanged = await this.vault.zoneChanges(dir, digests);
       if (zoneChanged.length === 0 && !fix.ok) doubt = `the fix itself failed (${fix.detail}), so it was not probed`;
 
       // 9. probe (independent: the maker is never the checker)
       if (zoneChanged.length === 0 && doubt === null) {
-        store.healStep(id, 'probe', clock.now());
+        store.heals.step(id, 'probe', clock.now());
         const probe = await this.probe(id, job, matched, signal);
-        store.healNote(id, probe.detail, {}, probe.ok ? 'passed' : 'failed');
+        store.heals.note(id, probe.detail, {}, probe.ok ? 'passed' : 'failed');
         this.checkStop(signal);
         zoneChanged = await this.vault.zoneChanges(dir, digests);
         if (zoneChanged.length === 0 && !probe.ok) doubt = `the probe failed: ${probe.detail}`;
@@ -520,18 +520,18 @@ export class Healer {
 
       // 10. verdict
       if (zoneChanged.length === 0 && doubt === null) {
-        store.healStep(id, 'verdict', clock.now());
+        store.heals.step(id, 'verdict', clock.now());
         const took = formatDuration(clock.now() - alert.opened_at);
         const detail = `attempt ${attempt}: ${describeAction(rule)}; verified (${describeProbe(rule)}: it did); fixed ${took} after the alert`;
         store.batch(() => {
-          const still = store.getAlert(alert.id);
+          const still = store.alerts.get(alert.id);
           if (still && still.resolved_at === null) this.deps.resolveAlert(still, 'fixed-verified', `heal #${id} by rule ${matched.name}`);
           // The fix's own effect (a restarted worker's heartbeat, a success) may resolve the alert
           // before the probe has spoken: that is this fix working, not the job recovering alone.
           else if (still?.resolution === 'self-recovered' && still.resolved_at !== null && still.resolved_at >= fixStartedAt) {
-            store.creditAlert(still.id, 'fixed-verified');
+            store.alerts.credit(still.id, 'fixed-verified');
           }
-          store.finishHeal(id, 'fixed-verified', detail, clock.now());
+          store.heals.finish(id, 'fixed-verified', detail, clock.now());
         });
         // Logged once committed: a log line must never announce what a crash could still undo.
         log.info(
@@ -543,8 +543,7 @@ export class Healer {
       }
     } catch (err) {
       if (!(err instanceof Stopped)) {
-        if (store.getHealAttempt(id)?.step === 'snapshot')
-          doubt = `the snapshot could not be taken (${errorMessage(err)}); the fix was not run`;
+        if (store.heals.get(id)?.step === 'snapshot') doubt = `the snapshot could not be taken (${errorMessage(err)}); the fix was not run`;
         else doubt = `an error stopped the attempt (${errorMessage(err)})`;
       }
       await this.rollback(id, fp, dir, job, matched, level, zoneChanged, doubt ?? '', err instanceof Stopped ? err.why : null);
@@ -567,7 +566,7 @@ export class Healer {
   ): Promise<void> {
     const { store, clock, log } = this.deps;
     // The step the attempt was in when it was stopped, before it becomes "rollback".
-    const stoppedAt = store.getHealAttempt(id)?.step ?? 'fix';
+    const stoppedAt = store.heals.get(id)?.step ?? 'fix';
     // The home was moved away (daemon.homeIntact): every path now names what a job made. Nothing
     // is checked or restored through them; the attempt stays open in the journal, and the next
     // start, in the home put back, rolls it back from its snapshot as after a crash.
@@ -579,13 +578,13 @@ export class Healer {
       return;
     }
     try {
-      store.healStep(id, 'rollback', clock.now());
+      store.heals.step(id, 'rollback', clock.now());
     } catch (err) {
       // The restore matters more than its journal line: a write that fails now (a full disk)
       // must not leave the fix in place.
       log.error({ heal: id, err: errorMessage(err) }, 'heal: the rollback step could not be journaled; restoring the snapshot anyway');
     }
-    const row = store.getHealAttempt(id)!;
+    const row = store.heals.get(id)!;
     // A halt, a stop or an error may come between the fix and the zone check: look now, so a zone
     // change is an emergency whatever interrupted the attempt.
     if (zoneChanged.length === 0)
@@ -600,7 +599,7 @@ export class Healer {
       this.rollbackFailed(row, err, zoneChanged);
       return;
     }
-    const alertGone = store.getAlert(row.alert_id)?.resolved_at != null;
+    const alertGone = store.alerts.get(row.alert_id)?.resolved_at != null;
     let outcome = 'rolled-back';
     let detail: string;
     if (stopped === 'halt') {
@@ -617,11 +616,11 @@ export class Healer {
     }
     try {
       store.batch(() => {
-        store.finishHeal(id, outcome, detail, clock.now());
-        if (emergency) store.setLadder(matched.name, 'shadow', matched.hash, clock.now(), `heal #${id} changed the protected zone`);
+        store.heals.finish(id, outcome, detail, clock.now());
+        if (emergency) store.ladder.set(matched.name, 'shadow', matched.hash, clock.now(), `heal #${id} changed the protected zone`);
         // An incident that ended meanwhile (a success of its own) says nothing against the rule.
         else if (outcome === 'rolled-back' && level === 'auto' && !alertGone) {
-          store.setLadder(matched.name, demoted(level), matched.hash, clock.now(), `heal #${id} was rolled back in auto: ${doubt}`);
+          store.ladder.set(matched.name, demoted(level), matched.hash, clock.now(), `heal #${id} was rolled back in auto: ${doubt}`);
         }
       });
     } catch (err) {
@@ -659,9 +658,9 @@ export class Healer {
       (row.rule ? `; rule ${row.rule} demoted to shadow` : '');
     try {
       this.deps.store.batch(() => {
-        this.deps.store.finishHeal(row.id, 'rollback-failed', detail, this.deps.clock.now());
+        this.deps.store.heals.finish(row.id, 'rollback-failed', detail, this.deps.clock.now());
         if (row.rule && row.rule_hash)
-          this.deps.store.setLadder(row.rule, 'shadow', row.rule_hash, this.deps.clock.now(), `heal #${row.id}: its rollback failed`);
+          this.deps.store.ladder.set(row.rule, 'shadow', row.rule_hash, this.deps.clock.now(), `heal #${row.id}: its rollback failed`);
       });
     } catch (again) {
       // Not on record (a full disk), but the person must hear of it all the same.
@@ -692,10 +691,10 @@ export class Healer {
   }
 
   private closeAfterErrorOrThrow(id: number, err: unknown): void {
-    const row = this.deps.store.getHealAttempt(id);
+    const row = this.deps.store.heals.get(id);
     if (!row || row.outcome !== null) return;
     if (err instanceof Stopped) {
-      this.deps.store.finishHeal(
+      this.deps.store.heals.finish(
         id,
         err.why === 'halt' ? 'halted' : 'interrupted',
         `stopped at step ${row.step} before anything was changed`,
@@ -703,7 +702,7 @@ export class Healer {
       );
       return;
     }
-    this.deps.store.finishHeal(
+    this.deps.store.heals.finish(
       id,
       'error',
       `the heal loop failed at step ${row.step} before anything was changed: ${errorMessage(err)}`,
@@ -720,9 +719,9 @@ export class Healer {
     rule: string | null,
     outcome: string,
     detail: string,
-    fields: Parameters<Store['finishHeal']>[4] = {},
+    fields: Parameters<Store['heals']['finish']>[4] = {},
   ): void {
-    this.deps.store.finishHeal(id, outcome, detail, this.deps.clock.now(), fields);
+    this.deps.store.heals.finish(id, outcome, detail, this.deps.clock.now(), fields);
     this.deps.log.info({ heal: id, job, fingerprint: fp, rule, outcome }, `heal ${outcome}: ${detail}`);
   }
 
@@ -740,7 +739,7 @@ export class Healer {
   /** Returns why the problem is gone, or null when it is still real (or we cannot tell: fail open). */
   private async precheck(job: Job, alert: AlertRow, matched: LoadedRule | null, signal: AbortSignal): Promise<string | null> {
     const { store } = this.deps;
-    const since = store.successSince(job.name, alert.opened_at);
+    const since = store.life.successSince(job.name, alert.opened_at);
     // A success stamped later than now was recorded before the wall clock went back: it came
     // before the alert, not after.
     if (since !== null && since <= this.deps.clock.now())
@@ -834,7 +833,7 @@ export class Healer {
         env: this.fixEnv(id, SANDBOX_ALERT_FILE, job),
         killGraceMs: FIX_KILL_GRACE_MS,
         confine: { profile: 'fix', leash: this.deps.leash(), fix: mounts.value, files: [{ host: alertFile, inside: SANDBOX_ALERT_FILE }] },
-        onSpawn: (pgid) => this.deps.store.healNote(id, `fix started (process group ${pgid})`, { fix_pgid: pgid }),
+        onSpawn: (pgid) => this.deps.store.heals.note(id, `fix started (process group ${pgid})`, { fix_pgid: pgid }),
       });
       // The sandbox is empty now (its PID namespace ended with the fix): what it wrote is final.
       const strays = await this.vault.tidy(tidyOrder(mounts.value, 'strays'));
@@ -912,10 +911,10 @@ export class Healer {
   approve(id: number): { attempt: number; job: string; status: string } {
     const { store, clock } = this.deps;
     const row = this.pending(id);
-    const alert = store.getAlert(row.alert_id);
+    const alert = store.alerts.get(row.alert_id);
     this.expiry.delete(id);
     if (!alert || alert.resolved_at !== null) {
-      store.finishHeal(id, 'self-recovered', 'approved, but the alert had been resolved meanwhile; nothing was run', clock.now(), {
+      store.heals.finish(id, 'self-recovered', 'approved, but the alert had been resolved meanwhile; nothing was run', clock.now(), {
         answer: 'approved',
         answered_at: clock.now(),
       });
@@ -929,12 +928,12 @@ export class Healer {
     }
     if (this.inflight.size >= this.maxParallel)
       throw new HealError(`${this.inflight.size} heals are under way (the limit); answer again in a moment`, 409);
-    if (this.deps.store.jobState(row.job)?.paused === 1)
+    if (this.deps.store.jobs.get(row.job)?.paused === 1)
       throw new HealError(`job ${row.job} is paused; resume it first (nightshift resume ${row.job})`, 409);
     const job = this.deps.getJob(row.job);
     const matched = row.rule ? this.deps.getRules().get(row.rule) : undefined;
     if (!job || !matched || matched.hash !== row.rule_hash) {
-      store.finishHeal(
+      store.heals.finish(
         id,
         'expired',
         'approved, but the job or the rule changed since the request; the alert is looked at again',
@@ -949,9 +948,9 @@ export class Healer {
       };
     }
     // The level may have dropped since the request (policy, job ceiling, a demotion): shadow runs nothing.
-    const level = effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder(matched.name));
+    const level = effectiveLevel(matched, job, this.deps.getPolicy(), store.ladder.get(matched.name));
     if (level === 'shadow') {
-      store.finishHeal(
+      store.heals.finish(
         id,
         'proposed',
         'approved, but the level in force is now shadow (policy, job or a demotion); nothing was run',
@@ -964,7 +963,7 @@ export class Healer {
       return { attempt: id, job: row.job, status: 'the level in force is now shadow: nothing was run' };
     }
     if (alert.folded_under !== null) {
-      store.finishHeal(
+      store.heals.finish(
         id,
         'expired',
         `approved, but the alert is now blocked by ${alert.folded_under}; that one is healed first`,
@@ -973,7 +972,7 @@ export class Healer {
       );
       return { attempt: id, job: row.job, status: `the alert is now blocked by ${alert.folded_under}; nothing was run` };
     }
-    store.healNote(id, 'approved by an operator', {
+    store.heals.note(id, 'approved by an operator', {
       answer: 'approved',
       answered_at: clock.now(),
       outcome: null,
@@ -996,13 +995,13 @@ export class Healer {
     const row = this.pending(id);
     this.expiry.delete(id);
     const now = this.deps.clock.now();
-    this.deps.store.finishHeal(id, 'denied', 'denied by an operator; nothing was run', now, { answer: 'denied', answered_at: now });
+    this.deps.store.heals.finish(id, 'denied', 'denied by an operator; nothing was run', now, { answer: 'denied', answered_at: now });
     this.deps.log.info({ heal: id, job: row.job }, 'heal denied');
     return { attempt: id, job: row.job, status: 'denied: nothing was run; the alert stays open for a person' };
   }
 
   private pending(id: number): HealAttemptRow {
-    const row = this.deps.store.getHealAttempt(id);
+    const row = this.deps.store.heals.get(id);
     if (!row)
       throw new HealError(`there is no heal attempt #${id} (nightshift heals lists them; nightshift status shows pending approvals)`, 404);
     if (row.outcome !== 'awaiting-approval') {
@@ -1022,9 +1021,9 @@ export class Healer {
   }
 
   private expire(id: number): void {
-    const row = this.deps.store.getHealAttempt(id);
+    const row = this.deps.store.heals.get(id);
     if (!row || row.outcome !== 'awaiting-approval') return;
-    this.deps.store.finishHeal(
+    this.deps.store.heals.finish(
       id,
       'expired',
       `nobody answered within ${formatDuration(this.ttl)}; nothing was run`,

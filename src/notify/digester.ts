@@ -105,7 +105,7 @@ export class DigestService {
     this.arm();
     this.catchUp();
     try {
-      for (const d of this.deps.store.unsentDigests()) {
+      for (const d of this.deps.store.digests.unsent()) {
         if (d.next_attempt_at !== null) this.timer.set(`retry:${d.date}`, d.next_attempt_at);
       }
     } catch (err) {
@@ -126,7 +126,7 @@ export class DigestService {
     try {
       const policy = this.deps.getPolicy();
       const now = this.deps.clock.now();
-      for (const d of this.deps.store.unsentDigests()) {
+      for (const d of this.deps.store.digests.unsent()) {
         if (d.last_error !== null && (d.next_attempt_at !== null || digestInstant(policy, addDays(d.date, 1)) > now)) {
           this.timer.set(`retry:${d.date}`, now);
         }
@@ -212,7 +212,7 @@ export class DigestService {
       const today = digestDate(digestZone(policy), now);
       // Days the daemon was down for entirely get their digest too (up to a week back), from the
       // day after the newest digest on record; a first start only looks at today.
-      const newest = this.deps.store.newestDigestDate();
+      const newest = this.deps.store.digests.newestDate();
       const days: string[] = [];
       if (newest !== null && newest < today) {
         for (let d = addDays(newest, 1); d < today && days.length < 7; d = addDays(d, 1)) days.push(d);
@@ -220,7 +220,7 @@ export class DigestService {
       days.push(today);
       for (const date of days.slice(-8)) {
         if (now < digestInstant(policy, date)) continue;
-        const row = this.deps.store.getDigest(date);
+        const row = this.deps.store.digests.get(date);
         // attempts 0 and unsent: composed (a crash before sending, or only printed), never tried.
         if (row && (row.sent_at !== null || row.attempts > 0)) continue;
         this.deps.log.info({ date }, 'the digest time has passed without a digest for this day: composing it now');
@@ -239,7 +239,7 @@ export class DigestService {
       const next = nextAfter(digestSchedule(policy), Math.max(at, this.deps.clock.now()));
       if (next !== null) this.timer.set('digest', next);
       const date = digestDate(digestZone(policy), at);
-      const row = this.deps.store.getDigest(date);
+      const row = this.deps.store.digests.get(date);
       // A digest composed before its time (nightshift digest --send at 06:00 for a 07:00 digest)
       // does not cover the whole day: the scheduled one goes out anyway. A retry the daemon has no
       // timer for (queued by the CLI) is taken over here too.
@@ -334,7 +334,7 @@ export class DigestService {
       log.error({ err: errorMessage(err), file }, 'could not write the digest file; the digest is still stored in the database and sent');
       file = null;
     }
-    store.saveDigest({ date, createdAt: now, verdict: d.verdict, text: d.text, html: d.html });
+    store.digests.save({ date, createdAt: now, verdict: d.verdict, text: d.text, html: d.html });
     log.info({ date, verdict: d.verdict, file }, 'digest written');
     const base = { date, verdict: d.verdict, text: d.text, html: d.html, file };
     if (!send) return { ...base, sent: false, error: null, nextAttemptAt: null };
@@ -342,7 +342,7 @@ export class DigestService {
   }
 
   private async retry(date: string): Promise<void> {
-    const row = this.deps.store.getDigest(date);
+    const row = this.deps.store.digests.get(date);
     if (!row || row.sent_at !== null) return;
     this.deps.log.info({ date, attempt: row.attempts + 1 }, 'retrying the digest e-mail');
     // The text as it was written that day: a retry delivers that day's digest, not a new one.
@@ -364,7 +364,7 @@ export class DigestService {
     );
     const now = this.deps.clock.now();
     if (r.ok) {
-      store.markDigestSent(date, now);
+      store.digests.markSent(date, now);
       this.timer.delete(`retry:${date}`);
       log.info({ date, via: r.via, to: r.accepted, messageId: r.messageId }, 'digest sent');
       return { sent: true, error: null, nextAttemptAt: null };
@@ -374,10 +374,10 @@ export class DigestService {
       log.info({ date }, `digest not e-mailed: ${r.error}`);
       return { sent: false, error: r.error, nextAttemptAt: null };
     }
-    const attempts = (store.getDigest(date)?.attempts ?? 0) + 1;
+    const attempts = (store.digests.get(date)?.attempts ?? 0) + 1;
     // A missing transport will not fix itself; a policy change retries at once (policyChanged).
     const next = r.notConfigured ? null : this.nextAttempt(policy, date, attempts, now);
-    store.markDigestFailed(date, r.error, next);
+    store.digests.markFailed(date, r.error, next);
     if (next !== null && this.running) this.timer.set(`retry:${date}`, next);
     else this.timer.delete(`retry:${date}`);
     const tz = digestZone(policy);

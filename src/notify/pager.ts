@@ -268,13 +268,13 @@ export class Pager {
         return 'not-allowed';
       }
       const now = this.deps.clock.now();
-      const last = store.lastPage(ev.fingerprint);
+      const last = store.pages.last(ev.fingerprint);
       // A page a previous daemon recorded but did not see through (it died first, often before its
       // command even started — a crash loop right after start) may never have gone out: it does
       // not hold back this one. At least once: a duplicate beats a lost page.
       const interrupted = last !== undefined && last.outcome === null && !this.mine.has(last.id);
       if (interrupted)
-        store.finishPage(
+        store.pages.finish(
           last.id,
           'interrupted',
           'nightshift stopped before the page command was seen to finish; the next page was not held back',
@@ -284,7 +284,7 @@ export class Pager {
       if (now - lastAt < this.intervalMs) {
         const msg = `not paging again for ${ev.fingerprint}: last page ${formatDuration(now - lastAt)} ago (at most one per ${formatDuration(this.intervalMs)})`;
         log.info({ event: ev.event, fingerprint: ev.fingerprint, lastPageId: last?.id ?? null }, msg);
-        store.recordEvent(now, 'page-suppressed', ev.job ?? null, msg, {
+        store.journal.record(now, 'page-suppressed', ev.job ?? null, msg, {
           event: ev.event,
           fingerprint: ev.fingerprint,
           lastPageId: last?.id ?? null,
@@ -296,19 +296,19 @@ export class Pager {
       // goes out, and its row is written whole when space returns.
       let id: number | null = null;
       try {
-        id = store.recordPage(ev.fingerprint, ev.event, now);
+        id = store.pages.record(ev.fingerprint, ev.event, now);
         this.mine.add(id);
       } catch (err) {
         if (!isDiskFull(err)) throw err;
-        store.noteDiskFull(err, 'the database');
+        store.held.noteDiskFull(err, 'the database');
         if (this.unrecorded.size > 1000) this.unrecorded.clear();
         this.unrecorded.set(ev.fingerprint, now);
       }
       const command = policy.page.command;
       if (!command) {
         const detail = 'policy.page.command is not set: nobody could be paged; add page: { command: [...] } to protected/policy.yaml';
-        if (id === null) store.recordFinishedPage(ev.fingerprint, ev.event, now, 'not-configured', detail);
-        else store.finishPage(id, 'not-configured', detail);
+        if (id === null) store.pages.recordFinished(ev.fingerprint, ev.event, now, 'not-configured', detail);
+        else store.pages.finish(id, 'not-configured', detail);
         log.error({ event: ev.event, fingerprint: ev.fingerprint }, detail);
         return 'not-configured';
       }
@@ -335,8 +335,8 @@ export class Pager {
     const outcome = r.ok ? 'sent' : r.timedOut ? 'timeout' : 'failed';
     const detail = describeResult(r, this.timeoutMs);
     try {
-      if (id === null) store.recordFinishedPage(ev.fingerprint, ev.event, now, outcome, detail);
-      else store.finishPage(id, outcome, detail);
+      if (id === null) store.pages.recordFinished(ev.fingerprint, ev.event, now, outcome, detail);
+      else store.pages.finish(id, outcome, detail);
     } catch (err) {
       log.error({ err: errorMessage(err), pageId: id }, 'could not record the page outcome');
     }
@@ -408,7 +408,7 @@ export async function runDeadman(deps: {
   const detail = describeResult(r, timeoutMs);
   const message = r.ok ? `deadman ping ok (${deps.reason})` : `deadman ping failed (${deps.reason}): ${argv[0]} ${detail}`;
   try {
-    store.recordEvent(deps.clock.now(), 'deadman', null, message, {
+    store.journal.record(deps.clock.now(), 'deadman', null, message, {
       ok: r.ok,
       reason: deps.reason,
       exitCode: r.exitCode,

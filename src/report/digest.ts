@@ -185,7 +185,7 @@ export function composeDigest(input: DigestInput): ComposedDigest {
   const tz = digestZone(policy);
   const t = (ms: number): string => when(ms, tz);
 
-  const open = store.openAlerts();
+  const open = store.alerts.open();
   const unfolded = open.filter((a) => a.folded_under === null);
   // A job whose alert is folded under a dependency that no longer has an open alert needs you too.
   const blockingJobs = new Set(unfolded.map((a) => a.job));
@@ -195,14 +195,14 @@ export function composeDigest(input: DigestInput): ComposedDigest {
   // Healthy jobs with no fix able to run is not an all-clear either.
   const verdict = verdictFor(jobs.size, needsYou, kill) + (contained && !contained.ok ? '; no fix can run (no sandbox)' : '');
 
-  const runs = store.runsBetween(window.from, window.to);
+  const runs = store.runs.between(window.from, window.to);
   const sections: Section[] = [
     needsYouSection(open, unfolded, heals, t),
     healSection(heals, t),
     runsSection(runs, t),
     precheckSection(runs),
     pausedSection(store, jobs, t),
-    alertsSection(store.alertsBetween(window.from, window.to), window, t),
+    alertsSection(store.alerts.between(window.from, window.to), window, t),
     killSection(store, kill, window, t, contained),
     watcherSection(store, policy, window, t),
     unsentSection(store, date, t),
@@ -370,7 +370,7 @@ function precheckSection(runs: RunRow[]): Section {
 function pausedSection(store: Store, jobs: Map<string, Job>, t: (ms: number) => string): Section {
   const s = new SectionBuilder('Paused jobs');
   const items: string[] = [];
-  for (const st of [...store.allJobStates().values()].sort((a, b) => byName(a.job, b.job))) {
+  for (const st of [...store.jobs.all().values()].sort((a, b) => byName(a.job, b.job))) {
     if (st.paused !== 1 || !jobs.has(st.job)) continue;
     items.push(`${st.job}: paused${st.paused_at !== null ? ` since ${t(st.paused_at)}` : ''} (resume with: nightshift resume ${st.job})`);
   }
@@ -406,7 +406,7 @@ function killSection(store: Store, kill: KillState, w: DigestWindow, t: (ms: num
     s.add(
       `containment UNAVAILABLE: jobs run uncontained and no fix, brain or probe runs (heal outcome uncontained) — ${oneLine(contained.reason, 400)}`,
     );
-  const flips = store.eventsBetween(w.from, w.to, 'kill-switch');
+  const flips = store.journal.between(w.from, w.to, 'kill-switch');
   if (flips.length === 0) s.add('not switched in this window');
   else {
     s.add(`switched ${plural(flips.length, 'time')} in this window:`);
@@ -420,7 +420,7 @@ function killSection(store: Store, kill: KillState, w: DigestWindow, t: (ms: num
 
 function watcherSection(store: Store, policy: Policy, w: DigestWindow, t: (ms: number) => string): Section {
   const s = new SectionBuilder('Pages and deadman');
-  const pages = store.pagesBetween(w.from, w.to);
+  const pages = store.pages.between(w.from, w.to);
   if (pages.length === 0) s.add('nobody was paged');
   else {
     s.add(`${plural(pages.length, 'page')}: ${outcomeWords(countBy(pages.map((p) => p.outcome ?? 'running')))}`);
@@ -432,7 +432,7 @@ function watcherSection(store: Store, policy: Policy, w: DigestWindow, t: (ms: n
       1,
     );
   }
-  const pings = store.eventsBetween(w.from, w.to, 'deadman');
+  const pings = store.journal.between(w.from, w.to, 'deadman');
   const failed = pings.filter((e) => !isOkEvent(e.data));
   if (pings.length === 0) s.add(policy.deadman ? 'deadman: no ping in this window' : 'deadman: not configured (policy.deadman)');
   else {
@@ -453,8 +453,8 @@ function isOkEvent(data: string | null): boolean {
 
 function unsentSection(store: Store, date: string, t: (ms: number) => string): Section {
   const s = new SectionBuilder('Digests not sent');
-  const rows = store
-    .unsentDigests()
+  const rows = store.digests
+    .unsent()
     .filter((d) => d.date !== date && d.last_error !== null)
     .reverse();
   if (rows.length === 0) s.add('none');
@@ -470,7 +470,7 @@ function unsentSection(store: Store, date: string, t: (ms: number) => string): S
 function nextSection(store: Store, jobs: Map<string, Job>, now: number, t: (ms: number) => string): Section {
   const s = new SectionBuilder('Next 24 hours');
   const until = now + DAY_MS;
-  const states = store.allJobStates();
+  const states = store.jobs.all();
   const items: Array<{ name: string; count: number; first: number; capped: boolean }> = [];
   const paused: string[] = [];
   let idle = 0;

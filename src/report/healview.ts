@@ -17,7 +17,7 @@ export function hasHeals(store: Store): boolean {
 
 export function healViews(store: Store, limit: number, job?: string): HealView[] {
   if (!hasHeals(store)) return [];
-  return store.healAttempts(limit, job).map((a) => ({ ...a, steps: store.healSteps(a.id) }));
+  return store.heals.recent(limit, job).map((a) => ({ ...a, steps: store.heals.steps(a.id) }));
 }
 
 /**
@@ -27,11 +27,11 @@ export function healViews(store: Store, limit: number, job?: string): HealView[]
 export function healLines(store: Store, from: number, to: number): HealLine[] {
   if (!hasHeals(store)) return [];
   const byAlert = new Map<number, HealAttemptRow[]>();
-  for (const a of store.healAttemptsEndedBetween(from, to)) {
+  for (const a of store.heals.endedBetween(from, to)) {
     if (a.outcome === 'interrupted') continue; // closed before anything happened; looked at again
     byAlert.set(a.alert_id, [...(byAlert.get(a.alert_id) ?? []), a]);
   }
-  for (const a of store.pendingApprovals()) if (!byAlert.has(a.alert_id)) byAlert.set(a.alert_id, [a]);
+  for (const a of store.heals.pendingApprovals()) if (!byAlert.has(a.alert_id)) byAlert.set(a.alert_id, [a]);
   const lines: HealLine[] = [];
   for (const list of byAlert.values()) {
     const last = list[list.length - 1]!;
@@ -50,7 +50,7 @@ export function healLines(store: Store, from: number, to: number): HealLine[] {
     });
   }
   // Demotions are part of "autonomy is earned": the digest says when a rule lost a rung.
-  for (const l of store.ladderAll()) {
+  for (const l of store.ladder.all()) {
     if (l.at >= from && l.at < to)
       lines.push({ at: l.at, job: 'the ladder', rule: l.rule, outcome: `demoted to ${l.level}`, detail: l.reason });
   }
@@ -90,7 +90,7 @@ export function healStatusLines(store: Store, now: number, currentRuleHash: (rul
 
 export function approvalLines(store: Store, now: number): string[] {
   if (!hasHeals(store)) return [];
-  const pending = store.pendingApprovals().filter((a) => (a.expires_at ?? 0) > now);
+  const pending = store.heals.pendingApprovals().filter((a) => (a.expires_at ?? 0) > now);
   if (pending.length === 0) return [];
   return [
     `Waiting for your approval (${pending.length}):`,
@@ -104,7 +104,7 @@ export function approvalLines(store: Store, now: number): string[] {
 /** Demotions in force: a ladder row counts while the rule file still has the hash it was demoted with. */
 export function demotionLines(store: Store, currentRuleHash: (rule: string) => string | undefined): string[] {
   if (!hasHeals(store)) return [];
-  const demoted = store.ladderAll().filter((l: LadderRow) => currentRuleHash(l.rule) === l.rule_hash);
+  const demoted = store.ladder.all().filter((l: LadderRow) => currentRuleHash(l.rule) === l.rule_hash);
   if (demoted.length === 0) return [];
   return [
     'Rules demoted after a rollback (edit the rule file to reset):',
@@ -116,7 +116,7 @@ export function demotionLines(store: Store, currentRuleHash: (rule: string) => s
 export function ruleEvidence(store: Store): Array<{ rule: string; cases: number; outcomes: Record<string, number> }> {
   if (!hasHeals(store)) return [];
   const out = new Map<string, { rule: string; cases: number; outcomes: Record<string, number> }>();
-  for (const r of store.ruleEvidence()) {
+  for (const r of store.heals.ruleEvidence()) {
     const e = out.get(r.rule) ?? { rule: r.rule, cases: r.cases, outcomes: {} };
     e.outcomes[r.outcome] = r.n;
     out.set(r.rule, e);

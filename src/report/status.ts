@@ -61,13 +61,13 @@ export interface LiveInfo {
 
 export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInfo | null, now: number, kill: KillState): StatusReport {
   const openAlerts = new Map<string, AlertRow[]>();
-  for (const a of store?.openAlerts() ?? []) openAlerts.set(a.job, [...(openAlerts.get(a.job) ?? []), a]);
-  const flip = store?.events(1, 'kill-switch')[0];
-  const last = store?.lastFinishedRuns() ?? new Map<string, RunRow>();
-  const successes = store?.lastSuccesses() ?? new Map<string, number>();
-  const states = store?.allJobStates() ?? new Map<string, never>();
+  for (const a of store?.alerts.open() ?? []) openAlerts.set(a.job, [...(openAlerts.get(a.job) ?? []), a]);
+  const flip = store?.journal.recent(1, 'kill-switch')[0];
+  const last = store?.runs.lastFinishedOfEach() ?? new Map<string, RunRow>();
+  const successes = store?.life.lastSuccesses() ?? new Map<string, number>();
+  const states = store?.jobs.all() ?? new Map<string, never>();
   const liveJobs = new Map((live?.jobs ?? []).map((j) => [j.name, j]));
-  const openRuns = live ? [] : (store?.openRuns() ?? []);
+  const openRuns = live ? [] : (store?.runs.open() ?? []);
 
   const jobs: JobStatus[] = [];
   for (const job of [...home.jobs.values()].sort((a, b) => byName(a.name, b.name))) {

@@ -61,7 +61,7 @@ export class Supervisor {
     mkdirSync(deps.logsDir, { recursive: true });
     // Runs that finished while the state folder was full reach the watchdog once their rows are
     // written: an alert raised from a row that may never exist could not be written either.
-    deps.store.onDiskFull((ev) => {
+    deps.store.held.onDiskFull((ev) => {
       if (ev.kind !== 'resolved') return;
       for (const row of ev.runs) this.notifyFinished(row);
     });
@@ -89,7 +89,7 @@ export class Supervisor {
     // A long-running job's schedule only starts it again once it has ended: while it runs, its
     // instants pass without a skipped-overlap row each (every: 1s would write 86,400 a day).
     if (job.longRunning && job.spec.concurrency === 'forbid' && (this.active.get(job.name)?.size ?? 0) > 0) {
-      this.deps.store.setCursor(job.name, cursorTo);
+      this.deps.store.jobs.setCursor(job.name, cursorTo);
       return;
     }
     let started = this.begin(job, trigger, { scheduledFor: instant, cursorTo, precheck: true });
@@ -144,17 +144,17 @@ export class Supervisor {
     const skip = (outcome: 'skipped-paused' | 'skipped-overlap' | 'skipped-halted', reason: string): Promise<RunRow> | 'duplicate' => {
       let id: number | null;
       if (o.claimed !== undefined) {
-        store.finishRun(o.claimed, { outcome, endedAt: now, durationMs: 0, reason });
+        store.runs.finish(o.claimed, { outcome, endedAt: now, durationMs: 0, reason });
         id = o.claimed;
       } else {
-        id = store.insertRun({ ...base, outcome, reason }, { holdIfFull: true });
+        id = store.runs.insert({ ...base, outcome, reason }, { holdIfFull: true });
       }
       if (id === null) return 'duplicate';
       this.deps.log.info({ job: job.name, run: id, trigger, outcome }, reason);
       return Promise.resolve(this.finished(id));
     };
 
-    const state = store.jobState(job.name);
+    const state = store.jobs.get(job.name);
     if (state?.paused && trigger !== 'manual' && !isHealTrigger(trigger))
       return skip('skipped-paused', 'the job is paused (nightshift resume to restart it)');
     if (job.spec.agent && this.deps.killSwitch) {
@@ -174,9 +174,9 @@ export class Supervisor {
     // Fail open to work: a full state folder does not stop the business's jobs; the row waits in
     // memory (negative id) and is written when space returns. A heal's fix or probe is an action:
     // without its row on disk it does not run (fail closed), so those still throw.
-    const id = o.claimed ?? store.insertRun(base, { holdIfFull: !isHealTrigger(trigger) });
+    const id = o.claimed ?? store.runs.insert(base, { holdIfFull: !isHealTrigger(trigger) });
     if (id === null) return 'duplicate';
-    if (store.isHeld(id))
+    if (store.runs.isHeld(id))
       this.deps.log.warn(
         { job: job.name, run: id, trigger },
         'the state folder is full: this run goes ahead with its record kept in memory until space returns',
@@ -216,12 +216,12 @@ export class Supervisor {
           leash: this.deps.leash(),
           onSpawn: (pgid) => {
             entry.precheckPgid = pgid;
-            store.setPgid(id, pgid);
+            store.runs.setPgid(id, pgid);
           },
         });
         entry.precheckPgid = null;
         if (verdict.idle) {
-          store.finishRun(id, { outcome: 'skipped-precheck', endedAt: clock.now(), durationMs: 0, reason: verdict.reason });
+          store.runs.finish(id, { outcome: 'skipped-precheck', endedAt: clock.now(), durationMs: 0, reason: verdict.reason });
           log.info({ job: job.name, run: id, outcome: 'skipped-precheck' }, verdict.reason);
           return this.finished(id);
         }
@@ -232,7 +232,7 @@ export class Supervisor {
       if (job.spec.agent && this.deps.killSwitch && !entry.cancelled && !this.stopping) {
         const k = this.deps.killSwitch();
         if (k.halted) {
-          store.finishRun(id, {
+          store.runs.finish(id, {
             outcome: 'skipped-halted',
             endedAt: clock.now(),
             durationMs: 0,
@@ -248,7 +248,7 @@ export class Supervisor {
             : entry.cancelled === 'halt'
               ? 'the kill switch is on'
               : 'nightshift was shutting down';
-        store.finishRun(id, {
+        store.runs.finish(id, {
           outcome: entry.cancelled === 'halt' ? 'skipped-halted' : 'killed',
           endedAt: clock.now(),
           durationMs: 0,
@@ -274,12 +274,12 @@ export class Supervisor {
         extraEnv: { NIGHTSHIFT_STATE: this.deps.stateDir },
         leash: this.deps.leash(),
         onSpawn: (pgid) => {
-          store.markStarted(id, pgid, logPath, clock.now());
+          store.runs.markStarted(id, pgid, logPath, clock.now());
           onStarted?.(id);
         },
         onTimeout: (output) => this.deps.onTimeout?.(job, id, output),
         onLogError: (err) => {
-          if (isDiskFull(err)) store.noteDiskFull(err, `the log of run ${id} of ${job.name} (${logPath})`);
+          if (isDiskFull(err)) store.held.noteDiskFull(err, `the log of run ${id} of ${job.name} (${logPath})`);
           else
             log.error(
               { job: job.name, run: id, path: logPath, err: err.message },
@@ -290,9 +290,9 @@ export class Supervisor {
       entry.proc = proc;
       log.info({ job: job.name, run: id, trigger }, 'run started');
       const r = await proc.done;
-      if (proc.pgid === null) store.markStarted(id, null, logPath, r.startedAt);
+      if (proc.pgid === null) store.runs.markStarted(id, null, logPath, r.startedAt);
 
-      const row = store.getRun(id)!;
+      const row = store.runs.get(id)!;
       let retryAt: number | null = null;
       const retries = job.spec.retries;
       if (RETRYABLE_OUTCOMES.has(r.outcome) && retries && row.attempt <= retries.count && !this.stopping && !isHealTrigger(trigger)) {
@@ -300,7 +300,7 @@ export class Supervisor {
       }
       const reason =
         retryAt !== null ? `${r.reason} Retry ${row.attempt} of ${retries!.count} in ${formatDuration(retries!.delay)}.` : r.reason;
-      store.finishRun(id, {
+      store.runs.finish(id, {
         outcome: r.outcome,
         endedAt: r.endedAt,
         exitCode: r.exitCode,
@@ -327,15 +327,15 @@ export class Supervisor {
       // Never leave a row open because of our own bug: record it and say so.
       const message = errorMessage(err);
       log.error({ job: job.name, run: id, err: message }, 'run failed inside nightshift');
-      store.finishRun(id, { outcome: 'failed', endedAt: clock.now(), reason: `nightshift could not run it: ${message}` });
+      store.runs.finish(id, { outcome: 'failed', endedAt: clock.now(), reason: `nightshift could not run it: ${message}` });
       return this.finished(id);
     }
   }
 
   private finished(id: number): RunRow {
-    const row = this.deps.store.getRun(id)!;
+    const row = this.deps.store.runs.get(id)!;
     // A row still held in memory is handed on when it is written (see the constructor).
-    if (!this.deps.store.isHeld(id)) this.notifyFinished(row);
+    if (!this.deps.store.runs.isHeld(id)) this.notifyFinished(row);
     return row;
   }
 
@@ -350,7 +350,7 @@ export class Supervisor {
   // ---- retries: planned in the run row, so a restart picks them up ----
 
   armPendingRetries(): void {
-    for (const row of this.deps.store.pendingRetries()) this.armRetry(row.id, row.retry_at!);
+    for (const row of this.deps.store.runs.pendingRetries()) this.armRetry(row.id, row.retry_at!);
   }
 
   private armRetry(parentId: number, at: number): void {
@@ -378,21 +378,21 @@ export class Supervisor {
   private fireRetry(parentId: number): void {
     if (this.stopping) return;
     const { store, log } = this.deps;
-    const parent = store.getRun(parentId);
+    const parent = store.runs.get(parentId);
     if (!parent || parent.retry_at === null) return;
     const job = this.deps.lookup(parent.job);
     if (!job || !job.managed || !job.spec.enabled) {
       const why = !job ? 'the job no longer exists' : !job.managed ? 'the job is now external' : 'the job is disabled';
-      store.finishRun(parentId, {
+      store.runs.finish(parentId, {
         ...rowFinish(parent, this.deps.clock.now()),
         reason: `${parent.reason ?? ''} The retry was dropped: ${why}.`.trim(),
         retryAt: null,
       });
-      store.recordEvent(this.deps.clock.now(), 'retry-dropped', parent.job, `retry of run #${parentId} dropped: ${why}`);
+      store.journal.record(this.deps.clock.now(), 'retry-dropped', parent.job, `retry of run #${parentId} dropped: ${why}`);
       log.info({ job: parent.job, run: parentId }, `retry dropped: ${why}`);
       return;
     }
-    const childId = store.takeRetry(
+    const childId = store.runs.takeRetry(
       parentId,
       {
         job: job.name,
@@ -416,7 +416,7 @@ export class Supervisor {
    */
   async recoverInterrupted(): Promise<RunRow[]> {
     const { store, clock, log } = this.deps;
-    const open = store.openRuns();
+    const open = store.runs.open();
     if (open.length === 0) return [];
     const byRun = reapLeftovers(
       open.map((r) => ({ id: r.id, pgid: r.pgid, since: r.created_at, leaderAt: r.started_at })),
@@ -431,7 +431,7 @@ export class Supervisor {
         `nightshift stopped while this run was in progress` +
         (pids.length ? `; ${pids.length} leftover process(es) were killed at restart` : '') +
         '.';
-      store.finishRun(row.id, {
+      store.runs.finish(row.id, {
         outcome: 'interrupted',
         endedAt: clock.now(),
         durationMs: row.started_at ? clock.now() - row.started_at : null,
@@ -441,7 +441,7 @@ export class Supervisor {
       log.warn({ job: row.job, run: row.id, killed: pids }, reason);
     }
     if (killed.length) await sleep(50);
-    return open.map((r) => store.getRun(r.id)!);
+    return open.map((r) => store.runs.get(r.id)!);
   }
 
   // ---- shutdown ----
@@ -508,13 +508,13 @@ export class Supervisor {
   }
 
   private pruneLogs(job: string): void {
-    for (const r of this.deps.store.logsBeyond(job, LOGS_KEPT_PER_JOB)) {
+    for (const r of this.deps.store.runs.logsBeyond(job, LOGS_KEPT_PER_JOB)) {
       try {
         unlinkSync(r.log_path);
       } catch {
         // already gone
       }
-      this.deps.store.clearLogPath(r.id);
+      this.deps.store.runs.clearLogPath(r.id);
     }
   }
 }

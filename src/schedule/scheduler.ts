@@ -88,10 +88,10 @@ export class Scheduler {
   private prepare(jobs: Iterable<Job>, now: number, catchUps: CatchUp[]): void {
     for (const job of jobs) {
       this.jobs.set(job.name, job);
-      const state = this.deps.store.ensureJobState(job.name, now);
+      const state = this.deps.store.jobs.ensure(job.name, now);
       if (!job.schedule || !job.spec.enabled || !job.managed || state.paused) {
         // Nothing of these is "missed": their clock starts afresh when they become due again.
-        this.deps.store.setCursor(job.name, now);
+        this.deps.store.jobs.setCursor(job.name, now);
         this.arm(job);
         continue;
       }
@@ -122,7 +122,7 @@ export class Scheduler {
     // which may be seconds later on a busy machine: instants in between would be lost unrecorded),
     // so a crash before that row exists leaves the catch-up to be found again.
     if (catchUp) catchUps.push({ job, instant: last, countedTo: now });
-    else this.deps.store.setCursor(job.name, now);
+    else this.deps.store.jobs.setCursor(job.name, now);
   }
 
   /**
@@ -144,7 +144,7 @@ export class Scheduler {
       // as a late timer runs it; only what lies beyond the step was skipped by it.
       for (const job of this.jobs.values()) {
         try {
-          const state = this.deps.store.jobState(job.name);
+          const state = this.deps.store.jobs.get(job.name);
           if (!runnable(job, state)) continue;
           const late = lastInstantUpTo(job, state!.cursor, Math.min(jump.before, now));
           if (late !== null) {
@@ -161,7 +161,7 @@ export class Scheduler {
     this.deps.store.batch(() => {
       for (const job of this.jobs.values()) {
         try {
-          const state = this.deps.store.jobState(job.name);
+          const state = this.deps.store.jobs.get(job.name);
           this.repeats.delete(job.name);
           if (state && jump.deltaMs > 0 && runnable(job, state)) {
             // Debian cron: a fixed-time job in a span skipped by a step under 3 h runs once soon after.
@@ -204,7 +204,7 @@ export class Scheduler {
 
   /** Adds or replaces a job (hot reload). A running process of the job is not this module's business. */
   upsert(job: Job): void {
-    this.deps.store.ensureJobState(job.name, this.deps.clock.now());
+    this.deps.store.jobs.ensure(job.name, this.deps.clock.now());
     this.jobs.set(job.name, job);
     this.arm(job);
   }
@@ -245,7 +245,7 @@ export class Scheduler {
       this.timer.delete(job.name);
       return;
     }
-    const state = this.deps.store.jobState(job.name);
+    const state = this.deps.store.jobs.get(job.name);
     const now = this.deps.clock.now();
     const cursor = state?.cursor ?? now;
     let from: number;

@@ -52,11 +52,11 @@ export interface RunPlan {
  * runsPerJob. Computed once per pass (jobs are walked along the (job, id) index, never by a scan).
  */
 export function planRuns(store: Store, limits: RetentionLimits, now: number): RunPlan[] {
-  const db = store.db;
+  const sql = store.sql;
   const plans: RunPlan[] = [];
-  const nextJob = db.prepare('SELECT min(job) FROM runs WHERE job > ?').pluck();
-  const beyondCount = db.prepare('SELECT id FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?').pluck();
-  const oldest = db.prepare('SELECT max(id) FROM runs WHERE job = ? AND created_at < ?').pluck();
+  const nextJob = sql.stmt('SELECT min(job) FROM runs WHERE job > ?').pluck();
+  const beyondCount = sql.stmt('SELECT id FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?').pluck();
+  const oldest = sql.stmt('SELECT max(id) FROM runs WHERE job = ? AND created_at < ?').pluck();
   for (let job = nextJob.get('') as string | null; job !== null; job = nextJob.get(job) as string | null) {
     const upTo = Math.max(
       (beyondCount.get(job, limits.runsPerJob) as number | undefined) ?? 0,
@@ -79,18 +79,18 @@ export function pruneBatch(
   batch = 500,
   plan: RunPlan[] = planRuns(store, limits, now),
 ): { pruned: Pruned; more: boolean } {
-  const db = store.db;
+  const sql = store.sql;
   const out = empty();
   let more = false;
   const full = (n: number): number => {
     if (n >= batch) more = true;
     return n;
   };
-  db.transaction(() => {
+  sql.tx(() => {
     let budget = batch;
     // Asked at each batch: a run that finished since the plan was made may be the newest now.
-    const keepOf = db
-      .prepare(
+    const keepOf = sql
+      .stmt(
         `SELECT coalesce((SELECT max(id) FROM runs WHERE job = @job AND ended_at IS NOT NULL), 0),
                 coalesce((SELECT max(id) FROM runs WHERE job = @job AND outcome = 'ok'), 0)`,
       )
@@ -98,8 +98,8 @@ export function pruneBatch(
     while (plan.length > 0 && budget > 0) {
       const p = plan[0]!;
       const keep = keepOf.get({ job: p.job }) as [number, number];
-      const rows = db
-        .prepare(
+      const rows = sql
+        .stmt(
           `SELECT id, log_path FROM runs WHERE job = @job AND id <= @upTo AND ended_at IS NOT NULL AND retry_at IS NULL
              AND id NOT IN (@k1, @k2) ORDER BY id LIMIT @budget`,
         )
@@ -108,16 +108,16 @@ export function pruneBatch(
       if (rows.length === 0) continue;
       const ids = JSON.stringify(rows.map((r) => r.id));
       // A retry kept longer than the run it retried no longer points at it.
-      db.prepare('UPDATE runs SET parent_id = NULL WHERE parent_id IN (SELECT value FROM json_each(?))').run(ids);
-      out.runs += db.prepare('DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))').run(ids).changes;
+      sql.stmt('UPDATE runs SET parent_id = NULL WHERE parent_id IN (SELECT value FROM json_each(?))').run(ids);
+      out.runs += sql.stmt('DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))').run(ids).changes;
       for (const r of rows) if (r.log_path) out.logs.push(r.log_path);
       budget -= rows.length;
     }
     if (plan.length > 0) more = true;
 
     out.heartbeats = full(
-      db
-        .prepare(
+      sql
+        .stmt(
           `DELETE FROM heartbeats WHERE id IN (
              SELECT id FROM heartbeats h WHERE at < @cut AND id != (SELECT max(id) FROM heartbeats WHERE job = h.job AND kind = h.kind) LIMIT @batch)`,
         )
@@ -125,8 +125,8 @@ export function pruneBatch(
     );
 
     // Incidents: a resolved alert with its heal attempts and their steps, together.
-    const alerts = db
-      .prepare(
+    const alerts = sql
+      .stmt(
         `SELECT id FROM alerts WHERE resolved_at IS NOT NULL AND resolved_at < ?
            AND NOT EXISTS (SELECT 1 FROM heal_attempts h WHERE h.alert_id = alerts.id AND h.outcome IS NULL) LIMIT ?`,
       )
@@ -134,31 +134,33 @@ export function pruneBatch(
       .all(now - limits.alertsMs, batch) as number[];
     if (alerts.length) {
       const ids = JSON.stringify(alerts);
-      db.prepare(
-        'DELETE FROM heal_steps WHERE attempt_id IN (SELECT id FROM heal_attempts WHERE alert_id IN (SELECT value FROM json_each(?)))',
-      ).run(ids);
-      out.heals = db.prepare('DELETE FROM heal_attempts WHERE alert_id IN (SELECT value FROM json_each(?))').run(ids).changes;
-      out.alerts = full(db.prepare('DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))').run(ids).changes);
+      sql
+        .stmt(
+          'DELETE FROM heal_steps WHERE attempt_id IN (SELECT id FROM heal_attempts WHERE alert_id IN (SELECT value FROM json_each(?)))',
+        )
+        .run(ids);
+      out.heals = sql.stmt('DELETE FROM heal_attempts WHERE alert_id IN (SELECT value FROM json_each(?))').run(ids).changes;
+      out.alerts = full(sql.stmt('DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))').run(ids).changes);
     }
 
     const eventCut = now - limits.eventsMs;
     // The newest event of each kind stays: some say what is still true (the kill switch's last
     // flip, the install's last record).
     out.events = full(
-      db
-        .prepare(
+      sql
+        .stmt(
           'DELETE FROM events WHERE id IN (SELECT id FROM events e WHERE at < ? AND id != (SELECT max(id) FROM events WHERE kind = e.kind) LIMIT ?)',
         )
         .run(eventCut, batch).changes,
     );
-    out.pages = full(db.prepare('DELETE FROM pages WHERE id IN (SELECT id FROM pages WHERE at < ? LIMIT ?)').run(eventCut, batch).changes);
+    out.pages = full(sql.stmt('DELETE FROM pages WHERE id IN (SELECT id FROM pages WHERE at < ? LIMIT ?)').run(eventCut, batch).changes);
 
-    out.digests = db
-      .prepare('DELETE FROM digests WHERE date IN (SELECT date FROM digests WHERE date < ? AND date < ? LIMIT ?) RETURNING date')
+    out.digests = sql
+      .stmt('DELETE FROM digests WHERE date IN (SELECT date FROM digests WHERE date < ? AND date < ? LIMIT ?) RETURNING date')
       .pluck()
       .all(dateOf(now - limits.digestsMs), dateOf(now - 86_400_000), batch) as string[];
     full(out.digests.length);
-  })();
+  });
   return { pruned: out, more };
 }
 

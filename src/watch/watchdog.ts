@@ -97,7 +97,7 @@ export class Watchdog {
       for (const job of jobs) {
         this.clockStart.set(job.name, now);
         if (downSince !== null && job.schedule && job.spec.enabled) {
-          const expected = nextAfter(job.schedule, this.deps.store.lastLifeAt(job.name) ?? 0);
+          const expected = nextAfter(job.schedule, this.deps.store.life.lastLifeAt(job.name) ?? 0);
           if (expected !== null && expected <= downSince && expected + graceOf(job) > now) this.clockStart.set(job.name, 0);
         }
         this.armMissed(job);
@@ -114,9 +114,9 @@ export class Watchdog {
    * gets it now.
    */
   private raiseLostAlert(job: Job): void {
-    const last = this.deps.store.lastFinishedRun(job.name);
+    const last = this.deps.store.runs.lastFinished(job.name);
     if (!last || !(last.outcome && ALERTING_OUTCOMES.has(last.outcome)) || last.retry_at !== null) return;
-    if (this.deps.store.runAlerted(job.name, last.id)) return;
+    if (this.deps.store.alerts.forRun(job.name, last.id)) return;
     this.deps.log.warn({ job: job.name, run: last.id }, 'the alert of a run that failed just before nightshift stopped is raised now');
     this.runFinished(last);
   }
@@ -137,7 +137,7 @@ export class Watchdog {
 
   jobRemoved(name: string): void {
     // Nothing is left to recover: its alerts end with the job, and say so.
-    const resolved = this.deps.store.resolveAlerts(name, this.deps.clock.now(), 'job-removed');
+    const resolved = this.deps.store.alerts.resolve(name, this.deps.clock.now(), 'job-removed');
     if (resolved.length) this.unfoldDependents(name);
     this.timer.delete(`missed:${name}`);
     this.timer.delete(`hung:${name}`);
@@ -193,7 +193,7 @@ export class Watchdog {
         });
         return;
       case 'timeout': {
-        const open = this.deps.store.openAlert(`${job.name}:hung`);
+        const open = this.deps.store.alerts.openFor(`${job.name}:hung`);
         if (open?.run_id === row.id) return; // raised when the timeout fired
         this.raise(job, 'hung', `run #${row.id} ${row.reason ?? 'passed its timeout'}`, {
           runId: row.id,
@@ -222,10 +222,10 @@ export class Watchdog {
     const now = at ?? clock.now();
     let durationMs: number | null = null;
     if (kind !== 'start') {
-      const last = store.lastHeartbeat(job.name);
+      const last = store.heartbeats.last(job.name);
       if (last?.kind === 'start') durationMs = now - last.at;
     }
-    store.recordHeartbeat(job.name, kind, now, source, durationMs);
+    store.heartbeats.record(job.name, kind, now, source, durationMs);
     if (kind === 'start') {
       this.timer.set(`hung:${job.name}`, now + job.spec.timeout);
       return { durationMs };
@@ -244,7 +244,7 @@ export class Watchdog {
 
   private armMissed(job: Job): void {
     const key: Key = `missed:${job.name}`;
-    const paused = this.deps.store.jobState(job.name)?.paused === 1;
+    const paused = this.deps.store.jobs.get(job.name)?.paused === 1;
     if (!job.schedule || !job.spec.enabled || paused) {
       this.timer.delete(key);
       return;
@@ -252,7 +252,7 @@ export class Watchdog {
     const now = this.deps.clock.now();
     // A last success "in the future" was recorded before the clock went back: it says the job
     // was fine up to now, not that nothing is due until the clock reaches it again.
-    const base = Math.max(Math.min(this.deps.store.lastLifeAt(job.name) ?? 0, now), this.clockStart.get(job.name) ?? now);
+    const base = Math.max(Math.min(this.deps.store.life.lastLifeAt(job.name) ?? 0, now), this.clockStart.get(job.name) ?? now);
     const expected = nextAfter(job.schedule, base);
     if (expected === null) {
       this.timer.delete(key);
@@ -264,7 +264,7 @@ export class Watchdog {
 
   private armHungFromStore(job: Job, now: number): void {
     if (job.managed) return;
-    const last = this.deps.store.lastHeartbeat(job.name);
+    const last = this.deps.store.heartbeats.last(job.name);
     if (last?.kind !== 'start') return;
     // An end ping sent while we were down was lost: give the job a fresh grace, not an instant alarm.
     this.timer.set(`hung:${job.name}`, Math.max(last.at + job.spec.timeout, now + graceOf(job)));
@@ -275,7 +275,7 @@ export class Watchdog {
     const job = this.deps.getJob(name);
     if (!job) return;
     if (kind === 'hung') {
-      const last = this.deps.store.lastHeartbeat(name);
+      const last = this.deps.store.heartbeats.last(name);
       if (last?.kind !== 'start') return;
       const ago = this.deps.clock.now() - last.at;
       const started = ago >= 0 ? `started ${formatDuration(ago)} ago` : 'started before the system clock went back';
@@ -290,9 +290,9 @@ export class Watchdog {
     const expected = this.expected.get(name);
     if (expected === undefined || !job.schedule) return;
     try {
-      const explained = this.deps.store.openAlerts(name).some((a) => a.kind !== 'missed');
+      const explained = this.deps.store.alerts.open(name).some((a) => a.kind !== 'missed');
       if (!explained) {
-        const lastOk = this.deps.store.lastSuccessAt(name);
+        const lastOk = this.deps.store.life.lastSuccessAt(name);
         this.raise(
           job,
           'missed',
@@ -320,7 +320,7 @@ export class Watchdog {
   ): void {
     const { store, clock, log } = this.deps;
     const foldedUnder = this.blockingDependency(job);
-    const { alert, isNew } = store.raiseAlert({
+    const { alert, isNew } = store.alerts.raise({
       job: job.name,
       kind,
       at: clock.now(),
@@ -346,7 +346,7 @@ export class Watchdog {
     seen.add(job.name);
     for (const dep of job.spec.dependsOn ?? []) {
       if (seen.has(dep)) continue;
-      const open = this.deps.store.openAlerts(dep);
+      const open = this.deps.store.alerts.open(dep);
       if (open.length === 0) continue;
       const root = open.find((a) => a.folded_under !== null)?.folded_under;
       return root ?? open[0]!.fingerprint;
@@ -359,11 +359,11 @@ export class Watchdog {
    * since whatever is still wrong with the dependent job is no longer explained by it.
    */
   private unfoldDependents(dependency: string): void {
-    for (const alert of this.deps.store.unfoldAlertsUnder(dependency)) {
+    for (const alert of this.deps.store.alerts.unfoldUnder(dependency)) {
       const job = this.deps.getJob(alert.job);
       const refold = job ? this.blockingDependency(job) : null;
       if (refold) {
-        this.deps.store.foldAlert(alert.id, refold);
+        this.deps.store.alerts.fold(alert.id, refold);
         continue;
       }
       this.deps.log.warn({ job: alert.job, alert: alert.id }, `alert no longer blocked by ${dependency}: ${alert.job} ${alert.kind}`);
@@ -377,7 +377,7 @@ export class Watchdog {
 
   /** The heal loop resolved one alert (fixed-verified, or self-recovered at its pre-check). */
   resolveAlert(alert: AlertRow, resolution: string, why: string): void {
-    const resolved = this.deps.store.resolveAlerts(alert.job, this.deps.clock.now(), resolution, [alert.kind]);
+    const resolved = this.deps.store.alerts.resolve(alert.job, this.deps.clock.now(), resolution, [alert.kind]);
     if (resolved.length === 0) return;
     this.unfoldDependents(alert.job);
     this.deps.log.info({ job: alert.job, alerts: resolved.map((a) => a.id) }, `alert resolved (${resolution}): ${why}`);
@@ -391,7 +391,7 @@ export class Watchdog {
   }
 
   private resolveAll(job: Job, at: number, why: string): void {
-    const resolved = this.deps.store.resolveAlerts(job.name, at, 'self-recovered');
+    const resolved = this.deps.store.alerts.resolve(job.name, at, 'self-recovered');
     if (resolved.length === 0) return;
     this.unfoldDependents(job.name);
     this.deps.log.info({ job: job.name, alerts: resolved.map((a) => a.id) }, `alerts resolved (self-recovered): ${why}`);

@@ -332,7 +332,7 @@ describe('the scheduler after a step back, for fixed-time and wildcard jobs (Deb
       clock,
       onDue: (j, at, trigger, repeat, cursorTo) => {
         due.push({ job: j.name, at, repeat });
-        store.insertRun({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
+        store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
       },
     });
     try {
@@ -382,7 +382,7 @@ describe('the scheduler after a step forward', () => {
       clock,
       onDue: (j, at, trigger, _repeat, cursorTo) => {
         due.push({ job: j.name, at, trigger });
-        store.insertRun({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
+        store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
       },
       onMissed: (j, first, count, catchUp) => missed.push({ job: j.name, first, count, catchUp }),
     });

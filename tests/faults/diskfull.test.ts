@@ -430,9 +430,9 @@ describe('records held in memory', () => {
     cleanups.push(() => cleanup(dir));
     const store = Store.open(join(dir, 'nightshift.db'));
     cleanups.push(() => store.close());
-    store.diskFullRetryMs = 600_000; // the test says when to try again
+    store.held.retryMs = 600_000; // the test says when to try again
     const episodes: DiskFullEvent[] = [];
-    store.onDiskFull((ev) => episodes.push(ev));
+    store.held.onDiskFull((ev) => episodes.push(ev));
     const flaky = job('flaky', { command: ['sh', '-c', 'echo nope; exit 3'], retries: { count: 1, delay: '200ms' } }, dir);
     const finished: RunRow[] = [];
     const sup = new Supervisor({
@@ -448,29 +448,29 @@ describe('records held in memory', () => {
     cleanups.push(() => void sup.shutdown());
     const first = await sup.runManual(flaky);
     await waitFor(
-      () => store.getRun(first.id)?.retry_at === null && store.countRuns('flaky') === 2 && finished.length === 2,
+      () => store.runs.get(first.id)?.retry_at === null && store.runs.count('flaky') === 2 && finished.length === 2,
       5000,
       'the first run and its retry',
     );
     finished.length = 0;
 
     store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
-    store.recordEvent(Date.now(), 'note', null, 'x'.repeat(100_000));
+    store.journal.record(Date.now(), 'note', null, 'x'.repeat(100_000));
     expect(episodes).toMatchObject([{ kind: 'full', error: expect.stringMatching(/full/) }]);
     const held = await sup.runManual(flaky);
     expect(held).toMatchObject({ outcome: 'failed', attempt: 1 });
     expect(held.id).toBeLessThan(0);
     expect(held.retry_at).not.toBeNull();
-    const retry = await waitFor(() => (store.getRun(held.id - 1)?.ended_at ? store.getRun(held.id - 1) : null), 5000, 'the held retry');
+    const retry = await waitFor(() => (store.runs.get(held.id - 1)?.ended_at ? store.runs.get(held.id - 1) : null), 5000, 'the held retry');
     expect(retry).toMatchObject({ trigger: 'retry', attempt: 2, parent_id: held.id, outcome: 'failed' });
     expect(finished).toEqual([]);
-    expect(store.countRuns('flaky')).toBe(2);
-    expect(store.retryNow()).toBe(false);
+    expect(store.runs.count('flaky')).toBe(2);
+    expect(store.held.retryNow()).toBe(false);
 
     store.db.pragma('max_page_count = 1073741823');
-    expect(store.retryNow()).toBe(true);
+    expect(store.held.retryNow()).toBe(true);
     expect(episodes[1]).toMatchObject({ kind: 'resolved', writes: 3 });
-    const rows = store.history('flaky', 10).reverse();
+    const rows = store.runs.history('flaky', 10).reverse();
     expect(rows.map((r) => [r.trigger, r.attempt, r.outcome])).toEqual([
       ['manual', 1, 'failed'],
       ['retry', 2, 'failed'],
@@ -479,9 +479,9 @@ describe('records held in memory', () => {
     ]);
     expect(rows[3]!.parent_id).toBe(rows[2]!.id);
     expect(rows[2]!.retry_at).toBeNull();
-    expect(store.getRun(held.id)!.id).toBe(rows[2]!.id);
+    expect(store.runs.get(held.id)!.id).toBe(rows[2]!.id);
     expect(finished.map((r) => r.id)).toEqual([rows[2]!.id, rows[3]!.id]);
-    expect(store.events(5, 'note')).toHaveLength(1);
+    expect(store.journal.recent(5, 'note')).toHaveLength(1);
     expect(store.db.pragma('integrity_check', { simple: true })).toBe('ok');
   });
 });

@@ -12,8 +12,8 @@ export const alertsCommand: Command = {
     if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
     const limit = positiveInt(ctx.values.limit, '--limit', 100);
     const store = openStore(ctx);
-    const rows = store ? (ctx.values.all ? store.alerts(limit) : store.openAlerts().slice(0, limit)) : [];
-    const open = store ? store.openAlerts().length : 0;
+    const rows = store ? (ctx.values.all ? store.alerts.recent(limit) : store.alerts.open().slice(0, limit)) : [];
+    const open = store ? store.alerts.open().length : 0;
     store?.close();
     ctx.io.out(
       ctx.values.json ? json(rows) : rows.length ? renderAlerts(rows, wallNow()) : ctx.values.all ? 'No alerts yet.' : 'No open alerts.',

@@ -43,7 +43,7 @@ export const digestCommand: Command = {
           ctx.io.out(r.text);
           ctx.io.out(r.sent ? `\n(sent; saved as ${r.file ?? 'a row in SQLite'})` : `\n(NOT sent: ${r.error ?? 'unknown reason'})`);
         }
-        const needsYou = store.openAlerts().some((a) => a.folded_under === null && home.jobs.has(a.job));
+        const needsYou = store.alerts.open().some((a) => a.folded_under === null && home.jobs.has(a.job));
         return r.sent && !needsYou ? EXIT.ok : EXIT.unhealthy;
       } finally {
         store.close();

@@ -21,7 +21,7 @@ export const healsCommand: Command = {
     try {
       const rows = store ? healViews(store, limit, name) : [];
       const evidence = store ? ruleEvidence(store) : [];
-      const waiting = store && hasHeals(store) ? store.pendingApprovals().length : 0;
+      const waiting = store && hasHeals(store) ? store.heals.pendingApprovals().length : 0;
       if (ctx.values.json) ctx.io.out(json({ attempts: rows, rules: evidence }));
       else {
         ctx.io.out(renderHeals(rows, wallNow()));

@@ -13,7 +13,7 @@ export const historyCommand: Command = {
     const name = jobName(ctx, false);
     const limit = positiveInt(ctx.values.limit, '--limit', 20);
     const store = openStore(ctx);
-    const rows = store ? store.history(name ?? null, limit) : [];
+    const rows = store ? store.runs.history(name ?? null, limit) : [];
     store?.close();
     if (ctx.values.json) ctx.io.out(json(rows));
     else {

@@ -16,9 +16,9 @@ export const statusCommand: Command = {
       const now = wallNow();
       const report = buildStatus(home, store, await liveInfo(ctx), now, killOf(home));
       const ruleHash = (rule: string): string | undefined => home.rules.get(rule)?.hash;
-      const approvals = store && hasHeals(store) ? store.pendingApprovals().filter((a) => (a.expires_at ?? 0) > now) : [];
+      const approvals = store && hasHeals(store) ? store.heals.pendingApprovals().filter((a) => (a.expires_at ?? 0) > now) : [];
       report.pendingApprovals = approvals.length;
-      const demotedRules = store && hasHeals(store) ? store.ladderAll().filter((l) => ruleHash(l.rule) === l.rule_hash) : [];
+      const demotedRules = store && hasHeals(store) ? store.ladder.all().filter((l) => ruleHash(l.rule) === l.rule_hash) : [];
       if (ctx.values.json) ctx.io.out(json({ ...report, approvals, demotedRules }));
       else {
         const extra = store ? healStatusLines(store, now, ruleHash) : [];

@@ -58,9 +58,9 @@ function jobsOf(home: string, pol: Policy, specs: Record<string, Record<string, 
 const KILL_OFF: KillState = { halted: false, reason: 'the kill switch is off', path: '/x/KILL', since: null };
 
 function run(store: Store, job: string, outcome: RunOutcome, at: number, reason?: string): number {
-  if (outcome.startsWith('skipped-')) return store.insertRun({ job, trigger: 'manual', now: at, outcome, reason })!;
-  const id = store.insertRun({ job, trigger: 'manual', now: at })!;
-  store.finishRun(id, { outcome, endedAt: at + 1000, reason: reason ?? null });
+  if (outcome.startsWith('skipped-')) return store.runs.insert({ job, trigger: 'manual', now: at, outcome, reason })!;
+  const id = store.runs.insert({ job, trigger: 'manual', now: at })!;
+  store.runs.finish(id, { outcome, endedAt: at + 1000, reason: reason ?? null });
   return id;
 }
 
@@ -126,7 +126,7 @@ describe('composing the digest from SQLite rows', () => {
     const marker = join(home, 'pwned');
     // Before the window: must not be counted.
     run(store, 'export', 'failed', w.from - 60_000);
-    store.recordEvent(w.from - 60_000, 'kill-switch', null, 'kill switch turned on: before', { on: true });
+    store.journal.record(w.from - 60_000, 'kill-switch', null, 'kill switch turned on: before', { on: true });
     // export: ok, failed, failed, ok, timeout, ok -> 4 flips
     const seq: RunOutcome[] = ['ok', 'failed', 'failed', 'ok', 'timeout', 'ok'];
     seq.forEach((o, i) => run(store, 'export', o, w.from + (i + 1) * H, o === 'ok' ? undefined : `exit ${i}`));
@@ -136,35 +136,35 @@ describe('composing the digest from SQLite rows', () => {
     run(store, 'agent-sync', 'ok', w.from + 5 * H);
 
     const evil = `lock held\n<script>alert(1)</script> $(touch ${marker}) \`touch ${marker}\` & "q" 'q'`;
-    store.raiseAlert({ job: 'export', kind: 'failed', at: w.from + 2 * H, message: 'first' });
-    store.raiseAlert({ job: 'export', kind: 'failed', at: w.from + 5 * H, message: evil });
-    store.raiseAlert({ job: 'db-backup', kind: 'failed', at: w.from + 18 * H, message: 'pg_dump: connection refused' });
-    store.raiseAlert({
+    store.alerts.raise({ job: 'export', kind: 'failed', at: w.from + 2 * H, message: 'first' });
+    store.alerts.raise({ job: 'export', kind: 'failed', at: w.from + 5 * H, message: evil });
+    store.alerts.raise({ job: 'db-backup', kind: 'failed', at: w.from + 18 * H, message: 'pg_dump: connection refused' });
+    store.alerts.raise({
       job: 'report',
       kind: 'missed',
       at: w.from + 19 * H,
       message: 'report did not run',
       foldedUnder: 'db-backup:failed',
     });
-    store.raiseAlert({ job: 'cleanup', kind: 'missed', at: w.from + 3 * H, message: 'late' });
-    store.resolveAlerts('cleanup', w.from + 4 * H, 'self-recovered');
-    store.raiseAlert({ job: 'pinger', kind: 'missed', at: w.from - 5 * H, message: 'no ping' });
-    store.resolveAlerts('pinger', w.from + H, 'self-recovered');
+    store.alerts.raise({ job: 'cleanup', kind: 'missed', at: w.from + 3 * H, message: 'late' });
+    store.alerts.resolve('cleanup', w.from + 4 * H, 'self-recovered');
+    store.alerts.raise({ job: 'pinger', kind: 'missed', at: w.from - 5 * H, message: 'no ping' });
+    store.alerts.resolve('pinger', w.from + H, 'self-recovered');
 
-    store.setPaused('cleanup', true, w.from + 6 * H);
-    store.recordEvent(w.from + 7 * H, 'kill-switch', null, 'kill switch turned on: the kill switch is on', { on: true });
-    store.recordEvent(w.from + 8 * H, 'kill-switch', null, 'kill switch turned off', { on: false });
-    store.recordEvent(w.from + 1 * H, 'deadman', null, 'deadman ping ok (hourly)', { ok: true });
-    store.recordEvent(w.from + 2 * H, 'deadman', null, 'deadman ping ok (hourly)', { ok: true });
-    store.recordEvent(w.from + 3 * H, 'deadman', null, 'deadman ping failed (hourly): curl exited with code 6', { ok: false });
-    const page = store.recordPage('db-backup:failed', 'alert', w.from + 18 * H);
-    store.finishPage(page, 'sent', 'done in 120ms');
+    store.jobs.setPaused('cleanup', true, w.from + 6 * H);
+    store.journal.record(w.from + 7 * H, 'kill-switch', null, 'kill switch turned on: the kill switch is on', { on: true });
+    store.journal.record(w.from + 8 * H, 'kill-switch', null, 'kill switch turned off', { on: false });
+    store.journal.record(w.from + 1 * H, 'deadman', null, 'deadman ping ok (hourly)', { ok: true });
+    store.journal.record(w.from + 2 * H, 'deadman', null, 'deadman ping ok (hourly)', { ok: true });
+    store.journal.record(w.from + 3 * H, 'deadman', null, 'deadman ping failed (hourly): curl exited with code 6', { ok: false });
+    const page = store.pages.record('db-backup:failed', 'alert', w.from + 18 * H);
+    store.pages.finish(page, 'sent', 'done in 120ms');
 
-    store.saveDigest({ date: '2026-03-27', createdAt: w.from - 20 * H, verdict: 'x', text: 'x', html: 'x' });
-    store.markDigestFailed('2026-03-27', 'could not e-mail the digest via SMTP 127.0.0.1:25: connection refused', null);
-    store.saveDigest({ date: '2026-03-26', createdAt: w.from - 40 * H, verdict: 'x', text: 'x', html: 'x' });
-    store.saveDigest({ date, createdAt: w.to, verdict: 'x', text: 'x', html: 'x' });
-    store.markDigestFailed(date, 'this date itself', null);
+    store.digests.save({ date: '2026-03-27', createdAt: w.from - 20 * H, verdict: 'x', text: 'x', html: 'x' });
+    store.digests.markFailed('2026-03-27', 'could not e-mail the digest via SMTP 127.0.0.1:25: connection refused', null);
+    store.digests.save({ date: '2026-03-26', createdAt: w.from - 40 * H, verdict: 'x', text: 'x', html: 'x' });
+    store.digests.save({ date, createdAt: w.to, verdict: 'x', text: 'x', html: 'x' });
+    store.digests.markFailed(date, 'this date itself', null);
     return { store, jobs, home, marker };
   }
 
@@ -197,7 +197,7 @@ describe('composing the digest from SQLite rows', () => {
   it('every number matches the rows: runs by outcome, flips, pre-check skips, alerts, kill switch, deadman, pages', () => {
     const { store, jobs } = fill();
     const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
-    const inWindow = store.runsBetween(w.from, w.to);
+    const inWindow = store.runs.between(w.from, w.to);
     expect(inWindow).toHaveLength(12);
     expect(d.text).toContain('- 12 runs: 5 ok, 3 failed, 1 timeout, 3 skipped-precheck');
     const exportRuns = inWindow.filter((r: RunRow) => r.job === 'export');
@@ -236,7 +236,7 @@ describe('composing the digest from SQLite rows', () => {
 
     // The dependency recovered first: its folded alerts stay visible, still under its name, and
     // the job they belong to now needs you itself (export + report).
-    store.resolveAlerts('db-backup', w.to - 1000, 'self-recovered');
+    store.alerts.resolve('db-backup', w.to - 1000, 'self-recovered');
     const later = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     expect(later.verdict).toBe('2 jobs need you');
     expect(later.text).toMatch(/- blocked by db-backup \(which has no open alert now\):\n {4}- report: missed since/);
@@ -338,8 +338,8 @@ describe('DigestService', () => {
     const today = digestDate('UTC', clock.now());
     const tomorrow = addDays(today, 1);
     // Today's digest went out already: start() must not send it again.
-    t.store.saveDigest({ date: today, createdAt: clock.now(), verdict: 'x', text: 'x', html: 'x' });
-    t.store.markDigestSent(today, clock.now());
+    t.store.digests.save({ date: today, createdAt: clock.now(), verdict: 'x', text: 'x', html: 'x' });
+    t.store.digests.markSent(today, clock.now());
     t.svc.start();
     expect(t.svc.nextDigestAt()).toBe(midnight);
     await waitFor(() => box.messages.length === 1, 8000, 'the digest mail');
@@ -357,7 +357,7 @@ describe('DigestService', () => {
     expect(mail.html).toContain('<h1>All 2 jobs healthy</h1>');
     expect(mail.html).toContain('<h2>Next 24 hours</h2>');
 
-    const row = t.store.getDigest(tomorrow)!;
+    const row = t.store.digests.get(tomorrow)!;
     expect(row.sent_at).not.toBeNull();
     expect(row.attempts).toBe(1);
     expect(readFileSync(digestFile(t.paths, tomorrow), 'utf8')).toBe(row.body_text);
@@ -374,7 +374,7 @@ describe('DigestService', () => {
     await waitFor(() => box.messages.length === 1, 8000, 'the catch-up digest');
     await t.svc.idle();
     expect(parseMail(box.messages[0]!.raw).headers.subject).toBe(`nightshift ${today}: All 2 jobs healthy`);
-    expect(t.store.getDigest(today)!.sent_at).not.toBeNull();
+    expect(t.store.digests.get(today)!.sent_at).not.toBeNull();
     expect(t.sent).toHaveLength(1);
     // A second start (a restart) finds the row and does not send again.
     await t.svc.stop();
@@ -393,7 +393,7 @@ describe('DigestService', () => {
     expect(r.sent).toBe(false);
     expect(r.error).toMatch(new RegExp(`SMTP 127\\.0\\.0\\.1:${port}: the connection was refused.*ECONNREFUSED`));
     expect(existsSync(digestFile(t.paths, today))).toBe(true);
-    let row = t.store.getDigest(today)!;
+    let row = t.store.digests.get(today)!;
     expect(row.sent_at).toBeNull();
     expect(row.attempts).toBe(1);
     expect(row.last_error).toBe(r.error);
@@ -402,9 +402,9 @@ describe('DigestService', () => {
 
     // Started, it re-arms the stored retry (and does not compose today's again: it was tried).
     t.svc.start();
-    await waitFor(() => t.store.getDigest(today)!.attempts >= 3, 8000, 'two more attempts');
+    await waitFor(() => t.store.digests.get(today)!.attempts >= 3, 8000, 'two more attempts');
     await t.svc.stop();
-    row = t.store.getDigest(today)!;
+    row = t.store.digests.get(today)!;
     expect(row.sent_at).toBeNull();
     expect(row.next_attempt_at).not.toBeNull();
 
@@ -444,7 +444,7 @@ describe('DigestService', () => {
     const mail = parseMail(box.messages[0]!.raw);
     expect(mail.headers.subject).toBe(`nightshift ${today}: All 2 jobs healthy`);
     expect(mail.text.trim()).toBe(readFileSync(digestFile(t.paths, today), 'utf8').trim());
-    row = t.store.getDigest(today)!;
+    row = t.store.digests.get(today)!;
     expect(row.sent_at).not.toBeNull();
     expect(row.next_attempt_at).toBeNull();
     expect(row.last_error).toBeNull();
@@ -457,8 +457,8 @@ describe('DigestService', () => {
     const t = setup({ at: '00:00', to: ['ops@example.com'], smtp: { host: '127.0.0.1', port } }, { retryDelaysMs: [60_000] });
     const today = digestDate('UTC', Date.now());
     t.svc.start();
-    await waitFor(() => t.store.getDigest(today)?.attempts === 1, 8000, 'the first, failed attempt');
-    expect(t.store.getDigest(today)!.next_attempt_at).toBeGreaterThan(Date.now() + 50_000);
+    await waitFor(() => t.store.digests.get(today)?.attempts === 1, 8000, 'the first, failed attempt');
+    expect(t.store.digests.get(today)!.next_attempt_at).toBeGreaterThan(Date.now() + 50_000);
 
     const box = await mailbox();
     const inTwoHours = new Date(Date.now() + 2 * H);
@@ -468,27 +468,27 @@ describe('DigestService', () => {
     expect(t.svc.nextDigestAt()).toBe(Math.floor(inTwoHours.getTime() / 60_000) * 60_000);
     await waitFor(() => box.messages.length === 1, 8000, 'the retry with the new settings');
     await t.svc.idle();
-    expect(t.store.getDigest(today)!.sent_at).not.toBeNull();
+    expect(t.store.digests.get(today)!.sent_at).not.toBeNull();
   });
 
   it('recipients but no transport: recorded once with what to add, no retry storm; adding smtp sends at once', async () => {
     const t = setup({ at: '00:00', to: ['ops@example.com'] }, { retryDelaysMs: [100] });
     const today = digestDate('UTC', Date.now());
     t.svc.start();
-    await waitFor(() => t.store.getDigest(today)?.attempts === 1, 8000, 'the failed attempt');
+    await waitFor(() => t.store.digests.get(today)?.attempts === 1, 8000, 'the failed attempt');
     await t.svc.idle();
-    const row = t.store.getDigest(today)!;
+    const row = t.store.digests.get(today)!;
     expect(row.last_error).toMatch(/add digest\.smtp .* or digest\.sendmail/);
     expect(row.next_attempt_at).toBeNull();
     await new Promise((res) => setTimeout(res, 300));
-    expect(t.store.getDigest(today)!.attempts).toBe(1);
+    expect(t.store.digests.get(today)!.attempts).toBe(1);
 
     const box = await mailbox();
     t.setPolicy({ digest: { at: '00:00', to: ['ops@example.com'], smtp: { host: '127.0.0.1', port: box.port } } });
     t.svc.policyChanged();
     await waitFor(() => box.messages.length === 1, 8000, 'the digest after the fix');
     await t.svc.idle();
-    expect(t.store.getDigest(today)!.sent_at).not.toBeNull();
+    expect(t.store.digests.get(today)!.sent_at).not.toBeNull();
   });
 
   it('no recipients: written and stored, not an error storm', async () => {
@@ -498,7 +498,7 @@ describe('DigestService', () => {
     expect(r.error).toMatch(/digest\.to is empty/);
     expect(r.nextAttemptAt).toBeNull();
     expect(existsSync(digestFile(t.paths, '2026-03-29'))).toBe(true);
-    const row = t.store.getDigest('2026-03-29')!;
+    const row = t.store.digests.get('2026-03-29')!;
     expect(row.last_error).toBeNull();
     expect(row.attempts).toBe(0);
     expect(
@@ -528,7 +528,7 @@ describe('DigestService', () => {
     expect(mail.headers.subject).toBe('nightshift 2026-03-29: All 2 jobs healthy');
     expect(mail.text.split('\n')[0]).toBe('All 2 jobs healthy');
     expect(mail.html).toContain('<h1>All 2 jobs healthy</h1>');
-    expect(t.store.getDigest('2026-03-29')!.sent_at).not.toBeNull();
+    expect(t.store.digests.get('2026-03-29')!.sent_at).not.toBeNull();
   });
 
   it('a sendmail that hangs is killed at the mail timeout and the failure is recorded', async () => {
@@ -540,7 +540,7 @@ describe('DigestService', () => {
     const r = await t.svc.runFor('2026-03-29', { send: true });
     expect(r.sent).toBe(false);
     expect(r.error).toMatch(/via sendmail .*: it did not finish within 300ms and was killed/);
-    expect(t.store.getDigest('2026-03-29')!.last_error).toBe(r.error);
+    expect(t.store.digests.get('2026-03-29')!.last_error).toBe(r.error);
   });
 });
 

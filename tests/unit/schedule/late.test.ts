@@ -29,7 +29,7 @@ async function scenario(stepMs: number): Promise<{ due: number[]; missed: Array<
     clock,
     onDue: (j, at, trigger, _repeat, cursorTo) => {
       due.push(at);
-      store.insertRun({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
+      store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
     },
     onMissed: (_j, first, count, _catchUp, cause) => missed.push({ first, count, cause }),
   });

@@ -32,10 +32,10 @@ function run(
   outcome: 'ok' | 'failed' | null,
   extra: { parentId?: number; logPath?: string } = {},
 ): number {
-  const id = s.insertRun({ job, trigger: 'manual', now: at, parentId: extra.parentId ?? null })!;
-  if (extra.logPath) s.markStarted(id, null, extra.logPath, at);
+  const id = s.runs.insert({ job, trigger: 'manual', now: at, parentId: extra.parentId ?? null })!;
+  if (extra.logPath) s.runs.markStarted(id, null, extra.logPath, at);
   if (outcome)
-    s.finishRun(id, { outcome, endedAt: at + 1000, exitCode: outcome === 'ok' ? 0 : 1, signal: null, durationMs: 1000, reason: outcome });
+    s.runs.finish(id, { outcome, endedAt: at + 1000, exitCode: outcome === 'ok' ? 0 : 1, signal: null, durationMs: 1000, reason: outcome });
   return id;
 }
 
@@ -72,7 +72,7 @@ describe('retention', () => {
     expect(ids(s, 'old')).toEqual([oldOk, oldNewest, unfinished].sort((a, b) => a - b));
     expect(ids(s, 'busy')).toEqual(busy.slice(150));
     expect(ids(s, 'retried')).toEqual([child]);
-    expect(s.getRun(child)!.parent_id).toBeNull();
+    expect(s.runs.get(child)!.parent_id).toBeNull();
     expect(p.runs).toBe(70 + 150 + 1);
     expect(p.logs).toEqual(busy.slice(0, 150).map((_, i) => `/state/logs/busy/${i}.log`));
     s.close();
@@ -80,61 +80,61 @@ describe('retention', () => {
 
   it('removes old heartbeats but the newest of each job, resolved incidents with their heals, old events, pages and digests', () => {
     const s = fresh();
-    s.recordHeartbeat('gone-quiet', 'success', NOW - 400 * DAY, 'ping');
-    s.recordHeartbeat('gone-quiet', 'success', NOW - 300 * DAY, 'ping');
-    s.recordHeartbeat('alive', 'success', NOW - 40 * DAY, 'ping');
-    s.recordHeartbeat('alive', 'success', NOW - 1 * DAY, 'ping');
+    s.heartbeats.record('gone-quiet', 'success', NOW - 400 * DAY, 'ping');
+    s.heartbeats.record('gone-quiet', 'success', NOW - 300 * DAY, 'ping');
+    s.heartbeats.record('alive', 'success', NOW - 40 * DAY, 'ping');
+    s.heartbeats.record('alive', 'success', NOW - 1 * DAY, 'ping');
     // An incident resolved 400 days ago, with a finished heal: goes, with its steps.
-    const oldAlert = s.raiseAlert({ job: 'a', kind: 'failed', at: NOW - 401 * DAY, message: 'x' }).alert;
-    const heal = s.insertHealAttempt({ alertId: oldAlert.id, fingerprint: oldAlert.fingerprint, job: 'a', now: NOW - 401 * DAY });
-    s.healStep(heal, 'rule', NOW - 401 * DAY);
-    s.finishHeal(heal, 'fixed-verified', 'ok', NOW - 400 * DAY);
-    s.resolveAlerts('a', NOW - 400 * DAY, 'fixed-verified');
+    const oldAlert = s.alerts.raise({ job: 'a', kind: 'failed', at: NOW - 401 * DAY, message: 'x' }).alert;
+    const heal = s.heals.insert({ alertId: oldAlert.id, fingerprint: oldAlert.fingerprint, job: 'a', now: NOW - 401 * DAY });
+    s.heals.step(heal, 'rule', NOW - 401 * DAY);
+    s.heals.finish(heal, 'fixed-verified', 'ok', NOW - 400 * DAY);
+    s.alerts.resolve('a', NOW - 400 * DAY, 'fixed-verified');
     // Open for 500 days: stays. Resolved yesterday: stays.
-    s.raiseAlert({ job: 'b', kind: 'failed', at: NOW - 500 * DAY, message: 'still open' });
-    s.raiseAlert({ job: 'c', kind: 'failed', at: NOW - 2 * DAY, message: 'y' });
-    s.resolveAlerts('c', NOW - DAY, 'self-recovered');
-    s.recordEvent(NOW - 366 * DAY, 'daemon-start', null, 'old');
-    s.recordEvent(NOW - 10 * DAY, 'daemon-start', null, 'recent');
-    s.recordFinishedPage('a:failed', 'alert', NOW - 366 * DAY, 'paged', null);
-    s.saveDigest({ date: '2025-01-01', createdAt: NOW - 700 * DAY, verdict: 'ok', text: 't', html: 'h' });
-    s.saveDigest({ date: '2026-12-05', createdAt: NOW, verdict: 'ok', text: 't', html: 'h' });
+    s.alerts.raise({ job: 'b', kind: 'failed', at: NOW - 500 * DAY, message: 'still open' });
+    s.alerts.raise({ job: 'c', kind: 'failed', at: NOW - 2 * DAY, message: 'y' });
+    s.alerts.resolve('c', NOW - DAY, 'self-recovered');
+    s.journal.record(NOW - 366 * DAY, 'daemon-start', null, 'old');
+    s.journal.record(NOW - 10 * DAY, 'daemon-start', null, 'recent');
+    s.pages.recordFinished('a:failed', 'alert', NOW - 366 * DAY, 'paged', null);
+    s.digests.save({ date: '2025-01-01', createdAt: NOW - 700 * DAY, verdict: 'ok', text: 't', html: 'h' });
+    s.digests.save({ date: '2026-12-05', createdAt: NOW, verdict: 'ok', text: 't', html: 'h' });
 
     const p = pruneAll(s);
-    expect(s.lastHeartbeat('gone-quiet')!.at).toBe(NOW - 300 * DAY);
+    expect(s.heartbeats.last('gone-quiet')!.at).toBe(NOW - 300 * DAY);
     expect(s.db.prepare('SELECT count(*) FROM heartbeats').pluck().get()).toBe(2);
-    expect(s.getAlert(oldAlert.id)).toBeUndefined();
-    expect(s.getHealAttempt(heal)).toBeUndefined();
+    expect(s.alerts.get(oldAlert.id)).toBeUndefined();
+    expect(s.heals.get(heal)).toBeUndefined();
     expect(s.db.prepare('SELECT count(*) FROM heal_steps WHERE attempt_id = ?').pluck().get(heal)).toBe(0);
-    expect(s.openAlerts('b')).toHaveLength(1);
+    expect(s.alerts.open('b')).toHaveLength(1);
     expect(s.db.prepare("SELECT count(*) FROM alerts WHERE job = 'c'").pluck().get()).toBe(1);
     expect(s.db.prepare('SELECT message FROM events').pluck().all()).toEqual(['recent']);
     expect(p).toMatchObject({ heartbeats: 2, alerts: 1, heals: 1, events: 1, pages: 1, digests: ['2025-01-01'] });
-    expect(s.getDigest('2026-12-05')).toBeDefined();
+    expect(s.digests.get('2026-12-05')).toBeDefined();
     s.close();
   });
 
   it('keeps a resolved incident whose heal is still in flight', () => {
     const s = fresh();
-    const a = s.raiseAlert({ job: 'a', kind: 'failed', at: NOW - 500 * DAY, message: 'x' }).alert;
-    s.insertHealAttempt({ alertId: a.id, fingerprint: a.fingerprint, job: 'a', now: NOW - 500 * DAY });
-    s.resolveAlerts('a', NOW - 400 * DAY, 'self-recovered');
+    const a = s.alerts.raise({ job: 'a', kind: 'failed', at: NOW - 500 * DAY, message: 'x' }).alert;
+    s.heals.insert({ alertId: a.id, fingerprint: a.fingerprint, job: 'a', now: NOW - 500 * DAY });
+    s.alerts.resolve('a', NOW - 400 * DAY, 'self-recovered');
     expect(pruneAll(s).alerts).toBe(0);
-    expect(s.getAlert(a.id)).toBeDefined();
+    expect(s.alerts.get(a.id)).toBeDefined();
     s.close();
   });
 
   it('keeps the newest ping of each kind, and the newest event of each kind (found by the review)', () => {
     const s = fresh();
     // A job's last success 40 days ago and a failure since: the success is still its last success.
-    s.recordHeartbeat('ext', 'success', NOW - 40 * DAY, 'file');
-    s.recordHeartbeat('ext', 'fail', NOW - DAY, 'ping');
+    s.heartbeats.record('ext', 'success', NOW - 40 * DAY, 'file');
+    s.heartbeats.record('ext', 'fail', NOW - DAY, 'ping');
     // The kill switch went on 400 days ago and is on still: that event says so.
-    s.recordEvent(NOW - 400 * DAY, 'kill-switch', null, 'on');
-    s.recordEvent(NOW - 390 * DAY, 'daemon-start', null, 'old start');
-    s.recordEvent(NOW - 380 * DAY, 'daemon-start', null, 'newest start, still old');
+    s.journal.record(NOW - 400 * DAY, 'kill-switch', null, 'on');
+    s.journal.record(NOW - 390 * DAY, 'daemon-start', null, 'old start');
+    s.journal.record(NOW - 380 * DAY, 'daemon-start', null, 'newest start, still old');
     pruneAll(s);
-    expect(s.lastHeartbeat('ext', 'success')!.at).toBe(NOW - 40 * DAY);
+    expect(s.heartbeats.last('ext', 'success')!.at).toBe(NOW - 40 * DAY);
     expect(s.db.prepare('SELECT message FROM events ORDER BY id').pluck().all()).toEqual(['on', 'newest start, still old']);
     s.close();
   });
@@ -145,9 +145,9 @@ describe('retention', () => {
     for (let i = 0; i < 1200; i++) run(s, 'w', NOW - 100 * DAY + i * 60_000, 'failed');
     const plan = planRuns(s, LIMITS, NOW);
     pruneBatch(s, LIMITS, NOW, 500, plan);
-    s.finishRun(long, { outcome: 'ok', endedAt: NOW, exitCode: 0, signal: null, durationMs: 1, reason: 'ok' });
+    s.runs.finish(long, { outcome: 'ok', endedAt: NOW, exitCode: 0, signal: null, durationMs: 1, reason: 'ok' });
     while (pruneBatch(s, LIMITS, NOW, 500, plan).more);
-    expect(s.getRun(long)).toBeDefined();
+    expect(s.runs.get(long)).toBeDefined();
     s.close();
   });
 

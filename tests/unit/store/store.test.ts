@@ -32,43 +32,43 @@ describe('store', () => {
 
   it('a scheduled instant can be claimed once; the cursor moves with it in the same transaction', () => {
     const s = Store.open(join(dir, 'b.db'));
-    s.ensureJobState('j', 1000);
-    const a = s.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: 5000, cursorTo: 5000, now: 5001 });
+    s.jobs.ensure('j', 1000);
+    const a = s.runs.insert({ job: 'j', trigger: 'schedule', scheduledFor: 5000, cursorTo: 5000, now: 5001 });
     expect(a).toBeTypeOf('number');
-    expect(s.jobState('j')!.cursor).toBe(5000);
-    expect(s.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: 5000, cursorTo: 5000, now: 5002 })).toBeNull();
-    expect(s.insertRun({ job: 'j', trigger: 'catch-up', scheduledFor: 5000, cursorTo: 6000, now: 5003 })).toBeNull();
-    expect(s.jobState('j')!.cursor).toBe(5000); // a refused claim moves nothing
+    expect(s.jobs.get('j')!.cursor).toBe(5000);
+    expect(s.runs.insert({ job: 'j', trigger: 'schedule', scheduledFor: 5000, cursorTo: 5000, now: 5002 })).toBeNull();
+    expect(s.runs.insert({ job: 'j', trigger: 'catch-up', scheduledFor: 5000, cursorTo: 6000, now: 5003 })).toBeNull();
+    expect(s.jobs.get('j')!.cursor).toBe(5000); // a refused claim moves nothing
     // other triggers are not instants: a manual run at any time is its own row
-    expect(s.insertRun({ job: 'j', trigger: 'manual', now: 5004 })).toBeTypeOf('number');
-    expect(s.insertRun({ job: 'j', trigger: 'manual', now: 5004 })).toBeTypeOf('number');
+    expect(s.runs.insert({ job: 'j', trigger: 'manual', now: 5004 })).toBeTypeOf('number');
+    expect(s.runs.insert({ job: 'j', trigger: 'manual', now: 5004 })).toBeTypeOf('number');
     // a catch-up consumes the downtime up to where the scheduler counted it (15 s), not up to the
     // moment its row was written (20 s): instants in between would be lost without a record
-    s.insertRun({ job: 'j', trigger: 'catch-up', scheduledFor: 9000, cursorTo: 15_000, now: 20_000 });
-    expect(s.jobState('j')!.cursor).toBe(15_000);
-    expect(s.countRuns('j')).toBe(4);
+    s.runs.insert({ job: 'j', trigger: 'catch-up', scheduledFor: 9000, cursorTo: 15_000, now: 20_000 });
+    expect(s.jobs.get('j')!.cursor).toBe(15_000);
+    expect(s.runs.count('j')).toBe(4);
     s.close();
   });
 
   it('a planned retry is handed over exactly once', () => {
     const s = Store.open(join(dir, 'c.db'));
-    const id = s.insertRun({ job: 'r', trigger: 'manual', now: 1 })!;
-    s.finishRun(id, { outcome: 'failed', endedAt: 2, retryAt: 100 });
-    expect(s.pendingRetries().map((r) => r.id)).toEqual([id]);
-    const child = s.takeRetry(id, { job: 'r', trigger: 'retry', now: 100, attempt: 2, parentId: id });
+    const id = s.runs.insert({ job: 'r', trigger: 'manual', now: 1 })!;
+    s.runs.finish(id, { outcome: 'failed', endedAt: 2, retryAt: 100 });
+    expect(s.runs.pendingRetries().map((r) => r.id)).toEqual([id]);
+    const child = s.runs.takeRetry(id, { job: 'r', trigger: 'retry', now: 100, attempt: 2, parentId: id });
     expect(child).toBeTypeOf('number');
-    expect(s.takeRetry(id, { job: 'r', trigger: 'retry', now: 101, attempt: 2, parentId: id })).toBeNull();
-    expect(s.pendingRetries()).toEqual([]);
+    expect(s.runs.takeRetry(id, { job: 'r', trigger: 'retry', now: 101, attempt: 2, parentId: id })).toBeNull();
+    expect(s.runs.pendingRetries()).toEqual([]);
     s.close();
   });
 
   it('resume moves the cursor to now so the paused time is not caught up', () => {
     const s = Store.open(join(dir, 'd.db'));
-    s.ensureJobState('p', 1000);
-    s.setPaused('p', true, 2000);
-    expect(s.jobState('p')).toMatchObject({ paused: 1, paused_at: 2000, cursor: 1000 });
-    s.setPaused('p', false, 9000);
-    expect(s.jobState('p')).toMatchObject({ paused: 0, paused_at: null, cursor: 9000 });
+    s.jobs.ensure('p', 1000);
+    s.jobs.setPaused('p', true, 2000);
+    expect(s.jobs.get('p')).toMatchObject({ paused: 1, paused_at: 2000, cursor: 1000 });
+    s.jobs.setPaused('p', false, 9000);
+    expect(s.jobs.get('p')).toMatchObject({ paused: 0, paused_at: null, cursor: 9000 });
     s.close();
   });
 
@@ -82,18 +82,18 @@ describe('store, while SQLite cannot grow (records held in memory)', () => {
     const dir = tempDir('ns-held-');
     const store = Store.open(join(dir, 'n.db'));
     try {
-      store.diskFullRetryMs = 600_000;
+      store.held.retryMs = 600_000;
       const T = Date.now() - 60_000;
-      store.ensureJobState('j', T - 1000);
-      const first = store.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: T, now: T }, { holdIfFull: true });
-      store.finishRun(first!, { outcome: 'ok', endedAt: T + 10 });
+      store.jobs.ensure('j', T - 1000);
+      const first = store.runs.insert({ job: 'j', trigger: 'schedule', scheduledFor: T, now: T }, { holdIfFull: true });
+      store.runs.finish(first!, { outcome: 'ok', endedAt: T + 10 });
       store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
-      store.recordEvent(Date.now(), 'note', null, 'x'.repeat(100_000)); // the episode starts: something is held
-      expect(store.diskFull()).toBeTruthy();
+      store.journal.record(Date.now(), 'note', null, 'x'.repeat(100_000)); // the episode starts: something is held
+      expect(store.held.diskFull()).toBeTruthy();
       // T comes round again (the clock went back) while records are held: not a second time.
-      expect(store.insertRun({ job: 'j', trigger: 'schedule', scheduledFor: T, now: Date.now() }, { holdIfFull: true })).toBeNull();
+      expect(store.runs.insert({ job: 'j', trigger: 'schedule', scheduledFor: T, now: Date.now() }, { holdIfFull: true })).toBeNull();
       store.db.pragma('max_page_count = 1073741823');
-      expect(store.retryNow()).toBe(true);
+      expect(store.held.retryNow()).toBe(true);
       expect(store.db.prepare('SELECT count(*) AS n FROM runs WHERE scheduled_for = ?').get(T)).toEqual({ n: 1 });
     } finally {
       store.close();
@@ -105,19 +105,19 @@ describe('store, while SQLite cannot grow (records held in memory)', () => {
     const dir = tempDir('ns-held-');
     const store = Store.open(join(dir, 'n.db'));
     try {
-      store.diskFullRetryMs = 600_000;
+      store.held.retryMs = 600_000;
       store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
-      store.recordEvent(Date.now(), 'held-one', null, 'x'.repeat(100_000));
-      expect(store.diskFull()).toBeTruthy();
+      store.journal.record(Date.now(), 'held-one', null, 'x'.repeat(100_000));
+      expect(store.held.diskFull()).toBeTruthy();
       store.db.pragma('max_page_count = 1073741823');
       expect(() =>
         store.batch(() => {
-          store.recordEvent(Date.now(), 'inside', null, 'y');
+          store.journal.record(Date.now(), 'inside', null, 'y');
           throw new Error('something later in the batch failed');
         }),
       ).toThrow('something later');
-      expect(store.retryNow()).toBe(true);
-      expect(store.events(10, 'held-one')).toHaveLength(1);
+      expect(store.held.retryNow()).toBe(true);
+      expect(store.journal.recent(10, 'held-one')).toHaveLength(1);
     } finally {
       store.close();
       cleanup(dir);

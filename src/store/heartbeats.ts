@@ -1,0 +1,43 @@
+// heartbeats: pings and heartbeat-file touches, proof of life from outside a run. A ping must not
+// be lost: while the state folder is full it waits in Held.
+import type { Held } from './held.js';
+import type { HeartbeatRow } from './rows.js';
+import type { Sql } from './sql.js';
+
+export class Heartbeats {
+  constructor(
+    private readonly sql: Sql,
+    private readonly held: Held,
+  ) {}
+
+  /**
+   * Touches of a heartbeat file (a worker may touch it every 200 ms) move the time of the job's
+   * last row when that row is one too: one row per unbroken streak, not 400,000 a day.
+   */
+  record(job: string, kind: HeartbeatRow['kind'], at: number, source: string, durationMs: number | null = null): void {
+    if (kind === 'success' && source === 'file') {
+      const last = 'SELECT max(id) FROM heartbeats WHERE job = @job';
+      this.held.durable({
+        sql: `UPDATE heartbeats SET at = max(at, @at) WHERE id = (${last}) AND kind = 'success' AND source = 'file'`,
+        params: { job, at },
+      });
+      this.held.durable({
+        sql: `INSERT INTO heartbeats (job, kind, at, source, duration_ms) SELECT @job, 'success', @at, 'file', NULL
+              WHERE NOT EXISTS (SELECT 1 FROM heartbeats WHERE id = (${last}) AND kind = 'success' AND source = 'file')`,
+        params: { job, at },
+      });
+      return;
+    }
+    this.held.durable({
+      sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)',
+      params: [job, kind, at, source, durationMs],
+    });
+  }
+
+  last(job: string, kind?: HeartbeatRow['kind']): HeartbeatRow | undefined {
+    if (kind)
+      return this.sql.stmt('SELECT * FROM heartbeats WHERE job = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(job, kind) as
+        HeartbeatRow | undefined;
+    return this.sql.stmt('SELECT * FROM heartbeats WHERE job = ? ORDER BY id DESC LIMIT 1').get(job) as HeartbeatRow | undefined;
+  }
+}

@@ -1,0 +1,65 @@
+// Signs of life, read across runs and heartbeats (and the journal): what the watchdog, status and
+// the heal's independent probe ask — when was a job last fine, and when was anything last recorded.
+import { HEAL_TRIGGERS, sqlList } from '../model.js';
+import type { Sql } from './sql.js';
+
+export class Life {
+  constructor(private readonly sql: Sql) {}
+
+  /** The last verified success of a job: an ok run or a success ping, whichever is later. */
+  lastSuccessAt(job: string): number | null {
+    const r = this.sql
+      .stmt(
+        `SELECT max(at) AS at FROM (
+           SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok'
+           UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success')`,
+      )
+      .get({ job }) as { at: number | null };
+    return r.at;
+  }
+
+  /** lastSuccessAt of every job. */
+  lastSuccesses(): Map<string, number> {
+    const rows = this.sql
+      .stmt(
+        "SELECT job, max(at) AS at FROM (SELECT job, max(ended_at) AS at FROM runs WHERE outcome = 'ok' GROUP BY job UNION ALL SELECT job, max(at) AS at FROM heartbeats WHERE kind = 'success' GROUP BY job) GROUP BY job",
+      )
+      .all() as Array<{ job: string; at: number }>;
+    return new Map(rows.map((r) => [r.job, r.at]));
+  }
+
+  /** The last sign that a job is fine: an ok run, a pre-check that found nothing to do, a halt, or a success ping. */
+  lastLifeAt(job: string): number | null {
+    const r = this.sql
+      .stmt(
+        `SELECT max(at) AS at FROM (
+           SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome IN ('ok', 'skipped-precheck', 'skipped-halted')
+           UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success')`,
+      )
+      .get({ job }) as { at: number | null };
+    return r.at;
+  }
+
+  /** A verified success of the job after `since` that was not the fix itself (the maker is not the checker). */
+  successSince(job: string, since: number): number | null {
+    const r = this.sql
+      .stmt(
+        `SELECT max(at) AS at FROM (
+         SELECT max(ended_at) AS at FROM runs WHERE job = @job AND outcome = 'ok' AND trigger NOT IN ${sqlList(HEAL_TRIGGERS)} AND ended_at > @since
+         UNION ALL SELECT max(at) AS at FROM heartbeats WHERE job = @job AND kind = 'success' AND at > @since)`,
+      )
+      .get({ job, since }) as { at: number | null };
+    return r.at;
+  }
+
+  /** The last moment anything was recorded: when the previous daemon was last known to be up. */
+  lastActivityAt(): number | null {
+    const r = this.sql
+      .stmt(
+        `SELECT max(at) AS at FROM (SELECT max(at) AS at FROM events UNION ALL SELECT max(coalesce(ended_at, started_at, created_at)) FROM runs
+         UNION ALL SELECT max(at) FROM heartbeats)`,
+      )
+      .get() as { at: number | null };
+    return r.at;
+  }
+}

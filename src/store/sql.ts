@@ -1,0 +1,28 @@
+// The one connection and its statements: every repository of the store goes through here.
+import type Database from 'better-sqlite3';
+
+export class StoreError extends Error {}
+
+export class Sql {
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(readonly db: Database.Database) {}
+
+  /**
+   * Each SQL text is prepared once: better-sqlite3 keeps a statement's native memory until its
+   * JS wrapper is collected, so preparing per call makes RSS balloon at 10,000 jobs.
+   */
+  stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Runs fn in one transaction (nested: a savepoint of the caller's). */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+}
