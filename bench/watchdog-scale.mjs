@@ -5,7 +5,20 @@
 //   node bench/watchdog-scale.mjs [--quick]
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { figure, flags, machineInfo, printFigures, printMachine, runMain, sleep, stats, table, tempDir, writeResult, distDir } from './lib.mjs';
+import {
+  figure,
+  flags,
+  machineInfo,
+  printFigures,
+  printMachine,
+  runMain,
+  sleep,
+  stats,
+  table,
+  tempDir,
+  writeResult,
+  distDir,
+} from './lib.mjs';
 
 const values = flags();
 const dist = distDir(values);
@@ -31,7 +44,8 @@ await runMain(values, async () => {
     const spec = JobSpecSchema.parse({ schedule: '0 3 * * *', heartbeat: { grace: '1h' } });
     for (let i = 0; i < n; i++) jobs.set(`ext-${i}`, compileJob(`ext-${i}`, join(dir, `ext-${i}.yaml`), dir, spec, DEFAULT_POLICY, 'h'));
     let fired = 0;
-    const wd = new Watchdog({ store, clock: { now: () => Date.now() }, log: silentLogger, getJob: (name) => jobs.get(name), onAlert: () => fired++ });
+    const wd = new Watchdog({ store, clock: { now: () => Date.now() }, log: silentLogger, getJob: (name) => jobs.get(name) });
+    wd.events.on('alert', () => fired++);
     const t0 = performance.now();
     wd.start(jobs.values());
     const startMs = performance.now() - t0;
@@ -60,17 +74,46 @@ await runMain(values, async () => {
     store.close();
     const s = stats(per, 1);
     const h = stats(heap, 3);
-    rows.push({ jobs: n, 'start (ms)': Math.round(startMs), 'heartbeat p50 (µs)': s.p50, 'heartbeat p99 (µs)': s.p99, 'heap set p50 (µs)': h.p50, 'heap set p99 (µs)': h.p99, 'fired while idle': fired });
+    rows.push({
+      jobs: n,
+      'start (ms)': Math.round(startMs),
+      'heartbeat p50 (µs)': s.p50,
+      'heartbeat p99 (µs)': s.p99,
+      'heap set p50 (µs)': h.p50,
+      'heap set p99 (µs)': h.p99,
+      'fired while idle': fired,
+    });
   }
   console.log(`\n${beats} heartbeats per size (row + re-armed deadline), 20,000 heap updates per size:`);
   console.log(table(rows));
   const small = rows[0];
   const big = rows[rows.length - 1];
   const figs = [
-    figure(`heartbeat p50 ratio ${big.jobs}/${small.jobs} jobs`, Math.round((big['heartbeat p50 (µs)'] / small['heartbeat p50 (µs)']) * 100) / 100, 'x', undefined),
-    figure(`heap set p50 ratio ${big.jobs}/${small.jobs} jobs`, Math.round((big['heap set p50 (µs)'] / small['heap set p50 (µs)']) * 100) / 100, 'x', undefined),
-    figure('timer fires while nothing is due', rows.reduce((a, r) => a + r['fired while idle'], 0), 'fires', 0),
+    figure(
+      `heartbeat p50 ratio ${big.jobs}/${small.jobs} jobs`,
+      Math.round((big['heartbeat p50 (µs)'] / small['heartbeat p50 (µs)']) * 100) / 100,
+      'x',
+      undefined,
+    ),
+    figure(
+      `heap set p50 ratio ${big.jobs}/${small.jobs} jobs`,
+      Math.round((big['heap set p50 (µs)'] / small['heap set p50 (µs)']) * 100) / 100,
+      'x',
+      undefined,
+    ),
+    figure(
+      'timer fires while nothing is due',
+      rows.reduce((a, r) => a + r['fired while idle'], 0),
+      'fires',
+      0,
+    ),
   ];
   printFigures(figs);
-  writeResult('watchdog-scale', { bench: 'watchdog-scale', command: `node bench/watchdog-scale.mjs${values.quick ? ' --quick' : ''}`, machine, rows, figures: figs });
+  writeResult('watchdog-scale', {
+    bench: 'watchdog-scale',
+    command: `node bench/watchdog-scale.mjs${values.quick ? ' --quick' : ''}`,
+    machine,
+    rows,
+    figures: figs,
+  });
 });

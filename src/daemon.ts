@@ -24,7 +24,7 @@ import { createNotifier, type Notifier } from './notify/systemd.js';
 import { Scheduler } from './schedule/scheduler.js';
 import type { Policy } from './config/schema.js';
 import { formatProblem, type SpecProblem } from './config/parse.js';
-import { formatBytes, isDiskFull, Store, type DiskFullEvent, type RunRow } from './store/store.js';
+import { formatBytes, isDiskFull, Store, type DiskFullEvent } from './store/store.js';
 import { ShuttingDown, Supervisor } from './run/supervisor.js';
 import { type ClockJump } from './schedule/timer.js';
 import { systemClock, type Clock } from './clock.js';
@@ -102,17 +102,12 @@ export class Daemon {
   private readonly problems = new Map<string, SpecProblem[]>();
   private startedAt = 0;
   private stopPromise: Promise<void> | null = null;
-  private readonly finishedListeners: Array<(row: RunRow) => void> = [];
 
   constructor(private readonly opts: DaemonOptions) {
     this.paths = opts.paths;
     this.log = opts.log;
     this.clock = opts.clock ?? systemClock;
     this.notifier = createNotifier(opts.env ?? process.env, (err) => this.log.error({ err: err.message }, 'systemd notification failed'));
-  }
-
-  onRunFinished(fn: (row: RunRow) => void): void {
-    this.finishedListeners.push(fn);
   }
 
   async start(): Promise<void> {
@@ -126,7 +121,7 @@ export class Daemon {
     this.lock = StateLock.acquire(paths.lock);
     try {
       this.store = Store.open(paths.db);
-      this.store.held.onDiskFull((ev) => this.diskFullChanged(ev));
+      this.store.held.events.on('disk-full', (ev) => this.diskFullChanged(ev));
       const downSince = this.store.life.lastActivityAt();
       this.supervisor = new Supervisor({
         store: this.store,
@@ -136,24 +131,15 @@ export class Daemon {
         log,
         logCap: this.opts.logCap,
         lookup: (name) => this.jobs.get(name),
-        onTimeout: (job, runId, output) => {
-          // A heal's probe or rerun that hangs fails its attempt; it is not a new incident.
-          const trigger = this.store.runs.get(runId)?.trigger ?? 'schedule';
-          if (!judgedByHeal(job, trigger)) this.watchdog?.runTimedOut(job, runId, output);
-        },
         killSwitch: () => this.killState(),
         leash: () => this.leash(),
-        onFinished: (row) => {
-          this.watchdog?.runFinished(row);
-          for (const fn of this.finishedListeners) {
-            try {
-              fn(row);
-            } catch (err) {
-              log.error({ err: errorMessage(err) }, 'run listener failed');
-            }
-          }
-        },
       });
+      this.supervisor.events.on('run-timed-out', ({ job, runId, output }) => {
+        // A heal's probe or rerun that hangs fails its attempt; it is not a new incident.
+        const trigger = this.store.runs.get(runId)?.trigger ?? 'schedule';
+        if (!judgedByHeal(job, trigger)) this.watchdog?.runTimedOut(job, runId, output);
+      });
+      this.supervisor.events.on('run-finished', (row) => this.watchdog?.runFinished(row));
       // Sandboxes a dead daemon left (its kill -9 normally ends them with it) go before anything
       // is recorded or restored: an escaped writer must not outlive the restore.
       const orphans = await killOrphanSandboxes(paths);
@@ -186,39 +172,39 @@ export class Daemon {
         store: this.store,
         clock: this.clock,
         onDue: (job, instant, trigger, repeat, cursorTo) => this.supervisor.dispatchScheduled(job, instant, trigger, repeat, cursorTo),
-        onMissed: (job, first, count, catchUp, cause) => {
-          const why =
-            cause === 'clock-jump'
-              ? 'skipped by a forward jump of the system clock'
-              : cause === 'late'
-                ? 'passed while nightshift was late to start the run before them (the machine was busy); they were not run'
-                : 'missed while nightshift was down';
-          const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
-          log.warn({ job: job.name, missed: count }, msg);
-          const kind = cause === 'clock-jump' ? 'missed-by-clock-jump' : cause === 'late' ? 'missed-late' : 'missed-while-down';
-          this.store.journal.record(this.clock.now(), kind, job.name, msg, {
-            first,
-            count,
-          });
-        },
-        onClockJump: (jump) => this.clockJumped(jump),
-        onError: (err, name) => log.error({ job: name, err: errorMessage(err) }, 'scheduling failed'),
+        log,
       });
+      this.scheduler.events.on('missed', ({ job, first, count, catchUp, cause }) => {
+        const why =
+          cause === 'clock-jump'
+            ? 'skipped by a forward jump of the system clock'
+            : cause === 'late'
+              ? 'passed while nightshift was late to start the run before them (the machine was busy); they were not run'
+              : 'missed while nightshift was down';
+        const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
+        log.warn({ job: job.name, missed: count }, msg);
+        const kind = cause === 'clock-jump' ? 'missed-by-clock-jump' : cause === 'late' ? 'missed-late' : 'missed-while-down';
+        this.store.journal.record(this.clock.now(), kind, job.name, msg, {
+          first,
+          count,
+        });
+      });
+      this.scheduler.events.on('clock-jump', (jump) => this.clockJumped(jump));
       this.pager = new Pager({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log, leash: () => this.leash() });
       this.watchdog = new Watchdog({
         store: this.store,
         clock: this.clock,
         log,
         getJob: (name) => this.jobs.get(name),
-        onAlert: (alert, isNew) => {
-          // Only a new, unfolded alert may interrupt a human, and only if the policy allows its kind.
-          if (isNew && alert.folded_under === null) {
-            this.pager?.page({ event: 'alert', kind: alert.kind, fingerprint: alert.fingerprint, job: alert.job, message: alert.message });
-          }
-          this.healer?.alertChanged(alert);
-        },
-        onResolved: (alerts) => this.healer?.alertsResolved(alerts),
       });
+      this.watchdog.events.on('alert', ({ alert, isNew }) => {
+        // Only a new, unfolded alert may interrupt a human, and only if the policy allows its kind.
+        if (isNew && alert.folded_under === null) {
+          this.pager?.page({ event: 'alert', kind: alert.kind, fingerprint: alert.fingerprint, job: alert.job, message: alert.message });
+        }
+        this.healer?.alertChanged(alert);
+      });
+      this.watchdog.events.on('resolved', (alerts) => this.healer?.alertsResolved(alerts));
       this.watchdog.start(this.jobs.values(), downSince);
       this.healer = new Healer({
         store: this.store,
@@ -300,9 +286,9 @@ export class Daemon {
         getKill: () => this.killState(),
         clock: this.clock,
         log,
-        onSent: () => void this.deadman?.kick(),
         getHeals: (w) => healLines(this.store, w.from, w.to),
       });
+      this.digests.events.on('handled', () => void this.deadman?.kick());
 
       this.retention = new Retention({
         store: this.store,

@@ -26,6 +26,7 @@ import type { Store } from '../store/store.js';
 import { DeadlineTimer, type ClockJump } from '../schedule/timer.js';
 import { type Clock } from '../clock.js';
 import { errorMessage } from '../errors.js';
+import { Emitter } from '../events.js';
 
 /** 1 m, 5 m, 15 m, 1 h, then every 6 h — until the next day's digest, which reports the failure. */
 export const DEFAULT_RETRY_DELAYS_MS: readonly number[] = [60_000, 300_000, 900_000, 3_600_000, 21_600_000];
@@ -38,8 +39,6 @@ export interface DigestServiceDeps {
   getKill(): KillState;
   clock: Clock;
   log: Logger;
-  /** After each day's digest was handled (sent or queued for retry): the daemon runs the deadman. */
-  onSent?: (r: DigestRunResult) => void;
   /** Heal outcomes in the window, once the heal loop exists. */
   getHeals?: (w: DigestWindow) => HealLine[];
   /** Delays between send attempts; the last one repeats. */
@@ -74,7 +73,14 @@ export function digestSubject(date: string, verdict: string): string {
 
 type Key = 'digest' | `retry:${string}`;
 
+/** What the digest service tells the others. */
+export type DigestEvents = {
+  /** A day's digest was handled (sent, or queued for a retry): the daemon kicks the deadman. */
+  handled: DigestRunResult;
+};
+
 export class DigestService {
+  readonly events: Emitter<DigestEvents>;
   private readonly timer: DeadlineTimer<Key>;
   private readonly delays: readonly number[];
   /** One piece of work per date at a time: a retry never races the day's first send. */
@@ -85,6 +91,7 @@ export class DigestService {
   private lastDigestConfig = '';
 
   constructor(private readonly deps: DigestServiceDeps) {
+    this.events = new Emitter((err, event) => deps.log.error({ event, err: errorMessage(err) }, 'a listener of the digest failed'));
     this.delays = deps.retryDelaysMs?.length ? deps.retryDelaysMs : DEFAULT_RETRY_DELAYS_MS;
     this.timer = new DeadlineTimer<Key>(
       (key, at) => this.due(key, at),
@@ -273,11 +280,7 @@ export class DigestService {
           );
           return;
         }
-        try {
-          this.deps.onSent?.(r);
-        } catch (err) {
-          this.deps.log.error({ err: errorMessage(err) }, 'after-digest hook failed');
-        }
+        this.events.emit('handled', r);
         return r;
       }),
     );

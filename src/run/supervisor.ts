@@ -14,6 +14,7 @@ import { isHealTrigger, RETRYABLE_OUTCOMES, type RunTrigger } from '../model.js'
 import { monoOf } from '../schedule/timer.js';
 import { type Clock } from '../clock.js';
 import { errorMessage } from '../errors.js';
+import { Emitter } from '../events.js';
 
 export const LOGS_KEPT_PER_JOB = 100;
 
@@ -25,8 +26,6 @@ export interface SupervisorDeps {
   log: Logger;
   /** Looks the job up again when a retry comes due: the spec may have changed or gone. */
   lookup: (name: string) => Job | undefined;
-  onFinished?: (row: RunRow) => void;
-  onTimeout?: (job: Job, runId: number, outputSoFar: string) => void;
   /** The kill switch, checked synchronously right before an agent job would start. */
   killSwitch?: () => { halted: boolean; reason: string };
   /** What every run and pre-check is kept from (the launcher's sandbox). */
@@ -52,18 +51,26 @@ export interface RunNowOptions {
   replace?: boolean;
 }
 
+/** What the supervisor tells the others: a run ended (its row is on disk), a run hit its timeout. */
+export type SupervisorEvents = {
+  'run-finished': RunRow;
+  'run-timed-out': { job: Job; runId: number; output: string };
+};
+
 export class Supervisor {
+  readonly events: Emitter<SupervisorEvents>;
   private readonly active = new Map<string, Map<number, Active>>();
   private readonly retryTimers = new Map<number, NodeJS.Timeout>();
   private stopping = false;
 
   constructor(private readonly deps: SupervisorDeps) {
     mkdirSync(deps.logsDir, { recursive: true });
+    this.events = new Emitter((err, event) => deps.log.error({ event, err: errorMessage(err) }, 'a listener of the supervisor failed'));
     // Runs that finished while the state folder was full reach the watchdog once their rows are
     // written: an alert raised from a row that may never exist could not be written either.
-    deps.store.held.onDiskFull((ev) => {
+    deps.store.held.events.on('disk-full', (ev) => {
       if (ev.kind !== 'resolved') return;
-      for (const row of ev.runs) this.notifyFinished(row);
+      for (const row of ev.runs) this.events.emit('run-finished', row);
     });
   }
 
@@ -277,7 +284,7 @@ export class Supervisor {
           store.runs.markStarted(id, pgid, logPath, clock.now());
           onStarted?.(id);
         },
-        onTimeout: (output) => this.deps.onTimeout?.(job, id, output),
+        onTimeout: (output) => this.events.emit('run-timed-out', { job, runId: id, output }),
         onLogError: (err) => {
           if (isDiskFull(err)) store.held.noteDiskFull(err, `the log of run ${id} of ${job.name} (${logPath})`);
           else
@@ -335,16 +342,8 @@ export class Supervisor {
   private finished(id: number): RunRow {
     const row = this.deps.store.runs.get(id)!;
     // A row still held in memory is handed on when it is written (see the constructor).
-    if (!this.deps.store.runs.isHeld(id)) this.notifyFinished(row);
+    if (!this.deps.store.runs.isHeld(id)) this.events.emit('run-finished', row);
     return row;
-  }
-
-  private notifyFinished(row: RunRow): void {
-    try {
-      this.deps.onFinished?.(row);
-    } catch (err) {
-      this.deps.log.error({ err: errorMessage(err) }, 'a run-finished listener failed');
-    }
   }
 
   // ---- retries: planned in the run row, so a restart picks them up ----

@@ -19,6 +19,9 @@ import { nextAfter } from './instants.js';
 import type { Store } from '../store/store.js';
 import { DeadlineTimer, JUMP_THRESHOLD_MS, type ClockJump } from './timer.js';
 import { type Clock } from '../clock.js';
+import { errorMessage } from '../errors.js';
+import { Emitter } from '../events.js';
+import type { Logger } from '../log.js';
 
 export type DueTrigger = 'schedule' | 'catch-up';
 export type MissedCause = 'down' | 'clock-jump' | 'late';
@@ -32,11 +35,16 @@ export interface SchedulerDeps {
    * catch-up the moment up to which the missed instants were counted): the scheduler decides it.
    */
   onDue: (job: Job, instant: number, trigger: DueTrigger, repeat: boolean, cursorTo: number) => void;
-  onMissed?: (job: Job, firstMissed: number, count: number, catchUp: boolean, cause: MissedCause) => void;
-  /** A step of the wall clock, before any job is re-planned for it. */
-  onClockJump?: (jump: ClockJump) => void;
-  onError?: (err: unknown, job: string) => void;
+  log: Logger;
 }
+
+/** What the scheduler tells the others. */
+export type SchedulerEvents = {
+  /** Instants that passed without a run (`count` from `first`), and whether one catch-up runs for them. */
+  missed: { job: Job; first: number; count: number; catchUp: boolean; cause: MissedCause };
+  /** A step of the wall clock, before any job is re-planned for it. */
+  'clock-jump': ClockJump;
+};
 
 // Counting missed instants after a long downtime is bounded; an every-second job down for a
 // month would otherwise cost millions of iterations at start-up.
@@ -58,15 +66,17 @@ interface Repeat {
 }
 
 export class Scheduler {
+  readonly events: Emitter<SchedulerEvents>;
   private readonly jobs = new Map<string, Job>();
   private readonly timer: DeadlineTimer<string>;
   private readonly repeats = new Map<string, Repeat>();
 
   constructor(private readonly deps: SchedulerDeps) {
+    this.events = new Emitter((err, event) => deps.log.error({ event, err: errorMessage(err) }, 'a listener of the scheduler failed'));
     this.timer = new DeadlineTimer<string>(
       (name, at) => this.due(name, at),
       deps.clock,
-      (err, name) => deps.onError?.(err, name),
+      (err, name) => this.failed(err, name),
       (jump) => this.clockJumped(jump),
     );
   }
@@ -116,7 +126,7 @@ export class Scheduler {
     }
     // Instants a late timer passed over are covered by the run it just started: never a catch-up.
     const catchUp = cause !== 'late' && (job.spec.catchUp || runOnce);
-    this.deps.onMissed?.(job, first, count, catchUp, cause);
+    this.events.emit('missed', { job, first, count, catchUp, cause });
     // The gap is consumed either way: a restart must not catch up the same gap again. For a
     // catch-up, the run's own row moves the cursor to `now` (not to the moment the row is written,
     // which may be seconds later on a busy machine: instants in between would be lost unrecorded),
@@ -125,16 +135,16 @@ export class Scheduler {
     else this.deps.store.jobs.setCursor(job.name, now);
   }
 
+  private failed(err: unknown, job: string): void {
+    this.deps.log.error({ job, err: errorMessage(err) }, 'scheduling failed');
+  }
+
   /**
    * The wall clock stepped (see the module comment). Runs inside the timer's fire, before any
    * deadline is fired, so no instant is dispatched on the old time.
    */
   private clockJumped(jump: ClockJump): void {
-    try {
-      this.deps.onClockJump?.(jump);
-    } catch (err) {
-      this.deps.onError?.(err, '*');
-    }
+    this.events.emit('clock-jump', jump);
     const now = this.deps.clock.now();
     const runnable = (job: Job, state: { paused: number | boolean } | undefined): boolean =>
       !!state && !!job.schedule && job.spec.enabled && job.managed && !state.paused;
@@ -153,7 +163,7 @@ export class Scheduler {
             this.deps.onDue(job, late, 'schedule', false, late);
           }
         } catch (err) {
-          this.deps.onError?.(err, job.name);
+          this.failed(err, job.name);
         }
       }
     }
@@ -179,7 +189,7 @@ export class Scheduler {
           }
           this.arm(job);
         } catch (err) {
-          this.deps.onError?.(err, job.name);
+          this.failed(err, job.name);
         }
       }
     });
@@ -187,7 +197,7 @@ export class Scheduler {
       try {
         this.deps.onDue(job, instant, 'catch-up', false, countedTo);
       } catch (err) {
-        this.deps.onError?.(err, job.name);
+        this.failed(err, job.name);
       }
       this.arm(job);
     }
@@ -276,7 +286,7 @@ export class Scheduler {
       // never an instant that left no trace.
       if (!rep) this.accountMissed(job, at, this.deps.clock.now(), 'late', []);
     } catch (err) {
-      this.deps.onError?.(err, job.name);
+      this.failed(err, job.name);
     } finally {
       this.arm(job, at);
     }

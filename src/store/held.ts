@@ -7,6 +7,7 @@
 import { statfsSync } from 'node:fs';
 import { elapsedMs, wallNow } from '../clock.js';
 import { errorMessage } from '../errors.js';
+import { Emitter } from '../events.js';
 import type { RunRow } from './rows.js';
 import { StoreError, type Sql } from './sql.js';
 
@@ -79,7 +80,8 @@ export class Held {
   private count = 0;
   private lastFlushTry = -Infinity;
   private retryTimer: NodeJS.Timeout | null = null;
-  private readonly listeners: Array<(ev: DiskFullEvent) => void> = [];
+  /** The start and the end of disk-full episodes of the state folder. */
+  readonly events = new Emitter<{ 'disk-full': DiskFullEvent }>();
   private closed = false;
   /** Retry interval while full (tests lengthen it to say themselves when to try again). */
   retryMs = DISK_FULL_RETRY_MS;
@@ -89,11 +91,6 @@ export class Held {
     private readonly stateDir: string,
     private readonly deps: HeldDeps,
   ) {}
-
-  /** Listens for the start and the end of disk-full episodes of the state folder. */
-  onDiskFull(fn: (ev: DiskFullEvent) => void): void {
-    this.listeners.push(fn);
-  }
 
   /** The episode under way, with how much waits in memory to be written. */
   diskFull(): { since: number; error: string; held: number } | null {
@@ -286,12 +283,7 @@ export class Held {
   }
 
   private emit(ev: DiskFullEvent): void {
-    for (const fn of this.listeners) {
-      try {
-        fn(ev);
-      } catch {
-        // a listener's failure must not turn a full disk into a lost write
-      }
-    }
+    // A listener that throws is its own fault (the emitter contains it): a full disk must not become a lost write.
+    this.events.emit('disk-full', ev);
   }
 }

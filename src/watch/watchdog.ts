@@ -11,6 +11,7 @@ import { ALERTING_OUTCOMES, isHealTrigger, type AlertKind } from '../model.js';
 import { DeadlineTimer, type ClockJump } from '../schedule/timer.js';
 import { type Clock } from '../clock.js';
 import { errorMessage } from '../errors.js';
+import { Emitter } from '../events.js';
 
 const EXTERNAL_DEFAULT_GRACE = 5 * 60_000;
 
@@ -19,10 +20,14 @@ export interface WatchdogDeps {
   clock: Clock;
   log: Logger;
   getJob: (name: string) => Job | undefined;
-  /** A new or counted alert; `isNew` and not folded is what may page. */
-  onAlert?: (alert: AlertRow, isNew: boolean) => void;
-  onResolved?: (alerts: AlertRow[]) => void;
 }
+
+/** What the watchdog tells the others. */
+export type WatchdogEvents = {
+  /** A new or counted alert; `isNew` and not folded is what may page. */
+  alert: { alert: AlertRow; isNew: boolean };
+  resolved: AlertRow[];
+};
 
 /** How late a success may be: explicit heartbeat.grace, else enough for the job's own timeout and retries. */
 export function graceOf(job: Job): number {
@@ -45,6 +50,7 @@ export function judgedByHeal(job: Job, trigger: string): boolean {
 }
 
 export class Watchdog {
+  readonly events: Emitter<WatchdogEvents>;
   private readonly timer: DeadlineTimer<Key>;
   /** Per job: the moment its clock (re)started — boot, added, resumed. Nothing before it can be "missed". */
   private readonly clockStart = new Map<string, number>();
@@ -52,6 +58,7 @@ export class Watchdog {
   private readonly expected = new Map<string, number>();
 
   constructor(private readonly deps: WatchdogDeps) {
+    this.events = new Emitter((err, event) => deps.log.error({ event, err: errorMessage(err) }, 'a listener of the watchdog failed'));
     this.timer = new DeadlineTimer<Key>(
       (key, at) => this.due(key, at),
       deps.clock,
@@ -335,7 +342,7 @@ export class Watchdog {
       `${isNew ? 'alert raised' : 'alert occurred again'}: ${job.name} ${kind}${foldedUnder ? ` (blocked by ${foldedUnder.split(':')[0]})` : ''}`,
     );
     try {
-      this.deps.onAlert?.(alert, isNew);
+      this.events.emit('alert', { alert, isNew });
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'alert listener failed');
     }
@@ -368,7 +375,7 @@ export class Watchdog {
       }
       this.deps.log.warn({ job: alert.job, alert: alert.id }, `alert no longer blocked by ${dependency}: ${alert.job} ${alert.kind}`);
       try {
-        this.deps.onAlert?.(alert, true);
+        this.events.emit('alert', { alert, isNew: true });
       } catch (err) {
         this.deps.log.error({ err: errorMessage(err) }, 'alert listener failed');
       }
@@ -384,7 +391,7 @@ export class Watchdog {
     const job = this.deps.getJob(alert.job);
     if (job) this.armMissed(job);
     try {
-      this.deps.onResolved?.(resolved);
+      this.events.emit('resolved', resolved);
     } catch (err) {
       this.deps.log.error({ err: errorMessage(err) }, 'resolve listener failed');
     }
@@ -396,7 +403,7 @@ export class Watchdog {
     this.unfoldDependents(job.name);
     this.deps.log.info({ job: job.name, alerts: resolved.map((a) => a.id) }, `alerts resolved (self-recovered): ${why}`);
     try {
-      this.deps.onResolved?.(resolved);
+      this.events.emit('resolved', resolved);
     } catch (err) {
       this.deps.log.error({ err: errorMessage(err) }, 'resolve listener failed');
     }

@@ -15,7 +15,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Daemon } from '../../src/daemon.js';
 import { homePaths } from '../../src/config/paths.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, silentLogger } from '../../src/log.js';
 import { Scheduler } from '../../src/schedule/scheduler.js';
 import { Store } from '../../src/store/store.js';
 import { clockWatch } from '../../src/schedule/timer.js';
@@ -334,6 +334,7 @@ describe('the scheduler after a step back, for fixed-time and wildcard jobs (Deb
         due.push({ job: j.name, at, repeat });
         store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
       },
+      log: silentLogger,
     });
     try {
       s.start(specs);
@@ -384,8 +385,9 @@ describe('the scheduler after a step forward', () => {
         due.push({ job: j.name, at, trigger });
         store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
       },
-      onMissed: (j, first, count, catchUp) => missed.push({ job: j.name, first, count, catchUp }),
+      log: silentLogger,
     });
+    s.events.on('missed', ({ job, first, count, catchUp }) => missed.push({ job: job.name, first, count, catchUp }));
     try {
       s.start(specs);
       // An NTP step of +1.5 s a moment before 03:00: the 03:00 timer notices it when it fires.

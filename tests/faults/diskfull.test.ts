@@ -432,7 +432,7 @@ describe('records held in memory', () => {
     cleanups.push(() => store.close());
     store.held.retryMs = 600_000; // the test says when to try again
     const episodes: DiskFullEvent[] = [];
-    store.held.onDiskFull((ev) => episodes.push(ev));
+    store.held.events.on('disk-full', (ev) => episodes.push(ev));
     const flaky = job('flaky', { command: ['sh', '-c', 'echo nope; exit 3'], retries: { count: 1, delay: '200ms' } }, dir);
     const finished: RunRow[] = [];
     const sup = new Supervisor({
@@ -443,8 +443,8 @@ describe('records held in memory', () => {
       log: silentLogger,
       lookup: () => flaky,
       leash: () => testLeash(dir),
-      onFinished: (r) => finished.push(r),
     });
+    sup.events.on('run-finished', (r) => finished.push(r));
     cleanups.push(() => void sup.shutdown());
     const first = await sup.runManual(flaky);
     await waitFor(

@@ -303,10 +303,10 @@ describe('DigestService', () => {
       getKill: () => KILL_OFF,
       clock: { now: () => Date.now() },
       log: silentLogger,
-      onSent: (r) => sent.push(r),
       mailTimeoutMs: 2000,
       ...extra,
     });
+    svc.events.on('handled', (r) => sent.push(r));
     services.push(svc);
     return {
       home,

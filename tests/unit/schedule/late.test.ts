@@ -1,5 +1,6 @@
 // A scheduler whose timers fire late (a busy machine blocks the event loop), with and without a
 // step of the wall clock meanwhile: every instant is either run or recorded as missed, once.
+import { silentLogger } from '../../../src/log.js';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Scheduler, type MissedCause } from '../../../src/schedule/scheduler.js';
@@ -31,8 +32,9 @@ async function scenario(stepMs: number): Promise<{ due: number[]; missed: Array<
       due.push(at);
       store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
     },
-    onMissed: (_j, first, count, _catchUp, cause) => missed.push({ first, count, cause }),
+    log: silentLogger,
   });
+  s.events.on('missed', ({ first, count, cause }) => missed.push({ first, count, cause }));
   s.start([job('sec', { every: '1s', command: ['true'] })]);
   blockFor(4700);
   offset += stepMs;
