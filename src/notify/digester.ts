@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import {
   addDays,
   composeDigest,
+  digestFacts,
   digestDate,
   digestInstant,
   digestSchedule,
@@ -317,7 +318,7 @@ export class DigestService {
     const now = this.deps.clock.now();
     const window = digestWindow(policy, date);
     const d = composeDigest({
-      store,
+      facts: digestFacts(store, window),
       jobs: this.deps.getJobs(),
       policy,
       kill: this.deps.getKill(),

@@ -1,6 +1,7 @@
 // The daily digest, composed from SQLite rows alone: every number in it is a count of rows the
-// operator can find again with `nightshift history`, `alerts` or `heals`. Pure: no clock, no
-// files, no network — the DigestService decides when, where and how it goes out.
+// operator can find again with `nightshift history`, `alerts` or `heals`. `digestFacts` reads
+// those rows; `composeDigest` is pure: no store, no clock, no files, no network — the
+// DigestService decides when, where and how it goes out.
 import { parseCron } from '../schedule/cron.js';
 import type { Job } from '../config/home.js';
 import type { KillState } from '../control/killswitch.js';
@@ -8,7 +9,7 @@ import type { Containment } from '../run/launch.js';
 import { byName } from '../names.js';
 import { formatInstant, nextAfter, type Schedule } from '../schedule/instants.js';
 import type { Policy } from '../config/schema.js';
-import type { AlertRow, RunRow, Store } from '../store/store.js';
+import type { AlertRow, DigestRow, EventRow, JobStateRow, PageRow, RunRow, Store } from '../store/store.js';
 import { FAILED_OUTCOMES } from '../model.js';
 import { oneLine } from '../text.js';
 import { systemTimeZone } from '../schedule/timezone.js';
@@ -41,8 +42,38 @@ export interface DigestWindow {
   to: number;
 }
 
+/** The rows a digest is made of: everything composeDigest knows about the state. */
+export interface DigestFacts {
+  /** Alerts open now. */
+  openAlerts: AlertRow[];
+  /** Alerts opened or resolved in the window. */
+  windowAlerts: AlertRow[];
+  /** Runs created in the window. */
+  runs: RunRow[];
+  jobStates: Map<string, JobStateRow>;
+  /** Kill-switch flips and deadman pings journaled in the window. */
+  killFlips: EventRow[];
+  deadmanPings: EventRow[];
+  pages: PageRow[];
+  unsentDigests: DigestRow[];
+}
+
+/** Reads the rows of a digest's window (and what is open now) from the store. */
+export function digestFacts(store: Store, window: DigestWindow): DigestFacts {
+  return {
+    openAlerts: store.alerts.open(),
+    windowAlerts: store.alerts.between(window.from, window.to),
+    runs: store.runs.between(window.from, window.to),
+    jobStates: store.jobs.all(),
+    killFlips: store.journal.between(window.from, window.to, 'kill-switch'),
+    deadmanPings: store.journal.between(window.from, window.to, 'deadman'),
+    pages: store.pages.between(window.from, window.to),
+    unsentDigests: store.digests.unsent(),
+  };
+}
+
 export interface DigestInput {
-  store: Store;
+  facts: DigestFacts;
   jobs: Map<string, Job>;
   policy: Policy;
   kill: KillState;
@@ -180,12 +211,12 @@ export function verdictFor(totalJobs: number, needsYou: number, kill: KillState)
 }
 
 export function composeDigest(input: DigestInput): ComposedDigest {
-  const { store, jobs, policy, kill, date, window, now } = input;
+  const { facts, jobs, policy, kill, date, window, now } = input;
   const heals = input.heals ?? [];
   const tz = digestZone(policy);
   const t = (ms: number): string => when(ms, tz);
 
-  const open = store.alerts.open();
+  const open = facts.openAlerts;
   const unfolded = open.filter((a) => a.folded_under === null);
   // A job whose alert is folded under a dependency that no longer has an open alert needs you too.
   const blockingJobs = new Set(unfolded.map((a) => a.job));
@@ -195,18 +226,18 @@ export function composeDigest(input: DigestInput): ComposedDigest {
   // Healthy jobs with no fix able to run is not an all-clear either.
   const verdict = verdictFor(jobs.size, needsYou, kill) + (contained && !contained.ok ? '; no fix can run (no sandbox)' : '');
 
-  const runs = store.runs.between(window.from, window.to);
+  const runs = facts.runs;
   const sections: Section[] = [
     needsYouSection(open, unfolded, heals, t),
     healSection(heals, t),
     runsSection(runs, t),
     precheckSection(runs),
-    pausedSection(store, jobs, t),
-    alertsSection(store.alerts.between(window.from, window.to), window, t),
-    killSection(store, kill, window, t, contained),
-    watcherSection(store, policy, window, t),
-    unsentSection(store, date, t),
-    nextSection(store, jobs, now, t),
+    pausedSection(facts.jobStates, jobs, t),
+    alertsSection(facts.windowAlerts, window, t),
+    killSection(facts.killFlips, kill, t, contained),
+    watcherSection(facts, policy, t),
+    unsentSection(facts.unsentDigests, date, t),
+    nextSection(facts.jobStates, jobs, now, t),
   ];
   const intro = `nightshift digest for ${date}, covering ${t(window.from)} to ${t(window.to)} (${hours(window.to - window.from)}; times in ${tz}).`;
   return { verdict, needsYou, text: renderText(verdict, intro, sections), html: renderHtml(verdict, intro, sections) };
@@ -367,10 +398,10 @@ function precheckSection(runs: RunRow[]): Section {
   return s.build();
 }
 
-function pausedSection(store: Store, jobs: Map<string, Job>, t: (ms: number) => string): Section {
+function pausedSection(states: Map<string, JobStateRow>, jobs: Map<string, Job>, t: (ms: number) => string): Section {
   const s = new SectionBuilder('Paused jobs');
   const items: string[] = [];
-  for (const st of [...store.jobs.all().values()].sort((a, b) => byName(a.job, b.job))) {
+  for (const st of [...states.values()].sort((a, b) => byName(a.job, b.job))) {
     if (st.paused !== 1 || !jobs.has(st.job)) continue;
     items.push(`${st.job}: paused${st.paused_at !== null ? ` since ${t(st.paused_at)}` : ''} (resume with: nightshift resume ${st.job})`);
   }
@@ -399,14 +430,13 @@ function alertsSection(rows: AlertRow[], w: DigestWindow, t: (ms: number) => str
   return s.build();
 }
 
-function killSection(store: Store, kill: KillState, w: DigestWindow, t: (ms: number) => string, contained?: Containment): Section {
+function killSection(flips: EventRow[], kill: KillState, t: (ms: number) => string, contained?: Containment): Section {
   const s = new SectionBuilder('Kill switch');
   s.add(kill.halted ? `now ON${kill.since !== null ? ` since ${t(kill.since)}` : ''}: ${oneLine(kill.reason)}` : 'now off');
   if (contained && !contained.ok)
     s.add(
       `containment UNAVAILABLE: jobs run uncontained and no fix, brain or probe runs (heal outcome uncontained) — ${oneLine(contained.reason, 400)}`,
     );
-  const flips = store.journal.between(w.from, w.to, 'kill-switch');
   if (flips.length === 0) s.add('not switched in this window');
   else {
     s.add(`switched ${plural(flips.length, 'time')} in this window:`);
@@ -418,9 +448,9 @@ function killSection(store: Store, kill: KillState, w: DigestWindow, t: (ms: num
   return s.build();
 }
 
-function watcherSection(store: Store, policy: Policy, w: DigestWindow, t: (ms: number) => string): Section {
+function watcherSection(facts: DigestFacts, policy: Policy, t: (ms: number) => string): Section {
   const s = new SectionBuilder('Pages and deadman');
-  const pages = store.pages.between(w.from, w.to);
+  const pages = facts.pages;
   if (pages.length === 0) s.add('nobody was paged');
   else {
     s.add(`${plural(pages.length, 'page')}: ${outcomeWords(countBy(pages.map((p) => p.outcome ?? 'running')))}`);
@@ -432,7 +462,7 @@ function watcherSection(store: Store, policy: Policy, w: DigestWindow, t: (ms: n
       1,
     );
   }
-  const pings = store.journal.between(w.from, w.to, 'deadman');
+  const pings = facts.deadmanPings;
   const failed = pings.filter((e) => !isOkEvent(e.data));
   if (pings.length === 0) s.add(policy.deadman ? 'deadman: no ping in this window' : 'deadman: not configured (policy.deadman)');
   else {
@@ -451,12 +481,9 @@ function isOkEvent(data: string | null): boolean {
   }
 }
 
-function unsentSection(store: Store, date: string, t: (ms: number) => string): Section {
+function unsentSection(unsent: DigestRow[], date: string, t: (ms: number) => string): Section {
   const s = new SectionBuilder('Digests not sent');
-  const rows = store.digests
-    .unsent()
-    .filter((d) => d.date !== date && d.last_error !== null)
-    .reverse();
+  const rows = unsent.filter((d) => d.date !== date && d.last_error !== null).reverse();
   if (rows.length === 0) s.add('none');
   s.addList(
     rows.map((d) => {
@@ -467,10 +494,9 @@ function unsentSection(store: Store, date: string, t: (ms: number) => string): S
   return s.build();
 }
 
-function nextSection(store: Store, jobs: Map<string, Job>, now: number, t: (ms: number) => string): Section {
+function nextSection(states: Map<string, JobStateRow>, jobs: Map<string, Job>, now: number, t: (ms: number) => string): Section {
   const s = new SectionBuilder('Next 24 hours');
   const until = now + DAY_MS;
-  const states = store.jobs.all();
   const items: Array<{ name: string; count: number; first: number; capped: boolean }> = [];
   const paused: string[] = [];
   let idle = 0;

@@ -1,5 +1,5 @@
 // `nightshift digest`: print (and --send) the daily digest for a day
-import { composeDigest, digestDate, digestWindow, digestZone } from '../../report/digest.js';
+import { composeDigest, digestDate, digestFacts, digestWindow, digestZone } from '../../report/digest.js';
 import { DigestService } from '../../notify/digester.js';
 import { containment } from '../../run/launch.js';
 import { createLogger } from '../../log.js';
@@ -57,7 +57,7 @@ export const digestCommand: Command = {
     try {
       const window = digestWindow(home.policy, date);
       const d = composeDigest({
-        store,
+        facts: digestFacts(store, window),
         jobs: home.jobs,
         policy: home.policy,
         kill,

@@ -6,7 +6,17 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { addDays, composeDigest, countFlips, digestDate, digestInstant, digestWindow, oneLine } from '../../../src/report/digest.js';
+import {
+  addDays,
+  composeDigest,
+  countFlips,
+  digestDate,
+  digestFacts,
+  digestInstant,
+  digestWindow,
+  oneLine,
+  type DigestInput,
+} from '../../../src/report/digest.js';
 import { DigestService, digestFile, type DigestRunResult } from '../../../src/notify/digester.js';
 import { compileJob, type Job } from '../../../src/config/home.js';
 import { homePaths, type HomePaths } from '../../../src/config/paths.js';
@@ -68,6 +78,10 @@ function run(store: Store, job: string, outcome: RunOutcome, at: number, reason?
 function lineWith(text: string, needle: string): string | undefined {
   return text.split('\n').find((l) => l.includes(needle));
 }
+
+/** The digest of what the store holds now (the way the service and the command read it). */
+const compose = ({ store, ...rest }: Omit<DigestInput, 'facts'> & { store: Store }): ReturnType<typeof composeDigest> =>
+  composeDigest({ ...rest, facts: digestFacts(store, rest.window) });
 
 describe('the digest window', () => {
   const zurich = policy({ timezone: 'Europe/Zurich', digest: { at: '07:00' } });
@@ -168,9 +182,52 @@ describe('composing the digest from SQLite rows', () => {
     return { store, jobs, home, marker };
   }
 
+  it('is composed from the facts alone: rows written by hand, no store, give the same sections', () => {
+    const home = dir();
+    const jobs = jobsOf(home, pol, { export: { schedule: '0 * * * *', command: ['true'] }, idle: { command: ['true'] } });
+    const alert = {
+      id: 1,
+      fingerprint: 'export:failed',
+      job: 'export',
+      kind: 'failed' as const,
+      opened_at: at('2026-03-29T01:00:00Z'),
+      last_seen_at: at('2026-03-29T01:00:00Z'),
+      count: 1,
+      message: 'exit 3',
+      run_id: null,
+      exit_code: 3,
+      output_tail: null,
+      folded_under: null,
+      resolved_at: null,
+      resolution: null,
+    };
+    const d = composeDigest({
+      facts: {
+        openAlerts: [alert],
+        windowAlerts: [alert],
+        runs: [],
+        jobStates: new Map([['idle', { job: 'idle', cursor: 0, paused: 1, paused_at: at('2026-03-28T12:00:00Z'), first_seen: 0 }]]),
+        killFlips: [],
+        deadmanPings: [],
+        pages: [{ id: 1, fingerprint: 'export:failed', event: 'alert', at: at('2026-03-29T01:00:05Z'), outcome: 'sent', detail: null }],
+        unsentDigests: [],
+      },
+      jobs,
+      policy: pol,
+      kill: KILL_OFF,
+      date,
+      window: w,
+      now: w.to,
+    });
+    expect(d.verdict).toBe('1 job needs you');
+    expect(lineWith(d.text, 'idle: paused since')).toContain('2026-03-28 13:00');
+    expect(d.text).toContain('1 opened, 0 resolved');
+    expect(lineWith(d.text, '1 page')).toContain('1 sent');
+  });
+
   it('opens with a verdict a non-coder understands: jobs with an open, unfolded alert need you', () => {
     const { store, jobs } = fill();
-    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     // export and db-backup; report is folded under db-backup and is not counted on its own.
     expect(d.verdict).toBe('2 jobs need you');
     expect(d.text.split('\n')[0]).toBe('2 jobs need you');
@@ -180,9 +237,9 @@ describe('composing the digest from SQLite rows', () => {
     const home = dir();
     const empty = openStore(homePaths(home));
     const three = jobsOf(home, pol, { a: { command: ['true'] }, b: { command: ['true'] }, c: { command: ['true'] } });
-    const ok = composeDigest({ store: empty, jobs: three, policy: pol, kill: KILL_OFF, date, window: w, now: w.to });
+    const ok = compose({ store: empty, jobs: three, policy: pol, kill: KILL_OFF, date, window: w, now: w.to });
     expect(ok.text.split('\n')[0]).toBe('All 3 jobs healthy');
-    const halted = composeDigest({
+    const halted = compose({
       store: empty,
       jobs: three,
       policy: pol,
@@ -196,7 +253,7 @@ describe('composing the digest from SQLite rows', () => {
 
   it('every number matches the rows: runs by outcome, flips, pre-check skips, alerts, kill switch, deadman, pages', () => {
     const { store, jobs } = fill();
-    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     const inWindow = store.runs.between(w.from, w.to);
     expect(inWindow).toHaveLength(12);
     expect(d.text).toContain('- 12 runs: 5 ok, 3 failed, 1 timeout, 3 skipped-precheck');
@@ -226,7 +283,7 @@ describe('composing the digest from SQLite rows', () => {
 
   it('folded alerts are shown under their dependency, as "blocked by"', () => {
     const { store, jobs } = fill();
-    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     const lines = d.text.split('\n');
     const dep = lines.findIndex((l) => l.startsWith('- db-backup: failed since'));
     expect(dep).toBeGreaterThan(0);
@@ -237,14 +294,14 @@ describe('composing the digest from SQLite rows', () => {
     // The dependency recovered first: its folded alerts stay visible, still under its name, and
     // the job they belong to now needs you itself (export + report).
     store.alerts.resolve('db-backup', w.to - 1000, 'self-recovered');
-    const later = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    const later = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     expect(later.verdict).toBe('2 jobs need you');
     expect(later.text).toMatch(/- blocked by db-backup \(which has no open alert now\):\n {4}- report: missed since/);
   });
 
   it('alert text is data: one line in the text part, escaped in HTML, never run', () => {
     const { store, jobs, marker } = fill();
-    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     const line = lineWith(d.text, '- export: failed since')!;
     expect(line).toContain(`lock held ⏎ <script>alert(1)</script> $(touch ${marker}) \`touch ${marker}\` & "q" 'q'`);
     expect(d.html).not.toContain('<script>');
@@ -262,7 +319,7 @@ describe('composing the digest from SQLite rows', () => {
 
   it('lists the next 24 hours per job: managed, enabled, not paused; counts from the schedule module', () => {
     const { store, jobs } = fill();
-    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     const section = d.text.slice(d.text.indexOf('Next 24 hours'));
     // agent-sync every 15m: 96; export hourly: 24; db-backup and report daily: 1 each. cleanup is paused.
     expect(section).toContain('- 122 scheduled runs of 4 jobs');
@@ -281,7 +338,7 @@ describe('composing the digest from SQLite rows', () => {
       { at: w.from + 2 * H, job: 'export', rule: 'stale-lock', outcome: 'rolled-back', detail: 'probe failed' },
       { at: w.from + 3 * H, job: 'db-backup', rule: 'restart-pg', outcome: 'awaiting-approval' },
     ];
-    const d = composeDigest({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to, heals });
+    const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to, heals });
     expect(d.text).toContain('- 2 heal attempts: 1 fixed-verified, 1 rolled-back');
     expect(d.text).toContain('- waiting for your approval: 1\n    - 2026-03-28 10:00 db-backup by rule restart-pg: awaiting-approval');
   });
@@ -409,7 +466,7 @@ describe('DigestService', () => {
     expect(row.next_attempt_at).not.toBeNull();
 
     // The next day's digest reports the failure.
-    const next = composeDigest({
+    const next = compose({
       store: t.store,
       jobs: new Map(),
       policy: t.getPolicy(),
