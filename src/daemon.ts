@@ -171,6 +171,7 @@ export class Daemon {
       this.scheduler = new Scheduler({
         store: this.store,
         clock: this.clock,
+        jobs: () => this.jobs,
         onDue: (job, instant, trigger, repeat, cursorTo) => this.supervisor.dispatchScheduled(job, instant, trigger, repeat, cursorTo),
         log,
       });
@@ -302,7 +303,7 @@ export class Daemon {
       this.retention.start();
       this.deadman.start();
       this.digests.start();
-      this.scheduler.start(this.jobs.values());
+      this.scheduler.start();
       this.supervisor.armPendingRetries();
       this.healer.start();
 

@@ -29,6 +29,8 @@ export type MissedCause = 'down' | 'clock-jump' | 'late';
 export interface SchedulerDeps {
   store: Store;
   clock: Clock;
+  /** The jobs as the daemon holds them now (its one map: the scheduler keeps no copy). */
+  jobs: () => ReadonlyMap<string, Job>;
   /**
    * `repeat`: the instant came round again after the clock went back; it may already have its run.
    * `cursorTo`: where the job's cursor moves with the run's row (the instant itself, or for a
@@ -67,7 +69,6 @@ interface Repeat {
 
 export class Scheduler {
   readonly events: Emitter<SchedulerEvents>;
-  private readonly jobs = new Map<string, Job>();
   private readonly timer: DeadlineTimer<string>;
   private readonly repeats = new Map<string, Repeat>();
 
@@ -85,19 +86,18 @@ export class Scheduler {
    * Registers all jobs at start-up. A job whose schedule passed an instant while the daemon was
    * down gets one catch-up run if it asks for it (systemd Persistent=); the others start afresh.
    */
-  start(jobs: Iterable<Job>): void {
+  start(): void {
     const now = this.deps.clock.now();
     // One transaction for the bookkeeping of every job; catch-up runs start only after it has
     // committed, so that no process ever runs before its row is on disk.
     const catchUps: CatchUp[] = [];
-    this.deps.store.batch(() => this.prepare(jobs, now, catchUps));
+    this.deps.store.batch(() => this.prepare(this.deps.jobs().values(), now, catchUps));
     for (const c of catchUps) this.deps.onDue(c.job, c.instant, 'catch-up', false, c.countedTo);
     this.timer.start();
   }
 
   private prepare(jobs: Iterable<Job>, now: number, catchUps: CatchUp[]): void {
     for (const job of jobs) {
-      this.jobs.set(job.name, job);
       const state = this.deps.store.jobs.ensure(job.name, now);
       if (!job.schedule || !job.spec.enabled || !job.managed || state.paused) {
         // Nothing of these is "missed": their clock starts afresh when they become due again.
@@ -152,7 +152,7 @@ export class Scheduler {
       // Instants up to the step were due anyway: the step is only noticed when a timer fires (up
       // to a minute later), often the very timer of such an instant. The latest of them runs now,
       // as a late timer runs it; only what lies beyond the step was skipped by it.
-      for (const job of this.jobs.values()) {
+      for (const job of this.deps.jobs().values()) {
         try {
           const state = this.deps.store.jobs.get(job.name);
           if (!runnable(job, state)) continue;
@@ -169,7 +169,7 @@ export class Scheduler {
     }
     const catchUps: CatchUp[] = [];
     this.deps.store.batch(() => {
-      for (const job of this.jobs.values()) {
+      for (const job of this.deps.jobs().values()) {
         try {
           const state = this.deps.store.jobs.get(job.name);
           this.repeats.delete(job.name);
@@ -212,25 +212,16 @@ export class Scheduler {
     this.timer.stop();
   }
 
-  /** Adds or replaces a job (hot reload). A running process of the job is not this module's business. */
+  /** A job was added or changed (hot reload; the daemon's map has it already): planned afresh. A running process of it is not this module's business. */
   upsert(job: Job): void {
     this.deps.store.jobs.ensure(job.name, this.deps.clock.now());
-    this.jobs.set(job.name, job);
     this.arm(job);
   }
 
+  /** A job was removed (from the daemon's map already): its next instant is forgotten. */
   remove(name: string): void {
-    this.jobs.delete(name);
     this.repeats.delete(name);
     this.timer.delete(name);
-  }
-
-  get(name: string): Job | undefined {
-    return this.jobs.get(name);
-  }
-
-  all(): Job[] {
-    return [...this.jobs.values()];
   }
 
   nextRun(name: string): number | undefined {
@@ -244,7 +235,7 @@ export class Scheduler {
 
   /** Re-computes a job's next instant from its cursor (after pause/resume or a clock change). */
   rearm(name: string): void {
-    const job = this.jobs.get(name);
+    const job = this.deps.jobs().get(name);
     if (job) this.arm(job);
   }
 
@@ -275,7 +266,7 @@ export class Scheduler {
   }
 
   private due(name: string, at: number): void {
-    const job = this.jobs.get(name);
+    const job = this.deps.jobs().get(name);
     if (!job) return;
     const rep = this.repeats.get(name);
     try {

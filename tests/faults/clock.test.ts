@@ -335,9 +335,10 @@ describe('the scheduler after a step back, for fixed-time and wildcard jobs (Deb
         store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
       },
       log: silentLogger,
+      jobs: () => new Map(specs.map((j) => [j.name, j])),
     });
     try {
-      s.start(specs);
+      s.start();
       const at0230 = Date.UTC(2026, 5, 10, 2, 30);
       await waitFor(() => due.some((d) => d.job === 'nightly'), 5_000, 'the 02:30 run');
       expect(due.filter((d) => d.job === 'nightly')).toEqual([{ job: 'nightly', at: at0230, repeat: false }]);
@@ -386,10 +387,11 @@ describe('the scheduler after a step forward', () => {
         store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
       },
       log: silentLogger,
+      jobs: () => new Map(specs.map((j) => [j.name, j])),
     });
     s.events.on('missed', ({ job, first, count, catchUp }) => missed.push({ job: job.name, first, count, catchUp }));
     try {
-      s.start(specs);
+      s.start();
       // An NTP step of +1.5 s a moment before 03:00: the 03:00 timer notices it when it fires.
       offset += 1500;
       await waitFor(() => due.some((d) => d.job === 'daily'), 5_000, 'the 03:00 run');

@@ -25,6 +25,7 @@ async function scenario(stepMs: number): Promise<{ due: number[]; missed: Array<
   const clock = { now: () => Math.round(start + (performance.now() - p0) + offset) };
   const due: number[] = [];
   const missed: Array<{ first: number; count: number; cause: MissedCause }> = [];
+  const jobs = new Map([['sec', job('sec', { every: '1s', command: ['true'] })]]);
   const s = new Scheduler({
     store,
     clock,
@@ -33,9 +34,10 @@ async function scenario(stepMs: number): Promise<{ due: number[]; missed: Array<
       store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
     },
     log: silentLogger,
+    jobs: () => jobs,
   });
   s.events.on('missed', ({ first, count, cause }) => missed.push({ first, count, cause }));
-  s.start([job('sec', { every: '1s', command: ['true'] })]);
+  s.start();
   blockFor(4700);
   offset += stepMs;
   await new Promise((r) => setTimeout(r, 1500));
