@@ -31,6 +31,7 @@ import { systemClock, type Clock } from './clock.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from './control/killswitch.js';
 import { killOrphanSandboxes, leashFor, type Leash } from './run/launch.js';
 import { ConfigWatcher, FileWatcher } from './config/watch.js';
+import { HeartbeatFiles } from './watch/heartbeat-files.js';
 import { judgedByHeal, Watchdog } from './watch/watchdog.js';
 import { INSTALL_PARTS, installDigest, installState } from './heal/zone.js';
 import { digestFile, DigestService } from './notify/digester.js';
@@ -63,9 +64,6 @@ export interface LiveJob {
   nextRun: number | null;
 }
 
-/** Heartbeat-file touches are written at most this often per job (see heartbeatFileTouched). */
-const HEARTBEAT_WRITE_MS = 1000;
-
 export class Daemon {
   readonly paths: HomePaths;
   private readonly log: Logger;
@@ -77,14 +75,12 @@ export class Daemon {
   private watcher: ConfigWatcher | null = null;
   private watchdog: Watchdog | null = null;
   private killWatcher: FileWatcher | null = null;
-  private heartbeatWatcher: FileWatcher | null = null;
-  private heartbeatByFile = new Map<string, string>();
+  private heartbeatFiles: HeartbeatFiles | null = null;
   private lastKill: KillState | null = null;
   /** The home and state folders as found at start (device:inode), by path. */
   private folderIds = new Map<string, string | null>();
   private homeLost: string | null = null;
   private homeTimer: NodeJS.Timeout | null = null;
-  private readonly touchThrottle = new Map<string, { last: number; touched: number; trailing: NodeJS.Timeout | null }>();
   private pager: Pager | null = null;
   private deadman: Deadman | null = null;
   private healer: Healer | null = null;
@@ -255,14 +251,15 @@ export class Daemon {
         (err) => log.error({ err: err.message }, 'watching the kill switch failed; it is still checked before every action'),
       );
       await this.killWatcher.start([this.lastKill.path]);
-      this.heartbeatWatcher = new FileWatcher(
-        (file, kind) => {
-          if (kind !== 'unlink') this.heartbeatFileTouched(file);
-        },
-        (err) => log.error({ err: err.message }, 'watching heartbeat files failed'),
-      );
-      await this.heartbeatWatcher.start(this.refreshHeartbeatFiles());
-      this.catchUpHeartbeatFiles();
+      this.heartbeatFiles = new HeartbeatFiles({
+        home: paths.home,
+        clock: this.clock,
+        log,
+        store: this.store,
+        watchdog: this.watchdog,
+        jobs: () => this.jobs,
+      });
+      await this.heartbeatFiles.start();
 
       this.watcher = new ConfigWatcher({
         paths: [paths.jobsDir, paths.rulesDir, paths.protectedDir],
@@ -439,8 +436,7 @@ export class Daemon {
     this.watchdog?.stop();
     await this.watcher?.stop().catch(() => {});
     await this.killWatcher?.stop().catch(() => {});
-    await this.heartbeatWatcher?.stop().catch(() => {});
-    for (const t of this.touchThrottle.values()) if (t.trailing) clearTimeout(t.trailing);
+    await this.heartbeatFiles?.stop();
     await this.control?.stop().catch(() => {});
     try {
       this.store?.close();
@@ -497,7 +493,7 @@ export class Daemon {
           this.store.specs.forget(file);
           this.scheduler.remove(name);
           this.watchdog?.jobRemoved(name);
-          this.heartbeatWatcher?.setFiles(this.refreshHeartbeatFiles());
+          this.heartbeatFiles?.jobsChanged();
           log.info({ job: name, file }, 'job removed (a running process of it is left to finish)');
           this.store.journal.record(this.clock.now(), 'job-removed', name, `job ${name} removed (${file} deleted)`);
         }
@@ -534,7 +530,7 @@ export class Daemon {
       this.store.specs.save([{ file, name, text: r.text, hash: job.hash }], this.clock.now());
       this.scheduler.upsert(job);
       this.watchdog?.jobChanged(job, !prev);
-      this.heartbeatWatcher?.setFiles(this.refreshHeartbeatFiles());
+      this.heartbeatFiles?.jobsChanged();
       const nextRun = this.scheduler.nextRun(name);
       log.info({ job: name, file, nextRun: nextRun ? new Date(nextRun).toISOString() : null }, prev ? 'job changed' : 'job added');
       this.store.journal.record(this.clock.now(), prev ? 'job-changed' : 'job-added', name, `job ${name} ${prev ? 'changed' : 'added'}`);
@@ -707,63 +703,6 @@ export class Daemon {
       void this.supervisor.haltAgents().then((n) => {
         if (n > 0) this.log.warn({ stopped: n }, 'running agent jobs stopped by the kill switch');
       });
-    }
-  }
-
-  /**
-   * heartbeat.file of every job (external ones, and long-running managed ones), resolved against
-   * the home: rebuilt when jobs change, read at every touch (a worker may touch every 200 ms).
-   */
-  private refreshHeartbeatFiles(): IterableIterator<string> {
-    this.heartbeatByFile = new Map();
-    for (const job of this.jobs.values()) {
-      const f = job.spec.heartbeat?.file;
-      if (f) this.heartbeatByFile.set(resolve(this.paths.home, f), job.name);
-    }
-    return this.heartbeatByFile.keys();
-  }
-
-  /**
-   * A worker may touch its file every 200 ms: at most one write a second per job (each is an
-   * fsync), and a trailing one, so that the last touch is always on record within a second — less
-   * than any grace, so no deadline is armed from a touch that is too old.
-   */
-  private heartbeatFileTouched(file: string): void {
-    const name = this.heartbeatByFile.get(file);
-    const job = name ? this.jobs.get(name) : undefined;
-    if (!job) return;
-    const t = this.touchThrottle.get(job.name) ?? { last: 0, touched: 0, trailing: null };
-    this.touchThrottle.set(job.name, t);
-    const now = this.clock.now();
-    t.touched = now;
-    if (now - t.last >= HEARTBEAT_WRITE_MS) {
-      t.last = now;
-      this.watchdog?.heartbeat(job, 'success', 'file');
-      return;
-    }
-    // The trailing write carries the time of the last touch, not its own.
-    t.trailing ??= setTimeout(
-      () => {
-        t.trailing = null;
-        t.last = this.clock.now();
-        const current = this.jobs.get(job.name);
-        if (current) this.watchdog?.heartbeat(current, 'success', 'file', undefined, t.touched);
-      },
-      HEARTBEAT_WRITE_MS - (now - t.last),
-    );
-  }
-
-  /** A heartbeat file touched while the daemon was down counts once at start. */
-  private catchUpHeartbeatFiles(): void {
-    for (const [file, name] of this.heartbeatByFile) {
-      try {
-        const mtime = statSync(file).mtimeMs;
-        const last = this.store.heartbeats.last(name, 'success')?.at ?? 0;
-        const job = this.jobs.get(name);
-        if (job && mtime > last) this.watchdog?.heartbeat(job, 'success', 'file');
-      } catch {
-        // not there yet
-      }
     }
   }
 
