@@ -1,21 +1,10 @@
 // The daemon's wiring, in one place: lock, store, home, scheduler, supervisor, watcher, control
 // socket and systemd notifications. Each piece has start()/stop(); this file decides the order.
 import { mkdirSync, statSync, unlinkSync } from 'node:fs';
-import { basename, dirname, extname, resolve, sep } from 'node:path';
+import { resolve, sep } from 'node:path';
 import { ControlError, ControlServer } from './control/socket.js';
 import { controlRoutes, type ControlActions, type PingKind } from './control/routes.js';
-import {
-  checkDependencies,
-  checkRuleTouches,
-  compileJob,
-  jobFromText,
-  loadHome,
-  loadJobFile,
-  loadPolicyFile,
-  loadRuleFile,
-  type Job,
-  type LoadedRule,
-} from './config/home.js';
+import { type Job, type LoadedRule } from './config/home.js';
 import { type HomePaths } from './config/paths.js';
 import { formatDuration } from './config/duration.js';
 import { StateLock } from './store/lock.js';
@@ -31,6 +20,7 @@ import { systemClock, type Clock } from './clock.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from './control/killswitch.js';
 import { killOrphanSandboxes, leashFor, type Leash } from './run/launch.js';
 import { ConfigWatcher, FileWatcher } from './config/watch.js';
+import { LiveConfig } from './config/live.js';
 import { HeartbeatFiles } from './watch/heartbeat-files.js';
 import { judgedByHeal, Watchdog } from './watch/watchdog.js';
 import { INSTALL_PARTS, installDigest, installState } from './heal/zone.js';
@@ -89,13 +79,7 @@ export class Daemon {
   private control: ControlServer | null = null;
   private notifier: Notifier;
   private watchdogTimer: NodeJS.Timeout | null = null;
-  private jobs = new Map<string, Job>();
-  private rules = new Map<string, LoadedRule>();
-  private policy!: Policy;
-  private policyOk = true;
-  private policySeen = false;
-  /** Problems of files as they are now on disk, by file; the last good version keeps running. */
-  private readonly problems = new Map<string, SpecProblem[]>();
+  private cfg!: LiveConfig;
   private startedAt = 0;
   private stopPromise: Promise<void> | null = null;
 
@@ -116,7 +100,7 @@ export class Daemon {
     this.homeTimer = setInterval(() => this.homeIntact(), 60_000).unref();
     this.lock = StateLock.acquire(paths.lock);
     try {
-      this.store = Store.open(paths.db);
+      this.store = Store.open(paths.db, { log });
       this.store.held.events.on('disk-full', (ev) => this.diskFullChanged(ev));
       const downSince = this.store.life.lastActivityAt();
       this.supervisor = new Supervisor({
@@ -149,42 +133,32 @@ export class Daemon {
           `${interrupted.length} run(s) were interrupted by the previous stop`,
         );
 
-      const home = loadHome(paths);
-      this.policy = home.policy;
-      this.policyOk = home.policyOk;
-      this.policySeen = !home.policyMissing;
-      this.jobs = new Map(home.jobs);
-      this.rules = home.rules;
-      for (const p of home.problems) this.addProblem(p);
-      for (const p of home.problems) log.error({ file: p.file, line: p.line, field: p.field }, `invalid spec: ${formatProblem(p)}`);
-      this.restoreLastGoodJobs(home.problems);
-      this.store.specs.save(
-        [...home.jobs.values()].map((j) => ({ file: j.file, name: j.name, text: home.jobTexts.get(j.file)!, hash: j.hash })),
-        this.clock.now(),
-      );
-      for (const w of home.warnings) log.warn({ file: w.file }, formatProblem(w));
+      this.cfg = new LiveConfig({ paths, log, clock: this.clock, store: this.store });
+      this.cfg.load();
+      // Changes come only from the spec watcher, started once everything they reach exists.
+      this.wireConfig();
 
       this.scheduler = new Scheduler({
         store: this.store,
         clock: this.clock,
         jobs: () => this.jobs,
         onDue: (job, instant, trigger, repeat, cursorTo) => this.supervisor.dispatchScheduled(job, instant, trigger, repeat, cursorTo),
+        recordMissed: ({ job, first, count, catchUp, cause }) => {
+          const why =
+            cause === 'clock-jump'
+              ? 'skipped by a forward jump of the system clock'
+              : cause === 'late'
+                ? 'passed while nightshift was late to start the run before them (the machine was busy); they were not run'
+                : 'missed while nightshift was down';
+          const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
+          log.warn({ job: job.name, missed: count }, msg);
+          const kind = cause === 'clock-jump' ? 'missed-by-clock-jump' : cause === 'late' ? 'missed-late' : 'missed-while-down';
+          this.store.journal.record(this.clock.now(), kind, job.name, msg, {
+            first,
+            count,
+          });
+        },
         log,
-      });
-      this.scheduler.events.on('missed', ({ job, first, count, catchUp, cause }) => {
-        const why =
-          cause === 'clock-jump'
-            ? 'skipped by a forward jump of the system clock'
-            : cause === 'late'
-              ? 'passed while nightshift was late to start the run before them (the machine was busy); they were not run'
-              : 'missed while nightshift was down';
-        const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
-        log.warn({ job: job.name, missed: count }, msg);
-        const kind = cause === 'clock-jump' ? 'missed-by-clock-jump' : cause === 'late' ? 'missed-late' : 'missed-while-down';
-        this.store.journal.record(this.clock.now(), kind, job.name, msg, {
-          first,
-          count,
-        });
       });
       this.scheduler.events.on('clock-jump', (jump) => this.clockJumped(jump));
       this.pager = new Pager({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log, leash: () => this.leash() });
@@ -264,7 +238,7 @@ export class Daemon {
       this.watcher = new ConfigWatcher({
         paths: [paths.jobsDir, paths.rulesDir, paths.protectedDir],
         debounceMs: this.opts.reloadDebounceMs,
-        onChange: (file, removed) => this.reloadFile(file, removed),
+        onChange: (file, removed) => this.cfg.apply(file, removed),
         onError: (err) => log.error({ err: err.message }, 'watching the spec folders failed'),
       });
       mkdirSync(paths.jobsDir, { recursive: true });
@@ -450,166 +424,74 @@ export class Daemon {
 
   // ---- configuration ----
 
-  /** A job file that is invalid at start keeps running as its last valid version, kept in SQLite. */
-  private restoreLastGoodJobs(problems: SpecProblem[]): void {
-    const files = new Set(problems.map((p) => p.file).filter((f) => dirname(f) === this.paths.jobsDir));
-    for (const file of files) {
-      const cached = this.store.specs.get(file);
-      if (!cached) continue;
-      const r = jobFromText(file, cached.text, this.paths.home, this.policy);
-      if (!r.ok || this.jobs.has(r.value.name)) continue;
-      this.jobs.set(r.value.name, r.value);
-      this.log.warn(
-        { job: r.value.name, file, savedAt: new Date(cached.saved_at).toISOString() },
-        `${file} is invalid; running its last good version (from ${new Date(cached.saved_at).toISOString()}) until it is fixed`,
-      );
-    }
+  private get jobs(): Map<string, Job> {
+    return this.cfg.jobs;
   }
 
-  private addProblem(p: SpecProblem): void {
-    const list = this.problems.get(p.file) ?? [];
-    list.push(p);
-    this.problems.set(p.file, list);
+  private get rules(): Map<string, LoadedRule> {
+    return this.cfg.rules;
+  }
+
+  private get policy(): Policy {
+    return this.cfg.policy;
+  }
+
+  private get policyOk(): boolean {
+    return this.cfg.policyOk;
   }
 
   problemList(): SpecProblem[] {
-    return [...this.problems.values()].flat();
+    return this.cfg.problemList();
   }
 
-  /** Applies one changed file. An invalid file is reported and the last good version stays in force. */
+  /** Applies one changed file of the home, as the spec watcher does (for tests and the in-process API). */
   reloadFile(file: string, removed: boolean): void {
-    const { paths, log } = this;
-    const dir = dirname(resolve(file));
-    try {
-      if (resolve(file) === paths.policyFile) return this.reloadPolicy();
-      if (dir === paths.rulesDir) return this.reloadRule(file, removed);
-      if (dir !== paths.jobsDir) return;
-      this.problems.delete(file);
-      const name = basename(file, extname(file));
-      if (removed) {
-        const job = this.jobs.get(name);
-        if (job && job.file === file) {
-          this.jobs.delete(name);
-          this.store.specs.forget(file);
-          this.scheduler.remove(name);
-          this.watchdog?.jobRemoved(name);
-          this.heartbeatFiles?.jobsChanged();
-          log.info({ job: name, file }, 'job removed (a running process of it is left to finish)');
-          this.store.journal.record(this.clock.now(), 'job-removed', name, `job ${name} removed (${file} deleted)`);
-        }
-        return;
-      }
-      const r = loadJobFile(file, paths.home, this.policy);
-      if (!r.ok) {
-        for (const p of r.problems) this.addProblem(p);
-        const kept = this.jobs.has(name) ? '; the last good version keeps running' : '';
-        for (const p of r.problems)
-          log.error({ job: name, file, line: p.line, field: p.field }, `invalid spec: ${formatProblem(p)}${kept}`);
-        return;
-      }
-      const job = r.value;
-      const prev = this.jobs.get(name);
-      if (prev && prev.file !== file) {
-        const p: SpecProblem = { file, line: 1, field: 'name', message: `duplicate job name "${name}": ${prev.file} already defines it` };
-        this.addProblem(p);
-        log.error({ job: name, file }, formatProblem(p));
-        return;
-      }
-      const next = new Map(this.jobs);
-      next.set(name, job);
-      const depProblems = checkDependencies(next, new Map([[name, r.text]]), name).filter((p) => p.file === file);
-      if (depProblems.length) {
-        for (const p of depProblems) {
-          this.addProblem(p);
-          log.error({ job: name, file }, `invalid spec: ${formatProblem(p)}`);
-        }
-        return;
-      }
-      if (prev && prev.hash === job.hash) return;
-      this.jobs.set(name, job);
-      this.store.specs.save([{ file, name, text: r.text, hash: job.hash }], this.clock.now());
+    this.cfg.apply(file, removed);
+  }
+
+  /** What follows a change of the home's files: the configuration itself was applied by LiveConfig. */
+  private wireConfig(): void {
+    const { log } = this;
+    const ev = this.cfg.events;
+    ev.on('job-changed', ({ job, prev }) => {
       this.scheduler.upsert(job);
       this.watchdog?.jobChanged(job, !prev);
       this.heartbeatFiles?.jobsChanged();
-      const nextRun = this.scheduler.nextRun(name);
-      log.info({ job: name, file, nextRun: nextRun ? new Date(nextRun).toISOString() : null }, prev ? 'job changed' : 'job added');
-      this.store.journal.record(this.clock.now(), prev ? 'job-changed' : 'job-added', name, `job ${name} ${prev ? 'changed' : 'added'}`);
-    } catch (err) {
-      log.error({ file, err: errorMessage(err) }, 'reloading a spec failed; the previous version stays in force');
-    }
-  }
-
-  private reloadPolicy(): void {
-    const { paths, log } = this;
-    this.problems.delete(paths.policyFile);
-    const loaded = loadPolicyFile(paths.policyFile);
-    // A policy that was there and is gone is ambiguous, not "defaults": the kill switch it named
-    // may be on. Fail closed until it is back.
-    const r: typeof loaded =
-      loaded.ok && loaded.missing && this.policySeen
-        ? {
-            ok: false,
-            problems: [
-              {
-                file: paths.policyFile,
-                line: 1,
-                field: '',
-                message: 'the policy file was deleted; autonomous actions are halted until it is restored',
-              },
-            ],
-          }
-        : loaded;
-    if (loaded.ok && !loaded.missing) this.policySeen = true;
-    if (!r.ok) {
-      this.policyOk = false;
-      this.killSwitchChanged();
-      for (const p of r.problems) this.addProblem(p);
-      for (const p of r.problems)
-        log.error({ file: p.file, line: p.line }, `invalid policy: ${formatProblem(p)}; the previous policy stays in force`);
-      return;
-    }
-    this.policyOk = true;
-    this.policy = r.value;
-    // Time zones of jobs without their own follow the policy: recompile them.
-    for (const [name, job] of this.jobs) {
-      const again = compileJob(name, job.file, job.home, job.spec, this.policy, job.hash);
-      if (again.timezone !== job.timezone) {
-        this.jobs.set(name, again);
-        this.scheduler.upsert(again);
-        this.watchdog?.jobChanged(again, false);
+      const nextRun = this.scheduler.nextRun(job.name);
+      log.info(
+        { job: job.name, file: job.file, nextRun: nextRun ? new Date(nextRun).toISOString() : null },
+        prev ? 'job changed' : 'job added',
+      );
+      this.store.journal.record(
+        this.clock.now(),
+        prev ? 'job-changed' : 'job-added',
+        job.name,
+        `job ${job.name} ${prev ? 'changed' : 'added'}`,
+      );
+    });
+    ev.on('job-removed', ({ name, file }) => {
+      this.scheduler.remove(name);
+      this.watchdog?.jobRemoved(name);
+      this.heartbeatFiles?.jobsChanged();
+      log.info({ job: name, file }, 'job removed (a running process of it is left to finish)');
+      this.store.journal.record(this.clock.now(), 'job-removed', name, `job ${name} removed (${file} deleted)`);
+    });
+    ev.on('job-retimed', (job) => {
+      this.scheduler.upsert(job);
+      this.watchdog?.jobChanged(job, false);
+    });
+    ev.on('policy-changed', ({ ok }) => {
+      if (!ok) {
+        this.killSwitchChanged();
+        return;
       }
-    }
-    this.killWatcher?.setFiles([killSwitchPath(paths, this.policy)]);
-    this.killSwitchChanged();
-    this.digests?.policyChanged();
-    log.info({ file: paths.policyFile }, 'policy reloaded');
-    this.store.journal.record(this.clock.now(), 'policy-changed', null, 'policy reloaded');
-  }
-
-  private reloadRule(file: string, removed: boolean): void {
-    this.problems.delete(file);
-    const name = basename(file, extname(file));
-    if (removed) {
-      if (this.rules.get(name)?.file === file) this.rules.delete(name);
-      this.healer?.enqueueOpen();
-      return;
-    }
-    const loaded = loadRuleFile(file);
-    const touchProblems = loaded.ok ? checkRuleTouches(loaded.value, loaded.text, this.paths, this.policy) : [];
-    const r: typeof loaded = loaded.ok && touchProblems.length ? { ok: false, problems: touchProblems } : loaded;
-    if (!r.ok) {
-      for (const p of r.problems) this.addProblem(p);
-      const kept = this.rules.has(name) ? '; the last good version stays in force' : '';
-      for (const p of r.problems) this.log.error({ file, line: p.line }, `invalid rule: ${formatProblem(p)}${kept}`);
-      return;
-    }
-    const prev = this.rules.get(name);
-    this.rules.set(name, r.value);
-    if (prev?.hash === r.value.hash) return;
-    this.log.info({ rule: name, file }, prev ? 'rule changed' : 'rule loaded');
-    // A human's edit ends a demotion (the ladder row keeps the hash it was made for), and open
-    // alerts waiting for a person may now have a rule.
-    this.healer?.enqueueOpen();
+      this.killWatcher?.setFiles([killSwitchPath(this.paths, this.policy)]);
+      this.killSwitchChanged();
+      this.digests?.policyChanged();
+      log.info({ file: this.paths.policyFile }, 'policy reloaded');
+      this.store.journal.record(this.clock.now(), 'policy-changed', null, 'policy reloaded');
+    });
+    ev.on('rules-changed', () => this.healer?.enqueueOpen());
   }
 
   // ---- kill switch and heartbeats ----
@@ -786,9 +668,9 @@ export class Daemon {
     const now = this.clock.now();
     const changed: string[] = [];
     for (const job of jobs) {
-      const was = this.store.jobs.get(job.name)?.paused === 1;
+      const was = this.store.jobStates.get(job.name)?.paused === 1;
       if (was === paused) continue;
-      this.store.jobs.setPaused(job.name, paused, now);
+      this.store.jobStates.setPaused(job.name, paused, now);
       if (paused) this.store.runs.cancelRetries(job.name);
       this.scheduler.rearm(job.name);
       this.watchdog?.pausedChanged(job, paused);

@@ -319,7 +319,7 @@ export class Healer {
     if (!alert || alert.folded_under !== null) return;
     const job = this.deps.getJob(alert.job);
     if (!job) return;
-    if (store.jobs.get(job.name)?.paused === 1) return; // an operator holds this job
+    if (store.jobStates.get(job.name)?.paused === 1) return; // an operator holds this job
     const matched = matchRule(this.deps.getRules().values(), factsOf(alert));
 
     const prev = store.heals.forAlert(alert.id).at(-1);
@@ -928,7 +928,7 @@ export class Healer {
     }
     if (this.inflight.size >= this.maxParallel)
       throw new HealError(`${this.inflight.size} heals are under way (the limit); answer again in a moment`, 409);
-    if (this.deps.store.jobs.get(row.job)?.paused === 1)
+    if (this.deps.store.jobStates.get(row.job)?.paused === 1)
       throw new HealError(`job ${row.job} is paused; resume it first (nightshift resume ${row.job})`, 409);
     const job = this.deps.getJob(row.job);
     const matched = row.rule ? this.deps.getRules().get(row.rule) : undefined;

@@ -64,7 +64,7 @@ export function digestFacts(store: Store, window: DigestWindow): DigestFacts {
     openAlerts: store.alerts.open(),
     windowAlerts: store.alerts.between(window.from, window.to),
     runs: store.runs.between(window.from, window.to),
-    jobStates: store.jobs.all(),
+    jobStates: store.jobStates.all(),
     killFlips: store.journal.between(window.from, window.to, 'kill-switch'),
     deadmanPings: store.journal.between(window.from, window.to, 'deadman'),
     pages: store.pages.between(window.from, window.to),

@@ -65,7 +65,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
   const flip = store?.journal.recent(1, 'kill-switch')[0];
   const last = store?.runs.lastFinishedOfEach() ?? new Map<string, RunRow>();
   const successes = store?.life.lastSuccesses() ?? new Map<string, number>();
-  const states = store?.jobs.all() ?? new Map<string, never>();
+  const states = store?.jobStates.all() ?? new Map<string, never>();
   const liveJobs = new Map((live?.jobs ?? []).map((j) => [j.name, j]));
   const openRuns = live ? [] : (store?.runs.open() ?? []);
 

@@ -96,7 +96,7 @@ export class Supervisor {
     // A long-running job's schedule only starts it again once it has ended: while it runs, its
     // instants pass without a skipped-overlap row each (every: 1s would write 86,400 a day).
     if (job.longRunning && job.spec.concurrency === 'forbid' && (this.active.get(job.name)?.size ?? 0) > 0) {
-      this.deps.store.jobs.setCursor(job.name, cursorTo);
+      this.deps.store.jobStates.setCursor(job.name, cursorTo);
       return;
     }
     let started = this.begin(job, trigger, { scheduledFor: instant, cursorTo, precheck: true });
@@ -161,7 +161,7 @@ export class Supervisor {
       return Promise.resolve(this.finished(id));
     };
 
-    const state = store.jobs.get(job.name);
+    const state = store.jobStates.get(job.name);
     if (state?.paused && trigger !== 'manual' && !isHealTrigger(trigger))
       return skip('skipped-paused', 'the job is paused (nightshift resume to restart it)');
     if (job.spec.agent && this.deps.killSwitch) {

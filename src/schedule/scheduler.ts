@@ -37,13 +37,25 @@ export interface SchedulerDeps {
    * catch-up the moment up to which the missed instants were counted): the scheduler decides it.
    */
   onDue: (job: Job, instant: number, trigger: DueTrigger, repeat: boolean, cursorTo: number) => void;
+  /**
+   * Records instants that passed without a run (`count` from `first`) and whether one catch-up
+   * runs for them. A record, not a notification: if it throws, the cursor does not move past them
+   * (no instant leaves no trace), so it is a dependency and not an event.
+   */
+  recordMissed: (m: Missed) => void;
   log: Logger;
+}
+
+export interface Missed {
+  job: Job;
+  first: number;
+  count: number;
+  catchUp: boolean;
+  cause: MissedCause;
 }
 
 /** What the scheduler tells the others. */
 export type SchedulerEvents = {
-  /** Instants that passed without a run (`count` from `first`), and whether one catch-up runs for them. */
-  missed: { job: Job; first: number; count: number; catchUp: boolean; cause: MissedCause };
   /** A step of the wall clock, before any job is re-planned for it. */
   'clock-jump': ClockJump;
 };
@@ -98,10 +110,10 @@ export class Scheduler {
 
   private prepare(jobs: Iterable<Job>, now: number, catchUps: CatchUp[]): void {
     for (const job of jobs) {
-      const state = this.deps.store.jobs.ensure(job.name, now);
+      const state = this.deps.store.jobStates.ensure(job.name, now);
       if (!job.schedule || !job.spec.enabled || !job.managed || state.paused) {
         // Nothing of these is "missed": their clock starts afresh when they become due again.
-        this.deps.store.jobs.setCursor(job.name, now);
+        this.deps.store.jobStates.setCursor(job.name, now);
         this.arm(job);
         continue;
       }
@@ -126,13 +138,13 @@ export class Scheduler {
     }
     // Instants a late timer passed over are covered by the run it just started: never a catch-up.
     const catchUp = cause !== 'late' && (job.spec.catchUp || runOnce);
-    this.events.emit('missed', { job, first, count, catchUp, cause });
+    this.deps.recordMissed({ job, first, count, catchUp, cause });
     // The gap is consumed either way: a restart must not catch up the same gap again. For a
     // catch-up, the run's own row moves the cursor to `now` (not to the moment the row is written,
     // which may be seconds later on a busy machine: instants in between would be lost unrecorded),
     // so a crash before that row exists leaves the catch-up to be found again.
     if (catchUp) catchUps.push({ job, instant: last, countedTo: now });
-    else this.deps.store.jobs.setCursor(job.name, now);
+    else this.deps.store.jobStates.setCursor(job.name, now);
   }
 
   private failed(err: unknown, job: string): void {
@@ -154,7 +166,7 @@ export class Scheduler {
       // as a late timer runs it; only what lies beyond the step was skipped by it.
       for (const job of this.deps.jobs().values()) {
         try {
-          const state = this.deps.store.jobs.get(job.name);
+          const state = this.deps.store.jobStates.get(job.name);
           if (!runnable(job, state)) continue;
           const late = lastInstantUpTo(job, state!.cursor, Math.min(jump.before, now));
           if (late !== null) {
@@ -171,7 +183,7 @@ export class Scheduler {
     this.deps.store.batch(() => {
       for (const job of this.deps.jobs().values()) {
         try {
-          const state = this.deps.store.jobs.get(job.name);
+          const state = this.deps.store.jobStates.get(job.name);
           this.repeats.delete(job.name);
           if (state && jump.deltaMs > 0 && runnable(job, state)) {
             // Debian cron: a fixed-time job in a span skipped by a step under 3 h runs once soon after.
@@ -214,7 +226,7 @@ export class Scheduler {
 
   /** A job was added or changed (hot reload; the daemon's map has it already): planned afresh. A running process of it is not this module's business. */
   upsert(job: Job): void {
-    this.deps.store.jobs.ensure(job.name, this.deps.clock.now());
+    this.deps.store.jobStates.ensure(job.name, this.deps.clock.now());
     this.arm(job);
   }
 
@@ -246,7 +258,7 @@ export class Scheduler {
       this.timer.delete(job.name);
       return;
     }
-    const state = this.deps.store.jobs.get(job.name);
+    const state = this.deps.store.jobStates.get(job.name);
     const now = this.deps.clock.now();
     const cursor = state?.cursor ?? now;
     let from: number;

@@ -63,6 +63,8 @@ export interface HeldDeps {
   writeRun: (row: Omit<RunRow, 'id'>, cursorTo: number | null) => number | null;
   /** A run as it is now (for the listeners, once an episode ends). */
   readRun: (id: number) => RunRow | undefined;
+  /** Hears of a disk-full listener that threw (the daemon logs it). */
+  reportListenerError?: (err: unknown, event: string) => void;
 }
 
 export class Held {
@@ -81,7 +83,7 @@ export class Held {
   private lastFlushTry = -Infinity;
   private retryTimer: NodeJS.Timeout | null = null;
   /** The start and the end of disk-full episodes of the state folder. */
-  readonly events = new Emitter<{ 'disk-full': DiskFullEvent }>();
+  readonly events: Emitter<{ 'disk-full': DiskFullEvent }>;
   private closed = false;
   /** Retry interval while full (tests lengthen it to say themselves when to try again). */
   retryMs = DISK_FULL_RETRY_MS;
@@ -90,7 +92,9 @@ export class Held {
     private readonly sql: Sql,
     private readonly stateDir: string,
     private readonly deps: HeldDeps,
-  ) {}
+  ) {
+    this.events = new Emitter(deps.reportListenerError);
+  }
 
   /** The episode under way, with how much waits in memory to be written. */
   diskFull(): { since: number; error: string; held: number } | null {
@@ -203,11 +207,11 @@ export class Held {
   }
 
   /** The held runs, in the order they were decided. */
-  heldRuns(): Iterable<RunRow> {
-    return [...this.runs.values()].map((h) => h.row);
+  *heldRuns(): Iterable<RunRow> {
+    for (const h of this.runs.values()) yield h.row;
   }
 
-  /** A held run as it is now (a copy), or, for a written run, the updates of it still waiting. */
+  /** A held run as it is now (a copy); undefined for a run that is written (see pendingPatches). */
   heldRun(id: number): RunRow | undefined {
     const h = this.runs.get(this.realId(id));
     return h ? { ...h.row } : undefined;
@@ -283,7 +287,7 @@ export class Held {
   }
 
   private emit(ev: DiskFullEvent): void {
-    // A listener that throws is its own fault (the emitter contains it): a full disk must not become a lost write.
+    // A listener that throws is reported and contained by the emitter: a full disk must not become a lost write.
     this.events.emit('disk-full', ev);
   }
 }

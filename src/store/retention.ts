@@ -54,9 +54,9 @@ export interface RunPlan {
 export function planRuns(store: Store, limits: RetentionLimits, now: number): RunPlan[] {
   const sql = store.sql;
   const plans: RunPlan[] = [];
-  const nextJob = sql.stmt('SELECT min(job) FROM runs WHERE job > ?').pluck();
-  const beyondCount = sql.stmt('SELECT id FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?').pluck();
-  const oldest = sql.stmt('SELECT max(id) FROM runs WHERE job = ? AND created_at < ?').pluck();
+  const nextJob = sql.stmt('SELECT min(job) FROM runs WHERE job > ?', 'pluck');
+  const beyondCount = sql.stmt('SELECT id FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?', 'pluck');
+  const oldest = sql.stmt('SELECT max(id) FROM runs WHERE job = ? AND created_at < ?', 'pluck');
   for (let job = nextJob.get('') as string | null; job !== null; job = nextJob.get(job) as string | null) {
     const upTo = Math.max(
       (beyondCount.get(job, limits.runsPerJob) as number | undefined) ?? 0,
@@ -89,12 +89,11 @@ export function pruneBatch(
   sql.tx(() => {
     let budget = batch;
     // Asked at each batch: a run that finished since the plan was made may be the newest now.
-    const keepOf = sql
-      .stmt(
-        `SELECT coalesce((SELECT max(id) FROM runs WHERE job = @job AND ended_at IS NOT NULL), 0),
+    const keepOf = sql.stmt(
+      `SELECT coalesce((SELECT max(id) FROM runs WHERE job = @job AND ended_at IS NOT NULL), 0),
                 coalesce((SELECT max(id) FROM runs WHERE job = @job AND outcome = 'ok'), 0)`,
-      )
-      .raw();
+      'raw',
+    );
     while (plan.length > 0 && budget > 0) {
       const p = plan[0]!;
       const keep = keepOf.get({ job: p.job }) as [number, number];
@@ -129,8 +128,8 @@ export function pruneBatch(
       .stmt(
         `SELECT id FROM alerts WHERE resolved_at IS NOT NULL AND resolved_at < ?
            AND NOT EXISTS (SELECT 1 FROM heal_attempts h WHERE h.alert_id = alerts.id AND h.outcome IS NULL) LIMIT ?`,
+        'pluck',
       )
-      .pluck()
       .all(now - limits.alertsMs, batch) as number[];
     if (alerts.length) {
       const ids = JSON.stringify(alerts);
@@ -156,8 +155,7 @@ export function pruneBatch(
     out.pages = full(sql.stmt('DELETE FROM pages WHERE id IN (SELECT id FROM pages WHERE at < ? LIMIT ?)').run(eventCut, batch).changes);
 
     out.digests = sql
-      .stmt('DELETE FROM digests WHERE date IN (SELECT date FROM digests WHERE date < ? AND date < ? LIMIT ?) RETURNING date')
-      .pluck()
+      .stmt('DELETE FROM digests WHERE date IN (SELECT date FROM digests WHERE date < ? AND date < ? LIMIT ?) RETURNING date', 'pluck')
       .all(dateOf(now - limits.digestsMs), dateOf(now - 86_400_000), batch) as string[];
     full(out.digests.length);
   });

@@ -12,11 +12,15 @@ export class Sql {
    * Each SQL text is prepared once: better-sqlite3 keeps a statement's native memory until its
    * JS wrapper is collected, so preparing per call makes RSS balloon at 10,000 jobs.
    */
-  stmt(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
+  stmt(sql: string, mode: 'rows' | 'pluck' | 'raw' = 'rows'): Database.Statement {
+    // The mode sticks to a statement: one cached per mode, so a plucked one never answers a caller wanting rows.
+    const key = `${mode}\0${sql}`;
+    let s = this.statements.get(key);
     if (!s) {
       s = this.db.prepare(sql);
-      this.statements.set(sql, s);
+      if (mode === 'pluck') s.pluck();
+      else if (mode === 'raw') s.raw();
+      this.statements.set(key, s);
     }
     return s;
   }

@@ -2,13 +2,16 @@
 // a run finished, a schedule cursor) is one transaction, so a kill -9 at any moment leaves either
 // the state before or the state after — never half of both.
 //
-// This file opens the database and hands out one repository per table (runs, jobs, alerts, ...);
-// the SQL lives in those files and nowhere outside store/. Other folders import only this file.
-// May import: model, clock, errors. Never a feature folder.
+// This file opens the database and hands out one repository per table (runs, jobStates, alerts,
+// ...; `life` reads across runs and heartbeats); the SQL lives in those files and nowhere outside
+// store/. Other folders import this file (and the daemon the lock and retention), never a
+// repository itself: dependency-cruiser checks it. May import the shared modules (model, clock,
+// errors, events, log); never a feature folder.
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
 import { Alerts } from './alerts.js';
 import { Digests } from './digests.js';
 import { formatBytes, freeBytes, Held, isDiskFull, resumeFreeBytes } from './held.js';
@@ -48,7 +51,7 @@ export class Store {
   /** The disk-full write-behind: its episode, what waits, and its listeners. */
   readonly held: Held;
   readonly runs: Runs;
-  readonly jobs: JobStates;
+  readonly jobStates: JobStates;
   readonly alerts: Alerts;
   readonly heartbeats: Heartbeats;
   readonly life: Life;
@@ -63,12 +66,14 @@ export class Store {
   private constructor(
     readonly db: Database.Database,
     stateDir = '.',
+    log?: Logger,
   ) {
     const sql = (this.sql = new Sql(db));
-    const jobs = (this.jobs = new JobStates(sql));
+    const jobs = (this.jobStates = new JobStates(sql));
     this.held = new Held(sql, stateDir, {
       writeRun: (row, cursorTo) => writeRun(sql, jobs, row, cursorTo),
       readRun: (id) => this.runs.get(id),
+      reportListenerError: (err, event) => log?.error({ event, err: errorMessage(err) }, 'a listener of the disk-full episode failed'),
     });
     this.runs = new Runs(sql, this.held, jobs);
     this.alerts = new Alerts(sql);
@@ -83,7 +88,7 @@ export class Store {
   }
 
   /** Opens (creating if needed) the daemon's database and brings its schema up to date. */
-  static open(path: string): Store {
+  static open(path: string, o: { log?: Logger } = {}): Store {
     mkdirSync(dirname(path), { recursive: true });
     let db: Database.Database | null = null;
     try {
@@ -93,7 +98,7 @@ export class Store {
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       migrate(db);
-      return new Store(db, dirname(path));
+      return new Store(db, dirname(path), o.log);
     } catch (err) {
       db?.close();
       // WAL needs room for its shared-memory file before anything is read: on a full disk SQLite

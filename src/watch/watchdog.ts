@@ -251,7 +251,7 @@ export class Watchdog {
 
   private armMissed(job: Job): void {
     const key: Key = `missed:${job.name}`;
-    const paused = this.deps.store.jobs.get(job.name)?.paused === 1;
+    const paused = this.deps.store.jobStates.get(job.name)?.paused === 1;
     if (!job.schedule || !job.spec.enabled || paused) {
       this.timer.delete(key);
       return;
@@ -341,11 +341,7 @@ export class Watchdog {
       { job: job.name, alert: alert.id, kind, count: alert.count, foldedUnder },
       `${isNew ? 'alert raised' : 'alert occurred again'}: ${job.name} ${kind}${foldedUnder ? ` (blocked by ${foldedUnder.split(':')[0]})` : ''}`,
     );
-    try {
-      this.events.emit('alert', { alert, isNew });
-    } catch (err) {
-      log.error({ err: errorMessage(err) }, 'alert listener failed');
-    }
+    this.events.emit('alert', { alert, isNew });
   }
 
   /** The open alert of a dependency (followed to its root) this job's alert is folded under. */
@@ -374,11 +370,7 @@ export class Watchdog {
         continue;
       }
       this.deps.log.warn({ job: alert.job, alert: alert.id }, `alert no longer blocked by ${dependency}: ${alert.job} ${alert.kind}`);
-      try {
-        this.events.emit('alert', { alert, isNew: true });
-      } catch (err) {
-        this.deps.log.error({ err: errorMessage(err) }, 'alert listener failed');
-      }
+      this.events.emit('alert', { alert, isNew: true });
     }
   }
 
@@ -390,11 +382,7 @@ export class Watchdog {
     this.deps.log.info({ job: alert.job, alerts: resolved.map((a) => a.id) }, `alert resolved (${resolution}): ${why}`);
     const job = this.deps.getJob(alert.job);
     if (job) this.armMissed(job);
-    try {
-      this.events.emit('resolved', resolved);
-    } catch (err) {
-      this.deps.log.error({ err: errorMessage(err) }, 'resolve listener failed');
-    }
+    this.events.emit('resolved', resolved);
   }
 
   private resolveAll(job: Job, at: number, why: string): void {
@@ -402,10 +390,6 @@ export class Watchdog {
     if (resolved.length === 0) return;
     this.unfoldDependents(job.name);
     this.deps.log.info({ job: job.name, alerts: resolved.map((a) => a.id) }, `alerts resolved (self-recovered): ${why}`);
-    try {
-      this.events.emit('resolved', resolved);
-    } catch (err) {
-      this.deps.log.error({ err: errorMessage(err) }, 'resolve listener failed');
-    }
+    this.events.emit('resolved', resolved);
   }
 }

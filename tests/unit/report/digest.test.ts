@@ -165,7 +165,7 @@ describe('composing the digest from SQLite rows', () => {
     store.alerts.raise({ job: 'pinger', kind: 'missed', at: w.from - 5 * H, message: 'no ping' });
     store.alerts.resolve('pinger', w.from + H, 'self-recovered');
 
-    store.jobs.setPaused('cleanup', true, w.from + 6 * H);
+    store.jobStates.setPaused('cleanup', true, w.from + 6 * H);
     store.journal.record(w.from + 7 * H, 'kill-switch', null, 'kill switch turned on: the kill switch is on', { on: true });
     store.journal.record(w.from + 8 * H, 'kill-switch', null, 'kill switch turned off', { on: false });
     store.journal.record(w.from + 1 * H, 'deadman', null, 'deadman ping ok (hourly)', { ok: true });

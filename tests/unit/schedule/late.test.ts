@@ -35,8 +35,8 @@ async function scenario(stepMs: number): Promise<{ due: number[]; missed: Array<
     },
     log: silentLogger,
     jobs: () => jobs,
+    recordMissed: ({ first, count, cause }) => missed.push({ first, count, cause }),
   });
-  s.events.on('missed', ({ first, count, cause }) => missed.push({ first, count, cause }));
   s.start();
   blockFor(4700);
   offset += stepMs;

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SCHEMA_VERSION, Store, StoreError } from '../../../src/store/store.js';
+import { SCHEMA_VERSION, Store, StoreError, type DiskFullEvent } from '../../../src/store/store.js';
 import { cleanup, tempDir } from '../../support/helpers.js';
 
 const dir = tempDir('ns-store-');
@@ -32,20 +32,20 @@ describe('store', () => {
 
   it('a scheduled instant can be claimed once; the cursor moves with it in the same transaction', () => {
     const s = Store.open(join(dir, 'b.db'));
-    s.jobs.ensure('j', 1000);
+    s.jobStates.ensure('j', 1000);
     const a = s.runs.insert({ job: 'j', trigger: 'schedule', scheduledFor: 5000, cursorTo: 5000, now: 5001 });
     expect(a).toBeTypeOf('number');
-    expect(s.jobs.get('j')!.cursor).toBe(5000);
+    expect(s.jobStates.get('j')!.cursor).toBe(5000);
     expect(s.runs.insert({ job: 'j', trigger: 'schedule', scheduledFor: 5000, cursorTo: 5000, now: 5002 })).toBeNull();
     expect(s.runs.insert({ job: 'j', trigger: 'catch-up', scheduledFor: 5000, cursorTo: 6000, now: 5003 })).toBeNull();
-    expect(s.jobs.get('j')!.cursor).toBe(5000); // a refused claim moves nothing
+    expect(s.jobStates.get('j')!.cursor).toBe(5000); // a refused claim moves nothing
     // other triggers are not instants: a manual run at any time is its own row
     expect(s.runs.insert({ job: 'j', trigger: 'manual', now: 5004 })).toBeTypeOf('number');
     expect(s.runs.insert({ job: 'j', trigger: 'manual', now: 5004 })).toBeTypeOf('number');
     // a catch-up consumes the downtime up to where the scheduler counted it (15 s), not up to the
     // moment its row was written (20 s): instants in between would be lost without a record
     s.runs.insert({ job: 'j', trigger: 'catch-up', scheduledFor: 9000, cursorTo: 15_000, now: 20_000 });
-    expect(s.jobs.get('j')!.cursor).toBe(15_000);
+    expect(s.jobStates.get('j')!.cursor).toBe(15_000);
     expect(s.runs.count('j')).toBe(4);
     s.close();
   });
@@ -64,11 +64,11 @@ describe('store', () => {
 
   it('resume moves the cursor to now so the paused time is not caught up', () => {
     const s = Store.open(join(dir, 'd.db'));
-    s.jobs.ensure('p', 1000);
-    s.jobs.setPaused('p', true, 2000);
-    expect(s.jobs.get('p')).toMatchObject({ paused: 1, paused_at: 2000, cursor: 1000 });
-    s.jobs.setPaused('p', false, 9000);
-    expect(s.jobs.get('p')).toMatchObject({ paused: 0, paused_at: null, cursor: 9000 });
+    s.jobStates.ensure('p', 1000);
+    s.jobStates.setPaused('p', true, 2000);
+    expect(s.jobStates.get('p')).toMatchObject({ paused: 1, paused_at: 2000, cursor: 1000 });
+    s.jobStates.setPaused('p', false, 9000);
+    expect(s.jobStates.get('p')).toMatchObject({ paused: 0, paused_at: null, cursor: 9000 });
     s.close();
   });
 
@@ -84,7 +84,7 @@ describe('store, while SQLite cannot grow (records held in memory)', () => {
     try {
       store.held.retryMs = 600_000;
       const T = Date.now() - 60_000;
-      store.jobs.ensure('j', T - 1000);
+      store.jobStates.ensure('j', T - 1000);
       const first = store.runs.insert({ job: 'j', trigger: 'schedule', scheduledFor: T, now: T }, { holdIfFull: true });
       store.runs.finish(first!, { outcome: 'ok', endedAt: T + 10 });
       store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
@@ -122,5 +122,41 @@ describe('store, while SQLite cannot grow (records held in memory)', () => {
       store.close();
       cleanup(dir);
     }
+  });
+
+  it('a run whose end is held right after earlier held writes were flushed is still handed on when written (found by review)', () => {
+    const s = Store.open(join(dir, 'held-finished.db'));
+    s.held.retryMs = 600_000; // the test says when to try again
+    // The state folder is "full" for chosen statements only: the journal, then the run's end.
+    const failing = { events: false, end: false };
+    const prepare = s.db.prepare.bind(s.db);
+    s.db.prepare = ((sql: string) => {
+      const st = prepare(sql);
+      const key = sql.startsWith('INSERT INTO events') ? 'events' : sql.startsWith('UPDATE runs SET outcome') ? 'end' : null;
+      if (!key) return st;
+      const run = st.run.bind(st);
+      st.run = ((...a: unknown[]) => {
+        if (failing[key]) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+        return run(...(a as []));
+      });
+      return st;
+    }) as typeof s.db.prepare;
+    const episodes: DiskFullEvent[] = [];
+    s.held.events.on('disk-full', (e) => episodes.push(e));
+    const id = s.runs.insert({ job: 'j', trigger: 'manual', now: 1000 })!;
+    failing.events = true;
+    s.journal.record(1000, 'note', null, 'held');
+    failing.events = false;
+    expect(episodes.map((e) => e.kind)).toEqual(['full']);
+    // The next write flushes the held event first, then its own UPDATE fails and is held.
+    failing.end = true;
+    s.runs.finish(id, { outcome: 'failed', endedAt: 2000, exitCode: 1 });
+    failing.end = false;
+    expect(s.runs.isHeld(id)).toBe(true);
+    expect(s.held.retryNow()).toBe(true);
+    const resolved = episodes[1];
+    expect(resolved?.kind).toBe('resolved');
+    expect(resolved?.kind === 'resolved' && resolved.runs.map((r) => [r.id, r.outcome])).toEqual([[id, 'failed']]);
+    s.close();
   });
 });
