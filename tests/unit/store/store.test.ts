@@ -135,10 +135,10 @@ describe('store, while SQLite cannot grow (records held in memory)', () => {
       const key = sql.startsWith('INSERT INTO events') ? 'events' : sql.startsWith('UPDATE runs SET outcome') ? 'end' : null;
       if (!key) return st;
       const run = st.run.bind(st);
-      st.run = ((...a: unknown[]) => {
+      st.run = (...a: unknown[]) => {
         if (failing[key]) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
         return run(...(a as []));
-      });
+      };
       return st;
     }) as typeof s.db.prepare;
     const episodes: DiskFullEvent[] = [];
