@@ -11,6 +11,7 @@ import {
   groupAlive,
   killNow,
   launch,
+  startFailure,
   terminateGroup,
   UncontainedError,
   type Confinement,
@@ -129,14 +130,7 @@ export async function runBounded(argv: readonly string[], opts: BoundedOptions):
   );
   const pid = sub.pid;
   if (pid === undefined) {
-    const r = (await settled) as { code?: string; shortMessage?: string; message?: string };
-    const why =
-      r.code === 'ENOENT'
-        ? `command not found: ${file}`
-        : r.code === 'EACCES'
-          ? `permission denied: ${file}`
-          : (r.shortMessage ?? r.message ?? 'unknown error');
-    return result({ startError: why });
+    return result({ startError: startFailure(await settled, file) });
   }
 
   opts.onSpawn?.(pid);

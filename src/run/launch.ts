@@ -693,6 +693,13 @@ function checkProgram(file: string, cwd: string | undefined, env: Record<string,
   throw new StartError(denied ? `permission denied: ${file}` : `command not found: ${file}`, denied ? 'EACCES' : 'ENOENT');
 }
 
+/** Why a launched process never existed (its pid is undefined), in the words every caller reports. */
+export function startFailure(settled: { code?: string; shortMessage?: string; message?: string }, file: string): string {
+  if (settled.code === 'ENOENT') return `command not found: ${file}`;
+  if (settled.code === 'EACCES') return `permission denied: ${file}`;
+  return settled.shortMessage ?? settled.message ?? 'unknown error';
+}
+
 /**
  * How the process ended, as the caller would have seen it without the sandbox: bwrap reports a
  * command killed by signal N as exit code 128+N (as a shell does), which is read back as the signal.

@@ -10,7 +10,7 @@ import { formatDuration } from '../config/duration.js';
 import type { Job } from '../config/home.js';
 import { CappedLog, DEFAULT_LOG_CAP } from './logcap.js';
 import { SYSTEMD_NOTIFY_ENV } from '../notify/systemd.js';
-import { exitOf, groupAlive, killNow, launch, StartError, terminateGroup, type Launched, type Leash } from './launch.js';
+import { exitOf, groupAlive, killNow, launch, StartError, startFailure, terminateGroup, type Launched, type Leash } from './launch.js';
 import type { RunOutcome } from '../model.js';
 import { errorMessage, errorCode } from '../errors.js';
 import { elapsedMs, wallNow } from '../clock.js';
@@ -159,13 +159,7 @@ export class RunningProcess {
 
     const pid = sub.pid;
     if (pid === undefined) {
-      const r = (await settled) as { code?: string; shortMessage?: string; message?: string };
-      const why =
-        r.code === 'ENOENT'
-          ? `command not found: ${file}`
-          : r.code === 'EACCES'
-            ? `permission denied: ${file}`
-            : (r.shortMessage ?? r.message ?? 'unknown error');
+      const why = startFailure(await settled, file);
       log.write(Buffer.from(`nightshift: could not start: ${why}\n`));
       return finish('failed', `could not start: ${why}`);
     }
