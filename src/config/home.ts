@@ -249,48 +249,65 @@ export function loadHome(paths: HomePaths): LoadedHome {
   if (!existsSync(paths.jobsDir))
     warnings.push({ file: paths.jobsDir, line: 1, field: '', message: 'the jobs folder does not exist; no jobs loaded' });
 
-  const jobs = new Map<string, Job>();
   const texts = new Map<string, string>();
-  for (const file of listSpecFiles(paths.jobsDir)) {
-    const r = loadJobFile(file, paths.home, policy);
-    if (!r.ok) {
-      problems.push(...r.problems);
-      continue;
-    }
-    const other = jobs.get(r.value.name);
-    if (other) {
-      problems.push({ file, line: 1, field: 'name', message: `duplicate job name "${r.value.name}": ${other.file} already defines it` });
-      continue;
-    }
-    jobs.set(r.value.name, r.value);
-    texts.set(r.value.name, r.text);
-  }
+  const jobs = loadNamed(
+    'job',
+    listSpecFiles(paths.jobsDir),
+    (f) => loadJobFile(f, paths.home, policy),
+    problems,
+    (r) => {
+      texts.set(r.value.name, r.text);
+      return [];
+    },
+  );
   problems.push(...checkDependencies(jobs, texts));
   warnings.push(...scheduleWarnings(jobs, texts));
-
-  const rules = new Map<string, LoadedRule>();
-  for (const file of listSpecFiles(paths.rulesDir)) {
-    const r = loadRuleFile(file);
-    if (!r.ok) {
-      problems.push(...r.problems);
-      continue;
-    }
-    const other = rules.get(r.value.name);
-    if (other) {
-      problems.push({ file, line: 1, field: 'name', message: `duplicate rule name "${r.value.name}": ${other.file} already defines it` });
-      continue;
-    }
-    const touchProblems = checkRuleTouches(r.value, r.text, paths, policy);
-    if (touchProblems.length) {
-      problems.push(...touchProblems);
-      continue;
-    }
-    rules.set(r.value.name, r.value);
-  }
+  const rules = loadNamed('rule', listSpecFiles(paths.rulesDir), loadRuleFile, problems, (r) =>
+    checkRuleTouches(r.value, r.text, paths, policy),
+  );
   warnings.push(...ruleWarnings(rules.values(), jobs));
   problems.sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));
   const jobTexts = new Map([...jobs.values()].map((j) => [j.file, texts.get(j.name)!]));
   return { paths, policy, policyOk: pol.ok, policyMissing: pol.ok && pol.missing === true, jobs, jobTexts, rules, problems, warnings };
+}
+
+/**
+ * Loads spec files of one kind by name: a file with problems, or a second file with a name already
+ * taken, is reported and left out. `check` may find more problems in a loaded one (it is left out
+ * too) or keep what it needs from it.
+ */
+function loadNamed<T extends { name: string; file: string }>(
+  kind: 'job' | 'rule',
+  files: string[],
+  load: (file: string) => FileResult<T>,
+  problems: SpecProblem[],
+  check: (r: { value: T; text: string }) => SpecProblem[],
+): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const file of files) {
+    const r = load(file);
+    if (!r.ok) {
+      problems.push(...r.problems);
+      continue;
+    }
+    const other = out.get(r.value.name);
+    if (other) {
+      problems.push({
+        file,
+        line: 1,
+        field: 'name',
+        message: `duplicate ${kind} name "${r.value.name}": ${other.file} already defines it`,
+      });
+      continue;
+    }
+    const more = check(r);
+    if (more.length) {
+      problems.push(...more);
+      continue;
+    }
+    out.set(r.value.name, r.value);
+  }
+  return out;
 }
 
 /**

@@ -100,6 +100,17 @@ export class HealError extends Error {
   }
 }
 
+/** One attempt about to execute: the attempt's row, its incident, the job, the rule and the level it runs at. */
+interface Execution {
+  id: number;
+  fp: string;
+  alert: AlertRow;
+  job: Job;
+  matched: LoadedRule;
+  level: Level;
+  signal: AbortSignal;
+}
+
 export class Healer {
   private readonly queue = new Set<string>();
   private readonly inflight = new Map<string, InFlight>();
@@ -424,45 +435,29 @@ export class Healer {
         this.expiry.set(id, expires);
         return;
       }
-      await this.execute(id, fp, alert, job, matched, level, signal);
+      await this.execute({ id, fp, alert, job, matched, level, signal });
     } catch (err) {
       this.closeAfterError(id, err);
     }
   }
 
   /** After an approval or at once in `auto`: guard, snapshot, fix, probe, verdict, rollback. */
-  private async execute(
-    id: number,
-    fp: string,
-    alert: AlertRow,
-    job: Job,
-    matched: LoadedRule,
-    level: Level,
-    signal: AbortSignal,
-  ): Promise<void> {
+  private async execute(c: Execution): Promise<void> {
     const mounts: { value: FixMounts | null } = { value: null };
     try {
-      await this.executeSteps(id, fp, alert, job, matched, level, signal, mounts);
+      await this.executeSteps(c, mounts);
     } finally {
       // Folders made only so that a touched path had somewhere to be: gone again if nothing is in them.
       if (mounts.value) {
         await this.vault.tidy(tidyOrder(mounts.value, 'created')).catch((err: unknown) => {
-          this.deps.log.warn({ heal: id, err: errorMessage(err) }, 'folders made for the touches could not be removed');
+          this.deps.log.warn({ heal: c.id, err: errorMessage(err) }, 'folders made for the touches could not be removed');
         });
       }
     }
   }
 
-  private async executeSteps(
-    id: number,
-    fp: string,
-    alert: AlertRow,
-    job: Job,
-    matched: LoadedRule,
-    level: Level,
-    signal: AbortSignal,
-    mounts: { value: FixMounts | null },
-  ): Promise<void> {
+  private async executeSteps(c: Execution, mounts: { value: FixMounts | null }): Promise<void> {
+    const { id, fp, alert, job, matched, level, signal } = c;
     const { store, clock, log } = this.deps;
     const rule = matched.rule;
     const finish = (outcome: string, detail: string): void => this.finishAttempt(id, fp, job.name, matched.name, outcome, detail);
@@ -983,7 +978,7 @@ export class Healer {
     this.launch(row.fingerprint, row.job, async (ctl, f) => {
       f.attemptId = id;
       try {
-        await this.execute(id, row.fingerprint, alert, job, matched, 'gated', ctl.signal);
+        await this.execute({ id, fp: row.fingerprint, alert, job, matched, level: 'gated', signal: ctl.signal });
       } catch (err) {
         this.closeAfterError(id, err);
       }

@@ -734,6 +734,12 @@ function tmpBeside(path: string): string {
   return join(dirname(path), `${RESTORE_TMP}${randomBytes(6).toString('hex')}`);
 }
 
+/** A folder where a file or link is to be put back goes first, unless it holds excluded content (then the restore stops). */
+async function clearFolderInTheWay(path: string, have: Stats | null, ctx: Ctx, what: string): Promise<void> {
+  if (have?.isDirectory() && !(await removeTree(path, have, ctx)))
+    throw new SnapshotError(`cannot put the ${what} ${path} back: a folder with excluded content is in the way`);
+}
+
 /** Removes whatever is at path, never following a link; keeps excluded paths (and their folders). */
 async function removeTree(path: string, st: Stats, ctx: Ctx): Promise<boolean> {
   await ctx.slicer.tick();
@@ -793,10 +799,7 @@ async function restoreFile(path: string, want: ManifestEntry, have: Stats | null
       return;
     }
   }
-  if (have?.isDirectory()) {
-    if (!(await removeTree(path, have, ctx)))
-      throw new SnapshotError(`cannot put the file ${path} back: a folder with excluded content is in the way`);
-  }
+  await clearFolderInTheWay(path, have, ctx, 'file');
   // A temporary file next to it, then a rename: the path never holds half a file, and a link
   // planted at the path is replaced, not written through. A crash leaves at most the temporary
   // file, which the next restore removes (it is not in the manifest).
@@ -891,10 +894,7 @@ async function restoreLink(path: string, want: ManifestEntry, have: Stats | null
     }
     return;
   }
-  if (have?.isDirectory()) {
-    if (!(await removeTree(path, have, ctx)))
-      throw new SnapshotError(`cannot put the link ${path} back: a folder with excluded content is in the way`);
-  }
+  await clearFolderInTheWay(path, have, ctx, 'link');
   const tmp = tmpBeside(path);
   ctx.step('link', path);
   symlinkSync(want.target!, tmp);
