@@ -20,7 +20,13 @@ export const OUT_DIR = join(BENCH_DIR, 'out');
 
 // ---------------------------------------------------------------- arguments
 
-/** Parses flags common to all scripts plus the script's own; `--dist DIR` picks another build. */
+let jsonOut = false;
+
+/**
+ * Parses flags common to all scripts plus the script's own; `--dist DIR` picks another build.
+ * `--json` (used by ab.mjs): the result is printed as one JSON line, the last line of stdout,
+ * instead of being written to bench/out/NAME.json, and nothing is written to bench/results/.
+ */
 export function flags(own = {}) {
   const { values } = parseArgs({
     args: process.argv.slice(2),
@@ -28,12 +34,19 @@ export function flags(own = {}) {
       quick: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false }, // keep temp homes for inspection
       dist: { type: 'string' },
+      json: { type: 'boolean', default: false },
       ...own,
     },
     allowPositionals: false,
     strict: true,
   });
+  jsonOut = values.json;
   return values;
+}
+
+/** True under --json: the bench writes no file (bench/out/, bench/results/) and prints its result as JSON. */
+export function jsonMode() {
+  return jsonOut;
 }
 
 export function distDir(values) {
@@ -60,9 +73,9 @@ export function clockTicks() {
   return clkTck;
 }
 
-function git(args) {
+function git(args, cwd = REPO) {
   try {
-    return execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
     return null;
   }
@@ -71,12 +84,15 @@ function git(args) {
 /** nproc, memory, node, kernel, filesystem of the temp dir, build freshness; printed with every result. */
 export function machineInfo(values) {
   const dist = distDir(values);
+  // The checkout the build comes from (--dist may point at another one's dist/).
+  const buildRoot = resolve(dist, '..');
   let distMtime = null;
   let newestSrc = null;
   try {
     distMtime = statSync(join(dist, 'cli.js')).mtimeMs;
-    const srcDir = join(REPO, 'src');
-    newestSrc = Math.max(...readdirSync(srcDir).filter((f) => f.endsWith('.ts')).map((f) => statSync(join(srcDir, f)).mtimeMs));
+    const srcDir = join(buildRoot, 'src');
+    const files = readdirSync(srcDir, { recursive: true }).filter((f) => f.endsWith('.ts'));
+    newestSrc = Math.max(...files.map((f) => statSync(join(srcDir, f)).mtimeMs));
   } catch {
     // reported as null
   }
@@ -101,8 +117,8 @@ export function machineInfo(values) {
     tmpdir: os.tmpdir(),
     tmpFs,
     dist,
-    gitHead: git(['rev-parse', '--short', 'HEAD']),
-    gitDirtySrc: (git(['status', '--porcelain', '--', 'src']) ?? '') !== '',
+    gitHead: git(['rev-parse', '--short', 'HEAD'], buildRoot),
+    gitDirtySrc: (git(['status', '--porcelain', '--', 'src'], buildRoot) ?? '') !== '',
     distStale: distMtime !== null && newestSrc !== null ? newestSrc > distMtime : null,
   };
 }
@@ -676,9 +692,11 @@ export function writeHome(home, n, window, { seed = 7, everyShare = 0.15, policy
 export async function earliestNextRun(values, home, from) {
   try {
     const dist = distDir(values);
-    const homeMod = await import(join(dist, 'config/home.js'));
-    const { homePaths } = await import(join(dist, 'config/paths.js'));
-    const sched = await import(join(dist, 'schedule/instants.js'));
+    // Builds before the move into folders (bb3e8c6) have dist/home.js and dist/schedule.js.
+    const flat = !existsSync(join(dist, 'config/home.js')) && existsSync(join(dist, 'home.js'));
+    const homeMod = await import(join(dist, flat ? 'home.js' : 'config/home.js'));
+    const { homePaths } = flat ? homeMod : await import(join(dist, 'config/paths.js'));
+    const sched = await import(join(dist, flat ? 'schedule.js' : 'schedule/instants.js'));
     const loaded = homeMod.loadHome(homePaths(home, join(home, 'nonexistent-state')));
     let best = null;
     for (const job of loaded.jobs.values()) {
@@ -743,6 +761,10 @@ export function figure(name, value, unit, target, better = 'lower') {
 }
 
 export function writeResult(name, data) {
+  if (jsonOut) {
+    console.log(`\n${JSON.stringify(data)}`);
+    return null;
+  }
   mkdirSync(OUT_DIR, { recursive: true });
   const path = join(OUT_DIR, `${name}.json`);
   writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`);

@@ -28,7 +28,7 @@ const { values } = parseArgs({
 const passOn = [...(values.quick ? ['--quick'] : []), ...(values.keep ? ['--keep'] : []), ...(values.dist ? ['--dist', values.dist] : [])];
 // Ours first, then every other bench/*.mjs (benches others add), except helpers and investigation tools.
 const FIRST = ['idle', 'latency', 'scale'];
-const NOT_BENCHES = new Set(['lib', 'run', 'profile-scale', 'chart', 'peers-lib']);
+const NOT_BENCHES = new Set(['lib', 'run', 'profile-scale', 'chart', 'peers-lib', 'ab', 'validate-ab', 'retention']);
 const others = readdirSync(BENCH_DIR)
   .filter((f) => f.endsWith('.mjs'))
   .map((f) => f.slice(0, -4))

@@ -9,12 +9,12 @@
 //       new schedule and time from the write to the daemon's "job changed" line for that job —
 //       both an in-place write (truncate+write) and an atomic replace (write temp, rename).
 //
-//   node bench/scale.mjs [--sizes 100,1000,10000] [--reloads 10] [--quick] [--keep] [--dist DIR]
+//   node bench/scale.mjs [--sizes 100,1000,10000] [--reloads 10] [--validations 3] [--quick] [--keep] [--dist DIR] [--json]
 import { renameSync, writeFileSync } from 'node:fs';
 import { RESULTS_DIR, writeCsv } from './chart.mjs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { figure, flags, isMsg, machineInfo, MB, printFigures, printMachine, readStatus, rng, round, runCli, runMain, safeCron, sleep, startDaemon, deployedNodeFlags, stats, table, tempDir, toYaml, writeHome, writeResult } from './lib.mjs';
+import { figure, flags, isMsg, jsonMode, machineInfo, MB, printFigures, printMachine, readStatus, rng, round, runCli, runMain, safeCron, sleep, startDaemon, deployedNodeFlags, stats, table, tempDir, toYaml, writeHome, writeResult } from './lib.mjs';
 
 const values = flags({ sizes: { type: 'string' }, reloads: { type: 'string' }, validations: { type: 'string' }, 'node-args': { type: 'string' } });
 // Extra node flags for the daemon (e.g. those of deploy/nightshift.service), to compare.
@@ -172,7 +172,7 @@ await runMain(values, async () => {
   console.log('');
   printFigures(figs);
   writeResult('scale', { bench: 'scale', command: `node bench/scale.mjs ${process.argv.slice(2).join(' ')}`.trim(), machine, params: { sizes, reloads: nReloads, validations: nValidate }, results, figures: figs });
-  writeScaleCsv(machine, results);
+  if (!jsonMode()) writeScaleCsv(machine, results);
 });
 
 /** bench/results/scale.csv for bench/chart.mjs: one row per home size; log axes (10 ms next to 10 s). */

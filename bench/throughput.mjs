@@ -20,6 +20,7 @@
 // `await execa('true', { reject: false })` in a separate node process (same warm-up).
 //
 //   node bench/throughput.mjs [--quick] [--levels 1,10,100] [--runs N] [--keep] [--dist DIR]
+//                             [--skip-ceiling] (no bare execa runs)   [--json] (see lib.mjs's flags)
 //   full: 2,000 runs per level; --quick: 300.
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
@@ -28,7 +29,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { drawChart, RESULTS_DIR, writeCsv } from './chart.mjs';
-import { clockTicks, figure, flags, isMsg, machineInfo, printFigures, printMachine, readStat, REPO, round, runMain, startDaemon, stats, table, tempDir, writeResult } from './lib.mjs';
+import { clockTicks, figure, flags, isMsg, jsonMode, machineInfo, printFigures, printMachine, readStat, REPO, round, runMain, startDaemon, stats, table, tempDir, writeResult } from './lib.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const WARMUP = 20;
@@ -176,7 +177,7 @@ function baseline(k, n) {
   return { k, runs: n, wallMs: round(r.wallMs, 1), perSecond: round((n * 1000) / r.wallMs, 1), failed: r.failed, cpuMs: round(r.cpuMs, 0), cpuMsPerRun: round(r.cpuMs / n, 2) };
 }
 
-const values = flags({ levels: { type: 'string' }, runs: { type: 'string' } });
+const values = flags({ levels: { type: 'string' }, runs: { type: 'string' }, 'skip-ceiling': { type: 'boolean', default: false } });
 const levels = (values.levels ?? '1,10,100').split(',').map(Number);
 const runs = Number(values.runs ?? (values.quick ? 300 : 2000));
 
@@ -187,12 +188,12 @@ await runMain(values, async () => {
   const results = [];
   for (const k of levels) {
     const ns = await level(values, k, runs);
-    const base = baseline(k, runs);
+    const base = values['skip-ceiling'] ? { perSecond: null, wallMs: null, cpuMsPerRun: null } : baseline(k, runs);
     console.log(
       `  k=${k}: nightshift ${ns.perSecond} runs/s (${ns.wallMs} ms; daemon CPU ${ns.daemonCpuMsPerRun} ms/run, children ${ns.childrenCpuMs} ms; driver ${ns.driverCpuMs} ms)` +
         ` — bare execa ${base.perSecond} runs/s (${base.wallMs} ms, CPU ${base.cpuMsPerRun} ms/run) — rows/logs ${ns.match ? 'match' : `DO NOT MATCH ${JSON.stringify(ns.check)}`}`,
     );
-    results.push({ k, nightshift: ns, execa: base, ratio: round(ns.perSecond / base.perSecond, 2) });
+    results.push({ k, nightshift: ns, execa: base, ratio: base.perSecond === null ? null : round(ns.perSecond / base.perSecond, 2) });
   }
   console.log('');
   console.log(
@@ -213,6 +214,10 @@ await runMain(values, async () => {
   figs.push(figure('throughput: runs without row or log file', results.reduce((a, r) => a + (r.nightshift.match ? 0 : 1), 0), 'levels', 0));
   printFigures(figs);
 
+  if (jsonMode()) {
+    writeResult('throughput', { bench: 'throughput', command: `node bench/throughput.mjs ${process.argv.slice(2).join(' ')}`.trim(), machine, params: { levels, runs, warmup: WARMUP }, results, figures: figs });
+    return;
+  }
   const csvPath = join(RESULTS_DIR, 'throughput.csv');
   writeCsv(
     csvPath,
