@@ -91,19 +91,22 @@ export class Supervisor {
    * A scheduled instant (or catch-up) is due. Synchronously claims the instant in the store —
    * so the scheduler's cursor has moved before this returns — then runs asynchronously.
    */
-  dispatchScheduled(job: Job, instant: number, trigger: 'schedule' | 'catch-up', repeat = false, cursorTo = instant): void {
-    if (this.stopping) return;
+  /** Dispatches a due instant; true when this dispatch claimed it (its row is written, or held while the disk is full). */
+  dispatchScheduled(job: Job, instant: number, trigger: 'schedule' | 'catch-up', repeat = false, cursorTo = instant): boolean {
+    if (this.stopping) return false;
     // A long-running job's schedule only starts it again once it has ended: while it runs, its
     // instants pass without a skipped-overlap row each (every: 1s would write 86,400 a day).
     if (job.longRunning && job.spec.concurrency === 'forbid' && (this.active.get(job.name)?.size ?? 0) > 0) {
       this.deps.store.jobStates.setCursor(job.name, cursorTo);
-      return;
+      return false;
     }
     let started = this.begin(job, trigger, { scheduledFor: instant, cursorTo, precheck: true });
+    const claimed = started !== 'duplicate';
     // The clock went back and this wall-clock time came round again (scheduler.ts): the first
     // run keeps the instant, this one runs on the real interval, recorded without an instant.
     if (started === 'duplicate' && repeat) started = this.begin(job, trigger, { precheck: true });
     if (started === 'duplicate') this.deps.log.warn({ job: job.name, instant }, 'instant already dispatched; not running it twice');
+    return claimed;
   }
 
   /** `nightshift run JOB`: runs now whatever the schedule says, and resolves with the finished row. */

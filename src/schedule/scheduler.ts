@@ -36,7 +36,7 @@ export interface SchedulerDeps {
    * `cursorTo`: where the job's cursor moves with the run's row (the instant itself, or for a
    * catch-up the moment up to which the missed instants were counted): the scheduler decides it.
    */
-  onDue: (job: Job, instant: number, trigger: DueTrigger, repeat: boolean, cursorTo: number) => void;
+  onDue: (job: Job, instant: number, trigger: DueTrigger, repeat: boolean, cursorTo: number) => boolean;
   /**
    * Records instants that passed without a run (`count` from `first`) and whether one catch-up
    * runs for them. A record, not a notification: if it throws, the cursor does not move past them
@@ -282,12 +282,13 @@ export class Scheduler {
     if (!job) return;
     const rep = this.repeats.get(name);
     try {
-      if (rep && at <= rep.until) this.deps.onDue(job, at, 'schedule', true, at);
-      else this.deps.onDue(job, at, 'schedule', false, at);
+      const claimed = this.deps.onDue(job, at, 'schedule', rep !== undefined && at <= rep.until, at);
       // The cursor moved to `at` with the run row. If the timer fired late (a busy machine), the
       // instants that passed meanwhile are coalesced into this run, as cron does, but recorded:
-      // never an instant that left no trace.
-      if (!rep) this.accountMissed(job, at, this.deps.clock.now(), 'late', []);
+      // never an instant that left no trace. Only when this dispatch claimed its instant: a
+      // long-running job still running passes its instants by design, and a duplicate was
+      // accounted for by the dispatch that claimed it.
+      if (!rep && claimed) this.accountMissed(job, at, this.deps.clock.now(), 'late', []);
     } catch (err) {
       this.failed(err, job.name);
     } finally {

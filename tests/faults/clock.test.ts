@@ -332,7 +332,7 @@ describe('the scheduler after a step back, for fixed-time and wildcard jobs (Deb
       clock,
       onDue: (j, at, trigger, repeat, cursorTo) => {
         due.push({ job: j.name, at, repeat });
-        store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
+        return store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() }) !== null;
       },
       log: silentLogger,
       jobs: () => new Map(specs.map((j) => [j.name, j])),
@@ -385,7 +385,7 @@ describe('the scheduler after a step forward', () => {
       clock,
       onDue: (j, at, trigger, _repeat, cursorTo) => {
         due.push({ job: j.name, at, trigger });
-        store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() });
+        return store.runs.insert({ job: j.name, trigger, scheduledFor: at, cursorTo, now: clock.now() }) !== null;
       },
       log: silentLogger,
       jobs: () => new Map(specs.map((j) => [j.name, j])),

@@ -21,7 +21,7 @@ function setup(recordMissed: (m: Missed) => void): { store: Store; s: Scheduler;
   const s = new Scheduler({
     store,
     clock: { now: () => now },
-    onDue: () => {},
+    onDue: () => true,
     log: silentLogger,
     jobs: () => new Map([['m', j]]),
     recordMissed,
