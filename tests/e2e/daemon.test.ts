@@ -1,4 +1,5 @@
 // The daemon as users run it: a real `nightshift start` process, real jobs, a real SQLite file.
+import type { RunRow } from '../../src/store/store.js';
 import { execa } from 'execa';
 import { existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -6,7 +7,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { UnixDgramSocket } from 'unix-dgram';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   cleanup,
   cli,
@@ -19,24 +20,12 @@ import {
   startDaemon,
   waitFor,
   writeJob,
+  trackDaemons,
   type DaemonProc,
 } from '../support/helpers.js';
 
-interface Run {
-  id: number;
-  job: string;
-  trigger: string;
-  scheduled_for: number | null;
-  created_at: number;
-  started_at: number | null;
-  ended_at: number | null;
-  outcome: string | null;
-  reason: string | null;
-  attempt: number;
-  parent_id: number | null;
-  pgid: number | null;
-  retry_at: number | null;
-}
+/** A row of the runs table, as the tests read it back with query(). */
+type Run = RunRow;
 const runs = (d: { state: string }, job?: string): Run[] =>
   job ? query<Run>(d.state, 'SELECT * FROM runs WHERE job = ? ORDER BY id', job) : query<Run>(d.state, 'SELECT * FROM runs ORDER BY id');
 
@@ -46,12 +35,7 @@ const runs = (d: { state: string }, job?: string): Run[] =>
 const WAIT_MS = 30_000;
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
-const daemons: DaemonProc[] = [];
-const homes: string[] = [];
-afterEach(async () => {
-  for (const d of daemons.splice(0)) await d.stop();
-  for (const h of homes.splice(0)) cleanup(h);
-});
+const { daemons, dirs: homes } = trackDaemons();
 async function daemon(jobs: Record<string, string>, opts: { env?: Record<string, string> } = {}): Promise<DaemonProc> {
   const home = makeHome(jobs);
   homes.push(home);

@@ -16,9 +16,8 @@ import {
 } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
-  cleanup,
   cli,
   flockFree,
   makeHome,
@@ -28,6 +27,7 @@ import {
   startDaemon,
   tempDir,
   waitFor,
+  trackDaemons,
   type DaemonProc,
 } from '../support/helpers.js';
 
@@ -54,12 +54,7 @@ interface Attempt {
 const WAIT_MS = 30_000;
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
-const daemons: DaemonProc[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of daemons.splice(0)) await d.stop();
-  for (const h of dirs.splice(0)) cleanup(h);
-});
+const { daemons, dirs } = trackDaemons();
 
 /** A fresh folder for a test's files (probes see the machine's /tmp; a fix sees only its touches of it). */
 function visibleDir(prefix: string): string {

@@ -3,17 +3,10 @@
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanup, CLI, cli, makeHome, query, startDaemon, waitFor, type DaemonProc } from '../support/helpers.js';
+import { describe, expect, it } from 'vitest';
+import { CLI, cli, makeHome, query, startDaemon, waitFor, trackDaemons } from '../support/helpers.js';
 
-const homes: string[] = [];
-const daemons: DaemonProc[] = [];
-afterEach(async () => {
-  for (const d of daemons.splice(0)) await d.stop();
-});
-afterAll(() => {
-  for (const h of homes) cleanup(h);
-});
+const { daemons, dirs: homes } = trackDaemons({ dirs: 'after-all' });
 
 function home(jobs: Record<string, string> = {}): string {
   const h = makeHome(jobs, 'timezone: UTC\n');

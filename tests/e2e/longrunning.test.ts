@@ -4,17 +4,10 @@
 // heal started is then judged by the watchdog like any other.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanup, makeHome, query, startDaemon, waitFor, type DaemonProc } from '../support/helpers.js';
+import { describe, expect, it } from 'vitest';
+import { makeHome, query, startDaemon, waitFor, trackDaemons } from '../support/helpers.js';
 
-const homes: string[] = [];
-const daemons: DaemonProc[] = [];
-afterEach(async () => {
-  for (const d of daemons.splice(0)) await d.stop();
-});
-afterAll(() => {
-  for (const h of homes) cleanup(h);
-});
+const { daemons, dirs: homes } = trackDaemons({ dirs: 'after-all' });
 
 // Writes its run id into w/hb every 200 ms. w/hang makes the next worker that sees it hang (alive,
 // silent); w/die makes it exit 3. Each writes what it did into w/events.

@@ -4,18 +4,11 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PolicySchema } from '../../src/config/schema.js';
-import { cleanup, cli, makeHome, query, ROOT, startDaemon, tempDir, waitFor, type DaemonProc } from '../support/helpers.js';
+import { cli, makeHome, query, ROOT, startDaemon, tempDir, waitFor, trackDaemons } from '../support/helpers.js';
 
-const dirs: string[] = [];
-const daemons: DaemonProc[] = [];
-afterEach(async () => {
-  for (const d of daemons.splice(0)) await d.stop();
-});
-afterAll(() => {
-  for (const d of dirs) cleanup(d);
-});
+const { daemons, dirs } = trackDaemons({ dirs: 'after-all' });
 
 const RULE = (probe: string) =>
   `match: { job: worker-health, kind: [failed] }\nautonomy: auto\naction: { restart: shop-worker.service }\nprobe: { command: ${probe} }\n`;

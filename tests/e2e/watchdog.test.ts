@@ -3,9 +3,9 @@ import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { callDaemon } from '../../src/control/socket.js';
-import { cleanup, cli, makeHome, query, startDaemon, waitFor, writeJob, type DaemonProc } from '../support/helpers.js';
+import { cli, makeHome, query, startDaemon, waitFor, writeJob, type DaemonProc, trackDaemons } from '../support/helpers.js';
 
 interface Alert {
   id: number;
@@ -29,12 +29,7 @@ const alerts = (d: { state: string }, job?: string): Alert[] =>
 // (CLI starts, a daemon's start): a generous limit, not vitest's 30 s.
 const LIMIT = 90_000;
 
-const daemons: DaemonProc[] = [];
-const homes: string[] = [];
-afterEach(async () => {
-  for (const d of daemons.splice(0)) await d.stop();
-  for (const h of homes.splice(0)) cleanup(h);
-});
+const { daemons, dirs: homes } = trackDaemons();
 async function daemon(jobs: Record<string, string>, policy?: string): Promise<DaemonProc> {
   const home = makeHome(jobs, policy);
   homes.push(home);

@@ -9,6 +9,7 @@
 // record), with no false missed alerts; backward, schedules follow the new time at once, nothing
 // stalls; either way no (job, instant) runs twice, nothing runs in a burst, an alert open before
 // the step stays open, one due after it is raised, and a hang is caught on real time.
+import type { RunRow } from '../../src/store/store.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -24,16 +25,8 @@ import { cleanup, FIXTURES, job, makeHome, query, tempDir, waitFor } from '../su
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-interface Run {
-  id: number;
-  job: string;
-  trigger: string;
-  scheduled_for: number | null;
-  created_at: number;
-  outcome: string | null;
-  started_at: number | null;
-  log_path: string | null;
-}
+/** A row of the runs table, as the tests read it back with query(). */
+type Run = RunRow;
 interface Alert {
   id: number;
   fingerprint: string;

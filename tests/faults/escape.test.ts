@@ -25,9 +25,8 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  cleanup,
   CLI,
   cli,
   flockFree,
@@ -37,6 +36,7 @@ import {
   startDaemon,
   tempDir,
   waitFor,
+  trackDaemons,
   type DaemonProc,
 } from '../support/helpers.js';
 
@@ -48,14 +48,7 @@ const MODES: Array<{ name: string; asNobody: boolean }> = AS_ROOT
     ]
   : [{ name: `daemon as ${process.env.USER ?? 'this user'}`, asNobody: false }];
 
-const homes: string[] = [];
-const daemons: DaemonProc[] = [];
-afterEach(async () => {
-  for (const d of daemons.splice(0)) await d.stop();
-});
-afterAll(() => {
-  for (const h of homes) cleanup(h);
-});
+const { daemons, dirs: homes } = trackDaemons({ dirs: 'after-all' });
 
 const VICTIM = 'every: 1h\ncommand: ["true"]\n';
 const BROKEN = 'shell: "echo broken; exit 3"\ntimeout: 30s\n';

@@ -4,19 +4,14 @@
 // clock tests (clock.test.ts) move an injected clock; this one proves no reading escapes it.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanup, cli, makeHome, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../support/helpers.js';
+import { describe, expect, it } from 'vitest';
+import { cli, makeHome, query, startDaemon, tempDir, waitFor, type DaemonProc, trackDaemons } from '../support/helpers.js';
 
 const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1'].find(
   (p) => existsSync(p),
 );
 
-const dirs: string[] = [];
-const daemons: DaemonProc[] = [];
-afterEach(async () => {
-  for (const d of daemons.splice(0)) await d.stop();
-});
-afterAll(() => dirs.forEach(cleanup));
+const { daemons, dirs } = trackDaemons({ dirs: 'after-all' });
 
 /** A daemon whose wall clock is the machine's plus what `offset` (a file) says, e.g. "+3600". */
 async function fakedDaemon(jobs: Record<string, string>): Promise<{ d: DaemonProc; home: string; step: (seconds: number) => void }> {

@@ -5,18 +5,13 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY, loadJobFile, loadPolicyFile, loadRuleFile } from '../../src/config/home.js';
-import { cleanup, cli, makeHome, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../support/helpers.js';
+import { cli, makeHome, query, startDaemon, tempDir, waitFor, trackDaemons } from '../support/helpers.js';
 import { mutate, VALID } from '../support/fuzz-specs.js';
 import { mulberry32 as rng } from '../support/random-cron.js';
 
-const daemons: DaemonProc[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of daemons.splice(0)) await d.stop();
-  for (const h of dirs.splice(0)) cleanup(h);
-});
+const { daemons, dirs } = trackDaemons();
 
 describe('fuzzed specs', () => {
   it('200 mutated job, rule and policy files: each is valid or refused with FILE:LINE problems naming the file, never an exception', () => {

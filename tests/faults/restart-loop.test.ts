@@ -6,6 +6,7 @@
 // counted as missed by the next start and caught up once), every run is final and ran at most once
 // per instant (by the job's own evidence too), the failing job's alert kept every occurrence, and
 // every SIGTERM was a graceful stop.
+import type { RunRow } from '../../src/store/store.js';
 import { execa } from 'execa';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,14 +55,8 @@ async function startAndStop(
   return { exitCode: r.exitCode, signal: r.signal, stderr, stoppedAt };
 }
 
-interface Run {
-  id: number;
-  job: string;
-  trigger: string;
-  scheduled_for: number | null;
-  created_at: number;
-  outcome: string | null;
-}
+/** A row of the runs table, as the tests read it back with query(). */
+type Run = RunRow;
 
 /** Both jobs run `every: 1s`: their instants are the whole seconds. */
 const TICK_MS = 1000;

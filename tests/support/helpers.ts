@@ -1,4 +1,5 @@
 // Shared test plumbing: temp homes, a real daemon process, and polling helpers.
+import { afterAll, afterEach } from 'vitest';
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
@@ -153,6 +154,24 @@ export async function startDaemon(
 
 export function cleanup(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * The daemons a test file starts and the folders it makes: each daemon is stopped after its test;
+ * folders are removed after their test, or after the whole file (`dirs: 'after-all'`) when tests
+ * share them.
+ */
+export function trackDaemons(o: { dirs?: 'after-each' | 'after-all' } = {}): { daemons: DaemonProc[]; dirs: string[] } {
+  const daemons: DaemonProc[] = [];
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const d of daemons.splice(0)) await d.stop();
+    if (o.dirs !== 'after-all') for (const h of dirs.splice(0)) cleanup(h);
+  });
+  afterAll(() => {
+    for (const h of dirs.splice(0)) cleanup(h);
+  });
+  return { daemons, dirs };
 }
 
 export async function cli(args: string[], opts: { env?: Record<string, string> } = {}) {
