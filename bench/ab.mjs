@@ -8,7 +8,7 @@
 // node_modules/. Prints one table: figure | before | after | change (medians over the rounds).
 //
 //   node bench/ab.mjs --before DIR --after DIR [--rounds 3] [--only idle,latency,throughput,scale]
-//                     [--quick] [--jobs 10000] [--keep-logs]
+//                     [--quick] [--jobs 10000]
 // DIR is a checkout with a built dist/ (or a dist/ folder itself). Each bench's full output is
 // kept in bench/out/ab/ (ROUND-BENCH-BUILD.log), all samples in bench/out/ab.json.
 import { spawn, execFileSync } from 'node:child_process';
