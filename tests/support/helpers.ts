@@ -164,13 +164,15 @@ export function cleanup(dir: string): void {
 export function trackDaemons(o: { dirs?: 'after-each' | 'after-all' } = {}): { daemons: DaemonProc[]; dirs: string[] } {
   const daemons: DaemonProc[] = [];
   const dirs: string[] = [];
+  // Tidying is not what a test measures: on a busy disk, removing a file's worth of homes took
+  // over 30 s (the default hook limit) once, with the suite pinned to one core.
   afterEach(async () => {
     for (const d of daemons.splice(0)) await d.stop();
     if (o.dirs !== 'after-all') for (const h of dirs.splice(0)) cleanup(h);
-  });
+  }, 120_000);
   afterAll(() => {
     for (const h of dirs.splice(0)) cleanup(h);
-  });
+  }, 300_000);
   return { daemons, dirs };
 }
 
