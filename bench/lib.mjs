@@ -583,7 +583,9 @@ export function safeCron(r, tz, window, kind) {
         expr = attempt < 100 ? `${m} * * * *` : `${m} ${h} * * *`;
         break;
       case 'every6h':
-        expr = `${m} */6 * * *`;
+        // Within a couple of minutes of 00, 06, 12 or 18 h the window covers every minute of such an
+        // hour: then the same stride, shifted by one to five hours.
+        expr = attempt < 100 ? `${m} */6 * * *` : `${m} ${int(r, 1, 5)}-23/6 * * *`;
         break;
       case 'weekdays':
         expr = `${m} ${h} * * ${pick(r, ['mon-fri', '1-5', 'mon,wed,fri'])}`;
