@@ -27,9 +27,7 @@ import { Runs, writeRun } from './runs.js';
 import { Specs } from './specs.js';
 import { Sql, StoreError } from './sql.js';
 
-export { DISK_FULL_RETRY_MS, formatBytes, freeBytes, isDiskFull, resumeFreeBytes, type DiskFullEvent } from './held.js';
-export type { NewAlert } from './alerts.js';
-export type { RunEnd } from './runs.js';
+export { formatBytes, freeBytes, isDiskFull, type DiskFullEvent } from './held.js';
 export type {
   AlertRow,
   DigestRow,
