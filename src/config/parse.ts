@@ -221,7 +221,10 @@ function friendly(issue: z.core.$ZodIssue, value: unknown): string {
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')} (got ${describe(value)})`;
     case 'too_small':
       if (issue.message && !issue.message.startsWith('Too small')) return issue.message;
-      return issue.origin === 'array' ? `needs at least ${String(issue.minimum)} item(s)` : `must be at least ${String(issue.minimum)}`;
+      if (issue.origin === 'array') return `needs at least ${String(issue.minimum)} item(s)`;
+      // An empty text (cwd: "", a path ""): zod's minimum is a length, not a value to reach.
+      if (issue.origin === 'string') return Number(issue.minimum) === 1 ? 'is empty' : `needs at least ${String(issue.minimum)} characters`;
+      return `must be at least ${String(issue.minimum)}`;
     case 'too_big':
       if (issue.message && !issue.message.startsWith('Too big'))
         return `${issue.message}${typeof value === 'number' ? ` (got ${value})` : ''}`;
