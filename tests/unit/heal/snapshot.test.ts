@@ -332,8 +332,7 @@ describe('snapshot and restore', () => {
     }
     const before = await treeState([root]);
     await takeSnapshot([root], join(snaps, 's'));
-    const script = `const { restoreSnapshot } = await import(${JSON.stringify(lib)}); console.log('go'); await restoreSnapshot(${JSON.stringify(join(snaps, 's'))}); console.log('done');`;
-    for (const delay of [0, 3, 10, 25]) {
+    const damage = (): void => {
       for (let i = 0; i < 60; i++) {
         const f = join(root, `d${i % 6}`, `f${i}`);
         if (i % 3 === 0) rmSync(f, { force: true });
@@ -341,13 +340,45 @@ describe('snapshot and restore', () => {
       }
       rmSync(join(root, 'd5'), { recursive: true, force: true });
       writeFileSync(join(root, 'extra'), 'x');
-      const child = execa('node', ['--input-type=module', '-e', script], { reject: false, buffer: false });
-      await new Promise<void>((res) => child.stdout.once('data', () => res()));
-      await new Promise((res) => setTimeout(res, delay));
+    };
+    // The changes a restore of this damage makes (the same for every round: only the bytes differ).
+    damage();
+    const steps: string[] = [];
+    await restoreSnapshot(join(snaps, 's'), { onStep: (what) => void steps.push(what) });
+    const total = steps.length;
+    expect(total).toBeGreaterThan(40);
+    // a file's new copy is written beside it, then renamed into place: killed in between, a copy is left
+    const renameAt = steps.indexOf('rename', 10) + 1;
+    expect(renameAt).toBeGreaterThan(0);
+    // The child stops right before its k-th change (k - 1 are on disk), says so, and is killed
+    // there: the kill lands inside the restore, not before or after it.
+    const script = (k: number): string =>
+      `const { restoreSnapshot } = await import(${JSON.stringify(lib)}); let n = 0; await restoreSnapshot(${JSON.stringify(join(snaps, 's'))}, { onStep: (what, path) => { if (++n === ${k}) { console.log('at step ' + n + ': ' + what + ' ' + path); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600000); } } }); console.log('done');`;
+    for (const k of [2, renameAt, Math.floor((2 * total) / 3), total]) {
+      damage();
+      const damaged = await treeState([root]);
+      const child = execa('node', ['--input-type=module', '-e', script(k)], { reject: false, buffer: false });
+      let out = '';
+      await new Promise<void>((res) => {
+        child.stdout.on('data', (b: Buffer) => {
+          out += b.toString();
+          if (out.includes('\n')) res();
+        });
+        child.stdout.on('end', () => res());
+      });
+      expect(out).toMatch(new RegExp(`^at step ${k}: ${steps[k - 1]!} `));
       child.kill('SIGKILL');
-      await child;
+      const r = await child;
+      expect(r.signal, `killed at step ${k}`).toBe('SIGKILL');
+      expect(out).not.toContain('done');
+      // partway: some changes were made, not all of them
+      const partial = await treeState([root]);
+      expect(partial, `changes before step ${k} are on disk`).not.toEqual(damaged);
+      expect(partial, `the restore killed at step ${k} of ${total} did not finish`).not.toEqual(before);
+      const copiesLeft = Object.keys(partial).filter((p) => p.includes('.nightshift-restore-'));
+      expect(copiesLeft, `a new copy not yet renamed into place at step ${k}`).toHaveLength(steps[k - 1] === 'rename' ? 1 : 0);
       await restoreSnapshot(join(snaps, 's'));
-      expect(await treeState([root]), `killed after ${delay} ms`).toEqual(before);
+      expect(await treeState([root]), `killed at step ${k} of ${total}`).toEqual(before);
     }
   });
 
