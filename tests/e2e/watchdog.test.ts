@@ -420,14 +420,40 @@ describe('kill switch', { timeout: LIMIT }, () => {
   });
 
   it('a malformed policy on reload keeps the previous policy but fails closed for the kill switch', async () => {
+    // daily has no time zone of its own: it follows the policy's, and the daemon's next run of it
+    // (GET /status) shows which policy is in force: 03:00 UTC, or 03:00 in Tokyo (18:00 UTC).
     const d = await daemon(
-      { agent: 'every: 1s\nagent: true\ncommand: ["true"]\n', plain: 'every: 1s\ncommand: ["true"]\n' },
+      {
+        agent: 'every: 1s\nagent: true\ncommand: ["true"]\n',
+        plain: 'every: 1s\ncommand: ["true"]\n',
+        daily: 'schedule: "0 3 * * *"\ncommand: ["true"]\n',
+      },
       'timezone: UTC\n',
     );
+    const utcHourOfNextDaily = async (): Promise<number> => {
+      const r = await callDaemon(sockOf(d), 'GET', '/status');
+      const next = (r.body as { jobs: Array<{ name: string; nextRun: number | null }> }).jobs.find((j) => j.name === 'daily')!.nextRun;
+      expect(next).not.toBeNull();
+      return (next! % 86_400_000) / 3_600_000;
+    };
+    /** Resolves with the next log line matching pred, after those already logged. */
+    const nextLog = (pred: (l: Record<string, unknown>) => boolean, what: string) => {
+      const seen = d.lines().filter(pred).length;
+      return () => waitFor(() => d.lines().filter(pred)[seen], 10_000, what);
+    };
+    const reloaded = (l: Record<string, unknown>) => l.msg === 'policy reloaded';
     await waitFor(() => query(d.state, "SELECT * FROM runs WHERE job='agent' AND outcome='ok'").length > 0, 10_000, 'agent ok');
+    expect(await utcHourOfNextDaily()).toBe(3);
+    // the previous policy is a changed one, not the one the daemon started with
+    const tokyo = nextLog(reloaded, 'policy reloaded (Asia/Tokyo)');
+    writeFileSync(join(d.home, 'protected', 'policy.yaml'), 'timezone: Asia/Tokyo\n');
+    await tokyo();
+    expect(await utcHourOfNextDaily()).toBe(18);
     writeFileSync(join(d.home, 'protected', 'policy.yaml'), 'timezone: [broken\n');
     // logged once the daemon runs on the previous policy and fails closed: runs it records later were decided after that
     const mark = logTime(await d.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('invalid policy'), 10_000));
+    // the previous policy (Tokyo), neither the first one nor the defaults, is still in force
+    expect(await utcHourOfNextDaily()).toBe(18);
     await waitFor(
       () =>
         query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND outcome='skipped-halted'").some(
@@ -457,8 +483,10 @@ describe('kill switch', { timeout: LIMIT }, () => {
       10_000,
       'plain runs on',
     );
+    const fixed = nextLog(reloaded, 'policy reloaded (fixed)');
     writeFileSync(join(d.home, 'protected', 'policy.yaml'), 'timezone: UTC\n');
-    const mark2 = logTime(await d.waitLog((l) => l.msg === 'policy reloaded', 10_000));
+    const mark2 = logTime(await fixed());
+    expect(await utcHourOfNextDaily()).toBe(3);
     await waitFor(
       () =>
         query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job='agent' AND outcome='ok'").some(
