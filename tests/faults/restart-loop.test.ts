@@ -220,6 +220,15 @@ describe('restart loop', () => {
         const [id, job] = l.split(' ');
         return { id: Number(id), job };
       });
+    // The job's own word is there to check: every run that ran to its end (ok or failed) wrote
+    // its start line (the fixture writes it first), so an evidence file left empty fails here.
+    const finished = runs.filter((r) => r.outcome === 'ok' || r.outcome === 'failed');
+    expect(finished.length, why).toBeGreaterThan(0);
+    const startLines = new Set(starts.map((s) => s.id));
+    expect(
+      finished.filter((r) => !startLines.has(r.id)).map((r) => r.id),
+      `${why}: finished runs without a start line in the evidence`,
+    ).toEqual([]);
     const byId = new Map(runs.map((r) => [r.id, r]));
     for (const s of starts) expect(byId.get(s.id)?.job, `run #${s.id} started by the job`).toBe(s.job);
     expect(new Set(starts.map((s) => s.id)).size, 'a run started twice').toBe(starts.length);
