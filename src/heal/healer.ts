@@ -744,6 +744,8 @@ export class Healer {
         timeoutMs: PRECHECK_TIMEOUT_MS,
         extraEnv: { NIGHTSHIFT_STATE: this.deps.paths.state },
         leash: this.deps.leash(),
+        // A stop or the kill switch does not wait out the pre-check's time limit (a minute).
+        signal,
       });
       if (v.idle) return `the job's pre-check says IDLE: there is nothing to do`;
     }

@@ -328,6 +328,8 @@ export interface PrecheckOptions {
   onSpawn?: (pgid: number) => void;
   /** What it is kept from: a pre-check is contained as its job is. */
   leash: Leash;
+  /** Stops it at once (its whole group killed): nightshift is stopping, or the kill switch went on. */
+  signal?: AbortSignal;
 }
 
 export async function runPrecheck(job: Job, opts: PrecheckOptions): Promise<PrecheckVerdict> {
@@ -355,9 +357,18 @@ export async function runPrecheck(job: Job, opts: PrecheckOptions): Promise<Prec
       timedOut = true;
       if (sub.pid !== undefined) killNow(sub.pid);
     }, timeoutMs);
+    let stopped = false;
+    const stop = (): void => {
+      stopped = true;
+      if (sub.pid !== undefined) killNow(sub.pid);
+    };
+    if (opts.signal?.aborted) stop();
+    else opts.signal?.addEventListener('abort', stop, { once: true });
     const r = await sub;
     clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', stop);
     if (sub.pid !== undefined && groupAlive(sub.pid)) killNow(sub.pid);
+    if (stopped) return { idle: false, reason: 'pre-check was stopped (nightshift is stopping, or the kill switch went on)' };
     if (timedOut) return { idle: false, reason: `pre-check timed out after ${formatDuration(timeoutMs)}; running the job anyway` };
     if (r.failed && r.exitCode === undefined)
       return { idle: false, reason: `pre-check could not run (${r.shortMessage}); running the job anyway` };
