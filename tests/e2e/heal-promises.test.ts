@@ -429,4 +429,29 @@ describe('an attempt stopped before its snapshot', () => {
     const again = await waitFor(() => attempts(d).find((x) => x.id !== a.id && x.outcome !== null), WAIT_MS, 'the next attempt');
     expect(again).toMatchObject({ outcome: 'fixed-verified', attempt: 1 });
   });
+
+  it('SIGTERM during the pre-check: the pre-check is stopped, the attempt closed as interrupted, and the next start looks at the alert again', async () => {
+    const w = work('ns-hp-preterm-');
+    const t = join(w, 't');
+    mkdirSync(t);
+    const before = tree(t);
+    const h = blockedAtPrecheck(w, t, 'never');
+    const d = await daemon(h);
+    await ns(d, 'run', 'victim');
+    await waitFor(() => existsSync(join(w, 'pc-started')) && !flockFree(join(w, 'pc.lock')), WAIT_MS, 'the pre-check under way');
+    d.proc.kill('SIGTERM');
+    // The pre-check would block for its whole time limit (a minute): the stop does not wait for it.
+    await waitFor(() => d.proc.exitCode !== null || d.proc.signalCode !== null, WAIT_MS, 'the daemon stopped');
+    expect(await exited(d)).toBe(0);
+    expect(flockFree(join(w, 'pc.lock'))).toBe(true);
+    const [a] = attempts(d);
+    expect(a).toMatchObject({ outcome: 'interrupted', attempt: null, snapshot_dir: null });
+    expect(a!.detail).toBe('stopped at step pre-check before anything was changed');
+    expect(steps(d, a!.id)).toEqual(['kill-switch', 'pre-check']);
+    expect(tree(t)).toEqual(before);
+    // the alert is still open and is looked at again at the next start; this time the fix runs
+    const d2 = await daemon(h);
+    const again = await waitFor(() => attempts(d2).find((x) => x.id !== a!.id && x.outcome !== null), WAIT_MS, 'the next attempt');
+    expect(again).toMatchObject({ outcome: 'fixed-verified', attempt: 1 });
+  });
 });
