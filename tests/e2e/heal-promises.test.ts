@@ -455,3 +455,80 @@ describe('an attempt stopped before its snapshot', () => {
     expect(again).toMatchObject({ outcome: 'fixed-verified', attempt: 1 });
   });
 });
+
+describe('the 24 h limit of an approval, under a moved clock (libfaketime)', () => {
+  const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1'].find(
+    (p) => existsSync(p),
+  );
+
+  it('approving 24 h + 1 min after the request is refused with exit 2 and nothing runs; 24 h − 10 min after, it runs', async () => {
+    if (!LIBFAKETIME) throw new Error('libfaketime is missing: apt-get install faketime (.ci/run installs it)');
+    const w = work('ns-hp-expiry-');
+    const t = join(w, 't');
+    mkdirSync(t);
+    // The daemon and every command line read the machine's clock plus what this file says: the
+    // real 24 h limit is crossed by moving the clock, not by editing the request's row.
+    const offset = join(w, 'offset');
+    writeFileSync(offset, '+0\n');
+    const env = {
+      ...(process.env as Record<string, string>),
+      LD_PRELOAD: LIBFAKETIME,
+      FAKETIME_TIMESTAMP_FILE: offset,
+      FAKETIME_NO_CACHE: '1',
+      FAKETIME_DONT_FAKE_MONOTONIC: '1',
+    };
+    const step = (seconds: number): void => writeFileSync(offset, `+${seconds}\n`);
+    const h = home(
+      { a: 'command: ["sh", "-c", "exit 1"]\n', b: 'command: ["sh", "-c", "exit 1"]\n' },
+      {
+        gate: `match: { job: "*" }\nautonomy: gated\naction: { command: ["sh", "-c", "touch ${t}/ran-$NIGHTSHIFT_JOB"], touches: ["${t}/"] }\nprobe: { command: ["sh", "-c", "test -e ${t}/ran-$NIGHTSHIFT_JOB"] }\n`,
+      },
+    );
+    const d = await daemon(h, env);
+    const faked = (...args: string[]) => cli(['--home', d.home, '--state', d.state, ...args], { env });
+    await faked('run', 'a');
+    await faked('run', 'b');
+    const [ra, rb] = await waitFor(
+      () => {
+        const l = attempts(d).filter((x) => x.outcome === 'awaiting-approval');
+        return l.length === 2 ? l : false;
+      },
+      WAIT_MS,
+      'two approval requests',
+    );
+    const requested = query<{ ended_at: number; expires_at: number }>(
+      d.state,
+      'SELECT ended_at, expires_at FROM heal_attempts WHERE id = ?',
+      rb!.id,
+    )[0]!;
+    // the limit is set as the request is recorded: 24 h from then
+    expect(requested.expires_at - requested.ended_at).toBeLessThanOrEqual(24 * 3_600_000);
+    expect(requested.expires_at - requested.ended_at).toBeGreaterThan(24 * 3_600_000 - 60_000);
+
+    // Nearly a day later the request still stands: approved, the fix runs and is verified.
+    step(24 * 3600 - 600);
+    const yes = await faked('approve', String(ra!.id));
+    expect(yes.exitCode).toBe(0);
+    const a = await waitFor(
+      () => attempts(d).find((x) => x.id === ra!.id && x.outcome !== 'awaiting-approval' && x.outcome !== null),
+      WAIT_MS,
+      'a healed',
+    );
+    expect(a.outcome).toBe('fixed-verified');
+    expect(existsSync(join(t, 'ran-a'))).toBe(true);
+
+    // A day and a minute after the request: refused (exit 2, a usage error per the CLI contract).
+    step(24 * 3600 + 60);
+    const late = await faked('approve', String(rb!.id));
+    expect(late.exitCode).toBe(2);
+    expect(late.stderr).toContain(`heal #${rb!.id}`);
+    expect(late.stderr).toContain('expired');
+    const b = attempts(d).find((x) => x.id === rb!.id)!;
+    expect(b).toMatchObject({ outcome: 'expired', attempt: null });
+    // the recorded end is on the moved clock: past the request's limit
+    expect(b.ended_at!).toBeGreaterThan(requested.expires_at);
+    await roundTrip(d);
+    expect(attempts(d).filter((x) => x.job === 'b')).toHaveLength(1);
+    expect(existsSync(join(t, 'ran-b'))).toBe(false);
+  });
+});
