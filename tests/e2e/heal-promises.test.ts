@@ -423,8 +423,8 @@ describe('an attempt stopped before its snapshot', () => {
     expect(tree(t)).toEqual(before);
     expect(existsSync(join(d.state, 'snapshots', String(a.id)))).toBe(false);
     expect(alertOf(d, 'victim')!.resolved_at).toBeNull();
-    // turning the switch off looks at the alert again: the same rule now runs (the maker of this
-    // test's markers is real)
+    // Turning the switch off looks at the alert again, and the same rule then runs its fix: the
+    // halt, not the rule, is what kept the fix from running above.
     await ns(d, 'kill', 'off');
     const again = await waitFor(() => attempts(d).find((x) => x.id !== a.id && x.outcome !== null), WAIT_MS, 'the next attempt');
     expect(again).toMatchObject({ outcome: 'fixed-verified', attempt: 1 });
