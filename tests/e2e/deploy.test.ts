@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RESTART_LOOP_STARTS, RESTART_LOOP_WINDOW_MS } from '../../src/daemon.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const unitPath = join(root, 'deploy', 'nightshift.service');
@@ -133,9 +134,25 @@ describe('deploy/nightshift.service contract', () => {
     expect(get('Service', 'WatchdogSec')).toBe('30s');
     expect(get('Service', 'Restart')).toBe('on-failure');
     expect(get('Service', 'RestartSec')).toBe('2s');
-    expect(get('Unit', 'StartLimitIntervalSec')).toBeDefined();
-    expect(get('Unit', 'StartLimitBurst')).toBeDefined();
     expect(get('Install', 'WantedBy')).toBe('multi-user.target');
+  });
+
+  it('gives up restarting after 5 starts in 10 minutes ([Unit]), the loop the daemon pages for and the READMEs describe', () => {
+    // systemd reads the start limit in [Unit]; in [Service] StartLimitIntervalSec is an unknown key
+    // that systemd ignores (systemd-analyze verify says so), so the limit would silently change
+    expect(get('Unit', 'StartLimitIntervalSec')).toBe('10min');
+    expect(get('Unit', 'StartLimitBurst')).toBe('5');
+    for (const key of ['StartLimitIntervalSec', 'StartLimitBurst', 'StartLimitInterval'])
+      expect(unit.get('Service')?.has(key), `${key} in [Service]`).toBe(false);
+    // The daemon's own count of a restart loop is the same: the last start systemd allows is the one
+    // that raises daemon-restart-loop (a page only a later start could send would never go out).
+    expect(RESTART_LOOP_STARTS).toBe(5);
+    expect(RESTART_LOOP_WINDOW_MS).toBe(10 * 60_000);
+    // what operators read says the same numbers
+    const readme = readFileSync(join(root, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    expect(readme).toContain('Five starts of the daemon within 10 minutes (a crash loop) raise the event `daemon-restart-loop`');
+    const deployReadme = readFileSync(join(root, 'deploy', 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    expect(deployReadme).toContain('started more than 5 times in 10 minutes, systemd stops trying');
   });
 
   it('lets the daemon stop its own jobs, with time for their kill grace', () => {
