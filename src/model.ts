@@ -51,6 +51,7 @@ export type AlertKind = (typeof ALERT_KINDS)[number];
 
 export const HEAL_STEPS = [
   'kill-switch',
+  'containment',
   'pre-check',
   'rule',
   'cap',

@@ -1,5 +1,5 @@
-// The heal loop: an open alert goes through the steps of DESIGN.md's table — kill switch, pre-check,
-// rule, cap, autonomy, guard, snapshot, fix, probe, verdict, rollback — each journaled in SQLite
+// The heal loop: an open alert goes through the steps of DESIGN.md's table — kill switch, containment,
+// pre-check, rule, cap, autonomy, guard, snapshot, fix, probe, verdict, rollback — each journaled in SQLite
 // before it starts, so that a kill -9 at any step is rolled back from its snapshot at the next
 // start. Event-driven: an alert raised or changed enqueues its fingerprint; nothing polls.
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -374,6 +374,7 @@ export class Healer {
 
       // 1b. containment (fail closed): no sandbox, no fix, at any level. Without a matching rule
       // nothing would run anyway: that alert goes on to needs-human, which says what a person must do.
+      store.heals.step(id, 'containment', clock.now());
       const c = fixContainment();
       if (!c.ok && matched)
         return finish('uncontained', `nothing was run: fixes, brains and probes run only inside a sandbox, and ${c.reason}`);

@@ -151,6 +151,7 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
     expect(a).toMatchObject({ fingerprint: 'export:hung', rule: 'clear-lock', autonomy: 'auto', attempt: 1, outcome: 'fixed-verified' });
     expect(steps(d, a!.id)).toEqual([
       'kill-switch',
+      'containment',
       'pre-check',
       'rule',
       'cap',
@@ -274,6 +275,7 @@ describe('rollback, the ladder, approvals and the cap', () => {
     expect(list[0]!.detail).toContain('the probe failed');
     expect(steps(d, list[0]!.id)).toEqual([
       'kill-switch',
+      'containment',
       'pre-check',
       'rule',
       'cap',
@@ -882,7 +884,7 @@ describe('without a sandbox', () => {
     expect(a!.detail).toContain('nothing was run');
     expect(a!.detail).toContain('bubblewrap (/nonexistent) is not installed');
     expect(a!.detail).toContain('apt-get install bubblewrap');
-    expect(steps(d, a!.id)).toEqual(['kill-switch']);
+    expect(steps(d, a!.id)).toEqual(['kill-switch', 'containment']);
     // jobs fail open: the job ran (uncontained) and its failure raised the alert
     expect(query(d.state, "SELECT outcome FROM runs WHERE job = 'victim'")).toEqual([{ outcome: 'failed' }]);
     // the decision is final and nothing came before it: the fix never ran

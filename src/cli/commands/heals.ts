@@ -10,8 +10,8 @@ export const healsCommand: Command = {
   usage: 'nightshift [--home DIR] heals [JOB] [--limit N] [--json]',
   help:
     'Reads SQLite directly; works with the daemon down. Each attempt shows the rule, the autonomy level in\n' +
-    'force, every step (kill-switch, pre-check, rule, cap, autonomy, guard, snapshot, fix, probe, verdict,\n' +
-    'rollback) with how long it took, and the outcome. Proposals and approval requests are printed in full.\n' +
+    'force, every step (kill-switch, containment, pre-check, rule, cap, autonomy, guard, snapshot, fix, probe,\n' +
+    'verdict, rollback) with how long it took, and the outcome. Proposals and approval requests are printed in full.\n' +
     'Exit 1 when an approval is waiting or an incident is blocked.',
   options: { limit: { type: 'string' }, json: { type: 'boolean' } },
   run: (ctx) => {
