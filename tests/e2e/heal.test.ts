@@ -149,19 +149,9 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
     await ns(d, 'run', 'export');
     const [a] = await waitFor(done(d, 1), WAIT_MS, 'heal finished');
     expect(a).toMatchObject({ fingerprint: 'export:hung', rule: 'clear-lock', autonomy: 'auto', attempt: 1, outcome: 'fixed-verified' });
-    expect(steps(d, a!.id)).toEqual([
-      'kill-switch',
-      'containment',
-      'pre-check',
-      'rule',
-      'cap',
-      'autonomy',
-      'guard',
-      'snapshot',
-      'fix',
-      'probe',
-      'verdict',
-    ]);
+    // DESIGN.md's table, in its order, each step journaled before it starts; a verified fix has no rollback
+    const journal = ['kill-switch', 'containment', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'probe', 'verdict'];
+    expect(steps(d, a!.id)).toEqual(journal);
     expect(existsSync(join(work, 'export.lock'))).toBe(false);
     const alert = query<{ resolution: string; resolved_at: number | null }>(
       d.state,
@@ -182,10 +172,25 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
     expect(text.stdout).toContain('fixed-verified');
     expect(text.stdout).toMatch(/probe\s+\S+/);
     const js = JSON.parse((await ns(d, 'heals', '--json')).stdout) as {
-      attempts: Array<{ steps: unknown[] }>;
+      attempts: Array<{
+        id: number;
+        outcome: string;
+        steps: Array<{ step: string; started_at: number; ended_at: number | null; result: string | null }>;
+      }>;
       rules: Array<{ rule: string; outcomes: Record<string, number> }>;
     };
-    expect(js.attempts[0]!.steps).toHaveLength(10);
+    // What `heals --json` shows is the whole journal: every step in order, each ended, each
+    // starting when the one before it ended.
+    expect(js.attempts.map((x) => [x.id, x.outcome])).toEqual([[a!.id, 'fixed-verified']]);
+    const shown = js.attempts[0]!.steps;
+    expect(shown.map((s) => s.step)).toEqual(journal);
+    for (const [i, s] of shown.entries()) {
+      expect(s.ended_at, `${s.step} ended`).not.toBeNull();
+      expect(s.ended_at!, `${s.step} ended after it started`).toBeGreaterThanOrEqual(s.started_at);
+      if (i > 0) expect(s.started_at, `${s.step} started when ${shown[i - 1]!.step} ended`).toBe(shown[i - 1]!.ended_at);
+    }
+    // the checks passed, the fix ran to its end, the probe passed, the verdict is the outcome
+    expect(shown.map((s) => s.result)).toEqual([...journal.slice(0, -3).map(() => 'ok'), 'done', 'passed', 'fixed-verified']);
     expect(js.rules[0]).toMatchObject({ rule: 'clear-lock', outcomes: { 'fixed-verified': 1 } });
 
     // the digest of the day that covers the moment the heal ended (as the daemon recorded it)
