@@ -165,11 +165,31 @@ describe('hot reload', () => {
 
 describe('overlap, retries, catch-up', () => {
   it('concurrency forbid records skipped-overlap; allow overlaps; replace kills the old run first', async () => {
+    // forbidden and allowed each append "RUN_ID JOB TRIGGER PID start" as they start and "... end"
+    // as they finish to one file (home/evidence, O_APPEND): the processes' own word of when they ran.
+    const recorded = `cwd: .\ncommand: ["${join(FIXTURES, 'fault-job.sh')}", "evidence", "2.5"]\n`;
     const d = await daemon({
-      forbidden: 'every: 1s\ncommand: ["sleep", "2.5"]\n',
-      allowed: 'every: 1s\nconcurrency: allow\ncommand: ["sleep", "2.5"]\n',
+      forbidden: `every: 1s\n${recorded}`,
+      allowed: `every: 1s\nconcurrency: allow\n${recorded}`,
       replaced: 'every: 1s\nconcurrency: replace\nkillGrace: 1s\ncommand: ["sleep", "30"]\n',
     });
+    /** The evidence of one job, in the order it was written: [run id, 'start' | 'end']. */
+    const evidenceOf = (job: string): Array<[number, string]> =>
+      (existsSync(join(d.home, 'evidence')) ? readFileSync(join(d.home, 'evidence'), 'utf8') : '')
+        .split('\n')
+        .map((l) => l.split(' '))
+        .filter((f) => f[1] === job)
+        .map((f) => [Number(f[0]), f[4]!]);
+    /** Two runs whose processes were alive at once: the second started before the first ended (file order). */
+    const overlapInEvidence = (job: string): [number, number] | undefined => {
+      const alive = new Set<number>();
+      for (const [id, what] of evidenceOf(job)) {
+        if (what === 'end') alive.delete(id);
+        else if (alive.size > 0) return [[...alive][0]!, id];
+        else alive.add(id);
+      }
+      return undefined;
+    };
     // forbid: an instant that came while the previous run was still running is recorded, not run
     const skipped = await waitFor(
       () => runs(d, 'forbidden').find((r) => r.outcome === 'skipped-overlap'),
@@ -193,12 +213,23 @@ describe('overlap, retries, catch-up', () => {
       for (const x of ran) for (const y of ran) if (x.id < y.id && y.started_at! < end(x) && x.started_at! < end(y)) return [x, y];
       return undefined;
     };
-    // allow: two runs of the same job really ran at the same time
+    // allow: two runs of the same job really ran at the same time — by their recorded times, and by
+    // the processes themselves: the second wrote "start" before the first wrote "end"
     const [a1, a2] = await waitFor(() => overlapOf(runs(d, 'allowed'), true), WAIT_MS, 'two overlapping runs of allowed');
     expect([a1.outcome, a2.outcome]).toEqual(['ok', 'ok']);
+    const [e1, e2] = await waitFor(() => overlapInEvidence('allowed'), WAIT_MS, 'two runs of allowed alive at once');
+    expect(
+      runs(d, 'allowed')
+        .filter((r) => r.id === e1 || r.id === e2)
+        .map((r) => r.trigger),
+    ).toEqual(['schedule', 'schedule']);
     expect(runs(d, 'allowed').filter((r) => r.outcome === 'skipped-overlap')).toEqual([]);
-    // ...while no two runs of forbidden ever did (it has had as many instants by now)
+    // ...while no two runs of forbidden ever did (it has had as many instants by now, and skipped
+    // one): neither by their recorded times nor by their own word — each run's "start" comes after
+    // the "end" of the one before
+    await waitFor(() => evidenceOf('forbidden').some(([, what]) => what === 'end'), WAIT_MS, 'a run of forbidden that finished');
     expect(overlapOf(runs(d, 'forbidden'), false)).toBeUndefined();
+    expect(overlapInEvidence('forbidden'), JSON.stringify(evidenceOf('forbidden'))).toBeUndefined();
     // replace: the old run is killed, and its replacement started only after it ended
     const next = await waitFor(
       () => {
