@@ -1,10 +1,27 @@
 // Watches the spec folders and the policy file. Events are debounced per file (editors write in
 // several steps) and handed on as "this file may have changed"; the reload logic re-reads it.
 import { watch, type FSWatcher } from 'chokidar';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isSpecFile } from './home.js';
 import { coerceError } from '../errors.js';
+
+/**
+ * chokidar 4 drops a 'change' of a path that comes within 50 ms of the last one it emitted (a
+ * leading-edge throttle with no trailing event): a file written again that soon would never be
+ * seen. So each file handed on is looked at again once that window is over.
+ */
+const CHOKIDAR_CHANGE_THROTTLE_MS = 50;
+
+/** What a write changes: size, mtime (ns) and inode (a rename over the file); null when missing. */
+function fileIdentity(file: string): string | null {
+  try {
+    const st = statSync(file, { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch {
+    return null;
+  }
+}
 
 export interface ConfigWatcherOptions {
   paths: string[];
@@ -16,6 +33,7 @@ export interface ConfigWatcherOptions {
 export class ConfigWatcher {
   private watcher: FSWatcher | null = null;
   private readonly pending = new Map<string, { timer: NodeJS.Timeout; removed: boolean }>();
+  private readonly rechecks = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly opts: ConfigWatcherOptions) {}
 
@@ -50,14 +68,30 @@ export class ConfigWatcher {
     if (prev) clearTimeout(prev.timer);
     const timer = setTimeout(() => {
       this.pending.delete(file);
+      const handedOn = fileIdentity(file);
       this.opts.onChange(file, removed);
+      this.recheck(file, handedOn);
     }, this.opts.debounceMs ?? 25);
     this.pending.set(file, { timer, removed });
+  }
+
+  /** Once chokidar's throttle window is over: a file that changed since it was handed on is handed on again. */
+  private recheck(file: string, handedOn: string | null): void {
+    clearTimeout(this.rechecks.get(file));
+    const timer = setTimeout(() => {
+      this.rechecks.delete(file);
+      if (this.pending.has(file) || !this.watcher) return; // an event is being handled anyway, or stopped
+      const now = fileIdentity(file);
+      if (now !== handedOn) this.schedule(file, now === null);
+    }, CHOKIDAR_CHANGE_THROTTLE_MS + 10);
+    this.rechecks.set(file, timer);
   }
 
   async stop(): Promise<void> {
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
+    for (const t of this.rechecks.values()) clearTimeout(t);
+    this.rechecks.clear();
     const w = this.watcher;
     this.watcher = null;
     if (w) await w.close();
