@@ -4,14 +4,16 @@
 // versions of a job keeps running the last good one.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY, loadJobFile, loadPolicyFile, loadRuleFile } from '../../src/config/home.js';
+import { DEFAULT_POLICY, jobFromText, loadJobFile, loadPolicyFile, loadRuleFile } from '../../src/config/home.js';
+import { formatProblem, type SpecProblem } from '../../src/config/parse.js';
 import { cli, makeHome, query, startDaemon, tempDir, waitFor, trackDaemons } from '../support/helpers.js';
 import { mutate, VALID } from '../support/fuzz-specs.js';
 import { mulberry32 as rng } from '../support/random-cron.js';
 
 const { daemons, dirs } = trackDaemons();
+// How long a test waits for a marker (a log line, a row) is no claim about speed.
+const WAIT_MS = 30_000;
 
 describe('fuzzed specs', () => {
   it('200 mutated job, rule and policy files: each is valid or refused with FILE:LINE problems naming the file, never an exception', () => {
@@ -49,30 +51,69 @@ describe('fuzzed specs', () => {
   });
 
   it('a running daemon fed 20 broken versions of a job keeps running the last good one and names each problem', async () => {
-    const home = makeHome({ beat: 'every: 1s\ncommand: ["true"]\n' });
+    const good = 'every: 1s\ncommand: ["echo", "last-good"]\ntimeout: 10s\n';
+    const home = makeHome({ beat: good });
     dirs.push(home);
+    const file = join(home, 'jobs', 'beat.yaml');
     const d = await startDaemon(home);
     daemons.push(d);
-    await waitFor(() => query(d.state, "SELECT id FROM runs WHERE job = 'beat'").length >= 1, 5000, 'first run');
+    const beats = () =>
+      query<{ outcome: string | null; output_tail: string | null; created_at: number }>(
+        d.state,
+        "SELECT outcome, output_tail, created_at FROM runs WHERE job = 'beat' ORDER BY id",
+      );
+    await waitFor(() => beats().some((b) => b.outcome === 'ok'), WAIT_MS, 'a run of the good version');
+    // 19 fuzzed versions, each one the loader refuses (a mutation that stays valid would be a new
+    // good version, not a broken one), then one whose command differs: were it run, its output
+    // would not be the good version's.
     const r = rng(7);
-    const good = 'every: 1s\ncommand: ["true"]\ntimeout: 10s\n';
-    for (let n = 0; n < 20; n++) {
+    const versions: string[] = [];
+    while (versions.length < 19) {
       let text = good;
       do text = mutate(text, r);
-      while (text === good);
-      writeFileSync(join(home, 'jobs', 'beat.yaml'), text);
-      await sleep(150);
+      while (text === good || text === versions.at(-1));
+      if (!jobFromText(file, text, home, DEFAULT_POLICY).ok) versions.push(text);
     }
-    writeFileSync(join(home, 'jobs', 'beat.yaml'), 'every: 1s\ncommand: ["sh", "-c", "exit 0"]\n  bad indentation: [\n');
-    await sleep(1500);
-    const before = query(d.state, "SELECT id FROM runs WHERE job = 'beat'").length;
-    await sleep(2500);
+    versions.push('every: 1s\ncommand: ["sh", "-c", "exit 0"]\n  bad indentation: [\n');
+    let problems: SpecProblem[] = [];
+    for (const [n, text] of versions.entries()) {
+      const result = jobFromText(file, text, home, DEFAULT_POLICY);
+      if (result.ok) throw new Error(`version ${n} is valid:\n${text}`);
+      problems = result.problems;
+      // Each problem the loader finds is named by the daemon, with its file and line, and the
+      // daemon says the last good version keeps running; the next version is written only then.
+      const from = d.lines().length;
+      writeFileSync(file, text);
+      const wanted = problems.map((p) => `invalid spec: ${formatProblem(p)}; the last good version keeps running`);
+      await waitFor(
+        () => {
+          const said = new Set(
+            d
+              .lines()
+              .slice(from)
+              .map((l) => l.msg),
+          );
+          return wanted.every((w) => said.has(w));
+        },
+        WAIT_MS,
+        `the daemon naming the problems of version ${n}: ${wanted.join(' | ')}\n${text}`,
+      );
+    }
+    // It kept scheduling: a run that began after the last version was refused...
+    const refusedAt = Date.now();
+    await waitFor(() => beats().some((b) => b.created_at > refusedAt && b.outcome !== null), WAIT_MS, 'a run after the last version');
     expect(d.proc.exitCode).toBeNull(); // still running
-    expect(query(d.state, "SELECT id FROM runs WHERE job = 'beat'").length).toBeGreaterThan(before); // still scheduling
+    // ...and every run, before, during and after the 20 versions, was the last good one
+    expect(beats().filter((b) => b.outcome !== null && (b.outcome !== 'ok' || b.output_tail !== 'last-good\n'))).toEqual([]);
+    // the job was never changed, only refused
+    expect(d.lines().filter((l) => l.msg === 'job changed' && l.job === 'beat')).toEqual([]);
+    // status and validate name the problems of the version on disk now, with file and line
     const status = await cli(['--home', home, 'status']);
-    expect(status.stdout + status.stderr).toContain('beat.yaml');
     const v = await cli(['--home', home, 'validate']);
     expect(v.exitCode).toBe(2);
-    expect(v.stdout + v.stderr).toMatch(/beat\.yaml:\d+/);
-  });
+    for (const p of problems) {
+      expect(status.stdout + status.stderr).toContain(`beat.yaml:${p.line}: `);
+      expect(v.stdout + v.stderr).toContain(formatProblem(p));
+    }
+  }, 180_000);
 });
