@@ -152,7 +152,18 @@ describe('stops in the middle of a fix', () => {
     expect(a!.detail).toContain(
       'nightshift stopped during the attempt: rolled back (touched paths: 1 changed back, 1 created removed, 2 deleted returned)',
     );
-    expect(steps(d, a!.id)).toEqual(['kill-switch', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'rollback']);
+    expect(steps(d, a!.id)).toEqual([
+      'kill-switch',
+      'containment',
+      'pre-check',
+      'rule',
+      'cap',
+      'autonomy',
+      'guard',
+      'snapshot',
+      'fix',
+      'rollback',
+    ]);
     expect(tree(t)).toEqual(before);
     // the fix did not outlive the daemon
     expect(flockFree(lock)).toBe(true);
@@ -274,7 +285,7 @@ describe('the pre-check step', () => {
     const q = await waitFor(finished(d, 'quiet'), WAIT_MS, 'the decision on quiet');
     expect(q).toMatchObject({ outcome: 'self-recovered', attempt: null, rule: null });
     expect(q.detail).toBe("the job's pre-check says IDLE: there is nothing to do");
-    expect(steps(d, q.id)).toEqual(['kill-switch', 'pre-check']);
+    expect(steps(d, q.id)).toEqual(['kill-switch', 'containment', 'pre-check']);
     expect(alertOf(d, 'quiet')).toMatchObject({ resolution: 'self-recovered' });
     expect(alertOf(d, 'quiet')!.resolved_at).not.toBeNull();
     expect(existsSync(join(t, 'fixed-quiet'))).toBe(false);
@@ -326,7 +337,18 @@ describe('a failed fix', () => {
       expect(a).toMatchObject({ outcome: 'rolled-back', attempt: 1 });
       expect(a.detail).toContain('the fix itself failed (command sh exited with code 4: cannot reach upstream), so it was not probed');
       expect(a.detail).toContain('rolled back (touched paths: 1 changed back, 1 created removed, 2 deleted returned)');
-      expect(steps(d, a.id)).toEqual(['kill-switch', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'rollback']);
+      expect(steps(d, a.id)).toEqual([
+        'kill-switch',
+        'containment',
+        'pre-check',
+        'rule',
+        'cap',
+        'autonomy',
+        'guard',
+        'snapshot',
+        'fix',
+        'rollback',
+      ]);
       expect(tree(t)).toEqual(before);
       // The rollback demoted the rule to gated; the alert is looked at again and waits for a
       // person. That attempt's pre-check runs the probe once more (still without an attempt id).
@@ -351,15 +373,17 @@ describe('fixes and brains that outlive their time', () => {
     const h = home(
       { victim: 'command: ["sh", "-c", "exit 1"]\n' },
       {
-        slow: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "${lingering(t)}"]\n  touches: ["${t}/"]\n  timeout: 3s\nprobe: { command: ["test", "-e", "${t}/created"] }\n`,
+        slow: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "${lingering(t)}"]\n  touches: ["${t}/"]\n  timeout: 20s\nprobe: { command: ["test", "-e", "${t}/created"] }\n`,
       },
       'brain: { wallclock: 1h }\n',
     );
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
-    const a = await waitFor(finished(d, 'victim'), WAIT_MS, 'the attempt');
+    // Both locks held: the fix and its child in a session of its own are alive before the limit.
+    await waitFor(() => !flockFree(join(t, 'fix.lock')) && !flockFree(join(t, 'child.lock')), WAIT_MS, 'the fix and its child under way');
+    const a = await waitFor(finished(d, 'victim'), 60_000, 'the attempt');
     expect(a).toMatchObject({ outcome: 'rolled-back', attempt: 1, action_kind: 'command' });
-    expect(a.detail).toContain('the fix itself failed (command sh did not finish within 3s and was killed), so it was not probed');
+    expect(a.detail).toContain('the fix itself failed (command sh did not finish within 20s and was killed), so it was not probed');
     expect(a.detail).toContain('rolled back (touched paths: 1 changed back, 1 created removed, 2 deleted returned)');
     expect(stepRows(d, a.id).find((s) => s.step === 'fix')).toMatchObject({ result: 'failed' });
     expect(tree(t)).toEqual(before);
@@ -378,14 +402,15 @@ describe('fixes and brains that outlive their time', () => {
       {
         think: `match: { job: victim }\nautonomy: auto\naction:\n  brain: ["${brain}"]\n  touches: ["${t}/"]\n  timeout: 1h\nprobe: { command: ["test", "-e", "${t}/created"] }\n`,
       },
-      'brain: { wallclock: 3s, maxRunsPerDay: 5 }\n',
+      'brain: { wallclock: 20s, maxRunsPerDay: 5 }\n',
     );
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
-    const a = await waitFor(finished(d, 'victim'), WAIT_MS, 'the attempt');
+    await waitFor(() => !flockFree(join(t, 'fix.lock')) && !flockFree(join(t, 'child.lock')), WAIT_MS, 'the brain and its child under way');
+    const a = await waitFor(finished(d, 'victim'), 60_000, 'the attempt');
     // a brain run: counted against the daily budget, recorded as a brain action
     expect(a).toMatchObject({ outcome: 'rolled-back', attempt: 1, action_kind: 'brain' });
-    expect(a.detail).toContain(`the fix itself failed (brain ${brain} did not finish within 3s and was killed), so it was not probed`);
+    expect(a.detail).toContain(`the fix itself failed (brain ${brain} did not finish within 20s and was killed), so it was not probed`);
     expect(a.detail).toContain('rolled back (touched paths: 1 changed back, 1 created removed, 2 deleted returned)');
     expect(tree(t)).toEqual(before);
     await waitFor(() => flockFree(join(t, 'fix.lock')) && flockFree(join(t, 'child.lock')), WAIT_MS, 'every process of the brain dead');
@@ -393,11 +418,13 @@ describe('fixes and brains that outlive their time', () => {
 });
 
 describe('an attempt stopped before its snapshot', () => {
-  /** A job whose own precheck (asked by the heal's pre-check step) says it runs, holds a lock, and blocks until `go`. */
-  function blockedAtPrecheck(w: string, t: string, release: 'go-file' | 'never') {
-    const wait = release === 'go-file' ? `while [ ! -e ${w}/go ]; do sleep 0.05; done` : 'sleep 300';
+  /**
+   * A job whose own precheck (asked by the heal's pre-check step) holds a lock and blocks for five
+   * minutes, far past the step's one-minute limit: only a stop that kills it ends it in time.
+   */
+  function blockedAtPrecheck(w: string, t: string) {
     // Only the first heal's pre-check blocks; a later one finds work at once.
-    const precheck = `if [ ! -e ${w}/pc-started ]; then touch ${w}/pc-started; exec 9> ${w}/pc.lock; flock 9; ${wait}; fi; echo work`;
+    const precheck = `if [ ! -e ${w}/pc-started ]; then touch ${w}/pc-started; exec 9> ${w}/pc.lock; flock 9; sleep 300; fi; echo work`;
     return home(
       { victim: `command: ["sh", "-c", "exit 1"]\nprecheck: ["sh", "-c", ${JSON.stringify(precheck)}]\n` },
       {
@@ -411,15 +438,16 @@ describe('an attempt stopped before its snapshot', () => {
     const t = join(w, 't');
     mkdirSync(t);
     const before = tree(t);
-    const d = await daemon(blockedAtPrecheck(w, t, 'go-file'));
+    const d = await daemon(blockedAtPrecheck(w, t));
     await ns(d, 'run', 'victim');
     await waitFor(() => existsSync(join(w, 'pc-started')) && !flockFree(join(w, 'pc.lock')), WAIT_MS, 'the pre-check under way');
     expect((await ns(d, 'kill', 'on')).exitCode).toBe(0);
-    writeFileSync(join(w, 'go'), '');
+    // Within WAIT_MS (30 s), under the pre-check's own one-minute limit: the switch killed it.
     const a = await waitFor(finished(d, 'victim'), WAIT_MS, 'the attempt');
+    expect(flockFree(join(w, 'pc.lock'))).toBe(true);
     expect(a).toMatchObject({ outcome: 'halted', attempt: null, snapshot_dir: null });
     expect(a.detail).toBe('stopped at step pre-check before anything was changed');
-    expect(steps(d, a.id)).toEqual(['kill-switch', 'pre-check']);
+    expect(steps(d, a.id)).toEqual(['kill-switch', 'containment', 'pre-check']);
     expect(tree(t)).toEqual(before);
     expect(existsSync(join(d.state, 'snapshots', String(a.id)))).toBe(false);
     expect(alertOf(d, 'victim')!.resolved_at).toBeNull();
@@ -435,7 +463,7 @@ describe('an attempt stopped before its snapshot', () => {
     const t = join(w, 't');
     mkdirSync(t);
     const before = tree(t);
-    const h = blockedAtPrecheck(w, t, 'never');
+    const h = blockedAtPrecheck(w, t);
     const d = await daemon(h);
     await ns(d, 'run', 'victim');
     await waitFor(() => existsSync(join(w, 'pc-started')) && !flockFree(join(w, 'pc.lock')), WAIT_MS, 'the pre-check under way');
@@ -447,7 +475,7 @@ describe('an attempt stopped before its snapshot', () => {
     const [a] = attempts(d);
     expect(a).toMatchObject({ outcome: 'interrupted', attempt: null, snapshot_dir: null });
     expect(a!.detail).toBe('stopped at step pre-check before anything was changed');
-    expect(steps(d, a!.id)).toEqual(['kill-switch', 'pre-check']);
+    expect(steps(d, a!.id)).toEqual(['kill-switch', 'containment', 'pre-check']);
     expect(tree(t)).toEqual(before);
     // the alert is still open and is looked at again at the next start; this time the fix runs
     const d2 = await daemon(h);

@@ -451,6 +451,20 @@ const JOB_CASES: Case[] = [
     says: ['is empty'],
   },
   {
+    name: 'an empty heartbeat file (heartbeat.file: "")',
+    text: yaml('command: ["./worker.sh"]', 'heartbeat:', '  file: ""'),
+    line: 3,
+    field: 'heartbeat.file',
+    says: ['is empty'],
+  },
+  {
+    name: 'an empty expected file path',
+    text: yaml('command: ["./export.sh"]', 'expect:', '  files:', '    - path: ""'),
+    line: 4,
+    field: 'expect.files[0].path',
+    says: ['is empty'],
+  },
+  {
     name: 'a bad autonomy for one job',
     text: yaml('command: ["./export.sh"]', 'autonomy: full'),
     line: 2,
@@ -594,6 +608,13 @@ describe('job specs: each mistake as FILE:LINE: field: message', () => {
 // ---------------------------------------------------------------------------------------------
 
 const RULE_CASES: Case[] = [
+  {
+    name: 'an empty path in touches',
+    text: yaml('match: { job: export }', 'action:', '  command: ["./clear.sh"]', '  touches: ["work/", ""]'),
+    line: 4,
+    field: 'action.touches[1]',
+    says: ['is empty'],
+  },
   {
     name: 'the probe is the fix (the maker is never the checker)',
     text: yaml(

@@ -377,15 +377,19 @@ describe('snapshot and restore', () => {
       const damaged = await treeState([root]);
       const child = execa('node', ['--input-type=module', '-e', script(k)], { reject: false, buffer: false });
       let out = '';
-      await new Promise<void>((res) => {
-        child.stdout.on('data', (b: Buffer) => {
-          out += b.toString();
-          if (out.includes('\n')) res();
+      try {
+        await new Promise<void>((res) => {
+          child.stdout.on('data', (b: Buffer) => {
+            out += b.toString();
+            if (out.includes('\n')) res();
+          });
+          child.stdout.on('end', () => res());
         });
-        child.stdout.on('end', () => res());
-      });
-      expect(out).toMatch(new RegExp(`^at step ${k}: ${steps[k - 1]!} `));
-      child.kill('SIGKILL');
+        expect(out).toMatch(new RegExp(`^at step ${k}: ${steps[k - 1]!} `));
+      } finally {
+        // Also when the check above fails: the child would otherwise wait ten minutes.
+        child.kill('SIGKILL');
+      }
       const r = await child;
       expect(r.signal, `killed at step ${k}`).toBe('SIGKILL');
       expect(out).not.toContain('done');
