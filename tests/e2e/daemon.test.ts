@@ -7,6 +7,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { UnixDgramSocket } from 'unix-dgram';
+import { callDaemon } from '../../src/control/socket.js';
 import { describe, expect, it, vi } from 'vitest';
 import {
   cleanup,
@@ -707,4 +708,35 @@ describe('logs', () => {
     expect(JSON.stringify(all)).not.toContain('s3cr3t-value-123');
     expect(all.some((l) => l.msg === 'run started' && l.job === 'secretive')).toBe(true);
   });
+
+  it('keeps the newest 100 logs per job: after 103 runs the 3 oldest logs are gone (their runs stay in history), the rest intact; other jobs keep theirs', async () => {
+    const d = await daemon({
+      chatty: 'command: ["sh", "-c", "echo this is run $NIGHTSHIFT_RUN_ID"]\n',
+      other: 'command: ["sh", "-c", "echo the other job"]\n',
+    });
+    const sock = join(d.state, 'nightshift.sock');
+    const run = async (name: string): Promise<number> => {
+      // The daemon answers once the run has finished and its old logs are pruned.
+      const r = await callDaemon(sock, 'POST', `/run/${name}`);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return (r.body as { run: { id: number } }).run.id;
+    };
+    const otherId = await run('other');
+    const ids: number[] = [];
+    for (let i = 0; i < 103; i++) ids.push(await run('chatty'));
+    const logDir = join(d.state, 'logs', 'chatty');
+    const kept = readdirSync(logDir)
+      .map((f) => Number(/^(\d+)\.log$/.exec(f)?.[1]))
+      .sort((a, b) => a - b);
+    // exactly the newest 100, by run id, and each one is the log of its own run
+    expect(kept).toEqual(ids.slice(3));
+    for (const id of kept) expect(readFileSync(join(logDir, `${id}.log`), 'utf8')).toBe(`this is run ${id}\n`);
+    // the three oldest lost their log only: their rows are still in history, with no log path
+    const rows = runs(d, 'chatty');
+    expect(rows.map((r) => r.id)).toEqual(ids);
+    expect(rows.filter((r) => r.log_path === null).map((r) => r.id)).toEqual(ids.slice(0, 3));
+    expect(rows.every((r) => r.outcome === 'ok')).toBe(true);
+    // another job's log is not counted against this one's
+    expect(readdirSync(join(d.state, 'logs', 'other'))).toEqual([`${otherId}.log`]);
+  }, 240_000);
 });
