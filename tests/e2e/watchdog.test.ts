@@ -303,6 +303,29 @@ describe('missed deadlines and heartbeats', { timeout: LIMIT }, () => {
     expect((await cli(['--home', d.home, '--state', d.state, 'alerts'])).stdout).toContain('broken');
   });
 
+  it('a pre-check that says IDLE counts as life: a job that is only ever idle raises no missed alert, where the same schedule and grace with no life does', async () => {
+    const d = await daemon({
+      // never does its work (the command would fail with 9): each instant its pre-check says IDLE
+      idle: 'every: 1s\nheartbeat: { grace: 3s }\nprecheck: ["sh", "-c", "echo IDLE"]\ncommand: ["sh", "-c", "exit 9"]\n',
+      // the control: same schedule and grace, its pre-check finds work, and its one run never ends
+      // (within its timeout): no success, no other alert, so the watchdog raises missed
+      stuck: 'every: 1s\nheartbeat: { grace: 3s }\ntimeout: 1h\nprecheck: ["sh", "-c", "echo WORK"]\ncommand: ["sleep", "600"]\n',
+    });
+    // Three occurrences of the control's alert: three of its deadlines have passed, and the idle
+    // job's deadlines are the same instants + the same grace, armed from the same start.
+    const control = await waitFor(() => alerts(d, 'stuck').find((a) => a.count >= 3), 60_000, "the control's third missed");
+    expect(control.kind).toBe('missed');
+    const idleRuns = query<{ outcome: string; reason: string; scheduled_for: number }>(
+      d.state,
+      "SELECT outcome, reason, scheduled_for FROM runs WHERE job = 'idle' AND ended_at IS NOT NULL ORDER BY id",
+    );
+    // the idle job's instants up to then were each run to the pre-check and skipped, never worked
+    expect(idleRuns.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(idleRuns.map((r) => r.outcome))).toEqual(new Set(['skipped-precheck']));
+    expect(idleRuns[0]!.reason).toMatch(/IDLE/);
+    expect(alerts(d, 'idle')).toEqual([]);
+  });
+
   it('resume of a paused job starts its clock afresh (no missed alert for the pause)', async () => {
     // tick: a managed job whose runs show how far the daemon's own clock has got
     const d = await daemon({ beat: 'every: 1s\nheartbeat: { grace: 2s }\n', tick: 'every: 1s\ncommand: ["true"]\n' });
