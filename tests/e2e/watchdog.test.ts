@@ -303,6 +303,36 @@ describe('missed deadlines and heartbeats', { timeout: LIMIT }, () => {
     expect((await cli(['--home', d.home, '--state', d.state, 'alerts'])).stdout).toContain('broken');
   });
 
+  it('a managed job with no success is missed after its default grace (timeout + killGrace per attempt, retry delays, + 1m), not before', async () => {
+    // Every run is replaced by the next instant's before it can end: the job never succeeds and
+    // never fails (a replaced run is nobody's fault), so missed is the only alert it can get.
+    // Default grace: (5s + 1s) for the run, 1s of delay, (5s + 1s) for the retry, + 1m = 1m13s.
+    const before = Date.now();
+    const d = await daemon({
+      spin: 'every: 1s\nconcurrency: replace\ntimeout: 5s\nkillGrace: 1s\nretries: { count: 1, delay: 1s }\ncommand: ["sleep", "30"]\n',
+    });
+    const grace = 6_000 + 1_000 + 6_000 + 60_000;
+    const a = await waitFor(() => alerts(d, 'spin')[0], 150_000, 'the missed alert');
+    expect(a.kind).toBe('missed');
+    expect(a.message).toContain('+ grace 1m13s');
+    // For the job's first instant after the daemon started (its first run was for that instant or,
+    // when the scheduler came up a moment after the watchdog, the next one) ...
+    const instant = firstMissed(a, 1000);
+    const first = query<{ at: number }>(d.state, "SELECT min(scheduled_for) AS at FROM runs WHERE job = 'spin'")[0]!.at;
+    expect(instant).toBeGreaterThan(before);
+    expect(instant).toBeLessThanOrEqual(first);
+    // ... and raised by the daemon only once that instant + the grace had passed (its own record)
+    expect(a.opened_at).toBeGreaterThanOrEqual(instant + grace);
+    // all that time the job was run at its instants, each run replaced by the next, none alerting
+    const outcomes = query<{ outcome: string; n: number }>(
+      d.state,
+      "SELECT outcome, count(*) AS n FROM runs WHERE job = 'spin' AND ended_at IS NOT NULL AND scheduled_for < ? GROUP BY outcome",
+      instant + grace,
+    );
+    expect(outcomes.map((o) => o.outcome)).toEqual(['killed']);
+    expect(outcomes[0]!.n).toBeGreaterThan(grace / 1000 / 2);
+  }, 200_000);
+
   it('a pre-check that says IDLE counts as life: a job that is only ever idle raises no missed alert, where the same schedule and grace with no life does', async () => {
     const d = await daemon({
       // never does its work (the command would fail with 9): each instant its pre-check says IDLE
