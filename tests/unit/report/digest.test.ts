@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import {
   addDays,
   composeDigest,
@@ -26,7 +26,8 @@ import { sendDigestMail } from '../../../src/notify/mail.js';
 import { JobSpecSchema, PolicySchema, type Policy } from '../../../src/config/schema.js';
 import { Store, type RunRow } from '../../../src/store/store.js';
 import { type RunOutcome } from '../../../src/model.js';
-import { cleanup, tempDir, testLeash, waitFor } from '../../support/helpers.js';
+import { cleanup, ROOT, tempDir, testLeash, waitFor } from '../../support/helpers.js';
+import { execa } from 'execa';
 
 const H = 3_600_000;
 const dirs: string[] = [];
@@ -509,6 +510,71 @@ describe('DigestService', () => {
     expect(box.messages).toHaveLength(1);
   });
 
+  it('a failed send is retried on the documented schedule (1m, 5m, 15m, 1h, then every 6h) until the server takes it, then never again', async () => {
+    // A real SMTP server, in a process of its own (its own timers stay real): it refuses (421) the
+    // first six connections and takes the seventh, and says so on stdout. The service here runs on
+    // faked Date and setTimeout (the delays are hours long, pure arithmetic); the fake clock stands
+    // still while the test waits, so the time of each attempt is the fake time its line arrives at.
+    const server = execa('node', ['-e', REFUSING_SMTP, '6'], { cwd: ROOT, reject: false, buffer: false, stdin: 'ignore' });
+    const lines: string[] = [];
+    let partial = '';
+    server.stdout?.on('data', (c: Buffer) => {
+      partial += c.toString();
+      for (let i; (i = partial.indexOf('\n')) >= 0; partial = partial.slice(i + 1)) lines.push(partial.slice(0, i));
+    });
+    mailboxes.push({ port: 0, messages: [], close: async () => void (server.kill(), await server) });
+    const port = Number((await waitFor(() => lines.find((l) => l.startsWith('port ')), 15_000, 'the SMTP server')).slice(5));
+
+    vi.useFakeTimers({ now: Date.UTC(2026, 5, 10, 0, 0, 30), toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    try {
+      const seen: number[] = [];
+      const attempts = (): number => {
+        // each new connection, at the (standing) fake time it is noticed
+        while (seen.length < lines.filter((l) => l === 'connect').length) seen.push(Date.now());
+        return seen.length;
+      };
+      // No retryDelaysMs: the service's own defaults are under test. Wall and elapsed time move
+      // together (an advance of the fake time is no clock step).
+      const t = setup(
+        { at: '00:00', to: ['ops@example.com'], smtp: { host: '127.0.0.1', port } },
+        { clock: { now: () => Date.now(), monotonic: () => Date.now() } },
+      );
+      const today = '2026-06-10';
+      const t0 = Date.now();
+      // Started after 00:00 with no digest for today: it is sent at once, and refused.
+      t.svc.start();
+      vi.advanceTimersByTime(0);
+      await waitFor(() => attempts() === 1 && t.store.digests.get(today)?.attempts === 1, 15_000, 'the first attempt');
+      await t.svc.idle();
+      expect(t.store.digests.get(today)).toMatchObject({ sent_at: null, next_attempt_at: t0 + 60_000 });
+
+      const delays = [60_000, 300_000, 900_000, 3_600_000, 21_600_000, 21_600_000];
+      let at = t0;
+      for (const [i, delay] of delays.entries()) {
+        at += delay;
+        // not a millisecond early ...
+        vi.advanceTimersByTime(at - 1 - Date.now());
+        await t.svc.idle();
+        expect(attempts(), `attempt ${i + 2} before its time`).toBe(i + 1);
+        // ... and at its time
+        vi.advanceTimersByTime(1);
+        await waitFor(() => attempts() === i + 2 && t.store.digests.get(today)?.attempts === i + 2, 15_000, `attempt ${i + 2}`);
+        await t.svc.idle();
+      }
+      expect(seen.map((s, i) => (i === 0 ? 0 : s - seen[i - 1]!))).toEqual([0, ...delays]);
+      // the seventh attempt was taken: one mail, the row says sent, nothing more is planned
+      await waitFor(() => lines.find((l) => l.startsWith('mail ')), 15_000, 'the mail');
+      expect(lines.filter((l) => l.startsWith('mail '))).toEqual([`mail nightshift ${today}: All 2 jobs healthy`]);
+      expect(t.store.digests.get(today)).toMatchObject({ attempts: 7, sent_at: at, next_attempt_at: null, last_error: null });
+      // past where a seventh retry would have been (6 h on), still before the next day's digest
+      vi.advanceTimersByTime(6 * H + 60_000);
+      await t.svc.idle();
+      expect(attempts()).toBe(7);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('policyChanged() re-arms the digest time and tries new mail settings at once', async () => {
     const port = await closedPort();
     const t = setup({ at: '00:00', to: ['ops@example.com'], smtp: { host: '127.0.0.1', port } }, { retryDelaysMs: [60_000] });
@@ -638,6 +704,36 @@ async function startMailbox(): Promise<Mailbox> {
   const port = (server.server.address() as AddressInfo).port;
   return { port, messages, close: () => new Promise<void>((res) => server.close(() => res())) };
 }
+
+/**
+ * An SMTP server on a loopback port (printed as "port N"), for a process of its own: it refuses
+ * (421) the first argv[1] connections and takes the next ones; prints "connect" for each
+ * connection and "mail SUBJECT" for each mail taken.
+ */
+const REFUSING_SMTP = `
+const { SMTPServer } = require('smtp-server');
+const refuse = Number(process.argv[1]);
+let n = 0;
+const server = new SMTPServer({
+  authOptional: true,
+  disabledCommands: ['STARTTLS'],
+  logger: false,
+  onConnect(_s, cb) {
+    n++;
+    console.log('connect');
+    cb(n <= refuse ? Object.assign(new Error('try again later'), { responseCode: 421 }) : undefined);
+  },
+  onData(stream, _s, cb) {
+    let data = '';
+    stream.on('data', (c) => (data += c));
+    stream.on('end', () => {
+      console.log('mail ' + (/^Subject: (.*)$/m.exec(data) || [])[1]);
+      cb();
+    });
+  },
+});
+server.listen(0, '127.0.0.1', () => console.log('port ' + server.server.address().port));
+`;
 
 /** A loopback port nobody listens on: connections are refused at once. */
 async function closedPort(): Promise<number> {
