@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import {
   cli,
+  FIXTURES,
   flockFree,
   makeHome,
   pageCapture,
@@ -522,6 +523,51 @@ describe('rerun and brain actions', () => {
     expect(b2.detail).toContain('brain budget');
     // the brain ran once, for b1; b2's decision is final, and its brain never wrote a line
     expect(readFileSync(record, 'utf8')).toBe('b1\n');
+  });
+});
+
+describe('rerun of a hung run', () => {
+  it("kills the hung run's whole process group first: its grandchildren are gone before the new run starts, which then runs and is probed", async () => {
+    const work = visibleDir('ns-heal-hung-');
+    const lock = join(work, 'kids.lock');
+    const pids = join(work, 'pids');
+    const seen = join(work, 'seen');
+    // The first run forks three grandchildren that ignore SIGTERM, leave its process group
+    // (setsid) and hold a shared lock while they live, then hangs ignoring SIGTERM itself. Every
+    // later run first notes whether anyone still holds the lock, and fails if so. Concurrency
+    // allow: nothing but the kill that goes first keeps the rerun from starting beside it.
+    const h = home(
+      {
+        stuck:
+          `timeout: 4s\nkillGrace: 3s\nconcurrency: allow\n` +
+          `shell: "if [ -e ${work}/first ]; then if flock -n ${lock} true; then echo free >> ${seen}; else echo held >> ${seen}; exit 1; fi; ` +
+          `else touch ${work}/first; exec ${join(FIXTURES, 'grandchildren.sh')} ${pids} 3 ${lock}; fi"\n`,
+      },
+      { again: 'match: { job: stuck, kind: [hung] }\nautonomy: auto\naction: { rerun: true }\n' },
+    );
+    const d = await daemon(h);
+    void ns(d, 'run', 'stuck');
+    await waitFor(() => existsSync(pids) && readFileSync(pids, 'utf8').trim().split('\n').length === 3, WAIT_MS, 'three grandchildren');
+    expect(flockFree(lock), 'the grandchildren hold the lock while the run hangs').toBe(false);
+
+    const [a] = await waitFor(done(d, 1), WAIT_MS, 'the heal');
+    expect(a, a!.detail ?? '').toMatchObject({ outcome: 'fixed-verified', rule: 'again', fingerprint: 'stuck:hung' });
+    const runs = query<{ trigger: string; outcome: string; started_at: number; ended_at: number }>(
+      d.state,
+      "SELECT trigger, outcome, started_at, ended_at FROM runs WHERE job = 'stuck' ORDER BY id",
+    );
+    expect(runs.map((r) => [r.trigger, r.outcome])).toEqual([
+      ['manual', 'timeout'],
+      ['heal', 'ok'],
+      ['probe', 'ok'],
+    ]);
+    // the hung run ended (SIGKILL after its grace: only that ends these) before the rerun started ...
+    expect(query<{ reason: string }>(d.state, "SELECT reason FROM runs WHERE job = 'stuck' AND trigger = 'manual'")[0]!.reason).toMatch(
+      /SIGKILL/,
+    );
+    expect(runs[1]!.started_at).toBeGreaterThanOrEqual(runs[0]!.ended_at);
+    // ... and the rerun found no grandchild of it alive at its start (nor did the probe's run)
+    expect(readFileSync(seen, 'utf8')).toBe('free\nfree\n');
   });
 });
 
