@@ -44,7 +44,7 @@
 //
 //   node bench/faults-kill9.mjs [--kills 200] [--seed S] [--min-delay MS] [--max-delay MS] [--aim-share F] [--slow-share F]
 //                               [--quick] [--keep] [--dist DIR]
-// The vitest short form (tests/faults/kill9.test.ts) runs the same function with fewer kills.
+// tests/faults/kill9.test.ts checks the run half of the same contract with checks of its own.
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
