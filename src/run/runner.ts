@@ -128,7 +128,10 @@ export class RunningProcess {
         [file, ...args],
         { profile: 'job', leash: this.opts.leash, seeAllProcesses: job.spec.seeAllProcesses },
         {
-          cwd: job.cwd,
+          // Without a cwd of its own a job runs in its home, where its relative paths (and those
+          // of its expect.files, its rules' fixes and probes) point: not wherever the daemon was
+          // started (`/` under systemd).
+          cwd: job.cwd ?? job.home,
           env: jobEnv(job, { ...this.opts.extraEnv, NIGHTSHIFT_RUN_ID: String(this.opts.runId), NIGHTSHIFT_TRIGGER: this.opts.trigger }),
           reject: false,
           buffer: false,
@@ -342,7 +345,7 @@ export async function runPrecheck(job: Job, opts: PrecheckOptions): Promise<Prec
       [file, ...args],
       { profile: 'job', leash: opts.leash, seeAllProcesses: job.spec.seeAllProcesses },
       {
-        cwd: job.cwd !== undefined && existsSync(job.cwd) ? job.cwd : undefined,
+        cwd: job.cwd !== undefined && existsSync(job.cwd) ? job.cwd : job.home,
         env: jobEnv(job, { ...opts.extraEnv, NIGHTSHIFT_PRECHECK: '1' }),
         reject: false,
         stdin: 'ignore',
