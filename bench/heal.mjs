@@ -45,7 +45,7 @@ function unionLength(intervals) {
   return total;
 }
 
-const STEPS = ['kill-switch', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'probe', 'verdict'];
+const STEPS = ['kill-switch', 'containment', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'probe', 'verdict'];
 
 await runMain(values, async () => {
   const machine = machineInfo(values);

@@ -34,6 +34,8 @@ export class ConfigWatcher {
   private watcher: FSWatcher | null = null;
   private readonly pending = new Map<string, { timer: NodeJS.Timeout; removed: boolean }>();
   private readonly rechecks = new Map<string, NodeJS.Timeout>();
+  /** Set at stop: an event that arrives while the watcher closes arms nothing. */
+  private stopped = false;
 
   constructor(private readonly opts: ConfigWatcherOptions) {}
 
@@ -63,7 +65,7 @@ export class ConfigWatcher {
   }
 
   private schedule(file: string, removed: boolean): void {
-    if (!isSpecFile(file)) return;
+    if (!isSpecFile(file) || this.stopped) return;
     const prev = this.pending.get(file);
     if (prev) clearTimeout(prev.timer);
     const timer = setTimeout(() => {
@@ -82,12 +84,16 @@ export class ConfigWatcher {
       this.rechecks.delete(file);
       if (this.pending.has(file) || !this.watcher) return; // an event is being handled anyway, or stopped
       const now = fileIdentity(file);
-      if (now !== handedOn) this.schedule(file, now === null);
+      // Never a removal: chokidar reports a real one itself (unlink is not throttled), and a gap
+      // it hides on purpose (an editor saving by unlink and create: its `atomic` option) must not
+      // read as a deleted job or policy here.
+      if (now !== null && now !== handedOn) this.schedule(file, false);
     }, CHOKIDAR_CHANGE_THROTTLE_MS + 10);
     this.rechecks.set(file, timer);
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
     for (const t of this.rechecks.values()) clearTimeout(t);

@@ -378,6 +378,8 @@ export class Healer {
       const c = fixContainment();
       if (!c.ok && matched)
         return finish('uncontained', `nothing was run: fixes, brains and probes run only inside a sandbox, and ${c.reason}`);
+      // No rule matches: the attempt goes on to a proposal, but the journal says the sandbox is missing.
+      if (!c.ok) store.heals.note(id, c.reason, {}, 'unavailable');
 
       // 2. pre-check (fail open: only a success, an explicit IDLE or a passing probe stops here)
       store.heals.step(id, 'pre-check', clock.now());

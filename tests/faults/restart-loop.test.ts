@@ -96,7 +96,7 @@ describe('restart loop', () => {
       plan.push({ signal, afterMs });
     }
     // The start that makes the loop (and pages) dies at once, as a crashing daemon would: the page
-    // must still go out exactly once. The last stop is a graceful one, so that the runs the loop's
+    // must still go out (at least once: a duplicate only from a start killed while it paged). The last stop is a graceful one, so that the runs the loop's
     // kills left open are recovered; it comes 2.5 s after the start, so that at least one instant
     // is surely due a whole tick before it (the per-life check below then has something to check
     // whatever the machine's speed).
