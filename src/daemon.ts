@@ -189,6 +189,7 @@ export class Daemon {
         homeIntact: () => this.homeIntact(),
         runJob: (job, trigger, opts) => this.supervisor.runNow(job, trigger, opts),
         stopJob: (name) => this.supervisor.stopJob(name, 'manual'),
+        killJobNow: (name) => this.supervisor.killJobNow(name, 'manual'),
         waitJobIdle: (name) => this.supervisor.waitIdle(name),
         resolveAlert: (alert, resolution, why) => this.watchdog?.resolveAlert(alert, resolution, why),
         page: (ev) => this.pager?.page(ev),

@@ -61,6 +61,8 @@ export interface HealerDeps {
   runJob(job: Job, trigger: 'heal' | 'probe', opts?: RunNowOptions): Promise<RunRow>;
   /** Stops every run of the job (SIGTERM to its group, SIGKILL after its killGrace). */
   stopJob(name: string): Promise<void>;
+  /** SIGKILL every run of the job now (a rerun fix), and wait for their rows. */
+  killJobNow(name: string): Promise<void>;
   /** Resolves when no run of the job is in flight. */
   waitJobIdle(name: string): Promise<void>;
   /** Resolves the alert (synchronously, in the caller's transaction) and unfolds what it held. */
@@ -803,7 +805,11 @@ export class Healer {
     }
     if (a.rerun) {
       if (!job.managed) return { ok: false, detail: `rerun: ${job.name} is external (no command); nightshift cannot run it` };
-      await this.deps.stopJob(job.name); // a hung run's whole process group goes first
+      // The run in the way goes first, its whole process group. A hung one at once: it passed its
+      // timeout and may be ignoring the SIGTERM of its grace. A silent long-running one (a worker)
+      // gets its grace to shut down cleanly.
+      if (job.longRunning) await this.deps.stopJob(job.name);
+      else await this.deps.killJobNow(job.name);
       this.checkStop(signal);
       if (job.longRunning) return this.rerunLongRunning(job, signal);
       const run = await this.withStop(signal, job, this.deps.runJob(job, 'heal'));

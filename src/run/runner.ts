@@ -71,6 +71,8 @@ export class RunningProcess {
   private stopReason: StopReason | null = null;
   private pgidValue: number | null = null;
   private exited = false;
+  /** Killed at once (killNow), not given its killGrace. */
+  private forced = false;
   private stopWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: StartOptions) {
@@ -85,6 +87,18 @@ export class RunningProcess {
   stop(reason: StopReason): Promise<RunResult> {
     if (this.stopReason === null) this.stopReason = reason;
     for (const w of this.stopWaiters.splice(0)) w();
+    return this.done;
+  }
+
+  /**
+   * Stops the run's whole group with SIGKILL now, also while its timeout's SIGTERM grace runs: a
+   * heal that runs a hung job again does not wait out a grace the hung run has shown it ignores.
+   */
+  killNow(reason: StopReason): Promise<RunResult> {
+    if (this.stopReason === null) this.stopReason = reason;
+    this.forced = true;
+    for (const w of this.stopWaiters.splice(0)) w();
+    if (this.pgidValue !== null && !this.exited) killNow(this.pgidValue);
     return this.done;
   }
 
@@ -192,7 +206,10 @@ export class RunningProcess {
     const first = await Promise.race([exitEvent.then(() => 'exit' as const), stopRequested.then(() => 'stop' as const)]);
     clearTimeout(timer);
     if (first === 'stop') {
-      killedBy = await terminateGroup(pid, job.spec.killGrace);
+      if (this.forced) {
+        killNow(pid);
+        killedBy = 'kill';
+      } else killedBy = await terminateGroup(pid, job.spec.killGrace);
     }
     const exit = await exitEvent;
     this.exited = true;
@@ -213,7 +230,11 @@ export class RunningProcess {
     const sig = exit.signal;
     const code = exit.code;
     if (this.stopReason !== null && first === 'stop') {
-      const how = killedBy === 'kill' ? `SIGTERM, then SIGKILL after ${formatDuration(job.spec.killGrace)}` : 'SIGTERM';
+      const how = this.forced
+        ? 'SIGKILL at once (a heal ran the job again)'
+        : killedBy === 'kill'
+          ? `SIGTERM, then SIGKILL after ${formatDuration(job.spec.killGrace)}`
+          : 'SIGTERM';
       if (this.stopReason === 'timeout') {
         return finish(
           'timeout',

@@ -468,6 +468,20 @@ export class Supervisor {
     return a.done;
   }
 
+  /** Forceful for one job: SIGKILL each of its runs (and pre-checks) now, and wait for their rows. */
+  async killJobNow(name: string, reason: StopReason): Promise<void> {
+    const m = this.active.get(name);
+    if (!m) return;
+    await Promise.allSettled(
+      [...m.values()].map((a) => {
+        if (a.proc) return a.proc.killNow(reason);
+        a.cancelled ??= reason;
+        if (a.precheckPgid !== null) killNow(a.precheckPgid);
+        return a.done;
+      }),
+    );
+  }
+
   /** Forceful: SIGKILL every group now (a second signal during shutdown). */
   killAllNow(): void {
     for (const m of this.active.values()) {
