@@ -535,11 +535,13 @@ describe('rerun of a hung run', () => {
     // The first run forks three grandchildren that ignore SIGTERM, leave its process group
     // (setsid) and hold a shared lock while they live, then hangs ignoring SIGTERM itself. Every
     // later run first notes whether anyone still holds the lock, and fails if so. Concurrency
-    // allow: nothing but the kill that goes first keeps the rerun from starting beside it.
+    // allow: nothing but the kill that goes first keeps the rerun from starting beside it. Its
+    // killGrace is a minute: at the timeout the run gets SIGTERM (which they all ignore), and only
+    // the rerun's own kill can end it before the grace's SIGKILL.
     const h = home(
       {
         stuck:
-          `timeout: 4s\nkillGrace: 3s\nconcurrency: allow\n` +
+          `timeout: 4s\nkillGrace: 60s\nconcurrency: allow\n` +
           `shell: "if [ -e ${work}/first ]; then if flock -n ${lock} true; then echo free >> ${seen}; else echo held >> ${seen}; exit 1; fi; ` +
           `else touch ${work}/first; exec ${join(FIXTURES, 'grandchildren.sh')} ${pids} 3 ${lock}; fi"\n`,
       },
@@ -561,10 +563,12 @@ describe('rerun of a hung run', () => {
       ['heal', 'ok'],
       ['probe', 'ok'],
     ]);
-    // the hung run ended (SIGKILL after its grace: only that ends these) before the rerun started ...
+    // the hung run was ended by the rerun's kill (SIGKILL: only that ends these), long before its
+    // own grace ran out, and before the rerun started ...
     expect(query<{ reason: string }>(d.state, "SELECT reason FROM runs WHERE job = 'stuck' AND trigger = 'manual'")[0]!.reason).toMatch(
       /SIGKILL/,
     );
+    expect(runs[0]!.ended_at).toBeLessThan(runs[0]!.started_at + 4_000 + 60_000);
     expect(runs[1]!.started_at).toBeGreaterThanOrEqual(runs[0]!.ended_at);
     // ... and the rerun found no grandchild of it alive at its start (nor did the probe's run)
     expect(readFileSync(seen, 'utf8')).toBe('free\nfree\n');

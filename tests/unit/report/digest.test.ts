@@ -556,6 +556,8 @@ describe('DigestService', () => {
         vi.advanceTimersByTime(at - 1 - Date.now());
         await t.svc.idle();
         expect(attempts(), `attempt ${i + 2} before its time`).toBe(i + 1);
+        // (the service's own record, written in this process: no pipe to lag behind)
+        expect(t.store.digests.get(today), `attempt ${i + 2} before its time`).toMatchObject({ attempts: i + 1, next_attempt_at: at });
         // ... and at its time
         vi.advanceTimersByTime(1);
         await waitFor(() => attempts() === i + 2 && t.store.digests.get(today)?.attempts === i + 2, 15_000, `attempt ${i + 2}`);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -190,6 +190,20 @@ describe('runner', () => {
     const r = await run(job('stale', { command: ['true'], expect: { files: [{ path: stale, maxAge: '2h' }] } })).done;
     expect(r.outcome).toBe('wrong');
     expect(r.reason).toMatch(/stale\.csv is 3h\d*m? old \(at most 2h expected\)/);
+  });
+});
+
+describe('where a job runs', () => {
+  it('without a cwd, a job and its pre-check run in the home folder, not where nightshift was started', async () => {
+    const home = tempDir('ns-cwd-home-');
+    expect(process.cwd()).not.toBe(home);
+    const j = job('where', { shell: 'pwd -P', precheck: ['sh', '-c', 'pwd -P >&2; pwd -P | grep -qx "$0" && echo IDLE', home] }, home);
+    const r = await run(j).done;
+    expect(r.outcome).toBe('ok');
+    expect(r.outputTail).toBe(`${realpathSync(home)}\n`);
+    // The pre-check says IDLE only when it ran in the home.
+    expect((await runPrecheck(j, { leash: testLeash(home) })).idle).toBe(true);
+    cleanup(home);
   });
 });
 
