@@ -2,6 +2,7 @@
 // the daemon over its socket. Exit codes: 0 ok, 1 unhealthy/failed, 2 usage or invalid config,
 // 3 daemon not reachable.
 import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { DaemonUnreachable } from '../control/socket.js';
 import { VERSION } from '../daemon.js';
 import { homePaths } from '../config/paths.js';
@@ -24,7 +25,7 @@ import { digestCommand } from './commands/digest.js';
 import { pauseCommand } from './commands/pause.js';
 import { resumeCommand } from './commands/resume.js';
 
-const COMMANDS: Record<string, Command> = {
+export const COMMANDS: Record<string, Command> = {
   start: startCommand,
   validate: validateCommand,
   status: statusCommand,
@@ -42,7 +43,10 @@ const COMMANDS: Record<string, Command> = {
   resume: resumeCommand,
 };
 
-function mainHelp(): string {
+/** The reference pages shipped beside the program (dist/ and src/ both sit beside docs/). */
+const INSTALLED_DOCS = fileURLToPath(new URL('../../docs', import.meta.url));
+
+export function mainHelp(docs = INSTALLED_DOCS): string {
   const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length)) + 2;
   return [
     `nightshift ${VERSION} — a self-healing job supervisor for one server`,
@@ -58,6 +62,9 @@ function mainHelp(): string {
     '  --help        help for a command: nightshift COMMAND --help',
     '',
     'exit codes: 0 ok, 1 unhealthy/failed, 2 usage or invalid config, 3 daemon not reachable, 4 (start) the home was moved away while nightshift ran',
+    '',
+    `every field of jobs, rules and the policy: ${docs}/reference.md`,
+    `every command: ${docs}/cli.md`,
   ].join('\n');
 }
 

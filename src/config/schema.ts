@@ -7,19 +7,30 @@ import { nameProblem } from '../names.js';
 import { isValidTimeZone } from '../schedule/timezone.js';
 import { errorMessage } from '../errors.js';
 
-const duration = z.string({ error: 'expected a duration such as "30s", "15m" or "1h30m"' }).transform((text, ctx) => {
-  const ms = parseDuration(text);
-  if (ms === null) {
-    ctx.addIssue({
-      code: 'custom',
-      message: text.trim().startsWith('-')
-        ? `"${text}" is negative; a duration is a positive number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`
-        : `"${text}" is not a duration; write a number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
+/**
+ * What docs/reference.md says of a field (`npm run docs` writes it from these schemas; a test fails
+ * when the file and the schemas disagree): what the field does, and a YAML example of it that the
+ * test validates with the schema. `kind` names a value's type in the operator's words.
+ */
+export type FieldDoc = { doc: string; example?: string };
+const doc = <T extends z.ZodType>(schema: T, text: string, example?: string): T => schema.meta({ doc: text, example });
+
+const duration = z
+  .string({ error: 'expected a duration such as "30s", "15m" or "1h30m"' })
+  .transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === null) {
+      ctx.addIssue({
+        code: 'custom',
+        message: text.trim().startsWith('-')
+          ? `"${text}" is negative; a duration is a positive number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`
+          : `"${text}" is not a duration; write a number with a unit (ms, s, m, h, d), e.g. "30s" or "1h30m"`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .meta({ kind: 'duration' });
 
 const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be longer than 0' });
 
@@ -35,35 +46,48 @@ const argv = z
   .array(z.string({ error: 'each argument must be text (put numbers in quotes, e.g. "5")' }).min(1, 'an argument is empty'), {
     error: 'expected a list: the program and its arguments, e.g. ["python3", "export.py"]',
   })
-  .min(1, 'must name at least the program to run, e.g. ["python3", "export.py"]');
+  .min(1, 'must name at least the program to run, e.g. ["python3", "export.py"]')
+  .meta({ kind: 'command' });
 
-const regex = z.string().superRefine((text, ctx) => {
-  try {
-    new RegExp(text);
-  } catch (err) {
-    // V8 says "Invalid regular expression: /PATTERN/: REASON"; the field and line already show the pattern.
-    const reason = errorMessage(err).replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
-    ctx.addIssue({ code: 'custom', message: `"${text}" is not a valid regular expression: ${reason}` });
-  }
-});
+const regex = z
+  .string()
+  .superRefine((text, ctx) => {
+    try {
+      new RegExp(text);
+    } catch (err) {
+      // V8 says "Invalid regular expression: /PATTERN/: REASON"; the field and line already show the pattern.
+      const reason = errorMessage(err).replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a valid regular expression: ${reason}` });
+    }
+  })
+  .meta({ kind: 'regular expression' });
 
-const name = z.string().superRefine((text, ctx) => {
-  const bad = nameProblem(text);
-  if (bad) ctx.addIssue({ code: 'custom', message: bad });
-});
+const name = z
+  .string()
+  .superRefine((text, ctx) => {
+    const bad = nameProblem(text);
+    if (bad) ctx.addIssue({ code: 'custom', message: bad });
+  })
+  .meta({ kind: 'job name' });
 
-const timezone = z.string().refine(isValidTimeZone, {
-  error: (iss) => `unknown time zone "${String(iss.input)}"; use an IANA name such as Europe/Zurich or UTC`,
-});
+const timezone = z
+  .string()
+  .refine(isValidTimeZone, {
+    error: (iss) => `unknown time zone "${String(iss.input)}"; use an IANA name such as Europe/Zurich or UTC`,
+  })
+  .meta({ kind: 'time zone' });
 
-const cron = z.string().transform((text, ctx) => {
-  try {
-    return parseCron(text);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: errorMessage(err) });
-    return z.NEVER;
-  }
-});
+const cron = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return parseCron(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: errorMessage(err) });
+      return z.NEVER;
+    }
+  })
+  .meta({ kind: 'cron line' });
 
 const autonomy = z.enum(['shadow', 'gated', 'auto']);
 export type Autonomy = z.infer<typeof autonomy>;
@@ -72,62 +96,183 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export const JobSpecSchema = z
   .strictObject({
-    description: z.string().optional(),
-    schedule: cron.optional(),
-    every: duration
-      .refine((ms) => ms >= 1000, { message: 'must be at least 1s (a run every few milliseconds would bury the history)' })
-      .optional(),
-    timezone: timezone.optional(),
-    command: argv.optional(),
-    shell: z.string().min(1, 'is empty').optional(),
-    cwd: z.string().min(1).optional(),
-    env: z
-      .record(
-        z.string().regex(ENV_NAME, 'environment variable names use letters, digits and "_", and do not start with a digit'),
-        z
-          .union([z.string(), z.number(), z.boolean()], {
-            error: 'an environment value must be a single text value, e.g. EXPORT_DIR: /srv/share',
-          })
-          .transform(String),
-      )
-      .optional(),
-    timeout: atMost(positiveDuration, 7 * 86_400_000, '7d').default(3_600_000),
-    killGrace: atMost(duration, 3_600_000, '1h').default(10_000),
-    concurrency: z.enum(['forbid', 'allow', 'replace']).default('forbid'),
-    catchUp: z.boolean().default(false),
-    retries: z
-      .strictObject({
-        count: z.int().min(0).max(10, 'at most 10 retries'),
-        delay: atMost(duration, 86_400_000, '1d').default(30_000),
-      })
-      .optional(),
-    precheck: argv.optional(),
-    expect: z
-      .strictObject({
-        files: z
-          .array(
-            z.strictObject({
-              path: z.string().min(1),
-              maxAge: positiveDuration.optional(),
-              minBytes: z.int().min(0).optional(),
-            }),
-          )
-          .optional(),
-        outputMatches: regex.optional(),
-        minDuration: duration.optional(),
-      })
-      .optional(),
-    dependsOn: z.array(name).optional(),
-    heartbeat: z
-      .strictObject({
-        grace: duration.optional(),
-        file: z.string().min(1).optional(),
-      })
-      .optional(),
-    autonomy: autonomy.optional(),
-    agent: z.boolean().default(false),
-    seeAllProcesses: z.boolean().default(false),
-    enabled: z.boolean().default(true),
+    description: doc(
+      z.string().optional(),
+      'One line on what the job does, shown in `status` and the digest.',
+      "description: Export yesterday's orders to the accounting share",
+    ),
+    schedule: doc(
+      cron.optional(),
+      "When the job runs: a cron line as Debian's cron reads it — 5 fields, or 6 with seconds first; names (`MON`, `JAN`); `@daily`-style nicknames; day-of-month OR day-of-week when both are restricted — in the job's `timezone`. Put it in quotes: an unquoted `*` means something else to YAML. Use `schedule` or `every`, not both; with neither, the job runs only when asked (`nightshift run`) or, for an external job, proves life by pinging.",
+      'schedule: "0 3 * * *"',
+    ),
+    every: doc(
+      duration
+        .refine((ms) => ms >= 1000, { message: 'must be at least 1s (a run every few milliseconds would bury the history)' })
+        .optional(),
+      'A fixed real interval instead of a cron line, aligned to the Unix epoch (so `every: 1h` runs on the hour, UTC). At least 1s.',
+      'every: 30s',
+    ),
+    timezone: doc(
+      timezone.optional(),
+      "The zone `schedule` is read in. Default: the policy's `timezone`, else the system's.",
+      'timezone: Europe/Zurich',
+    ),
+    command: doc(
+      argv.optional(),
+      'What nightshift runs: the program and its arguments, never passed through a shell. A job with neither `command` nor `shell` is external: something else runs it and pings (`nightshift ping JOB`).',
+      'command: ["python3", "export.py", "--day", "yesterday"]',
+    ),
+    shell: doc(
+      z.string().min(1, 'is empty').optional(),
+      'A command line for `/bin/sh -c`, the explicit opt-in to a shell (pipes, redirections). Use `command` or `shell`, not both.',
+      'shell: "pg_dump shop | gzip > /backups/shop.sql.gz"',
+    ),
+    cwd: doc(
+      z.string().min(1).optional(),
+      'The folder the job runs in; a relative one is relative to the home folder. Default: the folder the daemon was started in (`/` under the systemd unit).',
+      'cwd: /srv/shop',
+    ),
+    env: doc(
+      z
+        .record(
+          z.string().regex(ENV_NAME, 'environment variable names use letters, digits and "_", and do not start with a digit'),
+          z
+            .union([z.string(), z.number(), z.boolean()], {
+              error: 'an environment value must be a single text value, e.g. EXPORT_DIR: /srv/share',
+            })
+            .transform(String)
+            .meta({ kind: 'text (a number or true/false is passed as text)' }),
+        )
+        .optional(),
+      "Environment variables added to the daemon's own for this job; numbers and true/false are passed as text.",
+      'env: { EXPORT_DIR: /srv/share, BATCH: 500 }',
+    ),
+    timeout: doc(
+      atMost(positiveDuration, 7 * 86_400_000, '7d').default(3_600_000),
+      'How long a run may take. Then every process of the run gets SIGTERM, the whole sandbox SIGKILL after `killGrace`, the run ends `timeout` and the watchdog raises `hung`. At most 7d.',
+      'timeout: 15m',
+    ),
+    killGrace: doc(
+      atMost(duration, 3_600_000, '1h').default(10_000),
+      'How long a run stopped by `timeout` (or by a `replace`, the kill switch or a stop) has between SIGTERM and SIGKILL. At most 1h.',
+      'killGrace: 30s',
+    ),
+    concurrency: doc(
+      z.enum(['forbid', 'allow', 'replace']).default('forbid'),
+      'What happens when an instant comes while the previous run still runs: `forbid` records the instant as `skipped-overlap`; `allow` starts a second run; `replace` stops the old run (outcome `killed`) and then starts the new one.',
+      'concurrency: replace',
+    ),
+    catchUp: doc(
+      z.boolean().default(false),
+      "After the daemon was down (or the clock jumped forward), run once for the instants it missed (trigger `catch-up`), as systemd's `Persistent=`. Off: the missed instants are only recorded.",
+      'catchUp: true',
+    ),
+    retries: doc(
+      z
+        .strictObject({
+          count: doc(
+            z.int().min(0).max(10, 'at most 10 retries'),
+            'How many times a failed run is run again before an alert is raised. At most 10.',
+            'retries: { count: 2 }',
+          ),
+          delay: doc(
+            atMost(duration, 86_400_000, '1d').default(30_000),
+            'The wait before each retry. At most 1d.',
+            'retries: { count: 2, delay: 5m }',
+          ),
+        })
+        .optional(),
+      'For transient failures: a failed run is retried before the watchdog raises `failed`. Only for jobs nightshift runs itself.',
+      'retries: { count: 1, delay: 30s }',
+    ),
+    precheck: doc(
+      argv.optional(),
+      'An LLM-free gate run before each run: only a first stdout line `IDLE` with exit 0 skips the run (`skipped-precheck`, which counts as life); any other output, exit code or error means "run" (fail open). Only for jobs nightshift runs itself.',
+      'precheck: ["./has-new-orders.sh"]',
+    ),
+    expect: doc(
+      z
+        .strictObject({
+          files: doc(
+            z
+              .array(
+                z.strictObject({
+                  path: doc(
+                    z.string().min(1),
+                    'The file the run must leave behind; relative to `cwd` if set, else to the home folder.',
+                    'expect: { files: [{ path: /srv/share/orders.csv }] }',
+                  ),
+                  maxAge: doc(
+                    positiveDuration.optional(),
+                    'The file must have been changed at most this long before it is checked, right after the run.',
+                    'expect: { files: [{ path: /srv/share/orders.csv, maxAge: 2h }] }',
+                  ),
+                  minBytes: doc(
+                    z.int().min(0).optional(),
+                    'The file must be at least this big.',
+                    'expect: { files: [{ path: /srv/share/orders.csv, minBytes: 100 }] }',
+                  ),
+                }),
+              )
+              .optional(),
+            'Files a successful run must leave behind, each checked after the run.',
+            'expect:\n  files:\n    - { path: /srv/share/orders.csv, maxAge: 2h, minBytes: 100 }',
+          ),
+          outputMatches: doc(
+            regex.optional(),
+            "The run's output (stdout and stderr together) must match this regular expression somewhere.",
+            'expect: { outputMatches: "exported [1-9][0-9]* orders" }',
+          ),
+          minDuration: doc(
+            duration.optional(),
+            'A run that ends sooner than this is wrong too (it did not do its work).',
+            'expect: { minDuration: 5s }',
+          ),
+        })
+        .optional(),
+      'What a successful run must have done, beyond exit 0. A run that exits 0 and breaks one of these ends `wrong`, and the watchdog raises `wrong` ("valid but wrong").',
+      'expect:\n  outputMatches: "exported [1-9][0-9]* orders"\n  minDuration: 5s',
+    ),
+    dependsOn: doc(
+      z.array(name).optional(),
+      'Jobs this one needs. While one of them has an open alert, this job\'s alerts are folded under it ("blocked by db-backup") and are not raised or healed one by one.',
+      'dependsOn: [db-backup]',
+    ),
+    heartbeat: doc(
+      z
+        .strictObject({
+          grace: doc(
+            duration.optional(),
+            'How late a success may be, after the next expected instant, before the watchdog raises `missed`. Default: 5m for an external job; for a job nightshift runs, its `timeout` plus its retries plus 1m.',
+            'heartbeat: { grace: 10m }',
+          ),
+          file: doc(
+            z.string().min(1).optional(),
+            'A file whose every touch counts as a success (relative to the home folder). For an external job, a way to ping; for a job nightshift runs, it makes the job long-running: it proves life while it runs.',
+            'heartbeat: { file: /var/run/shop-worker.alive }',
+          ),
+        })
+        .optional(),
+      'How the watchdog knows the job is alive.',
+      'heartbeat: { grace: 10m }',
+    ),
+    autonomy: doc(
+      autonomy.optional(),
+      "The highest level a heal of this job may run at (`shadow`: only a written proposal; `gated`: a person approves; `auto`). The lowest of this, the rule's and the policy's applies. Default: no limit of its own.",
+      'autonomy: gated',
+    ),
+    agent: doc(
+      z.boolean().default(false),
+      'An autonomous agent loop (an LLM CLI): the kill switch stops it and keeps it from starting, and it always runs in its own PID namespace.',
+      'agent: true',
+    ),
+    seeAllProcesses: doc(
+      z.boolean().default(false),
+      "Let the job see and signal the machine's other processes (`pkill -f stale-worker`): it shares the machine's PID namespace and is stopped by process group, as under cron; `status` lists it. Give it only to a job you trust as much as nightshift. Not for agent jobs.",
+      'seeAllProcesses: true',
+    ),
+    enabled: doc(z.boolean().default(true), 'Off: the job is loaded and shown, but never scheduled.', 'enabled: false'),
   })
   .superRefine((job, ctx) => {
     if (job.schedule !== undefined && job.every !== undefined) {
@@ -176,61 +321,172 @@ const serviceUnit = z
   );
 
 export const PolicySchema = z.strictObject({
-  timezone: timezone.optional(),
-  killSwitch: z.string().min(1).optional(),
-  autonomy: autonomy.default('auto'),
-  maxAttempts: z.int().min(1).max(2, 'must be 1 or 2: at most 2 attempts per incident is a hard cap, then a human decides').default(2),
-  protect: z.array(z.string().min(1)).default([]),
-  /** The only units a rule's `restart:` may name; the daemon restarts them itself (polkit allows exactly these). */
-  restartUnits: z.array(serviceUnit).default([]),
-  brain: z.strictObject({ maxRunsPerDay: z.int().min(0).default(12), wallclock: positiveDuration.default(20 * 60_000) }).prefault({}),
-  digest: z
-    .strictObject({
-      at: z
-        .string()
-        .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time of day as "HH:MM", e.g. "07:00"')
-        .default('07:00'),
-      to: z.array(z.email('is not an e-mail address')).default([]),
-      from: z.email('is not an e-mail address').optional(),
-      smtp: z
-        .strictObject({
-          host: z.string().min(1),
-          port: z.int().min(1).max(65535).default(25),
-          secure: z.boolean().default(false),
-          user: z.string().optional(),
-          pass: z.string().optional(),
-        })
-        .optional(),
-      sendmail: z.string().min(1).optional(),
-    })
-    .superRefine((d, ctx) => {
-      if (d.smtp && d.sendmail) ctx.addIssue({ code: 'custom', path: ['sendmail'], message: 'use either "smtp" or "sendmail", not both' });
-    })
-    .prefault({}),
-  deadman: argv.optional(),
-  page: z
-    .strictObject({
-      allow: z.array(z.string().min(1)).default([]),
-      command: argv.optional(),
-    })
-    .prefault({}),
-  /**
-   * How long records are kept (a full disk is the one fault that stops a supervisor). Defaults:
-   * a quarter of run history (and at most 10,000 runs per job: an every-minute job keeps about a
-   * week), a month of pings, a year of incidents, heals, events, pages and digests — enough for
-   * the digest, the watchdog and a rule's evidence. A job's newest run and newest success, open
-   * alerts and heals in flight are never removed.
-   */
-  retention: z
-    .strictObject({
-      runs: atLeastADay.default(90 * DAY_MS),
-      runsPerJob: z.int().min(100, 'must be at least 100').default(10_000),
-      heartbeats: atLeastADay.default(30 * DAY_MS),
-      alerts: atLeastADay.default(365 * DAY_MS),
-      events: atLeastADay.default(365 * DAY_MS),
-      digests: atLeastADay.default(365 * DAY_MS),
-    })
-    .prefault({}),
+  timezone: doc(
+    timezone.optional(),
+    "The zone of the digest's time and of every job without a `timezone` of its own. Default: the system's.",
+    'timezone: Europe/Zurich',
+  ),
+  killSwitch: doc(
+    z.string().min(1).optional(),
+    'The kill switch file: while it exists, every autonomous action stops (agent jobs, fixes, brains). Relative to the home folder. Default: `KILL` in the state folder. Kept elsewhere, put it in a folder of its own: that folder is read-only to every process nightshift starts.',
+    'killSwitch: /run/nightshift/KILL',
+  ),
+  autonomy: doc(
+    autonomy.default('auto'),
+    "The ceiling for every heal: `shadow` (proposals only), `gated` (a person approves each fix) or `auto`. The lowest of this, the job's and the rule's level applies.",
+    'autonomy: gated',
+  ),
+  maxAttempts: doc(
+    z.int().min(1).max(2, 'must be 1 or 2: at most 2 attempts per incident is a hard cap, then a human decides').default(2),
+    'Attempts that ran a fix, per incident; then the incident is `blocked` and waits for a person. 1 or 2.',
+    'maxAttempts: 1',
+  ),
+  protect: doc(
+    z.array(z.string().min(1)).default([]),
+    'More paths (globs) no fix may change, added to the protected zone that is always there: `jobs/`, `rules/`, `protected/`, the state folder and the nightshift install. A rule that touches them is refused; a change to them during a fix is an emergency.',
+    'protect: ["/etc/nginx/**"]',
+  ),
+  restartUnits: doc(
+    z.array(serviceUnit).default([]),
+    "The only systemd units a rule's `restart:` may name; the daemon runs `systemctl restart` itself (the polkit rule in `deploy/` allows exactly these).",
+    'restartUnits: [shop-worker.service]',
+  ),
+  brain: doc(
+    z
+      .strictObject({
+        maxRunsPerDay: doc(
+          z.int().min(0).default(12),
+          'How many brain fixes may run in 24 hours; beyond that a brain fix is refused.',
+          'brain: { maxRunsPerDay: 4 }',
+        ),
+        wallclock: doc(
+          positiveDuration.default(20 * 60_000),
+          'How long one brain run may take; then it is killed and its fix rolled back.',
+          'brain: { wallclock: 10m }',
+        ),
+      })
+      .prefault({}),
+    'Budgets for `brain` fixes: external agent commands such as an LLM CLI.',
+    'brain: { maxRunsPerDay: 12, wallclock: 20m }',
+  ),
+  digest: doc(
+    z
+      .strictObject({
+        at: doc(
+          z
+            .string()
+            .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time of day as "HH:MM", e.g. "07:00"')
+            .default('07:00'),
+          "The time of day the digest of the last 24 hours is written and sent, in the policy's `timezone`.",
+          'digest: { at: "06:30" }',
+        ),
+        to: doc(
+          z.array(z.email('is not an e-mail address')).default([]),
+          'Who gets the digest by e-mail. Empty: it is only written to `state/digests/DAY.md` and kept in SQLite.',
+          'digest: { to: ["kevin@example.com"], smtp: { host: 127.0.0.1 } }',
+        ),
+        from: doc(
+          z.email('is not an e-mail address').optional(),
+          "The sender of the digest. Default: `nightshift@` and the machine's host name, which many mail servers refuse: set a real address.",
+          'digest: { from: "nightshift@shop.example" }',
+        ),
+        smtp: doc(
+          z
+            .strictObject({
+              host: doc(z.string().min(1), 'The mail server.', 'digest: { smtp: { host: mail.shop.example } }'),
+              port: doc(
+                z.int().min(1).max(65535).default(25),
+                'Its port: 25 or 587 (plain, upgraded with STARTTLS when offered), 465 (TLS from the start).',
+                'digest: { smtp: { host: mail.shop.example, port: 587 } }',
+              ),
+              secure: doc(
+                z.boolean().default(false),
+                'TLS from the start of the connection (port 465).',
+                'digest: { smtp: { host: mail.shop.example, port: 465, secure: true } }',
+              ),
+              user: doc(
+                z.string().optional(),
+                'A login, if the server wants one. Off the loopback, a login is only sent over TLS.',
+                'digest: { smtp: { host: mail.shop.example, port: 587, user: nightshift, pass: "s3cret" } }',
+              ),
+              pass: doc(
+                z.string().optional(),
+                "The login's password (keep protected/ readable only by root).",
+                'digest: { smtp: { host: mail.shop.example, user: nightshift, pass: "s3cret" } }',
+              ),
+            })
+            .optional(),
+          'Send the digest through this SMTP server.',
+          'digest: { smtp: { host: 127.0.0.1, port: 25 } }',
+        ),
+        sendmail: doc(
+          z.string().min(1).optional(),
+          'Or send it with this sendmail program (the message on its stdin). Use `smtp` or `sendmail`, not both.',
+          'digest: { sendmail: /usr/sbin/sendmail }',
+        ),
+      })
+      .superRefine((d, ctx) => {
+        if (d.smtp && d.sendmail)
+          ctx.addIssue({ code: 'custom', path: ['sendmail'], message: 'use either "smtp" or "sendmail", not both' });
+      })
+      .prefault({}),
+    'The daily digest: what happened in the last 24 hours, in plain words. A failed send is retried (1m, 5m, 15m, 1h, then every 6h).',
+    'digest:\n  at: "07:00"\n  to: ["kevin@example.com"]\n  from: "nightshift@shop.example"\n  smtp: { host: 127.0.0.1, port: 25 }',
+  ),
+  deadman: doc(
+    argv.optional(),
+    'A command run at start, every hour and after each digest, so that something outside (such as a Healthchecks check) notices when nightshift itself stops.',
+    'deadman: ["curl", "-fsS", "https://hc.example/ping/UUID"]',
+  ),
+  page: doc(
+    z
+      .strictObject({
+        allow: doc(
+          z.array(z.string().min(1)).default([]),
+          "What may page: events (`protected-zone`, `heal-blocked`, `daemon-restart-loop`, `disk-full`), alert kinds (`missed`, `failed`, `hung`, `wrong`) or one job's alert (`db-backup:failed`). Everything else waits for the digest.",
+          'page: { allow: [protected-zone, heal-blocked, daemon-restart-loop] }',
+        ),
+        command: doc(
+          argv.optional(),
+          'The command that pages, with the event as JSON on its stdin (never in its arguments); at most once per event per hour, killed after 10s.',
+          'page: { command: ["/usr/local/bin/notify-phone"] }',
+        ),
+      })
+      .prefault({}),
+    'The only things that may interrupt a person at once.',
+    'page:\n  allow: [protected-zone, heal-blocked]\n  command: ["/usr/local/bin/notify-phone"]',
+  ),
+  // A full disk is the one fault that stops a supervisor: every table is pruned (store/retention.ts).
+  retention: doc(
+    z
+      .strictObject({
+        runs: doc(
+          atLeastADay.default(90 * DAY_MS),
+          "Finished runs older than this are removed with their logs (a quarter: enough for trends and a rule's evidence). A job's newest run and newest success are kept.",
+          'retention: { runs: 30d }',
+        ),
+        runsPerJob: doc(
+          z.int().min(100, 'must be at least 100').default(10_000),
+          'And beyond this many runs of one job (an every-minute job keeps about a week).',
+          'retention: { runsPerJob: 5000 }',
+        ),
+        heartbeats: doc(atLeastADay.default(30 * DAY_MS), 'Pings older than this are removed.', 'retention: { heartbeats: 7d }'),
+        alerts: doc(
+          atLeastADay.default(365 * DAY_MS),
+          'Resolved incidents older than this are removed with their heal attempts; open ones never.',
+          'retention: { alerts: 180d }',
+        ),
+        events: doc(
+          atLeastADay.default(365 * DAY_MS),
+          'The event journal (kill switch flips, clock jumps, restarts) and pages older than this are removed.',
+          'retention: { events: 180d }',
+        ),
+        digests: doc(atLeastADay.default(365 * DAY_MS), 'Digests older than this are removed.', 'retention: { digests: 90d }'),
+      })
+      .prefault({}),
+    'How long records are kept, so the state folder does not fill its disk. Each at least 1d (the digest reads a whole day). Pruned a minute after start and every six hours, in small batches.',
+    'retention: { runs: 30d, runsPerJob: 5000 }',
+  ),
 });
 
 export type Policy = z.output<typeof PolicySchema>;
@@ -239,55 +495,131 @@ const alertKind = z.enum(['missed', 'failed', 'hung', 'wrong']);
 
 export const RuleSchema = z
   .strictObject({
-    description: z.string().optional(),
-    match: z.strictObject({
-      job: z.string().min(1),
-      kind: z.array(alertKind).min(1).optional(),
-      exitCode: z.array(z.int()).min(1).optional(),
-      output: regex.optional(),
-    }),
-    autonomy: z.enum(['shadow', 'gated', 'auto', 'pilot']).default('shadow'),
-    jobs: z.string().min(1).optional(),
-    maxAttempts: z.int().min(1).max(2, 'must be 1 or 2: at most 2 attempts per incident is a hard cap, then a human decides').optional(),
-    action: z
-      .strictObject({
-        command: argv.optional(),
-        rerun: z.boolean().optional(),
-        brain: argv.optional(),
-        restart: serviceUnit.optional(),
-        touches: z.array(z.string().min(1)).default([]),
-        timeout: positiveDuration.default(120_000),
-      })
-      .superRefine((a, ctx) => {
-        const kinds = [
-          a.command !== undefined ? '"command"' : undefined,
-          a.rerun ? '"rerun: true"' : undefined,
-          a.brain !== undefined ? '"brain"' : undefined,
-          a.restart !== undefined ? '"restart"' : undefined,
-        ].filter((x) => x !== undefined);
-        if (kinds.length === 0) {
-          ctx.addIssue({ code: 'custom', message: 'has no action; give exactly one of "command", "rerun: true", "brain" or "restart"' });
-        } else if (kinds.length > 1) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `has ${kinds.length} actions (${kinds.join(' and ')}); a rule takes exactly one of "command", "rerun: true", "brain" or "restart"`,
-          });
-        }
-        if (a.restart !== undefined && a.touches.length > 0) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['touches'],
-            message: 'a restart touches no files (the daemon restarts the unit itself); remove "touches"',
-          });
-        }
+    description: doc(
+      z.string().optional(),
+      'One line on the incident this rule answers, shown with its heals.',
+      'description: A hung export holds a stale lock; clear it and run again.',
+    ),
+    match: doc(
+      z.strictObject({
+        job: doc(z.string().min(1), 'The job: its name, or a glob (`export-*`, `*`).', 'match: { job: "export-*" }'),
+        kind: doc(
+          z.array(alertKind).min(1).optional(),
+          'Only alerts of these kinds. Default: any kind.',
+          'match: { job: nightly-export, kind: [hung, failed] }',
+        ),
+        exitCode: doc(
+          z.array(z.int()).min(1).optional(),
+          "Only when the run's exit code is one of these.",
+          'match: { job: nightly-export, exitCode: [1, 75] }',
+        ),
+        output: doc(
+          regex.optional(),
+          "Only when the end of the run's output (its last 4 KiB) matches this regular expression.",
+          'match: { job: nightly-export, output: "lock .* held" }',
+        ),
       }),
-    probe: z
-      .strictObject({
-        rerun: z.boolean().optional(),
-        command: argv.optional(),
-        timeout: positiveDuration.default(120_000),
-      })
-      .prefault({}),
+      'Which alerts this rule answers. Rules are tried in file-name order (name them `10-…`, `20-…`); the first whose `match` fits is the one used.',
+      'match: { job: nightly-export, kind: [hung] }',
+    ),
+    autonomy: doc(
+      z.enum(['shadow', 'gated', 'auto', 'pilot']).default('shadow'),
+      "How far the rule may go on its own: `shadow` writes a proposal and runs nothing; `gated` waits for `nightshift approve ID` (within 24 h); `auto` runs the fix; `pilot` is `auto` for the jobs its `jobs` glob names and `gated` for the rest. The lowest of this, the job's and the policy's level applies, and a rolled-back fix in `auto` demotes the rule a rung until the file is edited.",
+      'autonomy: auto',
+    ),
+    jobs: doc(
+      z.string().min(1).optional(),
+      'For `autonomy: pilot`: the jobs (a glob) the rule may fix on its own.',
+      'autonomy: pilot\njobs: "export-*"',
+    ),
+    maxAttempts: doc(
+      z.int().min(1).max(2, 'must be 1 or 2: at most 2 attempts per incident is a hard cap, then a human decides').optional(),
+      "Attempts that ran a fix, per incident, for this rule; at most the policy's `maxAttempts`.",
+      'maxAttempts: 1',
+    ),
+    action: doc(
+      z
+        .strictObject({
+          command: doc(
+            argv.optional(),
+            'A fix command. It runs in a sandbox where the whole file system is read-only except its `touches`.',
+            'action: { command: ["rm", "-f", "work/export/export.lock"], touches: ["work/export/export.lock"] }',
+          ),
+          rerun: doc(
+            z.boolean().optional(),
+            "Run the job again as the fix (a hung run's processes are killed first).",
+            'action: { rerun: true }',
+          ),
+          brain: doc(
+            argv.optional(),
+            "An external agent command (an LLM CLI) as the fix, within the policy's `brain` budget. It gets the alert only as a JSON file named in `NIGHTSHIFT_ALERT_FILE`: alert text is data, never part of a command line.",
+            'action: { brain: ["/usr/local/bin/fix-agent"], touches: ["work/cache/"] }',
+          ),
+          restart: doc(
+            serviceUnit.optional(),
+            "Restart a systemd unit as the fix; the daemon runs `systemctl restart` itself, only for units in the policy's `restartUnits`.",
+            'action: { restart: shop-worker.service }',
+          ),
+          touches: doc(
+            z.array(z.string().min(1)).default([]),
+            'What the fix may change (relative to the home folder): snapshotted first, restored byte-exact on rollback, and the only paths the fix can write. A folder (ending in `/`, or one that exists) is writable whole; a file can be changed, created or removed. None may lie in the protected zone.',
+            'action: { command: ["./clear-cache.sh"], touches: ["work/cache/"] }',
+          ),
+          timeout: doc(
+            positiveDuration.default(120_000),
+            'How long the fix may run; then it is killed and rolled back.',
+            'action: { rerun: true, timeout: 5m }',
+          ),
+        })
+        .superRefine((a, ctx) => {
+          const kinds = [
+            a.command !== undefined ? '"command"' : undefined,
+            a.rerun ? '"rerun: true"' : undefined,
+            a.brain !== undefined ? '"brain"' : undefined,
+            a.restart !== undefined ? '"restart"' : undefined,
+          ].filter((x) => x !== undefined);
+          if (kinds.length === 0) {
+            ctx.addIssue({ code: 'custom', message: 'has no action; give exactly one of "command", "rerun: true", "brain" or "restart"' });
+          } else if (kinds.length > 1) {
+            ctx.addIssue({
+              code: 'custom',
+              message: `has ${kinds.length} actions (${kinds.join(' and ')}); a rule takes exactly one of "command", "rerun: true", "brain" or "restart"`,
+            });
+          }
+          if (a.restart !== undefined && a.touches.length > 0) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['touches'],
+              message: 'a restart touches no files (the daemon restarts the unit itself); remove "touches"',
+            });
+          }
+        }),
+      'What the heal does: exactly one of `command`, `rerun: true`, `brain` or `restart`.',
+      'action:\n  command: ["rm", "-f", "work/export/export.lock"]\n  touches: ["work/export/export.lock"]\n  timeout: 2m',
+    ),
+    probe: doc(
+      z
+        .strictObject({
+          rerun: doc(
+            z.boolean().optional(),
+            'Run the job again (trigger `probe`); it must end `ok`, its `expect` included. This is the default.',
+            'probe: { rerun: true }',
+          ),
+          command: doc(
+            argv.optional(),
+            "Or an independent check: exit 0 means healthy. It may write nothing, and may not be the fix's own command (the maker is never the checker).",
+            'probe: { command: ["curl", "-fsS", "http://127.0.0.1:8080/health"] }',
+          ),
+          timeout: doc(
+            positiveDuration.default(120_000),
+            'How long the probe command may run; then it counts as failed.',
+            'probe: { command: ["./check.sh"], timeout: 30s }',
+          ),
+        })
+        .prefault({}),
+      'How nightshift checks, after the fix, that it worked. A fix that fails itself is not probed; a failed probe rolls the fix back.',
+      'probe: { rerun: true }',
+    ),
   })
   .superRefine((rule, ctx) => {
     if (rule.autonomy === 'pilot' && rule.jobs === undefined) {

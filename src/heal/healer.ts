@@ -1,4 +1,4 @@
-// The heal loop: an open alert goes through the steps of DESIGN.md's table — kill switch, containment,
+// The heal loop: an open alert goes through the steps of docs/concepts.md's table — kill switch, containment,
 // pre-check, rule, cap, autonomy, guard, snapshot, fix, probe, verdict, rollback — each journaled in SQLite
 // before it starts, so that a kill -9 at any step is rolled back from its snapshot at the next
 // start. Event-driven: an alert raised or changed enqueues its fingerprint; nothing polls.

@@ -28,7 +28,7 @@ export interface HealLine {
   at: number;
   job: string;
   rule?: string | null;
-  /** A heal outcome from DESIGN.md, e.g. fixed-verified, rolled-back, blocked, awaiting-approval. */
+  /** A heal outcome (docs/concepts.md), e.g. fixed-verified, rolled-back, blocked, awaiting-approval. */
   outcome: string;
   detail?: string | null;
 }

@@ -150,7 +150,7 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
     await ns(d, 'run', 'export');
     const [a] = await waitFor(done(d, 1), WAIT_MS, 'heal finished');
     expect(a).toMatchObject({ fingerprint: 'export:hung', rule: 'clear-lock', autonomy: 'auto', attempt: 1, outcome: 'fixed-verified' });
-    // DESIGN.md's table, in its order, each step journaled before it starts; a verified fix has no rollback
+    // docs/concepts.md's table, in its order, each step journaled before it starts; a verified fix has no rollback
     const journal = ['kill-switch', 'containment', 'pre-check', 'rule', 'cap', 'autonomy', 'guard', 'snapshot', 'fix', 'probe', 'verdict'];
     expect(steps(d, a!.id)).toEqual(journal);
     expect(existsSync(join(work, 'export.lock'))).toBe(false);

@@ -336,7 +336,7 @@ describe('misbehaving jobs under a real daemon', () => {
       const res = await cli(['--home', home, 'run', 'leaver']);
       expect(res.exitCode).toBe(0);
       const row = lastRun('leaver');
-      // The job's exit decides: ok, exit 0 — not a timeout waiting for the pipe to close (DESIGN:
+      // The job's exit decides: ok, exit 0 — not a timeout waiting for the pipe to close (the contract:
       // a run owns its process group, so what it leaves behind is stopped and said so).
       expect(row.outcome).toBe('ok');
       expect(row.exit_code).toBe(0);

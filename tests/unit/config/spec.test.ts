@@ -567,7 +567,7 @@ describe('job specs: each mistake as FILE:LINE: field: message', () => {
     expect(r.value.every).toBeUndefined();
   });
 
-  it('accepts the full example of DESIGN.md', () => {
+  it('accepts the full example of a job spec', () => {
     const text = yaml(
       "description: Export yesterday's orders to the accounting share",
       'schedule: "0 3 * * *"',
@@ -742,7 +742,7 @@ describe('rules', () => {
     expectProblem(problems[0], file, c);
   });
 
-  it('accepts the example of DESIGN.md with its defaults', () => {
+  it('accepts the example rule with its defaults', () => {
     const text = yaml(
       'description: A hung export holds a stale lock; clear it and run again.',
       'match:',
