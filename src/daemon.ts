@@ -260,6 +260,7 @@ export class Daemon {
         clock: this.clock,
         log,
         getHeals: (w) => healLines(this.store, w.from, w.to),
+        getConfig: () => ({ problems: this.cfg.problemList(), lastGood: this.cfg.lastGood() }),
       });
       this.digests.events.on('handled', () => void this.deadman?.kick());
 

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { type ParseArgsConfig } from 'node:util';
 import { callDaemon, daemonListening } from '../control/socket.js';
-import { loadHome, type LoadedHome } from '../config/home.js';
+import { loadHome, restoreLastGood, type LoadedHome } from '../config/home.js';
 import { type HomePaths } from '../config/paths.js';
 import { NAME_PATTERN } from '../names.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from '../control/killswitch.js';
@@ -59,6 +59,16 @@ export function loadHomeOrFail(ctx: Ctx): LoadedHome {
 
 export function openStore(ctx: Ctx): Store | null {
   return Store.openForReading(ctx.paths.db);
+}
+
+/**
+ * The home as the daemon runs it: a job whose file is invalid now counts as its last good version
+ * (kept in the state database), so that no command loses sight of a job that still runs.
+ */
+export function loadHomeAsRun(ctx: Ctx, store: Store | null): LoadedHome {
+  const home = loadHomeOrFail(ctx);
+  if (store) restoreLastGood(home, (file) => store.specs.get(file));
+  return home;
 }
 
 export async function liveInfo(ctx: Ctx): Promise<LiveInfo | null> {

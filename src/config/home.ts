@@ -237,6 +237,35 @@ export interface LoadedHome {
   rules: Map<string, LoadedRule>;
   problems: SpecProblem[];
   warnings: SpecProblem[];
+  /** Jobs whose file is invalid now and that run as their last good version (restoreLastGood). */
+  lastGood: Map<string, LastGood>;
+}
+
+/** A job whose file is invalid now: it runs as the last valid text of that file, saved at `savedAt`. */
+export interface LastGood {
+  job: string;
+  file: string;
+  savedAt: number;
+}
+
+/** The last valid text of a job file, as the daemon keeps it (store/specs.ts). */
+export type LastGoodLookup = (file: string) => { text: string; saved_at: number } | undefined;
+
+/**
+ * An invalid edit never replaces a job: each job file invalid now is put back as its last valid
+ * text (kept in SQLite by the daemon) and named in `home.lastGood`. The daemon at start and every
+ * reading command go through here, so all of them show the jobs that really run.
+ */
+export function restoreLastGood(home: LoadedHome, lookup: LastGoodLookup): void {
+  const files = new Set(home.problems.map((p) => p.file).filter((f) => resolve(f, '..') === home.paths.jobsDir));
+  for (const file of files) {
+    const cached = lookup(file);
+    if (!cached) continue;
+    const r = jobFromText(file, cached.text, home.paths.home, home.policy);
+    if (!r.ok || home.jobs.has(r.value.name)) continue;
+    home.jobs.set(r.value.name, r.value);
+    home.lastGood.set(r.value.name, { job: r.value.name, file, savedAt: cached.saved_at });
+  }
 }
 
 /** Loads every file of a home; a bad file is reported and left out, the rest loads. */
@@ -268,7 +297,18 @@ export function loadHome(paths: HomePaths): LoadedHome {
   warnings.push(...ruleWarnings(rules.values(), jobs));
   problems.sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));
   const jobTexts = new Map([...jobs.values()].map((j) => [j.file, texts.get(j.name)!]));
-  return { paths, policy, policyOk: pol.ok, policyMissing: pol.ok && pol.missing === true, jobs, jobTexts, rules, problems, warnings };
+  return {
+    paths,
+    policy,
+    policyOk: pol.ok,
+    policyMissing: pol.ok && pol.missing === true,
+    jobs,
+    jobTexts,
+    rules,
+    problems,
+    warnings,
+    lastGood: new Map(),
+  };
 }
 
 /**

@@ -13,12 +13,13 @@ import {
   checkDependencies,
   checkRuleTouches,
   compileJob,
-  jobFromText,
   loadHome,
   loadJobFile,
   loadPolicyFile,
   loadRuleFile,
+  restoreLastGood,
   type Job,
+  type LastGood,
   type LoadedRule,
 } from './home.js';
 import { formatProblem, type SpecProblem } from './parse.js';
@@ -66,15 +67,23 @@ export class LiveConfig {
     this.policy = home.policy;
     this.policyOk = home.policyOk;
     this.policySeen = !home.policyMissing;
-    this.jobs = new Map(home.jobs);
     this.rules = home.rules;
     for (const p of home.problems) this.addProblem(p);
     for (const p of home.problems) log.error({ file: p.file, line: p.line, field: p.field }, `invalid spec: ${formatProblem(p)}`);
-    this.restoreLastGoodJobs(home.problems);
+    // Only the files valid now are saved as their last good version.
     store.specs.save(
       [...home.jobs.values()].map((j) => ({ file: j.file, name: j.name, text: home.jobTexts.get(j.file)!, hash: j.hash })),
       this.deps.clock.now(),
     );
+    restoreLastGood(home, (file) => store.specs.get(file));
+    for (const g of home.lastGood.values()) {
+      const at = new Date(g.savedAt).toISOString();
+      log.warn(
+        { job: g.job, file: g.file, savedAt: at },
+        `${g.file} is invalid; running its last good version (from ${at}) until it is fixed`,
+      );
+    }
+    this.jobs = new Map(home.jobs);
     for (const w of home.warnings) log.warn({ file: w.file }, formatProblem(w));
   }
 
@@ -95,20 +104,18 @@ export class LiveConfig {
     }
   }
 
-  /** A job file that is invalid at start keeps running as its last valid version, kept in SQLite. */
-  private restoreLastGoodJobs(problems: SpecProblem[]): void {
-    const files = new Set(problems.map((p) => p.file).filter((f) => dirname(f) === this.deps.paths.jobsDir));
-    for (const file of files) {
-      const cached = this.deps.store.specs.get(file);
-      if (!cached) continue;
-      const r = jobFromText(file, cached.text, this.deps.paths.home, this.policy);
-      if (!r.ok || this.jobs.has(r.value.name)) continue;
-      this.jobs.set(r.value.name, r.value);
-      this.deps.log.warn(
-        { job: r.value.name, file, savedAt: new Date(cached.saved_at).toISOString() },
-        `${file} is invalid; running its last good version (from ${new Date(cached.saved_at).toISOString()}) until it is fixed`,
-      );
+  /**
+   * Jobs whose file is invalid now and that run as their last good version: at start (restored
+   * from the store) and since (a file broken while the daemon ran keeps its version in force).
+   */
+  lastGood(): LastGood[] {
+    const out: LastGood[] = [];
+    for (const file of this.problems.keys()) {
+      const job = this.jobs.get(basename(file, extname(file)));
+      if (!job || job.file !== file) continue;
+      out.push({ job: job.name, file, savedAt: this.deps.store.specs.get(file)?.saved_at ?? 0 });
     }
+    return out;
   }
 
   private addProblem(p: SpecProblem): void {

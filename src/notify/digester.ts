@@ -12,6 +12,7 @@ import {
   digestSchedule,
   digestWindow,
   digestZone,
+  type ConfigState,
   type DigestWindow,
   type HealLine,
 } from '../report/digest.js';
@@ -42,6 +43,8 @@ export interface DigestServiceDeps {
   log: Logger;
   /** Heal outcomes in the window, once the heal loop exists. */
   getHeals?: (w: DigestWindow) => HealLine[];
+  /** The spec files invalid now (LiveConfig): the digest names them and the versions that run. */
+  getConfig?: () => ConfigState;
   /** Delays between send attempts; the last one repeats. */
   retryDelaysMs?: readonly number[];
   mailTimeoutMs?: number;
@@ -327,6 +330,7 @@ export class DigestService {
       now,
       heals: this.deps.getHeals?.(window) ?? [],
       containment: containment(),
+      config: this.deps.getConfig?.(),
     });
     let file: string | null = digestFile(paths, date);
     try {

@@ -3,7 +3,9 @@
 // those rows; `composeDigest` is pure: no store, no clock, no files, no network — the
 // DigestService decides when, where and how it goes out.
 import { parseCron } from '../schedule/cron.js';
-import type { Job } from '../config/home.js';
+import type { Job, LastGood } from '../config/home.js';
+import { formatProblem, type SpecProblem } from '../config/parse.js';
+import { lastGoodSentence } from './status.js';
 import type { KillState } from '../control/killswitch.js';
 import type { Containment } from '../run/launch.js';
 import { byName } from '../names.js';
@@ -84,6 +86,13 @@ export interface DigestInput {
   heals?: HealLine[];
   /** Whether fixes can be contained on this machine (the launcher's check); unknown when absent. */
   containment?: Containment;
+  /** The spec files that are invalid now, and the jobs that run their last good version meanwhile. */
+  config?: ConfigState;
+}
+
+export interface ConfigState {
+  problems: SpecProblem[];
+  lastGood: LastGood[];
 }
 
 export interface ComposedDigest {
@@ -224,11 +233,17 @@ export function composeDigest(input: DigestInput): ComposedDigest {
   const needsYou = new Set([...unfolded, ...orphaned].map((a) => a.job)).size;
   const contained = input.containment;
   // Healthy jobs with no fix able to run is not an all-clear either.
-  const verdict = verdictFor(jobs.size, needsYou, kill) + (contained && !contained.ok ? '; no fix can run (no sandbox)' : '');
+  const config = input.config ?? { problems: [], lastGood: [] };
+  const badFiles = new Set(config.problems.map((p) => p.file)).size;
+  const verdict =
+    verdictFor(jobs.size, needsYou, kill) +
+    (badFiles ? `; ${plural(badFiles, 'spec file')} with errors` : '') +
+    (contained && !contained.ok ? '; no fix can run (no sandbox)' : '');
 
   const runs = facts.runs;
   const sections: Section[] = [
     needsYouSection(open, unfolded, heals, t),
+    ...configSection(config, jobs, tz),
     healSection(heals, t),
     runsSection(runs, t),
     precheckSection(runs),
@@ -241,6 +256,20 @@ export function composeDigest(input: DigestInput): ComposedDigest {
   ];
   const intro = `nightshift digest for ${date}, covering ${t(window.from)} to ${t(window.to)} (${hours(window.to - window.from)}; times in ${tz}).`;
   return { verdict, needsYou, text: renderText(verdict, intro, sections), html: renderHtml(verdict, intro, sections) };
+}
+
+/** Only when a file is invalid: an empty section would be noise every day. */
+function configSection(config: ConfigState, jobs: Map<string, Job>, tz: string): Section[] {
+  if (config.problems.length === 0) return [];
+  const s = new SectionBuilder('Spec files with errors');
+  const byFile = new Map<string, SpecProblem[]>();
+  for (const p of config.problems) byFile.set(p.file, [...(byFile.get(p.file) ?? []), p]);
+  for (const [file, problems] of byFile) {
+    for (const p of problems) s.add(formatProblem(p));
+    const g = config.lastGood.find((x) => x.file === file);
+    if (g) s.add(`${lastGoodSentence(g.job, g.file, g.savedAt, jobs.get(g.job)?.timezone ?? tz)}.`, 1);
+  }
+  return [s.build()];
 }
 
 function alertLine(a: AlertRow, t: (ms: number) => string): string {

@@ -1,5 +1,6 @@
 // What `nightshift status` shows: a dashboard that a person who does not read code can follow.
 // Built from the files and SQLite alone, so it works with the daemon down too.
+import { dirname } from 'node:path';
 import { formatDuration } from '../config/duration.js';
 import type { LoadedHome } from '../config/home.js';
 import { byName } from '../names.js';
@@ -34,6 +35,8 @@ export interface JobStatus {
   /** Opted out of its own PID namespace (seeAllProcesses: true): stopped by process group. */
   seeAllProcesses: boolean;
   alerts: Array<{ id: number; kind: string; since: number; count: number; message: string; foldedUnder: string | null }>;
+  /** Its file is invalid now: the version saved at `savedAt` runs until the file is fixed. */
+  lastGood: { file: string; savedAt: number } | null;
 }
 
 export interface StatusReport {
@@ -43,6 +46,8 @@ export interface StatusReport {
   generatedAt: number;
   jobs: JobStatus[];
   problems: string[];
+  /** Job files that are invalid and have no valid version to run: their job is not running. */
+  neverValid: string[];
   warnings: string[];
   killSwitch: { on: boolean; reason: string; path: string; lastFlip: { at: number; message: string } | null };
   pendingApprovals: number;
@@ -104,6 +109,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
       nextRun,
       lastSuccessAt: successes.get(job.name) ?? null,
       paused,
+      lastGood: home.lastGood.has(job.name) ? { file: job.file, savedAt: home.lastGood.get(job.name)!.savedAt } : null,
       alerts: (openAlerts.get(job.name) ?? []).map((a) => ({
         id: a.id,
         kind: a.kind,
@@ -116,7 +122,10 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
   }
   const problems = live ? live.problems : home.problems.map(formatProblem);
   void openRuns;
+  const loaded = new Set([...home.jobs.values()].map((j) => j.file));
+  const neverValid = [...new Set(home.problems.map((p) => p.file))].filter((f) => dirname(f) === home.paths.jobsDir && !loaded.has(f));
   return {
+    neverValid,
     home: home.paths.home,
     state: home.paths.state,
     daemon: live ? { running: true, pid: live.pid, startedAt: live.startedAt, version: live.version } : { running: false },
@@ -130,6 +139,17 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
     healthy:
       live !== null && problems.length === 0 && jobs.every((j) => j.health !== 'failing' && j.alerts.every((a) => a.foldedUnder !== null)),
   };
+}
+
+/** A time as an operator reads it: in the given zone, with its UTC offset ("2026-12-04 23:41 +01:00"). */
+export function localTime(ms: number, tz: string): string {
+  const s = formatInstant(ms, tz);
+  return `${s.slice(0, 10)} ${s.slice(11, 16)} ${s.slice(19)}`;
+}
+
+/** One sentence on a job that runs its last good version, the same in status, validate and the digest. */
+export function lastGoodSentence(job: string, file: string, savedAt: number, tz: string): string {
+  return `${job} keeps running its last good version, from ${localTime(savedAt, tz)}, until ${file} is fixed`;
 }
 
 export function ago(ms: number): string {
@@ -215,7 +235,9 @@ export function renderStatus(r: StatusReport): string {
               `${a.kind}${a.count > 1 ? ` x${a.count}` : ''} since ${ago(now - a.since)}${a.foldedUnder ? ` (blocked by ${a.foldedUnder.split(':')[0]})` : ''}`,
           )
           .join('; ')
-      : '—';
+      : j.lastGood
+        ? 'its file is invalid (below)'
+        : '—';
     lines.push(`${pad(j.name, w)}${pad(HEALTH_WORDS[j.health], 11)}${pad(lastRun, 36)}${pad(next, 34)}${pad(succ, 16)}${alert}`);
   }
   if (r.jobs.length === 0) lines.push('(no jobs: add a file to the jobs/ folder)');
@@ -228,6 +250,12 @@ export function renderStatus(r: StatusReport): string {
   if (why.length) {
     lines.push('', 'Why jobs are failing:');
     for (const j of why) lines.push(`  ${j.name}: run #${j.lastRun!.id} ${j.lastRun!.reason}`);
+  }
+  const stale = r.jobs.filter((j) => j.lastGood);
+  if (stale.length || r.neverValid.length) {
+    lines.push('', 'Jobs whose file is invalid now:');
+    for (const j of stale) lines.push(`  ${lastGoodSentence(j.name, j.lastGood!.file, j.lastGood!.savedAt, j.timezone)}.`);
+    for (const f of r.neverValid) lines.push(`  ${f} has never been valid: its job is not running.`);
   }
   if (r.problems.length) {
     lines.push('', 'Configuration problems (the last good version of each file keeps running):');

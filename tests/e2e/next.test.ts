@@ -81,7 +81,12 @@ describe('nightshift next', () => {
     const json = JSON.parse(
       (await cli(['--home', home, 'next', 'zurich-fixed', '--from', '2026-03-29T00:00:00Z', '--count', '1', '--json'])).stdout,
     );
-    expect(json).toEqual({ job: 'zurich-fixed', timezone: 'Europe/Zurich', instants: ['2026-03-29T03:00:00+02:00'] });
+    expect(json).toEqual({
+      job: 'zurich-fixed',
+      timezone: 'Europe/Zurich',
+      instants: ['2026-03-29T03:00:00+02:00'],
+      lastGoodVersionFrom: null,
+    });
     const unknown = await cli(['--home', home, 'next', 'ghost']);
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toContain('no valid job named "ghost"');

@@ -6,7 +6,7 @@ import { createLogger } from '../../log.js';
 import { Store } from '../../store/store.js';
 import { healLines } from '../../report/healview.js';
 import { systemClock, wallNow } from '../../clock.js';
-import { EXIT, UsageError, type Command, json, loadHomeOrFail, openStore, killOf } from '../context.js';
+import { EXIT, UsageError, type Command, json, loadHomeAsRun, openStore, killOf } from '../context.js';
 
 export const digestCommand: Command = {
   summary: 'print (and --send) the daily digest for a day',
@@ -18,7 +18,14 @@ export const digestCommand: Command = {
   options: { date: { type: 'string' }, send: { type: 'boolean' }, json: { type: 'boolean' } },
   run: async (ctx) => {
     if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
-    const home = loadHomeOrFail(ctx);
+    const specs = openStore(ctx);
+    let home;
+    try {
+      home = loadHomeAsRun(ctx, specs);
+    } finally {
+      specs?.close();
+    }
+    const config = { problems: home.problems, lastGood: [...home.lastGood.values()] };
     const date = typeof ctx.values.date === 'string' ? ctx.values.date : digestDate(digestZone(home.policy), wallNow());
     if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) {
       throw new UsageError(`--date "${date}" is not a day like 2026-11-22`);
@@ -36,6 +43,7 @@ export const digestCommand: Command = {
           clock: systemClock,
           log: createLogger({ level: 'silent' }),
           getHeals: (w) => healLines(store, w.from, w.to),
+          getConfig: () => config,
         });
         const r = await service.runFor(date, { send: true });
         if (ctx.values.json) ctx.io.out(json(r));
@@ -66,6 +74,7 @@ export const digestCommand: Command = {
         now: wallNow(),
         heals: healLines(store, window.from, window.to),
         containment: containment(),
+        config,
       });
       ctx.io.out(ctx.values.json ? json({ date, ...d }) : d.text);
       return d.needsYou > 0 ? EXIT.unhealthy : EXIT.ok;

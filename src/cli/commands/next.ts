@@ -1,7 +1,8 @@
 // `nightshift next`: the next N scheduled instants of a job
 import { formatInstant, nextInstants } from '../../schedule/instants.js';
 import { wallNow } from '../../clock.js';
-import { EXIT, UsageError, type Command, json, loadHomeOrFail, positiveInt, jobName } from '../context.js';
+import { lastGoodSentence } from '../../report/status.js';
+import { EXIT, UsageError, type Command, json, loadHomeAsRun, openStore, positiveInt, jobName } from '../context.js';
 
 export const nextCommand: Command = {
   summary: 'the next N scheduled instants of a job',
@@ -10,12 +11,22 @@ export const nextCommand: Command = {
   options: { from: { type: 'string' }, count: { type: 'string' }, json: { type: 'boolean' } },
   run: (ctx) => {
     const name = jobName(ctx)!;
-    const home = loadHomeOrFail(ctx);
+    const store = openStore(ctx);
+    let home;
+    try {
+      home = loadHomeAsRun(ctx, store);
+    } finally {
+      store?.close();
+    }
     const job = home.jobs.get(name);
     if (!job)
       throw new UsageError(
-        `no valid job named "${name}"${home.problems.some((p) => p.file.includes(`/${name}.`)) ? ' (its spec has errors: run nightshift validate)' : ''}`,
+        `no valid job named "${name}"${home.problems.some((p) => p.file.includes(`/${name}.`)) ? ' (its spec has errors and it has never been valid: run nightshift validate)' : ''}`,
       );
+    const stale = home.lastGood.get(name);
+    const staleNote = stale
+      ? `(${lastGoodSentence(name, job.file, stale.savedAt, job.timezone)}; these are the instants of that version)`
+      : null;
     let from = wallNow();
     if (typeof ctx.values.from === 'string') {
       from = Date.parse(ctx.values.from);
@@ -24,8 +35,18 @@ export const nextCommand: Command = {
     const count = positiveInt(ctx.values.count, '--count', 5, 10_000);
     const instants = job.schedule ? nextInstants(job.schedule, from, count) : [];
     if (ctx.values.json) {
-      ctx.io.out(json({ job: name, timezone: job.timezone, instants: instants.map((i) => formatInstant(i, job.timezone)) }));
-    } else if (!job.schedule) {
+      ctx.io.out(
+        json({
+          job: name,
+          timezone: job.timezone,
+          instants: instants.map((i) => formatInstant(i, job.timezone)),
+          lastGoodVersionFrom: stale ? formatInstant(stale.savedAt, job.timezone) : null,
+        }),
+      );
+      return EXIT.ok;
+    }
+    if (staleNote) ctx.io.err(staleNote);
+    if (!job.schedule) {
       ctx.io.out(
         `${name} has no schedule: it runs only when asked (nightshift run ${name})${job.managed ? '' : ' or when something pings it'}`,
       );

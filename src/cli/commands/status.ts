@@ -2,7 +2,7 @@
 import { buildStatus, renderStatus } from '../../report/status.js';
 import { hasHeals, healStatusLines } from '../../report/healview.js';
 import { wallNow } from '../../clock.js';
-import { EXIT, type Command, json, loadHomeOrFail, openStore, liveInfo, killOf } from '../context.js';
+import { EXIT, type Command, json, loadHomeAsRun, openStore, liveInfo, killOf } from '../context.js';
 
 export const statusCommand: Command = {
   summary: 'one line per job: state, last run, next run, last success; problems',
@@ -10,9 +10,9 @@ export const statusCommand: Command = {
   help: 'Works with or without a running daemon. Exit 1 when a job is failing or the configuration has problems.',
   options: { json: { type: 'boolean' } },
   run: async (ctx) => {
-    const home = loadHomeOrFail(ctx);
     const store = openStore(ctx);
     try {
+      const home = loadHomeAsRun(ctx, store);
       const now = wallNow();
       const report = buildStatus(home, store, await liveInfo(ctx), now, killOf(home));
       const ruleHash = (rule: string): string | undefined => home.rules.get(rule)?.hash;
