@@ -4,7 +4,7 @@ import { mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { ControlError, ControlServer } from './control/socket.js';
 import { controlRoutes, type ControlActions, type PingKind } from './control/routes.js';
-import { type Job, type LoadedRule } from './config/home.js';
+import { policyInvalidSentence, type Job, type LoadedRule } from './config/home.js';
 import { type HomePaths } from './config/paths.js';
 import { formatDuration } from './config/duration.js';
 import { StateLock } from './store/lock.js';
@@ -210,15 +210,15 @@ export class Daemon {
       // A flip made while we were down is journaled now: compare with the last recorded state.
       const wasOn = this.store.journal.killSwitchRecordedOn();
       if (this.lastKill.halted) log.warn({ path: this.lastKill.path }, `starting halted: ${this.lastKill.reason}`);
-      if (wasOn !== this.lastKill.halted) {
+      if (wasOn !== this.lastKill.switchOn) {
         this.store.journal.record(
           this.clock.now(),
           'kill-switch',
           null,
-          this.lastKill.halted
+          this.lastKill.switchOn
             ? `kill switch on at start: ${this.lastKill.reason}`
             : 'kill switch found off at start (turned off while nightshift was down)',
-          { on: this.lastKill.halted },
+          { on: this.lastKill.switchOn },
         );
       }
       this.killWatcher = new FileWatcher(
@@ -482,8 +482,10 @@ export class Daemon {
       this.scheduler.upsert(job);
       this.watchdog?.jobChanged(job, false);
     });
-    ev.on('policy-changed', ({ ok }) => {
+    ev.on('policy-changed', ({ ok, wasOk }) => {
       if (!ok) {
+        // Once per episode, as what it is: not a flip of the kill switch (the digest counts those).
+        if (wasOk) this.store.journal.record(this.clock.now(), 'policy-invalid', null, policyInvalidSentence(this.paths.policyFile));
         this.killSwitchChanged();
         return;
       }
@@ -558,29 +560,38 @@ export class Daemon {
 
   /** The one check every autonomous action goes through (fail closed). */
   killState(): KillState {
-    const path = killSwitchPath(this.paths, this.policyOk ? this.policy : null);
-    if (!this.homeIntact()) return { halted: true, reason: this.homeLost!, path, since: null };
-    return checkKillSwitch(path, this.policyOk);
+    // The last good policy's switch: an invalid policy halts by itself, the switch still counts.
+    const path = killSwitchPath(this.paths, this.policy);
+    if (!this.homeIntact()) return { halted: true, switchOn: false, reason: this.homeLost!, path, since: null };
+    return checkKillSwitch(path, this.policyOk, this.paths.policyFile);
   }
 
   private killSwitchChanged(): void {
     const now = this.killState();
     const before = this.lastKill;
     this.lastKill = now;
-    if (before && before.halted === now.halted) return;
-    this.log.warn(
-      { path: now.path, halted: now.halted },
-      now.halted ? `kill switch ON: ${now.reason}` : 'kill switch off: autonomous actions may run again',
-    );
-    if (this.store.journal.killSwitchRecordedOn() !== now.halted) {
+    if (before && before.halted === now.halted && before.switchOn === now.switchOn) return;
+    // The switch itself is a flip; an invalid policy halts too, but LiveConfig says so as what it is.
+    if (!before || before.switchOn !== now.switchOn) {
+      this.log.warn(
+        { path: now.path, halted: now.halted },
+        now.switchOn
+          ? `kill switch ON: ${now.reason}`
+          : now.halted
+            ? `kill switch off; autonomous actions stay stopped: ${now.reason}`
+            : 'kill switch off: autonomous actions may run again',
+      );
+    } else if (!now.halted) this.log.warn({ path: now.path }, 'the policy is valid again: autonomous actions may run again');
+    if (this.store.journal.killSwitchRecordedOn() !== now.switchOn) {
       this.store.journal.record(
         this.clock.now(),
         'kill-switch',
         null,
-        now.halted ? `kill switch turned on: ${now.reason}` : 'kill switch turned off',
-        { on: now.halted },
+        now.switchOn ? `kill switch turned on: ${now.reason}` : 'kill switch turned off',
+        { on: now.switchOn },
       );
     }
+    if (before && before.halted === now.halted) return;
     if (now.halted) this.healer?.halt();
     else this.healer?.enqueueOpen();
     if (now.halted) {

@@ -143,15 +143,15 @@ export function recordKillFlip(ctx: Ctx, k: KillState): void {
   let store: Store | null = null;
   try {
     store = Store.open(ctx.paths.db);
-    if (store.journal.killSwitchRecordedOn() !== k.halted) {
+    if (store.journal.killSwitchRecordedOn() !== k.switchOn) {
       store.journal.record(
         wallNow(),
         'kill-switch',
         null,
-        k.halted
+        k.switchOn
           ? `kill switch turned on (nightshift kill on by ${userInfoName()})`
           : `kill switch turned off (nightshift kill off by ${userInfoName()})`,
-        { on: k.halted },
+        { on: k.switchOn },
       );
     }
   } catch {
@@ -162,7 +162,7 @@ export function recordKillFlip(ctx: Ctx, k: KillState): void {
 }
 
 export function killOf(home: LoadedHome): KillState {
-  return checkKillSwitch(killSwitchPath(home.paths, home.policyOk ? home.policy : null), home.policyOk);
+  return checkKillSwitch(killSwitchPath(home.paths, home.policy), home.policyOk, home.paths.policyFile);
 }
 
 export function userInfoName(): string {

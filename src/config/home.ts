@@ -239,6 +239,15 @@ export interface LoadedHome {
   warnings: SpecProblem[];
   /** Jobs whose file is invalid now and that run as their last good version (restoreLastGood). */
   lastGood: Map<string, LastGood>;
+  /** The text of the policy file when it is there and valid (kept as its last good version). */
+  policyText: string | null;
+  /** When the policy file is invalid and its last good version is in force: when that was saved. */
+  lastGoodPolicy: { savedAt: number } | null;
+}
+
+/** The one sentence said in the log, status and the digest while the policy file is invalid (law 3). */
+export function policyInvalidSentence(policyFile: string): string {
+  return `${policyFile} is invalid: the last good policy keeps scheduling and the digest, and every autonomous action (fixes, brains, agent jobs) is stopped until the file is valid again`;
 }
 
 /** A job whose file is invalid now: it runs as the last valid text of that file, saved at `savedAt`. */
@@ -257,6 +266,14 @@ export type LastGoodLookup = (file: string) => { text: string; saved_at: number 
  * reading command go through here, so all of them show the jobs that really run.
  */
 export function restoreLastGood(home: LoadedHome, lookup: LastGoodLookup): void {
+  const policy = home.policyOk ? undefined : lookup(home.paths.policyFile);
+  const parsed = policy ? parseSpecText(home.paths.policyFile, policy.text, PolicySchema) : undefined;
+  if (policy && parsed?.ok) {
+    home.policy = parsed.value;
+    home.lastGoodPolicy = { savedAt: policy.saved_at };
+    // Jobs without a time zone of their own follow the policy's.
+    for (const [name, job] of home.jobs) home.jobs.set(name, compileJob(name, job.file, job.home, job.spec, home.policy, job.hash));
+  }
   const files = new Set(home.problems.map((p) => p.file).filter((f) => resolve(f, '..') === home.paths.jobsDir));
   for (const file of files) {
     const cached = lookup(file);
@@ -308,6 +325,8 @@ export function loadHome(paths: HomePaths): LoadedHome {
     problems,
     warnings,
     lastGood: new Map(),
+    policyText: pol.ok && !pol.missing ? pol.text : null,
+    lastGoodPolicy: null,
   };
 }
 

@@ -3,6 +3,7 @@
 // FILE:LINE and the last good version stays in force (for a job, across restarts too: its last
 // good text is kept in the store). What changed is told to the others as events; the daemon
 // decides what follows (re-planning, the watchdog, the kill switch, the heal loop).
+import { createHash } from 'node:crypto';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { Clock } from '../clock.js';
 import { errorMessage } from '../errors.js';
@@ -17,6 +18,7 @@ import {
   loadJobFile,
   loadPolicyFile,
   loadRuleFile,
+  policyInvalidSentence,
   restoreLastGood,
   type Job,
   type LastGood,
@@ -33,7 +35,7 @@ export type ConfigEvents = {
   /** A job without a time zone of its own follows the policy's, which changed. */
   'job-retimed': Job;
   /** The policy was reloaded (ok), or is invalid or deleted now (not ok: autonomous actions halt). */
-  'policy-changed': { ok: boolean };
+  'policy-changed': { ok: boolean; wasOk: boolean };
   /** A rule was added, changed or removed. */
   'rules-changed': { name: string };
 };
@@ -44,6 +46,9 @@ export interface LiveConfigDeps {
   clock: Clock;
   store: Store;
 }
+
+/** The policy's last good text is kept beside the jobs' (spec_cache), under the name "policy". */
+const policyEntry = (file: string, text: string) => ({ file, name: 'policy', text, hash: createHash('sha256').update(text).digest('hex') });
 
 export class LiveConfig {
   jobs = new Map<string, Job>();
@@ -72,10 +77,15 @@ export class LiveConfig {
     for (const p of home.problems) log.error({ file: p.file, line: p.line, field: p.field }, `invalid spec: ${formatProblem(p)}`);
     // Only the files valid now are saved as their last good version.
     store.specs.save(
-      [...home.jobs.values()].map((j) => ({ file: j.file, name: j.name, text: home.jobTexts.get(j.file)!, hash: j.hash })),
+      [
+        ...[...home.jobs.values()].map((j) => ({ file: j.file, name: j.name, text: home.jobTexts.get(j.file)!, hash: j.hash })),
+        ...(home.policyText !== null ? [policyEntry(paths.policyFile, home.policyText)] : []),
+      ],
       this.deps.clock.now(),
     );
     restoreLastGood(home, (file) => store.specs.get(file));
+    this.policy = home.policy;
+    if (!home.policyOk) log.warn({ file: paths.policyFile }, policyInvalidSentence(paths.policyFile));
     for (const g of home.lastGood.values()) {
       const at = new Date(g.savedAt).toISOString();
       log.warn(
@@ -194,13 +204,17 @@ export class LiveConfig {
         : loaded;
     if (loaded.ok && !loaded.missing) this.policySeen = true;
     if (!r.ok) {
+      const wasOk = this.policyOk;
       this.policyOk = false;
-      this.events.emit('policy-changed', { ok: false });
       for (const p of r.problems) this.addProblem(p);
-      for (const p of r.problems)
-        log.error({ file: p.file, line: p.line }, `invalid policy: ${formatProblem(p)}; the previous policy stays in force`);
+      for (const p of r.problems) log.error({ file: p.file, line: p.line }, `invalid policy: ${formatProblem(p)}`);
+      log.warn({ file: paths.policyFile }, policyInvalidSentence(paths.policyFile));
+      this.events.emit('policy-changed', { ok: false, wasOk });
       return;
     }
+    // What can fail first (a full disk): a failure leaves the previous policy in force, as the log says.
+    if (!r.missing) this.deps.store.specs.save([policyEntry(paths.policyFile, r.text)], this.deps.clock.now());
+    const wasOk = this.policyOk;
     this.policyOk = true;
     this.policy = r.value;
     // Time zones of jobs without their own follow the policy: recompile them.
@@ -211,7 +225,7 @@ export class LiveConfig {
         this.events.emit('job-retimed', again);
       }
     }
-    this.events.emit('policy-changed', { ok: true });
+    this.events.emit('policy-changed', { ok: true, wasOk });
   }
 
   private applyRule(file: string, removed: boolean): void {

@@ -5,10 +5,17 @@ import { lstatSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { HomePaths } from '../config/paths.js';
 import type { Policy } from '../config/schema.js';
+import { policyInvalidSentence } from '../config/home.js';
 import { errorCode, errorMessage } from '../errors.js';
 
 export interface KillState {
+  /** Every autonomous action stops: the switch is on, its state is unknown, or the policy is invalid. */
   halted: boolean;
+  /**
+   * The switch itself: its file exists (or cannot be checked: fail closed). Only this is a "flip"
+   * in the journal; an invalid policy halts too, but is said as what it is.
+   */
+  switchOn: boolean;
   /** Plain words for status, logs and the digest. */
   reason: string;
   path: string;
@@ -21,27 +28,28 @@ export function killSwitchPath(paths: HomePaths, policy: Policy | null): string 
   return isAbsolute(p) ? p : resolve(paths.home, p);
 }
 
-/** `policyOk: false` means the policy cannot be read: fail closed, whatever the file says. */
-export function checkKillSwitch(path: string, policyOk: boolean): KillState {
-  if (!policyOk) {
-    return {
-      halted: true,
-      reason: 'the policy file cannot be read, so the kill switch cannot be located: failing closed',
-      path,
-      since: null,
-    };
-  }
+/**
+ * The switch at `path` (the last good policy's, or the default), and whether anything else halts:
+ * `policyOk: false` (the policy file is invalid or gone) halts every autonomous action (fail closed).
+ */
+export function checkKillSwitch(path: string, policyOk: boolean, policyFile = 'the policy file'): KillState {
+  let sw: KillState;
   try {
     const st = lstatSync(path);
-    return { halted: true, reason: `the kill switch is on (${path} exists)`, path, since: st.mtimeMs };
+    sw = { halted: true, switchOn: true, reason: `the kill switch is on (${path} exists)`, path, since: st.mtimeMs };
   } catch (err) {
     const code = errorCode(err);
-    if (code === 'ENOENT') return { halted: false, reason: 'the kill switch is off', path, since: null };
-    return {
-      halted: true,
-      reason: `cannot tell whether the kill switch ${path} is on (${code ?? errorMessage(err)}): failing closed`,
-      path,
-      since: null,
-    };
+    sw =
+      code === 'ENOENT'
+        ? { halted: false, switchOn: false, reason: 'the kill switch is off', path, since: null }
+        : {
+            halted: true,
+            switchOn: true,
+            reason: `cannot tell whether the kill switch ${path} is on (${code ?? errorMessage(err)}): failing closed`,
+            path,
+            since: null,
+          };
   }
+  if (policyOk || sw.switchOn) return sw;
+  return { ...sw, halted: true, reason: policyInvalidSentence(policyFile) };
 }

@@ -216,7 +216,9 @@ export function verdictFor(totalJobs: number, needsYou: number, kill: KillState)
   else if (totalJobs === 1) v = 'The 1 job is healthy';
   else v = `All ${totalJobs} jobs healthy`;
   // Healthy jobs with every autonomous action stopped is not an all-clear.
-  return kill.halted ? `${v}; kill switch is ON` : v;
+  if (kill.switchOn) return `${v}; kill switch is ON`;
+  // Halted without the switch: the policy file is invalid (its sentence is in the kill-switch section).
+  return kill.halted ? `${v}; autonomous actions are stopped` : v;
 }
 
 export function composeDigest(input: DigestInput): ComposedDigest {
@@ -461,7 +463,13 @@ function alertsSection(rows: AlertRow[], w: DigestWindow, t: (ms: number) => str
 
 function killSection(flips: EventRow[], kill: KillState, t: (ms: number) => string, contained?: Containment): Section {
   const s = new SectionBuilder('Kill switch');
-  s.add(kill.halted ? `now ON${kill.since !== null ? ` since ${t(kill.since)}` : ''}: ${oneLine(kill.reason)}` : 'now off');
+  s.add(
+    kill.switchOn
+      ? `now ON${kill.since !== null ? ` since ${t(kill.since)}` : ''}: ${oneLine(kill.reason)}`
+      : kill.halted
+        ? `now off, but autonomous actions are stopped: ${oneLine(kill.reason)}`
+        : 'now off',
+  );
   if (contained && !contained.ok)
     s.add(
       `containment UNAVAILABLE: jobs run uncontained and no fix, brain or probe runs (heal outcome uncontained) — ${oneLine(contained.reason, 400)}`,

@@ -49,7 +49,8 @@ export interface StatusReport {
   /** Job files that are invalid and have no valid version to run: their job is not running. */
   neverValid: string[];
   warnings: string[];
-  killSwitch: { on: boolean; reason: string; path: string; lastFlip: { at: number; message: string } | null };
+  /** `on`: the switch's file; `halted`: every autonomous action stops (the switch, or an invalid policy). */
+  killSwitch: { on: boolean; halted: boolean; reason: string; path: string; lastFlip: { at: number; message: string } | null };
   pendingApprovals: number;
   /** Whether every process runs in a sandbox here (the launcher's check). */
   containment: Containment;
@@ -133,7 +134,13 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
     jobs,
     problems,
     warnings: home.warnings.map(formatProblem),
-    killSwitch: { on: kill.halted, reason: kill.reason, path: kill.path, lastFlip: flip ? { at: flip.at, message: flip.message } : null },
+    killSwitch: {
+      on: kill.switchOn,
+      halted: kill.halted,
+      reason: kill.reason,
+      path: kill.path,
+      lastFlip: flip ? { at: flip.at, message: flip.message } : null,
+    },
     pendingApprovals: 0,
     containment: containment(),
     healthy:
@@ -205,7 +212,7 @@ export function renderStatus(r: StatusReport): string {
   );
   const ks = r.killSwitch;
   lines.push(
-    `Kill switch: ${ks.on ? `ON — ${ks.reason}; autonomous actions and agent jobs are halted (nightshift kill off)` : 'off'}` +
+    `Kill switch: ${ks.on ? `ON — ${ks.reason}; autonomous actions and agent jobs are halted (nightshift kill off)` : ks.halted ? `off, but autonomous actions are STOPPED: ${ks.reason}` : 'off'}` +
       `${ks.lastFlip ? ` (last change ${ago(now - ks.lastFlip.at)}: ${ks.lastFlip.message})` : ''}.  Approvals waiting: ${r.pendingApprovals}.`,
   );
   const seeAll = r.jobs.filter((j) => j.seeAllProcesses).map((j) => j.name);

@@ -524,7 +524,7 @@ describe('kill switch', { timeout: LIMIT }, () => {
     ).toBe(true);
     const ks = await ns(d, 'kill', 'status');
     expect(ks.exitCode).toBe(1);
-    expect(ks.stdout).toContain('policy file cannot be read');
+    expect(ks.stderr).toContain('policy.yaml is invalid: the last good policy keeps scheduling');
     const st = await ns(d, 'status');
     expect(st.stdout).toContain('policy.yaml:1');
     // non-agent jobs keep working (fail open to work)

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { daemonListening } from '../../control/socket.js';
 import { killSwitchPath } from '../../control/killswitch.js';
 import { wallNow } from '../../clock.js';
-import { EXIT, UsageError, type Command, json, loadHomeOrFail, recordKillFlip, killOf, userInfoName } from '../context.js';
+import { EXIT, UsageError, type Command, json, loadHomeAsRun, openStore, recordKillFlip, killOf, userInfoName } from '../context.js';
 
 export const killCommand: Command = {
   summary: 'the kill switch: on | off | status (works without the daemon)',
@@ -17,8 +17,15 @@ export const killCommand: Command = {
     const verb = ctx.positionals[0];
     if (!verb || !['on', 'off', 'status'].includes(verb) || ctx.positionals.length > 1)
       throw new UsageError('say "kill on", "kill off" or "kill status"');
-    const home = loadHomeOrFail(ctx);
-    const path = killSwitchPath(ctx.paths, home.policyOk ? home.policy : null);
+    // With the policy invalid, its last good version names the switch (as the daemon reads it).
+    const store = openStore(ctx);
+    let home;
+    try {
+      home = loadHomeAsRun(ctx, store);
+    } finally {
+      store?.close();
+    }
+    const path = killSwitchPath(ctx.paths, home.policy);
     if (verb === 'on') {
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(path, `kill switch turned on by ${userInfoName()} at ${new Date(wallNow()).toISOString()}\n`);
@@ -28,9 +35,9 @@ export const killCommand: Command = {
     const k = killOf(home);
     // A running daemon journals the flip itself when it sees the file; two writers would race.
     if (verb !== 'status' && !(await daemonListening(ctx.paths.socket))) recordKillFlip(ctx, k);
-    if (ctx.values.json) ctx.io.out(json({ on: k.halted, reason: k.reason, path: k.path }));
-    else ctx.io.out(k.halted ? `kill switch ON: ${k.reason}` : `kill switch off (${k.path} absent)`);
-    if (verb === 'off' && k.halted) ctx.io.err('nightshift kill: still halted — fix the policy file (nightshift validate) to turn it off');
+    if (ctx.values.json) ctx.io.out(json({ on: k.switchOn, halted: k.halted, reason: k.reason, path: k.path }));
+    else ctx.io.out(k.switchOn ? `kill switch ON: ${k.reason}` : `kill switch off (${k.path} absent)`);
+    if (k.halted && !k.switchOn) ctx.io.err(`nightshift kill: autonomous actions stay stopped: ${k.reason} (nightshift validate)`);
     return k.halted ? (verb === 'on' ? EXIT.ok : EXIT.unhealthy) : EXIT.ok;
   },
 };

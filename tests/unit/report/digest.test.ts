@@ -66,7 +66,7 @@ function jobsOf(home: string, pol: Policy, specs: Record<string, Record<string, 
   return m;
 }
 
-const KILL_OFF: KillState = { halted: false, reason: 'the kill switch is off', path: '/x/KILL', since: null };
+const KILL_OFF: KillState = { halted: false, switchOn: false, reason: 'the kill switch is off', path: '/x/KILL', since: null };
 
 function run(store: Store, job: string, outcome: RunOutcome, at: number, reason?: string): number {
   if (outcome.startsWith('skipped-')) return store.runs.insert({ job, trigger: 'manual', now: at, outcome, reason })!;
@@ -244,7 +244,7 @@ describe('composing the digest from SQLite rows', () => {
       store: empty,
       jobs: three,
       policy: pol,
-      kill: { ...KILL_OFF, halted: true, reason: 'the kill switch is on' },
+      kill: { ...KILL_OFF, halted: true, switchOn: true, reason: 'the kill switch is on' },
       date,
       window: w,
       now: w.to,
