@@ -27,12 +27,17 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
   const lineAt = (offset: number | undefined): number => (offset === undefined ? 1 : lineCounter.linePos(offset).line);
 
   if (doc.errors.length > 0) {
-    const problems: SpecProblem[] = [];
+    const problems: Array<SpecProblem & { hinted: boolean }> = [];
     for (const e of doc.errors) {
       const p = yamlProblem(file, text, doc, e, lineAt);
-      if (!problems.some((q) => q.line === p.line && q.message === p.message)) problems.push(p);
+      // One mistake a crontab user makes can read as several YAML errors on its line: say it once, plainly.
+      const hint = crontabHint(text.split('\n')[p.line - 1] ?? '');
+      if (hint) p.message = hint;
+      if (!problems.some((q) => q.line === p.line && (q.message === p.message || hint))) problems.push({ ...p, hinted: !!hint });
     }
-    return { ok: false, problems };
+    // The parser's other complaints after such a line are its echoes; the hint is what to fix.
+    const hinted = problems.filter((p) => p.hinted);
+    return { ok: false, problems: (hinted.length ? hinted : problems).map(({ hinted: _h, ...p }) => p) };
   }
   let data: unknown;
   try {
@@ -54,10 +59,16 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
     };
   }
   if (typeof data !== 'object' || Array.isArray(data)) {
+    const line = lineAt(doc.contents?.range?.[0]);
     return {
       ok: false,
       problems: [
-        { file, line: lineAt(doc.contents?.range?.[0]), field: '', message: 'expected a mapping of fields ("field: value" lines)' },
+        {
+          file,
+          line,
+          field: '',
+          message: crontabHint(text.split('\n')[line - 1] ?? '') ?? 'expected a mapping of fields ("field: value" lines)',
+        },
       ],
     };
   }
@@ -96,6 +107,46 @@ function yamlMessage(message: string): string {
   }
   // The yaml package appends a position and a code excerpt in some messages; our line prefix already says where.
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+/** What YAML makes of a value that starts with one of these characters, unquoted. */
+const YAML_READS: Record<string, string> = {
+  '*': 'a reference to an anchor (an alias)',
+  '&': 'an anchor',
+  '!': 'a tag',
+  '%': 'a directive',
+  '@': 'a reserved character',
+  '`': 'a reserved character',
+  '|': 'the start of a block of text',
+  '>': 'the start of a block of text',
+};
+
+/**
+ * The mistakes of someone who knows crontab: a schedule copied unquoted (`schedule: *\/5 * * * *`,
+ * `schedule: @daily`), and a whole crontab line pasted as the file. Plain words instead of the
+ * parser's ("Unexpected alias at node end").
+ */
+export function crontabHint(line: string): string | undefined {
+  const field = /^\s*(?:-\s+)?([A-Za-z_][\w-]*):\s+(\S.*?)\s*$/.exec(line);
+  if (field) {
+    const [, key, value] = field as unknown as [string, string, string];
+    const q = value[0]!;
+    if (q === '"' || q === "'") {
+      // A quoted part and then more (`shell: "a" | b`): the quotes end before the value does.
+      const close = q === '"' ? /^"(?:[^"\\]|\\.)*"/.exec(value) : /^'(?:[^']|'')*'/.exec(value);
+      const rest = close ? value.slice(close[0].length).trim() : '';
+      if (close && rest && !rest.startsWith('#'))
+        return `the quotes end before the value of "${key}" does; quote the whole value (a " inside as \\"): ${key}: ${JSON.stringify(value)}`;
+      return undefined;
+    }
+    const reads = YAML_READS[q];
+    if (!reads) return undefined;
+    return `put the value of "${key}" in quotes: ${key}: ${JSON.stringify(value)} (unquoted, YAML reads a value that starts with "${value[0]}" as ${reads})`;
+  }
+  const cron = /^\s*((?:@(?:reboot|yearly|annually|monthly|weekly|daily|midnight|hourly))|(?:\S+\s+){4}\S+)\s+(\S.*)$/.exec(line);
+  if (cron && !line.includes(': '))
+    return `this looks like a crontab line; a job file has one field per line: schedule: ${JSON.stringify(cron[1])} and shell: ${JSON.stringify(cron[2])} (or command: [...], the program and its arguments)`;
+  return undefined;
 }
 
 /** A YAML syntax error in words an operator can act on, on the line where the mistake is. */

@@ -506,6 +506,42 @@ const JOB_CASES: Case[] = [
     field: '',
     says: ['expected a mapping of fields'],
   },
+  // What someone who knows crontab writes: the parser's words ("Unexpected alias at node end") replaced.
+  {
+    name: 'a schedule copied from a crontab, unquoted',
+    text: yaml('command: ["./export.sh"]', 'schedule: */5 * * * *'),
+    line: 2,
+    field: 'yaml',
+    says: ['put the value of "schedule" in quotes: schedule: "*/5 * * * *"', 'alias'],
+  },
+  {
+    name: 'a crontab nickname, unquoted',
+    text: yaml('schedule: @daily', 'command: ["./export.sh"]'),
+    line: 1,
+    field: 'yaml',
+    says: ['put the value of "schedule" in quotes: schedule: "@daily"'],
+  },
+  {
+    name: 'a whole crontab line pasted as the file',
+    text: yaml('# from crontab -l', '0 3 * * * /usr/bin/backup.sh > /dev/null 2>&1'),
+    line: 2,
+    field: '',
+    says: ['this looks like a crontab line', 'schedule: "0 3 * * *"', 'shell: "/usr/bin/backup.sh > /dev/null 2>&1"'],
+  },
+  {
+    name: 'a crontab line that starts with a star, pasted',
+    text: yaml('*/10 * * * * /usr/local/bin/sync'),
+    line: 1,
+    field: 'yaml',
+    says: ['this looks like a crontab line', 'schedule: "*/10 * * * *"', 'shell: "/usr/local/bin/sync"'],
+  },
+  {
+    name: 'a shell line whose quotes end before the value does',
+    text: yaml('shell: "pg_dump shop" | gzip > /backups/shop.sql.gz'),
+    line: 1,
+    field: 'yaml',
+    says: ['the quotes end before the value of "shell" does', 'shell: "\\"pg_dump shop\\" | gzip > /backups/shop.sql.gz"'],
+  },
 ];
 
 describe('job specs: each mistake as FILE:LINE: field: message', () => {
