@@ -45,7 +45,9 @@ export interface PathGlob {
   base: string;
 }
 
-const hasWild = (seg: string): boolean => /[*?{]/.test(seg);
+/** The text has a wildcard of ours (`*`, `?`, `{a,b}`). */
+export const hasWildcard = (text: string): boolean => /[*?{]/.test(text);
+const hasWild = hasWildcard;
 
 function segsOf(p: string): string[] {
   return p.split('/').filter(Boolean);

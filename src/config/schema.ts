@@ -6,6 +6,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import { nameProblem } from '../names.js';
 import { isValidTimeZone } from '../schedule/timezone.js';
 import { errorMessage } from '../errors.js';
+import { hasWildcard } from '../glob.js';
 
 /**
  * What docs/reference.md says of a field (`npm run docs` writes it from these schemas; a test fails
@@ -130,7 +131,7 @@ export const JobSpecSchema = z
     ),
     cwd: doc(
       z.string().min(1).optional(),
-      'The folder the job runs in; a relative one is relative to the home folder. Default: the folder the daemon was started in (`/` under the systemd unit).',
+      'The folder the job runs in; a relative one is relative to the home folder. Default: the home folder.',
       'cwd: /srv/shop',
     ),
     env: doc(
@@ -199,9 +200,14 @@ export const JobSpecSchema = z
               .array(
                 z.strictObject({
                   path: doc(
-                    z.string().min(1),
-                    'The file the run must leave behind; relative to `cwd` if set, else to the home folder.',
-                    'expect: { files: [{ path: /srv/share/orders.csv }] }',
+                    z
+                      .string()
+                      .min(1)
+                      .refine((p) => !hasWildcard(p.slice(0, p.lastIndexOf('/') + 1)), {
+                        message: 'a wildcard may only be in the file name, not in its folder, e.g. /var/backups/shop-*.sql.gz',
+                      }),
+                    'The file the run must leave behind; relative to `cwd` if set, else to the home folder. A wildcard in the file name (`*`, `?`, `{a,b}`) names a file by its date or number: the newest match is checked.',
+                    'expect: { files: [{ path: "/var/backups/shop-*.sql.gz", maxAge: 1d }] }',
                   ),
                   maxAge: doc(
                     positiveDuration.optional(),

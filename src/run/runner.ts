@@ -2,8 +2,9 @@
 // and shutdown reach grandchildren, output into a capped log, and a plain-words reason for
 // whatever happened. It decides nothing about scheduling; it reports.
 import type { ResultPromise } from 'execa';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { globRegExp, hasWildcard } from '../glob.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import vm from 'node:vm';
 import { formatDuration } from '../config/duration.js';
@@ -301,14 +302,13 @@ export function checkExpectations(
     problems.push(`it finished in ${formatDuration(r.durationMs)}, faster than the expected minimum of ${formatDuration(ex.minDuration)}`);
   }
   for (const f of ex.files ?? []) {
-    const path = isAbsolute(f.path) ? f.path : resolve(job.cwd ?? job.home, f.path);
-    let st;
-    try {
-      st = statSync(path);
-    } catch {
-      problems.push(`the expected file ${path} does not exist`);
+    const pattern = isAbsolute(f.path) ? f.path : resolve(job.cwd ?? job.home, f.path);
+    const found = expectedFile(pattern);
+    if (!found) {
+      problems.push(hasWildcard(pattern) ? `no file matches the expected ${pattern}` : `the expected file ${pattern} does not exist`);
       continue;
     }
+    const { path, st } = found;
     if (f.maxAge !== undefined && now - st.mtimeMs > f.maxAge) {
       problems.push(`the expected file ${path} is ${formatDuration(now - st.mtimeMs)} old (at most ${formatDuration(f.maxAge)} expected)`);
     }
@@ -406,4 +406,36 @@ export async function runPrecheck(job: Job, opts: PrecheckOptions): Promise<Prec
   } catch (err) {
     return { idle: false, reason: `pre-check failed (${errorMessage(err)}); running the job anyway` };
   }
+}
+
+/**
+ * The file an `expect.files` path names: the path itself, or — with a wildcard in its file name
+ * (`/var/backups/shop-*.sql.gz`, a file named by its date) — the newest file that matches.
+ */
+function expectedFile(pattern: string): { path: string; st: Stats } | null {
+  if (!hasWildcard(basename(pattern))) {
+    try {
+      return { path: pattern, st: statSync(pattern) };
+    } catch {
+      return null;
+    }
+  }
+  const re = globRegExp(basename(pattern));
+  let newest: { path: string; st: Stats } | null = null;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(pattern));
+  } catch {
+    return null;
+  }
+  for (const name of names) {
+    if (!re.test(name)) continue;
+    try {
+      const st = statSync(join(dirname(pattern), name));
+      if (st.isFile() && (!newest || st.mtimeMs > newest.st.mtimeMs)) newest = { path: join(dirname(pattern), name), st };
+    } catch {
+      // gone between the listing and the look: not a match
+    }
+  }
+  return newest;
 }

@@ -506,6 +506,13 @@ const JOB_CASES: Case[] = [
     field: '',
     says: ['expected a mapping of fields'],
   },
+  {
+    name: 'a wildcard in the folder of an expected file',
+    text: yaml('command: ["./backup.sh"]', 'expect:', '  files:', '    - path: "/var/backups/*/shop.sql.gz"'),
+    line: 4,
+    field: 'expect.files[0].path',
+    says: ['a wildcard may only be in the file name', '/var/backups/shop-*.sql.gz'],
+  },
   // What someone who knows crontab writes: the parser's words ("Unexpected alias at node end") replaced.
   {
     name: 'a schedule copied from a crontab, unquoted',

@@ -191,6 +191,36 @@ describe('runner', () => {
     expect(r.outcome).toBe('wrong');
     expect(r.reason).toMatch(/stale\.csv is 3h\d*m? old \(at most 2h expected\)/);
   });
+
+  it('a wildcard in an expected file name checks the newest match (a backup named by its date)', async () => {
+    const { mkdirSync, utimesSync } = await import('node:fs');
+    const backups = join(dir, 'backups');
+    mkdirSync(backups);
+    const old = (file: string, hours: number, text: string): void => {
+      writeFileSync(join(backups, file), text);
+      utimesSync(join(backups, file), new Date(Date.now() - hours * 3600_000), new Date(Date.now() - hours * 3600_000));
+    };
+    // Yesterday's and the day before's, big enough; tonight's is written by the run.
+    old('shop-2026-12-03.sql.gz', 48, 'x'.repeat(500));
+    old('shop-2026-12-04.sql.gz', 24, 'x'.repeat(500));
+    writeFileSync(join(backups, 'other-2026-12-05.sql.gz'), 'not ours');
+    const expectation = { files: [{ path: join(backups, 'shop-*.sql.gz'), maxAge: '2h', minBytes: 100 }] };
+    const fresh = await run(job('backup', { shell: `head -c 300 /dev/zero > ${backups}/shop-2026-12-05.sql.gz`, expect: expectation }))
+      .done;
+    expect(fresh.outcome).toBe('ok');
+    // A run that wrote nothing: the newest match is yesterday's, too old — not "any match is fine".
+    old('shop-2026-12-05.sql.gz', 25, 'x'.repeat(500));
+    const silent = await run(job('backup', { command: ['true'], expect: expectation })).done;
+    expect(silent.outcome).toBe('wrong');
+    expect(silent.reason).toMatch(/shop-2026-12-04\.sql\.gz is 1d\d*h?\d*m? old \(at most 2h expected\)/);
+    // The newest match is checked for its size too; and no match at all says so.
+    writeFileSync(join(backups, 'shop-2026-12-06.sql.gz'), 'tiny');
+    const tiny = await run(job('backup', { command: ['true'], expect: expectation })).done;
+    expect(tiny.reason).toContain(`the expected file ${join(backups, 'shop-2026-12-06.sql.gz')} has 4 bytes (at least 100 expected)`);
+    const none = await run(job('backup', { command: ['true'], expect: { files: [{ path: join(backups, 'nope-*.gz') }] } })).done;
+    expect(none.outcome).toBe('wrong');
+    expect(none.reason).toContain(`no file matches the expected ${join(backups, 'nope-*.gz')}`);
+  });
 });
 
 describe('where a job runs', () => {
