@@ -667,6 +667,19 @@ export class StartError extends Error {
 
 /** Finds the program as execvp would (PATH of its environment, or a path relative to cwd). */
 function checkProgram(file: string, cwd: string | undefined, env: Record<string, string> | undefined): void {
+  const p = programProblem(file, cwd, env);
+  if (p) throw new StartError(p.message, p.code);
+}
+
+/**
+ * Why the program could not be started, found as execvp would (PATH of its environment, or a path
+ * relative to cwd), or null when it can. `validate` warns with it before the first run fails.
+ */
+export function programProblem(
+  file: string,
+  cwd: string | undefined,
+  env: Record<string, string> | undefined,
+): { message: string; code: 'ENOENT' | 'EACCES' } | null {
   const ok = (p: string): 'yes' | 'no' | 'noexec' => {
     try {
       const st = statSync(p);
@@ -679,18 +692,18 @@ function checkProgram(file: string, cwd: string | undefined, env: Record<string,
   };
   if (file.includes('/')) {
     const r = ok(resolve(cwd ?? '/', file));
-    if (r === 'no') throw new StartError(`command not found: ${file}`, 'ENOENT');
-    if (r === 'noexec') throw new StartError(`permission denied: ${file}`, 'EACCES');
-    return;
+    if (r === 'no') return { message: `command not found: ${file}`, code: 'ENOENT' };
+    if (r === 'noexec') return { message: `permission denied: ${file}`, code: 'EACCES' };
+    return null;
   }
   const path = env?.PATH ?? process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
   let denied = false;
   for (const dir of path.split(':')) {
     const r = ok(join(dir || '.', file));
-    if (r === 'yes') return;
+    if (r === 'yes') return null;
     if (r === 'noexec') denied = true;
   }
-  throw new StartError(denied ? `permission denied: ${file}` : `command not found: ${file}`, denied ? 'EACCES' : 'ENOENT');
+  return denied ? { message: `permission denied: ${file}`, code: 'EACCES' } : { message: `command not found: ${file}`, code: 'ENOENT' };
 }
 
 /** Why a launched process never existed (its pid is undefined), in the words every caller reports. */

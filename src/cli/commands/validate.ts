@@ -1,9 +1,38 @@
 // `nightshift validate`: check every job, rule and the policy; errors as FILE:LINE: field: message
-import { containment } from '../../run/launch.js';
-import { formatProblem } from '../../config/parse.js';
+import { containment, programProblem } from '../../run/launch.js';
+import { jobEnv } from '../../run/runner.js';
+import type { LoadedHome } from '../../config/home.js';
+import { formatProblem, lineOfPath, type SpecProblem } from '../../config/parse.js';
 import { dirname } from 'node:path';
 import { lastGoodSentence } from '../../report/status.js';
 import { EXIT, type Command, json, loadHomeAsRun, openStore } from '../context.js';
+
+/**
+ * A program that is not there (or not executable) is valid YAML and a sure failure at the first
+ * run: a warning, not an error, since it may be installed before then. Looked up as the run will
+ * (the job's PATH, its cwd); under systemd the daemon's PATH may differ from this shell's.
+ */
+function programWarnings(home: LoadedHome): SpecProblem[] {
+  const out: SpecProblem[] = [];
+  for (const job of home.jobs.values()) {
+    if (home.lastGood.has(job.name)) continue;
+    const env = jobEnv(job, {});
+    const text = home.jobTexts.get(job.file) ?? '';
+    for (const field of ['command', 'precheck'] as const) {
+      const argv = job.spec[field];
+      const p = argv ? programProblem(argv[0]!, job.cwd ?? job.home, env) : null;
+      if (!p) continue;
+      const why =
+        p.code === 'EACCES'
+          ? 'is not executable'
+          : argv![0]!.includes('/')
+            ? 'does not exist'
+            : `is not found on the job's PATH (${env.PATH ?? ''})`;
+      out.push({ file: job.file, line: lineOfPath(text, [field]), field, message: `${argv![0]} ${why}: every run would fail to start` });
+    }
+  }
+  return out;
+}
 
 export const validateCommand: Command = {
   summary: 'check every job, rule and the policy; errors as FILE:LINE: field: message',
@@ -28,7 +57,7 @@ export const validateCommand: Command = {
         ? { file, job: g.job, lastGoodVersionFrom: g.savedAt, text: `${lastGoodSentence(g.job, file, g.savedAt, job.timezone)}.` }
         : { file, job: null, lastGoodVersionFrom: null, text: `${file} has never been valid: its job is not running.` };
     });
-    const warnings = home.warnings.map(formatProblem);
+    const warnings = [...home.warnings, ...programWarnings(home)].map(formatProblem);
     if (ctx.values.json) {
       ctx.io.out(
         json({
@@ -37,7 +66,7 @@ export const validateCommand: Command = {
           rules: home.rules.size,
           problems: home.problems,
           meanwhile: meanwhile.map(({ text: _text, ...m }) => m),
-          warnings: home.warnings,
+          warnings: [...home.warnings, ...programWarnings(home)],
           containment: containment(),
         }),
       );
