@@ -52,8 +52,24 @@ export const json = (v: unknown): string =>
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
 
+/** How to point a command at a home, for the messages of a folder that is none. */
+const POINT_AT_A_HOME =
+  'point at one with --home DIR (and --state DIR when its state lives elsewhere), or set NIGHTSHIFT_HOME and NIGHTSHIFT_STATE; ' +
+  "the service's own folders are on its ExecStart line: systemctl cat nightshift";
+
+/**
+ * Every command but `start` refuses a folder that is not a home: one with none of a home's parts
+ * is a command typed in the wrong folder, not an empty home whose "All 0 jobs healthy" (or "no runs
+ * recorded yet", or "daemon not reachable") would be believed.
+ */
+export function assertHome(paths: HomePaths): void {
+  if (!existsSync(paths.home)) throw new UsageError(`the home folder ${paths.home} does not exist; ${POINT_AT_A_HOME}`);
+  if (![paths.jobsDir, paths.rulesDir, paths.protectedDir].some((d) => existsSync(d)))
+    throw new UsageError(`${paths.home} is not a nightshift home (it has no jobs/, rules/ or protected/ folder); ${POINT_AT_A_HOME}`);
+}
+
 export function loadHomeOrFail(ctx: Ctx): LoadedHome {
-  if (!existsSync(ctx.paths.home)) throw new UsageError(`the home folder ${ctx.paths.home} does not exist (use --home DIR)`);
+  assertHome(ctx.paths);
   return loadHome(ctx.paths);
 }
 

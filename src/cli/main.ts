@@ -8,7 +8,7 @@ import { VERSION } from '../daemon.js';
 import { homePaths } from '../config/paths.js';
 import { StoreError } from '../store/store.js';
 import { errorMessage } from '../errors.js';
-import { EXIT, UsageError, type Out, GLOBAL_OPTIONS, type Command, type Ctx } from './context.js';
+import { assertHome, EXIT, UsageError, type Out, GLOBAL_OPTIONS, type Command, type Ctx } from './context.js';
 import { startCommand } from './commands/start.js';
 import { validateCommand } from './commands/validate.js';
 import { statusCommand } from './commands/status.js';
@@ -58,7 +58,7 @@ export function mainHelp(docs = INSTALLED_DOCS): string {
     '',
     'options:',
     '  --home DIR    the home folder with jobs/, rules/, protected/ (default: $NIGHTSHIFT_HOME or the current folder)',
-    '  --state DIR   where runtime data lives (default: HOME/state)',
+    '  --state DIR   where runtime data lives (default: $NIGHTSHIFT_STATE or HOME/state)',
     '  --help        help for a command: nightshift COMMAND --help',
     '',
     'exit codes: 0 ok, 1 unhealthy/failed, 2 usage or invalid config, 3 daemon not reachable, 4 (start) the home was moved away while nightshift ran',
@@ -111,9 +111,12 @@ export async function main(
     io.out(`usage: ${cmd.usage}\n\n${cmd.summary}\n\n${cmd.help}`);
     return EXIT.ok;
   }
-  const home = (values.home as string | undefined) ?? process.env.NIGHTSHIFT_HOME ?? process.cwd();
-  const ctx: Ctx = { paths: homePaths(home, values.state as string | undefined), values, positionals: parsed.positionals, io };
+  // An empty variable is an unset one.
+  const home = (values.home as string | undefined) ?? (process.env.NIGHTSHIFT_HOME || process.cwd());
+  const state = (values.state as string | undefined) ?? (process.env.NIGHTSHIFT_STATE || undefined);
+  const ctx: Ctx = { paths: homePaths(home, state), values, positionals: parsed.positionals, io };
   try {
+    if (cmdName !== 'start') assertHome(ctx.paths);
     return await cmd.run(ctx);
   } catch (err) {
     if (err instanceof UsageError) {

@@ -1,10 +1,11 @@
-// `nightshift validate` as a new user meets it: a job whose program is not there is valid YAML
-// and a sure failure at its first run. It is a warning (the program may be installed before
-// then), with its file and line, and validate still exits 0.
-import { chmodSync, writeFileSync } from 'node:fs';
+// The command line as a new user meets it: a job whose program is not there is valid YAML and a
+// sure failure at its first run — a warning (it may be installed before then), with its file and
+// line; and a command typed in a folder that is not a home says so, instead of "All 0 jobs healthy".
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, makeHome, trackDaemons } from '../support/helpers.js';
+import { execa } from 'execa';
+import { CLI, cli, makeHome, tempDir, trackDaemons } from '../support/helpers.js';
 
 const { dirs } = trackDaemons();
 
@@ -35,5 +36,36 @@ describe('validate', () => {
     // Once it is there and executable, the warning goes.
     chmodSync(join(home, 'check.sh'), 0o755);
     expect((await cli(['--home', home, 'validate'])).stdout).not.toContain('relative.yaml');
+  });
+
+  it('refuses a folder that is not a home, saying how to point at one; NIGHTSHIFT_HOME and NIGHTSHIFT_STATE do', async () => {
+    const elsewhere = tempDir('ns-not-a-home-');
+    const home = makeHome({ fine: 'every: 1h\ncommand: ["true"]\n' });
+    const state = tempDir('ns-state-');
+    dirs.push(elsewhere, home, state);
+    const inFolder = (args: string[], env: Record<string, string> = {}) =>
+      execa('node', [CLI, ...args], {
+        cwd: elsewhere,
+        reject: false,
+        stdin: 'ignore',
+        env: { NIGHTSHIFT_HOME: '', NIGHTSHIFT_STATE: '', ...env },
+      });
+    for (const args of [['status'], ['history'], ['alerts'], ['kill', 'on'], ['run', 'fine']]) {
+      const r = await inFolder(args);
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toContain(`${elsewhere} is not a nightshift home (it has no jobs/, rules/ or protected/ folder)`);
+      expect(r.stderr).toContain('--home DIR');
+      expect(r.stderr).toContain('NIGHTSHIFT_HOME and NIGHTSHIFT_STATE');
+      expect(r.stdout).toBe('');
+    }
+    // `kill on` made no switch file in the wrong place (a switch nobody's daemon reads)
+    expect(existsSync(join(elsewhere, 'state'))).toBe(false);
+    // The variables point at a home and its state elsewhere, as the unit's flags do.
+    const r = await inFolder(['kill', 'on'], { NIGHTSHIFT_HOME: home, NIGHTSHIFT_STATE: state });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`kill switch ON: the kill switch is on (${join(state, 'KILL')} exists)`);
+    const v = await inFolder(['validate'], { NIGHTSHIFT_HOME: home });
+    expect(v.exitCode).toBe(0);
+    expect(v.stdout).toContain('ok: 1 job(s)');
   });
 });
