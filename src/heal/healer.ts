@@ -1002,6 +1002,8 @@ export class Healer {
     this.expiry.delete(id);
     const now = this.deps.clock.now();
     this.deps.store.heals.finish(id, 'denied', 'denied by an operator; nothing was run', now, { answer: 'denied', answered_at: now });
+    // The autonomy step said "waiting … until"; it says how the wait ended now.
+    this.deps.store.heals.note(id, `asked a person: denied at ${new Date(now).toISOString()}`, {}, 'denied');
     this.deps.log.info({ heal: id, job: row.job }, 'heal denied');
     return { attempt: id, job: row.job, status: 'denied: nothing was run; the alert stays open for a person' };
   }
@@ -1011,8 +1013,13 @@ export class Healer {
     if (!row)
       throw new HealError(`there is no heal attempt #${id} (nightshift heals lists them; nightshift status shows pending approvals)`, 404);
     if (row.outcome !== 'awaiting-approval') {
+      const answered = row.answer && row.answered_at ? ` at ${new Date(row.answered_at).toISOString()}` : '';
       throw new HealError(
-        `heal #${id} is not waiting for approval (it is ${row.outcome ?? `in progress at step ${row.step}`}${row.answer ? `, answered: ${row.answer}` : ''})`,
+        row.answer === 'expired'
+          ? `heal #${id} is not waiting any more: nobody answered in time (it expired); nothing was run`
+          : row.answer
+            ? `heal #${id} was already ${row.answer}${answered}${row.outcome && row.outcome !== row.answer ? `, and ended ${row.outcome}` : ''}; nothing more to do`
+            : `heal #${id} is not waiting for approval: ${row.outcome ? `it ended ${row.outcome}` : `it is in progress at step ${row.step}`}`,
         410,
       );
     }
@@ -1036,6 +1043,7 @@ export class Healer {
       this.deps.clock.now(),
       { answer: 'expired' },
     );
+    this.deps.store.heals.note(id, `asked a person: nobody answered within ${formatDuration(this.ttl)}`, {}, 'expired');
     this.deps.log.warn({ heal: id, job: row.job }, 'heal approval expired');
   }
 }

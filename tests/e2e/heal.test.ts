@@ -373,6 +373,17 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const denied = await ns(d, 'deny', String(x!.id));
     expect(denied.exitCode).toBe(0);
     expect(attempts(d).find((r) => r.id === x!.id)!.outcome).toBe('denied');
+    // A second answer says plainly that it was answered, not "it is denied, answered: denied".
+    const again = await ns(d, 'deny', String(x!.id));
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toMatch(new RegExp(`heal #${x!.id} was already denied at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z; nothing more to do`));
+    // heals no longer shows the wait as if it went on: the autonomy step says how it ended.
+    const shown = (await ns(d, 'heals', x!.job)).stdout;
+    expect(shown).toMatch(/autonomy +\S+ +denied +asked a person: denied at /);
+    expect(shown).not.toMatch(/waiting for nightshift approve/);
+    expect(shown).not.toContain('answer: nightshift approve');
+    // heals JOB names only the attempts of that job (its rule filter is not shown by this test: both jobs share one rule)
+    expect(shown).not.toContain(`${y!.job}:`);
     // make the other one expire (as 24 h passing would)
     const db = new Database(join(d.state, 'nightshift.db'));
     db.prepare('UPDATE heal_attempts SET expires_at = ? WHERE id = ?').run(Date.now() - 1000, y!.id);

@@ -20,13 +20,17 @@ export const healsCommand: Command = {
     const store = openStore(ctx);
     try {
       const rows = store ? healViews(store, limit, name) : [];
-      const evidence = store ? ruleEvidence(store) : [];
+      // For one job: only the rules that acted on it.
+      const ofJob = new Set(rows.map((r) => r.rule).filter((r) => r !== null));
+      const evidence = store ? ruleEvidence(store).filter((e) => name === undefined || ofJob.has(e.rule)) : [];
       const waiting = store && hasHeals(store) ? store.heals.pendingApprovals().length : 0;
       if (ctx.values.json) ctx.io.out(json({ attempts: rows, rules: evidence }));
       else {
         ctx.io.out(renderHeals(rows, wallNow()));
         const rules = existsSync(ctx.paths.home) ? loadHome(ctx.paths).rules : new Map<string, LoadedRule>();
-        const demoted = store ? demotionLines(store, (rule) => rules.get(rule)?.hash) : [];
+        const demoted = store
+          ? demotionLines(store, (rule) => (name === undefined || ofJob.has(rule) ? rules.get(rule)?.hash : undefined))
+          : [];
         if (demoted.length) ctx.io.out(`\n${demoted.join('\n')}`);
         if (evidence.length) {
           ctx.io.out('\nEvidence per rule (for promotion reviews):');
