@@ -87,6 +87,16 @@ export function loadHomeAsRun(ctx: Ctx, store: Store | null): LoadedHome {
   return home;
 }
 
+/** loadHomeAsRun for a command that needs nothing else of the state database. */
+export function readHomeAsRun(ctx: Ctx): LoadedHome {
+  const store = openStore(ctx);
+  try {
+    return loadHomeAsRun(ctx, store);
+  } finally {
+    store?.close();
+  }
+}
+
 export async function liveInfo(ctx: Ctx): Promise<LiveInfo | null> {
   if (!(await daemonListening(ctx.paths.socket))) return null;
   try {

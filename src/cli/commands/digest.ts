@@ -6,7 +6,7 @@ import { createLogger } from '../../log.js';
 import { Store } from '../../store/store.js';
 import { healLines } from '../../report/healview.js';
 import { systemClock, wallNow } from '../../clock.js';
-import { EXIT, UsageError, type Command, json, loadHomeAsRun, openStore, killOf } from '../context.js';
+import { EXIT, UsageError, type Command, json, readHomeAsRun, openStore, killOf } from '../context.js';
 
 export const digestCommand: Command = {
   summary: 'print (and --send) the daily digest for a day',
@@ -18,13 +18,7 @@ export const digestCommand: Command = {
   options: { date: { type: 'string' }, send: { type: 'boolean' }, json: { type: 'boolean' } },
   run: async (ctx) => {
     if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
-    const specs = openStore(ctx);
-    let home;
-    try {
-      home = loadHomeAsRun(ctx, specs);
-    } finally {
-      specs?.close();
-    }
+    const home = readHomeAsRun(ctx);
     const config = { problems: home.problems, lastGood: [...home.lastGood.values()] };
     const date = typeof ctx.values.date === 'string' ? ctx.values.date : digestDate(digestZone(home.policy), wallNow());
     if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) {

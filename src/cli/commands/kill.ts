@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { daemonListening } from '../../control/socket.js';
 import { killSwitchPath } from '../../control/killswitch.js';
 import { wallNow } from '../../clock.js';
-import { EXIT, UsageError, type Command, json, loadHomeAsRun, openStore, recordKillFlip, killOf, userInfoName } from '../context.js';
+import { EXIT, UsageError, type Command, json, readHomeAsRun, recordKillFlip, killOf, userInfoName } from '../context.js';
 
 export const killCommand: Command = {
   summary: 'the kill switch: on | off | status (works without the daemon)',
@@ -18,13 +18,7 @@ export const killCommand: Command = {
     if (!verb || !['on', 'off', 'status'].includes(verb) || ctx.positionals.length > 1)
       throw new UsageError('say "kill on", "kill off" or "kill status"');
     // With the policy invalid, its last good version names the switch (as the daemon reads it).
-    const store = openStore(ctx);
-    let home;
-    try {
-      home = loadHomeAsRun(ctx, store);
-    } finally {
-      store?.close();
-    }
+    const home = readHomeAsRun(ctx);
     const path = killSwitchPath(ctx.paths, home.policy);
     if (verb === 'on') {
       mkdirSync(dirname(path), { recursive: true });

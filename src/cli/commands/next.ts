@@ -2,7 +2,7 @@
 import { formatInstant, nextInstants } from '../../schedule/instants.js';
 import { wallNow } from '../../clock.js';
 import { lastGoodSentence } from '../../report/status.js';
-import { EXIT, UsageError, type Command, json, loadHomeAsRun, openStore, positiveInt, jobName } from '../context.js';
+import { EXIT, UsageError, type Command, json, readHomeAsRun, positiveInt, jobName } from '../context.js';
 
 export const nextCommand: Command = {
   summary: 'the next N scheduled instants of a job',
@@ -11,13 +11,7 @@ export const nextCommand: Command = {
   options: { from: { type: 'string' }, count: { type: 'string' }, json: { type: 'boolean' } },
   run: (ctx) => {
     const name = jobName(ctx)!;
-    const store = openStore(ctx);
-    let home;
-    try {
-      home = loadHomeAsRun(ctx, store);
-    } finally {
-      store?.close();
-    }
+    const home = readHomeAsRun(ctx);
     const job = home.jobs.get(name);
     if (!job)
       throw new UsageError(

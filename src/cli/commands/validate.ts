@@ -5,7 +5,7 @@ import type { LoadedHome } from '../../config/home.js';
 import { formatProblem, lineOfPath, type SpecProblem } from '../../config/parse.js';
 import { dirname } from 'node:path';
 import { lastGoodSentence } from '../../report/status.js';
-import { EXIT, type Command, json, loadHomeAsRun, openStore } from '../context.js';
+import { EXIT, type Command, json, readHomeAsRun } from '../context.js';
 
 /**
  * A program that is not there (or not executable) is valid YAML and a sure failure at the first
@@ -40,13 +40,7 @@ export const validateCommand: Command = {
   help: 'Exit 0 when everything is valid, 2 on any error. Warnings do not fail.',
   options: { json: { type: 'boolean' } },
   run: (ctx) => {
-    const store = openStore(ctx);
-    let home;
-    try {
-      home = loadHomeAsRun(ctx, store);
-    } finally {
-      store?.close();
-    }
+    const home = readHomeAsRun(ctx);
     const problems = home.problems.map(formatProblem);
     // What runs meanwhile, per invalid job file: its last good version, or nothing.
     const jobFiles = [...new Set(home.problems.map((p) => p.file))].filter((f) => dirname(f) === home.paths.jobsDir);
