@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { type ParseArgsConfig } from 'node:util';
+import { errorMessage } from '../errors.js';
 import { callDaemon, daemonListening } from '../control/socket.js';
 import { loadHome, restoreLastGood, type LoadedHome } from '../config/home.js';
 import { type HomePaths } from '../config/paths.js';
@@ -89,7 +90,15 @@ export function loadHomeAsRun(ctx: Ctx, store: Store | null): LoadedHome {
 
 /** loadHomeAsRun for a command that needs nothing else of the state database. */
 export function readHomeAsRun(ctx: Ctx): LoadedHome {
-  const store = openStore(ctx);
+  let store: Store | null;
+  try {
+    store = openStore(ctx);
+  } catch (err) {
+    // A database that cannot be read (damaged, locked, from a newer nightshift) must not stop a
+    // command that works from the files — `kill` least of all: the files as they are, and a note.
+    ctx.io.err(`note: ${ctx.paths.db} cannot be read (${errorMessage(err)}); the last good versions of invalid files are not shown`);
+    return loadHomeOrFail(ctx);
+  }
   try {
     return loadHomeAsRun(ctx, store);
   } finally {

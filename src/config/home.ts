@@ -266,9 +266,21 @@ export type LastGoodLookup = (file: string) => { text: string; saved_at: number 
  * reading command go through here, so all of them show the jobs that really run.
  */
 export function restoreLastGood(home: LoadedHome, lookup: LastGoodLookup): void {
-  const policy = home.policyOk ? undefined : lookup(home.paths.policyFile);
+  const policy = home.policyOk && !home.policyMissing ? undefined : lookup(home.paths.policyFile);
   const parsed = policy ? parseSpecText(home.paths.policyFile, policy.text, PolicySchema) : undefined;
   if (policy && parsed?.ok) {
+    // A policy that was there and is gone is not "the defaults": the kill switch it named may be
+    // on. As when it is deleted while nightshift runs: fail closed until it is back (law 3).
+    if (home.policyMissing) {
+      home.policyOk = false;
+      home.policyMissing = false;
+      home.problems.push({
+        file: home.paths.policyFile,
+        line: 1,
+        field: '',
+        message: 'the policy file was deleted; autonomous actions are halted until it is restored',
+      });
+    }
     home.policy = parsed.value;
     home.lastGoodPolicy = { savedAt: policy.saved_at };
     // Jobs without a time zone of their own follow the policy's.

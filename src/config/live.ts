@@ -85,6 +85,10 @@ export class LiveConfig {
     );
     restoreLastGood(home, (file) => store.specs.get(file));
     this.policy = home.policy;
+    this.policyOk = home.policyOk;
+    if (home.lastGoodPolicy) this.policySeen = true;
+    if (!home.policyOk && !this.problems.has(paths.policyFile))
+      for (const p of home.problems.filter((q) => q.file === paths.policyFile)) this.addProblem(p);
     if (!home.policyOk) log.warn({ file: paths.policyFile }, policyInvalidSentence(paths.policyFile));
     for (const g of home.lastGood.values()) {
       const at = new Date(g.savedAt).toISOString();

@@ -6,6 +6,7 @@ import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, visit, typ
 import type { z } from 'zod';
 import { oneLine } from '../text.js';
 import { errorMessage } from '../errors.js';
+import { parseCron } from '../schedule/cron.js';
 
 export interface SpecProblem {
   file: string;
@@ -35,9 +36,9 @@ export function parseSpecText<S extends z.ZodType>(file: string, text: string, s
       if (hint) p.message = hint;
       if (!problems.some((q) => q.line === p.line && (q.message === p.message || hint))) problems.push({ ...p, hinted: !!hint });
     }
-    // The parser's other complaints after such a line are its echoes; the hint is what to fix.
-    const hinted = problems.filter((p) => p.hinted);
-    return { ok: false, problems: (hinted.length ? hinted : problems).map(({ hinted: _h, ...p }) => p) };
+    // The parser's complaints after a hinted line are its echoes; the hint is what to fix there.
+    const firstHint = problems.find((p) => p.hinted)?.line ?? Infinity;
+    return { ok: false, problems: problems.filter((p) => p.hinted || p.line < firstHint).map(({ hinted: _h, ...p }) => p) };
   }
   let data: unknown;
   try {
@@ -109,6 +110,16 @@ function yamlMessage(message: string): string {
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
 }
 
+/** Five fields (or a nickname) that Debian's cron would read: a pasted line, not wrapped prose. */
+function isCron(fields: string): boolean {
+  try {
+    parseCron(fields);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** What YAML makes of a value that starts with one of these characters, unquoted. */
 const YAML_READS: Record<string, string> = {
   '*': 'a reference to an anchor (an alias)',
@@ -117,8 +128,6 @@ const YAML_READS: Record<string, string> = {
   '%': 'a directive',
   '@': 'a reserved character',
   '`': 'a reserved character',
-  '|': 'the start of a block of text',
-  '>': 'the start of a block of text',
 };
 
 /**
@@ -144,7 +153,7 @@ export function crontabHint(line: string): string | undefined {
     return `put the value of "${key}" in quotes: ${key}: ${JSON.stringify(value)} (unquoted, YAML reads a value that starts with "${value[0]}" as ${reads})`;
   }
   const cron = /^\s*((?:@(?:reboot|yearly|annually|monthly|weekly|daily|midnight|hourly))|(?:\S+\s+){4}\S+)\s+(\S.*)$/.exec(line);
-  if (cron && !line.includes(': '))
+  if (cron && !line.includes(': ') && isCron(cron[1]!))
     return `this looks like a crontab line; a job file has one field per line: schedule: ${JSON.stringify(cron[1])} and shell: ${JSON.stringify(cron[2])} (or command: [...], the program and its arguments)`;
   return undefined;
 }

@@ -148,7 +148,7 @@ export function sections(): Section[] {
     section(
       'Policy',
       'protected/policy.yaml',
-      'The guardrails for the whole home. Every field is optional. While the file is invalid, the last good policy stays in force.',
+      'The guardrails for the whole home. Every field is optional. While the file is invalid (or was deleted), the last good policy keeps scheduling and the digest, and every autonomous action is stopped until the file is valid again.',
       PolicySchema,
     ),
   ];

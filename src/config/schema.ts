@@ -402,7 +402,7 @@ export const PolicySchema = z.strictObject({
               host: doc(z.string().min(1), 'The mail server.', 'digest: { smtp: { host: mail.shop.example } }'),
               port: doc(
                 z.int().min(1).max(65535).default(25),
-                'Its port: 25 or 587 (plain, upgraded with STARTTLS when offered), 465 (TLS from the start).',
+                'Its port: 25 or 587 (plain; with a login to a server off the loopback, STARTTLS is required), or 465 with `secure: true` (TLS from the start).',
                 'digest: { smtp: { host: mail.shop.example, port: 587 } }',
               ),
               secure: doc(

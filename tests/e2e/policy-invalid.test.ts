@@ -4,7 +4,7 @@
 // operator must see instead: the last good policy keeps scheduling and the digest; every
 // autonomous action stops until the file is valid again (law 3); one plain sentence says so in the
 // log, status and the digest; the kill switch is not said to flip. Across a restart too.
-import { writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { callDaemon } from '../../src/control/socket.js';
@@ -86,4 +86,44 @@ describe('an invalid policy', () => {
     expect(query(d.state, "SELECT * FROM events WHERE kind = 'policy-invalid'")).toHaveLength(1);
     expect((await ns('digest')).stdout).not.toMatch(/switched \d+ time/);
   }, 240_000);
+
+  it('a policy deleted while nightshift was down keeps actions stopped at the next start, and kill on works even when the database cannot be read', async () => {
+    const home = makeHome({ agent: 'every: 1s\nagent: true\ncommand: ["true"]\n' }, 'killSwitch: run/KILL\n');
+    dirs.push(home);
+    const policyFile = join(home, 'protected', 'policy.yaml');
+    let d = await startDaemon(home);
+    daemons.push(d);
+    const ns = (...args: string[]) => cli(['--home', home, '--state', d.state, ...args]);
+    await waitFor(() => query(d.state, "SELECT 1 FROM runs WHERE job = 'agent' AND outcome = 'ok'").length > 0, WAIT_MS, 'an agent run');
+    expect((await ns('kill', 'on')).exitCode).toBe(0); // run/KILL, the policy's switch
+    await d.stop();
+    // Deleted while down: the defaults would look for state/KILL, which is not there.
+    rmSync(policyFile);
+    d = await startDaemon(home, { state: d.state });
+    daemons.push(d);
+    const started = Date.parse(d.lines().find((l) => l.msg === 'nightshift started')!.time as string);
+    await waitFor(
+      () =>
+        query<{ created_at: number }>(d.state, "SELECT created_at FROM runs WHERE job = 'agent' AND outcome = 'skipped-halted'").some(
+          (r) => r.created_at > started,
+        ),
+      WAIT_MS,
+      'the agent job halted',
+    );
+    expect(query(d.state, "SELECT 1 FROM runs WHERE job = 'agent' AND outcome = 'ok' AND created_at > ?", started)).toEqual([]);
+    const status = await ns('status');
+    expect(status.stdout).toContain('the policy file was deleted; autonomous actions are halted until it is restored');
+    expect(status.stdout).not.toMatch(/Kill switch: off\./);
+    await d.stop();
+
+    // The database cannot be read: kill still writes the switch, from the files as they are.
+    writeFileSync(policyFile, 'killSwitch: run/KILL\n');
+    rmSync(join(home, 'run', 'KILL'));
+    writeFileSync(join(d.state, 'nightshift.db'), 'this is not a database');
+    for (const f of ['-wal', '-shm']) rmSync(join(d.state, `nightshift.db${f}`), { force: true });
+    const on = await ns('kill', 'on');
+    expect(on.exitCode).toBe(0);
+    expect(on.stderr).toContain('cannot be read');
+    expect(existsSync(join(home, 'run', 'KILL'))).toBe(true);
+  }, 180_000);
 });

@@ -43,7 +43,9 @@ export const validateCommand: Command = {
     const home = readHomeAsRun(ctx);
     const problems = home.problems.map(formatProblem);
     // What runs meanwhile, per invalid job file: its last good version, or nothing.
-    const jobFiles = [...new Set(home.problems.map((p) => p.file))].filter((f) => dirname(f) === home.paths.jobsDir);
+    // (a job loaded with a problem found after loading, such as dependsOn, runs: it is not among them)
+    const loaded = new Set([...home.jobs.values()].filter((j) => !home.lastGood.has(j.name)).map((j) => j.file));
+    const jobFiles = [...new Set(home.problems.map((p) => p.file))].filter((f) => dirname(f) === home.paths.jobsDir && !loaded.has(f));
     const meanwhile = jobFiles.map((file) => {
       const g = [...home.lastGood.values()].find((x) => x.file === file);
       const job = g ? home.jobs.get(g.job) : undefined;

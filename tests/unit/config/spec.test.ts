@@ -558,6 +558,19 @@ describe('job specs: each mistake as FILE:LINE: field: message', () => {
     expect(fields.filter((f) => !covered.has(f))).toStrictEqual([]);
   });
 
+  it('a crontab hint replaces only what it explains: a duplicate block scalar and wrapped prose keep their own messages', () => {
+    const file = 'jobs/export.yaml';
+    const twice = problemsOf(file, yaml('shell: |', '  echo a', 'shell: |', '  echo b'), JobSpecSchema);
+    expect(twice.map((p) => p.message)).toEqual([expect.stringContaining('"shell" appears twice')]);
+    const prose = problemsOf(
+      file,
+      yaml('description: Export the orders to the', 'accounting share of the shop every night'),
+      JobSpecSchema,
+    );
+    expect(prose.length).toBeGreaterThan(0);
+    for (const p of prose) expect(p.message).not.toContain('crontab');
+  });
+
   it.each(JOB_CASES)('$name', (c) => {
     const file = 'jobs/export.yaml';
     const problems = problemsOf(file, c.text, JobSpecSchema);
