@@ -1,13 +1,23 @@
 // Promises README.md makes about the heal loop, each held to account against a real daemon, real
 // rules in a temp home, real fixes and probes in their sandboxes, and every step read back from
 // SQLite. Trees are compared with a hash walk written here, not with the snapshot code.
-import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { cli, flockFree, makeHome, query, startDaemon, tempDir, trackDaemons, waitFor, type DaemonProc } from '../support/helpers.js';
+import {
+  cli,
+  flockFree,
+  roundTrip,
+  tree,
+  makeHome,
+  query,
+  startDaemon,
+  tempDir,
+  trackDaemons,
+  waitFor,
+  type DaemonProc,
+} from '../support/helpers.js';
 
 interface Attempt {
   id: number;
@@ -83,37 +93,6 @@ const finished = (d: { state: string }, job: string) => () => attempts(d).find((
 async function exited(d: DaemonProc): Promise<number | undefined> {
   const r = await d.proc;
   return r.exitCode;
-}
-
-/**
- * One request answered by the daemon over its control socket. The daemon serves it in a later turn
- * of its event loop than anything it had already logged, so what it did in those turns is done.
- */
-function roundTrip(d: { state: string }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: join(d.state, 'nightshift.sock'), path: '/health' }, (res) => {
-      res.resume();
-      res.on('end', () => resolve());
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** path → type, mode, content hash or link target: the whole tree, for before/after comparison. */
-function tree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (p: string, rel: string): void => {
-    const st = lstatSync(p);
-    const mode = (st.mode & 0o7777).toString(8);
-    if (st.isSymbolicLink()) out[rel] = `link ${readlinkSync(p)}`;
-    else if (st.isDirectory()) {
-      out[rel] = `dir ${mode}`;
-      for (const e of readdirSync(p).sort()) walk(join(p, e), `${rel}/${e}`);
-    } else out[rel] = `file ${mode} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
-  };
-  walk(root, '.');
-  return out;
 }
 
 /**

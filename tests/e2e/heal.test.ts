@@ -1,20 +1,7 @@
 // The heal loop as an operator meets it: a real daemon, real rules and fixes, real files, every
 // step in SQLite. Trees are compared with a hash walk written here, not with the snapshot code.
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
-import {
-  chmodSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  symlinkSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { request } from 'node:http';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import {
@@ -30,6 +17,8 @@ import {
   waitFor,
   trackDaemons,
   type DaemonProc,
+  roundTrip,
+  tree,
 } from '../support/helpers.js';
 
 interface Attempt {
@@ -98,37 +87,6 @@ function digestDateOf(instant: number, at: string): string {
 /** A digest time (UTC) about 12 h away from now: no digest window turns over during a test. */
 function digestAtFarFromNow(): string {
   return `${String((new Date().getUTCHours() + 12) % 24).padStart(2, '0')}:00`;
-}
-
-/**
- * One request answered by the daemon over its control socket. The daemon serves it in a later turn
- * of its event loop than anything it had already logged, so what it did in those turns is done.
- */
-function roundTrip(d: { state: string }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: join(d.state, 'nightshift.sock'), path: '/health' }, (res) => {
-      res.resume();
-      res.on('end', () => resolve());
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** path → type, mode, content hash or link target: the whole tree, for before/after comparison. */
-function tree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (p: string, rel: string): void => {
-    const st = lstatSync(p);
-    const mode = (st.mode & 0o7777).toString(8);
-    if (st.isSymbolicLink()) out[rel] = `link ${readlinkSync(p)}`;
-    else if (st.isDirectory()) {
-      out[rel] = `dir ${mode}`;
-      for (const e of readdirSync(p).sort()) walk(join(p, e), `${rel}/${e}`);
-    } else out[rel] = `file ${mode} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
-  };
-  walk(root, '.');
-  return out;
 }
 
 describe('a hung job on a stale lock, fixed by an auto rule', () => {

@@ -3,7 +3,9 @@ import { afterAll, afterEach } from 'vitest';
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -205,4 +207,35 @@ export function pageCapture(dir: string): { command: string; pages: () => Array<
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   };
   return { command, pages };
+}
+
+/**
+ * One request answered by the daemon over its control socket. The daemon serves it in a later turn
+ * of its event loop than anything it had already logged, so what it did in those turns is done.
+ */
+export function roundTrip(d: { state: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: join(d.state, 'nightshift.sock'), path: '/health' }, (res) => {
+      res.resume();
+      res.on('end', () => resolve());
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** path → type, mode, content hash or link target: the whole tree, for before/after comparison. */
+export function tree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (p: string, rel: string): void => {
+    const st = lstatSync(p);
+    const mode = (st.mode & 0o7777).toString(8);
+    if (st.isSymbolicLink()) out[rel] = `link ${readlinkSync(p)}`;
+    else if (st.isDirectory()) {
+      out[rel] = `dir ${mode}`;
+      for (const e of readdirSync(p).sort()) walk(join(p, e), `${rel}/${e}`);
+    } else out[rel] = `file ${mode} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+  };
+  walk(root, '.');
+  return out;
 }
