@@ -53,7 +53,9 @@ export const validateCommand: Command = {
         ? { file, job: g.job, lastGoodVersionFrom: g.savedAt, text: `${lastGoodSentence(g.job, file, g.savedAt, job.timezone)}.` }
         : { file, job: null, lastGoodVersionFrom: null, text: `${file} has never been valid: its job is not running.` };
     });
-    const warnings = [...home.warnings, ...programWarnings(home)].map(formatProblem);
+    // Looked up once: each program is a walk of the PATH.
+    const warned = [...home.warnings, ...programWarnings(home)];
+    const warnings = warned.map(formatProblem);
     if (ctx.values.json) {
       ctx.io.out(
         json({
@@ -62,7 +64,7 @@ export const validateCommand: Command = {
           rules: home.rules.size,
           problems: home.problems,
           meanwhile: meanwhile.map(({ text: _text, ...m }) => m),
-          warnings: [...home.warnings, ...programWarnings(home)],
+          warnings: warned,
           containment: containment(),
         }),
       );
