@@ -69,3 +69,37 @@ export type HealStep = (typeof HEAL_STEPS)[number];
 export function sqlList(words: readonly string[]): string {
   return `(${words.map((w) => `'${w.replace(/'/g, "''")}'`).join(', ')})`;
 }
+
+// Alerts and heal attempts are numbered in two series of their own; a bare "#4" could be either,
+// and `approve` takes a heal. Every surface names them with a letter that says which they are:
+// alert A-12, heal H-4 (runs keep "run #37"). Parsing accepts the letter in either case, with or
+// without the dash, and a bare number as the series the command expects.
+export type Numbered = 'alert' | 'heal';
+const LETTER: Record<Numbered, string> = { alert: 'A', heal: 'H' };
+
+/** The name a person reads and types for an alert or a heal attempt: "A-12", "H-4". */
+export function refOf(kind: Numbered, id: number): string {
+  return `${LETTER[kind]}-${id}`;
+}
+
+/**
+ * Reads what a person typed for a `kind` ("H-4", "h4", "4"). A reference to the other series is
+ * an error that says what it is, so `approve A-12` does not approve heal 12.
+ */
+export function parseRef(kind: Numbered, text: string): { id: number } | { error: string } {
+  const m = /^\s*#?([A-Za-z])?-?(\d+)\s*$/.exec(text);
+  const id = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isSafeInteger(id) || id <= 0) {
+    return { error: `"${text}" is not ${kind === 'heal' ? 'a heal ID such as H-4' : 'an alert ID such as A-12'}` };
+  }
+  const letter = m[1]?.toUpperCase();
+  if (letter !== undefined && letter !== LETTER[kind]) {
+    const other = (Object.keys(LETTER) as Numbered[]).find((k) => LETTER[k] === letter);
+    return {
+      error: other
+        ? `${refOf(other, id)} is ${other === 'alert' ? 'an alert' : 'a heal attempt'}, not ${kind === 'heal' ? 'a heal attempt' : 'an alert'}: this command takes ${kind === 'heal' ? 'a heal ID (H-…; nightshift heals lists them)' : 'an alert ID (A-…; nightshift alerts lists them)'}`
+        : `"${text}": IDs start with A- (alerts) or H- (heal attempts)`,
+    };
+  }
+  return { id };
+}

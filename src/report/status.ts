@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { formatDuration } from '../config/duration.js';
 import type { LoadedHome } from '../config/home.js';
 import { byName } from '../names.js';
-import { formatInstant, nextAfter } from '../schedule/instants.js';
+import { formatInstant, nextAfter, readableTime } from '../schedule/instants.js';
 import { formatProblem } from '../config/parse.js';
 import type { KillState } from '../control/killswitch.js';
 import { containment, type Containment } from '../run/launch.js';
@@ -148,15 +148,9 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
   };
 }
 
-/** A time as an operator reads it: in the given zone, with its UTC offset ("2026-12-04 23:41 +01:00"). */
-export function localTime(ms: number, tz: string): string {
-  const s = formatInstant(ms, tz);
-  return `${s.slice(0, 10)} ${s.slice(11, 16)} ${s.slice(19)}`;
-}
-
 /** One sentence on a job that runs its last good version, the same in status, validate and the digest. */
 export function lastGoodSentence(job: string, file: string, savedAt: number, tz: string): string {
-  return `${job} keeps running its last good version, from ${localTime(savedAt, tz)}, until ${file} is fixed`;
+  return `${job} keeps running its last good version, from ${readableTime(savedAt, tz)}, until ${file} is fixed`;
 }
 
 export function ago(ms: number): string {

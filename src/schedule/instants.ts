@@ -130,3 +130,15 @@ export function formatInstant(ms: number, tz: string): string {
     `T${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}${offsetText}`
   );
 }
+
+/**
+ * A time as an operator reads it, in every surface (status, history, alerts, heals, approvals,
+ * the digest): the job's zone, to the minute, with its offset ("2026-12-04 23:41 +01:00"), or
+ * "UTC" where the zone is UTC, so a time never stands without the zone it is in.
+ */
+export function readableTime(ms: number, tz: string, seconds = false): string {
+  const s = formatInstant(ms, tz);
+  const offset = s.slice(19);
+  const zone = offset === '+00:00' && /^(Etc\/)?(UTC|UCT|Zulu|Universal|GMT)$/.test(tz) ? 'UTC' : offset;
+  return `${s.slice(0, 10)} ${s.slice(11, seconds ? 19 : 16)} ${zone}`;
+}
