@@ -17,7 +17,7 @@ import { formatBytes, isDiskFull, Store, type DiskFullEvent } from './store/stor
 import { ShuttingDown, Supervisor } from './run/supervisor.js';
 import { type ClockJump } from './schedule/timer.js';
 import { systemClock, type Clock } from './clock.js';
-import { checkKillSwitch, killSwitchPath, type KillState } from './control/killswitch.js';
+import { checkKillSwitch, killSwitchPath, switchWhy, type KillState } from './control/killswitch.js';
 import { killOrphanSandboxes, leashFor, type Leash } from './run/launch.js';
 import { ConfigWatcher, FileWatcher } from './config/watch.js';
 import { LiveConfig } from './config/live.js';
@@ -216,7 +216,7 @@ export class Daemon {
           'kill-switch',
           null,
           this.lastKill.switchOn
-            ? `kill switch on at start: ${this.lastKill.reason}`
+            ? `kill switch on at start (${switchWhy(this.lastKill)})`
             : 'kill switch found off at start (turned off while nightshift was down)',
           { on: this.lastKill.switchOn },
         );
@@ -576,7 +576,7 @@ export class Daemon {
       this.log.warn(
         { path: now.path, halted: now.halted },
         now.switchOn
-          ? `kill switch ON: ${now.reason}`
+          ? `kill switch ON (${switchWhy(now)}): autonomous actions and agent jobs are halted`
           : now.halted
             ? `kill switch off; autonomous actions stay stopped: ${now.reason}`
             : 'kill switch off: autonomous actions may run again',
@@ -587,7 +587,7 @@ export class Daemon {
         this.clock.now(),
         'kill-switch',
         null,
-        now.switchOn ? `kill switch turned on: ${now.reason}` : 'kill switch turned off',
+        now.switchOn ? `kill switch turned on (${switchWhy(now)})` : 'kill switch turned off',
         { on: now.switchOn },
       );
     }

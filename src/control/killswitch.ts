@@ -53,3 +53,13 @@ export function checkKillSwitch(path: string, policyOk: boolean, policyFile = 't
   if (policyOk || sw.switchOn) return sw;
   return { ...sw, halted: true, reason: policyInvalidSentence(policyFile) };
 }
+
+/**
+ * Why the switch counts as on, said once: "/srv/state/KILL exists", or why its state is unknown.
+ * Status, `kill` and the journal put it after their own "kill switch …" words, so no line says
+ * "kill switch" twice.
+ */
+export function switchWhy(k: KillState): string {
+  if (!k.switchOn) return `${k.path} absent`;
+  return k.since !== null ? `${k.path} exists` : k.reason;
+}

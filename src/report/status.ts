@@ -6,7 +6,8 @@ import type { LoadedHome } from '../config/home.js';
 import { byName } from '../names.js';
 import { formatInstant, nextAfter, readableTime } from '../schedule/instants.js';
 import { formatProblem } from '../config/parse.js';
-import type { KillState } from '../control/killswitch.js';
+import { switchWhy, type KillState } from '../control/killswitch.js';
+import { systemTimeZone } from '../schedule/timezone.js';
 import { containment, type Containment } from '../run/launch.js';
 import type { AlertRow, RunRow, Store } from '../store/store.js';
 import { oneLine } from '../text.js';
@@ -50,7 +51,19 @@ export interface StatusReport {
   neverValid: string[];
   warnings: string[];
   /** `on`: the switch's file; `halted`: every autonomous action stops (the switch, or an invalid policy). */
-  killSwitch: { on: boolean; halted: boolean; reason: string; path: string; lastFlip: { at: number; message: string } | null };
+  killSwitch: {
+    on: boolean;
+    halted: boolean;
+    reason: string;
+    /** Why it counts as on ("/srv/state/KILL exists"), or "…absent". */
+    why: string;
+    /** When its file appeared (its mtime), when on and readable. */
+    since: number | null;
+    path: string;
+    lastFlip: { at: number; message: string; on: boolean } | null;
+  };
+  /** The zone the header's own times are in (the system's: they belong to no job). */
+  zone: string;
   pendingApprovals: number;
   /** Whether every process runs in a sandbox here (the launcher's check). */
   containment: Containment;
@@ -138,9 +151,12 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
       on: kill.switchOn,
       halted: kill.halted,
       reason: kill.reason,
+      why: switchWhy(kill),
+      since: kill.since,
       path: kill.path,
-      lastFlip: flip ? { at: flip.at, message: flip.message } : null,
+      lastFlip: flip ? { at: flip.at, message: flip.message, on: flipOn(flip.data) } : null,
     },
+    zone: systemTimeZone(),
     pendingApprovals: 0,
     containment: containment(),
     healthy:
@@ -151,6 +167,14 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
 /** One sentence on a job that runs its last good version, the same in status, validate and the digest. */
 export function lastGoodSentence(job: string, file: string, savedAt: number, tz: string): string {
   return `${job} keeps running its last good version, from ${readableTime(savedAt, tz)}, until ${file} is fixed`;
+}
+
+function flipOn(data: string | null): boolean {
+  try {
+    return (JSON.parse(data ?? '{}') as { on?: unknown }).on === true;
+  } catch {
+    return false;
+  }
 }
 
 export function ago(ms: number): string {
@@ -173,6 +197,16 @@ const HEALTH_WORDS: Record<JobHealth, string> = {
   external: 'external',
   'manual-only': 'on demand',
 };
+
+/** The kill switch in one line that names it once: on since when and why, or off since when. */
+function killLine(ks: StatusReport['killSwitch'], now: number, tz: string): string {
+  if (ks.on) {
+    const since = ks.since !== null ? ` since ${readableTime(ks.since, tz)}` : '';
+    return `Kill switch: ON${since} (${ks.why}) — autonomous actions and agent jobs are halted; nightshift kill off turns it off.`;
+  }
+  const off = ks.lastFlip && !ks.lastFlip.on ? ` since ${readableTime(ks.lastFlip.at, tz)} (${ago(now - ks.lastFlip.at)})` : '';
+  return ks.halted ? `Kill switch: off${off}, but autonomous actions are STOPPED: ${ks.reason}.` : `Kill switch: off${off}.`;
+}
 
 export function renderStatus(r: StatusReport): string {
   const now = r.generatedAt;
@@ -204,11 +238,7 @@ export function renderStatus(r: StatusReport): string {
       ? `Daemon: running (pid ${r.daemon.pid}, up ${formatDuration(now - (r.daemon.startedAt ?? now))}).  Home: ${r.home}`
       : `Daemon: NOT RUNNING — nothing is being scheduled. Start it with: systemctl start nightshift  (Home: ${r.home})`,
   );
-  const ks = r.killSwitch;
-  lines.push(
-    `Kill switch: ${ks.on ? `ON — ${ks.reason}; autonomous actions and agent jobs are halted (nightshift kill off)` : ks.halted ? `off, but autonomous actions are STOPPED: ${ks.reason}` : 'off'}` +
-      `${ks.lastFlip ? ` (last change ${ago(now - ks.lastFlip.at)}: ${ks.lastFlip.message})` : ''}.  Approvals waiting: ${r.pendingApprovals}.`,
-  );
+  lines.push(`${killLine(r.killSwitch, now, r.zone)}  Approvals waiting: ${r.pendingApprovals}.`);
   const seeAll = r.jobs.filter((j) => j.seeAllProcesses).map((j) => j.name);
   lines.push(
     r.containment.ok

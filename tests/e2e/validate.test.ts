@@ -63,7 +63,7 @@ describe('validate', () => {
     // The variables point at a home and its state elsewhere, as the unit's flags do.
     const r = await inFolder(['kill', 'on'], { NIGHTSHIFT_HOME: home, NIGHTSHIFT_STATE: state });
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toContain(`kill switch ON: the kill switch is on (${join(state, 'KILL')} exists)`);
+    expect(r.stdout).toContain(`kill switch ON (${join(state, 'KILL')} exists): autonomous actions and agent jobs are halted`);
     const v = await inFolder(['validate'], { NIGHTSHIFT_HOME: home });
     expect(v.exitCode).toBe(0);
     expect(v.stdout).toContain('ok: 1 job(s)');

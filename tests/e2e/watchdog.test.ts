@@ -424,13 +424,19 @@ describe('kill switch', { timeout: LIMIT }, () => {
       'a plain run while the switch is on',
     );
     const st = await ns(d, 'status');
-    expect(st.stdout).toContain('Kill switch: ON');
+    // One line that says it once: on since when, which file, what it stops, how to turn it off.
+    const line = st.stdout.split('\n').find((l) => l.startsWith('Kill switch:'))!;
+    expect(line).toMatch(/^Kill switch: ON since \d{4}-\d\d-\d\d \d\d:\d\d (UTC|[+-]\d\d:\d\d) \(/);
+    expect(line).toContain(` (${join(d.state, 'KILL')} exists) — `);
+    expect(line.match(/kill switch/gi)).toHaveLength(1);
+    expect(line).toContain('nightshift kill off');
+    expect(on.stdout.match(/kill switch/gi)).toHaveLength(1);
     expect((await ns(d, 'kill', 'status')).exitCode).toBe(1);
     // plain rm works as well as "kill off"
     rmSync(join(d.state, 'KILL'));
     await waitFor(() => query(d.state, "SELECT * FROM events WHERE kind='kill-switch'").length === 2, 10_000, 'two flips');
     const flips = query<{ message: string }>(d.state, "SELECT message FROM events WHERE kind='kill-switch' ORDER BY id");
-    expect(flips[0]!.message).toContain('turned on');
+    expect(flips[0]!.message).toBe(`kill switch turned on (${join(d.state, 'KILL')} exists)`);
     expect(flips[1]!.message).toBe('kill switch turned off');
     expect((await ns(d, 'kill', 'status')).exitCode).toBe(0);
   });

@@ -2,7 +2,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { daemonListening } from '../../control/socket.js';
-import { killSwitchPath } from '../../control/killswitch.js';
+import { killSwitchPath, switchWhy } from '../../control/killswitch.js';
 import { wallNow } from '../../clock.js';
 import { EXIT, UsageError, type Command, json, readHomeAsRun, recordKillFlip, killOf, userInfoName } from '../context.js';
 
@@ -30,7 +30,12 @@ export const killCommand: Command = {
     // A running daemon journals the flip itself when it sees the file; two writers would race.
     if (verb !== 'status' && !(await daemonListening(ctx.paths.socket))) recordKillFlip(ctx, k);
     if (ctx.values.json) ctx.io.out(json({ on: k.switchOn, halted: k.halted, reason: k.reason, path: k.path }));
-    else ctx.io.out(k.switchOn ? `kill switch ON: ${k.reason}` : `kill switch off (${k.path} absent)`);
+    else
+      ctx.io.out(
+        k.switchOn
+          ? `kill switch ON (${switchWhy(k)}): autonomous actions and agent jobs are halted until nightshift kill off`
+          : `kill switch off (${switchWhy(k)})`,
+      );
     if (k.halted && !k.switchOn) ctx.io.err(`nightshift kill: autonomous actions stay stopped: ${k.reason} (nightshift validate)`);
     return k.halted ? (verb === 'on' ? EXIT.ok : EXIT.unhealthy) : EXIT.ok;
   },
