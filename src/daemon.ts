@@ -11,6 +11,7 @@ import { StateLock } from './store/lock.js';
 import type { Logger } from './log.js';
 import { createNotifier, type Notifier } from './notify/systemd.js';
 import { Scheduler } from './schedule/scheduler.js';
+import { readableTime } from './schedule/instants.js';
 import type { Policy } from './config/schema.js';
 import { formatProblem, type SpecProblem } from './config/parse.js';
 import { formatBytes, isDiskFull, Store, type DiskFullEvent } from './store/store.js';
@@ -150,7 +151,7 @@ export class Daemon {
               : cause === 'late'
                 ? 'passed while nightshift was late to start the run before them (the machine was busy); they were not run'
                 : 'missed while nightshift was down';
-          const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${new Date(first).toISOString()} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
+          const msg = `${count}${count >= 1000 ? '+' : ''} scheduled run(s) since ${readableTime(first, job.timezone)} were ${why}${catchUp ? '; running once now (catchUp)' : ' (catchUp is off)'}`;
           log.warn({ job: job.name, missed: count }, msg);
           const kind = cause === 'clock-jump' ? 'missed-by-clock-jump' : cause === 'late' ? 'missed-late' : 'missed-while-down';
           this.store.journal.record(this.clock.now(), kind, job.name, msg, {

@@ -8,10 +8,12 @@ import { callDaemon, daemonListening } from '../control/socket.js';
 import { loadHome, restoreLastGood, type LoadedHome } from '../config/home.js';
 import { type HomePaths } from '../config/paths.js';
 import { NAME_PATTERN } from '../names.js';
+import { parseRef, refOf } from '../model.js';
 import { checkKillSwitch, killSwitchPath, type KillState } from '../control/killswitch.js';
 import { type LiveInfo } from '../report/status.js';
 import { Store } from '../store/store.js';
 import { wallNow } from '../clock.js';
+import { systemTimeZone } from '../schedule/timezone.js';
 
 export const EXIT = { ok: 0, unhealthy: 1, usage: 2, unreachable: 3, homeMoved: 4 } as const;
 
@@ -144,15 +146,18 @@ export async function act(ctx: Ctx, method: 'GET' | 'POST', path: string): Promi
 
 export async function answerHeal(ctx: Ctx, verb: 'approve' | 'deny'): Promise<number> {
   const id = ctx.positionals[0];
-  if (id === undefined) throw new UsageError(`which heal? give its ID (nightshift status lists the ones waiting): nightshift ${verb} ID`);
-  if (!/^[1-9][0-9]{0,15}$/.test(id)) throw new UsageError(`"${id}" is not a heal ID (a number, as nightshift status or heals shows it)`);
+  if (id === undefined) throw new UsageError(`which heal? give its ID (nightshift status lists the ones waiting): nightshift ${verb} H-4`);
+  const ref = parseRef('heal', id);
+  if ('error' in ref) throw new UsageError(`${ref.error} (nightshift status lists the heals waiting for an answer)`);
   if (ctx.positionals.length > 1) throw new UsageError(`unexpected argument "${ctx.positionals[1]}"`);
-  const r = await act(ctx, 'POST', `/${verb}/${id}`);
+  const r = await act(ctx, 'POST', `/${verb}/${ref.id}`);
   if (r.status !== 200) {
     ctx.io.err(`nightshift ${verb}: ${String(r.body.error)}`);
     return r.status === 404 || r.status === 410 || r.status === 400 ? EXIT.usage : EXIT.unhealthy;
   }
-  ctx.io.out(ctx.values.json ? json(r.body) : `heal #${String(r.body.attempt)} (${String(r.body.job)}): ${String(r.body.status)}`);
+  ctx.io.out(
+    ctx.values.json ? json(r.body) : `heal ${refOf('heal', Number(r.body.attempt))} (${String(r.body.job)}): ${String(r.body.status)}`,
+  );
   return EXIT.ok;
 }
 
@@ -198,6 +203,11 @@ export function recordKillFlip(ctx: Ctx, k: KillState): void {
 
 export function killOf(home: LoadedHome): KillState {
   return checkKillSwitch(killSwitchPath(home.paths, home.policy), home.policyOk, home.paths.policyFile);
+}
+
+/** The zone each job's times are shown in (the one rule of every surface); the system's for a job that is gone. */
+export function zoneOf(home: LoadedHome | null): (job: string) => string {
+  return (job) => home?.jobs.get(job)?.timezone ?? systemTimeZone();
 }
 
 export function userInfoName(): string {

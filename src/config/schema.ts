@@ -530,7 +530,7 @@ export const RuleSchema = z
     ),
     autonomy: doc(
       z.enum(['shadow', 'gated', 'auto', 'pilot']).default('shadow'),
-      "How far the rule may go on its own: `shadow` writes a proposal and runs nothing; `gated` waits for `nightshift approve ID` (within 24 h); `auto` runs the fix; `pilot` is `auto` for the jobs its `jobs` glob names and `gated` for the rest. The lowest of this, the job's and the policy's level applies, and a rolled-back fix in `auto` demotes the rule a rung until the file is edited.",
+      "How far the rule may go on its own: `shadow` writes a proposal and runs nothing; `gated` waits for `nightshift approve H-ID` (a heal ID such as H-4) (within 24 h); `auto` runs the fix; `pilot` is `auto` for the jobs its `jobs` glob names and `gated` for the rest. The lowest of this, the job's and the policy's level applies, and a rolled-back fix in `auto` demotes the rule a rung until the file is edited.",
       'autonomy: auto',
     ),
     jobs: doc(

@@ -27,7 +27,9 @@ import { runPrecheck } from '../run/runner.js';
 import { type RunNowOptions } from '../run/supervisor.js';
 import type { Policy } from '../config/schema.js';
 import type { AlertRow, HealAttemptRow, RunRow, Store } from '../store/store.js';
-import type { HealStep } from '../model.js';
+import { refOf, type HealStep } from '../model.js';
+import { readableTime } from '../schedule/instants.js';
+import { systemTimeZone } from '../schedule/timezone.js';
 import { DeadlineTimer } from '../schedule/timer.js';
 import { type Clock } from '../clock.js';
 import { HealVault, type SnapshotDigests } from './vault.js';
@@ -181,7 +183,7 @@ export class Healer {
         store.batch(() => {
           store.heals.finish(a.id, 'interrupted-rolled-back', detail, clock.now());
           if (zoneChanged.length && a.rule && a.rule_hash)
-            store.ladder.set(a.rule, 'shadow', a.rule_hash, clock.now(), `heal #${a.id} changed the protected zone`);
+            store.ladder.set(a.rule, 'shadow', a.rule_hash, clock.now(), `heal ${refOf('heal', a.id)} changed the protected zone`);
         });
         if (zoneChanged.length)
           this.deps.page({
@@ -341,7 +343,7 @@ export class Healer {
     if (prev?.outcome === 'rollback-failed') {
       log.info(
         { heal: prev.id, job: job.name, fingerprint: fp },
-        `not healing ${fp}: heal #${prev.id} could not be rolled back; it waits for a person`,
+        `not healing ${fp}: heal ${refOf('heal', prev.id)} could not be rolled back; it waits for a person`,
       );
       return;
     }
@@ -433,10 +435,14 @@ export class Healer {
         });
       if (level === 'gated') {
         const expires = clock.now() + this.ttl;
-        finish('awaiting-approval', `waiting for nightshift approve ${id} (or deny ${id}) until ${new Date(expires).toISOString()}`, {
-          proposal: proposalText(matched, alert, level),
-          expires_at: expires,
-        });
+        finish(
+          'awaiting-approval',
+          `waiting for nightshift approve ${refOf('heal', id)} (or deny ${refOf('heal', id)}) until ${this.timeFor(job.name, expires)}`,
+          {
+            proposal: proposalText(matched, alert, level),
+            expires_at: expires,
+          },
+        );
         this.expiry.set(id, expires);
         return;
       }
@@ -525,7 +531,8 @@ export class Healer {
         const detail = `attempt ${attempt}: ${describeAction(rule)}; verified (${describeProbe(rule)}: it did); fixed ${took} after the alert`;
         store.batch(() => {
           const still = store.alerts.get(alert.id);
-          if (still && still.resolved_at === null) this.deps.resolveAlert(still, 'fixed-verified', `heal #${id} by rule ${matched.name}`);
+          if (still && still.resolved_at === null)
+            this.deps.resolveAlert(still, 'fixed-verified', `heal ${refOf('heal', id)} by rule ${matched.name}`);
           // The fix's own effect (a restarted worker's heartbeat, a success) may resolve the alert
           // before the probe has spoken: that is this fix working, not the job recovering alone.
           else if (still?.resolution === 'self-recovered' && still.resolved_at !== null && still.resolved_at >= fixStartedAt) {
@@ -617,10 +624,17 @@ export class Healer {
     try {
       store.batch(() => {
         store.heals.finish(id, outcome, detail, clock.now());
-        if (emergency) store.ladder.set(matched.name, 'shadow', matched.hash, clock.now(), `heal #${id} changed the protected zone`);
+        if (emergency)
+          store.ladder.set(matched.name, 'shadow', matched.hash, clock.now(), `heal ${refOf('heal', id)} changed the protected zone`);
         // An incident that ended meanwhile (a success of its own) says nothing against the rule.
         else if (outcome === 'rolled-back' && level === 'auto' && !alertGone) {
-          store.ladder.set(matched.name, demoted(level), matched.hash, clock.now(), `heal #${id} was rolled back in auto: ${doubt}`);
+          store.ladder.set(
+            matched.name,
+            demoted(level),
+            matched.hash,
+            clock.now(),
+            `heal ${refOf('heal', id)} was rolled back in auto: ${doubt}`,
+          );
         }
       });
     } catch (err) {
@@ -660,7 +674,13 @@ export class Healer {
       this.deps.store.batch(() => {
         this.deps.store.heals.finish(row.id, 'rollback-failed', detail, this.deps.clock.now());
         if (row.rule && row.rule_hash)
-          this.deps.store.ladder.set(row.rule, 'shadow', row.rule_hash, this.deps.clock.now(), `heal #${row.id}: its rollback failed`);
+          this.deps.store.ladder.set(
+            row.rule,
+            'shadow',
+            row.rule_hash,
+            this.deps.clock.now(),
+            `heal ${refOf('heal', row.id)}: its rollback failed`,
+          );
       });
     } catch (again) {
       // Not on record (a full disk), but the person must hear of it all the same.
@@ -743,7 +763,7 @@ export class Healer {
     // A success stamped later than now was recorded before the wall clock went back: it came
     // before the alert, not after.
     if (since !== null && since <= this.deps.clock.now())
-      return `the job succeeded again at ${new Date(since).toISOString()}, after the alert`;
+      return `the job succeeded again at ${readableTime(since, job.timezone)}, after the alert`;
     if (job.managed && job.spec.precheck) {
       const v = await runPrecheck(job, {
         timeoutMs: PRECHECK_TIMEOUT_MS,
@@ -997,13 +1017,18 @@ export class Healer {
     return { attempt: id, job: row.job, status: 'approved: the fix runs now; see nightshift heals' };
   }
 
+  /** A time in the job's zone (the one rule of every surface); the system's when the job is gone. */
+  private timeFor(jobName: string, ms: number): string {
+    return readableTime(ms, this.deps.getJob(jobName)?.timezone ?? systemTimeZone());
+  }
+
   deny(id: number): { attempt: number; job: string; status: string } {
     const row = this.pending(id);
     this.expiry.delete(id);
     const now = this.deps.clock.now();
     this.deps.store.heals.finish(id, 'denied', 'denied by an operator; nothing was run', now, { answer: 'denied', answered_at: now });
     // The autonomy step said "waiting … until"; it says how the wait ended now.
-    this.deps.store.heals.note(id, `asked a person: denied at ${new Date(now).toISOString()}`, {}, 'denied');
+    this.deps.store.heals.note(id, `asked a person: denied at ${this.timeFor(row.job, now)}`, {}, 'denied');
     this.deps.log.info({ heal: id, job: row.job }, 'heal denied');
     return { attempt: id, job: row.job, status: 'denied: nothing was run; the alert stays open for a person' };
   }
@@ -1011,22 +1036,25 @@ export class Healer {
   private pending(id: number): HealAttemptRow {
     const row = this.deps.store.heals.get(id);
     if (!row)
-      throw new HealError(`there is no heal attempt #${id} (nightshift heals lists them; nightshift status shows pending approvals)`, 404);
+      throw new HealError(
+        `there is no heal attempt ${refOf('heal', id)} (nightshift heals lists them; nightshift status shows pending approvals)`,
+        404,
+      );
     if (row.outcome !== 'awaiting-approval') {
-      const answered = row.answer && row.answered_at ? ` at ${new Date(row.answered_at).toISOString()}` : '';
+      const answered = row.answer && row.answered_at ? ` at ${this.timeFor(row.job, row.answered_at)}` : '';
       throw new HealError(
         row.answer === 'expired'
-          ? `heal #${id} is not waiting any more: nobody answered in time (it expired); nothing was run`
+          ? `heal ${refOf('heal', id)} is not waiting any more: nobody answered in time (it expired); nothing was run`
           : row.answer
-            ? `heal #${id} was already ${row.answer}${answered}${row.outcome && row.outcome !== row.answer ? `, and ended ${row.outcome}` : ''}; nothing more to do`
-            : `heal #${id} is not waiting for approval: ${row.outcome ? `it ended ${row.outcome}` : `it is in progress at step ${row.step}`}`,
+            ? `heal ${refOf('heal', id)} was already ${row.answer}${answered}${row.outcome && row.outcome !== row.answer ? `, and ended ${row.outcome}` : ''}; nothing more to do`
+            : `heal ${refOf('heal', id)} is not waiting for approval: ${row.outcome ? `it ended ${row.outcome}` : `it is in progress at step ${row.step}`}`,
         410,
       );
     }
     if ((row.expires_at ?? 0) <= this.deps.clock.now()) {
       this.expire(id);
       throw new HealError(
-        `heal #${id} expired at ${new Date(row.expires_at ?? 0).toISOString()} (approvals last ${formatDuration(this.ttl)}); nothing was run`,
+        `heal ${refOf('heal', id)} expired at ${this.timeFor(row.job, row.expires_at ?? 0)} (approvals last ${formatDuration(this.ttl)}); nothing was run`,
         410,
       );
     }

@@ -4,6 +4,8 @@ import type { HealLine } from './digest.js';
 import { formatDuration } from '../config/duration.js';
 import { ago } from './status.js';
 import { oneLine, textAsData } from '../text.js';
+import { refOf } from '../model.js';
+import { readableTime } from '../schedule/instants.js';
 import type { HealAttemptRow, HealStepRow, LadderRow, Store } from '../store/store.js';
 
 export interface HealView extends HealAttemptRow {
@@ -39,7 +41,7 @@ export function healLines(store: Store, from: number, to: number): HealLine[] {
     const extra = executed > 1 ? ` (${executed} attempts)` : '';
     const what =
       last.outcome === 'awaiting-approval'
-        ? `approve with: nightshift approve ${last.id} (or deny ${last.id}); ${last.action ?? ''}`
+        ? `approve with: nightshift approve ${refOf('heal', last.id)} (or deny ${refOf('heal', last.id)}); ${last.action ?? ''}`
         : (last.detail ?? '');
     lines.push({
       at: last.ended_at ?? last.created_at,
@@ -57,13 +59,14 @@ export function healLines(store: Store, from: number, to: number): HealLine[] {
   return lines.sort((a, b) => a.at - b.at);
 }
 
-export function renderHeals(rows: HealView[], now: number): string {
+export function renderHeals(rows: HealView[], now: number, tzOf: (job: string) => string): string {
   if (rows.length === 0) return 'No heal attempts yet.';
   const out: string[] = [];
   for (const a of rows) {
     const took = a.ended_at !== null ? formatDuration(Math.max(0, a.ended_at - a.created_at)) : 'in progress';
     out.push(
-      `#${a.id} ${a.fingerprint}  ${a.outcome ?? `in progress (${a.step})`}  ${ago(now - a.created_at)}  took ${took}` +
+      `${refOf('heal', a.id)} ${a.fingerprint}  ${a.outcome ?? `in progress (${a.step})`}  ${readableTime(a.created_at, tzOf(a.job))} (${ago(now - a.created_at)})  took ${took}` +
+        ` for alert ${refOf('alert', a.alert_id)}` +
         (a.rule ? `  rule ${a.rule}${a.autonomy ? ` (${a.autonomy})` : ''}` : '') +
         (a.attempt !== null ? `  attempt ${a.attempt}` : ''),
     );
@@ -74,7 +77,7 @@ export function renderHeals(rows: HealView[], now: number): string {
     }
     if (a.outcome === 'awaiting-approval')
       out.push(
-        `    answer: nightshift approve ${a.id}   or   nightshift deny ${a.id}   (expires ${a.expires_at ? new Date(a.expires_at).toISOString() : '?'})`,
+        `    answer: nightshift approve ${refOf('heal', a.id)}   or   nightshift deny ${refOf('heal', a.id)}   (expires ${a.expires_at ? readableTime(a.expires_at, tzOf(a.job)) : '?'})`,
       );
     if (a.proposal && (a.outcome === 'proposed' || a.outcome === 'needs-human' || a.outcome === 'awaiting-approval')) {
       for (const l of textAsData(a.proposal).split('\n')) out.push(`    | ${l}`);
@@ -84,11 +87,16 @@ export function renderHeals(rows: HealView[], now: number): string {
 }
 
 /** Lines for `status`: approvals waiting, and rules that were demoted (with their evidence). */
-export function healStatusLines(store: Store, now: number, currentRuleHash: (rule: string) => string | undefined): string[] {
-  return [...approvalLines(store, now), ...demotionLines(store, currentRuleHash)];
+export function healStatusLines(
+  store: Store,
+  now: number,
+  currentRuleHash: (rule: string) => string | undefined,
+  tzOf: (job: string) => string,
+): string[] {
+  return [...approvalLines(store, now, tzOf), ...demotionLines(store, currentRuleHash)];
 }
 
-export function approvalLines(store: Store, now: number): string[] {
+export function approvalLines(store: Store, now: number, tzOf: (job: string) => string): string[] {
   if (!hasHeals(store)) return [];
   const pending = store.heals.pendingApprovals().filter((a) => (a.expires_at ?? 0) > now);
   if (pending.length === 0) return [];
@@ -96,7 +104,7 @@ export function approvalLines(store: Store, now: number): string[] {
     `Waiting for your approval (${pending.length}):`,
     ...pending.map(
       (a) =>
-        `  #${a.id} ${a.job}: rule ${a.rule} wants to ${oneLine(a.action ?? '?', 400)} — nightshift approve ${a.id} | deny ${a.id} (expires in ${formatDuration(Math.max(0, (a.expires_at ?? now) - now))})`,
+        `  ${refOf('heal', a.id)} ${a.job}: rule ${a.rule} wants to ${oneLine(a.action ?? '?', 400)} — nightshift approve ${refOf('heal', a.id)} | deny ${refOf('heal', a.id)} (expires ${readableTime(a.expires_at ?? now, tzOf(a.job))}, in ${formatDuration(Math.max(0, (a.expires_at ?? now) - now))})`,
     ),
   ];
 }

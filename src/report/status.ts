@@ -4,14 +4,14 @@ import { dirname } from 'node:path';
 import { formatDuration } from '../config/duration.js';
 import type { LoadedHome } from '../config/home.js';
 import { byName } from '../names.js';
-import { formatInstant, nextAfter, readableTime } from '../schedule/instants.js';
+import { nextAfter, readableTime } from '../schedule/instants.js';
 import { formatProblem } from '../config/parse.js';
 import { switchWhy, type KillState } from '../control/killswitch.js';
 import { systemTimeZone } from '../schedule/timezone.js';
 import { containment, type Containment } from '../run/launch.js';
 import type { AlertRow, RunRow, Store } from '../store/store.js';
 import { oneLine } from '../text.js';
-import { FAILED_OUTCOMES } from '../model.js';
+import { FAILED_OUTCOMES, refOf } from '../model.js';
 
 export type JobHealth = 'ok' | 'running' | 'failing' | 'paused' | 'disabled' | 'never-run' | 'external' | 'manual-only';
 
@@ -247,14 +247,14 @@ export function renderStatus(r: StatusReport): string {
   );
   lines.push('');
   const w = Math.max(4, ...r.jobs.map((j) => j.name.length)) + 2;
-  lines.push(`${pad('JOB', w)}${pad('STATE', 11)}${pad('LAST RUN', 36)}${pad('NEXT RUN', 34)}${pad('LAST SUCCESS', 16)}ALERT`);
+  lines.push(`${pad('JOB', w)}${pad('STATE', 11)}${pad('LAST RUN', 36)}${pad('NEXT RUN', 40)}${pad('LAST SUCCESS', 16)}ALERT`);
   for (const j of r.jobs) {
     let lastRun = '—';
     if (j.running.length) lastRun = `running now (run #${j.running.join(', #')})`;
     else if (j.lastRun)
       lastRun = `${j.lastRun.outcome} ${j.lastRun.endedAt ? ago(now - j.lastRun.endedAt) : ''}${j.lastRun.durationMs != null ? ` (took ${formatDuration(j.lastRun.durationMs)})` : ''}`;
     const next = j.nextRun
-      ? `${formatInstant(j.nextRun, j.timezone).replace('T', ' ').slice(0, 16)} (${ago(now - j.nextRun)})`
+      ? `${readableTime(j.nextRun, j.timezone)} (${ago(now - j.nextRun)})`
       : j.health === 'disabled'
         ? '— disabled'
         : `— ${j.schedule}`;
@@ -269,13 +269,14 @@ export function renderStatus(r: StatusReport): string {
       : j.lastGood
         ? 'its file is invalid (below)'
         : '—';
-    lines.push(`${pad(j.name, w)}${pad(HEALTH_WORDS[j.health], 11)}${pad(lastRun, 36)}${pad(next, 34)}${pad(succ, 16)}${alert}`);
+    lines.push(`${pad(j.name, w)}${pad(HEALTH_WORDS[j.health], 11)}${pad(lastRun, 36)}${pad(next, 40)}${pad(succ, 16)}${alert}`);
   }
   if (r.jobs.length === 0) lines.push('(no jobs: add a file to the jobs/ folder)');
   const withAlerts = r.jobs.filter((j) => j.alerts.length > 0);
   if (withAlerts.length) {
     lines.push('', 'Open alerts (nightshift alerts for details):');
-    for (const j of withAlerts) for (const a of j.alerts) lines.push(`  #${a.id} ${j.name} ${a.kind}: ${oneLine(a.message)}`);
+    for (const j of withAlerts)
+      for (const a of j.alerts) lines.push(`  ${refOf('alert', a.id)} ${j.name} ${a.kind}: ${oneLine(a.message)}`);
   }
   const why = r.jobs.filter((j) => j.health === 'failing' && j.alerts.length === 0 && j.lastRun?.reason);
   if (why.length) {
@@ -301,20 +302,20 @@ export function renderStatus(r: StatusReport): string {
 
 export function renderRuns(rows: RunRow[], tzOf: (job: string) => string): string {
   if (rows.length === 0) return 'No runs recorded yet.';
-  const lines = [`${pad('RUN', 8)}${pad('JOB', 22)}${pad('TRIGGER', 10)}${pad('STARTED', 27)}${pad('TOOK', 9)}${pad('OUTCOME', 18)}WHY`];
+  const lines = [`${pad('RUN', 8)}${pad('JOB', 22)}${pad('TRIGGER', 10)}${pad('STARTED', 28)}${pad('TOOK', 9)}${pad('OUTCOME', 18)}WHY`];
   for (const r of rows) {
     const at = r.started_at ?? r.created_at;
     lines.push(
-      `${pad(`#${r.id}`, 8)}${pad(r.job, 22)}${pad(r.trigger, 10)}${pad(formatInstant(at, tzOf(r.job)), 27)}${pad(r.duration_ms != null ? formatDuration(r.duration_ms) : '—', 9)}${pad(r.outcome ?? 'running', 18)}${oneLine(r.reason ?? '')}`,
+      `${pad(`#${r.id}`, 8)}${pad(r.job, 22)}${pad(r.trigger, 10)}${pad(readableTime(at, tzOf(r.job), true), 28)}${pad(r.duration_ms != null ? formatDuration(r.duration_ms) : '—', 9)}${pad(r.outcome ?? 'running', 18)}${oneLine(r.reason ?? '')}`,
     );
   }
   return lines.join('\n');
 }
 
-export function renderAlerts(rows: AlertRow[], now: number): string {
+export function renderAlerts(rows: AlertRow[], now: number, tzOf: (job: string) => string): string {
   if (rows.length === 0) return 'No alerts.';
   const lines = [
-    `${pad('ALERT', 8)}${pad('JOB', 22)}${pad('KIND', 8)}${pad('COUNT', 7)}${pad('OPENED', 14)}${pad('STATE', 26)}WHAT HAPPENED`,
+    `${pad('ALERT', 8)}${pad('JOB', 22)}${pad('KIND', 8)}${pad('COUNT', 7)}${pad('OPENED', 24)}${pad('STATE', 26)}WHAT HAPPENED`,
   ];
   for (const a of rows) {
     const state = a.resolved_at
@@ -323,7 +324,7 @@ export function renderAlerts(rows: AlertRow[], now: number): string {
         ? `open, blocked by ${a.folded_under.split(':')[0]}`
         : 'OPEN';
     lines.push(
-      `${pad(`#${a.id}`, 8)}${pad(a.job, 22)}${pad(a.kind, 8)}${pad(String(a.count), 7)}${pad(ago(now - a.opened_at), 14)}${pad(state, 26)}${oneLine(a.message)}`,
+      `${pad(refOf('alert', a.id), 8)}${pad(a.job, 22)}${pad(a.kind, 8)}${pad(String(a.count), 7)}${pad(readableTime(a.opened_at, tzOf(a.job)), 24)}${pad(state, 26)}${oneLine(a.message)}`,
     );
   }
   return lines.join('\n');

@@ -5,7 +5,7 @@
 import { formatDuration } from '../config/duration.js';
 import type { Job } from '../config/home.js';
 import type { Logger } from '../log.js';
-import { nextAfter } from '../schedule/instants.js';
+import { nextAfter, readableTime } from '../schedule/instants.js';
 import type { AlertRow, RunRow, Store } from '../store/store.js';
 import { ALERTING_OUTCOMES, isHealTrigger, type AlertKind } from '../model.js';
 import { DeadlineTimer, type ClockJump } from '../schedule/timer.js';
@@ -303,8 +303,8 @@ export class Watchdog {
         this.raise(
           job,
           'missed',
-          `no success by ${new Date(expected).toISOString()} + grace ${formatDuration(graceOf(job))}` +
-            (lastOk ? ` (last success ${new Date(lastOk).toISOString()})` : ' (no success recorded yet)'),
+          `no success by ${readableTime(expected, job.timezone, true)} + grace ${formatDuration(graceOf(job))}` +
+            (lastOk ? ` (last success ${readableTime(lastOk, job.timezone, true)})` : ' (no success recorded yet)'),
           {},
         );
       }

@@ -81,9 +81,9 @@ describe('the example home (npm start)', () => {
     );
     expect(waiting.autonomy).toBe('gated');
     const status = await ns('status');
-    expect(status.stdout).toContain(`nightshift approve ${waiting.id}`);
+    expect(status.stdout).toContain(`nightshift approve H-${waiting.id}`);
     // approved, it is rolled back too; then the incident is blocked
-    expect((await ns('approve', String(waiting.id))).exitCode, 'approve').not.toBe(3);
+    expect((await ns('approve', `H-${waiting.id}`)).exitCode, 'approve').not.toBe(3);
     await waitFor(() => attempts('demo-sync').some((a) => a.outcome === 'blocked'), WAIT_MS, 'the incident blocked');
     expect(attempts('demo-sync').map((a) => a.outcome)).toEqual(['rolled-back', 'rolled-back', 'blocked']);
     expect(existsSync(join(home, 'work', 'sync-cache'))).toBe(false);

@@ -528,7 +528,7 @@ describe('the 24 h limit of an approval, under a moved clock (libfaketime)', () 
     step(24 * 3600 + 60);
     const late = await faked('approve', String(rb!.id));
     expect(late.exitCode).toBe(2);
-    expect(late.stderr).toContain(`heal #${rb!.id}`);
+    expect(late.stderr).toContain(`heal H-${rb!.id} expired at `);
     expect(late.stderr).toContain('expired');
     const b = attempts(d).find((x) => x.id === rb!.id)!;
     expect(b).toMatchObject({ outcome: 'expired', attempt: null });

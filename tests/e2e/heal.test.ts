@@ -256,16 +256,30 @@ describe('rollback, the ladder, approvals and the cap', () => {
     expect(query(d.state, 'SELECT rule, level FROM rule_ladder')).toEqual([{ rule: 'fix-sync', level: 'gated' }]);
 
     const status = await ns(d, 'status');
-    expect(status.stdout).toContain(`nightshift approve ${list[1]!.id}`);
+    // Heals are named H-…, alerts A-…, in every surface; the approval shows its expiry in the job's zone.
+    expect(status.stdout).toContain(`nightshift approve H-${list[1]!.id} | deny H-${list[1]!.id} (expires `);
+    expect(status.stdout).toMatch(
+      new RegExp(
+        `H-${list[1]!.id} sync: rule fix-sync wants to .* \\(expires \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d (UTC|[+-]\\d\\d:\\d\\d), in `,
+      ),
+    );
+    expect(status.stdout).toContain(`A-${list[1]!.alert_id} sync failed: `);
+    expect(status.stdout).not.toMatch(/#\d+ sync/);
     expect(status.stdout).toContain('fix-sync: now gated');
 
     // an unknown id is a usage error
     const unknown = await ns(d, 'approve', '9999');
     expect(unknown.exitCode).toBe(2);
-    expect(unknown.stderr).toContain('no heal attempt #9999');
+    expect(unknown.stderr).toContain('no heal attempt H-9999');
+    // An alert's ID is not a heal's: approving "A-n" is refused with what it is, and runs nothing.
+    const wrong = await ns(d, 'approve', `A-${list[1]!.alert_id}`);
+    expect(wrong.exitCode).toBe(2);
+    expect(wrong.stderr).toContain(`A-${list[1]!.alert_id} is an alert, not a heal attempt`);
+    expect(attempts(d)[1]!.outcome).toBe('awaiting-approval');
 
-    const ok = await ns(d, 'approve', String(list[1]!.id));
+    const ok = await ns(d, 'approve', `H-${list[1]!.id}`);
     expect(ok.exitCode).toBe(0);
+    expect(ok.stdout).toBe(`heal H-${list[1]!.id} (sync): approved: the fix runs now; see nightshift heals\n`);
     const after = await waitFor(
       () => {
         const a = attempts(d);
@@ -314,7 +328,9 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const h = home(
       { a: 'command: ["sh", "-c", "exit 1"]\n', b: 'command: ["sh", "-c", "exit 1"]\n' },
       {
-        gate: `match: { job: "*" }\nautonomy: gated\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n`,
+        // one rule per job, so heals JOB can be seen leaving the other job's rule out
+        'gate-a': `match: { job: "a" }\nautonomy: gated\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n`,
+        'gate-b': `match: { job: "b" }\nautonomy: gated\naction: { command: ["touch", "${work}/ran"], touches: ["${work}"] }\nprobe: { command: ["test", "-e", "${work}/ran"] }\n`,
       },
     );
     const d = await daemon(h);
@@ -334,19 +350,26 @@ describe('rollback, the ladder, approvals and the cap', () => {
     // A second answer says plainly that it was answered, not "it is denied, answered: denied".
     const again = await ns(d, 'deny', String(x!.id));
     expect(again.exitCode).toBe(2);
-    expect(again.stderr).toMatch(new RegExp(`heal #${x!.id} was already denied at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z; nothing more to do`));
+    expect(again.stderr).toMatch(
+      new RegExp(`heal H-${x!.id} was already denied at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d (UTC|[+-]\\d\\d:\\d\\d); nothing more to do`),
+    );
     // heals no longer shows the wait as if it went on: the autonomy step says how it ended.
     const shown = (await ns(d, 'heals', x!.job)).stdout;
     expect(shown).toMatch(/autonomy +\S+ +denied +asked a person: denied at /);
     expect(shown).not.toMatch(/waiting for nightshift approve/);
     expect(shown).not.toContain('answer: nightshift approve');
-    // heals JOB names only the attempts of that job (its rule filter is not shown by this test: both jobs share one rule)
-    expect(shown).not.toContain(`${y!.job}:`);
+    // heals JOB names only the attempts of that job and the rules that acted on it
+    expect(shown).toContain(`H-${x!.id} ${x!.job}:failed`);
+    expect(shown).not.toContain(`${y!.job}:failed`);
+    expect(shown).toContain(`gate-${x!.job}: 1 case(s)`);
+    expect(shown).not.toContain(`gate-${y!.job}`);
+    const both = (await ns(d, 'heals')).stdout;
+    expect(both).toContain(`gate-${y!.job}: 1 case(s)`);
     // make the other one expire (as 24 h passing would)
     const db = new Database(join(d.state, 'nightshift.db'));
     db.prepare('UPDATE heal_attempts SET expires_at = ? WHERE id = ?').run(Date.now() - 1000, y!.id);
     db.close();
-    const expired = await ns(d, 'approve', String(y!.id));
+    const expired = await ns(d, 'approve', `h${y!.id}`);
     expect(expired.exitCode).toBe(2);
     expect(expired.stderr).toContain('expired');
     expect(attempts(d).find((r) => r.id === y!.id)!.outcome).toBe('expired');
@@ -707,7 +730,7 @@ describe('the protected zone', () => {
     );
     await ns(d, 'run', 'victim');
     await d.waitLog(
-      (l) => typeof l.msg === 'string' && l.msg.startsWith(`not healing victim:failed: heal #${a!.id} could not be rolled back`),
+      (l) => typeof l.msg === 'string' && l.msg.startsWith(`not healing victim:failed: heal H-${a!.id} could not be rolled back`),
       WAIT_MS,
       'the incident held for a person',
     );

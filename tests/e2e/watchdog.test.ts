@@ -48,9 +48,10 @@ const nextInstant = (at: number, everyMs: number): number => (Math.floor(at / ev
  * job's consecutive instants; so this holds whenever the alert is read, however late.
  */
 function firstMissed(a: Alert, everyMs: number): number {
-  const m = /no success by (\S+) \+ grace/.exec(a.message);
+  // "2026-12-05 15:04:06 UTC" or "… +01:00": the job's zone, to the second.
+  const m = /no success by (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) (UTC|[+-]\d\d:\d\d) \+ grace/.exec(a.message);
   expect(m, a.message).not.toBeNull();
-  return Date.parse(m![1]!) - (a.count - 1) * everyMs;
+  return Date.parse(`${m![1]}T${m![2]}${m![3] === 'UTC' ? 'Z' : m![3]}`) - (a.count - 1) * everyMs;
 }
 /** The time of a daemon log line (pino's isoTime, as the daemon recorded it). */
 const logTime = (l: Record<string, unknown>): number => Date.parse(l.time as string);

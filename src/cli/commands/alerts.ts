@@ -1,7 +1,9 @@
 // `nightshift alerts`: open alerts (or --all), with what happened in plain words
 import { renderAlerts } from '../../report/status.js';
 import { wallNow } from '../../clock.js';
-import { EXIT, UsageError, type Command, json, openStore, positiveInt } from '../context.js';
+import { existsSync } from 'node:fs';
+import { loadHome } from '../../config/home.js';
+import { EXIT, UsageError, type Command, json, openStore, positiveInt, zoneOf } from '../context.js';
 
 export const alertsCommand: Command = {
   summary: 'open alerts (or --all), with what happened in plain words',
@@ -16,7 +18,13 @@ export const alertsCommand: Command = {
     const open = store ? store.alerts.open().length : 0;
     store?.close();
     ctx.io.out(
-      ctx.values.json ? json(rows) : rows.length ? renderAlerts(rows, wallNow()) : ctx.values.all ? 'No alerts yet.' : 'No open alerts.',
+      ctx.values.json
+        ? json(rows)
+        : rows.length
+          ? renderAlerts(rows, wallNow(), zoneOf(existsSync(ctx.paths.home) ? loadHome(ctx.paths) : null))
+          : ctx.values.all
+            ? 'No alerts yet.'
+            : 'No open alerts.',
     );
     return open > 0 ? EXIT.unhealthy : EXIT.ok;
   },

@@ -3,8 +3,10 @@ import { type Command, answerHeal } from '../context.js';
 
 export const denyCommand: Command = {
   summary: 'refuse a gated heal (nothing runs; the alert stays open)',
-  usage: 'nightshift [--home DIR] deny ID [--json]',
-  help: 'Needs the daemon. An ID that does not exist, was answered already or has expired exits 2.',
+  usage: 'nightshift [--home DIR] deny HEAL-ID [--json]',
+  help:
+    "HEAL-ID is the heal attempt's ID as status and heals show it (H-4). Needs the daemon.\n" +
+    'An ID that does not exist, was answered already or has expired exits 2.',
   options: { json: { type: 'boolean' } },
   run: async (ctx) => answerHeal(ctx, 'deny'),
 };

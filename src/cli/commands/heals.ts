@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { loadHome, type LoadedRule } from '../../config/home.js';
 import { demotionLines, hasHeals, healViews, renderHeals, ruleEvidence } from '../../report/healview.js';
 import { wallNow } from '../../clock.js';
-import { EXIT, type Command, json, openStore, positiveInt, jobName } from '../context.js';
+import { EXIT, type Command, json, openStore, positiveInt, jobName, zoneOf } from '../context.js';
 
 export const healsCommand: Command = {
   summary: 'heal attempts, newest first, with every step, its timing and outcome',
@@ -26,8 +26,9 @@ export const healsCommand: Command = {
       const waiting = store && hasHeals(store) ? store.heals.pendingApprovals().length : 0;
       if (ctx.values.json) ctx.io.out(json({ attempts: rows, rules: evidence }));
       else {
-        ctx.io.out(renderHeals(rows, wallNow()));
-        const rules = existsSync(ctx.paths.home) ? loadHome(ctx.paths).rules : new Map<string, LoadedRule>();
+        const home = existsSync(ctx.paths.home) ? loadHome(ctx.paths) : null;
+        ctx.io.out(renderHeals(rows, wallNow(), zoneOf(home)));
+        const rules = home?.rules ?? new Map<string, LoadedRule>();
         const demoted = store
           ? demotionLines(store, (rule) => (name === undefined || ofJob.has(rule) ? rules.get(rule)?.hash : undefined))
           : [];

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { loadHome } from '../../config/home.js';
 import { renderRuns } from '../../report/status.js';
-import { EXIT, type Command, json, openStore, positiveInt, jobName } from '../context.js';
+import { EXIT, type Command, json, openStore, positiveInt, jobName, zoneOf } from '../context.js';
 
 export const historyCommand: Command = {
   summary: 'recent runs, newest first',
@@ -18,7 +18,7 @@ export const historyCommand: Command = {
     if (ctx.values.json) ctx.io.out(json(rows));
     else {
       const home = existsSync(ctx.paths.home) ? loadHome(ctx.paths) : null;
-      ctx.io.out(renderRuns(rows, (j) => home?.jobs.get(j)?.timezone ?? 'UTC'));
+      ctx.io.out(renderRuns(rows, zoneOf(home)));
     }
     return EXIT.ok;
   },

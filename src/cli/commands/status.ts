@@ -2,7 +2,7 @@
 import { buildStatus, renderStatus } from '../../report/status.js';
 import { hasHeals, healStatusLines } from '../../report/healview.js';
 import { wallNow } from '../../clock.js';
-import { EXIT, type Command, json, loadHomeAsRun, openStore, liveInfo, killOf } from '../context.js';
+import { EXIT, type Command, json, loadHomeAsRun, openStore, liveInfo, killOf, zoneOf } from '../context.js';
 
 export const statusCommand: Command = {
   summary: 'one line per job: state, last run, next run, last success; problems',
@@ -21,7 +21,7 @@ export const statusCommand: Command = {
       const demotedRules = store && hasHeals(store) ? store.ladder.all().filter((l) => ruleHash(l.rule) === l.rule_hash) : [];
       if (ctx.values.json) ctx.io.out(json({ ...report, approvals, demotedRules }));
       else {
-        const extra = store ? healStatusLines(store, now, ruleHash) : [];
+        const extra = store ? healStatusLines(store, now, ruleHash, zoneOf(home)) : [];
         ctx.io.out([renderStatus(report), ...(extra.length ? ['', ...extra] : [])].join('\n'));
       }
       return report.healthy ? EXIT.ok : EXIT.unhealthy;

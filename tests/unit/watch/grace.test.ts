@@ -41,31 +41,36 @@ function watch(j: Job): () => Array<{ kind: string; opened_at: number; message: 
 }
 
 /** Advances to 1 ms before `deadline` (nothing yet), then to it (the missed alert). */
-function expectMissedAt(alerts: ReturnType<typeof watch>, deadline: number, grace: string): void {
+function expectMissedAt(alerts: ReturnType<typeof watch>, deadline: number, grace: string, first = '2026-06-10 02:00:10 UTC'): void {
   vi.advanceTimersByTime(deadline - 1 - Date.now());
   expect(alerts()).toEqual([]);
   vi.advanceTimersByTime(1);
   const [a, ...rest] = alerts();
   expect(rest).toEqual([]);
   expect(a).toMatchObject({ kind: 'missed', opened_at: deadline });
-  expect(a!.message).toContain(`no success by ${new Date(FIRST).toISOString()} + grace ${grace}`);
+  // The instant in the job's zone, to the second, as every surface shows times.
+  expect(a!.message).toContain(`no success by ${first} + grace ${grace}`);
 }
 
 describe('the default grace of a missed deadline', () => {
   it('an external job (no command) is missed 5m after its instant', () => {
-    const j = job('ext', { every: '10s' });
+    // An every-job's times are shown in the policy's or the system's zone; pinned here so the test reads the same on any machine.
+    const j = { ...job('ext', { every: '10s' }), timezone: 'Europe/Berlin' };
     expect(graceOf(j)).toBe(5 * M);
-    expectMissedAt(watch(j), FIRST + 5 * M, '5m');
+    expectMissedAt(watch(j), FIRST + 5 * M, '5m', '2026-06-10 04:00:10 +02:00');
   });
 
   it('a managed job with the defaults (timeout 1h, killGrace 10s) is missed 1h 1m 10s after its instant', () => {
-    const j = job('managed', { every: '10s', command: ['true'] });
+    const j = { ...job('managed', { every: '10s', command: ['true'] }), timezone: 'UTC' };
     expect(graceOf(j)).toBe(60 * M + 10_000 + M);
     expectMissedAt(watch(j), FIRST + 60 * M + 10_000 + M, '1h1m');
   });
 
   it('a managed job with retries gets time for every attempt and delay: 2 × (timeout + killGrace) + delay + 1m', () => {
-    const j = job('retried', { every: '10s', command: ['true'], timeout: '5m', killGrace: '30s', retries: { count: 1, delay: '2m' } });
+    const j = {
+      ...job('retried', { every: '10s', command: ['true'], timeout: '5m', killGrace: '30s', retries: { count: 1, delay: '2m' } }),
+      timezone: 'UTC',
+    };
     // the run (5m30s), the delay (2m), the retry (5m30s), then 1m
     const grace = 5.5 * M + 2 * M + 5.5 * M + M;
     expect(graceOf(j)).toBe(grace);
@@ -73,7 +78,7 @@ describe('the default grace of a missed deadline', () => {
   });
 
   it('an explicit heartbeat.grace replaces the default', () => {
-    const j = job('explicit', { every: '10s', command: ['true'], heartbeat: { grace: '45s' } });
+    const j = { ...job('explicit', { every: '10s', command: ['true'], heartbeat: { grace: '45s' } }), timezone: 'UTC' };
     expectMissedAt(watch(j), FIRST + 45_000, '45s');
   });
 });
