@@ -279,7 +279,7 @@ describe('rollback, the ladder, approvals and the cap', () => {
 
     const ok = await ns(d, 'approve', `H-${list[1]!.id}`);
     expect(ok.exitCode).toBe(0);
-    expect(ok.stdout).toBe(`heal H-${list[1]!.id} (sync): approved: the fix runs now; see nightshift heals\n`);
+    expect(ok.stdout).toBe(`heal H-${list[1]!.id} (sync): approved: the fix runs now; see nightshift heals`);
     const after = await waitFor(
       () => {
         const a = attempts(d);

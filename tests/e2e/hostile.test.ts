@@ -160,5 +160,6 @@ describe('hostile output', () => {
       // eslint-disable-next-line no-control-regex -- the control characters are what must not get through
       expect(out, cmd).not.toMatch(/[\u0000\u0007\u001b\u009b\u202e]/);
     }
-  });
+    // A daemon, two runs, two heals and seven commands: more than the default 30 s on a slow machine.
+  }, 120_000);
 });
