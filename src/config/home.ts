@@ -2,6 +2,7 @@
 // compiled objects — or into FILE:LINE problems — and never half of each.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { nameProblem } from '../names.js';
 import type { Schedule } from '../schedule/instants.js';
@@ -203,6 +204,29 @@ export function loadRuleFile(file: string): FileResult<LoadedRule> {
 
 export const DEFAULT_POLICY: Policy = PolicySchema.parse({});
 
+/** The digest's sender when digest.from is not set. */
+export function defaultSender(): string {
+  return `nightshift@${hostname()}`;
+}
+
+/**
+ * Valid, but a sure way to lose the digest: without digest.from the mail comes from
+ * nightshift@<this host's name>, a domain most mail servers refuse or file as spam. A warning,
+ * not a problem: a policy that was valid stays valid.
+ */
+export function policyWarnings(file: string, policy: Policy, text: string): SpecProblem[] {
+  const { digest } = policy;
+  if (digest.from !== undefined || (!digest.smtp && !digest.sendmail)) return [];
+  return [
+    {
+      file,
+      line: lineOfPath(text, ['digest']),
+      field: 'digest.from',
+      message: `not set, so the digest is sent from ${defaultSender()}, which most mail servers refuse or file as spam; set digest.from in policy.yaml to an address your mail server accepts for this machine (e.g. from: "nightshift@your-domain.example")`,
+    },
+  ];
+}
+
 /** A missing policy file means defaults; an unreadable or invalid one is a problem (and fails closed for actions). */
 export function loadPolicyFile(file: string): FileResult<Policy> & { missing?: boolean } {
   if (!existsSync(file)) return { ok: true, value: DEFAULT_POLICY, text: '', missing: true };
@@ -304,6 +328,7 @@ export function loadHome(paths: HomePaths): LoadedHome {
   const pol = loadPolicyFile(paths.policyFile);
   const policy = pol.ok ? pol.value : DEFAULT_POLICY;
   if (!pol.ok) problems.push(...pol.problems);
+  else if (!pol.missing) warnings.push(...policyWarnings(paths.policyFile, pol.value, pol.text));
   if (!existsSync(paths.jobsDir))
     warnings.push({ file: paths.jobsDir, line: 1, field: '', message: 'the jobs folder does not exist; no jobs loaded' });
 

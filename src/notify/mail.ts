@@ -1,10 +1,10 @@
 // E-mails the digest. Never throws and never hangs: every way of failing comes back as one
 // sentence that names the server and says what the operator can do about it.
-import { hostname } from 'node:os';
 import { formatDuration } from '../config/duration.js';
 import type { Leash } from '../run/launch.js';
 import { describeResult, runBounded } from './pager.js';
 import type { Policy } from '../config/schema.js';
+import { defaultSender } from '../config/home.js';
 import { errorCode, errorMessage } from '../errors.js';
 
 export type DigestMailConfig = Policy['digest'];
@@ -39,7 +39,7 @@ export function mailVia(cfg: DigestMailConfig): string {
 }
 
 export function senderOf(cfg: DigestMailConfig): string {
-  return cfg.from ?? `nightshift@${hostname()}`;
+  return cfg.from ?? defaultSender();
 }
 
 export async function sendDigestMail(cfg: DigestMailConfig, content: MailContent, opts: MailOptions): Promise<MailResult> {

@@ -9,10 +9,10 @@ import { lastGoodSentence } from './status.js';
 import type { KillState } from '../control/killswitch.js';
 import type { Containment } from '../run/launch.js';
 import { byName } from '../names.js';
-import { formatInstant, nextAfter, type Schedule } from '../schedule/instants.js';
+import { formatInstant, nextAfter, readableTime, type Schedule } from '../schedule/instants.js';
 import type { Policy } from '../config/schema.js';
 import type { AlertRow, DigestRow, EventRow, JobStateRow, PageRow, RunRow, Store } from '../store/store.js';
-import { FAILED_OUTCOMES } from '../model.js';
+import { FAILED_OUTCOMES, refOf, type AlertKind } from '../model.js';
 import { oneLine } from '../text.js';
 import { systemTimeZone } from '../schedule/timezone.js';
 
@@ -23,9 +23,7 @@ const LIST_CAP = 50;
 /** More scheduled instants than this in 24 h is "every few seconds": counting further tells nobody anything. */
 const NEXT_RUNS_CAP = 2000;
 
-/** Run outcomes that mean "this job did not do its work" (the same set `status` calls failing). */
-
-/** A heal attempt's outcome, as the heal loop will hand it over (empty until it exists). */
+/** A heal attempt's outcome, as the heal loop hands it over (healview.healLines). */
 export interface HealLine {
   at: number;
   job: string;
@@ -33,11 +31,14 @@ export interface HealLine {
   /** A heal outcome (docs/concepts.md), e.g. fixed-verified, rolled-back, blocked, awaiting-approval. */
   outcome: string;
   detail?: string | null;
+  /** The attempt (named H-4); absent for lines that are not one attempt, such as a demotion. */
+  id?: number;
+  /**
+   * The alert the attempt was for. A heal waits for a person only while that alert is open: a
+   * proposal for an alert that recovered on its own asks nobody anything.
+   */
+  alert?: number;
 }
-
-/** Heal outcomes that leave the decision with a person. */
-const HEAL_NEEDS_APPROVAL = new Set(['awaiting-approval']);
-const HEAL_BLOCKED = new Set(['blocked', 'needs-human', 'refused', 'rollback-failed']);
 
 export interface DigestWindow {
   from: number;
@@ -58,6 +59,8 @@ export interface DigestFacts {
   deadmanPings: EventRow[];
   pages: PageRow[];
   unsentDigests: DigestRow[];
+  /** Each job's last finished run, whenever it was (the jobs table). */
+  lastRuns: Map<string, RunRow>;
 }
 
 /** Reads the rows of a digest's window (and what is open now) from the store. */
@@ -71,6 +74,7 @@ export function digestFacts(store: Store, window: DigestWindow): DigestFacts {
     deadmanPings: store.journal.between(window.from, window.to, 'deadman'),
     pages: store.pages.between(window.from, window.to),
     unsentDigests: store.digests.unsent(),
+    lastRuns: store.runs.lastFinishedOfEach(),
   };
 }
 
@@ -100,7 +104,7 @@ export interface ComposedDigest {
   /** Plain text; also valid Markdown, so the same text is the .md file. */
   text: string;
   html: string;
-  /** Jobs with an open, unfolded alert. */
+  /** Things that wait for a person (the items of "Needs you"; the verdict counts the same). */
   needsYou: number;
 }
 
@@ -167,9 +171,9 @@ function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
+/** The same reading of a time as every other surface: "2026-12-04 23:41 +01:00". */
 function when(ms: number, tz: string): string {
-  const s = formatInstant(ms, tz);
-  return `${s.slice(0, 10)} ${s.slice(11, 16)}`;
+  return readableTime(ms, tz);
 }
 
 function hours(ms: number): string {
@@ -179,6 +183,162 @@ function hours(ms: number): string {
 
 function quote(text: string): string {
   return `"${oneLine(text)}"`;
+}
+
+type Time = (ms: number) => string;
+
+/** What an open alert of each kind says about its job, in the table and the list. */
+const ALERT_STATE: Record<AlertKind, string> = { failed: 'failing', missed: 'late', hung: 'hung', wrong: 'wrong result' };
+function alertState(kind: string): string {
+  return ALERT_STATE[kind as AlertKind] ?? kind;
+}
+
+/** A run's outcome in a table cell. */
+const RUN_SHORT: Record<string, string> = {
+  timeout: 'timed out',
+  wrong: 'wrong result',
+  killed: 'stopped',
+  'skipped-precheck': 'skipped, nothing to do',
+  'skipped-overlap': 'skipped, still busy',
+  'skipped-paused': 'skipped, paused',
+  'skipped-halted': 'skipped, kill switch on',
+};
+function runShort(outcome: string): string {
+  return RUN_SHORT[outcome] ?? outcome;
+}
+
+/** How an alert closed: [one alert, several]. */
+const RESOLUTION_WORDS: Record<string, [string, string]> = {
+  'self-recovered': ['recovered on its own', 'recovered on their own'],
+  'fixed-verified': ['fixed by a heal', 'fixed by heals'],
+  'job-removed': ['its job was removed', 'their jobs were removed'],
+};
+function resolutionWords(resolution: string | null, n = 1): string {
+  const w = RESOLUTION_WORDS[resolution ?? ''];
+  return w ? w[n === 1 ? 0 : 1] : (resolution ?? 'closed');
+}
+
+// ---- the summary: what needs you, computed once ----
+
+/** One thing a person has to act on: a job with an open alert, or a spec file with errors. */
+export interface NeedItem {
+  kind: 'job' | 'file';
+  /** The job or the file. */
+  name: string;
+  /** The first line says what it is; the rest are details under it. */
+  lines: Line[];
+}
+
+export type JobHealth = 'ok' | 'failing' | 'waiting' | 'paused' | 'disabled';
+
+export interface JobRow {
+  name: string;
+  health: JobHealth;
+  /** The state in words, e.g. "failing", "paused", "waiting for db-backup". */
+  state: string;
+  lastRun: { at: number; outcome: string } | null;
+  nextRun: number | null;
+}
+
+/**
+ * Everything the verdict and the sections agree on. The verdict, "Needs you" and the jobs table
+ * are all read from this one value, so the headline cannot say "healthy" over a list of things
+ * that wait for a person.
+ */
+export interface DigestSummary {
+  needs: NeedItem[];
+  jobs: JobRow[];
+  /** Heal lines that are not part of a "needs you" item: what the heal loop did on its own. */
+  otherHeals: HealLine[];
+}
+
+/** Heal outcomes whose next step is a person's, while the alert they are for is still open. */
+const HEAL_WAITS = new Set(['awaiting-approval', 'blocked', 'needs-human', 'refused', 'rollback-failed', 'proposed']);
+
+export function summarize(input: DigestInput): DigestSummary {
+  const { facts, jobs, now } = input;
+  const tz = digestZone(input.policy);
+  const t: Time = (ms) => when(ms, tz);
+  const heals = input.heals ?? [];
+  const open = facts.openAlerts;
+  const openJobs = new Set(open.filter((a) => a.folded_under === null).map((a) => a.job));
+  const depOf = (a: AlertRow): string => a.folded_under!.split(':')[0]!;
+  // An alert needs a person unless it is folded under a dependency that has an open alert itself
+  // (that one is healed first); folded under one that recovered, it is on its own again.
+  const needing = open.filter((a) => a.folded_under === null || !openJobs.has(depOf(a)));
+  const needingIds = new Set(needing.map((a) => a.id));
+  const needJobs = new Set(needing.map((a) => a.job));
+  // A heal belongs to an item while its alert is open; without an alert id, to its job's item.
+  const attached = (h: HealLine): boolean => (h.alert !== undefined ? needingIds.has(h.alert) : needJobs.has(h.job));
+
+  const needs: NeedItem[] = [];
+  for (const job of [...needJobs].sort(byName)) {
+    const mine = needing.filter((a) => a.job === job);
+    const [first, ...more] = mine;
+    const lines: Line[] = [{ text: `${job}: ${alertLine(first!, t)}`, depth: 0 }];
+    for (const a of more) lines.push({ text: `also ${alertLine(a, t)}`, depth: 1 });
+    for (const a of mine) {
+      if (a.folded_under !== null) lines.push({ text: `it was held up by ${depOf(a)}, which has no open alert now`, depth: 1 });
+    }
+    const heldUp = open.filter((a) => a.folded_under !== null && depOf(a) === job && openJobs.has(job));
+    for (const f of heldUp) lines.push({ text: `held up by ${job}: ${f.job}: ${alertLine(f, t)}`, depth: 1 });
+    for (const h of heals.filter((x) => x.job === job && attached(x))) lines.push({ text: healSentence(h, t), depth: 1 });
+    needs.push({ kind: 'job', name: job, lines });
+  }
+  const config = input.config ?? { problems: [], lastGood: [] };
+  const byFile = new Map<string, SpecProblem[]>();
+  for (const p of config.problems) byFile.set(p.file, [...(byFile.get(p.file) ?? []), p]);
+  for (const [file, problems] of byFile) {
+    const lines: Line[] = [{ text: `${oneLine(file, 1000)} has errors; fix it, then check it with: nightshift validate`, depth: 0 }];
+    for (const p of problems) lines.push({ text: formatProblem(p), depth: 1 });
+    const g = config.lastGood.find((x) => x.file === file);
+    if (g) lines.push({ text: `${lastGoodSentence(g.job, g.file, g.savedAt, jobs.get(g.job)?.timezone ?? tz)}.`, depth: 1 });
+    needs.push({ kind: 'file', name: file, lines });
+  }
+
+  const rows: JobRow[] = [];
+  for (const job of [...jobs.values()].sort((a, b) => byName(a.name, b.name))) {
+    const st = facts.jobStates.get(job.name);
+    const last = facts.lastRuns.get(job.name);
+    const folded = open.find((a) => a.job === job.name && a.folded_under !== null && openJobs.has(depOf(a)));
+    const alert = needing.find((a) => a.job === job.name);
+    let health: JobHealth;
+    let state: string;
+    if (!job.spec.enabled) [health, state] = ['disabled', 'turned off in its file'];
+    else if (st?.paused === 1) [health, state] = ['paused', 'paused'];
+    else if (alert) [health, state] = ['failing', alertState(alert.kind)];
+    else if (folded) [health, state] = ['waiting', `waiting for ${depOf(folded)}`];
+    else [health, state] = ['ok', 'ok'];
+    const next = job.spec.enabled && st?.paused !== 1 && job.schedule ? nextAfter(job.schedule, now) : null;
+    rows.push({
+      name: job.name,
+      health,
+      state,
+      lastRun: last ? { at: last.ended_at ?? last.created_at, outcome: runShort(last.outcome ?? 'running') } : null,
+      nextRun: next,
+    });
+  }
+  return { needs, jobs: rows, otherHeals: heals.filter((h) => !attached(h)) };
+}
+
+/** The headline, from the summary alone: "1 job needs you", or "Nothing needs you: …". */
+export function verdictOf(summary: DigestSummary, kill: KillState, contained?: Containment): string {
+  const jobsN = summary.needs.filter((n) => n.kind === 'job').length;
+  const filesN = summary.needs.length - jobsN;
+  const total = summary.jobs.length;
+  let v: string;
+  if (summary.needs.length > 0) {
+    const what = [jobsN ? plural(jobsN, 'job') : '', filesN ? `${plural(filesN, 'spec file')} with errors` : ''].filter(Boolean);
+    v = `${what.join(' and ')} ${summary.needs.length === 1 ? 'needs' : 'need'} you`;
+  } else if (total === 0) v = 'Nothing needs you: no jobs configured';
+  else v = total === 1 ? 'Nothing needs you: the 1 job is healthy' : `Nothing needs you: all ${total} jobs healthy`;
+  // Healthy jobs with every autonomous action stopped is not an all-clear.
+  if (kill.switchOn) v += '; kill switch is ON';
+  // Halted without the switch: the policy file is invalid (its sentence is in the kill-switch section).
+  else if (kill.halted) v += '; autonomous actions are stopped';
+  // Healthy jobs with no fix able to run is not an all-clear either.
+  if (contained && !contained.ok) v += '; no fix can run (no sandbox)';
+  return v;
 }
 
 // ---- the model both renderings come from ----
@@ -204,139 +364,97 @@ class SectionBuilder {
     for (const item of items.slice(0, LIST_CAP)) this.add(item, depth);
     if (items.length > LIST_CAP) this.add(`… and ${items.length - LIST_CAP} more`, depth);
   }
-  build(): Section {
-    return { title: this.title, lines: this.lines.length ? this.lines : [{ text: 'nothing', depth: 0 }] };
+  /** A section with nothing to say is left out: an empty heading every day teaches skipping them. */
+  build(): Section[] {
+    return this.lines.length ? [{ title: this.title, lines: this.lines }] : [];
   }
-}
-
-export function verdictFor(totalJobs: number, needsYou: number, kill: KillState): string {
-  let v: string;
-  if (needsYou > 0) v = `${plural(needsYou, 'job')} ${needsYou === 1 ? 'needs' : 'need'} you`;
-  else if (totalJobs === 0) v = 'No jobs configured';
-  else if (totalJobs === 1) v = 'The 1 job is healthy';
-  else v = `All ${totalJobs} jobs healthy`;
-  // Healthy jobs with every autonomous action stopped is not an all-clear.
-  if (kill.switchOn) return `${v}; kill switch is ON`;
-  // Halted without the switch: the policy file is invalid (its sentence is in the kill-switch section).
-  return kill.halted ? `${v}; autonomous actions are stopped` : v;
 }
 
 export function composeDigest(input: DigestInput): ComposedDigest {
   const { facts, jobs, policy, kill, date, window, now } = input;
-  const heals = input.heals ?? [];
   const tz = digestZone(policy);
-  const t = (ms: number): string => when(ms, tz);
+  const t: Time = (ms) => when(ms, tz);
+  const summary = summarize(input);
+  const verdict = verdictOf(summary, kill, input.containment);
 
-  const open = facts.openAlerts;
-  const unfolded = open.filter((a) => a.folded_under === null);
-  // A job whose alert is folded under a dependency that no longer has an open alert needs you too.
-  const blockingJobs = new Set(unfolded.map((a) => a.job));
-  const orphaned = open.filter((a) => a.folded_under !== null && !blockingJobs.has(a.folded_under.split(':')[0]!));
-  const needsYou = new Set([...unfolded, ...orphaned].map((a) => a.job)).size;
-  const contained = input.containment;
-  // Healthy jobs with no fix able to run is not an all-clear either.
-  const config = input.config ?? { problems: [], lastGood: [] };
-  const badFiles = new Set(config.problems.map((p) => p.file)).size;
-  const verdict =
-    verdictFor(jobs.size, needsYou, kill) +
-    (badFiles ? `; ${plural(badFiles, 'spec file')} with errors` : '') +
-    (contained && !contained.ok ? '; no fix can run (no sandbox)' : '');
-
-  const runs = facts.runs;
+  const happened: Section[] = [
+    ...healSection(summary.otherHeals, t),
+    ...runsSection(facts.runs, t),
+    ...alertsSection(facts.windowAlerts, window, t),
+    ...pausedSection(facts.jobStates, jobs, t),
+    ...killSection(facts.killFlips, kill, t, input.containment),
+    ...watcherSection(facts, policy, t),
+    ...unsentSection(facts.unsentDigests, date, t),
+  ];
   const sections: Section[] = [
-    needsYouSection(open, unfolded, heals, t),
-    ...configSection(config, jobs, tz),
-    healSection(heals, t),
-    runsSection(runs, t),
-    precheckSection(runs),
-    pausedSection(facts.jobStates, jobs, t),
-    alertsSection(facts.windowAlerts, window, t),
-    killSection(facts.killFlips, kill, t, contained),
-    watcherSection(facts, policy, t),
-    unsentSection(facts.unsentDigests, date, t),
-    nextSection(facts.jobStates, jobs, now, t),
+    ...needsSection(summary),
+    ...(happened.length ? happened : [{ title: '', lines: [{ text: 'Nothing else happened.', depth: 0 as const }] }]),
+    ...jobsSection(summary.jobs, facts.jobStates, jobs, now, t),
   ];
   const intro = `nightshift digest for ${date}, covering ${t(window.from)} to ${t(window.to)} (${hours(window.to - window.from)}; times in ${tz}).`;
-  return { verdict, needsYou, text: renderText(verdict, intro, sections), html: renderHtml(verdict, intro, sections) };
+  return {
+    verdict,
+    needsYou: summary.needs.length,
+    text: renderText(verdict, intro, sections),
+    html: renderHtml(verdict, intro, sections, summary.jobs, t),
+  };
 }
 
-/** Only when a file is invalid: an empty section would be noise every day. */
-function configSection(config: ConfigState, jobs: Map<string, Job>, tz: string): Section[] {
-  if (config.problems.length === 0) return [];
-  const s = new SectionBuilder('Spec files with errors');
-  const byFile = new Map<string, SpecProblem[]>();
-  for (const p of config.problems) byFile.set(p.file, [...(byFile.get(p.file) ?? []), p]);
-  for (const [file, problems] of byFile) {
-    for (const p of problems) s.add(formatProblem(p));
-    const g = config.lastGood.find((x) => x.file === file);
-    if (g) s.add(`${lastGoodSentence(g.job, g.file, g.savedAt, jobs.get(g.job)?.timezone ?? tz)}.`, 1);
-  }
-  return [s.build()];
-}
+export const NEEDS_YOU_TITLE = 'Needs you';
 
-function alertLine(a: AlertRow, t: (ms: number) => string): string {
-  const times = a.count === 1 ? 'once' : `${a.count} times, last ${t(a.last_seen_at)}`;
-  return `${a.job}: ${a.kind} since ${t(a.opened_at)} (${times}): ${quote(a.message)}`;
-}
-
-function needsYouSection(open: AlertRow[], unfolded: AlertRow[], heals: HealLine[], t: (ms: number) => string): Section {
-  const s = new SectionBuilder('Needs you');
-  const folded = new Map<string, AlertRow[]>();
-  for (const a of open) {
-    if (a.folded_under === null) continue;
-    // folded_under is the dependency's fingerprint (JOB:KIND); group by the job.
-    const dep = a.folded_under.split(':')[0]!;
-    const list = folded.get(dep) ?? [];
-    list.push(a);
-    folded.set(dep, list);
-  }
-  const shownUnder = new Set<string>();
-  if (open.length === 0) s.add('no open alerts');
-  for (const a of unfolded.slice(0, LIST_CAP)) {
-    s.add(alertLine(a, t));
-    if (shownUnder.has(a.job)) continue;
-    shownUnder.add(a.job);
-    for (const f of folded.get(a.job) ?? []) s.add(`blocked by ${a.job}: ${alertLine(f, t)}`, 1);
-  }
-  if (unfolded.length > LIST_CAP) s.add(`… and ${unfolded.length - LIST_CAP} more open alerts`);
-  // Folded under a dependency that has no open alert of its own (it recovered first).
-  for (const [dep, list] of folded) {
-    if (shownUnder.has(dep)) continue;
-    s.add(`blocked by ${dep} (which has no open alert now):`);
-    for (const f of list) s.add(alertLine(f, t), 1);
-  }
-  const approvals = heals.filter((h) => HEAL_NEEDS_APPROVAL.has(h.outcome));
-  const blocked = heals.filter((h) => HEAL_BLOCKED.has(h.outcome));
-  s.add(`waiting for your approval: ${approvals.length ? approvals.length : 'none'}`);
-  s.addList(
-    approvals.map((h) => healLine(h, t)),
-    1,
-  );
-  s.add(`heals blocked, waiting for a person: ${blocked.length ? blocked.length : 'none'}`);
-  s.addList(
-    blocked.map((h) => healLine(h, t)),
-    1,
-  );
+/** One top-level line per item: the verdict's count is the number of these lines. */
+function needsSection(summary: DigestSummary): Section[] {
+  const s = new SectionBuilder(NEEDS_YOU_TITLE);
+  // Not capped: each item is counted in the verdict, and the verdict must be countable here.
+  for (const item of summary.needs) for (const l of item.lines) s.add(l.text, l.depth);
   return s.build();
 }
 
-function healLine(h: HealLine, t: (ms: number) => string): string {
-  const rule = h.rule ? ` by rule ${h.rule}` : '';
-  const detail = h.detail ? `: ${quote(h.detail)}` : '';
-  return `${t(h.at)} ${h.job}${rule}: ${h.outcome}${detail}`;
+function alertLine(a: AlertRow, t: Time): string {
+  const times = a.count === 1 ? '' : `, ${a.count} times, last ${t(a.last_seen_at)}`;
+  return `${alertState(a.kind)} since ${t(a.opened_at)} (${refOf('alert', a.id)}${times}): ${quote(a.message)}`;
 }
 
-function healSection(heals: HealLine[], t: (ms: number) => string): Section {
-  const s = new SectionBuilder('Fixed and rolled back');
-  const done = heals.filter((h) => !HEAL_NEEDS_APPROVAL.has(h.outcome) && !HEAL_BLOCKED.has(h.outcome));
-  if (done.length) {
-    const byOutcome = countBy(done.map((h) => h.outcome));
-    s.add(`${plural(done.length, 'heal attempt')}: ${[...byOutcome].map(([o, n]) => `${n} ${o}`).join(', ')}`);
-    s.addList(
-      done.map((h) => healLine(h, t)),
-      1,
-    );
-  }
+/** What a heal attempt did, as a sentence; its ID and time so that `nightshift heals` finds it. */
+function healSentence(h: HealLine, t: Time): string {
+  const rule = h.rule ? `rule ${h.rule}` : 'a rule';
+  const ref = h.id !== undefined ? `${refOf('heal', h.id)}, ` : '';
+  const detail = h.detail ? `: ${quote(h.detail)}` : '';
+  const demoted = /^demoted to (\w+)$/.exec(h.outcome);
+  if (demoted) return `rule ${h.rule ?? '?'} was demoted to ${demoted[1]} after a fix was undone (${t(h.at)})${detail}`;
+  const approve =
+    h.id !== undefined
+      ? `answer with: nightshift approve ${refOf('heal', h.id)} or nightshift deny ${refOf('heal', h.id)}`
+      : 'see: nightshift heals';
+  const what: Record<string, string> = {
+    'fixed-verified': `fixed by ${rule}, and an independent check confirmed it`,
+    'rolled-back': `a fix by ${rule} did not pass its check and was undone`,
+    'awaiting-approval': `${rule} waits for your approval to fix it; ${approve}`,
+    blocked: `${rule} stopped after the attempts allowed; a person decides what next`,
+    'needs-human': 'no rule fits; a written proposal waits for a person (nightshift heals shows it)',
+    proposed: `${rule} proposed a fix (shadow: nothing was run)`,
+    refused: `a fix by ${rule} would have touched a protected path and was refused`,
+    'rollback-failed': `a fix by ${rule} could not be undone completely; look at it`,
+    'self-recovered': 'it recovered before a fix was needed',
+    halted: 'nothing was tried: autonomous actions were stopped',
+    uncontained: 'nothing was tried: fixes cannot be contained on this machine',
+    denied: `a fix by ${rule} was denied`,
+    expired: `nobody answered the approval request of ${rule} in time`,
+    'interrupted-rolled-back': `nightshift stopped during a fix by ${rule}; it was undone at the next start`,
+    'in-progress': `a fix by ${rule} is under way`,
+  };
+  return `${h.job}: ${what[h.outcome] ?? `${rule}: ${h.outcome}`} (${ref}${t(h.at)})${detail}`;
+}
+
+/** Heals not tied to anything open: what the heal loop did, and what it asked that is moot now. */
+function healSection(heals: HealLine[], t: Time): Section[] {
+  const s = new SectionBuilder('Heals');
+  s.addList(
+    heals.map((h) => {
+      const moot = HEAL_WAITS.has(h.outcome) && h.alert !== undefined ? '; the alert has closed since, so nothing waits' : '';
+      return `${healSentence(h, t)}${moot}`;
+    }),
+  );
   return s.build();
 }
 
@@ -346,25 +464,26 @@ function countBy(values: string[]): Map<string, number> {
   return m;
 }
 
-const OUTCOME_ORDER = [
-  'ok',
-  'failed',
-  'timeout',
-  'wrong',
-  'interrupted',
-  'killed',
-  'skipped-precheck',
-  'skipped-overlap',
-  'skipped-paused',
-  'skipped-halted',
-  'running',
+/** How a number of runs ended, as words after "N run(s)": [one, many]. In the order shown. */
+const RUN_WORDS: Array<[string, string, string]> = [
+  ['failed', 'failed', 'failed'],
+  ['timeout', 'ran past its time limit and was stopped', 'ran past their time limit and were stopped'],
+  ['wrong', 'finished but gave a wrong result', 'finished but gave a wrong result'],
+  ['interrupted', 'was cut off because nightshift stopped', 'were cut off because nightshift stopped'],
+  ['killed', 'was stopped on purpose', 'were stopped on purpose'],
+  ['skipped-precheck', 'was skipped: its pre-check found nothing to do', 'were skipped: their pre-check found nothing to do'],
+  ['skipped-overlap', 'was skipped: the run before was still going', 'were skipped: the run before was still going'],
+  ['skipped-paused', 'was skipped: its job was paused', 'were skipped: their job was paused'],
+  ['skipped-halted', 'was skipped: the kill switch was on', 'were skipped: the kill switch was on'],
+  ['running', 'is still running', 'are still running'],
 ];
 
-function outcomeWords(counts: Map<string, number>): string {
-  return [...counts]
-    .sort((a, b) => OUTCOME_ORDER.indexOf(a[0]) - OUTCOME_ORDER.indexOf(b[0]))
-    .map(([o, n]) => `${n} ${o}`)
-    .join(', ');
+/** "orders-export (2), backup (1)": the jobs a count is made of, most first. */
+function jobCounts(runs: RunRow[]): string {
+  const by = [...countBy(runs.map((r) => r.job))].sort((a, b) => b[1] - a[1] || byName(a[0], b[0]));
+  const shown = by.slice(0, LIST_CAP).map(([job, n]) => `${job} (${n})`);
+  if (by.length > LIST_CAP) shown.push(`and ${by.length - LIST_CAP} more jobs`);
+  return shown.join(', ');
 }
 
 /** Changes between ok and not-ok among consecutive finished runs; skips and running runs are neither. */
@@ -381,102 +500,75 @@ export function countFlips(runs: RunRow[]): number {
   return flips;
 }
 
-function runsSection(runs: RunRow[], t: (ms: number) => string): Section {
-  const s = new SectionBuilder('Failures and flips');
-  if (runs.length === 0) {
-    s.add('no runs in this window');
-    return s.build();
+function runsSection(runs: RunRow[], t: Time): Section[] {
+  const s = new SectionBuilder('Runs');
+  if (runs.length === 0) return [];
+  const ok = runs.filter((r) => r.outcome === 'ok').length;
+  s.add(`${plural(runs.length, 'run')} in this window; ${ok === runs.length ? 'all' : ok} went fine.`);
+  for (const [outcome, one, many] of RUN_WORDS) {
+    const these = runs.filter((r) => (r.outcome ?? 'running') === outcome);
+    if (these.length) s.add(`${plural(these.length, 'run')} ${these.length === 1 ? one : many}: ${jobCounts(these)}`);
   }
-  s.add(`${plural(runs.length, 'run')}: ${outcomeWords(countBy(runs.map((r) => r.outcome ?? 'running')))}`);
   const byJob = new Map<string, RunRow[]>();
-  for (const r of runs) {
-    const list = byJob.get(r.job);
-    if (list) list.push(r);
-    else byJob.set(r.job, [r]);
-  }
+  for (const r of runs) byJob.set(r.job, [...(byJob.get(r.job) ?? []), r]);
   const troubled: string[] = [];
-  let quiet = 0;
   for (const [job, list] of [...byJob].sort((a, b) => byName(a[0], b[0]))) {
     const bad = list.filter((r) => r.outcome !== null && FAILED_OUTCOMES.has(r.outcome));
-    const flips = countFlips(list);
-    if (bad.length === 0 && flips === 0) {
-      quiet++;
-      continue;
-    }
     const lastBad = bad[bad.length - 1];
-    const flipText = flips ? `; flipped ${plural(flips, 'time')} between ok and failing` : '';
-    const lastText = lastBad
-      ? `; last failure ${t(lastBad.ended_at ?? lastBad.created_at)}${lastBad.reason ? `: ${quote(lastBad.reason)}` : ''}`
-      : '';
-    troubled.push(
-      `${job}: ${plural(list.length, 'run')} (${outcomeWords(countBy(list.map((r) => r.outcome ?? 'running')))})${flipText}${lastText}`,
-    );
+    if (!lastBad) continue;
+    const flips = countFlips(list);
+    const flipText = flips ? `; it went from working to failing or back ${plural(flips, 'time')}` : '';
+    const reason = lastBad.reason ? `: ${quote(lastBad.reason)}` : '';
+    troubled.push(`${job}: last failure ${t(lastBad.ended_at ?? lastBad.created_at)}${reason}${flipText}`);
   }
   s.addList(troubled);
-  if (quiet) s.add(`${plural(quiet, 'other job')} ran without a failure`);
   return s.build();
 }
 
-function precheckSection(runs: RunRow[]): Section {
-  const s = new SectionBuilder('Skipped by pre-check');
-  const skipped = runs.filter((r) => r.outcome === 'skipped-precheck');
-  s.add(`${plural(skipped.length, 'run')} skipped by pre-check (LLM runs saved)`);
-  const byJob = countBy(skipped.map((r) => r.job));
-  s.addList(
-    [...byJob].sort((a, b) => byName(a[0], b[0])).map(([job, n]) => `${job}: ${n}`),
-    1,
-  );
-  return s.build();
-}
-
-function pausedSection(states: Map<string, JobStateRow>, jobs: Map<string, Job>, t: (ms: number) => string): Section {
-  const s = new SectionBuilder('Paused jobs');
+function pausedSection(states: Map<string, JobStateRow>, jobs: Map<string, Job>, t: Time): Section[] {
+  const s = new SectionBuilder('Paused and turned off');
   const items: string[] = [];
   for (const st of [...states.values()].sort((a, b) => byName(a.job, b.job))) {
     if (st.paused !== 1 || !jobs.has(st.job)) continue;
-    items.push(`${st.job}: paused${st.paused_at !== null ? ` since ${t(st.paused_at)}` : ''} (resume with: nightshift resume ${st.job})`);
+    items.push(`${st.job}: paused${st.paused_at !== null ? ` since ${t(st.paused_at)}` : ''}; resume with: nightshift resume ${st.job}`);
   }
   for (const job of [...jobs.values()].sort((a, b) => byName(a.name, b.name))) {
-    if (!job.spec.enabled) items.push(`${job.name}: disabled in its file (enabled: false)`);
+    if (!job.spec.enabled) items.push(`${job.name}: turned off in its file (enabled: false)`);
   }
-  if (items.length === 0) s.add('none');
   s.addList(items);
   return s.build();
 }
 
-function alertsSection(rows: AlertRow[], w: DigestWindow, t: (ms: number) => string): Section {
-  const s = new SectionBuilder('Alerts opened and resolved');
+function alertsSection(rows: AlertRow[], w: DigestWindow, t: Time): Section[] {
+  const s = new SectionBuilder('Alerts');
+  if (rows.length === 0) return [];
   const opened = rows.filter((a) => a.opened_at >= w.from && a.opened_at < w.to);
   const resolved = rows.filter((a) => a.resolved_at !== null && a.resolved_at >= w.from && a.resolved_at < w.to);
-  const how = countBy(resolved.map((a) => a.resolution ?? 'resolved'));
-  const howText = how.size ? ` (${[...how].map(([r, n]) => `${n} ${r}`).join(', ')})` : '';
-  s.add(`${opened.length} opened, ${resolved.length} resolved${howText}`);
+  const how = countBy(resolved.map((a) => a.resolution ?? ''));
+  const howText = how.size ? ` (${[...how].map(([r, n]) => `${n} ${resolutionWords(r || null, n)}`).join(', ')})` : '';
+  s.add(`${opened.length} opened, ${resolved.length} closed${howText}`);
   s.addList(
     rows.map((a) => {
-      const end = a.resolved_at === null ? 'still open' : `resolved ${t(a.resolved_at)} (${a.resolution ?? 'resolved'})`;
-      return `${a.job} ${a.kind}: opened ${t(a.opened_at)}, ${end}`;
+      const end = a.resolved_at === null ? 'still open' : `closed ${t(a.resolved_at)}: ${resolutionWords(a.resolution)}`;
+      return `${a.job} ${alertState(a.kind)} (${refOf('alert', a.id)}): opened ${t(a.opened_at)}, ${end}`;
     }),
     1,
   );
   return s.build();
 }
 
-function killSection(flips: EventRow[], kill: KillState, t: (ms: number) => string, contained?: Containment): Section {
+function killSection(flips: EventRow[], kill: KillState, t: Time, contained?: Containment): Section[] {
   const s = new SectionBuilder('Kill switch');
-  s.add(
-    kill.switchOn
-      ? `now ON${kill.since !== null ? ` since ${t(kill.since)}` : ''}: ${oneLine(kill.reason)}`
-      : kill.halted
-        ? `now off, but autonomous actions are stopped: ${oneLine(kill.reason)}`
-        : 'now off',
-  );
+  if (kill.switchOn) s.add(`The kill switch is ON${kill.since !== null ? ` since ${t(kill.since)}` : ''}: ${oneLine(kill.reason)}`);
+  else if (kill.halted) s.add(`The kill switch is now off, but autonomous actions are stopped: ${oneLine(kill.reason)}`);
   if (contained && !contained.ok)
     s.add(
-      `containment UNAVAILABLE: jobs run uncontained and no fix, brain or probe runs (heal outcome uncontained) — ${oneLine(contained.reason, 400)}`,
+      `Fixes cannot be contained on this machine (containment UNAVAILABLE): jobs run uncontained, and no fix, brain or probe runs — ${oneLine(contained.reason, 400)}`,
     );
-  if (flips.length === 0) s.add('not switched in this window');
-  else {
-    s.add(`switched ${plural(flips.length, 'time')} in this window:`);
+  if (flips.length) {
+    s.add(
+      `The kill switch was turned on or off ${plural(flips.length, 'time')} in this window${kill.switchOn || kill.halted ? '' : '; it is off now'}:`,
+    );
     s.addList(
       flips.map((e) => `${t(e.at)}: ${oneLine(e.message)}`),
       1,
@@ -485,27 +577,30 @@ function killSection(flips: EventRow[], kill: KillState, t: (ms: number) => stri
   return s.build();
 }
 
-function watcherSection(facts: DigestFacts, policy: Policy, t: (ms: number) => string): Section {
-  const s = new SectionBuilder('Pages and deadman');
+function watcherSection(facts: DigestFacts, policy: Policy, t: Time): Section[] {
+  const s = new SectionBuilder('Pages and the outside watcher');
   const pages = facts.pages;
-  if (pages.length === 0) s.add('nobody was paged');
-  else {
-    s.add(`${plural(pages.length, 'page')}: ${outcomeWords(countBy(pages.map((p) => p.outcome ?? 'running')))}`);
+  if (pages.length) {
+    const counts = countBy(pages.map((p) => p.outcome ?? 'still going'));
+    s.add(`${plural(pages.length, 'page')}: ${[...counts].map(([o, n]) => `${n} ${o}`).join(', ')}`);
     s.addList(
       pages.map(
         (p) =>
-          `${t(p.at)} ${oneLine(p.event, 100)} (${oneLine(p.fingerprint, 100)}): ${p.outcome ?? 'running'}${p.detail ? `: ${quote(p.detail)}` : ''}`,
+          `${t(p.at)} ${oneLine(p.event, 100)} (${oneLine(p.fingerprint, 100)}): ${p.outcome ?? 'still going'}${p.detail ? `: ${quote(p.detail)}` : ''}`,
       ),
       1,
     );
   }
+  // Only news is said: an hourly ping that worked every time is what "nothing happened" means.
   const pings = facts.deadmanPings;
   const failed = pings.filter((e) => !isOkEvent(e.data));
-  if (pings.length === 0) s.add(policy.deadman ? 'deadman: no ping in this window' : 'deadman: not configured (policy.deadman)');
-  else {
-    s.add(`deadman: ${pings.length - failed.length} ok, ${failed.length} failed`);
-    const last = failed[failed.length - 1];
-    if (last) s.add(`last failure ${t(last.at)}: ${oneLine(last.message)}`, 1);
+  if (policy.deadman && pings.length === 0) s.add('The outside watcher (policy deadman) was not pinged once in this window');
+  else if (failed.length) {
+    s.add(
+      `The outside watcher (policy deadman) was pinged ${plural(pings.length, 'time')}: ${pings.length - failed.length} ok, ${failed.length} failed`,
+    );
+    const last = failed[failed.length - 1]!;
+    s.add(`last failure ${t(last.at)}: ${oneLine(last.message)}`, 1);
   }
   return s.build();
 }
@@ -518,10 +613,9 @@ function isOkEvent(data: string | null): boolean {
   }
 }
 
-function unsentSection(unsent: DigestRow[], date: string, t: (ms: number) => string): Section {
+function unsentSection(unsent: DigestRow[], date: string, t: Time): Section[] {
   const s = new SectionBuilder('Digests not sent');
   const rows = unsent.filter((d) => d.date !== date && d.last_error !== null).reverse();
-  if (rows.length === 0) s.add('none');
   s.addList(
     rows.map((d) => {
       const next = d.next_attempt_at !== null ? `trying again ${t(d.next_attempt_at)}` : 'no more attempts';
@@ -531,32 +625,32 @@ function unsentSection(unsent: DigestRow[], date: string, t: (ms: number) => str
   return s.build();
 }
 
-function nextSection(states: Map<string, JobStateRow>, jobs: Map<string, Job>, now: number, t: (ms: number) => string): Section {
-  const s = new SectionBuilder('Next 24 hours');
+/** The jobs table as text lines, led by what the next 24 hours hold. */
+function jobsSection(rows: JobRow[], states: Map<string, JobStateRow>, jobs: Map<string, Job>, now: number, t: Time): Section[] {
+  const s = new SectionBuilder('Jobs');
+  if (rows.length === 0) return [];
   const until = now + DAY_MS;
-  const items: Array<{ name: string; count: number; first: number; capped: boolean }> = [];
-  const paused: string[] = [];
-  let idle = 0;
+  const counts = new Map<string, { count: number; capped: boolean }>();
   for (const job of jobs.values()) {
-    if (!job.managed || !job.spec.enabled || !job.schedule) continue;
-    if (states.get(job.name)?.paused === 1) {
-      paused.push(job.name);
-      continue;
-    }
+    if (!job.managed || !job.spec.enabled || !job.schedule || states.get(job.name)?.paused === 1) continue;
     const r = upcoming(job.schedule, now, until);
-    if (r.count === 0) idle++;
-    else items.push({ name: job.name, ...r });
+    if (r.count) counts.set(job.name, r);
   }
-  items.sort((a, b) => a.first - b.first || byName(a.name, b.name));
-  const total = items.reduce((n, i) => n + i.count, 0);
-  const capped = items.some((i) => i.capped);
-  s.add(`${capped ? 'more than ' : ''}${plural(total, 'scheduled run')} of ${plural(items.length, 'job')}`);
+  const total = [...counts.values()].reduce((n, c) => n + c.count, 0);
+  const capped = [...counts.values()].some((c) => c.capped);
+  s.add(`${capped ? 'More than ' : ''}${plural(total, 'run')} of ${plural(counts.size, 'job')} scheduled in the next 24 hours`);
   s.addList(
-    items.map((i) => `${i.name}: ${i.capped ? 'more than ' : ''}${plural(i.count, 'run')}, first ${t(i.first)}`),
+    rows.map((r) => {
+      const last = r.lastRun ? `last run ${t(r.lastRun.at)} (${r.lastRun.outcome})` : 'no run yet';
+      const c = counts.get(r.name);
+      const next =
+        r.nextRun !== null
+          ? `; next ${t(r.nextRun)}${c ? ` (${c.capped ? 'more than ' : ''}${plural(c.count, 'run')} in 24 hours)` : ''}`
+          : '';
+      return `${r.name}: ${r.state}; ${last}${next}`;
+    }),
     1,
   );
-  if (idle) s.add(`${plural(idle, 'scheduled job')} ${idle === 1 ? 'has' : 'have'} no run in the next 24 hours`);
-  if (paused.length) s.add(`not counted, paused: ${paused.sort().join(', ')}`);
   return s.build();
 }
 
@@ -584,8 +678,9 @@ function upcoming(sched: Schedule, now: number, until: number): { count: number;
 function renderText(verdict: string, intro: string, sections: Section[]): string {
   const out = [oneLine(verdict), '', intro];
   for (const sec of sections) {
-    out.push('', sec.title, '-'.repeat(sec.title.length));
-    for (const l of sec.lines) out.push(`${l.depth ? '    ' : ''}- ${l.text}`);
+    out.push('');
+    if (sec.title) out.push(sec.title, '-'.repeat(sec.title.length));
+    for (const l of sec.lines) out.push(sec.title ? `${l.depth ? '    ' : ''}- ${l.text}` : l.text);
   }
   return `${out.join('\n')}\n`;
 }
@@ -594,17 +689,56 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-function renderHtml(verdict: string, intro: string, sections: Section[]): string {
+/** Row colours by health; mail clients drop <style> blocks, so every style is inline. */
+export const HEALTH_COLOURS: Record<JobHealth, { bg: string; fg: string }> = {
+  ok: { bg: '#e6f4ea', fg: '#137333' },
+  failing: { bg: '#fce8e6', fg: '#a50e0e' },
+  waiting: { bg: '#fef7e0', fg: '#8a5300' },
+  paused: { bg: '#fef7e0', fg: '#8a5300' },
+  disabled: { bg: '#f1f3f4', fg: '#5f6368' },
+};
+
+const CELL = 'padding: 4px 8px; border: 1px solid #dadce0; text-align: left';
+
+function jobsTable(rows: JobRow[], t: Time): string {
+  const e = escapeHtml;
+  const head = ['Job', 'State', 'Last run', 'Next run'].map((h) => `<th style="${CELL}; background: #f8f9fa">${h}</th>`).join('');
+  const body = rows.map((r) => {
+    const c = HEALTH_COLOURS[r.health];
+    const last = r.lastRun ? `${t(r.lastRun.at)} (${r.lastRun.outcome})` : 'no run yet';
+    const next = r.nextRun !== null ? t(r.nextRun) : '—';
+    const cells = [r.name, r.state, last, next].map((v) => `<td style="${CELL}">${e(v)}</td>`).join('');
+    return `<tr data-health="${r.health}" style="background: ${c.bg}; color: ${c.fg}">${cells}</tr>`;
+  });
+  return [
+    '<table role="presentation" cellspacing="0" cellpadding="0" style="border-collapse: collapse; font-size: 14px">',
+    `<tr>${head}</tr>`,
+    ...body,
+    '</table>',
+  ].join('\n');
+}
+
+function renderHtml(verdict: string, intro: string, sections: Section[], jobs: JobRow[], t: Time): string {
   const e = escapeHtml;
   const out = [
     '<!doctype html>',
     '<html><head><meta charset="utf-8"><title>nightshift digest</title></head>',
-    '<body style="font-family: sans-serif; line-height: 1.4">',
-    `<h1>${e(oneLine(verdict))}</h1>`,
+    '<body style="font-family: Arial, Helvetica, sans-serif; line-height: 1.4; color: #202124">',
+    `<h1 style="font-size: 20px">${e(oneLine(verdict))}</h1>`,
     `<p>${e(intro)}</p>`,
   ];
   for (const sec of sections) {
-    out.push(`<h2>${e(sec.title)}</h2>`, '<ul>');
+    if (sec.title) out.push(`<h2 style="font-size: 16px">${e(sec.title)}</h2>`);
+    if (!sec.title) {
+      out.push(...sec.lines.map((l) => `<p>${e(l.text)}</p>`));
+      continue;
+    }
+    // The jobs section is the coloured table; its text lines are the plain part's version of it.
+    if (sec.title === 'Jobs') {
+      out.push(`<p>${e(sec.lines[0]!.text)}</p>`, jobsTable(jobs, t));
+      continue;
+    }
+    out.push('<ul>');
     // A depth-1 line belongs to the list item before it.
     const items: Array<{ text: string; children: string[] }> = [];
     for (const l of sec.lines) {

@@ -49,6 +49,8 @@ export function healLines(store: Store, from: number, to: number): HealLine[] {
       rule: last.rule,
       outcome: last.outcome ?? 'in-progress',
       detail: `${what}${extra}`,
+      id: last.id,
+      alert: last.alert_id,
     });
   }
   // Demotions are part of "autonomy is earned": the digest says when a rule lost a rung.

@@ -134,7 +134,7 @@ describe('digest from the daemon', () => {
     await cli(['--home', home, 'run', 'ok']);
     const printed = await cli(['--home', home, 'digest']);
     expect(printed.exitCode).toBe(0);
-    expect(printed.stdout.split('\n')[0]).toContain('The 1 job is healthy');
+    expect(printed.stdout.split('\n')[0]).toContain('Nothing needs you: the 1 job is healthy');
     const before = mail.mails.length;
     const sent = await cli(['--home', home, 'digest', '--send']);
     expect(sent.exitCode).toBe(0);

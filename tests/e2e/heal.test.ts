@@ -154,7 +154,9 @@ describe('a hung job on a stale lock, fixed by an auto rule', () => {
 
     // the digest of the day that covers the moment the heal ended (as the daemon recorded it)
     const digest = await ns(d, 'digest', '--date', digestDateOf(a!.ended_at!, '00:00'));
-    expect(digest.stdout).toMatch(/export by rule clear-lock: fixed-verified/);
+    expect(digest.stdout).toMatch(
+      /- export: fixed by rule clear-lock, and an independent check confirmed it \(H-\d+, \d{4}-\d\d-\d\d \d\d:\d\d UTC\)/,
+    );
   });
 });
 
@@ -314,8 +316,10 @@ describe('rollback, the ladder, approvals and the cap', () => {
     const ladderAt = query<{ at: number }>(d.state, "SELECT at FROM rule_ladder WHERE rule = 'fix-sync'")[0]!.at;
     expect([after[0]!.ended_at!, after[1]!.ended_at!, ladderAt].map((t) => digestDateOf(t, digestAt))).toEqual([day, day, day]);
     const digest = (await ns(d, 'digest', '--date', day)).stdout;
-    expect(digest).toMatch(/the ladder by rule fix-sync: demoted to gated/);
-    expect(digest).toMatch(/sync by rule fix-sync: blocked: .*\(2 attempts\)/);
+    expect(digest).toMatch(/- rule fix-sync was demoted to gated after a fix was undone \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)/);
+    expect(digest).toMatch(
+      /- sync: rule fix-sync stopped after the attempts allowed; a person decides what next \(H-\d+, [^)]*\): .*\(2 attempts\)/,
+    );
 
     // a human edits the rule: the demotion ends
     writeFileSync(join(h, 'rules', 'fix-sync.yaml'), readFileSync(join(h, 'rules', 'fix-sync.yaml'), 'utf8') + '# reviewed\n');

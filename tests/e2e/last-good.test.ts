@@ -74,7 +74,12 @@ describe('a job whose file is broken', () => {
 
       const digest = await ns('digest');
       expect(digest.stdout.split('\n')[0], phase).toContain('2 spec files with errors');
-      expect(digest.stdout, phase).toContain('Spec files with errors');
+      expect(digest.stdout, phase).toContain(
+        `- ${join(home, 'jobs', 'tick.yaml')} has errors; fix it, then check it with: nightshift validate\n`,
+      );
+      expect(digest.stdout, phase).toContain(
+        `- ${join(home, 'jobs', 'newjob.yaml')} has errors; fix it, then check it with: nightshift validate\n`,
+      );
       expect(digest.stdout, phase).toContain(`${sentence}.`);
     }
 
@@ -87,6 +92,6 @@ describe('a job whose file is broken', () => {
     const status = await ns('status');
     expect(status.stdout).not.toContain('its file is invalid');
     expect(status.stdout).not.toContain('keeps running its last good version');
-    expect((await ns('digest')).stdout).not.toContain('Spec files with errors');
+    expect((await ns('digest')).stdout).not.toContain('has errors; fix it');
   }, 180_000);
 });

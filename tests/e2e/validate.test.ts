@@ -2,6 +2,7 @@
 // sure failure at its first run — a warning (it may be installed before then), with its file and
 // line; and a command typed in a folder that is not a home says so, instead of "All 0 jobs healthy".
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
@@ -36,6 +37,34 @@ describe('validate', () => {
     // Once it is there and executable, the warning goes.
     chmodSync(join(home, 'check.sh'), 0o755);
     expect((await cli(['--home', home, 'validate'])).stdout).not.toContain('relative.yaml');
+  });
+
+  it('warns (and stays valid) when mail is set up without digest.from: the default sender bounces; status says it too', async () => {
+    const policy = (from: string) =>
+      `timezone: UTC\ndigest:\n  at: "07:00"\n  to: ["ops@example.com"]\n${from}  smtp: { host: 127.0.0.1, port: 25 }\n`;
+    const home = makeHome({ fine: 'every: 1h\ncommand: ["true"]\n' }, policy(''));
+    dirs.push(home);
+    const file = join(home, 'protected', 'policy.yaml');
+    const warning = `warning: ${file}:2: digest.from: not set, so the digest is sent from nightshift@${hostname()}, which most mail servers refuse or file as spam; set digest.from in policy.yaml to an address your mail server accepts for this machine (e.g. from: "nightshift@your-domain.example")`;
+    const v = await cli(['--home', home, 'validate']);
+    expect(v.exitCode).toBe(0);
+    expect(v.stdout).toContain('ok: 1 job(s)');
+    expect(v.stdout.split('\n')).toContain(warning);
+    const json = await cli(['--home', home, 'validate', '--json']);
+    expect(json.exitCode).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, warnings: [{ file, field: 'digest.from' }] });
+    const status = await cli(['--home', home, 'status']);
+    expect(status.stdout).toContain(warning.slice('warning: '.length));
+    // sendmail is mail too
+    writeFileSync(file, 'digest:\n  to: ["ops@example.com"]\n  sendmail: /usr/sbin/sendmail\n');
+    expect((await cli(['--home', home, 'validate'])).stdout).toContain(`warning: ${file}:1: digest.from: not set`);
+    // With a sender, or with no way to send, there is nothing to warn about.
+    writeFileSync(file, policy('  from: "nightshift@shop.example"\n'));
+    const ok = await cli(['--home', home, 'validate']);
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout).not.toContain('digest.from');
+    writeFileSync(file, 'timezone: UTC\ndigest: { at: "07:00" }\n');
+    expect((await cli(['--home', home, 'validate'])).stdout).not.toContain('digest.from');
   });
 
   it('refuses a folder that is not a home, saying how to point at one; NIGHTSHIFT_HOME and NIGHTSHIFT_STATE do', async () => {

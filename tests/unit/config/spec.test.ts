@@ -1123,6 +1123,22 @@ describe('a home: checks across files', () => {
     expect(h.warnings).toHaveLength(1);
     expect(h.warnings[0]!.message).toContain('the jobs folder does not exist');
   });
+
+  it('warns, but stays valid, when mail is set up and digest.from is not: the default sender bounces', () => {
+    const home = makeHome({
+      'jobs/a.yaml': JOB,
+      'protected/policy.yaml': yaml('timezone: UTC', 'digest:', '  to: ["ops@example.com"]', '  smtp: { host: 127.0.0.1, port: 25 }'),
+    });
+    const h = load(home);
+    expect(h.problems).toEqual([]);
+    expect(h.policyOk).toBe(true);
+    expect(h.warnings.map((w) => [w.file.slice(home.length + 1), w.line, w.field])).toEqual([['protected/policy.yaml', 2, 'digest.from']]);
+    expect(h.warnings[0]!.message).toMatch(/^not set, so the digest is sent from nightshift@\S+, which most mail servers refuse/);
+    expect(h.warnings[0]!.message).toContain('set digest.from in policy.yaml');
+    // Mail not set up (the digest only goes to its folder): nothing to warn about.
+    const quiet = makeHome({ 'jobs/a.yaml': JOB, 'protected/policy.yaml': yaml('digest:', '  to: ["ops@example.com"]') });
+    expect(load(quiet).warnings).toEqual([]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

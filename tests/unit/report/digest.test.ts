@@ -212,6 +212,7 @@ describe('composing the digest from SQLite rows', () => {
         deadmanPings: [],
         pages: [{ id: 1, fingerprint: 'export:failed', event: 'alert', at: at('2026-03-29T01:00:05Z'), outcome: 'sent', detail: null }],
         unsentDigests: [],
+        lastRuns: new Map(),
       },
       jobs,
       policy: pol,
@@ -221,8 +222,8 @@ describe('composing the digest from SQLite rows', () => {
       now: w.to,
     });
     expect(d.verdict).toBe('1 job needs you');
-    expect(lineWith(d.text, 'idle: paused since')).toContain('2026-03-28 13:00');
-    expect(d.text).toContain('1 opened, 0 resolved');
+    expect(lineWith(d.text, 'idle: paused since')).toContain('2026-03-28 13:00 +01:00');
+    expect(d.text).toContain('1 opened, 0 closed');
     expect(lineWith(d.text, '1 page')).toContain('1 sent');
   });
 
@@ -233,13 +234,13 @@ describe('composing the digest from SQLite rows', () => {
     expect(d.verdict).toBe('2 jobs need you');
     expect(d.text.split('\n')[0]).toBe('2 jobs need you');
     expect(d.needsYou).toBe(2);
-    expect(d.text).toContain('covering 2026-03-28 07:00 to 2026-03-29 07:00 (23 hours; times in Europe/Zurich)');
+    expect(d.text).toContain('covering 2026-03-28 07:00 +01:00 to 2026-03-29 07:00 +02:00 (23 hours; times in Europe/Zurich)');
 
     const home = dir();
     const empty = openStore(homePaths(home));
     const three = jobsOf(home, pol, { a: { command: ['true'] }, b: { command: ['true'] }, c: { command: ['true'] } });
     const ok = compose({ store: empty, jobs: three, policy: pol, kill: KILL_OFF, date, window: w, now: w.to });
-    expect(ok.text.split('\n')[0]).toBe('All 3 jobs healthy');
+    expect(ok.text.split('\n')[0]).toBe('Nothing needs you: all 3 jobs healthy');
     const halted = compose({
       store: empty,
       jobs: three,
@@ -249,7 +250,7 @@ describe('composing the digest from SQLite rows', () => {
       window: w,
       now: w.to,
     });
-    expect(halted.verdict).toBe('All 3 jobs healthy; kill switch is ON');
+    expect(halted.verdict).toBe('Nothing needs you: all 3 jobs healthy; kill switch is ON');
   });
 
   it('every number matches the rows: runs by outcome, flips, pre-check skips, alerts, kill switch, deadman, pages', () => {
@@ -257,53 +258,65 @@ describe('composing the digest from SQLite rows', () => {
     const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     const inWindow = store.runs.between(w.from, w.to);
     expect(inWindow).toHaveLength(12);
-    expect(d.text).toContain('- 12 runs: 5 ok, 3 failed, 1 timeout, 3 skipped-precheck');
+    expect(d.text).toContain(
+      '- 12 runs in this window; 5 went fine.\n- 3 runs failed: export (2), db-backup (1)\n- 1 run ran past its time limit and was stopped: export (1)\n- 3 runs were skipped: their pre-check found nothing to do: agent-sync (3)',
+    );
     const exportRuns = inWindow.filter((r: RunRow) => r.job === 'export');
     expect(countFlips(exportRuns)).toBe(4);
-    expect(lineWith(d.text, '- export: 6 runs')).toMatch(
-      /^- export: 6 runs \(3 ok, 2 failed, 1 timeout\); flipped 4 times between ok and failing; last failure 2026-03-28 \d\d:\d\d: "exit 4"$/,
+    expect(lineWith(d.text, '- export: last failure')).toMatch(
+      /^- export: last failure 2026-03-28 \d\d:\d\d \+01:00: "exit 4"; it went from working to failing or back 4 times$/,
     );
-    expect(d.text).toContain('- db-backup: 1 run (1 failed); last failure 2026-03-29 00:30: "pg_dump: connection refused"');
-    expect(d.text).toContain('- 2 other jobs ran without a failure');
-    expect(d.text).toContain('- 3 runs skipped by pre-check (LLM runs saved)\n    - agent-sync: 3');
+    expect(d.text).toContain('- db-backup: last failure 2026-03-29 00:30 +01:00: "pg_dump: connection refused"\n');
+    // Jobs that only ran fine are not listed one by one: report and agent-sync have no failure line.
+    expect(lineWith(d.text, '- report: last failure')).toBeUndefined();
+    expect(lineWith(d.text, '- agent-sync: last failure')).toBeUndefined();
     // Opened in the window: export, db-backup, report, cleanup; resolved: cleanup and pinger (opened before).
-    expect(d.text).toContain('- 4 opened, 2 resolved (2 self-recovered)');
-    expect(d.text).toContain('- export failed: opened 2026-03-28 09:00, still open');
-    expect(d.text).toContain('- pinger missed: opened 2026-03-28 02:00, resolved 2026-03-28 08:00 (self-recovered)');
-    expect(d.text).toContain('- now off\n- switched 2 times in this window:\n    - 2026-03-28 14:00: kill switch turned on');
+    expect(d.text).toContain('- 4 opened, 2 closed (2 recovered on their own)');
+    expect(d.text).toContain('- export failing (A-1): opened 2026-03-28 09:00 +01:00, still open');
+    expect(d.text).toContain('- pinger late (A-5): opened 2026-03-28 02:00 +01:00, closed 2026-03-28 08:00 +01:00: recovered on its own');
+    expect(d.text).toContain(
+      '- The kill switch was turned on or off 2 times in this window; it is off now:\n    - 2026-03-28 14:00 +01:00: kill switch turned on',
+    );
     expect(d.text).toContain('- 1 page: 1 sent');
-    expect(d.text).toContain('- deadman: 2 ok, 1 failed');
-    expect(d.text).toContain('- cleanup: paused since 2026-03-28 13:00');
-    expect(d.text).toContain('- old: disabled in its file (enabled: false)');
+    expect(d.text).toContain('- The outside watcher (policy deadman) was pinged 3 times: 2 ok, 1 failed');
+    expect(d.text).toContain('- cleanup: paused since 2026-03-28 13:00 +01:00; resume with: nightshift resume cleanup');
+    expect(d.text).toContain('- old: turned off in its file (enabled: false)');
     expect(d.text).toMatch(/- 2026-03-27: not sent after 1 attempt \(no more attempts\); .*connection refused/);
     expect(d.text).not.toContain('2026-03-26:');
     expect(d.text).not.toContain('this date itself');
-    expect(d.text).toContain('Fixed and rolled back\n---------------------\n- nothing');
-    expect(d.text).toContain('- waiting for your approval: none\n- heals blocked, waiting for a person: none');
+    // No heal happened: no heal section, not an empty one.
+    expect(d.text).not.toMatch(/^Heals$/m);
+    expect(d.text).not.toMatch(/^- (nothing|none)$/m);
   });
 
   it('folded alerts are shown under their dependency, as "blocked by"', () => {
     const { store, jobs } = fill();
     const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     const lines = d.text.split('\n');
-    const dep = lines.findIndex((l) => l.startsWith('- db-backup: failed since'));
+    const dep = lines.findIndex((l) => l.startsWith('- db-backup: failing since'));
     expect(dep).toBeGreaterThan(0);
-    expect(lines[dep + 1]).toMatch(/^ {4}- blocked by db-backup: report: missed since 2026-03-29 03:00 \(once\): "report did not run"$/);
-    expect(lineWith(d.text, '- export: failed since')).toMatch(/since 2026-03-28 09:00 \(2 times, last 2026-03-28 12:00\)/);
-    expect(d.html).toMatch(/<li>db-backup: failed since [^<]*<ul><li>blocked by db-backup: report: missed/);
+    expect(lines[dep + 1]).toMatch(
+      /^ {4}- held up by db-backup: report: late since 2026-03-29 03:00 \+02:00 \(A-3\): "report did not run"$/,
+    );
+    expect(lineWith(d.text, '- export: failing since')).toMatch(
+      /since 2026-03-28 09:00 \+01:00 \(A-1, 2 times, last 2026-03-28 12:00 \+01:00\)/,
+    );
+    expect(d.html).toMatch(/<li>db-backup: failing since [^<]*<ul><li>held up by db-backup: report: late/);
 
     // The dependency recovered first: its folded alerts stay visible, still under its name, and
     // the job they belong to now needs you itself (export + report).
     store.alerts.resolve('db-backup', w.to - 1000, 'self-recovered');
     const later = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     expect(later.verdict).toBe('2 jobs need you');
-    expect(later.text).toMatch(/- blocked by db-backup \(which has no open alert now\):\n {4}- report: missed since/);
+    expect(later.text).toMatch(
+      /- report: late since 2026-03-29 03:00 \+02:00 \(A-3\): "report did not run"\n {4}- it was held up by db-backup, which has no open alert now\n/,
+    );
   });
 
   it('alert text is data: one line in the text part, escaped in HTML, never run', () => {
     const { store, jobs, marker } = fill();
     const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
-    const line = lineWith(d.text, '- export: failed since')!;
+    const line = lineWith(d.text, '- export: failing since')!;
     expect(line).toContain(`lock held ⏎ <script>alert(1)</script> $(touch ${marker}) \`touch ${marker}\` & "q" 'q'`);
     expect(d.html).not.toContain('<script>');
     expect(d.html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
@@ -321,27 +334,59 @@ describe('composing the digest from SQLite rows', () => {
   it('lists the next 24 hours per job: managed, enabled, not paused; counts from the schedule module', () => {
     const { store, jobs } = fill();
     const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
-    const section = d.text.slice(d.text.indexOf('Next 24 hours'));
-    // agent-sync every 15m: 96; export hourly: 24; db-backup and report daily: 1 each. cleanup is paused.
-    expect(section).toContain('- 122 scheduled runs of 4 jobs');
+    const section = d.text.slice(d.text.indexOf('Jobs\n----'));
+    // agent-sync every 15m: 96; export hourly: 24; db-backup and report daily: 1 each. cleanup is
+    // paused, pinger only pings (nightshift does not start it), old is turned off: none counted.
+    expect(section).toContain('- 122 runs of 4 jobs scheduled in the next 24 hours');
     expect(section).toContain(
-      '    - agent-sync: 96 runs, first 2026-03-29 07:15\n    - export: 24 runs, first 2026-03-29 08:00\n    - db-backup: 1 run, first 2026-03-30 02:00\n    - report: 1 run, first 2026-03-30 02:30',
+      '    - agent-sync: ok; last run 2026-03-28 12:00 +01:00 (ok); next 2026-03-29 07:15 +02:00 (96 runs in 24 hours)\n',
     );
-    expect(section).toContain('- not counted, paused: cleanup');
-    expect(section).not.toContain('pinger');
-    expect(section).not.toContain('old');
+    expect(section).toContain(
+      '    - export: failing; last run 2026-03-28 13:00 +01:00 (ok); next 2026-03-29 08:00 +02:00 (24 runs in 24 hours)\n',
+    );
+    expect(section).toContain(
+      '    - db-backup: failing; last run 2026-03-29 00:30 +01:00 (failed); next 2026-03-30 02:00 +02:00 (1 run in 24 hours)\n',
+    );
+    expect(section).toContain(
+      '    - report: waiting for db-backup; last run 2026-03-28 09:00 +01:00 (ok); next 2026-03-30 02:30 +02:00 (1 run in 24 hours)\n',
+    );
+    expect(section).toContain('    - cleanup: paused; no run yet\n');
+    expect(section).toContain('    - pinger: ok; no run yet; next 2026-03-29 08:00 +02:00\n');
+    expect(section).toContain('    - old: turned off in its file; no run yet\n');
   });
 
-  it('heal outcomes go to "fixed and rolled back", approvals and blocked heals to "needs you"', () => {
+  it('a heal for an open alert is told under its job in "Needs you"; one for a closed alert under "Heals", asking nothing', () => {
     const { store, jobs } = fill();
+    const openExport = store.alerts.open().find((a) => a.job === 'export')!;
+    const openDb = store.alerts.open().find((a) => a.job === 'db-backup')!;
+    const closed = store.alerts.between(w.from, w.to).find((a) => a.job === 'cleanup')!;
     const heals = [
-      { at: w.from + H, job: 'export', rule: 'stale-lock', outcome: 'fixed-verified' },
-      { at: w.from + 2 * H, job: 'export', rule: 'stale-lock', outcome: 'rolled-back', detail: 'probe failed' },
-      { at: w.from + 3 * H, job: 'db-backup', rule: 'restart-pg', outcome: 'awaiting-approval' },
+      { at: w.from + H, job: 'pinger', rule: 'stale-lock', outcome: 'fixed-verified', id: 1, alert: 5 },
+      {
+        at: w.from + 2 * H,
+        job: 'export',
+        rule: 'stale-lock',
+        outcome: 'rolled-back',
+        detail: 'probe failed',
+        id: 2,
+        alert: openExport.id,
+      },
+      { at: w.from + 3 * H, job: 'db-backup', rule: 'restart-pg', outcome: 'awaiting-approval', id: 3, alert: openDb.id },
+      { at: w.from + 4 * H, job: 'cleanup', rule: 'restart-pg', outcome: 'blocked', id: 4, alert: closed.id },
     ];
     const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to, heals });
-    expect(d.text).toContain('- 2 heal attempts: 1 fixed-verified, 1 rolled-back');
-    expect(d.text).toContain('- waiting for your approval: 1\n    - 2026-03-28 10:00 db-backup by rule restart-pg: awaiting-approval');
+    expect(d.verdict).toBe('2 jobs need you');
+    const needs = d.text.slice(d.text.indexOf('Needs you\n'), d.text.indexOf('\n\n', d.text.indexOf('Needs you\n')));
+    expect(needs).toContain(
+      '    - db-backup: rule restart-pg waits for your approval to fix it; answer with: nightshift approve H-3 or nightshift deny H-3 (H-3, 2026-03-28 10:00 +01:00)',
+    );
+    expect(needs).toContain(
+      '    - export: a fix by rule stale-lock did not pass its check and was undone (H-2, 2026-03-28 09:00 +01:00): "probe failed"',
+    );
+    expect(needs).not.toContain('cleanup');
+    expect(d.text).toContain(
+      'Heals\n-----\n- pinger: fixed by rule stale-lock, and an independent check confirmed it (H-1, 2026-03-28 08:00 +01:00)\n- cleanup: rule restart-pg stopped after the attempts allowed; a person decides what next (H-4, 2026-03-28 11:00 +01:00); the alert has closed since, so nothing waits\n',
+    );
   });
 });
 
@@ -409,11 +454,18 @@ describe('DigestService', () => {
     const mail = parseMail(m.raw);
     expect(mail.headers.from).toContain('nightshift@shop.example');
     expect(mail.headers.to).toContain('ops@example.com');
-    expect(mail.headers.subject).toBe(`nightshift ${tomorrow}: All 2 jobs healthy`);
-    expect(mail.text.split('\n')[0]).toBe('All 2 jobs healthy');
-    expect(mail.text).toContain('Next 24 hours');
-    expect(mail.html).toContain('<h1>All 2 jobs healthy</h1>');
-    expect(mail.html).toContain('<h2>Next 24 hours</h2>');
+    expect(mail.headers.subject).toBe(`nightshift ${tomorrow}: Nothing needs you: all 2 jobs healthy`);
+    expect(mail.text.split('\n')[0]).toBe('Nothing needs you: all 2 jobs healthy');
+    expect(mail.text).toContain('Jobs\n----\n- 25 runs of 2 jobs scheduled in the next 24 hours\n');
+    expect(mail.html).toContain('<h1 style="font-size: 20px">Nothing needs you: all 2 jobs healthy</h1>');
+    // One message, two renderings of it: a client shows the HTML and falls back to the text.
+    expect(mail.headers['content-type']).toMatch(/^multipart\/alternative;\s*boundary=/);
+    expect(mail.parts).toEqual(['text/plain', 'text/html']);
+    // The status table, one green row per job.
+    expect(mail.html.match(/<tr data-health="ok" style="background: #e6f4ea; color: #137333">/g)).toHaveLength(2);
+    expect(mail.html).toMatch(
+      /<tr data-health="ok"[^>]*><td[^>]*>a<\/td><td[^>]*>ok<\/td><td[^>]*>no run yet<\/td><td[^>]*>\d{4}-\d\d-\d\d 03:00 UTC<\/td><\/tr>/,
+    );
 
     const row = t.store.digests.get(tomorrow)!;
     expect(row.sent_at).not.toBeNull();
@@ -431,7 +483,7 @@ describe('DigestService', () => {
     t.svc.start();
     await waitFor(() => box.messages.length === 1, 8000, 'the catch-up digest');
     await t.svc.idle();
-    expect(parseMail(box.messages[0]!.raw).headers.subject).toBe(`nightshift ${today}: All 2 jobs healthy`);
+    expect(parseMail(box.messages[0]!.raw).headers.subject).toBe(`nightshift ${today}: Nothing needs you: all 2 jobs healthy`);
     expect(t.store.digests.get(today)!.sent_at).not.toBeNull();
     expect(t.sent).toHaveLength(1);
     // A second start (a restart) finds the row and does not send again.
@@ -500,7 +552,7 @@ describe('DigestService', () => {
     await waitFor(() => box.messages.length === 1, 8000, 'the retried digest');
     await again.idle();
     const mail = parseMail(box.messages[0]!.raw);
-    expect(mail.headers.subject).toBe(`nightshift ${today}: All 2 jobs healthy`);
+    expect(mail.headers.subject).toBe(`nightshift ${today}: Nothing needs you: all 2 jobs healthy`);
     expect(mail.text.trim()).toBe(readFileSync(digestFile(t.paths, today), 'utf8').trim());
     row = t.store.digests.get(today)!;
     expect(row.sent_at).not.toBeNull();
@@ -566,7 +618,7 @@ describe('DigestService', () => {
       expect(seen.map((s, i) => (i === 0 ? 0 : s - seen[i - 1]!))).toEqual([0, ...delays]);
       // the seventh attempt was taken: one mail, the row says sent, nothing more is planned
       await waitFor(() => lines.find((l) => l.startsWith('mail ')), 15_000, 'the mail');
-      expect(lines.filter((l) => l.startsWith('mail '))).toEqual([`mail nightshift ${today}: All 2 jobs healthy`]);
+      expect(lines.filter((l) => l.startsWith('mail '))).toEqual([`mail nightshift ${today}: Nothing needs you: all 2 jobs healthy`]);
       expect(t.store.digests.get(today)).toMatchObject({ attempts: 7, sent_at: at, next_attempt_at: null, last_error: null });
       // past where a seventh retry would have been (6 h on), still before the next day's digest
       vi.advanceTimersByTime(6 * H + 60_000);
@@ -650,9 +702,9 @@ describe('DigestService', () => {
     expect(r.sent).toBe(true);
     expect(readFileSync(join(d, 'args'), 'utf8').split('\n')).toEqual(['-i', '-f', 'nightshift@shop.example', 'ops@example.com', '']);
     const mail = parseMail(readFileSync(join(d, 'message'), 'utf8'));
-    expect(mail.headers.subject).toBe('nightshift 2026-03-29: All 2 jobs healthy');
-    expect(mail.text.split('\n')[0]).toBe('All 2 jobs healthy');
-    expect(mail.html).toContain('<h1>All 2 jobs healthy</h1>');
+    expect(mail.headers.subject).toBe('nightshift 2026-03-29: Nothing needs you: all 2 jobs healthy');
+    expect(mail.text.split('\n')[0]).toBe('Nothing needs you: all 2 jobs healthy');
+    expect(mail.html).toContain('<h1 style="font-size: 20px">Nothing needs you: all 2 jobs healthy</h1>');
     expect(t.store.digests.get('2026-03-29')!.sent_at).not.toBeNull();
   });
 
@@ -750,6 +802,8 @@ interface ParsedMail {
   headers: Record<string, string>;
   text: string;
   html: string;
+  /** The content types of the parts, in order. */
+  parts: string[];
 }
 
 function splitHead(raw: string): { headers: Record<string, string>; body: string } {
@@ -788,13 +842,15 @@ function parseMail(raw: string): ParsedMail {
   const boundary = /boundary="?([^";]+)"?/.exec(headers['content-type'] ?? '')?.[1];
   let text = '';
   let html = '';
+  const types: string[] = [];
   const parts = boundary ? body.split(`--${boundary}`).slice(1, -1) : [body];
   for (const part of parts) {
     const p = boundary ? splitHead(part.replace(/^\n/, '')) : { headers, body };
     const content = decode(p.body.replace(/\n$/, ''), p.headers['content-transfer-encoding']);
     const type = p.headers['content-type'] ?? 'text/plain';
+    types.push(type.split(';')[0]!.trim());
     if (type.startsWith('text/html')) html = content;
     else if (type.startsWith('text/plain')) text = content;
   }
-  return { headers, text, html };
+  return { headers, text, html, parts: types };
 }
