@@ -97,7 +97,7 @@ export function parseRef(kind: Numbered, text: string): { id: number } | { error
     const other = (Object.keys(LETTER) as Numbered[]).find((k) => LETTER[k] === letter);
     return {
       error: other
-        ? `${refOf(other, id)} is ${other === 'alert' ? 'an alert' : 'a heal attempt'}, not ${kind === 'heal' ? 'a heal attempt' : 'an alert'}: this command takes ${kind === 'heal' ? 'a heal ID (H-…; nightshift heals lists them)' : 'an alert ID (A-…; nightshift alerts lists them)'}`
+        ? `${refOf(other, id)} is ${other === 'alert' ? 'an alert' : 'a heal attempt'}, not ${kind === 'heal' ? 'a heal attempt' : 'an alert'}: this command takes ${kind === 'heal' ? 'a heal ID (H-…)' : 'an alert ID (A-…)'}`
         : `"${text}": IDs start with A- (alerts) or H- (heal attempts)`,
     };
   }

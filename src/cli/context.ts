@@ -205,9 +205,13 @@ export function killOf(home: LoadedHome): KillState {
   return checkKillSwitch(killSwitchPath(home.paths, home.policy), home.policyOk, home.paths.policyFile);
 }
 
-/** The zone each job's times are shown in (the one rule of every surface); the system's for a job that is gone. */
-export function zoneOf(home: LoadedHome | null): (job: string) => string {
-  return (job) => home?.jobs.get(job)?.timezone ?? systemTimeZone();
+/**
+ * The zone each job's times are shown in (the one rule of every surface). A job that is gone
+ * gets the zone it would have now: the policy's, else the system's. `home` should be as run
+ * (loadHomeAsRun), so a job whose file is invalid keeps its own zone.
+ */
+export function zoneOf(home: LoadedHome): (job: string) => string {
+  return (job) => home.jobs.get(job)?.timezone ?? home.policy.timezone ?? systemTimeZone();
 }
 
 export function userInfoName(): string {

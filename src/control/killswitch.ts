@@ -20,6 +20,8 @@ export interface KillState {
   reason: string;
   path: string;
   since: number | null;
+  /** Why the switch's state is unknown, without naming the switch (it counts as on: fail closed). */
+  unknown?: string;
 }
 
 export function killSwitchPath(paths: HomePaths, policy: Policy | null): string {
@@ -46,6 +48,7 @@ export function checkKillSwitch(path: string, policyOk: boolean, policyFile = 't
             halted: true,
             switchOn: true,
             reason: `cannot tell whether the kill switch ${path} is on (${code ?? errorMessage(err)}): failing closed`,
+            unknown: `cannot tell whether ${path} exists (${code ?? errorMessage(err)}): counted as on`,
             path,
             since: null,
           };
@@ -61,5 +64,5 @@ export function checkKillSwitch(path: string, policyOk: boolean, policyFile = 't
  */
 export function switchWhy(k: KillState): string {
   if (!k.switchOn) return `${k.path} absent`;
-  return k.since !== null ? `${k.path} exists` : k.reason;
+  return k.since !== null ? `${k.path} exists` : (k.unknown ?? k.reason);
 }

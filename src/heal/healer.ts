@@ -1017,9 +1017,9 @@ export class Healer {
     return { attempt: id, job: row.job, status: 'approved: the fix runs now; see nightshift heals' };
   }
 
-  /** A time in the job's zone (the one rule of every surface); the system's when the job is gone. */
+  /** A time in the job's zone (the one rule of every surface); the policy's or the system's when the job is gone. */
   private timeFor(jobName: string, ms: number): string {
-    return readableTime(ms, this.deps.getJob(jobName)?.timezone ?? systemTimeZone());
+    return readableTime(ms, this.deps.getJob(jobName)?.timezone ?? this.deps.getPolicy().timezone ?? systemTimeZone());
   }
 
   deny(id: number): { attempt: number; job: string; status: string } {

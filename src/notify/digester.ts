@@ -55,6 +55,8 @@ export interface DigestRunResult {
   verdict: string;
   text: string;
   html: string;
+  /** What needs a person, as the headline counts it (the one count: the CLI's exit code reads it too). */
+  needsYou: number;
   /** The .md file, or null when it could not be written (the row in SQLite still has the text). */
   file: string | null;
   sent: boolean;
@@ -344,7 +346,7 @@ export class DigestService {
     }
     store.digests.save({ date, createdAt: now, verdict: d.verdict, text: d.text, html: d.html });
     log.info({ date, verdict: d.verdict, file }, 'digest written');
-    const base = { date, verdict: d.verdict, text: d.text, html: d.html, file };
+    const base = { date, verdict: d.verdict, text: d.text, html: d.html, needsYou: d.needsYou, file };
     if (!send) return { ...base, sent: false, error: null, nextAttemptAt: null };
     return { ...base, ...(await this.deliver(date, d.verdict, d.text, d.html)) };
   }

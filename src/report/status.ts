@@ -62,8 +62,6 @@ export interface StatusReport {
     path: string;
     lastFlip: { at: number; message: string; on: boolean } | null;
   };
-  /** The zone the header's own times are in (the system's: they belong to no job). */
-  zone: string;
   pendingApprovals: number;
   /** Whether every process runs in a sandbox here (the launcher's check). */
   containment: Containment;
@@ -156,7 +154,6 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
       path: kill.path,
       lastFlip: flip ? { at: flip.at, message: flip.message, on: flipOn(flip.data) } : null,
     },
-    zone: systemTimeZone(),
     pendingApprovals: 0,
     containment: containment(),
     healthy:
@@ -208,7 +205,8 @@ function killLine(ks: StatusReport['killSwitch'], now: number, tz: string): stri
   return ks.halted ? `Kill switch: off${off}, but autonomous actions are STOPPED: ${ks.reason}.` : `Kill switch: off${off}.`;
 }
 
-export function renderStatus(r: StatusReport): string {
+/** `zone`: where the header's own times are shown (they belong to no job): the policy's zone, else the system's. */
+export function renderStatus(r: StatusReport, zone: string = systemTimeZone()): string {
   const now = r.generatedAt;
   const lines: string[] = [];
   // A job needs you when something of its own is wrong; one blocked by a failing dependency is shown under it.
@@ -238,7 +236,7 @@ export function renderStatus(r: StatusReport): string {
       ? `Daemon: running (pid ${r.daemon.pid}, up ${formatDuration(now - (r.daemon.startedAt ?? now))}).  Home: ${r.home}`
       : `Daemon: NOT RUNNING — nothing is being scheduled. Start it with: systemctl start nightshift  (Home: ${r.home})`,
   );
-  lines.push(`${killLine(r.killSwitch, now, r.zone)}  Approvals waiting: ${r.pendingApprovals}.`);
+  lines.push(`${killLine(r.killSwitch, now, zone)}  Approvals waiting: ${r.pendingApprovals}.`);
   const seeAll = r.jobs.filter((j) => j.seeAllProcesses).map((j) => j.name);
   lines.push(
     r.containment.ok
@@ -315,7 +313,7 @@ export function renderRuns(rows: RunRow[], tzOf: (job: string) => string): strin
 export function renderAlerts(rows: AlertRow[], now: number, tzOf: (job: string) => string): string {
   if (rows.length === 0) return 'No alerts.';
   const lines = [
-    `${pad('ALERT', 8)}${pad('JOB', 22)}${pad('KIND', 8)}${pad('COUNT', 7)}${pad('OPENED', 24)}${pad('STATE', 26)}WHAT HAPPENED`,
+    `${pad('ALERT', 8)}${pad('JOB', 22)}${pad('KIND', 8)}${pad('COUNT', 7)}${pad('OPENED', 36)}${pad('STATE', 26)}WHAT HAPPENED`,
   ];
   for (const a of rows) {
     const state = a.resolved_at
@@ -324,7 +322,7 @@ export function renderAlerts(rows: AlertRow[], now: number, tzOf: (job: string) 
         ? `open, blocked by ${a.folded_under.split(':')[0]}`
         : 'OPEN';
     lines.push(
-      `${pad(refOf('alert', a.id), 8)}${pad(a.job, 22)}${pad(a.kind, 8)}${pad(String(a.count), 7)}${pad(readableTime(a.opened_at, tzOf(a.job)), 24)}${pad(state, 26)}${oneLine(a.message)}`,
+      `${pad(refOf('alert', a.id), 8)}${pad(a.job, 22)}${pad(a.kind, 8)}${pad(String(a.count), 7)}${pad(`${readableTime(a.opened_at, tzOf(a.job))} (${ago(now - a.opened_at)})`, 36)}${pad(state, 26)}${oneLine(a.message)}`,
     );
   }
   return lines.join('\n');

@@ -23,9 +23,9 @@ describe('a job whose file is broken', () => {
     const count = () => readFileSync(out, 'utf8').trim().split('\n').length;
     await waitFor(() => query(d.state, "SELECT 1 FROM runs WHERE job = 'tick' AND outcome = 'ok'").length > 0, WAIT_MS, 'a run of tick');
     const saved = query<{ saved_at: number }>(d.state, "SELECT saved_at FROM spec_cache WHERE name = 'tick'")[0]!.saved_at;
-    // The version's time as the job's zone shows it (UTC here): "2026-12-05 13:20 +00:00".
+    // The version's time as the job's zone shows it (UTC here): "2026-12-05 13:20 UTC".
     const iso = new Date(saved).toISOString();
-    const savedText = `${iso.slice(0, 10)} ${iso.slice(11, 16)} +00:00`;
+    const savedText = `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
 
     // Broken on purpose; and a new job that has never been valid.
     writeJob(home, 'tick', `schedule: "*/1 * * * * *"\ntimezone: UTC\ntimeout: soon\nshell: "echo v2 >> ${out}"\n`);
@@ -56,6 +56,10 @@ describe('a job whose file is broken', () => {
       };
       expect(json.jobs.find((j) => j.name === 'tick')?.lastGood?.savedAt, phase).toBe(saved);
       expect(json.jobs.find((j) => j.name === 'fresh')?.lastGood, phase).toBeNull();
+      // Its runs keep its own zone (UTC), not the policy's (Europe/Zurich): history sees the job as it runs.
+      const history = (await ns('history', 'tick', '--limit', '3')).stdout;
+      expect(history, phase).toMatch(/^#\d+ +tick +schedule +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC /m);
+      expect(history, phase).not.toContain('+01:00');
 
       const next = await ns('next', 'tick', '--from', '2026-01-01T00:00:00Z', '--count', '2');
       expect(next.exitCode, phase).toBe(0);

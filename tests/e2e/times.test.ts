@@ -60,5 +60,11 @@ describe('times', () => {
       new RegExp(`answer: nightshift approve H-${heal.id} +or +nightshift deny H-${heal.id} +\\(expires ${DAY} \\d\\d:\\d\\d \\+05:30\\)`),
     );
     expect(heals).not.toMatch(ISO);
+
+    // The answers to approve and deny speak the job's zone too.
+    expect((await ns('deny', `H-${heal.id}`)).exitCode).toBe(0);
+    const again = await ns('deny', `H-${heal.id}`);
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toMatch(new RegExp(`heal H-${heal.id} was already denied at ${DAY} \\d\\d:\\d\\d \\+05:30; nothing more to do`));
   }, 120_000);
 });

@@ -1,9 +1,7 @@
 // `nightshift alerts`: open alerts (or --all), with what happened in plain words
 import { renderAlerts } from '../../report/status.js';
 import { wallNow } from '../../clock.js';
-import { existsSync } from 'node:fs';
-import { loadHome } from '../../config/home.js';
-import { EXIT, UsageError, type Command, json, openStore, positiveInt, zoneOf } from '../context.js';
+import { EXIT, UsageError, type Command, json, loadHomeAsRun, openStore, positiveInt, zoneOf } from '../context.js';
 
 export const alertsCommand: Command = {
   summary: 'open alerts (or --all), with what happened in plain words',
@@ -16,16 +14,19 @@ export const alertsCommand: Command = {
     const store = openStore(ctx);
     const rows = store ? (ctx.values.all ? store.alerts.recent(limit) : store.alerts.open().slice(0, limit)) : [];
     const open = store ? store.alerts.open().length : 0;
-    store?.close();
-    ctx.io.out(
-      ctx.values.json
-        ? json(rows)
-        : rows.length
-          ? renderAlerts(rows, wallNow(), zoneOf(existsSync(ctx.paths.home) ? loadHome(ctx.paths) : null))
-          : ctx.values.all
-            ? 'No alerts yet.'
-            : 'No open alerts.',
-    );
+    try {
+      ctx.io.out(
+        ctx.values.json
+          ? json(rows)
+          : rows.length
+            ? renderAlerts(rows, wallNow(), zoneOf(loadHomeAsRun(ctx, store)))
+            : ctx.values.all
+              ? 'No alerts yet.'
+              : 'No open alerts.',
+      );
+    } finally {
+      store?.close();
+    }
     return open > 0 ? EXIT.unhealthy : EXIT.ok;
   },
 };

@@ -14,7 +14,8 @@ export const digestCommand: Command = {
   help:
     'The digest covers the 24 hours that end at policy.digest.at on that day (policy time zone); the\n' +
     'default day is today. --send also writes STATE/digests/DAY.md, stores it and e-mails it now.\n' +
-    'Exit 1 when jobs need you or the mail could not be sent.',
+    'Exit 1 when something needs you (as the headline counts it: a job with an alert of its own, a spec\n' +
+    'file with errors) or the mail could not be sent.',
   options: { date: { type: 'string' }, send: { type: 'boolean' }, json: { type: 'boolean' } },
   run: async (ctx) => {
     if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
@@ -45,8 +46,7 @@ export const digestCommand: Command = {
           ctx.io.out(r.text);
           ctx.io.out(r.sent ? `\n(sent; saved as ${r.file ?? 'a row in SQLite'})` : `\n(NOT sent: ${r.error ?? 'unknown reason'})`);
         }
-        const needsYou = store.alerts.open().some((a) => a.folded_under === null && home.jobs.has(a.job));
-        return r.sent && !needsYou ? EXIT.ok : EXIT.unhealthy;
+        return r.sent && r.needsYou === 0 ? EXIT.ok : EXIT.unhealthy;
       } finally {
         store.close();
       }

@@ -1,9 +1,7 @@
 // `nightshift heals`: heal attempts, newest first, with every step, its timing and outcome
-import { existsSync } from 'node:fs';
-import { loadHome, type LoadedRule } from '../../config/home.js';
 import { demotionLines, hasHeals, healViews, renderHeals, ruleEvidence } from '../../report/healview.js';
 import { wallNow } from '../../clock.js';
-import { EXIT, type Command, json, openStore, positiveInt, jobName, zoneOf } from '../context.js';
+import { EXIT, type Command, json, openStore, positiveInt, jobName, zoneOf, loadHomeAsRun } from '../context.js';
 
 export const healsCommand: Command = {
   summary: 'heal attempts, newest first, with every step, its timing and outcome',
@@ -26,9 +24,9 @@ export const healsCommand: Command = {
       const waiting = store && hasHeals(store) ? store.heals.pendingApprovals().length : 0;
       if (ctx.values.json) ctx.io.out(json({ attempts: rows, rules: evidence }));
       else {
-        const home = existsSync(ctx.paths.home) ? loadHome(ctx.paths) : null;
+        const home = loadHomeAsRun(ctx, store);
         ctx.io.out(renderHeals(rows, wallNow(), zoneOf(home)));
-        const rules = home?.rules ?? new Map<string, LoadedRule>();
+        const rules = home.rules;
         const demoted = store
           ? demotionLines(store, (rule) => (name === undefined || ofJob.has(rule) ? rules.get(rule)?.hash : undefined))
           : [];

@@ -2,6 +2,7 @@
 import { buildStatus, renderStatus } from '../../report/status.js';
 import { hasHeals, healStatusLines } from '../../report/healview.js';
 import { wallNow } from '../../clock.js';
+import { systemTimeZone } from '../../schedule/timezone.js';
 import { EXIT, type Command, json, loadHomeAsRun, openStore, liveInfo, killOf, zoneOf } from '../context.js';
 
 export const statusCommand: Command = {
@@ -22,7 +23,7 @@ export const statusCommand: Command = {
       if (ctx.values.json) ctx.io.out(json({ ...report, approvals, demotedRules }));
       else {
         const extra = store ? healStatusLines(store, now, ruleHash, zoneOf(home)) : [];
-        ctx.io.out([renderStatus(report), ...(extra.length ? ['', ...extra] : [])].join('\n'));
+        ctx.io.out([renderStatus(report, home.policy.timezone ?? systemTimeZone()), ...(extra.length ? ['', ...extra] : [])].join('\n'));
       }
       return report.healthy ? EXIT.ok : EXIT.unhealthy;
     } finally {
