@@ -1,30 +1,61 @@
-// `nightshift history`: recent runs, newest first
+// `nightshift history`: recent runs, newest first; for external jobs, the pings they sent
 import { existsSync } from 'node:fs';
 import { loadHome } from '../../config/home.js';
 import { renderRuns } from '../../report/status.js';
 import { outputSource } from '../../report/output.js';
+import { renderPings } from '../../report/pings.js';
 import { EXIT, type Command, json, openStore, positiveInt, jobName } from '../context.js';
 
 export const historyCommand: Command = {
-  summary: 'recent runs, newest first',
+  summary: 'recent runs, newest first; for external jobs, the pings they sent',
   usage: 'nightshift [--home DIR] history [JOB] [--limit N] [--json]',
   help:
-    "Reads SQLite directly; works with the daemon down. A run's output: nightshift logs JOB [RUN].\n" +
-    'With --json, each run\'s "output_source" says where nightshift logs finds its output ("log": its log file,\n' +
-    '"tail": only its end, kept with the run, "none").',
+    'Reads SQLite directly; works with the daemon down. An external job (one nightshift does not run) has no runs:\n' +
+    'its history is its pings (nightshift ping, and touches of its heartbeat file). Without JOB, the runs of every\n' +
+    "job, then the pings of the external ones, up to N of each. A run's output: nightshift logs JOB [RUN].\n" +
+    'With --json: one list, the runs (newest first) then the pings (newest first); "record" says which an entry is,\n' +
+    'and a run\'s "output_source" says where nightshift logs finds its output ("log": its log file, "tail": only its end, kept with the run, "none").',
   options: { limit: { type: 'string' }, json: { type: 'boolean' } },
   run: (ctx) => {
     const name = jobName(ctx, false);
     const limit = positiveInt(ctx.values.limit, '--limit', 20);
+    const home = existsSync(ctx.paths.home) ? loadHome(ctx.paths) : null;
+    const job = name !== undefined ? home?.jobs.get(name) : undefined;
+    const external = job !== undefined && !job.managed;
+    // Heartbeat-file touches of a job nightshift runs are signs of life during its runs, not its history.
+    const managed = [...(home?.jobs.values() ?? [])].filter((j) => j.managed).map((j) => j.name);
     const store = openStore(ctx);
-    const rows = store ? store.runs.history(name ?? null, limit) : [];
-    store?.close();
-    if (ctx.values.json) ctx.io.out(json(rows.map((r) => ({ ...r, output_source: outputSource(r, existsSync) }))));
-    else {
-      const home = existsSync(ctx.paths.home) ? loadHome(ctx.paths) : null;
-      ctx.io.out(renderRuns(rows, (j) => home?.jobs.get(j)?.timezone ?? 'UTC'));
-      if (rows.length) ctx.io.out(`\nOutput of a run: nightshift logs ${name ?? 'JOB'} [RUN]`);
+    let runs, pings;
+    try {
+      runs = store && !external ? store.runs.history(name ?? null, limit) : [];
+      pings =
+        store && (external || name === undefined) ? store.heartbeats.recent(limit, external ? { job: name } : { except: managed }) : [];
+    } finally {
+      store?.close();
     }
+    const tzOf = (j: string): string => home?.jobs.get(j)?.timezone ?? 'UTC';
+    if (ctx.values.json) {
+      ctx.io.out(
+        json([
+          ...runs.map((r) => ({ record: 'run', ...r, output_source: outputSource(r, existsSync) })),
+          ...pings.map((p) => ({ record: 'ping', ...p })),
+        ]),
+      );
+      return EXIT.ok;
+    }
+    if (external) {
+      ctx.io.out(
+        pings.length
+          ? [`${name} is external: nightshift does not run it. The pings it sent, newest first:`, ...renderPings(pings, tzOf)].join('\n')
+          : `No pings recorded yet: ${name} is external (nightshift does not run it) and proves life with nightshift ping ${name}` +
+              `${job.spec.heartbeat?.file ? ' or by touching its heartbeat file' : ''}.`,
+      );
+      return EXIT.ok;
+    }
+    const lines = [renderRuns(runs, tzOf)];
+    if (runs.length) lines.push('', `Output of a run: nightshift logs ${name ?? 'JOB'} [RUN]`);
+    if (pings.length) lines.push('', 'Pings of external jobs (nightshift does not run them), newest first:', ...renderPings(pings, tzOf));
+    ctx.io.out(lines.join('\n'));
     return EXIT.ok;
   },
 };
