@@ -53,6 +53,8 @@ export interface LiveJob {
   name: string;
   running: number[];
   nextRun: number | null;
+  /** When the watchdog raises "missed" if no success comes first (its armed timer); null when none is armed. */
+  successDeadline: number | null;
 }
 
 export class Daemon {
@@ -623,6 +625,7 @@ export class Daemon {
         name: j.name,
         running: running.get(j.name) ?? [],
         nextRun: this.scheduler.nextRun(j.name) ?? null,
+        successDeadline: this.watchdog?.nextDeadline(j.name).missed ?? null,
       })),
     };
   }

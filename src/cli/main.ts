@@ -15,6 +15,7 @@ import { statusCommand } from './commands/status.js';
 import { nextCommand } from './commands/next.js';
 import { runCommand } from './commands/run.js';
 import { historyCommand } from './commands/history.js';
+import { logsCommand } from './commands/logs.js';
 import { pingCommand } from './commands/ping.js';
 import { alertsCommand } from './commands/alerts.js';
 import { healsCommand } from './commands/heals.js';
@@ -32,6 +33,7 @@ export const COMMANDS: Record<string, Command> = {
   next: nextCommand,
   run: runCommand,
   history: historyCommand,
+  logs: logsCommand,
   ping: pingCommand,
   alerts: alertsCommand,
   heals: healsCommand,

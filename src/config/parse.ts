@@ -5,6 +5,7 @@
 import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { oneLine } from '../text.js';
+import { closestName } from '../names.js';
 import { errorMessage } from '../errors.js';
 import { parseCron } from '../schedule/cron.js';
 
@@ -343,28 +344,6 @@ function belongsUnder(schema: z.ZodType, path: ReadonlyArray<string | number>, k
 }
 
 function suggest(key: string, known: string[]): string {
-  let best: string | undefined;
-  let bestDist = Infinity;
-  for (const k of known) {
-    const d = editDistance(key.toLowerCase(), k.toLowerCase());
-    if (d < bestDist) {
-      bestDist = d;
-      best = k;
-    }
-  }
-  return best !== undefined && bestDist <= 2 ? ` (did you mean "${best}"?)` : '';
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length]!;
+  const best = closestName(key, known);
+  return best !== undefined ? ` (did you mean "${best}"?)` : '';
 }

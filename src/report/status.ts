@@ -12,6 +12,7 @@ import { containment, type Containment } from '../run/launch.js';
 import type { AlertRow, RunRow, Store } from '../store/store.js';
 import { oneLine } from '../text.js';
 import { FAILED_OUTCOMES, refOf } from '../model.js';
+import { successDeadline } from '../watch/watchdog.js';
 
 export type JobHealth = 'ok' | 'running' | 'failing' | 'paused' | 'disabled' | 'never-run' | 'external' | 'manual-only';
 
@@ -31,6 +32,8 @@ export interface JobStatus {
   };
   running: number[];
   nextRun: number | null;
+  /** An external job: the time its next success ping is expected by (the instant plus grace), after which "missed" is raised. */
+  pingExpectedBy: number | null;
   lastSuccessAt: number | null;
   paused: boolean;
   /** Opted out of its own PID namespace (seeAllProcesses: true): stopped by process group. */
@@ -72,7 +75,7 @@ export interface LiveInfo {
   pid: number;
   startedAt: number;
   version: string;
-  jobs: Array<{ name: string; running: number[]; nextRun: number | null }>;
+  jobs: Array<{ name: string; running: number[]; nextRun: number | null; successDeadline?: number | null }>;
   problems: string[];
 }
 
@@ -95,6 +98,11 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
     const running = lj ? lj.running : [];
     let nextRun: number | null = lj ? lj.nextRun : null;
     if (!live && job.schedule && job.managed && job.spec.enabled) nextRun = nextAfter(job.schedule, Math.max(now, st?.cursor ?? now));
+    // The watchdog's own timer when it runs; else the deadline it would arm if it started now (a
+    // start begins every job's clock afresh), by the same rule.
+    let pingExpectedBy: number | null = null;
+    if (!job.managed && job.spec.enabled && !paused)
+      pingExpectedBy = lj?.successDeadline !== undefined ? lj.successDeadline : (successDeadline(job, now)?.deadline ?? null);
     let health: JobHealth;
     if (!job.spec.enabled) health = 'disabled';
     else if (paused) health = 'paused';
@@ -119,6 +127,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
         : null,
       running,
       nextRun,
+      pingExpectedBy,
       lastSuccessAt: successes.get(job.name) ?? null,
       paused,
       lastGood: home.lastGood.has(job.name) ? { file: job.file, savedAt: home.lastGood.get(job.name)!.savedAt } : null,
@@ -205,6 +214,16 @@ function killLine(ks: StatusReport['killSwitch'], now: number, tz: string): stri
   return ks.halted ? `Kill switch: off${off}, but autonomous actions are STOPPED: ${ks.reason}.` : `Kill switch: off${off}.`;
 }
 
+/** NEXT RUN: when nightshift runs the job next, or for an external job when its ping must have come. */
+function nextRunCell(j: JobStatus, now: number): string {
+  if (j.pingExpectedBy !== null) return `ping expected by ${readableTime(j.pingExpectedBy, j.timezone)} (${ago(now - j.pingExpectedBy)})`;
+  return j.nextRun
+    ? `${readableTime(j.nextRun, j.timezone)} (${ago(now - j.nextRun)})`
+    : j.health === 'disabled'
+      ? '— disabled'
+      : `— ${j.schedule}`;
+}
+
 /** `zone`: where the header's own times are shown (they belong to no job): the policy's zone, else the system's. */
 export function renderStatus(r: StatusReport, zone: string = systemTimeZone()): string {
   const now = r.generatedAt;
@@ -245,17 +264,14 @@ export function renderStatus(r: StatusReport, zone: string = systemTimeZone()): 
   );
   lines.push('');
   const w = Math.max(4, ...r.jobs.map((j) => j.name.length)) + 2;
-  lines.push(`${pad('JOB', w)}${pad('STATE', 11)}${pad('LAST RUN', 36)}${pad('NEXT RUN', 40)}${pad('LAST SUCCESS', 16)}ALERT`);
+  const nextCells = new Map(r.jobs.map((j) => [j.name, nextRunCell(j, now)]));
+  const nw = Math.max(34, ...[...nextCells.values()].map((c) => c.length + 2));
+  lines.push(`${pad('JOB', w)}${pad('STATE', 11)}${pad('LAST RUN', 36)}${pad('NEXT RUN', nw)}${pad('LAST SUCCESS', 16)}ALERT`);
   for (const j of r.jobs) {
     let lastRun = '—';
     if (j.running.length) lastRun = `running now (run #${j.running.join(', #')})`;
     else if (j.lastRun)
       lastRun = `${j.lastRun.outcome} ${j.lastRun.endedAt ? ago(now - j.lastRun.endedAt) : ''}${j.lastRun.durationMs != null ? ` (took ${formatDuration(j.lastRun.durationMs)})` : ''}`;
-    const next = j.nextRun
-      ? `${readableTime(j.nextRun, j.timezone)} (${ago(now - j.nextRun)})`
-      : j.health === 'disabled'
-        ? '— disabled'
-        : `— ${j.schedule}`;
     const succ = j.lastSuccessAt ? ago(now - j.lastSuccessAt) : 'never';
     const alert = j.alerts.length
       ? j.alerts
@@ -267,7 +283,9 @@ export function renderStatus(r: StatusReport, zone: string = systemTimeZone()): 
       : j.lastGood
         ? 'its file is invalid (below)'
         : '—';
-    lines.push(`${pad(j.name, w)}${pad(HEALTH_WORDS[j.health], 11)}${pad(lastRun, 36)}${pad(next, 40)}${pad(succ, 16)}${alert}`);
+    lines.push(
+      `${pad(j.name, w)}${pad(HEALTH_WORDS[j.health], 11)}${pad(lastRun, 36)}${pad(nextCells.get(j.name)!, nw)}${pad(succ, 16)}${alert}`,
+    );
   }
   if (r.jobs.length === 0) lines.push('(no jobs: add a file to the jobs/ folder)');
   const withAlerts = r.jobs.filter((j) => j.alerts.length > 0);

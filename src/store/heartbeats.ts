@@ -40,4 +40,16 @@ export class Heartbeats {
         HeartbeatRow | undefined;
     return this.sql.stmt('SELECT * FROM heartbeats WHERE job = ? ORDER BY id DESC LIMIT 1').get(job) as HeartbeatRow | undefined;
   }
+
+  /**
+   * Pings and heartbeat-file streaks, newest first: of one job, or of every job but `except` (the
+   * jobs nightshift runs itself, whose heartbeat-file touches are not what `history` lists).
+   */
+  recent(limit: number, o: { job?: string; except?: string[] } = {}): HeartbeatRow[] {
+    if (o.job !== undefined)
+      return this.sql.stmt('SELECT * FROM heartbeats WHERE job = ? ORDER BY id DESC LIMIT ?').all(o.job, limit) as HeartbeatRow[];
+    return this.sql
+      .stmt('SELECT * FROM heartbeats WHERE job NOT IN (SELECT value FROM json_each(?)) ORDER BY id DESC LIMIT ?')
+      .all(JSON.stringify(o.except ?? []), limit) as HeartbeatRow[];
+  }
 }

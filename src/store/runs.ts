@@ -215,6 +215,12 @@ export class Runs {
       .get(job) as RunRow | undefined;
   }
 
+  /** The newest finished run of a job, whatever started it (a heal's rerun too): the first finished row of its history. */
+  newestEnded(job: string): RunRow | undefined {
+    return this.sql.stmt('SELECT * FROM runs WHERE job = ? AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1').get(job) as
+      RunRow | undefined;
+  }
+
   /** The newest finished run of every job. */
   lastFinishedOfEach(): Map<string, RunRow> {
     const rows = this.sql

@@ -38,6 +38,18 @@ export function graceOf(job: Job): number {
   return once + (r ? r.count * (r.delay + once) : 0) + 60_000;
 }
 
+/**
+ * The rule of lateness, in one place: a success is expected by the job's first schedule instant
+ * after `since` (its last sign of life, or when its clock started) plus its grace. Null for a job
+ * with no schedule or no instant ahead. The watchdog arms its timer with it; status and `next`
+ * show it as "expected by".
+ */
+export function successDeadline(job: Job, since: number): { expected: number; deadline: number } | null {
+  if (!job.schedule) return null;
+  const expected = nextAfter(job.schedule, since);
+  return expected === null ? null : { expected, deadline: expected + graceOf(job) };
+}
+
 type Key = `missed:${string}` | `hung:${string}`;
 
 /**
@@ -104,8 +116,8 @@ export class Watchdog {
       for (const job of jobs) {
         this.clockStart.set(job.name, now);
         if (downSince !== null && job.schedule && job.spec.enabled) {
-          const expected = nextAfter(job.schedule, this.deps.store.life.lastLifeAt(job.name) ?? 0);
-          if (expected !== null && expected <= downSince && expected + graceOf(job) > now) this.clockStart.set(job.name, 0);
+          const d = successDeadline(job, this.deps.store.life.lastLifeAt(job.name) ?? 0);
+          if (d !== null && d.expected <= downSince && d.deadline > now) this.clockStart.set(job.name, 0);
         }
         this.armMissed(job);
         this.armHungFromStore(job, now);
@@ -260,13 +272,13 @@ export class Watchdog {
     // A last success "in the future" was recorded before the clock went back: it says the job
     // was fine up to now, not that nothing is due until the clock reaches it again.
     const base = Math.max(Math.min(this.deps.store.life.lastLifeAt(job.name) ?? 0, now), this.clockStart.get(job.name) ?? now);
-    const expected = nextAfter(job.schedule, base);
-    if (expected === null) {
+    const d = successDeadline(job, base);
+    if (d === null) {
       this.timer.delete(key);
       return;
     }
-    this.expected.set(job.name, expected);
-    this.timer.set(key, expected + graceOf(job));
+    this.expected.set(job.name, d.expected);
+    this.timer.set(key, d.deadline);
   }
 
   private armHungFromStore(job: Job, now: number): void {

@@ -1,15 +1,21 @@
 // `nightshift next`: the next N scheduled instants of a job
-import { formatInstant, nextInstants } from '../../schedule/instants.js';
+import { formatInstant, nextInstants, readableTime } from '../../schedule/instants.js';
 import { wallNow } from '../../clock.js';
+import { formatDuration } from '../../config/duration.js';
 import { lastGoodSentence } from '../../report/status.js';
-import { EXIT, UsageError, type Command, json, readHomeAsRun, positiveInt, jobName } from '../context.js';
+import { graceOf, successDeadline } from '../../watch/watchdog.js';
+import { EXIT, UsageError, type Command, json, readHomeAsRun, positiveInt, jobName, liveInfo } from '../context.js';
 
 export const nextCommand: Command = {
   summary: 'the next N scheduled instants of a job',
   usage: 'nightshift [--home DIR] next JOB [--from ISO] [--count N] [--json]',
-  help: "Prints instants as ISO 8601 with the offset of the job's time zone, daylight-saving changes included.",
+  help:
+    "Prints instants as ISO 8601 with the offset of the job's time zone, daylight-saving changes included.\n" +
+    'For an external job (one nightshift does not run) it prints the times a success ping is expected by: each\n' +
+    "instant plus the job's heartbeat grace; no success by then raises a missed alert. Without --from, the first\n" +
+    'is the deadline the watchdog has set now (it counts from the last success ping).',
   options: { from: { type: 'string' }, count: { type: 'string' }, json: { type: 'boolean' } },
-  run: (ctx) => {
+  run: async (ctx) => {
     const name = jobName(ctx)!;
     const home = readHomeAsRun(ctx);
     const job = home.jobs.get(name);
@@ -27,7 +33,15 @@ export const nextCommand: Command = {
       if (Number.isNaN(from)) throw new UsageError(`--from "${ctx.values.from}" is not an ISO date-time, e.g. 2026-03-29T00:00:00+01:00`);
     }
     const count = positiveInt(ctx.values.count, '--count', 5, 10_000);
-    const instants = job.schedule ? nextInstants(job.schedule, from, count) : [];
+    let instants = job.schedule ? nextInstants(job.schedule, from, count) : [];
+    const grace = graceOf(job);
+    if (!job.managed && job.schedule && ctx.values.from === undefined) {
+      // The deadline pending now may be of an instant already past (its grace still running):
+      // the watchdog's own when it runs, else the one it would set if it started now.
+      const live = (await liveInfo(ctx))?.jobs.find((j) => j.name === name)?.successDeadline;
+      const first = live != null ? live - grace : successDeadline(job, from)?.expected;
+      if (first !== undefined) instants = [first, ...nextInstants(job.schedule, first, count - 1)];
+    }
     if (ctx.values.json) {
       ctx.io.out(
         json({
@@ -35,6 +49,9 @@ export const nextCommand: Command = {
           timezone: job.timezone,
           instants: instants.map((i) => formatInstant(i, job.timezone)),
           lastGoodVersionFrom: stale ? formatInstant(stale.savedAt, job.timezone) : null,
+          ...(job.managed
+            ? {}
+            : { external: true, graceMs: grace, pingExpectedBy: instants.map((i) => formatInstant(i + grace, job.timezone)) }),
         }),
       );
       return EXIT.ok;
@@ -42,8 +59,16 @@ export const nextCommand: Command = {
     if (staleNote) ctx.io.err(staleNote);
     if (!job.schedule) {
       ctx.io.out(
-        `${name} has no schedule: it runs only when asked (nightshift run ${name})${job.managed ? '' : ' or when something pings it'}`,
+        job.managed
+          ? `${name} has no schedule: it runs only when asked (nightshift run ${name})`
+          : `${name} is external and has no schedule: no ping is expected at any time, so it is never missed; its pings are recorded (nightshift history ${name})`,
       );
+    } else if (!job.managed) {
+      ctx.io.out(
+        `${name} is external: nightshift does not run it. A success ping (nightshift ping ${name}${job.spec.heartbeat?.file ? ', or a touch of its heartbeat file' : ''}) is expected by each of these times, ` +
+          `its schedule's instant plus a grace of ${formatDuration(grace)}; none by then raises a missed alert:`,
+      );
+      for (const i of instants) ctx.io.out(`${readableTime(i + grace, job.timezone)}  (for ${readableTime(i, job.timezone)})`);
     } else {
       for (const i of instants) ctx.io.out(formatInstant(i, job.timezone));
     }
