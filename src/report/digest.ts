@@ -14,6 +14,7 @@ import type { Policy } from '../config/schema.js';
 import type { AlertRow, DigestRow, EventRow, JobStateRow, PageRow, RunRow, Store } from '../store/store.js';
 import { FAILED_OUTCOMES, refOf, type AlertKind } from '../model.js';
 import { oneLine } from '../text.js';
+import { attention, dependencyOf } from './attention.js';
 import { systemTimeZone } from '../schedule/timezone.js';
 
 const HOUR_MS = 3_600_000;
@@ -250,6 +251,8 @@ export interface DigestSummary {
   jobs: JobRow[];
   /** Heal lines that are not part of a "needs you" item: what the heal loop did on its own. */
   otherHeals: HealLine[];
+  /** Open alerts held up by a failing dependency, by id: the job they wait for. */
+  heldUp: Map<number, string>;
 }
 
 /** Heal outcomes whose next step is a person's, while the alert they are for is still open. */
@@ -260,14 +263,21 @@ export function summarize(input: DigestInput): DigestSummary {
   const tz = digestZone(input.policy);
   const t: Time = (ms) => when(ms, tz);
   const heals = input.heals ?? [];
-  const open = facts.openAlerts;
+  // Who needs a person is report/attention.ts's rule, the one status uses.
+  const need = attention(
+    [...jobs.values()].map((j) => ({
+      name: j.name,
+      watched: j.spec.enabled && facts.jobStates.get(j.name)?.paused !== 1,
+      lastOutcome: facts.lastRuns.get(j.name)?.outcome ?? null,
+    })),
+    facts.openAlerts,
+  );
+  const open = [...need.alerts, ...need.heldUp];
   const openJobs = new Set(open.filter((a) => a.folded_under === null).map((a) => a.job));
-  const depOf = (a: AlertRow): string => a.folded_under!.split(':')[0]!;
-  // An alert needs a person unless it is folded under a dependency that has an open alert itself
-  // (that one is healed first); folded under one that recovered, it is on its own again.
-  const needing = open.filter((a) => a.folded_under === null || !openJobs.has(depOf(a)));
+  const depOf = dependencyOf;
+  const needing = need.alerts;
   const needingIds = new Set(needing.map((a) => a.id));
-  const needJobs = new Set(needing.map((a) => a.job));
+  const needJobs = new Set(need.jobs);
   // A heal belongs to an item while its alert is open; without an alert id, to its job's item.
   const attached = (h: HealLine): boolean => (h.alert !== undefined ? needingIds.has(h.alert) : needJobs.has(h.job));
 
@@ -275,7 +285,15 @@ export function summarize(input: DigestInput): DigestSummary {
   for (const job of [...needJobs].sort(byName)) {
     const mine = needing.filter((a) => a.job === job);
     const [first, ...more] = mine;
-    const lines: Line[] = [{ text: `${job}: ${alertLine(first!, t)}`, depth: 0 }];
+    const lastRun = facts.lastRuns.get(job);
+    const lines: Line[] = [
+      {
+        text: first
+          ? `${job}: ${alertLine(first, t)}`
+          : `${job}: its last run (#${lastRun?.id ?? '?'}) ${runShort(lastRun?.outcome ?? 'failed')} at ${t(lastRun?.ended_at ?? now)}${lastRun?.reason ? `: ${oneLine(lastRun.reason, 300)}` : ''}; no alert is open for it (a retry may be pending, or a heal found the problem gone), and no run has succeeded since`,
+        depth: 0,
+      },
+    ];
     for (const a of more) lines.push({ text: `also ${alertLine(a, t)}`, depth: 1 });
     for (const a of mine) {
       if (a.folded_under !== null) lines.push({ text: `it was held up by ${depOf(a)}, which has no open alert now`, depth: 1 });
@@ -308,6 +326,7 @@ export function summarize(input: DigestInput): DigestSummary {
     else if (st?.paused === 1) [health, state] = ['paused', 'paused'];
     else if (alert) [health, state] = ['failing', alertState(alert.kind)];
     else if (folded) [health, state] = ['waiting', `waiting for ${depOf(folded)}`];
+    else if (need.failedRuns.includes(job.name)) [health, state] = ['failing', 'its last run failed'];
     else [health, state] = ['ok', 'ok'];
     const next = job.spec.enabled && st?.paused !== 1 && job.schedule ? nextAfter(job.schedule, now) : null;
     rows.push({
@@ -318,7 +337,12 @@ export function summarize(input: DigestInput): DigestSummary {
       nextRun: next,
     });
   }
-  return { needs, jobs: rows, otherHeals: heals.filter((h) => !attached(h)) };
+  return {
+    needs,
+    jobs: rows,
+    otherHeals: heals.filter((h) => !attached(h)),
+    heldUp: new Map(need.heldUp.map((a) => [a.id, dependencyOf(a)])),
+  };
 }
 
 /** The headline, from the summary alone: "1 job needs you", or "Nothing needs you: …". */
@@ -378,7 +402,7 @@ export function composeDigest(input: DigestInput): ComposedDigest {
   const verdict = verdictOf(summary, kill, input.containment);
 
   const happened: Section[] = [
-    ...healSection(summary.otherHeals, t),
+    ...healSection(summary.otherHeals, summary.heldUp, t),
     ...runsSection(facts.runs, t),
     ...alertsSection(facts.windowAlerts, window, t),
     ...pausedSection(facts.jobStates, jobs, t),
@@ -447,11 +471,17 @@ function healSentence(h: HealLine, t: Time): string {
 }
 
 /** Heals not tied to anything open: what the heal loop did, and what it asked that is moot now. */
-function healSection(heals: HealLine[], t: Time): Section[] {
+function healSection(heals: HealLine[], heldUp: Map<number, string>, t: Time): Section[] {
   const s = new SectionBuilder('Heals');
   s.addList(
     heals.map((h) => {
-      const moot = HEAL_WAITS.has(h.outcome) && h.alert !== undefined ? '; the alert has closed since, so nothing waits' : '';
+      const dep = h.alert !== undefined ? heldUp.get(h.alert) : undefined;
+      const moot =
+        !HEAL_WAITS.has(h.outcome) || h.alert === undefined
+          ? ''
+          : dep !== undefined
+            ? `; its alert is held up by ${dep}, which needs you first`
+            : '; the alert has closed since, so nothing waits';
       return `${healSentence(h, t)}${moot}`;
     }),
   );

@@ -3,10 +3,12 @@
 // the first and last half of the cap, with a marker line where the middle was left out), and the
 // last 4 KiB in the run's row. Log files go before their rows (each job keeps the newest
 // LOGS_KEPT_PER_JOB), so an older run may have only its row's tail left.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { formatDuration } from '../config/duration.js';
 import { readableTime } from '../schedule/instants.js';
 import { LOGS_KEPT_PER_JOB } from '../run/supervisor.js';
+import { DEFAULT_LOG_CAP, runLogPath } from '../run/logcap.js';
 import { formatBytes, type RunRow } from '../store/store.js';
 import { textAsData } from '../text.js';
 
@@ -39,19 +41,54 @@ function leftOut(log: Buffer, printed: number): { omitted: number; kept: number 
   return null;
 }
 
-function readLog(path: string): Buffer | null {
+/** More than any log CappedLog writes (its cap and the marker line): a larger file is not one of ours. */
+const READ_LIMIT = 2 * DEFAULT_LOG_CAP;
+
+type LogRead = { ok: Buffer } | { refused: string } | { missing: true };
+
+/**
+ * The run's log, read only where nightshift writes it (runLogPath). The row's log_path is data (a
+ * damaged or edited database; a job that replaced its log with a symlink while it ran uncontained):
+ * an operator running `sudo nightshift logs` must not be shown /etc/shadow, nor hang on a FIFO,
+ * nor read /dev/zero into memory.
+ */
+function readLog(logsDir: string, row: RunRow): LogRead {
+  const path = row.log_path!;
+  const expected = runLogPath(logsDir, row);
+  if (path !== expected) return { refused: `its record names a log file outside nightshift's logs folder (${path}); it is not read` };
+  let fd: number;
   try {
-    return readFileSync(path);
-  } catch {
-    return null;
+    // The folder must really be logs/JOB (no symlink on the way), and the file itself no symlink.
+    if (realpathSync(dirname(path)) !== join(realpathSync(logsDir), row.job))
+      return { refused: `its log folder ${dirname(path)} leads elsewhere (a symbolic link); it is not read` };
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') return { refused: `its log file ${path} is a symbolic link; it is not read` };
+    return { missing: true };
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { refused: `its log file ${path} is not a regular file; it is not read` };
+    const buf = Buffer.alloc(Math.min(st.size, READ_LIMIT));
+    let got = 0;
+    while (got < buf.length) {
+      const n = readSync(fd, buf, got, buf.length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return { ok: buf.subarray(0, got) };
+  } finally {
+    closeSync(fd);
   }
 }
 
 /** The run's output, whole or in part, and why it is only in part. */
-export function readRunOutput(row: RunRow): RunOutput {
+export function readRunOutput(row: RunRow, logsDir: string): RunOutput {
   const printed = row.output_bytes;
   const base = { logPath: row.log_path, printedBytes: printed, omittedBytes: null };
-  const log = row.log_path !== null ? readLog(row.log_path) : null;
+  const read = row.log_path !== null ? readLog(logsDir, row) : null;
+  const log = read !== null && 'ok' in read ? read.ok : null;
   if (log !== null) {
     const text = log.toString('utf8');
     if (row.ended_at === null)
@@ -88,11 +125,13 @@ export function readRunOutput(row: RunRow): RunOutput {
     };
   }
   const why =
-    row.log_path === null
-      ? row.started_at !== null && printed !== null
-        ? `its log file was removed (nightshift keeps the log files of each job's newest ${LOGS_KEPT_PER_JOB} runs)`
-        : null
-      : `its log file ${row.log_path} is gone (removed outside nightshift, or never written: the run's reason says if the disk was full)`;
+    read !== null && 'refused' in read
+      ? read.refused
+      : row.log_path === null
+        ? row.started_at !== null && printed !== null
+          ? `its log file was removed (nightshift keeps the log files of each job's newest ${LOGS_KEPT_PER_JOB} runs)`
+          : null
+        : `its log file ${row.log_path} is gone (removed outside nightshift, or never written: the run's reason says if the disk was full)`;
   const tail = row.output_tail;
   if (tail !== null && tail !== '') {
     const whole = printed !== null && Buffer.byteLength(tail) >= printed;
@@ -110,8 +149,8 @@ export function readRunOutput(row: RunRow): RunOutput {
 }
 
 /** Where `logs` would find a run's output, without reading it (for history's rows). */
-export function outputSource(row: RunRow, exists: (path: string) => boolean): RunOutput['source'] {
-  if (row.log_path !== null && exists(row.log_path)) return 'log';
+export function outputSource(row: RunRow, logsDir: string, exists: (path: string) => boolean): RunOutput['source'] {
+  if (row.log_path !== null && row.log_path === runLogPath(logsDir, row) && exists(row.log_path)) return 'log';
   return row.output_tail ? 'tail' : 'none';
 }
 

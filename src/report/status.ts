@@ -11,6 +11,7 @@ import { systemTimeZone } from '../schedule/timezone.js';
 import { containment, type Containment } from '../run/launch.js';
 import type { AlertRow, RunRow, Store } from '../store/store.js';
 import { oneLine } from '../text.js';
+import { attention } from './attention.js';
 import { FAILED_OUTCOMES, refOf } from '../model.js';
 import { successDeadline } from '../watch/watchdog.js';
 
@@ -68,6 +69,8 @@ export interface StatusReport {
   pendingApprovals: number;
   /** Whether every process runs in a sandbox here (the launcher's check). */
   containment: Containment;
+  /** The jobs that need a person (report/attention.ts: the digest counts the same). */
+  needsYou: string[];
   healthy: boolean;
 }
 
@@ -141,6 +144,14 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
       })),
     });
   }
+  const need = attention(
+    [...home.jobs.values()].map((j) => ({
+      name: j.name,
+      watched: j.spec.enabled && states.get(j.name)?.paused !== 1,
+      lastOutcome: last.get(j.name)?.outcome ?? null,
+    })),
+    [...openAlerts.values()].flat(),
+  );
   const problems = live ? live.problems : home.problems.map(formatProblem);
   void openRuns;
   const loaded = new Set([...home.jobs.values()].map((j) => j.file));
@@ -165,8 +176,8 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
     },
     pendingApprovals: 0,
     containment: containment(),
-    healthy:
-      live !== null && problems.length === 0 && jobs.every((j) => j.health !== 'failing' && j.alerts.every((a) => a.foldedUnder !== null)),
+    needsYou: need.jobs,
+    healthy: live !== null && problems.length === 0 && need.jobs.length === 0,
   };
 }
 
@@ -229,13 +240,7 @@ export function renderStatus(r: StatusReport, zone: string = systemTimeZone()): 
   const now = r.generatedAt;
   const lines: string[] = [];
   // A job needs you when something of its own is wrong; one blocked by a failing dependency is shown under it.
-  const withOpen = new Set(r.jobs.filter((j) => j.alerts.some((a) => a.foldedUnder === null)).map((j) => j.name));
-  const failing = r.jobs.filter(
-    (j) =>
-      withOpen.has(j.name) ||
-      j.alerts.some((a) => a.foldedUnder !== null && !withOpen.has(a.foldedUnder.split(':')[0]!)) ||
-      (j.health === 'failing' && j.alerts.length === 0),
-  );
+  const failing = r.jobs.filter((j) => r.needsYou.includes(j.name));
   const verdict =
     failing.length === 0 && r.problems.length === 0
       ? `All ${r.jobs.length} job(s) healthy.`

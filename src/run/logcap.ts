@@ -1,11 +1,17 @@
 // A run's output goes to one file capped in size: the head is written as it arrives, the tail is
 // kept in a bounded ring and written at the end, with a marker saying how much was left out. A
 // job printing a gigabyte costs the daemon CPU to drain the pipe but never memory or disk.
+import { join } from 'node:path';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { coerceError } from '../errors.js';
 
 export const DEFAULT_LOG_CAP = 1024 * 1024;
 export const ROW_TAIL_BYTES = 4096;
+
+/** Where a run's log is written, and the only place `nightshift logs` reads one from. */
+export function runLogPath(logsDir: string, run: { job: string; id: number }): string {
+  return join(logsDir, run.job, `${run.id}.log`);
+}
 
 export class CappedLog {
   private fd: number | null;

@@ -3,6 +3,7 @@
 import { mkdirSync, unlinkSync } from 'node:fs';
 import { reapLeftovers } from './proc.js';
 import { join } from 'node:path';
+import { runLogPath } from './logcap.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatDuration } from '../config/duration.js';
 import type { Job } from '../config/home.js';
@@ -273,7 +274,7 @@ export class Supervisor {
         // Without its folder the log cannot be created; the run goes ahead and its row says so.
         if (!isDiskFull(err)) throw err;
       }
-      const logPath = join(dir, `${id}.log`);
+      const logPath = runLogPath(this.deps.logsDir, { job: job.name, id });
       const proc = new RunningProcess({
         job,
         runId: id,

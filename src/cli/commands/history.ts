@@ -39,7 +39,7 @@ export const historyCommand: Command = {
     if (ctx.values.json) {
       ctx.io.out(
         json([
-          ...runs.map((r) => ({ record: 'run', ...r, output_source: outputSource(r, existsSync) })),
+          ...runs.map((r) => ({ record: 'run', ...r, output_source: outputSource(r, ctx.paths.logs, existsSync) })),
           ...pings.map((p) => ({ record: 'ping', ...p })),
         ]),
       );

@@ -81,7 +81,7 @@ export const logsCommand: Command = {
           return EXIT.unhealthy;
         }
       }
-      const out = readRunOutput(row);
+      const out = readRunOutput(row, ctx.paths.logs);
       if (ctx.values.json)
         ctx.io.out(
           json({

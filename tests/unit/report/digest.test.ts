@@ -303,11 +303,14 @@ describe('composing the digest from SQLite rows', () => {
     );
     expect(d.html).toMatch(/<li>db-backup: failing since [^<]*<ul><li>held up by db-backup: report: late/);
 
-    // The dependency recovered first: its folded alerts stay visible, still under its name, and
-    // the job they belong to now needs you itself (export + report).
+    // The dependency's alert closed first: its folded alerts stay visible, still under its name, and
+    // the job they belong to now needs you itself (export + report). db-backup's alert closed with
+    // no run succeeding (as when a heal's probe finds the problem gone): its last run did fail, so
+    // it still needs you, as status counts it.
     store.alerts.resolve('db-backup', w.to - 1000, 'self-recovered');
     const later = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
-    expect(later.verdict).toBe('2 jobs need you');
+    expect(later.verdict).toBe('3 jobs need you');
+    expect(later.text).toMatch(/\n- db-backup: its last run \(#\d+\) failed at [^\n]*; no alert is open for it/);
     expect(later.text).toMatch(
       /- report: late since 2026-03-29 03:00 \+02:00 \(A-3\): "report did not run"\n {4}- it was held up by db-backup, which has no open alert now\n/,
     );
