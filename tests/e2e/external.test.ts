@@ -72,6 +72,7 @@ describe('an external job', () => {
         instants: [deadline - GRACE, deadline - GRACE + FIVE_MIN].map((t) => formatInstant(t, ZONE)),
         lastGoodVersionFrom: null,
         external: true,
+        watched: true,
         graceMs: GRACE,
         pingExpectedBy: [deadline, deadline + FIVE_MIN].map((t) => formatInstant(t, ZONE)),
       });
@@ -101,11 +102,17 @@ describe('an external job', () => {
         `${readableTime(pings[0]!.at, ZONE)}  ext   ok     ping`,
       ]);
       const allj = JSON.parse((await ns('history', '--json')).stdout) as Array<Record<string, unknown>>;
-      expect(allj.map((e) => [e.record, e.job])).toEqual([
-        ['run', 'inner'],
-        ['ping', 'ext'],
-        ['ping', 'ext'],
-      ]);
+      // Without JOB the JSON is the list of runs it always was (pings are in history EXT --json).
+      expect(allj.map((e) => [e.record, e.job])).toEqual([['run', 'inner']]);
+
+      // Paused, it is not watched (the watchdog arms nothing): next lists no deadline as if one were.
+      expect((await ns('pause', 'ext')).exitCode).toBe(0);
+      const np = await ns('next', 'ext');
+      expect(np.stdout.trim()).toBe(
+        'ext is external and not watched now: it is paused (nightshift resume ext watches it again). No ping is expected meanwhile and none is missed.',
+      );
+      expect(JSON.parse((await ns('next', 'ext', '--json')).stdout)).toMatchObject({ watched: false, instants: [], pingExpectedBy: [] });
+      expect((await ns('resume', 'ext')).exitCode).toBe(0);
 
       // With the daemon down, nothing watches: status shows the deadline a start now would set.
       await d.stop();

@@ -12,8 +12,9 @@ export const historyCommand: Command = {
     'Reads SQLite directly; works with the daemon down. An external job (one nightshift does not run) has no runs:\n' +
     'its history is its pings (nightshift ping, and touches of its heartbeat file). Without JOB, the runs of every\n' +
     "job, then the pings of the external ones, up to N of each. A run's output: nightshift logs JOB [RUN].\n" +
-    'With --json: one list, the runs (newest first) then the pings (newest first); "record" says which an entry is,\n' +
-    'and a run\'s "output_source" says where nightshift logs finds its output ("log": its log file, "tail": only its end, kept with the run, "none").',
+    'With --json: the list of runs (newest first), as before pings were shown, or for an external JOB the list of its\n' +
+    'pings; "record" says which ("run" or "ping"), and a run\'s "output_source" says where nightshift logs finds its\n' +
+    'output ("log": its log file, "tail": only its end, kept with the run, "none").',
   options: { limit: { type: 'string' }, json: { type: 'boolean' } },
   run: (ctx) => {
     const name = jobName(ctx, false);
@@ -38,10 +39,12 @@ export const historyCommand: Command = {
     const external = job !== undefined && !job.managed;
     if (ctx.values.json) {
       ctx.io.out(
-        json([
-          ...runs.map((r) => ({ record: 'run', ...r, output_source: outputSource(r, ctx.paths.logs, existsSync) })),
-          ...pings.map((p) => ({ record: 'ping', ...p })),
-        ]),
+        // One kind of record per list, so a script reading .[].outcome of the runs keeps working.
+        json(
+          external
+            ? pings.map((p) => ({ record: 'ping', ...p }))
+            : runs.map((r) => ({ record: 'run', ...r, output_source: outputSource(r, ctx.paths.logs, existsSync) })),
+        ),
       );
       return EXIT.ok;
     }

@@ -4,7 +4,7 @@ import { wallNow } from '../../clock.js';
 import { formatDuration } from '../../config/duration.js';
 import { lastGoodSentence } from '../../report/status.js';
 import { graceOf, successDeadline } from '../../watch/watchdog.js';
-import { EXIT, UsageError, type Command, json, readHomeAsRun, positiveInt, jobName, liveInfo } from '../context.js';
+import { EXIT, UsageError, type Command, json, readHomeAsRun, positiveInt, jobName, liveInfo, openStore } from '../context.js';
 
 export const nextCommand: Command = {
   summary: 'the next N scheduled instants of a job',
@@ -35,7 +35,18 @@ export const nextCommand: Command = {
     const count = positiveInt(ctx.values.count, '--count', 5, 10_000);
     let instants = job.schedule ? nextInstants(job.schedule, from, count) : [];
     const grace = graceOf(job);
-    if (!job.managed && job.schedule && ctx.values.from === undefined) {
+    // A paused or turned-off external job is not watched (the watchdog arms nothing for it): no
+    // ping is expected, so no deadline is listed as if one were.
+    let unwatched: string | null = null;
+    if (!job.managed && job.schedule) {
+      const store = openStore(ctx);
+      const paused = store?.jobStates.all().get(name)?.paused === 1;
+      store?.close();
+      if (!job.spec.enabled) unwatched = `it is turned off in its file (enabled: false)`;
+      else if (paused) unwatched = `it is paused (nightshift resume ${name} watches it again)`;
+    }
+    if (unwatched !== null) instants = [];
+    else if (!job.managed && job.schedule && ctx.values.from === undefined) {
       // The deadline pending now may be of an instant already past (its grace still running):
       // the watchdog's own when it runs, else the one it would set if it started now.
       const live = (await liveInfo(ctx))?.jobs.find((j) => j.name === name)?.successDeadline;
@@ -51,7 +62,12 @@ export const nextCommand: Command = {
           lastGoodVersionFrom: stale ? formatInstant(stale.savedAt, job.timezone) : null,
           ...(job.managed
             ? {}
-            : { external: true, graceMs: grace, pingExpectedBy: instants.map((i) => formatInstant(i + grace, job.timezone)) }),
+            : {
+                external: true,
+                watched: unwatched === null,
+                graceMs: grace,
+                pingExpectedBy: instants.map((i) => formatInstant(i + grace, job.timezone)),
+              }),
         }),
       );
       return EXIT.ok;
@@ -63,6 +79,8 @@ export const nextCommand: Command = {
           ? `${name} has no schedule: it runs only when asked (nightshift run ${name})`
           : `${name} is external and has no schedule: no ping is expected at any time, so it is never missed; its pings are recorded (nightshift history ${name})`,
       );
+    } else if (!job.managed && unwatched !== null) {
+      ctx.io.out(`${name} is external and not watched now: ${unwatched}. No ping is expected meanwhile and none is missed.`);
     } else if (!job.managed) {
       ctx.io.out(
         `${name} is external: nightshift does not run it. A success ping (nightshift ping ${name}${job.spec.heartbeat?.file ? ', or a touch of its heartbeat file' : ''}) is expected by each of these times, ` +
