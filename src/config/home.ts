@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, extname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { nameProblem } from '../names.js';
 import type { Schedule } from '../schedule/instants.js';
 import { JobSpecSchema, PolicySchema, RuleSchema, type JobSpec, type Policy, type Rule } from './schema.js';
@@ -214,9 +214,15 @@ export function defaultSender(): string {
  * nightshift@<this host's name>, a domain most mail servers refuse or file as spam. A warning,
  * not a problem: a policy that was valid stays valid.
  */
+/** Whether `file` is the spec file of job `name` (jobs/NAME.yaml or .yml), not a rule or the policy of that name. */
+export function isJobFileOf(jobsDir: string, file: string, name: string): boolean {
+  return dirname(file) === jobsDir && (basename(file) === `${name}.yaml` || basename(file) === `${name}.yml`);
+}
+
 export function policyWarnings(file: string, policy: Policy, text: string): SpecProblem[] {
   const { digest } = policy;
-  if (digest.from !== undefined || (!digest.smtp && !digest.sendmail)) return [];
+  // Only when a mail would go out: with no recipient nothing is sent from anyone.
+  if (digest.from !== undefined || (!digest.smtp && !digest.sendmail) || digest.to.length === 0) return [];
   return [
     {
       file,

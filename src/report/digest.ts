@@ -15,6 +15,7 @@ import type { AlertRow, DigestRow, EventRow, JobStateRow, PageRow, RunRow, Store
 import { FAILED_OUTCOMES, refOf, type AlertKind } from '../model.js';
 import { oneLine } from '../text.js';
 import { attention, dependencyOf } from './attention.js';
+import { successDeadline } from '../watch/watchdog.js';
 import { systemTimeZone } from '../schedule/timezone.js';
 
 const HOUR_MS = 3_600_000;
@@ -62,6 +63,8 @@ export interface DigestFacts {
   unsentDigests: DigestRow[];
   /** Each job's last finished run, whenever it was (the jobs table). */
   lastRuns: Map<string, RunRow>;
+  /** Each job's last success (a run, or for an external job a ping). */
+  lastSuccesses: Map<string, number>;
 }
 
 /** Reads the rows of a digest's window (and what is open now) from the store. */
@@ -76,6 +79,7 @@ export function digestFacts(store: Store, window: DigestWindow): DigestFacts {
     pages: store.pages.between(window.from, window.to),
     unsentDigests: store.digests.unsent(),
     lastRuns: store.runs.lastFinishedOfEach(),
+    lastSuccesses: store.life.lastSuccesses(),
   };
 }
 
@@ -239,6 +243,8 @@ export interface JobRow {
   state: string;
   lastRun: { at: number; outcome: string } | null;
   nextRun: number | null;
+  /** Not run by nightshift: lastRun is its last success ping, nextRun when the next one is expected by. */
+  external: boolean;
 }
 
 /**
@@ -333,8 +339,13 @@ export function summarize(input: DigestInput): DigestSummary {
       name: job.name,
       health,
       state,
-      lastRun: last ? { at: last.ended_at ?? last.created_at, outcome: runShort(last.outcome ?? 'running') } : null,
-      nextRun: next,
+      ...(job.managed
+        ? {
+            lastRun: last ? { at: last.ended_at ?? last.created_at, outcome: runShort(last.outcome ?? 'running') } : null,
+            nextRun: next,
+          }
+        : externalCells(job, facts.lastSuccesses.get(job.name), st?.paused === 1, now)),
+      external: !job.managed,
     });
   }
   return {
@@ -342,6 +353,18 @@ export function summarize(input: DigestInput): DigestSummary {
     jobs: rows,
     otherHeals: heals.filter((h) => !attached(h)),
     heldUp: new Map(need.heldUp.map((a) => [a.id, dependencyOf(a)])),
+  };
+}
+
+/**
+ * An external job's cells: its last success ping, and when the next is expected by — the
+ * watchdog's rule (successDeadline), counted from that ping (from now when there is none yet).
+ */
+function externalCells(job: Job, lastPing: number | undefined, paused: boolean, now: number): Pick<JobRow, 'lastRun' | 'nextRun'> {
+  const watched = job.spec.enabled && !paused;
+  return {
+    lastRun: lastPing !== undefined ? { at: lastPing, outcome: 'ok' } : null,
+    nextRun: watched ? (successDeadline(job, lastPing ?? now)?.deadline ?? null) : null,
   };
 }
 
@@ -671,6 +694,10 @@ function jobsSection(rows: JobRow[], states: Map<string, JobStateRow>, jobs: Map
   s.add(`${capped ? 'More than ' : ''}${plural(total, 'run')} of ${plural(counts.size, 'job')} scheduled in the next 24 hours`);
   s.addList(
     rows.map((r) => {
+      if (r.external) {
+        const ping = r.lastRun ? `last ping ${t(r.lastRun.at)}` : 'no ping yet';
+        return `${r.name}: ${r.state}; external (nightshift does not run it); ${ping}${r.nextRun !== null ? `; next ping expected by ${t(r.nextRun)}` : ''}`;
+      }
       const last = r.lastRun ? `last run ${t(r.lastRun.at)} (${r.lastRun.outcome})` : 'no run yet';
       const c = counts.get(r.name);
       const next =
@@ -733,15 +760,28 @@ const CELL = 'padding: 4px 8px; border: 1px solid #dadce0; text-align: left';
 function jobsTable(rows: JobRow[], t: Time): string {
   const e = escapeHtml;
   const head = ['Job', 'State', 'Last run', 'Next run'].map((h) => `<th style="${CELL}; background: #f8f9fa">${h}</th>`).join('');
-  const body = rows.map((r) => {
+  const body = rows.slice(0, LIST_CAP).map((r) => {
     const c = HEALTH_COLOURS[r.health];
-    const last = r.lastRun ? `${t(r.lastRun.at)} (${r.lastRun.outcome})` : 'no run yet';
-    const next = r.nextRun !== null ? t(r.nextRun) : '—';
-    const cells = [r.name, r.state, last, next].map((v) => `<td style="${CELL}">${e(v)}</td>`).join('');
+    const last = r.external
+      ? r.lastRun
+        ? `${t(r.lastRun.at)} (ping)`
+        : 'no ping yet'
+      : r.lastRun
+        ? `${t(r.lastRun.at)} (${r.lastRun.outcome})`
+        : 'no run yet';
+    const next = r.nextRun === null ? '—' : r.external ? `ping expected by ${t(r.nextRun)}` : t(r.nextRun);
+    // The colour on every cell too: Outlook's renderer ignores a row's background.
+    const cells = [r.name, r.state, last, next]
+      .map((v) => `<td style="${CELL}; background: ${c.bg}; color: ${c.fg}">${e(v)}</td>`)
+      .join('');
     return `<tr data-health="${r.health}" style="background: ${c.bg}; color: ${c.fg}">${cells}</tr>`;
   });
+  // Capped like the text's lists: a mail past ~100 KB is clipped by Gmail, and the jobs that need
+  // you are listed above the table whatever their place in it.
+  if (rows.length > LIST_CAP)
+    body.push(`<tr><td colspan="4" style="${CELL}">${rows.length - LIST_CAP} more jobs: see the plain-text part</td></tr>`);
   return [
-    '<table role="presentation" cellspacing="0" cellpadding="0" style="border-collapse: collapse; font-size: 14px">',
+    '<table cellspacing="0" cellpadding="0" style="border-collapse: collapse; font-size: 14px">',
     `<tr>${head}</tr>`,
     ...body,
     '</table>',

@@ -4,7 +4,8 @@ import { readRunOutput, renderRunOutput } from '../../report/output.js';
 import { DEFAULT_LOG_CAP } from '../../run/logcap.js';
 import { LOGS_KEPT_PER_JOB } from '../../run/supervisor.js';
 import { formatBytes, type RunRow } from '../../store/store.js';
-import { EXIT, UsageError, type Command, json, loadHomeAsRun, openStore } from '../context.js';
+import { EXIT, UsageError, type Command, json, loadHomeAsRun, openStore, zoneOf } from '../context.js';
+import { isJobFileOf } from '../../config/home.js';
 
 /** "37" or "#37", as history shows it; null when the word is no run number. */
 function runNumber(word: string): number | null {
@@ -41,7 +42,7 @@ export const logsCommand: Command = {
       // A job removed from jobs/ keeps its recorded runs: they can still be read.
       if (!job && (store === null || store.runs.count(name) === 0)) {
         const near = closestName(name, home.jobs.keys());
-        const invalid = home.problems.some((p) => p.file.includes(`/${name}.`));
+        const invalid = home.problems.some((p) => isJobFileOf(ctx.paths.jobsDir, p.file, name));
         ctx.io.err(
           `nightshift logs: no job named "${name}"${near ? ` (did you mean "${near}"?)` : ''}` +
             (invalid
@@ -100,7 +101,7 @@ export const logsCommand: Command = {
             ...out,
           }),
         );
-      else ctx.io.out(renderRunOutput(row, out, job?.timezone ?? 'UTC'));
+      else ctx.io.out(renderRunOutput(row, out, zoneOf(home)(row.job)));
       return EXIT.ok;
     } finally {
       store?.close();

@@ -5,6 +5,7 @@ import { formatDuration } from '../../config/duration.js';
 import { lastGoodSentence } from '../../report/status.js';
 import { graceOf, successDeadline } from '../../watch/watchdog.js';
 import { EXIT, UsageError, type Command, json, readHomeAsRun, positiveInt, jobName, liveInfo, openStore } from '../context.js';
+import { isJobFileOf } from '../../config/home.js';
 
 export const nextCommand: Command = {
   summary: 'the next N scheduled instants of a job',
@@ -21,7 +22,7 @@ export const nextCommand: Command = {
     const job = home.jobs.get(name);
     if (!job)
       throw new UsageError(
-        `no valid job named "${name}"${home.problems.some((p) => p.file.includes(`/${name}.`)) ? ' (its spec has errors and it has never been valid: run nightshift validate)' : ''}`,
+        `no valid job named "${name}"${home.problems.some((p) => isJobFileOf(ctx.paths.jobsDir, p.file, name)) ? ' (its spec has errors and it has never been valid: run nightshift validate)' : ''}`,
       );
     const stale = home.lastGood.get(name);
     const staleNote = stale

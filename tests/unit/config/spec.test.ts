@@ -1138,6 +1138,9 @@ describe('a home: checks across files', () => {
     // Mail not set up (the digest only goes to its folder): nothing to warn about.
     const quiet = makeHome({ 'jobs/a.yaml': JOB, 'protected/policy.yaml': yaml('digest:', '  to: ["ops@example.com"]') });
     expect(load(quiet).warnings).toEqual([]);
+    // A transport but no recipient: nothing is sent from anyone, so nothing to warn about either.
+    const noOne = makeHome({ 'jobs/a.yaml': JOB, 'protected/policy.yaml': yaml('digest:', '  smtp: { host: 127.0.0.1, port: 25 }') });
+    expect(load(noOne).warnings).toEqual([]);
   });
 });
 

@@ -194,6 +194,7 @@ function generateDay(seed: number): DigestInput {
     pages,
     unsentDigests,
     lastRuns,
+    lastSuccesses: new Map(),
   };
   return {
     facts,
@@ -328,7 +329,7 @@ describe('generated days: the headline and the body agree', () => {
 
 /** What a mail client renders safely: these tags, these attributes, styles inline, nothing fetched. */
 const TAGS = new Set(['html', 'head', 'meta', 'title', 'body', 'h1', 'h2', 'p', 'ul', 'li', 'table', 'tr', 'th', 'td']);
-const ATTRS = new Set(['charset', 'style', 'data-health', 'role', 'cellspacing', 'cellpadding']);
+const ATTRS = new Set(['charset', 'style', 'data-health', 'cellspacing', 'cellpadding', 'colspan']);
 
 function checkMailHtml(html: string, at: string): void {
   expect(html.startsWith('<!doctype html>\n'), at).toBe(true);
@@ -375,6 +376,27 @@ describe('the HTML part', () => {
     }
     expect(hostile).toBeGreaterThan(DAYS / 4);
     expect([...seen].sort()).toEqual(['disabled', 'failing', 'ok', 'paused', 'waiting']);
+  });
+
+  it('a home of 60 jobs: the table stops at 50 rows and says how many more, each cell carrying its colour', () => {
+    const input = generateDay(3);
+    input.jobs.clear();
+    for (let i = 0; i < 60; i++) {
+      const n = `job-${String(i).padStart(2, '0')}`;
+      input.jobs.set(
+        n,
+        compileJob(n, `/srv/ns/jobs/${n}.yaml`, '/srv/ns', JobSpecSchema.parse({ every: '1h', command: ['true'] }), pol, 'h'),
+      );
+    }
+    input.facts.openAlerts.length = 0;
+    input.facts.lastRuns.clear();
+    input.facts.jobStates.clear();
+    const d = composeDigest(input);
+    checkMailHtml(d.html, '60 jobs');
+    const rows = [...d.html.matchAll(/<tr data-health="ok"[^>]*>(.*?)<\/tr>/g)];
+    expect(rows).toHaveLength(50);
+    for (const r of rows) expect([...r[1]!.matchAll(/<td style="[^"]*background: #e6f4ea; color: #137333">/g)]).toHaveLength(4);
+    expect(d.html).toContain('>10 more jobs: see the plain-text part</td></tr>');
   });
 
   it('a job named like markup and its alert come out as text, in the list and in the coloured table row', () => {

@@ -213,6 +213,7 @@ describe('composing the digest from SQLite rows', () => {
         pages: [{ id: 1, fingerprint: 'export:failed', event: 'alert', at: at('2026-03-29T01:00:05Z'), outcome: 'sent', detail: null }],
         unsentDigests: [],
         lastRuns: new Map(),
+        lastSuccesses: new Map(),
       },
       jobs,
       policy: pol,
@@ -354,7 +355,19 @@ describe('composing the digest from SQLite rows', () => {
       '    - report: waiting for db-backup; last run 2026-03-28 09:00 +01:00 (ok); next 2026-03-30 02:30 +02:00 (1 run in 24 hours)\n',
     );
     expect(section).toContain('    - cleanup: paused; no run yet\n');
-    expect(section).toContain('    - pinger: ok; no run yet; next 2026-03-29 08:00 +02:00\n');
+    // An external job: its last success ping and when the next is expected by (no ping yet: from now,
+    // 07:00:01 +02:00: the 08:00 instant plus its 5m grace), as status shows it.
+    expect(section).toContain(
+      '    - pinger: ok; external (nightshift does not run it); no ping yet; next ping expected by 2026-03-29 08:05 +02:00\n',
+    );
+    expect(d.html).toMatch(
+      /<td[^>]*>pinger<\/td><td[^>]*>ok<\/td><td[^>]*>no ping yet<\/td><td[^>]*>ping expected by 2026-03-29 08:05 \+02:00<\/td>/,
+    );
+    store.heartbeats.record('pinger', 'success', w.to - 30 * 60_000, 'ping');
+    const pinged = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    expect(pinged.text).toContain(
+      '    - pinger: ok; external (nightshift does not run it); last ping 2026-03-29 06:30 +02:00; next ping expected by 2026-03-29 07:05 +02:00\n',
+    );
     expect(section).toContain('    - old: turned off in its file; no run yet\n');
   });
 
