@@ -479,7 +479,7 @@ function healSentence(h: HealLine, t: Time): string {
     'awaiting-approval': `${rule} waits for your approval to fix it; ${approve}`,
     blocked: `${rule} stopped after the attempts allowed; a person decides what next`,
     'needs-human': 'no rule fits; a written proposal waits for a person (nightshift heals shows it)',
-    proposed: `${rule} proposed a fix (shadow: nothing was run)`,
+    proposed: `${rule} proposed a fix and ran nothing (the rule only proposes until you let it act)`,
     refused: `a fix by ${rule} would have touched a protected path and was refused`,
     'rollback-failed': `a fix by ${rule} could not be undone completely; look at it`,
     'self-recovered': 'it recovered before a fix was needed',
@@ -616,7 +616,7 @@ function killSection(flips: EventRow[], kill: KillState, t: Time, contained?: Co
   else if (kill.halted) s.add(`The kill switch is now off, but autonomous actions are stopped: ${oneLine(kill.reason)}`);
   if (contained && !contained.ok)
     s.add(
-      `Fixes cannot be contained on this machine (containment UNAVAILABLE): jobs run uncontained, and no fix, brain or probe runs — ${oneLine(contained.reason, 400)}`,
+      `Nothing can be run in a sandbox on this machine: jobs run without one, and no fix or check runs — ${oneLine(contained.reason, 400)}`,
     );
   if (flips.length) {
     s.add(
@@ -647,10 +647,10 @@ function watcherSection(facts: DigestFacts, policy: Policy, t: Time): Section[] 
   // Only news is said: an hourly ping that worked every time is what "nothing happened" means.
   const pings = facts.deadmanPings;
   const failed = pings.filter((e) => !isOkEvent(e.data));
-  if (policy.deadman && pings.length === 0) s.add('The outside watcher (policy deadman) was not pinged once in this window');
+  if (policy.deadman && pings.length === 0) s.add('The outside watcher (deadman in policy.yaml) was not pinged once in this window');
   else if (failed.length) {
     s.add(
-      `The outside watcher (policy deadman) was pinged ${plural(pings.length, 'time')}: ${pings.length - failed.length} ok, ${failed.length} failed`,
+      `The outside watcher (deadman in policy.yaml) was pinged ${plural(pings.length, 'time')}: ${pings.length - failed.length} ok, ${failed.length} failed`,
     );
     const last = failed[failed.length - 1]!;
     s.add(`last failure ${t(last.at)}: ${oneLine(last.message)}`, 1);
@@ -691,7 +691,11 @@ function jobsSection(rows: JobRow[], states: Map<string, JobStateRow>, jobs: Map
   }
   const total = [...counts.values()].reduce((n, c) => n + c.count, 0);
   const capped = [...counts.values()].some((c) => c.capped);
-  s.add(`${capped ? 'More than ' : ''}${plural(total, 'run')} of ${plural(counts.size, 'job')} scheduled in the next 24 hours`);
+  s.add(
+    counts.size === 0
+      ? 'Nothing is scheduled to run in the next 24 hours'
+      : `${capped ? 'More than ' : ''}${plural(total, 'run')} of ${plural(counts.size, 'job')} scheduled in the next 24 hours`,
+  );
   s.addList(
     rows.map((r) => {
       if (r.external) {

@@ -279,7 +279,7 @@ describe('composing the digest from SQLite rows', () => {
       '- The kill switch was turned on or off 2 times in this window; it is off now:\n    - 2026-03-28 14:00 +01:00: kill switch turned on',
     );
     expect(d.text).toContain('- 1 page: 1 sent');
-    expect(d.text).toContain('- The outside watcher (policy deadman) was pinged 3 times: 2 ok, 1 failed');
+    expect(d.text).toContain('- The outside watcher (deadman in policy.yaml) was pinged 3 times: 2 ok, 1 failed');
     expect(d.text).toContain('- cleanup: paused since 2026-03-28 13:00 +01:00; resume with: nightshift resume cleanup');
     expect(d.text).toContain('- old: turned off in its file (enabled: false)');
     expect(d.text).toMatch(/- 2026-03-27: not sent after 1 attempt \(no more attempts\); .*connection refused/);
