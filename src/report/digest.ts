@@ -65,6 +65,8 @@ export interface DigestFacts {
   lastRuns: Map<string, RunRow>;
   /** Each job's last success (a run, or for an external job a ping). */
   lastSuccesses: Map<string, number>;
+  /** Jobs with a run under way when the digest is composed. */
+  running: Set<string>;
 }
 
 /** Reads the rows of a digest's window (and what is open now) from the store. */
@@ -80,6 +82,7 @@ export function digestFacts(store: Store, window: DigestWindow): DigestFacts {
     unsentDigests: store.digests.unsent(),
     lastRuns: store.runs.lastFinishedOfEach(),
     lastSuccesses: store.life.lastSuccesses(),
+    running: new Set(store.runs.open().map((r) => r.job)),
   };
 }
 
@@ -273,7 +276,8 @@ export function summarize(input: DigestInput): DigestSummary {
   const need = attention(
     [...jobs.values()].map((j) => ({
       name: j.name,
-      watched: j.spec.enabled && facts.jobStates.get(j.name)?.paused !== 1,
+      watched: j.managed && j.spec.enabled && facts.jobStates.get(j.name)?.paused !== 1,
+      running: facts.running.has(j.name),
       lastOutcome: facts.lastRuns.get(j.name)?.outcome ?? null,
     })),
     facts.openAlerts,
@@ -294,9 +298,7 @@ export function summarize(input: DigestInput): DigestSummary {
     const lastRun = facts.lastRuns.get(job);
     const lines: Line[] = [
       {
-        text: first
-          ? `${job}: ${alertLine(first, t)}`
-          : `${job}: its last run (#${lastRun?.id ?? '?'}) ${runShort(lastRun?.outcome ?? 'failed')} at ${t(lastRun?.ended_at ?? now)}${lastRun?.reason ? `: ${oneLine(lastRun.reason, 300)}` : ''}; no alert is open for it (a retry may be pending, or a heal found the problem gone), and no run has succeeded since`,
+        text: first ? `${job}: ${alertLine(first, t)}` : failedRunLine(job, lastRun!, t),
         depth: 0,
       },
     ];
@@ -364,8 +366,36 @@ function externalCells(job: Job, lastPing: number | undefined, paused: boolean, 
   const watched = job.spec.enabled && !paused;
   return {
     lastRun: lastPing !== undefined ? { at: lastPing, outcome: 'ok' } : null,
-    nextRun: watched ? (successDeadline(job, lastPing ?? now)?.deadline ?? null) : null,
+    nextRun: watched ? nextPingDeadline(job, lastPing ?? now, now) : null,
   };
+}
+
+/**
+ * The next ping deadline still ahead: after a miss the watchdog counts from the missed instant,
+ * so a deadline already past is followed by the next one (successDeadline's rule, stepped on).
+ */
+function nextPingDeadline(job: Job, since: number, now: number): number | null {
+  let d = successDeadline(job, since);
+  for (let i = 0; d !== null && d.deadline <= now && i < 100_000; i++) d = successDeadline(job, d.expected);
+  return d?.deadline ?? null;
+}
+
+/** What a failed run did, as a verb phrase ("failed", "gave a wrong result"). */
+const FAILED_VERBS: Record<string, string> = {
+  failed: 'failed',
+  timeout: 'ran past its time limit',
+  wrong: 'gave a wrong result',
+  interrupted: 'was cut short when nightshift stopped',
+};
+
+/** "backup: its last run (#5) failed at …: exited with code 1; a retry is due at …" — a job whose failed run has no alert. */
+function failedRunLine(job: string, run: RunRow, t: Time): string {
+  const reason = run.reason ? `: ${oneLine(run.reason, 300).replace(/\.$/, '')}` : '';
+  const then =
+    run.retry_at !== null
+      ? `a retry is due at ${t(run.retry_at)}`
+      : 'no alert is open for it (it was closed, or the run ended before one could be raised), and no run has succeeded since';
+  return `${job}: its last run (#${run.id}) ${FAILED_VERBS[run.outcome ?? ''] ?? runShort(run.outcome ?? 'failed')} at ${t(run.ended_at ?? run.created_at)}${reason}; ${then}`;
 }
 
 /** The headline, from the summary alone: "1 job needs you", or "Nothing needs you: …". */
@@ -783,7 +813,7 @@ function jobsTable(rows: JobRow[], t: Time): string {
   // Capped like the text's lists: a mail past ~100 KB is clipped by Gmail, and the jobs that need
   // you are listed above the table whatever their place in it.
   if (rows.length > LIST_CAP)
-    body.push(`<tr><td colspan="4" style="${CELL}">${rows.length - LIST_CAP} more jobs: see the plain-text part</td></tr>`);
+    body.push(`<tr><td colspan="4" style="${CELL}">${rows.length - LIST_CAP} more jobs: nightshift status lists them all</td></tr>`);
   return [
     '<table cellspacing="0" cellpadding="0" style="border-collapse: collapse; font-size: 14px">',
     `<tr>${head}</tr>`,

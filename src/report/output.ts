@@ -53,9 +53,10 @@ type LogRead = { ok: Buffer } | { refused: string } | { missing: true };
  * nor read /dev/zero into memory.
  */
 function readLog(logsDir: string, row: RunRow): LogRead {
-  const path = row.log_path!;
-  const expected = runLogPath(logsDir, row);
-  if (path !== expected) return { refused: `its record names a log file outside nightshift's logs folder (${path}); it is not read` };
+  // Where this state folder keeps the run's log, however the daemon spelled the path when it wrote
+  // it (a home reached through a symlink, a state folder moved to another disk): the row says only
+  // that a log was written.
+  const path = runLogPath(logsDir, row);
   let fd: number;
   try {
     // The folder must really be logs/JOB (no symlink on the way), and the file itself no symlink.
@@ -70,6 +71,7 @@ function readLog(logsDir: string, row: RunRow): LogRead {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) return { refused: `its log file ${path} is not a regular file; it is not read` };
+    if (st.size > READ_LIMIT) return { refused: `its log file ${path} is larger than any log nightshift writes; it is not read` };
     const buf = Buffer.alloc(Math.min(st.size, READ_LIMIT));
     let got = 0;
     while (got < buf.length) {
@@ -86,7 +88,7 @@ function readLog(logsDir: string, row: RunRow): LogRead {
 /** The run's output, whole or in part, and why it is only in part. */
 export function readRunOutput(row: RunRow, logsDir: string): RunOutput {
   const printed = row.output_bytes;
-  const base = { logPath: row.log_path, printedBytes: printed, omittedBytes: null };
+  const base = { logPath: row.log_path !== null ? runLogPath(logsDir, row) : null, printedBytes: printed, omittedBytes: null };
   const read = row.log_path !== null ? readLog(logsDir, row) : null;
   const log = read !== null && 'ok' in read ? read.ok : null;
   if (log !== null) {
@@ -131,7 +133,7 @@ export function readRunOutput(row: RunRow, logsDir: string): RunOutput {
         ? row.started_at !== null && printed !== null
           ? `its log file was removed (nightshift keeps the log files of each job's newest ${LOGS_KEPT_PER_JOB} runs)`
           : null
-        : `its log file ${row.log_path} is gone (removed outside nightshift, or never written: the run's reason says if the disk was full)`;
+        : `its log file ${runLogPath(logsDir, row)} is gone (removed outside nightshift, or never written: the run's reason says if the disk was full)`;
   const tail = row.output_tail;
   if (tail !== null && tail !== '') {
     const whole = printed !== null && Buffer.byteLength(tail) >= printed;
@@ -150,7 +152,7 @@ export function readRunOutput(row: RunRow, logsDir: string): RunOutput {
 
 /** Where `logs` would find a run's output, without reading it (for history's rows). */
 export function outputSource(row: RunRow, logsDir: string, exists: (path: string) => boolean): RunOutput['source'] {
-  if (row.log_path !== null && row.log_path === runLogPath(logsDir, row) && exists(row.log_path)) return 'log';
+  if (row.log_path !== null && exists(runLogPath(logsDir, row))) return 'log';
   return row.output_tail ? 'tail' : 'none';
 }
 

@@ -144,16 +144,18 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
       })),
     });
   }
+  // Under way now: the daemon's own list, or with it down the runs recorded as started and not ended.
+  const runningNow = new Set(live ? live.jobs.filter((j) => j.running.length > 0).map((j) => j.name) : openRuns.map((r) => r.job));
   const need = attention(
     [...home.jobs.values()].map((j) => ({
       name: j.name,
-      watched: j.spec.enabled && states.get(j.name)?.paused !== 1,
+      watched: j.managed && j.spec.enabled && states.get(j.name)?.paused !== 1,
+      running: runningNow.has(j.name),
       lastOutcome: last.get(j.name)?.outcome ?? null,
     })),
     [...openAlerts.values()].flat(),
   );
   const problems = live ? live.problems : home.problems.map(formatProblem);
-  void openRuns;
   const loaded = new Set([...home.jobs.values()].map((j) => j.file));
   const neverValid = [...new Set(home.problems.map((p) => p.file))].filter((f) => dirname(f) === home.paths.jobsDir && !loaded.has(f));
   return {
@@ -240,7 +242,8 @@ export function renderStatus(r: StatusReport, zone: string = systemTimeZone()): 
   const now = r.generatedAt;
   const lines: string[] = [];
   // A job needs you when something of its own is wrong; one blocked by a failing dependency is shown under it.
-  const failing = r.jobs.filter((j) => r.needsYou.includes(j.name));
+  const needing = new Set(r.needsYou);
+  const failing = r.jobs.filter((j) => needing.has(j.name));
   const verdict =
     failing.length === 0 && r.problems.length === 0
       ? `All ${r.jobs.length} job(s) healthy.`

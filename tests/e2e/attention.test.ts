@@ -43,13 +43,28 @@ describe('who needs you', () => {
     const d1 = JSON.parse(digest.stdout) as { verdict: string; needsYou: number; text: string };
     expect(d1.verdict).toBe('1 job needs you');
     expect(d1.needsYou).toBe(1);
-    expect(d1.text).toMatch(/\n- flaky: its last run \(#\d+\) failed at [^\n]*; no alert is open for it/);
+    expect(d1.text).toMatch(/\n- flaky: its last run \(#\d+\) failed at [^\n]*: exited with code 1; no alert is open for it/);
     expect(digest.exitCode).toBe(1);
 
-    // A run that succeeds clears it in both.
-    writeFileSync(join(home, 'jobs', 'flaky.yaml'), 'command: ["true"]\n');
+    // A run under way (as a retry, or a heal's restart of a long-running job) will tell: while it
+    // runs, neither counts the failed run before it. When it succeeds, it is cleared in both.
+    const release = join(work, 'release');
+    writeFileSync(join(home, 'jobs', 'flaky.yaml'), `command: ["sh", "-c", "while [ ! -e '${release}' ]; do sleep 0.1; done"]\n`);
     await d.waitLog((l) => l.msg === 'job changed' && l.job === 'flaky', 30_000, 'the edit seen');
-    await waitFor(async () => (await ns('run', 'flaky')).exitCode === 0, 30_000, 'a successful run of flaky');
+    const run = ns('run', 'flaky');
+    await waitFor(
+      () => query(d.state, "SELECT id FROM runs WHERE job = 'flaky' AND started_at IS NOT NULL AND ended_at IS NULL").length === 1,
+      30_000,
+      'the new run of flaky under way',
+    );
+    const during = await ns('status', '--json');
+    expect(JSON.parse(during.stdout)).toMatchObject({ needsYou: [], healthy: true });
+    expect(during.exitCode).toBe(0);
+    expect((JSON.parse((await ns('digest', '--json')).stdout) as { verdict: string }).verdict).toBe(
+      'Nothing needs you: all 2 jobs healthy',
+    );
+    writeFileSync(release, '');
+    expect((await run).exitCode).toBe(0);
     expect((await ns('status')).exitCode).toBe(0);
     const after = JSON.parse((await ns('digest', '--json')).stdout) as { verdict: string };
     expect(after.verdict).toBe('Nothing needs you: all 2 jobs healthy');

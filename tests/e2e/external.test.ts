@@ -23,6 +23,7 @@ describe('an external job', () => {
       const home = makeHome({
         ext: `schedule: "*/5 * * * *"\ntimezone: ${ZONE}\nheartbeat: { grace: 3m }\n`,
         inner: 'command: ["true"]\n',
+        off: 'schedule: "*/5 * * * *"\nenabled: false\n',
       });
       dirs.push(home);
       const d = await startDaemon(home);
@@ -111,8 +112,12 @@ describe('an external job', () => {
       expect(np.stdout.trim()).toBe(
         'ext is external and not watched now: it is paused (nightshift resume ext watches it again). No ping is expected meanwhile and none is missed.',
       );
-      expect(JSON.parse((await ns('next', 'ext', '--json')).stdout)).toMatchObject({ watched: false, instants: [], pingExpectedBy: [] });
+      expect(JSON.parse((await ns('next', 'ext', '--json')).stdout)).toMatchObject({ watched: false, pingExpectedBy: [] });
       expect((await ns('resume', 'ext')).exitCode).toBe(0);
+      const off = await ns('next', 'off');
+      expect(off.stdout.trim()).toBe(
+        'off is external and not watched now: it is turned off in its file (enabled: false). No ping is expected meanwhile and none is missed.',
+      );
 
       // With the daemon down, nothing watches: status shows the deadline a start now would set.
       await d.stop();

@@ -14,8 +14,9 @@ export const digestCommand: Command = {
   help:
     'The digest covers the 24 hours that end at policy.digest.at on that day (policy time zone); the\n' +
     'default day is today. --send also writes STATE/digests/DAY.md, stores it and e-mails it now.\n' +
-    'Exit 1 when something needs you (as the headline counts it: a job with an alert of its own, a spec\n' +
-    'file with errors) or the mail could not be sent.',
+    'Exit 1 when something needs you, as the headline counts it (the rule status counts failing jobs by: a job\n' +
+    'with an open alert of its own, or whose last run failed with no alert open and no run under way; a spec\n' +
+    'file with errors), or when the mail could not be sent.',
   options: { date: { type: 'string' }, send: { type: 'boolean' }, json: { type: 'boolean' } },
   run: async (ctx) => {
     if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);

@@ -46,8 +46,7 @@ export const nextCommand: Command = {
       if (!job.spec.enabled) unwatched = `it is turned off in its file (enabled: false)`;
       else if (paused) unwatched = `it is paused (nightshift resume ${name} watches it again)`;
     }
-    if (unwatched !== null) instants = [];
-    else if (!job.managed && job.schedule && ctx.values.from === undefined) {
+    if (unwatched === null && !job.managed && job.schedule && ctx.values.from === undefined) {
       // The deadline pending now may be of an instant already past (its grace still running):
       // the watchdog's own when it runs, else the one it would set if it started now.
       const live = (await liveInfo(ctx))?.jobs.find((j) => j.name === name)?.successDeadline;
@@ -65,9 +64,10 @@ export const nextCommand: Command = {
             ? {}
             : {
                 external: true,
-                watched: unwatched === null,
+                // No schedule: no ping is ever expected, so it is never missed.
+                watched: unwatched === null && job.schedule !== null,
                 graceMs: grace,
-                pingExpectedBy: instants.map((i) => formatInstant(i + grace, job.timezone)),
+                pingExpectedBy: unwatched === null ? instants.map((i) => formatInstant(i + grace, job.timezone)) : [],
               }),
         }),
       );

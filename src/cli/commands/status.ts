@@ -8,7 +8,10 @@ import { EXIT, type Command, json, loadHomeAsRun, openStore, liveInfo, killOf, z
 export const statusCommand: Command = {
   summary: 'one line per job: state, last run, next run, last success; problems',
   usage: 'nightshift [--home DIR] status [--json]',
-  help: 'Works with or without a running daemon. Exit 1 when a job is failing or the configuration has problems.',
+  help:
+    'Works with or without a running daemon. Exit 1 when a job needs you or the configuration has problems. A job\n' +
+    'needs you when it has an open alert of its own (not one held up by a failing job it depends on), or when its\n' +
+    'last run failed with no alert open and no run under way; --json lists them as needsYou. The digest counts the same.',
   options: { json: { type: 'boolean' } },
   run: async (ctx) => {
     const store = openStore(ctx);

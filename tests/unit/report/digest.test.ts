@@ -214,6 +214,7 @@ describe('composing the digest from SQLite rows', () => {
         unsentDigests: [],
         lastRuns: new Map(),
         lastSuccesses: new Map(),
+        running: new Set(),
       },
       jobs,
       policy: pol,
@@ -311,7 +312,9 @@ describe('composing the digest from SQLite rows', () => {
     store.alerts.resolve('db-backup', w.to - 1000, 'self-recovered');
     const later = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     expect(later.verdict).toBe('3 jobs need you');
-    expect(later.text).toMatch(/\n- db-backup: its last run \(#\d+\) failed at [^\n]*; no alert is open for it/);
+    expect(later.text).toMatch(
+      /\n- db-backup: its last run \(#\d+\) failed at [^\n]*; no alert is open for it \(it was closed, or the run ended before one could be raised\), and no run has succeeded since\n/,
+    );
     expect(later.text).toMatch(
       /- report: late since 2026-03-29 03:00 \+02:00 \(A-3\): "report did not run"\n {4}- it was held up by db-backup, which has no open alert now\n/,
     );
@@ -363,6 +366,10 @@ describe('composing the digest from SQLite rows', () => {
     expect(d.html).toMatch(
       /<td[^>]*>pinger<\/td><td[^>]*>ok<\/td><td[^>]*>no ping yet<\/td><td[^>]*>ping expected by 2026-03-29 08:05 \+02:00<\/td>/,
     );
+    // Late: its last ping at 04:30, so the 05:05 deadline was missed; the next still ahead is shown (07:05).
+    store.heartbeats.record('pinger', 'success', w.to - 150 * 60_000, 'ping');
+    const late = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
+    expect(late.text).toContain('last ping 2026-03-29 04:30 +02:00; next ping expected by 2026-03-29 07:05 +02:00\n');
     store.heartbeats.record('pinger', 'success', w.to - 30 * 60_000, 'ping');
     const pinged = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
     expect(pinged.text).toContain(

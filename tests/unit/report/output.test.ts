@@ -106,11 +106,34 @@ describe('readRunOutput', () => {
     /** A finished run of `job` whose tail holds "the tail", so a refusal still shows what is kept. */
     const run = (job: string, logPath: string) => row({ job, log_path: logPath, output_bytes: 31, output_tail: 'the tail' });
 
-    it('a record naming another file (a damaged or edited database) is not read', () => {
+    it('a record naming another file (a damaged or edited database) does not make it read: only logs/JOB/ID.log is', () => {
       const out = readRunOutput(run('edited', secret), LOGS);
       expect(out.output).toBe('the tail');
-      expect(out.note).toContain(`its record names a log file outside nightshift's logs folder (${secret}); it is not read`);
+      expect(out.note).toContain(`its log file ${runLogPath(LOGS, { job: 'edited', id: 7 })} is gone`);
       expect(outputSource(run('edited', secret), LOGS, existsSync)).toBe('tail');
+    });
+
+    it('the same log however the state folder is spelled (a symlink to it, the path the daemon wrote)', () => {
+      const w = written('spelled', 'all of it\n', 1 << 20);
+      const alias = join(dir, 'alias');
+      symlinkSync(dir, alias);
+      const viaAlias = readRunOutput(
+        row({ job: w.job, log_path: w.path, output_bytes: w.bytes, output_tail: w.tail }),
+        join(alias, 'logs'),
+      );
+      expect(viaAlias).toMatchObject({ source: 'log', output: 'all of it\n', note: null });
+      const writtenViaAlias = runLogPath(join(alias, 'logs'), { job: w.job, id: 7 });
+      expect(readRunOutput(row({ job: w.job, log_path: writtenViaAlias, output_bytes: w.bytes }), LOGS).output).toBe('all of it\n');
+    });
+
+    it('a file larger than any log nightshift writes is not read', () => {
+      const path = runLogPath(LOGS, { job: 'huge', id: 7 });
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, '');
+      truncateSync(path, 3 * 1024 * 1024);
+      const out = readRunOutput(run('huge', path), LOGS);
+      expect(out.output).toBe('the tail');
+      expect(out.note).toContain(`its log file ${path} is larger than any log nightshift writes; it is not read`);
     });
 
     it('a log replaced by a symbolic link (a job that ran uncontained) is not followed', () => {
