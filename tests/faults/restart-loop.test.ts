@@ -210,7 +210,21 @@ describe('restart loop', () => {
       const first = Math.min(...claimed);
       const last = Math.max(...claimed);
       const unaccounted = instantsIn(first - TICK_MS, last).filter((t) => !claimedSet.has(t) && !missed.has(t));
-      expect({ job, unaccounted, claimedAndMissed: claimed.filter((t) => missed.has(t)) }, why).toEqual({
+      // On failure, what was recorded around the first instant without a trace: the journal, the
+      // job's rows and each life's start and stop, so a rare interleaving can be read from the report.
+      const around = unaccounted.length
+        ? JSON.stringify({
+            events: query(
+              state,
+              'SELECT kind, job, at, data FROM events WHERE at BETWEEN ? AND ? ORDER BY id',
+              unaccounted[0]! - 5000,
+              unaccounted[0]! + 5000,
+            ),
+            rows: runs.filter((r) => r.job === job && Math.abs((r.scheduled_for ?? r.created_at) - unaccounted[0]!) <= 5000),
+            lives: lives.map((at, i) => [at, stoppedAt[i]]).filter(([at]) => Math.abs(at! - unaccounted[0]!) <= 10_000),
+          })
+        : '';
+      expect({ job, unaccounted, claimedAndMissed: claimed.filter((t) => missed.has(t)) }, `${why} ${around}`).toEqual({
         job,
         unaccounted: [],
         claimedAndMissed: [],
