@@ -9,9 +9,10 @@ export default defineConfig({
     pool: 'forks',
     // Most test files spend their time waiting on real schedules, timers and child processes, not
     // on the CPU: vitest's default (one worker per core, less one) ran them one after another on a
-    // two-core machine, 16 minutes. One file more than there are cores keeps the waits overlapping
-    // (three on two cores; two when pinned to one). Every wait in the suite is a limit, not a claim,
-    // so a busier core makes a test slower, not red.
-    maxWorkers: Math.min(3, availableParallelism() + 1),
+    // two-core machine, 16 minutes. One file per core keeps the waits overlapping on a machine with
+    // several, and runs one at a time on one core (`taskset -c 0 npm test`). More files than cores
+    // (three on two) was faster still, but overloaded the cores enough that tests whose limits are
+    // seconds failed about once a run.
+    maxWorkers: Math.max(1, availableParallelism()),
   },
 });
