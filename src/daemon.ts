@@ -18,7 +18,8 @@ import { formatBytes, isDiskFull, Store, type DiskFullEvent } from './store/stor
 import { ShuttingDown, Supervisor } from './run/supervisor.js';
 import { type ClockJump } from './schedule/timer.js';
 import { systemClock, type Clock } from './clock.js';
-import { checkKillSwitch, killSwitchPath, switchWhy, type KillState } from './control/killswitch.js';
+import { checkKillSwitch, killSwitchPath, setKillSwitch, switchWhy, type KillState } from './control/killswitch.js';
+import { Dashboard, type WebActions } from './web/server.js';
 import { killOrphanSandboxes, leashFor, type Leash } from './run/launch.js';
 import { ConfigWatcher, FileWatcher } from './config/watch.js';
 import { LiveConfig } from './config/live.js';
@@ -29,6 +30,7 @@ import { digestFile, DigestService } from './notify/digester.js';
 import { Deadman, Pager } from './notify/pager.js';
 import { Healer, HealError } from './heal/healer.js';
 import { healLines } from './report/healview.js';
+import { scheduleInWords } from './web/words.js';
 import { errorMessage, errorCode } from './errors.js';
 import { openFileEndingIn } from './run/proc.js';
 import { Retention, type Pruned, type RetentionLimits } from './store/retention.js';
@@ -80,6 +82,9 @@ export class Daemon {
   private digests: DigestService | null = null;
   private retention: Retention | null = null;
   private control: ControlServer | null = null;
+  private dashboard: Dashboard | null = null;
+  /** The dashboard's address as it was started: a policy change of it restarts the server. */
+  private dashboardAt: string | null = null;
   private notifier: Notifier;
   private watchdogTimer: NodeJS.Timeout | null = null;
   private cfg!: LiveConfig;
@@ -252,6 +257,7 @@ export class Daemon {
         log.error({ err: errorMessage(err) }, 'control request failed'),
       );
       await this.control.start();
+      await this.startDashboard();
 
       this.deadman = new Deadman({ store: this.store, getPolicy: () => this.policy, clock: this.clock, log, leash: () => this.leash() });
       this.digests = new DigestService({
@@ -417,6 +423,7 @@ export class Daemon {
     await this.killWatcher?.stop().catch(() => {});
     await this.heartbeatFiles?.stop();
     await this.control?.stop().catch(() => {});
+    await this.dashboard?.stop().catch(() => {});
     try {
       this.store?.close();
     } catch {
@@ -495,6 +502,7 @@ export class Daemon {
       this.killWatcher?.setFiles([killSwitchPath(this.paths, this.policy)]);
       this.killSwitchChanged();
       this.digests?.policyChanged();
+      if (this.dashboardKey() !== this.dashboardAt) void this.restartDashboard();
       log.info({ file: this.paths.policyFile }, 'policy reloaded');
       this.store.journal.record(this.clock.now(), 'policy-changed', null, 'policy reloaded');
     });
@@ -569,7 +577,7 @@ export class Daemon {
     return checkKillSwitch(path, this.policyOk, this.paths.policyFile);
   }
 
-  private killSwitchChanged(): void {
+  private killSwitchChanged(by?: string): void {
     const now = this.killState();
     const before = this.lastKill;
     this.lastKill = now;
@@ -590,8 +598,8 @@ export class Daemon {
         this.clock.now(),
         'kill-switch',
         null,
-        now.switchOn ? `kill switch turned on (${switchWhy(now)})` : 'kill switch turned off',
-        { on: now.switchOn },
+        `kill switch turned ${now.switchOn ? 'on' : 'off'}${by ? ` by ${by}` : ''}${now.switchOn ? ` (${switchWhy(now)})` : ''}`,
+        { on: now.switchOn, ...(by ? { by } : {}) },
       );
     }
     if (before && before.halted === now.halted) return;
@@ -630,6 +638,88 @@ export class Daemon {
     };
   }
 
+  // ---- the dashboard ----
+
+  private dashboardKey(): string {
+    const d = this.policy.dashboard;
+    return `${d.listen} ${d.publicUrl ?? ''}`;
+  }
+
+  /**
+   * Serves the dashboard when the policy says so. A port that cannot be had is said in the log and
+   * the journal; everything else runs on (fail open to work: the jobs do not need the page).
+   */
+  private async startDashboard(): Promise<void> {
+    this.dashboardAt = this.dashboardKey();
+    const d = this.policy.dashboard;
+    if (d.listen === 'off') return;
+    const dash = new Dashboard({
+      listen: d.listen,
+      publicUrl: d.publicUrl,
+      log: this.log,
+      now: () => this.clock.now(),
+      describe: (job) => scheduleInWords(job),
+      actions: this.webActions(),
+      data: () => ({
+        store: this.store,
+        paths: this.paths,
+        now: this.clock.now(),
+        jobs: this.jobs,
+        rules: this.rules,
+        policy: this.policy,
+        kill: this.killState(),
+        config: { problems: this.cfg.problemList(), lastGood: this.cfg.lastGood() },
+      }),
+    });
+    try {
+      await dash.start();
+      this.dashboard = dash;
+      this.log.info({ listen: d.listen, publicUrl: d.publicUrl }, 'dashboard listening');
+    } catch (err) {
+      const message = `the dashboard could not listen on ${d.listen} (${errorMessage(err)}); jobs and heals run on without it. Free the port or set dashboard.listen in protected/policy.yaml`;
+      this.log.error({ listen: d.listen, err: errorMessage(err) }, message);
+      this.store.journal.record(this.clock.now(), 'dashboard-failed', null, message);
+    }
+  }
+
+  private async restartDashboard(): Promise<void> {
+    const old = this.dashboard;
+    this.dashboard = null;
+    await old?.stop().catch(() => {});
+    await this.startDashboard();
+  }
+
+  /** The dashboard's buttons: the same actions and checks as the CLI's commands, said as "by web (LABEL)". */
+  private webActions(): WebActions {
+    const asWeb = <T>(fn: () => T): T => {
+      try {
+        return fn();
+      } catch (err) {
+        if (err instanceof ControlError || err instanceof HealError) throw new Error(err.message);
+        throw err;
+      }
+    };
+    return {
+      answer: (id, what, by) => asWeb(() => this.answer(id, what, by)),
+      setPaused: (name, paused, by) => asWeb(() => this.setPaused([this.jobOr404(name)], paused, by)),
+      runNow: (name, by) =>
+        asWeb(() => {
+          const job = this.jobOr404(name);
+          if (!job.managed) throw new ControlError(`${job.name} is external: something else runs it; nightshift only watches it`, 400);
+          this.store.journal.record(this.clock.now(), 'run-now', job.name, `job ${job.name} run now by ${by}`);
+          this.supervisor.runManual(job).catch((err: unknown) => {
+            this.log.error({ job: job.name, err: errorMessage(err) }, 'a run asked for on the dashboard could not start');
+          });
+          return `${job.name} started (a run now, by ${by}); its result shows on its page when it ends.`;
+        }),
+      killSwitch: (on, by) => {
+        setKillSwitch(killSwitchPath(this.paths, this.policy), on, by, this.clock.now());
+        // Said at once and with who pressed it; the watcher's later event then finds nothing new.
+        this.killSwitchChanged(by);
+      },
+    };
+  }
+
   /** The actions behind the control socket's routes (control/routes.ts). */
   private controlActions(): ControlActions {
     return {
@@ -647,14 +737,14 @@ export class Daemon {
         }
       },
       ping: (name, kind) => this.ping(name, kind),
-      setPaused: (name, paused) => this.setPaused(name === null ? [...this.jobs.values()] : [this.jobOr404(name)], paused),
-      answer: (id, what) => this.answer(id, what),
+      setPaused: (name, paused, by) => this.setPaused(name === null ? [...this.jobs.values()] : [this.jobOr404(name)], paused, by),
+      answer: (id, what, by) => this.answer(id, what, by),
     };
   }
 
-  private answer(id: number, what: 'approve' | 'deny'): { attempt: number; job: string; status: string } {
+  private answer(id: number, what: 'approve' | 'deny', by: string): { attempt: number; job: string; status: string } {
     try {
-      return what === 'approve' ? this.healer!.approve(id) : this.healer!.deny(id);
+      return what === 'approve' ? this.healer!.approve(id, by) : this.healer!.deny(id, by);
     } catch (err) {
       if (err instanceof HealError) throw new ControlError(err.message, err.status);
       if (isDiskFull(err)) {
@@ -681,7 +771,7 @@ export class Daemon {
     return { job: job.name, kind, durationMs };
   }
 
-  private setPaused(jobs: Job[], paused: boolean): { changed: string[] } {
+  private setPaused(jobs: Job[], paused: boolean, by: string): { changed: string[] } {
     const now = this.clock.now();
     const changed: string[] = [];
     for (const job of jobs) {
@@ -692,13 +782,8 @@ export class Daemon {
       this.scheduler.rearm(job.name);
       this.watchdog?.pausedChanged(job, paused);
       changed.push(job.name);
-      this.store.journal.record(
-        now,
-        paused ? 'paused' : 'resumed',
-        job.name,
-        `job ${job.name} ${paused ? 'paused' : 'resumed'} by an operator`,
-      );
-      this.log.info({ job: job.name }, paused ? 'job paused' : 'job resumed');
+      this.store.journal.record(now, paused ? 'paused' : 'resumed', job.name, `job ${job.name} ${paused ? 'paused' : 'resumed'} by ${by}`);
+      this.log.info({ job: job.name, by }, paused ? 'job paused' : 'job resumed');
     }
     // Alerts of a paused job wait for it; resuming hands them to the heal loop.
     if (!paused && changed.length) this.healer?.enqueueOpen();

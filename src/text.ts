@@ -38,3 +38,8 @@ export function oneLine(text: string, max = 300): string {
     .trim();
   return flat.length > max ? `${flat.slice(0, max)}…` : flat;
 }
+
+/** Text inside HTML (an element's content or a quoted attribute): the five characters that mean markup. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}

@@ -25,6 +25,7 @@ import { killCommand } from './commands/kill.js';
 import { digestCommand } from './commands/digest.js';
 import { pauseCommand } from './commands/pause.js';
 import { resumeCommand } from './commands/resume.js';
+import { loginCommand } from './commands/login.js';
 
 export const COMMANDS: Record<string, Command> = {
   start: startCommand,
@@ -43,6 +44,7 @@ export const COMMANDS: Record<string, Command> = {
   digest: digestCommand,
   pause: pauseCommand,
   resume: resumeCommand,
+  login: loginCommand,
 };
 
 /** The reference pages shipped beside the program (dist/ and src/ both sit beside docs/). */

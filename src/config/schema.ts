@@ -326,6 +326,32 @@ const serviceUnit = z
     'expected a systemd service unit by its full name, e.g. "shop-worker.service" (a template needs its instance: "worker@1.service")',
   );
 
+/** `HOST:PORT` (an IPv6 host in brackets) or `off`. */
+const listenAddress = z.string().refine((v) => v === 'off' || parseListen(v) !== null, {
+  message: 'expected HOST:PORT such as 127.0.0.1:8787 (an IPv6 address in brackets: [::1]:8787), or off',
+});
+
+const publicUrl = z
+  .string()
+  .refine((v) => /^https?:\/\/[^/?#\s]+\/?$/.test(v), {
+    message: 'expected the address alone, such as https://ops.shop.example (no path, query or spaces)',
+  })
+  .transform((v) => v.replace(/\/$/, ''));
+
+/** Host and port of a `listen` value; null when it is not HOST:PORT with a port from 1 to 65535. */
+export function parseListen(v: string): { host: string; port: number } | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return null;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export function isLoopbackListen(v: string): boolean {
+  const host = parseListen(v)?.host;
+  return host === 'localhost' || host === '::1' || (host !== undefined && /^127\.\d+\.\d+\.\d+$/.test(host));
+}
+
 export const PolicySchema = z.strictObject({
   timezone: doc(
     timezone.optional(),
@@ -461,6 +487,33 @@ export const PolicySchema = z.strictObject({
       .prefault({}),
     'The only things that may interrupt a person at once.',
     'page:\n  allow: [protected-zone, heal-blocked]\n  command: ["/usr/local/bin/notify-phone"]',
+  ),
+  dashboard: doc(
+    z
+      .strictObject({
+        listen: doc(
+          listenAddress.default('127.0.0.1:8787'),
+          'Where the dashboard listens: `HOST:PORT`, or `off`. An address other than loopback needs `publicUrl` with https (a reverse proxy in front terminates TLS).',
+          'dashboard: { listen: "127.0.0.1:9090" }',
+        ),
+        publicUrl: doc(
+          publicUrl.optional(),
+          'The address people open, when a reverse proxy serves the dashboard (links from `nightshift login` use it). Requests naming another host are refused.',
+          'dashboard: { publicUrl: "https://ops.shop.example" }',
+        ),
+      })
+      .prefault({})
+      .superRefine((d, ctx) => {
+        if (d.listen === 'off' || isLoopbackListen(d.listen)) return;
+        if (!d.publicUrl?.startsWith('https://'))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['listen'],
+            message: `${d.listen} is reachable from other machines: set publicUrl to the https address of the reverse proxy in front of it (for example "https://ops.shop.example"), or listen on 127.0.0.1`,
+          });
+      }),
+    'The web page served by the daemon: status, alerts, heals and the buttons a person may press (approve, deny, run, pause, kill switch). Log in with `nightshift login`.',
+    'dashboard:\n  listen: 127.0.0.1:8787\n  publicUrl: https://ops.shop.example',
   ),
   // A full disk is the one fault that stops a supervisor: every table is pruned (store/retention.ts).
   retention: doc(

@@ -1,8 +1,8 @@
 // The kill switch: one file whose presence stops every autonomous action. It is checked
 // synchronously right before each action (a watcher event can arrive late), and anything that
 // makes the answer uncertain — an unreadable policy, a file we cannot stat — counts as "on".
-import { lstatSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { HomePaths } from '../config/paths.js';
 import type { Policy } from '../config/schema.js';
 import { policyInvalidSentence } from '../config/home.js';
@@ -65,4 +65,15 @@ export function checkKillSwitch(path: string, policyOk: boolean, policyFile = 't
 export function switchWhy(k: KillState): string {
   if (!k.switchOn) return `${k.path} absent`;
   return k.since !== null ? `${k.path} exists` : (k.unknown ?? k.reason);
+}
+
+/**
+ * Turns the switch on (creates its file, saying who and when) or off (removes it): what
+ * `nightshift kill on|off` and the dashboard's button do. A running daemon notices the file.
+ */
+export function setKillSwitch(path: string, on: boolean, by: string, now: number): void {
+  if (on) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, `kill switch turned on by ${by} at ${new Date(now).toISOString()}\n`);
+  } else rmSync(path, { force: true });
 }

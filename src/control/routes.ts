@@ -12,9 +12,12 @@ export interface ControlActions {
   runNow(job: string): Promise<unknown>;
   ping(job: string, kind: PingKind): unknown;
   /** One job by name, or every job (null). */
-  setPaused(job: string | null, paused: boolean): unknown;
-  answer(attempt: number, what: 'approve' | 'deny'): unknown;
+  setPaused(job: string | null, paused: boolean, by: string): unknown;
+  answer(attempt: number, what: 'approve' | 'deny', by: string): unknown;
 }
+
+/** Who pressed it, as the journal, `heals` and the digest say it (the dashboard says "web (LABEL)"). */
+export const COMMAND_LINE = 'the command line';
 
 const nameOf = (name: string | undefined): string => {
   if (name === undefined || name === '') throw new ControlError('which job? the URL names none', 400);
@@ -38,11 +41,11 @@ export function controlRoutes(a: ControlActions): Route[] {
       { method, path: '/ping/:name/start', handler: ({ name }: { name?: string }) => a.ping(nameOf(name), 'start') },
       { method, path: '/ping/:name/fail', handler: ({ name }: { name?: string }) => a.ping(nameOf(name), 'fail') },
     ]),
-    { method: 'POST', path: '/pause/:name', handler: ({ name }) => a.setPaused(nameOf(name), true) },
-    { method: 'POST', path: '/resume/:name', handler: ({ name }) => a.setPaused(nameOf(name), false) },
-    { method: 'POST', path: '/approve/:name', handler: ({ name }) => a.answer(attemptOf(name), 'approve') },
-    { method: 'POST', path: '/deny/:name', handler: ({ name }) => a.answer(attemptOf(name), 'deny') },
-    { method: 'POST', path: '/pause-all', handler: () => a.setPaused(null, true) },
-    { method: 'POST', path: '/resume-all', handler: () => a.setPaused(null, false) },
+    { method: 'POST', path: '/pause/:name', handler: ({ name }) => a.setPaused(nameOf(name), true, COMMAND_LINE) },
+    { method: 'POST', path: '/resume/:name', handler: ({ name }) => a.setPaused(nameOf(name), false, COMMAND_LINE) },
+    { method: 'POST', path: '/approve/:name', handler: ({ name }) => a.answer(attemptOf(name), 'approve', COMMAND_LINE) },
+    { method: 'POST', path: '/deny/:name', handler: ({ name }) => a.answer(attemptOf(name), 'deny', COMMAND_LINE) },
+    { method: 'POST', path: '/pause-all', handler: () => a.setPaused(null, true, COMMAND_LINE) },
+    { method: 'POST', path: '/resume-all', handler: () => a.setPaused(null, false, COMMAND_LINE) },
   ];
 }

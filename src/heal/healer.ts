@@ -934,7 +934,7 @@ export class Healer {
   // ---- approvals ----
 
   /** `nightshift approve ID`: the attempt continues from the guard step. */
-  approve(id: number): { attempt: number; job: string; status: string } {
+  approve(id: number, by: string): { attempt: number; job: string; status: string } {
     const { store, clock } = this.deps;
     const row = this.pending(id);
     const alert = store.alerts.get(row.alert_id);
@@ -943,6 +943,7 @@ export class Healer {
       store.heals.finish(id, 'self-recovered', 'approved, but the alert had been resolved meanwhile; nothing was run', clock.now(), {
         answer: 'approved',
         answered_at: clock.now(),
+        answered_by: by,
       });
       return { attempt: id, job: row.job, status: 'the alert was already resolved; nothing to run' };
     }
@@ -964,7 +965,7 @@ export class Healer {
         'expired',
         'approved, but the job or the rule changed since the request; the alert is looked at again',
         clock.now(),
-        { answer: 'approved', answered_at: clock.now() },
+        { answer: 'approved', answered_at: clock.now(), answered_by: by },
       );
       this.enqueue(row.fingerprint);
       return {
@@ -984,6 +985,7 @@ export class Healer {
         {
           answer: 'approved',
           answered_at: clock.now(),
+          answered_by: by,
         },
       );
       return { attempt: id, job: row.job, status: 'the level in force is now shadow: nothing was run' };
@@ -994,18 +996,19 @@ export class Healer {
         'expired',
         `approved, but the alert is now blocked by ${alert.folded_under}; that one is healed first`,
         clock.now(),
-        { answer: 'approved', answered_at: clock.now() },
+        { answer: 'approved', answered_at: clock.now(), answered_by: by },
       );
       return { attempt: id, job: row.job, status: `the alert is now blocked by ${alert.folded_under}; nothing was run` };
     }
-    store.heals.note(id, 'approved by an operator', {
+    store.heals.note(id, `approved by ${by}`, {
       answer: 'approved',
       answered_at: clock.now(),
+      answered_by: by,
       outcome: null,
       detail: null,
       ended_at: null,
     });
-    this.deps.log.info({ heal: id, job: row.job }, 'heal approved');
+    this.deps.log.info({ heal: id, job: row.job, by }, 'heal approved');
     this.launch(row.fingerprint, row.job, async (ctl, f) => {
       f.attemptId = id;
       try {
@@ -1022,14 +1025,18 @@ export class Healer {
     return readableTime(ms, this.deps.getJob(jobName)?.timezone ?? this.deps.getPolicy().timezone ?? systemTimeZone());
   }
 
-  deny(id: number): { attempt: number; job: string; status: string } {
+  deny(id: number, by: string): { attempt: number; job: string; status: string } {
     const row = this.pending(id);
     this.expiry.delete(id);
     const now = this.deps.clock.now();
-    this.deps.store.heals.finish(id, 'denied', 'denied by an operator; nothing was run', now, { answer: 'denied', answered_at: now });
+    this.deps.store.heals.finish(id, 'denied', `denied by ${by}; nothing was run`, now, {
+      answer: 'denied',
+      answered_at: now,
+      answered_by: by,
+    });
     // The autonomy step said "waiting … until"; it says how the wait ended now.
-    this.deps.store.heals.note(id, `asked a person: denied at ${this.timeFor(row.job, now)}`, {}, 'denied');
-    this.deps.log.info({ heal: id, job: row.job }, 'heal denied');
+    this.deps.store.heals.note(id, `asked a person: denied by ${by} at ${this.timeFor(row.job, now)}`, {}, 'denied');
+    this.deps.log.info({ heal: id, job: row.job, by }, 'heal denied');
     return { attempt: id, job: row.job, status: 'denied: nothing was run; the alert stays open for a person' };
   }
 

@@ -13,7 +13,7 @@ import { formatInstant, nextAfter, readableTime, type Schedule } from '../schedu
 import type { Policy } from '../config/schema.js';
 import type { AlertRow, DigestRow, EventRow, JobStateRow, PageRow, RunRow, Store } from '../store/store.js';
 import { FAILED_OUTCOMES, refOf, type AlertKind } from '../model.js';
-import { oneLine } from '../text.js';
+import { escapeHtml, oneLine } from '../text.js';
 import { attention, dependencyOf } from './attention.js';
 import { successDeadline } from '../watch/watchdog.js';
 import { systemTimeZone } from '../schedule/timezone.js';
@@ -776,9 +776,7 @@ function renderText(verdict: string, intro: string, sections: Section[]): string
   return `${out.join('\n')}\n`;
 }
 
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+export { escapeHtml };
 
 /** Row colours by health; mail clients drop <style> blocks, so every style is inline. */
 export const HEALTH_COLOURS: Record<JobHealth, { bg: string; fg: string }> = {

@@ -43,12 +43,14 @@ export function healLines(store: Store, from: number, to: number): HealLine[] {
       last.outcome === 'awaiting-approval'
         ? `approve with: nightshift approve ${refOf('heal', last.id)} (or deny ${refOf('heal', last.id)}); ${last.action ?? ''}`
         : (last.detail ?? '');
+    // Who pressed what: an answer from the command line or the dashboard (with its device's label).
+    const who = last.answer && last.answered_by ? `${last.answer} by ${last.answered_by}` : null;
     lines.push({
       at: last.ended_at ?? last.created_at,
       job: last.job,
       rule: last.rule,
       outcome: last.outcome ?? 'in-progress',
-      detail: `${what}${extra}`,
+      detail: `${what}${extra}${who && !what.includes(who) ? ` (${who})` : ''}`,
       id: last.id,
       alert: last.alert_id,
     });

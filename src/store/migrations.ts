@@ -174,6 +174,28 @@ const MIGRATIONS: string[] = [
   -- index, a scan of every run for each one removed.
   CREATE INDEX runs_parent ON runs(parent_id) WHERE parent_id IS NOT NULL;
   `,
+  // v5: the dashboard's one-time login links and sessions. Only sha256 hashes of their tokens are
+  // kept: a reader of the database (the state group) cannot log in with what it reads.
+  `
+  CREATE TABLE web_links (
+    hash TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+  );
+  CREATE TABLE web_sessions (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    csrf TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+  -- Who answered a gated heal: the command line, or the dashboard with the device's label.
+  ALTER TABLE heal_attempts ADD COLUMN answered_by TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

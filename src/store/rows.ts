@@ -107,6 +107,8 @@ export interface HealAttemptRow {
   expires_at: number | null;
   answered_at: number | null;
   answer: string | null;
+  /** Who answered: "the command line" or "web (Kevin's phone)" (schema v5; null before). */
+  answered_by: string | null;
 }
 
 export type HealField =
@@ -122,6 +124,7 @@ export type HealField =
   | 'fix_pgid'
   | 'expires_at'
   | 'answered_at'
+  | 'answered_by'
   | 'answer'
   | 'outcome'
   | 'detail'
@@ -139,6 +142,7 @@ export const HEAL_FIELDS = new Set<string>([
   'fix_pgid',
   'expires_at',
   'answered_at',
+  'answered_by',
   'answer',
   'outcome',
   'detail',

@@ -26,6 +26,7 @@ import { Pages } from './pages.js';
 import { Runs, writeRun } from './runs.js';
 import { Specs } from './specs.js';
 import { Sql, StoreError } from './sql.js';
+import { WebAuth } from './web.js';
 
 export { formatBytes, freeBytes, isDiskFull, type DiskFullEvent } from './held.js';
 export type {
@@ -41,6 +42,7 @@ export type {
   PageRow,
   RunRow,
 } from './rows.js';
+export type { WebLinkRow, WebSessionRow } from './web.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export { StoreError } from './sql.js';
 
@@ -59,6 +61,7 @@ export class Store {
   readonly heals: Heals;
   readonly ladder: Ladder;
   readonly journal: Journal;
+  readonly web: WebAuth;
   private closed = false;
 
   private constructor(
@@ -83,6 +86,7 @@ export class Store {
     this.heals = new Heals(sql);
     this.ladder = new Ladder(sql);
     this.journal = new Journal(sql, this.held);
+    this.web = new WebAuth(sql);
   }
 
   /** Opens (creating if needed) the daemon's database and brings its schema up to date. */

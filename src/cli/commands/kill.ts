@@ -1,8 +1,6 @@
 // `nightshift kill`: the kill switch: on | off | status (works without the daemon)
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { daemonListening } from '../../control/socket.js';
-import { killSwitchPath, switchWhy } from '../../control/killswitch.js';
+import { killSwitchPath, setKillSwitch, switchWhy } from '../../control/killswitch.js';
 import { wallNow } from '../../clock.js';
 import { EXIT, UsageError, type Command, json, readHomeAsRun, recordKillFlip, killOf, userInfoName } from '../context.js';
 
@@ -20,12 +18,7 @@ export const killCommand: Command = {
     // With the policy invalid, its last good version names the switch (as the daemon reads it).
     const home = readHomeAsRun(ctx);
     const path = killSwitchPath(ctx.paths, home.policy);
-    if (verb === 'on') {
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, `kill switch turned on by ${userInfoName()} at ${new Date(wallNow()).toISOString()}\n`);
-    } else if (verb === 'off') {
-      rmSync(path, { force: true });
-    }
+    if (verb !== 'status') setKillSwitch(path, verb === 'on', userInfoName(), wallNow());
     const k = killOf(home);
     // A running daemon journals the flip itself when it sees the file; two writers would race.
     if (verb !== 'status' && !(await daemonListening(ctx.paths.socket))) recordKillFlip(ctx, k);

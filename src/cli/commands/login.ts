@@ -1,0 +1,61 @@
+// `nightshift login`: a one-time link that opens a dashboard session on the device that uses it
+import { daemonListening } from '../../control/socket.js';
+import { wallNow } from '../../clock.js';
+import { isLoopbackListen } from '../../config/schema.js';
+import { readableTime } from '../../schedule/instants.js';
+import { systemTimeZone } from '../../schedule/timezone.js';
+import { Store } from '../../store/store.js';
+import { createLoginLink, LINK_TTL_MS } from '../../web/auth.js';
+import { EXIT, UsageError, type Command, json, readHomeAsRun } from '../context.js';
+
+export const loginCommand: Command = {
+  summary: 'print a one-time link that logs a device in to the dashboard',
+  usage: 'nightshift [--home DIR] login [--revoke-all] [--json]',
+  help:
+    `Prints a link to the dashboard that works once, for ${LINK_TTL_MS / 60_000} minutes. Opening it asks for a name for the device\n` +
+    '("Kevin\'s phone"); only submitting that form uses the link, so a chat app\'s preview cannot spend it. The session\n' +
+    'lasts 30 days after its last use. Buttons pressed there are journaled as "by web (NAME)".\n' +
+    '--revoke-all ends every session and every link not yet used.\n' +
+    'The link uses dashboard.publicUrl, or the listen address (policy.yaml). Needs write access to the state folder.',
+  options: { 'revoke-all': { type: 'boolean' }, json: { type: 'boolean' } },
+  run: async (ctx) => {
+    if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
+    const home = readHomeAsRun(ctx);
+    const store = Store.open(ctx.paths.db);
+    try {
+      const now = wallNow();
+      if (ctx.values['revoke-all']) {
+        const r = store.web.revokeAll(now);
+        store.journal.record(
+          now,
+          'web-revoke-all',
+          null,
+          `every dashboard session ended (${r.sessions} session(s), ${r.links} unused link(s))`,
+          r,
+        );
+        ctx.io.out(ctx.values.json ? json(r) : `ended ${r.sessions} dashboard session(s) and ${r.links} unused login link(s)`);
+        return EXIT.ok;
+      }
+      const d = home.policy.dashboard;
+      if (d.listen === 'off')
+        throw new UsageError('the dashboard is off (dashboard.listen: off in protected/policy.yaml); set a listen address to use it');
+      const link = createLoginLink(store, home.policy, now);
+      const running = await daemonListening(ctx.paths.socket);
+      if (ctx.values.json) {
+        ctx.io.out(json({ url: link.url, expiresAt: link.expiresAt, daemonRunning: running }));
+        return EXIT.ok;
+      }
+      const tz = home.policy.timezone ?? systemTimeZone();
+      ctx.io.out(`Open this link on the device to log in (it works once, until ${readableTime(link.expiresAt, tz)}):\n\n  ${link.url}\n`);
+      if (!d.publicUrl && isLoopbackListen(d.listen))
+        ctx.io.out(
+          `The dashboard listens on ${d.listen}, this machine only. From a laptop: ssh -L ${d.listen.replace(/^.*:/, '')}:${d.listen} THIS-SERVER, then open the link there; for a phone, put a reverse proxy with https in front and set dashboard.publicUrl (deploy/README.md).`,
+        );
+      if (!running)
+        ctx.io.err('note: the daemon is not running, so nothing answers the link yet: start nightshift first (systemctl start nightshift)');
+      return EXIT.ok;
+    } finally {
+      store.close();
+    }
+  },
+};

@@ -1,0 +1,465 @@
+// The dashboard's pages, rendered on the server as plain HTML: they read without JavaScript, and
+// every button is a form that posts back with the session's CSRF token. What a page says comes
+// from the same code as the CLI and the digest (summarize, verdictOf, healViews, readRunOutput,
+// readableTime): the dashboard has no rules of its own about health or time.
+import type { Job, LoadedRule } from '../config/home.js';
+import type { HomePaths } from '../config/paths.js';
+import type { Policy } from '../config/schema.js';
+import type { KillState } from '../control/killswitch.js';
+import { refOf } from '../model.js';
+import { digestDate, digestFacts, summarize, verdictOf, type ConfigState, type JobRow } from '../report/digest.js';
+import { healLines, healViews, type HealView } from '../report/healview.js';
+import { readRunOutput } from '../report/output.js';
+import { ago } from '../report/status.js';
+import { containment } from '../run/launch.js';
+import { nextInstants, readableTime } from '../schedule/instants.js';
+import { systemTimeZone } from '../schedule/timezone.js';
+import type { AlertRow, RunRow, Store, WebSessionRow } from '../store/store.js';
+import { html, type Html } from './html.js';
+
+export interface PageData {
+  store: Store;
+  paths: HomePaths;
+  now: number;
+  jobs: Map<string, Job>;
+  rules: Map<string, LoadedRule>;
+  policy: Policy;
+  kill: KillState;
+  config: ConfigState;
+}
+
+export interface Chrome {
+  title: string;
+  session: WebSessionRow | null;
+  flash?: { text: string; error: boolean } | null;
+}
+
+const DAY_MS = 24 * 3600_000;
+export const STRIP_RUNS = 30;
+const JOB_PAGE_RUNS = 50;
+
+/** A time as every surface says it (the job's zone), with how far away it is. */
+function when(ms: number, tz: string, now: number): Html {
+  return html`<time datetime="${new Date(ms).toISOString()}">${ago(now - ms)}</time> <span class="muted">(${readableTime(ms, tz)})</span>`;
+}
+
+const csrfField = (s: WebSessionRow | null): Html => html`<input type="hidden" name="csrf" value="${s?.csrf ?? ''}" />`;
+
+/** A button that posts to `action`; `back` is where the answer is shown. */
+function button(s: WebSessionRow | null, action: string, label: string, back: string, cls = ''): Html {
+  return html`<form method="post" action="${action}">
+    ${csrfField(s)}<input type="hidden" name="back" value="${back}" /><button type="submit" class="${cls}">${label}</button>
+  </form>`;
+}
+
+export function layout(c: Chrome, body: Html): string {
+  const nav = c.session
+    ? html`<nav aria-label="Pages"><a href="/">Overview</a><a href="/alerts">Alerts</a><a href="/heals">Heals</a></nav>`
+    : '';
+  const flash = c.flash ? html`<p class="flash${c.flash.error ? ' error' : ''}" role="status">${c.flash.text}</p>` : '';
+  return html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta name="referrer" content="same-origin" />
+        <title>${c.title} · nightshift</title>
+        <link rel="stylesheet" href="/style.css" />
+      </head>
+      <body>
+        <header class="top"><span class="brand">nightshift</span>${nav}</header>
+        <main>${flash}${body}</main>
+      </body>
+    </html>`.text;
+}
+
+// ---- overview ----
+
+function zoneOf(d: PageData, job: string): string {
+  return d.jobs.get(job)?.timezone ?? d.policy.timezone ?? systemTimeZone();
+}
+
+export function overviewPage(d: PageData, c: Chrome): string {
+  const { store, now } = d;
+  const tz = d.policy.timezone ?? systemTimeZone();
+  const window = { from: now - DAY_MS, to: now };
+  const summary = summarize({
+    facts: digestFacts(store, window),
+    jobs: d.jobs,
+    policy: d.policy,
+    kill: d.kill,
+    date: digestDate(tz, now),
+    window,
+    now,
+    heals: healLines(store, window.from, window.to),
+    config: d.config,
+  });
+  const verdict = verdictOf(summary, d.kill, containment());
+  const bad = summary.needs.length > 0 || d.kill.halted;
+  const approvals = store.heals.pendingApprovals();
+  const open = store.alerts.open();
+  const s = c.session;
+  return layout(
+    c,
+    html`<h1>Overview</h1>
+      <p class="verdict${bad ? ' bad' : ''}" id="verdict">${verdict}</p>
+      ${killSection(d, s, '/')}
+      ${
+        summary.needs.length
+          ? html`<h2>Needs you</h2>
+              <ul>
+                ${summary.needs.map((n) => html`<li>${n.lines.map((l, i) => (i === 0 ? html`${l.text}` : html`<br /><span class="muted">${l.text}</span>`))}</li>`)}
+              </ul>`
+          : ''
+      }
+      <h2 id="approvals">Approvals waiting (${approvals.length})</h2>
+      ${approvals.length ? approvals.map((a) => approvalCard(d, a, s)) : html`<p class="muted">None.</p>`}
+      <h2 id="alerts">Open alerts (${open.length})</h2>
+      ${
+        open.length
+          ? html`<ul class="plain">
+              ${open.map((a) => alertItem(d, a))}
+            </ul>`
+          : html`<p class="muted">None.</p>`
+      }
+      <h2 id="jobs">Jobs (${summary.jobs.length})</h2>
+      ${
+        summary.jobs.length
+          ? html`<ul class="plain">
+              ${summary.jobs.map((j) => jobItem(d, j))}
+            </ul>`
+          : html`<p class="muted">No jobs yet: add a file to jobs/.</p>`
+      }
+      <footer>Shown at ${readableTime(now, tz)}. Reload for what changed since.</footer>`,
+  );
+}
+
+function killSection(d: PageData, s: WebSessionRow | null, back: string): Html {
+  if (d.kill.switchOn)
+    return html`<div class="card">
+      <p class="kill-on">
+        Kill switch is ON${d.kill.since !== null ? html` since ${readableTime(d.kill.since, d.policy.timezone ?? systemTimeZone())}` : ''}:
+        fixes and agent jobs are halted.
+      </p>
+      <div class="actions"><a class="btnlink" href="/kill/off">Turn the kill switch off…</a></div>
+    </div>`;
+  return html`<div class="card">
+    <p>Kill switch is off${d.kill.halted ? html`, but autonomous actions are stopped: ${d.kill.reason}` : ''}.</p>
+    <div class="actions">${button(s, '/kill/on', 'Kill switch on: stop every fix and agent job', back, 'danger')}</div>
+  </div>`;
+}
+
+function approvalCard(d: PageData, a: HealView | ReturnType<Store['heals']['pendingApprovals']>[number], s: WebSessionRow | null): Html {
+  const ref = refOf('heal', a.id);
+  const alert = d.store.alerts.get(a.alert_id);
+  const rule = a.rule ? d.rules.get(a.rule) : undefined;
+  const touches = rule?.rule.action.touches ?? [];
+  const tz = zoneOf(d, a.job);
+  return html`<section class="card approval" id="${ref}" aria-label="Approval ${ref}">
+    <h3>${ref} · ${a.job}: rule ${a.rule ?? '?'}</h3>
+    <dl class="facts">
+      <dt>Alert</dt>
+      <dd>${alert ? html`${refOf('alert', alert.id)} ${alert.kind}: ${alert.message}` : refOf('alert', a.alert_id)}</dd>
+      <dt>The fix runs</dt>
+      <dd>${a.action ?? '?'}</dd>
+      <dt>It may change</dt>
+      <dd>${touches.length ? touches.join(', ') : 'no files'}</dd>
+      ${
+        a.expires_at !== null
+          ? html`<dt>Answer by</dt>
+              <dd>${when(a.expires_at, tz, d.now)}</dd>`
+          : ''
+      }
+    </dl>
+    <div class="actions">
+      ${button(s, `/heals/${a.id}/approve`, 'Approve', `/#${ref}`)}${button(s, `/heals/${a.id}/deny`, 'Deny', `/#${ref}`, 'secondary')}
+    </div>
+  </section>`;
+}
+
+function alertItem(d: PageData, a: AlertRow): Html {
+  const tz = zoneOf(d, a.job);
+  return html`<li id="${refOf('alert', a.id)}">
+    <strong>${refOf('alert', a.id)}</strong> <a href="/jobs/${encodeURIComponent(a.job)}">${a.job}</a> ·
+    ${a.kind}${a.count > 1 ? ` (${a.count} times)` : ''} <br />${a.message}<br /><span class="muted"
+      >opened
+      ${when(a.opened_at, tz, d.now)}${a.resolved_at !== null ? html` · ended ${when(a.resolved_at, tz, d.now)}: ${a.resolution ?? ''}` : ''}</span
+    >
+  </li>`;
+}
+
+function strip(runs: RunRow[]): Html {
+  const list = [...runs].reverse();
+  const counts = new Map<string, number>();
+  for (const r of list) counts.set(r.outcome ?? 'running', (counts.get(r.outcome ?? 'running') ?? 0) + 1);
+  const label = list.length ? `last ${list.length} runs: ${[...counts].map(([o, n]) => `${n} ${o}`).join(', ')}` : 'no runs yet';
+  return html`<div class="strip" role="img" aria-label="${label}">
+    ${list.map((r) => html`<span class="${r.outcome ?? 'running'}" title="#${r.id} ${r.outcome ?? 'running'}"></span>`)}
+  </div>`;
+}
+
+function jobItem(d: PageData, j: JobRow): Html {
+  const tz = zoneOf(d, j.name);
+  const runs = d.store.runs.history(j.name, STRIP_RUNS);
+  const last = j.lastRun
+    ? html`${j.external ? 'last ping' : 'last run'} ${when(j.lastRun.at, tz, d.now)}${j.external ? '' : html`: ${j.lastRun.outcome}`}`
+    : j.external
+      ? 'no ping yet'
+      : 'not run yet';
+  const next = j.nextRun !== null ? html`${j.external ? 'ping expected by' : 'next'} ${when(j.nextRun, tz, d.now)}` : '';
+  return html`<li class="job">
+    <a href="/jobs/${encodeURIComponent(j.name)}"><strong>${j.name}</strong></a> <span class="state ${j.health}">${j.state}</span>
+    <br /><span class="muted">${last}${next ? html` · ${next}` : ''}</span>${j.external ? '' : strip(runs)}
+  </li>`;
+}
+
+// ---- a job ----
+
+export function jobPage(d: PageData, c: Chrome, name: string, describe: (job: Job) => string): string | null {
+  const job = d.jobs.get(name);
+  if (!job) return null;
+  const s = c.session;
+  const st = d.store.jobStates.get(name);
+  const paused = st?.paused === 1;
+  const tz = job.timezone;
+  const next = job.schedule && job.spec.enabled && !paused ? nextInstants(job.schedule, d.now, 5) : [];
+  const runs = d.store.runs.history(name, JOB_PAGE_RUNS);
+  const back = `/jobs/${encodeURIComponent(name)}`;
+  const buttons = [
+    job.managed ? button(s, `${back}/run`, 'Run now', back) : '',
+    paused ? button(s, `${back}/resume`, 'Resume', back) : button(s, `${back}/pause`, 'Pause', back, 'secondary'),
+  ];
+  return layout(
+    c,
+    html`<h1>${name}</h1>
+      <dl class="facts">
+        <dt>Schedule</dt>
+        <dd>${describe(job)}</dd>
+        <dt>State</dt>
+        <dd>
+          ${!job.spec.enabled ? 'turned off in its file' : paused ? 'paused' : job.managed ? 'on' : 'external: something else runs it and pings'}
+        </dd>
+        <dt>File</dt>
+        <dd>${job.file}</dd>
+      </dl>
+      <div class="actions">${buttons}</div>
+      <h2>Next runs</h2>
+      ${
+        next.length
+          ? html`<ol>
+              ${next.map((t) => html`<li>${when(t, tz, d.now)}</li>`)}
+            </ol>`
+          : html`<p class="muted">
+              ${paused ? 'None while it is paused.' : !job.spec.enabled ? 'None: it is turned off.' : 'None scheduled.'}
+            </p>`
+      }
+      <h2>Runs</h2>
+      ${strip(runs.slice(0, STRIP_RUNS))}
+      ${
+        runs.length
+          ? html`<ul class="plain">
+              ${runs.map((r) => runItem(d, name, r, tz))}
+            </ul>`
+          : html`<p class="muted">No runs yet.</p>`
+      }`,
+  );
+}
+
+function runItem(d: PageData, job: string, r: RunRow, tz: string): Html {
+  const outcome = r.outcome ?? 'running';
+  const href = `/jobs/${encodeURIComponent(job)}/runs/${r.id}`;
+  return html`<li id="run-${r.id}">
+    <a href="${href}"><strong>#${r.id}</strong></a> <span class="outcome-${outcome}">${outcome}</span> · ${r.trigger} · started
+    ${r.started_at !== null ? when(r.started_at, tz, d.now) : 'not started'}${r.duration_ms !== null ? ` · ${seconds(r.duration_ms)}` : ''}
+    ${r.reason ? html`<br />${r.reason}` : ''}
+    ${
+      r.output_tail
+        ? html`<details>
+            <summary>End of its output</summary>
+            <pre>${r.output_tail}</pre>
+            <a href="${href}">All of its output</a>
+          </details>`
+        : ''
+    }
+  </li>`;
+}
+
+const seconds = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`);
+
+/** One run with its output as stored: the log's head and tail (capped), or the tail kept with the run. */
+export function runPage(d: PageData, c: Chrome, job: string, id: number): string | null {
+  const r = d.store.runs.get(id);
+  if (!r || r.job !== job) return null;
+  const tz = zoneOf(d, job);
+  const out = r.ended_at !== null ? readRunOutput(r, d.paths.logs) : null;
+  return layout(
+    c,
+    html`<h1>${job} · run #${r.id}</h1>
+      <dl class="facts">
+        <dt>Outcome</dt>
+        <dd>
+          <span class="outcome-${r.outcome ?? 'running'}">${r.outcome ?? 'running'}</span
+          >${r.exit_code !== null ? ` (exit code ${r.exit_code})` : ''}${r.signal ? ` (signal ${r.signal})` : ''}
+        </dd>
+        ${
+          r.reason
+            ? html`<dt>Why</dt>
+                <dd>${r.reason}</dd>`
+            : ''
+        }
+        <dt>Started by</dt>
+        <dd>${r.trigger}</dd>
+        <dt>Started</dt>
+        <dd>${r.started_at !== null ? when(r.started_at, tz, d.now) : 'not started'}</dd>
+        ${
+          r.duration_ms !== null
+            ? html`<dt>Took</dt>
+                <dd>${seconds(r.duration_ms)}</dd>`
+            : ''
+        }
+      </dl>
+      <h2>Output</h2>
+      ${out?.note ? html`<p class="muted">${out.note}</p>` : ''}
+      ${out ? html`<pre id="output">${out.output ?? '(none)'}</pre>` : html`<p class="muted">The run is under way.</p>`}
+      <p><a href="/jobs/${encodeURIComponent(job)}">Back to ${job}</a></p>`,
+  );
+}
+
+// ---- alerts and heals ----
+
+export function alertsPage(d: PageData, c: Chrome): string {
+  const rows = d.store.alerts.recent(200);
+  const open = rows.filter((a) => a.resolved_at === null);
+  const ended = rows.filter((a) => a.resolved_at !== null);
+  return layout(
+    c,
+    html`<h1>Alerts</h1>
+      <h2>Open (${open.length})</h2>
+      ${
+        open.length
+          ? html`<ul class="plain">
+              ${open.map((a) => alertItem(d, a))}
+            </ul>`
+          : html`<p class="muted">None.</p>`
+      }
+      <h2>Ended (${ended.length})</h2>
+      ${
+        ended.length
+          ? html`<ul class="plain">
+              ${ended.map((a) => alertItem(d, a))}
+            </ul>`
+          : html`<p class="muted">None.</p>`
+      }`,
+  );
+}
+
+export function healsPage(d: PageData, c: Chrome): string {
+  const views = healViews(d.store, 100);
+  return layout(
+    c,
+    html`<h1>Heals</h1>
+      ${
+        views.length
+          ? html`<ul class="plain">
+              ${views.map((v) => healItem(d, v, c.session))}
+            </ul>`
+          : html`<p class="muted">No heal attempts yet.</p>`
+      }`,
+  );
+}
+
+function healItem(d: PageData, v: HealView, s: WebSessionRow | null): Html {
+  const tz = zoneOf(d, v.job);
+  const ref = refOf('heal', v.id);
+  const outcome = v.outcome ?? 'in progress';
+  const waiting = v.outcome === 'awaiting-approval';
+  return html`<li id="${ref}" class="heal">
+    <strong>${ref}</strong> <a href="/jobs/${encodeURIComponent(v.job)}">${v.job}</a> · rule ${v.rule ?? '—'} · level ${v.autonomy ?? '—'} ·
+    <span class="outcome-${outcome}">${outcome}</span> <br /><span class="muted"
+      >alert ${refOf('alert', v.alert_id)} · began
+      ${when(v.created_at, tz, d.now)}${v.answer ? ` · ${v.answer} by ${v.answered_by ?? 'an operator'}` : ''}</span
+    >
+    ${v.action ? html`<br />fix: ${v.action}` : ''}${v.detail ? html`<br />${v.detail}` : ''}
+    <ol class="steps">
+      ${v.steps.map((st) => html`<li>${st.step}${st.result ? `: ${st.result}` : ''} <span class="muted">(${readableTime(st.started_at, tz, true)}${st.ended_at !== null ? `, ${st.ended_at - st.started_at} ms` : ''})</span>${st.detail ? html`<br /><span class="muted">${st.detail}</span>` : ''}</li>`)}
+    </ol>
+    ${filesOf(v)}
+    ${waiting ? html`<div class="actions">${button(s, `/heals/${v.id}/approve`, 'Approve', `/heals#${ref}`)}${button(s, `/heals/${v.id}/deny`, 'Deny', `/heals#${ref}`, 'secondary')}</div>` : ''}
+  </li>`;
+}
+
+/** The files the fix changed, from the snapshot manifest (when the attempt recorded them). */
+function filesOf(v: HealView): Html {
+  const files = (v as { files?: unknown }).files;
+  if (typeof files !== 'string' || files === '') return html``;
+  try {
+    const f = JSON.parse(files) as Record<string, unknown>;
+    const list = (k: string): string[] => (Array.isArray(f[k]) ? (f[k] as unknown[]).map(String) : []);
+    const parts = (['changed', 'created', 'removed'] as const).filter((k) => list(k).length);
+    if (!parts.length) return html`<p class="muted">The fix changed no file.</p>`;
+    return html`<dl class="facts files">
+      ${parts.map(
+        (k) =>
+          html`<dt>${k}</dt>
+            <dd>${list(k).join(', ')}</dd>`,
+      )}
+    </dl>`;
+  } catch {
+    return html``;
+  }
+}
+
+// ---- login and small pages ----
+
+export function loginPage(token: string, problem: string | null, csrfless: Chrome): string {
+  if (problem)
+    return layout(
+      csrfless,
+      html`<h1>Log in</h1>
+        <p class="flash error" role="alert">${problem}</p>`,
+    );
+  return layout(
+    csrfless,
+    html`<h1>Log in to nightshift</h1>
+      <p>
+        Name this device, so the journal says who pressed what (for example “Kevin's phone”). The session lasts 30 days after its last use.
+      </p>
+      <form method="post" action="/login/${token}">
+        <label for="label">This device</label>
+        <input type="text" id="label" name="label" maxlength="60" required autocomplete="off" placeholder="Kevin's phone" />
+        <div class="actions"><button type="submit">Log in</button></div>
+      </form>`,
+  );
+}
+
+export function notLoggedInPage(c: Chrome): string {
+  return layout(
+    c,
+    html`<h1>Not logged in</h1>
+      <p>On the server, run <code>nightshift login</code> and open the link it prints on this device (it works once, for 10 minutes).</p>`,
+  );
+}
+
+export function killOffPage(d: PageData, c: Chrome): string {
+  return layout(
+    c,
+    html`<h1>Turn the kill switch off?</h1>
+      <p>
+        While it is on, no fix runs and agent jobs are halted. Turning it off lets the heal loop act on open alerts
+        again${d.kill.since !== null ? html` (it has been on since ${readableTime(d.kill.since, d.policy.timezone ?? systemTimeZone())})` : ''}.
+      </p>
+      <form method="post" action="/kill/off">
+        ${csrfField(c.session)}<input type="hidden" name="confirm" value="yes" /><input type="hidden" name="back" value="/" />
+        <div class="actions"><button type="submit" class="danger">Yes, turn it off</button><a class="btnlink" href="/">Cancel</a></div>
+      </form>`,
+  );
+}
+
+export function messagePage(c: Chrome, heading: string, text: string): string {
+  return layout(
+    c,
+    html`<h1>${heading}</h1>
+      <p>${text}</p>
+      <p><a href="/">Overview</a></p>`,
+  );
+}

@@ -1,0 +1,332 @@
+// The dashboard's HTTP server: Node's own `http` (no dependency, and the few routes below need no
+// framework). Every request passes the same gates in this order: a Host this server answers to
+// (DNS rebinding), a session (except the login link itself), and for a POST the CSRF checks — the
+// browser's Origin / Sec-Fetch-Site, and the session's token in the form. Headers forbid inline
+// script, framing and referrers (a login link never leaves in a Referer; same-origin, not no-referrer: with that a form's Origin is "null").
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { parseListen } from '../config/schema.js';
+import type { Job } from '../config/home.js';
+import type { Logger } from '../log.js';
+import { errorMessage } from '../errors.js';
+import { parseRef } from '../model.js';
+import type { WebSessionRow } from '../store/store.js';
+import { actorOf, cleanLabel, COOKIE, linkProblem, redeemLink, sameSecret, sessionOf, SESSION_TTL_MS } from './auth.js';
+import {
+  alertsPage,
+  healsPage,
+  jobPage,
+  killOffPage,
+  loginPage,
+  messagePage,
+  notLoggedInPage,
+  overviewPage,
+  runPage,
+  type Chrome,
+  type PageData,
+} from './pages.js';
+import { STYLE } from './style.js';
+
+/** What the buttons do: the daemon's own actions, the ones the CLI reaches over the control socket. */
+export interface WebActions {
+  answer(id: number, what: 'approve' | 'deny', by: string): { status: string };
+  /** Starts a run and returns at once with what to tell the person (the run's end shows on the job's page). */
+  runNow(job: string, by: string): string;
+  setPaused(job: string, paused: boolean, by: string): { changed: string[] };
+  killSwitch(on: boolean, by: string): void;
+}
+
+export interface DashboardOptions {
+  listen: string;
+  publicUrl?: string;
+  data: () => PageData;
+  describe: (job: Job) => string;
+  actions: WebActions;
+  log: Logger;
+  now: () => number;
+}
+
+const MAX_BODY = 8 * 1024;
+/** Login requests per client in LOGIN_WINDOW_MS, and in all: a guessed link is 256 bits, this is for noise. */
+const LOGIN_PER_CLIENT = 10;
+const LOGIN_TOTAL = 60;
+const LOGIN_WINDOW_MS = 60_000;
+
+const HEADERS = {
+  'Content-Security-Policy':
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'same-origin',
+  'Cache-Control': 'no-store',
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+};
+
+class Refused extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Dashboard {
+  private server: Server | null = null;
+  private readonly hosts: Set<string>;
+  private readonly origins: Set<string>;
+  private readonly secure: boolean;
+  /** One message per session, shown by the next page it loads (the answer to a button). */
+  private readonly flashes = new Map<number, { text: string; error: boolean }>();
+  private loginHits: number[] = [];
+  private readonly loginByClient = new Map<string, number[]>();
+
+  constructor(private readonly o: DashboardOptions) {
+    const l = parseListen(o.listen);
+    if (!l) throw new Error(`dashboard.listen "${o.listen}" is not HOST:PORT`);
+    const hostPart = l.host.includes(':') ? `[${l.host}]` : l.host;
+    this.hosts = new Set([`${hostPart}:${l.port}`.toLowerCase()]);
+    if (l.host === '127.0.0.1' || l.host === '::1') this.hosts.add(`localhost:${l.port}`);
+    this.origins = new Set([...this.hosts].map((h) => `http://${h}`));
+    this.secure = false;
+    if (o.publicUrl) {
+      const u = new URL(o.publicUrl);
+      this.hosts.add(u.host.toLowerCase());
+      this.origins.add(u.origin.toLowerCase());
+      this.secure = u.protocol === 'https:';
+    }
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    const l = parseListen(this.o.listen)!;
+    const server = createServer((req, res) => this.handle(req, res));
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+    server.keepAliveTimeout = 5_000;
+    server.on('clientError', (_err, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(l.port, l.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    return l;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.route(req, res).catch((err: unknown) => {
+      const status = err instanceof Refused ? err.status : 500;
+      if (status === 500) this.o.log.error({ err: errorMessage(err), url: req.url }, 'dashboard request failed');
+      const text = err instanceof Refused ? err.message : 'Something went wrong on the server; the log says what.';
+      if (!res.headersSent)
+        this.send(res, status, messagePage({ title: 'Refused', session: null }, status === 500 ? 'Error' : 'Refused', text));
+      else res.end();
+    });
+  }
+
+  private send(
+    res: ServerResponse,
+    status: number,
+    body: string,
+    type = 'text/html; charset=utf-8',
+    extra: Record<string, string | string[]> = {},
+  ): void {
+    res.writeHead(status, { ...HEADERS, 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), ...extra });
+    res.end(body);
+  }
+
+  private redirect(res: ServerResponse, to: string, extra: Record<string, string | string[]> = {}): void {
+    res.writeHead(303, { ...HEADERS, Location: to, 'Content-Length': 0, ...extra });
+    res.end();
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // DNS rebinding: a page of another site whose name now points here still says its own name.
+    const host = (req.headers.host ?? '').toLowerCase();
+    if (!this.hosts.has(host)) throw new Refused(421, `This dashboard does not answer to the host "${host}".`);
+    const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'POST') throw new Refused(405, `${method} is not used here.`);
+
+    if (path === '/style.css' && method === 'GET') return this.send(res, 200, STYLE, 'text/css; charset=utf-8');
+    if (path === '/favicon.ico') return this.send(res, 404, '', 'text/plain');
+
+    const login = /^\/login\/([^/]+)$/.exec(path);
+    if (login) return this.login(req, res, method, decodeURIComponent(login[1]!));
+
+    const now = this.o.now();
+    const d = this.o.data();
+    const session = sessionOf(d.store, cookieOf(req, COOKIE), now);
+    if (!session) {
+      if (method === 'POST') throw new Refused(403, 'You are not logged in, so nothing was changed. Run nightshift login on the server.');
+      return this.send(res, 401, notLoggedInPage({ title: 'Not logged in', session: null }));
+    }
+    const renew = this.cookie(sessionTokenOf(req), session);
+
+    if (method === 'POST') {
+      this.checkOrigin(req);
+      const form = await readForm(req);
+      if (!sameSecret(form.get('csrf') ?? '', session.csrf))
+        throw new Refused(
+          403,
+          'The form was stale or forged (its token is wrong), so nothing was changed. Reload the page and press again.',
+        );
+      const back = safeBack(form.get('back'));
+      if (path === '/kill/off' && form.get('confirm') !== 'yes') return this.redirect(res, '/kill/off', renew);
+      let flash: { text: string; error: boolean };
+      try {
+        flash = { text: this.act(path, session), error: false };
+      } catch (err) {
+        if (err instanceof Refused && err.status === 404) throw err;
+        flash = { text: errorMessage(err), error: true };
+      }
+      this.flashes.set(session.id, flash);
+      return this.redirect(res, back, renew);
+    }
+
+    const chrome: Chrome = { title: 'Overview', session, flash: this.flashes.get(session.id) ?? null };
+    this.flashes.delete(session.id);
+    let page: string | null;
+    let m: RegExpExecArray | null;
+    if (path === '/') page = overviewPage(d, chrome);
+    else if (path === '/alerts') page = alertsPage(d, { ...chrome, title: 'Alerts' });
+    else if (path === '/heals') page = healsPage(d, { ...chrome, title: 'Heals' });
+    else if (path === '/kill/off') page = killOffPage(d, { ...chrome, title: 'Kill switch' });
+    else if ((m = /^\/jobs\/([^/]+)\/runs\/(\d+)$/.exec(path)))
+      page = runPage(d, { ...chrome, title: 'Run' }, decodeURIComponent(m[1]!), Number(m[2]));
+    else if ((m = /^\/jobs\/([^/]+)$/.exec(path))) {
+      const name = decodeURIComponent(m[1]!);
+      page = jobPage(d, { ...chrome, title: name }, name, this.o.describe);
+    } else page = null;
+    if (page === null)
+      return this.send(res, 404, messagePage({ ...chrome, title: 'Not found' }, 'Not found', `Nothing is at ${path}.`), undefined, renew);
+    this.send(res, 200, page, undefined, renew);
+  }
+
+  /** A button: the same action as the CLI command of the same name; returns what to tell the person. */
+  private act(path: string, session: WebSessionRow): string {
+    const by = actorOf(session);
+    const a = this.o.actions;
+    let m: RegExpExecArray | null;
+    if ((m = /^\/heals\/([^/]+)\/(approve|deny)$/.exec(path))) {
+      const ref = parseRef('heal', decodeURIComponent(m[1]!));
+      if ('error' in ref) throw new Refused(404, ref.error);
+      return a.answer(ref.id, m[2] as 'approve' | 'deny', by).status;
+    }
+    if ((m = /^\/jobs\/([^/]+)\/(run|pause|resume)$/.exec(path))) {
+      const job = decodeURIComponent(m[1]!);
+      if (m[2] === 'run') return a.runNow(job, by);
+      const paused = m[2] === 'pause';
+      const { changed } = a.setPaused(job, paused, by);
+      return changed.length
+        ? `${job} ${paused ? 'paused' : 'resumed'}.`
+        : `${job} was already ${paused ? 'paused' : 'running on its schedule'}.`;
+    }
+    if (path === '/kill/on' || path === '/kill/off') {
+      const on = path === '/kill/on';
+      a.killSwitch(on, by);
+      return on ? 'Kill switch ON: every fix and agent job is halted.' : 'Kill switch off: fixes may run again.';
+    }
+    throw new Refused(404, `Nothing is at ${path}.`);
+  }
+
+  private async login(req: IncomingMessage, res: ServerResponse, method: string, token: string): Promise<void> {
+    this.limitLogin(req);
+    const d = this.o.data();
+    const now = this.o.now();
+    const chrome: Chrome = { title: 'Log in', session: null };
+    // A GET only shows the form: a chat app's link preview fetches the page but never submits it.
+    if (method === 'GET') {
+      const problem = linkProblem(d.store, token, now);
+      return this.send(res, problem ? 410 : 200, loginPage(token, problem, chrome));
+    }
+    this.checkOrigin(req);
+    const form = await readForm(req);
+    const label = cleanLabel(form.get('label') ?? '');
+    if (label === null)
+      return this.send(res, 400, loginPage(token, null, { ...chrome, flash: { text: 'Give this device a name.', error: true } }));
+    const problem = linkProblem(d.store, token, now);
+    const opened = problem ? null : redeemLink(d.store, token, label, now);
+    if (!opened)
+      return this.send(
+        res,
+        410,
+        loginPage(token, problem ?? 'This login link was used already. Run nightshift login for a new one.', chrome),
+      );
+    d.store.journal.record(now, 'web-login', null, `dashboard session opened for "${label}"`, { session: opened.session.id });
+    this.o.log.info({ session: opened.session.id, label }, 'dashboard session opened');
+    this.flashes.set(opened.session.id, { text: `Logged in as “${label}”.`, error: false });
+    this.redirect(res, '/', this.cookie(opened.token, opened.session));
+  }
+
+  private cookie(token: string | undefined, s: WebSessionRow): Record<string, string> {
+    if (!token) return {};
+    const maxAge = Math.max(0, Math.floor((s.expires_at - this.o.now()) / 1000));
+    return {
+      'Set-Cookie': `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.min(maxAge, SESSION_TTL_MS / 1000)}${this.secure ? '; Secure' : ''}`,
+    };
+  }
+
+  /** A POST made by a page of another site is refused even with a valid token (defence in depth). */
+  private checkOrigin(req: IncomingMessage): void {
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.origins.has(origin.toLowerCase()))
+      throw new Refused(403, `A form from ${origin} may not act on this dashboard; nothing was changed.`);
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin' && site !== 'none')
+      throw new Refused(403, 'A request from another site may not act on this dashboard; nothing was changed.');
+  }
+
+  private limitLogin(req: IncomingMessage): void {
+    const now = this.o.now();
+    const client = req.socket.remoteAddress ?? '?';
+    const recent = (list: number[]): number[] => list.filter((t) => now - t < LOGIN_WINDOW_MS);
+    this.loginHits = recent(this.loginHits);
+    const mine = recent(this.loginByClient.get(client) ?? []);
+    if (mine.length >= LOGIN_PER_CLIENT || this.loginHits.length >= LOGIN_TOTAL)
+      throw new Refused(429, 'Too many login attempts; wait a minute and try again.');
+    mine.push(now);
+    this.loginHits.push(now);
+    this.loginByClient.set(client, mine);
+    if (this.loginByClient.size > 1000) this.loginByClient.clear();
+  }
+}
+
+function cookieOf(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return undefined;
+}
+
+const sessionTokenOf = (req: IncomingMessage): string | undefined => cookieOf(req, COOKIE);
+
+/** Only a path of this site: never another origin, never "//evil.example". */
+function safeBack(back: string | null): string {
+  return back && /^\/(?![/\\])[^\s]*$/.test(back) ? back : '/';
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') throw new Refused(415, 'Expected a form (application/x-www-form-urlencoded).');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new Refused(413, 'The form is too large.');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}

@@ -1,0 +1,53 @@
+// The dashboard's one stylesheet, served as /style.css (the Content-Security-Policy allows no
+// inline style). Phone first: one column, tap targets of at least 44 px, the system's dark mode.
+export const STYLE = `
+:root { color-scheme: light dark; --bg: #fff; --fg: #1a1a1a; --muted: #595959; --line: #d0d0d0; --card: #f6f6f6;
+  --ok: #1a7f37; --bad: #c62828; --warn: #9a6700; --info: #0b57d0; --idle: #8a8a8a; --btn: #0b57d0; --btnfg: #fff; }
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #121212; --fg: #ececec; --muted: #b0b0b0; --line: #3a3a3a; --card: #1e1e1e;
+    --ok: #4ac26b; --bad: #ff6b6b; --warn: #e3b341; --info: #7cacf8; --idle: #8a8a8a; --btn: #7cacf8; --btnfg: #0d0d0d; }
+}
+* { box-sizing: border-box; }
+html { -webkit-text-size-adjust: 100%; }
+body { margin: 0; background: var(--bg); color: var(--fg); font: 16px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+main { max-width: 60rem; margin: 0 auto; padding: 0 1rem 3rem; }
+header.top { display: flex; flex-wrap: wrap; gap: .25rem 1rem; align-items: center; padding: .5rem 1rem; border-bottom: 1px solid var(--line); }
+header.top .brand { font-weight: 700; margin-right: auto; }
+nav a, a.btnlink { display: inline-flex; align-items: center; min-height: 44px; padding: 0 .5rem; }
+a { color: var(--info); }
+h1 { font-size: 1.35rem; margin: 1rem 0 .5rem; overflow-wrap: anywhere; }
+h2 { font-size: 1.1rem; margin: 1.5rem 0 .5rem; }
+p, li, dd, td, th, summary { overflow-wrap: anywhere; }
+.verdict { font-size: 1.15rem; font-weight: 600; padding: .75rem 1rem; border-radius: .5rem; background: var(--card); border-left: .4rem solid var(--ok); }
+.verdict.bad { border-left-color: var(--bad); }
+.flash { padding: .75rem 1rem; border-radius: .5rem; background: var(--card); border-left: .4rem solid var(--info); }
+.flash.error { border-left-color: var(--bad); }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: .6rem; padding: .75rem 1rem; margin: .75rem 0; }
+.card h3 { margin: 0 0 .25rem; font-size: 1.05rem; overflow-wrap: anywhere; }
+.muted { color: var(--muted); }
+.actions { display: flex; flex-wrap: wrap; gap: .5rem; margin-top: .5rem; }
+.actions form { margin: 0; }
+button, .button { min-height: 44px; min-width: 44px; padding: .5rem 1rem; font: inherit; font-weight: 600; border-radius: .5rem;
+  border: 1px solid var(--btn); background: var(--btn); color: var(--btnfg); cursor: pointer; }
+button.secondary { background: transparent; color: var(--btn); }
+button.danger { background: var(--bad); border-color: var(--bad); color: #fff; }
+input[type=text] { font: inherit; min-height: 44px; width: 100%; padding: .5rem; border-radius: .4rem; border: 1px solid var(--line); background: var(--bg); color: var(--fg); }
+label { display: block; font-weight: 600; margin: .5rem 0 .25rem; }
+.state { font-weight: 700; }
+.state.ok { color: var(--ok); } .state.failing { color: var(--bad); } .state.waiting, .state.paused { color: var(--warn); } .state.disabled { color: var(--idle); }
+.strip { display: flex; flex-wrap: wrap; gap: 2px; margin: .35rem 0; }
+.strip span { display: inline-block; width: 8px; height: 18px; border-radius: 2px; background: var(--idle); }
+.strip .ok { background: var(--ok); } .strip .failed, .strip .timeout, .strip .killed { background: var(--bad); }
+.strip .wrong { background: var(--warn); } .strip .running { background: var(--info); }
+dl.facts { display: grid; grid-template-columns: minmax(6rem, max-content) 1fr; gap: .25rem .75rem; margin: .25rem 0; }
+dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-word; background: var(--bg); border: 1px solid var(--line);
+  border-radius: .4rem; padding: .5rem; font: 13px/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; max-height: 30rem; overflow-y: auto; }
+ul.plain { list-style: none; padding: 0; margin: 0; }
+ul.plain > li { border-top: 1px solid var(--line); padding: .5rem 0; }
+ol.steps { padding-left: 1.25rem; margin: .25rem 0; }
+.outcome-ok, .outcome-fixed-verified { color: var(--ok); font-weight: 600; }
+.outcome-failed, .outcome-timeout, .outcome-wrong, .outcome-killed, .outcome-rolled-back, .outcome-blocked, .outcome-rollback-failed { color: var(--bad); font-weight: 600; }
+.kill-on { background: var(--bad); color: #fff; padding: .75rem 1rem; border-radius: .5rem; font-weight: 600; }
+footer { margin-top: 2rem; color: var(--muted); font-size: .9rem; }
+`;

@@ -1,0 +1,513 @@
+// The dashboard in a real browser (Chromium) against a real daemon on a temp home: logging in with
+// the link of `nightshift login`, the approval cards and the buttons, the kill switch, hostile
+// output, requests from the wrong place, the phone layout and accessibility. Every wait is for
+// what the page or the database shows, never a fixed time.
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import Database from 'better-sqlite3';
+import { cli, makeHome, query, startDaemon, tempDir, trackDaemons, waitFor, type DaemonProc } from '../support/helpers.js';
+import {
+  freePort,
+  launchBrowser,
+  logIn,
+  loginLink,
+  reloadUntil,
+  screenshotDir,
+  type Browser,
+  type BrowserContext,
+  type Page,
+} from '../support/browser.js';
+
+const WAIT_MS = 30_000;
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 120_000 });
+
+const { daemons, dirs } = trackDaemons();
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close();
+});
+
+interface Dash extends DaemonProc {
+  url: string;
+  port: number;
+}
+
+async function dashboard(jobs: Record<string, string>, rules: Record<string, string> = {}, policyExtra = ''): Promise<Dash> {
+  const port = await freePort();
+  const h = makeHome(jobs, `timezone: UTC\ndashboard: { listen: "127.0.0.1:${port}" }\n${policyExtra}`);
+  dirs.push(h);
+  for (const [name, text] of Object.entries(rules)) writeFileSync(join(h, 'rules', `${name}.yaml`), text);
+  const d = await startDaemon(h);
+  daemons.push(d);
+  await d.waitLog((l) => l.msg === 'dashboard listening', WAIT_MS, 'dashboard listening');
+  return Object.assign(d, { url: `http://127.0.0.1:${port}`, port });
+}
+
+async function newPage(o: { width?: number; height?: number; bypassCSP?: boolean } = {}): Promise<Page> {
+  const ctx = await browser.newContext({
+    viewport: { width: o.width ?? 390, height: o.height ?? 844 },
+    bypassCSP: o.bypassCSP ?? false,
+  });
+  contexts.push(ctx);
+  const page = await ctx.newPage();
+  // No page of ours may open a dialog: a script that ran would.
+  page.on('dialog', (dialog) => {
+    dialogs.push(dialog.message());
+    void dialog.dismiss();
+  });
+  return page;
+}
+const dialogs: string[] = [];
+
+const ns = (d: { home: string; state: string }, ...args: string[]) => cli(['--home', d.home, '--state', d.state, ...args]);
+const events = (d: { state: string }, kind: string) =>
+  query<{ message: string; job: string | null }>(d.state, 'SELECT message, job FROM events WHERE kind = ? ORDER BY id', kind);
+const attempts = (d: { state: string }) =>
+  query<{ id: number; job: string; outcome: string | null; answer: string | null; answered_by: string | null }>(
+    d.state,
+    'SELECT id, job, outcome, answer, answered_by FROM heal_attempts ORDER BY id',
+  );
+
+function rawRequest(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, setHost: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function sessionCookie(page: Page) {
+  return (await page.context().cookies()).find((c) => c.name === 'nightshift_session');
+}
+
+describe('logging in', () => {
+  it('a link opens a session once, after the device is named; a preview does not spend it; expired and reused links are refused', async () => {
+    const d = await dashboard({ tick: 'command: ["true"]\n' });
+    const link = await loginLink(d);
+    expect(link).toMatch(new RegExp(`^${d.url}/login/[A-Za-z0-9_-]{43}$`));
+
+    // A chat app's preview: GETs the link (twice), never posts the form.
+    for (let i = 0; i < 2; i++) {
+      const preview = await fetch(link);
+      expect(preview.status).toBe(200);
+      expect(await preview.text()).toContain('This device');
+      expect(preview.headers.get('set-cookie')).toBeNull();
+    }
+    expect(query(d.state, 'SELECT used_at FROM web_links')).toEqual([{ used_at: null }]);
+
+    const page = await newPage();
+    // Not logged in: the overview says how to log in and shows nothing of the home.
+    await page.goto(`${d.url}/`);
+    await expect(page.locator('h1').textContent()).resolves.toBe('Not logged in');
+    expect(await page.content()).not.toContain('tick');
+
+    await logIn(page, link, "Kevin's phone");
+    expect(await page.locator('.flash').textContent()).toContain("Logged in as “Kevin's phone”");
+    const cookie = await sessionCookie(page);
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', secure: false });
+    // 30 days, renewed while used
+    expect(cookie!.expires * 1000 - Date.now()).toBeGreaterThan(29 * 24 * 3600_000);
+    expect(events(d, 'web-login').map((e) => e.message)).toEqual(['dashboard session opened for "Kevin\'s phone"']);
+    // The database keeps hashes only: the cookie's token is nowhere in it.
+    const db = readFileSync(join(d.state, 'nightshift.db')).toString('latin1');
+    expect(db).not.toContain(cookie!.value);
+    expect(db).not.toContain(link.split('/').pop()!);
+
+    // The same link again, in another browser: refused, no session.
+    const other = await newPage();
+    await other.goto(link);
+    await expect(other.locator('.flash.error').textContent()).resolves.toContain('used already');
+    expect(await other.getByLabel('This device').count()).toBe(0);
+    const reuse = await fetch(link, {
+      method: 'POST',
+      body: 'label=thief',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(reuse.status).toBe(410);
+    expect(reuse.headers.get('set-cookie')).toBeNull();
+
+    // A link made 11 minutes ago (the CLI under faketime) has expired.
+    const lib = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1'].find((f) =>
+      existsSync(f),
+    );
+    if (!lib) throw new Error('libfaketime is missing: apt-get install faketime (.ci/run installs it)');
+    const old = await loginLink(d, { FAKETIME: '-11m', LD_PRELOAD: lib });
+    await other.goto(old);
+    await expect(other.locator('.flash.error').textContent()).resolves.toContain('expired');
+    const late = await fetch(old, { method: 'POST', body: 'label=late', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(late.status).toBe(410);
+    expect(query(d.state, 'SELECT count(*) AS n FROM web_sessions')).toEqual([{ n: 1 }]);
+
+    // --revoke-all ends the session: the next page load is logged out.
+    const revoked = await ns(d, 'login', '--revoke-all');
+    expect(revoked.stdout).toContain('ended 1 dashboard session(s)');
+    await page.goto(`${d.url}/`);
+    await expect(page.locator('h1').textContent()).resolves.toBe('Not logged in');
+  });
+
+  it('login attempts are rate-limited', async () => {
+    const d = await dashboard({});
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await fetch(`${d.url}/login/${'x'.repeat(43)}`)).status);
+    expect(statuses.slice(0, 10).every((s) => s === 410)).toBe(true);
+    expect(statuses.slice(10)).toEqual([429, 429]);
+  });
+});
+
+describe('approvals and buttons', () => {
+  it('a gated heal is a card: Approve runs the fix (fixed-verified), Deny another; both journaled as by web and the label', async () => {
+    const work = tempDir('ns-dash-heal-');
+    dirs.push(work);
+    const gate = (job: string) =>
+      `match: { job: "${job}" }\nautonomy: gated\naction: { command: ["touch", "${work}/${job}-fixed"], touches: ["${work}/${job}-fixed"] }\nprobe: { command: ["test", "-e", "${work}/${job}-fixed"] }\n`;
+    const d = await dashboard(
+      { a: 'command: ["sh", "-c", "exit 1"]\n', b: 'command: ["sh", "-c", "exit 1"]\n' },
+      { 'gate-a': gate('a'), 'gate-b': gate('b') },
+    );
+    await ns(d, 'run', 'a');
+    await ns(d, 'run', 'b');
+    await waitFor(() => attempts(d).filter((a) => a.outcome === 'awaiting-approval').length === 2, WAIT_MS, 'two approvals');
+    const [x, y] = attempts(d);
+
+    const page = await newPage();
+    await logIn(page, await loginLink(d), "Kevin's phone");
+    const card = page.locator(`#H-${x!.id}`);
+    await expect(card.textContent()).resolves.toContain(`rule gate-a`);
+    expect(await card.textContent()).toContain(`touch ${work}/a-fixed`); // what the fix runs
+    expect(await card.textContent()).toContain(`${work}/a-fixed`); // and touches
+    expect(await card.textContent()).toMatch(/A-\d+ failed: run #\d+ failed/);
+    await card.screenshot({ path: join(screenshotDir(), 'approval-card.png') });
+
+    await card.getByRole('button', { name: 'Approve' }).click();
+    expect(await page.locator('.flash').textContent()).toContain('approved: the fix runs now');
+    await page.goto(`${d.url}/heals`);
+    await reloadUntil(
+      page,
+      async () => (await page.locator(`#H-${x!.id}`).textContent())!.includes('fixed-verified'),
+      WAIT_MS,
+      'fixed-verified',
+    );
+    expect(existsSync(join(work, 'a-fixed'))).toBe(true);
+    expect(await page.locator(`#H-${x!.id}`).textContent()).toContain("approved by web (Kevin's phone)");
+
+    await page.goto(`${d.url}/`);
+    await page.locator(`#H-${y!.id}`).getByRole('button', { name: 'Deny' }).click();
+    expect(await page.locator('.flash').textContent()).toContain('denied: nothing was run');
+    expect(existsSync(join(work, 'b-fixed'))).toBe(false);
+    expect(await page.locator(`#H-${y!.id}`).count()).toBe(0); // no longer waiting
+
+    const rows = attempts(d);
+    expect(rows.find((r) => r.id === x!.id)).toMatchObject({
+      outcome: 'fixed-verified',
+      answer: 'approved',
+      answered_by: "web (Kevin's phone)",
+    });
+    expect(rows.find((r) => r.id === y!.id)).toMatchObject({ outcome: 'denied', answer: 'denied', answered_by: "web (Kevin's phone)" });
+    // heals and the digest say who pressed what
+    const heals = (await ns(d, 'heals')).stdout;
+    expect(heals).toContain("approved by web (Kevin's phone)");
+    expect(heals).toContain("denied by web (Kevin's phone)");
+    const digest = (await ns(d, 'digest')).stdout;
+    expect(digest).toContain("approved by web (Kevin's phone)");
+    expect(digest).toContain("denied by web (Kevin's phone)");
+
+    // The same checks as the CLI: a second answer is refused with the CLI's words.
+    await page.goto(`${d.url}/heals`);
+    const csrf = await page.locator('input[name=csrf]').first().getAttribute('value');
+    const res = await page.request.post(`${d.url}/heals/${y!.id}/approve`, {
+      form: { csrf: csrf!, back: '/heals' },
+      headers: { origin: d.url },
+    });
+    expect(res.ok()).toBe(true);
+    expect(await page.locator('.flash.error').count()).toBe(0);
+    await page.goto(`${d.url}/heals`);
+    expect(await page.locator('.flash.error').textContent()).toMatch(/already denied/);
+    expect(existsSync(join(work, 'b-fixed'))).toBe(false);
+  });
+
+  it('run now, pause and resume go through the daemon and are journaled with the label', async () => {
+    const d = await dashboard({ job1: 'schedule: "0 3 * * *"\ncommand: ["sh", "-c", "echo ran"]\n' });
+    const page = await newPage();
+    await logIn(page, await loginLink(d), 'desk');
+    await page.getByRole('link', { name: 'job1' }).click();
+    await expect(page.locator('h1').textContent()).resolves.toBe('job1');
+    expect(await page.locator('dd').first().textContent()).toContain('03:00');
+    await page.getByRole('button', { name: 'Run now' }).click();
+    expect(await page.locator('.flash').textContent()).toContain('job1 started');
+    await reloadUntil(page, async () => (await page.locator('.outcome-ok').count()) > 0, WAIT_MS, 'the run ok');
+    expect(query(d.state, "SELECT trigger, outcome FROM runs WHERE job = 'job1'")).toEqual([{ trigger: 'manual', outcome: 'ok' }]);
+    await page.getByRole('button', { name: 'Pause' }).click();
+    expect(await page.locator('.flash').textContent()).toContain('job1 paused');
+    expect(query(d.state, "SELECT paused FROM job_state WHERE job = 'job1'")).toEqual([{ paused: 1 }]);
+    expect((await ns(d, 'status')).stdout).toMatch(/job1 +PAUSED/);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    expect(query(d.state, "SELECT paused FROM job_state WHERE job = 'job1'")).toEqual([{ paused: 0 }]);
+    expect(events(d, 'run-now').map((e) => e.message)).toEqual(['job job1 run now by web (desk)']);
+    expect(events(d, 'paused').map((e) => e.message)).toEqual(['job job1 paused by web (desk)']);
+    expect(events(d, 'resumed').map((e) => e.message)).toEqual(['job job1 resumed by web (desk)']);
+  });
+});
+
+describe('the kill switch', () => {
+  it('on with one tap (the file exists, a running fix is rolled back); off only after a confirmation', async () => {
+    const work = tempDir('ns-dash-kill-');
+    dirs.push(work);
+    writeFileSync(join(work, 'file.txt'), 'original\n');
+    const d = await dashboard(
+      { victim: 'command: ["sh", "-c", "exit 1"]\n' },
+      {
+        slow: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo changed > ${work}/file.txt; touch ${work}/created; sleep 60"]\n  touches: ["${work}"]\n  timeout: 2m\nprobe: { command: ["test", "-e", "${work}/created"] }\n`,
+      },
+    );
+    const page = await newPage();
+    await logIn(page, await loginLink(d), "Kevin's phone");
+    await ns(d, 'run', 'victim');
+    await waitFor(() => existsSync(join(work, 'created')), WAIT_MS, 'the fix under way');
+    await page.reload();
+    await page.getByRole('button', { name: /Kill switch on/ }).click();
+    const killFile = join(d.state, 'KILL');
+    expect(existsSync(killFile)).toBe(true);
+    expect(readFileSync(killFile, 'utf8')).toContain("by web (Kevin's phone)");
+    await waitFor(() => attempts(d)[0]?.outcome === 'halted', WAIT_MS, 'the fix halted');
+    expect(readFileSync(join(work, 'file.txt'), 'utf8')).toBe('original\n');
+    expect(existsSync(join(work, 'created'))).toBe(false);
+    expect(await page.locator('.kill-on').textContent()).toContain('Kill switch is ON');
+    expect(events(d, 'kill-switch').map((e) => e.message)).toEqual([`kill switch turned on by web (Kevin's phone) (${killFile} exists)`]);
+
+    // Off needs a second, deliberate press: the link leads to a question, and the file stays.
+    await page.getByRole('link', { name: /Turn the kill switch off/ }).click();
+    await expect(page.locator('h1').textContent()).resolves.toBe('Turn the kill switch off?');
+    expect(existsSync(killFile)).toBe(true);
+    // A POST without the confirmation changes nothing either.
+    const csrf = await page.locator('input[name=csrf]').getAttribute('value');
+    await page.request.post(`${d.url}/kill/off`, { form: { csrf: csrf!, back: '/' }, headers: { origin: d.url } });
+    expect(existsSync(killFile)).toBe(true);
+    await page.getByRole('button', { name: 'Yes, turn it off' }).click();
+    expect(existsSync(killFile)).toBe(false);
+    await page.locator('#verdict').waitFor();
+    expect(await page.locator('.kill-on').count()).toBe(0);
+    expect(
+      events(d, 'kill-switch')
+        .map((e) => e.message)
+        .at(-1),
+    ).toBe("kill switch turned off by web (Kevin's phone)");
+  });
+});
+
+describe('hostile text and foreign requests', () => {
+  it('output with <script>, <img onerror>, ANSI codes and U+202E is inert text; no dialog opens', async () => {
+    const script = join(tempDir('ns-dash-evil-'), 'evil.sh');
+    dirs.push(join(script, '..'));
+    writeFileSync(
+      script,
+      `#!/bin/sh\nprintf '<script>alert("xss")</script>\\n<img src=x onerror=alert(2)>\\n\\033[31mred\\033[0m\\n\\342\\200\\256txt.exe\\n'\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    const d = await dashboard({ evil: `command: ["${script}"]\n` });
+    await ns(d, 'run', 'evil');
+    const page = await newPage();
+    dialogs.length = 0;
+    await logIn(page, await loginLink(d), 'tester');
+    await page.goto(`${d.url}/jobs/evil`);
+    await page.locator('details summary').first().click();
+    const runLink = page.locator('a[href^="/jobs/evil/runs/"]').first();
+    await runLink.click();
+    const out = await page.locator('#output').textContent();
+    expect(out).toContain('<script>alert("xss")</script>');
+    expect(out).toContain('<img src=x onerror=alert(2)>');
+    expect(out).toContain('␛[31mred␛[0m'); // the escape shown, not obeyed
+    expect(out).toContain('\ufffdtxt.exe'); // the bidi override made visible
+    expect(out).not.toContain('\u202e');
+    for (const path of ['/', '/alerts', '/heals', '/jobs/evil', new URL(page.url()).pathname]) {
+      await page.goto(`${d.url}${path}`);
+      expect(await page.locator('script').count()).toBe(0);
+      expect(await page.locator('main img').count()).toBe(0);
+    }
+    expect(dialogs).toEqual([]);
+  });
+
+  it('a POST from another origin, without the token, or with a foreign Host is refused and changes nothing', async () => {
+    const d = await dashboard({ job1: 'command: ["true"]\n' });
+    const page = await newPage();
+    await logIn(page, await loginLink(d), 'victim');
+    const csrf = await page.locator('input[name=csrf]').first().getAttribute('value');
+    const cookie = `nightshift_session=${(await sessionCookie(page))!.value}`;
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      fetch(`${d.url}${path}`, {
+        method: 'POST',
+        body,
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie, ...headers },
+      });
+    // a page of another site, in the same browser (same-site by host, another origin by port): its form carries the cookie
+    const evilPort = await freePort();
+    const { createServer } = await import('node:http');
+    const evil = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(
+        `<form id=f method=post action="${d.url}/kill/on"><input name=csrf value="${csrf}"><input name=back value="/"></form><script>document.getElementById('f').submit()</script>`,
+      );
+    });
+    await new Promise<void>((r) => evil.listen(evilPort, '127.0.0.1', r));
+    try {
+      await page.goto(`http://127.0.0.1:${evilPort}/`);
+      await page.waitForURL(`${d.url}/kill/on`);
+      expect(await page.locator('h1').textContent()).toBe('Refused');
+    } finally {
+      evil.close();
+    }
+    expect(existsSync(join(d.state, 'KILL'))).toBe(false);
+    // no token, a wrong token, a foreign Origin with the right token, a foreign Host, no session
+    const noToken = await post('/jobs/job1/pause', 'back=/');
+    const wrongToken = await post('/jobs/job1/pause', 'csrf=forged&back=/');
+    const foreignOrigin = await post('/jobs/job1/pause', `csrf=${csrf}&back=/`, { origin: 'http://evil.example' });
+    const crossSite = await post('/jobs/job1/pause', `csrf=${csrf}&back=/`, { 'sec-fetch-site': 'cross-site' });
+    // fetch() will not send a Host of our choosing; a raw request does, as a rebinding page's browser would
+    const rebound = await rawRequest(
+      d.port,
+      'POST',
+      '/jobs/job1/pause',
+      { cookie, host: `evil.example:${d.port}`, 'content-type': 'application/x-www-form-urlencoded' },
+      `csrf=${csrf}&back=/`,
+    );
+    const anonymous = await fetch(`${d.url}/jobs/job1/pause`, {
+      method: 'POST',
+      body: `csrf=${csrf}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      redirect: 'manual',
+    });
+    expect([noToken.status, wrongToken.status, foreignOrigin.status, crossSite.status, rebound.status, anonymous.status]).toEqual([
+      403, 403, 403, 403, 421, 403,
+    ]);
+    // A GET with a foreign Host (DNS rebinding) gets nothing of the page either.
+    const readRebound = await rawRequest(d.port, 'GET', '/', { cookie, host: 'evil.example' });
+    expect(readRebound.status).toBe(421);
+    expect(readRebound.body).not.toContain('job1');
+    // the right name with the right session reads it (the 421 above was the Host alone)
+    expect((await rawRequest(d.port, 'GET', '/', { cookie, host: `127.0.0.1:${d.port}` })).body).toContain('job1');
+    expect(query(d.state, "SELECT paused FROM job_state WHERE job = 'job1'")).toEqual([{ paused: 0 }]);
+    expect(events(d, 'paused')).toEqual([]);
+    // and the right request does act (the refusals above were not a broken button)
+    const ok = await post('/jobs/job1/pause', `csrf=${csrf}&back=/`, { origin: d.url });
+    expect(ok.status).toBe(303);
+    expect(query(d.state, "SELECT paused FROM job_state WHERE job = 'job1'")).toEqual([{ paused: 1 }]);
+  });
+
+  it('a contained job cannot act on the dashboard: it cannot read the state folder, make a login link, or post without a session', async () => {
+    const out = tempDir('ns-dash-jail-');
+    dirs.push(out);
+    const d0 = await dashboard({});
+    const cliPath = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
+    // The job tries what an attacker in a job would: read the database, mint a link, and POST.
+    const job = `command: ["sh", "-c", "cat ${d0.state}/nightshift.db > /dev/null 2> ${out}/read.err; echo $? > ${out}/read.rc; node ${cliPath} --home ${d0.home} --state ${d0.state} login > ${out}/login.out 2>&1; echo $? > ${out}/login.rc; node -e \\"fetch('${d0.url}/kill/on',{method:'POST',headers:{'content-type':'application/x-www-form-urlencoded'},body:'back=/'}).then(r=>console.log(r.status))\\" > ${out}/post.out 2>&1"]\n`;
+    writeFileSync(join(d0.home, 'jobs', 'intruder.yaml'), job);
+    await waitFor(() => query(d0.state, "SELECT 1 FROM events WHERE kind = 'job-added'").length > 0, WAIT_MS, 'job added');
+    await ns(d0, 'run', 'intruder');
+    expect(readFileSync(join(out, 'read.rc'), 'utf8').trim()).not.toBe('0');
+    expect(readFileSync(join(out, 'login.rc'), 'utf8').trim()).not.toBe('0');
+    expect(readFileSync(join(out, 'post.out'), 'utf8').trim()).toBe('403');
+    expect(query(d0.state, 'SELECT count(*) AS n FROM web_links')).toEqual([{ n: 0 }]);
+    expect(existsSync(join(d0.state, 'KILL'))).toBe(false);
+  });
+});
+
+describe('on a phone', () => {
+  it('at 390×844 nothing overflows, every button is reachable and 44 px tall, axe finds nothing serious; screenshots', async () => {
+    const work = tempDir('ns-dash-phone-');
+    dirs.push(work);
+    const d = await dashboard(
+      {
+        'nightly-export': 'schedule: "30 2 * * *"\ntimezone: Europe/Zurich\ncommand: ["sh", "-c", "echo exported 1200 rows"]\n',
+        'db-backup': 'schedule: "0 3 * * *"\ncommand: ["sh", "-c", "echo backup failed: disk quota exceeded >&2; exit 1"]\n',
+        'ad-report': 'every: 1h\ncommand: ["sh", "-c", "echo report sent"]\n',
+      },
+      {
+        'retry-backup': `description: A backup that failed for want of space is retried after old dumps are cleared.\nmatch: { job: db-backup }\nautonomy: gated\naction: { command: ["touch", "${work}/cleared"], touches: ["${work}/cleared"] }\nprobe: { command: ["test", "-e", "${work}/cleared"] }\n`,
+      },
+    );
+    for (let i = 0; i < 3; i++) await ns(d, 'run', 'nightly-export');
+    await ns(d, 'run', 'ad-report');
+    await ns(d, 'run', 'db-backup');
+    await waitFor(() => attempts(d).some((a) => a.outcome === 'awaiting-approval'), WAIT_MS, 'an approval');
+    const page = await newPage({ bypassCSP: true });
+    await logIn(page, await loginLink(d), "Kevin's phone");
+    await page.reload(); // without the login's flash
+    const dir = screenshotDir();
+    await page.screenshot({ path: join(dir, 'overview-phone.png'), fullPage: true });
+    const axeSource = readFileSync(join(import.meta.dirname, '..', '..', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+    for (const path of ['/', '/jobs/nightly-export', '/jobs/db-backup', '/alerts', '/heals', '/kill/off']) {
+      await page.goto(`${d.url}${path}`);
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      expect(width, `${path} is ${width} px wide`).toBeLessThanOrEqual(390);
+      for (const b of await page.locator('button, a.btnlink').all()) {
+        await b.scrollIntoViewIfNeeded();
+        const box = (await b.boundingBox())!;
+        expect(box.height, `${path}: "${await b.textContent()}"`).toBeGreaterThanOrEqual(44);
+        expect(box.x).toBeGreaterThanOrEqual(0);
+        expect(box.x + box.width).toBeLessThanOrEqual(390);
+      }
+      await page.addScriptTag({ content: axeSource });
+      const violations = await page.evaluate(async () => {
+        const r = await (
+          window as unknown as {
+            axe: { run: (o: unknown) => Promise<{ violations: Array<{ id: string; impact: string; nodes: unknown[] }> }> };
+          }
+        ).axe.run({
+          runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+        });
+        return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+      });
+      expect(
+        violations.filter((v) => v.impact === 'serious' || v.impact === 'critical'),
+        `${path}`,
+      ).toEqual([]);
+      if (path === '/jobs/nightly-export') await page.screenshot({ path: join(dir, 'job-phone.png'), fullPage: true });
+    }
+    // dark mode is the system's
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${d.url}/`);
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    expect(bg).toBe('rgb(18, 18, 18)');
+    await page.screenshot({ path: join(dir, 'overview-phone-dark.png'), fullPage: true });
+    const desk = await newPage({ width: 1280, height: 900 });
+    await logIn(desk, await loginLink(d), 'desk');
+    await desk.reload();
+    await desk.screenshot({ path: join(dir, 'overview-desktop.png'), fullPage: true });
+    // the schedule in words and the next instants in the job's zone
+    await desk.goto(`${d.url}/jobs/nightly-export`);
+    const text = (await desk.locator('main').textContent())!;
+    expect(text).toContain('Europe/Zurich');
+    expect(text).toMatch(/02:30 \+0[12]:00/);
+    expect(await desk.locator('ol li').count()).toBe(5);
+    // Reading the page without JavaScript works the same (nothing here needs it).
+    const noJs = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
+    contexts.push(noJs);
+    const p2 = await noJs.newPage();
+    await logIn(p2, await loginLink(d), 'no-js');
+    await p2.goto(`${d.url}/jobs/ad-report`);
+    await p2.getByRole('button', { name: 'Pause' }).click();
+    expect(await p2.locator('.flash').textContent()).toContain('ad-report paused');
+    const db = new Database(join(d.state, 'nightshift.db'), { readonly: true });
+    expect(db.prepare("SELECT paused FROM job_state WHERE job = 'ad-report'").get()).toEqual({ paused: 1 });
+    db.close();
+  });
+});
