@@ -174,6 +174,11 @@ const MIGRATIONS: string[] = [
   -- index, a scan of every run for each one removed.
   CREATE INDEX runs_parent ON runs(parent_id) WHERE parent_id IS NOT NULL;
   `,
+  // v5: the files a heal's fix changed, created or removed (the snapshot manifest against the tree
+  // right after the fix), as JSON: capped lists and complete counts, or why they could not be listed.
+  `
+  ALTER TABLE heal_attempts ADD COLUMN files TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
