@@ -65,6 +65,31 @@ export const HEAL_STEPS = [
 ] as const;
 export type HealStep = (typeof HEAL_STEPS)[number];
 
+/** At most this many paths of each kind (changed, created, removed) are named with a heal attempt; all are counted. */
+export const HEAL_FILES_NAMED = 200;
+/** …and at most this many characters of paths in each list: long names cannot bloat the database either. */
+export const HEAL_FILES_CHARS = 16_384;
+
+/**
+ * What a fix did to the files it may touch: the snapshot's manifest against the tree right after
+ * the fix. changed: the same path with other content, type, mode, owner or link target; created:
+ * there after the fix, not in the manifest; removed: in the manifest, gone. Absolute paths, sorted
+ * (a folder before its contents), the first HEAL_FILES_NAMED (and HEAL_FILES_CHARS) of each;
+ * `counts` counts them all. Paths are data from a fix: shown as text, never interpreted (law 8).
+ */
+export interface FileChanges {
+  changed: string[];
+  created: string[];
+  removed: string[];
+  counts: { changed: number; created: number; removed: number };
+}
+
+/**
+ * The record a heal attempt keeps of its fix's files (heal_attempts.files): the lists, or why they
+ * could not be made. It stays the record when the attempt is rolled back afterwards.
+ */
+export type HealFiles = FileChanges | { error: string };
+
 /** A list of fixed words as an SQL list, e.g. ('heal', 'probe'); only for the constants above. */
 export function sqlList(words: readonly string[]): string {
   return `(${words.map((w) => `'${w.replace(/'/g, "''")}'`).join(', ')})`;

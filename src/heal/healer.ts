@@ -27,7 +27,7 @@ import { runPrecheck } from '../run/runner.js';
 import { type RunNowOptions } from '../run/supervisor.js';
 import type { Policy } from '../config/schema.js';
 import type { AlertRow, HealAttemptRow, RunRow, Store } from '../store/store.js';
-import { refOf, type HealStep } from '../model.js';
+import { refOf, type HealFiles, type HealStep } from '../model.js';
 import { readableTime } from '../schedule/instants.js';
 import { systemTimeZone } from '../schedule/timezone.js';
 import { DeadlineTimer } from '../schedule/timer.js';
@@ -511,6 +511,12 @@ export class Healer {
       const fix = await this.fix(id, alert, job, matched, signal, mounts);
       store.heals.note(id, fix.detail, {}, fix.ok ? 'done' : 'failed');
       this.checkStop(signal);
+      // Which files it changed, created or removed: on record before anything is judged or undone.
+      // (A restart, or a rerun without touches, has nothing under watch: no record rather than "none".)
+      if (guard.paths.length > 0) {
+        store.heals.recordFiles(id, await this.filesOf(dir, digests, mounts.value, signal));
+        this.checkStop(signal);
+      }
       zoneChanged = await this.vault.zoneChanges(dir, digests);
       if (zoneChanged.length === 0 && !fix.ok) doubt = `the fix itself failed (${fix.detail}), so it was not probed`;
 
@@ -557,6 +563,18 @@ export class Healer {
       return;
     }
     await this.rollback(id, fp, dir, job, matched, level, zoneChanged, doubt ?? 'rolled back', null);
+  }
+
+  /**
+   * What the fix did to its touches: the snapshot's manifest against the tree now. A listing that
+   * fails is recorded as such and the attempt goes on (the record is for people, the probe judges).
+   */
+  private async filesOf(dir: string, digests: SnapshotDigests | null, mounts: FixMounts | null, signal: AbortSignal): Promise<HealFiles> {
+    try {
+      return await this.vault.files(dir, digests, mounts?.created ?? [], signal);
+    } catch (err) {
+      return { error: `the files could not be listed: ${errorMessage(err)}` };
+    }
   }
 
   // 11. rollback

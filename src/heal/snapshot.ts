@@ -61,6 +61,7 @@ import { chmod, copyFile, lchown, mkdir, open, rename, rm, unlink, utimes, type 
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { errorCode, errorMessage } from '../errors.js';
 import { elapsedMs, wallNow } from '../clock.js';
+import { HEAL_FILES_CHARS, HEAL_FILES_NAMED, type FileChanges } from '../model.js';
 
 export type NodeKind = 'file' | 'dir' | 'link' | 'special' | 'absent';
 
@@ -469,6 +470,60 @@ export function describeChange(c: TreeChange): string {
     return 'content changed';
   });
   return `${c.path}: ${parts.join(', ')}`;
+}
+
+/**
+ * diffTree's changes sorted for a person: created (added), removed, or changed (content, mode,
+ * owner, type, link target), each list capped at `named` paths and `chars` characters of paths
+ * (counts are complete). `madeForFix`: folders nightshift itself made so that a touched path had
+ * somewhere to be (after the snapshot, before the fix); while still folders they are not the fix's
+ * creation — what the fix put in them is.
+ */
+export function fileChanges(
+  before: TreeState,
+  after: TreeState,
+  opts: { madeForFix?: readonly string[]; named?: number; chars?: number } = {},
+): FileChanges {
+  const named = opts.named ?? HEAL_FILES_NAMED;
+  const chars = opts.chars ?? HEAL_FILES_CHARS;
+  const made = new Set(opts.madeForFix ?? []);
+  const out: FileChanges = { changed: [], created: [], removed: [], counts: { changed: 0, created: 0, removed: 0 } };
+  const used = { changed: 0, created: 0, removed: 0 };
+  // A list is full once either cap is reached: no later (shorter) name slips in out of order.
+  const full = new Set<keyof typeof used>();
+  for (const c of diffTree(before, after)) {
+    const kind = c.what.includes('added') ? 'created' : c.what.includes('removed') ? 'removed' : 'changed';
+    if (kind === 'created' && made.has(c.path) && c.after?.type === 'dir') continue;
+    out.counts[kind]++;
+    if (full.has(kind)) continue;
+    if (out[kind].length >= named || used[kind] + c.path.length > chars) {
+      full.add(kind);
+      continue;
+    }
+    out[kind].push(c.path);
+    used[kind] += c.path.length;
+  }
+  return out;
+}
+
+/**
+ * What changed under a snapshot's roots since it was taken: its manifest against the tree now
+ * (fileChanges). Reads only, never follows a link. Throws if the snapshot is incomplete, or if
+ * its manifest is not the one taken (`expectDigest`, as for restoreSnapshot).
+ */
+export async function snapshotChanges(
+  dir: string,
+  opts: { expectDigest?: string; madeForFix?: readonly string[] } = {},
+): Promise<FileChanges> {
+  const loaded = loadManifest(dir);
+  if (loaded === null) throw new SnapshotError(`the snapshot in ${dir} is incomplete (no manifest.json): there is nothing to compare with`);
+  if (opts.expectDigest !== undefined && loaded.digest !== opts.expectDigest) {
+    throw new SnapshotError(
+      `the snapshot manifest in ${dir} was changed after the snapshot was taken (sha256 ${loaded.digest.slice(0, 12)}…, expected ${opts.expectDigest.slice(0, 12)}…)`,
+    );
+  }
+  const m = loaded.manifest;
+  return fileChanges(manifestState(m), await treeState(m.roots), { madeForFix: opts.madeForFix });
 }
 
 /** The tree state recorded in a manifest (equal to treeState() of the roots at snapshot time). */

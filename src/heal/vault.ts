@@ -19,11 +19,16 @@ import type { Policy } from '../config/schema.js';
 import { guardTouches, installRoot, protectedZone, type Guarded, type Zone } from '../config/zone.js';
 import { diffZone, hashZone, installChanges, installState, zoneExclude, zoneRoots } from './zone.js';
 import { errorMessage } from '../errors.js';
+import type { FileChanges } from '../model.js';
 
 const TOUCHES = 'touches';
 const ZONE = 'zone';
 /** A rollback of many large files takes a while; one that hangs longer is stopped and waits for a person. */
 const RESTORE_TIMEOUT_MS = 30 * 60_000;
+/** Listing what a fix changed only reads and hashes; the probe waits for it, so not for long. */
+const FILES_TIMEOUT_MS = 5 * 60_000;
+/** The worker's answer for files: three capped lists, their names escaped to ASCII (up to 6 characters each). */
+const FILES_OUTPUT_MAX = 1 << 20;
 
 /**
  * The sha256 of both manifests, kept in SQLite: the snapshot folder lies in state/, which a fix
@@ -146,6 +151,22 @@ export class HealVault {
   }
 
   /**
+   * What changed under the touched paths since the snapshot (its manifest against the tree now),
+   * listed by restore-worker in its sandbox: a job may be swapping a folder of them for a link
+   * while the walk goes on. `madeForFix`: the folders nightshift made for the touches (not the
+   * fix's creation). Throws when they cannot be listed (no snapshot, a tampered manifest, a stop).
+   */
+  async files(dir: string, digests: SnapshotDigests | null, madeForFix: readonly string[], signal?: AbortSignal): Promise<FileChanges> {
+    const out = await this.worker(['files', join(dir, TOUCHES), digests?.touches ?? '-'], JSON.stringify(madeForFix), {
+      timeoutMs: FILES_TIMEOUT_MS,
+      signal,
+      stdoutCap: FILES_OUTPUT_MAX,
+    });
+    if (!isFileChanges(out)) throw new Error('the restore helper listed the files in an unknown form');
+    return out;
+  }
+
+  /**
    * What a fix left beside its touched files is removed (and named), and the folders made for its
    * touches are removed when empty — by restore-worker in its sandbox, for the same reason.
    */
@@ -154,15 +175,22 @@ export class HealVault {
     return (await this.worker(['tidy'], JSON.stringify(order))) as { count: number; first: string[] };
   }
 
-  private async worker(args: string[], input?: string): Promise<unknown> {
+  private async worker(
+    args: string[],
+    input?: string,
+    o: { timeoutMs?: number; signal?: AbortSignal; stdoutCap?: number } = {},
+  ): Promise<unknown> {
     const worker = join(installRoot(), 'dist', 'heal', 'restore-worker.js');
     if (!existsSync(worker)) throw new Error(`nightshift's restore helper ${worker} is missing (run npm run build in ${installRoot()})`);
+    const timeoutMs = o.timeoutMs ?? RESTORE_TIMEOUT_MS;
     const r = await runBounded([process.execPath, worker, ...args], {
       input,
-      timeoutMs: RESTORE_TIMEOUT_MS,
+      timeoutMs,
+      signal: o.signal,
+      stdoutCap: o.stdoutCap,
       confine: { profile: 'restore', leash: this.leash() },
     });
-    if (!r.ok) throw new Error(r.exitCode === 1 && r.stderr ? r.stderr : `the restore helper ${describeResult(r, RESTORE_TIMEOUT_MS)}`);
+    if (!r.ok) throw new Error(r.exitCode === 1 && r.stderr ? r.stderr : `the restore helper ${describeResult(r, timeoutMs)}`);
     try {
       return JSON.parse(r.stdout) as unknown;
     } catch {
@@ -179,6 +207,22 @@ export class HealVault {
     await dropSnapshot(join(dir, ZONE)).catch(() => {});
     await dropSnapshot(dir).catch(() => {});
   }
+}
+
+function isFileChanges(x: unknown): x is FileChanges {
+  const o = x as Partial<Record<keyof FileChanges, unknown>> | null;
+  const list = (v: unknown): boolean => Array.isArray(v) && v.every((p) => typeof p === 'string');
+  const counts = o?.counts as Record<string, unknown> | undefined;
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    list(o.changed) &&
+    list(o.created) &&
+    list(o.removed) &&
+    typeof counts === 'object' &&
+    counts !== null &&
+    ['changed', 'created', 'removed'].every((k) => typeof counts[k] === 'number')
+  );
 }
 
 function words(r: RestoreResult): string {

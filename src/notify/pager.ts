@@ -64,6 +64,8 @@ export interface BoundedOptions {
   killGraceMs?: number;
   /** How the command is contained (the launcher's profile and leash). */
   confine: Confinement;
+  /** How many characters of stdout are kept (default 4096, as of stderr always). */
+  stdoutCap?: number;
 }
 
 /** The daemon's environment minus what belongs to the daemon alone (systemd's notify socket). */
@@ -76,8 +78,9 @@ function commandEnv(): Record<string, string> {
 
 class Capture {
   private text = '';
+  constructor(private readonly cap = CAPTURE_CAP) {}
   add(chunk: Buffer): void {
-    if (this.text.length < CAPTURE_CAP) this.text += chunk.toString('utf8').slice(0, CAPTURE_CAP - this.text.length);
+    if (this.text.length < this.cap) this.text += chunk.toString('utf8').slice(0, this.cap - this.text.length);
   }
   get value(): string {
     return this.text.trim();
@@ -134,7 +137,7 @@ export async function runBounded(argv: readonly string[], opts: BoundedOptions):
   }
 
   opts.onSpawn?.(pid);
-  const out = new Capture();
+  const out = new Capture(opts.stdoutCap);
   const err = new Capture();
   sub.stdout?.on('data', (c: Buffer) => out.add(c));
   sub.stderr?.on('data', (c: Buffer) => err.add(c));

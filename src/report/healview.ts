@@ -4,13 +4,20 @@ import type { HealLine } from './digest.js';
 import { formatDuration } from '../config/duration.js';
 import { ago } from './status.js';
 import { oneLine, textAsData } from '../text.js';
-import { refOf } from '../model.js';
+import { refOf, type HealFiles } from '../model.js';
 import { readableTime } from '../schedule/instants.js';
 import type { HealAttemptRow, HealStepRow, LadderRow, Store } from '../store/store.js';
 
-export interface HealView extends HealAttemptRow {
+export interface HealView extends Omit<HealAttemptRow, 'files'> {
   steps: HealStepRow[];
+  /** What the fix changed, created or removed (store.heals.files); null when none was recorded. */
+  files: HealFiles | null;
 }
+
+/** Paths of each kind `heals` prints; the rest are counted (`heals --json` names up to HEAL_FILES_NAMED). */
+const FILES_SHOWN = 10;
+/** Outcomes after which what the fix did to its files was undone. */
+const UNDONE = new Set(['rolled-back', 'interrupted-rolled-back', 'halted']);
 
 /** False for a database written before the heal loop existed (read-only commands must not fail on it). */
 export function hasHeals(store: Store): boolean {
@@ -19,7 +26,27 @@ export function hasHeals(store: Store): boolean {
 
 export function healViews(store: Store, limit: number, job?: string): HealView[] {
   if (!hasHeals(store)) return [];
-  return store.heals.recent(limit, job).map((a) => ({ ...a, steps: store.heals.steps(a.id) }));
+  return store.heals.recent(limit, job).map((a) => ({ ...a, steps: store.heals.steps(a.id), files: store.heals.files(a) }));
+}
+
+/**
+ * One line, for a person: the files the fix changed, created or removed, from the snapshot
+ * manifest, and whether that was undone since ("rolled back"). Paths are a fix's data: shown as
+ * text (law 8), one line each so that no name can start a line of its own. Null: nothing recorded.
+ */
+export function filesLine(files: HealFiles | null, outcome: string | null): string | null {
+  if (files === null) return null;
+  const label =
+    outcome === 'rollback-failed' ? 'files (the rollback failed)' : outcome && UNDONE.has(outcome) ? 'files (rolled back)' : 'files';
+  if ('error' in files) return `${label}: not listed: ${oneLine(files.error, 400)}`;
+  const parts = (['changed', 'created', 'removed'] as const).flatMap((kind) => {
+    const n = files.counts[kind];
+    if (n === 0) return [];
+    const shown = files[kind].slice(0, FILES_SHOWN).map((p) => oneLine(p, 4096));
+    const more = n - shown.length;
+    return [`${kind} ${[...shown, ...(more > 0 ? [`… ${more} more`] : [])].join(', ')}`];
+  });
+  return `${label}: ${parts.length ? parts.join('; ') : 'none changed, created or removed'}`;
 }
 
 /**
@@ -75,6 +102,8 @@ export function renderHeals(rows: HealView[], now: number, tzOf: (job: string) =
         (a.attempt !== null ? `  attempt ${a.attempt}` : ''),
     );
     if (a.detail) out.push(`    ${oneLine(a.detail, 400)}`);
+    const files = filesLine(a.files, a.outcome);
+    if (files) out.push(`    ${files}`);
     for (const s of a.steps) {
       const dur = s.ended_at !== null ? formatDuration(Math.max(0, s.ended_at - s.started_at)) : '…';
       out.push(`    ${s.step.padEnd(11)} ${dur.padStart(7)}  ${s.result ?? ''}${s.detail ? `  ${oneLine(s.detail, 200)}` : ''}`);

@@ -1,6 +1,6 @@
 // heal_attempts and heal_steps: every heal, each step journaled before it starts, so a kill -9
 // mid-fix is found at the next start and rolled back.
-import type { HealStep } from '../model.js';
+import type { HealFiles, HealStep } from '../model.js';
 import { HEAL_FIELDS, type HealAttemptRow, type HealField, type HealStepRow } from './rows.js';
 import type { Sql } from './sql.js';
 
@@ -57,6 +57,28 @@ export class Heals {
         .run(now, outcome, detail, id);
       this.update(id, { ...fields, outcome, detail, ended_at: now });
     });
+  }
+
+  /**
+   * Records what the attempt's fix changed, created or removed (lists already capped by the code
+   * that made them; a reason is cut at 1000 characters). Kept whatever the attempt ends as.
+   */
+  recordFiles(id: number, files: HealFiles): void {
+    const value = 'error' in files ? { error: files.error.slice(0, 1000) } : files;
+    this.sql.stmt('UPDATE heal_attempts SET files = ? WHERE id = ?').run(JSON.stringify(value), id);
+  }
+
+  /**
+   * An attempt's files record, typed: null when none was recorded (no fix ran, it was stopped
+   * before the listing, a database older than schema 5) or the text cannot be read.
+   */
+  files(row: Pick<HealAttemptRow, 'files'>): HealFiles | null {
+    if (row.files == null) return null;
+    try {
+      return JSON.parse(row.files) as HealFiles;
+    } catch {
+      return null;
+    }
   }
 
   private update(id: number, fields: Partial<HealAttemptRow>): void {

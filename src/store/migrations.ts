@@ -174,7 +174,10 @@ const MIGRATIONS: string[] = [
   -- index, a scan of every run for each one removed.
   CREATE INDEX runs_parent ON runs(parent_id) WHERE parent_id IS NOT NULL;
   `,
-  // v5: the dashboard's one-time login links and sessions. Only sha256 hashes of their tokens are
+  // v5: the dashboard's one-time login links and sessions, and who answered a gated heal; the
+  // files a heal's fix changed, created or removed (the snapshot manifest against the tree right
+  // after the fix), as JSON: capped lists and complete counts, or why they could not be listed.
+  // Of the dashboard's links and sessions only the sha256 of their tokens is
   // kept: a reader of the database (the state group) cannot log in with what it reads.
   `
   CREATE TABLE web_links (
@@ -195,6 +198,7 @@ const MIGRATIONS: string[] = [
   );
   -- Who answered a gated heal: the command line, or the dashboard with the device's label.
   ALTER TABLE heal_attempts ADD COLUMN answered_by TEXT;
+  ALTER TABLE heal_attempts ADD COLUMN files TEXT;
   `,
 ];
 

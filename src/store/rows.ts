@@ -102,6 +102,12 @@ export interface HealAttemptRow {
   /** JSON {touches, zone}: the sha256 of both snapshot manifests, so a rewritten one is noticed. */
   snapshot_digest: string | null;
   fix_pgid: number | null;
+  /**
+   * JSON of a HealFiles (model.ts): what the fix changed, created or removed, recorded right after
+   * it ran; null before, for attempts that ran no fix, and in databases older than schema 5 (where
+   * the column is missing). Read it with store.heals.files(row).
+   */
+  files?: string | null;
   created_at: number;
   ended_at: number | null;
   expires_at: number | null;

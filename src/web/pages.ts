@@ -8,7 +8,7 @@ import type { Policy } from '../config/schema.js';
 import type { KillState } from '../control/killswitch.js';
 import { refOf } from '../model.js';
 import { digestDate, digestFacts, summarize, verdictOf, type ConfigState, type JobRow } from '../report/digest.js';
-import { healLines, healViews, type HealView } from '../report/healview.js';
+import { filesLine, healLines, healViews, type HealView } from '../report/healview.js';
 import { readRunOutput } from '../report/output.js';
 import { ago } from '../report/status.js';
 import { containment } from '../run/launch.js';
@@ -388,25 +388,10 @@ function healItem(d: PageData, v: HealView, s: WebSessionRow | null): Html {
   </li>`;
 }
 
-/** The files the fix changed, from the snapshot manifest (when the attempt recorded them). */
+/** The files the fix changed, created or removed, from the snapshot manifest (the words of `heals`). */
 function filesOf(v: HealView): Html {
-  const files = (v as { files?: unknown }).files;
-  if (typeof files !== 'string' || files === '') return html``;
-  try {
-    const f = JSON.parse(files) as Record<string, unknown>;
-    const list = (k: string): string[] => (Array.isArray(f[k]) ? (f[k] as unknown[]).map(String) : []);
-    const parts = (['changed', 'created', 'removed'] as const).filter((k) => list(k).length);
-    if (!parts.length) return html`<p class="muted">The fix changed no file.</p>`;
-    return html`<dl class="facts files">
-      ${parts.map(
-        (k) =>
-          html`<dt>${k}</dt>
-            <dd>${list(k).join(', ')}</dd>`,
-      )}
-    </dl>`;
-  } catch {
-    return html``;
-  }
+  const line = filesLine(v.files, v.outcome);
+  return line ? html`<p class="files">${line}</p>` : html``;
 }
 
 // ---- login and small pages ----

@@ -9,7 +9,9 @@ export const healsCommand: Command = {
   help:
     'Reads SQLite directly; works with the daemon down. Each attempt shows the rule, the autonomy level in\n' +
     'force, every step (kill-switch, containment, pre-check, rule, cap, autonomy, guard, snapshot, fix, probe,\n' +
-    'verdict, rollback) with how long it took, and the outcome. Proposals and approval requests are printed in full.\n' +
+    'verdict, rollback) with how long it took, and the outcome. A fix that ran lists the files it changed, created\n' +
+    'or removed under its touches (its snapshot against the tree right after it; "rolled back" once undone).\n' +
+    'Proposals and approval requests are printed in full.\n' +
     'Exit 1 when an approval is waiting or an incident is blocked.',
   options: { limit: { type: 'string' }, json: { type: 'boolean' } },
   run: (ctx) => {

@@ -27,14 +27,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   diffTree,
   dropSnapshot,
+  fileChanges,
   manifestDigest,
   manifestState,
   readManifest,
   restoreSnapshot,
+  snapshotChanges,
   SnapshotError,
   takeSnapshot,
   treeState,
+  type TreeState,
 } from '../../../src/heal/snapshot.js';
+import { HEAL_FILES_CHARS, HEAL_FILES_NAMED } from '../../../src/model.js';
 import { cleanup, ROOT, tempDir } from '../../support/helpers.js';
 
 const base = realpathSync(tempDir('ns-snap-'));
@@ -528,5 +532,112 @@ describe('snapshot and restore', () => {
     await dropSnapshot(dir);
     expect(existsSync(dir)).toBe(false);
     await dropSnapshot(dir); // again: no error
+  });
+});
+
+describe('fileChanges: what a fix changed, created or removed, from the manifest', () => {
+  const file = (sha256: string, mode = 0o644): TreeState[string] => ({ type: 'file', mode, uid: 1, gid: 1, sha256, size: 1 });
+  const dir = (mode = 0o755): TreeState[string] => ({ type: 'dir', mode, uid: 1, gid: 1 });
+
+  it('sorts every difference into changed (content, mode, owner, type, link target), created and removed, by path', () => {
+    const before: TreeState = {
+      '/w': dir(),
+      '/w/content': file('a'),
+      '/w/mode': file('a'),
+      '/w/owner': file('a'),
+      '/w/type': file('a'),
+      '/w/link': { type: 'link', uid: 1, gid: 1, target: 'x' },
+      '/w/same': file('a'),
+      '/w/gone': dir(),
+      '/w/gone/f': file('a'),
+      '/absent-root': { type: 'absent' },
+    };
+    const after: TreeState = {
+      '/w': dir(),
+      '/w/content': file('b'),
+      '/w/mode': file('a', 0o600),
+      '/w/owner': { ...file('a'), uid: 2 },
+      '/w/type': dir(),
+      '/w/type/inside': file('a'),
+      '/w/link': { type: 'link', uid: 1, gid: 1, target: 'y' },
+      '/w/same': file('a'),
+      '/w/new': file('c'),
+      '/absent-root': dir(),
+    };
+    expect(fileChanges(before, after)).toEqual({
+      changed: ['/w/content', '/w/link', '/w/mode', '/w/owner', '/w/type'],
+      created: ['/absent-root', '/w/new', '/w/type/inside'],
+      removed: ['/w/gone', '/w/gone/f'],
+      counts: { changed: 5, created: 3, removed: 2 },
+    });
+    // the same rule as diffTree, which the protected-zone check and the rollback tests use
+    const total = diffTree(before, after).length;
+    const c = fileChanges(before, after).counts;
+    expect(c.changed + c.created + c.removed).toBe(total);
+  });
+
+  it('nothing changed, and a root absent before and after: empty lists', () => {
+    const s: TreeState = { '/w': dir(), '/w/a': file('a'), '/none': { type: 'absent' } };
+    expect(fileChanges(s, { ...s, '/none': { type: 'absent' } })).toEqual({
+      changed: [],
+      created: [],
+      removed: [],
+      counts: { changed: 0, created: 0, removed: 0 },
+    });
+  });
+
+  it('names at most HEAL_FILES_NAMED paths of each kind, and counts them all', () => {
+    const before: TreeState = { '/w': dir() };
+    const after: TreeState = { '/w': dir() };
+    for (let i = 0; i < HEAL_FILES_NAMED + 50; i++) after[`/w/f${String(i).padStart(4, '0')}`] = file('x');
+    before['/w/old'] = file('x');
+    const r = fileChanges(before, after);
+    expect(r.created).toHaveLength(HEAL_FILES_NAMED);
+    expect(r.created[0]).toBe('/w/f0000');
+    expect(r.counts).toEqual({ changed: 0, created: HEAL_FILES_NAMED + 50, removed: 1 });
+    expect(r.removed).toEqual(['/w/old']);
+  });
+
+  it('names no more than HEAL_FILES_CHARS characters of paths in each list (long names cannot bloat the record)', () => {
+    const long = 'n'.repeat(4000);
+    const after: TreeState = { '/w': dir() };
+    for (let i = 0; i < 100; i++) after[`/w/${i}${long}`] = file('x');
+    const r = fileChanges({ '/w': dir() }, after);
+    expect(r.counts.created).toBe(100);
+    expect(r.created.length).toBeGreaterThan(0);
+    expect(r.created.join('').length).toBeLessThanOrEqual(HEAL_FILES_CHARS);
+    expect(r.created.length).toBeLessThan(100);
+  });
+
+  it('snapshotChanges: a real tree against its snapshot manifest; folders nightshift made for the fix are not counted as created', async () => {
+    const { root, snaps } = fresh();
+    mkdirSync(join(root, 'data'), { recursive: true });
+    writeFileSync(join(root, 'data', 'a.csv'), 'id\n1\n');
+    writeFileSync(join(root, 'old.txt'), 'old\n');
+    const cache = join(base, `case-${n}`, 'cache');
+    await takeSnapshot([root, cache], join(snaps, 's'));
+    const digest = manifestDigest(join(snaps, 's'))!;
+    // the fix: one file changed, one created, one removed; the folder of a touch made for it
+    writeFileSync(join(root, 'data', 'a.csv'), 'id\n2\n');
+    writeFileSync(join(root, 'data', 'b.csv'), 'new\n');
+    unlinkSync(join(root, 'old.txt'));
+    mkdirSync(cache);
+    expect(await snapshotChanges(join(snaps, 's'), { expectDigest: digest, madeForFix: [cache] })).toEqual({
+      changed: [join(root, 'data', 'a.csv')],
+      created: [join(root, 'data', 'b.csv')],
+      removed: [join(root, 'old.txt')],
+      counts: { changed: 1, created: 1, removed: 1 },
+    });
+    // what the fix put in such a folder is its own
+    writeFileSync(join(cache, 'x'), 'x');
+    expect((await snapshotChanges(join(snaps, 's'), { madeForFix: [cache] })).created).toEqual([
+      join(cache, 'x'),
+      join(root, 'data', 'b.csv'),
+    ]);
+    // without the list, the folder counts as created
+    expect((await snapshotChanges(join(snaps, 's'))).created).toContain(cache);
+    // a manifest that is not the one taken is refused
+    await expect(snapshotChanges(join(snaps, 's'), { expectDigest: 'f'.repeat(64) })).rejects.toThrow(/changed after the snapshot/);
+    await expect(snapshotChanges(join(snaps, 'none'))).rejects.toThrow(/incomplete/);
   });
 });

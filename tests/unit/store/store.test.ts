@@ -72,6 +72,40 @@ describe('store', () => {
     s.close();
   });
 
+  it("a heal attempt's files: recorded as JSON, read back typed; null before, and in a database older than schema 5", () => {
+    const path = join(dir, 'files.db');
+    const s = Store.open(path);
+    const id = s.heals.insert({ alertId: 1, fingerprint: 'j:failed', job: 'j', now: 1 });
+    expect(s.heals.files(s.heals.get(id)!)).toBeNull();
+    const files = { changed: ['/w/a'], created: ['/w/b'], removed: [], counts: { changed: 1, created: 3, removed: 0 } };
+    s.heals.recordFiles(id, files);
+    // it stays whatever the attempt ends as
+    s.heals.finish(id, 'rolled-back', 'the probe failed; rolled back', 2);
+    expect(s.heals.get(id)!.files).toBe(JSON.stringify(files));
+    expect(s.heals.files(s.heals.get(id)!)).toEqual(files);
+    expect(s.heals.files(s.heals.recent(1)[0]!)).toEqual(files);
+    const other = s.heals.insert({ alertId: 2, fingerprint: 'k:failed', job: 'k', now: 3 });
+    s.heals.recordFiles(other, { error: 'x'.repeat(5000) });
+    expect(s.heals.files(s.heals.get(other)!)).toEqual({ error: 'x'.repeat(1000) });
+    s.close();
+
+    // A database of schema 4 (before the column): the reading commands see no record; the daemon adds the column.
+    const old = join(dir, 'files-v4.db');
+    Store.open(old).close();
+    const raw = new Database(old);
+    raw.exec('ALTER TABLE heal_attempts DROP COLUMN files');
+    raw.prepare("INSERT INTO heal_attempts (alert_id, fingerprint, job, step, created_at) VALUES (1, 'j:failed', 'j', 'fix', 1)").run();
+    raw.pragma('user_version = 4');
+    raw.close();
+    const reading = Store.openForReading(old)!;
+    expect(reading.heals.files(reading.heals.recent(1)[0]!)).toBeNull();
+    reading.close();
+    const migrated = Store.open(old);
+    expect(migrated.schemaVersion()).toBe(SCHEMA_VERSION);
+    expect(migrated.heals.recent(1)[0]!.files).toBeNull();
+    migrated.close();
+  });
+
   it('reading commands never create a database', () => {
     expect(Store.openForReading(join(dir, 'absent.db'))).toBeNull();
   });
