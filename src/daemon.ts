@@ -30,7 +30,7 @@ import { digestFile, DigestService } from './notify/digester.js';
 import { Deadman, Pager } from './notify/pager.js';
 import { Healer, HealError } from './heal/healer.js';
 import { healLines } from './report/healview.js';
-import { scheduleInWords } from './web/words.js';
+import { scheduleInWords } from './schedule/words.js';
 import { errorMessage, errorCode } from './errors.js';
 import { openFileEndingIn } from './run/proc.js';
 import { Retention, type Pruned, type RetentionLimits } from './store/retention.js';
@@ -658,7 +658,7 @@ export class Daemon {
       publicUrl: d.publicUrl,
       log: this.log,
       now: () => this.clock.now(),
-      describe: (job) => scheduleInWords(job),
+      describe: (job) => scheduleInWords(job, this.clock.now()),
       actions: this.webActions(),
       data: () => ({
         store: this.store,
