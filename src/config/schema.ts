@@ -504,7 +504,8 @@ export const PolicySchema = z.strictObject({
       })
       .prefault({})
       .superRefine((d, ctx) => {
-        if (d.listen === 'off' || isLoopbackListen(d.listen)) return;
+        // A listen value that is not HOST:PORT has its own message; this one is about reach.
+        if (d.listen === 'off' || parseListen(d.listen) === null || isLoopbackListen(d.listen)) return;
         if (!d.publicUrl?.startsWith('https://'))
           ctx.addIssue({
             code: 'custom',

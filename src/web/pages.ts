@@ -103,7 +103,7 @@ export function overviewPage(d: PageData, c: Chrome): string {
     c,
     html`<h1>Overview</h1>
       <p class="verdict${bad ? ' bad' : ''}" id="verdict">${verdict}</p>
-      ${killSection(d, s, '/')}
+      ${d.kill.halted ? killSection(d, s, '/') : ''}
       ${
         summary.needs.length
           ? html`<h2>Needs you</h2>
@@ -130,7 +130,8 @@ export function overviewPage(d: PageData, c: Chrome): string {
             </ul>`
           : html`<p class="muted">No jobs yet: add a file to jobs/.</p>`
       }
-      <footer>Shown at ${readableTime(now, tz)}. Reload for what changed since.</footer>`,
+      ${d.kill.halted ? '' : html`<h2 id="kill">Kill switch</h2>${killSection(d, s, '/')}`}
+<footer>Shown at ${readableTime(now, tz)}. Reload for what changed since.</footer>`,
   );
 }
 

@@ -164,6 +164,38 @@ describe('logging in', () => {
     await expect(page.locator('h1').textContent()).resolves.toBe('Not logged in');
   });
 
+  it('off: nothing listens and login says so; a port already taken stops only the dashboard, not the jobs', async () => {
+    const off = makeHome({}, 'dashboard: { listen: "off" }\n');
+    dirs.push(off);
+    const d = await startDaemon(off);
+    daemons.push(d);
+    expect(d.lines().some((l) => l.msg === 'dashboard listening')).toBe(false);
+    const r = await ns(d, 'login');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('the dashboard is off (dashboard.listen: off in protected/policy.yaml)');
+    expect(query(d.state, 'SELECT count(*) AS n FROM web_links')).toEqual([{ n: 0 }]);
+
+    const { createServer } = await import('node:net');
+    const squatter = createServer();
+    const port = await freePort();
+    await new Promise<void>((ok) => squatter.listen(port, '127.0.0.1', ok));
+    try {
+      const h = makeHome({ tick: 'command: ["sh", "-c", "echo tick"]\n' }, `dashboard: { listen: "127.0.0.1:${port}" }\n`);
+      dirs.push(h);
+      const taken = await startDaemon(h);
+      daemons.push(taken);
+      const said = events(taken, 'dashboard-failed');
+      expect(said).toHaveLength(1);
+      expect(said[0]!.message).toMatch(
+        new RegExp(`the dashboard could not listen on 127\\.0\\.0\\.1:${port} \\(.*EADDRINUSE.*\\); jobs and heals run on without it`),
+      );
+      const run = await ns(taken, 'run', 'tick');
+      expect(run.exitCode).toBe(0);
+    } finally {
+      squatter.close();
+    }
+  });
+
   it('login attempts are rate-limited', async () => {
     const d = await dashboard({});
     const statuses: number[] = [];

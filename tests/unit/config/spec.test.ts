@@ -905,7 +905,53 @@ const POLICY_CASES: Case[] = [
     field: 'page.command',
     says: ['expected a list', 'got the text "/usr/local/bin/notify-phone"'],
   },
+  {
+    name: 'dashboard on every address without https in front',
+    text: yaml('dashboard:', '  listen: 0.0.0.0:8787'),
+    line: 2,
+    field: 'dashboard.listen',
+    says: ['0.0.0.0:8787 is reachable from other machines', 'set publicUrl to the https address'],
+  },
+  {
+    name: 'dashboard behind a proxy said as http',
+    text: yaml('dashboard:', '  listen: 10.0.0.5:8787', '  publicUrl: http://ops.shop.example'),
+    line: 2,
+    field: 'dashboard.listen',
+    says: ['reachable from other machines'],
+  },
+  {
+    name: 'dashboard listen without a port',
+    text: yaml('dashboard:', '  listen: localhost'),
+    line: 2,
+    field: 'dashboard.listen',
+    says: ['expected HOST:PORT such as 127.0.0.1:8787'],
+  },
+  {
+    name: 'dashboard publicUrl with a path',
+    text: yaml('dashboard:', '  publicUrl: https://ops.shop.example/nightshift'),
+    line: 2,
+    field: 'dashboard.publicUrl',
+    says: ['expected the address alone'],
+  },
 ];
+
+describe('policy: the dashboard', () => {
+  const ok = (text: string) => {
+    const r = parseSpecText('protected/policy.yaml', text, PolicySchema as unknown as typeof JobSpecSchema);
+    if (!r.ok) throw new Error(r.problems.map(formatProblem).join('; '));
+    return (r.value as unknown as { dashboard: unknown }).dashboard;
+  };
+  it('is on at 127.0.0.1:8787 by default; off; loopback; anything else behind https', () => {
+    expect(DEFAULT_POLICY.dashboard).toEqual({ listen: '127.0.0.1:8787' });
+    expect(ok('dashboard: { listen: "off" }')).toEqual({ listen: 'off' });
+    expect(ok('dashboard: { listen: "[::1]:9000" }')).toEqual({ listen: '[::1]:9000' });
+    expect(ok('dashboard: { listen: "localhost:9000" }')).toEqual({ listen: 'localhost:9000' });
+    expect(ok('dashboard: { listen: "0.0.0.0:8787", publicUrl: "https://ops.shop.example/" }')).toEqual({
+      listen: '0.0.0.0:8787',
+      publicUrl: 'https://ops.shop.example',
+    });
+  });
+});
 
 describe('policy', () => {
   it.each(POLICY_CASES)('$name', (c) => {
