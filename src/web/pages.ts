@@ -130,8 +130,13 @@ export function overviewPage(d: PageData, c: Chrome): string {
             </ul>`
           : html`<p class="muted">No jobs yet: add a file to jobs/.</p>`
       }
-      ${d.kill.halted ? '' : html`<h2 id="kill">Kill switch</h2>${killSection(d, s, '/')}`}
-<footer>Shown at ${readableTime(now, tz)}. Reload for what changed since.</footer>`,
+      ${
+        d.kill.halted
+          ? ''
+          : html`<h2 id="kill">Kill switch</h2>
+              ${killSection(d, s, '/')}`
+      }
+      <footer>Shown at ${readableTime(now, tz)}. Reload for what changed since.</footer>`,
   );
 }
 
