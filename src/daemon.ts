@@ -19,7 +19,7 @@ import { ShuttingDown, Supervisor } from './run/supervisor.js';
 import { type ClockJump } from './schedule/timer.js';
 import { systemClock, type Clock } from './clock.js';
 import { checkKillSwitch, killSwitchPath, setKillSwitch, switchWhy, type KillState } from './control/killswitch.js';
-import { Dashboard, type WebActions } from './web/server.js';
+import { ActionRefused, Dashboard, type WebActions } from './web/server.js';
 import { killOrphanSandboxes, leashFor, type Leash } from './run/launch.js';
 import { ConfigWatcher, FileWatcher } from './config/watch.js';
 import { LiveConfig } from './config/live.js';
@@ -30,6 +30,7 @@ import { digestFile, DigestService } from './notify/digester.js';
 import { Deadman, Pager } from './notify/pager.js';
 import { Healer, HealError } from './heal/healer.js';
 import { healLines } from './report/healview.js';
+import { refOf } from './model.js';
 import { scheduleInWords } from './schedule/words.js';
 import { errorMessage, errorCode } from './errors.js';
 import { openFileEndingIn } from './run/proc.js';
@@ -423,7 +424,9 @@ export class Daemon {
     await this.killWatcher?.stop().catch(() => {});
     await this.heartbeatFiles?.stop();
     await this.control?.stop().catch(() => {});
-    await this.dashboard?.stop().catch(() => {});
+    this.dashboardDone = true;
+    await this.dashboardChain.catch(() => {});
+    await this.closeDashboard();
     try {
       this.store?.close();
     } catch {
@@ -620,7 +623,15 @@ export class Daemon {
     return job;
   }
 
-  live(): { pid: number; startedAt: number; version: string; jobs: LiveJob[]; problems: string[]; policyOk: boolean } {
+  live(): {
+    pid: number;
+    startedAt: number;
+    version: string;
+    jobs: LiveJob[];
+    problems: string[];
+    policyOk: boolean;
+    dashboard: { listen: string; listening: boolean };
+  } {
     const running = new Map<string, number[]>();
     for (const r of this.supervisor.running()) running.set(r.job, [...(running.get(r.job) ?? []), r.runId]);
     return {
@@ -628,6 +639,7 @@ export class Daemon {
       startedAt: this.startedAt,
       version: VERSION,
       policyOk: this.policyOk,
+      dashboard: this.dashboardState(),
       problems: this.problemList().map(formatProblem),
       jobs: [...this.jobs.values()].map((j) => ({
         name: j.name,
@@ -647,46 +659,83 @@ export class Daemon {
 
   /**
    * Serves the dashboard when the policy says so. A port that cannot be had is said in the log and
-   * the journal; everything else runs on (fail open to work: the jobs do not need the page).
+   * the journal and tried again every 30 s; everything else runs on (fail open to work: the jobs do
+   * not need the page). Starts and stops are chained, so two quick policy reloads cannot cross.
    */
-  private async startDashboard(): Promise<void> {
-    this.dashboardAt = this.dashboardKey();
+  private dashboardChain: Promise<void> = Promise.resolve();
+  private dashboardRetry: NodeJS.Timeout | null = null;
+  /** Set when the daemon tears down: nothing starts a dashboard after that. */
+  private dashboardDone = false;
+
+  private startDashboard(): Promise<void> {
+    return (this.dashboardChain = this.dashboardChain.then(() => this.serveDashboard()));
+  }
+
+  private restartDashboard(): Promise<void> {
+    return (this.dashboardChain = this.dashboardChain.then(async () => {
+      await this.closeDashboard();
+      await this.serveDashboard();
+    }));
+  }
+
+  private async closeDashboard(): Promise<void> {
+    if (this.dashboardRetry) clearTimeout(this.dashboardRetry);
+    this.dashboardRetry = null;
+    const old = this.dashboard;
+    this.dashboard = null;
+    this.dashboardAt = null;
+    await old?.stop().catch(() => {});
+  }
+
+  private async serveDashboard(retrying = false): Promise<void> {
+    if (this.dashboardDone) return;
+    const key = this.dashboardKey();
     const d = this.policy.dashboard;
-    if (d.listen === 'off') return;
-    const dash = new Dashboard({
-      listen: d.listen,
-      publicUrl: d.publicUrl,
-      log: this.log,
-      now: () => this.clock.now(),
-      describe: (job) => scheduleInWords(job, this.clock.now()),
-      actions: this.webActions(),
-      data: () => ({
-        store: this.store,
-        paths: this.paths,
-        now: this.clock.now(),
-        jobs: this.jobs,
-        rules: this.rules,
-        policy: this.policy,
-        kill: this.killState(),
-        config: { problems: this.cfg.problemList(), lastGood: this.cfg.lastGood() },
-      }),
-    });
+    if (d.listen === 'off') {
+      this.dashboardAt = key;
+      return;
+    }
     try {
+      const dash = new Dashboard({
+        listen: d.listen,
+        publicUrl: d.publicUrl,
+        log: this.log,
+        now: () => this.clock.now(),
+        describe: (job) => scheduleInWords(job, this.clock.now()),
+        actions: this.webActions(),
+        data: () => ({
+          store: this.store,
+          paths: this.paths,
+          now: this.clock.now(),
+          jobs: this.jobs,
+          rules: this.rules,
+          policy: this.policy,
+          kill: this.killState(),
+          config: { problems: this.cfg.problemList(), lastGood: this.cfg.lastGood() },
+        }),
+      });
       await dash.start();
       this.dashboard = dash;
+      this.dashboardAt = key;
       this.log.info({ listen: d.listen, publicUrl: d.publicUrl }, 'dashboard listening');
+      if (retrying) this.store.journal.record(this.clock.now(), 'dashboard-listening', null, `the dashboard listens on ${d.listen} again`);
     } catch (err) {
-      const message = `the dashboard could not listen on ${d.listen} (${errorMessage(err)}); jobs and heals run on without it. Free the port or set dashboard.listen in protected/policy.yaml`;
-      this.log.error({ listen: d.listen, err: errorMessage(err) }, message);
-      this.store.journal.record(this.clock.now(), 'dashboard-failed', null, message);
+      if (!retrying) {
+        const message = `the dashboard could not listen on ${d.listen} (${errorMessage(err)}); jobs and heals run on without it, and nightshift login gives no link meanwhile. It is tried again every 30 s: free the port, or set dashboard.listen in protected/policy.yaml`;
+        this.log.error({ listen: d.listen, err: errorMessage(err) }, message);
+        this.store.journal.record(this.clock.now(), 'dashboard-failed', null, message);
+      }
+      this.dashboardRetry = setTimeout(() => {
+        this.dashboardChain = this.dashboardChain.then(() =>
+          this.dashboardKey() === key && !this.dashboard ? this.serveDashboard(true) : undefined,
+        );
+      }, 30_000).unref();
     }
   }
 
-  private async restartDashboard(): Promise<void> {
-    const old = this.dashboard;
-    this.dashboard = null;
-    await old?.stop().catch(() => {});
-    await this.startDashboard();
+  /** Whether the dashboard is served now, and where: `nightshift login` gives a link only then. */
+  dashboardState(): { listen: string; listening: boolean } {
+    return { listen: this.policy.dashboard.listen, listening: this.dashboard !== null };
   }
 
   /** The dashboard's buttons: the same actions and checks as the CLI's commands, said as "by web (LABEL)". */
@@ -695,27 +744,42 @@ export class Daemon {
       try {
         return fn();
       } catch (err) {
-        if (err instanceof ControlError || err instanceof HealError) throw new Error(err.message);
+        // The CLI's refusals, in the CLI's words: shown to the person, not logged as faults.
+        if (err instanceof ControlError || err instanceof HealError || err instanceof ShuttingDown) throw new ActionRefused(err.message);
         throw err;
       }
     };
     return {
       answer: (id, what, by) => asWeb(() => this.answer(id, what, by)),
       setPaused: (name, paused, by) => asWeb(() => this.setPaused([this.jobOr404(name)], paused, by)),
-      runNow: (name, by) =>
-        asWeb(() => {
-          const job = this.jobOr404(name);
-          if (!job.managed) throw new ControlError(`${job.name} is external: something else runs it; nightshift only watches it`, 400);
-          this.store.journal.record(this.clock.now(), 'run-now', job.name, `job ${job.name} run now by ${by}`);
-          this.supervisor.runManual(job).catch((err: unknown) => {
-            this.log.error({ job: job.name, err: errorMessage(err) }, 'a run asked for on the dashboard could not start');
+      runNow: async (name, by) => {
+        const job = asWeb(() => this.jobOr404(name));
+        if (!job.managed) throw new ActionRefused(`${job.name} is external: something else runs it; nightshift only watches it`);
+        const before = this.store.runs.history(job.name, 1)[0]?.id ?? 0;
+        // The supervisor decides a skip (overlap, halted) at once, with the run's row: read it back.
+        const finished = this.supervisor.runManual(job);
+        const row = this.store.runs.history(job.name, 1)[0];
+        if (!row || row.id === before) {
+          await finished.catch((err: unknown) => {
+            throw err instanceof ShuttingDown ? new ActionRefused(err.message) : err;
           });
-          return `${job.name} started (a run now, by ${by}); its result shows on its page when it ends.`;
-        }),
+        }
+        finished.catch((err: unknown) =>
+          this.log.error({ job: job.name, err: errorMessage(err) }, 'a run asked for on the dashboard failed'),
+        );
+        const started = row!.outcome === null;
+        const said = started ? `run #${row!.id} started` : `not started: ${row!.reason ?? row!.outcome ?? ''}`;
+        this.store.journal.record(this.clock.now(), 'run-now', job.name, `job ${job.name} run now by ${by}: ${said}`, { run: row!.id });
+        if (!started) throw new ActionRefused(`${job.name} was ${said}`);
+        return `${job.name}: ${said} (by ${by}); its result shows on its page when it ends.`;
+      },
       killSwitch: (on, by) => {
         setKillSwitch(killSwitchPath(this.paths, this.policy), on, by, this.clock.now());
         // Said at once and with who pressed it; the watcher's later event then finds nothing new.
         this.killSwitchChanged(by);
+        const k = this.killState();
+        if (k.switchOn) return 'Kill switch ON: every fix and agent job is halted.';
+        return k.halted ? `Kill switch off, but autonomous actions stay stopped: ${k.reason}.` : 'Kill switch off: fixes may run again.';
       },
     };
   }
@@ -744,7 +808,14 @@ export class Daemon {
 
   private answer(id: number, what: 'approve' | 'deny', by: string): { attempt: number; job: string; status: string } {
     try {
-      return what === 'approve' ? this.healer!.approve(id, by) : this.healer!.deny(id, by);
+      const r = what === 'approve' ? this.healer!.approve(id, by) : this.healer!.deny(id, by);
+      this.store.journal.record(
+        this.clock.now(),
+        `heal-${what === 'approve' ? 'approved' : 'denied'}`,
+        r.job,
+        `heal ${refOf('heal', id)} ${what === 'approve' ? 'approved' : 'denied'} by ${by}: ${r.status}`,
+      );
+      return r;
     } catch (err) {
       if (err instanceof HealError) throw new ControlError(err.message, err.status);
       if (isDiskFull(err)) {

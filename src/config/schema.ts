@@ -331,10 +331,27 @@ const listenAddress = z.string().refine((v) => v === 'off' || parseListen(v) !==
   message: 'expected HOST:PORT such as 127.0.0.1:8787 (an IPv6 address in brackets: [::1]:8787), or off',
 });
 
+/** The origin of a publicUrl as the dashboard compares it; null when it is not an address alone. */
+export function publicOrigin(v: string): URL | null {
+  if (!/^https?:\/\/[^/?#\s]+\/?$/.test(v)) return null;
+  try {
+    const u = new URL(v);
+    return u.pathname === '/' && !u.username && !u.password ? u : null;
+  } catch {
+    return null;
+  }
+}
+
+const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/;
+
 const publicUrl = z
   .string()
-  .refine((v) => /^https?:\/\/[^/?#\s]+\/?$/.test(v), {
-    message: 'expected the address alone, such as https://ops.shop.example (no path, query or spaces)',
+  .refine((v) => publicOrigin(v) !== null, {
+    message: 'expected the address alone, such as https://ops.shop.example (a valid host and port; no path, query or spaces)',
+  })
+  // Over plain http the session cookie would cross a network in clear text; only this machine may.
+  .refine((v) => publicOrigin(v)?.protocol !== 'http:' || LOOPBACK_HOST.test(publicOrigin(v)!.hostname), {
+    message: 'must be https (the reverse proxy in front terminates TLS); plain http is for this machine only (http://127.0.0.1:…)',
   })
   .transform((v) => v.replace(/\/$/, ''));
 

@@ -80,6 +80,8 @@ export interface LiveInfo {
   version: string;
   jobs: Array<{ name: string; running: number[]; nextRun: number | null; successDeadline?: number | null }>;
   problems: string[];
+  /** Whether the daemon serves its dashboard now (absent from a daemon older than the dashboard). */
+  dashboard?: { listen: string; listening: boolean };
 }
 
 export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInfo | null, now: number, kill: KillState): StatusReport {

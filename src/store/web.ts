@@ -23,8 +23,14 @@ export interface WebSessionRow {
 export class WebAuth {
   constructor(private readonly sql: Sql) {}
 
+  /** A new link; links and sessions over for a month go with it (a few rows: no retention pass needed). */
   addLink(hash: string, now: number, expiresAt: number): void {
-    this.sql.stmt('INSERT INTO web_links (hash, created_at, expires_at) VALUES (?, ?, ?)').run(hash, now, expiresAt);
+    const old = now - 30 * 24 * 3600_000;
+    this.sql.tx(() => {
+      this.sql.stmt('DELETE FROM web_links WHERE expires_at < ?').run(old);
+      this.sql.stmt('DELETE FROM web_sessions WHERE expires_at < ? OR revoked_at < ?').run(old, old);
+      this.sql.stmt('INSERT INTO web_links (hash, created_at, expires_at) VALUES (?, ?, ?)').run(hash, now, expiresAt);
+    });
   }
 
   link(hash: string): WebLinkRow | undefined {
@@ -67,11 +73,5 @@ export class WebAuth {
       const links = this.sql.stmt('UPDATE web_links SET used_at = ? WHERE used_at IS NULL AND expires_at > ?').run(now, now).changes;
       return { sessions, links };
     })();
-  }
-
-  live(now: number): WebSessionRow[] {
-    return this.sql
-      .stmt('SELECT * FROM web_sessions WHERE revoked_at IS NULL AND expires_at > ? ORDER BY last_used_at DESC')
-      .all(now) as WebSessionRow[];
   }
 }

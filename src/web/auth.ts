@@ -64,7 +64,8 @@ export function linkProblem(store: Store, linkToken: string, now: number): strin
   const row = /^[A-Za-z0-9_-]{20,100}$/.test(linkToken) ? store.web.link(tokenHash(linkToken)) : undefined;
   if (!row) return 'This login link is not known. Run nightshift login on the server for a new one.';
   if (row.used_at !== null) return 'This login link was used already (each link opens one session). Run nightshift login for a new one.';
-  if (row.expires_at <= now) return 'This login link has expired (links last 10 minutes). Run nightshift login for a new one.';
+  if (row.expires_at <= now)
+    return `This login link has expired (links last ${LINK_TTL_MS / 60_000} minutes). Run nightshift login for a new one.`;
   return null;
 }
 
@@ -74,8 +75,12 @@ export function sessionOf(store: Store, token: string | undefined, now: number):
   const s = store.web.session(tokenHash(token), now);
   if (!s) return null;
   if (now - s.last_used_at >= RENEW_EVERY_MS) {
-    store.web.touch(s.id, now, now + SESSION_TTL_MS);
-    return { ...s, last_used_at: now, expires_at: now + SESSION_TTL_MS };
+    try {
+      store.web.touch(s.id, now, now + SESSION_TTL_MS);
+      return { ...s, last_used_at: now, expires_at: now + SESSION_TTL_MS };
+    } catch {
+      // A full disk: the session keeps the expiry it had. The page (and its kill switch) still answers.
+    }
   }
   return s;
 }

@@ -4,7 +4,7 @@
 // browser's Origin / Sec-Fetch-Site, and the session's token in the form. Headers forbid inline
 // script, framing and referrers (a login link never leaves in a Referer; same-origin, not no-referrer: with that a form's Origin is "null").
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { parseListen } from '../config/schema.js';
+import { parseListen, publicOrigin } from '../config/schema.js';
 import type { Job } from '../config/home.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../errors.js';
@@ -29,11 +29,15 @@ import { STYLE } from './style.js';
 /** What the buttons do: the daemon's own actions, the ones the CLI reaches over the control socket. */
 export interface WebActions {
   answer(id: number, what: 'approve' | 'deny', by: string): { status: string };
-  /** Starts a run and returns at once with what to tell the person (the run's end shows on the job's page). */
-  runNow(job: string, by: string): string;
+  /** Starts a run and says at once whether it started (its end shows on the job's page). */
+  runNow(job: string, by: string): Promise<string>;
   setPaused(job: string, paused: boolean, by: string): { changed: string[] };
-  killSwitch(on: boolean, by: string): void;
+  /** Turns the switch on or off and says what is in force now. */
+  killSwitch(on: boolean, by: string): string;
 }
+
+/** A button's action refused for a reason the person can act on (the CLI's words); shown, not logged as a fault. */
+export class ActionRefused extends Error {}
 
 export interface DashboardOptions {
   listen: string;
@@ -46,6 +50,8 @@ export interface DashboardOptions {
 }
 
 const MAX_BODY = 8 * 1024;
+/** Open connections at most: a flood of idle sockets must not take the file descriptors jobs need. */
+const MAX_CONNECTIONS = 128;
 /** Login requests per client in LOGIN_WINDOW_MS, and in all: a guessed link is 256 bits, this is for noise. */
 const LOGIN_PER_CLIENT = 10;
 const LOGIN_TOTAL = 60;
@@ -86,14 +92,16 @@ export class Dashboard {
     if (!l) throw new Error(`dashboard.listen "${o.listen}" is not HOST:PORT`);
     const hostPart = l.host.includes(':') ? `[${l.host}]` : l.host;
     this.hosts = new Set([`${hostPart}:${l.port}`.toLowerCase()]);
-    if (l.host === '127.0.0.1' || l.host === '::1') this.hosts.add(`localhost:${l.port}`);
+    // A loopback address has three names a browser on this machine (or at an SSH tunnel) may use.
+    if (['127.0.0.1', '::1', 'localhost'].includes(l.host))
+      for (const h of ['127.0.0.1', '[::1]', 'localhost']) this.hosts.add(`${h}:${l.port}`);
     this.origins = new Set([...this.hosts].map((h) => `http://${h}`));
-    this.secure = false;
-    if (o.publicUrl) {
-      const u = new URL(o.publicUrl);
-      this.hosts.add(u.host.toLowerCase());
-      this.origins.add(u.origin.toLowerCase());
-      this.secure = u.protocol === 'https:';
+    const pub = o.publicUrl ? publicOrigin(o.publicUrl) : null;
+    if (o.publicUrl && !pub) throw new Error(`dashboard.publicUrl "${o.publicUrl}" is not an address such as https://ops.shop.example`);
+    this.secure = pub?.protocol === 'https:';
+    if (pub) {
+      this.hosts.add(pub.host.toLowerCase());
+      this.origins.add(pub.origin.toLowerCase());
     }
   }
 
@@ -103,6 +111,7 @@ export class Dashboard {
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     server.keepAliveTimeout = 5_000;
+    server.maxConnections = MAX_CONNECTIONS;
     server.on('clientError', (_err, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -126,10 +135,11 @@ export class Dashboard {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     this.route(req, res).catch((err: unknown) => {
       const status = err instanceof Refused ? err.status : 500;
+      // A client's mistake (or an attacker's noise) is not a fault of nightshift: only 500s are logged as errors.
       if (status === 500) this.o.log.error({ err: errorMessage(err), url: req.url }, 'dashboard request failed');
-      const text = err instanceof Refused ? err.message : 'Something went wrong on the server; the log says what.';
-      if (!res.headersSent)
-        this.send(res, status, messagePage({ title: 'Refused', session: null }, status === 500 ? 'Error' : 'Refused', text));
+      const text = err instanceof Refused ? err.message : 'Something went wrong on the server; its log says what.';
+      const title = status === 500 ? 'Error' : 'Refused';
+      if (!res.headersSent) this.send(res, status, messagePage({ title, session: null }, title, text));
       else res.end();
     });
   }
@@ -154,7 +164,12 @@ export class Dashboard {
     // DNS rebinding: a page of another site whose name now points here still says its own name.
     const host = (req.headers.host ?? '').toLowerCase();
     if (!this.hosts.has(host)) throw new Refused(421, `This dashboard does not answer to the host "${host}".`);
-    const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://dashboard.invalid');
+    } catch {
+      throw new Refused(400, 'The address is malformed.');
+    }
     const path = url.pathname;
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'POST') throw new Refused(405, `${method} is not used here.`);
@@ -163,7 +178,7 @@ export class Dashboard {
     if (path === '/favicon.ico') return this.send(res, 404, '', 'text/plain');
 
     const login = /^\/login\/([^/]+)$/.exec(path);
-    if (login) return this.login(req, res, method, decodeURIComponent(login[1]!));
+    if (login) return this.login(req, res, method, decodePart(login[1]!));
 
     const now = this.o.now();
     const d = this.o.data();
@@ -186,9 +201,11 @@ export class Dashboard {
       if (path === '/kill/off' && form.get('confirm') !== 'yes') return this.redirect(res, '/kill/off', renew);
       let flash: { text: string; error: boolean };
       try {
-        flash = { text: this.act(path, session), error: false };
+        flash = { text: await this.act(path, session), error: false };
       } catch (err) {
         if (err instanceof Refused && err.status === 404) throw err;
+        if (!(err instanceof ActionRefused))
+          this.o.log.error({ err: errorMessage(err), path, by: actorOf(session) }, 'a dashboard button failed');
         flash = { text: errorMessage(err), error: true };
       }
       this.flashes.set(session.id, flash);
@@ -204,9 +221,9 @@ export class Dashboard {
     else if (path === '/heals') page = healsPage(d, { ...chrome, title: 'Heals' });
     else if (path === '/kill/off') page = killOffPage(d, { ...chrome, title: 'Kill switch' });
     else if ((m = /^\/jobs\/([^/]+)\/runs\/(\d+)$/.exec(path)))
-      page = runPage(d, { ...chrome, title: 'Run' }, decodeURIComponent(m[1]!), Number(m[2]));
+      page = runPage(d, { ...chrome, title: 'Run' }, decodePart(m[1]!), Number(m[2]));
     else if ((m = /^\/jobs\/([^/]+)$/.exec(path))) {
-      const name = decodeURIComponent(m[1]!);
+      const name = decodePart(m[1]!);
       page = jobPage(d, { ...chrome, title: name }, name, this.o.describe);
     } else page = null;
     if (page === null)
@@ -215,18 +232,18 @@ export class Dashboard {
   }
 
   /** A button: the same action as the CLI command of the same name; returns what to tell the person. */
-  private act(path: string, session: WebSessionRow): string {
+  private async act(path: string, session: WebSessionRow): Promise<string> {
     const by = actorOf(session);
     const a = this.o.actions;
     let m: RegExpExecArray | null;
     if ((m = /^\/heals\/([^/]+)\/(approve|deny)$/.exec(path))) {
-      const ref = parseRef('heal', decodeURIComponent(m[1]!));
+      const ref = parseRef('heal', decodePart(m[1]!));
       if ('error' in ref) throw new Refused(404, ref.error);
       return a.answer(ref.id, m[2] as 'approve' | 'deny', by).status;
     }
     if ((m = /^\/jobs\/([^/]+)\/(run|pause|resume)$/.exec(path))) {
-      const job = decodeURIComponent(m[1]!);
-      if (m[2] === 'run') return a.runNow(job, by);
+      const job = decodePart(m[1]!);
+      if (m[2] === 'run') return await a.runNow(job, by);
       const paused = m[2] === 'pause';
       const { changed } = a.setPaused(job, paused, by);
       return changed.length
@@ -234,23 +251,24 @@ export class Dashboard {
         : `${job} was already ${paused ? 'paused' : 'running on its schedule'}.`;
     }
     if (path === '/kill/on' || path === '/kill/off') {
-      const on = path === '/kill/on';
-      a.killSwitch(on, by);
-      return on ? 'Kill switch ON: every fix and agent job is halted.' : 'Kill switch off: fixes may run again.';
+      return a.killSwitch(path === '/kill/on', by);
     }
     throw new Refused(404, `Nothing is at ${path}.`);
   }
 
   private async login(req: IncomingMessage, res: ServerResponse, method: string, token: string): Promise<void> {
-    this.limitLogin(req);
     const d = this.o.data();
     const now = this.o.now();
     const chrome: Chrome = { title: 'Log in', session: null };
-    // A GET only shows the form: a chat app's link preview fetches the page but never submits it.
-    if (method === 'GET') {
-      const problem = linkProblem(d.store, token, now);
-      return this.send(res, problem ? 410 : 200, loginPage(token, problem, chrome));
+    // Only failures count against the limit: noise from elsewhere on this machine (a job, another
+    // user of an SSH tunnel) must not lock out the person who holds a good link.
+    const early = linkProblem(d.store, token, now);
+    if (early) {
+      this.limitLogin(req);
+      return this.send(res, 410, loginPage(token, early, chrome));
     }
+    // A GET only shows the form: a chat app's link preview fetches the page but never submits it.
+    if (method === 'GET') return this.send(res, 200, loginPage(token, null, chrome));
     this.checkOrigin(req);
     const form = await readForm(req);
     const label = cleanLabel(form.get('label') ?? '');
@@ -303,6 +321,15 @@ export class Dashboard {
   }
 }
 
+/** A path segment as text; a malformed %-escape is the client's mistake (400), not the server's. */
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new Refused(400, 'The address is malformed (a broken %-escape).');
+  }
+}
+
 function cookieOf(req: IncomingMessage, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const i = part.indexOf('=');
@@ -315,7 +342,8 @@ const sessionTokenOf = (req: IncomingMessage): string | undefined => cookieOf(re
 
 /** Only a path of this site: never another origin, never "//evil.example". */
 function safeBack(back: string | null): string {
-  return back && /^\/(?![/\\])[^\s]*$/.test(back) ? back : '/';
+  // Printable ASCII only: anything else cannot go into a Location header.
+  return back && /^\/(?![/\\])[\x21-\x7e]*$/.test(back) ? back : '/';
 }
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {

@@ -40,12 +40,17 @@ interface Dash extends DaemonProc {
   port: number;
 }
 
-async function dashboard(jobs: Record<string, string>, rules: Record<string, string> = {}, policyExtra = ''): Promise<Dash> {
+async function dashboard(
+  jobs: Record<string, string>,
+  rules: Record<string, string> = {},
+  policyExtra = '',
+  prefix?: string[],
+): Promise<Dash> {
   const port = await freePort();
   const h = makeHome(jobs, `timezone: UTC\ndashboard: { listen: "127.0.0.1:${port}" }\n${policyExtra}`);
   dirs.push(h);
   for (const [name, text] of Object.entries(rules)) writeFileSync(join(h, 'rules', `${name}.yaml`), text);
-  const d = await startDaemon(h);
+  const d = await startDaemon(h, { prefix });
   daemons.push(d);
   await d.waitLog((l) => l.msg === 'dashboard listening', WAIT_MS, 'dashboard listening');
   return Object.assign(d, { url: `http://127.0.0.1:${port}`, port });
@@ -191,9 +196,26 @@ describe('logging in', () => {
       );
       const run = await ns(taken, 'run', 'tick');
       expect(run.exitCode).toBe(0);
+      // Whatever holds the port would receive a link: none is made.
+      const refused = await ns(taken, 'login');
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr).toContain(`the daemon does not serve its dashboard on 127.0.0.1:${port} now`);
+      expect(query(taken.state, 'SELECT count(*) AS n FROM web_links')).toEqual([{ n: 0 }]);
+      // The port freed, the daemon takes it within its retry (30 s) and login works again.
+      await new Promise<void>((ok) => squatter.close(() => ok()));
+      await taken.waitLog((l) => l.msg === 'dashboard listening', 120_000, 'the dashboard listening after the port was freed');
+      expect(events(taken, 'dashboard-listening')).toHaveLength(1);
+      expect((await ns(taken, 'login')).exitCode).toBe(0);
     } finally {
       squatter.close();
     }
+    // And without a daemon there is no link either (exit 3).
+    await d.stop();
+    const down = makeHome({}, `dashboard: { listen: "127.0.0.1:${port}" }\n`);
+    dirs.push(down);
+    const none = await cli(['--home', down, 'login']);
+    expect(none.exitCode).toBe(3);
+    expect(none.stderr).toContain('the daemon is not running');
   });
 
   it('login attempts are rate-limited', async () => {
@@ -202,6 +224,42 @@ describe('logging in', () => {
     for (let i = 0; i < 12; i++) statuses.push((await fetch(`${d.url}/login/${'x'.repeat(43)}`)).status);
     expect(statuses.slice(0, 10).every((s) => s === 410)).toBe(true);
     expect(statuses.slice(10)).toEqual([429, 429]);
+    // Failures count, not the person with a good link: it still works from the same address.
+    const link = await loginLink(d);
+    expect((await fetch(link)).status).toBe(200);
+    const post = await fetch(link, {
+      method: 'POST',
+      body: 'label=operator',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(post.status).toBe(303);
+    expect(post.headers.get('set-cookie')).toContain('nightshift_session=');
+    // A broken %-escape is the client's mistake: 400, and the daemon goes on.
+    const cookie = post.headers.get('set-cookie')!.split(';')[0]!;
+    expect((await rawRequest(d.port, 'GET', '/jobs/%E0%A4%A', { host: `127.0.0.1:${d.port}` })).status).toBe(401);
+    expect((await rawRequest(d.port, 'GET', '/jobs/%E0%A4%A', { host: `127.0.0.1:${d.port}`, cookie })).status).toBe(400);
+    expect((await rawRequest(d.port, 'GET', '/login/%ZZ', { host: `127.0.0.1:${d.port}` })).status).toBe(400);
+    expect(d.lines().filter((l) => l.msg === 'dashboard request failed')).toEqual([]);
+  });
+
+  it('a flood of idle connections leaves the daemon its file descriptors: jobs still run', async () => {
+    const d = await dashboard({ tick: 'command: ["sh", "-c", "echo tick"]\n' }, {}, '', ['prlimit', '--nofile=256:256']);
+    const { connect } = await import('node:net');
+    const sockets = Array.from({ length: 400 }, () => {
+      const c = connect(d.port, '127.0.0.1');
+      c.on('error', () => {});
+      c.write('GET / HTTP/1.1\r\nHost: x\r\n'); // headers never finished
+      return c;
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 500)); // let the connections land: this is load, not a wait for a result
+      const run = await ns(d, 'run', 'tick');
+      expect(run.stdout).toContain(': ok');
+      expect(d.proc.exitCode).toBeNull();
+    } finally {
+      for (const c of sockets) c.destroy();
+    }
   });
 });
 
@@ -282,14 +340,28 @@ describe('approvals and buttons', () => {
   });
 
   it('run now, pause and resume go through the daemon and are journaled with the label', async () => {
-    const d = await dashboard({ job1: 'schedule: "0 3 * * *"\ncommand: ["sh", "-c", "echo ran"]\n' });
+    const d = await dashboard({
+      job1: 'schedule: "0 3 * * *"\ncommand: ["sh", "-c", "echo ran"]\n',
+      slow: 'command: ["sleep", "60"]\nconcurrency: forbid\n',
+    });
     const page = await newPage();
     await logIn(page, await loginLink(d), 'desk');
+    // A second press while the first run is under way: said as not started, with the supervisor's reason.
+    await page.goto(`${d.url}/jobs/slow`);
+    await page.getByRole('button', { name: 'Run now' }).click();
+    expect(await page.locator('.flash').textContent()).toMatch(/^slow: run #\d+ started/);
+    await page.getByRole('button', { name: 'Run now' }).click();
+    expect(await page.locator('.flash.error').textContent()).toMatch(/^slow was not started: the previous run \(#\d+\) is still running/);
+    expect(events(d, 'run-now').map((e) => e.message)).toEqual([
+      expect.stringMatching(/^job slow run now by web \(desk\): run #\d+ started$/),
+      expect.stringMatching(/^job slow run now by web \(desk\): not started: the previous run/),
+    ]);
+    await page.goto(`${d.url}/`);
     await page.getByRole('link', { name: 'job1' }).click();
     await expect(page.locator('h1').textContent()).resolves.toBe('job1');
     expect(await page.locator('dd').first().textContent()).toContain('03:00');
     await page.getByRole('button', { name: 'Run now' }).click();
-    expect(await page.locator('.flash').textContent()).toContain('job1 started');
+    expect(await page.locator('.flash').textContent()).toMatch(/^job1: run #\d+ started \(by web \(desk\)\)/);
     await reloadUntil(page, async () => (await page.locator('.outcome-ok').count()) > 0, WAIT_MS, 'the run ok');
     expect(query(d.state, "SELECT trigger, outcome FROM runs WHERE job = 'job1'")).toEqual([{ trigger: 'manual', outcome: 'ok' }]);
     await page.getByRole('button', { name: 'Pause' }).click();
@@ -298,7 +370,7 @@ describe('approvals and buttons', () => {
     expect((await ns(d, 'status')).stdout).toMatch(/job1 +PAUSED/);
     await page.getByRole('button', { name: 'Resume' }).click();
     expect(query(d.state, "SELECT paused FROM job_state WHERE job = 'job1'")).toEqual([{ paused: 0 }]);
-    expect(events(d, 'run-now').map((e) => e.message)).toEqual(['job job1 run now by web (desk)']);
+    expect(events(d, 'run-now').map((e) => e.message)[2]).toMatch(/^job job1 run now by web \(desk\): run #\d+ started$/);
     expect(events(d, 'paused').map((e) => e.message)).toEqual(['job job1 paused by web (desk)']);
     expect(events(d, 'resumed').map((e) => e.message)).toEqual(['job job1 resumed by web (desk)']);
   });
@@ -444,8 +516,13 @@ describe('hostile text and foreign requests', () => {
     expect(query(d.state, "SELECT paused FROM job_state WHERE job = 'job1'")).toEqual([{ paused: 0 }]);
     expect(events(d, 'paused')).toEqual([]);
     // and the right request does act (the refusals above were not a broken button)
-    const ok = await post('/jobs/job1/pause', `csrf=${csrf}&back=/`, { origin: d.url });
+    // a `back` that is not a plain path of this site (another host, or text a header cannot carry) goes to /
+    const ok = await post('/jobs/job1/pause', `csrf=${csrf}&back=/%C4%80`, { origin: d.url });
     expect(ok.status).toBe(303);
+    expect(ok.headers.get('location')).toBe('/');
+    const away = await post('/jobs/job1/resume', `csrf=${csrf}&back=//evil.example/`, { origin: d.url });
+    expect(away.headers.get('location')).toBe('/');
+    await post('/jobs/job1/pause', `csrf=${csrf}&back=/`, { origin: d.url });
     expect(query(d.state, "SELECT paused FROM job_state WHERE job = 'job1'")).toEqual([{ paused: 1 }]);
   });
 

@@ -359,7 +359,7 @@ describe('rollback, the ladder, approvals and the cap', () => {
     );
     // heals no longer shows the wait as if it went on: the autonomy step says how it ended.
     const shown = (await ns(d, 'heals', x!.job)).stdout;
-    expect(shown).toMatch(/autonomy +\S+ +denied +asked a person: denied at /);
+    expect(shown).toMatch(/autonomy +\S+ +denied +asked a person: denied by the command line at /);
     expect(shown).not.toMatch(/waiting for nightshift approve/);
     expect(shown).not.toContain('answer: nightshift approve');
     // heals JOB names only the attempts of that job and the rules that acted on it

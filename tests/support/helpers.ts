@@ -104,13 +104,16 @@ export interface DaemonProc {
 
 export async function startDaemon(
   home: string,
-  opts: { state?: string; env?: Record<string, string>; asNobody?: boolean } = {},
+  opts: { state?: string; env?: Record<string, string>; asNobody?: boolean; prefix?: string[] } = {},
 ): Promise<DaemonProc> {
   const state = opts.state ?? join(home, 'state');
   // As root, a daemon may be started as the unprivileged user nobody (setpriv keeps its pid), to
   // test the code paths of an ordinary account; the home must then belong to nobody.
   const argv = ['node', CLI, '--home', home, '--state', state, 'start'];
-  const [file, ...args] = opts.asNobody ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', ...argv] : argv;
+  const [file, ...args] = [
+    ...(opts.prefix ?? []),
+    ...(opts.asNobody ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', ...argv] : argv),
+  ];
   // forceKillAfterDelay: false — execa would SIGKILL the daemon 5 s after our SIGTERM, before it
   // has stopped its jobs (killGrace 10 s), and leave their process groups behind.
   const proc = execa(file!, args, {

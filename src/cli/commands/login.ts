@@ -1,12 +1,11 @@
 // `nightshift login`: a one-time link that opens a dashboard session on the device that uses it
-import { daemonListening } from '../../control/socket.js';
 import { wallNow } from '../../clock.js';
 import { isLoopbackListen } from '../../config/schema.js';
 import { readableTime } from '../../schedule/instants.js';
 import { systemTimeZone } from '../../schedule/timezone.js';
 import { Store } from '../../store/store.js';
 import { createLoginLink, LINK_TTL_MS } from '../../web/auth.js';
-import { EXIT, UsageError, type Command, json, readHomeAsRun } from '../context.js';
+import { EXIT, UsageError, type Command, json, liveInfo, readHomeAsRun } from '../context.js';
 
 export const loginCommand: Command = {
   summary: 'print a one-time link that logs a device in to the dashboard',
@@ -16,7 +15,8 @@ export const loginCommand: Command = {
     '("Kevin\'s phone"); only submitting that form uses the link, so a chat app\'s preview cannot spend it. The session\n' +
     'lasts 30 days after its last use. Buttons pressed there are journaled as "by web (NAME)".\n' +
     '--revoke-all ends every session and every link not yet used.\n' +
-    'The link uses dashboard.publicUrl, or the listen address (policy.yaml). Needs write access to the state folder.',
+    'The link uses dashboard.publicUrl, or the listen address (policy.yaml). Needs the running daemon serving its\n' +
+    'dashboard (exit 3 when it is not running, 1 when its port is not its own) and write access to the state folder.',
   options: { 'revoke-all': { type: 'boolean' }, json: { type: 'boolean' } },
   run: async (ctx) => {
     if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`);
@@ -39,10 +39,24 @@ export const loginCommand: Command = {
       const d = home.policy.dashboard;
       if (d.listen === 'off')
         throw new UsageError('the dashboard is off (dashboard.listen: off in protected/policy.yaml); set a listen address to use it');
+      // A link is given only while the daemon itself holds the dashboard's port: otherwise whatever
+      // listens there (a job that took the port) would receive the link and could spend it.
+      const live = await liveInfo(ctx);
+      if (!live) {
+        ctx.io.err(
+          'nightshift login: the daemon is not running, so nothing of nightshift answers a link: start it first (systemctl start nightshift)',
+        );
+        return EXIT.unreachable;
+      }
+      if (!live.dashboard?.listening) {
+        ctx.io.err(
+          `nightshift login: the daemon does not serve its dashboard on ${d.listen} now (nightshift's log and the journal say why: is the port taken?); no link was made`,
+        );
+        return EXIT.unhealthy;
+      }
       const link = createLoginLink(store, home.policy, now);
-      const running = await daemonListening(ctx.paths.socket);
       if (ctx.values.json) {
-        ctx.io.out(json({ url: link.url, expiresAt: link.expiresAt, daemonRunning: running }));
+        ctx.io.out(json({ url: link.url, expiresAt: link.expiresAt }));
         return EXIT.ok;
       }
       const tz = home.policy.timezone ?? systemTimeZone();
@@ -51,8 +65,6 @@ export const loginCommand: Command = {
         ctx.io.out(
           `The dashboard listens on ${d.listen}, this machine only. From a laptop: ssh -L ${d.listen.replace(/^.*:/, '')}:${d.listen} THIS-SERVER, then open the link there; for a phone, put a reverse proxy with https in front and set dashboard.publicUrl (deploy/README.md).`,
         );
-      if (!running)
-        ctx.io.err('note: the daemon is not running, so nothing answers the link yet: start nightshift first (systemctl start nightshift)');
       return EXIT.ok;
     } finally {
       store.close();

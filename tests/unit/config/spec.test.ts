@@ -915,6 +915,7 @@ const POLICY_CASES: Case[] = [
   {
     name: 'dashboard behind a proxy said as http',
     text: yaml('dashboard:', '  listen: 10.0.0.5:8787', '  publicUrl: http://ops.shop.example'),
+    count: 2, // and publicUrl itself: it must be https
     line: 2,
     field: 'dashboard.listen',
     says: ['reachable from other machines'],
@@ -925,6 +926,20 @@ const POLICY_CASES: Case[] = [
     line: 2,
     field: 'dashboard.listen',
     says: ['expected HOST:PORT such as 127.0.0.1:8787'],
+  },
+  {
+    name: 'dashboard publicUrl with a port no URL can have',
+    text: yaml('dashboard:', '  publicUrl: https://ops.example:99999'),
+    line: 2,
+    field: 'dashboard.publicUrl',
+    says: ['expected the address alone'],
+  },
+  {
+    name: 'dashboard publicUrl over plain http to another machine',
+    text: yaml('dashboard:', '  publicUrl: http://ops.shop.example'),
+    line: 2,
+    field: 'dashboard.publicUrl',
+    says: ['must be https'],
   },
   {
     name: 'dashboard publicUrl with a path',

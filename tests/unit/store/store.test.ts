@@ -93,7 +93,9 @@ describe('store', () => {
     const old = join(dir, 'files-v4.db');
     Store.open(old).close();
     const raw = new Database(old);
-    raw.exec('ALTER TABLE heal_attempts DROP COLUMN files');
+    raw.exec(
+      'ALTER TABLE heal_attempts DROP COLUMN files; ALTER TABLE heal_attempts DROP COLUMN answered_by; DROP TABLE web_links; DROP TABLE web_sessions',
+    );
     raw.prepare("INSERT INTO heal_attempts (alert_id, fingerprint, job, step, created_at) VALUES (1, 'j:failed', 'j', 'fix', 1)").run();
     raw.pragma('user_version = 4');
     raw.close();

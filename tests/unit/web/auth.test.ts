@@ -91,6 +91,19 @@ describe('sessions', () => {
   });
 });
 
+describe('a full disk', () => {
+  it('does not end a session: a renewal that cannot be written leaves the expiry it had', () => {
+    const s = store();
+    const { token, session } = redeemLink(s, tokenOf(createLoginLink(s, DEFAULT_POLICY, T0).url), 'phone', T0)!;
+    // every write now fails, as on a full disk; reads go on
+    s.db.pragma('query_only = ON');
+    const later = T0 + 2 * RENEW_EVERY_MS;
+    expect(() => s.web.touch(session.id, later, later + SESSION_TTL_MS)).toThrow();
+    expect(sessionOf(s, token, later)).toMatchObject({ id: session.id, expires_at: session.expires_at });
+    s.close();
+  });
+});
+
 describe('device labels', () => {
   it('are one line of visible text, capped', () => {
     expect(cleanLabel("  Kevin's   phone \n")).toBe("Kevin's phone");
