@@ -385,6 +385,8 @@ export class Daemon {
     this.scheduler?.stop();
     this.watchdog?.stop();
     await this.watcher?.stop();
+    // No button may start anything while the heals and runs are being stopped.
+    await this.endDashboard();
     // Heals first: a fix in flight is rolled back while its probe's runs can still be stopped cleanly.
     await this.healer?.stop();
     await this.supervisor?.shutdown('shutdown');
@@ -424,9 +426,7 @@ export class Daemon {
     await this.killWatcher?.stop().catch(() => {});
     await this.heartbeatFiles?.stop();
     await this.control?.stop().catch(() => {});
-    this.dashboardDone = true;
-    await this.dashboardChain.catch(() => {});
-    await this.closeDashboard();
+    await this.endDashboard();
     try {
       this.store?.close();
     } catch {
@@ -630,7 +630,7 @@ export class Daemon {
     jobs: LiveJob[];
     problems: string[];
     policyOk: boolean;
-    dashboard: { listen: string; listening: boolean };
+    dashboard: { listening: boolean; listen: string | null; publicUrl: string | null };
   } {
     const running = new Map<string, number[]>();
     for (const r of this.supervisor.running()) running.set(r.job, [...(running.get(r.job) ?? []), r.runId]);
@@ -657,42 +657,55 @@ export class Daemon {
     return `${d.listen} ${d.publicUrl ?? ''}`;
   }
 
-  /**
-   * Serves the dashboard when the policy says so. A port that cannot be had is said in the log and
-   * the journal and tried again every 30 s; everything else runs on (fail open to work: the jobs do
-   * not need the page). Starts and stops are chained, so two quick policy reloads cannot cross.
-   */
   private dashboardChain: Promise<void> = Promise.resolve();
   private dashboardRetry: NodeJS.Timeout | null = null;
-  /** Set when the daemon tears down: nothing starts a dashboard after that. */
+  /** Set when the daemon stops: nothing starts a dashboard after that. */
   private dashboardDone = false;
 
+  /** Starts, reloads and retries of the server run one after another: two quick reloads cannot cross. */
   private startDashboard(): Promise<void> {
     return (this.dashboardChain = this.dashboardChain.then(() => this.serveDashboard()));
   }
 
   private restartDashboard(): Promise<void> {
-    return (this.dashboardChain = this.dashboardChain.then(async () => {
-      await this.closeDashboard();
-      await this.serveDashboard();
-    }));
+    return this.startDashboard();
   }
 
-  private async closeDashboard(): Promise<void> {
+  private async endDashboard(): Promise<void> {
+    this.dashboardDone = true;
+    await this.dashboardChain.catch(() => {});
     if (this.dashboardRetry) clearTimeout(this.dashboardRetry);
-    this.dashboardRetry = null;
     const old = this.dashboard;
     this.dashboard = null;
-    this.dashboardAt = null;
     await old?.stop().catch(() => {});
   }
 
+  /**
+   * Serves the dashboard as the policy says. A new address is bound before the old one is let go,
+   * and a change of publicUrl alone keeps the socket: a gap with the port free would let a job
+   * take it and receive the session cookies of every open page. A port that cannot be had is said
+   * in the log and the journal (and one that is taken is tried again every 30 s); everything else
+   * runs on (fail open to work: the jobs do not need the page).
+   */
   private async serveDashboard(retrying = false): Promise<void> {
     if (this.dashboardDone) return;
     const key = this.dashboardKey();
+    // Already served as the policy says (a reload that changed nothing of it, or a start after one).
+    if (key === this.dashboardAt && (this.dashboard || this.policy.dashboard.listen === 'off')) return;
+    if (this.dashboardRetry) clearTimeout(this.dashboardRetry);
+    this.dashboardRetry = null;
     const d = this.policy.dashboard;
-    if (d.listen === 'off') {
+    const old = this.dashboard;
+    if (old && old.listen === d.listen) {
+      old.setPublicUrl(d.publicUrl);
       this.dashboardAt = key;
+      this.log.info({ listen: d.listen, publicUrl: d.publicUrl }, 'dashboard address changed');
+      return;
+    }
+    if (d.listen === 'off') {
+      this.dashboard = null;
+      this.dashboardAt = key;
+      await old?.stop().catch(() => {});
       return;
     }
     try {
@@ -717,25 +730,36 @@ export class Daemon {
       await dash.start();
       this.dashboard = dash;
       this.dashboardAt = key;
+      await old?.stop().catch(() => {});
       this.log.info({ listen: d.listen, publicUrl: d.publicUrl }, 'dashboard listening');
       if (retrying) this.store.journal.record(this.clock.now(), 'dashboard-listening', null, `the dashboard listens on ${d.listen} again`);
     } catch (err) {
+      const code = errorCode(err);
       if (!retrying) {
-        const message = `the dashboard could not listen on ${d.listen} (${errorMessage(err)}); jobs and heals run on without it, and nightshift login gives no link meanwhile. It is tried again every 30 s: free the port, or set dashboard.listen in protected/policy.yaml`;
+        const why =
+          code === 'EADDRINUSE'
+            ? 'something else holds the port; it is tried again every 30 s: free it, or set dashboard.listen in protected/policy.yaml'
+            : code === 'EACCES'
+              ? 'a port below 1024 needs root: choose a port above 1024 in dashboard.listen (protected/policy.yaml)'
+              : code === 'EADDRNOTAVAIL'
+                ? 'this machine has no such address: correct dashboard.listen in protected/policy.yaml'
+                : 'correct dashboard.listen or dashboard.publicUrl in protected/policy.yaml';
+        const message = `the dashboard could not listen on ${d.listen} (${errorMessage(err)}); jobs and heals run on without it, and nightshift login gives no link meanwhile. ${why}${old ? '. The dashboard stays where it was' : ''}`;
         this.log.error({ listen: d.listen, err: errorMessage(err) }, message);
         this.store.journal.record(this.clock.now(), 'dashboard-failed', null, message);
       }
-      this.dashboardRetry = setTimeout(() => {
-        this.dashboardChain = this.dashboardChain.then(() =>
-          this.dashboardKey() === key && !this.dashboard ? this.serveDashboard(true) : undefined,
-        );
-      }, 30_000).unref();
+      // The old server, if any, keeps serving at the old address until the new one can be had.
+      if (code === 'EADDRINUSE')
+        this.dashboardRetry = setTimeout(() => {
+          this.dashboardChain = this.dashboardChain.then(() => (this.dashboardKey() === key ? this.serveDashboard(true) : undefined));
+        }, 30_000).unref();
     }
   }
 
-  /** Whether the dashboard is served now, and where: `nightshift login` gives a link only then. */
-  dashboardState(): { listen: string; listening: boolean } {
-    return { listen: this.policy.dashboard.listen, listening: this.dashboard !== null };
+  /** Where the dashboard is served now (null: nowhere): `nightshift login` gives a link only for that address. */
+  dashboardState(): { listening: boolean; listen: string | null; publicUrl: string | null } {
+    const dash = this.dashboard;
+    return { listening: dash !== null, listen: dash?.listen ?? null, publicUrl: dash?.publicUrl ?? null };
   }
 
   /** The dashboard's buttons: the same actions and checks as the CLI's commands, said as "by web (LABEL)". */
@@ -755,23 +779,32 @@ export class Daemon {
       runNow: async (name, by) => {
         const job = asWeb(() => this.jobOr404(name));
         if (!job.managed) throw new ActionRefused(`${job.name} is external: something else runs it; nightshift only watches it`);
-        const before = this.store.runs.history(job.name, 1)[0]?.id ?? 0;
-        // The supervisor decides a skip (overlap, halted) at once, with the run's row: read it back.
         const finished = this.supervisor.runManual(job);
-        const row = this.store.runs.history(job.name, 1)[0];
-        if (!row || row.id === before) {
-          await finished.catch((err: unknown) => {
-            throw err instanceof ShuttingDown ? new ActionRefused(err.message) : err;
-          });
-        }
+        // The supervisor decides a skip (overlap, halted) at once and settles with that row; a run
+        // that started is still under way after this turn of the event loop.
+        const settled = await Promise.race([
+          finished.then(
+            (row) => ({ row }),
+            (err: unknown) => ({ err }),
+          ),
+          new Promise<null>((r) => setImmediate(() => r(null))),
+        ]);
+        if (settled && 'err' in settled) throw settled.err instanceof ShuttingDown ? new ActionRefused(settled.err.message) : settled.err;
         finished.catch((err: unknown) =>
           this.log.error({ job: job.name, err: errorMessage(err) }, 'a run asked for on the dashboard failed'),
         );
-        const started = row!.outcome === null;
-        const said = started ? `run #${row!.id} started` : `not started: ${row!.reason ?? row!.outcome ?? ''}`;
-        this.store.journal.record(this.clock.now(), 'run-now', job.name, `job ${job.name} run now by ${by}: ${said}`, { run: row!.id });
-        if (!started) throw new ActionRefused(`${job.name} was ${said}`);
-        return `${job.name}: ${said} (by ${by}); its result shows on its page when it ends.`;
+        const runId = settled
+          ? settled.row.id
+          : this.supervisor
+              .running()
+              .filter((r) => r.job === job.name)
+              .at(-1)?.runId;
+        const said = settled
+          ? `not started (${(settled.row.reason ?? settled.row.outcome ?? '').replace(/^not started: /, '')})`
+          : `run #${runId ?? '?'} started`;
+        this.store.journal.record(this.clock.now(), 'run-now', job.name, `job ${job.name} run now by ${by}: ${said}`, { run: runId });
+        if (settled) throw new ActionRefused(`${job.name} was ${said}`);
+        return `${job.name}: ${said}, by ${by}; its result shows on its page when it ends.`;
       },
       killSwitch: (on, by) => {
         setKillSwitch(killSwitchPath(this.paths, this.policy), on, by, this.clock.now());

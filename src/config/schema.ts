@@ -327,9 +327,16 @@ const serviceUnit = z
   );
 
 /** `HOST:PORT` (an IPv6 host in brackets) or `off`. */
-const listenAddress = z.string().refine((v) => v === 'off' || parseListen(v) !== null, {
-  message: 'expected HOST:PORT such as 127.0.0.1:8787 (an IPv6 address in brackets: [::1]:8787), or off',
-});
+const listenAddress = z
+  .string()
+  .refine((v) => v === 'off' || parseListen(v) !== null, {
+    message: 'expected HOST:PORT such as 127.0.0.1:8787 (an IPv6 address in brackets: [::1]:8787), or off',
+  })
+  // A name may stand for two addresses (localhost: 127.0.0.1 and ::1); the daemon binds one, and a
+  // job could take the other and receive what a browser sends there.
+  .refine((v) => v === 'off' || parseListen(v) === null || /^[\d.]+$|:/.test(parseListen(v)!.host), {
+    message: 'expected an IP address, not a name (127.0.0.1:8787 rather than localhost:8787)',
+  });
 
 /** The origin of a publicUrl as the dashboard compares it; null when it is not an address alone. */
 export function publicOrigin(v: string): URL | null {
@@ -342,7 +349,7 @@ export function publicOrigin(v: string): URL | null {
   }
 }
 
-const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/;
+const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|\[::1\])$/;
 
 const publicUrl = z
   .string()
@@ -366,7 +373,7 @@ export function parseListen(v: string): { host: string; port: number } | null {
 
 export function isLoopbackListen(v: string): boolean {
   const host = parseListen(v)?.host;
-  return host === 'localhost' || host === '::1' || (host !== undefined && /^127\.\d+\.\d+\.\d+$/.test(host));
+  return host === '::1' || (host !== undefined && /^127\.\d+\.\d+\.\d+$/.test(host));
 }
 
 export const PolicySchema = z.strictObject({
@@ -522,7 +529,8 @@ export const PolicySchema = z.strictObject({
       .prefault({})
       .superRefine((d, ctx) => {
         // A listen value that is not HOST:PORT has its own message; this one is about reach.
-        if (d.listen === 'off' || parseListen(d.listen) === null || isLoopbackListen(d.listen)) return;
+        const host = d.listen === 'off' ? null : parseListen(d.listen)?.host;
+        if (!host || !/^[\d.]+$|:/.test(host) || isLoopbackListen(d.listen)) return;
         if (!d.publicUrl?.startsWith('https://'))
           ctx.addIssue({
             code: 'custom',

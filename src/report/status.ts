@@ -81,7 +81,7 @@ export interface LiveInfo {
   jobs: Array<{ name: string; running: number[]; nextRun: number | null; successDeadline?: number | null }>;
   problems: string[];
   /** Whether the daemon serves its dashboard now (absent from a daemon older than the dashboard). */
-  dashboard?: { listen: string; listening: boolean };
+  dashboard?: { listening: boolean; listen: string | null; publicUrl: string | null };
 }
 
 export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInfo | null, now: number, kill: KillState): StatusReport {

@@ -4,7 +4,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Policy } from '../config/schema.js';
 import { oneLine } from '../text.js';
-import type { Store, WebSessionRow } from '../store/store.js';
+import { isDiskFull, type Store, type WebSessionRow } from '../store/store.js';
 
 export const LINK_TTL_MS = 10 * 60_000;
 export const SESSION_TTL_MS = 30 * 24 * 3600_000;
@@ -78,8 +78,10 @@ export function sessionOf(store: Store, token: string | undefined, now: number):
     try {
       store.web.touch(s.id, now, now + SESSION_TTL_MS);
       return { ...s, last_used_at: now, expires_at: now + SESSION_TTL_MS };
-    } catch {
-      // A full disk: the session keeps the expiry it had. The page (and its kill switch) still answers.
+    } catch (err) {
+      // A full disk: the session keeps the expiry it had, and the page (its kill switch too) still
+      // answers. Anything else is a fault to be seen.
+      if (!isDiskFull(err)) throw err;
     }
   }
   return s;

@@ -26,8 +26,3 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): Html {
   for (let i = 0; i < values.length; i++) out += render(values[i]) + strings[i + 1]!;
   return new Html(out);
 }
-
-/** For markup built by our own code only (never for anything read from a job, a spec or a request). */
-export function trusted(markup: string): Html {
-  return new Html(markup);
-}

@@ -6,7 +6,7 @@ import type { Job, LoadedRule } from '../config/home.js';
 import type { HomePaths } from '../config/paths.js';
 import type { Policy } from '../config/schema.js';
 import type { KillState } from '../control/killswitch.js';
-import { refOf } from '../model.js';
+import { FAILED_OUTCOMES, refOf, type RunOutcome } from '../model.js';
 import { digestDate, digestFacts, summarize, verdictOf, type ConfigState, type JobRow } from '../report/digest.js';
 import { filesLine, healLines, healViews, type HealView } from '../report/healview.js';
 import { readRunOutput } from '../report/output.js';
@@ -37,6 +37,23 @@ export interface Chrome {
 const DAY_MS = 24 * 3600_000;
 export const STRIP_RUNS = 30;
 const JOB_PAGE_RUNS = 50;
+
+/** A run's colour, by the domain's own rule of what a failure is (FAILED_OUTCOMES); wrong has its own. */
+function runTone(outcome: string | null): 'ok' | 'bad' | 'warn' | 'running' | 'idle' {
+  if (outcome === null) return 'running';
+  if (outcome === 'ok') return 'ok';
+  if (outcome === 'wrong') return 'warn';
+  return FAILED_OUTCOMES.has(outcome as RunOutcome) ? 'bad' : 'idle';
+}
+
+/** A heal's colour: fixed, waiting for a person, failed or stopped, or nothing done. */
+function healTone(outcome: string | null): 'ok' | 'bad' | 'warn' | 'running' | 'idle' {
+  if (outcome === null) return 'running';
+  if (outcome === 'fixed-verified' || outcome === 'self-recovered') return 'ok';
+  if (outcome === 'awaiting-approval') return 'warn';
+  if (['denied', 'expired', 'proposed', 'interrupted'].includes(outcome)) return 'idle';
+  return 'bad';
+}
 
 /** A time as every surface says it (the job's zone), with how far away it is. */
 function when(ms: number, tz: string, now: number): Html {
@@ -200,7 +217,7 @@ function strip(runs: RunRow[]): Html {
   for (const r of list) counts.set(r.outcome ?? 'running', (counts.get(r.outcome ?? 'running') ?? 0) + 1);
   const label = list.length ? `last ${list.length} runs: ${[...counts].map(([o, n]) => `${n} ${o}`).join(', ')}` : 'no runs yet';
   return html`<div class="strip" role="img" aria-label="${label}">
-    ${list.map((r) => html`<span class="${r.outcome ?? 'running'}" title="#${r.id} ${r.outcome ?? 'running'}"></span>`)}
+    ${list.map((r) => html`<span class="${runTone(r.outcome)}" title="#${r.id} ${r.outcome ?? 'running'}"></span>`)}
   </div>`;
 }
 
@@ -275,7 +292,8 @@ function runItem(d: PageData, job: string, r: RunRow, tz: string): Html {
   const outcome = r.outcome ?? 'running';
   const href = `/jobs/${encodeURIComponent(job)}/runs/${r.id}`;
   return html`<li id="run-${r.id}">
-    <a href="${href}"><strong>#${r.id}</strong></a> <span class="outcome-${outcome}">${outcome}</span> · ${r.trigger} · started
+    <a href="${href}"><strong>#${r.id}</strong></a> <span class="outcome-${outcome} tone-${runTone(r.outcome)}">${outcome}</span> ·
+    ${r.trigger} · started
     ${r.started_at !== null ? when(r.started_at, tz, d.now) : 'not started'}${r.duration_ms !== null ? ` · ${seconds(r.duration_ms)}` : ''}
     ${r.reason ? html`<br />${r.reason}` : ''}
     ${
@@ -304,7 +322,7 @@ export function runPage(d: PageData, c: Chrome, job: string, id: number): string
       <dl class="facts">
         <dt>Outcome</dt>
         <dd>
-          <span class="outcome-${r.outcome ?? 'running'}">${r.outcome ?? 'running'}</span
+          <span class="outcome-${r.outcome ?? 'running'} tone-${runTone(r.outcome)}">${r.outcome ?? 'running'}</span
           >${r.exit_code !== null ? ` (exit code ${r.exit_code})` : ''}${r.signal ? ` (signal ${r.signal})` : ''}
         </dd>
         ${
@@ -381,7 +399,7 @@ function healItem(d: PageData, v: HealView, s: WebSessionRow | null): Html {
   const waiting = v.outcome === 'awaiting-approval';
   return html`<li id="${ref}" class="heal">
     <strong>${ref}</strong> <a href="/jobs/${encodeURIComponent(v.job)}">${v.job}</a> · rule ${v.rule ?? '—'} · level ${v.autonomy ?? '—'} ·
-    <span class="outcome-${outcome}">${outcome}</span> <br /><span class="muted"
+    <span class="outcome-${outcome} tone-${healTone(v.outcome)}">${outcome}</span> <br /><span class="muted"
       >alert ${refOf('alert', v.alert_id)} · began
       ${when(v.created_at, tz, d.now)}${v.answer ? ` · ${v.answer} by ${v.answered_by ?? 'an operator'}` : ''}</span
     >

@@ -79,30 +79,40 @@ class Refused extends Error {
 
 export class Dashboard {
   private server: Server | null = null;
-  private readonly hosts: Set<string>;
-  private readonly origins: Set<string>;
-  private readonly secure: boolean;
+  private hosts = new Set<string>();
+  private origins = new Set<string>();
+  private secure = false;
+  /** Behind https the cookie is `__Host-` prefixed: no other host or path can set one that shadows it. */
+  private cookieName = COOKIE;
   /** One message per session, shown by the next page it loads (the answer to a button). */
   private readonly flashes = new Map<number, { text: string; error: boolean }>();
   private loginHits: number[] = [];
   private readonly loginByClient = new Map<string, number[]>();
+  readonly listen: string;
+  publicUrl: string | null = null;
 
   constructor(private readonly o: DashboardOptions) {
-    const l = parseListen(o.listen);
-    if (!l) throw new Error(`dashboard.listen "${o.listen}" is not HOST:PORT`);
-    const hostPart = l.host.includes(':') ? `[${l.host}]` : l.host;
-    this.hosts = new Set([`${hostPart}:${l.port}`.toLowerCase()]);
-    // A loopback address has three names a browser on this machine (or at an SSH tunnel) may use.
-    if (['127.0.0.1', '::1', 'localhost'].includes(l.host))
-      for (const h of ['127.0.0.1', '[::1]', 'localhost']) this.hosts.add(`${h}:${l.port}`);
-    this.origins = new Set([...this.hosts].map((h) => `http://${h}`));
-    const pub = o.publicUrl ? publicOrigin(o.publicUrl) : null;
-    if (o.publicUrl && !pub) throw new Error(`dashboard.publicUrl "${o.publicUrl}" is not an address such as https://ops.shop.example`);
+    if (!parseListen(o.listen)) throw new Error(`dashboard.listen "${o.listen}" is not HOST:PORT`);
+    this.listen = o.listen;
+    this.setPublicUrl(o.publicUrl);
+  }
+
+  /** The names this server answers to: its listen address, and publicUrl's host when one is set. */
+  setPublicUrl(publicUrl: string | undefined): void {
+    const l = parseListen(this.listen)!;
+    const pub = publicUrl ? publicOrigin(publicUrl) : null;
+    if (publicUrl && !pub) throw new Error(`dashboard.publicUrl "${publicUrl}" is not an address such as https://ops.shop.example`);
+    // The URL parser writes a host as browsers send it (no default port, IPv6 in canonical form).
+    const own = new URL(`http://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`);
+    this.hosts = new Set([own.host.toLowerCase()]);
+    this.origins = new Set([own.origin.toLowerCase()]);
     this.secure = pub?.protocol === 'https:';
+    this.cookieName = this.secure ? `__Host-${COOKIE}` : COOKIE;
     if (pub) {
       this.hosts.add(pub.host.toLowerCase());
       this.origins.add(pub.origin.toLowerCase());
     }
+    this.publicUrl = publicUrl ?? null;
   }
 
   async start(): Promise<{ host: string; port: number }> {
@@ -117,6 +127,8 @@ export class Dashboard {
       server.once('error', reject);
       server.listen(l.port, l.host, () => {
         server.off('error', reject);
+        // An error after the start (an accept that fails for want of descriptors) is said, not fatal.
+        server.on('error', (err) => this.o.log.error({ err: errorMessage(err) }, 'the dashboard server reported an error'));
         resolve();
       });
     });
@@ -182,12 +194,18 @@ export class Dashboard {
 
     const now = this.o.now();
     const d = this.o.data();
-    const session = sessionOf(d.store, cookieOf(req, COOKIE), now);
+    let session: WebSessionRow | null = null;
+    let token: string | undefined;
+    for (const t of cookiesOf(req, this.cookieName)) {
+      session = sessionOf(d.store, t, now);
+      token = t;
+      if (session) break;
+    }
     if (!session) {
       if (method === 'POST') throw new Refused(403, 'You are not logged in, so nothing was changed. Run nightshift login on the server.');
       return this.send(res, 401, notLoggedInPage({ title: 'Not logged in', session: null }));
     }
-    const renew = this.cookie(sessionTokenOf(req), session);
+    const renew = this.cookie(token, session);
 
     if (method === 'POST') {
       this.checkOrigin(req);
@@ -203,7 +221,7 @@ export class Dashboard {
       try {
         flash = { text: await this.act(path, session), error: false };
       } catch (err) {
-        if (err instanceof Refused && err.status === 404) throw err;
+        if (err instanceof Refused) throw err;
         if (!(err instanceof ActionRefused))
           this.o.log.error({ err: errorMessage(err), path, by: actorOf(session) }, 'a dashboard button failed');
         flash = { text: errorMessage(err), error: true };
@@ -292,7 +310,7 @@ export class Dashboard {
     if (!token) return {};
     const maxAge = Math.max(0, Math.floor((s.expires_at - this.o.now()) / 1000));
     return {
-      'Set-Cookie': `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.min(maxAge, SESSION_TTL_MS / 1000)}${this.secure ? '; Secure' : ''}`,
+      'Set-Cookie': `${this.cookieName}=${token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.min(maxAge, SESSION_TTL_MS / 1000)}${this.secure ? '; Secure' : ''}`,
     };
   }
 
@@ -330,15 +348,15 @@ function decodePart(part: string): string {
   }
 }
 
-function cookieOf(req: IncomingMessage, name: string): string | undefined {
+/** Every value sent for the cookie: another local server may have set one of the same name that shadows ours. */
+function cookiesOf(req: IncomingMessage, name: string): string[] {
+  const found: string[] = [];
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+    if (i > 0 && part.slice(0, i).trim() === name) found.push(part.slice(i + 1).trim());
   }
-  return undefined;
+  return found;
 }
-
-const sessionTokenOf = (req: IncomingMessage): string | undefined => cookieOf(req, COOKIE);
 
 /** Only a path of this site: never another origin, never "//evil.example". */
 function safeBack(back: string | null): string {

@@ -37,8 +37,8 @@ label { display: block; font-weight: 600; margin: .5rem 0 .25rem; }
 .state.ok { color: var(--ok); } .state.failing { color: var(--bad); } .state.waiting, .state.paused { color: var(--warn); } .state.disabled { color: var(--idle); }
 .strip { display: flex; flex-wrap: wrap; gap: 2px; margin: .35rem 0; }
 .strip span { display: inline-block; width: 8px; height: 18px; border-radius: 2px; background: var(--idle); }
-.strip .ok { background: var(--ok); } .strip .failed, .strip .timeout, .strip .killed { background: var(--bad); }
-.strip .wrong { background: var(--warn); } .strip .running { background: var(--info); }
+.strip .ok { background: var(--ok); } .strip .bad { background: var(--bad); }
+.strip .warn { background: var(--warn); } .strip .running { background: var(--info); }
 dl.facts { display: grid; grid-template-columns: minmax(6rem, max-content) 1fr; gap: .25rem .75rem; margin: .25rem 0; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-word; background: var(--bg); border: 1px solid var(--line);
@@ -46,8 +46,8 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-word; ba
 ul.plain { list-style: none; padding: 0; margin: 0; }
 ul.plain > li { border-top: 1px solid var(--line); padding: .5rem 0; }
 ol.steps { padding-left: 1.25rem; margin: .25rem 0; }
-.outcome-ok, .outcome-fixed-verified { color: var(--ok); font-weight: 600; }
-.outcome-failed, .outcome-timeout, .outcome-wrong, .outcome-killed, .outcome-rolled-back, .outcome-blocked, .outcome-rollback-failed { color: var(--bad); font-weight: 600; }
+.tone-ok, .tone-bad, .tone-warn { font-weight: 600; }
+.tone-ok { color: var(--ok); } .tone-bad { color: var(--bad); } .tone-warn { color: var(--warn); }
 .kill-on { background: var(--bad); color: #fff; padding: .75rem 1rem; border-radius: .5rem; font-weight: 600; }
 footer { margin-top: 2rem; color: var(--muted); font-size: .9rem; }
 `;

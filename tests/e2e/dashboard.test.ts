@@ -218,6 +218,25 @@ describe('logging in', () => {
     expect(none.stderr).toContain('the daemon is not running');
   });
 
+  it('a policy reload moves the dashboard without a moment of the port free; a new publicUrl keeps the socket', async () => {
+    const d = await dashboard({});
+    const policy = join(d.home, 'protected', 'policy.yaml');
+    const served = () => d.lines().filter((l) => l.msg === 'dashboard listening').length;
+    expect(served()).toBe(1);
+    writeFileSync(policy, `timezone: UTC\ndashboard: { listen: "127.0.0.1:${d.port}", publicUrl: "https://ops.shop.example" }\n`);
+    await d.waitLog((l) => l.msg === 'dashboard address changed', WAIT_MS, 'publicUrl applied');
+    expect(served()).toBe(1); // the same socket
+    expect((await rawRequest(d.port, 'GET', '/', { host: 'ops.shop.example' })).status).toBe(401);
+    const link = await loginLink(d);
+    expect(link).toMatch(/^https:\/\/ops\.shop\.example\/login\//);
+    const moved = await freePort();
+    writeFileSync(policy, `timezone: UTC\ndashboard: { listen: "127.0.0.1:${moved}" }\n`);
+    await waitFor(() => served() === 2, WAIT_MS, 'the dashboard on its new port');
+    expect((await rawRequest(moved, 'GET', '/', { host: `127.0.0.1:${moved}` })).status).toBe(401);
+    await expect(rawRequest(d.port, 'GET', '/', { host: `127.0.0.1:${d.port}` })).rejects.toThrow(/ECONNREFUSED/);
+    expect((await loginLink(d)).startsWith(`http://127.0.0.1:${moved}/login/`)).toBe(true);
+  });
+
   it('login attempts are rate-limited', async () => {
     const d = await dashboard({});
     const statuses: number[] = [];
@@ -349,19 +368,19 @@ describe('approvals and buttons', () => {
     // A second press while the first run is under way: said as not started, with the supervisor's reason.
     await page.goto(`${d.url}/jobs/slow`);
     await page.getByRole('button', { name: 'Run now' }).click();
-    expect(await page.locator('.flash').textContent()).toMatch(/^slow: run #\d+ started/);
+    expect(await page.locator('.flash').textContent()).toMatch(/^slow: run #\d+ started, by web/);
     await page.getByRole('button', { name: 'Run now' }).click();
-    expect(await page.locator('.flash.error').textContent()).toMatch(/^slow was not started: the previous run \(#\d+\) is still running/);
+    expect(await page.locator('.flash.error').textContent()).toMatch(/^slow was not started \(the previous run \(#\d+\) is still running/);
     expect(events(d, 'run-now').map((e) => e.message)).toEqual([
       expect.stringMatching(/^job slow run now by web \(desk\): run #\d+ started$/),
-      expect.stringMatching(/^job slow run now by web \(desk\): not started: the previous run/),
+      expect.stringMatching(/^job slow run now by web \(desk\): not started \(the previous run/),
     ]);
     await page.goto(`${d.url}/`);
     await page.getByRole('link', { name: 'job1' }).click();
     await expect(page.locator('h1').textContent()).resolves.toBe('job1');
     expect(await page.locator('dd').first().textContent()).toContain('03:00');
     await page.getByRole('button', { name: 'Run now' }).click();
-    expect(await page.locator('.flash').textContent()).toMatch(/^job1: run #\d+ started \(by web \(desk\)\)/);
+    expect(await page.locator('.flash').textContent()).toMatch(/^job1: run #\d+ started, by web \(desk\)/);
     await reloadUntil(page, async () => (await page.locator('.outcome-ok').count()) > 0, WAIT_MS, 'the run ok');
     expect(query(d.state, "SELECT trigger, outcome FROM runs WHERE job = 'job1'")).toEqual([{ trigger: 'manual', outcome: 'ok' }]);
     await page.getByRole('button', { name: 'Pause' }).click();

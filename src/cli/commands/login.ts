@@ -48,9 +48,17 @@ export const loginCommand: Command = {
         );
         return EXIT.unreachable;
       }
-      if (!live.dashboard?.listening) {
+      const served = live.dashboard;
+      if (!served?.listening) {
         ctx.io.err(
           `nightshift login: the daemon does not serve its dashboard on ${d.listen} now (nightshift's log and the journal say why: is the port taken?); no link was made`,
+        );
+        return EXIT.unhealthy;
+      }
+      // The link must point where the daemon itself listens, not where a policy not yet applied says.
+      if (served.listen !== d.listen || (served.publicUrl ?? undefined) !== d.publicUrl) {
+        ctx.io.err(
+          `nightshift login: the daemon serves the dashboard at ${served.publicUrl ?? served.listen}, but policy.yaml says ${d.publicUrl ?? d.listen} (a change not applied yet, or an invalid policy: nightshift validate); no link was made`,
         );
         return EXIT.unhealthy;
       }

@@ -942,6 +942,13 @@ const POLICY_CASES: Case[] = [
     says: ['must be https'],
   },
   {
+    name: 'dashboard listen on a name (two addresses: the daemon would hold one)',
+    text: yaml('dashboard:', '  listen: localhost:9000'),
+    line: 2,
+    field: 'dashboard.listen',
+    says: ['expected an IP address, not a name'],
+  },
+  {
     name: 'dashboard publicUrl with a path',
     text: yaml('dashboard:', '  publicUrl: https://ops.shop.example/nightshift'),
     line: 2,
@@ -960,7 +967,6 @@ describe('policy: the dashboard', () => {
     expect(DEFAULT_POLICY.dashboard).toEqual({ listen: '127.0.0.1:8787' });
     expect(ok('dashboard: { listen: "off" }')).toEqual({ listen: 'off' });
     expect(ok('dashboard: { listen: "[::1]:9000" }')).toEqual({ listen: '[::1]:9000' });
-    expect(ok('dashboard: { listen: "localhost:9000" }')).toEqual({ listen: 'localhost:9000' });
     expect(ok('dashboard: { listen: "0.0.0.0:8787", publicUrl: "https://ops.shop.example/" }')).toEqual({
       listen: '0.0.0.0:8787',
       publicUrl: 'https://ops.shop.example',

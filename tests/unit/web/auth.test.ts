@@ -95,11 +95,18 @@ describe('a full disk', () => {
   it('does not end a session: a renewal that cannot be written leaves the expiry it had', () => {
     const s = store();
     const { token, session } = redeemLink(s, tokenOf(createLoginLink(s, DEFAULT_POLICY, T0).url), 'phone', T0)!;
-    // every write now fails, as on a full disk; reads go on
-    s.db.pragma('query_only = ON');
+    // The renewal's write fails as SQLite fails on a full disk (SQLITE_FULL); reads go on.
+    const full = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    s.web.touch = () => {
+      throw full;
+    };
     const later = T0 + 2 * RENEW_EVERY_MS;
-    expect(() => s.web.touch(session.id, later, later + SESSION_TTL_MS)).toThrow();
     expect(sessionOf(s, token, later)).toMatchObject({ id: session.id, expires_at: session.expires_at });
+    // Any other failure is a fault, and is not hidden.
+    s.web.touch = () => {
+      throw Object.assign(new Error('attempt to write a readonly database'), { code: 'SQLITE_READONLY' });
+    };
+    expect(() => sessionOf(s, token, later)).toThrow(/readonly/);
     s.close();
   });
 });
