@@ -26,7 +26,12 @@ describe('runner', () => {
   });
 
   it('interleaves stdout and stderr in one log and reports a failing exit code', async () => {
-    const j = job('mixed', { shell: 'echo out1; echo err1 >&2; sleep 0.05; echo out2; exit 3' });
+    // out2 is printed only once err1 is in the log: the order is the job's, not a race of two pipes
+    // on a busy machine (a fixed 50 ms pause lost that race once in CI).
+    const log = join(dir, `${seq + 1}.log`);
+    const j = job('mixed', {
+      shell: `echo out1; echo err1 >&2; i=0; while ! grep -q err1 '${log}' && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done; echo out2; exit 3`,
+    });
     const p = run(j);
     const r = await p.done;
     expect(r.outcome).toBe('failed');
