@@ -479,7 +479,11 @@ describe('DigestService', () => {
     expect(mail.headers.to).toContain('ops@example.com');
     expect(mail.headers.subject).toBe(`nightshift ${tomorrow}: Nothing needs you: all 2 jobs healthy`);
     expect(mail.text.split('\n')[0]).toBe('Nothing needs you: all 2 jobs healthy');
-    expect(mail.text).toContain('Jobs\n----\n- 25 runs of 2 jobs scheduled in the next 24 hours\n');
+    // b runs on the hour: composed on the very millisecond of midnight, its 24 h hold 01:00 … 23:00
+    // only (the next midnight is the end, not in it); a millisecond later they hold that midnight too.
+    const composed = t.store.digests.get(tomorrow)!.created_at;
+    const runs = 1 + (composed % 3_600_000 === 0 ? 23 : 24);
+    expect(mail.text).toContain(`Jobs\n----\n- ${runs} runs of 2 jobs scheduled in the next 24 hours\n`);
     expect(mail.html).toContain('<h1 style="font-size: 20px">Nothing needs you: all 2 jobs healthy</h1>');
     // One message, two renderings of it: a client shows the HTML and falls back to the text.
     expect(mail.headers['content-type']).toMatch(/^multipart\/alternative;\s*boundary=/);
