@@ -731,8 +731,9 @@ export class Daemon {
       this.dashboard = dash;
       this.dashboardAt = key;
       await old?.stop().catch(() => {});
-      this.log.info({ listen: d.listen, publicUrl: d.publicUrl }, 'dashboard listening');
+      // The journal first: whoever reads the log line may look for the row at once.
       if (retrying) this.store.journal.record(this.clock.now(), 'dashboard-listening', null, `the dashboard listens on ${d.listen} again`);
+      this.log.info({ listen: d.listen, publicUrl: d.publicUrl }, 'dashboard listening');
     } catch (err) {
       const code = errorCode(err);
       if (!retrying) {
@@ -745,8 +746,8 @@ export class Daemon {
                 ? 'this machine has no such address: correct dashboard.listen in protected/policy.yaml'
                 : 'correct dashboard.listen or dashboard.publicUrl in protected/policy.yaml';
         const message = `the dashboard could not listen on ${d.listen} (${errorMessage(err)}); jobs and heals run on without it, and nightshift login gives no link meanwhile. ${why}${old ? '. The dashboard stays where it was' : ''}`;
-        this.log.error({ listen: d.listen, err: errorMessage(err) }, message);
         this.store.journal.record(this.clock.now(), 'dashboard-failed', null, message);
+        this.log.error({ listen: d.listen, err: errorMessage(err) }, message);
       }
       // The old server, if any, keeps serving at the old address until the new one can be had.
       if (code === 'EADDRINUSE')
