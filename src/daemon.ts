@@ -111,6 +111,8 @@ export class Daemon {
     try {
       this.store = Store.open(paths.db, { log });
       this.store.held.events.on('disk-full', (ev) => this.diskFullChanged(ev));
+      // Every row a page may show, as it is written: the open dashboard pages hear of it at once.
+      this.store.sql.onChange((c) => this.dashboard?.push(c));
       const downSince = this.store.life.lastActivityAt();
       this.supervisor = new Supervisor({
         store: this.store,
@@ -585,6 +587,7 @@ export class Daemon {
     const before = this.lastKill;
     this.lastKill = now;
     if (before && before.halted === now.halted && before.switchOn === now.switchOn) return;
+    this.dashboard?.push({ what: 'kill', job: null });
     // The switch itself is a flip; an invalid policy halts too, but LiveConfig says so as what it is.
     if (!before || before.switchOn !== now.switchOn) {
       this.log.warn(

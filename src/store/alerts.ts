@@ -45,6 +45,7 @@ export class Alerts {
              WHERE id = @id`,
           )
           .run({ ...row, id: open.id });
+        this.sql.changed('alert', a.job ?? null);
         return { alert: this.get(open.id)!, isNew: false };
       }
       const info = this.sql
@@ -53,6 +54,7 @@ export class Alerts {
            VALUES (@fingerprint, @job, @kind, @at, @at, @message, @runId, @exitCode, @outputTail, @foldedUnder)`,
         )
         .run(row);
+      this.sql.changed('alert', a.job ?? null);
       return { alert: this.get(Number(info.lastInsertRowid))!, isNew: true };
     });
   }
@@ -94,12 +96,14 @@ export class Alerts {
     this.sql.tx(() => {
       for (const a of open) stmt.run(at, resolution, a.id);
     });
+    if (open.length) this.sql.changed('alert', job);
     return open.map((a) => this.get(a.id)!);
   }
 
   /** A resolved alert's resolution, credited to what actually ended it (a heal that was verified). */
   credit(id: number, resolution: string): void {
     this.sql.stmt('UPDATE alerts SET resolution = ? WHERE id = ? AND resolved_at IS NOT NULL').run(resolution, id);
+    this.sql.changed('alert', this.get(id)?.job ?? null);
   }
 
   /** Open alerts folded under any alert of `dependency`: unfolded and returned. */
@@ -108,10 +112,12 @@ export class Alerts {
       .stmt("SELECT * FROM alerts WHERE resolved_at IS NULL AND folded_under LIKE ? ESCAPE '\\'")
       .all(`${dependency.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`) as AlertRow[];
     for (const a of rows) this.sql.stmt('UPDATE alerts SET folded_under = NULL WHERE id = ?').run(a.id);
+    if (rows.length) this.sql.changed('alert', null);
     return rows.map((a) => ({ ...a, folded_under: null }));
   }
 
   fold(id: number, under: string): void {
     this.sql.stmt('UPDATE alerts SET folded_under = ? WHERE id = ?').run(under, id);
+    this.sql.changed('alert', null);
   }
 }

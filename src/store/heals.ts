@@ -18,6 +18,7 @@ export class Heals {
           .run(a.alertId, a.fingerprint, a.job, a.now).lastInsertRowid,
       );
       this.sql.stmt('INSERT INTO heal_steps (attempt_id, step, started_at) VALUES (?, ?, ?)').run(id, 'kill-switch', a.now);
+      this.sql.changed('heal', a.job);
       return id;
     });
   }
@@ -46,6 +47,7 @@ export class Heals {
         )
         .run(detail, result ?? null, id);
       if (Object.keys(fields).length) this.update(id, fields);
+      else this.tell(id);
     });
   }
 
@@ -66,6 +68,7 @@ export class Heals {
   recordFiles(id: number, files: HealFiles): void {
     const value = 'error' in files ? { error: files.error.slice(0, 1000) } : files;
     this.sql.stmt('UPDATE heal_attempts SET files = ? WHERE id = ?').run(JSON.stringify(value), id);
+    this.tell(id);
   }
 
   /**
@@ -86,6 +89,12 @@ export class Heals {
     if (keys.length === 0) return;
     const sql = `UPDATE heal_attempts SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`;
     this.sql.stmt(sql).run({ ...Object.fromEntries(keys.map((k) => [k, (fields as Record<string, unknown>)[k] ?? null])), id });
+    this.tell(id);
+  }
+
+  private tell(id: number): void {
+    if (this.sql.listened)
+      this.sql.changed('heal', (this.sql.stmt('SELECT job FROM heal_attempts WHERE id = ?', 'pluck').get(id) as string) ?? null);
   }
 
   forAlert(alertId: number): HealAttemptRow[] {

@@ -26,12 +26,14 @@ export class Heartbeats {
               WHERE NOT EXISTS (SELECT 1 FROM heartbeats WHERE id = (${last}) AND kind = 'success' AND source = 'file')`,
         params: { job, at },
       });
+      this.sql.changed('ping', job);
       return;
     }
     this.held.durable({
       sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)',
       params: [job, kind, at, source, durationMs],
     });
+    this.sql.changed('ping', job);
   }
 
   last(job: string, kind?: HeartbeatRow['kind']): HeartbeatRow | undefined {

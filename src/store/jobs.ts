@@ -43,5 +43,6 @@ export class JobStates {
       // Resuming starts the clock afresh: the time spent paused is not "missed".
       this.sql.stmt('UPDATE job_state SET paused = 0, paused_at = NULL, cursor = max(cursor, ?) WHERE job = ?').run(now, job);
     }
+    this.sql.changed('job', job);
   }
 }

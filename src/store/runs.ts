@@ -50,6 +50,7 @@ export function writeRun(sql: Sql, jobs: JobStates, row: Omit<RunRow, 'id'>, cur
       .run(row);
     if (info.changes === 0) return null;
     if (cursorTo != null && row.scheduled_for != null) jobs.advance(row.job, cursorTo, row.created_at);
+    sql.changed('run', row.job);
     return Number(info.lastInsertRowid);
   });
 }
@@ -121,6 +122,8 @@ export class Runs {
     const sql = `UPDATE runs SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`;
     const wasHeld = this.held.durable({ sql, params: { ...patch, id: real }, runId: real, patch });
     if (wasHeld && patch.ended_at != null) this.held.finishedLater(real);
+    if (this.sql.listened)
+      this.sql.changed('run', (this.sql.stmt('SELECT job FROM runs WHERE id = ?', 'pluck').get(real) as string) ?? null);
   }
 
   markStarted(id: number, pgid: number | null, logPath: string, startedAt: number): void {

@@ -3,8 +3,17 @@ import type Database from 'better-sqlite3';
 
 export class StoreError extends Error {}
 
+/** What changed, for whoever shows it live (the dashboard's open pages): a kind of row and its job. */
+export type ChangeKind = 'run' | 'alert' | 'heal' | 'job' | 'ping';
+export interface Change {
+  what: ChangeKind;
+  /** null: not known without a read, or not one job's. */
+  job: string | null;
+}
+
 export class Sql {
   private readonly statements = new Map<string, Database.Statement>();
+  private listener: ((c: Change) => void) | null = null;
 
   constructor(readonly db: Database.Database) {}
 
@@ -23,6 +32,30 @@ export class Sql {
       this.statements.set(key, s);
     }
     return s;
+  }
+
+  /** One listener hears of every change a repository reports (the daemon's, for the dashboard). */
+  onChange(fn: (c: Change) => void): () => void {
+    this.listener = fn;
+    return () => {
+      if (this.listener === fn) this.listener = null;
+    };
+  }
+
+  /** Whether anyone listens: a repository reads the job of a row only then. */
+  get listened(): boolean {
+    return this.listener !== null;
+  }
+
+  /** Told by a repository after it wrote; a listener's failure never reaches the writer. */
+  changed(what: ChangeKind, job: string | null): void {
+    const l = this.listener;
+    if (!l) return;
+    try {
+      l({ what, job });
+    } catch {
+      // the listener reports its own failures; a write has happened and must not look failed
+    }
   }
 
   /** Runs fn in one transaction (nested: a savepoint of the caller's). */

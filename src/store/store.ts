@@ -45,6 +45,7 @@ export type {
 export type { WebLinkRow, WebSessionRow } from './web.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export { StoreError } from './sql.js';
+export type { Change, ChangeKind } from './sql.js';
 
 export class Store {
   readonly sql: Sql;

@@ -32,6 +32,8 @@ export interface Chrome {
   title: string;
   session: WebSessionRow | null;
   flash?: { text: string; error: boolean } | null;
+  /** What the open page follows live: "all", "job:NAME" (that job's pages); null or absent: nothing. */
+  live?: string | null;
 }
 
 const DAY_MS = 24 * 3600_000;
@@ -82,10 +84,11 @@ export function layout(c: Chrome, body: Html): string {
         <meta name="referrer" content="same-origin" />
         <title>${c.title} · nightshift</title>
         <link rel="stylesheet" href="/style.css" />
+        ${c.live && c.session ? html`<script src="/live.js" defer></script>` : ''}
       </head>
-      <body>
+      <body${c.live && c.session ? html` data-live="${c.live}"` : ''}>
         <header class="top"><span class="brand">nightshift</span>${nav}</header>
-        <main>${flash}${body}</main>
+        <main>${flash}<div id="live">${body}</div></main>
       </body>
     </html>`.text;
 }

@@ -10,7 +10,8 @@ import type { Logger } from '../log.js';
 import { errorMessage } from '../errors.js';
 import { parseRef } from '../model.js';
 import type { WebSessionRow } from '../store/store.js';
-import { actorOf, cleanLabel, COOKIE, linkProblem, redeemLink, sameSecret, sessionOf, SESSION_TTL_MS } from './auth.js';
+import { actorOf, cleanLabel, COOKIE, linkProblem, redeemLink, sameSecret, sessionOf, SESSION_TTL_MS, tokenHash } from './auth.js';
+import { LIVE_SCRIPT, LiveStreams, type LiveChange } from './live.js';
 import {
   alertsPage,
   healsPage,
@@ -59,7 +60,7 @@ const LOGIN_WINDOW_MS = 60_000;
 
 const HEADERS = {
   'Content-Security-Policy':
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'same-origin',
@@ -87,6 +88,7 @@ export class Dashboard {
   /** One message per session, shown by the next page it loads (the answer to a button). */
   private readonly flashes = new Map<number, { text: string; error: boolean }>();
   private loginHits: number[] = [];
+  private readonly live = new LiveStreams();
   private readonly loginByClient = new Map<string, number[]>();
   readonly listen: string;
   publicUrl: string | null = null;
@@ -139,9 +141,25 @@ export class Dashboard {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = null;
+    this.live.close();
     if (!s) return;
     s.closeAllConnections();
     await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  /** Tells the open pages that something they may show changed (they fetch themselves again). */
+  push(c: LiveChange): void {
+    this.live.push(c);
+  }
+
+  /** Ends the live streams of a session that was revoked (of every session: none given). */
+  endStreams(session?: number): void {
+    this.live.endSession(session);
+  }
+
+  /** How many pages are open live (the bench and the tests read it). */
+  get liveStreams(): number {
+    return this.live.size;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -187,6 +205,7 @@ export class Dashboard {
     if (method !== 'GET' && method !== 'POST') throw new Refused(405, `${method} is not used here.`);
 
     if (path === '/style.css' && method === 'GET') return this.send(res, 200, STYLE, 'text/css; charset=utf-8');
+    if (path === '/live.js' && method === 'GET') return this.send(res, 200, LIVE_SCRIPT, 'text/javascript; charset=utf-8');
     if (path === '/favicon.ico') return this.send(res, 404, '', 'text/plain');
 
     const login = /^\/login\/([^/]+)$/.exec(path);
@@ -230,22 +249,38 @@ export class Dashboard {
       return this.redirect(res, back, renew);
     }
 
-    const chrome: Chrome = { title: 'Overview', session, flash: this.flashes.get(session.id) ?? null };
-    this.flashes.delete(session.id);
+    if (path === '/events' && method === 'GET') {
+      const t = token!;
+      const web = d.store.web;
+      // Never renewing: a tab left open is not a person using the session.
+      return this.live.open(res, session.id, () => web.session(tokenHash(t), this.o.now()) !== undefined, { ...HEADERS, ...renew });
+    }
+
+    // A live page fetching itself leaves the flash for the page the person loads next.
+    const refetch = req.headers['x-nightshift-live'] === '1';
+    const chrome: Chrome = { title: 'Overview', session, flash: refetch ? null : (this.flashes.get(session.id) ?? null), live: 'all' };
+    if (!refetch) this.flashes.delete(session.id);
     let page: string | null;
     let m: RegExpExecArray | null;
     if (path === '/') page = overviewPage(d, chrome);
     else if (path === '/alerts') page = alertsPage(d, { ...chrome, title: 'Alerts' });
     else if (path === '/heals') page = healsPage(d, { ...chrome, title: 'Heals' });
-    else if (path === '/kill/off') page = killOffPage(d, { ...chrome, title: 'Kill switch' });
-    else if ((m = /^\/jobs\/([^/]+)\/runs\/(\d+)$/.exec(path)))
-      page = runPage(d, { ...chrome, title: 'Run' }, decodePart(m[1]!), Number(m[2]));
-    else if ((m = /^\/jobs\/([^/]+)$/.exec(path))) {
+    else if (path === '/kill/off') page = killOffPage(d, { ...chrome, title: 'Kill switch', live: null });
+    else if ((m = /^\/jobs\/([^/]+)\/runs\/(\d+)$/.exec(path))) {
       const name = decodePart(m[1]!);
-      page = jobPage(d, { ...chrome, title: name }, name, this.o.describe);
+      page = runPage(d, { ...chrome, title: 'Run', live: `job:${name}` }, name, Number(m[2]));
+    } else if ((m = /^\/jobs\/([^/]+)$/.exec(path))) {
+      const name = decodePart(m[1]!);
+      page = jobPage(d, { ...chrome, title: name, live: `job:${name}` }, name, this.o.describe);
     } else page = null;
     if (page === null)
-      return this.send(res, 404, messagePage({ ...chrome, title: 'Not found' }, 'Not found', `Nothing is at ${path}.`), undefined, renew);
+      return this.send(
+        res,
+        404,
+        messagePage({ ...chrome, title: 'Not found', live: null }, 'Not found', `Nothing is at ${path}.`),
+        undefined,
+        renew,
+      );
     this.send(res, 200, page, undefined, renew);
   }
 

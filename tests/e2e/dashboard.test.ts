@@ -467,7 +467,8 @@ describe('hostile text and foreign requests', () => {
     expect(out).not.toContain('\u202e');
     for (const path of ['/', '/alerts', '/heals', '/jobs/evil', new URL(page.url()).pathname]) {
       await page.goto(`${d.url}${path}`);
-      expect(await page.locator('script').count()).toBe(0);
+      // Our one script (live updates, from this origin) and nothing the output brought.
+      expect(await page.locator('script:not([src="/live.js"])').count()).toBe(0);
       expect(await page.locator('main img').count()).toBe(0);
     }
     expect(dialogs).toEqual([]);
@@ -642,5 +643,52 @@ describe('on a phone', () => {
     const db = new Database(join(d.state, 'nightshift.db'), { readonly: true });
     expect(db.prepare("SELECT paused FROM job_state WHERE job = 'ad-report'").get()).toEqual({ paused: 1 });
     db.close();
+  });
+});
+
+describe('live pages', () => {
+  it('a run started elsewhere, a pause and the kill switch show on open pages without a reload; the stream needs a session', async () => {
+    const d = await dashboard({ tick: 'command: ["sh", "-c", "echo tick-output"]\n', other: 'command: ["true"]\n' });
+    // No session, no stream: an anonymous page of this machine learns nothing.
+    const anon = await fetch(`${d.url}/events`);
+    expect(anon.status).toBe(401);
+    expect(anon.headers.get('content-type')).not.toContain('event-stream');
+
+    const overview = await newPage();
+    await logIn(overview, await loginLink(d), 'live');
+    const job = await overview.context().newPage();
+    await job.goto(`${d.url}/jobs/tick`);
+    for (const p of [overview, job]) {
+      await p.locator('body[data-live-state="open"]').waitFor({ timeout: WAIT_MS });
+      // A mark that a reload would wipe: it must still be there after the update.
+      await p.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+    }
+    expect(await overview.locator('.job .strip span').count()).toBe(0);
+    expect(await job.locator('a[href^="/jobs/tick/runs/"]').count()).toBe(0);
+
+    // A run from the command line, not from this page.
+    expect((await ns(d, 'run', 'tick')).exitCode).toBe(0);
+    await job.locator('a[href^="/jobs/tick/runs/"]').first().waitFor({ timeout: WAIT_MS });
+    await overview.locator('.job .strip span.ok').first().waitFor({ timeout: WAIT_MS });
+
+    // Paused from the command line: both pages say so.
+    expect((await ns(d, 'pause', 'tick')).exitCode).toBe(0);
+    await waitFor(async () => (await job.locator('#live').textContent())!.includes('paused'), WAIT_MS, 'the job page to say paused');
+    // The kill switch, a file and not a row: the overview shows it on.
+    expect((await ns(d, 'kill', 'on')).exitCode).toBe(0);
+    await waitFor(
+      async () => (await overview.locator('#verdict').textContent())!.toLowerCase().includes('kill switch'),
+      WAIT_MS,
+      'the verdict to name the kill switch',
+    );
+
+    for (const p of [overview, job]) expect(await p.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
+    // The one script of ours, from this origin; the CSP allows nothing inline.
+    expect(await overview.locator('script').evaluateAll((s) => s.map((e) => e.getAttribute('src')))).toEqual(['/live.js']);
+
+    // Revoked: the stream's page learns it at its next fetch and stops listening.
+    expect((await ns(d, 'login', '--revoke-all')).exitCode).toBe(0);
+    expect((await ns(d, 'kill', 'off')).exitCode).toBe(0);
+    await overview.locator('body[data-live-state="ended"]').waitFor({ timeout: WAIT_MS });
   });
 });
