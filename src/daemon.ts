@@ -182,7 +182,14 @@ export class Daemon {
       this.watchdog.events.on('alert', ({ alert, isNew }) => {
         // Only a new, unfolded alert may interrupt a human, and only if the policy allows its kind.
         if (isNew && alert.folded_under === null) {
-          this.pager?.page({ event: 'alert', kind: alert.kind, fingerprint: alert.fingerprint, job: alert.job, message: alert.message });
+          this.pager?.page({
+            event: 'alert',
+            kind: alert.kind,
+            fingerprint: alert.fingerprint,
+            job: alert.job,
+            message: alert.message,
+            card: `/alerts#${refOf('alert', alert.id)}`,
+          });
         }
         this.healer?.alertChanged(alert);
       });

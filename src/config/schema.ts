@@ -349,6 +349,23 @@ export function publicOrigin(v: string): URL | null {
   }
 }
 
+/**
+ * The address people open the dashboard at: publicUrl's origin, or http:// and the listen
+ * address. Null when the dashboard is off. Login links, page events and the digest link from it.
+ */
+export function dashboardOrigin(policy: Pick<Policy, 'dashboard'>): string | null {
+  const d = policy.dashboard;
+  if (d.listen === 'off') return null;
+  // The origin, not the text as written: "https://ops.example/" must not give "https://ops.example//login".
+  return d.publicUrl ? (publicOrigin(d.publicUrl)?.origin ?? null) : `http://${d.listen}`;
+}
+
+/** A page of the dashboard ("/heals#H-4") as a full address; null when the dashboard is off. */
+export function dashboardLink(policy: Pick<Policy, 'dashboard'>, path: string): string | null {
+  const origin = dashboardOrigin(policy);
+  return origin === null ? null : `${origin}${path}`;
+}
+
 const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|\[::1\])$/;
 
 const publicUrl = z
@@ -499,12 +516,12 @@ export const PolicySchema = z.strictObject({
       .strictObject({
         allow: doc(
           z.array(z.string().min(1)).default([]),
-          "What may page: events (`protected-zone`, `heal-blocked`, `daemon-restart-loop`, `disk-full`), alert kinds (`missed`, `failed`, `hung`, `wrong`) or one job's alert (`db-backup:failed`). Everything else waits for the digest.",
+          "What may page: events (`protected-zone`, `heal-blocked`, `approval-requested`, `daemon-restart-loop`, `disk-full`), alert kinds (`missed`, `failed`, `hung`, `wrong`) or one job's alert (`db-backup:failed`). Everything else waits for the digest.",
           'page: { allow: [protected-zone, heal-blocked, daemon-restart-loop] }',
         ),
         command: doc(
           argv.optional(),
-          'The command that pages, with the event as JSON on its stdin (never in its arguments); at most once per event per hour, killed after 10s.',
+          'The command that pages, with the event as JSON on its stdin (never in its arguments): `event`, `fingerprint`, `job`, `message`, `at`, and `url`, the address of its card on the dashboard (null while the dashboard is off). At most once per event per hour, killed after 10s. deploy/README.md shows one that pushes to a phone with ntfy.',
           'page: { command: ["/usr/local/bin/notify-phone"] }',
         ),
       })

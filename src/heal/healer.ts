@@ -192,6 +192,7 @@ export class Healer {
             job: a.job,
             rule: a.rule,
             message: detail,
+            card: `/heals#${refOf('heal', a.id)}`,
           });
         if (a.snapshot_dir) await this.vault.drop(a.snapshot_dir);
         log.warn({ heal: a.id, job: a.job, step: a.step }, 'heal attempt interrupted by a stop: rolled back from its snapshot');
@@ -421,6 +422,7 @@ export class Healer {
           job: job.name,
           rule: matched.name,
           message: `${fp}: ${made} heal attempt(s) failed; ${alert.message}`,
+          card: `/heals#${refOf('heal', id)}`,
         });
         return;
       }
@@ -444,6 +446,17 @@ export class Healer {
           },
         );
         this.expiry.set(id, expires);
+        // Pushed to the phone only when the operator put it on page.allow: its url opens the card
+        // with Approve / Deny. The fingerprint is the attempt's: a second incident waits as its own card.
+        this.deps.page({
+          event: 'approval-requested',
+          fingerprint: `${fp}:approval-requested:${refOf('heal', id)}`,
+          job: job.name,
+          rule: matched.name,
+          heal: refOf('heal', id),
+          message: `${job.name}: the fix of rule ${matched.name} waits for your approval until ${this.timeFor(job.name, expires)} (${alert.message})`,
+          card: `/#${refOf('heal', id)}`,
+        });
         return;
       }
       await this.execute({ id, fp, alert, job, matched, level, signal });
@@ -671,6 +684,7 @@ export class Healer {
         job: job.name,
         rule: matched.name,
         message: detail,
+        card: `/heals#${refOf('heal', id)}`,
       });
     }
     // A rollback is one of the two attempts: the alert is looked at again (the cap and the
@@ -705,7 +719,13 @@ export class Healer {
       this.deps.log.error({ heal: row.id, err: errorMessage(again) }, 'heal: the failed rollback could not be recorded');
     }
     this.deps.log.error({ heal: row.id, job: row.job }, detail);
-    this.deps.page({ event: 'heal-blocked', fingerprint: `${row.fingerprint}:heal-blocked`, job: row.job, message: detail });
+    this.deps.page({
+      event: 'heal-blocked',
+      fingerprint: `${row.fingerprint}:heal-blocked`,
+      job: row.job,
+      message: detail,
+      card: `/heals#${refOf('heal', row.id)}`,
+    });
     if (zoneChanged.length)
       this.deps.page({
         event: 'protected-zone',
@@ -713,6 +733,7 @@ export class Healer {
         job: row.job,
         rule: row.rule,
         message: detail,
+        card: `/heals#${refOf('heal', row.id)}`,
       });
   }
 

@@ -18,7 +18,7 @@ import {
   type Launched,
   type Leash,
 } from '../run/launch.js';
-import type { Policy } from '../config/schema.js';
+import { dashboardLink, type Policy } from '../config/schema.js';
 import { isDiskFull, type Store } from '../store/store.js';
 import { DeadlineTimer } from '../schedule/timer.js';
 import { elapsedMs, type Clock } from '../clock.js';
@@ -209,6 +209,8 @@ export interface PageEvent {
   fingerprint: string;
   job?: string;
   message: string;
+  /** Its card on the dashboard ("/heals#H-4"; the overview when absent): sent as `url`, a full address. */
+  card?: string;
   [k: string]: unknown;
 }
 
@@ -323,7 +325,10 @@ export class Pager {
   private async run(id: number | null, command: string[], ev: PageEvent, now: number): Promise<void> {
     const { store, log } = this.deps;
     // Alert text is data: what relays the page (an SMS gateway, a chat) gets it inert too.
-    const payload = `${JSON.stringify({ ...ev, message: textAsData(ev.message), at: new Date(now).toISOString() })}\n`;
+    // `url` opens the card on the phone (null while the dashboard is off): an app like ntfy makes it a button.
+    const { card, ...rest } = ev;
+    const url = dashboardLink(this.deps.getPolicy(), card ?? '/');
+    const payload = `${JSON.stringify({ ...rest, message: textAsData(ev.message), at: new Date(now).toISOString(), url })}\n`;
     const r = await runBounded(command, {
       input: payload,
       timeoutMs: this.timeoutMs,

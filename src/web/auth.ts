@@ -2,7 +2,7 @@
 // label for the device) spends it and opens a 30-day session held in a cookie. Tokens are 256
 // random bits; the database keeps only their sha256, so reading it does not log anyone in.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Policy } from '../config/schema.js';
+import { dashboardOrigin, type Policy } from '../config/schema.js';
 import { oneLine } from '../text.js';
 import { isDiskFull, type Store, type WebSessionRow } from '../store/store.js';
 
@@ -20,13 +20,6 @@ export function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
-}
-
-/** The address people open: publicUrl, or http:// and the listen address. Null when the dashboard is off. */
-export function dashboardOrigin(policy: Policy): string | null {
-  const d = policy.dashboard;
-  if (d.listen === 'off') return null;
-  return d.publicUrl ?? `http://${d.listen}`;
 }
 
 /** A new one-time login link, valid LINK_TTL_MS. */

@@ -7,7 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import Database from 'better-sqlite3';
-import { cli, makeHome, query, startDaemon, tempDir, trackDaemons, waitFor, type DaemonProc } from '../support/helpers.js';
+import { cli, makeHome, pageCapture, query, startDaemon, tempDir, trackDaemons, waitFor, type DaemonProc } from '../support/helpers.js';
 import {
   freePort,
   launchBrowser,
@@ -690,5 +690,43 @@ describe('live pages', () => {
     expect((await ns(d, 'login', '--revoke-all')).exitCode).toBe(0);
     expect((await ns(d, 'kill', 'off')).exitCode).toBe(0);
     await overview.locator('body[data-live-state="ended"]').waitFor({ timeout: WAIT_MS });
+  });
+
+  it("a page event's url opens its card: an approval waiting (approval-requested) and an alert", async () => {
+    const work = tempDir('ns-dash-url-');
+    dirs.push(work);
+    const capture = pageCapture(work);
+    const d = await dashboard(
+      { a: 'command: ["sh", "-c", "echo out of space; exit 1"]\n' },
+      {
+        'gate-a': `match: { job: "a" }\nautonomy: gated\naction: { command: ["touch", "${work}/fixed"], touches: ["${work}/fixed"] }\nprobe: { command: ["test", "-e", "${work}/fixed"] }\n`,
+      },
+      `page:\n  allow: [approval-requested, failed]\n  command: ["${capture.command}"]\n`,
+    );
+    await ns(d, 'run', 'a');
+    const pages = await waitFor(
+      () => {
+        const p = capture.pages();
+        return p.some((e) => e.event === 'approval-requested') && p.some((e) => e.event === 'alert') ? p : null;
+      },
+      WAIT_MS,
+      'the approval and the alert paged',
+    );
+    const [heal] = attempts(d);
+    const [alert] = query<{ id: number }>(d.state, 'SELECT id FROM alerts');
+    const approval = pages.find((e) => e.event === 'approval-requested')!;
+    expect(approval).toMatchObject({ job: 'a', rule: 'gate-a', heal: `H-${heal!.id}`, url: `${d.url}/#H-${heal!.id}` });
+    expect(approval.message).toContain('waits for your approval');
+    expect(pages.find((e) => e.event === 'alert')).toMatchObject({ url: `${d.url}/alerts#A-${alert!.id}` });
+
+    const page = await newPage();
+    await logIn(page, await loginLink(d), 'phone');
+    await page.goto(String(approval.url));
+    const card = page.locator(':target');
+    expect(await card.getAttribute('id')).toBe(`H-${heal!.id}`);
+    await card.getByRole('button', { name: 'Approve' }).waitFor();
+    await page.goto(String(pages.find((e) => e.event === 'alert')!.url));
+    expect(await page.locator(':target').getAttribute('id')).toBe(`A-${alert!.id}`);
+    expect(await page.locator(':target').textContent()).toContain('exited with code 1');
   });
 });

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY } from '../../../src/config/home.js';
+import { dashboardLink } from '../../../src/config/schema.js';
 import { Store } from '../../../src/store/store.js';
 import {
   cleanLabel,
@@ -118,5 +119,20 @@ describe('device labels', () => {
     expect(cleanLabel('a\u001b[31mb')).toBe('a␛[31mb');
     expect(cleanLabel('   ')).toBeNull();
     expect(cleanLabel('x'.repeat(200))!.length).toBeLessThanOrEqual(61);
+  });
+});
+
+describe('dashboard addresses', () => {
+  it("a link starts at publicUrl's origin however it is written, or at the listen address; none while the dashboard is off", () => {
+    const s = store();
+    const withUrl = (publicUrl: string) => ({ ...DEFAULT_POLICY, dashboard: { ...DEFAULT_POLICY.dashboard, publicUrl } });
+    for (const written of ['https://ops.shop.example', 'https://ops.shop.example/']) {
+      expect(createLoginLink(s, withUrl(written), T0).url).toMatch(/^https:\/\/ops\.shop\.example\/login\/[A-Za-z0-9_-]{43}$/);
+      expect(dashboardLink(withUrl(written), '/heals#H-4')).toBe('https://ops.shop.example/heals#H-4');
+    }
+    expect(dashboardLink(DEFAULT_POLICY, '/')).toBe('http://127.0.0.1:8787/');
+    const off = { ...DEFAULT_POLICY, dashboard: { listen: 'off' } };
+    expect(dashboardLink(off, '/')).toBeNull();
+    expect(() => createLoginLink(s, off, T0)).toThrow(/the dashboard is off/);
   });
 });
