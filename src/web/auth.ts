@@ -26,13 +26,21 @@ export function sameSecret(a: string, b: string): boolean {
 export function dashboardOrigin(policy: Policy): string | null {
   const d = policy.dashboard;
   if (d.listen === 'off') return null;
-  return d.publicUrl ?? `http://${d.listen}`;
+  return originOf(d.listen, d.publicUrl);
 }
+
+/** The same address for a dashboard that is served (its listen address and publicUrl as in force now). */
+export const originOf = (listen: string, publicUrl: string | null | undefined): string => publicUrl ?? `http://${listen}`;
 
 /** A new one-time login link, valid LINK_TTL_MS. */
 export function createLoginLink(store: Store, policy: Policy, now: number): { url: string; expiresAt: number } {
   const origin = dashboardOrigin(policy);
   if (origin === null) throw new Error('the dashboard is off (policy.yaml: dashboard.listen: off)');
+  return createLinkAt(store, origin, now);
+}
+
+/** A new one-time login link to the dashboard at `origin`, valid LINK_TTL_MS ("add a device" on the dashboard itself). */
+export function createLinkAt(store: Store, origin: string, now: number): { url: string; expiresAt: number } {
   const token = newToken();
   const expiresAt = now + LINK_TTL_MS;
   store.web.addLink(tokenHash(token), now, expiresAt);
