@@ -195,7 +195,7 @@ describe('adding a device', () => {
     const desk = await newPage({ width: 1024 });
     await logIn(desk, await loginLink(d), 'desk');
     await desk.getByRole('link', { name: 'Devices' }).click();
-    await expect(desk.locator('h1').textContent()).resolves.toBe('Devices');
+    await desk.locator('h1', { hasText: 'Devices' }).waitFor();
     const deskId = sessionId(d, 'desk');
     expect(await desk.locator('li.session').count()).toBe(1);
     expect(await desk.locator(`#session-${deskId}`).textContent()).toContain('this device');
@@ -267,7 +267,8 @@ describe('adding a device', () => {
     // Log out: this device's own session ends, its cookie goes, and it shows the logged-out page.
     await desk.goto(`${d.url}/devices`);
     await desk.locator(`#session-${deskId}`).getByRole('button', { name: 'Log out' }).click();
-    await expect(desk.locator('h1').textContent()).resolves.toBe('Not logged in');
+    // (the page before the click has an h1 too: wait for the new one, not any)
+    await desk.locator('h1', { hasText: 'Not logged in' }).waitFor();
     expect(await desk.locator('.flash').textContent()).toContain('This device is logged out');
     expect((await desk.context().cookies()).find((c) => c.name === 'nightshift_session')).toBeUndefined();
     await desk.goto(`${d.url}/devices`);
