@@ -355,9 +355,13 @@ export function publicOrigin(v: string): URL | null {
  */
 export function dashboardOrigin(policy: Pick<Policy, 'dashboard'>): string | null {
   const d = policy.dashboard;
-  if (d.listen === 'off') return null;
+  return d.listen === 'off' ? null : originOf(d.listen, d.publicUrl);
+}
+
+/** The same for a dashboard being served, with the listen address and publicUrl it serves now. */
+export function originOf(listen: string, publicUrl: string | null | undefined): string {
   // The origin, not the text as written: "https://ops.example/" must not give "https://ops.example//login".
-  return d.publicUrl ? (publicOrigin(d.publicUrl)?.origin ?? null) : `http://${d.listen}`;
+  return publicUrl ? (publicOrigin(publicUrl)?.origin ?? publicUrl) : `http://${listen}`;
 }
 
 /** A page of the dashboard ("/heals#H-4") as a full address; null when the dashboard is off. */

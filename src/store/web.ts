@@ -74,4 +74,24 @@ export class WebAuth {
       return { sessions, links };
     })();
   }
+
+  /** Every live session (not revoked, not expired), the most recently used first. */
+  live(now: number): WebSessionRow[] {
+    return this.sql
+      .stmt('SELECT * FROM web_sessions WHERE revoked_at IS NULL AND expires_at > ? ORDER BY last_used_at DESC, id DESC')
+      .all(now) as WebSessionRow[];
+  }
+
+  /** A session by its id, live or ended. */
+  byId(id: number): WebSessionRow | undefined {
+    return this.sql.stmt('SELECT * FROM web_sessions WHERE id = ?').get(id) as WebSessionRow | undefined;
+  }
+
+  /** Ends one session at once; false when it had ended already (revoked or expired) or never was. */
+  revoke(id: number, now: number): boolean {
+    return (
+      this.sql.stmt('UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?').run(now, id, now)
+        .changes === 1
+    );
+  }
 }

@@ -26,6 +26,11 @@ export function sameSecret(a: string, b: string): boolean {
 export function createLoginLink(store: Store, policy: Policy, now: number): { url: string; expiresAt: number } {
   const origin = dashboardOrigin(policy);
   if (origin === null) throw new Error('the dashboard is off (policy.yaml: dashboard.listen: off)');
+  return createLinkAt(store, origin, now);
+}
+
+/** A new one-time login link to the dashboard at `origin`, valid LINK_TTL_MS ("add a device" on the dashboard itself). */
+export function createLinkAt(store: Store, origin: string, now: number): { url: string; expiresAt: number } {
   const token = newToken();
   const expiresAt = now + LINK_TTL_MS;
   store.web.addLink(tokenHash(token), now, expiresAt);

@@ -58,14 +58,14 @@ function healTone(outcome: string | null): 'ok' | 'bad' | 'warn' | 'running' | '
 }
 
 /** A time as every surface says it (the job's zone), with how far away it is. */
-function when(ms: number, tz: string, now: number): Html {
+export function when(ms: number, tz: string, now: number): Html {
   return html`<time datetime="${new Date(ms).toISOString()}">${ago(now - ms)}</time> <span class="muted">(${readableTime(ms, tz)})</span>`;
 }
 
 const csrfField = (s: WebSessionRow | null): Html => html`<input type="hidden" name="csrf" value="${s?.csrf ?? ''}" />`;
 
 /** A button that posts to `action`; `back` is where the answer is shown. */
-function button(s: WebSessionRow | null, action: string, label: string, back: string, cls = ''): Html {
+export function button(s: WebSessionRow | null, action: string, label: string, back: string, cls = ''): Html {
   return html`<form method="post" action="${action}">
     ${csrfField(s)}<input type="hidden" name="back" value="${back}" /><button type="submit" class="${cls}">${label}</button>
   </form>`;
@@ -73,7 +73,9 @@ function button(s: WebSessionRow | null, action: string, label: string, back: st
 
 export function layout(c: Chrome, body: Html): string {
   const nav = c.session
-    ? html`<nav aria-label="Pages"><a href="/">Overview</a><a href="/alerts">Alerts</a><a href="/heals">Heals</a></nav>`
+    ? html`<nav aria-label="Pages">
+        <a href="/">Overview</a><a href="/alerts">Alerts</a><a href="/heals">Heals</a><a href="/devices">Devices</a>
+      </nav>`
     : '';
   const flash = c.flash ? html`<p class="flash${c.flash.error ? ' error' : ''}" role="status">${c.flash.text}</p>` : '';
   return html`<!doctype html>

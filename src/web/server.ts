@@ -4,13 +4,25 @@
 // browser's Origin / Sec-Fetch-Site, and the session's token in the form. Headers forbid inline
 // script, framing and referrers (a login link never leaves in a Referer; same-origin, not no-referrer: with that a form's Origin is "null").
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { parseListen, publicOrigin } from '../config/schema.js';
+import { originOf, parseListen, publicOrigin } from '../config/schema.js';
 import type { Job } from '../config/home.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../errors.js';
 import { parseRef } from '../model.js';
 import type { WebSessionRow } from '../store/store.js';
-import { actorOf, cleanLabel, COOKIE, linkProblem, redeemLink, sameSecret, sessionOf, SESSION_TTL_MS, tokenHash } from './auth.js';
+import {
+  actorOf,
+  cleanLabel,
+  COOKIE,
+  createLinkAt,
+  linkProblem,
+  redeemLink,
+  sameSecret,
+  sessionOf,
+  SESSION_TTL_MS,
+  tokenHash,
+} from './auth.js';
+import { devicesPage } from './devices.js';
 import { LIVE_SCRIPT, LiveStreams, type LiveChange } from './live.js';
 import {
   alertsPage,
@@ -234,6 +246,7 @@ export class Dashboard {
           403,
           'The form was stale or forged (its token is wrong), so nothing was changed. Reload the page and press again.',
         );
+      if (path === '/devices/add' || /^\/devices\/[^/]+\/revoke$/.test(path)) return this.devicePost(res, path, session, d, renew);
       const back = safeBack(form.get('back'));
       if (path === '/kill/off' && form.get('confirm') !== 'yes') return this.redirect(res, '/kill/off', renew);
       let flash: { text: string; error: boolean };
@@ -265,6 +278,7 @@ export class Dashboard {
     if (path === '/') page = overviewPage(d, chrome);
     else if (path === '/alerts') page = alertsPage(d, { ...chrome, title: 'Alerts' });
     else if (path === '/heals') page = healsPage(d, { ...chrome, title: 'Heals' });
+    else if (path === '/devices') page = devicesPage(d, { ...chrome, title: 'Devices', live: null });
     else if (path === '/kill/off') page = killOffPage(d, { ...chrome, title: 'Kill switch', live: null });
     else if ((m = /^\/jobs\/([^/]+)\/runs\/(\d+)$/.exec(path))) {
       const name = decodePart(m[1]!);
@@ -307,6 +321,45 @@ export class Dashboard {
       return a.killSwitch(path === '/kill/on', by);
     }
     throw new Refused(404, `Nothing is at ${path}.`);
+  }
+
+  /**
+   * "Add a device" and "Revoke" / "Log out" on the Devices page. A new link is shown in the answer
+   * to the POST itself (no redirect: its token must not go into an address, a history or a log);
+   * ending this device's own session answers with the logged-out page and clears the cookie.
+   */
+  private devicePost(res: ServerResponse, path: string, session: WebSessionRow, d: PageData, renew: Record<string, string>): void {
+    const now = this.o.now();
+    const by = actorOf(session);
+    if (path === '/devices/add') {
+      const link = createLinkAt(d.store, originOf(this.listen, this.publicUrl), now);
+      d.store.journal.record(now, 'web-device-link', null, `one-time login link for a new device made by ${by}`, {
+        session: session.id,
+        expiresAt: link.expiresAt,
+      });
+      this.o.log.info({ session: session.id, by }, 'dashboard login link made for a new device');
+      const flash = { text: 'A new one-time login link: open it on the new device.', error: false };
+      return this.send(res, 200, devicesPage(d, { title: 'Add a device', session, flash }, link), undefined, renew);
+    }
+    const raw = decodePart(/^\/devices\/([^/]+)\/revoke$/.exec(path)![1]!);
+    const row = /^[1-9]\d{0,14}$/.test(raw) ? d.store.web.byId(Number(raw)) : undefined;
+    if (!row) throw new Refused(404, `There is no session ${raw}; nothing was changed.`);
+    if (!d.store.web.revoke(row.id, now)) {
+      this.flashes.set(session.id, { text: `The session of “${row.label}” had ended already.`, error: true });
+      return this.redirect(res, '/devices', renew);
+    }
+    d.store.journal.record(now, 'web-revoke', null, `session "${row.label}" revoked by ${by}`, { session: row.id, by: session.id });
+    this.o.log.info({ session: row.id, by }, 'dashboard session revoked');
+    // Its open pages stop hearing at once, not at the next keepalive.
+    this.live.endSession(row.id);
+    this.flashes.delete(row.id);
+    if (row.id === session.id) {
+      const flash = { text: `This device is logged out: its session “${row.label}” has ended.`, error: false };
+      const clear = `${this.cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${this.secure ? '; Secure' : ''}`;
+      return this.send(res, 200, notLoggedInPage({ title: 'Logged out', session: null, flash }), undefined, { 'Set-Cookie': clear });
+    }
+    this.flashes.set(session.id, { text: `The session of “${row.label}” has ended: that device is logged out.`, error: false });
+    this.redirect(res, '/devices', renew);
   }
 
   private async login(req: IncomingMessage, res: ServerResponse, method: string, token: string): Promise<void> {

@@ -49,5 +49,8 @@ ol.steps { padding-left: 1.25rem; margin: .25rem 0; }
 .tone-ok, .tone-bad, .tone-warn { font-weight: 600; }
 .tone-ok { color: var(--ok); } .tone-bad { color: var(--bad); } .tone-warn { color: var(--warn); }
 .kill-on { background: var(--bad); color: #fff; padding: .75rem 1rem; border-radius: .5rem; font-weight: 600; }
+.qr { display: block; width: min(100%, 18rem); height: auto; margin: .5rem 0; background: #fff; border-radius: .25rem; }
+code#device-link { overflow-wrap: anywhere; word-break: break-all; font: 14px/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; }
+.this-device { font-size: .85rem; font-weight: 600; padding: .1rem .4rem; border-radius: .3rem; border: 1px solid var(--info); color: var(--info); }
 footer { margin-top: 2rem; color: var(--muted); font-size: .9rem; }
 `;

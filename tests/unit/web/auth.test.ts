@@ -8,6 +8,7 @@ import { dashboardLink } from '../../../src/config/schema.js';
 import { Store } from '../../../src/store/store.js';
 import {
   cleanLabel,
+  createLinkAt,
   createLoginLink,
   linkProblem,
   LINK_TTL_MS,
@@ -88,6 +89,43 @@ describe('sessions', () => {
     expect(s.web.revokeAll(T0 + 49 * day + 1)).toEqual({ sessions: 2, links: 1 });
     expect(sessionOf(s, token, T0 + 49 * day + 2)).toBeNull();
     expect(redeemLink(s, unused, 'after', T0 + 49 * day + 2)).toBeNull();
+    s.close();
+  });
+});
+
+describe('the Devices page', () => {
+  it('lists live sessions, the most recently used first; revoke ends one at once and only once', () => {
+    const s = store();
+    const open = (label: string, at: number) => redeemLink(s, tokenOf(createLoginLink(s, DEFAULT_POLICY, at).url), label, at)!;
+    const desk = open('desk', T0);
+    const phone = open('phone', T0 + 1000);
+    const old = open('old', T0 - SESSION_TTL_MS);
+    const now = T0 + 2000;
+    expect(sessionOf(s, desk.token, T0 + RENEW_EVERY_MS)).not.toBeNull(); // desk used later than phone
+    expect(s.web.live(T0 + RENEW_EVERY_MS).map((r) => r.label)).toEqual(['desk', 'phone']); // old has expired
+    expect(s.web.byId(old.session.id)).toMatchObject({ label: 'old', revoked_at: null });
+    expect(s.web.revoke(phone.session.id, now)).toBe(true);
+    expect(s.web.byId(phone.session.id)).toMatchObject({ label: 'phone', revoked_at: now });
+    expect(sessionOf(s, phone.token, now + 1)).toBeNull();
+    expect(sessionOf(s, desk.token, now + 1)).not.toBeNull(); // the others go on
+    expect(s.web.live(now + 1).map((r) => r.label)).toEqual(['desk']);
+    // a second revoke, an expired session, an unknown id: nothing to end
+    expect(s.web.revoke(phone.session.id, now + 5)).toBe(false);
+    expect(s.web.byId(phone.session.id)!.revoked_at).toBe(now);
+    expect(s.web.revoke(old.session.id, now)).toBe(false);
+    expect(s.web.byId(old.session.id)!.revoked_at).toBeNull();
+    expect(s.web.revoke(9999, now)).toBe(false);
+    expect(s.web.byId(9999)).toBeUndefined();
+    s.close();
+  });
+
+  it("a link made on the dashboard is the CLI's link at the address served, spent the same way", () => {
+    const s = store();
+    const { url, expiresAt } = createLinkAt(s, 'https://ops.shop.example', T0);
+    expect(url).toMatch(/^https:\/\/ops\.shop\.example\/login\/[A-Za-z0-9_-]{43}$/);
+    expect(expiresAt).toBe(T0 + LINK_TTL_MS);
+    expect(redeemLink(s, tokenOf(url), 'tablet', T0 + 1)!.session.label).toBe('tablet');
+    expect(linkProblem(s, tokenOf(url), T0 + 2)).toMatch(/used already/);
     s.close();
   });
 });
