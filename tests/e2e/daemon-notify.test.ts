@@ -1,5 +1,6 @@
 // Digest, paging and deadman as the running daemon does them: real SMTP on loopback, capture scripts.
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -177,6 +178,58 @@ describe('paging from the daemon', () => {
     expect(pages[0]!.message).toContain('exited with code 1');
     expect(existsSync('/tmp/ns-page-pwned')).toBe(false);
     expect(query(d.state, 'SELECT * FROM pages')).toHaveLength(1);
+  });
+
+  it('deploy/page-ntfy.mjs pushes the event to ntfy with a view action that opens its card; a refusal fails the page', async () => {
+    const got: Array<{ path: string; type: string; body: Record<string, unknown> }> = [];
+    let status = 200;
+    const ntfy = createServer((req, res) => {
+      let text = '';
+      req.on('data', (c: Buffer) => (text += c.toString()));
+      req.on('end', () => {
+        got.push({ path: req.url ?? '', type: String(req.headers['content-type']), body: JSON.parse(text) as Record<string, unknown> });
+        res.writeHead(status).end('{}');
+      });
+    });
+    await new Promise<void>((ok) => ntfy.listen(0, '127.0.0.1', ok));
+    try {
+      const at = `http://127.0.0.1:${(ntfy.address() as AddressInfo).port}`;
+      const script = join(import.meta.dirname, '..', '..', 'deploy', 'page-ntfy.mjs');
+      const home = makeHome(
+        { bad: 'command: ["sh", "-c", "echo disk full; exit 1"]\n', worse: 'command: ["false"]\n' },
+        `dashboard: { listen: "127.0.0.1:18787" }\npage:\n  allow: [failed]\n  command: ["${process.execPath}", "${script}", "${at}", "shop-ops-topic"]\n`,
+      );
+      dirs.push(home);
+      const d = await startDaemon(home);
+      daemons.push(d);
+      await cli(['--home', home, 'run', 'bad']);
+      await waitFor(() => query<{ outcome: string | null }>(d.state, 'SELECT outcome FROM pages')[0]?.outcome, 15_000, 'the page to end');
+      const [alert] = query<{ id: number }>(d.state, 'SELECT id FROM alerts');
+      expect(got).toHaveLength(1);
+      expect(got[0]!.type).toBe('application/json');
+      expect(got[0]!.body).toMatchObject({
+        topic: 'shop-ops-topic',
+        title: 'nightshift: alert (bad)',
+        click: `http://127.0.0.1:18787/alerts#A-${alert!.id}`,
+        actions: [{ action: 'view', label: 'Open', url: `http://127.0.0.1:18787/alerts#A-${alert!.id}` }],
+      });
+      // The alert text travels in the JSON body only, never in a header.
+      expect(got[0]!.body.message).toContain('exited with code 1');
+      expect(query(d.state, 'SELECT outcome FROM pages')).toEqual([{ outcome: 'sent' }]);
+
+      // ntfy refuses (a wrong token, a full quota): the page is recorded as failed, not as sent.
+      status = 403;
+      await cli(['--home', home, 'run', 'worse']);
+      await waitFor(
+        () => query<{ outcome: string | null }>(d.state, 'SELECT outcome FROM pages ORDER BY id')[1]?.outcome,
+        15_000,
+        'the second page to end',
+      );
+      expect(got).toHaveLength(2);
+      expect(query<{ outcome: string }>(d.state, 'SELECT outcome FROM pages ORDER BY id')[1]!.outcome).toBe('failed');
+    } finally {
+      ntfy.close();
+    }
   });
 
   it('a restart loop (5 starts within 10 minutes) pages daemon-restart-loop once', async () => {
