@@ -8,8 +8,8 @@ import type { Change } from '../store/store.js';
 /** A change an open page may show: a row the store wrote, or the kill switch (a file, not a row). */
 export type LiveChange = Change | { what: 'kill'; job: null };
 
-/** Streams at most per session and in all: each holds a connection, and connections are capped at 128. */
-const PER_SESSION = 8;
+/** Streams at most per session (a desktop with many tabs) and in all: each holds a connection, and connections are capped at 128. */
+const PER_SESSION = 16;
 const TOTAL = 64;
 const KEEPALIVE_MS = 25_000;
 /** A page that reads nothing for this much queued data is stalled: its stream ends, memory stays flat. */
