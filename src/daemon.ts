@@ -514,7 +514,7 @@ export class Daemon {
       this.killWatcher?.setFiles([killSwitchPath(this.paths, this.policy)]);
       this.killSwitchChanged();
       this.digests?.policyChanged();
-      if (this.dashboardKey() !== this.dashboardAt) void this.restartDashboard();
+      if (this.dashboardKey() !== this.dashboardAt) void this.startDashboard();
       log.info({ file: this.paths.policyFile }, 'policy reloaded');
       this.store.journal.record(this.clock.now(), 'policy-changed', null, 'policy reloaded');
     });
@@ -633,6 +633,14 @@ export class Daemon {
     return job;
   }
 
+  /** A job `run now` may start: one nightshift runs itself (the CLI and the dashboard both ask here). */
+  private runnableOr400(name: string | undefined): Job {
+    const job = this.jobOr404(name);
+    if (!job.managed)
+      throw new ControlError(`job "${job.name}" is external (no command): something else runs it; nightshift only watches it`, 400);
+    return job;
+  }
+
   live(): {
     pid: number;
     startedAt: number;
@@ -675,10 +683,6 @@ export class Daemon {
   /** Starts, reloads and retries of the server run one after another: two quick reloads cannot cross. */
   private startDashboard(): Promise<void> {
     return (this.dashboardChain = this.dashboardChain.then(() => this.serveDashboard()));
-  }
-
-  private restartDashboard(): Promise<void> {
-    return this.startDashboard();
   }
 
   private async endDashboard(): Promise<void> {
@@ -788,8 +792,7 @@ export class Daemon {
       answer: (id, what, by) => asWeb(() => this.answer(id, what, by)),
       setPaused: (name, paused, by) => asWeb(() => this.setPaused([this.jobOr404(name)], paused, by)),
       runNow: async (name, by) => {
-        const job = asWeb(() => this.jobOr404(name));
-        if (!job.managed) throw new ActionRefused(`${job.name} is external: something else runs it; nightshift only watches it`);
+        const job = asWeb(() => this.runnableOr400(name));
         const finished = this.supervisor.runManual(job);
         // The supervisor decides a skip (overlap, halted) at once and settles with that row; a run
         // that started is still under way after this turn of the event loop.
@@ -834,9 +837,7 @@ export class Daemon {
       health: () => ({ ok: true, pid: process.pid, version: VERSION }),
       live: () => this.live(),
       runNow: async (name) => {
-        const job = this.jobOr404(name);
-        if (!job.managed)
-          throw new ControlError(`job "${job.name}" is external (no command): something else runs it; nightshift only watches it`, 400);
+        const job = this.runnableOr400(name);
         try {
           return { run: await this.supervisor.runManual(job) };
         } catch (err) {

@@ -236,7 +236,8 @@ export class Dashboard {
       if (method === 'POST') throw new Refused(403, 'You are not logged in, so nothing was changed. Run nightshift login on the server.');
       return this.send(res, 401, notLoggedInPage({ title: 'Not logged in', session: null }));
     }
-    const renew = this.cookie(token, session);
+    // The cookie's Max-Age moves only when the session was renewed (at most hourly), not on every answer.
+    const renew = session.last_used_at === now ? this.cookie(token, session) : {};
 
     if (method === 'POST') {
       this.checkOrigin(req);
