@@ -13,6 +13,8 @@ import type { WebSessionRow } from '../store/store.js';
 import { actorOf, cleanLabel, COOKIE, linkProblem, redeemLink, sameSecret, sessionOf, SESSION_TTL_MS } from './auth.js';
 import {
   alertsPage,
+  digestPage,
+  digestsPage,
   healsPage,
   jobPage,
   killOffPage,
@@ -238,6 +240,8 @@ export class Dashboard {
     else if (path === '/alerts') page = alertsPage(d, { ...chrome, title: 'Alerts' });
     else if (path === '/heals') page = healsPage(d, { ...chrome, title: 'Heals' });
     else if (path === '/kill/off') page = killOffPage(d, { ...chrome, title: 'Kill switch' });
+    else if (path === '/digests') page = digestsPage(d, { ...chrome, title: 'Digests' });
+    else if ((m = /^\/digests\/(\d{4}-\d{2}-\d{2})$/.exec(path))) page = digestPage(d, { ...chrome, title: `Digest ${m[1]!}` }, m[1]!);
     else if ((m = /^\/jobs\/([^/]+)\/runs\/(\d+)$/.exec(path)))
       page = runPage(d, { ...chrome, title: 'Run' }, decodePart(m[1]!), Number(m[2]));
     else if ((m = /^\/jobs\/([^/]+)$/.exec(path))) {
