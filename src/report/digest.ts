@@ -517,7 +517,7 @@ export function composeDigest(input: DigestInput): ComposedDigest {
 
   const happened: Section[] = [
     ...healSection(summary.otherHeals, summary.heldUp, t),
-    ...runsSection(facts.runs, t),
+    ...runsSection(facts.runs, jobs, t),
     ...alertsSection(facts.windowAlerts, window, t),
     ...pausedSection(facts.jobStates, jobs, t),
     ...killSection(facts.killFlips, kill, t, input.containment),
@@ -646,7 +646,7 @@ export function countFlips(runs: RunRow[]): number {
   return flips;
 }
 
-function runsSection(runs: RunRow[], t: Time): Section[] {
+function runsSection(runs: RunRow[], jobs: Map<string, Job>, t: Time): Section[] {
   const s = new SectionBuilder('Runs');
   if (runs.length === 0) return [];
   const ok = runs.filter((r) => r.outcome === 'ok').length;
@@ -657,7 +657,7 @@ function runsSection(runs: RunRow[], t: Time): Section[] {
   }
   const byJob = new Map<string, RunRow[]>();
   for (const r of runs) byJob.set(r.job, [...(byJob.get(r.job) ?? []), r]);
-  const troubled: Line[] = [];
+  const troubled: Item[] = [];
   for (const [job, list] of [...byJob].sort((a, b) => byName(a[0], b[0]))) {
     const bad = list.filter((r) => r.outcome !== null && FAILED_OUTCOMES.has(r.outcome));
     const lastBad = bad[bad.length - 1];
@@ -665,7 +665,9 @@ function runsSection(runs: RunRow[], t: Time): Section[] {
     const flips = countFlips(list);
     const flipText = flips ? `; it went from working to failing or back ${plural(flips, 'time')}` : '';
     const reason = lastBad.reason ? `: ${quote(lastBad.reason)}` : '';
-    troubled.push(jobLine(job, `${job}: last failure ${t(lastBad.ended_at ?? lastBad.created_at)}${reason}${flipText}`));
+    const text = `${job}: last failure ${t(lastBad.ended_at ?? lastBad.created_at)}${reason}${flipText}`;
+    // A job removed since has no page to link to.
+    troubled.push(jobs.has(job) ? jobLine(job, text) : text);
   }
   s.addList(troubled);
   return s.build();

@@ -381,6 +381,15 @@ describe('composing the digest from SQLite rows', () => {
     expect(linked.html).toContain(`<a href="${base}/jobs/cleanup">cleanup</a>: paused since`);
     expect(linked.html).toMatch(new RegExp(`<td[^>]*><a href="${base}/jobs/db-backup" style="color: #\\w+">db-backup</a></td>`));
     for (const m of linked.html.matchAll(/href="([^"]*)"/g)) expect(m[1]!.startsWith(`${base}/`), m[1]).toBe(true);
+    // a job removed since (runs in the window, no spec now) is named, not linked: it has no page
+    const gone = composeDigest({
+      ...input,
+      jobs: new Map([...jobs].filter(([n]) => n !== 'export')),
+      policy: withUrl,
+      facts: digestFacts(store, w),
+    });
+    expect(lineWith(gone.text, '- export: last failure')).not.toContain('https://');
+    expect(gone.html).not.toContain(`${base}/jobs/export`);
     expect(lineWith(linked.text, '- export: failing since')).toMatch(new RegExp(`<${base}/jobs/export>$`));
     expect(lineWith(linked.text, 'H-4')).toMatch(new RegExp(`<${base}/heals#H-4>$`));
     // Without it: no link anywhere (a listen address is this machine's own), and the same words.
