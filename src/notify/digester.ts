@@ -322,9 +322,10 @@ export class DigestService {
     const policy = this.deps.getPolicy();
     const now = this.deps.clock.now();
     const window = digestWindow(policy, date);
+    const jobs = this.deps.getJobs();
     const d = composeDigest({
-      facts: digestFacts(store, window),
-      jobs: this.deps.getJobs(),
+      facts: digestFacts(store, window, jobs.keys()),
+      jobs,
       policy,
       kill: this.deps.getKill(),
       date,

@@ -11,10 +11,11 @@ import type { Containment } from '../run/launch.js';
 import { byName } from '../names.js';
 import { formatInstant, nextAfter, readableTime, type Schedule } from '../schedule/instants.js';
 import type { Policy } from '../config/schema.js';
-import type { AlertRow, DigestRow, EventRow, JobStateRow, PageRow, RunRow, Store } from '../store/store.js';
+import type { AlertRow, DigestRow, EventRow, JobStateRow, PageRow, RunDot, RunRow, Store } from '../store/store.js';
 import { FAILED_OUTCOMES, refOf, type AlertKind } from '../model.js';
 import { escapeHtml, oneLine } from '../text.js';
 import { attention, dependencyOf } from './attention.js';
+import { runTone, TONE_COLOURS, toneCounts } from './tones.js';
 import { successDeadline } from '../watch/watchdog.js';
 import { systemTimeZone } from '../schedule/timezone.js';
 
@@ -67,22 +68,44 @@ export interface DigestFacts {
   lastSuccesses: Map<string, number>;
   /** Jobs with a run under way when the digest is composed. */
   running: Set<string>;
+  /** Each job's last runs, newest first (EMAIL_STRIP_RUNS): the e-mail's status strip. */
+  strips?: Map<string, RunDot[]>;
 }
 
-/** Reads the rows of a digest's window (and what is open now) from the store. */
-export function digestFacts(store: Store, window: DigestWindow): DigestFacts {
+/** The facts the summary (verdict, "Needs you", the jobs table) is made of: what holds now, not a window's rows. */
+export type SummaryFacts = Pick<DigestFacts, 'openAlerts' | 'jobStates' | 'lastRuns' | 'lastSuccesses' | 'running'>;
+
+/**
+ * Reads what summarize needs, and only that: the dashboard's overview asks it on every load, so it
+ * reads no window of runs (each of these is a lookup per job or per open thing, whatever the history).
+ */
+export function summaryFacts(store: Store): SummaryFacts {
   return {
     openAlerts: store.alerts.open(),
+    jobStates: store.jobStates.all(),
+    lastRuns: store.runs.lastFinishedOfEach(),
+    lastSuccesses: store.life.lastSuccesses(),
+    running: new Set(store.runs.open().map((r) => r.job)),
+  };
+}
+
+/** Runs in the e-mail's status strip of each job. */
+export const EMAIL_STRIP_RUNS = 12;
+
+/**
+ * Reads the rows of a digest's window (and what is open now) from the store; with `jobs`, the
+ * last runs of each (created before the window's end) for the e-mail's status strips.
+ */
+export function digestFacts(store: Store, window: DigestWindow, jobs?: Iterable<string>): DigestFacts {
+  return {
+    ...summaryFacts(store),
     windowAlerts: store.alerts.between(window.from, window.to),
     runs: store.runs.between(window.from, window.to),
-    jobStates: store.jobStates.all(),
     killFlips: store.journal.between(window.from, window.to, 'kill-switch'),
     deadmanPings: store.journal.between(window.from, window.to, 'deadman'),
     pages: store.pages.between(window.from, window.to),
     unsentDigests: store.digests.unsent(),
-    lastRuns: store.runs.lastFinishedOfEach(),
-    lastSuccesses: store.life.lastSuccesses(),
-    running: new Set(store.runs.open().map((r) => r.job)),
+    strips: jobs ? store.runs.outcomesOfEach(jobs, EMAIL_STRIP_RUNS, window.to) : new Map<string, RunDot[]>(),
   };
 }
 
@@ -267,7 +290,10 @@ export interface DigestSummary {
 /** Heal outcomes whose next step is a person's, while the alert they are for is still open. */
 const HEAL_WAITS = new Set(['awaiting-approval', 'blocked', 'needs-human', 'refused', 'rollback-failed', 'proposed']);
 
-export function summarize(input: DigestInput): DigestSummary {
+/** What summarize reads: a digest's input, whose facts need only be the summary's. */
+export type SummaryInput = Omit<DigestInput, 'facts'> & { facts: SummaryFacts };
+
+export function summarize(input: SummaryInput): DigestSummary {
   const { facts, jobs, now } = input;
   const tz = digestZone(input.policy);
   const t: Time = (ms) => when(ms, tz);
@@ -296,19 +322,15 @@ export function summarize(input: DigestInput): DigestSummary {
     const mine = needing.filter((a) => a.job === job);
     const [first, ...more] = mine;
     const lastRun = facts.lastRuns.get(job);
-    const lines: Line[] = [
-      {
-        text: first ? `${job}: ${alertLine(first, t)}` : failedRunLine(job, lastRun!, t),
-        depth: 0,
-      },
-    ];
-    for (const a of more) lines.push({ text: `also ${alertLine(a, t)}`, depth: 1 });
+    const head = first ? `${job}: ${alertLine(first, t)}` : failedRunLine(job, lastRun!, t);
+    const lines: Line[] = [{ text: head, depth: 0, link: linkOf(head, jobPath(job), job) }];
+    for (const a of more) lines.push(alertRefLine(`also ${alertLine(a, t)}`, a, 1));
     for (const a of mine) {
       if (a.folded_under !== null) lines.push({ text: `it was held up by ${depOf(a)}, which has no open alert now`, depth: 1 });
     }
     const heldUp = open.filter((a) => a.folded_under !== null && depOf(a) === job && openJobs.has(job));
-    for (const f of heldUp) lines.push({ text: `held up by ${job}: ${f.job}: ${alertLine(f, t)}`, depth: 1 });
-    for (const h of heals.filter((x) => x.job === job && attached(x))) lines.push({ text: healSentence(h, t), depth: 1 });
+    for (const f of heldUp) lines.push(alertRefLine(`held up by ${job}: ${f.job}: ${alertLine(f, t)}`, f, 1));
+    for (const h of heals.filter((x) => x.job === job && attached(x))) lines.push(healRefLine(healSentence(h, t), h, 1));
     needs.push({ kind: 'job', name: job, lines });
   }
   const config = input.config ?? { problems: [], lastGood: [] };
@@ -423,7 +445,43 @@ export function verdictOf(summary: DigestSummary, kill: KillState, contained?: C
 interface Line {
   text: string;
   depth: 0 | 1;
+  /** The dashboard page the line is about, and which characters of it are the link. */
+  link?: LineLink;
 }
+
+/** A path of the dashboard ("/jobs/backup", "/alerts#A-12"), and the span of the line's text that links there. */
+export interface LineLink {
+  path: string;
+  start: number;
+  end: number;
+}
+
+const jobPath = (job: string): string => `/jobs/${encodeURIComponent(job)}`;
+
+/** A link on the first `head` in `text` at or after `from` (the whole line when it is not there). */
+function linkOf(text: string, path: string, head: string, from = 0): LineLink {
+  const start = head ? text.indexOf(head, from) : -1;
+  return start < 0 ? { path, start: 0, end: text.length } : { path, start, end: start + head.length };
+}
+
+/** A line about an alert: its reference (A-12) links to it on the dashboard's alerts page. */
+function alertRefLine(text: string, a: AlertRow, depth: 0 | 1): Line {
+  const ref = refOf('alert', a.id);
+  return { text, depth, link: linkOf(text, `/alerts#${ref}`, ref) };
+}
+
+/** A line about a heal attempt: its reference (H-4) links to it on the heals page; a line of no one attempt links the page. */
+function healRefLine(text: string, h: HealLine, depth: 0 | 1): Line {
+  const ref = h.id !== undefined ? refOf('heal', h.id) : '';
+  return { text, depth, link: linkOf(text, ref ? `/heals#${ref}` : '/heals', ref) };
+}
+
+/** A line that starts with a job's name: the name links to the job's page. */
+function jobLine(job: string, text: string, depth: 0 | 1 = 0): Line {
+  return { text, depth, link: linkOf(text, jobPath(job), job) };
+}
+
+type Item = string | Line;
 
 interface Section {
   title: string;
@@ -433,12 +491,15 @@ interface Section {
 class SectionBuilder {
   readonly lines: Line[] = [];
   constructor(readonly title: string) {}
-  add(text: string, depth: 0 | 1 = 0): void {
-    this.lines.push({ text, depth });
+  add(text: string, depth: 0 | 1 = 0, link?: LineLink): void {
+    this.lines.push(link ? { text, depth, link } : { text, depth });
   }
   /** Adds up to LIST_CAP items and says how many were left out. */
-  addList(items: string[], depth: 0 | 1 = 0): void {
-    for (const item of items.slice(0, LIST_CAP)) this.add(item, depth);
+  addList(items: Item[], depth: 0 | 1 = 0): void {
+    for (const item of items.slice(0, LIST_CAP)) {
+      if (typeof item === 'string') this.add(item, depth);
+      else this.add(item.text, depth, item.link);
+    }
     if (items.length > LIST_CAP) this.add(`… and ${items.length - LIST_CAP} more`, depth);
   }
   /** A section with nothing to say is left out: an empty heading every day teaches skipping them. */
@@ -456,7 +517,7 @@ export function composeDigest(input: DigestInput): ComposedDigest {
 
   const happened: Section[] = [
     ...healSection(summary.otherHeals, summary.heldUp, t),
-    ...runsSection(facts.runs, t),
+    ...runsSection(facts.runs, jobs, t),
     ...alertsSection(facts.windowAlerts, window, t),
     ...pausedSection(facts.jobStates, jobs, t),
     ...killSection(facts.killFlips, kill, t, input.containment),
@@ -468,12 +529,14 @@ export function composeDigest(input: DigestInput): ComposedDigest {
     ...(happened.length ? happened : [{ title: '', lines: [{ text: 'Nothing else happened.', depth: 0 as const }] }]),
     ...jobsSection(summary.jobs, facts.jobStates, jobs, now, t),
   ];
+  // Links to the dashboard only with its public address: a listen address is this machine's own.
+  const base = policy.dashboard.publicUrl ?? null;
   const intro = `nightshift digest for ${date}, covering ${t(window.from)} to ${t(window.to)} (${hours(window.to - window.from)}; times in ${tz}).`;
   return {
     verdict,
     needsYou: summary.needs.length,
-    text: renderText(verdict, intro, sections),
-    html: renderHtml(verdict, intro, sections, summary.jobs, t),
+    text: renderText(verdict, intro, sections, base),
+    html: renderHtml(verdict, intro, sections, summary.jobs, t, { base, strips: facts.strips ?? new Map<string, RunDot[]>() }),
   };
 }
 
@@ -483,7 +546,7 @@ export const NEEDS_YOU_TITLE = 'Needs you';
 function needsSection(summary: DigestSummary): Section[] {
   const s = new SectionBuilder(NEEDS_YOU_TITLE);
   // Not capped: each item is counted in the verdict, and the verdict must be countable here.
-  for (const item of summary.needs) for (const l of item.lines) s.add(l.text, l.depth);
+  for (const item of summary.needs) for (const l of item.lines) s.add(l.text, l.depth, l.link);
   return s.build();
 }
 
@@ -535,7 +598,7 @@ function healSection(heals: HealLine[], heldUp: Map<number, string>, t: Time): S
           : dep !== undefined
             ? `; its alert is held up by ${dep}, which needs you first`
             : '; the alert has closed since, so nothing waits';
-      return `${healSentence(h, t)}${moot}`;
+      return healRefLine(`${healSentence(h, t)}${moot}`, h, 0);
     }),
   );
   return s.build();
@@ -583,7 +646,7 @@ export function countFlips(runs: RunRow[]): number {
   return flips;
 }
 
-function runsSection(runs: RunRow[], t: Time): Section[] {
+function runsSection(runs: RunRow[], jobs: Map<string, Job>, t: Time): Section[] {
   const s = new SectionBuilder('Runs');
   if (runs.length === 0) return [];
   const ok = runs.filter((r) => r.outcome === 'ok').length;
@@ -594,7 +657,7 @@ function runsSection(runs: RunRow[], t: Time): Section[] {
   }
   const byJob = new Map<string, RunRow[]>();
   for (const r of runs) byJob.set(r.job, [...(byJob.get(r.job) ?? []), r]);
-  const troubled: string[] = [];
+  const troubled: Item[] = [];
   for (const [job, list] of [...byJob].sort((a, b) => byName(a[0], b[0]))) {
     const bad = list.filter((r) => r.outcome !== null && FAILED_OUTCOMES.has(r.outcome));
     const lastBad = bad[bad.length - 1];
@@ -602,7 +665,9 @@ function runsSection(runs: RunRow[], t: Time): Section[] {
     const flips = countFlips(list);
     const flipText = flips ? `; it went from working to failing or back ${plural(flips, 'time')}` : '';
     const reason = lastBad.reason ? `: ${quote(lastBad.reason)}` : '';
-    troubled.push(`${job}: last failure ${t(lastBad.ended_at ?? lastBad.created_at)}${reason}${flipText}`);
+    const text = `${job}: last failure ${t(lastBad.ended_at ?? lastBad.created_at)}${reason}${flipText}`;
+    // A job removed since has no page to link to.
+    troubled.push(jobs.has(job) ? jobLine(job, text) : text);
   }
   s.addList(troubled);
   return s.build();
@@ -610,13 +675,18 @@ function runsSection(runs: RunRow[], t: Time): Section[] {
 
 function pausedSection(states: Map<string, JobStateRow>, jobs: Map<string, Job>, t: Time): Section[] {
   const s = new SectionBuilder('Paused and turned off');
-  const items: string[] = [];
+  const items: Line[] = [];
   for (const st of [...states.values()].sort((a, b) => byName(a.job, b.job))) {
     if (st.paused !== 1 || !jobs.has(st.job)) continue;
-    items.push(`${st.job}: paused${st.paused_at !== null ? ` since ${t(st.paused_at)}` : ''}; resume with: nightshift resume ${st.job}`);
+    items.push(
+      jobLine(
+        st.job,
+        `${st.job}: paused${st.paused_at !== null ? ` since ${t(st.paused_at)}` : ''}; resume with: nightshift resume ${st.job}`,
+      ),
+    );
   }
   for (const job of [...jobs.values()].sort((a, b) => byName(a.name, b.name))) {
-    if (!job.spec.enabled) items.push(`${job.name}: turned off in its file (enabled: false)`);
+    if (!job.spec.enabled) items.push(jobLine(job.name, `${job.name}: turned off in its file (enabled: false)`));
   }
   s.addList(items);
   return s.build();
@@ -633,7 +703,7 @@ function alertsSection(rows: AlertRow[], w: DigestWindow, t: Time): Section[] {
   s.addList(
     rows.map((a) => {
       const end = a.resolved_at === null ? 'still open' : `closed ${t(a.resolved_at)}: ${resolutionWords(a.resolution)}`;
-      return `${a.job} ${alertState(a.kind)} (${refOf('alert', a.id)}): opened ${t(a.opened_at)}, ${end}`;
+      return alertRefLine(`${a.job} ${alertState(a.kind)} (${refOf('alert', a.id)}): opened ${t(a.opened_at)}, ${end}`, a, 1);
     }),
     1,
   );
@@ -730,7 +800,11 @@ function jobsSection(rows: JobRow[], states: Map<string, JobStateRow>, jobs: Map
     rows.map((r) => {
       if (r.external) {
         const ping = r.lastRun ? `last ping ${t(r.lastRun.at)}` : 'no ping yet';
-        return `${r.name}: ${r.state}; external (nightshift does not run it); ${ping}${r.nextRun !== null ? `; next ping expected by ${t(r.nextRun)}` : ''}`;
+        return jobLine(
+          r.name,
+          `${r.name}: ${r.state}; external (nightshift does not run it); ${ping}${r.nextRun !== null ? `; next ping expected by ${t(r.nextRun)}` : ''}`,
+          1,
+        );
       }
       const last = r.lastRun ? `last run ${t(r.lastRun.at)} (${r.lastRun.outcome})` : 'no run yet';
       const c = counts.get(r.name);
@@ -738,7 +812,7 @@ function jobsSection(rows: JobRow[], states: Map<string, JobStateRow>, jobs: Map
         r.nextRun !== null
           ? `; next ${t(r.nextRun)}${c ? ` (${c.capped ? 'more than ' : ''}${plural(c.count, 'run')} in 24 hours)` : ''}`
           : '';
-      return `${r.name}: ${r.state}; ${last}${next}`;
+      return jobLine(r.name, `${r.name}: ${r.state}; ${last}${next}`, 1);
     }),
     1,
   );
@@ -766,12 +840,21 @@ function upcoming(sched: Schedule, now: number, until: number): { count: number;
 
 // ---- renderings ----
 
-function renderText(verdict: string, intro: string, sections: Section[]): string {
+/** The dashboard's address of a line's page; null without publicUrl (links only where someone can open them). */
+function urlOf(base: string | null, link: LineLink | undefined): string | null {
+  return base !== null && link ? `${base}${link.path}` : null;
+}
+
+function renderText(verdict: string, intro: string, sections: Section[], base: string | null): string {
   const out = [oneLine(verdict), '', intro];
   for (const sec of sections) {
     out.push('');
     if (sec.title) out.push(sec.title, '-'.repeat(sec.title.length));
-    for (const l of sec.lines) out.push(sec.title ? `${l.depth ? '    ' : ''}- ${l.text}` : l.text);
+    for (const l of sec.lines) {
+      const url = urlOf(base, l.link);
+      const text = url ? `${l.text} <${url}>` : l.text;
+      out.push(sec.title ? `${l.depth ? '    ' : ''}- ${text}` : text);
+    }
   }
   return `${out.join('\n')}\n`;
 }
@@ -789,9 +872,45 @@ export const HEALTH_COLOURS: Record<JobHealth, { bg: string; fg: string }> = {
 
 const CELL = 'padding: 4px 8px; border: 1px solid #dadce0; text-align: left';
 
-function jobsTable(rows: JobRow[], t: Time): string {
+interface HtmlExtras {
+  /** publicUrl: lines about a job, alert or heal link to the dashboard; null: no links. */
+  base: string | null;
+  /** Each job's last runs, newest first. */
+  strips: Map<string, RunDot[]>;
+}
+
+/** A line's text as HTML, its link span an <a> to the dashboard when there is an address. */
+function lineHtml(l: Line, base: string | null): string {
   const e = escapeHtml;
-  const head = ['Job', 'State', 'Last run', 'Next run'].map((h) => `<th style="${CELL}; background: #f8f9fa">${h}</th>`).join('');
+  const url = urlOf(base, l.link);
+  if (!url || !l.link) return e(l.text);
+  const { start, end } = l.link;
+  return `${e(l.text.slice(0, start))}<a href="${e(url)}">${e(l.text.slice(start, end))}</a>${e(l.text.slice(end))}`;
+}
+
+/**
+ * A job's last runs as a row of small coloured cells, oldest first (the dashboard's strip):
+ * inline SVG and style sheets do not survive mail clients, table cells with a background do.
+ * The colours are report/tones.ts's; the counts follow in words for readers without colour.
+ */
+function stripHtml(runs: RunDot[]): string {
+  if (runs.length === 0) return 'no runs yet';
+  const cells = [...runs]
+    .reverse()
+    .map(
+      (r) =>
+        `<td style="width: 6px; height: 14px; padding: 0; background: ${TONE_COLOURS.light[runTone(r.outcome)]}; font-size: 1px; line-height: 1px">&nbsp;</td>`,
+    )
+    .join('');
+  const words = escapeHtml(toneCounts(runs.map((r) => r.outcome)));
+  return `<table cellspacing="2" cellpadding="0" style="border-collapse: separate"><tr>${cells}<td style="padding: 0 0 0 6px; font-size: 12px; white-space: nowrap">${words}</td></tr></table>`;
+}
+
+function jobsTable(rows: JobRow[], t: Time, x: HtmlExtras): string {
+  const e = escapeHtml;
+  const head = ['Job', 'State', 'Last run', 'Next run', 'Last runs']
+    .map((h) => `<th style="${CELL}; background: #f8f9fa">${h}</th>`)
+    .join('');
   const body = rows.slice(0, LIST_CAP).map((r) => {
     const c = HEALTH_COLOURS[r.health];
     const last = r.external
@@ -803,15 +922,16 @@ function jobsTable(rows: JobRow[], t: Time): string {
         : 'no run yet';
     const next = r.nextRun === null ? '—' : r.external ? `ping expected by ${t(r.nextRun)}` : t(r.nextRun);
     // The colour on every cell too: Outlook's renderer ignores a row's background.
-    const cells = [r.name, r.state, last, next]
-      .map((v) => `<td style="${CELL}; background: ${c.bg}; color: ${c.fg}">${e(v)}</td>`)
-      .join('');
+    const td = (inner: string): string => `<td style="${CELL}; background: ${c.bg}; color: ${c.fg}">${inner}</td>`;
+    const name = x.base !== null ? `<a href="${e(`${x.base}${jobPath(r.name)}`)}" style="color: ${c.fg}">${e(r.name)}</a>` : e(r.name);
+    const strip = r.external ? e('external: pings only') : stripHtml(x.strips.get(r.name) ?? []);
+    const cells = [name, e(r.state), e(last), e(next), strip].map(td).join('');
     return `<tr data-health="${r.health}" style="background: ${c.bg}; color: ${c.fg}">${cells}</tr>`;
   });
   // Capped like the text's lists: a mail past ~100 KB is clipped by Gmail, and the jobs that need
   // you are listed above the table whatever their place in it.
   if (rows.length > LIST_CAP)
-    body.push(`<tr><td colspan="4" style="${CELL}">${rows.length - LIST_CAP} more jobs: nightshift status lists them all</td></tr>`);
+    body.push(`<tr><td colspan="5" style="${CELL}">${rows.length - LIST_CAP} more jobs: nightshift status lists them all</td></tr>`);
   return [
     '<table cellspacing="0" cellpadding="0" style="border-collapse: collapse; font-size: 14px">',
     `<tr>${head}</tr>`,
@@ -820,7 +940,7 @@ function jobsTable(rows: JobRow[], t: Time): string {
   ].join('\n');
 }
 
-function renderHtml(verdict: string, intro: string, sections: Section[], jobs: JobRow[], t: Time): string {
+function renderHtml(verdict: string, intro: string, sections: Section[], jobs: JobRow[], t: Time, x: HtmlExtras): string {
   const e = escapeHtml;
   const out = [
     '<!doctype html>',
@@ -832,25 +952,25 @@ function renderHtml(verdict: string, intro: string, sections: Section[], jobs: J
   for (const sec of sections) {
     if (sec.title) out.push(`<h2 style="font-size: 16px">${e(sec.title)}</h2>`);
     if (!sec.title) {
-      out.push(...sec.lines.map((l) => `<p>${e(l.text)}</p>`));
+      out.push(...sec.lines.map((l) => `<p>${lineHtml(l, x.base)}</p>`));
       continue;
     }
     // The jobs section is the coloured table; its text lines are the plain part's version of it.
     if (sec.title === 'Jobs') {
-      out.push(`<p>${e(sec.lines[0]!.text)}</p>`, jobsTable(jobs, t));
+      out.push(`<p>${e(sec.lines[0]!.text)}</p>`, jobsTable(jobs, t, x));
       continue;
     }
     out.push('<ul>');
     // A depth-1 line belongs to the list item before it.
-    const items: Array<{ text: string; children: string[] }> = [];
+    const items: Array<{ line: Line; children: Line[] }> = [];
     for (const l of sec.lines) {
       const parent = items[items.length - 1];
-      if (l.depth === 1 && parent) parent.children.push(l.text);
-      else items.push({ text: l.text, children: [] });
+      if (l.depth === 1 && parent) parent.children.push(l);
+      else items.push({ line: l, children: [] });
     }
     for (const item of items) {
-      const children = item.children.length ? `<ul>${item.children.map((c) => `<li>${e(c)}</li>`).join('')}</ul>` : '';
-      out.push(`<li>${e(item.text)}${children}</li>`);
+      const children = item.children.length ? `<ul>${item.children.map((c) => `<li>${lineHtml(c, x.base)}</li>`).join('')}</ul>` : '';
+      out.push(`<li>${lineHtml(item.line, x.base)}${children}</li>`);
     }
     out.push('</ul>');
   }

@@ -2,6 +2,9 @@
 import type { DigestRow } from './rows.js';
 import type { Sql } from './sql.js';
 
+/** A stored digest as the archive lists it (no bodies). */
+export type DigestBrief = Pick<DigestRow, 'date' | 'created_at' | 'verdict' | 'sent_at' | 'attempts' | 'last_error'>;
+
 export class Digests {
   constructor(private readonly sql: Sql) {}
 
@@ -16,6 +19,13 @@ export class Digests {
          ON CONFLICT(date) DO UPDATE SET created_at = @createdAt, verdict = @verdict, body_text = @text, body_html = @html`,
       )
       .run(d);
+  }
+
+  /** The newest `limit` digests, newest first, without their bodies. */
+  list(limit: number): DigestBrief[] {
+    return this.sql
+      .stmt('SELECT date, created_at, verdict, sent_at, attempts, last_error FROM digests ORDER BY date DESC LIMIT ?')
+      .all(limit) as DigestBrief[];
   }
 
   newestDate(): string | null {

@@ -1,6 +1,7 @@
 // Signs of life, read across runs and heartbeats (and the journal): what the watchdog, status and
 // the heal's independent probe ask — when was a job last fine, and when was anything last recorded.
 import { HEAL_TRIGGERS, sqlList } from '../model.js';
+import { DISTINCT_JOBS } from './runs.js';
 import type { Sql } from './sql.js';
 
 export class Life {
@@ -18,11 +19,17 @@ export class Life {
     return r.at;
   }
 
-  /** lastSuccessAt of every job. */
+  /**
+   * lastSuccessAt of every job. Runs are read per job (DISTINCT_JOBS, then one seek in
+   * runs_job_outcome each): a GROUP BY over every ok run took 0.1-0.5 s with a year of runs.
+   */
   lastSuccesses(): Map<string, number> {
     const rows = this.sql
       .stmt(
-        "SELECT job, max(at) AS at FROM (SELECT job, max(ended_at) AS at FROM runs WHERE outcome = 'ok' GROUP BY job UNION ALL SELECT job, max(at) AS at FROM heartbeats WHERE kind = 'success' GROUP BY job) GROUP BY job",
+        `${DISTINCT_JOBS} SELECT job, max(at) AS at FROM (
+           SELECT job, (SELECT max(ended_at) FROM runs WHERE runs.job = jobs.job AND outcome = 'ok') AS at FROM jobs WHERE job IS NOT NULL
+           UNION ALL SELECT job, max(at) AS at FROM heartbeats WHERE kind = 'success' GROUP BY job)
+         WHERE at IS NOT NULL GROUP BY job`,
       )
       .all() as Array<{ job: string; at: number }>;
     return new Map(rows.map((r) => [r.job, r.at]));

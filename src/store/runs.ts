@@ -7,6 +7,22 @@ import type { JobStates } from './jobs.js';
 import type { NewRun, RunRow } from './rows.js';
 import type { Sql } from './sql.js';
 
+/** The columns of a RunBrief. */
+const BRIEF = 'id, job, trigger, outcome, created_at, started_at, ended_at, duration_ms';
+
+/** A run as pictures of runs need it (strips, the chart): no output, no reason. */
+export type RunBrief = Pick<RunRow, 'id' | 'job' | 'trigger' | 'outcome' | 'created_at' | 'started_at' | 'ended_at' | 'duration_ms'>;
+
+/** A run as a strip shows it: which run, and how it ended. */
+export type RunDot = Pick<RunRow, 'id' | 'outcome'>;
+
+/**
+ * Every job that has runs, one row each, found by skipping along the runs_job index (a loose
+ * index scan: one seek per job) instead of reading every run: prefix of a query that reads `jobs`.
+ */
+export const DISTINCT_JOBS = `WITH RECURSIVE jobs(job) AS (
+  SELECT min(job) FROM runs UNION ALL SELECT (SELECT min(job) FROM runs WHERE job > jobs.job) FROM jobs WHERE jobs.job IS NOT NULL)`;
+
 /** The row a new run starts as (complete at once when it was decided without a process). */
 function rowOf(r: NewRun): Omit<RunRow, 'id'> {
   return {
@@ -224,12 +240,42 @@ export class Runs {
       RunRow | undefined;
   }
 
-  /** The newest finished run of every job. */
+  /**
+   * The newest finished run of every job: for each job (DISTINCT_JOBS) a walk back along runs_job
+   * from its newest run, so the cost follows the number of jobs, not of runs (a GROUP BY over a
+   * year of runs read every row: 0.1-0.5 s at a million).
+   */
   lastFinishedOfEach(): Map<string, RunRow> {
     const rows = this.sql
-      .stmt('SELECT r.* FROM runs r JOIN (SELECT job, max(id) AS id FROM runs WHERE ended_at IS NOT NULL GROUP BY job) m ON r.id = m.id')
+      .stmt(
+        `${DISTINCT_JOBS} SELECT r.* FROM jobs JOIN runs r ON r.id = (SELECT id FROM runs WHERE job = jobs.job AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1)`,
+      )
       .all() as RunRow[];
     return new Map(rows.map((r) => [r.job, r]));
+  }
+
+  /** A job's newest runs, newest first, with only what a picture of them needs (no output); `before`: created before then. */
+  recent(job: string, limit: number, before?: number): RunBrief[] {
+    if (before === undefined)
+      return this.sql.stmt(`SELECT ${BRIEF} FROM runs WHERE job = ? ORDER BY id DESC LIMIT ?`).all(job, limit) as RunBrief[];
+    return this.sql
+      .stmt(`SELECT ${BRIEF} FROM runs WHERE job = ? AND created_at < ? ORDER BY id DESC LIMIT ?`)
+      .all(job, before, limit) as RunBrief[];
+  }
+
+  /**
+   * The newest `limit` runs of each of `jobs` as id and outcome, newest first (a strip of runs): one
+   * walk back along runs_job per job that stops after `limit` rows. Two columns only: most of the
+   * cost is reading each row, and a strip needs no more.
+   */
+  outcomesOfEach(jobs: Iterable<string>, limit: number, before?: number): Map<string, RunDot[]> {
+    const q =
+      before === undefined
+        ? this.sql.stmt('SELECT id, outcome FROM runs WHERE job = ? ORDER BY id DESC LIMIT ?')
+        : this.sql.stmt('SELECT id, outcome FROM runs WHERE job = ? AND created_at < ? ORDER BY id DESC LIMIT ?');
+    const out = new Map<string, RunDot[]>();
+    for (const job of jobs) out.set(job, (before === undefined ? q.all(job, limit) : q.all(job, before, limit)) as RunDot[]);
+    return out;
   }
 
   history(job: string | null, limit: number): RunRow[] {

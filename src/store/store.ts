@@ -44,6 +44,8 @@ export type {
 } from './rows.js';
 export type { WebLinkRow, WebSessionRow } from './web.js';
 export { SCHEMA_VERSION } from './migrations.js';
+export type { RunBrief, RunDot } from './runs.js';
+export type { DigestBrief } from './digests.js';
 export { StoreError } from './sql.js';
 export type { Change, ChangeKind } from './sql.js';
 

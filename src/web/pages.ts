@@ -6,15 +6,17 @@ import type { Job, LoadedRule } from '../config/home.js';
 import type { HomePaths } from '../config/paths.js';
 import type { Policy } from '../config/schema.js';
 import type { KillState } from '../control/killswitch.js';
-import { FAILED_OUTCOMES, refOf, type RunOutcome } from '../model.js';
-import { digestDate, digestFacts, summarize, verdictOf, type ConfigState, type JobRow } from '../report/digest.js';
+import { refOf } from '../model.js';
+import { digestDate, summarize, summaryFacts, verdictOf, type ConfigState, type JobRow } from '../report/digest.js';
 import { filesLine, healLines, healViews, type HealView } from '../report/healview.js';
 import { readRunOutput } from '../report/output.js';
 import { ago } from '../report/status.js';
 import { containment } from '../run/launch.js';
 import { nextInstants, readableTime } from '../schedule/instants.js';
 import { systemTimeZone } from '../schedule/timezone.js';
-import type { AlertRow, RunRow, Store, WebSessionRow } from '../store/store.js';
+import { runTone } from '../report/tones.js';
+import type { AlertRow, RunDot, RunRow, Store, WebSessionRow } from '../store/store.js';
+import { CHART_RUNS, chartModel, chartSvg } from './chart.js';
 import { html, type Html } from './html.js';
 
 export interface PageData {
@@ -39,14 +41,6 @@ export interface Chrome {
 const DAY_MS = 24 * 3600_000;
 export const STRIP_RUNS = 30;
 const JOB_PAGE_RUNS = 50;
-
-/** A run's colour, by the domain's own rule of what a failure is (FAILED_OUTCOMES); wrong has its own. */
-function runTone(outcome: string | null): 'ok' | 'bad' | 'warn' | 'running' | 'idle' {
-  if (outcome === null) return 'running';
-  if (outcome === 'ok') return 'ok';
-  if (outcome === 'wrong') return 'warn';
-  return FAILED_OUTCOMES.has(outcome as RunOutcome) ? 'bad' : 'idle';
-}
 
 /** A heal's colour: fixed, waiting for a person, failed or stopped, or nothing done. */
 function healTone(outcome: string | null): 'ok' | 'bad' | 'warn' | 'running' | 'idle' {
@@ -74,7 +68,8 @@ export function button(s: WebSessionRow | null, action: string, label: string, b
 export function layout(c: Chrome, body: Html): string {
   const nav = c.session
     ? html`<nav aria-label="Pages">
-        <a href="/">Overview</a><a href="/alerts">Alerts</a><a href="/heals">Heals</a><a href="/devices">Devices</a>
+        <a href="/">Overview</a><a href="/alerts">Alerts</a><a href="/heals">Heals</a><a href="/digests">Digests</a
+        ><a href="/devices">Devices</a>
       </nav>`
     : '';
   const flash = c.flash ? html`<p class="flash${c.flash.error ? ' error' : ''}" role="status">${c.flash.text}</p>` : '';
@@ -105,8 +100,10 @@ export function overviewPage(d: PageData, c: Chrome): string {
   const { store, now } = d;
   const tz = d.policy.timezone ?? systemTimeZone();
   const window = { from: now - DAY_MS, to: now };
+  // The verdict is the digest's (summarize, verdictOf) over the facts that hold now; a window of
+  // runs is not read: nothing of the summary comes from it, and it is most of a year's history's cost.
   const summary = summarize({
-    facts: digestFacts(store, window),
+    facts: summaryFacts(store),
     jobs: d.jobs,
     policy: d.policy,
     kill: d.kill,
@@ -121,6 +118,12 @@ export function overviewPage(d: PageData, c: Chrome): string {
   const approvals = store.heals.pendingApprovals();
   const open = store.alerts.open();
   const s = c.session;
+  // Each job's strip: one indexed walk per job that stops after STRIP_RUNS rows, no output read.
+  const strips = store.runs.outcomesOfEach(
+    summary.jobs.filter((j) => !j.external).map((j) => j.name),
+    STRIP_RUNS,
+  );
+  const cells = new Map<string | null, Html>();
   return layout(
     c,
     html`<h1>Overview</h1>
@@ -148,7 +151,7 @@ export function overviewPage(d: PageData, c: Chrome): string {
       ${
         summary.jobs.length
           ? html`<ul class="plain">
-              ${summary.jobs.map((j) => jobItem(d, j))}
+              ${summary.jobs.map((j) => jobItem(d, j, strips.get(j.name) ?? [], cells))}
             </ul>`
           : html`<p class="muted">No jobs yet: add a file to jobs/.</p>`
       }
@@ -216,19 +219,26 @@ function alertItem(d: PageData, a: AlertRow): Html {
   </li>`;
 }
 
-function strip(runs: RunRow[]): Html {
+/**
+ * A job's last runs as a row of coloured cells, oldest first, each titled with its outcome. A cell
+ * is the same markup for every run of one outcome, so each is made once per page (an overview of
+ * 100 jobs has 3,000 of them).
+ */
+function strip(runs: RunDot[], cells = new Map<string | null, Html>()): Html {
   const list = [...runs].reverse();
   const counts = new Map<string, number>();
   for (const r of list) counts.set(r.outcome ?? 'running', (counts.get(r.outcome ?? 'running') ?? 0) + 1);
   const label = list.length ? `last ${list.length} runs: ${[...counts].map(([o, n]) => `${n} ${o}`).join(', ')}` : 'no runs yet';
-  return html`<div class="strip" role="img" aria-label="${label}">
-    ${list.map((r) => html`<span class="${runTone(r.outcome)}" title="#${r.id} ${r.outcome ?? 'running'}"></span>`)}
-  </div>`;
+  const cell = (outcome: string | null): Html => {
+    let c = cells.get(outcome);
+    if (!c) cells.set(outcome, (c = html`<span class="${runTone(outcome)}" title="${outcome ?? 'running'}"></span>`));
+    return c;
+  };
+  return html`<div class="strip" role="img" aria-label="${label}">${list.map((r) => cell(r.outcome))}</div>`;
 }
 
-function jobItem(d: PageData, j: JobRow): Html {
+function jobItem(d: PageData, j: JobRow, runs: RunDot[], cells: Map<string | null, Html>): Html {
   const tz = zoneOf(d, j.name);
-  const runs = d.store.runs.history(j.name, STRIP_RUNS);
   const last = j.lastRun
     ? html`${j.external ? 'last ping' : 'last run'} ${when(j.lastRun.at, tz, d.now)}${j.external ? '' : html`: ${j.lastRun.outcome}`}`
     : j.external
@@ -237,7 +247,7 @@ function jobItem(d: PageData, j: JobRow): Html {
   const next = j.nextRun !== null ? html`${j.external ? 'ping expected by' : 'next'} ${when(j.nextRun, tz, d.now)}` : '';
   return html`<li class="job">
     <a href="/jobs/${encodeURIComponent(j.name)}"><strong>${j.name}</strong></a> <span class="state ${j.health}">${j.state}</span>
-    <br /><span class="muted">${last}${next ? html` · ${next}` : ''}</span>${j.external ? '' : strip(runs)}
+    <br /><span class="muted">${last}${next ? html` · ${next}` : ''}</span>${j.external ? '' : strip(runs, cells)}
   </li>`;
 }
 
@@ -252,6 +262,8 @@ export function jobPage(d: PageData, c: Chrome, name: string, describe: (job: Jo
   const tz = job.timezone;
   const next = job.schedule && job.spec.enabled && !paused ? nextInstants(job.schedule, d.now, 5) : [];
   const runs = d.store.runs.history(name, JOB_PAGE_RUNS);
+  const charted = d.store.runs.recent(name, CHART_RUNS);
+  const chart = chartModel(charted, { now: d.now, timeoutMs: job.spec.timeout, tz });
   const back = `/jobs/${encodeURIComponent(name)}`;
   const buttons = [
     job.managed ? button(s, `${back}/run`, 'Run now', back) : '',
@@ -282,7 +294,7 @@ export function jobPage(d: PageData, c: Chrome, name: string, describe: (job: Jo
             </p>`
       }
       <h2>Runs</h2>
-      ${strip(runs.slice(0, STRIP_RUNS))}
+      ${charted.length ? chartSvg(chart, tz) : ''}
       ${
         runs.length
           ? html`<ul class="plain">
@@ -475,5 +487,68 @@ export function messagePage(c: Chrome, heading: string, text: string): string {
     html`<h1>${heading}</h1>
       <p>${text}</p>
       <p><a href="/">Overview</a></p>`,
+  );
+}
+
+// ---- the digest archive ----
+
+/** Digests the archive lists: a year and a bit (retention keeps 365 days by default). */
+const ARCHIVE_DIGESTS = 400;
+
+function delivery(r: { sent_at: number | null; attempts: number; last_error: string | null }, tz: string, now: number): Html {
+  if (r.sent_at !== null) return html`sent ${when(r.sent_at, tz, now)}`;
+  if (r.last_error !== null) return html`not sent after ${r.attempts} ${r.attempts === 1 ? 'attempt' : 'attempts'}: ${r.last_error}`;
+  return html`not e-mailed`;
+}
+
+export function digestsPage(d: PageData, c: Chrome): string {
+  const tz = d.policy.timezone ?? systemTimeZone();
+  const rows = d.store.digests.list(ARCHIVE_DIGESTS);
+  return layout(
+    c,
+    html`<h1>Digests</h1>
+      ${
+        rows.length
+          ? html`<ul class="plain" id="digests">
+              ${rows.map(
+                (r) =>
+                  html`<li>
+                    <a href="/digests/${r.date}"><strong>${r.date}</strong></a> · ${r.verdict}<br /><span class="muted"
+                      >${delivery(r, tz, d.now)}</span
+                    >
+                  </li>`,
+              )}
+            </ul>`
+          : html`<p class="muted">No digest yet: the first is written at ${d.policy.digest.at} (${tz}).</p>`
+      }`,
+  );
+}
+
+/** A verdict of verdictOf that is not an all-clear: something needed a person, or the kill switch or containment was said. */
+const digestWasBad = (verdict: string): boolean => !verdict.startsWith('Nothing needs you') || verdict.includes(';');
+
+/**
+ * One stored digest, as its plain text: exactly what the e-mail's text part and digests/DATE.md
+ * say. Its stored HTML is not shown: the page could not prove that the HTML in the database is
+ * what our renderer wrote (anything that can write the state folder can write that column), and
+ * HTML is never put into a page raw. Re-rendering it would not do either: it would show today's
+ * rows, not what was sent that day. The text goes through `html` like any other text (escaped).
+ */
+export function digestPage(d: PageData, c: Chrome, date: string): string | null {
+  const r = d.store.digests.get(date);
+  if (!r) return null;
+  const tz = d.policy.timezone ?? systemTimeZone();
+  return layout(
+    c,
+    html`<h1>Digest of ${r.date}</h1>
+      <p class="verdict${digestWasBad(r.verdict) ? ' bad' : ''}">${r.verdict}</p>
+      <dl class="facts">
+        <dt>Written</dt>
+        <dd>${when(r.created_at, tz, d.now)}</dd>
+        <dt>E-mail</dt>
+        <dd>${delivery(r, tz, d.now)}</dd>
+      </dl>
+      <pre id="digest-text">${r.body_text}</pre>
+      <p><a href="/digests">All digests</a></p>`,
   );
 }

@@ -26,6 +26,8 @@ import { devicesPage } from './devices.js';
 import { LIVE_SCRIPT, LiveStreams, type LiveChange } from './live.js';
 import {
   alertsPage,
+  digestPage,
+  digestsPage,
   healsPage,
   jobPage,
   killOffPage,
@@ -281,6 +283,9 @@ export class Dashboard {
     else if (path === '/heals') page = healsPage(d, { ...chrome, title: 'Heals' });
     else if (path === '/devices') page = devicesPage(d, { ...chrome, title: 'Devices', live: null });
     else if (path === '/kill/off') page = killOffPage(d, { ...chrome, title: 'Kill switch', live: null });
+    else if (path === '/digests') page = digestsPage(d, { ...chrome, title: 'Digests', live: null });
+    else if ((m = /^\/digests\/(\d{4}-\d{2}-\d{2})$/.exec(path)))
+      page = digestPage(d, { ...chrome, title: `Digest ${m[1]!}`, live: null }, m[1]!);
     else if ((m = /^\/jobs\/([^/]+)\/runs\/(\d+)$/.exec(path))) {
       const name = decodePart(m[1]!);
       page = runPage(d, { ...chrome, title: 'Run', live: `job:${name}` }, name, Number(m[2]));

@@ -1,11 +1,18 @@
 // The dashboard's one stylesheet, served as /style.css (the Content-Security-Policy allows no
 // inline style). Phone first: one column, tap targets of at least 44 px, the system's dark mode.
+// The colours of runs (--ok, --bad, --warn, --info for running, --idle) are report/tones.ts's, the
+// ones the digest e-mail uses too.
+import { TONE_COLOURS } from '../report/tones.js';
+
+const L = TONE_COLOURS.light;
+const D = TONE_COLOURS.dark;
+
 export const STYLE = `
 :root { color-scheme: light dark; --bg: #fff; --fg: #1a1a1a; --muted: #595959; --line: #d0d0d0; --card: #f6f6f6;
-  --ok: #1a7f37; --bad: #c62828; --warn: #9a6700; --info: #0b57d0; --idle: #8a8a8a; --btn: #0b57d0; --btnfg: #fff; }
+  --ok: ${L.ok}; --bad: ${L.bad}; --warn: ${L.warn}; --info: ${L.running}; --idle: ${L.idle}; --btn: #0b57d0; --btnfg: #fff; }
 @media (prefers-color-scheme: dark) {
   :root { --bg: #121212; --fg: #ececec; --muted: #b0b0b0; --line: #3a3a3a; --card: #1e1e1e;
-    --ok: #4ac26b; --bad: #ff6b6b; --warn: #e3b341; --info: #7cacf8; --idle: #8a8a8a; --btn: #7cacf8; --btnfg: #0d0d0d; }
+    --ok: ${D.ok}; --bad: ${D.bad}; --warn: ${D.warn}; --info: ${D.running}; --idle: ${D.idle}; --btn: #7cacf8; --btnfg: #0d0d0d; }
 }
 * { box-sizing: border-box; }
 html { -webkit-text-size-adjust: 100%; }
@@ -52,5 +59,21 @@ ol.steps { padding-left: 1.25rem; margin: .25rem 0; }
 .qr { display: block; width: min(100%, 18rem); height: auto; margin: .5rem 0; background: #fff; border-radius: .25rem; }
 code#device-link { overflow-wrap: anywhere; word-break: break-all; font: 14px/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; }
 .this-device { font-size: .85rem; font-weight: 600; padding: .1rem .4rem; border-radius: .3rem; border: 1px solid var(--info); color: var(--info); }
+.chart-figure { margin: 1rem 0; }
+.chart { display: block; width: 100%; max-width: 36rem; height: auto; margin: .5rem 0; }
+.chart text { fill: var(--muted); font: 12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+.chart .axis { stroke: var(--line); stroke-width: 1; fill: none; }
+.chart .band { fill: var(--ok); fill-opacity: .08; }
+.chart .median { stroke: var(--ok); stroke-width: 1.5; stroke-dasharray: 6 4; fill: none; }
+.chart .limit { stroke: var(--bad); stroke-width: 1.5; stroke-dasharray: 2 3; fill: none; }
+.chart .mark { stroke: var(--bg); stroke-width: 1; }
+.chart .mark.ok { fill: var(--ok); } .chart .mark.bad { fill: var(--bad); } .chart .mark.warn { fill: var(--warn); }
+.chart .mark.idle { fill: var(--idle); } .chart .mark.running { fill: var(--bg); stroke: var(--info); stroke-width: 2; }
+.legend { display: flex; flex-wrap: wrap; gap: .25rem 1rem; margin: 0 0 .5rem; padding: 0; list-style: none; font-size: .9rem; }
+.legend .key { display: inline-block; width: .8rem; height: .8rem; border-radius: 50%; margin-right: .3rem; vertical-align: -.1rem; background: var(--idle); }
+.legend .key.ok { background: var(--ok); } .legend .key.bad { background: var(--bad); } .legend .key.warn { background: var(--warn); }
+.legend .key.running { background: var(--bg); border: 2px solid var(--info); }
+.legend .key.median { border-radius: 0; height: 0; border-top: 2px dashed var(--ok); background: none; }
+.legend .key.limit { border-radius: 0; height: 0; border-top: 2px dotted var(--bad); background: none; }
 footer { margin-top: 2rem; color: var(--muted); font-size: .9rem; }
 `;

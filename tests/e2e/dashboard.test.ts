@@ -730,3 +730,112 @@ describe('live pages', () => {
     expect(await page.locator(':target').textContent()).toContain('exited with code 1');
   });
 });
+
+describe('pictures of runs and the digest archive', () => {
+  it("a job's chart has one mark per run, coloured by outcome (ok, failed, wrong) in light and dark; the strip agrees; no CSP report", async () => {
+    const work = tempDir('ns-dash-chart-');
+    dirs.push(work);
+    // Each run reads a counter: 0 and 3 ok, 1 fails, 2 exits 0 without what `expect` wants (wrong).
+    const d = await dashboard({
+      pic: `shell: 'f=${work}/n; n=$(cat $f 2>/dev/null || echo 0); echo $((n+1)) > $f; case $n in 1) exit 1;; 2) echo nothing;; *) echo "exported 5 orders";; esac'\nexpect: { outputMatches: "exported [1-9]" }\ntimeout: 2m\n`,
+    });
+    for (let i = 0; i < 4; i++) await ns(d, 'run', 'pic');
+    const runs = query<{ id: number; outcome: string }>(d.state, "SELECT id, outcome FROM runs WHERE job = 'pic' ORDER BY id");
+    expect(runs.map((r) => r.outcome)).toEqual(['ok', 'failed', 'wrong', 'ok']);
+
+    const page = await newPage();
+    const csp: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to apply/i.test(m.text())) csp.push(m.text());
+    });
+    await logIn(page, await loginLink(d), 'charts');
+    await page.goto(`${d.url}/jobs/pic`);
+    const chart = page.locator('svg.chart');
+    await expect(chart.getAttribute('role')).resolves.toBe('img');
+    expect(await chart.locator('title').first().textContent()).toMatch(/^4 runs: 2 ok, 1 failed, 1 wrong; median \d/);
+    const marks = chart.locator('circle.mark');
+    expect(await marks.count()).toBe(runs.length);
+    const fills = async () =>
+      marks.evaluateAll((els) =>
+        els.map((e) => ({ run: Number(e.getAttribute('data-run')), cls: e.getAttribute('class'), fill: getComputedStyle(e).fill })),
+      );
+    const light = await fills();
+    // oldest on the left, one mark per run, each with its outcome's class
+    expect(light.map((m) => m.run)).toEqual(runs.map((r) => r.id));
+    expect(light.map((m) => m.cls)).toEqual(['mark ok', 'mark bad', 'mark warn', 'mark ok']);
+    // the colours of the tones (report/tones.ts, light): three different fills
+    expect(light.map((m) => m.fill)).toEqual(['rgb(26, 127, 55)', 'rgb(198, 40, 40)', 'rgb(154, 103, 0)', 'rgb(26, 127, 55)']);
+    // the mark's x follows its start time
+    const xs = await marks.evaluateAll((els) => els.map((e) => Number(e.getAttribute('cx'))));
+    expect([...xs].sort((a, b) => a - b)).toEqual(xs);
+    // the median line (of the two ok runs) and the timeout stated in the legend
+    expect(await page.locator('.legend').textContent()).toMatch(/median of ok runs: .*timeout:\s+2 min/s);
+    // fits a phone: nothing wider than the screen
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    const box = (await chart.boundingBox())!;
+    expect(box.x).toBeGreaterThanOrEqual(0);
+    expect(box.x + box.width).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: join(screenshotDir(), 'job-chart-phone.png'), fullPage: true });
+
+    await page.emulateMedia({ colorScheme: 'dark' });
+    const dark = await fills();
+    expect(dark.map((m) => m.fill)).toEqual(['rgb(74, 194, 107)', 'rgb(255, 107, 107)', 'rgb(227, 179, 65)', 'rgb(74, 194, 107)']);
+    await page.emulateMedia({ colorScheme: 'light' });
+
+    // The overview's strip: the same runs, the same rule, oldest first.
+    await page.goto(`${d.url}/`);
+    const strip = page.locator('li.job', { hasText: 'pic' }).locator('.strip');
+    expect(await strip.getAttribute('aria-label')).toBe('last 4 runs: 2 ok, 1 failed, 1 wrong');
+    const cells = await strip
+      .locator('span')
+      .evaluateAll((els) => els.map((e) => [e.getAttribute('class'), getComputedStyle(e).backgroundColor]));
+    expect(cells).toEqual([
+      ['ok', 'rgb(26, 127, 55)'],
+      ['bad', 'rgb(198, 40, 40)'],
+      ['warn', 'rgb(154, 103, 0)'],
+      ['ok', 'rgb(26, 127, 55)'],
+    ]);
+    expect(csp).toEqual([]);
+  });
+
+  it('the archive lists stored digests newest first and opens one as text (stored markup shown, never obeyed)', async () => {
+    const d = await dashboard({ tick: 'command: ["sh", "-c", "echo tick"]\n' });
+    await ns(d, 'run', 'tick');
+    // Two digests stored by the real command (no mail configured: written and stored, not sent).
+    await ns(d, 'digest', '--date', '2026-11-02', '--send');
+    await ns(d, 'digest', '--date', '2026-11-03', '--send');
+    // (and today's, when the daemon found at its start that today's digest time had passed)
+    const stored = () => query<{ date: string }>(d.state, 'SELECT date FROM digests ORDER BY date DESC').map((r) => r.date);
+    expect(stored().slice(-2)).toEqual(['2026-11-03', '2026-11-02']);
+    // Whatever is in the database's columns is data: markup in the text or the HTML is not run.
+    const db = new Database(join(d.state, 'nightshift.db'));
+    db.prepare(
+      "UPDATE digests SET body_text = body_text || '<img src=x onerror=alert(1)>', body_html = '<script>alert(2)</script>' WHERE date = '2026-11-03'",
+    ).run();
+    db.close();
+
+    const page = await newPage();
+    dialogs.length = 0;
+    await logIn(page, await loginLink(d), 'reader');
+    await page.getByRole('navigation').getByRole('link', { name: 'Digests' }).click();
+    await expect(page.locator('h1').textContent()).resolves.toBe('Digests');
+    const items = page.locator('#digests > li');
+    // newest first: every stored digest, by its date
+    expect(await items.locator('a').allTextContents()).toEqual(stored());
+    const nov3 = items.filter({ hasText: '2026-11-03' });
+    expect(await nov3.textContent()).toMatch(/2026-11-03 · Nothing needs you: the 1 job is healthy\s*not e-mailed/);
+    await nov3.getByRole('link', { name: '2026-11-03' }).click();
+    await expect(page.locator('h1').textContent()).resolves.toBe('Digest of 2026-11-03');
+    const text = (await page.locator('#digest-text').textContent())!;
+    const body = query<{ body_text: string }>(d.state, "SELECT body_text FROM digests WHERE date = '2026-11-03'")[0]!.body_text;
+    expect(text).toBe(body);
+    expect(text).toContain('nightshift digest for 2026-11-03');
+    expect(text).toContain('<img src=x onerror=alert(1)>');
+    expect(await page.locator('main img, script:not([src="/live.js"])').count()).toBe(0);
+    expect(await page.content()).not.toContain('alert(2)');
+    expect(dialogs).toEqual([]);
+    // a date without a digest, and a path that is not a date
+    expect((await page.goto(`${d.url}/digests/2026-11-04`))!.status()).toBe(404);
+    expect((await page.goto(`${d.url}/digests/latest`))!.status()).toBe(404);
+  });
+});

@@ -60,7 +60,7 @@ export const digestCommand: Command = {
     try {
       const window = digestWindow(home.policy, date);
       const d = composeDigest({
-        facts: digestFacts(store, window),
+        facts: digestFacts(store, window, home.jobs.keys()),
         jobs: home.jobs,
         policy: home.policy,
         kill,

@@ -331,9 +331,9 @@ describe('generated days: the headline and the body agree', () => {
   });
 });
 
-/** What a mail client renders safely: these tags, these attributes, styles inline, nothing fetched. */
-const TAGS = new Set(['html', 'head', 'meta', 'title', 'body', 'h1', 'h2', 'p', 'ul', 'li', 'table', 'tr', 'th', 'td']);
-const ATTRS = new Set(['charset', 'style', 'data-health', 'cellspacing', 'cellpadding', 'colspan']);
+/** What a mail client renders safely: these tags, these attributes, styles inline, nothing fetched (links only with publicUrl). */
+const TAGS = new Set(['html', 'head', 'meta', 'title', 'body', 'h1', 'h2', 'p', 'ul', 'li', 'table', 'tr', 'th', 'td', 'a']);
+const ATTRS = new Set(['charset', 'style', 'data-health', 'cellspacing', 'cellpadding', 'colspan', 'href']);
 
 function checkMailHtml(html: string, at: string): void {
   expect(html.startsWith('<!doctype html>\n'), at).toBe(true);
@@ -399,7 +399,8 @@ describe('the HTML part', () => {
     checkMailHtml(d.html, '60 jobs');
     const rows = [...d.html.matchAll(/<tr data-health="ok"[^>]*>(.*?)<\/tr>/g)];
     expect(rows).toHaveLength(50);
-    for (const r of rows) expect([...r[1]!.matchAll(/<td style="[^"]*background: #e6f4ea; color: #137333">/g)]).toHaveLength(4);
+    // job, state, last run, next run, and the strip of its last runs
+    for (const r of rows) expect([...r[1]!.matchAll(/<td style="[^"]*background: #e6f4ea; color: #137333">/g)]).toHaveLength(5);
     expect(d.html).toContain('>10 more jobs: nightshift status lists them all</td></tr>');
   });
 

@@ -26,6 +26,7 @@ import { sendDigestMail } from '../../../src/notify/mail.js';
 import { JobSpecSchema, PolicySchema, type Policy } from '../../../src/config/schema.js';
 import { Store, type RunRow } from '../../../src/store/store.js';
 import { type RunOutcome } from '../../../src/model.js';
+import { runTone, TONE_COLOURS } from '../../../src/report/tones.js';
 import { cleanup, ROOT, tempDir, testLeash, waitFor } from '../../support/helpers.js';
 import { execa } from 'execa';
 
@@ -338,6 +339,66 @@ describe('composing the digest from SQLite rows', () => {
     expect(oneLine('a\u2028b\u2029c\u00add\ufff9e')).toBe('a\ufffdb\ufffdc\ufffdd\ufffde');
   });
 
+  it("the HTML part carries each job's strip of last runs, in the dashboard's colours; links to the dashboard only with publicUrl", () => {
+    const { store, jobs } = fill();
+    run(store, 'report', 'wrong', w.from + 3 * H, 'expect failed');
+    const heals = [{ at: w.from + 9 * H, job: 'cleanup', rule: 'clear-lock', outcome: 'fixed-verified', id: 4, alert: 999 }];
+    const withUrl = policy({
+      timezone: 'Europe/Zurich',
+      digest: { at: '07:00' },
+      deadman: ['true'],
+      dashboard: { publicUrl: 'https://ops.shop.example' },
+    });
+    const input = { jobs, kill: KILL_OFF, date, window: w, now: w.to + 1000, heals };
+    const linked = composeDigest({ ...input, policy: withUrl, facts: digestFacts(store, w, jobs.keys()) });
+    const plain = composeDigest({ ...input, policy: pol, facts: digestFacts(store, w, jobs.keys()) });
+
+    // export's runs up to the window's end, oldest first: failed (before the window), ok, failed, failed, ok, timeout, ok
+    const C = TONE_COLOURS.light;
+    const rowOf = (html: string, job: string): string =>
+      new RegExp(`<tr data-health="\\w+"[^>]*><td[^>]*>(?:<a [^>]*>)?${job}<.*`).exec(html)![0];
+    for (const d of [linked, plain]) {
+      const cells = [...rowOf(d.html, 'export').matchAll(/<td style="width: 6px; height: 14px; padding: 0; background: (#\w+);/g)].map(
+        (m) => m[1],
+      );
+      expect(cells).toEqual([C.bad, C.ok, C.bad, C.bad, C.ok, C.bad, C.ok]);
+      expect(rowOf(d.html, 'export')).toContain('>3 ok, 4 failed</td>');
+      // a wrong result has its own colour, the same as the dashboard's (report/tones.ts)
+      expect(rowOf(d.html, 'report')).toContain(`background: ${C.warn};`);
+      expect(rowOf(d.html, 'report')).toContain('>1 ok, 1 wrong</td>');
+      // an external job has pings, not runs
+      expect(rowOf(d.html, 'pinger')).toContain('external: pings only');
+    }
+    expect(runTone('wrong')).toBe('warn');
+    expect(runTone('timeout')).toBe('bad');
+    expect(runTone('skipped-precheck')).toBe('idle');
+
+    // With publicUrl: the job, alert and heal each line is about link to their dashboard page.
+    const base = 'https://ops.shop.example';
+    expect(linked.html).toContain(`<li><a href="${base}/jobs/export">export</a>: failing since`);
+    expect(linked.html).toMatch(new RegExp(`export failing \\(<a href="${base}/alerts#A-1">A-1</a>\\): opened`));
+    expect(linked.html).toContain(`(<a href="${base}/heals#H-4">H-4</a>, `);
+    expect(linked.html).toContain(`<a href="${base}/jobs/cleanup">cleanup</a>: paused since`);
+    expect(linked.html).toMatch(new RegExp(`<td[^>]*><a href="${base}/jobs/db-backup" style="color: #\\w+">db-backup</a></td>`));
+    for (const m of linked.html.matchAll(/href="([^"]*)"/g)) expect(m[1]!.startsWith(`${base}/`), m[1]).toBe(true);
+    // a job removed since (runs in the window, no spec now) is named, not linked: it has no page
+    const gone = composeDigest({
+      ...input,
+      jobs: new Map([...jobs].filter(([n]) => n !== 'export')),
+      policy: withUrl,
+      facts: digestFacts(store, w),
+    });
+    expect(lineWith(gone.text, '- export: last failure')).not.toContain('https://');
+    expect(gone.html).not.toContain(`${base}/jobs/export`);
+    expect(lineWith(linked.text, '- export: failing since')).toMatch(new RegExp(`<${base}/jobs/export>$`));
+    expect(lineWith(linked.text, 'H-4')).toMatch(new RegExp(`<${base}/heals#H-4>$`));
+    // Without it: no link anywhere (a listen address is this machine's own), and the same words.
+    expect(plain.html).not.toMatch(/<a |href=|https?:/);
+    expect(plain.text).not.toContain('ops.shop.example');
+    expect(linked.text.replace(/ <https:[^>]*>/g, '')).toBe(plain.text);
+    expect(linked.verdict).toBe(plain.verdict);
+  });
+
   it('lists the next 24 hours per job: managed, enabled, not paused; counts from the schedule module', () => {
     const { store, jobs } = fill();
     const d = compose({ store, jobs, policy: pol, kill: KILL_OFF, date, window: w, now: w.to + 1000 });
@@ -491,7 +552,7 @@ describe('DigestService', () => {
     // The status table, one green row per job.
     expect(mail.html.match(/<tr data-health="ok" style="background: #e6f4ea; color: #137333">/g)).toHaveLength(2);
     expect(mail.html).toMatch(
-      /<tr data-health="ok"[^>]*><td[^>]*>a<\/td><td[^>]*>ok<\/td><td[^>]*>no run yet<\/td><td[^>]*>\d{4}-\d\d-\d\d 03:00 UTC<\/td><\/tr>/,
+      /<tr data-health="ok"[^>]*><td[^>]*>a<\/td><td[^>]*>ok<\/td><td[^>]*>no run yet<\/td><td[^>]*>\d{4}-\d\d-\d\d 03:00 UTC<\/td><td[^>]*>no runs yet<\/td><\/tr>/,
     );
 
     const row = t.store.digests.get(tomorrow)!;

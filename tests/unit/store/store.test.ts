@@ -196,3 +196,58 @@ describe('store, while SQLite cannot grow (records held in memory)', () => {
     s.close();
   });
 });
+
+describe('reads across every job, by index (the dashboard asks them on every page load)', () => {
+  it('lastFinishedOfEach, lastSuccesses and outcomesOfEach answer what a scan of every run answers', () => {
+    const s = Store.open(join(dir, 'each.db'));
+    const jobs = ['a', 'b-2', 'c', 'zz'];
+    let t = 1000;
+    // Interleaved runs of several jobs, of every kind of ending; some still open, one job only pinged.
+    const outcomes = ['ok', 'failed', 'wrong', 'ok', 'timeout', 'skipped-overlap'] as const;
+    for (let i = 0; i < 60; i++) {
+      const job = jobs[i % jobs.length]!;
+      const o = outcomes[(i * 7) % outcomes.length]!;
+      if (o.startsWith('skipped-')) s.runs.insert({ job, trigger: 'schedule', scheduledFor: t, now: t, outcome: o });
+      else {
+        const id = s.runs.insert({ job, trigger: 'manual', now: t })!;
+        if (i < 56) s.runs.finish(id, { outcome: o, endedAt: t + 5 });
+      }
+      t += 10;
+    }
+    // c's newest runs are open: its last finished run is an older one
+    s.runs.insert({ job: 'c', trigger: 'manual', now: t++ });
+    // an external job: only success pings; and a job whose newest success is a ping
+    s.heartbeats.record('ext', 'success', t++, 'cli', null);
+    const late = t + 1_000_000;
+    s.heartbeats.record('a', 'success', late, 'cli', null);
+    // nothing finished yet
+    s.runs.insert({ job: 'new', trigger: 'manual', now: t++ });
+
+    const scanLast = s.db
+      .prepare('SELECT r.* FROM runs r JOIN (SELECT job, max(id) AS id FROM runs WHERE ended_at IS NOT NULL GROUP BY job) m ON r.id = m.id')
+      .all() as Array<{ job: string; id: number }>;
+    expect([...s.runs.lastFinishedOfEach()].sort()).toEqual(scanLast.map((r) => [r.job, r]).sort());
+    expect(s.runs.lastFinishedOfEach().has('new')).toBe(false);
+
+    const scanOk = s.db
+      .prepare(
+        "SELECT job, max(at) AS at FROM (SELECT job, max(ended_at) AS at FROM runs WHERE outcome = 'ok' GROUP BY job UNION ALL SELECT job, max(at) AS at FROM heartbeats WHERE kind = 'success' GROUP BY job) GROUP BY job",
+      )
+      .all() as Array<{ job: string; at: number }>;
+    const last = s.life.lastSuccesses();
+    expect([...last].sort()).toEqual(scanOk.map((r) => [r.job, r.at]).sort());
+    expect(last.get('a')).toBe(late);
+    expect(last.get('ext')).toBeTypeOf('number');
+    for (const job of [...jobs, 'ext']) expect(last.get(job) ?? null, job).toBe(s.life.lastSuccessAt(job));
+
+    const strips = s.runs.outcomesOfEach([...jobs, 'none'], 5);
+    for (const job of jobs) expect(strips.get(job), job).toEqual(s.runs.history(job, 5).map((r) => ({ id: r.id, outcome: r.outcome })));
+    expect(strips.get('none')).toEqual([]);
+    // before an instant: only runs created before it (a digest of a past day shows that day's strip)
+    const older = s.runs.outcomesOfEach(['a'], 100, 1200).get('a')!;
+    expect(older.length).toBeGreaterThan(0);
+    expect(older.every((r) => s.runs.get(r.id)!.created_at < 1200)).toBe(true);
+    expect(s.runs.recent('a', 3).map((r) => r.id)).toEqual(s.runs.history('a', 3).map((r) => r.id));
+    s.close();
+  });
+});
