@@ -15,6 +15,15 @@ export function runTone(outcome: string | null): Tone {
   return FAILED_OUTCOMES.has(outcome as RunOutcome) ? 'bad' : 'idle';
 }
 
+/** A heal attempt's tone: fixed, waiting for an answer, nothing done (denied, expired, a proposal), or failed or stopped. */
+export function healTone(outcome: string | null): Tone {
+  if (outcome === null) return 'running';
+  if (outcome === 'fixed-verified' || outcome === 'self-recovered') return 'ok';
+  if (outcome === 'awaiting-approval') return 'warn';
+  if (['denied', 'expired', 'proposed', 'interrupted'].includes(outcome)) return 'idle';
+  return 'bad';
+}
+
 /** What a tone means, in a legend or a count ("6 failed"). */
 export const TONE_WORDS: Record<Tone, string> = {
   ok: 'ok',

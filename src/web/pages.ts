@@ -14,7 +14,7 @@ import { ago } from '../report/status.js';
 import { containment } from '../run/launch.js';
 import { nextInstants, readableTime } from '../schedule/instants.js';
 import { systemTimeZone } from '../schedule/timezone.js';
-import { runTone } from '../report/tones.js';
+import { healTone, runTone } from '../report/tones.js';
 import type { AlertRow, RunDot, RunRow, Store, WebSessionRow } from '../store/store.js';
 import { CHART_RUNS, chartModel, chartSvg } from './chart.js';
 import { html, type Html } from './html.js';
@@ -41,15 +41,6 @@ export interface Chrome {
 const DAY_MS = 24 * 3600_000;
 export const STRIP_RUNS = 30;
 const JOB_PAGE_RUNS = 50;
-
-/** A heal's colour: fixed, waiting for a person, failed or stopped, or nothing done. */
-function healTone(outcome: string | null): 'ok' | 'bad' | 'warn' | 'running' | 'idle' {
-  if (outcome === null) return 'running';
-  if (outcome === 'fixed-verified' || outcome === 'self-recovered') return 'ok';
-  if (outcome === 'awaiting-approval') return 'warn';
-  if (['denied', 'expired', 'proposed', 'interrupted'].includes(outcome)) return 'idle';
-  return 'bad';
-}
 
 /** A time as every surface says it (the job's zone), with how far away it is. */
 export function when(ms: number, tz: string, now: number): Html {
