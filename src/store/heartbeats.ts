@@ -4,6 +4,9 @@ import type { Held } from './held.js';
 import type { HeartbeatRow } from './rows.js';
 import type { Sql } from './sql.js';
 
+/** Of each job, this many of its latest pings keep what they POSTed. */
+export const PING_OUTPUTS_KEPT = 100;
+
 export class Heartbeats {
   constructor(
     private readonly sql: Sql,
@@ -14,7 +17,14 @@ export class Heartbeats {
    * Touches of a heartbeat file (a worker may touch it every 200 ms) move the time of the job's
    * last row when that row is one too: one row per unbroken streak, not 400,000 a day.
    */
-  record(job: string, kind: HeartbeatRow['kind'], at: number, source: string, durationMs: number | null = null): void {
+  record(
+    job: string,
+    kind: HeartbeatRow['kind'],
+    at: number,
+    source: string,
+    durationMs: number | null = null,
+    output: string | null = null,
+  ): void {
     if (kind === 'success' && source === 'file') {
       const last = 'SELECT max(id) FROM heartbeats WHERE job = @job';
       this.held.durable({
@@ -29,8 +39,15 @@ export class Heartbeats {
       return;
     }
     this.held.durable({
-      sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)',
-      params: [job, kind, at, source, durationMs],
+      sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms, output) VALUES (?, ?, ?, ?, ?, ?)',
+      params: [job, kind, at, source, durationMs, output],
+    });
+    // A looping sender must not fill the state folder with bodies: only the last PING_OUTPUTS_KEPT
+    // pings of a job keep theirs. Each ping drops the one that just fell out (one index seek).
+    this.held.durable({
+      sql: `UPDATE heartbeats SET output = NULL WHERE output IS NOT NULL AND id = (
+              SELECT id FROM heartbeats WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ${PING_OUTPUTS_KEPT})`,
+      params: [job],
     });
   }
 
