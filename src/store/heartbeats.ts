@@ -4,7 +4,10 @@ import type { Held } from './held.js';
 import type { HeartbeatRow } from './rows.js';
 import type { Sql } from './sql.js';
 
-/** Of each job, this many of its latest pings keep what they POSTed. */
+/**
+ * Of each job, this many of its latest pings with an output keep it: a sender in a loop cannot fill
+ * the state folder with bodies. The trigger heartbeats_output_cap (migration v6) enforces it.
+ */
 export const PING_OUTPUTS_KEPT = 100;
 
 export class Heartbeats {
@@ -41,13 +44,6 @@ export class Heartbeats {
     this.held.durable({
       sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms, output) VALUES (?, ?, ?, ?, ?, ?)',
       params: [job, kind, at, source, durationMs, output],
-    });
-    // A looping sender must not fill the state folder with bodies: only the last PING_OUTPUTS_KEPT
-    // pings of a job keep theirs. Each ping drops the one that just fell out (one index seek).
-    this.held.durable({
-      sql: `UPDATE heartbeats SET output = NULL WHERE output IS NOT NULL AND id = (
-              SELECT id FROM heartbeats WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ${PING_OUTPUTS_KEPT})`,
-      params: [job],
     });
   }
 
