@@ -20,6 +20,8 @@ import { type ClockJump } from './schedule/timer.js';
 import { systemClock, type Clock } from './clock.js';
 import { checkKillSwitch, killSwitchPath, setKillSwitch, switchWhy, type KillState } from './control/killswitch.js';
 import { ActionRefused, Dashboard, type WebActions } from './web/server.js';
+import { dashboardOrigin } from './web/auth.js';
+import { newPingKey, pingKeyHash, pingPath } from './web/ping-http.js';
 import { killOrphanSandboxes, leashFor, type Leash } from './run/launch.js';
 import { ConfigWatcher, FileWatcher } from './config/watch.js';
 import { LiveConfig } from './config/live.js';
@@ -497,6 +499,13 @@ export class Daemon {
       this.scheduler.remove(name);
       this.watchdog?.jobRemoved(name);
       this.heartbeatFiles?.jobsChanged();
+      // Its HTTP ping key goes with it: a new job of the same name later gets a new one.
+      try {
+        if (this.store.pingKeys.remove(name)) log.info({ job: name }, 'the ping key of a removed job was deleted');
+      } catch (err) {
+        // Left in place it is ignored (only keys of external jobs here now are taken).
+        log.warn({ job: name, err: errorMessage(err) }, 'the ping key of a removed job could not be deleted; it is ignored');
+      }
       log.info({ job: name, file }, 'job removed (a running process of it is left to finish)');
       this.store.journal.record(this.clock.now(), 'job-removed', name, `job ${name} removed (${file} deleted)`);
     });
@@ -820,6 +829,23 @@ export class Daemon {
         if (settled) throw new ActionRefused(`${job.name} was ${said}`);
         return `${job.name}: ${said}, by ${by}; its result shows on its page when it ends.`;
       },
+      jobOfPingKey: (key) => {
+        // Only a job that is here and external now: the key of a removed job, or of one that
+        // nightshift runs since, answers as an unknown key does.
+        const name = this.store.pingKeys.jobOf(pingKeyHash(key));
+        const job = name === undefined ? undefined : this.jobs.get(name);
+        return job && !job.managed ? job.name : null;
+      },
+      ping: (name, kind, output, message) => {
+        try {
+          this.ping(name, kind, 'http', output, message ?? undefined);
+          return true;
+        } catch (err) {
+          // Removed or made a job nightshift runs between the key's check and the body's end.
+          if (err instanceof ControlError) return false;
+          throw err;
+        }
+      },
       killSwitch: (on, by) => {
         setKillSwitch(killSwitchPath(this.paths, this.policy), on, by, this.clock.now());
         // Said at once and with who pressed it; the watcher's later event then finds nothing new.
@@ -846,6 +872,7 @@ export class Daemon {
         }
       },
       ping: (name, kind) => this.ping(name, kind),
+      pingKey: (name, rotate) => this.pingKey(name, rotate),
       setPaused: (name, paused, by) => this.setPaused(name === null ? [...this.jobs.values()] : [this.jobOr404(name)], paused, by),
       answer: (id, what, by) => this.answer(id, what, by),
     };
@@ -875,7 +902,17 @@ export class Daemon {
     }
   }
 
-  private ping(name: string, kind: PingKind): { job: string; kind: string; durationMs: number | null } {
+  /**
+   * A ping of an external job: from `nightshift ping` (source "ping") or over HTTP (source "http",
+   * with what was POSTed as its output). Either way the watchdog takes it the same.
+   */
+  private ping(
+    name: string,
+    kind: PingKind,
+    source = 'ping',
+    output: string | null = null,
+    message?: string,
+  ): { job: string; kind: string; durationMs: number | null } {
     const job = this.jobOr404(name);
     if (job.managed) {
       throw new ControlError(
@@ -883,8 +920,66 @@ export class Daemon {
         400,
       );
     }
-    const { durationMs } = this.watchdog!.heartbeat(job, kind, 'ping');
+    const { durationMs } = this.watchdog!.heartbeat(job, kind, source, message, undefined, output);
     return { job: job.name, kind, durationMs };
+  }
+
+  /**
+   * `nightshift ping-url`: the external job's HTTP ping key, made on first use and kept (the same
+   * address every time), or replaced at once with `rotate` (the old key answers "not found" from
+   * this commit on). The address is the dashboard's (publicUrl, else the listen address); null
+   * when the dashboard is off.
+   */
+  private pingKey(
+    name: string,
+    rotate: boolean,
+  ): {
+    job: string;
+    path: string;
+    url: string | null;
+    created: boolean;
+    rotated: boolean;
+    dashboard: { listening: boolean; listen: string | null; publicUrl: string | null };
+  } {
+    const job = this.jobOr404(name);
+    if (job.managed) {
+      throw new ControlError(
+        `job "${job.name}" is run by nightshift itself; its successful runs are its heartbeats (ping addresses are for external jobs: ones with no command)`,
+        400,
+      );
+    }
+    const now = this.clock.now();
+    const had = this.store.pingKeys.of(job.name);
+    let key = had?.key;
+    if (!key || rotate) {
+      key = newPingKey();
+      try {
+        this.store.pingKeys.set(job.name, key, pingKeyHash(key), now);
+      } catch (err) {
+        if (!isDiskFull(err)) throw err;
+        this.store.held.noteDiskFull(err, 'the database');
+        throw new ControlError(
+          `the state folder ${this.paths.state} is full: no ping key could be ${had ? 'replaced (the old one still works)' : 'made'}; try again once there is space`,
+          503,
+        );
+      }
+      // The journal names the job, never the key.
+      const [kind, message] = had
+        ? ['ping-key-rotated', `ping key of ${job.name} replaced: the old ping address stopped working`]
+        : ['ping-key-created', `ping key of ${job.name} made: it may ping over HTTP`];
+      this.store.journal.record(now, kind, job.name, message);
+      this.log.info({ job: job.name }, message);
+    }
+    const path = pingPath(key);
+    const origin = dashboardOrigin(this.policy);
+    return {
+      job: job.name,
+      path,
+      url: origin === null ? null : `${origin}${path}`,
+      created: !had,
+      rotated: had !== undefined && rotate,
+      dashboard: this.dashboardState(),
+    };
   }
 
   private setPaused(jobs: Job[], paused: boolean, by: string): { changed: string[] } {

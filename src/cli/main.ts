@@ -17,6 +17,7 @@ import { runCommand } from './commands/run.js';
 import { historyCommand } from './commands/history.js';
 import { logsCommand } from './commands/logs.js';
 import { pingCommand } from './commands/ping.js';
+import { pingUrlCommand } from './commands/ping-url.js';
 import { alertsCommand } from './commands/alerts.js';
 import { healsCommand } from './commands/heals.js';
 import { approveCommand } from './commands/approve.js';
@@ -36,6 +37,7 @@ export const COMMANDS: Record<string, Command> = {
   history: historyCommand,
   logs: logsCommand,
   ping: pingCommand,
+  'ping-url': pingUrlCommand,
   alerts: alertsCommand,
   heals: healsCommand,
   approve: approveCommand,

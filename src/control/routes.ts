@@ -11,6 +11,8 @@ export interface ControlActions {
   /** Runs a job now and resolves with its finished run. */
   runNow(job: string): Promise<unknown>;
   ping(job: string, kind: PingKind): unknown;
+  /** An external job's HTTP ping key and address: made on first use, a new one when rotate. */
+  pingKey(job: string, rotate: boolean): unknown;
   /** One job by name, or every job (null). */
   setPaused(job: string | null, paused: boolean, by: string): unknown;
   answer(attempt: number, what: 'approve' | 'deny', by: string): unknown;
@@ -41,6 +43,8 @@ export function controlRoutes(a: ControlActions): Route[] {
       { method, path: '/ping/:name/start', handler: ({ name }: { name?: string }) => a.ping(nameOf(name), 'start') },
       { method, path: '/ping/:name/fail', handler: ({ name }: { name?: string }) => a.ping(nameOf(name), 'fail') },
     ]),
+    { method: 'POST', path: '/ping-url/:name', handler: ({ name }) => a.pingKey(nameOf(name), false) },
+    { method: 'POST', path: '/ping-url/:name/rotate', handler: ({ name }) => a.pingKey(nameOf(name), true) },
     { method: 'POST', path: '/pause/:name', handler: ({ name }) => a.setPaused(nameOf(name), true, COMMAND_LINE) },
     { method: 'POST', path: '/resume/:name', handler: ({ name }) => a.setPaused(nameOf(name), false, COMMAND_LINE) },
     { method: 'POST', path: '/approve/:name', handler: ({ name }) => a.answer(attemptOf(name), 'approve', COMMAND_LINE) },

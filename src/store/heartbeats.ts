@@ -4,6 +4,12 @@ import type { Held } from './held.js';
 import type { HeartbeatRow } from './rows.js';
 import type { Sql } from './sql.js';
 
+/**
+ * Of each job, this many of its latest pings with an output keep it: a sender in a loop cannot fill
+ * the state folder with bodies. The trigger heartbeats_output_cap (migration v6) enforces it.
+ */
+export const PING_OUTPUTS_KEPT = 100;
+
 export class Heartbeats {
   constructor(
     private readonly sql: Sql,
@@ -14,7 +20,14 @@ export class Heartbeats {
    * Touches of a heartbeat file (a worker may touch it every 200 ms) move the time of the job's
    * last row when that row is one too: one row per unbroken streak, not 400,000 a day.
    */
-  record(job: string, kind: HeartbeatRow['kind'], at: number, source: string, durationMs: number | null = null): void {
+  record(
+    job: string,
+    kind: HeartbeatRow['kind'],
+    at: number,
+    source: string,
+    durationMs: number | null = null,
+    output: string | null = null,
+  ): void {
     if (kind === 'success' && source === 'file') {
       const last = 'SELECT max(id) FROM heartbeats WHERE job = @job';
       this.held.durable({
@@ -30,8 +43,8 @@ export class Heartbeats {
       return;
     }
     this.held.durable({
-      sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms) VALUES (?, ?, ?, ?, ?)',
-      params: [job, kind, at, source, durationMs],
+      sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms, output) VALUES (?, ?, ?, ?, ?, ?)',
+      params: [job, kind, at, source, durationMs, output],
     });
     this.sql.changed('ping', job);
   }

@@ -200,6 +200,33 @@ const MIGRATIONS: string[] = [
   ALTER TABLE heal_attempts ADD COLUMN answered_by TEXT;
   ALTER TABLE heal_attempts ADD COLUMN files TEXT;
   `,
+  // v6: pings over HTTP. Each external job may have one secret key; /ping/KEY on the dashboard's
+  // port proves its life. Unlike the login tokens above, the key itself is kept, not only its
+  // hash: \`nightshift ping-url JOB\` must print the same address again (it is written into a
+  // crontab or a service once and read back later). That is acceptable because the key proves the
+  // life of one external job and nothing else (no session, no button, no reading), and the
+  // database is readable by the state group only, who can see the job's state anyway. Lookups go
+  // by the key's sha256 (key_hash), so comparing with what a client sent leaks nothing of a key.
+  // A ping's POSTed body is kept as its output (capped; shown as text, never as markup); only the
+  // latest 100 pings of a job keep theirs (store/heartbeats.ts PING_OUTPUTS_KEPT), so that a
+  // sender in a loop cannot fill the state folder with bodies. A trigger, not a second statement:
+  // the ping and the cap are one commit (one fsync, which is what a ping costs).
+  `
+  CREATE TABLE ping_keys (
+    job TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+  );
+  ALTER TABLE heartbeats ADD COLUMN output TEXT;
+  -- The trigger walks only the rows that have an output (at most 101 of a job), however many pings
+  -- without one lie between them.
+  CREATE INDEX heartbeats_output ON heartbeats(job, id) WHERE output IS NOT NULL;
+  CREATE TRIGGER heartbeats_output_cap AFTER INSERT ON heartbeats WHEN NEW.output IS NOT NULL BEGIN
+    UPDATE heartbeats SET output = NULL WHERE id = (
+      SELECT id FROM heartbeats WHERE job = NEW.job AND output IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET 100);
+  END;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -56,6 +56,8 @@ export interface HeartbeatRow {
   at: number;
   source: string;
   duration_ms: number | null;
+  /** What a ping over HTTP POSTed (capped, outside text); null for other pings. Absent in a database before schema 6. */
+  output?: string | null;
 }
 
 export interface DigestRow {

@@ -23,6 +23,7 @@ import { Ladder } from './ladder.js';
 import { Life } from './life.js';
 import { migrate, SCHEMA_VERSION } from './migrations.js';
 import { Pages } from './pages.js';
+import { PingKeys } from './ping-keys.js';
 import { Runs, writeRun } from './runs.js';
 import { Specs } from './specs.js';
 import { Sql, StoreError } from './sql.js';
@@ -43,6 +44,7 @@ export type {
   RunRow,
 } from './rows.js';
 export type { WebLinkRow, WebSessionRow } from './web.js';
+export type { PingKeyRow } from './ping-keys.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export type { RunBrief, RunDot } from './runs.js';
 export type { DigestBrief } from './digests.js';
@@ -65,6 +67,7 @@ export class Store {
   readonly ladder: Ladder;
   readonly journal: Journal;
   readonly web: WebAuth;
+  readonly pingKeys: PingKeys;
   private closed = false;
 
   private constructor(
@@ -90,6 +93,7 @@ export class Store {
     this.ladder = new Ladder(sql);
     this.journal = new Journal(sql, this.held);
     this.web = new WebAuth(sql);
+    this.pingKeys = new PingKeys(sql);
   }
 
   /** Opens (creating if needed) the daemon's database and brings its schema up to date. */

@@ -236,7 +236,14 @@ export class Watchdog {
   // ---- heartbeats of external jobs ----
 
   /** `at`: when it happened, if earlier than now (a heartbeat-file touch written a moment later). */
-  heartbeat(job: Job, kind: 'start' | 'success' | 'fail', source: string, message?: string, at?: number): { durationMs: number | null } {
+  heartbeat(
+    job: Job,
+    kind: 'start' | 'success' | 'fail',
+    source: string,
+    message?: string,
+    at?: number,
+    output: string | null = null,
+  ): { durationMs: number | null } {
     const { store, clock } = this.deps;
     const now = at ?? clock.now();
     let durationMs: number | null = null;
@@ -244,7 +251,7 @@ export class Watchdog {
       const last = store.heartbeats.last(job.name);
       if (last?.kind === 'start') durationMs = now - last.at;
     }
-    store.heartbeats.record(job.name, kind, now, source, durationMs);
+    store.heartbeats.record(job.name, kind, now, source, durationMs, output);
     if (kind === 'start') {
       this.timer.set(`hung:${job.name}`, now + job.spec.timeout);
       return { durationMs };

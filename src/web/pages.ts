@@ -284,6 +284,7 @@ export function jobPage(d: PageData, c: Chrome, name: string, describe: (job: Jo
               ${paused ? 'None while it is paused.' : !job.spec.enabled ? 'None: it is turned off.' : 'None scheduled.'}
             </p>`
       }
+      ${job.managed ? '' : pingsSection(d, name, tz)}
       <h2>Runs</h2>
       ${charted.length ? chartSvg(chart, tz) : ''}
       ${
@@ -294,6 +295,32 @@ export function jobPage(d: PageData, c: Chrome, name: string, describe: (job: Jo
           : html`<p class="muted">No runs yet.</p>`
       }`,
   );
+}
+
+// ---- an external job's pings ----
+
+const JOB_PAGE_PINGS = 50;
+const PING_WORDS = { success: 'ok', fail: 'fail', start: 'start' } as const;
+
+/** What an external job sent: its last pings, each with what it POSTed (outside text, shown as text). */
+function pingsSection(d: PageData, name: string, tz: string): Html {
+  const pings = d.store.heartbeats.recent(JOB_PAGE_PINGS, { job: name });
+  return html`<h2>Pings</h2>
+    ${
+      pings.length
+        ? html`<ul class="plain" id="pings">
+            ${pings.map(
+              (p) =>
+                html`<li id="ping-${p.id}">
+                  <span class="tone-${p.kind === 'fail' ? 'bad' : p.kind === 'start' ? 'running' : 'ok'}">${PING_WORDS[p.kind]}</span> ·
+                  ${p.source === 'file' ? 'heartbeat file' : p.source === 'http' ? 'over http' : 'nightshift ping'} ·
+                  ${when(p.at, tz, d.now)}${p.duration_ms !== null ? ` · ran ${seconds(p.duration_ms)}` : ''}
+                  ${p.output ? html`<pre>${p.output}</pre>` : ''}
+                </li>`,
+            )}
+          </ul>`
+        : html`<p class="muted">No pings yet: nightshift ping-url ${name} prints its address.</p>`
+    }`;
 }
 
 function runItem(d: PageData, job: string, r: RunRow, tz: string): Html {

@@ -1,6 +1,7 @@
 // The dashboard's HTTP server: Node's own `http` (no dependency, and the few routes below need no
 // framework). Every request passes the same gates in this order: a Host this server answers to
-// (DNS rebinding), a session (except the login link itself), and for a POST the CSRF checks — the
+// (DNS rebinding), a session (except the login link itself and pings, whose key is their
+// credential: web/ping-http.ts), and for a POST the CSRF checks — the
 // browser's Origin / Sec-Fetch-Site, and the session's token in the form. Headers forbid inline
 // script, framing and referrers (a login link never leaves in a Referer; same-origin, not no-referrer: with that a form's Origin is "null").
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -40,6 +41,7 @@ import {
   type PageData,
 } from './pages.js';
 import { STYLE } from './style.js';
+import { clientAddress, PingGate, type PingKind } from './ping-http.js';
 
 /** What the buttons do: the daemon's own actions, the ones the CLI reaches over the control socket. */
 export interface WebActions {
@@ -49,6 +51,10 @@ export interface WebActions {
   setPaused(job: string, paused: boolean, by: string): { changed: string[] };
   /** Turns the switch on or off and says what is in force now. */
   killSwitch(on: boolean, by: string): string;
+  /** Pings over HTTP (web/ping-http.ts): the external job a key proves life of, or null. */
+  jobOfPingKey(key: string): string | null;
+  /** A ping of an external job, through the same code as `nightshift ping`; false when the job is gone. */
+  ping(job: string, kind: PingKind, output: string | null, message: string | null): boolean;
 }
 
 /** A button's action refused for a reason the person can act on (the CLI's words); shown, not logged as a fault. */
@@ -106,11 +112,17 @@ export class Dashboard {
   private readonly loginByClient = new Map<string, number[]>();
   readonly listen: string;
   publicUrl: string | null = null;
+  private readonly pings: PingGate;
 
   constructor(private readonly o: DashboardOptions) {
     if (!parseListen(o.listen)) throw new Error(`dashboard.listen "${o.listen}" is not HOST:PORT`);
     this.listen = o.listen;
     this.setPublicUrl(o.publicUrl);
+    this.pings = new PingGate({
+      jobOfKey: (key) => o.actions.jobOfPingKey(key),
+      ping: (job, kind, output, message) => o.actions.ping(job, kind, output, message),
+      behindProxy: () => this.publicUrl !== null,
+    });
   }
 
   /** The names this server answers to: its listen address, and publicUrl's host when one is set. */
@@ -221,6 +233,12 @@ export class Dashboard {
     if (path === '/style.css' && method === 'GET') return this.send(res, 200, STYLE, 'text/css; charset=utf-8');
     if (path === '/live.js' && method === 'GET') return this.send(res, 200, LIVE_SCRIPT, 'text/javascript; charset=utf-8');
     if (path === '/favicon.ico') return this.send(res, 404, '', 'text/plain');
+    // Pings carry their own credential (the key in the path): before the session gate, and without
+    // the CSRF checks, which are for browsers.
+    if (path.startsWith('/ping/')) {
+      const a = await this.pings.answer(req, path, method);
+      return this.send(res, a.status, a.body, 'text/plain; charset=utf-8', a.headers);
+    }
 
     const login = /^\/login\/([^/]+)$/.exec(path);
     if (login) return this.login(req, res, method, decodePart(login[1]!));
@@ -420,7 +438,8 @@ export class Dashboard {
 
   private limitLogin(req: IncomingMessage): void {
     const now = this.o.now();
-    const client = req.socket.remoteAddress ?? '?';
+    // Behind the proxy every client arrives from 127.0.0.1: the one address the proxy vouches for.
+    const client = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.publicUrl !== null);
     const recent = (list: number[]): number[] => list.filter((t) => now - t < LOGIN_WINDOW_MS);
     this.loginHits = recent(this.loginHits);
     const mine = recent(this.loginByClient.get(client) ?? []);

@@ -8,6 +8,7 @@ export const pingCommand: Command = {
     'Needs the daemon. --start then a later ping records the duration; a start with no end within the\n' +
     "job's timeout raises a hung alert. The same works with curl:\n" +
     '  curl --unix-socket STATE/nightshift.sock http://x/ping/JOB[/start|/fail]\n' +
+    "From another host, over the dashboard's port: nightshift ping-url JOB prints an address with a secret key.\n" +
     'An unknown job is refused (exit 2) and nothing is recorded.',
   options: { start: { type: 'boolean' }, fail: { type: 'boolean' }, json: { type: 'boolean' } },
   run: async (ctx) => {

@@ -94,7 +94,9 @@ describe('store', () => {
     Store.open(old).close();
     const raw = new Database(old);
     raw.exec(
-      'ALTER TABLE heal_attempts DROP COLUMN files; ALTER TABLE heal_attempts DROP COLUMN answered_by; DROP TABLE web_links; DROP TABLE web_sessions',
+      'ALTER TABLE heal_attempts DROP COLUMN files; ALTER TABLE heal_attempts DROP COLUMN answered_by; DROP TABLE web_links; DROP TABLE web_sessions; ' +
+        // and what schema 6 added
+        'DROP TRIGGER heartbeats_output_cap; DROP INDEX heartbeats_output; DROP TABLE ping_keys; ALTER TABLE heartbeats DROP COLUMN output',
     );
     raw.prepare("INSERT INTO heal_attempts (alert_id, fingerprint, job, step, created_at) VALUES (1, 'j:failed', 'j', 'fix', 1)").run();
     raw.pragma('user_version = 4');
