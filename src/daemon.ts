@@ -12,7 +12,7 @@ import type { Logger } from './log.js';
 import { createNotifier, type Notifier } from './notify/systemd.js';
 import { Scheduler } from './schedule/scheduler.js';
 import { readableTime } from './schedule/instants.js';
-import type { Policy } from './config/schema.js';
+import { dashboardLink, type Policy } from './config/schema.js';
 import { formatProblem, type SpecProblem } from './config/parse.js';
 import { formatBytes, isDiskFull, Store, type DiskFullEvent } from './store/store.js';
 import { ShuttingDown, Supervisor } from './run/supervisor.js';
@@ -20,7 +20,6 @@ import { type ClockJump } from './schedule/timer.js';
 import { systemClock, type Clock } from './clock.js';
 import { checkKillSwitch, killSwitchPath, setKillSwitch, switchWhy, type KillState } from './control/killswitch.js';
 import { ActionRefused, Dashboard, type WebActions } from './web/server.js';
-import { dashboardOrigin } from './web/auth.js';
 import { newPingKey, pingKeyHash, pingPath } from './web/ping-http.js';
 import { killOrphanSandboxes, leashFor, type Leash } from './run/launch.js';
 import { ConfigWatcher, FileWatcher } from './config/watch.js';
@@ -971,11 +970,10 @@ export class Daemon {
       this.log.info({ job: job.name }, message);
     }
     const path = pingPath(key);
-    const origin = dashboardOrigin(this.policy);
     return {
       job: job.name,
       path,
-      url: origin === null ? null : `${origin}${path}`,
+      url: dashboardLink(this.policy, path),
       created: !had,
       rotated: had !== undefined && rotate,
       dashboard: this.dashboardState(),
