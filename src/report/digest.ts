@@ -10,7 +10,7 @@ import type { KillState } from '../control/killswitch.js';
 import type { Containment } from '../run/launch.js';
 import { byName } from '../names.js';
 import { formatInstant, nextAfter, readableTime, type Schedule } from '../schedule/instants.js';
-import type { Policy } from '../config/schema.js';
+import { dashboardOrigin, type Policy } from '../config/schema.js';
 import type { AlertRow, DigestRow, EventRow, JobStateRow, PageRow, RunDot, RunRow, Store } from '../store/store.js';
 import { FAILED_OUTCOMES, refOf, type AlertKind } from '../model.js';
 import { escapeHtml, oneLine } from '../text.js';
@@ -530,7 +530,8 @@ export function composeDigest(input: DigestInput): ComposedDigest {
     ...jobsSection(summary.jobs, facts.jobStates, jobs, now, t),
   ];
   // Links to the dashboard only with its public address: a listen address is this machine's own.
-  const base = policy.dashboard.publicUrl ?? null;
+  // Only an address people can open from the mail (publicUrl), and only while the dashboard is on.
+  const base = policy.dashboard.publicUrl && policy.dashboard.listen !== 'off' ? dashboardOrigin(policy) : null;
   const intro = `nightshift digest for ${date}, covering ${t(window.from)} to ${t(window.to)} (${hours(window.to - window.from)}; times in ${tz}).`;
   return {
     verdict,

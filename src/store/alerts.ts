@@ -103,7 +103,7 @@ export class Alerts {
   /** A resolved alert's resolution, credited to what actually ended it (a heal that was verified). */
   credit(id: number, resolution: string): void {
     this.sql.stmt('UPDATE alerts SET resolution = ? WHERE id = ? AND resolved_at IS NOT NULL').run(resolution, id);
-    this.sql.changed('alert', this.get(id)?.job ?? null);
+    this.sql.changed('alert', () => this.get(id)?.job ?? null);
   }
 
   /** Open alerts folded under any alert of `dependency`: unfolded and returned. */

@@ -93,8 +93,10 @@ export class Heals {
   }
 
   private tell(id: number): void {
-    if (this.sql.listened)
-      this.sql.changed('heal', (this.sql.stmt('SELECT job FROM heal_attempts WHERE id = ?', 'pluck').get(id) as string) ?? null);
+    this.sql.changed(
+      'heal',
+      () => (this.sql.stmt('SELECT job FROM heal_attempts WHERE id = ?', 'pluck').get(id) as string | undefined) ?? null,
+    );
   }
 
   forAlert(alertId: number): HealAttemptRow[] {

@@ -4,6 +4,10 @@ import { HEAL_TRIGGERS, sqlList } from '../model.js';
 import { DISTINCT_JOBS } from './runs.js';
 import type { Sql } from './sql.js';
 
+/** The jobs that ever pinged, one index seek each (heartbeats_job), as DISTINCT_JOBS does for runs. */
+const PINGED_JOBS = `pinged(job) AS (
+  SELECT min(job) FROM heartbeats UNION ALL SELECT (SELECT min(job) FROM heartbeats WHERE job > pinged.job) FROM pinged WHERE pinged.job IS NOT NULL)`;
+
 export class Life {
   constructor(private readonly sql: Sql) {}
 
@@ -22,13 +26,16 @@ export class Life {
   /**
    * lastSuccessAt of every job. Runs are read per job (DISTINCT_JOBS, then one seek in
    * runs_job_outcome each): a GROUP BY over every ok run took 0.1-0.5 s with a year of runs.
+   * Pings likewise (the newest success row of each job: a streak's row moves its time forward,
+   * rows are written in order): a GROUP BY over a million pings took 0.2 s, on every overview.
    */
   lastSuccesses(): Map<string, number> {
     const rows = this.sql
       .stmt(
-        `${DISTINCT_JOBS} SELECT job, max(at) AS at FROM (
+        `${DISTINCT_JOBS}, ${PINGED_JOBS} SELECT job, max(at) AS at FROM (
            SELECT job, (SELECT max(ended_at) FROM runs WHERE runs.job = jobs.job AND outcome = 'ok') AS at FROM jobs WHERE job IS NOT NULL
-           UNION ALL SELECT job, max(at) AS at FROM heartbeats WHERE kind = 'success' GROUP BY job)
+           UNION ALL SELECT job, (SELECT at FROM heartbeats h WHERE h.job = pinged.job AND kind = 'success' ORDER BY id DESC LIMIT 1)
+             FROM pinged WHERE job IS NOT NULL)
          WHERE at IS NOT NULL GROUP BY job`,
       )
       .all() as Array<{ job: string; at: number }>;

@@ -138,8 +138,7 @@ export class Runs {
     const sql = `UPDATE runs SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`;
     const wasHeld = this.held.durable({ sql, params: { ...patch, id: real }, runId: real, patch });
     if (wasHeld && patch.ended_at != null) this.held.finishedLater(real);
-    if (this.sql.listened)
-      this.sql.changed('run', (this.sql.stmt('SELECT job FROM runs WHERE id = ?', 'pluck').get(real) as string) ?? null);
+    this.sql.changed('run', () => (this.sql.stmt('SELECT job FROM runs WHERE id = ?', 'pluck').get(real) as string | undefined) ?? null);
   }
 
   markStarted(id: number, pgid: number | null, logPath: string, startedAt: number): void {

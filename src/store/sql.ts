@@ -42,19 +42,17 @@ export class Sql {
     };
   }
 
-  /** Whether anyone listens: a repository reads the job of a row only then. */
-  get listened(): boolean {
-    return this.listener !== null;
-  }
-
-  /** Told by a repository after it wrote; a listener's failure never reaches the writer. */
-  changed(what: ChangeKind, job: string | null): void {
+  /**
+   * Told by a repository after it wrote. `job` may be a read that finds it: made only when someone
+   * listens. Neither that read nor the listener can make a write that happened look failed.
+   */
+  changed(what: ChangeKind, job: string | null | (() => string | null)): void {
     const l = this.listener;
     if (!l) return;
     try {
-      l({ what, job });
+      l({ what, job: typeof job === 'function' ? job() : job });
     } catch {
-      // the listener reports its own failures; a write has happened and must not look failed
+      // nothing to undo: the open pages miss one refresh, the next change brings them up to date
     }
   }
 

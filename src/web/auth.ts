@@ -68,11 +68,11 @@ export function linkProblem(store: Store, linkToken: string, now: number): strin
 }
 
 /** The live session of a request's cookie, renewed when it is used (a session ends 30 days after its last use). */
-export function sessionOf(store: Store, token: string | undefined, now: number): WebSessionRow | null {
+export function sessionOf(store: Store, token: string | undefined, now: number, o: { renew?: boolean } = {}): WebSessionRow | null {
   if (!token || !/^[A-Za-z0-9_-]{20,100}$/.test(token)) return null;
   const s = store.web.session(tokenHash(token), now);
   if (!s) return null;
-  if (now - s.last_used_at >= RENEW_EVERY_MS) {
+  if ((o.renew ?? true) && now - s.last_used_at >= RENEW_EVERY_MS) {
     try {
       store.web.touch(s.id, now, now + SESSION_TTL_MS);
       return { ...s, last_used_at: now, expires_at: now + SESSION_TTL_MS };

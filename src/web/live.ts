@@ -87,7 +87,15 @@ export class LiveStreams {
   }
 
   private beat(): void {
-    for (const s of [...this.streams]) if (!s.alive()) this.end(s);
+    for (const s of [...this.streams]) {
+      let alive = false;
+      try {
+        alive = s.alive();
+      } catch {
+        // the database cannot say (full, locked): the stream ends; the page reconnects and is asked again
+      }
+      if (!alive) this.end(s);
+    }
     if (this.streams.size === 0 && this.keepalive) {
       clearInterval(this.keepalive);
       this.keepalive = null;
@@ -114,32 +122,48 @@ export class LiveStreams {
  * only, never inline). `data-live` on <body> says what the page shows: "all", or "job:NAME" for a
  * job's own pages, which refresh only for that job and for what concerns every job. A page fetches
  * itself at most once a second however many changes arrive; the content of #live is replaced, the
- * flash message above it (the answer to a button) stays.
+ * flash message above it (the answer to a button) stays, and so do the <details> the person opened;
+ * while text is selected in it, the refresh waits. A hidden tab closes its stream (browsers allow
+ * six connections to a host over HTTP/1.1: six open tabs must not starve the seventh) and catches
+ * up when shown. A stream that fails is opened again after 5 s, then up to a minute apart, and
+ * meanwhile the page says it is not live (data-live-state="lost", shown by the stylesheet).
  */
 export const LIVE_SCRIPT = `"use strict";
 (() => {
-  const scope = document.body.dataset.live;
+  const body = document.body;
+  const scope = body.dataset.live;
   if (!scope || !window.EventSource || !window.fetch || !window.DOMParser) return;
   const job = scope.startsWith("job:") ? scope.slice(4) : null;
   const GAP = 1000;
-  let busy = false, again = false, last = 0, timer = null;
+  let busy = false, again = false, last = 0, timer = null, events = null, retry = null, wait = 5000, ended = false, opened = false;
   const relevant = (list) => job === null || list.some((c) => c.job === null || c.job === job || c.what === "kill");
   const schedule = () => {
     if (timer !== null) return;
     timer = setTimeout(() => { timer = null; refresh(); }, Math.max(0, last + GAP - Date.now()));
   };
+  const selecting = () => {
+    const sel = window.getSelection();
+    const here = document.getElementById("live");
+    return sel && !sel.isCollapsed && here && here.contains(sel.anchorNode);
+  };
   const refresh = async () => {
     if (busy) { again = true; return; }
+    // Text being selected (to copy a log line) would be lost: wait until it is let go.
+    if (selecting()) { document.addEventListener("selectionchange", function once() { if (!selecting()) { document.removeEventListener("selectionchange", once); schedule(); } }); return; }
     busy = true;
     last = Date.now();
     try {
       const r = await fetch(location.href, { headers: { "X-Nightshift-Live": "1" }, credentials: "same-origin", cache: "no-store" });
-      if (r.status === 401) { events.close(); document.body.dataset.liveState = "ended"; return; }
+      if (r.status === 401) { stop("ended"); return; }
       if (!r.ok) return;
       const next = new DOMParser().parseFromString(await r.text(), "text/html").getElementById("live");
       const here = document.getElementById("live");
-      if (next && here) here.replaceWith(document.adoptNode(next));
-      document.body.dataset.liveAt = String(Date.now());
+      if (next && here) {
+        const open = new Set(Array.from(here.querySelectorAll("details[open]"), (d, i) => d.id || "#" + i));
+        Array.from(next.querySelectorAll("details"), (d, i) => { if (open.has(d.id || "#" + i)) d.open = true; });
+        here.replaceWith(document.adoptNode(next));
+      }
+      body.dataset.liveAt = String(Date.now());
     } catch (e) {
       // offline for a moment: the next change tries again
     } finally {
@@ -147,18 +171,43 @@ export const LIVE_SCRIPT = `"use strict";
       if (again) { again = false; schedule(); }
     }
   };
-  const events = new EventSource("/events");
-  let opened = false;
-  events.addEventListener("open", () => {
-    document.body.dataset.liveState = "open";
-    // Back after a drop (the daemon restarted, the network blinked): what changed meanwhile was not told.
-    if (opened) schedule();
-    opened = true;
+  const stop = (state) => {
+    ended = state === "ended";
+    if (events) events.close();
+    events = null;
+    body.dataset.liveState = state;
+  };
+  const open = () => {
+    if (ended || events || document.hidden) return;
+    events = new EventSource("/events");
+    events.addEventListener("open", () => {
+      body.dataset.liveState = "open";
+      wait = 5000;
+      // Opened again (after a drop, or the tab shown again): what changed meanwhile was not told.
+      if (opened) schedule();
+      opened = true;
+    });
+    events.addEventListener("change", (e) => {
+      let list;
+      try { list = JSON.parse(e.data); } catch (err) { return; }
+      if (Array.isArray(list) && relevant(list)) schedule();
+    });
+    events.addEventListener("error", () => {
+      // The browser retries by itself only after a dropped stream; an answer other than a stream
+      // (a proxy's 502 while nightshift restarts, a 401) ends it for good: try again, later each time.
+      if (!events || events.readyState !== EventSource.CLOSED) return;
+      stop("lost");
+      // Logged out meanwhile? The page's own fetch says so (401: the page stops for good).
+      schedule();
+      clearTimeout(retry);
+      retry = setTimeout(() => { retry = null; open(); }, wait);
+      wait = Math.min(wait * 2, 60000);
+    });
+  };
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) { if (events) stop("hidden"); }
+    else open();
   });
-  events.addEventListener("change", (e) => {
-    let list;
-    try { list = JSON.parse(e.data); } catch (err) { return; }
-    if (Array.isArray(list) && relevant(list)) schedule();
-  });
+  open();
 })();
 `;

@@ -178,11 +178,6 @@ export class Dashboard {
     this.live.push(c);
   }
 
-  /** Ends the live streams of a session that was revoked (of every session: none given). */
-  endStreams(session?: number): void {
-    this.live.endSession(session);
-  }
-
   /** How many pages are open live (the bench and the tests read it). */
   get liveStreams(): number {
     return this.live.size;
@@ -247,8 +242,11 @@ export class Dashboard {
     const d = this.o.data();
     let session: WebSessionRow | null = null;
     let token: string | undefined;
+    // What an open page does by itself (its event stream, fetching itself when told) is not a
+    // person using the session: it does not renew it, or a forgotten tab would keep it for ever.
+    const byItself = path === '/events' || req.headers['x-nightshift-live'] === '1';
     for (const t of cookiesOf(req, this.cookieName)) {
-      session = sessionOf(d.store, t, now);
+      session = sessionOf(d.store, t, now, { renew: !byItself });
       token = t;
       if (session) break;
     }
@@ -286,12 +284,11 @@ export class Dashboard {
     if (path === '/events' && method === 'GET') {
       const t = token!;
       const web = d.store.web;
-      // Never renewing: a tab left open is not a person using the session.
       return this.live.open(res, session.id, () => web.session(tokenHash(t), this.o.now()) !== undefined, { ...HEADERS, ...renew });
     }
 
     // A live page fetching itself leaves the flash for the page the person loads next.
-    const refetch = req.headers['x-nightshift-live'] === '1';
+    const refetch = byItself;
     const chrome: Chrome = { title: 'Overview', session, flash: refetch ? null : (this.flashes.get(session.id) ?? null), live: 'all' };
     if (!refetch) this.flashes.delete(session.id);
     let page: string | null;
@@ -306,7 +303,9 @@ export class Dashboard {
       page = digestPage(d, { ...chrome, title: `Digest ${m[1]!}`, live: null }, m[1]!);
     else if ((m = /^\/jobs\/([^/]+)\/runs\/(\d+)$/.exec(path))) {
       const name = decodePart(m[1]!);
-      page = runPage(d, { ...chrome, title: 'Run', live: `job:${name}` }, name, Number(m[2]));
+      // A run that has ended never changes: its page follows nothing (and re-reads no log).
+      const running = d.store.runs.get(Number(m[2]))?.ended_at === null;
+      page = runPage(d, { ...chrome, title: 'Run', live: running ? `job:${name}` : null }, name, Number(m[2]));
     } else if ((m = /^\/jobs\/([^/]+)$/.exec(path))) {
       const name = decodePart(m[1]!);
       page = jobPage(d, { ...chrome, title: name, live: `job:${name}` }, name, this.o.describe);

@@ -76,4 +76,7 @@ code#device-link { overflow-wrap: anywhere; word-break: break-all; font: 14px/1.
 .legend .key.median { border-radius: 0; height: 0; border-top: 2px dashed var(--ok); background: none; }
 .legend .key.limit { border-radius: 0; height: 0; border-top: 2px dotted var(--bad); background: none; }
 footer { margin-top: 2rem; color: var(--muted); font-size: .9rem; }
+/* A page that stopped following (its stream failed, or the session ended) says so: it is not current. */
+body[data-live-state="lost"] header.top::after { content: "Not live: reconnecting…"; flex-basis: 100%; color: var(--warn); font-weight: 600; }
+body[data-live-state="ended"] header.top::after { content: "Not live: logged out. Reload the page."; flex-basis: 100%; color: var(--bad); font-weight: 600; }
 `;

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SMTPServer } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, cli, makeHome, pageCapture, query, startDaemon, tempDir, waitFor, type DaemonProc } from '../support/helpers.js';
+import { freePort } from '../support/browser.js';
 
 interface Mail {
   from: string;
@@ -195,13 +196,16 @@ describe('paging from the daemon', () => {
     try {
       const at = `http://127.0.0.1:${(ntfy.address() as AddressInfo).port}`;
       const script = join(import.meta.dirname, '..', '..', 'deploy', 'page-ntfy.mjs');
+      const port = await freePort();
       const home = makeHome(
         { bad: 'command: ["sh", "-c", "echo disk full; exit 1"]\n', worse: 'command: ["false"]\n' },
-        `dashboard: { listen: "127.0.0.1:18787" }\npage:\n  allow: [failed]\n  command: ["${process.execPath}", "${script}", "${at}", "shop-ops-topic"]\n`,
+        `dashboard: { listen: "127.0.0.1:${port}" }\npage:\n  allow: [failed]\n  command: ["${process.execPath}", "${script}", "${at}", "shop-ops-topic"]\n`,
       );
       dirs.push(home);
       const d = await startDaemon(home);
       daemons.push(d);
+      // The card's address is one the daemon serves.
+      await d.waitLog((l) => l.msg === 'dashboard listening', 30_000, 'dashboard listening');
       await cli(['--home', home, 'run', 'bad']);
       await waitFor(() => query<{ outcome: string | null }>(d.state, 'SELECT outcome FROM pages')[0]?.outcome, 15_000, 'the page to end');
       const [alert] = query<{ id: number }>(d.state, 'SELECT id FROM alerts');
@@ -210,8 +214,8 @@ describe('paging from the daemon', () => {
       expect(got[0]!.body).toMatchObject({
         topic: 'shop-ops-topic',
         title: 'nightshift: alert (bad)',
-        click: `http://127.0.0.1:18787/alerts#A-${alert!.id}`,
-        actions: [{ action: 'view', label: 'Open', url: `http://127.0.0.1:18787/alerts#A-${alert!.id}` }],
+        click: `http://127.0.0.1:${port}/alerts#A-${alert!.id}`,
+        actions: [{ action: 'view', label: 'Open', url: `http://127.0.0.1:${port}/alerts#A-${alert!.id}` }],
       });
       // The alert text travels in the JSON body only, never in a header.
       expect(got[0]!.body.message).toContain('exited with code 1');

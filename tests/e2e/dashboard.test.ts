@@ -3,7 +3,7 @@
 // output, requests from the wrong place, the phone layout and accessibility. Every wait is for
 // what the page or the database shows, never a fixed time.
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import Database from 'better-sqlite3';
@@ -690,6 +690,51 @@ describe('live pages', () => {
     expect((await ns(d, 'login', '--revoke-all')).exitCode).toBe(0);
     expect((await ns(d, 'kill', 'off')).exitCode).toBe(0);
     await overview.locator('body[data-live-state="ended"]').waitFor({ timeout: WAIT_MS });
+  });
+
+  it('a stream refused on reconnect (a proxy answering 502 while nightshift restarts) shows "not live", then follows again', async () => {
+    const d = await dashboard({ tick: 'command: ["true"]\n' });
+    // A proxy in front, as nginx would be: it keeps the Host the dashboard answers to.
+    let failing = false;
+    const streams = new Set<import('node:http').ServerResponse>();
+    const proxy = createHttpServer((req, res) => {
+      if (failing) return void res.writeHead(502).end('bad gateway');
+      const up = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: d.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: `127.0.0.1:${d.port}`, ...(req.headers.origin ? { origin: d.url } : {}) },
+        },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+      streams.add(res);
+      res.on('close', () => streams.delete(res));
+    });
+    await new Promise<void>((ok) => proxy.listen(0, '127.0.0.1', ok));
+    try {
+      const at = `http://127.0.0.1:${(proxy.address() as import('node:net').AddressInfo).port}`;
+      const page = await newPage();
+      await logIn(page, (await loginLink(d)).replace(d.url, at), 'via proxy');
+      await page.locator('body[data-live-state="open"]').waitFor({ timeout: WAIT_MS });
+      failing = true;
+      for (const s of streams) s.destroy(); // the proxy restarts: every stream drops, reconnects get 502
+      await page.locator('body[data-live-state="lost"]').waitFor({ timeout: WAIT_MS });
+      expect(await page.locator('header.top').evaluate((e) => getComputedStyle(e, '::after').content)).toContain('Not live');
+      failing = false;
+      await page.locator('body[data-live-state="open"]').waitFor({ timeout: WAIT_MS });
+      expect((await ns(d, 'run', 'tick')).exitCode).toBe(0);
+      await page.locator('.job .strip span.ok').first().waitFor({ timeout: WAIT_MS });
+    } finally {
+      proxy.closeAllConnections();
+      proxy.close();
+    }
   });
 
   it("a page event's url opens its card: an approval waiting (approval-requested) and an alert", async () => {

@@ -69,6 +69,15 @@ describe('login links', () => {
 });
 
 describe('sessions', () => {
+  it('are not renewed by what an open page does by itself (its stream, its own refresh): a forgotten tab ends', () => {
+    const s = store();
+    const token = redeemLink(s, tokenOf(createLoginLink(s, DEFAULT_POLICY, T0).url), 'desk', T0)!.token;
+    const late = T0 + SESSION_TTL_MS - 60_000;
+    expect(sessionOf(s, token, late, { renew: false })).toMatchObject({ last_used_at: T0, expires_at: T0 + SESSION_TTL_MS });
+    expect(s.web.session(tokenHash(token), late)!.expires_at).toBe(T0 + SESSION_TTL_MS);
+    expect(sessionOf(s, token, T0 + SESSION_TTL_MS, { renew: false })).toBeNull();
+  });
+
   it('end 30 days after their last use, are renewed while used, and all end with revokeAll', () => {
     const s = store();
     const open = () => redeemLink(s, tokenOf(createLoginLink(s, DEFAULT_POLICY, T0).url), 'phone', T0)!.token;
