@@ -493,6 +493,8 @@ export class Daemon {
         job.name,
         `job ${job.name} ${prev ? 'changed' : 'added'}`,
       );
+      // Not a row of the store, yet on every page: the overview lists it, its page says its schedule.
+      this.dashboard?.push({ what: 'job', job: job.name });
     });
     ev.on('job-removed', ({ name, file }) => {
       this.scheduler.remove(name);
@@ -507,6 +509,7 @@ export class Daemon {
       }
       log.info({ job: name, file }, 'job removed (a running process of it is left to finish)');
       this.store.journal.record(this.clock.now(), 'job-removed', name, `job ${name} removed (${file} deleted)`);
+      this.dashboard?.push({ what: 'job', job: name });
     });
     ev.on('job-retimed', (job) => {
       this.scheduler.upsert(job);
@@ -523,6 +526,7 @@ export class Daemon {
       this.killSwitchChanged();
       this.digests?.policyChanged();
       if (this.dashboardKey() !== this.dashboardAt) void this.startDashboard();
+      this.dashboard?.push({ what: 'job', job: null });
       log.info({ file: this.paths.policyFile }, 'policy reloaded');
       this.store.journal.record(this.clock.now(), 'policy-changed', null, 'policy reloaded');
     });

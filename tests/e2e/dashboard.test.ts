@@ -682,6 +682,10 @@ describe('live pages', () => {
       'the verdict to name the kill switch',
     );
 
+    // A job file added while the page is open: the overview lists it (a spec, not a row of the store).
+    writeFileSync(join(d.home, 'jobs', 'fresh.yaml'), 'command: ["true"]\n');
+    await overview.locator('a[href="/jobs/fresh"]').waitFor({ timeout: WAIT_MS });
+
     for (const p of [overview, job]) expect(await p.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
     // The one script of ours, from this origin; the CSP allows nothing inline.
     expect(await overview.locator('script').evaluateAll((s) => s.map((e) => e.getAttribute('src')))).toEqual(['/live.js']);
