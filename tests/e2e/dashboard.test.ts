@@ -741,6 +741,31 @@ describe('live pages', () => {
     }
   });
 
+  it('a ping over HTTP with the right key shows on the open job page as alive; a wrong key changes nothing', async () => {
+    const d = await dashboard({ ext: 'schedule: "0 3 * * *"\n' });
+    const urlOf = JSON.parse((await ns(d, 'ping-url', 'ext', '--json')).stdout) as { url: string };
+    const page = await newPage();
+    await logIn(page, await loginLink(d), 'ops');
+    await page.goto(`${d.url}/jobs/ext`);
+    await page.locator('body[data-live-state="open"]').waitFor({ timeout: WAIT_MS });
+    expect(await page.locator('#pings li').count()).toBe(0);
+
+    // A wrong key: 404 as for any unknown one, and the open page shows nothing new.
+    const wrong = await fetch(urlOf.url.replace(/\/ping\/[^/]+/, '/ping/' + 'A'.repeat(43)), { method: 'POST', body: '<b>forged</b>' });
+    expect(wrong.status).toBe(404);
+    const right = await fetch(urlOf.url, { method: 'POST', body: 'exported 41 orders <script>alert(1)</script>' });
+    expect(right.status).toBe(200);
+    await page.locator('#pings li').first().waitFor({ timeout: WAIT_MS });
+    expect(await page.locator('#pings li').count()).toBe(1);
+    expect(await page.locator('#pings li pre').textContent()).toBe('exported 41 orders <script>alert(1)</script>');
+    expect(await page.content()).not.toContain('forged');
+    expect(dialogs).toEqual([]);
+    // Alive: its last success is the ping (the one row; the wrong key left none).
+    const status = JSON.parse((await ns(d, 'status', '--json')).stdout) as { jobs: Array<{ name: string; lastSuccessAt: number | null }> };
+    const [ping] = query<{ at: number }>(d.state, 'SELECT at FROM heartbeats');
+    expect(status.jobs.find((j) => j.name === 'ext')?.lastSuccessAt).toBe(ping!.at);
+  });
+
   it("a page event's url opens its card: an approval waiting (approval-requested) and an alert", async () => {
     const work = tempDir('ns-dash-url-');
     dirs.push(work);
