@@ -301,6 +301,7 @@ export class Daemon {
       this.healer.start();
 
       this.store.journal.record(this.clock.now(), 'daemon-start', null, `nightshift ${VERSION} started (pid ${process.pid})`);
+      this.prunePingKeys();
       this.checkRestartLoop();
       log.info(
         { jobs: this.jobs.size, rules: this.rules.size, problems: this.problemList().length, state: paths.state, version: VERSION },
@@ -493,6 +494,8 @@ export class Daemon {
         job.name,
         `job ${job.name} ${prev ? 'changed' : 'added'}`,
       );
+      // A job made one nightshift runs loses its key: made external again, it gets a new one.
+      if (job.managed) this.prunePingKeys();
       // Not a row of the store, yet on every page: the overview lists it, its page says its schedule.
       this.dashboard?.push({ what: 'job', job: job.name });
     });
@@ -643,6 +646,17 @@ export class Daemon {
     const job = name ? this.jobs.get(name) : undefined;
     if (!job) throw new ControlError(`no job named "${name}" (known: ${[...this.jobs.keys()].slice(0, 20).join(', ') || 'none'})`, 404);
     return job;
+  }
+
+  /** Only the external jobs there are now keep a ping key (see PingKeys.keepOnly). */
+  private prunePingKeys(): void {
+    try {
+      const n = this.store.pingKeys.keepOnly([...this.jobs.values()].filter((j) => !j.managed).map((j) => j.name));
+      if (n > 0) this.log.info({ removed: n }, 'ping keys of jobs that are gone or no longer external were deleted');
+    } catch (err) {
+      // Left in place they are ignored while their job is not external; the next start tries again.
+      this.log.warn({ err: errorMessage(err) }, 'ping keys of jobs that are gone could not be deleted');
+    }
   }
 
   /** A job `run now` may start: one nightshift runs itself (the CLI and the dashboard both ask here). */

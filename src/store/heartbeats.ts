@@ -42,9 +42,12 @@ export class Heartbeats {
       this.sql.changed('ping', job);
       return;
     }
+    // While the disk is full a ping waits in memory: its life counts, its output (up to 10 KB, from
+    // anyone holding a key) does not, or memory would grow by the megabyte a minute.
+    const kept = this.held.hasHeld() ? null : output;
     this.held.durable({
       sql: 'INSERT INTO heartbeats (job, kind, at, source, duration_ms, output) VALUES (?, ?, ?, ?, ?, ?)',
-      params: [job, kind, at, source, durationMs, output],
+      params: [job, kind, at, source, durationMs, kept],
     });
     this.sql.changed('ping', job);
   }

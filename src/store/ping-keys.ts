@@ -32,6 +32,14 @@ export class PingKeys {
     return this.sql.stmt('SELECT job FROM ping_keys WHERE key_hash = ?', 'pluck').get(keyHash) as string | undefined;
   }
 
+  /**
+   * Keeps the keys of these jobs only (the external jobs there are now): a job removed or made one
+   * nightshift runs while the daemon was down must not find its old key working when it returns.
+   */
+  keepOnly(jobs: string[]): number {
+    return this.sql.stmt('DELETE FROM ping_keys WHERE job NOT IN (SELECT value FROM json_each(?))').run(JSON.stringify(jobs)).changes;
+  }
+
   /** A removed job's key goes with it: a new job of the same name later gets a new one. */
   remove(job: string): boolean {
     return this.sql.stmt('DELETE FROM ping_keys WHERE job = ?').run(job).changes > 0;

@@ -144,12 +144,24 @@ export const LIVE_SCRIPT = `"use strict";
   const selecting = () => {
     const sel = window.getSelection();
     const here = document.getElementById("live");
-    return sel && !sel.isCollapsed && here && here.contains(sel.anchorNode);
+    return sel && !sel.isCollapsed && here && (here.contains(sel.anchorNode) || here.contains(sel.focusNode));
   };
+  let waitingForSelection = false;
   const refresh = async () => {
     if (busy) { again = true; return; }
     // Text being selected (to copy a log line) would be lost: wait until it is let go.
-    if (selecting()) { document.addEventListener("selectionchange", function once() { if (!selecting()) { document.removeEventListener("selectionchange", once); schedule(); } }); return; }
+    if (selecting()) {
+      if (!waitingForSelection) {
+        waitingForSelection = true;
+        document.addEventListener("selectionchange", function once() {
+          if (selecting()) return;
+          document.removeEventListener("selectionchange", once);
+          waitingForSelection = false;
+          schedule();
+        });
+      }
+      return;
+    }
     busy = true;
     last = Date.now();
     try {
@@ -159,8 +171,9 @@ export const LIVE_SCRIPT = `"use strict";
       const next = new DOMParser().parseFromString(await r.text(), "text/html").getElementById("live");
       const here = document.getElementById("live");
       if (next && here) {
-        const open = new Set(Array.from(here.querySelectorAll("details[open]"), (d, i) => d.id || "#" + i));
-        Array.from(next.querySelectorAll("details"), (d, i) => { if (open.has(d.id || "#" + i)) d.open = true; });
+        // By id (a run's output is out-RUNID): a new run at the top moves every position.
+        const open = new Set(Array.from(here.querySelectorAll("details[open][id]"), (d) => d.id));
+        next.querySelectorAll("details[id]").forEach((d) => { if (open.has(d.id)) d.open = true; });
         here.replaceWith(document.adoptNode(next));
       }
       body.dataset.liveAt = String(Date.now());
@@ -178,7 +191,9 @@ export const LIVE_SCRIPT = `"use strict";
     body.dataset.liveState = state;
   };
   const open = () => {
-    if (ended || events || document.hidden) return;
+    // Loaded in a background tab: what changes before it is shown must be fetched when it is.
+    if (document.hidden) { opened = true; return; }
+    if (ended || events) return;
     events = new EventSource("/events");
     events.addEventListener("open", () => {
       body.dataset.liveState = "open";
@@ -195,7 +210,9 @@ export const LIVE_SCRIPT = `"use strict";
     events.addEventListener("error", () => {
       // The browser retries by itself only after a dropped stream; an answer other than a stream
       // (a proxy's 502 while nightshift restarts, a 401) ends it for good: try again, later each time.
-      if (!events || events.readyState !== EventSource.CLOSED) return;
+      if (!events) return;
+      // Either way the page is not current meanwhile, and says so.
+      if (events.readyState !== EventSource.CLOSED) { body.dataset.liveState = "lost"; return; }
       stop("lost");
       // Logged out meanwhile? The page's own fetch says so (401: the page stops for good).
       schedule();

@@ -333,7 +333,7 @@ function runItem(d: PageData, job: string, r: RunRow, tz: string): Html {
     ${r.reason ? html`<br />${r.reason}` : ''}
     ${
       r.output_tail
-        ? html`<details>
+        ? html`<details id="out-${r.id}">
             <summary>End of its output</summary>
             <pre>${r.output_tail}</pre>
             <a href="${href}">All of its output</a>

@@ -32,6 +32,11 @@ export const FAILURES_PER_CLIENT = 30;
 export const FAILURES_TOTAL = 600;
 /** Good pings a minute, of all jobs together: 100 a second is far beyond any honest use. */
 export const PINGS_TOTAL = 6000;
+/**
+ * Good pings a minute of one job: a key proves the life of one job and nothing else, so one key
+ * (leaked, or its job in a loop) must not use up the others' room and make them look dead.
+ */
+export const PINGS_PER_JOB = 1200;
 const WINDOW_MS = 60_000;
 /** Clients remembered for their failures; beyond that, the ones idle for a minute are forgotten. */
 const MAX_CLIENTS = 10_000;
@@ -65,6 +70,8 @@ export interface PingGateDeps {
   behindProxy(): boolean;
   /** A monotonic clock (ms) for the limits: a step of the wall clock must not lock anyone out. */
   monotonic?: () => number;
+  /** Told (at most once a minute per job) when good pings of a job are refused: the operator must see why it looks dead. */
+  refused?: (job: string, why: string) => void;
 }
 
 /**
@@ -123,6 +130,8 @@ export class PingGate {
   private readonly failures = new SlidingLimit(FAILURES_TOTAL, WINDOW_MS);
   private readonly failuresBy = new Map<string, SlidingLimit>();
   private readonly pings = new SlidingLimit(PINGS_TOTAL, WINDOW_MS);
+  private readonly pingsBy = new Map<string, SlidingLimit>();
+  private readonly refusedAt = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(private readonly deps: PingGateDeps) {
@@ -140,7 +149,22 @@ export class PingGate {
       // The same answer for every bad key; only its count differs, and only once over the limit.
       return this.failed(clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.deps.behindProxy()), now);
     }
-    if (!this.pings.room(now)) return TOO_MANY_PINGS;
+    let mine = this.pingsBy.get(job);
+    if (!mine) {
+      if (this.pingsBy.size > MAX_CLIENTS) for (const [j, l] of this.pingsBy) if (l.idle(now)) this.pingsBy.delete(j);
+      this.pingsBy.set(job, (mine = new SlidingLimit(PINGS_PER_JOB, WINDOW_MS)));
+    }
+    if (!mine.room(now) || !this.pings.room(now)) {
+      const why = mine.room(now)
+        ? `more than ${PINGS_TOTAL} pings a minute of all jobs together`
+        : `more than ${PINGS_PER_JOB} pings a minute of job ${job}`;
+      if (now - (this.refusedAt.get(job) ?? -Infinity) >= WINDOW_MS) {
+        this.refusedAt.set(job, now);
+        this.deps.refused?.(job, why);
+      }
+      return TOO_MANY_PINGS;
+    }
+    mine.take(now);
     this.pings.take(now);
     let output: string | null = null;
     if (method === 'POST') {

@@ -122,6 +122,7 @@ export class Dashboard {
       jobOfKey: (key) => o.actions.jobOfPingKey(key),
       ping: (job, kind, output, message) => o.actions.ping(job, kind, output, message),
       behindProxy: () => this.publicUrl !== null,
+      refused: (job, why) => o.log.warn({ job, why }, `pings of ${job} refused for a minute: ${why}`),
     });
   }
 
@@ -187,7 +188,9 @@ export class Dashboard {
     this.route(req, res).catch((err: unknown) => {
       const status = err instanceof Refused ? err.status : 500;
       // A client's mistake (or an attacker's noise) is not a fault of nightshift: only 500s are logged as errors.
-      if (status === 500) this.o.log.error({ err: errorMessage(err), url: req.url }, 'dashboard request failed');
+      // A ping key or a login token in the path is a secret: the log gets the path without it.
+      const url = (req.url ?? '').replace(/^\/(ping|login)\/[^/?]+/, '/$1/…');
+      if (status === 500) this.o.log.error({ err: errorMessage(err), url }, 'dashboard request failed');
       const text = err instanceof Refused ? err.message : 'Something went wrong on the server; its log says what.';
       const title = status === 500 ? 'Error' : 'Refused';
       if (!res.headersSent) this.send(res, status, messagePage({ title, session: null }, title, text));

@@ -27,6 +27,11 @@ describe('ping keys and ping outputs (schema 6)', () => {
     expect(s.pingKeys.jobOf(pingKeyHash(k2))).toBe('ext');
     // Two jobs cannot share a key (a collision of 256 random bits would be a bug, not luck).
     expect(() => s.pingKeys.set('other', k2, pingKeyHash(k2), 3)).toThrow(/UNIQUE/);
+    // Jobs gone (or no longer external) while the daemon was down lose theirs at its start.
+    s.pingKeys.set('gone', k1, pingKeyHash(k1), 4);
+    expect(s.pingKeys.keepOnly(['ext'])).toBe(1);
+    expect(s.pingKeys.jobOf(pingKeyHash(k1))).toBeUndefined();
+    expect(s.pingKeys.jobOf(pingKeyHash(k2))).toBe('ext');
     expect(s.pingKeys.remove('ext')).toBe(true);
     expect(s.pingKeys.remove('ext')).toBe(false);
     expect(s.pingKeys.jobOf(pingKeyHash(k2))).toBeUndefined();

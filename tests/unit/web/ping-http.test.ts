@@ -4,7 +4,15 @@
 // and headers (a GET: no body is read). The real server is tested in tests/e2e/ping-http.test.ts.
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { clientAddress, FAILURES_PER_CLIENT, PingGate, PINGS_TOTAL, SlidingLimit, type PingKind } from '../../../src/web/ping-http.js';
+import {
+  clientAddress,
+  FAILURES_PER_CLIENT,
+  PingGate,
+  PINGS_PER_JOB,
+  PINGS_TOTAL,
+  SlidingLimit,
+  type PingKind,
+} from '../../../src/web/ping-http.js';
 
 const KEY = 'k'.repeat(43);
 
@@ -55,6 +63,7 @@ describe('SlidingLimit', () => {
 describe('PingGate', () => {
   function gate(jobOfKey: (key: string) => string | null) {
     const pings: Array<[string, PingKind]> = [];
+    const refused: string[] = [];
     let now = 0;
     const g = new PingGate({
       jobOfKey,
@@ -64,22 +73,43 @@ describe('PingGate', () => {
       },
       behindProxy: () => false,
       monotonic: () => now,
+      refused: (job, why) => refused.push(`${job}: ${why}`),
     });
-    return { g, pings, at: (t: number) => (now = t) };
+    return { g, pings, refused, at: (t: number) => (now = t) };
   }
 
+  // Keys of five jobs: the limit in all is more than one job may use.
+  const KEYS = Array.from({ length: 6 }, (_, i) => String(i).repeat(43));
+  const jobOfKeys = (k: string): string | null => (KEYS.includes(k) ? `ext${KEYS.indexOf(k)}` : k === KEY ? 'ext' : null);
+
+  it("one job's key, leaked or looping, cannot use up the room of the others: each job has its own limit, and the refusal is told", async () => {
+    const { g, pings, refused } = gate(jobOfKeys);
+    for (let i = 0; i < PINGS_PER_JOB; i++) {
+      const a = await g.answer(req('192.0.2.1'), `/ping/${KEYS[0]}`, 'GET');
+      if (a.status !== 200) throw new Error(`ping ${i} refused: ${a.status}`);
+    }
+    expect((await g.answer(req('192.0.2.1'), `/ping/${KEYS[0]}`, 'GET')).status).toBe(429);
+    expect((await g.answer(req('192.0.2.1'), `/ping/${KEYS[0]}`, 'GET')).status).toBe(429);
+    // Another job's right key, from anywhere: still alive.
+    expect((await g.answer(req('192.0.2.1'), `/ping/${KEYS[1]}`, 'GET')).status).toBe(200);
+    expect(pings).toHaveLength(PINGS_PER_JOB + 1);
+    // Told once for the minute, with the job and why.
+    expect(refused).toEqual([`ext0: more than ${PINGS_PER_JOB} pings a minute of job ext0`]);
+  });
+
   it('good pings are limited in all (a loop cannot flood the database), and never by the failures of others', async () => {
-    const { g, pings, at } = gate((k) => (k === KEY ? 'ext' : null));
+    const { g, pings, at } = gate(jobOfKeys);
     for (let i = 0; i < FAILURES_PER_CLIENT; i++)
       expect((await g.answer(req('192.0.2.1'), `/ping/${'x'.repeat(43)}`, 'GET')).status).toBe(404);
     expect((await g.answer(req('192.0.2.1'), `/ping/${'x'.repeat(43)}`, 'GET')).status).toBe(429);
     // The same client with the right key: not refused by the failure limit.
     for (let i = 0; i < PINGS_TOTAL; i++) {
-      const a = await g.answer(req('192.0.2.1'), `/ping/${KEY}`, 'GET');
+      const a = await g.answer(req('192.0.2.1'), `/ping/${KEYS[i % 5]}`, 'GET');
       if (a.status !== 200) throw new Error(`ping ${i} refused: ${a.status}`);
     }
     expect(pings).toHaveLength(PINGS_TOTAL);
-    const over = await g.answer(req('192.0.2.9'), `/ping/${KEY}`, 'GET');
+    // A sixth job, within its own limit: refused by the limit in all.
+    const over = await g.answer(req('192.0.2.9'), `/ping/${KEYS[5]}`, 'GET');
     expect([over.status, over.headers['Retry-After']]).toEqual([429, '60']);
     expect(pings).toHaveLength(PINGS_TOTAL);
     at(60_000);
