@@ -10,7 +10,6 @@
 //                       [--node-args="--trace-gc ..."]   (extra node flags for the daemon, to investigate)
 import { request } from 'node:http';
 import { appendFileSync, cpSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -35,6 +34,7 @@ import {
   writeHome,
   writeResult,
   deployedNodeFlags,
+  freePort,
 } from './lib.mjs';
 
 const values = flags({ seconds: { type: 'string' }, settle: { type: 'string' }, jobs: { type: 'string' }, 'node-args': { type: 'string' } });
@@ -202,14 +202,3 @@ await runMain(values, async () => {
   });
 });
 
-/** A loopback port nothing listens on now (the kernel's pick). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}

@@ -4,6 +4,7 @@
 //
 // Benchmarks print figures; they never assert timings. Every daemon started here is registered
 // and stopped (SIGTERM, wait for exit, SIGKILL as a last resort) even when a script fails.
+import { createServer as createNetServer } from 'node:net';
 import { request } from 'node:http';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -842,3 +843,15 @@ export function treeMap(root) {
 }
 
 export const hashOf = (map) => createHash('sha256').update(JSON.stringify(Object.entries(map).sort())).digest('hex');
+
+/** A port free on 127.0.0.1 now (the dashboard's listen address of a bench's daemon). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}

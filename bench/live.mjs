@@ -9,7 +9,6 @@
 //   node bench/live.mjs [--minutes 10] [--pages 20] [--keep] [--dist DIR]
 import { request } from 'node:http';
 import { appendFileSync, cpSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -30,23 +29,13 @@ import {
   table,
   tempDir,
   writeResult,
+  freePort,
 } from './lib.mjs';
 
 const values = flags({ minutes: { type: 'string' }, pages: { type: 'string' } });
 const minutes = Number(values.minutes ?? (values.quick ? 2 : 10));
 const nPages = Number(values.pages ?? 20);
 const WARMUP_MS = 60_000;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function http(port, method, path, headers = {}, body) {
   return new Promise((resolve, reject) => {

@@ -17,7 +17,6 @@
 // The policy keeps every run (retention: runs 400d, runsPerJob 20000): the default (90 days) would
 // start pruning a minute after the start, which is another bench (retention.mjs).
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -38,6 +37,7 @@ import {
   table,
   tempDir,
   writeResult,
+  freePort,
 } from './lib.mjs';
 
 const values = flags({
@@ -51,17 +51,6 @@ const nJobs = Number(values.jobs ?? 100);
 const nRequests = Number(values.requests ?? (values.quick ? 50 : 200));
 const TARGET_P95_MS = 50;
 const DAY = 86_400_000;
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-}
 
 const jobName = (i) => `job-${String(i).padStart(3, '0')}`;
 

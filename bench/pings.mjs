@@ -10,7 +10,6 @@
 //
 //   node bench/pings.mjs [--minutes N (default 3, --quick 1)] [--rate PINGS_PER_MINUTE (1000)] [--jobs N (20)]
 //                        [--keep] [--dist DIR] [--json]
-import { createServer } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -35,6 +34,7 @@ import {
   tempDir,
   toYaml,
   writeResult,
+  freePort,
 } from './lib.mjs';
 
 const values = flags({ minutes: { type: 'string' }, rate: { type: 'string' }, jobs: { type: 'string' } });
@@ -43,17 +43,6 @@ const rate = Number(values.rate ?? 1000);
 const nJobs = Number(values.jobs ?? 20);
 const MINUTE = 60_000;
 const SETTLE_MS = 5_000;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const rssMB = (pid) => MB(readStatus(pid).VmRSS ?? null);
 /** The daemon's own CPU time so far (user + system, s); its jobs' time is not in it until reaped, and not at all here (cutime is separate). */
