@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, makeHome, query, startDaemon, trackDaemons, waitFor, writeJob } from '../support/helpers.js';
+import { cli, makeHome, query, startDaemon, tempDir, trackDaemons, waitFor, writeJob } from '../support/helpers.js';
 
 const { daemons, dirs } = trackDaemons();
 const AS_ROOT = process.getuid?.() === 0;
@@ -179,3 +179,31 @@ describe('user:', () => {
 });
 
 const CLI_PATH = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
+
+describe('a job the service may not let write', () => {
+  // The unit's ProtectSystem=strict is a read-only bind mount of the whole file system; here one
+  // folder is made read-only the same way, for a daemon that believes it runs under systemd.
+  it.runIf(AS_ROOT)(
+    'fails with a reason that says which folder to add to ReadWritePaths, in status and the digest',
+    async () => {
+      const backups = tempDir('ns-backups-');
+      dirs.push(backups);
+      const home = makeHome({ 'db-backup': `shell: 'echo dumping; echo data > ${backups}/shop.sql'\n` }, 'timezone: UTC\n');
+      dirs.push(home);
+      const mountRo = `mount --bind ${backups} ${backups} && mount -o remount,bind,ro ${backups} && exec "$@"`;
+      const d = await startDaemon(home, {
+        prefix: ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', mountRo, 'sh'],
+        env: { ...process.env, INVOCATION_ID: 'test-invocation' },
+      });
+      daemons.push(d);
+      const r = await cli(['--home', home, '--state', d.state, 'run', 'db-backup']);
+      expect(r.exitCode).not.toBe(0);
+      const advice = `The service may not write ${backups}/shop.sql (read-only file system): add ${backups} to ReadWritePaths= with \`systemctl edit nightshift\``;
+      const status = String((await cli(['--home', home, '--state', d.state, 'status'])).stdout);
+      expect(status.replace(/\s+/g, ' ')).toContain(advice);
+      const digest = String((await cli(['--home', home, '--state', d.state, 'digest'])).stdout);
+      expect(digest.replace(/\s+/g, ' ')).toContain(advice);
+    },
+    60_000,
+  );
+});
