@@ -72,7 +72,7 @@ const KILL_OFF: KillState = { halted: false, switchOn: false, reason: 'the kill 
 function run(store: Store, job: string, outcome: RunOutcome, at: number, reason?: string): number {
   if (outcome.startsWith('skipped-')) return store.runs.insert({ job, trigger: 'manual', now: at, outcome, reason })!;
   const id = store.runs.insert({ job, trigger: 'manual', now: at })!;
-  store.runs.finish(id, { outcome, endedAt: at + 1000, reason: reason ?? null });
+  store.runs.finish(id, job, { outcome, endedAt: at + 1000, reason: reason ?? null });
   return id;
 }
 
