@@ -122,7 +122,7 @@ describe('store', () => {
     Store.open(old).close();
     const raw = new Database(old);
     raw.exec(
-      'ALTER TABLE heal_attempts DROP COLUMN files; ALTER TABLE heal_attempts DROP COLUMN answered_by; DROP TABLE web_links; DROP TABLE web_sessions; ' +
+      'DROP TABLE boot_runs; ALTER TABLE heal_attempts DROP COLUMN files; ALTER TABLE heal_attempts DROP COLUMN answered_by; DROP TABLE web_links; DROP TABLE web_sessions; ' +
         // and what schema 6 added
         'DROP TRIGGER heartbeats_output_cap; DROP INDEX heartbeats_output; DROP TABLE ping_keys; ALTER TABLE heartbeats DROP COLUMN output',
     );
