@@ -39,7 +39,7 @@ describe('@reboot', () => {
     daemons.push(d);
     await waitFor(() => (bootRuns(d.state, 'warm').length === 2 ? true : undefined), 20_000, 'the second boot run');
     const st = await cli(['--home', home, '--state', d.state, 'status']);
-    expect(String(st.stdout)).toMatch(/warm/);
+    expect(String(st.stdout)).toMatch(/warm .*— after the next boot \(@reboot\)/);
     const next = await cli(['--home', home, '--state', d.state, 'next', 'warm']);
     expect(String(next.stdout) + String(next.stderr)).toMatch(/once after each boot of the machine/);
   }, 120_000);
@@ -104,6 +104,8 @@ describe('user:', () => {
       expect(lines).toContain(String(gid));
       expect(lines).toContain(want.stdout.trim());
       expect(lines).toContain(`${pw[5]} daemon daemon /bin/sh`);
+      const st = await cli(['--home', home, '--state', d.state, 'status']);
+      expect(String(st.stdout)).toContain('Jobs run as other accounts: as-daemon as daemon.');
     },
     60_000,
   );
