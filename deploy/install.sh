@@ -131,8 +131,9 @@ command -v systemd-analyze >/dev/null 2>&1 ||
 
 [[ -d $from ]] || die "--from $from: no such folder"
 from="$(cd "$from" && pwd -P)"
-[[ -f $from/package.json ]] && [[ $("$node" -p 'require(process.argv[1]).name' "$from/package.json") == nightshift ]] ||
+if [[ ! -f $from/package.json ]] || [[ $("$node" -p 'require(process.argv[1]).name' "$from/package.json") != nightshift ]]; then
   die "$from is not a nightshift clone (no package.json named nightshift)"
+fi
 [[ -f $from/dist/cli.js ]] || die "$from is not built (no dist/cli.js): run 'npm ci && npm run build' there first"
 [[ -d $from/node_modules ]] || die "$from has no node_modules/: run 'npm ci && npm run build' there first"
 command -v npm >/dev/null 2>&1 || die "npm is not on PATH (it comes with Node.js)"
@@ -152,6 +153,11 @@ polkit_dst="$root/etc/polkit-1/rules.d/50-nightshift-restart.rules"
 wrapper="$root/usr/local/bin/nightshift"
 backups="$root/var/backups/nightshift"
 
+# Ours to replace, or nothing there (an `npm link` or another program's file is not replaced).
+if [[ -e $wrapper || -L $wrapper ]] && ! grep -q '^# nightshift command wrapper' "$wrapper" 2>/dev/null; then
+  die "$wrapper exists and is not nightshift's command wrapper: move it away, then again"
+fi
+
 # The production dependencies, as npm sees them in the clone: also proves the tree is complete.
 prod_list="$(cd "$from" && npm ls --omit=dev --all --parseable 2>/dev/null)" ||
   die "$from/node_modules is incomplete or does not match package.json (npm ls --omit=dev fails): run 'npm ci' there"
@@ -167,7 +173,6 @@ if [[ $real_install -eq 1 ]]; then
       --shell /usr/sbin/nologin --comment "nightshift job supervisor" "$ACCOUNT"
     say "account $ACCOUNT created (system account, no login, no home directory of its own)"
   fi
-  uid="$(id -u "$ACCOUNT")"
   gid="$(id -g "$ACCOUNT")"
 else
   mkdir -p "$root/etc"
@@ -192,7 +197,6 @@ else
     grep -q "^$ACCOUNT:" "$root/etc/group" || echo "$ACCOUNT:x:$new:" >>"$root/etc/group"
     say "account $ACCOUNT written to $root/etc/passwd and $root/etc/group (not root: without useradd)"
   fi
-  uid="$(awk -F: -v a="$ACCOUNT" '$1 == a { print $3 }' "$root/etc/passwd")"
   gid="$(awk -F: -v a="$ACCOUNT" '$1 == a { print $4 }' "$root/etc/passwd")"
 fi
 
@@ -231,13 +235,17 @@ if [[ $is_root -eq 1 ]]; then chown -R 0:0 "$stage"; fi
 # Read-only for everyone but root: neither the daemon nor a job may change the program.
 chmod -R u+rwX,go+rX,go-w "$stage"
 
-(cd "$stage" && npm ls --omit=dev --all >/dev/null 2>&1) ||
-  die "the staged copy of node_modules is incomplete (npm ls --omit=dev fails in $stage)"
-[[ $("$node" "$stage/dist/cli.js" --version 2>&1) == "$version" ]] ||
-  die "the staged program does not start with $node: $("$node" "$stage/dist/cli.js" --version 2>&1 | tail -n 3)"
-"$node" -e 'const D = require(process.argv[1]); new D(":memory:").close()' "$stage/node_modules/better-sqlite3" 2>/dev/null ||
+started="$("$node" "$stage/dist/cli.js" --version 2>&1)" ||
+  die "the staged program does not start with $node: $(tail -n 3 <<<"$started")"
+# The native addons, loaded by the node the unit runs (they are built for one Node.js ABI).
+# shellcheck disable=SC2016
+addons='try { new (require(process.argv[1] + "/better-sqlite3"))(":memory:").close() } catch { process.exit(3) }
+try { require(process.argv[1] + "/unix-dgram") } catch { process.exit(4) }'
+addon_rc=0
+"$node" -e "$addons" "$stage/node_modules" 2>/dev/null || addon_rc=$?
+[[ $addon_rc -ne 3 ]] ||
   die "the database driver (better-sqlite3) does not load with $node ($("$node" --version)): it was built for another Node.js; run 'npm rebuild' in $from with that node, then again"
-"$node" -e 'require(process.argv[1])' "$stage/node_modules/unix-dgram" 2>/dev/null ||
+[[ $addon_rc -eq 0 ]] ||
   die "the unix-dgram addon (systemd notifications; without it systemd stops the daemon after 90 s) does not load: install a C++ toolchain (apt-get install build-essential python3), run 'npm ci' in $from, then again"
 say "staged nightshift $version ($commit) with $((${#copied[@]})) production packages"
 
@@ -295,7 +303,7 @@ if [[ $real_install -eq 1 && $root_mode -eq 0 ]]; then validate=(runuser -u "$AC
 if validate_out="$("${validate[@]}" 2>&1)"; then
   say "nightshift validate: $validate_out"
 else
-  echo "$validate_out" | sed 's/^/  /' >&2
+  while IFS= read -r line; do echo "  $line"; done <<<"$validate_out" >&2
   say "WARNING: nightshift validate found problems in $etc_home (above). The daemon keeps running the last good version of an invalid file; fix them and run: nightshift validate"
 fi
 
@@ -314,9 +322,6 @@ else
 fi
 
 mkdir -p "$(dirname "$wrapper")"
-if [[ -e $wrapper || -L $wrapper ]] && ! grep -q '^# nightshift command wrapper' "$wrapper" 2>/dev/null; then
-  die "$wrapper exists and is not nightshift's command wrapper: move it away, then again"
-fi
 run_as="$ACCOUNT"
 [[ $root_mode -eq 1 ]] && run_as=root
 cat >"$wrapper.tmp" <<END
@@ -389,7 +394,7 @@ chmod 0644 "$unit_dst.tmp"
 mv "$unit_dst.tmp" "$unit_dst"
 say "unit: $unit_dst ($mode_name)"
 if [[ -d $unit_dst.d ]]; then
-  say "drop-ins kept: $(cd "$unit_dst.d" && ls -1 | tr '\n' ' ')"
+  say "drop-ins kept: $(find "$unit_dst.d" -mindepth 1 -maxdepth 1 -printf '%f ')"
 fi
 
 # ------------------------------------------------------------------ 7. start
