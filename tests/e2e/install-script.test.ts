@@ -86,7 +86,8 @@ describe('deploy/install.sh --root DIR', () => {
     expect(readFileSync(join(p.opt, 'INSTALLED'), 'utf8')).toContain(`version=${VERSION}\n`);
     for (const f of ['dist/cli.js', 'deploy/verify.sh', 'docs/reference.md', 'node_modules/better-sqlite3', 'node_modules/zod'])
       expect(existsSync(join(p.opt, f)), f).toBe(true);
-    for (const dev of ['vitest', 'typescript', 'eslint', 'playwright-core']) expect(existsSync(join(p.opt, 'node_modules', dev)), dev).toBe(false);
+    for (const dev of ['vitest', 'typescript', 'eslint', 'playwright-core'])
+      expect(existsSync(join(p.opt, 'node_modules', dev)), dev).toBe(false);
     const cliStat = statSync(join(p.opt, 'dist', 'cli.js'));
     expect(cliStat.mode & 0o022).toBe(0);
     if (AS_ROOT) expect(cliStat.uid).toBe(0);
@@ -129,7 +130,6 @@ describe('deploy/install.sh --root DIR', () => {
     expect(r.output).toContain(`nightshift ${VERSION} is installed (plain unit: the daemon runs as nightshift)`);
     expect(r.output).toContain('crontab -l -u USER | nightshift import crontab -');
     expect(r.output).toMatch(/^ {2}nightshift status$/m);
-
   }, 120_000);
 
   it('an upgrade keeps state, specs and drop-ins, replaces /opt/nightshift and keeps the old one as .previous', async () => {
