@@ -206,15 +206,20 @@ mkdir -p "$root/opt"
 stage="$(mktemp -d "$root/opt/.nightshift.new.XXXXXX")"
 cleanup() {
   if [[ -n ${stage:-} && -d $stage ]]; then rm -rf "$stage"; fi
+  # Stopped for the upgrade, then something failed before the switch: the old version runs again.
+  if [[ ${restart_old:-0} -eq 1 ]]; then
+    echo "install.sh: starting the previous version again" >&2
+    systemctl start nightshift || true
+  fi
   return 0
 }
 trap cleanup EXIT
 chmod 0755 "$stage"
 for f in package.json package-lock.json README.md LICENSE; do
-  [[ -f $from/$f ]] && cp -p "$from/$f" "$stage/$f"
+  if [[ -f $from/$f ]]; then cp -p "$from/$f" "$stage/$f"; fi
 done
 for d in dist deploy docs; do
-  [[ -d $from/$d ]] && cp -R -p "$from/$d" "$stage/$d"
+  if [[ -d $from/$d ]]; then cp -R -p "$from/$d" "$stage/$d"; fi
 done
 # Production packages only, each copied whole (a nested node_modules/ comes with its parent).
 mkdir "$stage/node_modules"
@@ -259,7 +264,7 @@ make_dir() {
   if [[ ! -d $1 ]]; then
     mkdir -p "$1"
     chmod 0750 "$1"
-    [[ $is_root -eq 1 ]] && chown "0:$gid" "$1"
+    if [[ $is_root -eq 1 ]]; then chown "0:$gid" "$1"; fi
     created_home+=("$1")
   fi
   return 0
@@ -292,7 +297,7 @@ dashboard:
   listen: 127.0.0.1:8787      # "off" turns it off; nightshift login prints a link to it
 END
   chmod 0640 "$tmp_policy"
-  [[ $is_root -eq 1 ]] && chown "0:$gid" "$tmp_policy"
+  if [[ $is_root -eq 1 ]]; then chown "0:$gid" "$tmp_policy"; fi
   mv "$tmp_policy" "$etc_home/protected/policy.yaml"
   created_home+=("$etc_home/protected/policy.yaml")
 fi
@@ -357,6 +362,7 @@ if [[ $have_systemd -eq 1 ]] && systemctl is-active --quiet nightshift; then
   was_active=1
   say "stopping nightshift for the upgrade (it stops its running jobs first)"
   systemctl stop nightshift
+  restart_old=1
 fi
 upgrade=0
 if [[ -d $opt ]]; then
@@ -370,7 +376,7 @@ if [[ -d $opt ]]; then
     chmod 0700 "$backups"
     rm -f "$backups/nightshift.db" "$backups/nightshift.db-wal"
     cp -p "$state/nightshift.db" "$backups/nightshift.db"
-    [[ -f $state/nightshift.db-wal ]] && cp -p "$state/nightshift.db-wal" "$backups/nightshift.db-wal"
+    if [[ -f $state/nightshift.db-wal ]]; then cp -p "$state/nightshift.db-wal" "$backups/nightshift.db-wal"; fi
     echo "the database of nightshift $old_version, copied before the upgrade to $version on $(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$backups/README"
     say "copied the database of $old_version to $backups/ (for a roll back)"
   fi
@@ -379,6 +385,7 @@ if [[ -d $opt ]]; then
 fi
 mv "$stage" "$opt"
 stage=""
+restart_old=0
 if [[ $upgrade -eq 1 ]]; then
   say "/opt/nightshift is now $version; the previous one ($old_version) is /opt/nightshift.previous"
 else
