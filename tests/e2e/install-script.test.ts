@@ -17,7 +17,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, ROOT, tempDir, tree, waitFor } from '../support/helpers.js';
 
 const INSTALL = join(ROOT, 'deploy', 'install.sh');
@@ -25,9 +25,11 @@ const AS_ROOT = process.getuid?.() === 0;
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) cleanup(d);
-});
+// Each test leaves a few installed trees behind; removing them is not what a test measures (on a
+// busy disk, more than the default 30 s hook limit).
+afterEach(() => {
+  for (const d of dirs.splice(0)) cleanup(d);
+}, 120_000);
 function temp(prefix: string): string {
   const d = tempDir(prefix);
   dirs.push(d);
@@ -54,15 +56,19 @@ const paths = (root: string) => ({
   backups: join(root, 'var', 'backups', 'nightshift'),
 });
 
-/** A built clone of another version: this one's build with a marker in its version (node_modules hard-linked). */
-function cloneWithVersion(version: string): string {
+/**
+ * A built clone of another version: this one's build with a marker in its version and at the end of
+ * dist/cli.js. Its node_modules/ are the production packages of an install, hard-linked (what
+ * `npm ci --omit=dev` would leave; npm ls --omit=dev accepts it).
+ */
+function cloneWithVersion(version: string, nodeModules: string): string {
   const from = temp('ns-clone-');
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
   writeFileSync(join(from, 'package.json'), `${JSON.stringify({ ...pkg, version }, null, 2)}\n`);
   cpSync(join(ROOT, 'package-lock.json'), join(from, 'package-lock.json'));
   for (const d of ['dist', 'deploy', 'docs']) cpSync(join(ROOT, d), join(from, d), { recursive: true });
   appendFileSync(join(from, 'dist', 'cli.js'), `\n// ${version}\n`);
-  const r = spawnSync('cp', ['-al', join(ROOT, 'node_modules'), join(from, 'node_modules')], { encoding: 'utf8' });
+  const r = spawnSync('cp', ['-al', nodeModules, join(from, 'node_modules')], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
   return from;
 }
@@ -169,7 +175,7 @@ describe('deploy/install.sh --root DIR', () => {
     const dbBefore = readFileSync(join(p.state, 'nightshift.db'));
 
     const next = `${VERSION}-upgrade.2`;
-    const r = install(['--root', root, '--from', cloneWithVersion(next)]);
+    const r = install(['--root', root, '--from', cloneWithVersion(next, join(p.opt, 'node_modules'))]);
     expect(r.status, r.output).toBe(0);
 
     expect(tree(p.state)).toEqual(stateBefore);

@@ -7,13 +7,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, ROOT, tempDir } from '../support/helpers.js';
 
 const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) cleanup(d);
-});
+afterEach(() => {
+  for (const d of dirs.splice(0)) cleanup(d);
+}, 120_000);
 
 describe('deploy/install.sh on the real paths (in a private mount namespace)', () => {
   it('creates the account with useradd, keeps an existing home file, and installs a command that runs as the account', () => {
