@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Check deploy/nightshift.service (or the unit file given as $1) with `systemd-analyze verify`,
+# Check deploy/nightshift.service (or the unit file given as $1, e.g. deploy/nightshift-root.service) with `systemd-analyze verify`,
 # on a machine where nightshift is not installed (a checkout, CI).
 #
 # What `systemd-analyze verify` checks: every line parses, every key exists, every value is
@@ -52,6 +52,22 @@ for key in ProtectKernelTunables ProtectProc ProcSubset PrivateUsers; do
     fail "$name: $key= keeps bubblewrap from mounting a sandbox's /proc (or mapping its user); remove it"
   fi
 done
+
+# Root mode (no User=, or User=root): the daemon keeps only a bounding set of capabilities, and
+# bubblewrap cannot set up a sandbox without these two (jobs would run uncontained, no fix would
+# run, a rollback would fail); setpriv needs the next two to run a job as its `user:`.
+run_user="$(grep -E '^[[:space:]]*User=' "$unit" | tail -n1 | sed 's/^[[:space:]]*User=//' || true)"
+if [[ -z $run_user || $run_user == root || $run_user == 0 ]]; then
+  caps="$(grep -E '^[[:space:]]*CapabilityBoundingSet=' "$unit" | tail -n1 | sed 's/^[[:space:]]*CapabilityBoundingSet=//' || true)"
+  [[ -n $caps ]] ||
+    fail "$name: runs the daemon as root without CapabilityBoundingSet=: give it only what it needs (see deploy/nightshift-root.service)"
+  for cap in CAP_SYS_ADMIN CAP_SETFCAP CAP_SETUID CAP_SETGID; do
+    [[ " $caps " == *" $cap "* ]] ||
+      fail "$name: runs the daemon as root, and CapabilityBoundingSet= lacks $cap, which bubblewrap or setpriv needs (see deploy/nightshift-root.service)"
+  done
+  grep -qE '^[[:space:]]*NoNewPrivileges=yes' "$unit" ||
+    fail "$name: runs the daemon as root without NoNewPrivileges=yes"
+fi
 
 grep -qE '^[[:space:]]*RestartPreventExitStatus=.*\b4\b' "$unit" ||
   fail "$name: RestartPreventExitStatus=4 is missing: after its home was moved away, nightshift stops with exit code 4 and must not be restarted on whatever is at the path now"

@@ -9,8 +9,10 @@ import { RESTART_LOOP_STARTS, RESTART_LOOP_WINDOW_MS } from '../../src/daemon.js
 
 const root = resolve(import.meta.dirname, '..', '..');
 const unitPath = join(root, 'deploy', 'nightshift.service');
+const rootUnitPath = join(root, 'deploy', 'nightshift-root.service');
 const verifyScript = join(root, 'deploy', 'verify.sh');
 const unitText = readFileSync(unitPath, 'utf8');
+const rootUnitText = readFileSync(rootUnitPath, 'utf8');
 /** node's own flags for the daemon: one list, in the unit, npm start and the CLI's first line. */
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--memory-reducer-single-gc'];
 
@@ -38,38 +40,41 @@ afterEach(() => {
   for (const d of tmpDirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function mutatedUnit(edit: (text: string) => string): string {
+function mutatedUnit(edit: (text: string) => string, base: string = unitText): string {
   const dir = mkdtempSync(join(tmpdir(), 'ns-deploy-'));
   tmpDirs.push(dir);
   const path = join(dir, 'nightshift.service');
-  const edited = edit(unitText);
-  expect(edited).not.toBe(unitText);
+  const edited = edit(base);
+  expect(edited).not.toBe(base);
   writeFileSync(path, edited);
   return path;
 }
 
-describe('deploy/verify.sh', () => {
-  it('passes systemd-analyze verify for deploy/nightshift.service', () => {
+describe.each([
+  { unit: 'nightshift.service', text: unitText },
+  { unit: 'nightshift-root.service', text: rootUnitText },
+])('deploy/verify.sh on deploy/$unit', ({ unit, text }) => {
+  it('passes systemd-analyze verify', () => {
     requireSystemdAnalyze();
-    const { status, output } = runVerify();
+    const { status, output } = unit === 'nightshift.service' ? runVerify() : runVerify(join(root, 'deploy', unit));
     expect(status, output).toBe(0);
-    expect(output).toContain('nightshift.service OK');
+    expect(output).toContain(`${unit} OK`);
   });
 
   it('fails on mistakes that systemd-analyze only warns about', () => {
     requireSystemdAnalyze();
-    const typo = runVerify(mutatedUnit((t) => t.replace(/^KillMode=mixed$/m, 'KillMode=mixed\nKilMode=mixed')));
+    const typo = runVerify(mutatedUnit((t) => t.replace(/^KillMode=mixed$/m, 'KillMode=mixed\nKilMode=mixed'), text));
     expect(typo.status, typo.output).toBe(1);
     expect(typo.output).toContain("Unknown key 'KilMode'");
 
-    const badValue = runVerify(mutatedUnit((t) => t.replace(/^WatchdogSec=30s$/m, 'WatchdogSec=thirty')));
+    const badValue = runVerify(mutatedUnit((t) => t.replace(/^WatchdogSec=30s$/m, 'WatchdogSec=thirty'), text));
     expect(badValue.status, badValue.output).toBe(1);
     expect(badValue.output).toContain('thirty');
   });
 
   it('refuses a unit whose ExecStart no longer runs the package entry point', () => {
     requireSystemdAnalyze();
-    const r = runVerify(mutatedUnit((t) => t.replace('/opt/nightshift/dist/cli.js', '/opt/nightshift/dist/main.js')));
+    const r = runVerify(mutatedUnit((t) => t.replace('/opt/nightshift/dist/cli.js', '/opt/nightshift/dist/main.js'), text));
     expect(r.status, r.output).toBe(1);
     expect(r.output).toContain('package.json bin');
   });
@@ -77,15 +82,52 @@ describe('deploy/verify.sh', () => {
   it('refuses a unit that would keep bubblewrap from containing jobs and fixes', () => {
     requireSystemdAnalyze();
     const tunables = runVerify(
-      mutatedUnit((t) => t.replace(/^ProtectKernelModules=yes$/m, 'ProtectKernelModules=yes\nProtectKernelTunables=yes')),
+      mutatedUnit((t) => t.replace(/^ProtectKernelModules=yes$/m, 'ProtectKernelModules=yes\nProtectKernelTunables=yes'), text),
     );
     expect(tunables.status, tunables.output).toBe(1);
     expect(tunables.output).toContain('ProtectKernelTunables= keeps bubblewrap');
-    const noUserNs = runVerify(mutatedUnit((t) => t.replace(/^RestrictNamespaces=.*$/m, 'RestrictNamespaces=mnt pid ipc')));
+    const noUserNs = runVerify(mutatedUnit((t) => t.replace(/^RestrictNamespaces=.*$/m, 'RestrictNamespaces=mnt pid ipc'), text));
     expect(noUserNs.status, noUserNs.output).toBe(1);
     expect(noUserNs.output).toContain("RestrictNamespaces= must be exactly 'user mnt pid ipc'");
-    const more = runVerify(mutatedUnit((t) => t.replace(/^RestrictNamespaces=.*$/m, 'RestrictNamespaces=user mnt pid ipc net')));
+    const more = runVerify(mutatedUnit((t) => t.replace(/^RestrictNamespaces=.*$/m, 'RestrictNamespaces=user mnt pid ipc net'), text));
     expect(more.status, more.output).toBe(1);
+  });
+});
+
+describe('deploy/verify.sh on a unit that runs the daemon as root', () => {
+  it('refuses one without the capabilities bubblewrap and setpriv need, or without NoNewPrivileges', () => {
+    requireSystemdAnalyze();
+    const noSet = runVerify(mutatedUnit((t) => t.replace(/^CapabilityBoundingSet=.*\n/m, ''), rootUnitText));
+    expect(noSet.status, noSet.output).toBe(1);
+    expect(noSet.output).toContain('runs the daemon as root without CapabilityBoundingSet=');
+    for (const cap of ['CAP_SYS_ADMIN', 'CAP_SETFCAP', 'CAP_SETUID', 'CAP_SETGID']) {
+      const r = runVerify(
+        mutatedUnit(
+          (t) =>
+            t.replace(
+              /^CapabilityBoundingSet=(.*)$/m,
+              (_, v: string) =>
+                `CapabilityBoundingSet=${v
+                  .split(' ')
+                  .filter((c) => c !== cap)
+                  .join(' ')}`,
+            ),
+          rootUnitText,
+        ),
+      );
+      expect(r.status, r.output).toBe(1);
+      expect(r.output).toContain(`CapabilityBoundingSet= lacks ${cap}`);
+    }
+    const nnp = runVerify(mutatedUnit((t) => t.replace(/^NoNewPrivileges=yes$/m, 'NoNewPrivileges=no'), rootUnitText));
+    expect(nnp.status, nnp.output).toBe(1);
+    expect(nnp.output).toContain('without NoNewPrivileges=yes');
+  });
+
+  it('refuses the plain unit with its User= dropped (it would run as root with every capability)', () => {
+    requireSystemdAnalyze();
+    const r = runVerify(mutatedUnit((t) => t.replace(/^User=nightshift\n/m, '')));
+    expect(r.status, r.output).toBe(1);
+    expect(r.output).toContain('runs the daemon as root without CapabilityBoundingSet=');
   });
 });
 
@@ -188,5 +230,70 @@ describe('deploy/nightshift.service contract', () => {
 
   it('does not set MemoryDenyWriteExecute, which kills V8 at start', () => {
     expect(get('Service', 'MemoryDenyWriteExecute')).toBeUndefined();
+  });
+});
+
+describe('deploy/nightshift-root.service contract (root mode, against the plain unit)', () => {
+  const plain = parseUnit(unitText);
+  const rootUnit = parseUnit(rootUnitText);
+  const get = (section: string, key: string): string | undefined => rootUnit.get(section)?.get(key)?.at(-1);
+  /** The only [Service] keys in which root mode may differ from the plain unit, each for its reason. */
+  const DIFFERENT = ['User', 'Group', 'ProtectHome', 'CapabilityBoundingSet'];
+
+  it('is the plain unit in every other line: the same start, watchdog, restart limits, stop, state folder and sandbox', () => {
+    expect(rootUnit.get('Unit')).toEqual(plain.get('Unit'));
+    expect(rootUnit.get('Install')).toEqual(plain.get('Install'));
+    const service = (u: Map<string, Map<string, string[]>>) =>
+      [...(u.get('Service') ?? new Map<string, string[]>())].filter(([k]) => !DIFFERENT.includes(k));
+    expect(service(rootUnit)).toEqual(service(plain));
+    // which includes the leash: only the state folder writable, a private /tmp, no setuid gains,
+    // bubblewrap's namespaces and nothing that breaks it
+    for (const [key, value] of [
+      ['ProtectSystem', 'strict'],
+      ['ReadWritePaths', ''],
+      ['PrivateTmp', 'yes'],
+      ['NoNewPrivileges', 'yes'],
+      ['StateDirectory', 'nightshift'],
+      ['StateDirectoryMode', '0750'],
+      ['UMask', '0027'],
+      ['RestrictNamespaces', 'user mnt pid ipc'],
+    ])
+      expect(get('Service', key!), key).toBe(value);
+    for (const key of ['ProtectKernelTunables', 'ProtectProc', 'ProcSubset', 'PrivateUsers', 'MemoryDenyWriteExecute'])
+      expect(get('Service', key), key).toBeUndefined();
+  });
+
+  it('runs the daemon as root (no User=), with /home readable for jobs with `user:`, and only the capabilities bubblewrap, setpriv and a rollback need', () => {
+    expect(get('Service', 'User')).toBeUndefined();
+    expect(get('Service', 'Group')).toBeUndefined();
+    expect(get('Service', 'ProtectHome')).toBe('read-only');
+    expect(get('Service', 'CapabilityBoundingSet')?.split(/\s+/).sort()).toEqual(
+      [
+        'CAP_SYS_ADMIN', // bwrap: mounts (jobs of root's have no user namespace), the rollback's sandbox
+        'CAP_SETFCAP', // bwrap: mapping uid 0 into a fix's user namespace
+        'CAP_SETUID', // setpriv to a job's user:
+        'CAP_SETGID',
+        'CAP_SETPCAP', // bwrap --cap-drop ALL empties the bounding set
+        'CAP_KILL', // stopping a job that runs as another user
+        'CAP_CHOWN', // the rollback (launch.ts, profile restore) puts back owners and modes
+        'CAP_FOWNER',
+        'CAP_DAC_OVERRIDE',
+        'CAP_FSETID',
+      ].sort(),
+    );
+  });
+
+  it('says at its top what root mode changes for safety', () => {
+    const header = rootUnitText.slice(0, rootUnitText.indexOf('[Unit]')).replace(/^# ?/gm, '').replace(/\s+/g, ' ');
+    expect(header).toContain("Jobs of root's crontab run as uid 0, as they did under cron, but WITHOUT ANY CAPABILITY");
+    expect(header).toContain("reads another user's 0600 file");
+    expect(header).toContain('Jobs with `user: NAME` run as that account');
+    expect(header).toContain('Fixes, brains and probes keep running unprivileged: uid 65534 inside a user namespace');
+    expect(header).toContain('The leash holds');
+    // and the launcher does what it says: fixes and probes as 65534 without capabilities, jobs as root without any
+    const launch = readFileSync(join(root, 'src', 'run', 'launch.ts'), 'utf8');
+    expect(launch).toMatch(/SANDBOX_UID = 65534/);
+    expect(launch).toMatch(/'--unshare-user', '--uid', String\(SANDBOX_UID\).*'--cap-drop', 'ALL'/);
+    expect(launch).toMatch(/Jobs and notifications keep uid 0[^\n]*\n\s*return \['--cap-drop', 'ALL'\];/);
   });
 });
