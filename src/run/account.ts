@@ -46,7 +46,7 @@ export function accountFor(name: string): { account: Account | null } | { proble
     return {
       problem:
         `the job runs as "${name}", but nightshift runs as "${self.username}" (uid ${self.uid}), and only root may start a process as another account: ` +
-        'run nightshift with the root-mode unit (deploy/nightshift-root.service; see "Jobs of other accounts" in deploy/README.md), ' +
+        'run nightshift with the root-mode unit (deploy/nightshift-root.service; see "Root mode" in deploy/README.md), ' +
         `or remove "user:" to run the job as ${self.username}. (\`nightshift validate\` judges as the account it runs as: run it as the service's account.)`,
     };
   }

@@ -29,6 +29,8 @@ describe('the daemon as root under the root-mode unit (its capability bounding s
         // fails until its fix has run; prints what it is
         a: `command: ["sh", "-c", "id -u; grep CapEff /proc/self/status; echo procs=$(ls /proc | grep -c '^[0-9]'); test -e work/a/ok"]\n`,
         b: 'command: ["false"]\n',
+        // a job of another account: that account, no capability (the two setpriv used are gone)
+        c: 'user: daemon\ncwd: /\ncommand: ["sh", "-c", "id -un; grep -E \'^Cap(Prm|Eff|Inh)\' /proc/self/status"]\n',
       },
       'timezone: UTC\ndashboard: { listen: "off" }\n',
     );
@@ -52,6 +54,7 @@ describe('the daemon as root under the root-mode unit (its capability bounding s
     daemons.push(d);
     await cli(['--home', home, 'run', 'a']);
     await cli(['--home', home, 'run', 'b']);
+    await cli(['--home', home, 'run', 'c']);
     const outcome = (job: string) =>
       query<{ outcome: string | null; detail: string | null }>(
         d.state,
@@ -77,5 +80,10 @@ describe('the daemon as root under the root-mode unit (its capability bounding s
     const st = statSync(join(wb, 'data'));
     expect([st.uid, st.gid, st.mode & 0o777]).toEqual([1234, 1234, 0o600]);
     expect(existsSync(join(wb, 'new'))).toBe(false);
+    // the job of user: daemon, under the unit's bounding set
+    const cRun = query<{ id: number }>(d.state, "SELECT id FROM runs WHERE job = 'c'")[0]!.id;
+    expect(readFileSync(join(d.state, 'logs', 'c', `${cRun}.log`), 'utf8')).toMatch(
+      /^daemon\nCapInh:\s+0000000000000000\nCapPrm:\s+0000000000000000\nCapEff:\s+0000000000000000\n$/,
+    );
   }, 90_000);
 });
