@@ -34,7 +34,7 @@ import { healLines } from './report/healview.js';
 import { refOf } from './model.js';
 import { scheduleInWords } from './schedule/words.js';
 import { errorMessage, errorCode } from './errors.js';
-import { openFileEndingIn } from './run/proc.js';
+import { bootId, openFileEndingIn } from './run/proc.js';
 import { Retention, type Pruned, type RetentionLimits } from './store/retention.js';
 
 export const VERSION = '0.1.0';
@@ -65,6 +65,8 @@ export class Daemon {
   readonly paths: HomePaths;
   private readonly log: Logger;
   private readonly clock: Clock;
+  /** This boot of the machine (the kernel's boot id), read once at start; null where there is none. */
+  private readonly bootId: string | null = bootId();
   private lock: StateLock | null = null;
   private store!: Store;
   private scheduler!: Scheduler;
@@ -297,6 +299,7 @@ export class Daemon {
       this.deadman.start();
       this.digests.start();
       this.scheduler.start();
+      this.runBootJobs();
       this.supervisor.armPendingRetries();
       this.healer.start();
 
@@ -475,12 +478,36 @@ export class Daemon {
     this.cfg.apply(file, removed);
   }
 
+  /**
+   * Runs each @reboot job once per boot of the machine: the first start of nightshift in a boot
+   * runs them, a restart in the same boot does not. Where the kernel gives no boot id (not Linux),
+   * every start counts as a boot: running once too often is better than never (fail open to work).
+   */
+  private runBootJobs(): void {
+    const jobs = [...this.jobs.values()].filter((j) => j.atBoot);
+    const bootId = this.bootId;
+    if (bootId === null) {
+      if (jobs.length > 0)
+        this.log.warn('no boot id to read (/proc/sys/kernel/random/boot_id): @reboot jobs run at every start of nightshift');
+    } else this.store.bootRuns.forgetOtherBoots(bootId);
+    const now = this.clock.now();
+    for (const job of jobs) {
+      const runs = job.spec.enabled && job.managed;
+      if (bootId !== null && !this.store.bootRuns.claim(job.name, bootId, now, runs ? 'run' : 'off')) continue;
+      if (!runs) continue;
+      this.log.info({ job: job.name, boot: bootId }, 'the machine booted: running its @reboot job');
+      this.supervisor.dispatchBoot(job);
+    }
+  }
+
   /** What follows a change of the home's files: the configuration itself was applied by LiveConfig. */
   private wireConfig(): void {
     const { log } = this;
     const ev = this.cfg.events;
     ev.on('job-changed', ({ job, prev }) => {
       this.scheduler.upsert(job);
+      // An @reboot job that appears (or becomes one) during a boot waits for the next boot, as under cron.
+      if (job.atBoot && this.bootId !== null) this.store.bootRuns.claim(job.name, this.bootId, this.clock.now(), 'added');
       this.watchdog?.jobChanged(job, !prev);
       this.heartbeatFiles?.jobsChanged();
       const nextRun = this.scheduler.nextRun(job.name);

@@ -15,7 +15,7 @@ export const RUN_OUTCOMES = [
   'interrupted',
 ] as const;
 export type RunOutcome = (typeof RUN_OUTCOMES)[number];
-export const RUN_TRIGGERS = ['schedule', 'catch-up', 'manual', 'retry', 'heal', 'probe'] as const;
+export const RUN_TRIGGERS = ['schedule', 'catch-up', 'boot', 'manual', 'retry', 'heal', 'probe'] as const;
 export type RunTrigger = (typeof RUN_TRIGGERS)[number];
 
 /** Outcomes of a run that did not do its work: counted as failures by status and the digest. */

@@ -6,10 +6,11 @@ import { hostname } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { nameProblem } from '../names.js';
 import type { Schedule } from '../schedule/instants.js';
-import { JobSpecSchema, PolicySchema, RuleSchema, type JobSpec, type Policy, type Rule } from './schema.js';
+import { AT_BOOT, JobSpecSchema, PolicySchema, RuleSchema, type JobSpec, type Policy, type Rule } from './schema.js';
 import { lineOfPath, parseSpecText, type SpecProblem } from './parse.js';
 import { systemTimeZone } from '../schedule/timezone.js';
 import { globMatch } from '../glob.js';
+import { accountFor, type Account } from '../run/account.js';
 import { guardTouches, protectedZone, type Zone } from './zone.js';
 import type { HomePaths } from './paths.js';
 import { errorMessage, errorCode } from '../errors.js';
@@ -19,8 +20,12 @@ export interface Job {
   file: string;
   home: string;
   spec: JobSpec;
-  /** null: runs only when asked (`nightshift run`) or, for external jobs, only pings. */
+  /** null: runs only when asked (`nightshift run`), at boot (`atBoot`), or, for external jobs, only pings. */
   schedule: Schedule | null;
+  /** `schedule: "@reboot"`: runs once after each boot of the machine. */
+  atBoot: boolean;
+  /** `user:` of another account (null: runs as nightshift's own account). Looked up when the file is loaded. */
+  account: Account | null;
   timezone: string;
   /** Absolute working directory, if the spec sets one. */
   cwd: string | undefined;
@@ -58,11 +63,19 @@ export function effectiveTimeZone(spec: JobSpec, policy: Policy): string {
   return spec.timezone ?? policy.timezone ?? systemTimeZone();
 }
 
-export function compileJob(name: string, file: string, home: string, spec: JobSpec, policy: Policy, hash: string): Job {
+export function compileJob(
+  name: string,
+  file: string,
+  home: string,
+  spec: JobSpec,
+  policy: Policy,
+  hash: string,
+  account: Account | null = null,
+): Job {
   const timezone = effectiveTimeZone(spec, policy);
   const managed = spec.command !== undefined || spec.shell !== undefined;
   let schedule: Schedule | null = null;
-  if (spec.schedule) schedule = { kind: 'cron', expr: spec.schedule, tz: timezone };
+  if (spec.schedule && spec.schedule !== AT_BOOT) schedule = { kind: 'cron', expr: spec.schedule, tz: timezone };
   else if (spec.every !== undefined) schedule = { kind: 'every', ms: spec.every };
   return {
     name,
@@ -70,6 +83,8 @@ export function compileJob(name: string, file: string, home: string, spec: JobSp
     home,
     spec,
     schedule,
+    atBoot: spec.schedule === AT_BOOT,
+    account,
     timezone,
     cwd: spec.cwd === undefined ? undefined : isAbsolute(spec.cwd) ? spec.cwd : resolve(home, spec.cwd),
     managed,
@@ -189,7 +204,13 @@ export function jobFromText(file: string, text: string, home: string, policy: Po
   if ('problem' in n) return { ok: false, problems: [n.problem] };
   const parsed = parseSpecText(file, text, JobSpecSchema);
   if (!parsed.ok) return parsed;
-  return { ok: true, value: compileJob(n.name, file, home, parsed.value, policy, sha256(text)), text };
+  let account: Account | null = null;
+  if (parsed.value.user !== undefined) {
+    const a = accountFor(parsed.value.user);
+    if ('problem' in a) return { ok: false, problems: [{ file, line: lineOfPath(text, ['user']), field: 'user', message: a.problem }] };
+    account = a.account;
+  }
+  return { ok: true, value: compileJob(n.name, file, home, parsed.value, policy, sha256(text), account), text };
 }
 
 export function loadRuleFile(file: string): FileResult<LoadedRule> {
@@ -314,7 +335,8 @@ export function restoreLastGood(home: LoadedHome, lookup: LastGoodLookup): void 
     home.policy = parsed.value;
     home.lastGoodPolicy = { savedAt: policy.saved_at };
     // Jobs without a time zone of their own follow the policy's.
-    for (const [name, job] of home.jobs) home.jobs.set(name, compileJob(name, job.file, job.home, job.spec, home.policy, job.hash));
+    for (const [name, job] of home.jobs)
+      home.jobs.set(name, compileJob(name, job.file, job.home, job.spec, home.policy, job.hash, job.account));
   }
   const files = new Set(home.problems.map((p) => p.file).filter((f) => resolve(f, '..') === home.paths.jobsDir));
   for (const file of files) {

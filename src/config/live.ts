@@ -223,7 +223,7 @@ export class LiveConfig {
     this.policy = r.value;
     // Time zones of jobs without their own follow the policy: recompile them.
     for (const [name, job] of this.jobs) {
-      const again = compileJob(name, job.file, job.home, job.spec, this.policy, job.hash);
+      const again = compileJob(name, job.file, job.home, job.spec, this.policy, job.hash, job.account);
       if (again.timezone !== job.timezone) {
         this.jobs.set(name, again);
         this.events.emit('job-retimed', again);

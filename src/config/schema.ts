@@ -78,9 +78,13 @@ const timezone = z
   })
   .meta({ kind: 'time zone' });
 
+/** `schedule: "@reboot"`: once per boot of the machine (not a time, so not a cron expression). */
+export const AT_BOOT = '@reboot';
+
 const cron = z
   .string()
   .transform((text, ctx) => {
+    if (text.trim() === AT_BOOT) return AT_BOOT;
     try {
       return parseCron(text);
     } catch (err) {
@@ -94,6 +98,8 @@ const autonomy = z.enum(['shadow', 'gated', 'auto']);
 export type Autonomy = z.infer<typeof autonomy>;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// What useradd accepts (and a trailing $ for machine accounts), at most 32 characters.
+const ACCOUNT_NAME = /^(?=.{1,32}$)[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/;
 
 export const JobSpecSchema = z
   .strictObject({
@@ -148,6 +154,11 @@ export const JobSpecSchema = z
         .optional(),
       "Environment variables added to the daemon's own for this job; numbers and true/false are passed as text.",
       'env: { EXPORT_DIR: /srv/share, BATCH: 500 }',
+    ),
+    user: doc(
+      z.string().regex(ACCOUNT_NAME, 'an account name such as www-data or backup (letters, digits, "_", "-", "."; at most 32)').optional(),
+      "The account the job runs as, as cron runs a user's crontab: its uid, gid and groups, with `HOME` and `LOGNAME` (and `USER`) of the account and `SHELL=/bin/sh` set as cron sets them. Only a nightshift running as root can do this (the root-mode unit, deploy/README.md); fixes and probes still run unprivileged. Default: the account nightshift runs as.",
+      'user: backup',
     ),
     timeout: doc(
       atMost(positiveDuration, 7 * 86_400_000, '7d').default(3_600_000),
@@ -304,7 +315,7 @@ export const JobSpecSchema = z
     }
     const managed = job.command !== undefined || job.shell !== undefined;
     if (!managed) {
-      for (const field of ['precheck', 'retries'] as const) {
+      for (const field of ['precheck', 'retries', 'user'] as const) {
         if (job[field] !== undefined) {
           ctx.addIssue({
             code: 'custom',

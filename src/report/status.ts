@@ -1,5 +1,6 @@
 // What `nightshift status` shows: a dashboard that a person who does not read code can follow.
 // Built from the files and SQLite alone, so it works with the daemon down too.
+import { AT_BOOT } from '../config/schema.js';
 import { dirname } from 'node:path';
 import { formatDuration } from '../config/duration.js';
 import type { LoadedHome } from '../config/home.js';
@@ -122,7 +123,9 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
       health,
       seeAllProcesses: job.spec.seeAllProcesses,
       schedule: job.spec.schedule
-        ? job.spec.schedule.source
+        ? job.spec.schedule === AT_BOOT
+          ? AT_BOOT
+          : job.spec.schedule.source
         : job.spec.every !== undefined
           ? `every ${formatDuration(job.spec.every)}`
           : 'on demand',

@@ -54,6 +54,7 @@ import { listProcesses, pidNamespace, processEnv } from './proc.js';
 import type { Policy } from '../config/schema.js';
 import { installRoot, resolveReal, resolveTouch } from '../config/zone.js';
 import { errorCode } from '../errors.js';
+import { asAccount, type Account } from './account.js';
 import { elapsedMs } from '../clock.js';
 
 /**
@@ -596,6 +597,8 @@ export interface Confinement {
   files?: Array<{ host: string; inside: string }>;
   /** The program's real path (set by launch), so a private /tmp does not hide it. */
   program?: string;
+  /** Jobs only: the account of their `user:` (null or absent: nightshift's own). */
+  account?: Account | null;
 }
 
 const PRIVATE_TMP = ['/tmp', '/var/tmp'];
@@ -608,6 +611,9 @@ export function sandboxArgs(c: Confinement, cwd: string | undefined): string[] {
   const { leash } = c;
   const writesAnywhere = c.profile === 'job' || c.profile === 'notify' || c.profile === 'restore';
   const a: string[] = [...privilegeArgs(c.profile)];
+  // A job of another account: the sandbox is built as root (every path of the leash in reach), and
+  // setpriv inside it becomes the account, which drops these two capabilities with root's uid.
+  if (c.account && c.account.uid !== 0 && isRoot()) a.push('--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID');
   if (writesAnywhere) a.push('--bind', '/', '/', '--dev-bind', '/dev', '/dev');
   else a.push('--ro-bind', '/', '/', '--dev', '/dev');
   const ownPids = !(c.profile === 'job' && c.seeAllProcesses === true);
@@ -739,6 +745,10 @@ export function launch(
 ): Launched {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('no command given');
+  if (c.account && c.profile !== 'job') throw new Error(`only a job runs as another account, not a ${c.profile}`);
+  // setpriv becomes the account (uid, gid, groups) and runs the command in its place: inside the
+  // sandbox (sandboxArgs), or, uncontained, as the process the daemon starts.
+  const as = c.account && c.account.uid !== 0 ? asAccount(c.account) : [];
   const cont = containment();
   const base: Options = { ...options, detached: true, cleanup: false, extendEnv: false, windowsHide: true };
   if (c.profile === 'fix' || c.profile === 'probe') {
@@ -746,14 +756,15 @@ export function launch(
     if (!fc.ok) throw new UncontainedError(fc.reason);
   }
   if (!cont.ok) {
-    return { sub: execa(file, args, base), contained: false };
+    const [first = file, ...rest] = [...as, file, ...args];
+    return { sub: execa(first, rest, base), contained: false };
   }
   checkProgram(file, options.cwd ?? process.cwd(), options.env);
   // The working directory is set inside (after the mounts); bwrap itself starts from `/`.
   // Without a cwd of its own, a process starts where the daemon runs, as it would without a sandbox.
   const cwd = options.cwd ?? process.cwd();
   const program = file.includes('/') ? real(resolve(cwd, file)) : undefined;
-  const bargs = [...sandboxArgs({ ...c, program }, cwd), file, ...args];
+  const bargs = [...sandboxArgs({ ...c, program }, cwd), ...as, file, ...args];
   const env = { ...(options.env ?? {}), [SANDBOX_TAG]: leashTag(c.leash) };
   let withFilter: Options = base;
   const filter = filtered(c.profile) ? hostSocketFilter() : null;

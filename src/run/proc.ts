@@ -198,3 +198,15 @@ export function openFileEndingIn(suffix: string): string | null {
   }
   return null;
 }
+
+/**
+ * The kernel's id of this boot of the machine (a new one at every boot), or null where there is
+ * none to read. @reboot jobs run once per boot id.
+ */
+export function bootId(): string | null {
+  try {
+    return readFileSync(process.env.NIGHTSHIFT_BOOT_ID_FILE || '/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}

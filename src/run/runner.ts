@@ -15,6 +15,7 @@ import { exitOf, groupAlive, killNow, launch, StartError, startFailure, terminat
 import type { RunOutcome } from '../model.js';
 import { errorMessage, errorCode } from '../errors.js';
 import { elapsedMs, wallNow } from '../clock.js';
+import { accountEnv } from './account.js';
 
 export type StopReason = 'timeout' | 'replace' | 'shutdown' | 'manual' | 'halt';
 
@@ -57,7 +58,7 @@ const PRIVATE_ENV = new Set<string>(SYSTEMD_NOTIFY_ENV);
 export function jobEnv(job: Job, extra: Record<string, string>): Record<string, string> {
   const base: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !PRIVATE_ENV.has(k)) base[k] = v;
-  return { ...base, ...(job.spec.env ?? {}), NIGHTSHIFT_JOB: job.name, ...extra };
+  return { ...base, ...(job.account ? accountEnv(job.account) : {}), ...(job.spec.env ?? {}), NIGHTSHIFT_JOB: job.name, ...extra };
 }
 
 function argvOf(job: Job): [string, string[]] {
@@ -141,7 +142,7 @@ export class RunningProcess {
     try {
       launched = launch(
         [file, ...args],
-        { profile: 'job', leash: this.opts.leash, seeAllProcesses: job.spec.seeAllProcesses },
+        { profile: 'job', leash: this.opts.leash, seeAllProcesses: job.spec.seeAllProcesses, account: job.account },
         {
           // Without a cwd of its own a job runs in its home, where its relative paths (and those
           // of its expect.files, its rules' fixes and probes) point: not wherever the daemon was
@@ -364,7 +365,7 @@ export async function runPrecheck(job: Job, opts: PrecheckOptions): Promise<Prec
   try {
     const { sub } = launch(
       [file, ...args],
-      { profile: 'job', leash: opts.leash, seeAllProcesses: job.spec.seeAllProcesses },
+      { profile: 'job', leash: opts.leash, seeAllProcesses: job.spec.seeAllProcesses, account: job.account },
       {
         cwd: job.cwd !== undefined && existsSync(job.cwd) ? job.cwd : job.home,
         env: jobEnv(job, { ...opts.extraEnv, NIGHTSHIFT_PRECHECK: '1' }),

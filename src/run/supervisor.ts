@@ -110,6 +110,12 @@ export class Supervisor {
     return claimed;
   }
 
+  /** The one run of an @reboot job after a boot of the machine (the daemon has claimed its turn). */
+  dispatchBoot(job: Job): void {
+    if (this.stopping) return;
+    void this.begin(job, 'boot', { precheck: true });
+  }
+
   /** `nightshift run JOB`: runs now whatever the schedule says, and resolves with the finished row. */
   async runManual(job: Job): Promise<RunRow> {
     return this.runNow(job, 'manual');

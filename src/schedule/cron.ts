@@ -276,8 +276,12 @@ export function parseCron(expr: string): CronExpr {
       // Debian's crontab compares nicknames as written.
       throw new CronError(`unknown nickname "${source}": nicknames are lower case (${source.toLowerCase()})`);
     }
-    if (nick === '@reboot') {
-      throw new CronError('@reboot is not supported: nightshift schedules by time; start work at boot with a systemd unit instead');
+    if (first === '@reboot') {
+      throw new CronError(
+        rest.length > 0
+          ? `@reboot stands alone: remove "${rest.join(' ')}" after it`
+          : '@reboot is not a time: it is a whole schedule of its own (a job\'s schedule: "@reboot" runs once after each boot)',
+      );
     }
     const expanded = NICKNAMES[nick];
     if (expanded === undefined) {

@@ -28,7 +28,7 @@ const LONGEST_MONTH = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const SHORTEST_MONTH = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /** What a schedule sentence needs of a job; a whole `Job` will do. */
-export type ScheduledJob = Pick<Job, 'name' | 'schedule' | 'managed'>;
+export type ScheduledJob = Pick<Job, 'name' | 'schedule' | 'managed'> & Partial<Pick<Job, 'atBoot'>>;
 
 /**
  * The job's schedule as one English sentence (lower case, no final stop), e.g. "at 02:30 every
@@ -38,6 +38,7 @@ export type ScheduledJob = Pick<Job, 'name' | 'schedule' | 'managed'>;
 export function scheduleInWords(job: ScheduledJob, now: number): string {
   const s = job.schedule;
   if (s === null) {
+    if (job.atBoot) return job.managed ? 'once after each boot of the machine' : 'run elsewhere, once after each boot';
     return job.managed
       ? `only when asked (nightshift run ${job.name})`
       : 'run elsewhere at no set time: nightshift records its pings and expects none';

@@ -227,6 +227,18 @@ const MIGRATIONS: string[] = [
       SELECT id FROM heartbeats WHERE job = NEW.job AND output IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET 100);
   END;
   `,
+  // v7: @reboot jobs run once per boot of the machine, not once per start of nightshift: the boot
+  // (the kernel's boot id) each job last had its turn in. \`why\`: run, added (a job that appeared
+  // during the boot waits for the next one), off (disabled, paused or external at the boot).
+  `
+  CREATE TABLE boot_runs (
+    job TEXT NOT NULL,
+    boot_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    why TEXT NOT NULL,
+    PRIMARY KEY (job, boot_id)
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -24,6 +24,7 @@ import { Life } from './life.js';
 import { migrate, SCHEMA_VERSION } from './migrations.js';
 import { Pages } from './pages.js';
 import { PingKeys } from './ping-keys.js';
+import { BootRuns } from './boots.js';
 import { Runs, writeRun } from './runs.js';
 import { Specs } from './specs.js';
 import { Sql, StoreError } from './sql.js';
@@ -68,6 +69,7 @@ export class Store {
   readonly journal: Journal;
   readonly web: WebAuth;
   readonly pingKeys: PingKeys;
+  readonly bootRuns: BootRuns;
   private closed = false;
 
   private constructor(
@@ -94,6 +96,7 @@ export class Store {
     this.journal = new Journal(sql, this.held);
     this.web = new WebAuth(sql);
     this.pingKeys = new PingKeys(sql);
+    this.bootRuns = new BootRuns(sql);
   }
 
   /** Opens (creating if needed) the daemon's database and brings its schema up to date. */

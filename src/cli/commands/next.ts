@@ -1,6 +1,7 @@
 // `nightshift next`: the next N scheduled instants of a job
 import { formatInstant, nextInstants, readableTime } from '../../schedule/instants.js';
 import { wallNow } from '../../clock.js';
+import { scheduleInWords } from '../../schedule/words.js';
 import { formatDuration } from '../../config/duration.js';
 import { lastGoodSentence } from '../../report/status.js';
 import { graceOf, successDeadline } from '../../watch/watchdog.js';
@@ -74,7 +75,11 @@ export const nextCommand: Command = {
       return EXIT.ok;
     }
     if (staleNote) ctx.io.err(staleNote);
-    if (!job.schedule) {
+    if (job.atBoot) {
+      ctx.io.out(
+        `${name} runs ${scheduleInWords(job, wallNow())} (schedule: "@reboot"), not at each start of nightshift${job.managed ? `; nightshift run ${name} runs it now` : ''}`,
+      );
+    } else if (!job.schedule) {
       ctx.io.out(
         job.managed
           ? `${name} has no schedule: it runs only when asked (nightshift run ${name})`

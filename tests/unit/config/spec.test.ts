@@ -234,11 +234,25 @@ const JOB_CASES: Case[] = [
     says: ['day-of-week field', 'unknown day name "funday"'],
   },
   {
-    name: 'cron @reboot',
-    text: yaml('description: At boot', 'command: ["./warm-cache.sh"]', 'schedule: "@reboot"'),
+    name: 'cron @reboot with more after it',
+    text: yaml('description: At boot', 'command: ["./warm-cache.sh"]', 'schedule: "@reboot 5 * * * *"'),
     line: 3,
     field: 'schedule',
-    says: ['@reboot is not supported', 'systemd unit'],
+    says: ['@reboot stands alone', 'remove "5 * * * *"'],
+  },
+  {
+    name: 'user that is no account name',
+    text: yaml('command: ["./backup.sh"]', 'user: "backup; rm -rf /"'),
+    line: 2,
+    field: 'user',
+    says: ['an account name such as www-data'],
+  },
+  {
+    name: 'user of an external job',
+    text: yaml('schedule: "@daily"', 'user: backup'),
+    line: 2,
+    field: 'user',
+    says: ['only applies to a job nightshift runs itself'],
   },
   {
     name: 'cron nickname that does not exist',

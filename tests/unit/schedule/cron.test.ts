@@ -257,7 +257,8 @@ describe('parseCron: refusals an operator can act on', () => {
     ['0 0 L * *', 'day-of-month field "L": "L" is Quartz syntax, which Debian cron does not support'],
     ['0 0 15W * *', 'day-of-month field "15W": "15W" is Quartz syntax, which Debian cron does not support'],
     ['@DAILY', 'unknown nickname "@DAILY": nicknames are lower case (@daily)'],
-    ['@reboot', '@reboot is not supported: nightshift schedules by time; start work at boot with a systemd unit instead'],
+    ['@reboot', '@reboot is not a time: it is a whole schedule of its own (a job\'s schedule: "@reboot" runs once after each boot)'],
+    ['@reboot 5', '@reboot stands alone: remove "5" after it'],
     ['@weekdays', 'unknown nickname "@weekdays" (use @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly)'],
     ['@daily 5', '@daily stands alone: remove "5" after it'],
   ])('refuses %j', (expr, message) => {
