@@ -185,6 +185,7 @@ function unitText(name: string, line: CronJobLine, command: string, reason: stri
     `User=${account.name}`,
     `WorkingDirectory=${cwd}`,
     ...env.map(([k, v]) => `Environment=${sdQuote(`${k}=${v}`, false)}`),
+    '# check that ExecStart runs the program itself (in the foreground for Type=simple)',
     `ExecStart=${shell} -c ${sdQuote(forking ? command : foregroundCommand(command))}`,
   ];
   if (line.stdin !== null) for (const l of line.stdin.replace(/\n$/, '').split('\n')) out.push(`StandardInputText=${sdQuote(l, false).slice(1, -1)}`);
@@ -252,7 +253,8 @@ export function planImport(text: string, o: ImportOptions): ImportPlan {
       schedule = line.when.schedule;
       timezone = o.systemZone;
       const cronTz = get('CRON_TZ');
-      if (cronTz !== undefined) {
+      // CRON_TZ="" is no zone: the system's, as without it.
+      if (cronTz !== undefined && cronTz !== '') {
         if (isValidTimeZone(cronTz)) {
           timezone = cronTz;
           notes.push(
@@ -272,14 +274,20 @@ export function planImport(text: string, o: ImportOptions): ImportPlan {
       );
     if (o.kind === 'user') {
       const first = command.trim().split(/[ \t]+/)[0] ?? '';
-      if (first && o.account(first) !== null && /[ \t]/.test(command.trim()))
+      const onPath = (get('PATH') ?? CRON_PATH).split(':').some((d) => d !== '' && o.exists(posix.join(d, first)));
+      if (first && !first.includes('/') && !onPath && o.account(first) !== null && /[ \t]/.test(command.trim()))
         notes.push(
           `the command starts with "${first}", a user name: in a user crontab cron runs "${first}" as a program. If this is /etc/crontab or a file of /etc/cron.d, import it with --system`,
         );
     }
     if (ignoredBecause) notes.push(`imported disabled (enabled: false): ${ignoredBecause}`);
     const writes: PlannedWrite[] = commandWrites(command, Object.fromEntries(env), cwd).map((w) => {
-      if (w.path === null) return { word: w.word.text, how: w.how, path: null, folder: null };
+      if (w.path === null) {
+        // Only the file's name is known at run time ($(date +%F).tar.gz): its folder is not.
+        const dir = posix.dirname(w.word.text);
+        const known = !w.folder && dir.startsWith('/') && !/[$`]/.test(dir) ? posix.normalize(dir) : null;
+        return { word: w.word.text, how: w.how, path: null, folder: known && !handledByUnit(`${known}/`) ? known : null };
+      }
       const folder = folderOf(w.path, w.folder);
       return { word: w.word.text, how: w.how, path: w.path, folder: handledByUnit(w.path) || handledByUnit(`${folder}/`) ? null : folder };
     });
@@ -311,7 +319,7 @@ export function planImport(text: string, o: ImportOptions): ImportPlan {
     for (const [f, ls] of byFolder) if (f === path || f.startsWith(`${path}/`) || path === '/') for (const l of ls) lines.add(l);
     return { path, exists: o.exists(path), lines: [...lines].sort((a, b) => a - b) };
   });
-  const unknownWrites = jobs.flatMap((j) => j.writes.filter((w) => w.path === null).map((w) => ({ line: j.line, word: w.word, how: w.how })));
+  const unknownWrites = jobs.flatMap((j) => j.writes.filter((w) => w.path === null && w.folder === null).map((w) => ({ line: j.line, word: w.word, how: w.how })));
   const protectHome = jobs.some((j) => HOME_DIRS.test(j.cwd) || j.writes.some((w) => w.folder !== null && HOME_DIRS.test(w.folder)));
   const pathWord = (p: string, exists: boolean) => {
     const w = /[\s"'\\]/.test(p) ? sdQuote(p, false) : p;

@@ -75,6 +75,15 @@ function printPlan(ctx: Ctx, plan: ImportPlan, exists: (name: string) => boolean
   );
   if (plan.ignoredBecause) out(`note: ${plan.ignoredBecause}. Its jobs are imported disabled (enabled: false).`);
   out();
+  // A note several lines share (MAILTO, CRON_TZ) is said once, with its lines.
+  const shared = new Map<string, number[]>();
+  for (const j of plan.jobs) for (const n of j.notes) shared.set(n, [...(shared.get(n) ?? []), j.line]);
+  for (const [n, lines] of shared) if (lines.length < 2) shared.delete(n);
+  if (shared.size) {
+    out('Notes for several lines:');
+    for (const [n, lines] of shared) out(`  lines ${lines.join(', ')}: ${oneLine(n, 1000)}`);
+    out();
+  }
   if (plan.jobs.length) {
     const rows = plan.jobs.map((j) => ({
       line: String(j.line),
@@ -93,10 +102,10 @@ function printPlan(ctx: Ctx, plan: ImportPlan, exists: (name: string) => boolean
       const r = rows[i]!;
       out(`${pad(r.line, wl)}${pad(r.schedule, ws)}${pad(r.name, wn)}${pad(r.as, wa)}${r.cmd}`);
       if (exists(j.name)) out(`${' '.repeat(wl)}note: jobs/${j.name}.yaml exists already: it is kept, never overwritten`);
-      for (const n of j.notes) out(`${' '.repeat(wl)}note: ${oneLine(n, 1000)}`);
+      for (const n of j.notes) if (!shared.has(n)) out(`${' '.repeat(wl)}note: ${oneLine(n, 1000)}`);
       for (const wr of j.writes)
         out(
-          `${' '.repeat(wl)}writes: ${oneLine(wr.word, 200)} (${wr.how})${wr.path === null ? ' — where is only known at run time' : wr.folder === null ? ' — nothing to grant' : ` — folder ${oneLine(wr.folder)}`}`,
+          `${' '.repeat(wl)}writes: ${oneLine(wr.word, 200)} (${wr.how})${wr.folder !== null ? ` — folder ${oneLine(wr.folder)}` : wr.path === null ? ' — where is only known at run time' : ' — nothing to grant'}`,
         );
     });
     out();
