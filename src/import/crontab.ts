@@ -255,7 +255,16 @@ function readEntry(text: string, kind: CrontabKind, userExists: (name: string) =
     for (let f = 0; f < 5; f++) {
       at = skipBlanks(text, at);
       const { word, end } = wordAt(text, at);
-      if (word === '') return { ok: false, message: `bad ${FIELD_NAMES[f]}: the line ends after ${f} time field(s); cron needs 5` };
+      if (word === '') {
+        // Debian reads field by field: a first word that is no minute is "bad minute".
+        try {
+          parseCron([...fields, ...Array<string>(5 - f).fill('*')].join(' '));
+        } catch (err) {
+          const setting = /^[A-Za-z_][A-Za-z0-9_]*=[ \t]*$/.test(text) ? ` (to Debian's cron "${text.trim()}" with nothing after "=" is not a setting: write ${text.trim()}"")` : '';
+          return { ok: false, message: `bad ${FIELD_NAMES[0]}: ${errorMessage(err)}${setting}` };
+        }
+        return { ok: false, message: `bad ${FIELD_NAMES[f]}: the line ends after ${f} time field(s); cron needs 5` };
+      }
       fields.push(word);
       at = end;
     }

@@ -1,5 +1,6 @@
 // `nightshift import crontab`: crontab lines into job specs — a preview first, files only with --write
 import { execFileSync } from 'node:child_process';
+import { lookupAccount } from '../../run/account.js';
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -11,16 +12,10 @@ import { systemTimeZone } from '../../schedule/timezone.js';
 import { oneLine } from '../../text.js';
 import { EXIT, UsageError, json, type Command, type Ctx } from '../context.js';
 
-/** An account as the system's user database has it (getent: /etc/passwd, LDAP…), or null. */
-function lookupAccount(name: string): Account | null {
-  if (!/^[A-Za-z0-9._][A-Za-z0-9._-]*\$?$/.test(name)) return null;
-  try {
-    const out = execFileSync('getent', ['passwd', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const f = out.split('\n')[0]!.split(':');
-    return f.length >= 7 ? { name: f[0]!, home: f[5]! } : null;
-  } catch {
-    return null;
-  }
+/** An account as cron finds it (the system's name service), or null. */
+function findAccount(name: string): Account | null {
+  const a = lookupAccount(name);
+  return a ? { name: a.name, home: a.home } : null;
 }
 
 function readInput(ctx: Ctx, file: string | undefined, user: string | undefined): { text: string; source: string; file: string | null } | number {
@@ -183,7 +178,7 @@ export const importCommand: Command = {
     let owner: Account | null = null;
     if (!system) {
       if (user !== undefined) {
-        owner = lookupAccount(user);
+        owner = findAccount(user);
         if (!owner) throw new UsageError(`no account named "${user}" here (getent passwd ${user})`);
       } else {
         const me = userInfo();
@@ -204,7 +199,7 @@ export const importCommand: Command = {
     }
     const accounts = new Map<string, Account | null>();
     const account = (name: string) => {
-      if (!accounts.has(name)) accounts.set(name, lookupAccount(name));
+      if (!accounts.has(name)) accounts.set(name, findAccount(name));
       return accounts.get(name)!;
     };
     const plan = planImport(input.text, {
