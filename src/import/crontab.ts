@@ -260,7 +260,9 @@ function readEntry(text: string, kind: CrontabKind, userExists: (name: string) =
         try {
           parseCron([...fields, ...Array<string>(5 - f).fill('*')].join(' '));
         } catch (err) {
-          const setting = /^[A-Za-z_][A-Za-z0-9_]*=[ \t]*$/.test(text) ? ` (to Debian's cron "${text.trim()}" with nothing after "=" is not a setting: write ${text.trim()}"")` : '';
+          const setting = /^[A-Za-z_][A-Za-z0-9_]*=[ \t]*$/.test(text)
+            ? ` (to Debian's cron "${text.trim()}" with nothing after "=" is not a setting: write ${text.trim()}"")`
+            : '';
           return { ok: false, message: `bad ${FIELD_NAMES[0]}: ${errorMessage(err)}${setting}` };
         }
         return { ok: false, message: `bad ${FIELD_NAMES[f]}: the line ends after ${f} time field(s); cron needs 5` };
@@ -280,7 +282,10 @@ function readEntry(text: string, kind: CrontabKind, userExists: (name: string) =
   if (kind === 'system') {
     const { word, end } = wordAt(text, at);
     if (word === '' || end >= text.length)
-      return { ok: false, message: word === '' ? 'bad username: the user column is missing' : 'bad command: nothing after the user column' };
+      return {
+        ok: false,
+        message: word === '' ? 'bad username: the user column is missing' : 'bad command: nothing after the user column',
+      };
     if (!userExists(word)) return { ok: false, message: `bad username "${word}": no such user on this machine (getent passwd ${word})` };
     user = word;
     // get_string stops at the one blank after the name; the blanks after it belong to the command,
@@ -340,13 +345,26 @@ export function parseCrontab(text: string, opts: { kind: CrontabKind; userExists
       continue;
     }
     if (!e.ok) {
-      const cr = body.endsWith('\r') && body.replace(/\r$/, '').trim() === '' ? ' (a blank line ending in a carriage return: the file has Windows line ends)' : '';
+      const cr =
+        body.endsWith('\r') && body.replace(/\r$/, '').trim() === ''
+          ? ' (a blank line ending in a carriage return: the file has Windows line ends)'
+          : '';
       problems.push({ line: n + 1, text: raw, message: `${e.message}${cr}` });
       continue;
     }
     const carriageReturn = e.written.endsWith('\r');
     const { command, stdin } = splitPercent(e.written);
-    jobs.push({ line: n + 1, text: raw, when: e.when, user: e.user, written: e.written, command, stdin, env: env.map(([k, v]) => [k, v]), carriageReturn });
+    jobs.push({
+      line: n + 1,
+      text: raw,
+      when: e.when,
+      user: e.user,
+      written: e.written,
+      command,
+      stdin,
+      env: env.map(([k, v]) => [k, v]),
+      carriageReturn,
+    });
   }
   if (problems.length && ignoredBecause === null)
     ignoredBecause = `line ${problems[0]!.line} is refused (${problems[0]!.message}): Debian's cron ignores the whole file ("Syntax error, this crontab file will be ignored") and crontab refuses to install it`;

@@ -147,15 +147,23 @@ function envOf(line: CronJobLine, account: Account): { env: Array<[string, strin
   if (!map.has('HOME')) map.set('HOME', account.home);
   map.set('LOGNAME', account.name);
   const first = ['SHELL', 'PATH', 'HOME', 'LOGNAME'];
-  const ordered: Array<[string, string]> = [...first.map((k): [string, string] => [k, map.get(k)!]), ...[...map].filter(([k]) => !first.includes(k))];
+  const ordered: Array<[string, string]> = [
+    ...first.map((k): [string, string] => [k, map.get(k)!]),
+    ...[...map].filter(([k]) => !first.includes(k)),
+  ];
   const dropped = ordered.filter(([k]) => !ENV_NAME.test(k)).map(([k]) => k);
   return { env: ordered.filter(([k]) => ENV_NAME.test(k)), dropped };
 }
 
 function jobYaml(j: Omit<PlannedJob, 'yaml'>, source: string): string {
-  const out = [`# Imported by \`nightshift import crontab\` from ${commentText(source, 200)}`, `# from crontab line ${j.line}: ${commentText(j.text)}`];
+  const out = [
+    `# Imported by \`nightshift import crontab\` from ${commentText(source, 200)}`,
+    `# from crontab line ${j.line}: ${commentText(j.text)}`,
+  ];
   for (const n of j.notes) out.push(`# note: ${commentText(n, 1000)}`);
-  out.push(`description: ${yamlString(`crontab line ${j.line}: ${oneLine('shell' in j.run ? j.run.shell : j.run.command.join(' '), 120)}`)}`);
+  out.push(
+    `description: ${yamlString(`crontab line ${j.line}: ${oneLine('shell' in j.run ? j.run.shell : j.run.command.join(' '), 120)}`)}`,
+  );
   out.push(`schedule: ${yamlString(j.schedule)}`);
   if (j.timezone !== null) out.push(`timezone: ${yamlString(j.timezone)}`);
   if ('shell' in j.run) out.push(`shell: ${yamlString(j.run.shell)}`);
@@ -168,7 +176,15 @@ function jobYaml(j: Omit<PlannedJob, 'yaml'>, source: string): string {
   return `${out.join('\n')}\n`;
 }
 
-function unitText(name: string, line: CronJobLine, command: string, reason: string, account: Account, env: Array<[string, string]>, cwd: string): string {
+function unitText(
+  name: string,
+  line: CronJobLine,
+  command: string,
+  reason: string,
+  account: Account,
+  env: Array<[string, string]>,
+  cwd: string,
+): string {
   const shell = env.find(([k]) => k === 'SHELL')?.[1] ?? CRON_SHELL;
   const forking = /screen|tmux|daemon|start-stop-daemon/.test(reason) && !/nohup|setsid|\(&\)/.test(reason);
   const out = [
@@ -188,7 +204,8 @@ function unitText(name: string, line: CronJobLine, command: string, reason: stri
     '# check that ExecStart runs the program itself (in the foreground for Type=simple)',
     `ExecStart=${shell} -c ${sdQuote(forking ? command : foregroundCommand(command))}`,
   ];
-  if (line.stdin !== null) for (const l of line.stdin.replace(/\n$/, '').split('\n')) out.push(`StandardInputText=${sdQuote(l, false).slice(1, -1)}`);
+  if (line.stdin !== null)
+    for (const l of line.stdin.replace(/\n$/, '').split('\n')) out.push(`StandardInputText=${sdQuote(l, false).slice(1, -1)}`);
   out.push('Restart=on-failure', '', '[Install]', 'WantedBy=multi-user.target');
   return `${out.join('\n')}\n`;
 }
@@ -212,7 +229,9 @@ export function planImport(text: string, o: ImportOptions): ImportPlan {
     const { env, dropped } = envOf(line, account);
     const get = (k: string) => env.find(([n]) => n === k)?.[1];
     for (const d of dropped)
-      notes.push(`cron set the variable ${JSON.stringify(d)}, whose name nightshift cannot pass on (letters, digits and "_" only): left out`);
+      notes.push(
+        `cron set the variable ${JSON.stringify(d)}, whose name nightshift cannot pass on (letters, digits and "_" only): left out`,
+      );
     // A carriage return at the end (Windows line ends) was part of the last word under cron.
     let { command, stdin } = line;
     if (line.carriageReturn) {
@@ -230,7 +249,14 @@ export function planImport(text: string, o: ImportOptions): ImportPlan {
       const unitNotes = [`${daemon}: a nightshift run must finish, so this line becomes a systemd unit, not a job`];
       if (line.when.kind === 'cron')
         unitNotes.push(`it ran on "${line.when.schedule}" (probably to start the daemon again when it died: Restart=on-failure does that)`);
-      units.push({ name, line: line.line, text: line.text, reason: daemon, unit: unitText(name, { ...line, stdin }, command, daemon, account, env, cwd), notes: unitNotes });
+      units.push({
+        name,
+        line: line.line,
+        text: line.text,
+        reason: daemon,
+        unit: unitText(name, { ...line, stdin }, command, daemon, account, env, cwd),
+        notes: unitNotes,
+      });
       continue;
     }
     let run: PlannedJob['run'];
@@ -260,7 +286,10 @@ export function planImport(text: string, o: ImportOptions): ImportPlan {
           notes.push(
             `CRON_TZ=${cronTz}: Debian's cron ignores CRON_TZ (it ran this line in the system's zone, ${o.systemZone}); cronie reads it. Imported as timezone: ${cronTz} — write timezone: ${o.systemZone} to keep Debian's times`,
           );
-        } else notes.push(`CRON_TZ=${cronTz} is not a time zone nightshift knows; timezone: is the system's (${o.systemZone}), where Debian's cron ran it`);
+        } else
+          notes.push(
+            `CRON_TZ=${cronTz} is not a time zone nightshift knows; timezone: is the system's (${o.systemZone}), where Debian's cron ran it`,
+          );
       }
       if (line.when.expr.never) notes.push(line.when.expr.never);
       for (const n of line.when.expr.notes) notes.push(n);
@@ -292,7 +321,9 @@ export function planImport(text: string, o: ImportOptions): ImportPlan {
       return { word: w.word.text, how: w.how, path: w.path, folder: handledByUnit(w.path) || handledByUnit(`${folder}/`) ? null : folder };
     });
     if (writes.some((w) => w.path !== null && /^\/(tmp|var\/tmp)(\/|$)/.test(w.path)))
-      notes.push('it writes under /tmp or /var/tmp: the unit gives nightshift its own (PrivateTmp=yes), so other programs do not see those files');
+      notes.push(
+        'it writes under /tmp or /var/tmp: the unit gives nightshift its own (PrivateTmp=yes), so other programs do not see those files',
+      );
     const job: Omit<PlannedJob, 'yaml'> = {
       name,
       line: line.line,
@@ -319,7 +350,9 @@ export function planImport(text: string, o: ImportOptions): ImportPlan {
     for (const [f, ls] of byFolder) if (f === path || f.startsWith(`${path}/`) || path === '/') for (const l of ls) lines.add(l);
     return { path, exists: o.exists(path), lines: [...lines].sort((a, b) => a - b) };
   });
-  const unknownWrites = jobs.flatMap((j) => j.writes.filter((w) => w.path === null && w.folder === null).map((w) => ({ line: j.line, word: w.word, how: w.how })));
+  const unknownWrites = jobs.flatMap((j) =>
+    j.writes.filter((w) => w.path === null && w.folder === null).map((w) => ({ line: j.line, word: w.word, how: w.how })),
+  );
   const protectHome = jobs.some((j) => HOME_DIRS.test(j.cwd) || j.writes.some((w) => w.folder !== null && HOME_DIRS.test(w.folder)));
   const pathWord = (p: string, exists: boolean) => {
     const w = /[\s"'\\]/.test(p) ? sdQuote(p, false) : p;

@@ -201,7 +201,16 @@ function unwrap(words: Word[]): { words: Word[]; wrappers: string[] } {
       }
       if (w[k]?.text === '--') k++;
     };
-    if (prog === 'nice' || prog === 'chronic' || prog === 'cronic' || prog === 'nohup' || prog === 'exec' || prog === 'command' || prog === 'time' || prog === 'run-one')
+    if (
+      prog === 'nice' ||
+      prog === 'chronic' ||
+      prog === 'cronic' ||
+      prog === 'nohup' ||
+      prog === 'exec' ||
+      prog === 'command' ||
+      prog === 'time' ||
+      prog === 'run-one'
+    )
       skipOpts(/^-n$/);
     else if (prog === 'ionice') skipOpts(/^-[cnpP]$/);
     else if (prog === 'setsid') skipOpts();
@@ -326,7 +335,11 @@ export function commandWrites(command: string, env: Record<string, string>, cwd:
       case 'tar': {
         const first = args[0]?.text ?? '';
         const oldStyle = /^[A-Za-z]+$/.test(first);
-        const flags = args.filter((a) => /^-[A-Za-z]+$/.test(a.text)).map((a) => a.text.slice(1)).join('') + (oldStyle ? first : '');
+        const flags =
+          args
+            .filter((a) => /^-[A-Za-z]+$/.test(a.text))
+            .map((a) => a.text.slice(1))
+            .join('') + (oldStyle ? first : '');
         const long = args.map((a) => a.text);
         const creates = /[cruA]/.test(flags) || long.some((t) => /^--(create|append|update|concatenate)$/.test(t));
         const extracts = /x/.test(flags) || long.some((t) => /^--(extract|get)$/.test(t));
@@ -335,7 +348,11 @@ export function commandWrites(command: string, env: Record<string, string>, cwd:
           const t = args[k]!.text;
           if ((/^-[A-Za-z]*f$/.test(t) || (k === 0 && oldStyle && t.includes('f'))) && args[k + 1]) files.push(args[k + 1]!);
         }
-        if (creates) add(files.filter((f) => f.text !== '-'), 'tar archive');
+        if (creates)
+          add(
+            files.filter((f) => f.text !== '-'),
+            'tar archive',
+          );
         if (extracts) {
           const into = optionValues(args, ['-C'], ['--directory']);
           if (into.length) add(into, 'tar -x folder', true);
@@ -370,7 +387,9 @@ export function commandWrites(command: string, env: Record<string, string>, cwd:
           roots.push(a);
         }
         const t = args.map((a) => a.text);
-        const deletes = t.includes('-delete') || t.some((x, k) => (x === '-exec' || x === '-execdir') && /^(rm|\/bin\/rm|\/usr\/bin\/rm|mv|gzip)$/.test(t[k + 1] ?? ''));
+        const deletes =
+          t.includes('-delete') ||
+          t.some((x, k) => (x === '-exec' || x === '-execdir') && /^(rm|\/bin\/rm|\/usr\/bin\/rm|mv|gzip)$/.test(t[k + 1] ?? ''));
         if (deletes) add(roots.length ? roots : [{ text: '.', dynamic: false }], 'find -delete', true);
         add(optionValues(args, [], ['-fprint', '-fprintf', '-fls']), 'find -fprint');
         break;
@@ -437,8 +456,12 @@ export function daemonReason(command: string): string | null {
     const { words } = unwrap(s.words);
     const prog = basename(words[0]?.text ?? '');
     const t = words.map((w) => w.text);
-    if (prog === 'start-stop-daemon' && t.some((x) => x === '--background' || /^-[a-zA-Z]*b/.test(x))) return 'it runs start-stop-daemon --background';
-    if (prog === 'screen' && (t.some((x) => /^-[a-zA-Z]*d[a-zA-Z]*m|^-[a-zA-Z]*m[a-zA-Z]*d/.test(x)) || (t.includes('-d') && t.includes('-m'))))
+    if (prog === 'start-stop-daemon' && t.some((x) => x === '--background' || /^-[a-zA-Z]*b/.test(x)))
+      return 'it runs start-stop-daemon --background';
+    if (
+      prog === 'screen' &&
+      (t.some((x) => /^-[a-zA-Z]*d[a-zA-Z]*m|^-[a-zA-Z]*m[a-zA-Z]*d/.test(x)) || (t.includes('-d') && t.includes('-m')))
+    )
       return 'it starts a detached screen session (screen -dm)';
     if (prog === 'tmux' && t.some((x) => /^(new|new-session)$/.test(x)) && t.some((x) => /^-[a-zA-Z]*d/.test(x)))
       return 'it starts a detached tmux session (tmux new -d)';
@@ -448,16 +471,16 @@ export function daemonReason(command: string): string | null {
 
 /** The command without what sends it to the background (a trailing &, a leading nohup or setsid). */
 export function foregroundCommand(command: string): string {
-  return command
-    .replace(/[ \t]*(?<!&)&[ \t]*$/, '')
-    .replace(/^[ \t]*(nohup|setsid([ \t]+-[a-z]+)*)[ \t]+/, '');
+  return command.replace(/[ \t]*(?<!&)&[ \t]*$/, '').replace(/^[ \t]*(nohup|setsid([ \t]+-[a-z]+)*)[ \t]+/, '');
 }
 
 const NAME_SKIP = /^(test|\[|\[\[|cd|true|false|:|sleep|echo|printf|export|set|exit|umask|ulimit|wait|source|\.)$/;
 
 /** The word a job is named after: the script an interpreter runs, run-parts' folder, else the program. */
 export function nameHint(command: string): string | null {
-  const simples = simpleCommands(tokenize(command, {})).map((s) => unwrap(s.words).words).filter((w) => w.length > 0);
+  const simples = simpleCommands(tokenize(command, {}))
+    .map((s) => unwrap(s.words).words)
+    .filter((w) => w.length > 0);
   const pick = simples.find((w) => !NAME_SKIP.test(basename(w[0]!.text))) ?? simples[0];
   if (!pick) return null;
   const prog = basename(pick[0]!.text);

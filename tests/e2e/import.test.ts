@@ -25,7 +25,8 @@ describe('import crontab', () => {
     const r = await cli(['import', '--help']);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('usage: nightshift [--home DIR] import crontab [FILE|-] [--system] [--user NAME] [--write]');
-    for (const words of ['crontab -l', '--system', 'never overwritten', 'comment the', 'ReadWritePaths', 'Exit 0']) expect(r.stdout).toContain(words);
+    for (const words of ['crontab -l', '--system', 'never overwritten', 'comment the', 'ReadWritePaths', 'Exit 0'])
+      expect(r.stdout).toContain(words);
   });
 
   it('previews a 100-line crontab without writing anything: names, schedules, notes, units for daemons, the drop-in', async () => {
@@ -35,7 +36,9 @@ describe('import crontab', () => {
     expect(r.stderr).toBe('');
     expect(jobsOf(h)).toEqual([]);
     const out = r.stdout;
-    expect(out).toMatch(/^11 +30 2 \* \* \* \(Europe\/Zurich\) +backup-db +- +\/usr\/local\/bin\/backup-db\.sh > \/var\/backups\/shop\/db\.log 2>&1$/m);
+    expect(out).toMatch(
+      /^11 +30 2 \* \* \* \(Europe\/Zurich\) +backup-db +- +\/usr\/local\/bin\/backup-db\.sh > \/var\/backups\/shop\/db\.log 2>&1$/m,
+    );
     expect(out).toMatch(/^90 +30 2 \* \* \* \(America\/New_York\) +ny-0230 /m);
     expect(out).toMatch(/^32 +@reboot +warm-cache /m);
     expect(out).toContain("CRON_TZ=America/New_York: Debian's cron ignores CRON_TZ");
@@ -62,14 +65,18 @@ describe('import crontab', () => {
     expect(r.stdout).toContain('ok: 67 job file(s) written and valid');
     expect(r.stdout).toMatch(/Now comment out lines 11, 12, .*, 33, .*, 100 of .*user-100 \(put "#" in front; crontab -e\)/);
     const backup = readFileSync(join(h, 'jobs', 'backup-db.yaml'), 'utf8');
-    expect(backup).toMatch(/^# from crontab line 11: 30 2 \* \* \* +\/usr\/local\/bin\/backup-db\.sh > \/var\/backups\/shop\/db\.log 2>&1$/m);
+    expect(backup).toMatch(
+      /^# from crontab line 11: 30 2 \* \* \* +\/usr\/local\/bin\/backup-db\.sh > \/var\/backups\/shop\/db\.log 2>&1$/m,
+    );
     expect(backup).toContain('schedule: "30 2 * * *"');
     expect(backup).toContain('timezone: "Europe/Zurich"');
     const v = await cli(['--home', h, 'validate']);
     expect(v.stdout).toContain('ok: 68 job(s)');
     expect(v.exitCode).toBe(0);
     // the daemon's own reading of a written file: 02:30 on the night clocks skip runs at 03:00
-    const next = await cli(['--home', h, 'next', 'zurich-0230', '--from', '2026-03-28T12:00:00Z', '--count', '2'], { env: { TZ: 'Europe/Zurich' } });
+    const next = await cli(['--home', h, 'next', 'zurich-0230', '--from', '2026-03-28T12:00:00Z', '--count', '2'], {
+      env: { TZ: 'Europe/Zurich' },
+    });
     expect(next.stdout).toContain('2026-03-29T03:00:00+02:00');
     expect(next.stdout).toContain('2026-03-30T02:30:00+02:00');
     // again: the same text is recognised, nothing is written twice

@@ -18,7 +18,11 @@ function findAccount(name: string): Account | null {
   return a ? { name: a.name, home: a.home } : null;
 }
 
-function readInput(ctx: Ctx, file: string | undefined, user: string | undefined): { text: string; source: string; file: string | null } | number {
+function readInput(
+  ctx: Ctx,
+  file: string | undefined,
+  user: string | undefined,
+): { text: string; source: string; file: string | null } | number {
   let buf: Buffer;
   let source: string;
   if (file === '-') {
@@ -123,9 +127,13 @@ function printPlan(ctx: Ctx, plan: ImportPlan, exists: (name: string) => boolean
     out('the command can tell (redirections, tee, cp/mv/rsync destinations, tar -f, pg_dump -f, mysqldump');
     out('--result-file, curl/wget -o, find -delete, rm, … — docs/cron.md has the list); check the rest yourself.');
     for (const r of plan.readWrite)
-      out(`  ${oneLine(r.path)}  (line${r.lines.length > 1 ? 's' : ''} ${r.lines.join(', ')})${r.exists ? '' : ' — does not exist yet: create it, or the "-" lets the unit start without it'}`);
-    for (const u of plan.unknownWrites) out(`  line ${u.line}: ${oneLine(u.word, 200)} (${u.how}) — only known at run time: add its folder yourself`);
-    if (plan.protectHome) out('  a job works in or writes a home folder, which the unit hides (ProtectHome=yes): the drop-in makes homes readable');
+      out(
+        `  ${oneLine(r.path)}  (line${r.lines.length > 1 ? 's' : ''} ${r.lines.join(', ')})${r.exists ? '' : ' — does not exist yet: create it, or the "-" lets the unit start without it'}`,
+      );
+    for (const u of plan.unknownWrites)
+      out(`  line ${u.line}: ${oneLine(u.word, 200)} (${u.how}) — only known at run time: add its folder yourself`);
+    if (plan.protectHome)
+      out('  a job works in or writes a home folder, which the unit hides (ProtectHome=yes): the drop-in makes homes readable');
     if (plan.dropIn) {
       out();
       out('The drop-in that grants them (systemctl edit nightshift, paste, save; then systemctl restart nightshift):');
@@ -169,12 +177,19 @@ export const importCommand: Command = {
   options: { system: { type: 'boolean' }, user: { type: 'string' }, write: { type: 'boolean' }, json: { type: 'boolean' } },
   run: (ctx) => {
     const [what, file, extra] = ctx.positionals;
-    if (what !== 'crontab') throw new UsageError(what === undefined ? 'import what? only "crontab" is known: nightshift import crontab' : `cannot import "${what}": only "crontab" is known`);
+    if (what !== 'crontab')
+      throw new UsageError(
+        what === undefined
+          ? 'import what? only "crontab" is known: nightshift import crontab'
+          : `cannot import "${what}": only "crontab" is known`,
+      );
     if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
     const system = ctx.values.system === true;
     const user = typeof ctx.values.user === 'string' ? ctx.values.user : undefined;
-    if (system && user !== undefined) throw new UsageError('--system reads the user of each line from its user column; --user is for a user crontab');
-    if (system && file === undefined) throw new UsageError('--system needs the file: /etc/crontab, a file of /etc/cron.d/, or - for standard input');
+    if (system && user !== undefined)
+      throw new UsageError('--system reads the user of each line from its user column; --user is for a user crontab');
+    if (system && file === undefined)
+      throw new UsageError('--system needs the file: /etc/crontab, a file of /etc/cron.d/, or - for standard input');
     let owner: Account | null = null;
     if (!system) {
       if (user !== undefined) {
@@ -251,26 +266,33 @@ export const importCommand: Command = {
     }
     // The written files as validate sees them, among the whole home.
     const written = results.filter((r) => r.status === 'written');
-    const homeProblems = written.length ? loadHome(ctx.paths).problems.filter((p) => written.some((r) => r.file === p.file)).map(formatProblem) : [];
+    const homeProblems = written.length
+      ? loadHome(ctx.paths)
+          .problems.filter((p) => written.some((r) => r.file === p.file))
+          .map(formatProblem)
+      : [];
 
     if (ctx.values.json) {
       ctx.io.out(json({ ...plan, written: ctx.values.write ? results : null, problemsAfterWrite: homeProblems }));
     } else {
       printPlan(ctx, plan, (name) => existsSync(jobFile(name)) && !written.some((r) => r.name === name));
       if (!ctx.values.write) {
-        if (plan.jobs.length) ctx.io.out(`Run again with --write to create ${plan.jobs.length} file(s) in ${ctx.paths.jobsDir}/ (existing ones are kept).`);
+        if (plan.jobs.length)
+          ctx.io.out(`Run again with --write to create ${plan.jobs.length} file(s) in ${ctx.paths.jobsDir}/ (existing ones are kept).`);
       } else {
         for (const r of results) {
           if (r.status === 'written') ctx.io.out(`written: ${r.file}`);
           else if (r.status === 'same') ctx.io.out(`already imported: ${r.file} (the same text; kept)`);
-          else if (r.status === 'exists') ctx.io.out(`kept: ${r.file} exists and is different; not overwritten (remove it, or rename the job, to import this line)`);
+          else if (r.status === 'exists')
+            ctx.io.out(`kept: ${r.file} exists and is different; not overwritten (remove it, or rename the job, to import this line)`);
           else {
             ctx.io.out(`not written: ${r.file} would not be valid here:`);
             for (const p of r.problems ?? []) ctx.io.out(`  ${p}`);
           }
         }
         for (const p of homeProblems) ctx.io.out(`problem: ${p}`);
-        if (written.length && !homeProblems.length) ctx.io.out(`ok: ${written.length} job file(s) written and valid; the daemon picks them up by itself (nightshift status)`);
+        if (written.length && !homeProblems.length)
+          ctx.io.out(`ok: ${written.length} job file(s) written and valid; the daemon picks them up by itself (nightshift status)`);
         const imported = results.filter((r) => r.status !== 'invalid').map((r) => plan.jobs.find((j) => j.name === r.name)!.line);
         const lines = [...imported, ...plan.units.map((u) => u.line)].sort((a, b) => a - b);
         if (lines.length)

@@ -70,8 +70,23 @@ function localClock(tz: string): Local {
   const cached = locals.get(tz);
   if (cached) return cached;
   const n = (TO - FROM) / MINUTE;
-  const l: Local = { month: new Int8Array(n), dom: new Int8Array(n), dow: new Int8Array(n), hour: new Int8Array(n), minute: new Int8Array(n), changes: [] };
-  const fmt = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric' });
+  const l: Local = {
+    month: new Int8Array(n),
+    dom: new Int8Array(n),
+    dow: new Int8Array(n),
+    hour: new Int8Array(n),
+    minute: new Int8Array(n),
+    changes: [],
+  };
+  const fmt = new Intl.DateTimeFormat('en-US', {
+    timeZone: tz,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+  });
   let prev: number | null = null;
   for (let h = FROM; h < TO; h += HOUR) {
     const p = Object.fromEntries(fmt.formatToParts(h).map((x) => [x.type, x.value]));
@@ -167,7 +182,11 @@ describe('imported jobs run at the instants of their crontab lines, over 2026', 
       expect(job.schedule, `line ${j.line}`).toMatchObject({ kind: 'cron', tz });
       const fields = fieldsOf(j.text);
       const got = instants(job.schedule!);
-      const cronModule = instants({ kind: 'cron', expr: parseCron(j.text.trim().startsWith('@') ? j.text.trim().split(/[ \t]+/)[0]! : fields.join(' ')), tz });
+      const cronModule = instants({
+        kind: 'cron',
+        expr: parseCron(j.text.trim().startsWith('@') ? j.text.trim().split(/[ \t]+/)[0]! : fields.join(' ')),
+        tz,
+      });
       expect(got, `line ${j.line}: ${j.text}`).toEqual(cronModule);
       const changes = localClock(tz).changes;
       expect(away(got, changes), `line ${j.line} away from DST: ${j.text}`).toEqual(away(bruteForce(fields, tz), changes));
@@ -204,7 +223,11 @@ describe('imported jobs run at the instants of their crontab lines, over 2026', 
     // 2026-03-08: 02:00-03:00 is skipped; 02:30 runs at 03:00 EDT (07:00Z)
     expect(at('ny-0230', '2026-03-07T00:00Z', '2026-03-09T00:00Z')).toEqual(['2026-03-07T07:30', '2026-03-08T07:00']);
     // @hourly is not a fixed time: it follows the clock
-    expect(at('zurich-hourly', '2026-03-29T00:00Z', '2026-03-29T02:01Z')).toEqual(['2026-03-29T00:00', '2026-03-29T01:00', '2026-03-29T02:00']);
+    expect(at('zurich-hourly', '2026-03-29T00:00Z', '2026-03-29T02:01Z')).toEqual([
+      '2026-03-29T00:00',
+      '2026-03-29T01:00',
+      '2026-03-29T02:00',
+    ]);
     // a Sunday written 7 (Debian's /etc/crontab) still runs on Sundays
     expect(at('zurich-sunday', '2026-06-01T00:00Z', '2026-06-15T00:00Z')).toEqual(['2026-06-07T00:30', '2026-06-14T00:30']);
   });

@@ -125,7 +125,15 @@ describe('"%" and standard input, as do_command.c does them', () => {
   it("a run of the imported job sees cron's environment: the crontab's values and cron's defaults", async () => {
     const dir = tempDir();
     const out = join(dir, 'env');
-    const text = ['A1="x y"', "A2 = 'quoted with spaces  '  ", 'A6="\'double\'"', 'A7="  lead"', 'MAILTO=""', `* * * * * env > ${out}`, ''].join('\n');
+    const text = [
+      'A1="x y"',
+      "A2 = 'quoted with spaces  '  ",
+      'A6="\'double\'"',
+      'A7="  lead"',
+      'MAILTO=""',
+      `* * * * * env > ${out}`,
+      '',
+    ].join('\n');
     const j = only(text, { owner: { name: 'kevin', home: dir } });
     const spec = load(j).spec;
     expect(j.cwd).toBe(dir);
@@ -287,7 +295,16 @@ describe('mapping to a job', () => {
 
   it('keeps @nicknames and @reboot as schedules; their instants are those of the same line in cron', () => {
     const plan = planImport('@daily a\n@hourly b\n@weekly c\n@monthly d\n@yearly e\n@annually f\n@midnight g\n@reboot h\n', opts());
-    expect(plan.jobs.map((j) => j.schedule)).toEqual(['@daily', '@hourly', '@weekly', '@monthly', '@yearly', '@annually', '@midnight', '@reboot']);
+    expect(plan.jobs.map((j) => j.schedule)).toEqual([
+      '@daily',
+      '@hourly',
+      '@weekly',
+      '@monthly',
+      '@yearly',
+      '@annually',
+      '@midnight',
+      '@reboot',
+    ]);
     const reboot = load(plan.jobs[7]!);
     expect(reboot.atBoot).toBe(true);
     expect(reboot.schedule).toBeNull();
@@ -419,7 +436,7 @@ describe('attacks on the YAML it writes', () => {
   it('a command cannot smuggle keys, comments or lines into the job file', () => {
     const lines = [
       '0 1 * * * echo "key: value # not a comment" > /srv/y1',
-      "0 2 * * * echo 'description: \"pwned\"\nuser: root' > /srv/y2",
+      '0 2 * * * echo \'description: "pwned"\nuser: root\' > /srv/y2',
       '0 3 * * * cat > /srv/y3%first: line%- item%"quoted"%\\%',
       '0 4 * * * /bin/x #: enabled: false',
       '0 5 * * * /bin/y\r',
@@ -433,11 +450,16 @@ describe('attacks on the YAML it writes', () => {
       expect(spec.user).toBeUndefined();
       expect(spec.enabled).toBe(false); // the refused line makes cron ignore the file
       expect(Object.keys(spec).sort()).toEqual(expect.arrayContaining(['cwd', 'description', 'env', 'schedule']));
-      expect(j.yaml.split('\n').filter((l) => l.startsWith('#')).every((l) => !l.includes('\r'))).toBe(true);
+      expect(
+        j.yaml
+          .split('\n')
+          .filter((l) => l.startsWith('#'))
+          .every((l) => !l.includes('\r')),
+      ).toBe(true);
     }
     const [y1, y2, y3, x, y] = plan.jobs.map((j) => load(j).spec);
     expect(y1!.shell).toBe('echo "key: value # not a comment" > /srv/y1');
-    expect(y2!.shell).toBe("echo 'description: \"pwned\"");
+    expect(y2!.shell).toBe('echo \'description: "pwned"');
     expect(y3!.shell).toBe(`printf '%s' 'first: line\n- item\n"quoted"\n%\n' | /bin/sh -c 'cat > /srv/y3'`);
     expect(x!.shell).toBe('/bin/x #: enabled: false');
     expect(y!.command).toEqual(['/bin/y']);
