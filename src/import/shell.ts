@@ -447,7 +447,9 @@ export function commandWrites(command: string, env: Record<string, string>, cwd:
 /** Why the line starts something that outlives it (a daemon), or null. */
 export function daemonReason(command: string): string | null {
   const tokens = tokenize(command, {});
-  if (tokens.some((t) => t.t === 'op' && t.op === '&')) return 'it puts a process in the background (&)';
+  // `a & b & wait` runs in parallel and waits: the run still finishes.
+  const waits = simpleCommands(tokens).some((s) => s.words[0]?.text === 'wait');
+  if (!waits && tokens.some((t) => t.t === 'op' && t.op === '&')) return 'it puts a process in the background (&)';
   for (const s of simpleCommands(tokens)) {
     for (const w of s.words.slice(0, 4)) {
       const p = basename(w.text);

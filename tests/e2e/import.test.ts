@@ -5,9 +5,9 @@ import { chmodSync, copyFileSync, readdirSync, readFileSync, writeFileSync } fro
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { CLI, FIXTURES, cli, makeHome, tempDir, trackDaemons } from '../support/helpers.js';
+import { CLI, FIXTURES, cli, makeHome, startDaemon, tempDir, trackDaemons } from '../support/helpers.js';
 
-const { dirs } = trackDaemons();
+const { daemons, dirs } = trackDaemons();
 const AS_ROOT = process.getuid?.() === 0;
 const USER_100 = join(FIXTURES, 'crontabs', 'user-100');
 const DEBIAN = join(FIXTURES, 'crontabs', 'debian-etc-crontab');
@@ -85,6 +85,29 @@ describe('import crontab', () => {
     expect(again.stdout).toContain(`already imported: ${join(h, 'jobs', 'backup-db.yaml')} (the same text; kept)`);
     expect(again.stdout).not.toContain('written: ');
     expect(jobsOf(h)).toHaveLength(68);
+  });
+
+  it('a job imported from a line with "%" gets, run by the daemon, the standard input cron gave the line', async () => {
+    const h = home();
+    const dir = tempDir('ns-cron-out-');
+    dirs.push(dir);
+    // The line and the bytes are those of the real Debian cron run in tests/unit/config/crontab.test.ts.
+    const crontab = `GREETING="  hello"\n* * * * * cat > ${dir}/stdin; env > ${dir}/env%line1%line2\\%kept%a\\\\b%\\x%%end\\\n`;
+    writeFileSync(join(dir, 'crontab'), crontab);
+    const w = await cli(['--home', h, 'import', 'crontab', join(dir, 'crontab'), '--write']);
+    expect(w.exitCode).toBe(0);
+    expect(jobsOf(h)).toEqual(['cat.yaml']);
+    const d = await startDaemon(h);
+    daemons.push(d);
+    const r = await cli(['--home', h, 'run', 'cat']);
+    expect(r.stdout).toContain('ok');
+    expect(r.exitCode).toBe(0);
+    expect(readFileSync(join(dir, 'stdin'), 'utf8')).toBe('line1\nline2%kept\na\\\\b\n\\x\n\nend\\\n');
+    const env = readFileSync(join(dir, 'env'), 'utf8').split('\n');
+    expect(env).toContain('GREETING=  hello');
+    expect(env).toContain('SHELL=/bin/sh');
+    expect(env).toContain('PATH=/usr/bin:/bin');
+    await d.stop();
   });
 
   it('reads standard input with "-"', async () => {

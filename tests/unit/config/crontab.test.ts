@@ -341,6 +341,8 @@ describe('mapping to a job', () => {
   it('a line that starts a daemon becomes a systemd unit, not a job', () => {
     expect(daemonReason('/usr/bin/worker &')).toContain('background');
     expect(daemonReason('/usr/bin/a && /usr/bin/b')).toBeNull();
+    expect(daemonReason('/usr/bin/a & /usr/bin/b & wait')).toBeNull();
+    expect(daemonReason('echo "a & b" > /srv/x')).toBeNull();
     expect(daemonReason('/usr/bin/a > /dev/null 2>&1')).toBeNull();
     expect(daemonReason('nohup /usr/bin/worker')).toContain('nohup');
     expect(daemonReason('setsid -f /usr/bin/worker')).toContain('setsid');
