@@ -299,8 +299,10 @@ function readEntry(text: string, kind: CrontabKind, userExists: (name: string) =
     };
   }
   const written = text.slice(at);
-  if (written.length >= MAX_COMMAND_CHARS)
-    return { ok: false, message: `bad command: ${written.length} characters; Debian's cron refuses ${MAX_COMMAND_CHARS} or more` };
+  // What cron measures: in a system crontab, the blanks after the user's one delimiter count too.
+  const measured = kind === 'system' ? text.length - (text.slice(0, at).trimEnd().length + 1) : written.length;
+  if (measured >= MAX_COMMAND_CHARS)
+    return { ok: false, message: `bad command: ${measured} characters; Debian's cron refuses ${MAX_COMMAND_CHARS} or more` };
   if (written === '') return { ok: 'empty' };
   return { ok: true, when, user, written };
 }

@@ -1,7 +1,7 @@
 // `nightshift import crontab`: crontab lines into job specs — a preview first, files only with --write
 import { execFileSync } from 'node:child_process';
 import { lookupAccount } from '../../run/account.js';
-import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { errorCode, errorMessage } from '../../errors.js';
@@ -237,6 +237,7 @@ export const importCommand: Command = {
     if (ctx.values.write) {
       const pol = loadPolicyFile(ctx.paths.policyFile);
       const policy = pol.ok ? pol.value : DEFAULT_POLICY;
+      if (plan.jobs.length) mkdirSync(ctx.paths.jobsDir, { recursive: true });
       for (const j of plan.jobs) {
         const f = jobFile(j.name);
         if (existsSync(f)) {

@@ -250,6 +250,13 @@ describe('lines and files, as load_user and load_entry read them', () => {
     expect(plan.jobs[0]!.enabled).toBe(false);
   });
 
+  it('counts a command as cron does: 998 characters pass, 999 do not; in /etc/crontab the blanks after the user count', () => {
+    expect(parseCrontab(`0 1 * * * ${'x'.repeat(998)}\n`, { kind: 'user' }).problems).toEqual([]);
+    expect(parseCrontab(`0 1 * * * ${'x'.repeat(999)}\n`, { kind: 'user' }).problems).toHaveLength(1);
+    expect(parseCrontab(`0 1 * * * root ${'x'.repeat(998)}\n`, { kind: 'system' }).problems).toEqual([]);
+    expect(parseCrontab(`0 1 * * * root  ${'x'.repeat(998)}\n`, { kind: 'system' }).problems).toHaveLength(1);
+  });
+
   it('an empty command is accepted by cron and runs nothing: not imported', () => {
     const p = parseCrontab('0 1 * * *   \n', { kind: 'user' });
     expect(p).toMatchObject({ jobs: [], problems: [], empty: [{ line: 1 }] });
