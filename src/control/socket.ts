@@ -5,6 +5,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import { connect } from 'node:net';
 import { NAME_PATTERN } from '../names.js';
 import { errorMessage } from '../errors.js';
+import { closeServer } from '../http.js';
 
 export class ControlError extends Error {
   constructor(
@@ -72,8 +73,7 @@ export class ControlServer {
     const s = this.server;
     this.server = null;
     if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
+    await closeServer(s);
     try {
       unlinkSync(this.socketPath);
     } catch {

@@ -530,8 +530,9 @@ export function composeDigest(input: DigestInput): ComposedDigest {
     ...jobsSection(summary.jobs, facts.jobStates, jobs, now, t),
   ];
   // Links to the dashboard only with its public address: a listen address is this machine's own.
-  // Only an address people can open from the mail (publicUrl), and only while the dashboard is on.
-  const base = policy.dashboard.publicUrl && policy.dashboard.listen !== 'off' ? dashboardOrigin(policy) : null;
+  // Only an address people can open from the mail (publicUrl), and only while the dashboard is on
+  // (dashboardOrigin is null when it is off).
+  const base = policy.dashboard.publicUrl ? dashboardOrigin(policy) : null;
   const intro = `nightshift digest for ${date}, covering ${t(window.from)} to ${t(window.to)} (${hours(window.to - window.from)}; times in ${tz}).`;
   return {
     verdict,

@@ -40,6 +40,8 @@ export interface JobStatus {
   paused: boolean;
   /** Opted out of its own PID namespace (seeAllProcesses: true): stopped by process group. */
   seeAllProcesses: boolean;
+  /** The account of its `user:` (null: it runs as nightshift's own account). */
+  user: string | null;
   alerts: Array<{ id: number; kind: string; since: number; count: number; message: string; foldedUnder: string | null }>;
   /** Its file is invalid now: the version saved at `savedAt` runs until the file is fixed. */
   lastGood: { file: string; savedAt: number } | null;
@@ -122,6 +124,7 @@ export function buildStatus(home: LoadedHome, store: Store | null, live: LiveInf
       description: job.spec.description ?? null,
       health,
       seeAllProcesses: job.spec.seeAllProcesses,
+      user: job.spec.user ?? null,
       schedule: job.spec.schedule
         ? job.spec.schedule === AT_BOOT
           ? AT_BOOT
@@ -239,7 +242,9 @@ function nextRunCell(j: JobStatus, now: number): string {
     ? `${readableTime(j.nextRun, j.timezone)} (${ago(now - j.nextRun)})`
     : j.health === 'disabled'
       ? '— disabled'
-      : `— ${j.schedule}`;
+      : j.schedule === AT_BOOT
+        ? '— after the next boot (@reboot)'
+        : `— ${j.schedule}`;
 }
 
 /** `zone`: where the header's own times are shown (they belong to no job): the policy's zone, else the system's. */
@@ -275,6 +280,8 @@ export function renderStatus(r: StatusReport, zone: string = systemTimeZone()): 
       ? `Containment: on — every job, fix and probe runs in its own sandbox${seeAll.length ? ` (sharing the machine's processes, stopped by process group: ${seeAll.join(', ')})` : ''}.`
       : `Containment: UNAVAILABLE — jobs run uncontained and no fix, brain or probe runs (heal outcome uncontained). ${r.containment.reason}.`,
   );
+  const others = r.jobs.filter((j) => j.user !== null).map((j) => `${j.name} as ${j.user}`);
+  if (others.length > 0) lines.push(`Jobs run as other accounts: ${others.join(', ')}.`);
   lines.push('');
   const w = Math.max(4, ...r.jobs.map((j) => j.name.length)) + 2;
   const nextCells = new Map(r.jobs.map((j) => [j.name, nextRunCell(j, now)]));

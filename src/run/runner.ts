@@ -16,6 +16,8 @@ import type { RunOutcome } from '../model.js';
 import { errorMessage, errorCode } from '../errors.js';
 import { elapsedMs, wallNow } from '../clock.js';
 import { accountEnv } from './account.js';
+import { denialSentence, findDenial } from './denied.js';
+import { userInfo } from 'node:os';
 
 export type StopReason = 'timeout' | 'replace' | 'shutdown' | 'manual' | 'halt';
 
@@ -117,6 +119,13 @@ export class RunningProcess {
       const durationMs = Math.round(elapsedMs() - startedMono);
       const { bytes, tail } = log.close();
       const logNote = log.error ? ` (the log could not be written: ${log.error.message})` : '';
+      // A failure that says it may not write somewhere: the reason says what to change.
+      const denial = outcome === 'failed' && exitCode !== null ? findDenial(tail) : null;
+      if (denial) {
+        const account = job.account?.name ?? userInfo().username;
+        // systemd gives every service process an INVOCATION_ID: the unit's sandbox is in force.
+        reason += ` ${denialSentence(denial, { leash: this.opts.leash, systemd: process.env.INVOCATION_ID !== undefined, account })}`;
+      }
       return {
         outcome,
         exitCode,

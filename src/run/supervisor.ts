@@ -161,7 +161,7 @@ export class Supervisor {
     const skip = (outcome: 'skipped-paused' | 'skipped-overlap' | 'skipped-halted', reason: string): Promise<RunRow> | 'duplicate' => {
       let id: number | null;
       if (o.claimed !== undefined) {
-        store.runs.finish(o.claimed, { outcome, endedAt: now, durationMs: 0, reason });
+        store.runs.finish(o.claimed, job.name, { outcome, endedAt: now, durationMs: 0, reason });
         id = o.claimed;
       } else {
         id = store.runs.insert({ ...base, outcome, reason }, { holdIfFull: true });
@@ -233,12 +233,12 @@ export class Supervisor {
           leash: this.deps.leash(),
           onSpawn: (pgid) => {
             entry.precheckPgid = pgid;
-            store.runs.setPgid(id, pgid);
+            store.runs.setPgid(id, job.name, pgid);
           },
         });
         entry.precheckPgid = null;
         if (verdict.idle) {
-          store.runs.finish(id, { outcome: 'skipped-precheck', endedAt: clock.now(), durationMs: 0, reason: verdict.reason });
+          store.runs.finish(id, job.name, { outcome: 'skipped-precheck', endedAt: clock.now(), durationMs: 0, reason: verdict.reason });
           log.info({ job: job.name, run: id, outcome: 'skipped-precheck' }, verdict.reason);
           return this.finished(id);
         }
@@ -249,7 +249,7 @@ export class Supervisor {
       if (job.spec.agent && this.deps.killSwitch && !entry.cancelled && !this.stopping) {
         const k = this.deps.killSwitch();
         if (k.halted) {
-          store.runs.finish(id, {
+          store.runs.finish(id, job.name, {
             outcome: 'skipped-halted',
             endedAt: clock.now(),
             durationMs: 0,
@@ -265,7 +265,7 @@ export class Supervisor {
             : entry.cancelled === 'halt'
               ? 'the kill switch is on'
               : 'nightshift was shutting down';
-        store.runs.finish(id, {
+        store.runs.finish(id, job.name, {
           outcome: entry.cancelled === 'halt' ? 'skipped-halted' : 'killed',
           endedAt: clock.now(),
           durationMs: 0,
@@ -291,7 +291,7 @@ export class Supervisor {
         extraEnv: { NIGHTSHIFT_STATE: this.deps.stateDir },
         leash: this.deps.leash(),
         onSpawn: (pgid) => {
-          store.runs.markStarted(id, pgid, logPath, clock.now());
+          store.runs.markStarted(id, job.name, pgid, logPath, clock.now());
           onStarted?.(id);
         },
         onTimeout: (output) => this.events.emit('run-timed-out', { job, runId: id, output }),
@@ -307,7 +307,7 @@ export class Supervisor {
       entry.proc = proc;
       log.info({ job: job.name, run: id, trigger }, 'run started');
       const r = await proc.done;
-      if (proc.pgid === null) store.runs.markStarted(id, null, logPath, r.startedAt);
+      if (proc.pgid === null) store.runs.markStarted(id, job.name, null, logPath, r.startedAt);
 
       const row = store.runs.get(id)!;
       let retryAt: number | null = null;
@@ -317,7 +317,7 @@ export class Supervisor {
       }
       const reason =
         retryAt !== null ? `${r.reason} Retry ${row.attempt} of ${retries!.count} in ${formatDuration(retries!.delay)}.` : r.reason;
-      store.runs.finish(id, {
+      store.runs.finish(id, job.name, {
         outcome: r.outcome,
         endedAt: r.endedAt,
         exitCode: r.exitCode,
@@ -344,7 +344,7 @@ export class Supervisor {
       // Never leave a row open because of our own bug: record it and say so.
       const message = errorMessage(err);
       log.error({ job: job.name, run: id, err: message }, 'run failed inside nightshift');
-      store.runs.finish(id, { outcome: 'failed', endedAt: clock.now(), reason: `nightshift could not run it: ${message}` });
+      store.runs.finish(id, job.name, { outcome: 'failed', endedAt: clock.now(), reason: `nightshift could not run it: ${message}` });
       return this.finished(id);
     }
   }
@@ -392,7 +392,7 @@ export class Supervisor {
     const job = this.deps.lookup(parent.job);
     if (!job || !job.managed || !job.spec.enabled) {
       const why = !job ? 'the job no longer exists' : !job.managed ? 'the job is now external' : 'the job is disabled';
-      store.runs.finish(parentId, {
+      store.runs.finish(parentId, parent.job, {
         ...rowFinish(parent, this.deps.clock.now()),
         reason: `${parent.reason ?? ''} The retry was dropped: ${why}.`.trim(),
         retryAt: null,
@@ -440,7 +440,7 @@ export class Supervisor {
         `nightshift stopped while this run was in progress` +
         (pids.length ? `; ${pids.length} leftover process(es) were killed at restart` : '') +
         '.';
-      store.runs.finish(row.id, {
+      store.runs.finish(row.id, row.job, {
         outcome: 'interrupted',
         endedAt: clock.now(),
         durationMs: row.started_at ? clock.now() - row.started_at : null,

@@ -127,8 +127,11 @@ export class Runs {
     return this.held.holdRun(rowOf(r), r.cursorTo ?? null);
   }
 
-  /** Changes columns of a run; held in memory while the disk is full. */
-  private patch(id: number, patch: Partial<RunRow>): void {
+  /**
+   * Changes columns of a run; held in memory while the disk is full. `job` is the run's job, as
+   * the caller knows it: the change listener is told it without a read.
+   */
+  private patch(id: number, job: string, patch: Partial<RunRow>): void {
     const real = this.held.realId(id);
     if (real < 0) {
       this.held.patchHeldRun(real, patch);
@@ -138,19 +141,19 @@ export class Runs {
     const sql = `UPDATE runs SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`;
     const wasHeld = this.held.durable({ sql, params: { ...patch, id: real }, runId: real, patch });
     if (wasHeld && patch.ended_at != null) this.held.finishedLater(real);
-    this.sql.changed('run', () => (this.sql.stmt('SELECT job FROM runs WHERE id = ?', 'pluck').get(real) as string | undefined) ?? null);
+    this.sql.changed('run', job);
   }
 
-  markStarted(id: number, pgid: number | null, logPath: string, startedAt: number): void {
-    this.patch(id, { started_at: startedAt, pgid, log_path: logPath });
+  markStarted(id: number, job: string, pgid: number | null, logPath: string, startedAt: number): void {
+    this.patch(id, job, { started_at: startedAt, pgid, log_path: logPath });
   }
 
-  setPgid(id: number, pgid: number): void {
-    this.patch(id, { pgid });
+  setPgid(id: number, job: string, pgid: number): void {
+    this.patch(id, job, { pgid });
   }
 
-  finish(id: number, f: RunEnd): void {
-    this.patch(id, {
+  finish(id: number, job: string, f: RunEnd): void {
+    this.patch(id, job, {
       outcome: f.outcome,
       ended_at: f.endedAt,
       exit_code: f.exitCode ?? null,
@@ -169,7 +172,7 @@ export class Runs {
     const inMemory = (): number | null => {
       // The parent (or writes before it) is only in memory: the hand-over is held in the same order.
       if (this.get(real)?.retry_at == null) return null;
-      this.patch(real, { retry_at: null });
+      this.patch(real, child.job, { retry_at: null });
       return this.insert({ ...child, parentId: real }, o);
     };
     if (o.holdIfFull && (real < 0 || this.held.hasHeld())) return inMemory();

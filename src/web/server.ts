@@ -9,6 +9,7 @@ import { originOf, parseListen, publicOrigin } from '../config/schema.js';
 import type { Job } from '../config/home.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../errors.js';
+import { closeServer } from '../http.js';
 import { parseRef } from '../model.js';
 import type { WebSessionRow } from '../store/store.js';
 import {
@@ -170,8 +171,7 @@ export class Dashboard {
     this.server = null;
     this.live.close();
     if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
+    await closeServer(s);
   }
 
   /** Tells the open pages that something they may show changed (they fetch themselves again). */

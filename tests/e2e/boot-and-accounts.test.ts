@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, makeHome, query, startDaemon, trackDaemons, waitFor, writeJob } from '../support/helpers.js';
+import { cli, makeHome, query, startDaemon, tempDir, trackDaemons, waitFor, writeJob } from '../support/helpers.js';
 
 const { daemons, dirs } = trackDaemons();
 const AS_ROOT = process.getuid?.() === 0;
@@ -39,7 +39,7 @@ describe('@reboot', () => {
     daemons.push(d);
     await waitFor(() => (bootRuns(d.state, 'warm').length === 2 ? true : undefined), 20_000, 'the second boot run');
     const st = await cli(['--home', home, '--state', d.state, 'status']);
-    expect(String(st.stdout)).toMatch(/warm/);
+    expect(String(st.stdout)).toMatch(/warm .*— after the next boot \(@reboot\)/);
     const next = await cli(['--home', home, '--state', d.state, 'next', 'warm']);
     expect(String(next.stdout) + String(next.stderr)).toMatch(/once after each boot of the machine/);
   }, 120_000);
@@ -104,6 +104,8 @@ describe('user:', () => {
       expect(lines).toContain(String(gid));
       expect(lines).toContain(want.stdout.trim());
       expect(lines).toContain(`${pw[5]} daemon daemon /bin/sh`);
+      const st = await cli(['--home', home, '--state', d.state, 'status']);
+      expect(String(st.stdout)).toContain('Jobs run as other accounts: as-daemon as daemon.');
     },
     60_000,
   );
@@ -179,3 +181,31 @@ describe('user:', () => {
 });
 
 const CLI_PATH = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
+
+describe('a job the service may not let write', () => {
+  // The unit's ProtectSystem=strict is a read-only bind mount of the whole file system; here one
+  // folder is made read-only the same way, for a daemon that believes it runs under systemd.
+  it.runIf(AS_ROOT)(
+    'fails with a reason that says which folder to add to ReadWritePaths, in status and the digest',
+    async () => {
+      const backups = tempDir('ns-backups-');
+      dirs.push(backups);
+      const home = makeHome({ 'db-backup': `shell: 'echo dumping; echo data > ${backups}/shop.sql'\n` }, 'timezone: UTC\n');
+      dirs.push(home);
+      const mountRo = `mount --bind ${backups} ${backups} && mount -o remount,bind,ro ${backups} && exec "$@"`;
+      const d = await startDaemon(home, {
+        prefix: ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', mountRo, 'sh'],
+        env: { ...process.env, INVOCATION_ID: 'test-invocation' },
+      });
+      daemons.push(d);
+      const r = await cli(['--home', home, '--state', d.state, 'run', 'db-backup']);
+      expect(r.exitCode).not.toBe(0);
+      const advice = `The service may not write ${backups}/shop.sql (read-only file system): add ${backups} to ReadWritePaths= with \`systemctl edit nightshift\``;
+      const status = String((await cli(['--home', home, '--state', d.state, 'status'])).stdout);
+      expect(status.replace(/\s+/g, ' ')).toContain(advice);
+      const digest = String((await cli(['--home', home, '--state', d.state, 'digest'])).stdout);
+      expect(digest.replace(/\s+/g, ' ')).toContain(advice);
+    },
+    60_000,
+  );
+});

@@ -5,72 +5,27 @@
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import Database from 'better-sqlite3';
-import { cli, makeHome, pageCapture, query, startDaemon, tempDir, trackDaemons, waitFor, type DaemonProc } from '../support/helpers.js';
+import { cli, makeHome, pageCapture, query, startDaemon, tempDir, trackDaemons, waitFor } from '../support/helpers.js';
 import {
+  dashboard,
   freePort,
-  launchBrowser,
   logIn,
   loginLink,
+  rawRequest,
   reloadUntil,
   screenshotDir,
-  type Browser,
-  type BrowserContext,
+  useBrowser,
   type Page,
 } from '../support/browser.js';
 
 const WAIT_MS = 30_000;
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 120_000 });
 
-const { daemons, dirs } = trackDaemons();
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  browser = await launchBrowser();
-});
-afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  await browser?.close();
-});
-
-interface Dash extends DaemonProc {
-  url: string;
-  port: number;
-}
-
-async function dashboard(
-  jobs: Record<string, string>,
-  rules: Record<string, string> = {},
-  policyExtra = '',
-  prefix?: string[],
-): Promise<Dash> {
-  const port = await freePort();
-  const h = makeHome(jobs, `timezone: UTC\ndashboard: { listen: "127.0.0.1:${port}" }\n${policyExtra}`);
-  dirs.push(h);
-  for (const [name, text] of Object.entries(rules)) writeFileSync(join(h, 'rules', `${name}.yaml`), text);
-  const d = await startDaemon(h, { prefix });
-  daemons.push(d);
-  await d.waitLog((l) => l.msg === 'dashboard listening', WAIT_MS, 'dashboard listening');
-  return Object.assign(d, { url: `http://127.0.0.1:${port}`, port });
-}
-
-async function newPage(o: { width?: number; height?: number; bypassCSP?: boolean } = {}): Promise<Page> {
-  const ctx = await browser.newContext({
-    viewport: { width: o.width ?? 390, height: o.height ?? 844 },
-    bypassCSP: o.bypassCSP ?? false,
-  });
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  // No page of ours may open a dialog: a script that ran would.
-  page.on('dialog', (dialog) => {
-    dialogs.push(dialog.message());
-    void dialog.dismiss();
-  });
-  return page;
-}
-const dialogs: string[] = [];
+const track = trackDaemons();
+const { daemons, dirs } = track;
+const { newPage, dialogs } = useBrowser();
 
 const ns = (d: { home: string; state: string }, ...args: string[]) => cli(['--home', d.home, '--state', d.state, ...args]);
 const events = (d: { state: string }, kind: string) =>
@@ -81,32 +36,13 @@ const attempts = (d: { state: string }) =>
     'SELECT id, job, outcome, answer, answered_by FROM heal_attempts ORDER BY id',
   );
 
-function rawRequest(
-  port: number,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: string,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, setHost: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 async function sessionCookie(page: Page) {
   return (await page.context().cookies()).find((c) => c.name === 'nightshift_session');
 }
 
 describe('logging in', () => {
   it('a link opens a session once, after the device is named; a preview does not spend it; expired and reused links are refused', async () => {
-    const d = await dashboard({ tick: 'command: ["true"]\n' });
+    const d = await dashboard(track, { tick: 'command: ["true"]\n' });
     const link = await loginLink(d);
     expect(link).toMatch(new RegExp(`^${d.url}/login/[A-Za-z0-9_-]{43}$`));
 
@@ -219,7 +155,7 @@ describe('logging in', () => {
   });
 
   it('a policy reload moves the dashboard without a moment of the port free; a new publicUrl keeps the socket', async () => {
-    const d = await dashboard({});
+    const d = await dashboard(track, {});
     const policy = join(d.home, 'protected', 'policy.yaml');
     const served = () => d.lines().filter((l) => l.msg === 'dashboard listening').length;
     expect(served()).toBe(1);
@@ -238,7 +174,7 @@ describe('logging in', () => {
   });
 
   it('login attempts are rate-limited', async () => {
-    const d = await dashboard({});
+    const d = await dashboard(track, {});
     const statuses: number[] = [];
     for (let i = 0; i < 12; i++) statuses.push((await fetch(`${d.url}/login/${'x'.repeat(43)}`)).status);
     expect(statuses.slice(0, 10).every((s) => s === 410)).toBe(true);
@@ -263,7 +199,7 @@ describe('logging in', () => {
   });
 
   it('a flood of idle connections leaves the daemon its file descriptors: jobs still run', async () => {
-    const d = await dashboard({ tick: 'command: ["sh", "-c", "echo tick"]\n' }, {}, '', ['prlimit', '--nofile=256:256']);
+    const d = await dashboard(track, { tick: 'command: ["sh", "-c", "echo tick"]\n' }, { prefix: ['prlimit', '--nofile=256:256'] });
     const { connect } = await import('node:net');
     const sockets = Array.from({ length: 400 }, () => {
       const c = connect(d.port, '127.0.0.1');
@@ -289,8 +225,9 @@ describe('approvals and buttons', () => {
     const gate = (job: string) =>
       `match: { job: "${job}" }\nautonomy: gated\naction: { command: ["touch", "${work}/${job}-fixed"], touches: ["${work}/${job}-fixed"] }\nprobe: { command: ["test", "-e", "${work}/${job}-fixed"] }\n`;
     const d = await dashboard(
+      track,
       { a: 'command: ["sh", "-c", "exit 1"]\n', b: 'command: ["sh", "-c", "exit 1"]\n' },
-      { 'gate-a': gate('a'), 'gate-b': gate('b') },
+      { rules: { 'gate-a': gate('a'), 'gate-b': gate('b') } },
     );
     await ns(d, 'run', 'a');
     await ns(d, 'run', 'b');
@@ -359,7 +296,7 @@ describe('approvals and buttons', () => {
   });
 
   it('run now, pause and resume go through the daemon and are journaled with the label', async () => {
-    const d = await dashboard({
+    const d = await dashboard(track, {
       job1: 'schedule: "0 3 * * *"\ncommand: ["sh", "-c", "echo ran"]\n',
       slow: 'command: ["sleep", "60"]\nconcurrency: forbid\n',
     });
@@ -401,9 +338,12 @@ describe('the kill switch', () => {
     dirs.push(work);
     writeFileSync(join(work, 'file.txt'), 'original\n');
     const d = await dashboard(
+      track,
       { victim: 'command: ["sh", "-c", "exit 1"]\n' },
       {
-        slow: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo changed > ${work}/file.txt; touch ${work}/created; sleep 60"]\n  touches: ["${work}"]\n  timeout: 2m\nprobe: { command: ["test", "-e", "${work}/created"] }\n`,
+        rules: {
+          slow: `match: { job: victim }\nautonomy: auto\naction:\n  command: ["sh", "-c", "echo changed > ${work}/file.txt; touch ${work}/created; sleep 60"]\n  touches: ["${work}"]\n  timeout: 2m\nprobe: { command: ["test", "-e", "${work}/created"] }\n`,
+        },
       },
     );
     const page = await newPage();
@@ -450,7 +390,7 @@ describe('hostile text and foreign requests', () => {
       `#!/bin/sh\nprintf '<script>alert("xss")</script>\\n<img src=x onerror=alert(2)>\\n\\033[31mred\\033[0m\\n\\342\\200\\256txt.exe\\n'\nexit 1\n`,
       { mode: 0o755 },
     );
-    const d = await dashboard({ evil: `command: ["${script}"]\n` });
+    const d = await dashboard(track, { evil: `command: ["${script}"]\n` });
     await ns(d, 'run', 'evil');
     const page = await newPage();
     dialogs.length = 0;
@@ -475,7 +415,7 @@ describe('hostile text and foreign requests', () => {
   });
 
   it('a POST from another origin, without the token, or with a foreign Host is refused and changes nothing', async () => {
-    const d = await dashboard({ job1: 'command: ["true"]\n' });
+    const d = await dashboard(track, { job1: 'command: ["true"]\n' });
     const page = await newPage();
     await logIn(page, await loginLink(d), 'victim');
     const csrf = await page.locator('input[name=csrf]').first().getAttribute('value');
@@ -549,7 +489,7 @@ describe('hostile text and foreign requests', () => {
   it('a contained job cannot act on the dashboard: it cannot read the state folder, make a login link, or post without a session', async () => {
     const out = tempDir('ns-dash-jail-');
     dirs.push(out);
-    const d0 = await dashboard({});
+    const d0 = await dashboard(track, {});
     const cliPath = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
     // The job tries what an attacker in a job would: read the database, mint a link, and POST.
     const job = `command: ["sh", "-c", "cat ${d0.state}/nightshift.db > /dev/null 2> ${out}/read.err; echo $? > ${out}/read.rc; node ${cliPath} --home ${d0.home} --state ${d0.state} login > ${out}/login.out 2>&1; echo $? > ${out}/login.rc; node -e \\"fetch('${d0.url}/kill/on',{method:'POST',headers:{'content-type':'application/x-www-form-urlencoded'},body:'back=/'}).then(r=>console.log(r.status))\\" > ${out}/post.out 2>&1"]\n`;
@@ -569,13 +509,16 @@ describe('on a phone', () => {
     const work = tempDir('ns-dash-phone-');
     dirs.push(work);
     const d = await dashboard(
+      track,
       {
         'nightly-export': 'schedule: "30 2 * * *"\ntimezone: Europe/Zurich\ncommand: ["sh", "-c", "echo exported 1200 rows"]\n',
         'db-backup': 'schedule: "0 3 * * *"\ncommand: ["sh", "-c", "echo backup failed: disk quota exceeded >&2; exit 1"]\n',
         'ad-report': 'every: 1h\ncommand: ["sh", "-c", "echo report sent"]\n',
       },
       {
-        'retry-backup': `description: A backup that failed for want of space is retried after old dumps are cleared.\nmatch: { job: db-backup }\nautonomy: gated\naction: { command: ["touch", "${work}/cleared"], touches: ["${work}/cleared"] }\nprobe: { command: ["test", "-e", "${work}/cleared"] }\n`,
+        rules: {
+          'retry-backup': `description: A backup that failed for want of space is retried after old dumps are cleared.\nmatch: { job: db-backup }\nautonomy: gated\naction: { command: ["touch", "${work}/cleared"], touches: ["${work}/cleared"] }\nprobe: { command: ["test", "-e", "${work}/cleared"] }\n`,
+        },
       },
     );
     for (let i = 0; i < 3; i++) await ns(d, 'run', 'nightly-export');
@@ -633,9 +576,7 @@ describe('on a phone', () => {
     expect(text).toMatch(/02:30 \+0[12]:00/);
     expect(await desk.locator('ol li').count()).toBe(5);
     // Reading the page without JavaScript works the same (nothing here needs it).
-    const noJs = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
-    contexts.push(noJs);
-    const p2 = await noJs.newPage();
+    const p2 = await newPage({ javaScriptEnabled: false });
     await logIn(p2, await loginLink(d), 'no-js');
     await p2.goto(`${d.url}/jobs/ad-report`);
     await p2.getByRole('button', { name: 'Pause' }).click();
@@ -648,7 +589,7 @@ describe('on a phone', () => {
 
 describe('live pages', () => {
   it('a run started elsewhere, a pause and the kill switch show on open pages without a reload; the stream needs a session', async () => {
-    const d = await dashboard({ tick: 'command: ["sh", "-c", "echo tick-output"]\n', other: 'command: ["true"]\n' });
+    const d = await dashboard(track, { tick: 'command: ["sh", "-c", "echo tick-output"]\n', other: 'command: ["true"]\n' });
     // No session, no stream: an anonymous page of this machine learns nothing.
     const anon = await fetch(`${d.url}/events`);
     expect(anon.status).toBe(401);
@@ -697,7 +638,7 @@ describe('live pages', () => {
   });
 
   it('a stream refused on reconnect (a proxy answering 502 while nightshift restarts) shows "not live", then follows again', async () => {
-    const d = await dashboard({ tick: 'command: ["true"]\n' });
+    const d = await dashboard(track, { tick: 'command: ["true"]\n' });
     // A proxy in front, as nginx would be: it keeps the Host the dashboard answers to.
     let failing = false;
     const streams = new Set<import('node:http').ServerResponse>();
@@ -742,7 +683,7 @@ describe('live pages', () => {
   });
 
   it('a ping over HTTP with the right key shows on the open job page as alive; a wrong key changes nothing', async () => {
-    const d = await dashboard({ ext: 'schedule: "0 3 * * *"\n' });
+    const d = await dashboard(track, { ext: 'schedule: "0 3 * * *"\n' });
     const urlOf = JSON.parse((await ns(d, 'ping-url', 'ext', '--json')).stdout) as { url: string };
     const page = await newPage();
     await logIn(page, await loginLink(d), 'ops');
@@ -771,11 +712,14 @@ describe('live pages', () => {
     dirs.push(work);
     const capture = pageCapture(work);
     const d = await dashboard(
+      track,
       { a: 'command: ["sh", "-c", "echo out of space; exit 1"]\n' },
       {
-        'gate-a': `match: { job: "a" }\nautonomy: gated\naction: { command: ["touch", "${work}/fixed"], touches: ["${work}/fixed"] }\nprobe: { command: ["test", "-e", "${work}/fixed"] }\n`,
+        rules: {
+          'gate-a': `match: { job: "a" }\nautonomy: gated\naction: { command: ["touch", "${work}/fixed"], touches: ["${work}/fixed"] }\nprobe: { command: ["test", "-e", "${work}/fixed"] }\n`,
+        },
+        policy: `page:\n  allow: [approval-requested, failed]\n  command: ["${capture.command}"]\n`,
       },
-      `page:\n  allow: [approval-requested, failed]\n  command: ["${capture.command}"]\n`,
     );
     await ns(d, 'run', 'a');
     const pages = await waitFor(
@@ -810,7 +754,7 @@ describe('pictures of runs and the digest archive', () => {
     const work = tempDir('ns-dash-chart-');
     dirs.push(work);
     // Each run reads a counter: 0 and 3 ok, 1 fails, 2 exits 0 without what `expect` wants (wrong).
-    const d = await dashboard({
+    const d = await dashboard(track, {
       pic: `shell: 'f=${work}/n; n=$(cat $f 2>/dev/null || echo 0); echo $((n+1)) > $f; case $n in 1) exit 1;; 2) echo nothing;; *) echo "exported 5 orders";; esac'\nexpect: { outputMatches: "exported [1-9]" }\ntimeout: 2m\n`,
     });
     for (let i = 0; i < 4; i++) await ns(d, 'run', 'pic');
@@ -873,7 +817,7 @@ describe('pictures of runs and the digest archive', () => {
   });
 
   it('the archive lists stored digests newest first and opens one as text (stored markup shown, never obeyed)', async () => {
-    const d = await dashboard({ tick: 'command: ["sh", "-c", "echo tick"]\n' });
+    const d = await dashboard(track, { tick: 'command: ["sh", "-c", "echo tick"]\n' });
     await ns(d, 'run', 'tick');
     // Two digests stored by the real command (no mail configured: written and stored, not sent).
     await ns(d, 'digest', '--date', '2026-11-02', '--send');

@@ -8,54 +8,15 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import jsqr from 'jsqr';
 import { PNG } from 'pngjs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { makeHome, query, startDaemon, trackDaemons, type DaemonProc } from '../support/helpers.js';
-import {
-  freePort,
-  launchBrowser,
-  logIn,
-  loginLink,
-  screenshotDir,
-  type Browser,
-  type BrowserContext,
-  type Page,
-} from '../support/browser.js';
+import { describe, expect, it, vi } from 'vitest';
+import { query, trackDaemons } from '../support/helpers.js';
+import { dashboard, freePort, logIn, loginLink, screenshotDir, useBrowser, type Page } from '../support/browser.js';
 
-const WAIT_MS = 30_000;
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 120_000 });
 
-const { daemons, dirs } = trackDaemons();
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  browser = await launchBrowser();
-});
-afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  await browser?.close();
-});
-
-interface Dash extends DaemonProc {
-  url: string;
-  port: number;
-}
-
-async function dashboard(): Promise<Dash> {
-  const port = await freePort();
-  const h = makeHome({ tick: 'command: ["true"]\n' }, `timezone: UTC\ndashboard: { listen: "127.0.0.1:${port}" }\n`);
-  dirs.push(h);
-  const d = await startDaemon(h);
-  daemons.push(d);
-  await d.waitLog((l) => l.msg === 'dashboard listening', WAIT_MS, 'dashboard listening');
-  return Object.assign(d, { url: `http://127.0.0.1:${port}`, port });
-}
-
-async function newPage(o: { width?: number; bypassCSP?: boolean } = {}): Promise<Page> {
-  const ctx = await browser.newContext({ viewport: { width: o.width ?? 390, height: 844 }, bypassCSP: o.bypassCSP ?? false });
-  contexts.push(ctx);
-  return ctx.newPage();
-}
+const track = trackDaemons();
+const { newPage } = useBrowser();
+const TICK = { tick: 'command: ["true"]\n' };
 
 interface SessionRow {
   id: number;
@@ -81,7 +42,7 @@ async function readQr(page: Page): Promise<string | null> {
 
 describe('adding a device and ending sessions: the attacks first', () => {
   it('revoke without the token, from another origin or site, by an id that is no session, and add-a-device without a session change nothing', async () => {
-    const d = await dashboard();
+    const d = await dashboard(track, TICK);
     const desk = await newPage();
     await logIn(desk, await loginLink(d), 'desk');
     const tablet = await newPage();
@@ -191,7 +152,7 @@ describe('adding a device and ending sessions: the attacks first', () => {
 
 describe('adding a device', () => {
   it("gives a one-time link and its QR code that log a second browser in with its own label; Revoke ends it at once, Log out this one's", async () => {
-    const d = await dashboard();
+    const d = await dashboard(track, TICK);
     const desk = await newPage({ width: 1024 });
     await logIn(desk, await loginLink(d), 'desk');
     await desk.getByRole('link', { name: 'Devices' }).click();
@@ -278,7 +239,7 @@ describe('adding a device', () => {
   });
 
   it('on a phone: nothing overflows at 390 px, buttons are 44 px tall, axe finds nothing serious', async () => {
-    const d = await dashboard();
+    const d = await dashboard(track, TICK);
     // CSP bypassed only to inject axe; the other tests read the page under its real policy.
     const page = await newPage({ bypassCSP: true });
     await logIn(page, await loginLink(d), "Kevin's phone");

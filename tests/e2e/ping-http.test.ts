@@ -4,36 +4,17 @@
 // and X-Forwarded-For only from the reverse proxy the policy names. Waits are for what the
 // database shows, never a fixed time.
 import { rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { cli, makeHome, query, startDaemon, trackDaemons, waitFor, type DaemonProc } from '../support/helpers.js';
-import { freePort } from '../support/browser.js';
+import { cli, query, trackDaemons, waitFor } from '../support/helpers.js';
+import { dashboard, rawRequest, type Dash } from '../support/browser.js';
 
 const WAIT_MS = 30_000;
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 120_000 });
 
-const { daemons, dirs } = trackDaemons();
-
-interface Dash extends DaemonProc {
-  url: string;
-  port: number;
-}
+const track = trackDaemons();
 
 const EXT = 'schedule: "0 3 * * *"\ndescription: an external job\n';
-
-/** A daemon on a fresh home; `proxied`: policy.dashboard.publicUrl is set (a loopback one, as http allows). */
-async function daemonWith(jobs: Record<string, string>, o: { proxied?: boolean; off?: boolean } = {}): Promise<Dash> {
-  const port = await freePort();
-  const listen = o.off ? 'off' : `127.0.0.1:${port}`;
-  const pub = o.proxied ? `, publicUrl: "http://127.0.0.1:${port}"` : '';
-  const h = makeHome(jobs, `timezone: UTC\ndashboard: { listen: "${listen}"${pub} }\n`);
-  dirs.push(h);
-  const d = await startDaemon(h);
-  daemons.push(d);
-  if (!o.off) await d.waitLog((l) => l.msg === 'dashboard listening', WAIT_MS, 'dashboard listening');
-  return Object.assign(d, { url: `http://127.0.0.1:${port}`, port });
-}
 
 const ns = (d: { home: string; state: string }, ...args: string[]) => cli(['--home', d.home, '--state', d.state, ...args]);
 
@@ -56,24 +37,6 @@ async function answer(url: string, init?: RequestInit): Promise<{ status: number
   return { status: r.status, body: await r.text(), headers };
 }
 
-function rawRequest(
-  port: number,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, setHost: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** A key of the right shape that no job has. */
 const randomKey = () => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
 /** The same key with its last character changed: right shape, right length, wrong. */
@@ -82,7 +45,7 @@ const keyOf = (url: string) => url.split('/').pop()!;
 
 describe('pings over HTTP', () => {
   it('ping-url prints one address per job; GET and POST record the job alive with the body as output (capped); start then success has a duration; fail raises an alert', async () => {
-    const d = await daemonWith({ ext: EXT, own: 'command: ["true"]\n' });
+    const d = await dashboard(track, { ext: EXT, own: 'command: ["true"]\n' });
     const url = await pingUrl(d, 'ext');
     expect(url).toMatch(new RegExp(`^${d.url}/ping/[A-Za-z0-9_-]{43}$`));
     // The same address every time, and in --json.
@@ -179,7 +142,7 @@ describe('pings over HTTP', () => {
   });
 
   it('a wrong key, an unknown key, a malformed one and the key of a job that is no longer external get byte-identical answers and change nothing', async () => {
-    const d = await daemonWith({ ext: EXT, other: EXT });
+    const d = await dashboard(track, { ext: EXT, other: EXT });
     const url = await pingUrl(d, 'ext');
     const otherUrl = await pingUrl(d, 'other');
     const key = keyOf(url);
@@ -228,7 +191,7 @@ describe('pings over HTTP', () => {
   });
 
   it('--rotate makes a new key and the old one stops at once; a removed job loses its key', async () => {
-    const d = await daemonWith({ ext: EXT });
+    const d = await dashboard(track, { ext: EXT });
     const old = await pingUrl(d, 'ext');
     expect((await fetch(old)).status).toBe(200);
     const r = await ns(d, 'ping-url', 'ext', '--rotate');
@@ -253,7 +216,7 @@ describe('pings over HTTP', () => {
 
   it('wrong keys are limited per client (429 after 30) and in all (after 600); the right key still works; X-Forwarded-For counts only from the proxy the policy names', async () => {
     // No publicUrl: X-Forwarded-For is anyone's words and ignored; every request here is one client.
-    const d = await daemonWith({ ext: EXT });
+    const d = await dashboard(track, { ext: EXT });
     const url = await pingUrl(d, 'ext');
     const statuses: number[] = [];
     for (let i = 0; i < 32; i++) {
@@ -272,7 +235,7 @@ describe('pings over HTTP', () => {
 
     // Behind the proxy the policy names (publicUrl; here a loopback one), each forwarded client has its
     // own count, and all together are limited too.
-    const p = await daemonWith({ ext: EXT }, { proxied: true });
+    const p = await dashboard(track, { ext: EXT }, { proxied: true });
     const purl = await pingUrl(p, 'ext');
     expect(purl.startsWith(`${p.url}/ping/`)).toBe(true);
     const wrong = async (client: string) => {
@@ -297,7 +260,7 @@ describe('pings over HTTP', () => {
   });
 
   it('with the dashboard off, ping-url prints the path and says how to turn it on (exit 2); without a daemon, exit 3', async () => {
-    const d = await daemonWith({ ext: EXT }, { off: true });
+    const d = await dashboard(track, { ext: EXT }, { off: true });
     const r = await ns(d, 'ping-url', 'ext');
     expect(r.exitCode).toBe(2);
     expect(r.stdout.trim()).toMatch(/^\/ping\/[A-Za-z0-9_-]{43}$/);

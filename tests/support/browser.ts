@@ -1,10 +1,12 @@
 // A real browser for the dashboard's tests: Debian's Chromium driven by playwright-core (no
 // bundled browser to download). The flags keep it from dialling out: this network refuses it.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { ROOT, cli } from './helpers.js';
+import { afterAll, beforeAll } from 'vitest';
+import { ROOT, cli, makeHome, startDaemon, type DaemonProc } from './helpers.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -34,6 +36,96 @@ export function freePort(): Promise<number> {
       const port = (s.address() as { port: number }).port;
       s.close(() => resolve(port));
     });
+  });
+}
+
+/** How long a daemon may take to say its dashboard listens. */
+const LISTEN_WAIT_MS = 30_000;
+
+/** A daemon with its dashboard: `url` is http://127.0.0.1:`port`. */
+export interface Dash extends DaemonProc {
+  url: string;
+  port: number;
+}
+
+/**
+ * A daemon on a fresh home (UTC) with its dashboard on a free loopback port; it and its home go
+ * into `track` (from `trackDaemons()`), which stops and removes them. Waits until the dashboard
+ * listens. `rules`: files for rules/ by name; `policy`: more lines for policy.yaml; `prefix`: argv
+ * put before the daemon's (prlimit …); `proxied`: policy.dashboard.publicUrl is set (a loopback
+ * one, as http allows); `off`: the dashboard is off (nothing listens on `port`, nothing is awaited).
+ */
+export async function dashboard(
+  track: { daemons: DaemonProc[]; dirs: string[] },
+  jobs: Record<string, string>,
+  o: { rules?: Record<string, string>; policy?: string; prefix?: string[]; proxied?: boolean; off?: boolean } = {},
+): Promise<Dash> {
+  const port = await freePort();
+  const listen = o.off ? 'off' : `127.0.0.1:${port}`;
+  const pub = o.proxied ? `, publicUrl: "http://127.0.0.1:${port}"` : '';
+  const h = makeHome(jobs, `timezone: UTC\ndashboard: { listen: "${listen}"${pub} }\n${o.policy ?? ''}`);
+  track.dirs.push(h);
+  for (const [name, text] of Object.entries(o.rules ?? {})) writeFileSync(join(h, 'rules', `${name}.yaml`), text);
+  const d = await startDaemon(h, { prefix: o.prefix });
+  track.daemons.push(d);
+  if (!o.off) await d.waitLog((l) => l.msg === 'dashboard listening', LISTEN_WAIT_MS, 'dashboard listening');
+  return Object.assign(d, { url: `http://127.0.0.1:${port}`, port });
+}
+
+/**
+ * One browser for a test file: launched before its tests, closed after them with every context
+ * `newPage` opened. Each page has a phone's viewport unless told, and records the message of any
+ * dialog in `dialogs` (and dismisses it): no page of ours may open one, a script that ran would.
+ */
+export function useBrowser(): {
+  newPage: (o?: { width?: number; height?: number; bypassCSP?: boolean; javaScriptEnabled?: boolean }) => Promise<Page>;
+  dialogs: string[];
+} {
+  let browser: Browser | undefined;
+  const contexts: BrowserContext[] = [];
+  const dialogs: string[] = [];
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    for (const c of contexts) await c.close().catch(() => {});
+    await browser?.close();
+  });
+  async function newPage(o: { width?: number; height?: number; bypassCSP?: boolean; javaScriptEnabled?: boolean } = {}): Promise<Page> {
+    if (!browser) throw new Error('newPage before the browser was launched (call it inside a test)');
+    const ctx = await browser.newContext({
+      viewport: { width: o.width ?? 390, height: o.height ?? 844 },
+      bypassCSP: o.bypassCSP ?? false,
+      javaScriptEnabled: o.javaScriptEnabled ?? true,
+    });
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    return page;
+  }
+  return { newPage, dialogs };
+}
+
+/** A request with the headers given and no others (a Host of our choosing: fetch() will not send one). */
+export function rawRequest(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, setHost: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
   });
 }
 

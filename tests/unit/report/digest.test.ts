@@ -72,7 +72,7 @@ const KILL_OFF: KillState = { halted: false, switchOn: false, reason: 'the kill 
 function run(store: Store, job: string, outcome: RunOutcome, at: number, reason?: string): number {
   if (outcome.startsWith('skipped-')) return store.runs.insert({ job, trigger: 'manual', now: at, outcome, reason })!;
   const id = store.runs.insert({ job, trigger: 'manual', now: at })!;
-  store.runs.finish(id, { outcome, endedAt: at + 1000, reason: reason ?? null });
+  store.runs.finish(id, job, { outcome, endedAt: at + 1000, reason: reason ?? null });
   return id;
 }
 
@@ -397,6 +397,19 @@ describe('composing the digest from SQLite rows', () => {
     expect(plain.text).not.toContain('ops.shop.example');
     expect(linked.text.replace(/ <https:[^>]*>/g, '')).toBe(plain.text);
     expect(linked.verdict).toBe(plain.verdict);
+    // With publicUrl but the dashboard off: no link either (nothing would answer there).
+    const off = composeDigest({
+      ...input,
+      policy: policy({
+        timezone: 'Europe/Zurich',
+        digest: { at: '07:00' },
+        deadman: ['true'],
+        dashboard: { listen: 'off', publicUrl: base },
+      }),
+      facts: digestFacts(store, w, jobs.keys()),
+    });
+    expect(off.html).not.toMatch(/<a |href=|https?:/);
+    expect(off.text).toBe(plain.text);
   });
 
   it('lists the next 24 hours per job: managed, enabled, not paused; counts from the schedule module', () => {

@@ -66,7 +66,7 @@ describe('ping keys and ping outputs (schema 6)', () => {
     Store.open(path).close();
     const raw = new Database(path);
     raw.exec(
-      'DROP TRIGGER heartbeats_output_cap; DROP INDEX heartbeats_output; DROP TABLE ping_keys; ALTER TABLE heartbeats DROP COLUMN output',
+      'DROP TABLE boot_runs; DROP TRIGGER heartbeats_output_cap; DROP INDEX heartbeats_output; DROP TABLE ping_keys; ALTER TABLE heartbeats DROP COLUMN output',
     );
     raw.prepare("INSERT INTO heartbeats (job, kind, at, source) VALUES ('ext', 'success', 5, 'ping')").run();
     raw.pragma('user_version = 5');

@@ -33,9 +33,16 @@ function run(
   extra: { parentId?: number; logPath?: string } = {},
 ): number {
   const id = s.runs.insert({ job, trigger: 'manual', now: at, parentId: extra.parentId ?? null })!;
-  if (extra.logPath) s.runs.markStarted(id, null, extra.logPath, at);
+  if (extra.logPath) s.runs.markStarted(id, job, null, extra.logPath, at);
   if (outcome)
-    s.runs.finish(id, { outcome, endedAt: at + 1000, exitCode: outcome === 'ok' ? 0 : 1, signal: null, durationMs: 1000, reason: outcome });
+    s.runs.finish(id, job, {
+      outcome,
+      endedAt: at + 1000,
+      exitCode: outcome === 'ok' ? 0 : 1,
+      signal: null,
+      durationMs: 1000,
+      reason: outcome,
+    });
   return id;
 }
 
@@ -145,7 +152,7 @@ describe('retention', () => {
     for (let i = 0; i < 1200; i++) run(s, 'w', NOW - 100 * DAY + i * 60_000, 'failed');
     const plan = planRuns(s, LIMITS, NOW);
     pruneBatch(s, LIMITS, NOW, 500, plan);
-    s.runs.finish(long, { outcome: 'ok', endedAt: NOW, exitCode: 0, signal: null, durationMs: 1, reason: 'ok' });
+    s.runs.finish(long, 'w', { outcome: 'ok', endedAt: NOW, exitCode: 0, signal: null, durationMs: 1, reason: 'ok' });
     while (pruneBatch(s, LIMITS, NOW, 500, plan).more);
     expect(s.runs.get(long)).toBeDefined();
     s.close();

@@ -50,10 +50,38 @@ describe('store', () => {
     s.close();
   });
 
+  it('tells the change listener the job of each run it writes or updates, without reading it back', () => {
+    const s = Store.open(join(dir, 'listen.db'));
+    const heard: Array<[string, string | null]> = [];
+    s.sql.onChange((c) => heard.push([c.what, c.job]));
+    const prepared: string[] = [];
+    const prepare = s.db.prepare.bind(s.db);
+    s.db.prepare = (sql: string) => {
+      prepared.push(sql);
+      return prepare(sql);
+    };
+    const id = s.runs.insert({ job: 'a', trigger: 'manual', now: 1 })!;
+    s.runs.setPgid(id, 'a', 100);
+    s.runs.markStarted(id, 'a', 100, '/logs/a/1.log', 2);
+    s.runs.finish(id, 'a', { outcome: 'failed', endedAt: 3, retryAt: 10 });
+    s.runs.insert({ job: 'b', trigger: 'manual', now: 4 });
+    expect(s.runs.takeRetry(id, { job: 'a', trigger: 'retry', now: 10, attempt: 2, parentId: id })).toBeTypeOf('number');
+    expect(heard).toEqual([
+      ['run', 'a'],
+      ['run', 'a'],
+      ['run', 'a'],
+      ['run', 'a'],
+      ['run', 'b'],
+      ['run', 'a'],
+    ]);
+    expect(prepared.filter((q) => /^SELECT job FROM runs/.test(q))).toEqual([]);
+    s.close();
+  });
+
   it('a planned retry is handed over exactly once', () => {
     const s = Store.open(join(dir, 'c.db'));
     const id = s.runs.insert({ job: 'r', trigger: 'manual', now: 1 })!;
-    s.runs.finish(id, { outcome: 'failed', endedAt: 2, retryAt: 100 });
+    s.runs.finish(id, 'r', { outcome: 'failed', endedAt: 2, retryAt: 100 });
     expect(s.runs.pendingRetries().map((r) => r.id)).toEqual([id]);
     const child = s.runs.takeRetry(id, { job: 'r', trigger: 'retry', now: 100, attempt: 2, parentId: id });
     expect(child).toBeTypeOf('number');
@@ -94,7 +122,7 @@ describe('store', () => {
     Store.open(old).close();
     const raw = new Database(old);
     raw.exec(
-      'ALTER TABLE heal_attempts DROP COLUMN files; ALTER TABLE heal_attempts DROP COLUMN answered_by; DROP TABLE web_links; DROP TABLE web_sessions; ' +
+      'DROP TABLE boot_runs; ALTER TABLE heal_attempts DROP COLUMN files; ALTER TABLE heal_attempts DROP COLUMN answered_by; DROP TABLE web_links; DROP TABLE web_sessions; ' +
         // and what schema 6 added
         'DROP TRIGGER heartbeats_output_cap; DROP INDEX heartbeats_output; DROP TABLE ping_keys; ALTER TABLE heartbeats DROP COLUMN output',
     );
@@ -124,7 +152,7 @@ describe('store, while SQLite cannot grow (records held in memory)', () => {
       const T = Date.now() - 60_000;
       store.jobStates.ensure('j', T - 1000);
       const first = store.runs.insert({ job: 'j', trigger: 'schedule', scheduledFor: T, now: T }, { holdIfFull: true });
-      store.runs.finish(first!, { outcome: 'ok', endedAt: T + 10 });
+      store.runs.finish(first!, 'j', { outcome: 'ok', endedAt: T + 10 });
       store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
       store.journal.record(Date.now(), 'note', null, 'x'.repeat(100_000)); // the episode starts: something is held
       expect(store.held.diskFull()).toBeTruthy();
@@ -188,7 +216,7 @@ describe('store, while SQLite cannot grow (records held in memory)', () => {
     expect(episodes.map((e) => e.kind)).toEqual(['full']);
     // The next write flushes the held event first, then its own UPDATE fails and is held.
     failing.end = true;
-    s.runs.finish(id, { outcome: 'failed', endedAt: 2000, exitCode: 1 });
+    s.runs.finish(id, 'j', { outcome: 'failed', endedAt: 2000, exitCode: 1 });
     failing.end = false;
     expect(s.runs.isHeld(id)).toBe(true);
     expect(s.held.retryNow()).toBe(true);
@@ -212,7 +240,7 @@ describe('reads across every job, by index (the dashboard asks them on every pag
       if (o.startsWith('skipped-')) s.runs.insert({ job, trigger: 'schedule', scheduledFor: t, now: t, outcome: o });
       else {
         const id = s.runs.insert({ job, trigger: 'manual', now: t })!;
-        if (i < 56) s.runs.finish(id, { outcome: o, endedAt: t + 5 });
+        if (i < 56) s.runs.finish(id, job, { outcome: o, endedAt: t + 5 });
       }
       t += 10;
     }
