@@ -166,6 +166,10 @@ describe('import crontab', () => {
     expect(root.exitCode).toBe(0);
     expect(readFileSync(argsFile, 'utf8').trim()).toBe('-l -u root');
     expect(root.stdout).toMatch(/^\d+ +0 4 \* \* \* .* +from-crontab-l +root +/m);
+    const asJson = await cli(['--home', h, 'import', 'crontab', '--user', 'root', '--json'], { env });
+    const job = (JSON.parse(asJson.stdout) as { jobs: Array<{ yaml: string }> }).jobs[0]!;
+    expect(job.yaml).toContain('user: "root"');
+    expect(job.yaml).toContain('"LOGNAME": "root"');
     // "ghost" has no account here: refused before crontab is asked
     const ghost = await cli(['--home', h, 'import', 'crontab', '--user', 'ghost'], { env });
     expect(ghost.exitCode).toBe(2);
