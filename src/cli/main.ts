@@ -27,6 +27,7 @@ import { digestCommand } from './commands/digest.js';
 import { pauseCommand } from './commands/pause.js';
 import { resumeCommand } from './commands/resume.js';
 import { loginCommand } from './commands/login.js';
+import { importCommand } from './commands/import.js';
 
 export const COMMANDS: Record<string, Command> = {
   start: startCommand,
@@ -47,6 +48,7 @@ export const COMMANDS: Record<string, Command> = {
   pause: pauseCommand,
   resume: resumeCommand,
   login: loginCommand,
+  import: importCommand,
 };
 
 /** The reference pages shipped beside the program (dist/ and src/ both sit beside docs/). */
