@@ -162,10 +162,15 @@ describe('import crontab', () => {
     expect(readFileSync(argsFile, 'utf8').trim()).toBe('-l');
     expect(mine.stdout).toMatch(/Importing the crontab of .* \(crontab -l\)/);
     expect(mine.stdout).toContain('from-crontab-l');
+    // without --user the jobs run as nightshift's own account: the preview says so, and how to keep cron's
+    expect(mine.stdout).toMatch(
+      /Who runs them: these jobs get no "user:", so they run as the account nightshift runs as .* import with --user \S+ instead/,
+    );
     const root = await cli(['--home', h, 'import', 'crontab', '--user', 'root'], { env });
     expect(root.exitCode).toBe(0);
     expect(readFileSync(argsFile, 'utf8').trim()).toBe('-l -u root');
     expect(root.stdout).toMatch(/^\d+ +0 4 \* \* \* .* +from-crontab-l +root +/m);
+    expect(root.stdout).not.toContain('Who runs them');
     const asJson = await cli(['--home', h, 'import', 'crontab', '--user', 'root', '--json'], { env });
     const job = (JSON.parse(asJson.stdout) as { jobs: Array<{ yaml: string }> }).jobs[0]!;
     expect(job.yaml).toContain('user: "root"');

@@ -277,6 +277,16 @@ export const importCommand: Command = {
       ctx.io.out(json({ ...plan, written: ctx.values.write ? results : null, problemsAfterWrite: homeProblems }));
     } else {
       printPlan(ctx, plan, (name) => existsSync(jobFile(name)) && !written.some((r) => r.name === name));
+      if (!system && user === undefined && owner && plan.jobs.length > 0) {
+        // The jobs get no user: they run as whatever account nightshift runs as, which is not
+        // necessarily the one whose crontab this was (under the plain unit: nightshift).
+        ctx.io.out(
+          `Who runs them: these jobs get no "user:", so they run as the account nightshift runs as (under the plain unit: nightshift), ` +
+            `with HOME and the working folder of ${owner.name} (${owner.home}) as cron gave them. If that account may not use ${owner.home}, ` +
+            `or the jobs need the rights of ${owner.name}, import with --user ${owner.name} instead (nightshift must then run as root: "Root mode" in deploy/README.md).`,
+        );
+        ctx.io.out('');
+      }
       if (!ctx.values.write) {
         if (plan.jobs.length)
           ctx.io.out(`Run again with --write to create ${plan.jobs.length} file(s) in ${ctx.paths.jobsDir}/ (existing ones are kept).`);
