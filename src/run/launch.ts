@@ -755,17 +755,24 @@ export function launch(
     const fc = fixContainment();
     if (!fc.ok) throw new UncontainedError(fc.reason);
   }
+  // The dynamic loader's variables (LD_PRELOAD and the rest) would be obeyed by every program on
+  // the way to the command: bwrap (as root: with every capability the daemon has) and setpriv
+  // (still root). They are set for the command alone, by `env` as the last step.
+  const { safe, loader } = splitLoaderEnv(options.env);
+  // (A program whose name holds "=" would be read by env as one more variable: a shell runs it.)
+  const run = loader.length > 0 && file.includes('=') ? ['/bin/sh', '-c', 'exec "$0" "$@"', file, ...args] : [file, ...args];
+  const command = [...as, ...(loader.length > 0 ? ['env', '--', ...loader] : []), ...run];
   if (!cont.ok) {
-    const [first = file, ...rest] = [...as, file, ...args];
-    return { sub: execa(first, rest, base), contained: false };
+    const [first = file, ...rest] = command;
+    return { sub: execa(first, rest, { ...base, env: safe }), contained: false };
   }
   checkProgram(file, options.cwd ?? process.cwd(), options.env);
   // The working directory is set inside (after the mounts); bwrap itself starts from `/`.
   // Without a cwd of its own, a process starts where the daemon runs, as it would without a sandbox.
   const cwd = options.cwd ?? process.cwd();
   const program = file.includes('/') ? real(resolve(cwd, file)) : undefined;
-  const bargs = [...sandboxArgs({ ...c, program }, cwd), ...as, file, ...args];
-  const env = { ...(options.env ?? {}), [SANDBOX_TAG]: leashTag(c.leash) };
+  const bargs = [...sandboxArgs({ ...c, program }, cwd), ...command];
+  const env = { ...safe, [SANDBOX_TAG]: leashTag(c.leash) };
   let withFilter: Options = base;
   const filter = filtered(c.profile) ? hostSocketFilter() : null;
   if (filter !== null) {
@@ -777,6 +784,34 @@ export function launch(
   }
   const sub = execa(cont.bwrap, bargs, { ...withFilter, cwd: '/', env });
   return { sub, contained: true };
+}
+
+// glibc's list of variables it ignores for a privileged program (unsecvars.h), and every LD_*.
+const LOADER_ENV = new Set([
+  'GCONV_PATH',
+  'GETCONF_DIR',
+  'GLIBC_TUNABLES',
+  'HOSTALIASES',
+  'LOCALDOMAIN',
+  'LOCPATH',
+  'MALLOC_TRACE',
+  'NIS_PATH',
+  'NLSPATH',
+  'RESOLV_HOST_CONF',
+  'RES_OPTIONS',
+  'TMPDIR',
+  'TZDIR',
+]);
+
+/** The environment without the loader's variables, and those as NAME=VALUE for `env`. */
+export function splitLoaderEnv(env: Record<string, string> | undefined): { safe: Record<string, string>; loader: string[] } {
+  const safe: Record<string, string> = {};
+  const loader: string[] = [];
+  for (const [k, v] of Object.entries(env ?? {})) {
+    if (k.startsWith('LD_') || LOADER_ENV.has(k)) loader.push(`${k}=${v}`);
+    else safe[k] = v;
+  }
+  return { safe, loader };
 }
 
 function leashTag(l: Leash): string {

@@ -150,6 +150,34 @@ describe('user:', () => {
     60_000,
   );
 
+  it.runIf(AS_ROOT)(
+    "the loader's variables of a job's env reach its command only, not bwrap or setpriv running as root",
+    async () => {
+      // The attack: a crontab imported with --user carries its owner's LD_PRELOAD into the job's env.
+      // Obeyed by bwrap (root, with the daemon's capabilities) or by setpriv (root, before it drops),
+      // the owner's library would run as root. A library that does not exist makes every program that
+      // tries to load it say so on stderr: the command alone may say it, once.
+      const env = 'env: { LD_PRELOAD: /nonexistent/ns-preload-probe.so, GCONV_PATH: /nonexistent/gconv }\n';
+      const home = makeHome(
+        {
+          mine: `user: daemon\ncwd: /\ncommand: ["sh", "-c", "echo LD=$LD_PRELOAD GCONV=$GCONV_PATH"]\n${env}`,
+          roots: `cwd: /\ncommand: ["sh", "-c", "echo LD=$LD_PRELOAD"]\n${env}`,
+        },
+        'timezone: UTC\n',
+      );
+      dirs.push(home);
+      const d = await startDaemon(home);
+      daemons.push(d);
+      for (const job of ['mine', 'roots']) {
+        await cli(['--home', home, '--state', d.state, 'run', job]);
+        const out = String((await cli(['--home', home, '--state', d.state, 'logs', job])).stdout);
+        expect(out).toContain('LD=/nonexistent/ns-preload-probe.so');
+        expect(out.match(/ns-preload-probe\.so' from LD_PRELOAD cannot be preloaded/g)).toHaveLength(1);
+      }
+    },
+    60_000,
+  );
+
   it.runIf(AS_ROOT)('a daemon that is not root refuses the job at validate, saying how to run it', async () => {
     const home = makeHome({ 'as-backup': 'user: backup\ncommand: ["true"]\n' }, 'timezone: UTC\n');
     dirs.push(home);
