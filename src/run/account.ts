@@ -70,9 +70,10 @@ export function accountEnv(a: Account): Record<string, string> {
 
 /**
  * The argv prefix that starts the rest as the account: real and effective uid and gid, and the
- * account's groups (Node's own uid/gid options would clear the supplementary groups).
+ * account's groups (Node's own uid/gid options would clear the supplementary groups). `setpriv` by
+ * its full path: it runs as root, and the job's env may bring a PATH of its own.
  */
-export function asAccount(a: Account): string[] {
+export function asAccount(a: Account, setpriv: string): string[] {
   // --inh-caps: bwrap leaves the two capabilities setpriv needs in the inheritable set; they go too.
-  return ['setpriv', `--reuid=${a.uid}`, `--regid=${a.gid}`, `--groups=${a.groups.join(',')}`, '--inh-caps=-all', '--'];
+  return [setpriv, `--reuid=${a.uid}`, `--regid=${a.gid}`, `--groups=${a.groups.join(',')}`, '--inh-caps=-all', '--'];
 }

@@ -342,7 +342,11 @@ export function containment(): Containment {
         `bubblewrap cannot set up a sandbox here (${said || `exit ${String(r.status ?? r.signal)}`}): the machine or the service must allow ` +
         'unprivileged user, mount and PID namespaces (sysctl kernel.unprivileged_userns_clone=1; in the systemd unit RestrictNamespaces=user mnt pid ipc, no PrivateUsers=, no ProtectKernelTunables=; in a container: allow unshare/mount, e.g. a seccomp profile that permits them)',
     };
-  } else value = { ok: true, bwrap };
+  } else {
+    // By its full path, found on the daemon's PATH: a job's env may bring a PATH of its own, on
+    // which a program named bwrap would otherwise be found and run by the daemon.
+    value = { ok: true, bwrap: onDaemonPath(bwrap) ?? bwrap };
+  }
   cached = { at: now, value };
   return value;
 }
@@ -748,7 +752,7 @@ export function launch(
   if (c.account && c.profile !== 'job') throw new Error(`only a job runs as another account, not a ${c.profile}`);
   // setpriv becomes the account (uid, gid, groups) and runs the command in its place: inside the
   // sandbox (sandboxArgs), or, uncontained, as the process the daemon starts.
-  const as = c.account && c.account.uid !== 0 ? asAccount(c.account) : [];
+  const as = c.account && c.account.uid !== 0 ? asAccount(c.account, onDaemonPath('setpriv') ?? '/usr/bin/setpriv') : [];
   const cont = containment();
   const base: Options = { ...options, detached: true, cleanup: false, extendEnv: false, windowsHide: true };
   if (c.profile === 'fix' || c.profile === 'probe') {
@@ -784,6 +788,22 @@ export function launch(
   }
   const sub = execa(cont.bwrap, bargs, { ...withFilter, cwd: '/', env });
   return { sub, contained: true };
+}
+
+/** The program's full path as the daemon's own PATH finds it (null: not found there). */
+export function onDaemonPath(name: string): string | null {
+  if (name.includes('/')) return resolve(name);
+  for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
+    if (!dir.startsWith('/')) continue;
+    const p = join(dir, name);
+    try {
+      accessSync(p, fsConstants.X_OK);
+      if (statSync(p).isFile()) return p;
+    } catch {
+      // not here
+    }
+  }
+  return null;
 }
 
 // glibc's list of variables it ignores for a privileged program (unsecvars.h), and every LD_*.

@@ -178,6 +178,33 @@ describe('user:', () => {
     60_000,
   );
 
+  it.runIf(AS_ROOT)(
+    "a PATH in the job's env does not choose the bwrap or setpriv that run as root",
+    async () => {
+      // The attack: the job's PATH (a crontab's PATH= line) puts a folder of the account's first,
+      // holding programs named bwrap and setpriv that would run as root if looked up there.
+      const planted = tempDir('ns-planted-bin-');
+      dirs.push(planted);
+      for (const name of ['bwrap', 'setpriv']) {
+        writeFileSync(join(planted, name), `#!/bin/sh\ntouch ${planted}/RAN-${name}\nexit 0\n`);
+        await execa('chmod', ['755', join(planted, name)]);
+      }
+      await execa('chmod', ['755', planted]);
+      const home = makeHome(
+        { mine: `user: daemon\ncwd: /\ncommand: ["sh", "-c", "id -un"]\nenv: { PATH: "${planted}:/usr/bin:/bin" }\n` },
+        'timezone: UTC\n',
+      );
+      dirs.push(home);
+      const d = await startDaemon(home);
+      daemons.push(d);
+      const r = await cli(['--home', home, '--state', d.state, 'run', 'mine']);
+      expect(String(r.stdout)).toContain('daemon');
+      expect(existsSync(join(planted, 'RAN-bwrap'))).toBe(false);
+      expect(existsSync(join(planted, 'RAN-setpriv'))).toBe(false);
+    },
+    60_000,
+  );
+
   it.runIf(AS_ROOT)('a daemon that is not root refuses the job at validate, saying how to run it', async () => {
     const home = makeHome({ 'as-backup': 'user: backup\ncommand: ["true"]\n' }, 'timezone: UTC\n');
     dirs.push(home);
