@@ -285,3 +285,53 @@ describe('deploy/install.sh refuses', () => {
     expect(unknown.output).toContain('unknown argument: --frobnicate');
   });
 });
+
+describe("the README's first screen, on a temporary root", () => {
+  // clone → install (root mode) → import root's crontab with --write → the daemon runs an imported
+  // job. `crontab -l -u root` is the crontab below, given as a file (the machine's own is not ours).
+  it('takes a crontab to jobs that the installed daemon runs', async () => {
+    const root = temp('ns-readme-');
+    const p = paths(root);
+    const r = install(['--root', root, '--root-mode']);
+    expect(r.status, r.output).toBe(0);
+    const work = temp('ns-readme-work-');
+    chmodSync(work, 0o755);
+    const crontab = join(work, 'crontab');
+    writeFileSync(
+      crontab,
+      [
+        'MAILTO=ops@shop.example',
+        'PATH=/usr/local/bin:/usr/bin:/bin',
+        '# the nightly export',
+        `30 2 * * * cd ${work} && echo exported > orders.csv && echo "exported 3 orders"`,
+        '@reboot echo warmed',
+        '',
+      ].join('\n'),
+    );
+    const cliJs = join(p.opt, 'dist', 'cli.js');
+    const ns = (...args: string[]) => execa('node', [cliJs, '--home', p.home, '--state', p.state, ...args], { reject: false });
+    const preview = await ns('import', 'crontab', crontab, '--user', 'root');
+    expect(preview.exitCode, preview.stderr).toBe(0);
+    expect(readdirSync(join(p.home, 'jobs'))).toEqual([]);
+    const write = await ns('import', 'crontab', crontab, '--user', 'root', '--write');
+    expect(write.exitCode, write.stdout + write.stderr).toBe(0);
+    expect(write.stdout).toMatch(/ok: 2 job file\(s\) written and valid/);
+    const jobs = readdirSync(join(p.home, 'jobs')).map((f) => f.replace(/\.yaml$/, ''));
+    expect(jobs).toHaveLength(2);
+    expect((await ns('validate')).exitCode).toBe(0);
+
+    const daemon = execa('node', [cliJs, '--home', p.home, '--state', p.state, 'start'], { reject: false, buffer: false, stdin: 'ignore' });
+    try {
+      await waitFor(() => existsSync(join(p.state, 'nightshift.sock')) || undefined, 60_000, 'the daemon');
+      const exportJob = jobs.find((j) => j !== 'echo' && !readFileSync(join(p.home, 'jobs', `${j}.yaml`), 'utf8').includes('@reboot'))!;
+      const run = await ns('run', exportJob);
+      expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+      expect(readFileSync(join(work, 'orders.csv'), 'utf8')).toBe('exported\n');
+      const status = await ns('status');
+      expect(status.stdout).toMatch(new RegExp(`Jobs run as other accounts: .*${exportJob} as root`));
+    } finally {
+      daemon.kill('SIGTERM');
+      await daemon;
+    }
+  }, 180_000);
+});
