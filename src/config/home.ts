@@ -86,7 +86,8 @@ export function compileJob(
     atBoot: spec.schedule === AT_BOOT,
     account,
     timezone,
-    cwd: spec.cwd === undefined ? undefined : isAbsolute(spec.cwd) ? spec.cwd : resolve(home, spec.cwd),
+    // A job of another account starts in that account's HOME, as cron starts it.
+    cwd: spec.cwd === undefined ? account?.home : isAbsolute(spec.cwd) ? spec.cwd : resolve(home, spec.cwd),
     managed,
     longRunning: managed && spec.heartbeat?.file !== undefined,
     hash,

@@ -137,7 +137,7 @@ export const JobSpecSchema = z
     ),
     cwd: doc(
       z.string().min(1).optional(),
-      'The folder the job runs in; a relative one is relative to the home folder. Default: the home folder.',
+      "The folder the job runs in; a relative one is relative to the home folder. Default: the home folder; for a job with `user:`, that account's HOME, as under cron.",
       'cwd: /srv/shop',
     ),
     env: doc(

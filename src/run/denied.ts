@@ -2,7 +2,7 @@
 // job moved from cron (the unit's ProtectSystem=strict makes the whole file system read-only but
 // the state folder and ReadWritePaths=). The error text of the job is read for the path, and the
 // run's reason says in plain words what to change, so status, the digest and the alert say it.
-import { dirname, isAbsolute } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Leash } from './launch.js';
 
 export interface Denial {
@@ -17,30 +17,47 @@ const MESSAGES: Array<{ kind: Denial['kind']; re: RegExp }> = [
   { kind: 'permission', re: /Permission denied|EACCES/ },
 ];
 
-/** The last denial the output tells of, with the path it names; null when it names none. */
-export function findDenial(output: string): Denial | null {
+/**
+ * The last denial the output tells of, with the path it names (a relative one read from `cwd`, where
+ * the job ran); null when it names none.
+ */
+export function findDenial(output: string, cwd: string): Denial | null {
   const lines = output.split('\n');
   for (let i = lines.length - 1; i >= 0; i--) {
     const line = lines[i]!;
     const m = MESSAGES.find((x) => x.re.test(line));
     if (!m) continue;
-    // The path the message is about: the last one before it ("sh: x.sh: line 3: /v/log: Permission
-    // denied"), else the first after it (Python: "Permission denied: '/v/log'").
     const at = line.search(m.re);
-    const path = paths(line.slice(0, at)).pop() ?? paths(line.slice(at))[0];
-    if (path) return { kind: m.kind, path };
+    const named = namedBefore(line.slice(0, at)) ?? namedAfter(line.slice(at));
+    if (named) return { kind: m.kind, path: resolve(cwd, named) };
   }
   return null;
 }
 
-/** The absolute paths in a piece of an error message, quoted or not, without a trailing ":". */
-function paths(text: string): string[] {
-  const out: string[] = [];
-  for (const m of text.matchAll(/(?:^|[\s'"`‘“(=])(\/[^\s'"`’”):]*)/g)) {
-    const p = m[1]!.replace(/[.,;]+$/, '');
-    if (p.length > 1 && isAbsolute(p)) out.push(p);
+const QUOTES = /^['"`‘“]+|['"`’”]+$/g;
+
+/**
+ * The path in the "PROGRAM: …: PATH: message" part of a line: the last part that ends in a path
+ * (not the program that speaks first: "/bin/sh: 1: cannot create ./out.txt", "tar: /b/x.tar:
+ * Cannot open"). A word counts when it holds a "/", is quoted, or follows "cannot create" and the like.
+ */
+function namedBefore(text: string): string | null {
+  const parts = text.replace(/:\s*$/, '').split(/:\s+/);
+  for (let i = parts.length - 1; i >= 1; i--) {
+    const part = parts[i]!.trim();
+    const word = /(\S+)$/.exec(part)?.[1] ?? '';
+    const bare = word.replace(QUOTES, '');
+    if (bare === '' || bare.startsWith('[')) continue;
+    if (bare.includes('/') || word !== bare || /\bcannot (create|touch|open|remove|access|stat)\s+\S/i.test(part)) return bare;
   }
-  return out;
+  return null;
+}
+
+/** Python's form: "…: Permission denied: '/v/log'" — a quoted name, or an absolute path, after the message. */
+function namedAfter(text: string): string | null {
+  const m = /['"‘“]([^'"’”]+)['"’”]|(?:^|\s)(\/\S+)/.exec(text);
+  const p = (m?.[1] ?? m?.[2])?.replace(/[.,;]+$/, '');
+  return p && p.length > 0 ? p : null;
 }
 
 function under(p: string, dir: string): boolean {

@@ -120,7 +120,7 @@ export class RunningProcess {
       const { bytes, tail } = log.close();
       const logNote = log.error ? ` (the log could not be written: ${log.error.message})` : '';
       // A failure that says it may not write somewhere: the reason says what to change.
-      const denial = outcome === 'failed' && exitCode !== null ? findDenial(tail) : null;
+      const denial = outcome === 'failed' && exitCode !== null ? findDenial(tail, job.cwd ?? job.home) : null;
       if (denial) {
         const account = job.account?.name ?? userInfo().username;
         // systemd gives every service process an INVOCATION_ID: the unit's sandbox is in force.

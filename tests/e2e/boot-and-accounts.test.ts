@@ -84,6 +84,7 @@ describe('user:', () => {
       const home = makeHome(
         {
           'as-daemon': `user: daemon\ncwd: /\nshell: 'id -u; id -g; id -G; echo "$HOME $LOGNAME $USER $SHELL"'\n`,
+          where: 'user: daemon\ncommand: ["pwd"]\n',
         },
         'timezone: UTC\n',
       );
@@ -105,7 +106,10 @@ describe('user:', () => {
       expect(lines).toContain(want.stdout.trim());
       expect(lines).toContain(`${pw[5]} daemon daemon /bin/sh`);
       const st = await cli(['--home', home, '--state', d.state, 'status']);
-      expect(String(st.stdout)).toContain('Jobs run as other accounts: as-daemon as daemon.');
+      expect(String(st.stdout)).toContain('Jobs run as other accounts: as-daemon as daemon, where as daemon.');
+      // without a cwd of its own it starts in the account's HOME, as cron starts it
+      await cli(['--home', home, '--state', d.state, 'run', 'where']);
+      expect(String((await cli(['--home', home, '--state', d.state, 'logs', 'where'])).stdout).split('\n')).toContain(pw[5]);
     },
     60_000,
   );

@@ -16,18 +16,23 @@ describe('findDenial', () => {
     ["OSError: [Errno 30] Read-only file system: '/var/reports/day.pdf'", 'read-only', '/var/reports/day.pdf'],
     ['mkdir: cannot create directory ‘/opt/app/cache’: Read-only file system', 'read-only', '/opt/app/cache'],
     ["PermissionError: [Errno 13] Permission denied: '/home/shop/out.csv'", 'permission', '/home/shop/out.csv'],
+    // dash speaks first with its own path; the file is relative to where the job ran
+    ['/bin/sh: 1: cannot create ./out.txt: Permission denied', 'permission', '/srv/shop/out.txt'],
+    ['sh: 1: cannot create out.txt: Read-only file system', 'read-only', '/srv/shop/out.txt'],
+    ["PermissionError: [Errno 13] Permission denied: 'report.csv'", 'permission', '/srv/shop/report.csv'],
     ['/usr/local/bin/report.sh: line 3: /var/log/report.log: Permission denied', 'permission', '/var/log/report.log'],
   ])('%s', (line, kind, path) => {
-    expect(findDenial(`starting\n${line}\n`)).toEqual({ kind, path });
+    expect(findDenial(`starting\n${line}\n`, '/srv/shop')).toEqual({ kind, path });
   });
 
   it('takes the last denial (the one the run died of) and ignores output without one', () => {
-    expect(findDenial('touch: cannot touch /a/b: Read-only file system\nrm: /c/d: Permission denied\n')).toEqual({
+    expect(findDenial('touch: cannot touch /a/b: Read-only file system\nrm: /c/d: Permission denied\n', '/')).toEqual({
       kind: 'permission',
       path: '/c/d',
     });
-    expect(findDenial('exported 12 orders\nall done\n')).toBeNull();
-    expect(findDenial('Permission denied (publickey).\n')).toBeNull();
+    expect(findDenial('exported 12 orders\nall done\n', '/')).toBeNull();
+    expect(findDenial('Permission denied (publickey).\n', '/')).toBeNull();
+    expect(findDenial('ssh: connect: Permission denied\n', '/')).toBeNull();
   });
 });
 
