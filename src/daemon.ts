@@ -34,7 +34,7 @@ import { healLines } from './report/healview.js';
 import { refOf } from './model.js';
 import { scheduleInWords } from './schedule/words.js';
 import { errorMessage, errorCode } from './errors.js';
-import { bootId, openFileEndingIn } from './run/proc.js';
+import { bootInfo, openFileEndingIn } from './run/proc.js';
 import { Retention, type Pruned, type RetentionLimits } from './store/retention.js';
 
 export const VERSION = '0.1.0';
@@ -65,8 +65,9 @@ export class Daemon {
   readonly paths: HomePaths;
   private readonly log: Logger;
   private readonly clock: Clock;
-  /** This boot of the machine (the kernel's boot id), read once at start; null where there is none. */
-  private readonly bootId: string | null = bootId();
+  /** This boot of the machine (the kernel's boot id and its start), read once at start; null where there is none. */
+  private readonly boot = bootInfo();
+  private readonly bootId: string | null = this.boot?.id ?? null;
   private lock: StateLock | null = null;
   private store!: Store;
   private scheduler!: Scheduler;
@@ -493,8 +494,20 @@ export class Daemon {
     const now = this.clock.now();
     for (const job of jobs) {
       const runs = job.spec.enabled && job.managed;
-      if (bootId !== null && !this.store.bootRuns.claim(job.name, bootId, now, runs ? 'run' : 'off')) continue;
-      if (!runs) continue;
+      // A job file written after the boot began (cron has had this boot's @reboot lines; an import
+      // made while nightshift was stopped; a renamed file) waits for the next boot, as one added
+      // while nightshift runs does.
+      const added = this.boot !== null && changedAfter(job.file, this.boot.at);
+      try {
+        if (bootId !== null && !this.store.bootRuns.claim(job.name, bootId, now, !runs ? 'off' : added ? 'added' : 'run')) continue;
+      } catch (err) {
+        // Fail open to work: a claim that cannot be written does not keep the job from its run.
+        this.log.error(
+          { job: job.name, err: errorMessage(err) },
+          'the boot run of an @reboot job could not be recorded; running it anyway',
+        );
+      }
+      if (!runs || added) continue;
       this.log.info({ job: job.name, boot: bootId }, 'the machine booted: running its @reboot job');
       this.supervisor.dispatchBoot(job);
     }
@@ -1101,5 +1114,14 @@ function removePrunedFiles(paths: HomePaths, p: Pruned, log: Logger): void {
     } catch (err) {
       if (errorCode(err) !== 'ENOENT') log.warn({ file: f, err: errorMessage(err) }, 'retention could not remove a file');
     }
+  }
+}
+
+/** Whether the file's inode changed (written, renamed, touched) after `at` (epoch ms); false when unreadable. */
+function changedAfter(file: string, at: number): boolean {
+  try {
+    return statSync(file).ctimeMs > at;
+  } catch {
+    return false;
   }
 }

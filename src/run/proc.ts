@@ -1,7 +1,7 @@
 // What Linux's /proc says about processes: the one place that reads it, for process-group
 // liveness (zombies excluded), our own open files, and the one reaper of what a crashed daemon
 // left behind (its runs' and its fixes' processes).
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 
 export interface ProcInfo {
   pid: number;
@@ -200,12 +200,17 @@ export function openFileEndingIn(suffix: string): string | null {
 }
 
 /**
- * The kernel's id of this boot of the machine (a new one at every boot), or null where there is
- * none to read. @reboot jobs run once per boot id.
+ * This boot of the machine: the kernel's id of it (a new one at every boot) and when it began
+ * (btime of /proc/stat), or null where there is none to read. @reboot jobs run once per boot id.
+ * NIGHTSHIFT_BOOT_ID_FILE stands in for a boot in tests: its text is the id, its mtime the start.
  */
-export function bootId(): string | null {
+export function bootInfo(): { id: string; at: number } | null {
+  const stand = process.env.NIGHTSHIFT_BOOT_ID_FILE;
   try {
-    return readFileSync(process.env.NIGHTSHIFT_BOOT_ID_FILE || '/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
+    if (stand) return { id: readFileSync(stand, 'utf8').trim(), at: statSync(stand).mtimeMs };
+    const id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1];
+    return id && btime ? { id, at: Number(btime) * 1000 } : null;
   } catch {
     return null;
   }

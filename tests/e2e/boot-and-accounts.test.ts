@@ -2,7 +2,7 @@
 // of nightshift), and `user:` runs a job as another account, as cron runs a user's crontab. A
 // test cannot reboot the machine: NIGHTSHIFT_BOOT_ID_FILE stands in for the kernel's boot id.
 import { execa } from 'execa';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, makeHome, query, startDaemon, tempDir, trackDaemons, waitFor, writeJob } from '../support/helpers.js';
@@ -69,6 +69,36 @@ describe('@reboot', () => {
     daemons.push(d);
     await waitFor(
       () => (bootRuns(d.state, 'late').length === 1 && bootRuns(d.state, 'off').length === 1 ? true : undefined),
+      20_000,
+      'both run after the next boot',
+    );
+  }, 120_000);
+});
+
+describe('@reboot, files written after the boot', () => {
+  it('a job file renamed, or written while nightshift was stopped, waits for the next boot (cron had this boot)', async () => {
+    const home = makeHome({ a: 'command: ["true"]\nschedule: "@reboot"\n' }, 'timezone: UTC\n');
+    dirs.push(home);
+    const bootFile = join(home, 'boot_id');
+    writeFileSync(bootFile, 'boot-1\n');
+    const env = { ...process.env, NIGHTSHIFT_BOOT_ID_FILE: bootFile } as Record<string, string>;
+    let d = await startDaemon(home, { env });
+    daemons.push(d);
+    await waitFor(() => bootRuns(d.state, 'a')[0], 20_000, 'the boot run of a');
+    await d.stop();
+    // while it is stopped: a renamed (a new name to the claims) and an imported one
+    renameSync(join(home, 'jobs', 'a.yaml'), join(home, 'jobs', 'renamed.yaml'));
+    writeJob(home, 'imported', 'command: ["true"]\nschedule: "@reboot"\n');
+    d = await startDaemon(home, { env });
+    daemons.push(d);
+    await d.stop();
+    expect(bootRuns(d.state, 'renamed')).toHaveLength(0);
+    expect(bootRuns(d.state, 'imported')).toHaveLength(0);
+    writeFileSync(bootFile, 'boot-2\n');
+    d = await startDaemon(home, { env });
+    daemons.push(d);
+    await waitFor(
+      () => (bootRuns(d.state, 'renamed').length === 1 && bootRuns(d.state, 'imported').length === 1 ? true : undefined),
       20_000,
       'both run after the next boot',
     );
