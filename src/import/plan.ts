@@ -79,6 +79,8 @@ export interface ImportPlan {
   ignoredBecause: string | null;
   /** Folders to grant with ReadWritePaths=, each with the lines that write there. */
   readWrite: Array<{ path: string; exists: boolean; lines: number[] }>;
+  /** Folders a command writes that the drop-in does not grant, and why. */
+  notGranted: Array<{ path: string; lines: number[]; why: string }>;
   /** Writes whose place is only known at run time. */
   unknownWrites: Array<{ line: number; word: string; how: string }>;
   /** A job works in, or writes, a home folder, which the unit hides (ProtectHome=yes). */
@@ -344,11 +346,16 @@ export function planImport(text: string, o: ImportOptions): ImportPlan {
   const byFolder = new Map<string, Set<number>>();
   for (const j of jobs) for (const w of j.writes) if (w.folder) byFolder.set(w.folder, (byFolder.get(w.folder) ?? new Set()).add(j.line));
   const folders = [...byFolder.keys()].sort();
-  const top = folders.filter((f) => !folders.some((g) => g !== f && (g === '/' || f.startsWith(`${g}/`))));
+  const grantable = folders.filter((f) => grantRefusal(f) === null);
+  const top = grantable.filter((f) => !grantable.some((g) => g !== f && f.startsWith(`${g}/`)));
   const readWrite = top.map((path) => {
     const lines = new Set<number>();
-    for (const [f, ls] of byFolder) if (f === path || f.startsWith(`${path}/`) || path === '/') for (const l of ls) lines.add(l);
+    for (const [f, ls] of byFolder) if (f === path || f.startsWith(`${path}/`)) for (const l of ls) lines.add(l);
     return { path, exists: o.exists(path), lines: [...lines].sort((a, b) => a - b) };
+  });
+  const notGranted = folders.flatMap((path) => {
+    const why = grantRefusal(path);
+    return why === null ? [] : [{ path, lines: [...byFolder.get(path)!].sort((a, b) => a - b), why }];
   });
   const unknownWrites = jobs.flatMap((j) =>
     j.writes.filter((w) => w.path === null && w.folder === null).map((w) => ({ line: j.line, word: w.word, how: w.how })),
@@ -375,8 +382,30 @@ export function planImport(text: string, o: ImportOptions): ImportPlan {
     empty: parsed.empty,
     ignoredBecause,
     readWrite,
+    notGranted,
     unknownWrites,
     protectHome,
     dropIn,
   };
+}
+
+const OWN = ['/etc/nightshift', '/opt/nightshift', '/var/lib/nightshift'];
+const SYSTEM = ['/etc', '/usr', '/boot', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/proc', '/sys', '/dev'];
+const within = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);
+
+/**
+ * Why a folder must not go into the drop-in (null: it may): the unit's protection is what keeps
+ * every job from the system and from nightshift's own folders, and one line of a crontab must not
+ * undo it for all of them.
+ */
+export function grantRefusal(path: string): string | null {
+  if (path === '/') return "the whole file system: that would undo the unit's protection for every job";
+  const inOwn = OWN.find((d) => within(path, d));
+  if (inOwn) return `inside ${inOwn}, nightshift's own (its home, install or state), which no job may write`;
+  const sys = SYSTEM.find((d) => within(path, d) || within(d, path));
+  if (sys)
+    return `a system folder (${sys}): granting it would let every job change the system; change the command, or keep this line in cron`;
+  const hasOwn = OWN.find((d) => within(d, path));
+  if (hasOwn) return `contains ${hasOwn}, nightshift's own (its home, install or state): grant a folder inside it instead`;
+  return null;
 }

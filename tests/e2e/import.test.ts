@@ -1,7 +1,7 @@
 // `nightshift import crontab` as an operator moving from cron meets it: the real program (dist/) in a
 // child process, real files in temporary homes, a real `crontab` program replaced by a script on PATH
 // where the machine's own crontab would be read.
-import { chmodSync, copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
@@ -69,6 +69,10 @@ describe('import crontab', () => {
       /^# from crontab line 11: 30 2 \* \* \* +\/usr\/local\/bin\/backup-db\.sh > \/var\/backups\/shop\/db\.log 2>&1$/m,
     );
     expect(backup).toContain('schedule: "30 2 * * *"');
+    // its env came from a crontab only its owner could read: not world-readable, in the group of jobs/
+    const st = statSync(join(h, 'jobs', 'backup-db.yaml'));
+    expect(st.mode & 0o777).toBe(0o640);
+    expect(st.gid).toBe(statSync(join(h, 'jobs')).gid);
     expect(backup).toContain('timezone: "Europe/Zurich"');
     const v = await cli(['--home', h, 'validate']);
     expect(v.stdout).toContain('ok: 68 job(s)');

@@ -1,7 +1,7 @@
 // `nightshift import crontab`: crontab lines into job specs — a preview first, files only with --write
 import { execFileSync } from 'node:child_process';
 import { lookupAccount } from '../../run/account.js';
-import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { errorCode, errorMessage } from '../../errors.js';
@@ -121,7 +121,7 @@ function printPlan(ctx: Ctx, plan: ImportPlan, exists: (name: string) => boolean
     }
     out();
   }
-  if (plan.readWrite.length || plan.unknownWrites.length || plan.protectHome) {
+  if (plan.readWrite.length || plan.notGranted.length || plan.unknownWrites.length || plan.protectHome) {
     out('What the service may write: the unit has ProtectSystem=strict, so a job that writes elsewhere fails with');
     out('"Read-only file system" (EROFS). The places below are what these commands write, as far as a reading of');
     out('the command can tell (redirections, tee, cp/mv/rsync destinations, tar -f, pg_dump -f, mysqldump');
@@ -130,6 +130,8 @@ function printPlan(ctx: Ctx, plan: ImportPlan, exists: (name: string) => boolean
       out(
         `  ${oneLine(r.path)}  (line${r.lines.length > 1 ? 's' : ''} ${r.lines.join(', ')})${r.exists ? '' : ' — does not exist yet: create it, or the "-" lets the unit start without it'}`,
       );
+    for (const r of plan.notGranted)
+      out(`  ${oneLine(r.path)}  (line${r.lines.length > 1 ? 's' : ''} ${r.lines.join(', ')}) — NOT in the drop-in: ${r.why}`);
     for (const u of plan.unknownWrites)
       out(`  line ${u.line}: ${oneLine(u.word, 200)} (${u.how}) — only known at run time: add its folder yourself`);
     if (plan.protectHome)
@@ -257,7 +259,15 @@ export const importCommand: Command = {
         }
         try {
           // wx: never replaces a file, even one created since the check above.
-          writeFileSync(f, j.yaml, { flag: 'wx', mode: 0o644 });
+          // 0640 in the group of jobs/ (root:nightshift when installed): a job's env may hold what
+          // the crontab (0600) held; the daemon reads it through the group, nobody else does.
+          writeFileSync(f, j.yaml, { flag: 'wx', mode: 0o640 });
+          const group = statSync(ctx.paths.jobsDir).gid;
+          try {
+            if (statSync(f).gid !== group) chownSync(f, -1, group);
+          } catch {
+            // not a member of that group (not root): the file keeps the writer's own group
+          }
           results.push({ name: j.name, file: f, status: 'written' });
         } catch (err) {
           if (errorCode(err) === 'EEXIST') results.push({ name: j.name, file: f, status: 'exists' });

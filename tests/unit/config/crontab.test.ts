@@ -435,6 +435,38 @@ describe('what the commands write', () => {
     expect(plan.jobs[3]!.notes.join(' ')).toContain('PrivateTmp');
   });
 
+  it("never grants the whole file system, a system folder or one of nightshift's own: those are listed as not granted", () => {
+    // The attack: one crontab line writing to / (or /etc) would have put ReadWritePaths=/ in the
+    // drop-in the operator is told to paste, undoing the unit's protection for every job.
+    const text = [
+      '0 1 * * * echo x > /x.log',
+      '0 2 * * * echo x > /etc/passwd',
+      '0 3 * * * echo x > /etc/nightshift/jobs/planted.yaml',
+      '0 4 * * * echo x > /opt/nightshift/dist/cli.js',
+      '0 5 * * * tar -czf /var/lib/nightshift/x.tgz /srv',
+      '0 6 * * * echo x > /usr/local/bin/tool',
+      '0 7 * * * echo x > /var/backups/ok.log',
+      '',
+    ].join('\n');
+    const plan = planImport(text, opts({ owner: { name: 'svc', home: '/srv/svc' } }));
+    expect(plan.readWrite).toEqual([{ path: '/var/backups', exists: true, lines: [7] }]);
+    expect(plan.dropIn).toBe('[Service]\nReadWritePaths=/var/backups\n');
+    expect(plan.notGranted.map((n) => [n.path, n.lines])).toEqual([
+      ['/', [1]],
+      ['/etc', [2]],
+      ['/etc/nightshift/jobs', [3]],
+      ['/opt/nightshift/dist', [4]],
+      ['/usr/local/bin', [6]],
+      ['/var/lib/nightshift', [5]],
+    ]);
+    const why = Object.fromEntries(plan.notGranted.map((n) => [n.path, n.why]));
+
+    expect(why['/']).toMatch(/whole file system/);
+    expect(why['/etc']).toMatch(/system folder \(\/etc\)/);
+    expect(why['/opt/nightshift/dist']).toMatch(/nightshift's own/);
+    expect(why['/var/lib/nightshift']).toMatch(/nightshift's own/);
+  });
+
   it('asks for ProtectHome=read-only when a job works in a home folder (cron starts it in HOME)', () => {
     const plan = planImport('0 1 * * * /bin/true\n', opts());
     expect(plan.dropIn).toBe('[Service]\nProtectHome=read-only\n');
