@@ -223,17 +223,26 @@ describe('the state folder fills up', () => {
     // Jobs keep running while nothing can be written: several runs of each finish meanwhile.
     const during = () => d.lines().slice(episodeStart).filter(finishedLine);
     const ofJob = (lines: Array<Record<string, unknown>>, job: string) => lines.filter((l) => l.job === job);
+    // A chatty run that started before the disk filled may have written its whole log already: only
+    // one started during the episode is sure to meet the full disk.
+    const chattyStartedDuring = () =>
+      ofJob(during(), 'chatty').filter((f) =>
+        d
+          .lines()
+          .slice(episodeStart)
+          .some((l) => l.job === 'chatty' && l.run === f.run && msgOf(l) === 'run started'),
+      );
     await waitFor(
       () =>
         ofJob(during(), 'tick').length >= 3 &&
         ofJob(during(), 'flaky').some((l) => l.outcome === 'failed') &&
-        ofJob(during(), 'chatty').length >= 1,
+        chattyStartedDuring().length >= 1,
       20_000,
       'runs of tick, flaky and chatty during the episode',
     );
     expect(d.proc.exitCode).toBeNull();
     // a run whose log cannot be written is neither killed nor judged by a log that is not there
-    const chattyDuring = ofJob(during(), 'chatty')[0]!;
+    const chattyDuring = chattyStartedDuring()[0]!;
     expect(chattyDuring.outcome).toBe('ok');
     expect(msgOf(chattyDuring)).toMatch(/the log could not be written: .*ENOSPC/);
     // held runs say so
