@@ -67,7 +67,6 @@ export class Daemon {
   private readonly clock: Clock;
   /** This boot of the machine (the kernel's boot id and its start), read once at start; null where there is none. */
   private readonly boot = bootInfo();
-  private readonly bootId: string | null = this.boot?.id ?? null;
   private lock: StateLock | null = null;
   private store!: Store;
   private scheduler!: Scheduler;
@@ -486,7 +485,7 @@ export class Daemon {
    */
   private runBootJobs(): void {
     const jobs = [...this.jobs.values()].filter((j) => j.atBoot);
-    const bootId = this.bootId;
+    const bootId = this.boot?.id ?? null;
     if (bootId === null) {
       if (jobs.length > 0)
         this.log.warn('no boot id to read (/proc/sys/kernel/random/boot_id): @reboot jobs run at every start of nightshift');
@@ -520,7 +519,7 @@ export class Daemon {
     ev.on('job-changed', ({ job, prev }) => {
       this.scheduler.upsert(job);
       // An @reboot job that appears (or becomes one) during a boot waits for the next boot, as under cron.
-      if (job.atBoot && this.bootId !== null) this.store.bootRuns.claim(job.name, this.bootId, this.clock.now(), 'added');
+      if (job.atBoot && this.boot) this.store.bootRuns.claim(job.name, this.boot.id, this.clock.now(), 'added');
       this.watchdog?.jobChanged(job, !prev);
       this.heartbeatFiles?.jobsChanged();
       const nextRun = this.scheduler.nextRun(job.name);

@@ -752,7 +752,7 @@ export function launch(
   if (c.account && c.profile !== 'job') throw new Error(`only a job runs as another account, not a ${c.profile}`);
   // setpriv becomes the account (uid, gid, groups) and runs the command in its place: inside the
   // sandbox (sandboxArgs), or, uncontained, as the process the daemon starts.
-  const as = c.account && c.account.uid !== 0 ? asAccount(c.account, onDaemonPath('setpriv') ?? '/usr/bin/setpriv') : [];
+  const as = c.account && c.account.uid !== 0 ? asAccount(c.account, setprivPath()) : [];
   const cont = containment();
   const base: Options = { ...options, detached: true, cleanup: false, extendEnv: false, windowsHide: true };
   if (c.profile === 'fix' || c.profile === 'probe') {
@@ -788,6 +788,12 @@ export function launch(
   }
   const sub = execa(cont.bwrap, bargs, { ...withFilter, cwd: '/', env });
   return { sub, contained: true };
+}
+
+let setpriv: string | null = null;
+/** setpriv's full path, found once: the daemon's PATH does not change while it runs. */
+function setprivPath(): string {
+  return (setpriv ??= onDaemonPath('setpriv') ?? '/usr/bin/setpriv');
 }
 
 /** The program's full path as the daemon's own PATH finds it (null: not found there). */

@@ -14,13 +14,19 @@ function bootRuns(state: string, job: string): Array<{ id: number; trigger: stri
   return query(state, "SELECT id, trigger, outcome FROM runs WHERE job = ? AND trigger = 'boot' ORDER BY id", job);
 }
 
+/** A home of these jobs and a stand-in boot: `boot(id)` is a boot of the machine, from now on. */
+function bootedHome(jobs: Record<string, string>): { home: string; env: Record<string, string>; boot: (id: string) => void } {
+  const home = makeHome(jobs, 'timezone: UTC\n');
+  dirs.push(home);
+  const bootFile = join(home, 'boot_id');
+  const boot = (id: string) => writeFileSync(bootFile, `${id}\n`);
+  boot('boot-1');
+  return { home, env: { ...process.env, NIGHTSHIFT_BOOT_ID_FILE: bootFile }, boot };
+}
+
 describe('@reboot', () => {
   it('runs once after a boot: not again when nightshift restarts in the same boot, again after the next boot', async () => {
-    const home = makeHome({ warm: 'command: ["sh", "-c", "echo warmed"]\nschedule: "@reboot"\n' }, 'timezone: UTC\n');
-    dirs.push(home);
-    const bootFile = join(home, 'boot_id');
-    writeFileSync(bootFile, 'boot-1\n');
-    const env = { ...process.env, NIGHTSHIFT_BOOT_ID_FILE: bootFile } as Record<string, string>;
+    const { home, env, boot } = bootedHome({ warm: 'command: ["sh", "-c", "echo warmed"]\nschedule: "@reboot"\n' });
 
     let d = await startDaemon(home, { env });
     daemons.push(d);
@@ -34,7 +40,7 @@ describe('@reboot', () => {
     expect(bootRuns(d.state, 'warm')).toHaveLength(1);
 
     // The machine booted.
-    writeFileSync(bootFile, 'boot-2\n');
+    boot('boot-2');
     d = await startDaemon(home, { env });
     daemons.push(d);
     await waitFor(() => (bootRuns(d.state, 'warm').length === 2 ? true : undefined), 20_000, 'the second boot run');
@@ -45,11 +51,7 @@ describe('@reboot', () => {
   }, 120_000);
 
   it('a job that appears during a boot, or is off at the boot, waits for the next boot', async () => {
-    const home = makeHome({ off: 'command: ["true"]\nschedule: "@reboot"\nenabled: false\n' }, 'timezone: UTC\n');
-    dirs.push(home);
-    const bootFile = join(home, 'boot_id');
-    writeFileSync(bootFile, 'boot-1\n');
-    const env = { ...process.env, NIGHTSHIFT_BOOT_ID_FILE: bootFile } as Record<string, string>;
+    const { home, env, boot } = bootedHome({ off: 'command: ["true"]\nschedule: "@reboot"\nenabled: false\n' });
 
     let d = await startDaemon(home, { env });
     daemons.push(d);
@@ -64,7 +66,7 @@ describe('@reboot', () => {
     expect(bootRuns(d.state, 'late')).toHaveLength(0);
     expect(bootRuns(d.state, 'off')).toHaveLength(0);
 
-    writeFileSync(bootFile, 'boot-2\n');
+    boot('boot-2');
     d = await startDaemon(home, { env });
     daemons.push(d);
     await waitFor(
@@ -77,11 +79,7 @@ describe('@reboot', () => {
 
 describe('@reboot, files written after the boot', () => {
   it('a job file renamed, or written while nightshift was stopped, waits for the next boot (cron had this boot)', async () => {
-    const home = makeHome({ a: 'command: ["true"]\nschedule: "@reboot"\n' }, 'timezone: UTC\n');
-    dirs.push(home);
-    const bootFile = join(home, 'boot_id');
-    writeFileSync(bootFile, 'boot-1\n');
-    const env = { ...process.env, NIGHTSHIFT_BOOT_ID_FILE: bootFile } as Record<string, string>;
+    const { home, env, boot } = bootedHome({ a: 'command: ["true"]\nschedule: "@reboot"\n' });
     let d = await startDaemon(home, { env });
     daemons.push(d);
     await waitFor(() => bootRuns(d.state, 'a')[0], 20_000, 'the boot run of a');
@@ -94,7 +92,7 @@ describe('@reboot, files written after the boot', () => {
     await d.stop();
     expect(bootRuns(d.state, 'renamed')).toHaveLength(0);
     expect(bootRuns(d.state, 'imported')).toHaveLength(0);
-    writeFileSync(bootFile, 'boot-2\n');
+    boot('boot-2');
     d = await startDaemon(home, { env });
     daemons.push(d);
     await waitFor(
